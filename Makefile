@@ -1,0 +1,35 @@
+# Two commands matter: `make demo` and `make test`. Everything else is what they stand on.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test demo bench bench-quick local clean
+
+install: $(STAMP)
+
+# uv installs the whole stack in seconds; pip is the fallback when uv cannot be had.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv \
+	  && $(VENV)/bin/uv pip install --python $(PY) -q -e '.[local,dev]' \
+	  || $(PY) -m pip install -q --disable-pip-version-check -e '.[local,dev]'
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: install
+	$(PY) -m airflow_provider_smr.demo
+
+bench: install
+	$(PY) bench/run.py
+
+bench-quick: install
+	$(PY) bench/run.py --quick
+
+local: install
+	$(VENV)/bin/smr local up
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

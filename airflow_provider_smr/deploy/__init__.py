@@ -1,0 +1,1 @@
+"""deploy of the Serverless MapReduce provider."""

@@ -1,0 +1,1 @@
+"""local of the Serverless MapReduce provider."""

@@ -1,0 +1,1 @@
+"""Job modules used by the example DAGs."""

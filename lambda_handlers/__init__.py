@@ -1,0 +1,1 @@
+"""Data plane: the handlers that run inside AWS Lambda (standard library, boto3 and vendored code only)."""

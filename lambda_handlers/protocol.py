@@ -1,0 +1,280 @@
+"""The one shared contract: S3 key layout, marker names, environment names and event shapes.
+
+Both planes import this module; nobody formats a job key by hand anywhere else. It uses the
+standard library only, because it runs inside Lambda as well as in the Airflow worker.
+
+Layout of one job under the stack's work bucket::
+
+    jobs/<job_id>/job.pkl                          the pickled job (cloudpickle)
+    jobs/<job_id>/plan.json                        splits, steps, settings (written once by the driver)
+    jobs/<job_id>/done.json | failed.json          terminal result, written once
+    jobs/<job_id>/cancel                           cancel request
+    jobs/<job_id>/map/<step>/<task>.<attempt>.data        map output: all partitions + index
+    jobs/<job_id>/reduce/<step>/<task>.<attempt>.data     reduce output of a non-final step
+    jobs/<job_id>/parts/<task>.<attempt>.<ext>            final-step parts before commit
+    jobs/<job_id>/status/<step>/<phase>/<task>.json              done marker (put-if-absent)
+    jobs/<job_id>/status/<step>/<phase>/<task>.<attempt>.start   attempt started
+    jobs/<job_id>/status/<step>/<phase>/<task>.<attempt>.error   attempt failed (details in errors/)
+    jobs/<job_id>/status/claims/<name>                            exactly-once transition claims
+    jobs/<job_id>/status/job/<state>                              terminal state mirror (one LIST sees it)
+    jobs/<job_id>/errors/<step>/<phase>/<task>.<attempt>.json    remote traceback and context
+    <output>/part-00000.<ext> ... _SUCCESS
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PROTOCOL_VERSION = 1
+
+JOBS_PREFIX = "jobs/"
+MAP = "map"
+REDUCE = "reduce"
+PHASES = (MAP, REDUCE)
+
+SUCCESS_MARKER = "_SUCCESS"
+PART_PREFIX = "part-"
+
+# Terminal job states, as written under status/job/<state>.
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+RUNNING = "RUNNING"
+PENDING = "PENDING"
+TERMINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
+
+# Environment variables the stack sets on every function.
+ENV_WORK_BUCKET = "SMR_WORK_BUCKET"
+ENV_STACK_NAME = "SMR_STACK_NAME"
+ENV_MAPPER_FUNCTION = "SMR_MAPPER_FUNCTION"
+ENV_REDUCER_FUNCTION = "SMR_REDUCER_FUNCTION"
+ENV_COORDINATOR_FUNCTION = "SMR_COORDINATOR_FUNCTION"
+ENV_DRIVER_FUNCTION = "SMR_DRIVER_FUNCTION"
+
+# Event kinds: one per handler entry point.
+EVENT_MAP = "map"
+EVENT_REDUCE = "reduce"
+EVENT_COORDINATE = "coordinate"
+EVENT_DRIVE = "drive"
+EVENT_INVOKE = "invoke"
+EVENT_KINDS = (EVENT_MAP, EVENT_REDUCE, EVENT_COORDINATE, EVENT_DRIVE, EVENT_INVOKE)
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=-]{0,199}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_CLAIM = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+MAX_TASKS = 1_000_000
+MAX_STEPS = 100
+MAX_ATTEMPTS = 100
+
+
+class ProtocolError(ValueError):
+    """An event or key that does not follow the protocol (rejected before any S3 write)."""
+
+
+def validate_job_id(job_id: object) -> str:
+    """Return ``job_id`` if it is a safe key component, else raise :class:`ProtocolError`."""
+    if not isinstance(job_id, str) or not _JOB_ID.match(job_id) or ".." in job_id:
+        raise ProtocolError(
+            f"invalid job id {job_id!r}: use 1-200 letters, digits, '_', '.', '=', '-' "
+            "(starting with a letter or digit, no '..')"
+        )
+    return job_id
+
+
+def validate_bucket(bucket: object) -> str:
+    if not isinstance(bucket, str) or not _BUCKET.match(bucket):
+        raise ProtocolError(f"invalid bucket name {bucket!r}")
+    return bucket
+
+
+def _index(name: str, value: object, upper: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < upper:
+        raise ProtocolError(f"{name} must be an integer in [0, {upper}), got {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys
+
+
+def job_prefix(job_id: str) -> str:
+    return f"{JOBS_PREFIX}{validate_job_id(job_id)}/"
+
+
+def job_pickle_key(job_id: str) -> str:
+    return job_prefix(job_id) + "job.pkl"
+
+
+def plan_key(job_id: str) -> str:
+    return job_prefix(job_id) + "plan.json"
+
+
+def done_key(job_id: str) -> str:
+    return job_prefix(job_id) + "done.json"
+
+
+def failed_key(job_id: str) -> str:
+    return job_prefix(job_id) + "failed.json"
+
+
+def cancel_key(job_id: str) -> str:
+    return job_prefix(job_id) + "cancel"
+
+
+def map_output_key(job_id: str, step: int, task: int, attempt: int) -> str:
+    return job_prefix(job_id) + f"map/{step}/{task:05d}.{attempt}.data"
+
+
+def reduce_output_key(job_id: str, step: int, task: int, attempt: int) -> str:
+    """Output of a reducer of a non-final step (read by the next step's mappers)."""
+    return job_prefix(job_id) + f"reduce/{step}/{task:05d}.{attempt}.data"
+
+
+def staged_part_key(job_id: str, task: int, attempt: int, ext: str) -> str:
+    """A final-step part, written before commit moves it to the output location."""
+    return job_prefix(job_id) + f"parts/{task:05d}.{attempt}.{ext}"
+
+
+def status_prefix(job_id: str) -> str:
+    return job_prefix(job_id) + "status/"
+
+
+def phase_status_prefix(job_id: str, step: int, phase: str) -> str:
+    return status_prefix(job_id) + f"{step}/{phase}/"
+
+
+def done_marker_key(job_id: str, step: int, phase: str, task: int) -> str:
+    return phase_status_prefix(job_id, step, phase) + f"{task:05d}.json"
+
+
+def start_marker_key(job_id: str, step: int, phase: str, task: int, attempt: int) -> str:
+    return phase_status_prefix(job_id, step, phase) + f"{task:05d}.{attempt}.start"
+
+
+def error_marker_key(job_id: str, step: int, phase: str, task: int, attempt: int) -> str:
+    return phase_status_prefix(job_id, step, phase) + f"{task:05d}.{attempt}.error"
+
+
+def error_detail_key(job_id: str, step: int, phase: str, task: int, attempt: int) -> str:
+    return job_prefix(job_id) + f"errors/{step}/{phase}/{task:05d}.{attempt}.json"
+
+
+def claim_key(job_id: str, name: str) -> str:
+    """Put-if-absent claim that makes one transition (``reduce-0``, ``step-1``, ``commit``) happen once."""
+    if not _CLAIM.match(name):
+        raise ProtocolError(f"invalid claim name {name!r}")
+    return status_prefix(job_id) + f"claims/{name}"
+
+
+def job_state_key(job_id: str, state: str) -> str:
+    if state not in TERMINAL_STATES:
+        raise ProtocolError(f"not a terminal state: {state!r}")
+    return status_prefix(job_id) + f"job/{state}"
+
+
+def part_name(index: int, ext: str) -> str:
+    return f"{PART_PREFIX}{index:05d}.{ext}"
+
+
+@dataclass(frozen=True)
+class StatusKey:
+    """One key under ``status/``, parsed."""
+
+    kind: str  # "done" | "start" | "error" | "claim" | "job"
+    step: int | None = None
+    phase: str | None = None
+    task: int | None = None
+    attempt: int | None = None
+    name: str | None = None  # claim name or job state
+
+
+_STATUS_TASK = re.compile(r"^(\d+)/(map|reduce)/(\d+)(?:\.(\d+)\.(start|error)|\.json)$")
+
+
+def parse_status_key(job_id: str, key: str) -> StatusKey | None:
+    """Parse a key listed under :func:`status_prefix`; ``None`` for keys this version does not know."""
+    prefix = status_prefix(job_id)
+    if not key.startswith(prefix):
+        return None
+    rest = key[len(prefix) :]
+    if rest.startswith("claims/"):
+        return StatusKey("claim", name=rest[len("claims/") :])
+    if rest.startswith("job/"):
+        return StatusKey("job", name=rest[len("job/") :])
+    m = _STATUS_TASK.match(rest)
+    if not m:
+        return None
+    step, phase, task, attempt, what = m.groups()
+    if attempt is None:
+        return StatusKey("done", int(step), phase, int(task))
+    return StatusKey(what, int(step), phase, int(task), int(attempt))
+
+
+# ---------------------------------------------------------------------------------------------
+# Events: payloads carry pointers (bucket, job id, task, attempt), never data.
+
+
+def task_event(kind: str, bucket: str, job_id: str, step: int, task: int, attempt: int) -> dict:
+    return validate_event(
+        {"v": PROTOCOL_VERSION, "kind": kind, "bucket": bucket, "job_id": job_id,
+         "step": step, "task": task, "attempt": attempt}
+    )
+
+
+def coordinate_event(bucket: str, job_id: str, reason: str = "") -> dict:
+    return validate_event(
+        {"v": PROTOCOL_VERSION, "kind": EVENT_COORDINATE, "bucket": bucket, "job_id": job_id,
+         "reason": reason}
+    )
+
+
+def drive_event(bucket: str, job_id: str) -> dict:
+    return validate_event(
+        {"v": PROTOCOL_VERSION, "kind": EVENT_DRIVE, "bucket": bucket, "job_id": job_id}
+    )
+
+
+def invoke_event(bucket: str, job_id: str, tasks: list[dict]) -> dict:
+    """A batch of task events for an invoker node of the fan-out tree."""
+    return validate_event(
+        {"v": PROTOCOL_VERSION, "kind": EVENT_INVOKE, "bucket": bucket, "job_id": job_id,
+         "tasks": tasks}
+    )
+
+
+def validate_event(event: object, expected_kind: str | None = None,
+                   work_bucket: str | None = None) -> dict:
+    """Check an event's shape; raise :class:`ProtocolError` naming the first problem.
+
+    :param expected_kind: the kind the receiving handler serves, if it serves one.
+    :param work_bucket: the stack's own work bucket; an event naming another bucket is refused,
+        because handlers load pickled code from that bucket and pickle runs code.
+    """
+    if not isinstance(event, dict):
+        raise ProtocolError(f"event must be a JSON object, got {type(event).__name__}")
+    kind = event.get("kind")
+    if kind not in EVENT_KINDS:
+        raise ProtocolError(f"unknown event kind {kind!r}")
+    if expected_kind is not None and kind != expected_kind:
+        raise ProtocolError(f"this handler takes {expected_kind!r} events, got {kind!r}")
+    bucket = validate_bucket(event.get("bucket"))
+    if work_bucket is not None and bucket != work_bucket:
+        raise ProtocolError(f"bucket {bucket!r} is not this stack's work bucket")
+    validate_job_id(event.get("job_id"))
+    if kind in (EVENT_MAP, EVENT_REDUCE):
+        _index("step", event.get("step"), MAX_STEPS)
+        _index("task", event.get("task"), MAX_TASKS)
+        _index("attempt", event.get("attempt"), MAX_ATTEMPTS)
+    elif kind == EVENT_COORDINATE:
+        if not isinstance(event.get("reason", ""), str):
+            raise ProtocolError("reason must be a string")
+    elif kind == EVENT_INVOKE:
+        tasks = event.get("tasks")
+        if not isinstance(tasks, list) or not tasks:
+            raise ProtocolError("tasks must be a non-empty list")
+        for t in tasks:
+            validate_event(t, work_bucket=bucket)
+            if t["job_id"] != event["job_id"]:
+                raise ProtocolError("an invoke batch may only hold tasks of its own job")
+    return event
