@@ -8,7 +8,8 @@ minutes), data transfer (same region is free) and CloudWatch Logs ingestion.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Mapping
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,10 @@ class Prices:
         }
     )
 
+    def s3_tier(self, kind: str) -> str:
+        """``"put"``, ``"get"`` or ``"free"``; unknown request types are priced as reads."""
+        return self.s3_request_kinds.get(kind.upper(), "get")
+
 
 DEFAULT_PRICES = Prices()
 
@@ -32,6 +37,50 @@ def gb_seconds(duration_s: float, memory_mb: int) -> float:
     """Billed GB-seconds of one invocation (Lambda bills per started millisecond)."""
     billed_ms = max(1, -(-int(duration_s * 1_000_000) // 1000))
     return billed_ms / 1000 * memory_mb / 1024
+
+
+def total_gb_seconds(invocations: Iterable[tuple[float, int]]) -> float:
+    """Billed GB-seconds of many ``(duration_s, memory_mb)`` invocations, each rounded up alone."""
+    return sum(gb_seconds(duration, memory) for duration, memory in invocations)
+
+
+@dataclass(frozen=True)
+class CostBreakdown:
+    """A job's estimated list-price cost in USD, by what it pays for."""
+
+    lambda_compute: float
+    lambda_requests: float
+    s3_put: float
+    s3_get: float
+
+    @property
+    def total(self) -> float:
+        return round(self.lambda_compute + self.lambda_requests + self.s3_put + self.s3_get, 8)
+
+    def to_dict(self) -> dict[str, float]:
+        return {**{k: round(v, 8) for k, v in asdict(self).items()}, "total": self.total}
+
+
+def cost_breakdown(
+    lambda_gb_seconds: float,
+    lambda_requests: int,
+    s3_requests: Mapping[str, int],
+    prices: Prices = DEFAULT_PRICES,
+) -> CostBreakdown:
+    """The cost of a job split into Lambda compute, Lambda requests, S3 writes/lists and S3 reads."""
+    put = get = 0.0
+    for kind, count in s3_requests.items():
+        tier = prices.s3_tier(kind)
+        if tier == "put":
+            put += count * prices.s3_put
+        elif tier == "get":
+            get += count * prices.s3_get
+    return CostBreakdown(
+        lambda_compute=lambda_gb_seconds * prices.lambda_gb_second,
+        lambda_requests=lambda_requests * prices.lambda_request,
+        s3_put=put,
+        s3_get=get,
+    )
 
 
 def estimate_cost_usd(
@@ -46,11 +95,16 @@ def estimate_cost_usd(
     :param lambda_requests: number of Lambda invocations.
     :param s3_requests: request counts by type (``PUT``, ``GET``, ``LIST``, ``HEAD``, ...).
     """
-    cost = lambda_gb_seconds * prices.lambda_gb_second + lambda_requests * prices.lambda_request
-    for kind, count in s3_requests.items():
-        tier = prices.s3_request_kinds.get(kind.upper(), "get")
-        if tier == "put":
-            cost += count * prices.s3_put
-        elif tier == "get":
-            cost += count * prices.s3_get
-    return round(cost, 8)
+    return cost_breakdown(lambda_gb_seconds, lambda_requests, s3_requests, prices).total
+
+
+def shuffle_put_budget(num_map_tasks: int, num_reducers: int) -> int:
+    """Most S3 writes one MapReduce step may make: ``M + 2R + 10``.
+
+    One data object per map task, a data object and a done marker per reducer, and a constant for
+    claims and job-level objects. A design that writes one object per (mapper, reducer) pair
+    (M x R) breaks this as soon as both are above a handful.
+    """
+    if num_map_tasks < 0 or num_reducers < 0:
+        raise ValueError("task counts cannot be negative")
+    return num_map_tasks + 2 * num_reducers + 10

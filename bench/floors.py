@@ -1,0 +1,103 @@
+"""Floors: the same answer computed by the simplest fast thing on this machine, timed in-run.
+
+- word count and AMPLab Q2: a 2-process pure-Python single pass over the same bytes (each process
+  owns the lines starting in its half of the file, as a split would), results merged;
+- sort: ``LC_ALL=C sort --parallel=2``.
+
+A floor returns its wall seconds and its answer, so the benchmark also checks the engine's output
+against it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+PROCESSES = 2
+
+
+@dataclass
+class Floor:
+    seconds: float
+    answer: Any
+
+
+def line_ranges(path: str | os.PathLike, parts: int) -> list[tuple[int, int]]:
+    """Byte ranges that cut ``path`` into ``parts`` pieces at line boundaries."""
+    size = os.path.getsize(path)
+    cuts = [0]
+    with open(path, "rb") as f:
+        for i in range(1, parts):
+            f.seek(max(cuts[-1], size * i // parts))
+            f.readline()
+            cuts.append(min(size, f.tell()))
+    cuts.append(size)
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _read_range(path: str, start: int, end: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(start)
+        return f.read(end - start)
+
+
+def _count_words(args: tuple[str, int, int]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    get = counts.get
+    for line in _read_range(*args).decode().splitlines():
+        for word in line.split():
+            counts[word] = get(word, 0) + 1
+    return counts
+
+
+def _sum_revenue(args: tuple[str, int, int]) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    get = sums.get
+    for line in _read_range(*args).decode().splitlines():
+        fields = line.split(",", 4)
+        key = fields[0][:8]
+        sums[key] = get(key, 0.0) + float(fields[3])
+    return sums
+
+
+def _merge_add(parts: list[dict]) -> dict:
+    total = dict(parts[0]) if parts else {}
+    for part in parts[1:]:
+        get = total.get
+        for k, v in part.items():
+            total[k] = get(k, 0) + v
+    return total
+
+
+def python_pass(path: str | os.PathLike, work: Callable[[tuple[str, int, int]], dict],
+                processes: int = PROCESSES) -> Floor:
+    started = time.perf_counter()
+    ranges = [(str(path), a, b) for a, b in line_ranges(path, processes)]
+    with ProcessPoolExecutor(processes) as pool:
+        answer = _merge_add(list(pool.map(work, ranges)))
+    return Floor(time.perf_counter() - started, answer)
+
+
+def word_count_floor(path: str | os.PathLike) -> Floor:
+    """``{word: count}`` over whitespace-split words, 2 processes."""
+    return python_pass(path, _count_words)
+
+
+def amplab_q2_floor(path: str | os.PathLike) -> Floor:
+    """``{sourceIP[:8]: sum(adRevenue)}``, 2 processes."""
+    return python_pass(path, _sum_revenue)
+
+
+def sort_floor(path: str | os.PathLike, out: str | os.PathLike) -> Floor:
+    """``LC_ALL=C sort --parallel=2``; the answer is the sorted file's path."""
+    env = dict(os.environ, LC_ALL="C")
+    tmp = Path(out).parent
+    started = time.perf_counter()
+    subprocess.run(["sort", "--parallel=2", "-S", "25%", "-T", str(tmp), "-o", str(out), str(path)],
+                   env=env, check=True)
+    return Floor(time.perf_counter() - started, Path(out))

@@ -1,0 +1,233 @@
+"""A modelled AWS run of AMPLab Q2 at 126.8 GB, from rates measured here and the engine's request counts.
+
+``SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uservisits GROUP BY 1`` over the 5-node
+uservisits table (126.8 GB, 775 M rows), printed next to the published peer figures: AWS's
+BigLambda reference (200 s, $0.113) and Corral (168.8 s). Target: under 150 s and under $0.10 with
+at most 1,000 concurrent functions.
+
+What the model assumes (printed with every result, see :func:`assumptions`):
+
+1. CPU: a function with >= 1,769 MB has one full vCPU, as fast as one core of the machine the rates
+   were measured on; below that, CPU time stretches by ``1769 / memory_mb``. Map cost per input
+   byte and reduce cost per shuffled byte are the measured rates (bytes per CPU-second), which
+   include the local S3 client work, so they are conservative.
+2. S3 from one function: ``read_mb_s`` / ``write_mb_s`` sustained per function (defaults 80 / 60
+   MB/s, the order published for single Lambdas with a few parallel ranged GETs), plus a
+   first-byte latency per request (``request_latency_s``, 30 ms). Reading and computing do not
+   overlap (``overlap=False``): a map task reads its split, then parses it.
+3. Data: prefixes of uniform random IPv4 addresses, ``groups`` distinct keys (2,255,536: every
+   8-character prefix of ``a.b.c.d``, computed; the published Q2a answer is of the same order).
+   A map task over ``n`` rows emits ``groups * (1 - exp(-n / groups))`` combined keys (uniform
+   occupancy: an over-estimate, prefixes are not equally likely), at ``shuffle_bytes_per_key``.
+4. Requests per task are the engine contract's (ENGINE_CONTRACT.md): a map task GETs job.pkl,
+   plan.json and its split (+1 for the straddling line), HEADs the cancel marker, PUTs a start
+   marker, its data object and a done marker, and invokes the coordinator; a reducer also GETs
+   each map done marker and ranged-GETs its slice of each map output (2 M GETs); every
+   coordinator call LISTs the status prefix (1,000 keys a page); commit copies R parts; the
+   watcher LISTs once a second. :func:`requests_per_job` is cross-checked against the counts of a
+   local run at the local M and R.
+5. Invocation: the driver issues ``invoke_rate`` async invokes a second; Lambda admits 1,000
+   environments at once (+1,000 per 10 s beyond); each environment pays one cold start
+   (``cold_start_s``, billed since 2025-08). Tasks fit one wave when M <= concurrency.
+6. Prices: us-east-1 x86 list prices (airflow_provider_smr.cost.Prices); no storage or transfer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+
+from airflow_provider_smr.cost import DEFAULT_PRICES, Prices, cost_breakdown
+
+PEERS = {
+    "BigLambda (AWS reference, 2016)": {"seconds": 200.0, "usd": 0.113},
+    "Corral (Go, 2018)": {"seconds": 168.8, "usd": None},
+}
+TARGET_SECONDS = 150.0
+TARGET_USD = 0.10
+FULL_VCPU_MB = 1769
+
+
+@dataclass(frozen=True)
+class Workload:
+    input_bytes: float = 126.8e9
+    rows: float = 775e6
+    groups: float = 2_255_536
+    output_bytes_per_group: float = 32.0  # one jsonl line: {"key": "123.45.6", "value": 1234.56}
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Measured on this machine (per core) or assumed for AWS; see the module docstring."""
+
+    map_cpu_mb_s: float = 40.0  # input MB per CPU-second of a map task (parse, combine, encode)
+    reduce_cpu_mb_s: float = 30.0  # shuffle MB per CPU-second of a reduce task
+    shuffle_bytes_per_key: float = 24.0
+    read_mb_s: float = 80.0
+    write_mb_s: float = 60.0
+    request_latency_s: float = 0.03
+    parallel_gets: int = 16  # a reducer's concurrent ranged GETs
+    cold_start_s: float = 0.6
+    invoke_rate: float = 400.0  # async invokes issued per second by one driver
+    coordinator_s: float = 0.15  # one coordinator call (LIST + decide), warm
+    poll_s: float = 1.0  # watcher LIST interval
+    overlap: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    map_tasks: int = 1000
+    reducers: int = 32
+    memory_mb: int = 1769
+    concurrency: int = 1000
+
+
+@dataclass(frozen=True)
+class Modelled:
+    plan: Plan
+    map_task_s: float
+    reduce_task_s: float
+    wall_s: float
+    shuffle_bytes: float
+    lambda_gb_seconds: float
+    lambda_requests: int
+    s3_requests: dict
+    cost: dict
+
+    @property
+    def usd(self) -> float:
+        return self.cost["total"]
+
+    def meets_target(self) -> bool:
+        return self.wall_s < TARGET_SECONDS and self.usd < TARGET_USD
+
+
+def combined_keys(rows_per_task: float, groups: float) -> float:
+    """Distinct keys a combiner leaves out of ``rows_per_task`` rows (uniform occupancy)."""
+    return groups * -math.expm1(-rows_per_task / groups)
+
+
+def requests_per_job(map_tasks: int, reducers: int, *, polls: int = 0,
+                     input_objects: int = 1) -> dict[str, int]:
+    """S3 requests of one single-step job with ``map_tasks`` splits and ``reducers`` reducers.
+
+    The per-task counts follow the engine contract (module docstring, assumption 4). Coordinator
+    calls: one per finished task; each LISTs the status prefix, whose size grows to
+    ``2 (M + R)`` keys (a start and a done marker per task): half of that on average.
+    """
+    m, r = map_tasks, reducers
+    status_keys = 2 * (m + r) + 8
+    list_pages = max(1, math.ceil(status_keys / 2 / 1000))
+    coordinator_calls = m + r
+    return {
+        "PUT": 2 + 3 * m + 3 * r + 3 + 2,  # job.pkl, plan; start/data/done per task; claims; _SUCCESS, done.json
+        "GET": 4 * m + r * (2 + 2 * m) + r,  # map: pkl, plan, split, straddle; reduce: pkl, plan, M markers, M slices; commit reads R markers
+        "HEAD": m + r,  # cancel check per task
+        "LIST": math.ceil(input_objects / 1000) + coordinator_calls * list_pages + polls * list_pages + 1,
+        "COPY": r,
+    }
+
+
+def lambda_invocations(map_tasks: int, reducers: int) -> int:
+    return map_tasks + reducers + (map_tasks + reducers)  # tasks + one coordinator call each
+
+
+def model(workload: Workload = Workload(), rates: Rates = Rates(), plan: Plan = Plan(),
+          prices: Prices = DEFAULT_PRICES) -> Modelled:
+    """Wall time, GB-seconds, requests and cost of the job under ``plan``."""
+    w, q, p = workload, rates, plan
+    cpu_stretch = max(1.0, FULL_VCPU_MB / p.memory_mb)
+    mb = 1e6
+    split = w.input_bytes / p.map_tasks
+    keys_per_task = combined_keys(w.rows / p.map_tasks, w.groups)
+    map_out = keys_per_task * q.shuffle_bytes_per_key
+    shuffle = map_out * p.map_tasks
+    read = split / mb / q.read_mb_s + 2 * q.request_latency_s
+    compute = split / mb / q.map_cpu_mb_s * cpu_stretch
+    write = map_out / mb / q.write_mb_s + 4 * q.request_latency_s
+    map_task = (max(read, compute) if q.overlap else read + compute) + write + 3 * q.request_latency_s
+
+    slice_in = shuffle / p.reducers
+    gets = 2 * p.map_tasks
+    r_read = slice_in / mb / q.read_mb_s + math.ceil(gets / q.parallel_gets) * q.request_latency_s
+    r_compute = slice_in / mb / q.reduce_cpu_mb_s * cpu_stretch
+    out = w.groups * w.output_bytes_per_group / p.reducers
+    reduce_task = r_read + r_compute + out / mb / q.write_mb_s + 6 * q.request_latency_s
+
+    waves_m = math.ceil(p.map_tasks / p.concurrency)
+    waves_r = math.ceil(p.reducers / p.concurrency)
+    plan_s = 1.0
+    map_phase = p.map_tasks / q.invoke_rate + q.cold_start_s + waves_m * map_task
+    reduce_phase = q.coordinator_s + p.reducers / q.invoke_rate + q.cold_start_s + waves_r * reduce_task
+    commit = q.coordinator_s + math.ceil(p.reducers / q.parallel_gets) * 2 * q.request_latency_s
+    wall = plan_s + map_phase + reduce_phase + commit + q.poll_s
+
+    gb = p.memory_mb / 1024
+    coordinator_calls = p.map_tasks + p.reducers
+    gb_s = gb * (p.map_tasks * (map_task + q.cold_start_s)
+                 + p.reducers * (reduce_task + q.cold_start_s)
+                 + coordinator_calls * q.coordinator_s + commit)
+    requests = requests_per_job(p.map_tasks, p.reducers, polls=math.ceil(wall / q.poll_s),
+                                input_objects=p.map_tasks)
+    invocations = lambda_invocations(p.map_tasks, p.reducers)
+    cost = cost_breakdown(gb_s, invocations, requests, prices).to_dict()
+    return Modelled(p, map_task, reduce_task, wall, shuffle, gb_s, invocations, requests, cost)
+
+
+def best_plan(workload: Workload = Workload(), rates: Rates = Rates(), concurrency: int = 1000,
+              prices: Prices = DEFAULT_PRICES) -> Modelled:
+    """The cheapest plan under the time target (the fastest one if none meets it)."""
+    options = [model(workload, rates, Plan(m, r, mem, concurrency), prices)
+               for m in (250, 500, 750, 1000) if m <= concurrency
+               for r in (8, 16, 32, 64, 128)
+               for mem in (1024, 1769, 3008)]
+    fast = [o for o in options if o.wall_s < TARGET_SECONDS]
+    return min(fast, key=lambda o: o.usd) if fast else min(options, key=lambda o: o.wall_s)
+
+
+def assumptions(rates: Rates) -> list[str]:
+    return [
+        f"1 vCPU per {FULL_VCPU_MB} MB = one local core; map {rates.map_cpu_mb_s:.1f} MB/CPU-s, "
+        f"reduce {rates.reduce_cpu_mb_s:.1f} MB/CPU-s (measured here)",
+        f"S3 per function: read {rates.read_mb_s:.0f} MB/s, write {rates.write_mb_s:.0f} MB/s, "
+        f"{rates.request_latency_s * 1000:.0f} ms a request, {rates.parallel_gets} parallel GETs; "
+        f"read/compute overlap: {rates.overlap}",
+        f"keys: uniform occupancy of {Workload().groups:,.0f} prefixes, "
+        f"{rates.shuffle_bytes_per_key:.1f} shuffle bytes a key (measured here)",
+        f"invokes {rates.invoke_rate:.0f}/s from the driver, cold start {rates.cold_start_s} s billed, "
+        f"coordinator call {rates.coordinator_s} s, watcher poll {rates.poll_s} s",
+        "requests per task from the engine contract; us-east-1 list prices; no storage/transfer",
+    ]
+
+
+def report(result: Modelled, rates: Rates) -> str:
+    p = result.plan
+    lines = [
+        f"Modelled AWS run, AMPLab Q2 at 126.8 GB: M={p.map_tasks} R={p.reducers} "
+        f"memory={p.memory_mb} MB concurrency={p.concurrency}",
+        f"  wall {result.wall_s:.1f} s (map task {result.map_task_s:.1f} s, reduce task "
+        f"{result.reduce_task_s:.1f} s), shuffle {result.shuffle_bytes / 1e9:.2f} GB",
+        f"  {result.lambda_gb_seconds:,.0f} GB-s, {result.lambda_requests:,} invocations, S3 "
+        + ", ".join(f"{k} {v:,}" for k, v in result.s3_requests.items()),
+        "  cost $" + f"{result.usd:.4f} (" + ", ".join(
+            f"{k} ${v:.4f}" for k, v in result.cost.items() if k != "total") + ")",
+        f"  target < {TARGET_SECONDS:.0f} s and < ${TARGET_USD:.2f}: "
+        + ("MET" if result.meets_target() else "NOT MET"),
+    ]
+    for name, peer in PEERS.items():
+        usd = f"${peer['usd']:.3f}" if peer["usd"] is not None else "cost not published"
+        lines.append(f"  peer {name}: {peer['seconds']:.1f} s, {usd}")
+    lines.append("  assumptions:")
+    lines += [f"   - {a}" for a in assumptions(rates)]
+    return "\n".join(lines)
+
+
+def rates_from(measured: dict, base: Rates = Rates()) -> Rates:
+    """``base`` with the fields present in ``measured`` (e.g. from a local AMPLab run) replaced."""
+    known = {k: v for k, v in measured.items() if k in asdict(base) and v}
+    return replace(base, **known)
+
+
+if __name__ == "__main__":
+    rates = Rates()
+    print(report(best_plan(rates=rates), rates))

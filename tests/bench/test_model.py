@@ -1,0 +1,93 @@
+"""The modelled AWS run's arithmetic (no timing: the model is pure)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from airflow_provider_smr.cost import estimate_cost_usd
+from bench.model import (
+    Plan,
+    Rates,
+    Workload,
+    best_plan,
+    combined_keys,
+    lambda_invocations,
+    model,
+    rates_from,
+    report,
+    requests_per_job,
+)
+
+
+def test_combined_keys_grow_with_rows_and_saturate_at_the_number_of_groups():
+    assert combined_keys(1, 1e6) == pytest.approx(1, rel=1e-3)
+    assert combined_keys(1e6, 1e6) == pytest.approx(1e6 * (1 - math.exp(-1)))
+    assert combined_keys(1e9, 1e6) == pytest.approx(1e6)
+
+
+def test_reducers_make_two_gets_per_map_task_and_shuffle_puts_stay_linear():
+    small = requests_per_job(10, 4)
+    big = requests_per_job(10, 8)
+    assert big["GET"] - small["GET"] == 4 * (2 + 2 * 10) + 4
+    assert big["PUT"] - small["PUT"] == 3 * 4
+    assert requests_per_job(1000, 32)["PUT"] < 1000 * 32
+
+
+def test_list_pages_grow_with_the_status_prefix():
+    assert requests_per_job(100, 4)["LIST"] == 1 + 104 + 1
+    assert requests_per_job(3000, 4)["LIST"] == 1 + 3004 * 4 + 1
+    assert requests_per_job(3000, 4, input_objects=3000, polls=10)["LIST"] == 3 + 3014 * 4 + 1
+
+
+def test_model_cost_is_the_cost_model_applied_to_its_counts():
+    result = model(Workload(), Rates(), Plan(1000, 32, 1769, 1000))
+    expected = estimate_cost_usd(result.lambda_gb_seconds, result.lambda_requests, result.s3_requests)
+    assert result.usd == pytest.approx(expected, abs=1e-7)
+    assert result.lambda_requests == lambda_invocations(1000, 32) == 2064
+
+
+def test_faster_map_cpu_lowers_cost_and_wall_time():
+    slow = model(rates=Rates(map_cpu_mb_s=20))
+    fast = model(rates=Rates(map_cpu_mb_s=200))
+    assert fast.usd < slow.usd and fast.wall_s < slow.wall_s
+
+
+def test_overlapping_read_and_compute_takes_the_slower_of_the_two():
+    plan = Plan(1000, 32, 1769, 1000)
+    serial = model(rates=Rates(overlap=False), plan=plan)
+    overlapped = model(rates=Rates(overlap=True), plan=plan)
+    split_mb = 126.8e9 / 1000 / 1e6
+    saved = min(split_mb / 80.0 + 0.06, split_mb / 40.0)
+    assert serial.map_task_s - overlapped.map_task_s == pytest.approx(saved)
+
+
+def test_map_work_on_half_a_vcpu_takes_twice_as_long():
+    full = model(rates=Rates(read_mb_s=1e12, write_mb_s=1e12, request_latency_s=0),
+                 plan=Plan(1000, 32, 1769, 1000))
+    half = model(rates=Rates(read_mb_s=1e12, write_mb_s=1e12, request_latency_s=0),
+                 plan=Plan(1000, 32, 1769 // 2, 1000))
+    assert half.map_task_s == pytest.approx(2 * full.map_task_s, rel=1e-3)
+
+
+def test_more_tasks_than_concurrency_run_in_waves():
+    one = model(plan=Plan(1000, 32, 1769, 1000))
+    two = model(plan=Plan(1000, 32, 1769, 500))
+    assert two.wall_s - one.wall_s == pytest.approx(one.map_task_s)
+
+
+def test_best_plan_meets_the_time_target_when_any_plan_does():
+    best = best_plan(rates=Rates(map_cpu_mb_s=100, reduce_cpu_mb_s=60, overlap=True))
+    assert best.wall_s < 150
+    assert best.plan.map_tasks <= 1000
+
+
+def test_measured_rates_replace_only_the_fields_given():
+    rates = rates_from({"map_cpu_mb_s": 77.0, "unknown": 1, "read_mb_s": None})
+    assert rates.map_cpu_mb_s == 77.0 and rates.read_mb_s == Rates().read_mb_s
+
+
+def test_report_states_assumptions_and_peers():
+    text = report(model(), Rates())
+    assert "assumptions" in text and "BigLambda" in text and "Corral" in text and "168.8" in text
