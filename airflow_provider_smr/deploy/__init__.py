@@ -1,1 +1,66 @@
-"""deploy of the Serverless MapReduce provider."""
+"""Deploy the SMR CloudFormation stack: the Lambda package, the template, and the stack's lifecycle.
+
+``deploy_stack`` creates or updates one stack (idempotent by content hash), ``describe_stack``
+reads it back as a :class:`StackInfo`, ``delete_stack`` empties its work bucket and deletes it,
+and ``check_runtime`` refuses a stack whose Python is not the worker's.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_smr.deploy.errors import (
+    DeployError,
+    RuntimeMismatchError,
+    SMRStackError,
+    StackNotFoundError,
+    StackSettingsError,
+)
+from airflow_provider_smr.deploy.package import LambdaPackage, build_zip, lambda_package
+from airflow_provider_smr.deploy.stack import (
+    StackInfo,
+    artifacts_bucket_name,
+    check_runtime,
+    delete_stack,
+    deploy_stack,
+    describe_stack,
+    empty_bucket,
+    failure_from_events,
+)
+from airflow_provider_smr.deploy.template import (
+    FUNCTION_ROLES,
+    StackSettings,
+    build_template,
+    content_hash,
+    function_name,
+    log_group_name,
+    render,
+    stamp_template,
+    worker_runtime,
+)
+
+__all__ = [
+    "FUNCTION_ROLES",
+    "DeployError",
+    "LambdaPackage",
+    "RuntimeMismatchError",
+    "SMRStackError",
+    "StackInfo",
+    "StackNotFoundError",
+    "StackSettings",
+    "StackSettingsError",
+    "artifacts_bucket_name",
+    "build_template",
+    "build_zip",
+    "check_runtime",
+    "content_hash",
+    "delete_stack",
+    "deploy_stack",
+    "describe_stack",
+    "empty_bucket",
+    "failure_from_events",
+    "function_name",
+    "lambda_package",
+    "log_group_name",
+    "render",
+    "stamp_template",
+    "worker_runtime",
+]

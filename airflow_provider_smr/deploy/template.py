@@ -1,0 +1,366 @@
+"""The CloudFormation template of one SMR stack, built by pure functions (no AWS calls).
+
+One stack holds: a private, encrypted work bucket (TLS-only policy, ``jobs/`` expiring after N
+days), one least-privilege role for the functions, the mapper / reducer / coordinator / driver
+functions on the worker's ``pythonX.Y`` runtime, an event-invoke config per function with
+``MaximumRetryAttempts: 0`` (retries are ours, driven by markers), and a log group per function
+with a retention. The content hash of the template (which includes the code's hash through the
+artifact key) is stamped into its metadata and outputs so an unchanged deploy can be skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_smr.deploy.errors import StackSettingsError
+from lambda_handlers import protocol
+
+TEMPLATE_VERSION = 1
+FUNCTION_ROLES = ("mapper", "reducer", "coordinator", "driver")
+FUNCTION_ENV = {
+    "mapper": protocol.ENV_MAPPER_FUNCTION,
+    "reducer": protocol.ENV_REDUCER_FUNCTION,
+    "coordinator": protocol.ENV_COORDINATOR_FUNCTION,
+    "driver": protocol.ENV_DRIVER_FUNCTION,
+}
+# Retention values CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                      2192, 2557, 2922, 3288, 3653)
+MAX_EVENT_AGE_S = 21600  # Lambda's maximum: an async event waits in the queue up to 6 hours.
+# Stack names become function names ("<stack>-coordinator" must fit Lambda's 64 characters).
+_STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,51}$")
+_LAYER_ARN = re.compile(r"^arn:[a-z-]+:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+WORK_BUCKET = "WorkBucket"
+ROLE = "FunctionRole"
+POLICY = "FunctionPolicy"
+
+
+def worker_runtime() -> str:
+    """The Lambda runtime matching this interpreter (pickled job code needs the same X.Y)."""
+    return f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def function_name(stack_name: str, role: str) -> str:
+    return f"{stack_name}-{role}"
+
+
+def log_group_name(stack_name: str, role: str) -> str:
+    return f"/aws/lambda/{function_name(stack_name, role)}"
+
+
+def _logical(role: str, suffix: str) -> str:
+    return f"{role.capitalize()}{suffix}"
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """A declared input or output location: a bucket and an optional key prefix."""
+
+    bucket: str
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, location: str) -> S3Location:
+        """Accept ``bucket``, ``s3://bucket`` or ``s3://bucket/prefix`` (globs cut at the first wildcard)."""
+        text = location[len("s3://"):] if location.startswith("s3://") else location
+        bucket, _, prefix = text.partition("/")
+        try:
+            protocol.validate_bucket(bucket)
+        except protocol.ProtocolError as error:
+            raise StackSettingsError(f"declared S3 location {location!r}: {error}") from None
+        return cls(bucket, _GLOB_CHARS.split(prefix, 1)[0])
+
+    def bucket_arn(self) -> dict:
+        return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", self.bucket]]}
+
+    def objects_arn(self) -> dict:
+        return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::",
+                                  f"{self.bucket}/{self.prefix}*"]]}
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Everything a stack's template depends on (validated on construction).
+
+    :param stack_name: CloudFormation stack name, also the prefix of the function names.
+    :param artifacts_bucket: bucket holding the Lambda zip.
+    :param code_key: key of the Lambda zip (contains the code hash).
+    :param code_sha256: hex sha256 of the Lambda zip.
+    :param runtime: Lambda runtime, ``pythonX.Y`` of the worker.
+    :param memory_mb: MemorySize of every function.
+    :param timeout_s: Timeout of every function.
+    :param input_buckets: locations the functions may read (``bucket`` or ``s3://bucket/prefix``).
+    :param output_buckets: locations the functions may write.
+    :param log_retention_days: retention of the functions' log groups.
+    :param jobs_expire_days: days after which objects under ``jobs/`` in the work bucket expire.
+    :param layers: Lambda layer version ARNs added to every function.
+    """
+
+    stack_name: str
+    artifacts_bucket: str
+    code_key: str
+    code_sha256: str
+    runtime: str = field(default_factory=worker_runtime)
+    memory_mb: int = 1024
+    timeout_s: int = 300
+    input_buckets: tuple[str, ...] = ()
+    output_buckets: tuple[str, ...] = ()
+    log_retention_days: int = 14
+    jobs_expire_days: int = 7
+    layers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("input_buckets", "output_buckets", "layers"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise StackSettingsError(f"{name} must be a list of strings, got the string {value!r}")
+            object.__setattr__(self, name, tuple(sorted(set(value))))
+        validate_settings(self)
+
+    @property
+    def inputs(self) -> tuple[S3Location, ...]:
+        return tuple(S3Location.parse(location) for location in self.input_buckets)
+
+    @property
+    def outputs(self) -> tuple[S3Location, ...]:
+        return tuple(S3Location.parse(location) for location in self.output_buckets)
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise StackSettingsError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def validate_settings(settings: StackSettings) -> None:
+    """Raise :class:`StackSettingsError` for a setting AWS would reject (before any AWS call)."""
+    if not isinstance(settings.stack_name, str) or not _STACK_NAME.match(settings.stack_name):
+        raise StackSettingsError(
+            f"invalid stack name {settings.stack_name!r}: use 1-52 letters, digits and '-', "
+            "starting with a letter (function names are '<stack>-coordinator' etc., at most 64)")
+    if not re.match(r"^python3\.\d+$", settings.runtime):
+        raise StackSettingsError(f"runtime must look like 'python3.X', got {settings.runtime!r}")
+    _check_int("memory_mb", settings.memory_mb, 128, 10240)
+    _check_int("timeout_s", settings.timeout_s, 1, 900)
+    _check_int("jobs_expire_days", settings.jobs_expire_days, 1, 3650)
+    if settings.log_retention_days not in LOG_RETENTION_DAYS:
+        raise StackSettingsError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}, "
+                                 f"got {settings.log_retention_days!r}")
+    for layer in settings.layers:
+        if not isinstance(layer, str) or not _LAYER_ARN.match(layer):
+            raise StackSettingsError(f"layer must be a layer version ARN "
+                                     f"(arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION), got {layer!r}")
+    if len(settings.layers) > 5:
+        raise StackSettingsError(f"Lambda allows at most 5 layers, got {len(settings.layers)}")
+    settings.inputs, settings.outputs  # noqa: B018 - parse (and so validate) the declared locations
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources
+
+
+def _work_bucket(settings: StackSettings) -> dict:
+    return {
+        "Type": "AWS::S3::Bucket",
+        "DeletionPolicy": "Delete",
+        "Properties": {
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True, "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            },
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True},
+            ]},
+            "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+            "LifecycleConfiguration": {"Rules": [
+                {"Id": "expire-jobs", "Status": "Enabled", "Prefix": protocol.JOBS_PREFIX,
+                 "ExpirationInDays": settings.jobs_expire_days,
+                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+            ]},
+        },
+    }
+
+
+def _work_bucket_policy() -> dict:
+    bucket_arn = {"Fn::GetAtt": [WORK_BUCKET, "Arn"]}
+    return {
+        "Type": "AWS::S3::BucketPolicy",
+        "Properties": {
+            "Bucket": {"Ref": WORK_BUCKET},
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                "Resource": [bucket_arn, {"Fn::Sub": "${WorkBucket.Arn}/*"}],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }]},
+        },
+    }
+
+
+def _role() -> dict:
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": {"Fn::Sub": "Serverless MapReduce functions of stack ${AWS::StackName}"},
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }]},
+        },
+    }
+
+
+def _allow(sid: str, actions: list[str], resources: list) -> dict:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def _policy_statements(settings: StackSettings) -> list[dict]:
+    names = [function_name(settings.stack_name, role) for role in FUNCTION_ROLES]
+    statements = [
+        _allow("WorkBucketList", ["s3:ListBucket", "s3:GetBucketLocation"],
+               [{"Fn::GetAtt": [WORK_BUCKET, "Arn"]}]),
+        _allow("WorkBucketObjects",
+               ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+               [{"Fn::Sub": "${WorkBucket.Arn}/*"}]),
+    ]
+    if settings.inputs:
+        statements += [
+            _allow("InputList", ["s3:ListBucket"], [loc.bucket_arn() for loc in settings.inputs]),
+            _allow("InputRead", ["s3:GetObject"], [loc.objects_arn() for loc in settings.inputs]),
+        ]
+    if settings.outputs:
+        statements += [
+            _allow("OutputList", ["s3:ListBucket"], [loc.bucket_arn() for loc in settings.outputs]),
+            _allow("OutputWrite",
+                   ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                   [loc.objects_arn() for loc in settings.outputs]),
+        ]
+    statements += [
+        _allow("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [
+            {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+                        f"/aws/lambda/{name}:*"} for name in names]),
+        _allow("InvokeOwnFunctions", ["lambda:InvokeFunction"], [
+            {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+                        f"{name}"} for name in names]),
+    ]
+    return statements
+
+
+def _policy(settings: StackSettings) -> dict:
+    return {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": "smr-functions",
+            "Roles": [{"Ref": ROLE}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": _policy_statements(settings)},
+        },
+    }
+
+
+def function_environment(settings: StackSettings) -> dict:
+    """The SMR_* variables every function gets (names from ``lambda_handlers.protocol``)."""
+    env: dict[str, Any] = {protocol.ENV_WORK_BUCKET: {"Ref": WORK_BUCKET},
+                           protocol.ENV_STACK_NAME: settings.stack_name}
+    for role in FUNCTION_ROLES:
+        env[FUNCTION_ENV[role]] = function_name(settings.stack_name, role)
+    return env
+
+
+def _function(settings: StackSettings, role: str) -> dict:
+    properties: dict[str, Any] = {
+        "FunctionName": function_name(settings.stack_name, role),
+        "Description": f"Serverless MapReduce {role} of stack {settings.stack_name}",
+        "Runtime": settings.runtime,
+        "Handler": f"lambda_handlers.{role}.handler",
+        "Role": {"Fn::GetAtt": [ROLE, "Arn"]},
+        "Code": {"S3Bucket": settings.artifacts_bucket, "S3Key": settings.code_key},
+        "MemorySize": settings.memory_mb,
+        "Timeout": settings.timeout_s,
+        "Environment": {"Variables": function_environment(settings)},
+        "Tags": [{"Key": "smr:stack", "Value": settings.stack_name},
+                 {"Key": "smr:function", "Value": role}],
+    }
+    if settings.layers:
+        properties["Layers"] = list(settings.layers)
+    # The log group first (so Lambda never creates it without retention), the policy before any run.
+    return {"Type": "AWS::Lambda::Function", "DependsOn": [_logical(role, "LogGroup"), POLICY],
+            "Properties": properties}
+
+
+def _invoke_config(role: str) -> dict:
+    return {
+        "Type": "AWS::Lambda::EventInvokeConfig",
+        "Properties": {
+            "FunctionName": {"Ref": _logical(role, "Function")},
+            "Qualifier": "$LATEST",
+            "MaximumRetryAttempts": 0,
+            "MaximumEventAgeInSeconds": MAX_EVENT_AGE_S,
+        },
+    }
+
+
+def _log_group(settings: StackSettings, role: str) -> dict:
+    return {
+        "Type": "AWS::Logs::LogGroup",
+        "DeletionPolicy": "Delete",
+        "Properties": {"LogGroupName": log_group_name(settings.stack_name, role),
+                       "RetentionInDays": settings.log_retention_days},
+    }
+
+
+def _outputs(settings: StackSettings) -> dict:
+    outputs: dict[str, Any] = {"WorkBucket": {"Value": {"Ref": WORK_BUCKET}}}
+    for role in FUNCTION_ROLES:
+        outputs[_logical(role, "Function")] = {"Value": {"Ref": _logical(role, "Function")}}
+    outputs.update({
+        "Runtime": {"Value": settings.runtime},
+        "MemoryMb": {"Value": str(settings.memory_mb)},
+        "TimeoutS": {"Value": str(settings.timeout_s)},
+        "CodeSha256": {"Value": settings.code_sha256},
+        "ProtocolVersion": {"Value": str(protocol.PROTOCOL_VERSION)},
+    })
+    return outputs
+
+
+def build_template(settings: StackSettings) -> dict:
+    """The stack's template as a dict, without the content hash (see :func:`stamp_template`)."""
+    resources: dict[str, Any] = {
+        WORK_BUCKET: _work_bucket(settings),
+        "WorkBucketPolicy": _work_bucket_policy(),
+        ROLE: _role(),
+        POLICY: _policy(settings),
+    }
+    for role in FUNCTION_ROLES:
+        resources[_logical(role, "LogGroup")] = _log_group(settings, role)
+        resources[_logical(role, "Function")] = _function(settings, role)
+        resources[_logical(role, "InvokeConfig")] = _invoke_config(role)
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"Serverless MapReduce stack {settings.stack_name} (airflow-provider-smr)",
+        "Resources": resources,
+        "Outputs": _outputs(settings),
+    }
+
+
+def render(template: dict) -> str:
+    """Canonical JSON text of a template (sorted keys: equal dicts give equal bytes)."""
+    return json.dumps(template, sort_keys=True, separators=(",", ":"))
+
+
+def content_hash(template: dict) -> str:
+    """sha256 of the unstamped template: covers the code (artifact key) and every setting."""
+    return hashlib.sha256(f"v{TEMPLATE_VERSION}:{render(template)}".encode()).hexdigest()
+
+
+def stamp_template(template: dict, digest: str) -> dict:
+    """A copy of ``template`` carrying ``digest`` in its metadata and as the ``ContentHash`` output."""
+    stamped = copy.deepcopy(template)
+    stamped["Metadata"] = {"SMR": {"ContentHash": digest, "TemplateVersion": TEMPLATE_VERSION}}
+    stamped["Outputs"]["ContentHash"] = {"Value": digest}
+    return stamped
