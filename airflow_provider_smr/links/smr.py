@@ -1,0 +1,109 @@
+"""Operator extra links: the job's output (S3), its logs (CloudWatch) and its HTML report.
+
+Each link persists a small dict to XCom while the task runs (``BaseAwsLink.persist``) and formats it
+when the UI asks. On AWS the links open the console. When the connection points at an endpoint
+(the local stack), the console is meaningless, so the links point at that endpoint instead: an S3
+listing of the output prefix, the stack's log groups, the report object itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import quote, quote_plus
+
+from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+
+REPORT_NAME = "_report.html"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key/prefix`` into ``("bucket", "key/prefix")``."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return bucket, key
+
+
+def _console_escape(text: str) -> str:
+    # CloudWatch's logsV2 fragment wants '?', '=', '&', '/' percent-encoded with '$' instead of '%'.
+    return quote_plus(text).replace("%", "$")
+
+
+class _SMRLink(BaseAwsLink):
+    """A console link that falls back to the local endpoint when one is configured."""
+
+    def format_link(self, **kwargs: Any) -> str:
+        try:
+            if kwargs.get("endpoint_url"):
+                return self.format_local(**kwargs)
+            if not kwargs.get("aws_domain"):
+                return ""
+            return self.format_console(**kwargs)
+        except (KeyError, ValueError):
+            return ""
+
+    def format_console(self, **kwargs: Any) -> str:
+        raise NotImplementedError
+
+    def format_local(self, **kwargs: Any) -> str:
+        raise NotImplementedError
+
+
+class SMROutputLink(_SMRLink):
+    """Where the job wrote its parts: the S3 console, or an S3 listing on the local stack."""
+
+    name = "SMR Output"
+    key = "smr_output"
+    format_str: ClassVar[str] = BASE_AWS_CONSOLE_LINK + "/s3/buckets/{bucket}?region={region_name}&prefix={prefix}"
+
+    def format_console(self, *, output: str, aws_domain: str, region_name: str, **_: Any) -> str:
+        bucket, prefix = split_s3_uri(output)
+        return self.format_str.format(
+            aws_domain=aws_domain, bucket=bucket, region_name=region_name, prefix=quote(prefix, safe="/")
+        )
+
+    def format_local(self, *, output: str, endpoint_url: str, **_: Any) -> str:
+        bucket, prefix = split_s3_uri(output)
+        return f"{endpoint_url.rstrip('/')}/{bucket}?list-type=2&prefix={quote(prefix, safe='/')}"
+
+
+class SMRLogsLink(_SMRLink):
+    """The stack's Lambda log groups: CloudWatch console, or the log groups API on the local stack."""
+
+    name = "SMR Logs"
+    key = "smr_logs"
+    format_str: ClassVar[str] = (
+        BASE_AWS_CONSOLE_LINK + "/cloudwatch/home?region={region_name}#logsV2:log-groups{query}"
+    )
+
+    def format_console(self, *, log_group_prefix: str, aws_domain: str, region_name: str, **_: Any) -> str:
+        # The console double-encodes filter values: "/" is "%2F" quoted again, "$252F".
+        query = _console_escape("?logGroupNameFilter=") + _console_escape(quote_plus(log_group_prefix))
+        return self.format_str.format(aws_domain=aws_domain, region_name=region_name, query=query)
+
+    def format_local(self, *, endpoint_url: str, **_: Any) -> str:
+        # moto serves its state browser here; there is no CloudWatch console to deep-link into.
+        return f"{endpoint_url.rstrip('/')}/moto-api/"
+
+
+class SMRReportLink(_SMRLink):
+    """The job's HTML report, written next to the output as ``_report.html``."""
+
+    name = "SMR Report"
+    key = "smr_report"
+    format_str: ClassVar[str] = BASE_AWS_CONSOLE_LINK + "/s3/object/{bucket}?region={region_name}&prefix={key}"
+
+    def format_console(self, *, output: str, aws_domain: str, region_name: str, **_: Any) -> str:
+        bucket, prefix = split_s3_uri(output)
+        key = quote(report_key(prefix), safe="/")
+        return self.format_str.format(aws_domain=aws_domain, bucket=bucket, region_name=region_name, key=key)
+
+    def format_local(self, *, output: str, endpoint_url: str, **_: Any) -> str:
+        bucket, prefix = split_s3_uri(output)
+        return f"{endpoint_url.rstrip('/')}/{bucket}/{quote(report_key(prefix), safe='/')}"
+
+
+def report_key(output_prefix: str) -> str:
+    """Key of the HTML report under an output prefix (``out/`` -> ``out/_report.html``)."""
+    prefix = output_prefix if not output_prefix or output_prefix.endswith("/") else output_prefix + "/"
+    return prefix + REPORT_NAME
