@@ -122,8 +122,19 @@ def cancel_key(job_id: str) -> str:
     return job_prefix(job_id) + "cancel"
 
 
+def result_key(job_id: str) -> str:
+    """The control plane's cached result dict of a finished job (written after ``done.json``)."""
+    return job_prefix(job_id) + "result.json"
+
+
 def map_output_key(job_id: str, step: int, task: int, attempt: int) -> str:
     return job_prefix(job_id) + f"map/{step}/{task:05d}.{attempt}.data"
+
+
+def map_manifest_key(job_id: str, step: int) -> str:
+    """The winning map outputs of a step (keys + partition indexes), written by the coordinator
+    that claims ``reduce-<step>`` so each reducer needs one GET instead of one per map task."""
+    return job_prefix(job_id) + f"map/{step}/manifest.json"
 
 
 def reduce_output_key(job_id: str, step: int, task: int, attempt: int) -> str:

@@ -1,0 +1,313 @@
+"""Coordinator handler: stateless; the markers under ``status/`` are the only state.
+
+Each call LISTs ``status/`` once, decides what is due with the pure :func:`decide`, and performs
+each transition only after winning its put-if-absent claim (``reduce-<s>``, ``map-<s+1>``,
+``retry-<s>-<phase>-<task>-<attempt>``, ``commit``), so any number of concurrent or duplicated
+calls start each transition exactly once. A cancelled job starts nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambda_handlers import protocol, runtime
+from lambda_handlers.io import writers
+from lambda_handlers.reducer import ordered_parallel
+
+log = logging.getLogger("smr.coordinator")
+CHECK_DEADLINES = "check-deadlines"
+DEADLINE_GRACE_S = 30
+
+
+class CommitRefusedError(RuntimeError):
+    """The output location already holds a committed result and overwrite is off."""
+
+
+def handler(event: Any, context: Any = None) -> dict:
+    ev, rejected = runtime.accept(event, protocol.EVENT_COORDINATE)
+    if rejected:
+        return rejected
+    return coordinate(ev["bucket"], ev["job_id"], ev.get("reason", ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# State from one LIST
+
+
+@dataclass
+class JobState:
+    done: dict = field(default_factory=lambda: defaultdict(set))  # (step, phase) -> {task}
+    starts: dict = field(default_factory=lambda: defaultdict(dict))  # (s, ph, task) -> {attempt: t}
+    errors: dict = field(default_factory=lambda: defaultdict(set))  # (s, ph, task) -> {attempt}
+    claims: dict = field(default_factory=dict)  # name -> epoch seconds
+    terminal: set = field(default_factory=set)
+
+
+def scan(job_id: str, objects: list[dict]) -> JobState:
+    st = JobState()
+    for obj in objects:
+        k = protocol.parse_status_key(job_id, obj["Key"])
+        if k is None:
+            continue
+        t = _epoch(obj.get("LastModified"))
+        if k.kind == "done":
+            st.done[(k.step, k.phase)].add(k.task)
+        elif k.kind == "start":
+            st.starts[(k.step, k.phase, k.task)][k.attempt] = t
+        elif k.kind == "error":
+            st.errors[(k.step, k.phase, k.task)].add(k.attempt)
+        elif k.kind == "claim":
+            st.claims[k.name] = t
+        elif k.kind == "job":
+            st.terminal.add(k.name)
+    return st
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions (pure)
+
+
+def retry_claim(step: int, phase: str, task: int, attempt: int) -> str:
+    return f"retry-{step}-{phase}-{task}-{attempt}"
+
+
+def decide(plan: dict, st: JobState, now: float, check_deadlines: bool) -> list[tuple]:
+    """What is due now, as actions: ("reduce", s) ("map", s) ("commit",) ("retry", s, ph, t, a)
+    ("timeout", s, ph, t, a, started) ("fail", s, ph, t, a)."""
+    cfg = runtime.settings(plan)
+    steps = plan["steps"]
+    actions: list[tuple] = []
+    for s, sp in enumerate(steps):
+        last = s == len(steps) - 1
+        m, r = int(sp["num_map_tasks"]), int(sp.get("num_reducers") or 0)
+        if s > 0 and f"map-{s}" not in st.claims:
+            break
+        actions += _failures(st, cfg, s, protocol.MAP, m, now, check_deadlines, f"map-{s}")
+        if len(st.done[(s, protocol.MAP)]) < m:
+            break
+        if r == 0:
+            if "commit" not in st.claims:
+                actions.append(("commit",))
+            break
+        if f"reduce-{s}" not in st.claims:
+            actions.append(("reduce", s))
+            break
+        actions += _failures(st, cfg, s, protocol.REDUCE, r, now, check_deadlines, f"reduce-{s}")
+        if len(st.done[(s, protocol.REDUCE)]) < r:
+            break
+        if last:
+            if "commit" not in st.claims:
+                actions.append(("commit",))
+        elif f"map-{s + 1}" not in st.claims:
+            actions.append(("map", s + 1))
+            break
+    return actions
+
+
+def _failures(st: JobState, cfg: dict, s: int, phase: str, n: int, now: float,
+              check_deadlines: bool, phase_claim: str) -> list[tuple]:
+    out = []
+    done = st.done[(s, phase)]
+    limit = cfg["task_timeout_s"] + DEADLINE_GRACE_S
+    for t in range(n):
+        if t in done:
+            continue
+        starts, errs = st.starts.get((s, phase, t), {}), st.errors.get((s, phase, t), set())
+        retried = {a for a in range(1, cfg["max_attempts"] + 1) if retry_claim(s, phase, t, a) in st.claims}
+        latest = max(set(starts) | errs | retried | {0})
+        failed = latest in errs
+        if not failed and check_deadlines:
+            began = starts.get(latest) or st.claims.get(
+                retry_claim(s, phase, t, latest) if latest else phase_claim)
+            if began is not None and now - began > limit:
+                out.append(("timeout", s, phase, t, latest, began))
+                failed = True
+        if failed:
+            if latest + 1 < cfg["max_attempts"]:
+                out.append(("retry", s, phase, t, latest + 1))
+            else:
+                out.append(("fail", s, phase, t, latest))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Effects
+
+
+def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict:
+    plan = runtime.load_plan(bucket, job_id)
+    st = scan(job_id, runtime.list_keys(bucket, protocol.status_prefix(job_id)))
+    if st.terminal:
+        return {"state": sorted(st.terminal)[0], "actions": []}
+    now = time.time() if now is None else now
+    actions = decide(plan, st, now, reason == CHECK_DEADLINES)
+    if not actions:
+        return {"state": protocol.RUNNING, "actions": []}
+    if runtime.exists(bucket, protocol.cancel_key(job_id)):
+        return {"state": "cancelling", "actions": []}
+    fails = [a for a in actions if a[0] == "fail"]
+    if fails:  # the job fails: record timeouts for the record, start nothing else
+        actions = [a for a in actions if a[0] == "timeout"] + fails[:1]
+    taken = []
+    for action in actions:
+        if _perform(bucket, job_id, plan, action):
+            taken.append(list(action[:5]))
+    return {"state": protocol.RUNNING, "actions": taken}
+
+
+def _claim(bucket: str, job_id: str, name: str, body: str = "") -> bool:
+    return runtime.put_if_absent(bucket, protocol.claim_key(job_id, name), body)
+
+
+def _perform(bucket: str, job_id: str, plan: dict, action: tuple) -> bool:
+    kind = action[0]
+    if kind == "reduce":
+        s = action[1]
+        if not _claim(bucket, job_id, f"reduce-{s}"):
+            return False
+        _write_map_manifest(bucket, job_id, s, plan["steps"][s]["num_map_tasks"])
+        _invoke_all(bucket, job_id, protocol.EVENT_REDUCE, s, plan["steps"][s]["num_reducers"])
+        return True
+    if kind == "map":
+        s = action[1]
+        if not _claim(bucket, job_id, f"map-{s}"):
+            return False
+        _invoke_all(bucket, job_id, protocol.EVENT_MAP, s, plan["steps"][s]["num_map_tasks"])
+        return True
+    if kind == "timeout":
+        _, s, phase, t, a, began = action
+        _write_timeout(bucket, job_id, plan, s, phase, t, a, began)
+        return True
+    if kind == "retry":
+        _, s, phase, t, a = action
+        if not _claim(bucket, job_id, retry_claim(s, phase, t, a)):
+            return False
+        runtime.invoke(protocol.task_event(phase, bucket, job_id, s, t, a))
+        return True
+    if kind == "fail":
+        _, s, phase, t, a = action
+        detail = _error_detail(bucket, job_id, s, phase, t, a)
+        reason = (f"{phase} task {t} of step {s} failed {a + 1} time(s); last error: "
+                  f"{detail.get('error_type', 'Error')}: {detail.get('message', '')}")
+        return fail_job(bucket, job_id, reason, step=s, phase=phase, task=t, attempt=a, error=detail)
+    if kind == "commit":
+        if not _claim(bucket, job_id, "commit", "commit"):
+            return False
+        try:
+            commit(bucket, job_id, plan)
+        except Exception as exc:
+            log.exception("commit of job %s failed", job_id)
+            fail_job(bucket, job_id, f"commit failed: {type(exc).__name__}: {exc}", phase="commit",
+                     error={"error_type": type(exc).__name__, "message": str(exc)})
+        return True
+    raise ValueError(f"unknown action {action!r}")
+
+
+def _invoke_all(bucket: str, job_id: str, kind: str, step: int, n: int) -> None:
+    events = [protocol.task_event(kind, bucket, job_id, step, t, 0) for t in range(n)]
+    for _ in ordered_parallel(runtime.invoke, events):
+        pass
+
+
+def _write_map_manifest(bucket: str, job_id: str, step: int, num_map_tasks: int) -> None:
+    keys = [protocol.done_marker_key(job_id, step, protocol.MAP, t) for t in range(num_map_tasks)]
+    markers = list(ordered_parallel(lambda k: runtime.get_json(bucket, k), keys))
+    runtime.put_json(bucket, protocol.map_manifest_key(job_id, step),
+                     {"step": step, "outputs": [[m["output_key"], m["index"]] for m in markers]})
+
+
+def _error_detail(bucket: str, job_id: str, s: int, phase: str, t: int, a: int) -> dict:
+    try:
+        return runtime.get_json(bucket, protocol.error_detail_key(job_id, s, phase, t, a))
+    except Exception as exc:
+        if runtime.is_not_found(exc):
+            return {"error_type": "Unknown", "message": "the attempt left no error detail"}
+        raise
+
+
+def _write_timeout(bucket, job_id, plan, s, phase, t, a, began) -> None:
+    timeout = runtime.settings(plan)["task_timeout_s"]
+    exc = runtime.TaskFailedError(
+        f"no result {time.time() - began:.0f}s after the attempt started (function timeout "
+        f"{timeout}s): it timed out or ran out of memory; see the function's logs")
+    runtime.write_error(bucket, {"job_id": job_id, "step": s, "task": t, "attempt": a}, phase, exc)
+
+
+def fail_job(bucket: str, job_id: str, reason: str, *, step: int | None = None,
+             phase: str | None = None, task: int | None = None, attempt: int | None = None,
+             error: dict | None = None) -> bool:
+    body = {"job_id": job_id, "state": protocol.FAILED, "reason": reason, "step": step,
+            "phase": phase, "task": task, "attempt": attempt, "error": error,
+            "time": runtime.now_iso()}
+    won = runtime.put_if_absent(bucket, protocol.failed_key(job_id), json.dumps(body, sort_keys=True))
+    runtime.put_bytes(bucket, protocol.job_state_key(job_id, protocol.FAILED), reason[:1024].encode())
+    return won
+
+
+# ---------------------------------------------------------------------------------------------
+# Commit
+
+
+def commit(bucket: str, job_id: str, plan: dict) -> dict:
+    """Move the winning staged parts to the output; ``_SUCCESS`` last; then done.json."""
+    out = plan["output"]
+    ob, prefix, fmt = out["bucket"], out.get("prefix", ""), out["format"]
+    ext = writers.extension(fmt)
+    last = len(plan["steps"]) - 1
+    sp = plan["steps"][last]
+    r = int(sp.get("num_reducers") or 0)
+    phase, n = (protocol.REDUCE, r) if r else (protocol.MAP, int(sp["num_map_tasks"]))
+    keys = [protocol.done_marker_key(job_id, last, phase, t) for t in range(n)]
+    markers = list(ordered_parallel(lambda k: runtime.get_json(bucket, k), keys))
+
+    success_key = prefix + protocol.SUCCESS_MARKER
+    s3 = runtime.s3()
+    if runtime.exists(ob, success_key):
+        if not out.get("overwrite"):
+            raise CommitRefusedError(
+                f"output s3://{ob}/{prefix} already committed (it has _SUCCESS); write to a new "
+                "output location or pass overwrite=True")
+        s3.delete_object(Bucket=ob, Key=success_key)
+
+    parts = [{"key": prefix + protocol.part_name(i, ext), "size": int(m.get("bytes_out", 0)),
+              "records": int(m.get("records_out", 0))} for i, m in enumerate(markers)]
+
+    def copy(pair: tuple) -> None:
+        marker, part = pair
+        s3.copy_object(Bucket=ob, Key=part["key"], CopySource={"Bucket": bucket, "Key": marker["output_key"]})
+
+    for _ in ordered_parallel(copy, list(zip(markers, parts))):
+        pass
+    ours = {p["key"] for p in parts}
+    stale = [o["Key"] for o in runtime.list_keys(ob, prefix)
+             if o["Key"] not in ours and _is_part(o["Key"][len(prefix):])]
+    for i in range(0, len(stale), 1000):
+        s3.delete_objects(Bucket=ob, Delete={"Objects": [{"Key": k} for k in stale[i:i + 1000]],
+                                             "Quiet": True})
+    committed = runtime.now_iso()
+    manifest = {"job_id": job_id, "parts": parts, "records": sum(p["records"] for p in parts),
+                "inputs": out.get("inputs", []), "format": fmt, "committed": committed}
+    runtime.put_json(ob, success_key, manifest)
+    done = {"job_id": job_id, "state": protocol.SUCCEEDED, "manifest": f"s3://{ob}/{success_key}",
+            "parts": [f"s3://{ob}/{p['key']}" for p in parts], "records": manifest["records"],
+            "committed": committed}
+    runtime.put_json(bucket, protocol.done_key(job_id), done)
+    runtime.put_bytes(bucket, protocol.job_state_key(job_id, protocol.SUCCEEDED), b"")
+    return done
+
+
+def _is_part(rest: str) -> bool:
+    return rest.startswith(protocol.PART_PREFIX) and "/" not in rest

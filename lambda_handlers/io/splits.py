@@ -1,0 +1,176 @@
+"""Line-exact split reader over S3 ranged GETs, pinned to the planned ETag.
+
+The rule: a split ``[start, end)`` owns the records whose first byte lies in it. A record starts at
+offset 0 and after every ``\\n``. So a split with ``start > 0`` skips everything up to and including
+the first ``\\n`` at or after ``start - 1`` (the record starting at ``start`` is owned only if byte
+``start - 1`` is ``\\n``), and reads the record straddling ``end`` to its end with further ranged
+GETs (growing sizes, no fixed overshoot). A last line without ``\\n`` is a record; ``\\r\\n`` is one
+terminator (a ``\\r`` elsewhere is data); a UTF-8 BOM is stripped at offset 0 only. Gzip objects
+are one split, streamed whole; offsets then count decompressed bytes.
+
+Every GET carries ``IfMatch=<etag>``: an object rewritten during the job fails the task with
+:class:`~lambda_handlers.runtime.ObjectChangedError` instead of mixing two versions.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+BOM = b"\xef\xbb\xbf"
+BODY_CHUNK = 1 << 20
+FIRST_EXTENSION = 64 * 1024
+MAX_EXTENSION = 8 << 20
+
+# fetch(first_byte, last_byte_inclusive) -> iterator of byte chunks
+Fetch = Callable[[int, int], Iterator[bytes]]
+
+
+class LineReader:
+    """Iterate the records ``(bytes without terminator)`` a split owns; ``offset`` is the last one's.
+
+    Pure over ``fetch`` so the boundary logic is tested without S3; :func:`s3_fetch` binds it to
+    ranged GETs.
+    """
+
+    def __init__(self, fetch: Fetch, start: int, end: int, size: int):
+        self.fetch, self.start, self.end, self.size = fetch, start, min(end, size), size
+        self.offset = start  # byte offset of the record last yielded
+
+    def _chunks(self) -> Iterator[bytes]:
+        """The body ``[b0, end)`` as one ranged GET, then extension GETs until the object ends."""
+        b0 = self.start - 1 if self.start > 0 else 0
+        yield from self.fetch(b0, self.end - 1)
+        pos, n = self.end, FIRST_EXTENSION
+        while pos < self.size:
+            last = min(self.size, pos + n) - 1
+            yield from self.fetch(pos, last)
+            pos, n = last + 1, min(n * 2, MAX_EXTENSION)
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.start >= self.end:
+            return
+        chunks = self._chunks()
+        if self.start > 0:
+            buf_off, buf = self.start - 1, b""
+            while True:  # skip the tail of the record that began before this split
+                i = buf.find(b"\n")
+                if i >= 0:
+                    buf, buf_off = buf[i + 1:], buf_off + i + 1
+                    break
+                if buf_off + len(buf) >= self.end:
+                    return  # no record starts inside [start, end)
+                buf_off, buf = buf_off + len(buf), next(chunks, b"")
+        else:
+            buf_off, buf = 0, b""
+        yield from self._records(chunks, buf, buf_off)
+
+    def _records(self, chunks: Iterator[bytes], buf: bytes, off: int) -> Iterator[bytes]:
+        end, first = self.end, off == 0
+        while off < end:
+            i = buf.find(b"\n")
+            if i < 0:
+                parts = [buf]
+                while True:
+                    nxt = next(chunks, None)
+                    if nxt is None:
+                        break
+                    j = nxt.find(b"\n")
+                    parts.append(nxt)
+                    if j >= 0:
+                        i = sum(map(len, parts[:-1])) + j
+                        break
+                buf = b"".join(parts)
+                if i < 0:  # end of object: a last line without newline is a record
+                    if buf:
+                        self.offset = off
+                        yield _strip(buf, first)
+                    return
+            # Emit every complete record in buf whose start is before `end` in one pass.
+            lines = buf[: buf.rfind(b"\n")].split(b"\n")
+            for line in lines:
+                if off >= end:
+                    return
+                self.offset = off
+                rec = line[:-1] if line.endswith(b"\r") else line
+                if first:
+                    rec, first = (rec[3:] if rec.startswith(BOM) else rec), False
+                yield rec
+                off += len(line) + 1
+            buf = buf[buf.rfind(b"\n") + 1:]
+
+
+def _strip(line: bytes, first: bool) -> bytes:
+    return line[3:] if first and line.startswith(BOM) else line
+
+
+def split_lines(fetch: Fetch, start: int, end: int, size: int) -> list[bytes]:
+    """All records of a split, as a list (tests and small reads)."""
+    return list(LineReader(fetch, start, end, size))
+
+
+def reference_lines(data: bytes) -> list[bytes]:
+    """The records of a whole object by the same rule, without any splitting (the oracle)."""
+    lines = data.split(b"\n")
+    last = lines.pop()  # b"" after a final newline, else the unterminated last line
+    out = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+    if last:
+        out.append(last)
+    return _bom(out)
+
+
+def _bom(lines: list[bytes]) -> list[bytes]:
+    if lines and lines[0].startswith(BOM):
+        lines[0] = lines[0][3:]
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# S3 binding
+
+
+def s3_fetch(bucket: str, key: str, etag: str | None, on_bytes: Callable[[int], None] | None = None,
+             chunk: int = BODY_CHUNK) -> Fetch:
+    """A :data:`Fetch` doing ranged GETs of ``s3://bucket/key`` pinned to ``etag``."""
+    from lambda_handlers import runtime
+
+    def fetch(first: int, last: int) -> Iterator[bytes]:
+        kw = {"IfMatch": etag} if etag else {}
+        try:
+            resp = runtime.s3().get_object(Bucket=bucket, Key=key, Range=f"bytes={first}-{last}", **kw)
+        except Exception as exc:
+            raise _changed(exc, bucket, key, etag) from exc
+        for piece in resp["Body"].iter_chunks(chunk):
+            if on_bytes:
+                on_bytes(len(piece))
+            yield piece
+
+    return fetch
+
+
+def open_whole(bucket: str, key: str, etag: str | None):
+    """The streaming body of a whole object pinned to ``etag`` (gzip inputs)."""
+    from lambda_handlers import runtime
+
+    kw = {"IfMatch": etag} if etag else {}
+    try:
+        return runtime.s3().get_object(Bucket=bucket, Key=key, **kw)["Body"]
+    except Exception as exc:
+        raise _changed(exc, bucket, key, etag) from exc
+
+
+def _changed(exc: Exception, bucket: str, key: str, etag: str | None) -> Exception:
+    from lambda_handlers import runtime
+
+    if runtime.is_precondition_failed(exc):
+        return runtime.ObjectChangedError(
+            f"object s3://{bucket}/{key} changed during the job (ETag {etag} no longer matches); "
+            "re-run the job on a stable input")
+    if runtime.is_not_found(exc):
+        return runtime.ObjectChangedError(f"object s3://{bucket}/{key} disappeared during the job")
+    return exc
+
+
+def stream_lines(chunks: Iterator[bytes]) -> LineReader:
+    """Records of a whole stream (already-fetched chunks, e.g. decompressed gzip)."""
+    it = iter(chunks)
+    return LineReader(lambda first, last: it, 0, 1 << 62, 1 << 62)

@@ -1,0 +1,160 @@
+"""Map task handler: read a split (or the previous step's reduce output), map, combine, partition.
+
+With reducers, one attempt writes ONE object holding all R partitions plus an index
+(:mod:`lambda_handlers.shuffle`). A map-only last step writes its part directly, sorted by key.
+Bad records (parse errors or the mapper raising) fail the task naming the object, the byte offset
+and a preview of the record, unless ``settings.max_bad_records`` allows skipping (and counting) them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable, Iterator
+
+from lambda_handlers import protocol, runtime, shuffle
+from lambda_handlers.io import readers, writers
+
+log = logging.getLogger("smr.mapper")
+FLUSH_PAIRS = 8192
+
+
+def handler(event: Any, context: Any = None) -> dict:
+    ev, rejected = runtime.accept(event, protocol.EVENT_MAP)
+    if rejected:
+        return rejected
+    return runtime.run_task(ev, protocol.MAP, map_task)
+
+
+class _Source:
+    """Records for the mapper: raw items, a parser and a way to name the current record."""
+
+    def __init__(self, items: Iterable, parse: Callable[[Any], Any], where: dict | None,
+                 locate: Callable[[], str]):
+        self.items, self.parse, self.where, self.locate = items, parse, where, locate
+
+
+def _split_source(split: dict, metrics: runtime.TaskMetrics) -> _Source:
+    src = readers.SplitInput(split, metrics.add_in)
+    return _Source(src, src.parse, src.where(),
+                   lambda: f"byte {src.offset} of {src.describe()}")
+
+
+def _previous_step_source(bucket: str, job_id: str, step: int, task: int,
+                          ser: shuffle.JsonSerializer) -> _Source:
+    marker = runtime.get_json(bucket, protocol.done_marker_key(job_id, step - 1, protocol.REDUCE, task))
+    key = marker["output_key"]
+    data = runtime.get_bytes(bucket, key)
+    counter = {"n": -1}
+
+    def pairs() -> Iterator[tuple]:
+        for kv in shuffle.iter_pairs(data, ser):
+            counter["n"] += 1
+            yield tuple(kv)
+
+    return _Source(pairs(), lambda rec: rec, {"bucket": bucket, "key": key, "start": None, "end": None},
+                   lambda: f"record #{counter['n']} of s3://{bucket}/{key}")
+
+
+def _mapper_for(spec: Any, split: dict | None) -> Callable:
+    fn = spec.mapper
+    if isinstance(fn, dict):
+        name = (split or {}).get("input", "default")
+        if name not in fn:
+            raise runtime.TaskFailedError(f"the job has no mapper for input {name!r} (has {sorted(fn)})")
+        fn = fn[name]
+    return fn
+
+
+def run_mapper(source: _Source, mapper: Callable, sink: Callable[[list], None],
+               max_bad: int) -> tuple[int, int]:
+    """Feed every record through ``mapper`` into ``sink`` in batches; return (records, bad)."""
+    pending: list = []
+    records = bad = 0
+    parse, skip = source.parse, readers.SKIP
+
+    def bad_record(raw: Any, exc: Exception) -> None:
+        nonlocal bad
+        bad += 1
+        if bad > max_bad:
+            raise runtime.TaskError(
+                f"mapper failed on the record at {source.locate()}: {type(exc).__name__}: {exc}"
+                + (f" (more than max_bad_records={max_bad} bad records)" if max_bad else ""),
+                input=source.where, record_preview=runtime.preview(raw)) from exc
+        log.warning("skipping bad record at %s: %s", source.locate(), exc)
+
+    for raw in source.items:
+        try:
+            rec = parse(raw)
+        except Exception as exc:
+            records += 1
+            bad_record(raw, exc)
+            continue
+        if rec is skip:
+            continue
+        records += 1
+        mark = len(pending)
+        try:
+            out = mapper(rec)
+            if out is not None:
+                pending.extend(out)
+        except Exception as exc:
+            del pending[mark:]
+            bad_record(raw, exc)
+            continue
+        if len(pending) >= FLUSH_PAIRS:
+            sink(pending)
+            pending = []
+    if pending:
+        sink(pending)
+    return records, bad
+
+
+def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) -> dict:
+    bucket, job_id = event["bucket"], event["job_id"]
+    step, task, attempt = event["step"], event["task"], event["attempt"]
+    step_plan, spec = plan["steps"][step], job.steps[step]
+    cfg = runtime.settings(plan)
+    ser = shuffle.serializer(getattr(job, "serializer", "json"))
+    num_reducers = int(step_plan.get("num_reducers") or 0)
+    max_bad = int(cfg.get("max_bad_records") or getattr(job, "max_bad_records", 0) or 0)
+
+    if step == 0:
+        split = plan["splits"][task]
+        source = _split_source(split, metrics)
+    else:
+        split = None
+        source = _previous_step_source(bucket, job_id, step, task, ser)
+    mapper = _mapper_for(spec, split)
+
+    if num_reducers > 0:
+        out = shuffle.PartitionedOutput(
+            num_reducers, ser, shuffle.partition_function(ser, num_reducers, spec.partitioner))
+        sink = out.add_many
+        combiner = None
+        if spec.combiner is not None:
+            max_values = max(10_000, cfg["memory_budget_bytes"] // 256)
+            combiner = shuffle.Combiner(spec.combiner, out.add_many, ser, max_values)
+            sink = combiner.add_many
+        records_in, bad = run_mapper(source, mapper, sink, max_bad)
+        if combiner is not None:
+            combiner.flush()
+        data, index = out.finish()
+        key = protocol.map_output_key(job_id, step, task, attempt)
+        runtime.put_bytes(bucket, key, data)
+        metrics.add_out(len(data))
+        return {"output_key": key, "index": index, "records_in": records_in,
+                "records_out": out.records, "bad_records": bad}
+
+    grouper = shuffle.ExternalGrouper(ser, cfg["memory_budget_bytes"])
+    records_in, bad = run_mapper(source, mapper, grouper.add_many, max_bad)
+    fmt = plan["output"]["format"]
+    part = writers.PartWriter(fmt)
+    for k, values in grouper.groups():
+        for v in values:
+            part.write(k, v)
+    data = part.getvalue()
+    key = protocol.staged_part_key(job_id, task, attempt, writers.extension(fmt))
+    runtime.put_bytes(bucket, key, data)
+    metrics.add_out(len(data))
+    return {"output_key": key, "records_in": records_in, "records_out": part.records,
+            "bad_records": bad}

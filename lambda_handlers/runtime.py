@@ -1,0 +1,403 @@
+"""Handler plumbing shared by every function: clients, job loading, markers, invokes, metrics.
+
+Everything here is per warm container: boto3 clients (with a connection pool large enough for the
+reducer's parallel ranged GETs), the unpickled job and its plan (cached per job id), and the
+per-task S3 request counter that ends up in the done marker. Tests replace the Lambda invoke with
+:func:`set_invoker` to run the whole handler chain in-process.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import random
+import resource
+import threading
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from lambda_handlers import protocol
+
+log = logging.getLogger("smr")
+
+MAX_POOL_CONNECTIONS = 64
+PREVIEW_CHARS = 200
+_JOB_CACHE_SIZE = 8
+
+_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+_jobs: dict[tuple[str, str], Any] = {}
+_plans: dict[tuple[str, str], dict] = {}
+_invoker: Callable[[str, dict], None] | None = None
+
+
+class ObjectChangedError(RuntimeError):
+    """An input object's ETag no longer matches the one listed when the job was planned."""
+
+
+class TaskFailedError(RuntimeError):
+    """A task cannot finish; the message says why and what to do."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Clients
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def client(service: str):
+    """Return the cached boto3 client for ``service`` (honours ``AWS_ENDPOINT_URL``)."""
+    c = _clients.get(service)
+    if c is not None:
+        return c
+    with _lock:
+        c = _clients.get(service)
+        if c is None:
+            import boto3
+            from botocore.config import Config
+
+            cfg = Config(max_pool_connections=MAX_POOL_CONNECTIONS,
+                         retries={"max_attempts": 8, "mode": "standard"},
+                         connect_timeout=10, read_timeout=120)
+            c = boto3.session.Session().client(service, region_name=_region(), config=cfg)
+            if service == "s3":
+                c.meta.events.register("before-call.s3", _count_request)
+            _clients[service] = c
+    return c
+
+
+def s3():
+    return client("s3")
+
+
+def reset() -> None:
+    """Forget cached clients, jobs and plans (tests change the endpoint between runs)."""
+    with _lock:
+        _clients.clear()
+        _jobs.clear()
+        _plans.clear()
+
+
+def work_bucket() -> str:
+    try:
+        return os.environ[protocol.ENV_WORK_BUCKET]
+    except KeyError:
+        raise TaskFailedError(f"environment variable {protocol.ENV_WORK_BUCKET} is not set") from None
+
+
+def error_code(exc: BaseException) -> str:
+    resp = getattr(exc, "response", None) or {}
+    return str(resp.get("Error", {}).get("Code", ""))
+
+
+def is_precondition_failed(exc: BaseException) -> bool:
+    return error_code(exc) in ("PreconditionFailed", "412")
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return error_code(exc) in ("NoSuchKey", "404", "NotFound")
+
+
+# ---------------------------------------------------------------------------------------------
+# Request counting: one counter per task, carried in a context variable so that threads started
+# with contextvars.copy_context() (the reducer's parallel GETs) count into the same task.
+
+
+@dataclass
+class TaskMetrics:
+    requests: Counter = field(default_factory=Counter)
+    bytes_in: int = 0
+    bytes_out: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_in(self, n: int) -> None:
+        with self.lock:
+            self.bytes_in += n
+
+    def add_out(self, n: int) -> None:
+        with self.lock:
+            self.bytes_out += n
+
+
+_metrics: contextvars.ContextVar[TaskMetrics | None] = contextvars.ContextVar("smr_metrics",
+                                                                               default=None)
+
+
+def _count_request(model=None, **_kw) -> None:
+    m = _metrics.get()
+    if m is not None and model is not None:
+        with m.lock:
+            m.requests[model.name] += 1
+
+
+def start_metrics() -> TaskMetrics:
+    m = TaskMetrics()
+    _metrics.set(m)
+    return m
+
+
+def current_metrics() -> TaskMetrics:
+    m = _metrics.get()
+    if m is None:
+        m = start_metrics()
+    return m
+
+
+def max_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def memory_mb() -> int:
+    try:
+        return int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "0"))
+    except ValueError:
+        return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# S3 helpers
+
+
+def get_bytes(bucket: str, key: str, **kw) -> bytes:
+    body = s3().get_object(Bucket=bucket, Key=key, **kw)["Body"].read()
+    current_metrics().add_in(len(body))
+    return body
+
+
+def get_json(bucket: str, key: str) -> Any:
+    return json.loads(s3().get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def put_bytes(bucket: str, key: str, body: bytes, **kw) -> None:
+    s3().put_object(Bucket=bucket, Key=key, Body=body, **kw)
+
+
+def put_json(bucket: str, key: str, obj: Any) -> None:
+    put_bytes(bucket, key, json.dumps(obj, sort_keys=True).encode(), ContentType="application/json")
+
+
+def put_if_absent(bucket: str, key: str, body: bytes | str = b"") -> bool:
+    """Create ``key`` only if it does not exist; True if this call created it."""
+    if isinstance(body, str):
+        body = body.encode()
+    try:
+        s3().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+        return True
+    except Exception as exc:  # botocore ClientError; imported lazily
+        if is_precondition_failed(exc) or error_code(exc) == "ConditionalRequestConflict":
+            return False
+        raise
+
+
+def exists(bucket: str, key: str) -> bool:
+    try:
+        s3().head_object(Bucket=bucket, Key=key)
+        return True
+    except Exception as exc:
+        if is_not_found(exc):
+            return False
+        raise
+
+
+def list_keys(bucket: str, prefix: str) -> list[dict]:
+    """All objects under ``prefix`` (paginated): dicts with Key, Size, LastModified."""
+    out = []
+    for page in s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        out.extend(page.get("Contents", []))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Job and plan, cached per warm container
+
+
+def _remember(cache: dict, key: tuple, value: Any) -> Any:
+    with _lock:
+        if len(cache) >= _JOB_CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = value
+    return value
+
+
+def load_plan(bucket: str, job_id: str) -> dict:
+    key = (bucket, job_id)
+    plan = _plans.get(key)
+    if plan is None:
+        plan = _remember(_plans, key, get_json(bucket, protocol.plan_key(job_id)))
+    return plan
+
+
+def load_job(bucket: str, job_id: str):
+    """Unpickle ``job.pkl`` from the stack's own work bucket (never from an event-named bucket)."""
+    if bucket != work_bucket():
+        raise TaskFailedError(f"refusing to load job code from bucket {bucket!r}")
+    key = (bucket, job_id)
+    job = _jobs.get(key)
+    if job is None:
+        import pickle
+
+        try:
+            import cloudpickle  # noqa: F401  (pickles made by cloudpickle may need it importable)
+        except ImportError:  # pragma: no cover - the zip vendors it
+            pass
+        job = pickle.loads(s3().get_object(Bucket=bucket, Key=protocol.job_pickle_key(job_id))["Body"].read())
+        job.check_runtime()
+        _remember(_jobs, key, job)
+    return job
+
+
+def settings(plan: dict) -> dict:
+    s = dict(plan.get("settings") or {})
+    s.setdefault("max_attempts", 3)
+    s.setdefault("memory_budget_bytes", 256 * 1024 * 1024)
+    s.setdefault("max_bad_records", 0)
+    s.setdefault("task_timeout_s", 900)
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# Invokes
+
+
+def set_invoker(fn: Callable[[str, dict], None] | None) -> None:
+    """Replace the Lambda async invoke with ``fn(function_name, event)`` (tests); None restores it."""
+    global _invoker
+    _invoker = fn
+
+
+_FUNCTION_ENV = {
+    protocol.EVENT_MAP: protocol.ENV_MAPPER_FUNCTION,
+    protocol.EVENT_REDUCE: protocol.ENV_REDUCER_FUNCTION,
+    protocol.EVENT_COORDINATE: protocol.ENV_COORDINATOR_FUNCTION,
+    protocol.EVENT_DRIVE: protocol.ENV_DRIVER_FUNCTION,
+    protocol.EVENT_INVOKE: protocol.ENV_DRIVER_FUNCTION,
+}
+_THROTTLED = {"TooManyRequestsException", "ThrottlingException", "Throttling",
+              "EC2ThrottledException", "ServiceException", "ResourceNotReadyException"}
+
+
+def function_for(kind: str) -> str:
+    env = _FUNCTION_ENV[kind]
+    name = os.environ.get(env)
+    if not name:
+        raise TaskFailedError(f"environment variable {env} is not set; cannot invoke {kind} tasks")
+    return name
+
+
+def invoke(event: dict, attempts: int = 8) -> None:
+    """Async-invoke the function serving ``event['kind']``; back off and retry on throttling."""
+    name = function_for(event["kind"])
+    if _invoker is not None:
+        _invoker(name, event)
+        return
+    payload = json.dumps(event).encode()
+    for i in range(attempts):
+        try:
+            client("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=payload)
+            return
+        except Exception as exc:
+            if error_code(exc) not in _THROTTLED or i == attempts - 1:
+                raise
+            time.sleep(min(10.0, 0.1 * 2**i) * (0.5 + random.random()))
+
+
+def notify_coordinator(bucket: str, job_id: str, reason: str) -> None:
+    try:
+        invoke(protocol.coordinate_event(bucket, job_id, reason))
+    except Exception:  # the watcher's periodic coordinate call recovers a lost notification
+        log.exception("could not notify the coordinator of job %s (%s)", job_id, reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Task wrapper: start marker, done marker, error detail
+
+
+def preview(obj: Any) -> str:
+    text = obj.decode("utf-8", "replace") if isinstance(obj, (bytes, bytearray)) else repr(obj)
+    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "..."
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class TaskError(Exception):
+    """An error with context (input location, record preview) for the error detail."""
+
+    def __init__(self, message: str, *, input: dict | None = None, record_preview: str | None = None):
+        super().__init__(message)
+        self.input = input
+        self.record_preview = record_preview
+
+
+def write_error(bucket: str, event: dict, phase: str, exc: BaseException) -> dict:
+    job_id, step, task, attempt = event["job_id"], event["step"], event["task"], event["attempt"]
+    detail = {
+        "task": task, "attempt": attempt, "step": step, "phase": phase,
+        "error_type": type(exc).__name__, "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "input": getattr(exc, "input", None), "record_preview": getattr(exc, "record_preview", None),
+        "time": now_iso(),
+    }
+    put_json(bucket, protocol.error_detail_key(job_id, step, phase, task, attempt), detail)
+    put_bytes(bucket, protocol.error_marker_key(job_id, step, phase, task, attempt),
+              f"{detail['error_type']}: {detail['message']}"[:1024].encode())
+    return detail
+
+
+def run_task(event: dict, phase: str, body: Callable[[dict, dict, Any, TaskMetrics], dict]) -> dict:
+    """Run one map/reduce attempt around ``body(event, plan, job, metrics) -> done fields``.
+
+    ``event`` must already be validated. Writes the start marker, the done marker (put-if-absent:
+    the first finished attempt wins), or the error detail and marker; always notifies the
+    coordinator; never raises (retries are the coordinator's).
+    """
+    bucket, job_id = event["bucket"], event["job_id"]
+    step, task, attempt = event["step"], event["task"], event["attempt"]
+    metrics = start_metrics()
+    started = time.time()
+    try:
+        if exists(bucket, protocol.cancel_key(job_id)):
+            return {"cancelled": True}
+        put_bytes(bucket, protocol.start_marker_key(job_id, step, phase, task, attempt), b"")
+        plan = load_plan(bucket, job_id)
+        job = load_job(bucket, job_id)
+        fields = body(event, plan, job, metrics)
+        finished = time.time()
+        done = {"task": task, "attempt": attempt, "step": step, "phase": phase, **fields,
+                "bytes_in": metrics.bytes_in, "bytes_out": metrics.bytes_out,
+                "started": started, "finished": finished, "duration_s": round(finished - started, 4),
+                "memory_mb": memory_mb(), "max_rss_mb": max_rss_mb()}
+        done.setdefault("bad_records", 0)
+        with metrics.lock:
+            done["requests"] = dict(metrics.requests)
+        done["requests"]["PutObject"] = done["requests"].get("PutObject", 0) + 1  # the marker itself
+        won = put_if_absent(bucket, protocol.done_marker_key(job_id, step, phase, task),
+                            json.dumps(done, sort_keys=True))
+        result = {"done": True, "won": won}
+    except Exception as exc:
+        log.exception("%s task %s/%s attempt %s of job %s failed", phase, step, task, attempt, job_id)
+        try:
+            write_error(bucket, event, phase, exc)
+        except Exception:
+            log.exception("could not write the error detail")
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    notify_coordinator(bucket, job_id, f"{phase}-{step}-{task}")
+    return result
+
+
+def accept(event: Any, kind: str) -> tuple[dict | None, dict | None]:
+    """Validate ``event`` for a handler of ``kind``: (event, None) or (None, rejection response)."""
+    try:
+        bucket = work_bucket()
+        return protocol.validate_event(event, kind, work_bucket=bucket), None
+    except (protocol.ProtocolError, TaskFailedError) as exc:
+        log.error("rejected event: %s", exc)
+        return None, {"rejected": str(exc)}

@@ -1,0 +1,374 @@
+"""The shuffle: serializers, the stable partitioner, the map-output format, grouping and spilling.
+
+Map output object (one per map attempt)::
+
+    [partition 0 frames][partition 1 frames]...[partition R-1 frames][index JSON][u64 index length]
+
+A frame is ``<u32 big-endian length><payload>``; a payload is one *batch* of ``[key, value]``
+pairs encoded by the job's serializer (one ``json.dumps`` per batch, not per record). The index is
+``[[offset, length], ...]`` per partition; it is also in the done marker, so a reducer reads its
+slice with one ranged GET and no extra request for the index.
+
+Key identity is the serializer's canonical encoding (so ``1``, ``1.0``, ``True`` and ``"1"`` are
+four keys), and key order is :func:`sort_key`: a total order over JSON values of mixed types,
+``null < booleans < numbers < strings < arrays < objects`` (then by value; arrays element-wise,
+objects by sorted items), with non-JSON keys (pickle serializer) last by type name and repr.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import pickle
+import struct
+import tempfile
+import zlib
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Iterator
+
+FRAME_HEADER = struct.Struct(">I")
+FOOTER = struct.Struct(">Q")
+BATCH_PAIRS = 4096
+EXPANSION = 4  # in-memory Python objects vs. their encoded bytes, for the memory budget
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
+class ShuffleError(ValueError):
+    """A key, value or partition the shuffle cannot carry; the message says which."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Serializers
+
+
+class JsonSerializer:
+    name = "json"
+
+    def dumps(self, batch: list) -> bytes:
+        try:
+            return json.dumps(batch, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError) as exc:
+            raise ShuffleError(
+                f"cannot encode a key or value as JSON ({exc}); return JSON-able keys/values or "
+                "set serializer='pickle' on the job") from exc
+
+    def loads(self, payload: bytes) -> list:
+        return json.loads(payload)
+
+    def key_bytes(self, key: Any) -> bytes:
+        if type(key) is str:
+            return key.encode("utf-8", "surrogatepass")
+        try:
+            return _canonical(key).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError) as exc:
+            raise ShuffleError(f"key {key!r} is not JSON-able; set serializer='pickle'") from exc
+
+    def group_key(self, key: Any) -> Any:
+        """A hashable identity: the key itself for str, else its canonical encoding (tagged)."""
+        return key if type(key) is str else ("\0", self.key_bytes(key))
+
+
+class PickleSerializer(JsonSerializer):
+    name = "pickle"
+
+    def dumps(self, batch: list) -> bytes:
+        return pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, payload: bytes) -> list:
+        return pickle.loads(payload)
+
+    def key_bytes(self, key: Any) -> bytes:
+        try:
+            return super().key_bytes(key)
+        except ShuffleError:
+            return pickle.dumps(key, protocol=4)
+
+
+SERIALIZERS = {"json": JsonSerializer, "pickle": PickleSerializer}
+
+
+def serializer(name: str) -> JsonSerializer:
+    try:
+        return SERIALIZERS[name]()
+    except KeyError:
+        raise ShuffleError(f"unknown serializer {name!r}; use 'json' or 'pickle'") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Order and partitioning
+
+
+def sort_key(key: Any) -> tuple:
+    """Total order over keys of mixed JSON types (see module docstring)."""
+    t = type(key)
+    if t is str:
+        return (3, key)
+    if t is int or t is float:
+        return (2, key, repr(key))
+    if key is None:
+        return (0,)
+    if t is bool:
+        return (1, key)
+    if t is list or t is tuple:
+        return (4, tuple(map(sort_key, key)))
+    if t is dict:
+        return (5, tuple(sorted((str(k), sort_key(v)) for k, v in key.items())))
+    return (6, t.__name__, repr(key))
+
+
+def default_partition(key_bytes: bytes, n: int) -> int:
+    """Stable across processes and machines (never Python's salted ``hash()``)."""
+    return zlib.crc32(key_bytes) % n
+
+
+def partition_function(ser: JsonSerializer, n: int,
+                       user: Callable[[Any, int], int] | None = None) -> Callable[[Any], int]:
+    if n <= 1:
+        return lambda key: 0
+    if user is None:
+        kb = ser.key_bytes
+        return lambda key: zlib.crc32(kb(key)) % n
+
+    def checked(key: Any) -> int:
+        p = user(key, n)
+        if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < n:
+            raise ShuffleError(f"partitioner returned {p!r} for key {key!r}; it must be an int in [0, {n})")
+        return p
+    return checked
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames and the map-output format
+
+
+def frame(payload: bytes) -> bytes:
+    return FRAME_HEADER.pack(len(payload)) + payload
+
+
+def iter_frames(data: bytes | memoryview) -> Iterator[bytes]:
+    view, pos, n = memoryview(data), 0, len(data)
+    while pos < n:
+        if pos + 4 > n:
+            raise ShuffleError("truncated shuffle frame header")
+        (length,) = FRAME_HEADER.unpack_from(view, pos)
+        pos += 4
+        if pos + length > n:
+            raise ShuffleError("truncated shuffle frame")
+        yield bytes(view[pos:pos + length])
+        pos += length
+
+
+def iter_pairs(data: bytes, ser: JsonSerializer) -> Iterator[tuple[Any, Any]]:
+    for payload in iter_frames(data):
+        for k, v in ser.loads(payload):
+            yield k, v
+
+
+class PartitionedOutput:
+    """R partition buffers of framed batches; ``finish()`` gives the object bytes and the index."""
+
+    def __init__(self, num_partitions: int, ser: JsonSerializer,
+                 partition: Callable[[Any], int] | None = None):
+        self.n, self.ser = num_partitions, ser
+        self.partition = partition or partition_function(ser, num_partitions)
+        self._pending: list[list] = [[] for _ in range(num_partitions)]
+        self._frames: list[list[bytes]] = [[] for _ in range(num_partitions)]
+        self.records = 0
+
+    def add(self, key: Any, value: Any) -> None:
+        self.add_many(((key, value),))
+
+    def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        part, pending, frames = self.partition, self._pending, self._frames
+        dumps = self.ser.dumps
+        n = 0
+        for key, value in pairs:
+            p = part(key)
+            buf = pending[p]
+            buf.append((key, value))
+            n += 1
+            if len(buf) >= BATCH_PAIRS:
+                frames[p].append(frame(dumps(buf)))
+                pending[p] = []
+        self.records += n
+
+    def finish(self) -> tuple[bytes, list[list[int]]]:
+        chunks, index, offset = [], [], 0
+        for p in range(self.n):
+            if self._pending[p]:
+                self._frames[p].append(frame(self.ser.dumps(self._pending[p])))
+                self._pending[p] = []
+            part = b"".join(self._frames[p])
+            self._frames[p] = []
+            index.append([offset, len(part)])
+            chunks.append(part)
+            offset += len(part)
+        footer = json.dumps(index).encode()
+        chunks.append(footer)
+        chunks.append(FOOTER.pack(len(footer)))
+        return b"".join(chunks), index
+
+
+def read_index(data: bytes) -> list[list[int]]:
+    """The index stored at the end of a map-output object."""
+    (n,) = FOOTER.unpack_from(data, len(data) - FOOTER.size)
+    return json.loads(data[len(data) - FOOTER.size - n: len(data) - FOOTER.size])
+
+
+def encode_pairs(pairs: Iterable[tuple[Any, Any]], ser: JsonSerializer) -> tuple[bytes, int]:
+    """One partition's worth of pairs as framed batches (reduce output of a non-final step)."""
+    out, batch, n = [], [], 0
+    for kv in pairs:
+        batch.append(kv)
+        if len(batch) >= BATCH_PAIRS:
+            out.append(frame(ser.dumps(batch)))
+            n += len(batch)
+            batch = []
+    if batch:
+        out.append(frame(ser.dumps(batch)))
+        n += len(batch)
+    return b"".join(out), n
+
+
+# ---------------------------------------------------------------------------------------------
+# Combining in the mapper (bounded memory)
+
+
+class Combiner:
+    """Group mapper output and run the combiner whenever ``max_values`` values are buffered."""
+
+    def __init__(self, combine: Callable[[Any, Any], Iterable], sink: Callable[[Iterable], None],
+                 ser: JsonSerializer, max_values: int = 200_000):
+        self.combine, self.sink, self.ser, self.max_values = combine, sink, ser, max_values
+        self._groups: dict[Any, tuple[Any, list]] = {}
+        self._count = 0
+
+    def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        groups, gk = self._groups, self.ser.group_key
+        for key, value in pairs:
+            g = groups.get(key if type(key) is str else gk(key))
+            if g is None:
+                groups[key if type(key) is str else gk(key)] = (key, [value])
+            else:
+                g[1].append(value)
+            self._count += 1
+        if self._count >= self.max_values:
+            self.flush()
+
+    def flush(self) -> None:
+        groups, self._groups, self._count = self._groups, {}, 0
+        combine = self.combine
+        for key, values in groups.values():
+            out = combine(key, values)
+            if out is not None:
+                self.sink(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grouping with spill to /tmp
+
+
+class ExternalGrouper:
+    """Group ``(key, value)`` pairs; iterate groups in :func:`sort_key` order.
+
+    Holds groups in memory until the estimated size passes ``budget_bytes``, then sorts them and
+    spills a run to a temp file (framed batches of ``[key, [values]]``); :meth:`groups` merges the
+    runs. Values of a key keep their insertion order (runs are merged in spill order).
+    """
+
+    def __init__(self, ser: JsonSerializer, budget_bytes: int, tmpdir: str | None = None):
+        self.ser, self.budget = ser, max(1, int(budget_bytes))
+        self.tmpdir = tmpdir
+        self._groups: dict[Any, tuple[Any, list]] = {}
+        self._est = 0
+        self.runs: list[str] = []
+        self.spilled_bytes = 0
+
+    def add_many(self, pairs: Iterable[tuple[Any, Any]], encoded_bytes: int | None = None) -> None:
+        """Add pairs; ``encoded_bytes`` is their encoded size if known (else ~64 B per pair)."""
+        gk = self.ser.group_key
+        n = 0
+        for key, value in pairs:
+            g_id = key if type(key) is str else gk(key)
+            g = self._groups.get(g_id)
+            if g is None:
+                self._groups[g_id] = (key, [value])
+            else:
+                g[1].append(value)
+            n += 1
+            if encoded_bytes is None and n % 4096 == 0:
+                self._est += EXPANSION * 64 * 4096
+                if self._est >= self.budget:
+                    self.spill()
+        self._est += EXPANSION * (encoded_bytes if encoded_bytes is not None else 64 * (n % 4096))
+        if self._est >= self.budget:
+            self.spill()
+
+    def _sorted_groups(self) -> list[tuple[tuple, Any, list]]:
+        out = [(sort_key(k), k, vs) for k, vs in self._groups.values()]
+        out.sort(key=itemgetter(0))
+        return out
+
+    def spill(self) -> None:
+        if not self._groups:
+            return
+        fd, path = tempfile.mkstemp(prefix="smr-run-", suffix=".bin", dir=self.tmpdir)
+        dumps = self.ser.dumps
+        with os.fdopen(fd, "wb") as f:
+            batch: list = []
+            for _, k, vs in self._sorted_groups():
+                batch.append([k, vs])
+                if len(batch) >= 1024:
+                    data = frame(dumps(batch))
+                    f.write(data)
+                    self.spilled_bytes += len(data)
+                    batch = []
+            if batch:
+                data = frame(dumps(batch))
+                f.write(data)
+                self.spilled_bytes += len(data)
+        self.runs.append(path)
+        self._groups, self._est = {}, 0
+
+    def _read_run(self, path: str) -> Iterator[tuple[tuple, Any, list]]:
+        loads = self.ser.loads
+        with open(path, "rb") as f:
+            while True:
+                head = f.read(4)
+                if not head:
+                    return
+                (n,) = FRAME_HEADER.unpack(head)
+                for k, vs in loads(f.read(n)):
+                    yield sort_key(k), k, vs
+
+    def groups(self) -> Iterator[tuple[Any, list]]:
+        """Yield ``(key, values)`` in key order; removes spill files when exhausted."""
+        if not self.runs:
+            for _, k, vs in self._sorted_groups():
+                yield k, vs
+            self._groups = {}
+            return
+        self.spill()
+        try:
+            merged = heapq.merge(*(self._read_run(p) for p in self.runs), key=itemgetter(0))
+            cur_sk, cur_k, cur_vs = None, None, None
+            for sk, k, vs in merged:
+                if cur_vs is not None and sk == cur_sk:
+                    cur_vs.extend(vs)
+                    continue
+                if cur_vs is not None:
+                    yield cur_k, cur_vs
+                cur_sk, cur_k, cur_vs = sk, k, list(vs)
+            if cur_vs is not None:
+                yield cur_k, cur_vs
+        finally:
+            self.cleanup()
+
+    def cleanup(self) -> None:
+        for p in self.runs:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        self.runs = []

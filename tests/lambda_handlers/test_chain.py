@@ -1,0 +1,196 @@
+"""The whole handler chain (map -> coordinator -> reduce -> commit) in-process against moto S3."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections import Counter
+
+from lambda_handlers import protocol
+from lambda_handlers.jobspec import JobSpec, StepSpec
+
+WORDS = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota", "kappa"]
+
+
+def tokenize(line):
+    for w in line.split():
+        yield w.lower(), 1
+
+
+def total(word, counts):
+    yield word, sum(counts)
+
+
+def _text(seed: int, lines: int) -> str:
+    rnd = random.Random(seed)
+    return "".join(" ".join(rnd.choice(WORDS) for _ in range(rnd.randint(0, 9))) + "\n"
+                   for _ in range(lines))
+
+
+def _counts(lines: list[bytes]) -> dict:
+    out = {}
+    for ln in lines:
+        rec = json.loads(ln)
+        assert rec["key"] not in out
+        out[rec["key"]] = rec["value"]
+    return out
+
+
+def _word_count(harness, chain_runner, combiner, reducers=3, split_size=700, **kw):
+    texts = [_text(1, 300), _text(2, 120), ""]
+    objs = [harness.put(f"wc/{i}.txt", t.encode()) for i, t in enumerate(texts)]
+    spec = JobSpec(steps=[StepSpec(mapper=tokenize, combiner=total if combiner else None, reducer=total)])
+    plan = harness.submit(spec, harness.splits(objs, split_size), [reducers], **kw)
+    chain_runner.run(plan["events"])
+    lines, manifest = harness.output(plan)
+    expected = Counter(w for t in texts for w in t.split())
+    return plan, lines, manifest, expected
+
+
+def test_word_count_with_combiner_equals_counter(harness, chain):
+    plan, lines, manifest, expected = _word_count(harness, chain(), combiner=True)
+    assert _counts(lines) == dict(expected)
+    assert manifest["records"] == len(expected) and len(manifest["parts"]) == 3
+    assert harness.state(plan["job_id"]) == [protocol.SUCCEEDED]
+
+
+def test_word_count_without_combiner_equals_counter(harness, chain):
+    _, lines, _, expected = _word_count(harness, chain(), combiner=False, reducers=2)
+    assert _counts(lines) == dict(expected)
+
+
+def test_parts_are_sorted_by_key(harness, chain):
+    plan, _, manifest, _ = _word_count(harness, chain(), combiner=True, reducers=2)
+    for p in manifest["parts"]:
+        body = harness.s3.get_object(Bucket=plan["output"]["bucket"], Key=p["key"])["Body"].read()
+        keys = [json.loads(ln)["key"] for ln in body.splitlines()]
+        assert keys == sorted(keys) and len(body) == p["size"] and len(keys) == p["records"]
+
+
+def test_duplicate_delivery_of_every_task_gives_the_exact_answer(harness, chain):
+    runner = chain(duplicate=True, workers=4)
+    plan, lines, _, expected = _word_count(harness, runner, combiner=True)
+    assert _counts(lines) == dict(expected)
+    # every event ran twice, yet each transition happened once
+    reduces = {k: v for k, v in runner.calls.items() if k[0] == "reduce"}
+    assert set(reduces.values()) == {2} and len(reduces) == 3
+
+
+def test_map_only_job_writes_parts_directly(harness, chain):
+    objs = [harness.put("mo/a.txt", b"b 2\na 1\nc 3\n")]
+    spec = JobSpec(steps=[StepSpec(mapper=lambda line: [tuple(line.split())])], output_format="tsv")
+    plan = harness.submit(spec, harness.splits(objs, 5), [0], output_format="tsv")
+    chain().run(plan["events"])
+    lines, manifest = harness.output(plan)
+    assert sorted(lines) == [b'"a"\t"1"', b'"b"\t"2"', b'"c"\t"3"']
+    assert len(manifest["parts"]) == len(plan["splits"])
+
+
+def top_pairs(kv):
+    word, n = kv
+    yield "top", [n, word]
+
+
+def keep_top2(_, pairs):
+    yield "top", sorted(pairs, reverse=True)[:2]
+
+
+def test_two_steps_top_k(harness, chain):
+    text = "a a a b b c d d d d\n" * 3
+    objs = [harness.put("two/a.txt", text.encode())]
+    spec = JobSpec(steps=[StepSpec(mapper=tokenize, combiner=total, reducer=total),
+                          StepSpec(mapper=top_pairs, reducer=keep_top2)])
+    plan = harness.submit(spec, harness.splits(objs, 8), [3, 1])
+    chain().run(plan["events"])
+    lines, _ = harness.output(plan)
+    assert [json.loads(ln) for ln in lines] == [{"key": "top", "value": [[12, "d"], [9, "a"]]}]
+
+
+ATTEMPTS = Counter()
+
+
+def flaky(line):
+    ATTEMPTS[line] += 1
+    if line == "boom" and ATTEMPTS[line] == 1:
+        raise RuntimeError("transient")
+    yield line, 1
+
+
+def test_a_failed_first_attempt_is_retried(harness, chain):
+    ATTEMPTS.clear()
+    objs = [harness.put("retry/a.txt", b"x\nboom\ny\n")]
+    spec = JobSpec(steps=[StepSpec(mapper=flaky, reducer=total)])
+    plan = harness.submit(spec, harness.splits(objs, 100), [1])
+    runner = chain()
+    runner.run(plan["events"])
+    lines, _ = harness.output(plan)
+    assert _counts(lines) == {"boom": 1, "x": 1, "y": 1}
+    assert runner.calls[("map", 0, 0, 1)] == 1
+
+
+def always_fails(line):
+    raise ValueError(f"cannot parse {line!r}")
+
+
+def test_a_task_failing_max_attempts_fails_the_job_with_the_cause(harness, chain):
+    objs = [harness.put("fail/a.txt", b"hello\nworld\n")]
+    spec = JobSpec(steps=[StepSpec(mapper=always_fails, reducer=total)])
+    plan = harness.submit(spec, harness.splits(objs, 100), [1], max_attempts=2)
+    chain().run(plan["events"])
+    assert harness.state(plan["job_id"]) == [protocol.FAILED]
+    failed = json.loads(harness.s3.get_object(Bucket=plan["work_bucket"],
+                                              Key=protocol.failed_key(plan["job_id"]))["Body"].read())
+    assert failed["phase"] == "map" and failed["attempt"] == 1
+    assert "byte 0 of s3://smr-data-test/fail/a.txt" in failed["error"]["message"]
+    assert failed["error"]["record_preview"] == "hello"
+    assert "cannot parse" in failed["reason"]
+
+
+def test_bad_records_up_to_the_limit_are_skipped_and_counted(harness, chain):
+    objs = [harness.put("bad/a.jsonl", b'{"w": "a"}\nnot json\n{"w": "b"}\n{oops\n')]
+    spec = JobSpec(steps=[StepSpec(mapper=lambda r: [(r["w"], 1)], reducer=total)])
+    plan = harness.submit(spec, harness.splits(objs, 100, "jsonl"), [1], max_bad_records=2)
+    chain().run(plan["events"])
+    lines, _ = harness.output(plan)
+    assert _counts(lines) == {"a": 1, "b": 1}
+    marker = json.loads(harness.s3.get_object(
+        Bucket=plan["work_bucket"],
+        Key=protocol.done_marker_key(plan["job_id"], 0, "map", 0))["Body"].read())
+    assert marker["bad_records"] == 2 and marker["records_in"] == 4
+
+
+def test_csv_jsonl_and_gzip_inputs(harness, chain):
+    csv_obj = harness.put("fmt/a.csv", b"name,n\nx,1\ny,2\n\"z,q\",3\nx,4\n")
+    gz_obj = harness.put("fmt/b.csv.gz", gzip.compress(b"name,n\nx,10\ny,20\n"))
+    spec = JobSpec(steps=[StepSpec(mapper=lambda r: [(r["name"], int(r["n"]))], reducer=total)],
+                   input_format="csv")
+    plan = harness.submit(spec, harness.splits([csv_obj, gz_obj], 6, "csv"), [2])
+    chain().run(plan["events"])
+    assert _counts(harness.output(plan)[0]) == {"x": 15, "y": 22, "z,q": 3}
+
+    jl = harness.put("fmt/c.jsonl", b'{"k": 1}\n\n{"k": 2}\n{"k": 1}')
+    spec = JobSpec(steps=[StepSpec(mapper=lambda r: [(r["k"], 1)], reducer=total)])
+    plan = harness.submit(spec, harness.splits([jl], 7, "jsonl"), [1])
+    chain().run(plan["events"])
+    assert [json.loads(x) for x in harness.output(plan)[0]] == [{"key": 1, "value": 2},
+                                                                {"key": 2, "value": 1}]
+
+
+MIXED = [None, True, False, 0, 1, 1.0, 2.5, -3, "1", "a", "", [1, "x"], [1], {"b": 1, "a": 2}]
+
+
+def emit_mixed(line):
+    for k in MIXED:
+        yield k, 1
+
+
+def test_keys_of_several_json_types_stay_distinct_and_totally_ordered(harness, chain):
+    objs = [harness.put("mixed/a.txt", b"l1\nl2\nl3\n")]
+    spec = JobSpec(steps=[StepSpec(mapper=emit_mixed, combiner=total, reducer=total)])
+    plan = harness.submit(spec, harness.splits(objs, 3), [1])
+    chain().run(plan["events"])
+    got = [json.loads(x) for x in harness.output(plan)[0]]
+    assert [g["value"] for g in got] == [3] * len(MIXED)
+    assert [g["key"] for g in got] == [None, False, True, -3, 0, 1, 1.0, 2.5, "", "1", "a", [1],
+                                       [1, "x"], {"a": 2, "b": 1}]
