@@ -46,13 +46,18 @@ def _read_range(path: str, start: int, end: int) -> bytes:
         return f.read(end - start)
 
 
-def _count_words(args: tuple[str, int, int]) -> dict[str, int]:
+def count_words(data: bytes) -> dict[str, int]:
+    """``{word: count}`` of whitespace-separated words (per line: measured faster than one split)."""
     counts: dict[str, int] = {}
     get = counts.get
-    for line in _read_range(*args).decode().splitlines():
+    for line in data.decode().splitlines():
         for word in line.split():
             counts[word] = get(word, 0) + 1
     return counts
+
+
+def _count_words(args: tuple[str, int, int]) -> dict[str, int]:
+    return count_words(_read_range(*args))
 
 
 def _sum_revenue(args: tuple[str, int, int]) -> dict[str, float]:

@@ -1,0 +1,299 @@
+"""Benchmarks of the engine on the local stack, each next to a floor measured in the same run.
+
+``make bench`` runs every workload at the default size; ``make bench-quick`` (``--quick``) runs
+small sizes in under two minutes. Generated data goes to a temp dir (``--data-dir`` to keep and
+reuse it). Each row: workload, size, M, R, wall seconds, floor seconds, ratio, S3 requests by type,
+Lambda invocations, GB-seconds, estimated cost, driver peak RSS. Then the modelled AWS run of AMPLab
+Q2 at 126.8 GB from the rates this run measured (bench/model.py).
+
+    python bench/run.py [--quick] [--size 256MiB] [--only wordcount,amplab,...] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import floors, jobs, model, verify  # noqa: E402
+from bench.gen_common import parse_size  # noqa: E402
+from bench.gen_sort import KEY, sort_file  # noqa: E402
+from bench.gen_uservisits import uservisits_file  # noqa: E402
+from bench.gen_words import words_bytes, words_file  # noqa: E402
+
+WORKLOADS = ("wordcount", "amplab", "sort", "trivial", "fanout", "memory")
+FULL_SIZE = "256MiB"
+QUICK_SIZE = "8MiB"
+QUICK_SPLIT = "2MiB"
+FANOUT_TASKS = 1000
+QUICK_FANOUT_TASKS = 200
+MEMORY_STACK_MB = 128  # the smallest Lambda: budget 32 MiB, so the spill test stays small
+
+
+def _row(name: str, size: int, run, floor_s: float | None, **extra) -> dict:
+    r = run.result
+    counters = r.get("counters", {})
+    s3 = run.stack_requests or r.get("requests", {}).get("s3", {})
+    invokes = r.get("requests", {}).get("lambda_invokes")
+    return {
+        "workload": name, "bytes": size, "M": counters.get("map_tasks"), "R": counters.get("reduce_tasks"),
+        "wall_s": round(run.wall_s, 3), "floor_s": None if floor_s is None else round(floor_s, 3),
+        "ratio": None if not floor_s else round(run.wall_s / floor_s, 2),
+        "s3_requests": s3, "s3_requests_source": "local stack" if run.stack_requests else "result estimate",
+        "lambda_invocations": invokes, "gb_seconds": r.get("lambda_gb_seconds"),
+        "cost_usd": r.get("estimated_cost_usd"), "driver_peak_rss_mb": round(run.peak_rss_mb, 1),
+        "invoke_s": run.invoke_s, "timings": r.get("timings"), "job_id": r.get("job_id"),
+        "shuffle_bytes": counters.get("shuffle_bytes"), **extra,
+    }
+
+
+def _records(bench, result) -> dict:
+    return dict(verify.jsonl_records(line for part in bench.read_parts(result) for line in part))
+
+
+def _split_kw(args, size: int) -> dict:
+    kw = {}
+    if args.split_size:
+        kw["split_size"] = args.split_size
+    if args.reducers:
+        kw["num_reducers"] = args.reducers
+    return kw
+
+
+def _shuffle_puts(bench, result, work_bucket: str | None = None) -> dict:
+    from lambda_handlers import protocol
+
+    job_id = result["job_id"]
+    keys = bench.job_objects(job_id, work_bucket)
+    per_step = verify.step_writes(protocol.job_prefix(job_id), keys, final_step=0)
+    m, r = result["counters"]["map_tasks"], result["counters"]["reduce_tasks"]
+    from airflow_provider_smr.cost import shuffle_put_budget
+
+    step0 = per_step.get(0, {"data": 0, "markers": 0})
+    return {"shuffle_puts_step0": step0["data"], "marker_puts_step0": step0["markers"],
+            "job_level_puts": per_step.get(-1, {}).get("markers", 0),
+            "put_budget": shuffle_put_budget(m, r),
+            "within_budget": step0["data"] + step0["markers"] <= shuffle_put_budget(m, r)}
+
+
+# -- workloads -------------------------------------------------------------------------------------
+
+def bench_wordcount(bench, args, data_dir: Path) -> dict:
+    size = args.size
+    gen = words_file(data_dir, size, args.seed)
+    floor = floors.word_count_floor(gen.path)
+    uri = bench.upload(gen.path, f"words/{gen.path.name}")
+    run = bench.run(jobs.word_count_job(), input=uri, output=f"s3://{bench.data_bucket}/out/wordcount/",
+                    **_split_kw(args, size))
+    verify.check_counts(_records(bench, run.result), floor.answer)
+    return _row("word count", gen.size, run, floor.seconds, verified=True,
+                **_shuffle_puts(bench, run.result))
+
+
+def bench_amplab(bench, args, data_dir: Path) -> dict:
+    gen = uservisits_file(data_dir, args.size, args.seed)
+    floor = floors.amplab_q2_floor(gen.path)
+    uri = bench.upload(gen.path, f"uservisits/{gen.path.name}")
+    run = bench.run(jobs.amplab_q2_job(), input=uri, output=f"s3://{bench.data_bucket}/out/amplab/",
+                    **_split_kw(args, args.size))
+    verify.check_sums(_records(bench, run.result), floor.answer)
+    return _row("AMPLab Q2", gen.size, run, floor.seconds, verified=True, groups=len(floor.answer),
+                **_shuffle_puts(bench, run.result))
+
+
+def _sample_keys(path: Path, samples: int = 2000) -> list[str]:
+    size = path.stat().st_size
+    keys = []
+    with open(path, "rb") as f:
+        for i in range(samples):
+            f.seek(size * i // samples // 100 * 100)  # records are 100 bytes: land on one
+            keys.append(f.read(KEY).decode("ascii"))
+    return keys
+
+
+def bench_sort(bench, args, data_dir: Path) -> dict:
+    gen = sort_file(data_dir, args.size, args.seed)
+    floor = floors.sort_floor(gen.path, data_dir / "sort.floor.out")
+    with open(gen.path) as f:
+        expected = verify.record_digest(line.rstrip("\n") for line in f)
+    reducers = args.reducers or max(2, min(32, gen.size // (32 << 20)))
+    boundaries = jobs.sample_boundaries(_sample_keys(gen.path), reducers)
+    kw = _split_kw(args, args.size)
+    kw["num_reducers"] = reducers
+    uri = bench.upload(gen.path, f"sort/{gen.path.name}")
+    run = bench.run(jobs.sort_job(boundaries), input=uri, output=f"s3://{bench.data_bucket}/out/sort/", **kw)
+    parts = ([rec for rec in verify.jsonl_records(part)] for part in bench.read_parts(run.result))
+    verify.check_globally_sorted(parts, expected)
+    Path(floor.answer).unlink(missing_ok=True)
+    return _row("sort", gen.size, run, floor.seconds, verified=True, **_shuffle_puts(bench, run.result))
+
+
+def bench_trivial(bench, args, data_dir: Path) -> dict:
+    body = words_bytes(4096, args.seed)
+    uri = bench.put("trivial/input.txt", body)
+    job = jobs.word_count_job()
+    bench.run(job, input=uri, output=f"s3://{bench.data_bucket}/out/trivial-warmup/", num_reducers=1,
+              poll_interval=args.poll)  # warm the workers, as a deployed stack in use would be
+    runs = [bench.run(job, input=uri, output=f"s3://{bench.data_bucket}/out/trivial/", num_reducers=1,
+                      poll_interval=args.poll) for _ in range(3)]
+    run = sorted(runs, key=lambda r: r.wall_s)[1]
+    expected = floors.count_words(body)
+    verify.check_counts(_records(bench, run.result), expected)
+    return _row("trivial (median of 3)", len(body), run, None, verified=True,
+                all_wall_s=[round(r.wall_s, 3) for r in runs], poll_s=args.poll)
+
+
+def bench_fanout(bench, args, data_dir: Path) -> dict:
+    tasks = QUICK_FANOUT_TASKS if args.quick else FANOUT_TASKS
+    line = b"alpha beta gamma delta epsilon\n"  # 31 bytes: one line per split
+    body = line * tasks
+    uri = bench.put("fanout/input.txt", body)
+    run = bench.run(jobs.word_count_job(), input=uri, output=f"s3://{bench.data_bucket}/out/fanout/",
+                    split_size=len(line), num_reducers=2, poll_interval=args.poll)
+    verify.check_counts(_records(bench, run.result), {w.decode(): tasks for w in line.split()})
+    return _row(f"fan-out ({tasks} splits)", len(body), run, None, verified=True,
+                invoke_all_s=run.invoke_s, submit_s=round(run.submit_s, 3))
+
+
+def bench_memory(bench, args, data_dir: Path) -> dict:
+    """One reducer whose partition is 4x its memory budget (no combiner, every word shuffled)."""
+    budget = MEMORY_STACK_MB * 2**20 // 4
+    size = 4 * budget
+    gen = words_file(data_dir, size // 2, args.seed)  # shuffle records are ~2x the text (JSON pairs)
+    floor = floors.word_count_floor(gen.path)
+    uri = bench.upload(gen.path, f"memory/{gen.path.name}")
+    run = bench.run(jobs.word_count_without_combiner_job(), input=uri, memory_mb=MEMORY_STACK_MB,
+                    output=f"s3://{bench.data_bucket}/out/memory/", num_reducers=1,
+                    split_size=args.split_size or "8MiB")
+    verify.check_counts(_records(bench, run.result), floor.answer)
+    shuffle = run.result["counters"]["shuffle_bytes"]
+    return _row("reducer memory (spill)", gen.size, run, floor.seconds, verified=True,
+                memory_budget_bytes=budget, partition_over_budget=round(shuffle / budget, 2))
+
+
+BENCHES = {"wordcount": bench_wordcount, "amplab": bench_amplab, "sort": bench_sort,
+           "trivial": bench_trivial, "fanout": bench_fanout, "memory": bench_memory}
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+def _fmt_requests(s3: dict) -> str:
+    return " ".join(f"{k}:{v}" for k, v in sorted(s3.items()) if v)
+
+
+def print_row(row: dict) -> None:
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    print(f"{row['workload']:<24} {row['bytes'] / 2**20:>8.1f}MiB M={num(row['M'], 'd'):>4} "
+          f"R={num(row['R'], 'd'):>3} wall={row['wall_s']:>7.2f}s floor={num(row['floor_s'], '.2f'):>6}s "
+          f"ratio={num(row['ratio'], '.2f'):>5} inv={num(row['lambda_invocations'], 'd'):>5} "
+          f"GB-s={num(row['gb_seconds'], '.2f'):>7} ${num(row['cost_usd'], '.6f')} "
+          f"rss={row['driver_peak_rss_mb']:.0f}MB", flush=True)
+    print(f"{'':<24} S3 ({row['s3_requests_source']}): {_fmt_requests(row['s3_requests'])}")
+    extra = {k: row[k] for k in ("invoke_all_s", "shuffle_puts_step0", "marker_puts_step0", "put_budget",
+                                 "within_budget", "partition_over_budget", "all_wall_s", "groups",
+                                 "timings") if k in row}
+    if extra:
+        print(f"{'':<24} {json.dumps(extra)}", flush=True)
+
+
+def measured_rates(rows: list[dict], bench) -> dict:
+    """Per-byte map and reduce rates of the AMPLab run, from its done markers' durations."""
+    row = next((r for r in rows if r["workload"] == "AMPLab Q2" and "error" not in r), None)
+    if row is None:
+        return {}
+    markers = bench.done_markers(row["job_id"])
+    maps = [m for m in markers if m["phase"] == "map"]
+    reduces = [m for m in markers if m["phase"] == "reduce"]
+    rates = {}
+    map_s = sum(m["duration_s"] for m in maps)
+    if map_s:
+        rates["map_cpu_mb_s"] = sum(m["bytes_in"] for m in maps) / 1e6 / map_s
+    red_s = sum(m["duration_s"] for m in reduces)
+    if red_s:
+        rates["reduce_cpu_mb_s"] = sum(m["bytes_in"] for m in reduces) / 1e6 / red_s
+    keys = sum(m["records_out"] for m in maps)
+    if keys:
+        rates["shuffle_bytes_per_key"] = sum(m["bytes_out"] for m in maps) / keys
+    return rates
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help=f"small sizes ({QUICK_SIZE}), under 2 minutes")
+    p.add_argument("--size", type=parse_size, help=f"bytes per workload (default {FULL_SIZE}; up to 1GiB)")
+    p.add_argument("--split-size", type=parse_size, help="bytes per split (default: the planner's choice)")
+    p.add_argument("--reducers", type=int, help="reducers (default: the planner's choice)")
+    p.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated: " + ",".join(WORKLOADS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--poll", type=float, default=0.1, help="watcher poll interval (s)")
+    p.add_argument("--memory-mb", type=int, default=1024)
+    p.add_argument("--data-dir", help="keep generated data here (default: a temp dir, deleted)")
+    p.add_argument("--json", help="also write the rows and the model as JSON here")
+    p.add_argument("--no-model", action="store_true")
+    args = p.parse_args(argv)
+    if args.size is None:
+        args.size = parse_size(QUICK_SIZE if args.quick else FULL_SIZE)
+    if args.quick and args.split_size is None:
+        args.split_size = parse_size(QUICK_SPLIT)
+    args.only = [w.strip() for w in args.only.split(",") if w.strip()]
+    unknown = set(args.only) - set(WORKLOADS)
+    if unknown:
+        p.error(f"unknown workloads {sorted(unknown)}; choose from {','.join(WORKLOADS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from bench.engine import Bench
+
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="smr-bench-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    began = time.perf_counter()
+    failures = 0
+    try:
+        with Bench(memory_mb=args.memory_mb) as bench:
+            print(f"local stack up, stack deployed in {time.perf_counter() - began:.1f}s; "
+                  f"size {args.size / 2**20:.0f} MiB per workload, data in {data_dir}", flush=True)
+            for name in args.only:
+                try:
+                    row = BENCHES[name](bench, args, data_dir)
+                    print_row(row)
+                except Exception as exc:  # one broken workload must not hide the others' figures
+                    failures += 1
+                    row = {"workload": name, "error": f"{type(exc).__name__}: {exc}"}
+                    print(f"{name:<24} FAILED {row['error']}", flush=True)
+                rows.append(row)
+            rates = {} if args.no_model else measured_rates(rows, bench)
+    finally:
+        if not args.data_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    modelled = None
+    if not args.no_model:
+        r = model.rates_from(rates)
+        best = model.best_plan(rates=r)
+        print()
+        print(f"measured rates for the model: {json.dumps({k: round(v, 2) for k, v in rates.items()})}"
+              if rates else "no AMPLab run: model uses its default rates")
+        print(model.report(best, r))
+        modelled = {"rates": rates, "plan": best.plan.__dict__, "wall_s": best.wall_s, "usd": best.usd,
+                    "cost": best.cost, "meets_target": best.meets_target()}
+    print(f"\nbench finished in {time.perf_counter() - began:.1f}s, {failures} workload(s) failed")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "model": modelled}, indent=1, default=str))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
