@@ -1,0 +1,398 @@
+"""ServerlessMapReduceOperator: run a MapReduce job on AWS Lambda + S3 from an Airflow task."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.configuration import conf
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import AirflowException
+
+from airflow_provider_smr.hooks.smr import SMRHook
+from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink
+from lambda_handlers import protocol
+
+try:  # Airflow >= 3.3: task_state_store survives retries (AIP-103).
+    from airflow.sdk import ResumableJobMixin
+except ImportError:  # pragma: no cover - older Airflow: S3 markers alone make submit_job idempotent
+    from airflow_provider_smr.operators._resumable import ResumableJobMixin  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# Room left under protocol's 200-character limit for a generation suffix (".2", ".3", ...).
+MAX_BASE_JOB_ID = 190
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
+
+ACTIVE_STATES = (protocol.PENDING, protocol.RUNNING)
+SUCCESS_STATES = (protocol.SUCCEEDED,)
+FAILURE_STATES = (protocol.FAILED, protocol.CANCELLED)
+
+# Resume decisions, from the state of the job a previous try left behind.
+SUBMIT = "submit"  # no job yet
+RECONNECT = "reconnect"  # still running: wait for it
+RETURN = "return"  # finished: return its result
+RESUBMIT = "resubmit"  # failed or cancelled: run a fresh job under the next generation id
+
+
+def resume_decision(prior_state: str | None) -> str:
+    """Decide what a (re)starting task does with the job an earlier try may have left."""
+    if prior_state is None:
+        return SUBMIT
+    if prior_state in ACTIVE_STATES:
+        return RECONNECT
+    if prior_state in SUCCESS_STATES:
+        return RETURN
+    return RESUBMIT
+
+
+def deterministic_job_id(dag_id: str, run_id: str, task_id: str, map_index: int | None = -1) -> str:
+    """The job id of one task instance: readable, a valid protocol job id, the same on every try.
+
+    Characters outside the protocol's alphabet become ``-``; a short hash of the exact tuple keeps
+    ids that sanitize alike (``a:b`` / ``a+b``) apart, and long ids are cut before the hash.
+    """
+    parts = [dag_id, task_id, run_id]
+    if map_index is not None and map_index >= 0:
+        parts.append(f"m{map_index}")
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:10]
+    readable = _UNSAFE.sub("-", ".".join(parts))
+    readable = re.sub(r"\.{2,}", ".", readable).lstrip("_.=-") or "job"
+    readable = readable[: MAX_BASE_JOB_ID - len(digest) - 1].rstrip(".")
+    return protocol.validate_job_id(f"{readable}.{digest}")
+
+
+def generation_job_id(base_id: str, generation: int) -> str:
+    """Job id of the n-th fresh run of one task instance (after a failed or cancelled one)."""
+    return base_id if generation <= 1 else protocol.validate_job_id(f"{base_id}.{generation}")
+
+
+def as_count(value: Any, name: str) -> int | None:
+    """A templated count (``"{{ params.n }}"`` renders to ``"4"``) as an int."""
+    if value is None or value == "" or isinstance(value, int):
+        return value or None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def s3_buckets(locations: Any) -> list[str]:
+    """Bucket names of an input/output spec: a URI, a list of URIs, or ``{name: URI}``."""
+    if isinstance(locations, str):
+        locations = [locations]
+    elif isinstance(locations, dict):
+        locations = list(locations.values())
+    buckets = []
+    for loc in locations or []:
+        for uri in [loc] if isinstance(loc, str) else loc:
+            if uri.startswith("s3://"):
+                bucket = uri[len("s3://") :].split("/", 1)[0]
+                if bucket and bucket not in buckets:
+                    buckets.append(bucket)
+    return buckets
+
+
+def asset_uri(output: str) -> str | None:
+    """The Asset URI of an output location; for a templated one, the folder above the template.
+
+    ``s3://b/revenue/{{ ds }}/`` is announced as ``s3://b/revenue/`` (its run's exact prefix goes in
+    the asset event's ``extra``). None when no static bucket is left to name.
+    """
+    if "{{" not in output:
+        return output
+    root = output.split("{{", 1)[0].rsplit("/", 1)[0] + "/"
+    return root if len(root) > len("s3://") + 1 and root.startswith("s3://") else None
+
+
+class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
+    """
+    Run a MapReduce job on AWS Lambda with S3 as the shuffle, and return its result dict.
+
+    The task deploys (or reuses) the SMR stack, submits the job under an id derived from the task
+    instance, and waits for it: in the worker, or deferred to the triggerer. On a retry after a
+    worker crash it reconnects to the job the earlier try started, or returns its result if it
+    already finished, instead of running it twice.
+
+    :param job: a ``MapReduceJob`` or an import string ``"package.module:attr"``.
+    :param input: ``s3://`` URI(s) of the input: a string, a list, or ``{name: URI}`` for jobs with
+        named inputs (joins). (templated)
+    :param output: ``s3://`` prefix the parts and ``_SUCCESS`` go to. (templated)
+    :param job_params: JSON-able parameters the job's functions can read. (templated)
+    :param num_reducers: reduce tasks of the last step (the engine's default when None). (templated)
+    :param split_size: bytes per map task, e.g. ``"64MiB"`` (the engine's default when None).
+    :param memory_mb: Lambda memory of the stack's functions (deployment setting).
+    :param timeout_s: Lambda timeout of the stack's functions (deployment setting).
+    :param max_concurrency: cap on concurrently running Lambda tasks of this job.
+    :param max_attempts: attempts per map/reduce task before the job fails.
+    :param max_bad_records: records a task may skip on a mapper/reducer error before failing.
+    :param stack_name: the SMR stack (CloudFormation stack and name prefix) to run on.
+    :param deploy: deploy or update the stack before submitting (idempotent, cached by content hash).
+    :param overwrite: replace an existing output instead of refusing to run.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param poll_interval: seconds between status polls.
+    :param durable: reconnect to a running job on retry (task_state_store + S3 markers).
+    :param aws_conn_id: the Airflow ``aws`` connection (``endpoint_url`` in its extra points the
+        whole job at another endpoint, e.g. the local stack).
+    :param region_name: AWS region; the connection's when None.
+    :param verify: whether to verify SSL certificates.
+    :param botocore_config: botocore client configuration dict.
+    """
+
+    aws_hook_class = SMRHook
+    template_fields: Sequence[str] = aws_template_fields("input", "output", "job_params", "num_reducers")
+    template_fields_renderers = {"job_params": "json", "input": "json"}
+    operator_extra_links = (SMROutputLink(), SMRLogsLink(), SMRReportLink())
+    ui_color = "#f9c915"
+    external_id_key = "smr_job_id"
+
+    def __init__(
+        self,
+        *,
+        job: Any,
+        input: str | list[str] | dict[str, str],
+        output: str,
+        job_params: dict[str, Any] | None = None,
+        num_reducers: int | str | None = None,
+        split_size: int | str | None = None,
+        memory_mb: int | None = None,
+        timeout_s: int | None = None,
+        max_concurrency: int | None = None,
+        max_attempts: int = 3,
+        max_bad_records: int = 0,
+        stack_name: str = "smr",
+        deploy: bool = True,
+        overwrite: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 5,
+        **kwargs: Any,
+    ) -> None:
+        if "outlets" not in kwargs and isinstance(output, str) and output.startswith("s3://"):
+            uri = asset_uri(output)
+            if uri:
+                from airflow.sdk import Asset
+
+                kwargs["outlets"] = [Asset(uri)]
+        super().__init__(**kwargs)
+        self.job = job
+        self.input = input
+        self.output = output
+        self.job_params = job_params or {}
+        self.num_reducers = num_reducers
+        self.split_size = split_size
+        self.memory_mb = memory_mb
+        self.timeout_s = timeout_s
+        self.max_concurrency = max_concurrency
+        self.max_attempts = max_attempts
+        self.max_bad_records = max_bad_records
+        self.stack_name = stack_name
+        self.deploy = deploy
+        self.overwrite = overwrite
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.job_id: str | None = None
+        self.stack: dict[str, Any] | None = None
+
+    # -- execute ------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self.stack = self._ensure_stack()
+        if not self.deferrable:
+            return self.execute_resumable(context)
+        job_id = self.submit_job(context)
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(self.external_id_key, job_id)
+        self._persist_links(context)
+        return self._defer_or_finish(context, job_id)
+
+    def _ensure_stack(self) -> dict[str, Any]:
+        if not self.deploy:
+            return self.hook.get_stack_info(self.stack_name)
+        settings = {"memory_mb": self.memory_mb, "timeout_s": self.timeout_s}
+        settings = {k: v for k, v in settings.items() if v is not None}
+        return self.hook.deploy_stack(
+            self.stack_name,
+            input_buckets=s3_buckets(self.input),
+            output_buckets=s3_buckets(self.output),
+            **settings,
+        )
+
+    def _defer_or_finish(self, context: Context, job_id: str) -> dict[str, Any]:
+        status = self.hook.get_job_status(job_id, stack_name=self.stack_name)
+        if status["state"] in SUCCESS_STATES:
+            return self.get_job_result(job_id, context)
+        if status["state"] in FAILURE_STATES:
+            raise AirflowException(f"SMR job {job_id} {status['state']}: {status.get('error')}")
+        from airflow_provider_smr.triggers.smr import SMRJobTrigger
+
+        self.log.info("Deferring: waiting for SMR job %s in the triggerer", job_id)
+        self.defer(
+            trigger=SMRJobTrigger(
+                job_id=job_id,
+                stack_name=self.stack_name,
+                work_bucket=(self.stack or {}).get("work_bucket"),
+                poll_interval=self.poll_interval,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
+            ),
+            method_name="execute_complete",
+            timeout=self.execution_timeout,
+        )
+        raise AssertionError("defer() returned")  # pragma: no cover
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: return the result, raise the remote error, or re-defer."""
+        event = validate_event(event)
+        self.job_id = event["job_id"]
+        if event["status"] == "success":
+            return self.get_job_result(event["job_id"], context)
+        if event["status"] == "needs_attention":
+            self.log.warning("SMR job %s: %s; retrying them", self.job_id, event.get("message"))
+            self.hook.retry_overdue_tasks(self.job_id, stack_name=self.stack_name)
+            return self._defer_or_finish(context, self.job_id)
+        raise AirflowException(f"SMR job {event['job_id']} {event['status']}: {event.get('message')}")
+
+    # -- ResumableJobMixin --------------------------------------------------------------------
+
+    def submit_job(self, context: Context) -> str:
+        """Submit this task instance's job, or return the id of the one an earlier try started.
+
+        S3 holds the truth (XCom is cleared between tries): the deterministic id and its
+        generations ``<id>.2``, ``<id>.3`` ... are probed; a running or finished one is reused, a
+        failed or cancelled one makes the next generation run.
+        """
+        base = self.task_job_id(context)
+        generation = 1
+        while True:
+            job_id = generation_job_id(base, generation)
+            decision = resume_decision(self._prior_state(job_id))
+            if decision in (RECONNECT, RETURN):
+                self.log.info("SMR job %s already exists (%s): not submitting again", job_id, decision)
+                break
+            if decision == SUBMIT:
+                self.log.info("Submitting SMR job %s", job_id)
+                from airflow_provider_smr.job import load_job
+
+                self.hook.submit_job(
+                    load_job(self.job),
+                    input=self.input,
+                    output=self.output,
+                    stack_name=self.stack_name,
+                    job_id=job_id,
+                    num_reducers=as_count(self.num_reducers, "num_reducers"),
+                    split_size=self.split_size,
+                    max_concurrency=self.max_concurrency,
+                    max_attempts=self.max_attempts,
+                    overwrite=self.overwrite,
+                    job_params=self.job_params,
+                    max_bad_records=self.max_bad_records,
+                )
+                break
+            generation += 1
+        self.job_id = job_id
+        return job_id
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        return self._prior_state(str(external_id)) or protocol.FAILED
+
+    def is_job_active(self, status: str) -> bool:
+        return status in ACTIVE_STATES
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status in SUCCESS_STATES
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:
+        # The mixin returns this method's value when it reconnects, so it returns the result too.
+        self.job_id = str(external_id)
+        self._persist_links(context)
+        self.hook.wait_for_job(self.job_id, stack_name=self.stack_name, poll_interval=self.poll_interval)
+        return self.get_job_result(self.job_id, context)
+
+    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        result = self.hook.get_job_result(str(external_id), stack_name=self.stack_name)
+        self._emit_asset_event(context, result)
+        self.log.info("SMR job %s: output %s", external_id, result.get("output"))
+        return result
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def task_job_id(context: Context) -> str:
+        ti = context["ti"]
+        return deterministic_job_id(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
+
+    def _prior_state(self, job_id: str) -> str | None:
+        from airflow_provider_smr.hooks.smr import JobNotFoundError
+
+        try:
+            return self.hook.get_job_status(job_id, stack_name=self.stack_name)["state"]
+        except JobNotFoundError:
+            return None
+
+    def _persist_links(self, context: Context) -> None:
+        endpoint = self.hook.conn_config.endpoint_url
+        common = {
+            "context": context,
+            "operator": self,
+            "region_name": self.hook.conn_region_name,
+            "aws_partition": self.hook.conn_partition,
+            "endpoint_url": endpoint,
+        }
+        SMROutputLink.persist(output=self.output, **common)
+        SMRReportLink.persist(output=self.output, **common)
+        SMRLogsLink.persist(log_group_prefix=f"/aws/lambda/{self.stack_name}-", **common)
+
+    def _emit_asset_event(self, context: Context, result: dict[str, Any]) -> None:
+        events = context.get("outlet_events")
+        if not events:
+            return
+        for outlet in self.outlets or []:
+            try:
+                events[outlet].extra = {"output": result.get("output"), "job_id": result.get("job_id")}
+            except (KeyError, TypeError):  # not an Asset we know how to annotate
+                continue
+
+    def on_kill(self) -> None:
+        """Cancel the job: no further tasks start and nothing is committed."""
+        if self.job_id:
+            self.log.info("Task killed: cancelling SMR job %s", self.job_id)
+            self.hook.cancel_job(self.job_id, stack_name=self.stack_name)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Report the job's input and output as OpenLineage datasets (needs the openlineage provider)."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        def datasets(locations: Any) -> list[Any]:
+            if isinstance(locations, str):
+                locations = [locations]
+            elif isinstance(locations, dict):
+                locations = list(locations.values())
+            found = []
+            for uri in locations or []:
+                for one in [uri] if isinstance(uri, str) else uri:
+                    if one.startswith("s3://"):
+                        bucket, _, key = one[len("s3://") :].partition("/")
+                        found.append(Dataset(namespace=f"s3://{bucket}", name=key or "/"))
+            return found
+
+        return OperatorLineage(inputs=datasets(self.input), outputs=datasets(self.output))
+
+
+def validate_event(event: dict[str, Any] | None) -> dict[str, Any]:
+    """Check a trigger event before acting on it; raise on a malformed one."""
+    from airflow_provider_smr.triggers.smr import EVENT_STATUSES
+
+    if not isinstance(event, dict):
+        raise AirflowException(f"SMR trigger sent no event (got {event!r})")
+    if event.get("status") not in EVENT_STATUSES or not event.get("job_id"):
+        raise AirflowException(f"SMR trigger sent a malformed event: {event!r}")
+    return event
+

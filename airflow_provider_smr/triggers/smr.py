@@ -1,0 +1,205 @@
+"""SMRJobTrigger: wait for an SMR job in the triggerer, one LIST of its status prefix per poll."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from lambda_handlers import protocol
+
+# The statuses an SMRJobTrigger event can carry.
+SUCCESS = "success"
+FAILED = "failed"  # the job failed or was cancelled; "message" holds the remote error
+NEEDS_ATTENTION = "needs_attention"  # a task went silent past its deadline: resume and retry it
+ERROR = "error"  # the trigger itself could not watch the job
+EVENT_STATUSES = (SUCCESS, FAILED, NEEDS_ATTENTION, ERROR)
+
+
+class SMRJobTrigger(BaseTrigger):
+    """
+    Yield one event when an SMR job finishes, fails, or has a task silent past its deadline.
+
+    Each poll is one paginated LIST of the job's ``status/`` prefix (plus a GET of ``plan.json``
+    once, and of ``failed.json`` on failure), read through the connection's S3 endpoint.
+
+    :param job_id: the job to watch.
+    :param work_bucket: the stack's work bucket holding ``jobs/<job_id>/``.
+    :param stack_name: the SMR stack (carried for the resuming task).
+    :param poll_interval: seconds between polls.
+    :param aws_conn_id: the Airflow ``aws`` connection.
+    :param region_name: AWS region; the connection's when None.
+    :param verify: whether to verify SSL certificates.
+    :param botocore_config: botocore client configuration dict.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        work_bucket: str,
+        stack_name: str = "smr",
+        poll_interval: float = 5,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.job_id = protocol.validate_job_id(job_id)
+        self.work_bucket = work_bucket
+        self.stack_name = stack_name
+        self.poll_interval = poll_interval
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "work_bucket": self.work_bucket,
+                "stack_name": self.stack_name,
+                "poll_interval": self.poll_interval,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+                "verify": self.verify,
+                "botocore_config": self.botocore_config,
+            },
+        )
+
+    def s3_hook(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        return AwsBaseHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+            client_type="s3",
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            event = await self._watch()
+        except Exception as err:  # the task must hear about it, not wait for a timeout
+            self.log.exception("Watching SMR job %s failed", self.job_id)
+            event = {"status": ERROR, "job_id": self.job_id, "message": f"{type(err).__name__}: {err}"}
+        yield TriggerEvent(event)
+
+    async def _watch(self) -> dict[str, Any]:
+        from airflow_provider_smr.engine.watch import status_from_listing
+
+        plan = None
+        last_progress = None
+        async with s3_reader(self.s3_hook()) as s3:
+            while True:
+                if plan is None:
+                    plan = await s3.get_json(self.work_bucket, protocol.plan_key(self.job_id))
+                listed = await s3.list(self.work_bucket, protocol.status_prefix(self.job_id))
+                if plan is None:  # not planned yet (the driver function plans): only a verdict counts
+                    event = await self._event_for_state(terminal_state(self.job_id, listed), s3)
+                    progress = "PENDING (not planned yet)"
+                else:
+                    status = status_from_listing(plan, listed)
+                    event = await self._event_for_state(status.state, s3)
+                    if event is None and status.needs_attention:
+                        event = self._needs_attention(status.state, status.overdue)
+                    progress = status.describe()
+                if event is not None:
+                    return event
+                if progress != last_progress:
+                    self.log.info("SMR job %s: %s", self.job_id, progress)
+                    last_progress = progress
+                await asyncio.sleep(self.poll_interval)
+
+    async def _event_for_state(self, state: str | None, s3: S3Reader) -> dict[str, Any] | None:
+        if state == protocol.SUCCEEDED:
+            return {"status": SUCCESS, "job_id": self.job_id, "state": state}
+        if state in (protocol.FAILED, protocol.CANCELLED):
+            from airflow_provider_smr.engine.watch import failure_message
+
+            detail = await s3.get_json(self.work_bucket, protocol.failed_key(self.job_id))
+            message = failure_message(detail) if detail else f"job {self.job_id} {state.lower()}"
+            return {"status": FAILED, "job_id": self.job_id, "state": state, "message": message}
+        return None
+
+    def _needs_attention(self, state: str, overdue: list[tuple[int, str, int, int]]) -> dict[str, Any]:
+        tasks = [f"step {step} {phase} task {task} attempt {attempt}" for step, phase, task, attempt in overdue]
+        return {
+            "status": NEEDS_ATTENTION,
+            "job_id": self.job_id,
+            "state": state,
+            "overdue": [list(o) for o in overdue],
+            "message": f"{len(tasks)} task(s) silent past their deadline: {'; '.join(tasks[:5])}",
+        }
+
+
+def terminal_state(job_id: str, listed: list[dict[str, Any]]) -> str | None:
+    """The terminal state mirrored under ``status/job/``, if the listing holds one."""
+    for obj in listed:
+        key = protocol.parse_status_key(job_id, obj["Key"])
+        if key is not None and key.kind == "job" and key.name in protocol.TERMINAL_STATES:
+            return key.name
+    return None
+
+
+class S3Reader:
+    """The two S3 reads the trigger needs, on an aiobotocore client or a boto3 one in a thread."""
+
+    def __init__(self, client: Any, is_async: bool) -> None:
+        self.client = client
+        self.is_async = is_async
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        fn = getattr(self.client, method)
+        if self.is_async:
+            return await fn(**kwargs)
+        return await asyncio.to_thread(fn, **kwargs)
+
+    async def list(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        """All objects under ``prefix`` (one paginated LIST)."""
+        objects: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        while True:
+            page = await self._call("list_objects_v2", **kwargs)
+            objects.extend(page.get("Contents", []))
+            if not page.get("IsTruncated"):
+                return objects
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+    async def get_json(self, bucket: str, key: str) -> Any:
+        """The parsed JSON object at ``key``, or None when it does not exist."""
+        try:
+            obj = await self._call("get_object", Bucket=bucket, Key=key)
+        except Exception as err:
+            code = getattr(err, "response", {}).get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
+                return None
+            raise
+        body = obj["Body"]
+        data = await body.read() if self.is_async else await asyncio.to_thread(body.read)
+        return json.loads(data)
+
+
+@asynccontextmanager
+async def s3_reader(hook: Any) -> AsyncIterator[S3Reader]:
+    """An :class:`S3Reader` on the hook's aiobotocore client, or its boto3 client off the loop.
+
+    aiobotocore pins botocore tightly; where it is not installed the sync client runs each call in
+    a thread, which keeps the triggerer's event loop free just the same.
+    """
+    try:
+        import aiobotocore  # noqa: F401
+    except ImportError:
+        client = await asyncio.to_thread(lambda: hook.conn)
+        yield S3Reader(client, is_async=False)
+        return
+    async with await hook.get_async_conn() as client:
+        yield S3Reader(client, is_async=True)
