@@ -1,0 +1,76 @@
+"""Count the control plane's own AWS requests per job (they are part of a job's cost too).
+
+A botocore ``before-call`` handler, registered once per client, adds each call to the job that is
+current in the calling context (:func:`job_context`). Threads started for a job carry the job over
+with :func:`bind_job`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+from collections import Counter, defaultdict
+from typing import Any, Callable, Iterator
+
+_CURRENT_JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("smr_job", default=None)
+_LOCK = threading.Lock()
+_COUNTS: dict[str, Counter] = defaultdict(Counter)
+_HANDLER_ID = "smr-request-counter"
+
+S3_TYPES = {"GetObject": "GET", "PutObject": "PUT", "ListObjectsV2": "LIST", "ListObjects": "LIST",
+            "HeadObject": "HEAD", "HeadBucket": "HEAD", "CopyObject": "COPY", "DeleteObject": "DELETE",
+            "DeleteObjects": "DELETE"}
+
+
+def _on_call(model: Any = None, **_: Any) -> None:
+    job = _CURRENT_JOB.get()
+    if job is None or model is None:
+        return
+    service = model.service_model.service_name
+    kind = S3_TYPES.get(model.name, model.name.upper()) if service == "s3" else f"{service}:{model.name}"
+    with _LOCK:
+        _COUNTS[job][kind] += 1
+
+
+def attach(client: Any) -> Any:
+    """Count ``client``'s calls (idempotent: botocore keeps one handler per unique id)."""
+    client.meta.events.register("before-call", _on_call, unique_id=_HANDLER_ID)
+    return client
+
+
+@contextlib.contextmanager
+def job_context(job_id: str) -> Iterator[None]:
+    token = _CURRENT_JOB.set(job_id)
+    try:
+        yield
+    finally:
+        _CURRENT_JOB.reset(token)
+
+
+def bind_job(fn: Callable) -> Callable:
+    """Wrap ``fn`` so that it counts for the current job in whatever thread runs it."""
+    job = _CURRENT_JOB.get()
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        token = _CURRENT_JOB.set(job)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _CURRENT_JOB.reset(token)
+
+    return run
+
+
+def counts(job_id: str) -> dict[str, int]:
+    """Requests counted for ``job_id`` in this process: S3 by type, other services as ``svc:Op``."""
+    with _LOCK:
+        return dict(_COUNTS.get(job_id, {}))
+
+
+def s3_counts(job_id: str) -> dict[str, int]:
+    return {k: v for k, v in counts(job_id).items() if ":" not in k}
+
+
+def invokes(job_id: str) -> int:
+    return counts(job_id).get("lambda:Invoke", 0)

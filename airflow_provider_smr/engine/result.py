@@ -1,0 +1,120 @@
+"""The result dict of a finished job (what ``run`` returns and the operator pushes to XCom).
+
+:func:`build_result` is pure: it takes the plan, ``done.json``, the ``_SUCCESS`` manifest and the
+done markers' bodies (read once, after the job finished) and returns small JSON-able data: URIs,
+counters, timings, request counts and the estimated cost. Never records.
+
+Data-plane S3 requests: a marker may report its own counts (``"requests": {"GET": n, ...}``); for
+markers that do not, a per-task estimate from the access pattern of the contract is used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds
+from lambda_handlers import protocol
+
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _span(bodies: list[dict]) -> float:
+    if not bodies:
+        return 0.0
+    start = min(b.get("started", 0.0) for b in bodies)
+    end = max(b.get("finished", 0.0) for b in bodies)
+    return max(0.0, end - start)
+
+
+def estimated_task_requests(phase: str, step: int, num_map_tasks: int) -> Counter:
+    """S3 requests one task attempt makes by the contract (used when its marker reports none)."""
+    if phase == protocol.MAP:
+        # job.pkl, plan.json, the input range (+ the previous step's done marker after step 0);
+        # cancel check; start marker, data object, done marker.
+        return Counter({"GET": 3 + (1 if step else 0), "HEAD": 1, "PUT": 3})
+    # job.pkl, plan.json, the step's map manifest and one slice per map; cancel check; start,
+    # data, done.
+    return Counter({"GET": 3 + num_map_tasks, "HEAD": 1, "PUT": 3})
+
+
+def build_result(plan: dict, done: dict, manifest: dict, markers: dict[tuple[int, str], list[dict]],
+                 *, attempts: int, memory_mb: int, driver_requests: dict[str, int] | None = None,
+                 driver_invokes: int = 0) -> dict:
+    """The result dict of a succeeded job.
+
+    :param markers: done-marker bodies by ``(step, phase)``.
+    :param attempts: task attempts started (start markers listed).
+    :param driver_requests: S3 requests the control plane made, by type.
+    :param driver_invokes: Lambda invokes the control plane made (fan-out, deadline checks).
+    """
+    steps = plan["steps"]
+    first_maps = markers.get((0, protocol.MAP), [])
+    last = steps[-1]
+    last_phase = protocol.REDUCE if last["num_reducers"] else protocol.MAP
+    last_bodies = markers.get((last["index"], last_phase), [])
+    shuffle = sum(b.get("bytes_out", 0) for s in steps if s["num_reducers"]
+                  for b in markers.get((s["index"], protocol.MAP), []))
+    all_bodies = [b for bodies in markers.values() for b in bodies]
+    tasks = sum(s["num_map_tasks"] + s["num_reducers"] for s in steps)
+    counters = {
+        "records_read": sum(b.get("records_in", 0) for b in first_maps),
+        "map_output_records": sum(b.get("records_out", 0) for b in first_maps),
+        "reduce_output_records": sum(b.get("records_out", 0) for b in last_bodies),
+        "output_records": manifest.get("records", sum(b.get("records_out", 0) for b in last_bodies)),
+        "bytes_read": sum(b.get("bytes_in", 0) for b in first_maps),
+        "shuffle_bytes": shuffle,
+        "map_tasks": sum(s["num_map_tasks"] for s in steps),
+        "reduce_tasks": sum(s["num_reducers"] for s in steps),
+        "attempts": attempts,
+        "retried_attempts": max(0, attempts - tasks),
+        "bad_records": sum(b.get("bad_records", 0) for b in all_bodies),
+    }
+
+    created = _epoch(plan.get("created")) or 0.0
+    committed = _epoch(done.get("committed")) or created
+    driver = plan.get("driver", {})
+    last_finished = max((b.get("finished", 0.0) for b in all_bodies), default=created)
+    timings = {
+        "plan_s": round(driver.get("plan_s", 0.0), 3),
+        "map_s": round(sum(_span(markers.get((s["index"], protocol.MAP), [])) for s in steps), 3),
+        "reduce_s": round(sum(_span(markers.get((s["index"], protocol.REDUCE), [])) for s in steps), 3),
+        "commit_s": round(max(0.0, committed - last_finished), 3),
+        "total_s": round(max(0.0, committed - created) + driver.get("plan_s", 0.0), 3),
+    }
+
+    task_requests: Counter = Counter()
+    for (step, phase), bodies in markers.items():
+        maps = steps[step]["num_map_tasks"]
+        for b in bodies:
+            task_requests.update(b.get("requests") or estimated_task_requests(phase, step, maps))
+    # Coordinator: one LIST per notification (one per task attempt), claims and the commit.
+    num_parts = len(done.get("parts", []))
+    task_requests.update({"LIST": attempts + 1, "PUT": len(steps) * 2 + 3, "COPY": num_parts,
+                          "GET": last["num_reducers"] or last["num_map_tasks"]})
+    driver_requests = Counter(driver_requests or {})
+    s3_requests = dict(sorted((task_requests + driver_requests).items()))
+    # Invokes: every task attempt, one coordinator call per attempt, plus the driver's own.
+    lambda_invokes = 2 * attempts + driver_invokes
+    gb_s = sum(gb_seconds(b.get("duration_s", 0.0), b.get("memory_mb", memory_mb)) for b in all_bodies)
+
+    return {
+        "job_id": plan["job_id"],
+        "status": protocol.SUCCEEDED,
+        "job_name": plan.get("job_name"),
+        "output": plan["output"]["uri"],
+        "manifest": done.get("manifest") or plan["output"]["uri"] + protocol.SUCCESS_MARKER,
+        "parts": list(done.get("parts", [])),
+        "records": counters["output_records"],
+        "counters": counters,
+        "timings": timings,
+        "requests": {"s3": s3_requests, "s3_driver": dict(sorted(driver_requests.items())),
+                     "lambda_invokes": lambda_invokes},
+        "lambda_gb_seconds": round(gb_s, 3),
+        "estimated_cost_usd": estimate_cost_usd(gb_s, lambda_invokes, s3_requests),
+    }

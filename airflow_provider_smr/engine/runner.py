@@ -1,0 +1,331 @@
+"""The driver: plan, submit, watch, cancel and collect a job on one deployed stack.
+
+Used by ``SMRHook`` and the ``smr`` CLI alike. Every method is one step a caller can resume from:
+state lives in S3 under the job's prefix, so another process (a retried Airflow task) can pick up a
+job by id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from airflow_provider_smr.engine import inputs as inputs_mod
+from airflow_provider_smr.engine import requests as reqs
+from airflow_provider_smr.engine import submit as submit_mod
+from airflow_provider_smr.engine.plan import build_plan
+from airflow_provider_smr.engine.result import build_result
+from airflow_provider_smr.engine.watch import JobStatus, failure_message, list_status, status_from_listing
+from airflow_provider_smr.job import MapReduceJob, check_runtime, load_job
+from airflow_provider_smr.sizes import parse_size
+from lambda_handlers import protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_INTERVAL = 5.0
+# Ask the coordinator to check deadlines at most this often, and also when nothing moved this long.
+DEADLINE_CHECK_MIN_INTERVAL_S = 10.0
+STALL_NUDGE_S = 60.0
+
+
+class JobError(RuntimeError):
+    """Base class of the driver's errors about a job."""
+
+
+class JobFailedError(JobError):
+    """The job failed; the message carries the remote error and traceback."""
+
+    def __init__(self, message: str, failed: dict | None = None) -> None:
+        super().__init__(message)
+        self.failed = failed or {}
+
+
+class JobCancelledError(JobError):
+    """The job was cancelled before it committed."""
+
+
+class JobNotFoundError(JobError):
+    """No job with this id exists in the stack's work bucket."""
+
+
+class JobTimeoutError(JobError):
+    """The job did not finish within the caller's timeout (it keeps running)."""
+
+
+class OutputExistsError(JobError):
+    """The output already holds a committed result and ``overwrite`` is false."""
+
+
+def new_job_id(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:60] or "job"
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{slug}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+class JobRunner:
+    """Run jobs on a deployed stack.
+
+    :param clients: an :class:`~airflow_provider_smr.engine.aws.AwsClients`.
+    :param stack: the stack's ``StackInfo`` (work bucket, function names, memory, timeout, runtime).
+    :param logger: where progress lines go (the hook passes its own).
+    """
+
+    def __init__(self, clients: Any, stack: Any, logger: logging.Logger | None = None) -> None:
+        self.clients = clients
+        self.stack = stack
+        self.log = logger or log
+        self._plans: dict[str, dict] = {}
+
+    @property
+    def s3(self) -> Any:
+        return reqs.attach(self.clients.s3)
+
+    @property
+    def lambda_(self) -> Any:
+        return reqs.attach(self.clients.lambda_)
+
+    @property
+    def bucket(self) -> str:
+        return self.stack.work_bucket
+
+    # -- submit -----------------------------------------------------------------------------------
+
+    def submit(self, job: MapReduceJob | str, *, input: Any, output: str, job_id: str | None = None,
+               num_reducers: int | None = None, split_size: int | str | None = None,
+               max_concurrency: int | None = None, max_attempts: int = 3, overwrite: bool = False,
+               job_params: dict | None = None, max_bad_records: int = 0,
+               speculation: bool = False) -> str:
+        """Plan and start a job; return its id. Nothing is invoked if any check fails.
+
+        A ``job_id`` that already exists is not started again: its id is returned (and a fan-out a
+        crashed driver left unfinished is completed).
+        """
+        job = load_job(job)
+        job_id = protocol.validate_job_id(job_id) if job_id else new_job_id(job.name)
+        with reqs.job_context(job_id):
+            if self.job_exists(job_id):
+                self.log.info("job %s exists already: not starting it again", job_id)
+                self._finish_fan_out(job_id, job, job_params, max_bad_records, max_concurrency)
+                return job_id
+            began = time.monotonic()
+            check_runtime(self.stack.runtime)
+            pickled = job.dumps(params=job_params, max_bad_records=max_bad_records)
+            named = inputs_mod.normalize_inputs(input)
+            job.check_inputs(list(named))
+            inputs_mod.check_output_outside_inputs(output, named)
+            self._check_output(output, overwrite)
+            objects = inputs_mod.resolve_inputs(self.s3, named)
+            inputs_mod.check_output_outside_inputs(output, named, objects)
+            plan = build_plan(
+                job_id=job_id, work_bucket=self.bucket, job=job, inputs=named, objects=objects,
+                output_uri=output, split_size=parse_size(split_size, name="split_size"),
+                num_reducers=num_reducers, max_attempts=max_attempts, memory_mb=self.stack.memory_mb,
+                task_timeout_s=self.stack.timeout_s, max_bad_records=max_bad_records,
+                overwrite=overwrite, speculation=speculation)
+            plan["driver"] = {"plan_s": round(time.monotonic() - began, 3)}
+            if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled):
+                self.log.info("job %s was created concurrently: not starting it again", job_id)
+                return job_id
+            self._plans[job_id] = plan
+            steps = ", ".join(f"{s['num_map_tasks']}x{s['num_reducers']}" for s in plan["steps"])
+            self.log.info("job %s (%s): %d splits, %d input bytes, steps (maps x reducers) %s -> %s",
+                          job_id, job.name, len(plan["splits"]), plan["input_bytes"], steps,
+                          plan["output"]["uri"])
+            self._fan_out(plan, None, max_concurrency)
+        return job_id
+
+    def _check_output(self, output: str, overwrite: bool) -> None:
+        bucket, prefix = inputs_mod.output_location(output)
+        listed = list(inputs_mod.list_objects(self.s3, bucket, prefix + protocol.SUCCESS_MARKER))
+        if not overwrite and any(o["Key"] == prefix + protocol.SUCCESS_MARKER for o in listed):
+            raise OutputExistsError(f"output {output!r} already holds a committed result (_SUCCESS); "
+                                    "pass overwrite=True to replace it")
+
+    def _fan_out(self, plan: dict, tasks: list[int] | None, max_concurrency: int | None) -> None:
+        events = submit_mod.map_events(plan, tasks)
+        began = time.monotonic()
+        stats = submit_mod.fan_out(self.lambda_, self.stack.functions["mapper"], events,
+                                   max_concurrency=max_concurrency)
+        submit_mod.put_if_absent(self.s3, self.bucket, protocol.claim_key(plan["job_id"],
+                                 submit_mod.FANOUT_CLAIM), b"fanned-out")
+        self.log.info("invoked %d map tasks in %.2fs (%d throttled tries)", stats["invokes"],
+                      time.monotonic() - began, stats["tries"] - stats["invokes"])
+
+    def _finish_fan_out(self, job_id: str, job: MapReduceJob, job_params: dict | None,
+                        max_bad_records: int, max_concurrency: int | None) -> None:
+        listed = list_status(self.s3, self.bucket, job_id)
+        status = status_from_listing(self.plan(job_id), listed)
+        if status.terminal or submit_mod.FANOUT_CLAIM in status.claims:
+            return
+        if not self._exists(protocol.job_pickle_key(job_id)):
+            self.s3.put_object(Bucket=self.bucket, Key=protocol.job_pickle_key(job_id),
+                               Body=job.dumps(params=job_params, max_bad_records=max_bad_records))
+        todo = submit_mod.unstarted_map_tasks(self.plan(job_id), listed)
+        self.log.info("job %s: finishing an interrupted fan-out (%d map tasks)", job_id, len(todo))
+        self._fan_out(self.plan(job_id), todo, max_concurrency)
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _exists(self, key: str) -> bool:
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1).get("Contents", ())
+        return any(o["Key"] == key for o in listed)
+
+    def _get_json(self, key: str) -> dict | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return json.loads(body)
+
+    def job_exists(self, job_id: str) -> bool:
+        """True when a job with this id was submitted (its ``plan.json`` exists)."""
+        with reqs.job_context(job_id):
+            return self._exists(protocol.plan_key(job_id))
+
+    def plan(self, job_id: str) -> dict:
+        """The job's ``plan.json`` (read once per runner: it never changes)."""
+        if job_id not in self._plans:
+            with reqs.job_context(job_id):
+                plan = self._get_json(protocol.plan_key(job_id))
+            if plan is None:
+                raise JobNotFoundError(f"no job {job_id!r} in s3://{self.bucket}/ (stack "
+                                       f"{self.stack.stack_name})")
+            self._plans[job_id] = plan
+        return self._plans[job_id]
+
+    def status(self, job_id: str) -> JobStatus:
+        """The job's status from one LIST (plus ``failed.json`` when it failed)."""
+        plan = self.plan(job_id)
+        with reqs.job_context(job_id):
+            status = status_from_listing(plan, list_status(self.s3, self.bucket, job_id))
+            if status.state == protocol.FAILED:
+                failed = self._get_json(protocol.failed_key(job_id)) or {}
+                status.error = failure_message(failed)
+        return status
+
+    def check_deadlines(self, job_id: str, reason: str = "check-deadlines") -> None:
+        """Ask the coordinator to treat silent attempts past their deadline as failed (and retry)."""
+        with reqs.job_context(job_id):
+            event = protocol.coordinate_event(self.bucket, job_id, reason=reason)
+            submit_mod.invoke_async(self.lambda_, self.stack.functions["coordinator"], event)
+
+    # -- wait -------------------------------------------------------------------------------------
+
+    def wait(self, job_id: str, poll_interval: float = DEFAULT_POLL_INTERVAL,
+             timeout: float | None = None, sleep: Callable[[float], None] = time.sleep) -> dict:
+        """Poll (one LIST each time) until the job ends; return the result dict.
+
+        :raises JobFailedError: with the remote error and traceback.
+        :raises JobCancelledError: when the job was cancelled.
+        :raises JobTimeoutError: after ``timeout`` seconds (the job keeps running).
+        """
+        began = last_change = time.monotonic()
+        last_check = 0.0
+        last_line = None
+        while True:
+            status = self.status(job_id)
+            now = time.monotonic()
+            line = status.describe()
+            if line != last_line:
+                self.log.info("job %s: %s", job_id, line)
+                last_line, last_change = line, now
+            if status.state == protocol.SUCCEEDED:
+                return self.result(job_id)
+            if status.state == protocol.FAILED:
+                raise JobFailedError(status.error or f"job {job_id} failed")
+            if status.state == protocol.CANCELLED:
+                raise JobCancelledError(f"job {job_id} was cancelled")
+            stalled = now - last_change > STALL_NUDGE_S
+            if (status.needs_attention or stalled) and now - last_check > DEADLINE_CHECK_MIN_INTERVAL_S:
+                why = f"{len(status.overdue)} overdue attempts" if status.overdue else "no progress"
+                self.log.info("job %s: asking the coordinator to check deadlines (%s)", job_id, why)
+                self.check_deadlines(job_id)
+                last_check = now
+                if stalled:
+                    last_change = now
+            if timeout is not None and now - began > timeout:
+                raise JobTimeoutError(f"job {job_id} still {line} after {timeout:.0f}s; it keeps "
+                                      "running: wait again or cancel it")
+            sleep(poll_interval)
+
+    # -- cancel -----------------------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> bool:
+        """Stop a job: no new tasks start and nothing is committed. True if this call cancelled it."""
+        self.plan(job_id)
+        with reqs.job_context(job_id):
+            self.s3.put_object(Bucket=self.bucket, Key=protocol.cancel_key(job_id), Body=b"cancel")
+            won = submit_mod.put_if_absent(self.s3, self.bucket, protocol.claim_key(job_id, "commit"),
+                                           b"cancelled")
+            if won:
+                self.s3.put_object(Bucket=self.bucket, Key=protocol.job_state_key(job_id, protocol.CANCELLED),
+                                   Body=b"")
+        self.log.info("job %s: %s", job_id, "cancelled" if won else "already committing; not cancelled")
+        return won
+
+    # -- result -----------------------------------------------------------------------------------
+
+    def result(self, job_id: str) -> dict:
+        """The result dict of a succeeded job (computed once, then cached under the job's prefix)."""
+        with reqs.job_context(job_id):
+            cached = self._get_json(protocol.result_key(job_id))
+            if cached is not None:
+                return cached
+            done = self._get_json(protocol.done_key(job_id))
+            if done is None:
+                status = self.status(job_id)
+                if status.state == protocol.FAILED:
+                    raise JobFailedError(status.error or f"job {job_id} failed")
+                if status.state == protocol.CANCELLED:
+                    raise JobCancelledError(f"job {job_id} was cancelled")
+                raise JobError(f"job {job_id} has not finished ({status.describe()})")
+            plan = self.plan(job_id)
+            listed = list_status(self.s3, self.bucket, job_id)
+            markers = self._done_markers(job_id, listed)
+            manifest = self._read_uri_json(done.get("manifest")) or {}
+            attempts = sum(1 for o in listed
+                           if (k := protocol.parse_status_key(job_id, o["Key"])) and k.kind == "start")
+            result = build_result(plan, done, manifest, markers, attempts=attempts,
+                                  memory_mb=self.stack.memory_mb,
+                                  driver_requests=reqs.s3_counts(job_id),
+                                  driver_invokes=reqs.invokes(job_id))
+            self.s3.put_object(Bucket=self.bucket, Key=protocol.result_key(job_id),
+                               Body=json.dumps(result).encode())
+        return result
+
+    def _done_markers(self, job_id: str, listed: list[dict]) -> dict[tuple[int, str], list[dict]]:
+        keys = [(k, o["Key"]) for o in listed
+                if (k := protocol.parse_status_key(job_id, o["Key"])) and k.kind == "done"]
+        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="smr-result") as pool:
+            bodies = list(pool.map(reqs.bind_job(self._get_json), [key for _, key in keys]))
+        markers: dict[tuple[int, str], list[dict]] = {}
+        for (k, _), body in zip(keys, bodies):
+            if body is not None:
+                markers.setdefault((k.step, k.phase), []).append(body)
+        return markers
+
+    def _read_uri_json(self, uri: str | None) -> dict | None:
+        if not uri:
+            return None
+        bucket, key = inputs_mod.parse_s3_uri(uri, what="manifest")
+        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return json.loads(body)
+
+    # -- all in one -------------------------------------------------------------------------------
+
+    def run(self, job: MapReduceJob | str, *, input: Any, output: str,
+            poll_interval: float = DEFAULT_POLL_INTERVAL, timeout: float | None = None,
+            **submit_kw: Any) -> dict:
+        """Submit, wait and return the result dict."""
+        job_id = self.submit(job, input=input, output=output, **submit_kw)
+        return self.wait(job_id, poll_interval=poll_interval, timeout=timeout)

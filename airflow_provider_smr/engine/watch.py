@@ -1,0 +1,193 @@
+"""Job progress from ONE paginated LIST of the job's ``status/`` prefix.
+
+:func:`status_from_listing` is pure: the synchronous watcher (:mod:`~airflow_provider_smr.engine.runner`)
+and the async trigger both list the prefix their own way and hand the objects (boto3's
+``Contents`` dicts) to it. No per-task GETs: markers are read by name and age only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from lambda_handlers import protocol
+
+# A started attempt with no done/error marker after its Lambda timeout plus this grace is presumed
+# killed (timeout or out of memory write nothing); the coordinator then retries it.
+DEADLINE_GRACE_S = 30
+
+
+@dataclass
+class PhaseProgress:
+    total: int
+    done: int = 0
+    running: int = 0
+    failed: int = 0  # latest attempt failed and no attempt succeeded (retry pending or job failing)
+
+    def to_dict(self) -> dict:
+        return {"done": self.done, "running": self.running, "failed": self.failed, "total": self.total}
+
+
+@dataclass
+class JobStatus:
+    """What one LIST says about a job."""
+
+    job_id: str
+    state: str  # PENDING | RUNNING | SUCCEEDED | FAILED | CANCELLED
+    step: int | None  # the step in progress (None once every task is done)
+    phase: str | None  # "map" | "reduce" | "commit" | None when terminal
+    steps: list[dict[str, PhaseProgress]]
+    attempts: int = 0  # task attempts started, all steps and phases
+    overdue: list[tuple[int, str, int, int]] = field(default_factory=list)  # (step, phase, task, attempt)
+    claims: set[str] = field(default_factory=set)
+    error: str | None = None
+
+    TERMINAL_STATES = protocol.TERMINAL_STATES
+    SUCCESS_STATES = (protocol.SUCCEEDED,)
+    FAILURE_STATES = (protocol.FAILED, protocol.CANCELLED)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in protocol.TERMINAL_STATES
+
+    @property
+    def needs_attention(self) -> bool:
+        """A task is silent past its deadline: the coordinator must be asked to check deadlines."""
+        return bool(self.overdue) and not self.terminal
+
+    def progress(self) -> dict:
+        current = self.step if self.step is not None else len(self.steps) - 1
+        here = self.steps[current] if self.steps else {}
+        return {"step": current, "num_steps": len(self.steps),
+                **{phase: p.to_dict() for phase, p in here.items()},
+                "attempts": self.attempts,
+                "steps": [{phase: p.to_dict() for phase, p in s.items()} for s in self.steps]}
+
+    def to_dict(self) -> dict:
+        return {"job_id": self.job_id, "state": self.state, "phase": self.phase, "step": self.step,
+                "progress": self.progress(), "error": self.error,
+                "overdue_tasks": [list(o) for o in self.overdue]}
+
+    def describe(self) -> str:
+        """One progress line for logs: ``RUNNING step 0 map 12/40 (running 8, failed 0)``."""
+        if self.phase in (protocol.MAP, protocol.REDUCE) and self.step is not None:
+            p = self.steps[self.step][self.phase]
+            return (f"{self.state} step {self.step}/{len(self.steps)} {self.phase} {p.done}/{p.total} "
+                    f"(running {p.running}, failed {p.failed})")
+        return f"{self.state} {self.phase or ''}".strip()
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    return float(value or 0)
+
+
+def status_from_listing(plan: dict, listed: Iterable[dict], now: float | None = None) -> JobStatus:
+    """The job's state and per-phase progress from the objects listed under its ``status/`` prefix.
+
+    :param plan: the job's ``plan.json`` (for task totals and the task timeout).
+    :param listed: boto3 ``Contents`` entries (``Key``, ``LastModified``); other keys are ignored.
+    :param now: epoch seconds used for deadlines (default: the current time).
+    """
+    job_id = plan["job_id"]
+    now = time.time() if now is None else now
+    deadline = plan["settings"].get("task_timeout_s", 900) + DEADLINE_GRACE_S
+    steps = [{protocol.MAP: PhaseProgress(s["num_map_tasks"])} for s in plan["steps"]]
+    for progress, s in zip(steps, plan["steps"]):
+        if s["num_reducers"]:
+            progress[protocol.REDUCE] = PhaseProgress(s["num_reducers"])
+
+    done: set[tuple[int, str, int]] = set()
+    latest: dict[tuple[int, str, int], int] = {}  # highest attempt started or failed
+    started: dict[tuple[int, str, int, int], float] = {}
+    errored: set[tuple[int, str, int, int]] = set()
+    states: set[str] = set()
+    claims: set[str] = set()
+    for obj in listed:
+        k = protocol.parse_status_key(job_id, obj["Key"])
+        if k is None:
+            continue
+        if k.kind == "job":
+            states.add(k.name)
+        elif k.kind == "claim":
+            claims.add(k.name)
+        elif k.step is None or k.step >= len(steps) or k.phase not in steps[k.step]:
+            continue
+        elif k.kind == "done":
+            done.add((k.step, k.phase, k.task))
+        else:
+            task = (k.step, k.phase, k.task)
+            latest[task] = max(latest.get(task, -1), k.attempt)
+            if k.kind == "start":
+                started[(*task, k.attempt)] = _epoch(obj.get("LastModified"))
+            else:
+                errored.add((*task, k.attempt))
+
+    overdue = []
+    for task, attempt in latest.items():
+        step, phase, _ = task
+        p = steps[step][phase]
+        if task in done:
+            continue
+        if (*task, attempt) in errored:
+            p.failed += 1
+            continue
+        p.running += 1
+        began = started.get((*task, attempt))
+        if began is not None and now - began > deadline:
+            overdue.append((*task, attempt))
+    for step, phase, _ in done:
+        steps[step][phase].done += 1
+
+    state = next((s for s in protocol.TERMINAL_STATES if s in states), None)
+    if state is None:
+        state = protocol.RUNNING if (started or done or claims) else protocol.PENDING
+    step_now, phase_now = _current_phase(steps)
+    if state in protocol.TERMINAL_STATES:
+        step_now, phase_now = None, None
+    return JobStatus(job_id=job_id, state=state, step=step_now, phase=phase_now, steps=steps,
+                     attempts=len(started), overdue=sorted(overdue), claims=claims)
+
+
+def _current_phase(steps: list[dict[str, PhaseProgress]]) -> tuple[int | None, str]:
+    for index, phases in enumerate(steps):
+        for phase in (protocol.MAP, protocol.REDUCE):
+            p = phases.get(phase)
+            if p is not None and p.done < p.total:
+                return index, phase
+    return None, "commit"
+
+
+def list_status(s3: Any, work_bucket: str, job_id: str) -> list[dict]:
+    """The one paginated LIST of a job's ``status/`` prefix (one request per 1,000 markers)."""
+    listed: list[dict] = []
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=work_bucket, Prefix=protocol.status_prefix(job_id)):
+        listed.extend(page.get("Contents", ()))
+    return listed
+
+
+def failure_message(failed: dict) -> str:
+    """A readable error from ``failed.json``: reason, where, and the remote traceback."""
+    error = failed.get("error") or {}
+    where = []
+    if failed.get("step") is not None:
+        where.append(f"step {failed['step']}")
+    if failed.get("phase"):
+        where.append(f"{failed['phase']} task {failed.get('task')} attempt {failed.get('attempt')}")
+    lines = [f"job {failed.get('job_id')} failed: {failed.get('reason') or 'unknown reason'}"
+             + (f" ({', '.join(where)})" if where else "")]
+    if error.get("error_type") or error.get("message"):
+        lines.append(f"{error.get('error_type', 'Error')}: {error.get('message', '')}")
+    source = error.get("input")
+    if source:
+        lines.append(f"input s3://{source.get('bucket')}/{source.get('key')} bytes "
+                     f"{source.get('start')}-{source.get('end')}")
+    if error.get("record_preview"):
+        lines.append(f"record: {error['record_preview']}")
+    if error.get("traceback"):
+        lines.append("remote traceback:\n" + error["traceback"].rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,426 @@
+"""The user's job: plain Python functions wrapped in :class:`MapReduceJob`, checked when built.
+
+A job is small data: mapper, optional combiner, reducer and partitioner, formats, and for multi-step
+jobs a list of :class:`Step`. :meth:`MapReduceJob.to_spec` turns it into the data plane's
+:class:`~lambda_handlers.jobspec.JobSpec`, and :meth:`MapReduceJob.dumps` cloudpickles that spec so
+the code travels to Lambda as data: functions from modules Lambda cannot import (the DAG folder, job
+modules, the helper modules they use) are pickled by value.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+import threading
+import types
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from airflow_provider_smr.sizes import parse_size
+
+if TYPE_CHECKING:
+    from lambda_handlers.jobspec import JobSpec
+
+__all__ = ["JobError", "JobPicklingError", "JobRuntimeError", "MapReduceJob", "Step", "check_runtime",
+           "load_job", "parse_size"]
+
+INPUT_FORMATS = ("text", "csv", "jsonl")
+OUTPUT_FORMATS = ("jsonl", "tsv", "csv")
+SERIALIZERS = ("json", "pickle")
+DEFAULT_INPUT = "default"
+
+# Modules the Lambda package can import: the standard library, the runtime's boto3 stack, our zip.
+_LAMBDA_IMPORTABLE = {"lambda_handlers", "cloudpickle", "boto3", "botocore", "s3transfer", "jmespath",
+                      "dateutil", "urllib3", "six"}
+_PICKLE_LOCK = threading.Lock()
+
+
+class JobError(ValueError):
+    """A job that cannot run as written; the message says what to change."""
+
+
+class JobPicklingError(JobError):
+    """The job's code cannot be pickled (e.g. a function captures a lock or an open file)."""
+
+
+class JobRuntimeError(JobError):
+    """The job was pickled by a Python that the stack's Lambda runtime is not."""
+
+
+def _describe(fn: Any) -> str:
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{name}" if module else name
+
+
+def _check_callable(fn: Any, role: str, nargs: int, hint: str) -> None:
+    if not callable(fn):
+        raise JobError(f"{role} must be a function, got {type(fn).__name__} {fn!r}")
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # builtins without a signature: nothing to check
+    try:
+        sig.bind(*([None] * nargs))
+    except TypeError:
+        raise JobError(
+            f"{role} {_describe(fn)}{sig} must accept {nargs} positional argument"
+            f"{'s' if nargs > 1 else ''}: {hint}"
+        ) from None
+
+
+def _check_format(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise JobError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
+
+
+class Step:
+    """One MapReduce step of a job.
+
+    :param mapper: ``fn(record) -> iterable of (key, value)``; on step 0 of a job with named inputs,
+        a dict ``{input_name: fn}``. Later steps receive ``(key, value)`` tuples.
+    :param combiner: ``fn(key, values) -> iterable of (key, value)``, run on map output.
+    :param reducer: ``fn(key, values) -> iterable of (key, value)``; None makes a map-only step
+        (only the last step may be map-only).
+    :param partitioner: ``fn(key, n) -> int`` in ``[0, n)``; default: a stable hash of the key.
+    :param num_reducers: reducers of this step; default: the job's setting or chosen from input size.
+    """
+
+    def __init__(self, mapper: Callable | dict[str, Callable], combiner: Callable | None = None,
+                 reducer: Callable | None = None, partitioner: Callable | None = None,
+                 num_reducers: int | None = None) -> None:
+        self.mapper = mapper
+        self.combiner = combiner
+        self.reducer = reducer
+        self.partitioner = partitioner
+        self.num_reducers = num_reducers
+
+    def __repr__(self) -> str:
+        return (f"Step(mapper={self.mapper!r}, combiner={self.combiner!r}, reducer={self.reducer!r}, "
+                f"partitioner={self.partitioner!r}, num_reducers={self.num_reducers!r})")
+
+    def validate(self, index: int, last: bool) -> None:
+        where = f"step {index}"
+        if isinstance(self.mapper, dict):
+            if index != 0:
+                raise JobError(f"{where}: a dict of mappers (one per named input) is only allowed on "
+                               "step 0; later steps read the previous step's output")
+            if not self.mapper:
+                raise JobError(f"{where}: the dict of mappers is empty")
+            for name, fn in self.mapper.items():
+                if not isinstance(name, str) or not name:
+                    raise JobError(f"{where}: input names must be non-empty strings, got {name!r}")
+                _check_callable(fn, f"{where} mapper for input {name!r}", 1, "fn(record)")
+        elif self.mapper is None:
+            raise JobError(f"{where}: a mapper is required")
+        else:
+            _check_callable(self.mapper, f"{where} mapper", 1, "fn(record)")
+        if self.combiner is not None:
+            if self.reducer is None:
+                raise JobError(f"{where}: a combiner needs a reducer (map-only steps have no shuffle)")
+            _check_callable(self.combiner, f"{where} combiner", 2, "fn(key, values)")
+        if self.reducer is not None:
+            _check_callable(self.reducer, f"{where} reducer", 2, "fn(key, values)")
+        elif not last:
+            raise JobError(f"{where}: only the last step may be map-only (reducer=None)")
+        if self.partitioner is not None:
+            if self.reducer is None:
+                raise JobError(f"{where}: a partitioner needs a reducer (map-only steps have no shuffle)")
+            _check_callable(self.partitioner, f"{where} partitioner", 2, "fn(key, num_partitions)")
+        if self.num_reducers is not None:
+            _check_reducers(self.num_reducers, where)
+
+    def functions(self) -> list[Callable]:
+        fns = list(self.mapper.values()) if isinstance(self.mapper, dict) else [self.mapper]
+        return fns + [f for f in (self.combiner, self.reducer, self.partitioner) if f is not None]
+
+
+def _check_reducers(n: Any, where: str) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise JobError(f"{where}: num_reducers must be a positive integer, got {n!r}")
+
+
+class MapReduceJob:
+    """A MapReduce job made of plain Python functions.
+
+    Either give ``mapper`` (+ ``combiner``, ``reducer``, ``partitioner``) for a one-step job, or
+    ``steps=[Step(...), ...]`` for a chain of steps that runs without returning to the caller.
+
+    :param input_format: ``text`` (records are lines), ``csv`` (dict rows, header from the first
+        line of each object) or ``jsonl``; or a dict ``{input_name: format}`` for named inputs.
+    :param output_format: ``jsonl`` (``{"key": k, "value": v}`` lines), ``tsv`` or ``csv``.
+    :param name: a label for logs and the plan; the mapper's name by default.
+    :param serializer: how keys and values travel through the shuffle: ``json`` or ``pickle``.
+    :param num_reducers: default number of reducers for steps that do not set their own.
+    """
+
+    def __init__(self, mapper: Callable | dict[str, Callable] | None = None, combiner: Callable | None = None,
+                 reducer: Callable | None = None, partitioner: Callable | None = None,
+                 input_format: str | dict[str, str] = "text", output_format: str = "jsonl",
+                 steps: list[Step] | None = None, name: str | None = None, serializer: str = "json",
+                 num_reducers: int | None = None) -> None:
+        if steps is not None:
+            if any(f is not None for f in (mapper, combiner, reducer, partitioner)):
+                raise JobError("give either mapper/combiner/reducer/partitioner or steps=[Step(...)], "
+                               "not both")
+            if not isinstance(steps, (list, tuple)) or not steps:
+                raise JobError("steps must be a non-empty list of Step(...)")
+            for s in steps:
+                if not isinstance(s, Step):
+                    raise JobError(f"steps must hold Step(...) objects, got {type(s).__name__}")
+            self.steps = list(steps)
+        else:
+            self.steps = [Step(mapper, combiner, reducer, partitioner)]
+        self.input_format = input_format
+        self.output_format = output_format
+        self.serializer = serializer
+        self.num_reducers = num_reducers
+        self.name = name or self._default_name()
+        self.validate()
+
+    def _default_name(self) -> str:
+        mapper = self.steps[0].mapper
+        if isinstance(mapper, dict):
+            return "join"
+        return getattr(mapper, "__name__", "job").strip("<>") or "job"
+
+    def __repr__(self) -> str:
+        return f"MapReduceJob(name={self.name!r}, steps={len(self.steps)})"
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise :class:`JobError` naming the first problem; called when the job is built."""
+        for i, step in enumerate(self.steps):
+            step.validate(i, last=i == len(self.steps) - 1)
+        if isinstance(self.input_format, dict):
+            if not self.input_format:
+                raise JobError("input_format dict is empty")
+            for fmt in self.input_format.values():
+                _check_format(fmt, INPUT_FORMATS, "input_format")
+        else:
+            _check_format(self.input_format, INPUT_FORMATS, "input_format")
+        _check_format(self.output_format, OUTPUT_FORMATS, "output_format")
+        _check_format(self.serializer, SERIALIZERS, "serializer")
+        if self.num_reducers is not None:
+            _check_reducers(self.num_reducers, "job")
+
+    @property
+    def input_names(self) -> list[str] | None:
+        """Names of the inputs a dict mapper expects, or None for a job with one unnamed input."""
+        mapper = self.steps[0].mapper
+        return list(mapper) if isinstance(mapper, dict) else None
+
+    def input_format_for(self, name: str) -> str:
+        if isinstance(self.input_format, dict):
+            try:
+                return self.input_format[name]
+            except KeyError:
+                raise JobError(f"input_format has no entry for input {name!r} "
+                               f"(known: {', '.join(self.input_format)})") from None
+        return self.input_format
+
+    def check_inputs(self, names: list[str]) -> None:
+        """Check that the named inputs given at submit time match a dict mapper's names."""
+        expected = self.input_names
+        if expected is None:
+            if names != [DEFAULT_INPUT]:
+                raise JobError(f"this job has one mapper, so give one unnamed input (a URI or a list), "
+                               f"not named inputs {names}")
+            return
+        if sorted(names) != sorted(expected):
+            raise JobError(f"the job's mappers expect inputs {sorted(expected)}, got {sorted(names)}")
+
+    # -- what travels -----------------------------------------------------------------------------
+
+    def to_spec(self, params: dict | None = None, max_bad_records: int = 0) -> JobSpec:
+        """The data plane's view of this job (what ``job.pkl`` holds)."""
+        from lambda_handlers.jobspec import JobSpec, StepSpec
+
+        steps = [StepSpec(mapper=s.mapper, combiner=s.combiner, reducer=s.reducer,
+                          partitioner=s.partitioner, num_reducers=s.num_reducers) for s in self.steps]
+        formats = ({k: v for k, v in self.input_format.items()} if isinstance(self.input_format, dict)
+                   else {})
+        default = self.input_format if isinstance(self.input_format, str) else "text"
+        return JobSpec(steps=steps, name=self.name, input_format=default, input_formats=formats,
+                       output_format=self.output_format, serializer=self.serializer,
+                       params=dict(params or {}), max_bad_records=int(max_bad_records))
+
+    def functions(self) -> list[Callable]:
+        return [fn for s in self.steps for fn in s.functions()]
+
+    def dumps(self, params: dict | None = None, max_bad_records: int = 0) -> bytes:
+        """Cloudpickle :meth:`to_spec`, user modules by value; :class:`JobPicklingError` if impossible."""
+        import cloudpickle
+
+        spec = self.to_spec(params, max_bad_records)
+        with _PICKLE_LOCK:
+            registered = _register_by_value(self.functions())
+            try:
+                return cloudpickle.dumps(spec, protocol=4)
+            except Exception as exc:  # noqa: BLE001 - any pickling failure becomes one clear error
+                raise JobPicklingError(self._pickling_message(exc)) from exc
+            finally:
+                for module in registered:
+                    cloudpickle.unregister_pickle_by_value(module)
+
+    def _pickling_message(self, exc: Exception) -> str:
+        import cloudpickle
+
+        culprit = "the job"
+        for fn in self.functions():
+            try:
+                cloudpickle.dumps(fn)
+            except Exception:  # noqa: BLE001
+                culprit = f"function {_describe(fn)}"
+                break
+        return (f"cannot pickle {culprit}: {type(exc).__name__}: {exc}. Job functions travel to "
+                "Lambda as data, so they must not capture locks, open files, clients or sockets; "
+                "create those inside the function instead")
+
+
+def check_runtime(runtime: str, python: tuple[int, int] | None = None) -> None:
+    """Raise :class:`JobRuntimeError` unless ``runtime`` (``"python3.11"``) runs this Python's pickles."""
+    here = tuple(python or sys.version_info[:2])
+    want = f"python{here[0]}.{here[1]}"
+    if runtime != want:
+        raise JobRuntimeError(
+            f"the stack's Lambda runtime is {runtime} but jobs are pickled by Python "
+            f"{here[0]}.{here[1]}; pickled code only runs on the same minor version. Redeploy the "
+            f"stack from this worker (runtime {want}) or run the job from a {runtime[6:]} worker"
+        )
+
+
+# -- pickling by value ------------------------------------------------------------------------------
+
+
+def _lambda_importable(module_name: str) -> bool:
+    root = module_name.split(".")[0]
+    return root in sys.stdlib_module_names or root in _LAMBDA_IMPORTABLE or root == "builtins"
+
+
+def _is_installed_package(module: types.ModuleType) -> bool:
+    path = getattr(module, "__file__", None) or ""
+    return "site-packages" in path or "dist-packages" in path
+
+
+def _needs_by_value(module_name: str | None) -> types.ModuleType | None:
+    if not module_name or module_name == "__main__" or _lambda_importable(module_name):
+        return None
+    module = sys.modules.get(module_name)
+    if module is None or _is_installed_package(module):
+        return None  # installed libraries must come from a layer; user code travels by value
+    return module
+
+
+def _referenced_globals(fn: Any) -> list[Any]:
+    """Globals a function's code refers to (including nested code objects such as lambdas)."""
+    code = getattr(fn, "__code__", None)
+    glb = getattr(fn, "__globals__", None)
+    if code is None or glb is None:
+        return []
+    names: set[str] = set()
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        names.update(c.co_names)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    refs = [glb[n] for n in names if n in glb]
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            refs.append(cell.cell_contents)
+        except ValueError:
+            pass
+    return refs
+
+
+def _register_by_value(functions: list[Callable]) -> list[types.ModuleType]:
+    """Register every user module reachable from ``functions`` for pickling by value."""
+    import cloudpickle
+
+    registered: list[types.ModuleType] = []
+    seen: set[int] = set()
+    todo: list[Any] = list(functions)
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        members: list[Any] = []
+        if isinstance(obj, types.ModuleType):
+            module = _needs_by_value(obj.__name__)
+        elif isinstance(obj, (types.FunctionType, type)):
+            owner = getattr(obj, "__module__", None)
+            module = _needs_by_value(owner)
+            if module is not None or owner == "__main__":
+                members = _referenced_globals(obj)
+                if isinstance(obj, type):
+                    members += [v for v in vars(obj).values() if callable(v)]
+        else:  # an instance (e.g. a config object): its class may live in a user module
+            module = _needs_by_value(getattr(type(obj), "__module__", None))
+            if module is not None:
+                members = [type(obj)]
+        if module is not None and module not in registered:
+            if not cloudpickle.cloudpickle._is_registered_pickle_by_value(module):
+                cloudpickle.register_pickle_by_value(module)
+                registered.append(module)
+        todo.extend(members)
+    return registered
+
+
+# -- loading a job by reference -----------------------------------------------------------------------
+
+
+def load_job(ref: str | MapReduceJob) -> MapReduceJob:
+    """Load a job from ``"package.module:attr"`` or ``"path/to/file.py:attr"``.
+
+    The file's folder is put on ``sys.path`` so helper modules next to it import as usual.
+    """
+    if isinstance(ref, MapReduceJob):
+        return ref
+    if not isinstance(ref, str) or ":" not in ref:
+        raise JobError(f"a job reference looks like 'package.module:attr' or 'path/to/file.py:attr', "
+                       f"got {ref!r}")
+    where, _, attr = ref.rpartition(":")
+    if where.endswith(".py") or "/" in where or "\\" in where:
+        module = _import_file(Path(where))
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise JobError(f"cannot import job module {where!r}: {exc}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise JobError(f"{where!r} has no attribute {attr!r}") from None
+    if not isinstance(obj, MapReduceJob):
+        raise JobError(f"{ref!r} is a {type(obj).__name__}, not a MapReduceJob")
+    return obj
+
+
+def _import_file(path: Path) -> types.ModuleType:
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise JobError(f"job file {str(path)!r} does not exist")
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = path.stem
+    existing = sys.modules.get(name)
+    if existing is not None and getattr(existing, "__file__", None) == str(path):
+        return existing
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise JobError(f"cannot import job file {str(path)!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise JobError(f"importing job file {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
+    return module

@@ -1,0 +1,114 @@
+"""Job status from one listing of the status prefix: states, per-phase progress, deadlines."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow_provider_smr.engine.watch import DEADLINE_GRACE_S, failure_message, status_from_listing
+from lambda_handlers import protocol
+
+JOB = "job-1"
+NOW = 1_000_000.0
+PLAN = {"job_id": JOB, "settings": {"task_timeout_s": 60},
+        "steps": [{"index": 0, "num_map_tasks": 3, "num_reducers": 2},
+                  {"index": 1, "num_map_tasks": 2, "num_reducers": 1}]}
+
+
+def entry(key, age=0.0):
+    when = dt.datetime.fromtimestamp(NOW - age, tz=dt.timezone.utc)
+    return {"Key": key, "LastModified": when, "Size": 0}
+
+
+def start(step, phase, task, attempt, age=0.0):
+    return entry(protocol.start_marker_key(JOB, step, phase, task, attempt), age)
+
+
+def done(step, phase, task):
+    return entry(protocol.done_marker_key(JOB, step, phase, task))
+
+
+def error(step, phase, task, attempt):
+    return entry(protocol.error_marker_key(JOB, step, phase, task, attempt))
+
+
+def test_nothing_listed_is_pending_at_step_zero_map():
+    status = status_from_listing(PLAN, [], now=NOW)
+    assert (status.state, status.step, status.phase) == ("PENDING", 0, "map")
+    assert status.progress()["map"] == {"done": 0, "running": 0, "failed": 0, "total": 3}
+
+
+def test_map_progress_counts_done_running_and_failed_tasks():
+    listed = [start(0, "map", 0, 0), done(0, "map", 0),
+              start(0, "map", 1, 0),
+              start(0, "map", 2, 0), error(0, "map", 2, 0)]
+    status = status_from_listing(PLAN, listed, now=NOW)
+    assert status.state == "RUNNING" and status.attempts == 3
+    assert status.progress()["map"] == {"done": 1, "running": 1, "failed": 1, "total": 3}
+    assert status.describe() == "RUNNING step 0/2 map 1/3 (running 1, failed 1)"
+
+
+def test_a_retried_attempt_that_started_counts_as_running_not_failed():
+    listed = [start(0, "map", 2, 0), error(0, "map", 2, 0), start(0, "map", 2, 1)]
+    p = status_from_listing(PLAN, listed, now=NOW).progress()["map"]
+    assert (p["running"], p["failed"]) == (1, 0)
+
+
+def test_a_task_done_by_an_earlier_attempt_is_done_even_if_a_duplicate_failed():
+    listed = [start(0, "map", 0, 0), done(0, "map", 0), start(0, "map", 0, 1), error(0, "map", 0, 1)]
+    p = status_from_listing(PLAN, listed, now=NOW).progress()["map"]
+    assert (p["done"], p["running"], p["failed"]) == (1, 0, 0)
+
+
+def test_phase_moves_to_reduce_then_next_step_then_commit():
+    maps = [done(0, "map", t) for t in range(3)]
+    assert status_from_listing(PLAN, maps, now=NOW).phase == "reduce"
+    reduces = maps + [done(0, "reduce", t) for t in range(2)]
+    status = status_from_listing(PLAN, reduces, now=NOW)
+    assert (status.step, status.phase) == (1, "map")
+    everything = reduces + [done(1, "map", 0), done(1, "map", 1), done(1, "reduce", 0)]
+    status = status_from_listing(PLAN, everything, now=NOW)
+    assert (status.state, status.step, status.phase) == ("RUNNING", None, "commit")
+
+
+def test_terminal_marker_decides_the_state():
+    listed = [done(0, "map", 0), entry(protocol.job_state_key(JOB, "FAILED"))]
+    status = status_from_listing(PLAN, listed, now=NOW)
+    assert status.state == "FAILED" and status.terminal and status.phase is None
+    cancelled = status_from_listing(PLAN, [entry(protocol.job_state_key(JOB, "CANCELLED"))], now=NOW)
+    assert cancelled.state == "CANCELLED"
+
+
+def test_attempt_silent_past_timeout_plus_grace_is_overdue():
+    late = 60 + DEADLINE_GRACE_S + 1
+    listed = [start(0, "map", 0, 0, age=late), start(0, "map", 1, 0, age=late - 2),
+              start(0, "map", 2, 0, age=late), done(0, "map", 2)]
+    status = status_from_listing(PLAN, listed, now=NOW)
+    assert status.overdue == [(0, "map", 0, 0)]
+    assert status.needs_attention
+
+
+def test_claims_are_reported_and_unknown_keys_ignored():
+    listed = [entry(protocol.claim_key(JOB, "reduce-0")), entry(protocol.status_prefix(JOB) + "zzz/what"),
+              entry("jobs/other-job/status/0/map/00000.json")]
+    status = status_from_listing(PLAN, listed, now=NOW)
+    assert status.claims == {"reduce-0"} and status.state == "RUNNING"
+    assert status.progress()["map"]["done"] == 0
+
+
+def test_status_dict_is_json_shaped():
+    d = status_from_listing(PLAN, [done(0, "map", 1)], now=NOW).to_dict()
+    assert set(d) >= {"job_id", "state", "phase", "progress", "error"}
+    assert d["progress"]["steps"][1]["reduce"]["total"] == 1
+
+
+def test_failure_message_names_cause_input_and_traceback():
+    failed = {"job_id": JOB, "state": "FAILED", "reason": "map task 3 failed 3 times", "step": 0,
+              "phase": "map", "task": 3, "attempt": 2,
+              "error": {"error_type": "ValueError", "message": "bad line",
+                        "traceback": "Traceback...\nValueError: bad line\n",
+                        "input": {"bucket": "b", "key": "k.txt", "start": 0, "end": 64},
+                        "record_preview": "oops"}}
+    text = failure_message(failed)
+    assert "job job-1 failed: map task 3 failed 3 times (step 0, map task 3 attempt 2)" in text
+    assert "ValueError: bad line" in text and "s3://b/k.txt bytes 0-64" in text
+    assert "record: oops" in text and "remote traceback:\nTraceback..." in text
