@@ -121,7 +121,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     :param job: a ``MapReduceJob`` or an import string ``"package.module:attr"``.
     :param input: ``s3://`` URI(s) of the input: a string, a list, or ``{name: URI}`` for jobs with
         named inputs (joins). (templated)
-    :param output: ``s3://`` prefix the parts and ``_SUCCESS`` go to. (templated)
+    :param output: ``s3://`` prefix the parts and ``_SUCCESS`` go to; stored as ``output_uri``
+        because ``output`` is the operator's XComArg. (templated)
     :param job_params: JSON-able parameters the job's functions can read. (templated)
     :param num_reducers: reduce tasks of the last step (the engine's default when None). (templated)
     :param split_size: bytes per map task, e.g. ``"64MiB"`` (the engine's default when None).
@@ -144,7 +145,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     """
 
     aws_hook_class = SMRHook
-    template_fields: Sequence[str] = aws_template_fields("input", "output", "job_params", "num_reducers")
+    template_fields: Sequence[str] = aws_template_fields("input", "output_uri", "job_params", "num_reducers")
     template_fields_renderers = {"job_params": "json", "input": "json"}
     operator_extra_links = (SMROutputLink(), SMRLogsLink(), SMRReportLink())
     ui_color = "#f9c915"
@@ -180,7 +181,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         super().__init__(**kwargs)
         self.job = job
         self.input = input
-        self.output = output
+        # BaseOperator.output is the task's XComArg (``op.output``), so the location is kept as
+        # ``output_uri``; the argument keeps the name users know.
+        self.output_uri = output
         self.job_params = job_params or {}
         self.num_reducers = num_reducers
         self.split_size = split_size
@@ -218,7 +221,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return self.hook.deploy_stack(
             self.stack_name,
             input_buckets=s3_buckets(self.input),
-            output_buckets=s3_buckets(self.output),
+            output_buckets=s3_buckets(self.output_uri),
             **settings,
         )
 
@@ -278,12 +281,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
                 break
             if decision == SUBMIT:
                 self.log.info("Submitting SMR job %s", job_id)
-                from airflow_provider_smr.job import load_job
-
                 self.hook.submit_job(
-                    load_job(self.job),
+                    self.job,
                     input=self.input,
-                    output=self.output,
+                    output=self.output_uri,
                     stack_name=self.stack_name,
                     job_id=job_id,
                     num_reducers=as_count(self.num_reducers, "num_reducers"),
@@ -312,13 +313,17 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         # The mixin returns this method's value when it reconnects, so it returns the result too.
         self.job_id = str(external_id)
         self._persist_links(context)
-        self.hook.wait_for_job(self.job_id, stack_name=self.stack_name, poll_interval=self.poll_interval)
-        return self.get_job_result(self.job_id, context)
+        result = self.hook.wait_for_job(self.job_id, stack_name=self.stack_name,
+                                        poll_interval=self.poll_interval)
+        return self._finished(context, result)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
-        result = self.hook.get_job_result(str(external_id), stack_name=self.stack_name)
+        return self._finished(context, self.hook.get_job_result(str(external_id), stack_name=self.stack_name))
+
+    def _finished(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
         self._emit_asset_event(context, result)
-        self.log.info("SMR job %s: output %s", external_id, result.get("output"))
+        self.log.info("SMR job %s: %s records in %s", result.get("job_id"), result.get("records"),
+                      result.get("output"))
         return result
 
     # -- helpers ------------------------------------------------------------------------------
@@ -329,7 +334,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return deterministic_job_id(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
 
     def _prior_state(self, job_id: str) -> str | None:
-        from airflow_provider_smr.hooks.smr import JobNotFoundError
+        from airflow_provider_smr.engine.runner import JobNotFoundError
 
         try:
             return self.hook.get_job_status(job_id, stack_name=self.stack_name)["state"]
@@ -345,8 +350,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
             "aws_partition": self.hook.conn_partition,
             "endpoint_url": endpoint,
         }
-        SMROutputLink.persist(output=self.output, **common)
-        SMRReportLink.persist(output=self.output, **common)
+        SMROutputLink.persist(output=self.output_uri, **common)
+        SMRReportLink.persist(output=self.output_uri, **common)
         SMRLogsLink.persist(log_group_prefix=f"/aws/lambda/{self.stack_name}-", **common)
 
     def _emit_asset_event(self, context: Context, result: dict[str, Any]) -> None:
@@ -371,19 +376,24 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         def datasets(locations: Any) -> list[Any]:
-            if isinstance(locations, str):
-                locations = [locations]
-            elif isinstance(locations, dict):
-                locations = list(locations.values())
-            found = []
-            for uri in locations or []:
-                for one in [uri] if isinstance(uri, str) else uri:
-                    if one.startswith("s3://"):
-                        bucket, _, key = one[len("s3://") :].partition("/")
-                        found.append(Dataset(namespace=f"s3://{bucket}", name=key or "/"))
-            return found
+            return [Dataset(namespace=ns, name=name) for ns, name in lineage_datasets(locations)]
 
-        return OperatorLineage(inputs=datasets(self.input), outputs=datasets(self.output))
+        return OperatorLineage(inputs=datasets(self.input), outputs=datasets(self.output_uri))
+
+
+def lineage_datasets(locations: Any) -> list[tuple[str, str]]:
+    """OpenLineage ``(namespace, name)`` pairs of an input/output spec (``s3://bucket``, key prefix)."""
+    if isinstance(locations, str):
+        locations = [locations]
+    elif isinstance(locations, dict):
+        locations = list(locations.values())
+    found = []
+    for entry in locations or []:
+        for uri in [entry] if isinstance(entry, str) else entry:
+            if uri.startswith("s3://"):
+                bucket, _, key = uri[len("s3://") :].partition("/")
+                found.append((f"s3://{bucket}", key or "/"))
+    return found
 
 
 def validate_event(event: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,0 +1,301 @@
+"""ServerlessMapReduceOperator: template fields, job ids, resume decisions, the XCom result."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from airflow.sdk import Asset
+
+from airflow_provider_smr.engine.runner import JobNotFoundError
+from airflow_provider_smr.operators.smr import (
+    RECONNECT,
+    RESUBMIT,
+    RETURN,
+    SUBMIT,
+    ServerlessMapReduceOperator,
+    as_count,
+    asset_uri,
+    deterministic_job_id,
+    generation_job_id,
+    resume_decision,
+)
+from lambda_handlers import protocol
+
+RESULT = {"job_id": "j", "status": "SUCCEEDED", "output": "s3://out/wc/", "parts": ["part-00000.jsonl"]}
+
+
+def make_operator(**kwargs):
+    args = {"task_id": "count", "job": "jobs.word_count:word_count", "input": "s3://in/words/",
+            "output": "s3://out/wc/"}
+    args.update(kwargs)
+    return ServerlessMapReduceOperator(**args)
+
+
+class FakeTI:
+    dag_id, run_id, task_id, map_index = "dag", "manual__2026-01-01T00:00:00+00:00", "count", -1
+    stats_tags: dict = {}
+
+    def __init__(self):
+        self.xcom = {}
+
+    def xcom_push(self, key, value):
+        self.xcom[key] = value
+
+
+class FakeStore(dict):
+    def set(self, key, value, **_):
+        self[key] = value
+
+
+class FakeHook:
+    """Remembers the jobs that exist (by id -> state) and what was submitted."""
+
+    conn_region_name = "us-east-1"
+    conn_partition = "aws"
+
+    def __init__(self, states=None):
+        self.states = dict(states or {})
+        self.submitted = []
+        self.waited = []
+        self.cancelled = []
+        self.conn_config = mock.Mock(endpoint_url="http://127.0.0.1:4566")
+
+    def deploy_stack(self, stack_name="smr", **settings):
+        self.settings = settings
+        return {"stack_name": stack_name, "work_bucket": "smr-work", "functions": {}}
+
+    def get_job_status(self, job_id, stack_name="smr"):
+        if job_id not in self.states:
+            raise JobNotFoundError(job_id)
+        return {"job_id": job_id, "state": self.states[job_id], "error": "boom"}
+
+    def submit_job(self, job, *, input, output, job_id, **kw):
+        self.submitted.append((job_id, kw))
+        self.states[job_id] = protocol.RUNNING
+        return job_id
+
+    def wait_for_job(self, job_id, stack_name="smr", poll_interval=5, timeout=None):
+        self.waited.append(job_id)
+        self.states[job_id] = protocol.SUCCEEDED
+        return {**RESULT, "job_id": job_id}
+
+    def get_job_result(self, job_id, stack_name="smr"):
+        assert self.states[job_id] == protocol.SUCCEEDED
+        return {**RESULT, "job_id": job_id}
+
+    def cancel_job(self, job_id, stack_name="smr"):
+        self.cancelled.append(job_id)
+
+
+def run(operator, hook, store=None):
+    ti = FakeTI()
+    context = {"ti": ti, "task_state_store": store if store is not None else FakeStore()}
+    with mock.patch.object(ServerlessMapReduceOperator, "hook", new_callable=mock.PropertyMock) as prop:
+        prop.return_value = hook
+        result = operator.execute(context)
+    return result, ti, context
+
+
+def base_id():
+    ti = FakeTI()
+    return deterministic_job_id(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+
+
+class TestArguments:
+    def test_every_template_field_is_an_attribute(self):
+        operator = make_operator(job_params={"k": 1})
+        for name in operator.template_fields:
+            assert hasattr(operator, name), name
+        assert {"input", "output_uri", "job_params", "aws_conn_id", "region_name", "verify"} <= set(
+            operator.template_fields)
+
+    def test_arguments_are_stored_under_their_own_names(self):
+        operator = make_operator(num_reducers=4, split_size="64MiB", max_attempts=5, stack_name="s2",
+                                 deploy=False, overwrite=True, poll_interval=2, aws_conn_id="c",
+                                 region_name="eu-west-1", botocore_config={"retries": {"max_attempts": 2}})
+        assert (operator.num_reducers, operator.split_size, operator.max_attempts) == (4, "64MiB", 5)
+        assert (operator.stack_name, operator.deploy, operator.overwrite) == ("s2", False, True)
+        assert (operator.aws_conn_id, operator.region_name) == ("c", "eu-west-1")
+        assert operator.botocore_config == {"retries": {"max_attempts": 2}}
+
+    def test_positional_arguments_are_refused(self):
+        with pytest.raises(TypeError):
+            ServerlessMapReduceOperator("count", "jobs.word_count:word_count")  # noqa
+
+    def test_deferrable_defaults_to_the_airflow_setting(self):
+        assert make_operator().deferrable is False
+        assert make_operator(deferrable=True).deferrable is True
+
+    def test_output_is_announced_as_an_asset(self):
+        assert make_operator().outlets == [Asset("s3://out/wc/")]
+
+    def test_templated_output_is_announced_by_its_static_folder(self):
+        assert asset_uri("s3://b/revenue/{{ ds }}/") == "s3://b/revenue/"
+        assert asset_uri("s3://{{ var.value.bucket }}/x/") is None
+
+    def test_templated_reducer_count_becomes_an_int(self):
+        assert as_count("4", "n") == 4 and as_count(None, "n") is None
+        with pytest.raises(ValueError, match="whole number"):
+            as_count("four", "n")
+
+
+class TestJobId:
+    def test_same_task_instance_gives_the_same_valid_id(self):
+        a = deterministic_job_id("dag", "manual__2026-01-01T00:00:00+00:00", "count", -1)
+        assert a == deterministic_job_id("dag", "manual__2026-01-01T00:00:00+00:00", "count", -1)
+        assert protocol.validate_job_id(a) == a
+        assert a.startswith("dag.count.manual__2026-01-01T00-00-00-00-00.")
+
+    @pytest.mark.parametrize("other", [
+        ("dag", "manual__2026-01-01T00:00:00+00:00", "count", 0),
+        ("dag", "manual__2026-01-01T00:00:00+00:00", "count2", -1),
+        ("dag", "manual__2026-01-01T00:00:00-00:00", "count", -1),  # sanitizes alike, hash differs
+        ("dag2", "manual__2026-01-01T00:00:00+00:00", "count", -1),
+    ])
+    def test_other_task_instances_get_other_ids(self, other):
+        assert deterministic_job_id(*other) != base_id()
+
+    def test_long_ids_are_cut_but_stay_valid_and_distinct(self):
+        a = deterministic_job_id("d" * 300, "r" * 300, "t", 1)
+        b = deterministic_job_id("d" * 300, "r" * 301, "t", 1)
+        assert len(a) <= 200 and a != b
+        assert protocol.validate_job_id(generation_job_id(a, 99))
+
+    def test_unsafe_characters_never_reach_the_key(self):
+        job_id = deterministic_job_id("_dag..x", "run/with spaces&?", "grp.task", -1)
+        assert protocol.validate_job_id(job_id) and ".." not in job_id and "/" not in job_id
+
+
+class TestResumeDecision:
+    @pytest.mark.parametrize(("state", "decision"), [
+        (None, SUBMIT), (protocol.PENDING, RECONNECT), (protocol.RUNNING, RECONNECT),
+        (protocol.SUCCEEDED, RETURN), (protocol.FAILED, RESUBMIT), (protocol.CANCELLED, RESUBMIT),
+    ])
+    def test_decision_from_prior_state(self, state, decision):
+        assert resume_decision(state) == decision
+
+
+class TestExecute:
+    def test_fresh_run_submits_once_waits_and_returns_the_result_dict(self):
+        hook = FakeHook()
+        result, ti, context = run(make_operator(num_reducers="3"), hook)
+        assert result == {**RESULT, "job_id": base_id()}
+        assert [job_id for job_id, _ in hook.submitted] == [base_id()]
+        assert hook.submitted[0][1]["num_reducers"] == 3
+        assert context["task_state_store"]["smr_job_id"] == base_id()
+        assert ti.xcom["smr_output"]["output"] == "s3://out/wc/"
+        assert ti.xcom["smr_output"]["endpoint_url"] == "http://127.0.0.1:4566"
+
+    def test_deploys_the_stack_for_the_input_and_output_buckets(self):
+        hook = FakeHook()
+        run(make_operator(input={"a": "s3://in-a/x", "b": ["s3://in-b/y"]}, memory_mb=512), hook)
+        assert hook.settings["input_buckets"] == ["in-a", "in-b"]
+        assert hook.settings["output_buckets"] == ["out"]
+        assert hook.settings["memory_mb"] == 512 and "timeout_s" not in hook.settings
+
+    @pytest.mark.parametrize("remembered", [True, False], ids=["task-state-store", "s3-markers-only"])
+    def test_retry_reconnects_to_the_running_job(self, remembered):
+        hook = FakeHook({base_id(): protocol.RUNNING})
+        store = FakeStore({"smr_job_id": base_id()} if remembered else {})
+        result, _, _ = run(make_operator(), hook, store)
+        assert hook.submitted == [] and hook.waited == [base_id()]
+        assert result["job_id"] == base_id()
+
+    @pytest.mark.parametrize("remembered", [True, False], ids=["task-state-store", "s3-markers-only"])
+    def test_retry_returns_the_finished_job_without_running_it_again(self, remembered):
+        hook = FakeHook({base_id(): protocol.SUCCEEDED})
+        store = FakeStore({"smr_job_id": base_id()} if remembered else {})
+        result, _, _ = run(make_operator(), hook, store)
+        assert hook.submitted == []
+        assert result == {**RESULT, "job_id": base_id()}
+
+    @pytest.mark.parametrize("state", [protocol.FAILED, protocol.CANCELLED])
+    def test_retry_after_a_failed_job_runs_the_next_generation(self, state):
+        hook = FakeHook({base_id(): state})
+        result, _, context = run(make_operator(), hook, FakeStore({"smr_job_id": base_id()}))
+        assert [job_id for job_id, _ in hook.submitted] == [f"{base_id()}.2"]
+        assert result["job_id"] == f"{base_id()}.2"
+        assert context["task_state_store"]["smr_job_id"] == f"{base_id()}.2"
+
+    def test_on_kill_cancels_the_running_job(self):
+        hook = FakeHook()
+        operator = make_operator()
+        run(operator, hook)
+        with mock.patch.object(ServerlessMapReduceOperator, "hook", new_callable=mock.PropertyMock) as prop:
+            prop.return_value = hook
+            operator.on_kill()
+        assert hook.cancelled == [base_id()]
+
+
+class TestDeferrable:
+    def defer(self, hook):
+        from airflow.providers.common.compat.sdk import TaskDeferred
+
+        operator = make_operator(deferrable=True, poll_interval=1)
+        with pytest.raises(TaskDeferred) as deferred:
+            run(operator, hook)
+        return operator, deferred.value
+
+    def complete(self, operator, hook, event):
+        context = {"ti": FakeTI(), "task_state_store": FakeStore()}
+        with mock.patch.object(ServerlessMapReduceOperator, "hook", new_callable=mock.PropertyMock) as prop:
+            prop.return_value = hook
+            return operator.execute_complete(context, event)
+
+    def test_defers_to_the_trigger_after_submitting(self):
+        hook = FakeHook()
+        _, deferred = self.defer(hook)
+        assert [job_id for job_id, _ in hook.submitted] == [base_id()]
+        assert deferred.method_name == "execute_complete"
+        assert deferred.trigger.job_id == base_id() and deferred.trigger.work_bucket == "smr-work"
+        assert hook.waited == []  # no worker-side waiting
+
+    def test_success_event_returns_the_result_dict(self):
+        hook = FakeHook()
+        operator, _ = self.defer(hook)
+        hook.states[base_id()] = protocol.SUCCEEDED
+        result = self.complete(operator, hook, {"status": "success", "job_id": base_id()})
+        assert result == {**RESULT, "job_id": base_id()}
+
+    def test_failure_event_raises_with_the_remote_error(self):
+        from airflow.providers.common.compat.sdk import AirflowException
+
+        hook = FakeHook()
+        operator, _ = self.defer(hook)
+        with pytest.raises(AirflowException, match="ZeroDivisionError"):
+            self.complete(operator, hook, {"status": "failed", "job_id": base_id(),
+                                           "message": "ZeroDivisionError: division by zero"})
+
+    @pytest.mark.parametrize("event", [None, {}, {"status": "weird", "job_id": "j"}, {"status": "success"}])
+    def test_malformed_event_is_refused_before_anything_else(self, event):
+        from airflow.providers.common.compat.sdk import AirflowException
+
+        hook = FakeHook()
+        with pytest.raises(AirflowException, match="SMR trigger sent"):
+            self.complete(make_operator(deferrable=True), hook, event)
+
+    def test_needs_attention_has_overdue_tasks_retried_and_defers_again(self):
+        from airflow.providers.common.compat.sdk import TaskDeferred
+
+        hook = FakeHook()
+        hook.retried = []
+        hook.retry_overdue_tasks = lambda job_id, stack_name="smr": hook.retried.append(job_id)
+        operator, _ = self.defer(hook)
+        with pytest.raises(TaskDeferred):
+            self.complete(operator, hook, {"status": "needs_attention", "job_id": base_id(),
+                                           "message": "1 task(s) silent", "overdue": [[0, "map", 1, 0]]})
+        assert hook.retried == [base_id()]
+
+    def test_retry_of_a_deferred_task_finds_the_finished_job(self):
+        hook = FakeHook({base_id(): protocol.SUCCEEDED})
+        result, _, _ = run(make_operator(deferrable=True), hook)
+        assert result["job_id"] == base_id() and hook.submitted == []
+
+
+def test_lineage_names_every_input_and_the_output_as_s3_datasets():
+    from airflow_provider_smr.operators.smr import lineage_datasets
+
+    assert lineage_datasets({"users": "s3://b/users/", "orders": ["s3://c/o/1", "s3://c/o/2"]}) == [
+        ("s3://b", "users/"), ("s3://c", "o/1"), ("s3://c", "o/2")]
+    assert lineage_datasets("s3://out") == [("s3://out", "/")]
