@@ -1,8 +1,8 @@
 """Count the control plane's own AWS requests per job (they are part of a job's cost too).
 
-A botocore ``before-call`` handler, registered once per client, adds each call to the job that is
-current in the calling context (:func:`job_context`). Threads started for a job carry the job over
-with :func:`bind_job`.
+A botocore ``before-call`` handler, registered once per S3 client, adds each call to the job that
+is current in the calling context (:func:`job_context`); threads started for a job carry the job
+over with :func:`bind_job`. Lambda invokes are counted by the caller with :func:`add`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ _CURRENT_JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("smr_j
 _LOCK = threading.Lock()
 _COUNTS: dict[str, Counter] = defaultdict(Counter)
 _HANDLER_ID = "smr-request-counter"
+LAMBDA_INVOKE = "lambda:Invoke"
 
 S3_TYPES = {"GetObject": "GET", "PutObject": "PUT", "ListObjectsV2": "LIST", "ListObjects": "LIST",
             "HeadObject": "HEAD", "HeadBucket": "HEAD", "CopyObject": "COPY", "DeleteObject": "DELETE",
@@ -27,15 +28,21 @@ def _on_call(model: Any = None, **_: Any) -> None:
     job = _CURRENT_JOB.get()
     if job is None or model is None:
         return
-    service = model.service_model.service_name
-    kind = S3_TYPES.get(model.name, model.name.upper()) if service == "s3" else f"{service}:{model.name}"
+    if model.service_model.service_name == "s3":
+        add(job, S3_TYPES.get(model.name, model.name.upper()))
+
+
+def add(job_id: str, kind: str, n: int = 1) -> None:
+    """Count ``n`` requests of ``kind`` (``GET``... for S3, ``lambda:Invoke`` for invokes)."""
     with _LOCK:
-        _COUNTS[job][kind] += 1
+        _COUNTS[job_id][kind] += n
 
 
 def attach(client: Any) -> Any:
-    """Count ``client``'s calls (idempotent: botocore keeps one handler per unique id)."""
-    client.meta.events.register("before-call", _on_call, unique_id=_HANDLER_ID)
+    """Count ``client``'s S3 calls (idempotent: botocore keeps one handler per unique id)."""
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is not None:
+        events.register("before-call.s3", _on_call, unique_id=_HANDLER_ID)
     return client
 
 
@@ -73,4 +80,4 @@ def s3_counts(job_id: str) -> dict[str, int]:
 
 
 def invokes(job_id: str) -> int:
-    return counts(job_id).get("lambda:Invoke", 0)
+    return counts(job_id).get(LAMBDA_INVOKE, 0)

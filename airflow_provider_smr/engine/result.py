@@ -4,8 +4,8 @@
 done markers' bodies (read once, after the job finished) and returns small JSON-able data: URIs,
 counters, timings, request counts and the estimated cost. Never records.
 
-Data-plane S3 requests: a marker may report its own counts (``"requests": {"GET": n, ...}``); for
-markers that do not, a per-task estimate from the access pattern of the contract is used.
+Data-plane S3 requests: a marker may report its own counts by operation (``"requests":
+{"GetObject": n, ...}``); for markers that do not, a per-task estimate from the contract is used.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds
+from airflow_provider_smr.engine.requests import S3_TYPES
 from lambda_handlers import protocol
 
 
@@ -92,7 +93,11 @@ def build_result(plan: dict, done: dict, manifest: dict, markers: dict[tuple[int
     for (step, phase), bodies in markers.items():
         maps = steps[step]["num_map_tasks"]
         for b in bodies:
-            task_requests.update(b.get("requests") or estimated_task_requests(phase, step, maps))
+            reported = b.get("requests")
+            if reported:  # by operation name (GetObject, ...) -> by request type (GET, ...)
+                task_requests.update({S3_TYPES.get(op, op.upper()): n for op, n in reported.items()})
+            else:
+                task_requests.update(estimated_task_requests(phase, step, maps))
     # Coordinator: one LIST per notification (one per task attempt), claims and the commit.
     num_parts = len(done.get("parts", []))
     task_requests.update({"LIST": attempts + 1, "PUT": len(steps) * 2 + 3, "COPY": num_parts,
@@ -101,7 +106,7 @@ def build_result(plan: dict, done: dict, manifest: dict, markers: dict[tuple[int
     s3_requests = dict(sorted((task_requests + driver_requests).items()))
     # Invokes: every task attempt, one coordinator call per attempt, plus the driver's own.
     lambda_invokes = 2 * attempts + driver_invokes
-    gb_s = sum(gb_seconds(b.get("duration_s", 0.0), b.get("memory_mb", memory_mb)) for b in all_bodies)
+    gb_s = sum(gb_seconds(b.get("duration_s", 0.0), b.get("memory_mb") or memory_mb) for b in all_bodies)
 
     return {
         "job_id": plan["job_id"],

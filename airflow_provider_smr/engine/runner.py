@@ -152,6 +152,7 @@ class JobRunner:
         began = time.monotonic()
         stats = submit_mod.fan_out(self.lambda_, self.stack.functions["mapper"], events,
                                    max_concurrency=max_concurrency)
+        reqs.add(plan["job_id"], reqs.LAMBDA_INVOKE, stats["tries"])
         submit_mod.put_if_absent(self.s3, self.bucket, protocol.claim_key(plan["job_id"],
                                  submit_mod.FANOUT_CLAIM), b"fanned-out")
         self.log.info("invoked %d map tasks in %.2fs (%d throttled tries)", stats["invokes"],
@@ -217,7 +218,8 @@ class JobRunner:
         """Ask the coordinator to treat silent attempts past their deadline as failed (and retry)."""
         with reqs.job_context(job_id):
             event = protocol.coordinate_event(self.bucket, job_id, reason=reason)
-            submit_mod.invoke_async(self.lambda_, self.stack.functions["coordinator"], event)
+            tries = submit_mod.invoke_async(self.lambda_, self.stack.functions["coordinator"], event)
+            reqs.add(job_id, reqs.LAMBDA_INVOKE, tries)
 
     # -- wait -------------------------------------------------------------------------------------
 

@@ -1,0 +1,278 @@
+"""``smr run``, ``smr status`` and ``smr cancel``: the engine from a shell.
+
+``smr run JOB --input URI --output URI`` plans, runs and waits for a job on a deployed stack
+(deployed first when missing). ``--local`` starts an embedded local stack for the run; then
+``--input`` and ``--output`` may also be local paths (inputs are uploaded, parts downloaded).
+``--json`` prints the result dict as the last line of stdout. Errors exit non-zero with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+log = logging.getLogger("smr")
+
+LOCAL_BUCKET = "smr-local-data"
+_NAMED = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)=(.+)$")
+FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+                    "aws_session_token": "testing"}
+
+
+class CommandError(Exception):
+    """A command-line mistake, reported as one line."""
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run``, ``status`` and ``cancel`` to the ``smr`` command."""
+    run = subparsers.add_parser("run", help="run a MapReduce job and wait for it",
+                                description="Run a MapReduce job on the stack and wait for its result.")
+    run.add_argument("job", metavar="JOB", help="'package.module:attr' or 'path/to/file.py:attr'")
+    run.add_argument("--input", action="append", required=True, metavar="[NAME=]URI",
+                     help="S3 prefix, key or glob; repeat for several; NAME=URI for named inputs")
+    run.add_argument("--output", required=True, metavar="URI", help="S3 prefix for the parts")
+    run.add_argument("--num-reducers", type=int, help="reducers per step (default: from input size)")
+    run.add_argument("--split-size", help="bytes per map task, e.g. 64MiB (default 64MiB)")
+    run.add_argument("--max-concurrency", type=int, help="Invoke calls in flight during the fan-out")
+    run.add_argument("--max-attempts", type=int, default=3, help="attempts per task (default 3)")
+    run.add_argument("--max-bad-records", type=int, default=0, help="records a mapper may skip")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="job parameter (JSON value or string); repeatable")
+    run.add_argument("--job-id", help="job id (default: generated)")
+    run.add_argument("--overwrite", action="store_true", help="replace a committed output")
+    run.add_argument("--poll-interval", type=float, default=2.0, help="seconds between status polls")
+    run.add_argument("--json", action="store_true", help="print the result dict as the last line")
+    _add_stack_arguments(run, local=True)
+    run.set_defaults(func=run_command)
+
+    status = subparsers.add_parser("status", help="show a job's state and progress")
+    status.add_argument("job_id", metavar="JOB_ID")
+    status.add_argument("--json", action="store_true", help="print the status dict as JSON")
+    _add_stack_arguments(status, local=False)
+    status.set_defaults(func=status_command)
+
+    cancel = subparsers.add_parser("cancel", help="cancel a running job (nothing is committed)")
+    cancel.add_argument("job_id", metavar="JOB_ID")
+    _add_stack_arguments(cancel, local=False)
+    cancel.set_defaults(func=cancel_command)
+
+
+def _add_stack_arguments(parser: argparse.ArgumentParser, local: bool) -> None:
+    parser.add_argument("--stack-name", default="smr", help="deployed stack to use (default smr)")
+    parser.add_argument("--region", help="AWS region (default: from the environment, else us-east-1)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--endpoint-url", help="one endpoint for every service (e.g. `smr local up`)")
+    if local:
+        where.add_argument("--local", action="store_true",
+                           help="run on an embedded local stack; --input/--output may be local paths")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and full errors")
+
+
+# -- inputs and outputs --------------------------------------------------------------------------
+
+
+def parse_inputs(values: list[str]) -> Any:
+    """``--input`` values -> a URI, a list of URIs, or a dict of named inputs (not both kinds)."""
+    named: dict[str, list[str]] = {}
+    plain: list[str] = []
+    for value in values:
+        m = _NAMED.match(value)
+        if m and not value.startswith("s3://"):
+            named.setdefault(m.group(1), []).append(m.group(2))
+        else:
+            plain.append(value)
+    if named and plain:
+        raise CommandError("give either unnamed inputs or NAME=URI inputs, not both")
+    if named:
+        return {k: v[0] if len(v) == 1 else v for k, v in named.items()}
+    return plain[0] if len(plain) == 1 else plain
+
+
+def _parse_params(values: list[str]) -> dict:
+    params = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--param {value!r}: use KEY=VALUE")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+def _map_uris(spec: Any, fn: Any) -> Any:
+    if isinstance(spec, dict):
+        return {k: _map_uris(v, lambda u, k=k: fn(u, k)) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [fn(u, None) for u in spec]
+    return fn(spec, None)
+
+
+def upload_local_inputs(s3: Any, spec: Any) -> Any:
+    """Upload local files/folders named in ``spec`` to the local stack; return the spec as S3 URIs."""
+    counter = iter(range(1_000_000))
+
+    def upload(uri: str, name: str | None) -> str:
+        if uri.startswith("s3://"):
+            return uri
+        path = Path(uri).expanduser()
+        if not path.exists():
+            raise CommandError(f"input {uri!r} is neither an S3 URI nor an existing local path")
+        prefix = f"inputs/{name or 'default'}-{next(counter)}/"
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for f in files:
+            rel = f.name if path.is_file() else f.relative_to(path).as_posix()
+            s3.upload_file(str(f), LOCAL_BUCKET, prefix + rel)
+        return f"s3://{LOCAL_BUCKET}/{prefix}" if path.is_dir() else f"s3://{LOCAL_BUCKET}/{prefix}{path.name}"
+
+    return _map_uris(spec, upload)
+
+
+def download_output(s3: Any, result: dict, folder: Path) -> list[str]:
+    """Copy the committed parts and ``_SUCCESS`` of ``result`` into a local folder."""
+    from airflow_provider_smr.engine.inputs import parse_s3_uri
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for uri in [*result["parts"], result["manifest"]]:
+        bucket, key = parse_s3_uri(uri, what="part")
+        target = folder / key.rsplit("/", 1)[-1]
+        s3.download_file(bucket, key, str(target))
+        written.append(str(target))
+    return written
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _clients(args: argparse.Namespace) -> Iterator[tuple[Any, bool]]:
+    from airflow_provider_smr.engine.aws import AwsClients
+
+    if getattr(args, "local", False):
+        import boto3
+
+        from airflow_provider_smr.local import LocalStack
+
+        with LocalStack() as stack:
+            region = args.region or "us-east-1"
+            session = boto3.session.Session(region_name=region, **FAKE_CREDENTIALS)
+            yield AwsClients(session, endpoint_url=stack.endpoint_url, region_name=region), True
+        return
+    yield AwsClients(endpoint_url=args.endpoint_url, region_name=args.region), False
+
+
+def _runner(clients: Any, stack_name: str, deploy_if_missing: dict | None = None) -> Any:
+    from airflow_provider_smr.deploy import StackNotFoundError, deploy_stack, describe_stack
+    from airflow_provider_smr.engine.runner import JobRunner
+
+    try:
+        stack = describe_stack(clients, stack_name)
+    except StackNotFoundError:
+        if deploy_if_missing is None:
+            raise
+        log.info("stack %s not found: deploying it", stack_name)
+        stack = deploy_stack(clients, stack_name, **deploy_if_missing)
+    return JobRunner(clients, stack, logger=log)
+
+
+def _buckets(spec: Any) -> list[str]:
+    uris = spec if isinstance(spec, list) else list(spec.values()) if isinstance(spec, dict) else [spec]
+    flat = [u for v in uris for u in (v if isinstance(v, list) else [v])]
+    return sorted({u[5:].split("/", 1)[0] for u in flat if isinstance(u, str) and u.startswith("s3://")})
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from airflow_provider_smr.job import load_job
+
+    job = load_job(args.job)  # fail fast on a bad job, before any stack starts
+    inputs = parse_inputs(args.input)
+    params = _parse_params(args.param)
+    with _clients(args) as (clients, local):
+        output, local_output = args.output, None
+        if local:
+            clients.s3.create_bucket(Bucket=LOCAL_BUCKET)
+            inputs = upload_local_inputs(clients.s3, inputs)
+            if not output.startswith("s3://"):
+                local_output = Path(output).expanduser()
+                output = f"s3://{LOCAL_BUCKET}/outputs/{local_output.name or 'output'}/"
+        elif not output.startswith("s3://"):
+            raise CommandError(f"output {output!r} is not an S3 URI (local paths need --local)")
+        deploy = {"input_buckets": _buckets(inputs), "output_buckets": _buckets(output)}
+        runner = _runner(clients, args.stack_name, deploy)
+        result = runner.run(job, input=inputs, output=output, num_reducers=args.num_reducers,
+                            split_size=args.split_size, max_concurrency=args.max_concurrency,
+                            max_attempts=args.max_attempts, overwrite=args.overwrite or local,
+                            job_params=params, max_bad_records=args.max_bad_records,
+                            job_id=args.job_id, poll_interval=args.poll_interval)
+        if local_output is not None:
+            download_output(clients.s3, result, local_output)
+            result = {**result, "local_output": str(local_output)}
+    _print_result(result, args.json)
+    return 0
+
+
+def _print_result(result: dict, as_json: bool) -> None:
+    c, t = result["counters"], result["timings"]
+    print(f"job {result['job_id']} {result['status']}: {c['output_records']} records in "
+          f"{len(result['parts'])} parts at {result.get('local_output') or result['output']}")
+    print(f"read {c['records_read']} records ({c['bytes_read']} bytes), shuffled {c['shuffle_bytes']} "
+          f"bytes, {c['attempts']} task attempts, {t['total_s']:.1f}s, "
+          f"~${result['estimated_cost_usd']:.6f} on AWS")
+    if as_json:
+        print(json.dumps(result, sort_keys=True))
+
+
+def status_command(args: argparse.Namespace) -> int:
+    with _clients(args) as (clients, _):
+        status = _runner(clients, args.stack_name).status(args.job_id)
+    if args.json:
+        print(json.dumps(status.to_dict(), sort_keys=True))
+    else:
+        print(f"{args.job_id}: {status.describe()}")
+        if status.error:
+            print(status.error)
+    return 0
+
+
+def cancel_command(args: argparse.Namespace) -> int:
+    with _clients(args) as (clients, _):
+        cancelled = _runner(clients, args.stack_name).cancel(args.job_id)
+    print(f"{args.job_id}: {'cancelled' if cancelled else 'already committing; not cancelled'}")
+    return 0 if cancelled else 1
+
+
+def main_errors(func: Any) -> Any:
+    """Decorator for ``func(args)``: known errors become one line on stderr and exit status 1."""
+    def run(args: argparse.Namespace) -> int:
+        # Progress lines go to stderr, so stdout stays the result (and --json's last line).
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                            format="%(asctime)s %(message)s")
+        for name in ("smr", "airflow_provider_smr"):
+            logging.getLogger(name).setLevel(logging.INFO)
+        try:
+            return func(args)
+        except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into a line
+            text = str(exc).strip() or type(exc).__name__
+            if args.verbose:
+                log.error("%s", text, exc_info=not _known(exc))
+            print(f"smr: error: {type(exc).__name__}: {text.splitlines()[0]}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _known(exc: Exception) -> bool:
+    return isinstance(exc, (ValueError, RuntimeError, CommandError, LookupError))
+
+
+run_command = main_errors(run_command)
+status_command = main_errors(status_command)
+cancel_command = main_errors(cancel_command)

@@ -1,0 +1,199 @@
+"""The driver with the real handlers in process: Lambda's async invoke is a thread pool here.
+
+Fast checks of plan -> fan-out -> watch -> result against a real moto S3 server. The same flows run
+on the local stack (real Lambda emulation) in ``test_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+
+from airflow_provider_smr.engine.runner import JobFailedError, JobRunner, OutputExistsError
+from airflow_provider_smr.engine.inputs import InputNotFoundError
+from airflow_provider_smr.job import MapReduceJob
+from lambda_handlers import coordinator, mapper, protocol, reducer, runtime
+
+WORK, DATA = "smr-engine-work", "smr-engine-data"
+FUNCTIONS = {"t-mapper": mapper.handler, "t-reducer": reducer.handler,
+             "t-coordinator": coordinator.handler}
+ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+       protocol.ENV_WORK_BUCKET: WORK, protocol.ENV_STACK_NAME: "t",
+       protocol.ENV_MAPPER_FUNCTION: "t-mapper", protocol.ENV_REDUCER_FUNCTION: "t-reducer",
+       protocol.ENV_COORDINATOR_FUNCTION: "t-coordinator", protocol.ENV_DRIVER_FUNCTION: "t-driver"}
+
+
+class InProcessLambda:
+    """``invoke(InvocationType="Event")`` runs the handler on a pool thread, as Lambda would."""
+
+    def __init__(self):
+        self.pool = ThreadPoolExecutor(4, thread_name_prefix="fake-lambda")
+        self.invokes = collections.Counter()
+        self.lock = threading.Lock()
+
+    def run(self, name, event):
+        with self.lock:
+            self.invokes[name] += 1
+        self.pool.submit(FUNCTIONS[name], event)
+
+    def invoke(self, FunctionName, InvocationType, Payload):
+        assert InvocationType == "Event"
+        self.run(FunctionName, json.loads(Payload))
+        return {"StatusCode": 202}
+
+
+class Stack:
+    stack_name, region, work_bucket, runtime = "t", "us-east-1", WORK, "python3.11"
+    functions = {"mapper": "t-mapper", "reducer": "t-reducer", "coordinator": "t-coordinator",
+                 "driver": "t-driver"}
+    memory_mb, timeout_s = 512, 60
+
+
+class Clients:
+    def __init__(self, s3, lambda_):
+        self.s3, self.lambda_ = s3, lambda_
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in [*ENV, "AWS_ENDPOINT_URL"]}
+    os.environ.update(ENV, AWS_ENDPOINT_URL=url)
+    runtime.reset()
+    s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
+    for b in (WORK, DATA):
+        s3.create_bucket(Bucket=b)
+    yield url
+    runtime.reset()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    server.stop()
+
+
+@pytest.fixture
+def env(endpoint):
+    fake = InProcessLambda()
+    runtime.set_invoker(fake.run)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    yield s3, fake, JobRunner(Clients(s3, fake), Stack())
+    runtime.set_invoker(None)
+    fake.pool.shutdown(wait=True)
+
+
+def tokenize(line):
+    for word in line.split():
+        yield word.lower(), 1
+
+
+def total(word, counts):
+    yield word, sum(counts)
+
+
+def read_records(s3, result):
+    records = []
+    for uri in result["parts"]:
+        bucket, key = uri[5:].split("/", 1)
+        for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines():
+            rec = json.loads(line)
+            records.append((rec["key"], rec["value"]))
+    return records
+
+
+TEXT = "\n".join(f"the quick brown fox {i % 7} jumps over the lazy dog {i % 3}" for i in range(300))
+
+
+def test_word_count_runs_to_a_result_dict(env):
+    s3, fake, runner = env
+    s3.put_object(Bucket=DATA, Key="wc/in/a.txt", Body=TEXT.encode())
+    s3.put_object(Bucket=DATA, Key="wc/in/b.txt", Body=TEXT[:1000].encode())
+    job = MapReduceJob(mapper=tokenize, combiner=total, reducer=total)
+    result = runner.run(job, input=f"s3://{DATA}/wc/in/", output=f"s3://{DATA}/wc/out",
+                        split_size=2000, num_reducers=3, poll_interval=0.2, timeout=120)
+    expected = collections.Counter(w.lower() for t in (TEXT, TEXT[:1000]) for w in t.split())
+    assert dict(read_records(s3, result)) == dict(expected)
+    assert result["status"] == "SUCCEEDED" and result["output"] == f"s3://{DATA}/wc/out/"
+    assert result["manifest"] == f"s3://{DATA}/wc/out/_SUCCESS" and len(result["parts"]) == 3
+    counters = result["counters"]
+    assert counters["records_read"] == 300 + TEXT[:1000].count("\n") + 1
+    assert counters["map_tasks"] == 9 and counters["reduce_tasks"] == 3
+    assert counters["output_records"] == len(expected)
+    assert result["requests"]["s3_driver"]["LIST"] >= 2 and result["requests"]["lambda_invokes"] > 0
+    assert result["estimated_cost_usd"] > 0 and result["lambda_gb_seconds"] > 0
+    assert set(result["timings"]) == {"plan_s", "map_s", "reduce_s", "commit_s", "total_s"}
+    json.dumps(result)
+    # A second submit of the same id starts nothing and returns the cached result.
+    invokes = sum(fake.invokes.values())
+    assert runner.submit(job, input=f"s3://{DATA}/wc/in/", output=f"s3://{DATA}/wc/out",
+                         job_id=result["job_id"]) == result["job_id"]
+    assert sum(fake.invokes.values()) == invokes
+    assert runner.result(result["job_id"]) == result
+
+
+def test_committed_output_is_refused_without_overwrite_before_anything_runs(env):
+    s3, fake, runner = env
+    s3.put_object(Bucket=DATA, Key="ow/in.txt", Body=b"a b\n")
+    job = MapReduceJob(mapper=tokenize, reducer=total)
+    runner.run(job, input=f"s3://{DATA}/ow/in.txt", output=f"s3://{DATA}/ow/out/", poll_interval=0.2)
+    before = sum(fake.invokes.values())
+    with pytest.raises(OutputExistsError, match="already holds a committed result"):
+        runner.submit(job, input=f"s3://{DATA}/ow/in.txt", output=f"s3://{DATA}/ow/out/")
+    assert sum(fake.invokes.values()) == before
+    result = runner.run(job, input=f"s3://{DATA}/ow/in.txt", output=f"s3://{DATA}/ow/out/",
+                        overwrite=True, poll_interval=0.2)
+    assert dict(read_records(s3, result)) == {"a": 1, "b": 1}
+
+
+def test_missing_input_fails_before_any_write(env):
+    s3, fake, runner = env
+    job = MapReduceJob(mapper=tokenize, reducer=total)
+    with pytest.raises(InputNotFoundError, match="matched no objects"):
+        runner.submit(job, input=f"s3://{DATA}/nothing-here/", output=f"s3://{DATA}/x/", job_id="nothing-1")
+    assert not runner.job_exists("nothing-1") and not fake.invokes
+
+
+def explode(line):
+    raise ValueError(f"cannot parse {line!r}")
+
+
+def test_failed_job_raises_with_the_remote_traceback(env):
+    s3, fake, runner = env
+    s3.put_object(Bucket=DATA, Key="fail/in.txt", Body=b"poison\n")
+    job = MapReduceJob(mapper=explode, reducer=total)
+    job_id = runner.submit(job, input=f"s3://{DATA}/fail/in.txt", output=f"s3://{DATA}/fail/out/",
+                           max_attempts=2)
+    with pytest.raises(JobFailedError) as info:
+        runner.wait(job_id, poll_interval=0.2, timeout=120)
+    text = str(info.value)
+    assert "ValueError: cannot parse 'poison'" in text and "Traceback" in text
+    assert runner.status(job_id).state == "FAILED"
+    assert not s3.list_objects_v2(Bucket=DATA, Prefix="fail/out/").get("KeyCount")
+
+
+def test_cancel_stops_a_job_before_commit(env):
+    s3, fake, runner = env
+    s3.put_object(Bucket=DATA, Key="cancel/in.txt", Body=b"a\n")
+    job = MapReduceJob(mapper=tokenize, reducer=total)
+    fake.pool.submit(lambda: threading.Event().wait(0.5))  # keep the single task queued briefly
+    job_id = runner.submit(job, input=f"s3://{DATA}/cancel/in.txt", output=f"s3://{DATA}/cancel/out/")
+    assert runner.cancel(job_id)
+    fake.pool.shutdown(wait=True)
+    assert runner.status(job_id).state == "CANCELLED"
+    assert not s3.list_objects_v2(Bucket=DATA, Prefix="cancel/out/").get("KeyCount")
