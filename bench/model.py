@@ -19,13 +19,10 @@ What the model assumes (printed with every result, see :func:`assumptions`):
    8-character prefix of ``a.b.c.d``, computed; the published Q2a answer is of the same order).
    A map task over ``n`` rows emits ``groups * (1 - exp(-n / groups))`` combined keys (uniform
    occupancy: an over-estimate, prefixes are not equally likely), at ``shuffle_bytes_per_key``.
-4. Requests per task are the engine contract's (ENGINE_CONTRACT.md): a map task GETs job.pkl,
-   plan.json and its split (+1 for the straddling line), HEADs the cancel marker, PUTs a start
-   marker, its data object and a done marker, and invokes the coordinator; a reducer also GETs
-   each map done marker and ranged-GETs its slice of each map output (2 M GETs); every
-   coordinator call LISTs the status prefix (1,000 keys a page); commit copies R parts; the
-   watcher LISTs once a second. :func:`requests_per_job` is cross-checked against the counts of a
-   local run at the local M and R.
+4. Requests per task are the engine's (see :func:`requests_per_job`, read off a request log of
+   a local run): M + 2 GETs per reducer (plan, job.pkl, the step's manifest, one ranged GET per
+   map output), 4 GETs and 3 PUTs per map task, one coordinator call per finished task that LISTs
+   the status prefix (1,000 keys a page); commit copies R parts; the watcher LISTs once a second.
 5. Invocation: the driver issues ``invoke_rate`` async invokes a second; Lambda admits 1,000
    environments at once (+1,000 per 10 s beyond); each environment pays one cold start
    (``cold_start_s``, billed since 2025-08). Tasks fit one wave when M <= concurrency.
@@ -111,18 +108,25 @@ def requests_per_job(map_tasks: int, reducers: int, *, polls: int = 0,
                      input_objects: int = 1) -> dict[str, int]:
     """S3 requests of one single-step job with ``map_tasks`` splits and ``reducers`` reducers.
 
-    The per-task counts follow the engine contract (module docstring, assumption 4). Coordinator
-    calls: one per finished task; each LISTs the status prefix, whose size grows to
-    ``2 (M + R)`` keys (a start and a done marker per task): half of that on average.
+    Per task, as the engine does them (seen in a request log of a local run): a map task HEADs the
+    cancel marker, PUTs a start marker, GETs plan.json and job.pkl, ranged-GETs its split twice
+    (the split and the straddling line), PUTs its data object and its done marker. The coordinator
+    call that sees every map done GETs the M done markers once and PUTs a manifest; a reducer GETs
+    plan, job.pkl and the manifest, then one slice per map task. Every coordinator call (one per
+    finished task) HEADs the cancel marker and LISTs the status prefix, which grows to
+    ``2 (M + R)`` keys: half of that on average, 1,000 keys a page.
     """
     m, r = map_tasks, reducers
     status_keys = 2 * (m + r) + 8
     list_pages = max(1, math.ceil(status_keys / 2 / 1000))
     coordinator_calls = m + r
     return {
-        "PUT": 2 + 3 * m + 3 * r + 3 + 2,  # job.pkl, plan; start/data/done per task; claims; _SUCCESS, done.json
-        "GET": 4 * m + r * (2 + 2 * m) + r,  # map: pkl, plan, split, straddle; reduce: pkl, plan, M markers, M slices; commit reads R markers
-        "HEAD": m + r,  # cancel check per task
+        # job.pkl, plan; start/data/done per task; manifest; claims; _SUCCESS, done.json
+        "PUT": 2 + 3 * m + 3 * r + 1 + 3 + 2,
+        # map: plan, pkl, split, straddle; coordinator: M markers; reduce: plan, pkl, manifest, M
+        # slices; commit: R markers
+        "GET": 4 * m + m + r * (3 + m) + r,
+        "HEAD": m + r + coordinator_calls,
         "LIST": math.ceil(input_objects / 1000) + coordinator_calls * list_pages + polls * list_pages + 1,
         "COPY": r,
     }
@@ -196,7 +200,7 @@ def assumptions(rates: Rates) -> list[str]:
         f"{rates.shuffle_bytes_per_key:.1f} shuffle bytes a key (measured here)",
         f"invokes {rates.invoke_rate:.0f}/s from the driver, cold start {rates.cold_start_s} s billed, "
         f"coordinator call {rates.coordinator_s} s, watcher poll {rates.poll_s} s",
-        "requests per task from the engine contract; us-east-1 list prices; no storage/transfer",
+        "requests per task as the engine makes them; us-east-1 list prices; no storage/transfer",
     ]
 
 

@@ -27,10 +27,10 @@ def test_combined_keys_grow_with_rows_and_saturate_at_the_number_of_groups():
     assert combined_keys(1e9, 1e6) == pytest.approx(1e6)
 
 
-def test_reducers_make_two_gets_per_map_task_and_shuffle_puts_stay_linear():
+def test_reducers_make_one_get_per_map_task_and_shuffle_puts_stay_linear():
     small = requests_per_job(10, 4)
     big = requests_per_job(10, 8)
-    assert big["GET"] - small["GET"] == 4 * (2 + 2 * 10) + 4
+    assert big["GET"] - small["GET"] == 4 * (3 + 10) + 4
     assert big["PUT"] - small["PUT"] == 3 * 4
     assert requests_per_job(1000, 32)["PUT"] < 1000 * 32
 
