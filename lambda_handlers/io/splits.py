@@ -81,7 +81,7 @@ class LineReader:
                         break
                 buf = b"".join(parts)
                 if i < 0:  # end of object: a last line without newline is a record
-                    if buf:
+                    if buf and not (first and buf == BOM):
                         self.offset = off
                         yield _strip(buf, first)
                     return
@@ -110,18 +110,14 @@ def split_lines(fetch: Fetch, start: int, end: int, size: int) -> list[bytes]:
 
 def reference_lines(data: bytes) -> list[bytes]:
     """The records of a whole object by the same rule, without any splitting (the oracle)."""
+    if data.startswith(BOM):
+        data = data[3:]
     lines = data.split(b"\n")
     last = lines.pop()  # b"" after a final newline, else the unterminated last line
     out = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
     if last:
         out.append(last)
-    return _bom(out)
-
-
-def _bom(lines: list[bytes]) -> list[bytes]:
-    if lines and lines[0].startswith(BOM):
-        lines[0] = lines[0][3:]
-    return lines
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
