@@ -52,16 +52,30 @@ def airflow_env(home: str | os.PathLike, endpoint_url: str, *, base: dict[str, s
     return env
 
 
-def airflow(*args: str, env: dict[str, str], timeout: float = 600, quiet: bool = True) -> str:
-    """Run the ``airflow`` CLI of this interpreter; raise with its output if it fails."""
-    cmd = [str(Path(sys.executable).parent / "airflow"), *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+def start_airflow(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    """Start the ``airflow`` CLI of this interpreter in the background."""
+    return subprocess.Popen([str(Path(sys.executable).parent / "airflow"), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
+    """Wait for an ``airflow`` command; return its stdout, or raise with its output if it failed."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise RuntimeError(f"`{' '.join(proc.args[1:])}` timed out after {timeout:.0f}s:\n"
+                           f"{out[-6000:]}\n{err[-6000:]}") from None
     if proc.returncode != 0:
-        raise RuntimeError(f"`airflow {' '.join(args)}` failed ({proc.returncode}):\n"
-                           f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
-    if not quiet:
-        print(proc.stdout)
-    return proc.stdout
+        raise RuntimeError(f"`{' '.join(proc.args[1:])}` failed ({proc.returncode}):\n"
+                           f"{out[-6000:]}\n{err[-6000:]}")
+    return out
+
+
+def airflow(*args: str, env: dict[str, str], timeout: float = 600) -> str:
+    """Run the ``airflow`` CLI of this interpreter; raise with its output if it fails."""
+    return finish(start_airflow(*args, env=env), timeout)
 
 
 _READ_XCOM = """
@@ -88,25 +102,33 @@ def main() -> int:
     started = time.monotonic()
     from airflow_provider_smr.local import LocalStack
 
-    with tempfile.TemporaryDirectory(prefix="smr-demo-") as home, LocalStack() as stack:
-        print(f"local stack up at {stack.endpoint_url}; AIRFLOW_HOME={home}")
-        env = airflow_env(home, stack.endpoint_url)
-        airflow("db", "migrate", env=env)
-        print(f"[{time.monotonic() - started:5.1f}s] metadata DB ready; running `airflow dags test {DAG_ID}`")
-        airflow("dags", "test", DAG_ID, env=env)
-        result = read_xcom(env, DAG_ID, TASK_ID)
-        top = read_xcom(env, DAG_ID, TOP_TASK_ID)
-        print(f"[{time.monotonic() - started:5.1f}s] DAG run finished\n")
-        print(f"XCom result of {TASK_ID}:")
-        print(json.dumps(result, indent=2, default=str))
-        print(f"\noutput: {result['output']} ({len(result.get('parts') or [])} parts)")
-        print(f"endpoint: {stack.endpoint_url} (e.g. aws --endpoint-url {stack.endpoint_url} s3 ls "
-              f"{result['output']})")
-        print("\ntop 10 words:")
-        for word, count in top or []:
-            print(f"  {count:7d}  {word}")
+    with tempfile.TemporaryDirectory(prefix="smr-demo-") as home:
+        # The metadata DB is migrated while the stack starts: neither needs the other.
+        migrate = start_airflow("db", "migrate", env=airflow_env(home, "http://127.0.0.1:9"))
+        with LocalStack() as stack:
+            print(f"local stack up at {stack.endpoint_url}; AIRFLOW_HOME={home}")
+            env = airflow_env(home, stack.endpoint_url)
+            finish(migrate)
+            _run_dag(env, stack.endpoint_url, started)
     print(f"\ndemo finished in {time.monotonic() - started:.1f}s")
     return 0
+
+
+def _run_dag(env: dict[str, str], endpoint_url: str, started: float) -> None:
+    """Run the word-count DAG and print its result, output location and top words."""
+    print(f"[{time.monotonic() - started:5.1f}s] metadata DB ready; running `airflow dags test {DAG_ID}`")
+    airflow("dags", "test", DAG_ID, env=env)
+    result = read_xcom(env, DAG_ID, TASK_ID)
+    top = read_xcom(env, DAG_ID, TOP_TASK_ID)
+    print(f"[{time.monotonic() - started:5.1f}s] DAG run finished\n")
+    print(f"XCom result of {TASK_ID}:")
+    print(json.dumps(result, indent=2, default=str))
+    print(f"\noutput: {result['output']} ({len(result.get('parts') or [])} parts, "
+          f"{result.get('records')} records) on the local stack at {endpoint_url}")
+    print(f"  e.g. aws --endpoint-url {endpoint_url} s3 ls {result['output']}")
+    print("\ntop 10 words:")
+    for word, count in top or []:
+        print(f"  {count:7d}  {word}")
 
 
 if __name__ == "__main__":

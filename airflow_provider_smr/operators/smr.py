@@ -233,12 +233,14 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
             raise AirflowException(f"SMR job {job_id} {status['state']}: {status.get('error')}")
         from airflow_provider_smr.triggers.smr import SMRJobTrigger
 
+        if self.stack is None:  # resumed on a fresh operator instance (needs-attention round)
+            self.stack = self.hook.get_stack_info(self.stack_name)
         self.log.info("Deferring: waiting for SMR job %s in the triggerer", job_id)
         self.defer(
             trigger=SMRJobTrigger(
                 job_id=job_id,
                 stack_name=self.stack_name,
-                work_bucket=(self.stack or {}).get("work_bucket"),
+                work_bucket=self.stack["work_bucket"],
                 poll_interval=self.poll_interval,
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,

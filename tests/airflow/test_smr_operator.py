@@ -63,6 +63,9 @@ class FakeHook:
 
     def deploy_stack(self, stack_name="smr", **settings):
         self.settings = settings
+        return self.get_stack_info(stack_name)
+
+    def get_stack_info(self, stack_name="smr"):
         return {"stack_name": stack_name, "work_bucket": "smr-work", "functions": {}}
 
     def get_job_status(self, job_id, stack_name="smr"):
@@ -281,11 +284,13 @@ class TestDeferrable:
         hook = FakeHook()
         hook.retried = []
         hook.retry_overdue_tasks = lambda job_id, stack_name="smr": hook.retried.append(job_id)
-        operator, _ = self.defer(hook)
-        with pytest.raises(TaskDeferred):
-            self.complete(operator, hook, {"status": "needs_attention", "job_id": base_id(),
+        self.defer(hook)
+        resumed = make_operator(deferrable=True)  # the task resumes on a fresh operator instance
+        with pytest.raises(TaskDeferred) as again:
+            self.complete(resumed, hook, {"status": "needs_attention", "job_id": base_id(),
                                            "message": "1 task(s) silent", "overdue": [[0, "map", 1, 0]]})
         assert hook.retried == [base_id()]
+        assert again.value.trigger.work_bucket == "smr-work"
 
     def test_retry_of_a_deferred_task_finds_the_finished_job(self):
         hook = FakeHook({base_id(): protocol.SUCCEEDED})
