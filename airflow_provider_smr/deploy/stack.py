@@ -305,8 +305,18 @@ def _api_error(stack_name: str, action: str, error: Exception) -> DeployError:
 
 
 def _discard_stuck_create(cf: Any, stack_name: str) -> None:
-    """Remove a stack a rejected CreateStack left behind (moto keeps it CREATE_IN_PROGRESS)."""
-    stack = _find_stack(cf, stack_name)
+    """Remove a stack a rejected CreateStack left behind.
+
+    AWS creates nothing when it rejects CreateStack. moto creates resources inside the call, and
+    when one fails it answers with an error but keeps the stack CREATE_IN_PROGRESS forever (and
+    cannot even describe it), which would block every later deploy of that name.
+    """
+    from botocore.parsers import ResponseParserError
+
+    try:
+        stack = _find_stack(cf, stack_name)
+    except ResponseParserError:
+        stack = {"StackStatus": "CREATE_IN_PROGRESS"}
     if stack is not None and stack["StackStatus"] == "CREATE_IN_PROGRESS" and not stack.get("Outputs"):
         log.warning("deleting stack %s left behind by the rejected create", stack_name)
         cf.delete_stack(StackName=stack_name)

@@ -155,10 +155,10 @@ def validate_settings(settings: StackSettings) -> None:
                                  f"got {settings.log_retention_days!r}")
     for layer in settings.layers:
         if not isinstance(layer, str) or not _LAYER_ARN.match(layer):
-            raise StackSettingsError(f"layer must be a layer version ARN "
+            raise StackSettingsError(f"layers: each must be a layer version ARN "
                                      f"(arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION), got {layer!r}")
     if len(settings.layers) > 5:
-        raise StackSettingsError(f"Lambda allows at most 5 layers, got {len(settings.layers)}")
+        raise StackSettingsError(f"layers: Lambda allows at most 5, got {len(settings.layers)}")
     settings.inputs, settings.outputs  # noqa: B018 - parse (and so validate) the declared locations
 
 
@@ -176,7 +176,7 @@ def _work_bucket(settings: StackSettings) -> dict:
                 "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
             },
             "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True},
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}},
             ]},
             "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
             "LifecycleConfiguration": {"Rules": [
