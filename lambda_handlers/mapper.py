@@ -127,8 +127,7 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
     mapper = _mapper_for(spec, split)
 
     if num_reducers > 0:
-        out = shuffle.PartitionedOutput(
-            num_reducers, ser, shuffle.partition_function(ser, num_reducers, spec.partitioner))
+        out = shuffle.PartitionedOutput(num_reducers, ser, spec.partitioner)
         sink = out.add_many
         combiner = None
         if spec.combiner is not None:

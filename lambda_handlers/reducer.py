@@ -76,9 +76,10 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
     grouper = shuffle.ExternalGrouper(ser, budget)
     records_in = 0
     for data in ordered_parallel(fetch, slices):
-        pairs = list(shuffle.iter_pairs(data, ser))
-        records_in += len(pairs)
-        grouper.add_many(pairs, len(data))
+        for payload in shuffle.iter_frames(data):
+            batch = ser.loads(payload)
+            records_in += len(batch)
+            grouper.add_many(batch, len(payload))
 
     outputs = _reduce(spec.reducer, grouper.groups())
     if last:

@@ -18,6 +18,8 @@ objects by sorted items), with non-JSON keys (pickle serializer) last by type na
 from __future__ import annotations
 
 import heapq
+import itertools
+from collections import defaultdict
 import json
 import os
 import pickle
@@ -159,6 +161,13 @@ def iter_frames(data: bytes | memoryview) -> Iterator[bytes]:
         pos += length
 
 
+def iter_batches(data: bytes, ser: JsonSerializer) -> Iterator[list]:
+    """The decoded batches (lists of ``[key, value]``) of framed data."""
+    loads = ser.loads
+    for payload in iter_frames(data):
+        yield loads(payload)
+
+
 def iter_pairs(data: bytes, ser: JsonSerializer) -> Iterator[tuple[Any, Any]]:
     for payload in iter_frames(data):
         for k, v in ser.loads(payload):
@@ -166,12 +175,16 @@ def iter_pairs(data: bytes, ser: JsonSerializer) -> Iterator[tuple[Any, Any]]:
 
 
 class PartitionedOutput:
-    """R partition buffers of framed batches; ``finish()`` gives the object bytes and the index."""
+    """R partition buffers of framed batches; ``finish()`` gives the object bytes and the index.
+
+    :param partitioner: the job's ``partitioner(key, n)``, or None for the default stable hash
+        (inlined here: it runs once per map output record).
+    """
 
     def __init__(self, num_partitions: int, ser: JsonSerializer,
-                 partition: Callable[[Any], int] | None = None):
+                 partitioner: Callable[[Any, int], int] | None = None):
         self.n, self.ser = num_partitions, ser
-        self.partition = partition or partition_function(ser, num_partitions)
+        self._user = partition_function(ser, num_partitions, partitioner) if partitioner else None
         self._pending: list[list] = [[] for _ in range(num_partitions)]
         self._frames: list[list[bytes]] = [[] for _ in range(num_partitions)]
         self.records = 0
@@ -180,18 +193,25 @@ class PartitionedOutput:
         self.add_many(((key, value),))
 
     def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        part, pending, frames = self.partition, self._pending, self._frames
-        dumps = self.ser.dumps
-        n = 0
+        pending, frames, dumps, n = self._pending, self._frames, self.ser.dumps, self.n
+        user, kb, crc = self._user, self.ser.key_bytes, zlib.crc32
+        count = 0
         for key, value in pairs:
-            p = part(key)
+            if user is not None:
+                p = user(key)
+            elif n == 1:
+                p = 0
+            elif type(key) is str:
+                p = crc(key.encode("utf-8", "surrogatepass")) % n
+            else:
+                p = crc(kb(key)) % n
             buf = pending[p]
             buf.append((key, value))
-            n += 1
+            count += 1
             if len(buf) >= BATCH_PAIRS:
                 frames[p].append(frame(dumps(buf)))
                 pending[p] = []
-        self.records += n
+        self.records += count
 
     def finish(self) -> tuple[bytes, list[list[int]]]:
         chunks, index, offset = [], [], 0
@@ -238,31 +258,61 @@ def encode_pairs(pairs: Iterable[tuple[Any, Any]], ser: JsonSerializer) -> tuple
 class Combiner:
     """Group mapper output and run the combiner whenever ``max_values`` values are buffered."""
 
-    def __init__(self, combine: Callable[[Any, Any], Iterable], sink: Callable[[Iterable], None],
+    def __init__(self, combine: Callable[[Any, Any], Iterable], sink: Callable[[list], None],
                  ser: JsonSerializer, max_values: int = 200_000):
         self.combine, self.sink, self.ser, self.max_values = combine, sink, ser, max_values
-        self._groups: dict[Any, tuple[Any, list]] = {}
-        self._count = 0
+        self._groups = _Groups(ser)
 
     def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        groups, gk = self._groups, self.ser.group_key
-        for key, value in pairs:
-            g = groups.get(key if type(key) is str else gk(key))
-            if g is None:
-                groups[key if type(key) is str else gk(key)] = (key, [value])
-            else:
-                g[1].append(value)
-            self._count += 1
-        if self._count >= self.max_values:
+        self._groups.add_many(pairs)
+        if self._groups.values >= self.max_values:
             self.flush()
 
     def flush(self) -> None:
-        groups, self._groups, self._count = self._groups, {}, 0
-        combine = self.combine
-        for key, values in groups.values():
-            out = combine(key, values)
-            if out is not None:
-                self.sink(out)
+        groups, self._groups = self._groups, _Groups(self.ser)
+        combine, out = self.combine, []
+        for key, values in groups.items():
+            res = combine(key, values)
+            if res is not None:
+                out.extend(res)
+                if len(out) >= BATCH_PAIRS:
+                    self.sink(out)
+                    out = []
+        if out:
+            self.sink(out)
+
+
+class _Groups:
+    """Values grouped by key identity; str keys (the common case) take a fast path."""
+
+    def __init__(self, ser: JsonSerializer):
+        self.gk = ser.group_key
+        self.by_str: defaultdict[str, list] = defaultdict(list)
+        self.other: dict[Any, tuple[Any, list]] = {}
+        self.values = 0
+
+    def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> int:
+        by_str, other, gk = self.by_str, self.other, self.gk
+        if not isinstance(pairs, list):
+            pairs = list(pairs)
+        for key, value in pairs:
+            if type(key) is str:
+                by_str[key].append(value)
+                continue
+            g = other.get(gk(key))
+            if g is None:
+                other[gk(key)] = (key, [value])
+            else:
+                g[1].append(value)
+        self.values += len(pairs)
+        return len(pairs)
+
+    def items(self) -> Iterator[tuple[Any, list]]:
+        yield from self.by_str.items()
+        yield from self.other.values()
+
+    def __bool__(self) -> bool:
+        return bool(self.by_str or self.other)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,33 +330,27 @@ class ExternalGrouper:
     def __init__(self, ser: JsonSerializer, budget_bytes: int, tmpdir: str | None = None):
         self.ser, self.budget = ser, max(1, int(budget_bytes))
         self.tmpdir = tmpdir
-        self._groups: dict[Any, tuple[Any, list]] = {}
+        self._groups = _Groups(ser)
         self._est = 0
         self.runs: list[str] = []
         self.spilled_bytes = 0
 
     def add_many(self, pairs: Iterable[tuple[Any, Any]], encoded_bytes: int | None = None) -> None:
         """Add pairs; ``encoded_bytes`` is their encoded size if known (else ~64 B per pair)."""
-        gk = self.ser.group_key
-        n = 0
-        for key, value in pairs:
-            g_id = key if type(key) is str else gk(key)
-            g = self._groups.get(g_id)
-            if g is None:
-                self._groups[g_id] = (key, [value])
-            else:
-                g[1].append(value)
-            n += 1
-            if encoded_bytes is None and n % 4096 == 0:
+        if encoded_bytes is not None:
+            self._groups.add_many(pairs)
+            self._est += EXPANSION * encoded_bytes
+        else:  # unknown size (e.g. a generator of reducer output): check the budget as we go
+            it = iter(pairs)
+            while self._groups.add_many(itertools.islice(it, 4096)):
                 self._est += EXPANSION * 64 * 4096
                 if self._est >= self.budget:
                     self.spill()
-        self._est += EXPANSION * (encoded_bytes if encoded_bytes is not None else 64 * (n % 4096))
         if self._est >= self.budget:
             self.spill()
 
     def _sorted_groups(self) -> list[tuple[tuple, Any, list]]:
-        out = [(sort_key(k), k, vs) for k, vs in self._groups.values()]
+        out = [(sort_key(k), k, vs) for k, vs in self._groups.items()]
         out.sort(key=itemgetter(0))
         return out
 
@@ -329,7 +373,7 @@ class ExternalGrouper:
                 f.write(data)
                 self.spilled_bytes += len(data)
         self.runs.append(path)
-        self._groups, self._est = {}, 0
+        self._groups, self._est = _Groups(self.ser), 0
 
     def _read_run(self, path: str) -> Iterator[tuple[tuple, Any, list]]:
         loads = self.ser.loads
@@ -345,9 +389,10 @@ class ExternalGrouper:
     def groups(self) -> Iterator[tuple[Any, list]]:
         """Yield ``(key, values)`` in key order; removes spill files when exhausted."""
         if not self.runs:
-            for _, k, vs in self._sorted_groups():
+            groups = self._sorted_groups()
+            self._groups = _Groups(self.ser)
+            for _, k, vs in groups:
                 yield k, vs
-            self._groups = {}
             return
         self.spill()
         try:
