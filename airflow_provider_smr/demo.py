@@ -48,6 +48,8 @@ def airflow_env(home: str | os.PathLike, endpoint_url: str, *, base: dict[str, s
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection),
         "AWS_ENDPOINT_URL": endpoint_url,
         "PYTHONWARNINGS": "ignore",
+        # `airflow standalone` starts its components as `airflow ...` from PATH.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
     })
     return env
 
