@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -147,8 +148,16 @@ def _failures(st: JobState, cfg: dict, s: int, phase: str, n: int, now: float,
 # Effects
 
 
+_DONE_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-done$")
+
+
 def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict:
     plan = runtime.load_plan(bucket, job_id)
+    done = _DONE_REASON.match(reason)
+    if done:
+        phase, step, task = done.group(1), int(done.group(2)), int(done.group(3))
+        if step < len(plan["steps"]) and not phase_complete(bucket, job_id, plan, step, phase, task):
+            return {"state": protocol.RUNNING, "actions": []}
     st = scan(job_id, runtime.list_keys(bucket, protocol.status_prefix(job_id)))
     if st.terminal:
         return {"state": sorted(st.terminal)[0], "actions": []}
@@ -166,6 +175,42 @@ def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = N
         if _perform(bucket, job_id, plan, action):
             taken.append(list(action[:5]))
     return {"state": protocol.RUNNING, "actions": taken}
+
+
+def phase_complete(bucket: str, job_id: str, plan: dict, step: int, phase: str, task: int) -> bool:
+    """Whether ``task``'s completion may have completed its phase, with a few small LISTs.
+
+    Walks a tree of tally markers (fan-in 10): list the done markers of the task's group of ten;
+    if all are there, put-if-absent the group's tally one level up and repeat. Only the
+    put-if-absent winner climbs; since every completer lists after writing its own marker, the
+    last one to finish a group always sees it complete. True for exactly one climber at the root;
+    the full LIST in :func:`coordinate` then decides (a lost climb is caught by the watcher's
+    periodic full call).
+    """
+    sp = plan["steps"][step]
+    n = int(sp["num_map_tasks"] if phase == protocol.MAP else sp.get("num_reducers") or 0)
+    level, index = 0, task
+    while True:
+        last = (n - 1) // 10**level
+        if last <= 0:
+            return True
+        group = index // 10
+        want = min(group * 10 + 9, last) - group * 10 + 1
+        if level == 0:
+            prefix = protocol.phase_status_prefix(job_id, step, phase) + f"{group * 10:05d}"[:-1]
+            have = 0
+            for obj in runtime.list_keys(bucket, prefix):
+                k = protocol.parse_status_key(job_id, obj["Key"])
+                if k is not None and k.kind == "done" and k.task // 10 == group:
+                    have += 1
+        else:
+            prefix = protocol.tally_prefix(job_id, step, phase, level) + f"{group * 10:07d}"[:-1]
+            have = len(runtime.list_keys(bucket, prefix))
+        if have < want:
+            return False
+        if not runtime.put_if_absent(bucket, protocol.tally_key(job_id, step, phase, level + 1, group)):
+            return False
+        level, index = level + 1, group
 
 
 def _claim(bucket: str, job_id: str, name: str, body: str = "") -> bool:

@@ -171,6 +171,19 @@ def error_detail_key(job_id: str, step: int, phase: str, task: int, attempt: int
     return job_prefix(job_id) + f"errors/{step}/{phase}/{task:05d}.{attempt}.json"
 
 
+def tally_prefix(job_id: str, step: int, phase: str, level: int) -> str:
+    return job_prefix(job_id) + f"tally/{step}/{phase}/{level}/"
+
+
+def tally_key(job_id: str, step: int, phase: str, level: int, group: int) -> str:
+    """Marker: every task of ``group`` (tasks ``group*10**level`` .. ``+10**level-1``) is done.
+
+    A tree of these lets a task's done notification check "was this the last task?" by listing at
+    most ~10 keys per level instead of the whole ``status/`` prefix (kept outside ``status/`` so the
+    watcher's LIST does not grow)."""
+    return tally_prefix(job_id, step, phase, level) + f"{group:07d}"
+
+
 def claim_key(job_id: str, name: str) -> str:
     """Put-if-absent claim that makes one transition (``reduce-0``, ``step-1``, ``commit``) happen once."""
     if not _CLAIM.match(name):

@@ -382,6 +382,9 @@ def run_task(event: dict, phase: str, body: Callable[[dict, dict, Any, TaskMetri
         won = put_if_absent(bucket, protocol.done_marker_key(job_id, step, phase, task),
                             json.dumps(done, sort_keys=True))
         result = {"done": True, "won": won}
+        if not won:  # an earlier attempt finished first and has notified the coordinator
+            return result
+        reason = f"{phase}-{step}-{task}-done"
     except Exception as exc:
         log.exception("%s task %s/%s attempt %s of job %s failed", phase, step, task, attempt, job_id)
         try:
@@ -389,7 +392,8 @@ def run_task(event: dict, phase: str, body: Callable[[dict, dict, Any, TaskMetri
         except Exception:
             log.exception("could not write the error detail")
         result = {"error": f"{type(exc).__name__}: {exc}"}
-    notify_coordinator(bucket, job_id, f"{phase}-{step}-{task}")
+        reason = f"{phase}-{step}-{task}-error"
+    notify_coordinator(bucket, job_id, reason)
     return result
 
 

@@ -161,3 +161,29 @@ def test_done_marker_carries_metrics(harness, chain):
     assert m["bytes_out"] > 0 and m["max_rss_mb"] > 0 and m["duration_s"] >= 0
     assert m["requests"]["GetObject"] >= 3 and m["requests"]["PutObject"] == 3  # start, data, marker
     assert m["output_key"] == protocol.map_output_key(plan["job_id"], 0, 0, 0) and len(m["index"]) == 1
+
+
+def _finisher(s3, job_id: str, n: int):
+    plan = {"steps": [{"index": 0, "num_map_tasks": n, "num_reducers": 1}]}
+
+    def finish(task: int) -> bool:
+        s3.put_object(Bucket="smr-work-test", Key=protocol.start_marker_key(job_id, 0, "map", task, 0), Body=b"")
+        s3.put_object(Bucket="smr-work-test", Key=protocol.done_marker_key(job_id, 0, "map", task), Body=b"{}")
+        return coordinator.phase_complete("smr-work-test", job_id, plan, 0, "map", task)
+    return finish
+
+
+def test_tally_tree_reports_completion_only_for_the_last_task(harness):
+    import random
+
+    order = list(range(23))
+    random.Random(3).shuffle(order)
+    finish = _finisher(harness.s3, "tally-seq", 23)
+    assert [finish(t) for t in order] == [False] * 22 + [True]
+    assert _finisher(harness.s3, "tally-one", 1)(0)
+
+
+def test_tally_tree_reports_completion_exactly_once_under_concurrency(harness):
+    finish = _finisher(harness.s3, "tally-par", 23)
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(finish, range(23))).count(True) == 1
