@@ -187,13 +187,18 @@ def put_if_absent(bucket: str, key: str, body: bytes | str = b"") -> bool:
     """Create ``key`` only if it does not exist; True if this call created it."""
     if isinstance(body, str):
         body = body.encode()
-    try:
-        s3().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
-        return True
-    except Exception as exc:  # botocore ClientError; imported lazily
-        if is_precondition_failed(exc) or error_code(exc) == "ConditionalRequestConflict":
-            return False
-        raise
+    for i in range(6):
+        try:
+            s3().put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
+            return True
+        except Exception as exc:  # botocore ClientError; imported lazily
+            if is_precondition_failed(exc):
+                return False
+            # 409: another conditional write of this key is in flight; its outcome decides.
+            if error_code(exc) != "ConditionalRequestConflict" or i == 5:
+                raise
+            time.sleep(0.05 * 2**i)
+    return False
 
 
 def exists(bucket: str, key: str) -> bool:

@@ -194,3 +194,57 @@ def test_keys_of_several_json_types_stay_distinct_and_totally_ordered(harness, c
     assert [g["value"] for g in got] == [3] * len(MIXED)
     assert [g["key"] for g in got] == [None, False, True, -3, 0, 1, 1.0, 2.5, "", "1", "a", [1],
                                        [1, "x"], {"a": 2, "b": 1}]
+
+
+def test_reducer_spills_to_disk_with_a_tiny_memory_budget_and_still_counts_exactly(harness, chain):
+    texts = [_text(5, 400)]
+    objs = [harness.put("spill/a.txt", texts[0].encode())]
+    spec = JobSpec(steps=[StepSpec(mapper=tokenize, reducer=total)])
+    plan = harness.submit(spec, harness.splits(objs, 2000), [1], memory_budget_bytes=4096)
+    chain().run(plan["events"])
+    assert _counts(harness.output(plan)[0]) == dict(Counter(texts[0].split()))
+    marker = json.loads(harness.s3.get_object(Bucket=plan["work_bucket"], Key=protocol.done_marker_key(
+        plan["job_id"], 0, "reduce", 0))["Body"].read())
+    assert marker["spilled_bytes"] > 0
+
+
+def by_first_letter(key, n):
+    return 0 if key < "m" else 1
+
+
+def test_custom_partitioner_decides_the_part(harness, chain):
+    objs = [harness.put("part/a.txt", b"apple zebra kiwi nut apple\n")]
+    spec = JobSpec(steps=[StepSpec(mapper=tokenize, reducer=total, partitioner=by_first_letter)])
+    plan = harness.submit(spec, harness.splits(objs, 100), [2])
+    chain().run(plan["events"])
+    _, manifest = harness.output(plan)
+    parts = [harness.s3.get_object(Bucket="smr-data-test", Key=p["key"])["Body"].read() for p in manifest["parts"]]
+    assert [sorted(_counts(p.splitlines())) for p in parts] == [["apple", "kiwi"], ["nut", "zebra"]]
+
+
+def test_named_inputs_each_get_their_own_mapper_for_a_join(harness, chain):
+    users = harness.put("join/users.csv", b"id,name\n1,ann\n2,bob\n")
+    orders = harness.put("join/orders.jsonl", b'{"user": 1, "amount": 5}\n{"user": 1, "amount": 7}\n'
+                                              b'{"user": 2, "amount": 1}\n')
+    spec = JobSpec(steps=[StepSpec(
+        mapper={"users": lambda r: [(int(r["id"]), ["name", r["name"]])],
+                "orders": lambda r: [(r["user"], ["amount", r["amount"]])]},
+        reducer=lambda k, vs: [(dict(v for v in vs if v[0] == "name")["name"],
+                                sum(v[1] for v in vs if v[0] == "amount"))])])
+    splits = harness.splits([users], 8, "csv", "users") + harness.splits([orders], 30, "jsonl", "orders")
+    for i, sp in enumerate(splits):
+        sp["task"] = i
+    plan = harness.submit(spec, splits, [2])
+    chain().run(plan["events"])
+    assert _counts(harness.output(plan)[0]) == {"ann": 12, "bob": 1}
+
+
+def test_an_input_changed_during_the_job_fails_it_with_a_clear_error(harness, chain):
+    objs = [harness.put("chg/a.txt", b"one\ntwo\n")]
+    splits = harness.splits(objs, 100)
+    harness.put("chg/a.txt", b"changed\n")
+    plan = harness.submit(JobSpec(steps=[StepSpec(mapper=tokenize, reducer=total)]), splits, [1])
+    chain().run(plan["events"])
+    failed = json.loads(harness.s3.get_object(Bucket=plan["work_bucket"],
+                                              Key=protocol.failed_key(plan["job_id"]))["Body"].read())
+    assert "object s3://smr-data-test/chg/a.txt changed during the job" in failed["reason"]
