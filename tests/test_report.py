@@ -1,0 +1,347 @@
+"""The HTML job report: built from markers (pure), collected from S3, rendered by a real browser."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_smr import report as rp
+from lambda_handlers import protocol
+
+JOB = "report-job-1"
+T0 = 1_780_000_000.0
+WORK = "smr-report-work"
+OUT = "smr-report-out"
+
+
+def make_plan(maps: int = 3, reducers: int = 2, timeout: int = 60) -> dict:
+    return {
+        "v": 1, "job_id": JOB, "work_bucket": WORK, "job_name": "word_count",
+        "created": dt.datetime.fromtimestamp(T0 - 1, dt.timezone.utc).isoformat(),
+        "settings": {"max_attempts": 3, "memory_budget_bytes": 128 * 1024**2, "max_bad_records": 0,
+                     "task_timeout_s": timeout, "speculation": False},
+        "inputs": {"default": {"uris": ["s3://in/books/"], "format": "text"}},
+        "splits": [], "steps": [{"index": 0, "num_map_tasks": maps, "num_reducers": reducers}],
+        "output": {"uri": f"s3://{OUT}/counts/", "bucket": OUT, "prefix": "counts/", "format": "jsonl",
+                   "overwrite": False, "inputs": ["s3://in/books/"]},
+    }
+
+
+def at(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(T0 + seconds, dt.timezone.utc)
+
+
+def body(task: int, attempt: int, start: float, duration: float, phase: str = "map", **kw) -> dict:
+    return {"task": task, "attempt": attempt, "step": 0, "phase": phase, "started": T0 + start,
+            "finished": T0 + start + duration, "duration_s": duration, "records_in": 10 * (task + 1),
+            "records_out": task + 1, "bytes_in": 100, "bytes_out": 40, "memory_mb": 512,
+            "requests": {"GetObject": 3, "PutObject": 3}, **kw}
+
+
+def scenario() -> tuple[dict, list[dict], dict, dict]:
+    """3 maps (map 1 fails once and is retried; map 2 has a speculative second attempt that wins),
+    2 reducers, job succeeded: 7 attempts in all."""
+    listed, done, errors = [], {}, {}
+
+    def start(phase, task, attempt, t):
+        listed.append({"Key": protocol.start_marker_key(JOB, 0, phase, task, attempt), "LastModified": at(t)})
+
+    def finish(phase, task, b):
+        key = protocol.done_marker_key(JOB, 0, phase, task)
+        listed.append({"Key": key, "LastModified": at(b["finished"] - T0)})
+        done[key] = b
+
+    start("map", 0, 0, 0.0); finish("map", 0, body(0, 0, 0.0, 2.0))
+    start("map", 1, 0, 0.1)
+    listed.append({"Key": protocol.error_marker_key(JOB, 0, "map", 1, 0), "LastModified": at(1.0)})
+    errors[protocol.error_detail_key(JOB, 0, "map", 1, 0)] = {
+        "task": 1, "attempt": 0, "step": 0, "phase": "map", "error_type": "ValueError",
+        "message": "bad line 7", "traceback": "Traceback ...", "input": None, "record_preview": None}
+    start("map", 1, 1, 1.5); finish("map", 1, body(1, 1, 1.5, 3.0))
+    start("map", 2, 0, 0.2)  # a straggler: attempt 1 starts while it runs, and wins
+    start("map", 2, 1, 2.0); finish("map", 2, body(2, 1, 2.0, 1.0))
+    start("reduce", 0, 0, 5.0); finish("reduce", 0, body(0, 0, 5.0, 1.0, phase="reduce"))
+    start("reduce", 1, 0, 5.0); finish("reduce", 1, body(1, 0, 5.0, 2.0, phase="reduce"))
+    listed.append({"Key": protocol.claim_key(JOB, "commit"), "LastModified": at(7.5)})
+    listed.append({"Key": protocol.job_state_key(JOB, protocol.SUCCEEDED), "LastModified": at(8.0)})
+    return make_plan(), listed, done, errors
+
+
+def result_dict() -> dict:
+    return {"job_id": JOB, "status": "SUCCEEDED", "records": 7, "parts": [f"s3://{OUT}/counts/part-00000.jsonl"],
+            "requests": {"s3": {"GET": 40, "PUT": 30, "LIST": 9}, "lambda_invokes": 14},
+            "lambda_gb_seconds": 5.0, "estimated_cost_usd": 0.000321}
+
+
+# -- pure ----------------------------------------------------------------------------------------
+
+
+def test_percentile_is_nearest_rank():
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]
+    assert rp.percentile(values, 50) == 3.0
+    assert rp.percentile(values, 95) == 5.0
+    assert rp.percentile(values, 20) == 1.0
+    assert rp.percentile(list(range(1, 101)), 95) == 95
+    assert rp.percentile([7.0], 95) == 7.0
+    assert rp.percentile([], 50) is None
+
+
+def test_every_attempt_becomes_one_attempt_with_its_outcome():
+    plan, listed, done, errors = scenario()
+    report = rp.build_report(plan, listed, done, errors)
+    got = {(a.phase, a.task, a.attempt): (a.outcome, a.speculative) for a in report.attempts}
+    assert got == {
+        ("map", 0, 0): (rp.WON, False),
+        ("map", 1, 0): (rp.FAILED, False),
+        ("map", 1, 1): (rp.WON, False),  # a retry after a failure is not speculative
+        ("map", 2, 0): (rp.LOST, False),
+        ("map", 2, 1): (rp.WON, True),
+        ("reduce", 0, 0): (rp.WON, False),
+        ("reduce", 1, 0): (rp.WON, False),
+    }
+    failed = next(a for a in report.attempts if a.outcome == rp.FAILED)
+    assert failed.error == "ValueError: bad line 7"
+    assert failed.duration == pytest.approx(0.9)
+    assert report.state == protocol.SUCCEEDED
+
+
+def test_a_retry_after_a_silent_attempt_past_its_deadline_is_not_speculative():
+    plan = make_plan(maps=1, reducers=0, timeout=10)
+    listed = [{"Key": protocol.start_marker_key(JOB, 0, "map", 0, 0), "LastModified": at(0)},
+              {"Key": protocol.start_marker_key(JOB, 0, "map", 0, 1), "LastModified": at(45)}]
+    report = rp.build_report(plan, listed, {})
+    assert [(a.attempt, a.outcome, a.speculative) for a in report.attempts] == [
+        (0, rp.RUNNING, False), (1, rp.RUNNING, False)]
+
+
+def test_phase_stats_count_winners_and_compute_percentiles_of_their_durations():
+    plan, listed, done, errors = scenario()
+    report = rp.build_report(plan, listed, done, errors)
+    maps, reduces = report.phases
+    assert (maps.step, maps.phase, maps.tasks, maps.done, maps.attempts, maps.failed) == (0, "map", 3, 3, 5, 1)
+    assert (maps.p50_s, maps.p95_s) == (2.0, 3.0)  # durations 2, 3, 1
+    assert (maps.records_in, maps.records_out, maps.bytes_in, maps.bytes_out) == (60, 6, 300, 120)
+    assert (reduces.done, reduces.attempts, reduces.p50_s, reduces.p95_s) == (2, 2, 1.0, 2.0)
+
+
+def test_requests_and_cost_come_from_the_result_dict_when_given():
+    plan, listed, done, errors = scenario()
+    report = rp.build_report(plan, listed, done, errors, result=result_dict())
+    assert report.requests == {"GET": 40, "PUT": 30, "LIST": 9}
+    assert (report.lambda_invokes, report.estimated_cost_usd, report.records) == (14, 0.000321, 7)
+    assert not report.cost_is_estimate_from_markers
+
+
+def test_without_a_result_requests_and_cost_are_estimated_from_the_markers():
+    from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds
+
+    plan, listed, done, errors = scenario()
+    report = rp.build_report(plan, listed, done, errors)
+    assert report.requests == {"GET": 15, "PUT": 15}  # 5 winning attempts x (3 GET, 3 PUT)
+    assert report.lambda_invokes == 14  # 7 attempts, each with its coordinator call
+    gb_s = sum(gb_seconds(d, 512) for d in (2.0, 3.0, 1.0, 1.0, 2.0))
+    assert report.estimated_cost_usd == estimate_cost_usd(gb_s, 14, {"GET": 15, "PUT": 15})
+    assert report.cost_is_estimate_from_markers
+
+
+def svg_bars(page: str) -> list[str]:
+    svg = re.search(r"<svg.*?</svg>", page, re.S).group(0)
+    return re.findall(r'<rect class="attempt [^"]*"', svg)
+
+
+def test_the_timeline_has_one_bar_per_attempt_marked_by_phase_and_outcome():
+    plan, listed, done, errors = scenario()
+    page = rp.render_html(rp.build_report(plan, listed, done, errors, result=result_dict()))
+    bars = svg_bars(page)
+    assert len(bars) == 7
+    assert sum(" map " in b for b in bars) == 5 and sum(" reduce " in b for b in bars) == 2
+    assert sum(" failed" in b for b in bars) == 1
+    assert sum("speculative" in b for b in bars) == 1
+    assert "ValueError: bad line 7" in page  # the failed bar's tooltip
+
+
+def test_the_page_is_self_contained():
+    plan, listed, done, errors = scenario()
+    page = rp.render_html(rp.build_report(plan, listed, done, errors, failed={
+        "job_id": JOB, "reason": "task failed 3 times", "error": {"error_type": "KeyError", "message": "<x>"}}))
+    assert "<script" not in page.lower()
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', page)
+    assert "@import" not in page and "url(http" not in page
+    assert "KeyError: &lt;x&gt;" in page  # escaped
+    assert "s3://in/books/" in page and f"s3://{OUT}/counts/" in page
+
+
+def test_many_attempts_are_packed_into_rows_without_overlap():
+    attempts = [rp.Attempt(0, "map", i, 0, T0 + (i % 10), T0 + (i % 10) + 1.5, rp.WON) for i in range(200)]
+    lanes = rp._lanes(attempts, T0 + 20)
+    rows: dict[int, list] = {}
+    for a, lane in zip(attempts, lanes):
+        rows.setdefault(lane, []).append((a.start, a.end))
+    for spans in rows.values():
+        spans.sort()
+        assert all(e1 <= s2 for (_, e1), (s2, _) in zip(spans, spans[1:]))
+    assert len(rows) < 200
+
+
+def test_report_location_is_next_to_an_s3_output_and_in_the_job_prefix_otherwise():
+    from airflow_provider_smr.links.smr import report_key
+
+    assert rp.report_location(WORK, JOB, f"s3://{OUT}/counts/") == (OUT, "counts/_report.html")
+    assert rp.report_location(WORK, JOB, f"s3://{OUT}/counts") == (OUT, "counts/_report.html")
+    assert rp.report_location(WORK, JOB, f"s3://{OUT}") == (OUT, "_report.html")
+    assert rp.report_location(WORK, JOB, "dynamodb://table") == (WORK, protocol.job_prefix(JOB) + "_report.html")
+    assert rp.report_location(WORK, JOB, f"s3://{OUT}/counts/")[1] == report_key("counts/")
+
+
+# -- collected from S3 ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_s3(monkeypatch_module):
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            mp.setenv(name, "testing")
+        yield mp
+
+
+def test_collect_and_write_a_report_from_markers_in_s3(moto_s3):
+    s3 = moto_s3
+    s3.create_bucket(Bucket=WORK)
+    s3.create_bucket(Bucket=OUT)
+    plan, listed, done, errors = scenario()
+    s3.put_object(Bucket=WORK, Key=protocol.plan_key(JOB), Body=json.dumps(plan).encode())
+    for obj in listed:
+        payload = done.get(obj["Key"])
+        s3.put_object(Bucket=WORK, Key=obj["Key"], Body=json.dumps(payload).encode() if payload else b"")
+    for key, detail in errors.items():
+        s3.put_object(Bucket=WORK, Key=key, Body=json.dumps(detail).encode())
+    s3.put_object(Bucket=WORK, Key=protocol.result_key(JOB), Body=json.dumps(result_dict()).encode())
+
+    report = rp.collect_report(s3, WORK, JOB)
+    # Start times come from LastModified (now), winning attempts' times from their markers.
+    assert len(report.attempts) == 7
+    assert report.requests == {"GET": 40, "PUT": 30, "LIST": 9}  # result.json was read
+    assert next(a for a in report.attempts if a.outcome == rp.FAILED).error == "ValueError: bad line 7"
+
+    uri = rp.write_report(s3, WORK, JOB)
+    assert uri == f"s3://{OUT}/counts/_report.html"
+    obj = s3.get_object(Bucket=OUT, Key="counts/_report.html")
+    assert obj["ContentType"].startswith("text/html")
+    assert len(svg_bars(obj["Body"].read().decode())) == 7
+
+
+def test_collect_report_of_an_unknown_job_names_the_bucket(moto_s3):
+    moto_s3.create_bucket(Bucket=WORK)
+    with pytest.raises(rp.ReportError, match=WORK):
+        rp.collect_report(moto_s3, WORK, "no-such-job")
+
+
+def test_try_write_report_turns_failures_into_a_warning(moto_s3, caplog):
+    assert rp.try_write_report(moto_s3, "smr-no-such-bucket", JOB) is None
+    assert "could not write the HTML report" in caplog.text
+
+
+# -- rendered by a browser -----------------------------------------------------------------------
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.fail("the report rendering test needs Chromium: install Debian's package with "
+                "`sudo apt-get install -y chromium` (.ci/run installs it in CI)", pytrace=False)
+
+
+def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
+    """(width, height, rows of pixels) of an 8-bit RGB/RGBA non-interlaced PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, b"", None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", chunk)
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    width, height, depth, colour, _, _, interlace = header
+    assert depth == 8 and colour in (2, 6) and interlace == 0, header
+    bpp = 3 if colour == 2 else 4
+    raw, stride = zlib.decompress(idat), width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, [bytes(r[i:i + 3]) for r in rows for i in range(0, stride, bpp)]
+
+
+@pytest.mark.timeout(180)
+def test_chromium_renders_the_report_with_its_timeline(tmp_path):
+    browser = chromium()
+    plan, listed, done, errors = scenario()
+    page = rp.render_html(rp.build_report(plan, listed, done, errors, result=result_dict()))
+    assert len(svg_bars(page)) == 7
+    html_file, png = tmp_path / "report.html", tmp_path / "report.png"
+    html_file.write_text(page, encoding="utf-8")
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}",
+         "--window-size=1200,900", html_file.as_uri()],
+        capture_output=True, text=True, timeout=150)
+    assert png.exists(), f"chromium wrote no screenshot ({proc.returncode}): {proc.stderr[-2000:]}"
+    data = png.read_bytes()
+    assert len(data) > 5_000
+    width, height, pixels = decode_png(data)
+    assert (width, height) == (1200, 900)
+    colours = set(pixels)
+    assert len(colours) > 50, "the page rendered blank"
+    # The bars' phase colours are on screen: the SVG was drawn, not just the text.
+    for phase, hex_colour in rp.PHASE_COLOURS.items():
+        rgb = bytes.fromhex(hex_colour[1:])
+        assert sum(1 for p in pixels if p == rgb) > 100, f"no {phase} bars visible"
