@@ -14,17 +14,17 @@ from airflow_provider_smr.deploy.errors import (
     StackNotFoundError,
     StackSettingsError,
 )
+from airflow_provider_smr.deploy.artifacts import artifacts_bucket_name
 from airflow_provider_smr.deploy.package import LambdaPackage, build_zip, lambda_package
 from airflow_provider_smr.deploy.stack import (
     StackInfo,
-    artifacts_bucket_name,
     check_runtime,
     delete_stack,
     deploy_stack,
     describe_stack,
     empty_bucket,
-    failure_from_events,
 )
+from airflow_provider_smr.deploy.status import failure_from_events
 from airflow_provider_smr.deploy.template import (
     FUNCTION_ROLES,
     StackSettings,

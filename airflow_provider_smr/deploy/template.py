@@ -16,7 +16,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from airflow_provider_smr.deploy.errors import StackSettingsError
 from lambda_handlers import protocol
@@ -78,6 +78,14 @@ class S3Location:
             raise StackSettingsError(f"declared S3 location {location!r}: {error}") from None
         return cls(bucket, _GLOB_CHARS.split(prefix, 1)[0])
 
+    @property
+    def uri(self) -> str:
+        """Canonical form, ``s3://bucket/prefix`` (prefix may be empty)."""
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def covers(self, other: S3Location) -> bool:
+        return self.bucket == other.bucket and other.prefix.startswith(self.prefix)
+
     def bucket_arn(self) -> dict:
         return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", self.bucket]]}
 
@@ -124,6 +132,8 @@ class StackSettings:
                 raise StackSettingsError(f"{name} must be a list of strings, got the string {value!r}")
             object.__setattr__(self, name, tuple(sorted(set(value))))
         validate_settings(self)
+        for name in ("input_buckets", "output_buckets"):
+            object.__setattr__(self, name, canonical_locations(getattr(self, name)))
 
     @property
     def inputs(self) -> tuple[S3Location, ...]:
@@ -132,6 +142,18 @@ class StackSettings:
     @property
     def outputs(self) -> tuple[S3Location, ...]:
         return tuple(S3Location.parse(location) for location in self.output_buckets)
+
+
+def canonical_locations(locations: Iterable[str]) -> tuple[str, ...]:
+    """Sorted ``s3://bucket/prefix`` forms without duplicates or locations another one covers."""
+    parsed = {S3Location.parse(location) for location in locations}
+    kept = {loc for loc in parsed if not any(other != loc and other.covers(loc) for other in parsed)}
+    return tuple(sorted(loc.uri for loc in kept))
+
+
+def merge_locations(*groups: Iterable[str]) -> tuple[str, ...]:
+    """The union of several location lists, canonical (see :func:`canonical_locations`)."""
+    return canonical_locations([location for group in groups for location in group])
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
@@ -323,6 +345,9 @@ def _outputs(settings: StackSettings) -> dict:
         "MemoryMb": {"Value": str(settings.memory_mb)},
         "TimeoutS": {"Value": str(settings.timeout_s)},
         "CodeSha256": {"Value": settings.code_sha256},
+        # What the role may read and write, so a later deploy can widen it instead of revoking.
+        "InputLocations": {"Value": json.dumps(list(settings.input_buckets))},
+        "OutputLocations": {"Value": json.dumps(list(settings.output_buckets))},
         "ProtocolVersion": {"Value": str(protocol.PROTOCOL_VERSION)},
     })
     return outputs

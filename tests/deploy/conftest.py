@@ -18,6 +18,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
+    import moto.cloudformation.parsing  # noqa: F401 - pay its import (all backends) here, not in a request
     from moto.server import ThreadedMotoServer
 
     port = _free_port()
@@ -54,6 +55,7 @@ def call_log() -> CallLog:
 def clients(moto_endpoint, call_log):
     """AwsClients on the moto server with fake credentials; every call is recorded in ``call_log``."""
     import boto3
+    from botocore.config import Config
 
     from airflow_provider_smr.engine.aws import AwsClients
 
@@ -61,7 +63,10 @@ def clients(moto_endpoint, call_log):
                                     region_name="us-east-1")
 
     def factory(service: str):
-        client = session.client(service, endpoint_url=moto_endpoint, region_name="us-east-1")
+        # moto creates a whole stack inside one request; a loaded machine must not time it out.
+        config = Config(read_timeout=300, retries={"mode": "standard", "max_attempts": 3})
+        client = session.client(service, endpoint_url=moto_endpoint, region_name="us-east-1",
+                                config=config)
         client.meta.events.register("before-call", call_log.record)
         return client
 

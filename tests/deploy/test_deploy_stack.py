@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-import airflow_provider_smr.deploy.stack as stack_module
+import airflow_provider_smr.deploy.artifacts as artifacts_module
+import airflow_provider_smr.deploy.status as status_module
 from airflow_provider_smr.deploy import (
     DeployError,
     RuntimeMismatchError,
@@ -114,6 +115,19 @@ def test_declaring_a_new_output_bucket_updates_the_role_policy(clients, stack_na
     assert "second-out/results/*" in text and "first-out" in text
 
 
+def test_declared_locations_accumulate_so_running_jobs_keep_their_access(clients, stack_name, call_log):
+    deploy_stack(clients, stack_name, input_buckets=["in-a"], output_buckets=["s3://out/a/"])
+    widened = deploy_stack(clients, stack_name, input_buckets=["in-b"], output_buckets=["s3://out/b/"])
+    assert widened.input_locations == ["s3://in-a/", "s3://in-b/"]
+    assert widened.output_locations == ["s3://out/a/", "s3://out/b/"]
+    call_log.clear()
+    # A job declaring a subset of what is granted changes nothing.
+    again = deploy_stack(clients, stack_name, input_buckets=["in-a"], output_buckets=["s3://out/b/"])
+    assert again == widened and call_log.writes() == []
+    narrowed = deploy_stack(clients, stack_name, input_buckets=["in-b"], replace_locations=True)
+    assert (narrowed.input_locations, narrowed.output_locations) == (["s3://in-b/"], [])
+
+
 def test_invalid_settings_fail_before_any_aws_write(clients, call_log):
     with pytest.raises(StackSettingsError, match="memory_mb"):
         deploy_stack(clients, "smr-invalid", memory_mb=64)
@@ -123,8 +137,8 @@ def test_invalid_settings_fail_before_any_aws_write(clients, call_log):
 def test_a_failing_resource_raises_deploy_error_with_the_reason_and_leaves_no_stack(
         clients, stack_name, monkeypatch):
     # The Lambda code bucket does not exist, so creating the functions fails.
-    monkeypatch.setattr(stack_module, "_ensure_artifacts_bucket", lambda *args: None)
-    monkeypatch.setattr(stack_module, "_upload_code", lambda *args: None)
+    monkeypatch.setattr(artifacts_module, "ensure_bucket", lambda *args: None)
+    monkeypatch.setattr(artifacts_module, "upload_code", lambda *args: None)
     with pytest.raises(DeployError) as raised:
         deploy_stack(clients, stack_name, artifacts_bucket="smr-no-such-artifacts-bucket")
     assert "NoSuchBucket" in str(raised.value)
@@ -183,7 +197,7 @@ def test_a_rolled_back_update_raises_deploy_error_naming_resource_and_reason():
         stub.add_response("describe_stacks", {"Stacks": [stack]})
         stub.add_response("describe_stack_events", {"StackEvents": EVENTS})
         with pytest.raises(DeployError) as raised:
-            stack_module.wait_for_stack(cf, "smr", "update", poll_s=0.01, sleep=lambda _s: None)
+            status_module.wait_for_stack(cf, "smr", "update", poll_s=0.01, sleep=lambda _s: None)
     error = raised.value
     assert (error.resource, error.status) == ("MapperFunction", "UPDATE_ROLLBACK_COMPLETE")
     assert "MapperFunction" in str(error) and "does not exist" in str(error)

@@ -13,7 +13,9 @@ from airflow_provider_smr.deploy.template import (
     FUNCTION_ROLES,
     StackSettings,
     build_template,
+    canonical_locations,
     content_hash,
+    merge_locations,
     stamp_template,
     worker_runtime,
 )
@@ -219,3 +221,17 @@ def test_invalid_settings_are_refused_with_the_setting_named(change, named):
 def test_settings_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings().memory_mb = 2048
+
+
+def test_locations_are_canonical_and_covered_ones_are_dropped():
+    assert canonical_locations(["bkt", "s3://bkt/logs/", "s3://aaa/x/*.gz", "s3://aaa/x/"]) == (
+        "s3://aaa/x/", "s3://bkt/")
+    assert merge_locations(["s3://out/one/"], ["s3://out/two/", "s3://out/one/deeper/"]) == (
+        "s3://out/one/", "s3://out/two/")
+    assert settings(input_buckets=("in-bucket", "s3://in-bucket/sub/")).input_buckets == ("s3://in-bucket/",)
+
+
+def test_granted_locations_are_published_as_outputs():
+    outputs = build_template(settings())["Outputs"]
+    assert json.loads(outputs["InputLocations"]["Value"]) == ["s3://in-bucket/"]
+    assert json.loads(outputs["OutputLocations"]["Value"]) == ["s3://out-bucket/results/"]
