@@ -197,3 +197,29 @@ def test_cancel_stops_a_job_before_commit(env):
     fake.pool.shutdown(wait=True)
     assert runner.status(job_id).state == "CANCELLED"
     assert not s3.list_objects_v2(Bucket=DATA, Prefix="cancel/out/").get("KeyCount")
+
+
+@pytest.mark.parametrize("case", ["unpicklable", "output-inside-input", "no-bucket", "runtime"])
+def test_bad_submissions_fail_with_one_error_and_nothing_written_or_invoked(env, case):
+    from airflow_provider_smr.engine.inputs import InputError
+    from airflow_provider_smr.job import JobPicklingError, JobRuntimeError
+
+    s3, fake, runner = env
+    s3.put_object(Bucket=DATA, Key="bad/in/a.txt", Body=b"a\n")
+    lock = threading.Lock()
+    job = MapReduceJob(mapper=(lambda line: [(lock.locked(), 1)]) if case == "unpicklable" else tokenize,
+                       reducer=total)
+    if case == "unpicklable":
+        kw, error = {}, JobPicklingError
+    elif case == "output-inside-input":
+        kw, error = {"output": f"s3://{DATA}/bad/in/out/"}, InputError
+    elif case == "no-bucket":
+        kw, error = {"input": "s3://no-such-bucket-smr/x/"}, InputNotFoundError
+    else:
+        runner.stack = type("Old", (Stack,), {"runtime": "python3.9"})()
+        kw, error = {}, JobRuntimeError
+    args = {"input": f"s3://{DATA}/bad/in/", "output": f"s3://{DATA}/bad/out/", **kw}
+    with pytest.raises(error):
+        runner.submit(job, job_id=f"bad-{case}", **args)
+    assert not runner.job_exists(f"bad-{case}") and not fake.invokes
+    assert not s3.list_objects_v2(Bucket=WORK, Prefix=f"jobs/bad-{case}/").get("KeyCount")

@@ -1,0 +1,97 @@
+"""SMRHook: clients from the Airflow connection, and job status/cancel through the engine."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import boto3
+import pytest
+
+from airflow_provider_smr.engine.plan import build_plan
+from airflow_provider_smr.engine.inputs import S3Object
+from airflow_provider_smr.hooks.smr import JobNotFoundError, SMRHook
+from airflow_provider_smr.job import MapReduceJob
+from lambda_handlers import protocol
+
+WORK = "smr-hook-work"
+
+
+def mapper(line):
+    yield line, 1
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def hook(endpoint, monkeypatch):
+    conn = {"conn_type": "aws", "login": "testing", "password": "testing",
+            "extra": {"endpoint_url": endpoint, "region_name": "eu-west-1"}}
+    monkeypatch.setenv("AIRFLOW_CONN_SMR_HOOK_TEST", json.dumps(conn))
+    hook = SMRHook(aws_conn_id="smr_hook_test")
+    # A deployed stack's description (deploying needs the local stack; see tests/engine/test_e2e.py).
+    hook._stacks["t"] = {"stack_name": "t", "region": "eu-west-1", "work_bucket": WORK,
+                         "functions": {"mapper": "t-mapper", "reducer": "t-reducer",
+                                       "coordinator": "t-coordinator", "driver": "t-driver"},
+                         "runtime": "python3.11", "memory_mb": 512, "timeout_s": 60, "code_hash": "x"}
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    try:
+        s3.create_bucket(Bucket=WORK, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    return hook, s3
+
+
+def plan_job(s3, job_id):
+    plan = build_plan(job_id=job_id, work_bucket=WORK, job=MapReduceJob(mapper=mapper, reducer=None),
+                      inputs={"default": ["s3://in-bucket/a"]},
+                      objects=[S3Object("default", "in-bucket", "a", 10, "e")],
+                      output_uri="s3://out-bucket/o/")
+    s3.put_object(Bucket=WORK, Key=protocol.plan_key(job_id), Body=json.dumps(plan).encode())
+
+
+def test_every_client_uses_the_connections_endpoint_and_region(hook, endpoint):
+    h, _ = hook
+    for client in (h.clients.s3, h.clients.lambda_, h.clients.cloudformation):
+        assert client.meta.endpoint_url == endpoint
+        assert client.meta.region_name == "eu-west-1"
+    assert h.clients.s3.meta.config.max_pool_connections >= 32
+
+
+def test_status_of_an_unknown_job_is_job_not_found(hook):
+    h, _ = hook
+    with pytest.raises(JobNotFoundError, match="no job 'nope'"):
+        h.get_job_status("nope", stack_name="t")
+    assert not h.job_exists("nope", stack_name="t")
+
+
+def test_status_reports_progress_from_the_markers(hook):
+    h, s3 = hook
+    plan_job(s3, "hook-status-1")
+    s3.put_object(Bucket=WORK, Key=protocol.start_marker_key("hook-status-1", 0, "map", 0, 0), Body=b"")
+    status = h.get_job_status("hook-status-1", stack_name="t")
+    assert status["state"] == "RUNNING" and status["phase"] == "map"
+    assert status["progress"]["map"] == {"done": 0, "running": 1, "failed": 0, "total": 1}
+    assert h.job_exists("hook-status-1", stack_name="t")
+
+
+def test_cancel_marks_the_job_cancelled_and_blocks_the_commit(hook):
+    h, s3 = hook
+    plan_job(s3, "hook-cancel-1")
+    h.cancel_job("hook-cancel-1", stack_name="t")
+    assert h.get_job_status("hook-cancel-1", stack_name="t")["state"] == "CANCELLED"
+    claim = s3.get_object(Bucket=WORK, Key=protocol.claim_key("hook-cancel-1", "commit"))["Body"].read()
+    assert claim == b"cancelled"
+    assert s3.head_object(Bucket=WORK, Key=protocol.cancel_key("hook-cancel-1"))
