@@ -14,7 +14,7 @@ import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from lambda_handlers import protocol, runtime
 from lambda_handlers.io import writers
@@ -118,12 +118,12 @@ def decide(plan: dict, st: JobState, now: float, check_deadlines: bool) -> list[
     return actions
 
 
-def _failures(st: JobState, cfg: dict, s: int, phase: str, n: int, now: float,
+def _failures(st: JobState, cfg: dict, s: int, phase: str, tasks: Iterable[int] | int, now: float,
               check_deadlines: bool, phase_claim: str) -> list[tuple]:
     out = []
     done = st.done[(s, phase)]
     limit = cfg["task_timeout_s"] + DEADLINE_GRACE_S
-    for t in range(n):
+    for t in range(tasks) if isinstance(tasks, int) else tasks:
         if t in done:
             continue
         starts, errs = st.starts.get((s, phase, t), {}), st.errors.get((s, phase, t), set())
@@ -149,6 +149,7 @@ def _failures(st: JobState, cfg: dict, s: int, phase: str, n: int, now: float,
 
 
 _DONE_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-done$")
+_ERROR_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-error$")
 
 
 def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict:
@@ -158,6 +159,10 @@ def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = N
         phase, step, task = done.group(1), int(done.group(2)), int(done.group(3))
         if step < len(plan["steps"]) and not phase_complete(bucket, job_id, plan, step, phase, task):
             return {"state": protocol.RUNNING, "actions": []}
+    failed = _ERROR_REASON.match(reason)
+    if failed and int(failed.group(2)) < len(plan["steps"]):
+        return _task_failed(bucket, job_id, plan, failed.group(1), int(failed.group(2)),
+                            int(failed.group(3)))
     st = scan(job_id, runtime.list_keys(bucket, protocol.status_prefix(job_id)))
     if st.terminal:
         return {"state": sorted(st.terminal)[0], "actions": []}
@@ -175,6 +180,22 @@ def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = N
         if _perform(bucket, job_id, plan, action):
             taken.append(list(action[:5]))
     return {"state": protocol.RUNNING, "actions": taken}
+
+
+def _task_failed(bucket: str, job_id: str, plan: dict, phase: str, step: int, task: int) -> dict:
+    """Retry or fail one task after its error notification, listing only that task's keys."""
+    prefix = protocol.status_prefix(job_id)
+    objects = (runtime.list_keys(bucket, protocol.phase_status_prefix(job_id, step, phase) + f"{task:05d}.")
+               + runtime.list_keys(bucket, prefix + "job/")
+               + runtime.list_keys(bucket, protocol.claim_key(job_id, f"retry-{step}-{phase}-{task}-")))
+    st = scan(job_id, objects)
+    if st.terminal:
+        return {"state": sorted(st.terminal)[0], "actions": []}
+    actions = _failures(st, runtime.settings(plan), step, phase, [task], time.time(), False, "")
+    if not actions or runtime.exists(bucket, protocol.cancel_key(job_id)):
+        return {"state": protocol.RUNNING, "actions": []}
+    return {"state": protocol.RUNNING,
+            "actions": [list(a[:5]) for a in actions if _perform(bucket, job_id, plan, a)]}
 
 
 def phase_complete(bucket: str, job_id: str, plan: dict, step: int, phase: str, task: int) -> bool:
