@@ -61,6 +61,21 @@ class _FanOutLog(logging.Handler):
             self.invoke_seconds = float(record.args[1])
 
 
+def _attach_counter(local: Any) -> Any:
+    """Wrap the local stack's WSGI app in a :class:`RequestCounter` (None if it has no such app)."""
+    from bench.requests_count import RequestCounter
+
+    for owner in (local, getattr(local, "server", None), getattr(local, "_server", None),
+                  getattr(local, "http", None), getattr(local, "_http", None)):
+        app = getattr(owner, "app", None) if owner is not None else None
+        if callable(app) and not isinstance(owner, type):
+            counter = RequestCounter(app)
+            owner.app = counter
+            return counter
+    logging.getLogger(__name__).warning("local stack exposes no WSGI app: S3 requests are estimates")
+    return None
+
+
 @dataclass
 class Run:
     result: dict
@@ -70,6 +85,7 @@ class Run:
     peak_rss_mb: float
     rss_start_mb: float
     stack_requests: dict = field(default_factory=dict)
+    handler_seconds: dict = field(default_factory=dict)
 
 
 class Bench:
@@ -87,6 +103,7 @@ class Bench:
 
         self._local = LocalStack()
         self.local = self._local.__enter__()
+        self.counter = _attach_counter(self.local)
         os.environ["AWS_ENDPOINT_URL"] = self.local.endpoint_url
         from airflow_provider_smr.engine.aws import AwsClients
 
@@ -124,9 +141,8 @@ class Bench:
         return f"s3://{DATA_BUCKET}/{key}"
 
     def stack_request_counts(self) -> dict:
-        """Requests the local stack served, by type, if it counts them (else ``{}``)."""
-        counter = getattr(self.local, "request_counts", None)
-        return dict(counter()) if callable(counter) else {}
+        """Requests the local stack served so far (S3 by type, ``invoke:<fn>``), or ``{}``."""
+        return self.counter.snapshot() if self.counter is not None else {}
 
     def run(self, job: Any, *, input: Any, output: str, memory_mb: int | None = None,
             poll_interval: float = 0.1, **submit_kw: Any) -> Run:
@@ -138,7 +154,9 @@ class Bench:
         runner_log = logging.getLogger("airflow_provider_smr.engine.runner")
         runner_log.addHandler(catcher)
         runner_log.setLevel(logging.INFO)
+        runner_log.propagate = False  # keep progress lines out of the table
         before = self.stack_request_counts()
+        busy_before = dict(getattr(self, "handler_seconds", {}))
         try:
             with PeakRss() as rss:
                 began = time.perf_counter()
@@ -148,9 +166,12 @@ class Bench:
                 wall = time.perf_counter() - began
         finally:
             runner_log.removeHandler(catcher)
+            runner_log.propagate = True
         after = self.stack_request_counts()
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
-        return Run(result, wall, submitted - began, catcher.invoke_seconds, rss.peak, rss.start, delta)
+        busy = {k: round(v - busy_before.get(k, 0.0), 3)
+                for k, v in getattr(self, "handler_seconds", {}).items() if v != busy_before.get(k, 0.0)}
+        return Run(result, wall, submitted - began, catcher.invoke_seconds, rss.peak, rss.start, delta, busy)
 
     def read_parts(self, result: dict) -> Iterator[list[bytes]]:
         """Each output part's lines, parts in order."""
@@ -192,3 +213,122 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     began = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - began
+
+
+class _QueueLambda:
+    """The control plane's Lambda client in in-process mode: ``invoke`` queues the event."""
+
+    def __init__(self, enqueue: Callable[[str, dict], None]) -> None:
+        from types import SimpleNamespace
+
+        self.enqueue = enqueue
+        self.meta = SimpleNamespace(events=SimpleNamespace(register=lambda *a, **k: None))
+
+    def invoke(self, FunctionName: str, InvocationType: str = "Event", Payload: bytes = b"{}") -> dict:
+        import json
+
+        self.enqueue(FunctionName, json.loads(Payload))
+        return {"StatusCode": 202}
+
+
+class InProcessBench(Bench):
+    """No local stack: a moto S3 server and the real handlers on ``workers`` threads of this process.
+
+    Measures the data plane and the driver without worker processes or the Lambda emulation (one
+    GIL: CPU-bound tasks do not run in parallel). Same interface as :class:`Bench`.
+    """
+
+    def __init__(self, memory_mb: int = 1024, timeout_s: int = 300, stack_name: str = "smrbench",
+                 workers: int = 2):
+        super().__init__(memory_mb, timeout_s, stack_name)
+        self.workers = workers
+
+    def __enter__(self) -> "InProcessBench":
+        import queue
+        import socket
+        from types import SimpleNamespace
+
+        from moto.server import ThreadedMotoServer
+
+        from airflow_provider_smr.engine.aws import AwsClients
+        from bench.requests_count import RequestCounter
+        from lambda_handlers import coordinator, mapper, protocol, reducer, runtime
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto.start()
+        self.counter = RequestCounter(self._moto._server.app)
+        self._moto._server.app = self.counter
+        endpoint = f"http://127.0.0.1:{port}"
+        names = {"mapper": "bench-mapper", "reducer": "bench-reducer",
+                 "coordinator": "bench-coordinator", "driver": "bench-driver"}
+        os.environ.update(FAKE_ENV, AWS_REGION="us-east-1", AWS_ENDPOINT_URL=endpoint)
+        work_bucket = f"{self.stack_name}-work"
+        os.environ.update({protocol.ENV_WORK_BUCKET: work_bucket, protocol.ENV_STACK_NAME: self.stack_name,
+                           protocol.ENV_MAPPER_FUNCTION: names["mapper"],
+                           protocol.ENV_REDUCER_FUNCTION: names["reducer"],
+                           protocol.ENV_COORDINATOR_FUNCTION: names["coordinator"],
+                           protocol.ENV_DRIVER_FUNCTION: names["driver"]})
+        runtime.reset()
+        self._handlers = {names["mapper"]: mapper.handler, names["reducer"]: reducer.handler,
+                          names["coordinator"]: coordinator.handler}
+        self._queue: queue.Queue = queue.Queue()
+        self.handler_errors: list = []
+        self.handler_seconds: dict[str, float] = {}
+        self._busy_lock = threading.Lock()
+
+        def enqueue(name: str, event: dict) -> None:
+            self.counter._counts[f"invoke:{name}"] += 1
+            self._queue.put((name, event))
+
+        runtime.set_invoker(enqueue)
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(self.workers)]
+        for t in self._threads:
+            t.start()
+        self.clients = AwsClients(endpoint_url=endpoint, region_name="us-east-1")
+        self.clients._clients["lambda"] = _QueueLambda(enqueue)
+        self.clients.s3.create_bucket(Bucket=work_bucket)
+        self.clients.s3.create_bucket(Bucket=DATA_BUCKET)
+        runtime_name = f"python{os.sys.version_info[0]}.{os.sys.version_info[1]}"
+        self.stack = SimpleNamespace(work_bucket=work_bucket, functions=names, memory_mb=self.memory_mb,
+                                     timeout_s=self.timeout_s, runtime=runtime_name,
+                                     stack_name=self.stack_name)
+        self.stacks = {self.memory_mb: self.stack}
+        return self
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            name, event = item
+            began = time.perf_counter()
+            try:
+                result = self._handlers[name](event)
+                with self._busy_lock:
+                    self.handler_seconds[name] = self.handler_seconds.get(name, 0.0) + (
+                        time.perf_counter() - began)
+                if isinstance(result, dict) and "rejected" in result:
+                    self.handler_errors.append(result)
+            except Exception as exc:  # a handler must not raise; keep the worker alive and say so
+                self.handler_errors.append(repr(exc))
+
+    def __exit__(self, *exc: Any) -> None:
+        from lambda_handlers import runtime
+
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(timeout=5)
+        runtime.set_invoker(None)
+        self._moto.stop()
+
+    def deploy(self, memory_mb: int) -> Any:
+        from types import SimpleNamespace
+
+        if memory_mb not in self.stacks:
+            self.stacks[memory_mb] = SimpleNamespace(**{**vars(self.stack), "memory_mb": memory_mb})
+        return self.stacks[memory_mb]

@@ -41,17 +41,23 @@ MEMORY_STACK_MB = 128  # the smallest Lambda: budget 32 MiB, so the spill test s
 def _row(name: str, size: int, run, floor_s: float | None, **extra) -> dict:
     r = run.result
     counters = r.get("counters", {})
-    s3 = run.stack_requests or r.get("requests", {}).get("s3", {})
-    invokes = r.get("requests", {}).get("lambda_invokes")
+    from bench.requests_count import split_counts
+
+    s3, by_function = split_counts(run.stack_requests)
+    s3 = s3 or r.get("requests", {}).get("s3", {})
+    invokes = sum(by_function.values()) if by_function else r.get("requests", {}).get("lambda_invokes")
     return {
         "workload": name, "bytes": size, "M": counters.get("map_tasks"), "R": counters.get("reduce_tasks"),
         "wall_s": round(run.wall_s, 3), "floor_s": None if floor_s is None else round(floor_s, 3),
         "ratio": None if not floor_s else round(run.wall_s / floor_s, 2),
         "s3_requests": s3, "s3_requests_source": "local stack" if run.stack_requests else "result estimate",
+        "invokes_by_function": by_function,
         "lambda_invocations": invokes, "gb_seconds": r.get("lambda_gb_seconds"),
         "cost_usd": r.get("estimated_cost_usd"), "driver_peak_rss_mb": round(run.peak_rss_mb, 1),
         "invoke_s": run.invoke_s, "timings": r.get("timings"), "job_id": r.get("job_id"),
-        "shuffle_bytes": counters.get("shuffle_bytes"), **extra,
+        "shuffle_bytes": counters.get("shuffle_bytes"),
+        "result_s3_requests": r.get("requests", {}).get("s3"),
+        "handler_seconds": run.handler_seconds, **extra,
     }
 
 
@@ -78,10 +84,11 @@ def _shuffle_puts(bench, result, work_bucket: str | None = None) -> dict:
     from airflow_provider_smr.cost import shuffle_put_budget
 
     step0 = per_step.get(0, {"data": 0, "markers": 0})
+    budget = shuffle_put_budget(m, r)
     return {"shuffle_puts_step0": step0["data"], "marker_puts_step0": step0["markers"],
-            "job_level_puts": per_step.get(-1, {}).get("markers", 0),
-            "put_budget": shuffle_put_budget(m, r),
-            "within_budget": step0["data"] + step0["markers"] <= shuffle_put_budget(m, r)}
+            "job_level_puts": per_step.get(-1, {}).get("markers", 0), "put_budget": budget,
+            "data_puts_within_budget": step0["data"] <= budget,
+            "data_and_marker_puts_within_budget": step0["data"] + step0["markers"] <= budget}
 
 
 # -- workloads -------------------------------------------------------------------------------------
@@ -200,7 +207,8 @@ def print_row(row: dict) -> None:
           f"rss={row['driver_peak_rss_mb']:.0f}MB", flush=True)
     print(f"{'':<24} S3 ({row['s3_requests_source']}): {_fmt_requests(row['s3_requests'])}")
     extra = {k: row[k] for k in ("invoke_all_s", "shuffle_puts_step0", "marker_puts_step0", "put_budget",
-                                 "within_budget", "partition_over_budget", "all_wall_s", "groups",
+                                 "data_puts_within_budget", "data_and_marker_puts_within_budget",
+                                 "handler_seconds", "partition_over_budget", "all_wall_s", "groups",
                                  "timings") if k in row}
     if extra:
         print(f"{'':<24} {json.dumps(extra)}", flush=True)
@@ -233,10 +241,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=parse_size, help=f"bytes per workload (default {FULL_SIZE}; up to 1GiB)")
     p.add_argument("--split-size", type=parse_size, help="bytes per split (default: the planner's choice)")
     p.add_argument("--reducers", type=int, help="reducers (default: the planner's choice)")
-    p.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated: " + ",".join(WORKLOADS))
+    p.add_argument("--only", help="comma-separated: " + ",".join(WORKLOADS) + " (default: all; "
+                   "--quick leaves out memory, whose partition must be 128 MiB)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--poll", type=float, default=0.1, help="watcher poll interval (s)")
     p.add_argument("--memory-mb", type=int, default=1024)
+    p.add_argument("--stack", choices=("local", "inprocess"), default="local",
+                   help="local: the local stack (worker processes, Lambda emulation); inprocess: "
+                        "moto S3 and the handlers on threads of this process (data plane only)")
     p.add_argument("--data-dir", help="keep generated data here (default: a temp dir, deleted)")
     p.add_argument("--json", help="also write the rows and the model as JSON here")
     p.add_argument("--no-model", action="store_true")
@@ -245,7 +257,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.size = parse_size(QUICK_SIZE if args.quick else FULL_SIZE)
     if args.quick and args.split_size is None:
         args.split_size = parse_size(QUICK_SPLIT)
-    args.only = [w.strip() for w in args.only.split(",") if w.strip()]
+    default = [w for w in WORKLOADS if not (args.quick and w == "memory")]
+    args.only = [w.strip() for w in args.only.split(",") if w.strip()] if args.only else default
     unknown = set(args.only) - set(WORKLOADS)
     if unknown:
         p.error(f"unknown workloads {sorted(unknown)}; choose from {','.join(WORKLOADS)}")
@@ -255,7 +268,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from bench.engine import Bench
+    from bench.engine import Bench, InProcessBench
+
+    if args.stack == "local":
+        try:
+            from airflow_provider_smr.local import LocalStack  # noqa: F401
+        except ImportError:
+            print("no local stack in this tree yet (airflow_provider_smr.local.LocalStack): "
+                  "running --stack inprocess", flush=True)
+            args.stack = "inprocess"
+    make_bench = Bench if args.stack == "local" else InProcessBench
 
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="smr-bench-"))
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -263,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     failures = 0
     try:
-        with Bench(memory_mb=args.memory_mb) as bench:
-            print(f"local stack up, stack deployed in {time.perf_counter() - began:.1f}s; "
+        with make_bench(memory_mb=args.memory_mb) as bench:
+            print(f"{args.stack} stack up, stack deployed in {time.perf_counter() - began:.1f}s; "
                   f"size {args.size / 2**20:.0f} MiB per workload, data in {data_dir}", flush=True)
             for name in args.only:
                 try:
