@@ -244,7 +244,7 @@ class JobRunner:
             if status.state == protocol.SUCCEEDED:
                 return self.result(job_id)
             if status.state == protocol.FAILED:
-                raise JobFailedError(status.error or f"job {job_id} failed")
+                raise self._failure(job_id)
             if status.state == protocol.CANCELLED:
                 raise JobCancelledError(f"job {job_id} was cancelled")
             stalled = now - last_change > STALL_NUDGE_S
@@ -259,6 +259,30 @@ class JobRunner:
                 raise JobTimeoutError(f"job {job_id} still {line} after {timeout:.0f}s; it keeps "
                                       "running: wait again or cancel it")
             sleep(poll_interval)
+
+    def _failure(self, job_id: str) -> JobFailedError:
+        """The error of a failed job: cause, input, remote traceback and the task's log tail."""
+        with reqs.job_context(job_id):
+            failed = self._get_json(protocol.failed_key(job_id)) or {}
+        message = failure_message(failed) if failed else f"job {job_id} failed"
+        tail = self.log_tail(job_id, failed.get("phase"))
+        if tail:
+            message += "\nlog tail:\n" + "\n".join(tail)
+        return JobFailedError(message, failed)
+
+    def log_tail(self, job_id: str, phase: str | None, lines: int = 20) -> list[str]:
+        """Last CloudWatch log lines mentioning the job in the failed phase's function (best effort)."""
+        role = {protocol.MAP: "mapper", protocol.REDUCE: "reducer"}.get(phase or "", "coordinator")
+        function = self.stack.functions.get(role)
+        if not function:
+            return []
+        try:
+            response = self.clients.logs.filter_log_events(
+                logGroupName=f"/aws/lambda/{function}", filterPattern=f'"{job_id}"', limit=200)
+        except Exception as exc:  # noqa: BLE001 - the remote error matters more than its log tail
+            self.log.debug("no log tail for job %s: %s", job_id, exc)
+            return []
+        return [e["message"].rstrip() for e in response.get("events", [])][-lines:]
 
     # -- cancel -----------------------------------------------------------------------------------
 
@@ -287,7 +311,7 @@ class JobRunner:
             if done is None:
                 status = self.status(job_id)
                 if status.state == protocol.FAILED:
-                    raise JobFailedError(status.error or f"job {job_id} failed")
+                    raise self._failure(job_id)
                 if status.state == protocol.CANCELLED:
                     raise JobCancelledError(f"job {job_id} was cancelled")
                 raise JobError(f"job {job_id} has not finished ({status.describe()})")

@@ -118,7 +118,8 @@ class SMRHook(AwsBaseHook):
                    stack_name: str = DEFAULT_STACK, job_id: str | None = None,
                    num_reducers: int | None = None, split_size: int | str | None = None,
                    max_concurrency: int | None = None, max_attempts: int = 3, overwrite: bool = False,
-                   job_params: dict | None = None, max_bad_records: int = 0) -> str:
+                   job_params: dict | None = None, max_bad_records: int = 0,
+                   speculation: bool = False) -> str:
         """Plan the job and start its map tasks; return the job id.
 
         A ``job_id`` that already exists is not run twice: its id is returned so the caller can
@@ -127,11 +128,19 @@ class SMRHook(AwsBaseHook):
         :param job: a ``MapReduceJob`` or an import string ``"package.module:attr"``.
         :param input: an S3 URI (prefix, key or glob), a list of them, or a dict of named inputs.
         :param output: the S3 prefix the parts and ``_SUCCESS`` are committed to.
+        :param split_size: bytes per map task, or a size such as ``"64MiB"``.
+        :param max_concurrency: ``Invoke`` calls in flight during the fan-out.
+        :param max_attempts: attempts per task before the job fails.
+        :param overwrite: replace an output that already holds a committed result.
+        :param job_params: JSON-able parameters the job's functions can read.
+        :param max_bad_records: records a mapper may fail on (skipped and counted) before failing.
+        :param speculation: launch backup attempts for stragglers.
         """
         return self.runner(stack_name).submit(
             job, input=input, output=output, job_id=job_id, num_reducers=num_reducers,
             split_size=split_size, max_concurrency=max_concurrency, max_attempts=max_attempts,
-            overwrite=overwrite, job_params=job_params, max_bad_records=max_bad_records)
+            overwrite=overwrite, job_params=job_params, max_bad_records=max_bad_records,
+            speculation=speculation)
 
     def job_exists(self, job_id: str, stack_name: str = DEFAULT_STACK) -> bool:
         return self.runner(stack_name).job_exists(job_id)
