@@ -86,6 +86,7 @@ class Run:
     rss_start_mb: float
     stack_requests: dict = field(default_factory=dict)
     handler_seconds: dict = field(default_factory=dict)
+    timed_out: bool = False
 
 
 class Bench:
@@ -145,8 +146,14 @@ class Bench:
         return self.counter.snapshot() if self.counter is not None else {}
 
     def run(self, job: Any, *, input: Any, output: str, memory_mb: int | None = None,
-            poll_interval: float = 0.1, **submit_kw: Any) -> Run:
-        """Submit a job, wait for it, and time it (from submit to the result dict)."""
+            poll_interval: float = 0.1, timeout: float | None = None, **submit_kw: Any) -> Run:
+        """Submit a job, wait for it, and time it (from submit to the result dict).
+
+        After ``timeout`` seconds the job is cancelled and the run comes back with ``timed_out``
+        set and an empty result (the fan-out time is still known).
+        """
+        from airflow_provider_smr.engine.runner import JobTimeoutError
+
         from airflow_provider_smr.engine.runner import JobRunner
 
         runner = JobRunner(self.clients, self.deploy(memory_mb or self.memory_mb))
@@ -162,7 +169,12 @@ class Bench:
                 began = time.perf_counter()
                 job_id = runner.submit(job, input=input, output=output, overwrite=True, **submit_kw)
                 submitted = time.perf_counter()
-                result = runner.wait(job_id, poll_interval=poll_interval)
+                timed_out = False
+                try:
+                    result = runner.wait(job_id, poll_interval=poll_interval, timeout=timeout)
+                except JobTimeoutError:
+                    timed_out, result = True, {"job_id": job_id, "status": runner.status(job_id).describe()}
+                    runner.cancel(job_id)
                 wall = time.perf_counter() - began
         finally:
             runner_log.removeHandler(catcher)
@@ -171,7 +183,8 @@ class Bench:
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
         busy = {k: round(v - busy_before.get(k, 0.0), 3)
                 for k, v in getattr(self, "handler_seconds", {}).items() if v != busy_before.get(k, 0.0)}
-        return Run(result, wall, submitted - began, catcher.invoke_seconds, rss.peak, rss.start, delta, busy)
+        return Run(result, wall, submitted - began, catcher.invoke_seconds, rss.peak, rss.start, delta, busy,
+                   timed_out)
 
     def read_parts(self, result: dict) -> Iterator[list[bytes]]:
         """Each output part's lines, parts in order."""

@@ -34,7 +34,9 @@ FULL_SIZE = "256MiB"
 QUICK_SIZE = "8MiB"
 QUICK_SPLIT = "2MiB"
 FANOUT_TASKS = 1000
-QUICK_FANOUT_TASKS = 200
+QUICK_FANOUT_TASKS = 100
+FANOUT_TIMEOUT_S = 900.0  # past this the job is cancelled and the row says so
+QUICK_FANOUT_TIMEOUT_S = 60.0
 MEMORY_STACK_MB = 128  # the smallest Lambda: budget 32 MiB, so the spill test stays small
 
 
@@ -164,10 +166,13 @@ def bench_fanout(bench, args, data_dir: Path) -> dict:
     body = line * tasks
     uri = bench.put("fanout/input.txt", body)
     run = bench.run(jobs.word_count_job(), input=uri, output=f"s3://{bench.data_bucket}/out/fanout/",
-                    split_size=len(line), num_reducers=2, poll_interval=args.poll)
-    verify.check_counts(_records(bench, run.result), {w.decode(): tasks for w in line.split()})
-    return _row(f"fan-out ({tasks} splits)", len(body), run, None, verified=True,
-                invoke_all_s=run.invoke_s, submit_s=round(run.submit_s, 3))
+                    split_size=len(line), num_reducers=2, poll_interval=args.poll,
+                    timeout=args.job_timeout)
+    if not run.timed_out:
+        verify.check_counts(_records(bench, run.result), {w.decode(): tasks for w in line.split()})
+    return _row(f"fan-out ({tasks} splits)", len(body), run, None, verified=not run.timed_out,
+                timed_out=run.timed_out, invoke_all_s=run.invoke_s, submit_s=round(run.submit_s, 3),
+                status_at_timeout=run.result.get("status") if run.timed_out else None)
 
 
 def bench_memory(bench, args, data_dir: Path) -> dict:
@@ -209,6 +214,7 @@ def print_row(row: dict) -> None:
     extra = {k: row[k] for k in ("invoke_all_s", "shuffle_puts_step0", "marker_puts_step0", "put_budget",
                                  "data_puts_within_budget", "data_and_marker_puts_within_budget",
                                  "handler_seconds", "partition_over_budget", "all_wall_s", "groups",
+                                 "timed_out", "status_at_timeout",
                                  "timings") if k in row}
     if extra:
         print(f"{'':<24} {json.dumps(extra)}", flush=True)
@@ -232,7 +238,34 @@ def measured_rates(rows: list[dict], bench) -> dict:
     keys = sum(m["records_out"] for m in maps)
     if keys:
         rates["shuffle_bytes_per_key"] = sum(m["bytes_out"] for m in maps) / keys
+    if row.get("floor_s"):
+        rates["floor_mb_s_per_core"] = row["bytes"] / 1e6 / row["floor_s"] / floors.PROCESSES
     return rates
+
+
+def print_model(rates: dict) -> dict:
+    """The modelled AWS run from raw and from load-normalized measured rates."""
+    print()
+    if not rates:
+        print("no AMPLab run: the model uses its default rates")
+    floor = rates.pop("floor_mb_s_per_core", None)
+    out = {}
+    variants = [("as measured", rates)]
+    if floor:
+        variants.append((f"normalized to an idle core (floor here {floor:.1f} MB/s/core vs "
+                         f"{model.REFERENCE_FLOOR_MB_S:.0f})", model.normalized(rates, floor)))
+    for label, measured in variants:
+        r = model.rates_from(measured)
+        best = model.best_plan(rates=r)
+        speedup = model.required_speedup(r)
+        print(f"rates {label}: " + json.dumps({k: round(v, 2) for k, v in measured.items()}))
+        print(model.report(best, r))
+        print(f"  CPU speed-up on map and reduce needed to meet the target: "
+              f"{'none' if speedup == 1.0 else speedup}x")
+        out[label] = {"rates": measured, "plan": best.plan.__dict__, "wall_s": round(best.wall_s, 1),
+                      "usd": best.usd, "cost": best.cost, "meets_target": best.meets_target(),
+                      "required_speedup": speedup}
+    return out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -244,6 +277,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", help="comma-separated: " + ",".join(WORKLOADS) + " (default: all; "
                    "--quick leaves out memory, whose partition must be 128 MiB)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--job-timeout", type=float, default=FANOUT_TIMEOUT_S,
+                   help="fan-out: cancel the job after this many seconds and report how far it got")
     p.add_argument("--poll", type=float, default=0.1, help="watcher poll interval (s)")
     p.add_argument("--memory-mb", type=int, default=1024)
     p.add_argument("--stack", choices=("local", "inprocess"), default="local",
@@ -257,6 +292,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.size = parse_size(QUICK_SIZE if args.quick else FULL_SIZE)
     if args.quick and args.split_size is None:
         args.split_size = parse_size(QUICK_SPLIT)
+    if args.quick and args.job_timeout == FANOUT_TIMEOUT_S:
+        args.job_timeout = QUICK_FANOUT_TIMEOUT_S
     default = [w for w in WORKLOADS if not (args.quick and w == "memory")]
     args.only = [w.strip() for w in args.only.split(",") if w.strip()] if args.only else default
     unknown = set(args.only) - set(WORKLOADS)
@@ -301,16 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.data_dir:
             shutil.rmtree(data_dir, ignore_errors=True)
-    modelled = None
-    if not args.no_model:
-        r = model.rates_from(rates)
-        best = model.best_plan(rates=r)
-        print()
-        print(f"measured rates for the model: {json.dumps({k: round(v, 2) for k, v in rates.items()})}"
-              if rates else "no AMPLab run: model uses its default rates")
-        print(model.report(best, r))
-        modelled = {"rates": rates, "plan": best.plan.__dict__, "wall_s": best.wall_s, "usd": best.usd,
-                    "cost": best.cost, "meets_target": best.meets_target()}
+    modelled = None if args.no_model else print_model(rates)
     print(f"\nbench finished in {time.perf_counter() - began:.1f}s, {failures} workload(s) failed")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "model": modelled}, indent=1, default=str))

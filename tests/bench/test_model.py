@@ -15,7 +15,9 @@ from bench.model import (
     combined_keys,
     lambda_invocations,
     model,
+    normalized,
     rates_from,
+    required_speedup,
     report,
     requests_per_job,
 )
@@ -91,3 +93,20 @@ def test_measured_rates_replace_only_the_fields_given():
 def test_report_states_assumptions_and_peers():
     text = report(model(), Rates())
     assert "assumptions" in text and "BigLambda" in text and "Corral" in text and "168.8" in text
+
+
+def test_normalizing_scales_cpu_rates_by_the_floor_slowdown_only():
+    got = normalized({"map_cpu_mb_s": 10.0, "reduce_cpu_mb_s": 2.0, "shuffle_bytes_per_key": 24.0},
+                     floor_mb_s_per_core=52.5, reference=105.0)
+    assert got == {"map_cpu_mb_s": 20.0, "reduce_cpu_mb_s": 4.0, "shuffle_bytes_per_key": 24.0}
+    assert normalized({"map_cpu_mb_s": 10.0}, None) == {"map_cpu_mb_s": 10.0}
+
+
+def test_required_speedup_is_one_when_the_target_is_already_met_and_more_when_not():
+    fast = Rates(map_cpu_mb_s=300, reduce_cpu_mb_s=300, overlap=True)
+    assert required_speedup(fast) == 1.0
+    slow = Rates(map_cpu_mb_s=3, reduce_cpu_mb_s=0.3)
+    needed = required_speedup(slow)
+    assert needed is not None and needed > 1
+    bumped = Rates(map_cpu_mb_s=3 * needed, reduce_cpu_mb_s=0.3 * needed)
+    assert best_plan(rates=bumped).meets_target()
