@@ -35,8 +35,9 @@ class _Source:
 
 def _split_source(split: dict, metrics: runtime.TaskMetrics) -> _Source:
     src = readers.SplitInput(split, metrics.add_in)
+    unit = " (decompressed)" if split.get("compression") else ""
     return _Source(src, src.parse, src.where(),
-                   lambda: f"byte {src.offset} of {src.describe()}")
+                   lambda: f"byte {src.offset}{unit} of {src.describe()}")
 
 
 def _previous_step_source(bucket: str, job_id: str, step: int, task: int,
@@ -102,11 +103,25 @@ def run_mapper(source: _Source, mapper: Callable, sink: Callable[[list], None],
             bad_record(raw, exc)
             continue
         if len(pending) >= FLUSH_PAIRS:
-            sink(pending)
+            checked_sink(sink, pending, "mapper")
             pending = []
     if pending:
-        sink(pending)
+        checked_sink(sink, pending, "mapper")
     return records, bad
+
+
+def checked_sink(sink: Callable[[list], None], pairs: list, role: str) -> None:
+    """``sink(pairs)``, turning a malformed output item into an error that names it."""
+    try:
+        sink(pairs)
+    except (TypeError, ValueError) as exc:
+        bad = next((p for p in pairs if not (isinstance(p, (tuple, list)) and len(p) == 2)), None)
+        if bad is None:
+            raise
+        raise runtime.TaskError(
+            f"the {role} must return an iterable of (key, value) pairs; it produced {bad!r} "
+            "(a bare tuple instead of a list of tuples, or a generator that yields keys only?)",
+            record_preview=runtime.preview(bad)) from exc
 
 
 def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) -> dict:
@@ -119,6 +134,8 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
     max_bad = int(cfg.get("max_bad_records") or getattr(job, "max_bad_records", 0) or 0)
 
     if step == 0:
+        if task >= len(plan["splits"]):
+            raise runtime.TaskFailedError(f"map task {task} is not in the plan ({len(plan['splits'])} splits)")
         split = plan["splits"][task]
         source = _split_source(split, metrics)
     else:
@@ -132,7 +149,9 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
         combiner = None
         if spec.combiner is not None:
             max_values = max(10_000, cfg["memory_budget_bytes"] // 256)
-            combiner = shuffle.Combiner(spec.combiner, out.add_many, ser, max_values)
+            combiner = shuffle.Combiner(spec.combiner,
+                                        lambda pairs: checked_sink(out.add_many, pairs, "combiner"),
+                                        ser, max_values)
             sink = combiner.add_many
         records_in, bad = run_mapper(source, mapper, sink, max_bad)
         if combiner is not None:

@@ -248,3 +248,13 @@ def test_an_input_changed_during_the_job_fails_it_with_a_clear_error(harness, ch
     failed = json.loads(harness.s3.get_object(Bucket=plan["work_bucket"],
                                               Key=protocol.failed_key(plan["job_id"]))["Body"].read())
     assert "object s3://smr-data-test/chg/a.txt changed during the job" in failed["reason"]
+
+
+def test_a_mapper_returning_a_bare_pair_fails_with_advice(harness, chain):
+    objs = [harness.put("shape/a.txt", b"x\n")]
+    spec = JobSpec(steps=[StepSpec(mapper=lambda line: (line, 1), reducer=total)])
+    plan = harness.submit(spec, harness.splits(objs, 100), [1], max_attempts=1)
+    chain().run(plan["events"])
+    failed = json.loads(harness.s3.get_object(Bucket=plan["work_bucket"],
+                                              Key=protocol.failed_key(plan["job_id"]))["Body"].read())
+    assert "must return an iterable of (key, value) pairs; it produced 'x'" in failed["reason"]
