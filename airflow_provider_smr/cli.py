@@ -13,6 +13,7 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     from airflow_provider_smr.engine.commands import register as register_job_commands
     from airflow_provider_smr.local.command import register as register_local_commands
+    from airflow_provider_smr.report_command import register as register_report_command
 
     parser = argparse.ArgumentParser(
         prog="smr", description="Serverless MapReduce on AWS Lambda and S3 (or the local stack)."
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register_job_commands(sub)
     register_local_commands(sub)
+    register_report_command(sub)
     return parser
 
 

@@ -345,3 +345,75 @@ def test_chromium_renders_the_report_with_its_timeline(tmp_path):
     for phase, hex_colour in rp.PHASE_COLOURS.items():
         rgb = bytes.fromhex(hex_colour[1:])
         assert sum(1 for p in pixels if p == rgb) > 100, f"no {phase} bars visible"
+
+
+# -- `smr report` --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def deployed(moto_s3):
+    """A stack deployed on the moto server, with the scenario's markers in its work bucket."""
+    import boto3
+
+    from airflow_provider_smr.deploy import deploy_stack
+    from airflow_provider_smr.engine.aws import AwsClients
+
+    endpoint = moto_s3.meta.endpoint_url
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name="us-east-1")
+    clients = AwsClients(session, endpoint_url=endpoint, region_name="us-east-1")
+    stack = deploy_stack(clients, "smr-report", memory_mb=512, timeout_s=60)
+    s3 = clients.s3
+    s3.create_bucket(Bucket=OUT)
+    plan, listed, done, errors = scenario()
+    plan["work_bucket"] = stack.work_bucket
+    s3.put_object(Bucket=stack.work_bucket, Key=protocol.plan_key(JOB), Body=json.dumps(plan).encode())
+    for obj in listed:
+        payload = done.get(obj["Key"])
+        s3.put_object(Bucket=stack.work_bucket, Key=obj["Key"],
+                      Body=json.dumps(payload).encode() if payload else b"")
+    for key, detail in errors.items():
+        s3.put_object(Bucket=stack.work_bucket, Key=key, Body=json.dumps(detail).encode())
+    return endpoint, s3
+
+
+def smr_report(*args: str) -> int:
+    import argparse
+
+    from airflow_provider_smr.report_command import register
+
+    parser = argparse.ArgumentParser(prog="smr")
+    register(parser.add_subparsers(dest="command", required=True))
+    parsed = parser.parse_args(["report", *args])
+    return parsed.func(parsed)
+
+
+def test_smr_report_saves_the_report_to_a_file(deployed, tmp_path, capsys):
+    endpoint, _ = deployed
+    out = tmp_path / "sub" / "report.html"
+    assert smr_report(JOB, "--stack-name", "smr-report", "--endpoint-url", endpoint, "--out", str(out)) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert len(svg_bars(out.read_text())) == 7
+
+
+def test_smr_report_without_out_stores_it_next_to_the_output(deployed, capsys):
+    endpoint, s3 = deployed
+    assert smr_report(JOB, "--stack-name", "smr-report", "--endpoint-url", endpoint) == 0
+    assert capsys.readouterr().out.strip() == f"s3://{OUT}/counts/_report.html"
+    page = s3.get_object(Bucket=OUT, Key="counts/_report.html")["Body"].read().decode()
+    assert len(svg_bars(page)) == 7
+
+
+def test_smr_report_of_an_unknown_job_is_one_error_line(deployed, capsys):
+    endpoint, _ = deployed
+    assert smr_report("nope", "--stack-name", "smr-report", "--endpoint-url", endpoint) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("smr: error: ReportError: no job 'nope'") and len(err.splitlines()) == 1
+
+
+def test_smr_report_is_a_subcommand_of_smr():
+    pytest.importorskip("airflow_provider_smr.local.command", reason="the local stack's commands have not landed")
+    from airflow_provider_smr.cli import build_parser
+
+    args = build_parser().parse_args(["report", JOB, "--out", "x.html", "--endpoint-url", "http://127.0.0.1:1"])
+    assert (args.job_id, args.out, args.endpoint_url, args.stack_name) == (JOB, "x.html", "http://127.0.0.1:1", "smr")
