@@ -128,6 +128,31 @@ def test_declared_locations_accumulate_so_running_jobs_keep_their_access(clients
     assert (narrowed.input_locations, narrowed.output_locations) == (["s3://in-b/"], [])
 
 
+class _HttpStatus:
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        self.headers: dict = {}
+
+
+def test_a_deploy_racing_another_update_waits_and_starts_over(clients, stack_name, call_log):
+    deploy_stack(clients, stack_name)
+    busy = {"Error": {"Code": "ValidationError", "Message": f"Stack:arn:{stack_name} is in "
+                      "UPDATE_IN_PROGRESS state and can not be updated."},
+            "ResponseMetadata": {"HTTPStatusCode": 400}}
+    answers = [(_HttpStatus(400), busy)]  # the first UpdateStack finds another update running
+    attempts = []
+
+    def another_update_running(**_kwargs):
+        attempts.append("UpdateStack")
+        return answers.pop() if answers else None
+
+    clients.cloudformation.meta.events.register("before-call.cloudformation.UpdateStack",
+                                                another_update_running)
+    info = deploy_stack(clients, stack_name, memory_mb=256)
+    assert info.memory_mb == 256
+    assert len(attempts) == 2 and not answers
+
+
 def test_invalid_settings_fail_before_any_aws_write(clients, call_log):
     with pytest.raises(StackSettingsError, match="memory_mb"):
         deploy_stack(clients, "smr-invalid", memory_mb=64)

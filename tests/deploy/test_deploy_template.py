@@ -16,6 +16,7 @@ from airflow_provider_smr.deploy.template import (
     canonical_locations,
     content_hash,
     merge_locations,
+    render,
     stamp_template,
     worker_runtime,
 )
@@ -235,3 +236,14 @@ def test_granted_locations_are_published_as_outputs():
     outputs = build_template(settings())["Outputs"]
     assert json.loads(outputs["InputLocations"]["Value"]) == ["s3://in-bucket/"]
     assert json.loads(outputs["OutputLocations"]["Value"]) == ["s3://out-bucket/results/"]
+
+
+def test_template_passes_cfn_lint_against_the_cloudformation_resource_schemas():
+    # No AWS here: cfn-lint (shipped with moto's cloudformation extra) checks every property
+    # against the published resource schemas, which moto does not.
+    from cfnlint.api import ManualArgs, lint
+
+    layer = "arn:aws:lambda:eu-west-1:123456789012:layer:numpy:3"
+    template = stamp_template(build_template(settings(layers=(layer,))), "f00d")
+    matches = lint(render(template), config=ManualArgs(regions=[REGION]))
+    assert [str(m) for m in matches] == []
