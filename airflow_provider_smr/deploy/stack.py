@@ -353,6 +353,13 @@ def empty_bucket(s3: Any, bucket: str) -> int:
     return deleted
 
 
+def _request_delete(cf: Any, stack_name: str) -> None:
+    try:
+        cf.delete_stack(StackName=stack_name)
+    except api_errors() as error:
+        raise _rejected(stack_name, "delete", error) from error
+
+
 def delete_stack(clients: AwsClients, stack_name: str, *, missing_ok: bool = False,
                  wait_timeout_s: float = 1800, poll_s: float = 1.0) -> None:
     """Empty the stack's work bucket (all versions), then delete the stack and wait.
@@ -371,5 +378,14 @@ def delete_stack(clients: AwsClients, stack_name: str, *, missing_ok: bool = Fal
         count = empty_bucket(clients.s3, bucket)
         log.info("emptied work bucket %s (%d object versions)", bucket, count)
     log.info("deleting stack %s", stack_name)
-    cf.delete_stack(StackName=stack_name)
-    wait_for_stack(cf, stack_name, "delete", timeout_s=wait_timeout_s, poll_s=poll_s)
+    _request_delete(cf, stack_name)
+    try:
+        wait_for_stack(cf, stack_name, "delete", timeout_s=wait_timeout_s, poll_s=poll_s)
+    except DeployError as error:
+        if not bucket or error.resource != "WorkBucket":
+            raise
+        # A job still running wrote into the bucket after it was emptied: empty it once more.
+        log.warning("work bucket %s was written to during the delete; emptying it again", bucket)
+        empty_bucket(clients.s3, bucket)
+        _request_delete(cf, stack_name)
+        wait_for_stack(cf, stack_name, "delete", timeout_s=wait_timeout_s, poll_s=poll_s)
