@@ -44,8 +44,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint():
-    """A ThreadedMotoServer on a free loopback port, with the env a Lambda function would have."""
+def moto_server():
+    """A ThreadedMotoServer on a free loopback port for the whole session (buckets created once)."""
+    import boto3
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -53,20 +54,23 @@ def s3_endpoint():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in [*ENV, "AWS_ENDPOINT_URL"]}
-    os.environ.update(ENV, AWS_ENDPOINT_URL=endpoint)
-    runtime.reset()
-    s3 = runtime.s3()
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
     for b in (WORK_BUCKET, DATA_BUCKET):
         s3.create_bucket(Bucket=b)
     yield endpoint
-    runtime.reset()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
     server.stop()
+
+
+@pytest.fixture
+def s3_endpoint(moto_server, monkeypatch):
+    """The env a Lambda function would have, pointing at the moto server (this test only)."""
+    for k, v in {**ENV, "AWS_ENDPOINT_URL": moto_server}.items():
+        monkeypatch.setenv(k, v)
+    runtime.reset()
+    yield moto_server
+    runtime.set_invoker(None)
+    runtime.reset()
 
 
 @pytest.fixture

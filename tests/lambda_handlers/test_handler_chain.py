@@ -258,3 +258,13 @@ def test_a_mapper_returning_a_bare_pair_fails_with_advice(harness, chain):
     failed = json.loads(harness.s3.get_object(Bucket=plan["work_bucket"],
                                               Key=protocol.failed_key(plan["job_id"]))["Body"].read())
     assert "must return an iterable of (key, value) pairs; it produced 'x'" in failed["reason"]
+
+
+def test_a_map_only_last_step_reads_the_previous_reducers(harness, chain):
+    objs = [harness.put("mol/a.txt", b"a b a c a b\n")]
+    spec = JobSpec(steps=[StepSpec(mapper=tokenize, combiner=total, reducer=total),
+                          StepSpec(mapper=lambda kv: [(kv[1], kv[0])])], output_format="csv")
+    plan = harness.submit(spec, harness.splits(objs, 4), [2, 0], output_format="csv")
+    chain().run(plan["events"])
+    lines, manifest = harness.output(plan)
+    assert sorted(lines) == [b"1,c", b"2,b", b"3,a"] and len(manifest["parts"]) == 2
