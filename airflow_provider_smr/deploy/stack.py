@@ -289,13 +289,16 @@ def _deploy_once(clients: AwsClients, settings: StackSettings, code: bytes, repl
                  wait: dict) -> StackInfo:
     cf, stack_name, region = clients.cloudformation, settings.stack_name, clients.region_name
     stack = _existing_stack(cf, stack_name, wait)
+    if stack is not None and not _is_smr(stack):
+        raise DeployError(f"stack {stack_name!r} exists but is not an SMR stack (it has no SMR "
+                          "outputs); refusing to overwrite it: choose another stack_name",
+                          stack_name=stack_name, status=stack["StackStatus"])
     if stack is not None and not replace_locations:
-        granted = stack_info_from_description(stack, region) if _is_smr(stack) else None
-        if granted is not None:
-            settings = replace(
-                settings,
-                input_buckets=merge_locations(settings.input_buckets, granted.input_locations),
-                output_buckets=merge_locations(settings.output_buckets, granted.output_locations))
+        granted = stack_info_from_description(stack, region)
+        settings = replace(
+            settings,
+            input_buckets=merge_locations(settings.input_buckets, granted.input_locations),
+            output_buckets=merge_locations(settings.output_buckets, granted.output_locations))
     template = build_template(settings)
     digest = content_hash(template)
     if (stack is not None and stack["StackStatus"] in COMPLETE_STATES
@@ -319,7 +322,8 @@ def _deploy_once(clients: AwsClients, settings: StackSettings, code: bytes, repl
 
 
 def _is_smr(stack: dict) -> bool:
-    return "WorkBucket" in stack_outputs(stack)
+    outputs = stack_outputs(stack)
+    return "WorkBucket" in outputs and "CodeSha256" in outputs
 
 
 # ---------------------------------------------------------------------------------------------

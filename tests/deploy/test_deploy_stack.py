@@ -153,6 +153,14 @@ def test_a_deploy_racing_another_update_waits_and_starts_over(clients, stack_nam
     assert len(attempts) == 2 and not answers
 
 
+def test_deploy_refuses_to_overwrite_a_stack_that_is_not_an_smr_stack(clients, stack_name):
+    other = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
+    clients.cloudformation.create_stack(StackName=stack_name, TemplateBody=json.dumps(other))
+    with pytest.raises(DeployError, match="not an SMR stack"):
+        deploy_stack(clients, stack_name)
+    assert clients.cloudformation.get_template(StackName=stack_name)["TemplateBody"] == other
+
+
 def test_invalid_settings_fail_before_any_aws_write(clients, call_log):
     with pytest.raises(StackSettingsError, match="memory_mb"):
         deploy_stack(clients, "smr-invalid", memory_mb=64)
