@@ -67,3 +67,15 @@ def test_vendored_cloudpickle_imports_from_the_unzipped_package(tmp_path):
     out = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path)],
                          capture_output=True, text=True, check=True)
     assert all(line.startswith(str(tmp_path)) for line in out.stdout.split())
+
+
+def test_every_handler_the_template_names_is_packed_and_defines_it():
+    import ast
+
+    from airflow_provider_smr.deploy.template import FUNCTION_ROLES
+
+    archive = zipfile.ZipFile(io.BytesIO(lambda_package().data))
+    for role in FUNCTION_ROLES:
+        source = archive.read(f"lambda_handlers/{role}.py").decode()
+        functions = {node.name for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
+        assert "handler" in functions, role
