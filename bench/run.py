@@ -328,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.only:
                 try:
                     row = BENCHES[name](bench, args, data_dir)
+                    row["stack"] = args.stack  # inprocess: RSS also holds moto's objects and the handlers
                     print_row(row)
                 except Exception as exc:  # one broken workload must not hide the others' figures
                     failures += 1

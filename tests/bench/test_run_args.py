@@ -1,0 +1,31 @@
+"""The benchmark command line: sizes and workload selection (no engine involved)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.run import WORKLOADS, parse_args
+
+
+def test_full_run_takes_every_workload_at_the_default_size():
+    args = parse_args([])
+    assert args.only == list(WORKLOADS)
+    assert args.size == 256 << 20 and args.split_size is None
+
+
+def test_quick_run_is_small_and_leaves_out_the_128_mib_spill_test():
+    args = parse_args(["--quick"])
+    assert args.size == 8 << 20 and args.split_size == 2 << 20
+    assert "memory" not in args.only and "fanout" in args.only
+    assert args.job_timeout == 60.0
+
+
+def test_size_and_workloads_are_flags():
+    args = parse_args(["--size", "1GiB", "--only", "sort,memory"])
+    assert args.size == 1 << 30 and args.only == ["sort", "memory"]
+
+
+def test_unknown_workload_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "pagerank"])
+    assert "unknown workloads" in capsys.readouterr().err
