@@ -187,3 +187,30 @@ def test_tally_tree_reports_completion_exactly_once_under_concurrency(harness):
     finish = _finisher(harness.s3, "tally-par", 23)
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(finish, range(23))).count(True) == 1
+
+
+def test_a_map_task_runs_in_a_fresh_process_with_only_the_function_env(harness, s3_endpoint):
+    import os
+    import subprocess
+    import sys
+
+    objs = [harness.put("proc/a.txt", b"x y\n")]
+    plan = harness.submit(JobSpec(steps=[StepSpec(mapper=_module_free_mapper(), reducer=None)]),
+                          harness.splits(objs, 100), [0])
+    env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "SMR_"))}
+    env["PATH"], env["PYTHONPATH"] = os.environ.get("PATH", ""), os.getcwd()
+    code = ("import json, sys; from lambda_handlers import mapper;"
+            "print(json.dumps(mapper.handler(json.loads(sys.argv[1]))))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(plan["events"][0])], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"done": True, "won": True}, out.stderr
+    marker = harness.s3.get_object(Bucket=plan["work_bucket"],
+                                   Key=protocol.done_marker_key(plan["job_id"], 0, "map", 0))
+    assert json.loads(marker["Body"].read())["records_out"] == 2
+
+
+def _module_free_mapper():
+    """A mapper pickled by value (no test module needed in the other process)."""
+    ns: dict = {}
+    exec("def split_words(line):\n    return [(w, 1) for w in line.split()]\n", ns)
+    return ns["split_words"]
