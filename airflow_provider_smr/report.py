@@ -16,6 +16,7 @@ its error marker's ``LastModified``.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import html
 import json
 import logging
@@ -417,20 +418,22 @@ TOP = 24
 
 
 def _lanes(attempts: list[Attempt], t1: float) -> list[int]:
-    """Pack bars into rows: each row holds attempts that do not overlap in time (greedy by start)."""
+    """Pack bars into rows: each row holds attempts that do not overlap in time (greedy by start,
+    reusing the row that frees up first; O(n log n) for jobs with many thousands of attempts)."""
     order = sorted(range(len(attempts)), key=lambda i: (attempts[i].start or 0.0, i))
-    lane_ends: list[float] = []
+    free: list[tuple[float, int]] = []  # (busy until, row) heap
     lanes = [0] * len(attempts)
+    rows = 0
     for i in order:
         a = attempts[i]
-        start, end = a.start or 0.0, a.end if a.end is not None else t1
-        for lane, busy_until in enumerate(lane_ends):
-            if busy_until <= start:
-                lanes[i], lane_ends[lane] = lane, end
-                break
+        start = a.start or 0.0
+        end = a.end if a.end is not None else t1
+        if free and free[0][0] <= start:
+            _, lane = heapq.heappop(free)
         else:
-            lanes[i] = len(lane_ends)
-            lane_ends.append(end)
+            lane, rows = rows, rows + 1
+        lanes[i] = lane
+        heapq.heappush(free, (max(end, start), lane))
     return lanes
 
 

@@ -417,3 +417,71 @@ def test_smr_report_is_a_subcommand_of_smr():
 
     args = build_parser().parse_args(["report", JOB, "--out", "x.html", "--endpoint-url", "http://127.0.0.1:1"])
     assert (args.job_id, args.out, args.endpoint_url, args.stack_name) == (JOB, "x.html", "http://127.0.0.1:1", "smr")
+
+
+# -- a real job on the local stack -----------------------------------------------------------------
+
+
+def make_flaky_tokenizer(bucket: str, flag_key: str):
+    """A mapper whose first call in the whole job fails (a put-if-absent flag in S3 remembers it)."""
+
+    def flaky_tokenize(line):
+        import boto3
+        from botocore.exceptions import ClientError
+
+        try:
+            boto3.client("s3").put_object(Bucket=bucket, Key=flag_key, Body=b"failed once", IfNoneMatch="*")
+        except ClientError:
+            pass  # a later attempt: the flag exists
+        else:
+            raise RuntimeError("the first attempt fails on purpose")
+        for word in line.split():
+            yield word, 1
+
+    return flaky_tokenize
+
+
+def count(word, ones):
+    yield word, sum(ones)
+
+
+@pytest.mark.timeout(600)
+def test_report_of_a_job_with_a_retried_task_on_the_local_stack(local_stack, tmp_path):
+    import uuid
+
+    import boto3
+
+    from airflow_provider_smr.deploy import deploy_stack
+    from airflow_provider_smr.engine.aws import AwsClients
+    from airflow_provider_smr.engine.runner import JobRunner
+    from airflow_provider_smr.job import MapReduceJob
+
+    data = "smr-report-e2e"
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name="us-east-1")
+    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
+    clients.s3.create_bucket(Bucket=data)
+    stack = deploy_stack(clients, "smr-report", memory_mb=512, timeout_s=60,
+                         input_buckets=[data], output_buckets=[data])
+    run = uuid.uuid4().hex[:8]
+    for i in range(3):
+        clients.s3.put_object(Bucket=data, Key=f"in-{run}/{i}.txt", Body=b"a b c\nb c\nc\n" * 5)
+    job = MapReduceJob(mapper=make_flaky_tokenizer(data, f"flags/{run}"), reducer=count, name="flaky")
+    runner = JobRunner(clients, stack)
+    result = runner.run(job, input=f"s3://{data}/in-{run}/", output=f"s3://{data}/out-{run}/",
+                        num_reducers=2, poll_interval=0.25, timeout=300)
+    assert result["counters"]["retried_attempts"] == 1
+
+    uri = rp.write_report(clients, stack.work_bucket, result["job_id"], result=result)
+    assert uri == f"s3://{data}/out-{run}/_report.html"
+    page = clients.s3.get_object(Bucket=data, Key=f"out-{run}/_report.html")["Body"].read().decode()
+    bars = svg_bars(page)
+    assert len(bars) == result["counters"]["attempts"] == 3 + 2 + 1
+    assert sum(" failed" in b for b in bars) == 1
+    assert "RuntimeError: the first attempt fails on purpose" in page
+
+    report = rp.collect_report(clients, stack.work_bucket, result["job_id"])
+    assert report.state == protocol.SUCCEEDED and report.records == result["records"]
+    maps = report.phases[0]
+    assert (maps.tasks, maps.done, maps.attempts, maps.failed) == (3, 3, 4, 1)
+    assert maps.records_in == result["counters"]["records_read"] == 45
