@@ -6,7 +6,7 @@ import gzip
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from lambda_handlers import runtime
@@ -56,6 +56,10 @@ def _read_all(s3, data: bytes, split_size: int, chunk: int) -> list[bytes]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=objects(), chunk=st.sampled_from([1, 3, 1 << 20]), ext=st.sampled_from([1, 2, 64 * 1024]))
+@example(case=(b"", [], 1), chunk=1, ext=1)  # empty object
+@example(case=(b"a", [b"a"], 1), chunk=1, ext=1)  # 1-byte objects
+@example(case=(b"\n", [b""], 1), chunk=1, ext=1)
+@example(case=(splits.BOM + b"\r\n\r\nab", [b"", b"", b"ab"], 1), chunk=1, ext=1)
 def test_splits_concatenate_to_the_objects_lines_each_exactly_once(s3, case, chunk, ext):
     data, expected, split_size = case
     saved = splits.FIRST_EXTENSION
