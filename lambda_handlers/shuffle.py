@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import defaultdict
 import json
 import os
 import pickle
 import struct
 import tempfile
 import zlib
+from collections import defaultdict
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
@@ -119,13 +119,10 @@ def sort_key(key: Any) -> tuple:
     return (6, t.__name__, repr(key))
 
 
-def default_partition(key_bytes: bytes, n: int) -> int:
-    """Stable across processes and machines (never Python's salted ``hash()``)."""
-    return zlib.crc32(key_bytes) % n
-
-
 def partition_function(ser: JsonSerializer, n: int,
                        user: Callable[[Any, int], int] | None = None) -> Callable[[Any], int]:
+    """``key -> partition``: the job's partitioner (checked) or the default stable hash, the CRC-32
+    of the serializer's key bytes (never Python's salted ``hash()``)."""
     if n <= 1:
         return lambda key: 0
     if user is None:
@@ -159,13 +156,6 @@ def iter_frames(data: bytes | memoryview) -> Iterator[bytes]:
             raise ShuffleError("truncated shuffle frame")
         yield bytes(view[pos:pos + length])
         pos += length
-
-
-def iter_batches(data: bytes, ser: JsonSerializer) -> Iterator[list]:
-    """The decoded batches (lists of ``[key, value]``) of framed data."""
-    loads = ser.loads
-    for payload in iter_frames(data):
-        yield loads(payload)
 
 
 def iter_pairs(data: bytes, ser: JsonSerializer) -> Iterator[tuple[Any, Any]]:
