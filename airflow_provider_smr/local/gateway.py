@@ -1,0 +1,112 @@
+"""The one endpoint: Lambda ``Invoke`` goes to our runtime, everything else to moto.
+
+Also guards the few Lambda control-plane calls where moto accepts what AWS refuses (a deployment
+package that is not a zip), so a mistake shows up at deploy time locally as it would on AWS.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote
+
+from airflow_provider_smr.local.runtime.invoker import Invoker, LambdaApiError
+from airflow_provider_smr.local.runtime.sandbox import is_valid_zip
+
+_INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
+_CREATE = re.compile(r"^/2015-03-31/functions/?$")
+_UPDATE_CODE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/code/?$")
+
+WSGIApp = Callable[[dict, Callable], Any]
+
+
+class Gateway:
+    """WSGI app that serves Lambda invocations itself and forwards the rest to ``backend``."""
+
+    def __init__(self, backend: WSGIApp, invoker: Invoker):
+        self.backend = backend
+        self.invoker = invoker
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        if method == "POST" and path.startswith("/2015-03-31/functions"):
+            match = _INVOKE.match(path)
+            if match:
+                return self._invoke(environ, start_response, unquote(match["name"]))
+            if _CREATE.match(path):
+                refused = _refuse_bad_zip(environ, start_response)
+                if refused is not None:
+                    return refused
+        elif method == "PUT" and _UPDATE_CODE.match(path):
+            refused = _refuse_bad_zip(environ, start_response)
+            if refused is not None:
+                return refused
+        return self.backend(environ, start_response)
+
+    def _invoke(self, environ: dict, start_response: Callable, name: str) -> Any:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        qualifier = query.get("Qualifier", [None])[0]
+        body = _read_body(environ)
+        try:
+            result = self.invoker.invoke(
+                name, qualifier, body,
+                environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse"),
+                environ.get("HTTP_X_AMZ_LOG_TYPE"), environ.get("HTTP_X_AMZ_CLIENT_CONTEXT"))
+        except LambdaApiError as exc:
+            return _error(start_response, exc)
+        headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", result.request_id),
+                   ("X-Amz-Executed-Version", qualifier or "$LATEST"),
+                   ("Content-Length", str(len(result.payload)))]
+        if result.function_error:
+            headers.append(("X-Amz-Function-Error", result.function_error))
+        if result.log_tail is not None:
+            headers.append(("X-Amz-Log-Result", result.log_tail))
+        start_response(_status(result.status), headers)
+        return [result.payload]
+
+
+def _refuse_bad_zip(environ: dict, start_response: Callable) -> Any:
+    body = _read_body(environ)
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        code = json.loads(body).get("Code", {})
+    except (ValueError, AttributeError):
+        return None
+    zip_b64 = code.get("ZipFile") if isinstance(code, dict) else None
+    if not zip_b64:
+        return None
+    try:
+        ok = is_valid_zip(base64.b64decode(zip_b64))
+    except ValueError:
+        ok = False
+    if ok:
+        return None
+    return _error(start_response, LambdaApiError(
+        400, "InvalidParameterValueException",
+        "Could not unzip uploaded file. Please check your file, then try to upload again."))
+
+
+def _read_body(environ: dict) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return environ["wsgi.input"].read(length) if length else b""
+
+
+def _error(start_response: Callable, exc: LambdaApiError) -> list[bytes]:
+    body = {"Type": "User", "message": exc.message}
+    if exc.reason:
+        body["Reason"] = exc.reason
+    data = json.dumps(body).encode()
+    start_response(_status(exc.status), [("Content-Type", "application/json"),
+                                         ("x-amzn-ErrorType", exc.code),
+                                         ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _status(code: int) -> str:
+    reasons = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request",
+               404: "Not Found", 413: "Request Entity Too Large", 429: "Too Many Requests",
+               502: "Bad Gateway"}
+    return f"{code} {reasons.get(code, 'Error')}"

@@ -1,0 +1,345 @@
+"""Lambda ``Invoke`` for real: limits, concurrency, the async queue, retries and error shapes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airflow_provider_smr.local.runtime import logs
+from airflow_provider_smr.local.runtime.functions import FunctionNotFound, FunctionSpec, lookup
+from airflow_provider_smr.local.runtime.pool import InitFailed, WorkerPool
+from airflow_provider_smr.local.runtime.sandbox import BrokenZipError, CodeCache, build_site_dir
+from airflow_provider_smr.local.runtime.worker import WorkerDied, WorkerTimedOut
+
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # RequestResponse request and response
+ASYNC_PAYLOAD_LIMIT = 1024 * 1024  # Event request
+
+
+class LambdaApiError(Exception):
+    """An error Lambda's API itself returns (not a function error)."""
+
+    def __init__(self, status: int, code: str, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.reason = status, code, message, reason
+
+
+@dataclass
+class InvokeResult:
+    status: int
+    request_id: str
+    payload: bytes = b""
+    function_error: str | None = None
+    log_tail: str | None = None
+
+
+@dataclass
+class _Outcome:
+    payload: bytes
+    error: bool
+    lines: list[str]
+
+
+@dataclass
+class _AsyncEvent:
+    spec: FunctionSpec
+    payload: bytes
+    request_id: str
+    enqueued_at: float = field(default_factory=time.time)
+    attempt: int = 0
+    not_before: float = 0.0
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How the local stack runs functions (see ``smr local up --help``)."""
+
+    account_id: str
+    region: str
+    endpoint_url: str
+    workers_per_function: int
+    max_concurrency: int
+    max_processes: int
+    retry_base_s: float = 0.1
+
+
+class Invoker:
+    """Runs invocations in warm sandboxed workers with Lambda's limits and error shapes."""
+
+    def __init__(self, settings: RuntimeSettings, root: Path):
+        self.settings = settings
+        self.site_dir = str(build_site_dir(root))
+        self.code = CodeCache(root)
+        self.pool = WorkerPool(settings.max_processes)
+        self._cond = threading.Condition()
+        self._inflight: Counter[str] = Counter()
+        self._queue: list[_AsyncEvent] = []
+        self._closed = False
+        self._dispatcher = threading.Thread(target=self._dispatch, name="event-queue", daemon=True)
+        self._dispatcher.start()
+
+    # -- API ------------------------------------------------------------------------------------
+    def invoke(self, name: str, qualifier: str | None, payload: bytes, invocation_type: str,
+               log_type: str | None = None, client_context: str | None = None) -> InvokeResult:
+        s = self.settings
+        try:
+            spec = lookup(s.account_id, s.region, name, qualifier)
+        except FunctionNotFound as exc:
+            raise LambdaApiError(404, "ResourceNotFoundException", f"Function not found: {exc}")
+        is_event = invocation_type == "Event"
+        limit = ASYNC_PAYLOAD_LIMIT if is_event else SYNC_PAYLOAD_LIMIT
+        if len(payload) > limit:
+            operation = "InvokeAsync" if is_event else "Invoke"
+            raise LambdaApiError(413, "RequestEntityTooLargeException",
+                                 f"{len(payload)} byte payload is too large for the {operation} "
+                                 f"operation (limit {limit} bytes)")
+        _check_json(payload)
+        request_id = str(uuid.uuid4())
+        if invocation_type == "DryRun":
+            return InvokeResult(204, request_id)
+        if is_event:
+            with self._cond:
+                self._queue.append(_AsyncEvent(spec, payload, request_id))
+                self._cond.notify_all()
+            return InvokeResult(202, request_id)
+        if invocation_type not in ("RequestResponse", "", None):
+            raise LambdaApiError(400, "InvalidParameterValueException",
+                                 f"Unsupported InvocationType {invocation_type!r}")
+        self._admit_sync(spec)
+        try:
+            outcome = self._execute(spec, payload, request_id, client_context)
+        finally:
+            self._finish(spec)
+        result = InvokeResult(200, request_id, outcome.payload,
+                              "Unhandled" if outcome.error else None)
+        if log_type == "Tail":
+            result.log_tail = logs.tail(outcome.lines)
+        return result
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._queue.clear()
+            self._cond.notify_all()
+        self.pool.close()
+
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    # -- concurrency ----------------------------------------------------------------------------
+    def _admit_sync(self, spec: FunctionSpec) -> None:
+        with self._cond:
+            if spec.reserved_concurrency is not None and \
+                    self._inflight[spec.name] >= spec.reserved_concurrency:
+                raise LambdaApiError(429, "TooManyRequestsException", "Rate Exceeded.",
+                                     "ReservedFunctionConcurrentInvocationLimitExceeded")
+            if sum(self._inflight.values()) >= self.settings.max_concurrency:
+                raise LambdaApiError(429, "TooManyRequestsException", "Rate Exceeded.",
+                                     "ConcurrentInvocationLimitExceeded")
+            self._inflight[spec.name] += 1
+
+    def _finish(self, spec: FunctionSpec) -> None:
+        with self._cond:
+            self._inflight[spec.name] -= 1
+            if self._inflight[spec.name] <= 0:
+                del self._inflight[spec.name]
+            self._cond.notify_all()
+
+    def _event_slots(self, spec: FunctionSpec) -> int:
+        cap = self.settings.workers_per_function
+        if spec.reserved_concurrency is not None:
+            cap = min(cap, spec.reserved_concurrency)
+        return cap - self._inflight[spec.name]
+
+    def _dispatch(self) -> None:
+        with self._cond:
+            while not self._closed:
+                event, wait = self._next_event()
+                if event is None:
+                    self._cond.wait(wait)
+                    continue
+                self._inflight[event.spec.name] += 1
+                threading.Thread(target=self._run_event, args=(event,), daemon=True).start()
+
+    def _next_event(self) -> tuple[_AsyncEvent | None, float | None]:
+        """Pop the first runnable event (lock held); else say how long to wait."""
+        now, wait = time.time(), None
+        if sum(self._inflight.values()) >= self.settings.max_concurrency:
+            return None, None
+        for index, event in enumerate(self._queue):
+            if event.not_before > now:
+                wait = min(wait or 1e9, event.not_before - now)
+                continue
+            if self._event_slots(event.spec) > 0:
+                return self._queue.pop(index), None
+        return None, wait
+
+    def _run_event(self, event: _AsyncEvent) -> None:
+        spec = event.spec
+        try:
+            age = time.time() - event.enqueued_at
+            if spec.max_event_age_s is not None and age > spec.max_event_age_s:
+                _note(f"dropped event {event.request_id} for {spec.name}: {age:.1f}s old "
+                      f"> MaximumEventAgeInSeconds {spec.max_event_age_s}")
+                return
+            outcome = self._execute(spec, event.payload, event.request_id, None)
+        except Exception as exc:  # never let one event kill the queue
+            _note(f"event {event.request_id} for {spec.name} failed: {exc}")
+            outcome = None
+        finally:
+            self._finish(spec)
+        if outcome is not None and not outcome.error:
+            return
+        if event.attempt < spec.max_retry_attempts:
+            event.attempt += 1
+            event.not_before = time.time() + self.settings.retry_base_s * 2 ** (event.attempt - 1)
+            with self._cond:
+                if not self._closed:
+                    self._queue.append(event)
+                    self._cond.notify_all()
+        else:
+            _note(f"event {event.request_id} for {spec.name} failed after "
+                  f"{event.attempt + 1} attempt(s); discarded")
+
+    # -- running one invocation -------------------------------------------------------------------
+    def _execute(self, spec: FunctionSpec, payload: bytes, request_id: str,
+                 client_context: str | None) -> _Outcome:
+        self.pool.retire_other_versions(spec.arn, spec.worker_key)
+        try:
+            worker, cold = self.pool.acquire(spec.worker_key, spec.memory_mb,
+                                             lambda stream: self._start_args(spec, stream))
+        except BrokenZipError as exc:
+            raise LambdaApiError(502, "InvalidZipFileException",
+                                 f"Lambda was unable to unzip the deployment package of "
+                                 f"{spec.name}: {exc}") from None
+        except InitFailed as exc:
+            lines = logs.invocation_lines(
+                logs.InvocationRecord(request_id, 0.0, spec.memory_mb, 0),
+                exc.logs + f"[ERROR] {exc.error['errorType']}: {exc.error['errorMessage']}")
+            self._write_logs(spec, "init-failed", lines)
+            return _Outcome(json.dumps(exc.error).encode(), True, lines)
+        started = time.time()
+        message = {"request_id": request_id, "payload": payload.decode("utf-8"),
+                   "deadline": started + spec.timeout_s, "client_context": _decode_cc(client_context)}
+        reusable, reply = True, None
+        try:
+            reply = worker.call(message, spec.timeout_s)
+        except WorkerTimedOut:
+            reusable = False
+            worker.signal_kill()
+            error = {"errorType": "Sandbox.Timedout",
+                     "errorMessage": f"RequestId: {request_id} Error: Task timed out after "
+                                     f"{spec.timeout_s:.2f} seconds"}
+        except WorkerDied:
+            reusable = False
+            if worker.killed_for == "memory":
+                error = {"errorType": "Runtime.OutOfMemory",
+                         "errorMessage": f"RequestId: {request_id} Error: Runtime exited with "
+                                         f"error: out of memory (Max Memory Used > Memory Size "
+                                         f"{spec.memory_mb} MB)"}
+            else:
+                error = {"errorType": "Runtime.ExitError",
+                         "errorMessage": f"RequestId: {request_id} Error: Runtime exited "
+                                         f"without providing a reason"}
+        duration_ms = (time.time() - started) * 1000
+        if reply is not None:
+            reusable = not reply.get("exit")
+            if "error" in reply:
+                body, failed = json.dumps(reply["error"]).encode(), True
+            else:
+                body, failed = reply["payload"].encode(), False
+                if len(body) > SYNC_PAYLOAD_LIMIT:
+                    body, failed = json.dumps({
+                        "errorMessage": f"Response payload size ({len(body)} bytes) exceeded "
+                                        f"maximum allowed payload size ({SYNC_PAYLOAD_LIMIT} bytes).",
+                        "errorType": "Function.ResponseSizeTooLarge"}).encode(), True
+            handler_logs = reply.get("logs", "")
+            max_mb = max(reply.get("max_rss_kb", 0) / 1024, worker.peak_rss_mb)
+        else:
+            body, failed = json.dumps(error).encode(), True
+            handler_logs = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {error['errorMessage']}"
+            max_mb = max(worker.peak_rss_mb, spec.memory_mb if worker.killed_for else 0)
+        if cold and worker.init_logs:
+            handler_logs = worker.init_logs + handler_logs
+        record = logs.InvocationRecord(request_id, duration_ms, spec.memory_mb, round(max_mb),
+                                       worker.init_ms if cold else None)
+        lines = logs.invocation_lines(record, handler_logs)
+        self._write_logs(spec, worker.log_stream, lines)
+        worker.invocations += 1
+        self.pool.release(worker, reusable)
+        return _Outcome(body, failed, lines)
+
+    def _start_args(self, spec: FunctionSpec, log_stream: str):
+        task_root = self.code.task_root(spec.code)
+        layer_dirs = []
+        for layer in reversed(spec.layers):  # later layers take precedence, as in /opt
+            root = Path(self.code.task_root(layer))
+            layer_dirs += [str(root / "python" / "lib" / "python3.11" / "site-packages"),
+                           str(root / "python")]
+        return task_root, self.site_dir, layer_dirs, self._environment(spec, task_root)
+
+    def _environment(self, spec: FunctionSpec, task_root: str) -> dict[str, str]:
+        s = self.settings
+        env = dict(spec.environment)
+        env.update({
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+            "AWS_REGION": s.region,
+            "AWS_DEFAULT_REGION": s.region,
+            "AWS_ENDPOINT_URL": s.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "LAMBDA_TASK_ROOT": task_root,
+            "LAMBDA_RUNTIME_DIR": self.site_dir,
+            "SMR_LOCAL_FUNCTION_ARN": spec.arn,
+            "_HANDLER": spec.handler,
+            "TZ": ":UTC",
+            "LANG": "en_US.UTF-8",
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        })
+        return env
+
+    def _write_logs(self, spec: FunctionSpec, stream: str, lines: list[str]) -> None:
+        try:
+            logs.write(self.settings.account_id, self.settings.region, spec.name, stream, lines)
+        except Exception as exc:  # logging must never fail an invocation
+            _note(f"could not write logs for {spec.name}: {exc}")
+
+
+def _check_json(payload: bytes) -> None:
+    if not payload:
+        return
+    try:
+        json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LambdaApiError(400, "InvalidRequestContentException",
+                             f"Could not parse request body into json: {exc}") from None
+
+
+def _decode_cc(client_context: str | None):
+    if not client_context:
+        return None
+    import base64
+
+    try:
+        return json.loads(base64.b64decode(client_context))
+    except ValueError:
+        return None
+
+
+def _note(message: str) -> None:
+    print(f"smr local: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,128 @@
+"""The local stack's server process: moto for every service, our runtime for Lambda ``Invoke``.
+
+Run as ``python -m airflow_provider_smr.local.server --host H --port P`` (``LocalStack`` and
+``smr local up`` do). Prints one line ``SMR-LOCAL-READY <endpoint>`` on stdout once it answers, and
+stops on SIGTERM/SIGINT after killing its worker processes. ``--parent-pid`` makes it exit when
+the process that started it is gone, so a crashed test run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+READY = "SMR-LOCAL-READY"
+DEFAULT_ACCOUNT = "123456789012"
+
+
+def default_workers_per_function() -> int:
+    return max(2, min(4, 2 * (os.cpu_count() or 1)))
+
+
+def default_max_processes(workers_per_function: int) -> int:
+    return max(8, 2 * workers_per_function)
+
+
+def build_moto_app():
+    """moto's WSGI dispatcher, with the per-request backend lookup memoised."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    class Dispatcher(DomainDispatcherApplication):
+        _hosts: dict = {}
+
+        def get_backend_for_host(self, host):
+            # moto walks its package directory on every request to answer this; cache it.
+            if host is None:
+                return None
+            try:
+                return self._hosts[host]
+            except KeyError:
+                backend = super().get_backend_for_host(host)
+                self._hosts[host] = backend
+                return backend
+
+    return Dispatcher(create_backend_app)
+
+
+def _warm_up(app, services: tuple[str, ...]) -> None:
+    """Create moto's per-service apps now so the first real request is not slow."""
+    for service in services:
+        with app.lock:
+            if service not in app.app_instances:
+                app.app_instances[service] = app.create_app(service)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_smr.local.server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes per function for Event invocations")
+    parser.add_argument("--max-concurrency", type=int, default=64,
+                        help="stack-wide cap on concurrent invocations")
+    parser.add_argument("--max-processes", type=int, default=None,
+                        help="cap on warm worker processes kept in total")
+    parser.add_argument("--retry-base", type=float, default=0.1,
+                        help="delay before the first async retry, doubled for the second (s)")
+    parser.add_argument("--parent-pid", type=int, default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(key, "testing")
+
+    from airflow_provider_smr.local import cfn
+    from airflow_provider_smr.local.gateway import Gateway
+    from airflow_provider_smr.local.runtime.invoker import Invoker, RuntimeSettings
+    from airflow_provider_smr.local.wsgi_server import WSGIServer
+
+    cfn.install()
+    moto_app = build_moto_app()
+    root = Path(tempfile.mkdtemp(prefix="smr-local-"))
+    server = WSGIServer((args.host, args.port), lambda e, s: gateway(e, s))
+    endpoint = f"http://{args.host}:{server.server_port}"
+    workers = args.workers or default_workers_per_function()
+    settings = RuntimeSettings(
+        account_id=DEFAULT_ACCOUNT, region=args.region, endpoint_url=endpoint,
+        workers_per_function=workers, max_concurrency=args.max_concurrency,
+        max_processes=args.max_processes or default_max_processes(workers),
+        retry_base_s=args.retry_base)
+    invoker = Invoker(settings, root)
+    gateway = Gateway(moto_app, invoker)
+    _warm_up(moto_app, ("s3", "lambda", "iam", "sts", "logs", "cloudformation", "dynamodb"))
+
+    stop = threading.Event()
+
+    def _on_signal(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                               daemon=True)
+    serving.start()
+    print(f"{READY} {endpoint}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            if args.parent_pid and os.getppid() != args.parent_pid:
+                break
+    finally:
+        server.shutdown()
+        server.server_close()
+        invoker.close()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

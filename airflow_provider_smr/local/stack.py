@@ -1,0 +1,135 @@
+"""``LocalStack``: start the local stack's server process, wait until it answers, stop it cleanly."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from airflow_provider_smr.local.server import READY
+
+START_TIMEOUT_S = 60.0
+
+
+class LocalStackError(RuntimeError):
+    """The local stack's server did not start or stopped unexpectedly."""
+
+
+class LocalStack:
+    """AWS without AWS on one loopback endpoint, in its own process.
+
+    :param host: interface to listen on.
+    :param port: TCP port; 0 picks a free one (see ``endpoint_url``).
+    :param workers: warm worker processes per function for Event invocations (None: 2-4).
+    :param max_concurrency: stack-wide cap on concurrent invocations.
+    :param region: the region the stack pretends to be.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, workers: int | None = None,
+                 max_concurrency: int = 64, region: str = "us-east-1", *,
+                 retry_base_s: float = 0.1, max_processes: int | None = None):
+        self.host, self.port, self.workers = host, port, workers
+        self.max_concurrency, self.region = max_concurrency, region
+        self.retry_base_s, self.max_processes = retry_base_s, max_processes
+        self.endpoint_url: str | None = None
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a client needs in its environment to talk to this stack."""
+        return {
+            "AWS_ENDPOINT_URL": self._require_endpoint(),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": self.region,
+        }
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def client(self, service: str, **kwargs: Any):
+        """A boto3 client bound to this stack."""
+        import boto3
+
+        params = {"endpoint_url": self._require_endpoint(), "region_name": self.region,
+                  "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        params.update(kwargs)
+        return boto3.client(service, **params)
+
+    def start(self) -> LocalStack:
+        if self._process is not None:
+            return self
+        command = [sys.executable, "-m", "airflow_provider_smr.local.server",
+                   "--host", self.host, "--port", str(self.port), "--region", self.region,
+                   "--max-concurrency", str(self.max_concurrency),
+                   "--retry-base", str(self.retry_base_s), "--parent-pid", str(os.getpid())]
+        if self.workers:
+            command += ["--workers", str(self.workers)]
+        if self.max_processes:
+            command += ["--max-processes", str(self.max_processes)]
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None,
+                                          start_new_session=True)
+        try:
+            self.endpoint_url = self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and every worker it started; idempotent."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        try:  # anything left in the server's session (workers) goes too
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        process.wait()
+        if process.stdout:
+            process.stdout.close()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _wait_ready(self) -> str:
+        assert self._process and self._process.stdout
+        deadline = time.monotonic() + START_TIMEOUT_S
+        fd = self._process.stdout.fileno()
+        buffer = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                buffer += chunk
+                for line in buffer.decode(errors="replace").splitlines():
+                    if line.startswith(READY):
+                        return line.split()[1]
+            elif self._process.poll() is not None:
+                break
+        code = self._process.poll()
+        raise LocalStackError(f"local stack did not start (exit code {code}); see its stderr")
+
+    def _require_endpoint(self) -> str:
+        if not self.endpoint_url:
+            raise LocalStackError("the local stack is not started; use 'with LocalStack() as s:'")
+        return self.endpoint_url

@@ -1,0 +1,199 @@
+"""A small threaded HTTP/1.1 WSGI server with keep-alive, built for many small requests.
+
+moto's werkzeug development server spends most of each request parsing headers with
+``email.parser`` and logging a line; SDK clients send a few dozen tiny requests per task, so
+that overhead sets the pace of every local job. This server parses the request line and headers
+by hand, keeps connections open, handles ``Expect: 100-continue`` and chunked bodies, and hands
+the request to a WSGI application on the connection's own thread.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import socketserver
+import sys
+from typing import Any, Callable
+from urllib.parse import unquote_to_bytes
+
+_MAX_LINE = 65536
+_REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 500: "Internal Server Error"}
+
+
+class _BadRequest(Exception):
+    """The client sent something that is not HTTP/1.x."""
+
+
+class WSGIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """Serve ``app`` on ``(host, port)``; port 0 picks a free port (see ``server_port``)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], app: Callable[..., Any]):
+        self.app = app
+        super().__init__(address, _ConnectionHandler)
+        self.server_host, self.server_port = self.socket.getsockname()[:2]
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().server_bind()
+
+
+class _ConnectionHandler(socketserver.StreamRequestHandler):
+    rbufsize = 65536
+    wbufsize = 0
+    server: WSGIServer
+
+    def setup(self) -> None:
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().setup()
+
+    def handle(self) -> None:
+        try:
+            while self._handle_one():
+                pass
+        except (ConnectionError, _BadRequest, socket.timeout, OSError):
+            pass
+
+    def _handle_one(self) -> bool:
+        line = self.rfile.readline(_MAX_LINE + 1)
+        while line in (b"\r\n", b"\n"):
+            line = self.rfile.readline(_MAX_LINE + 1)
+        if not line:
+            return False
+        parts = line.decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise _BadRequest(line[:100])
+        method, target, version = parts
+        headers = self._read_headers()
+        if headers.get("HTTP_EXPECT", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = self._read_body(headers)
+        environ = self._environ(method, target, version, headers, body)
+        status, response_headers, chunks = self._call_app(environ)
+        keep_alive = _keep_alive(version, headers.get("HTTP_CONNECTION", ""))
+        self._write_response(method, status, response_headers, chunks, keep_alive)
+        return keep_alive
+
+    def _read_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        while True:
+            raw = self.rfile.readline(_MAX_LINE + 1)
+            if raw in (b"\r\n", b"\n", b""):
+                return headers
+            name, sep, value = raw.decode("latin-1").partition(":")
+            if not sep:
+                raise _BadRequest(raw[:100])
+            key = name.strip().upper().replace("-", "_")
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
+            value = value.strip()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+
+    def _read_body(self, headers: dict[str, str]) -> bytes:
+        if "chunked" in headers.get("HTTP_TRANSFER_ENCODING", "").lower():
+            headers.pop("HTTP_TRANSFER_ENCODING")
+            body = self._read_chunked()
+            headers["CONTENT_LENGTH"] = str(len(body))
+            return body
+        length = int(headers.get("CONTENT_LENGTH") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self) -> bytes:
+        out = bytearray()
+        while True:
+            size = int(self.rfile.readline(_MAX_LINE + 1).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return bytes(out)
+            out += self.rfile.read(size)
+            self.rfile.readline(_MAX_LINE + 1)
+
+    def _environ(self, method: str, target: str, version: str, headers: dict[str, str],
+                 body: bytes) -> dict[str, Any]:
+        path, _, query = target.partition("?")
+        if path.startswith(("http://", "https://")):
+            path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
+        environ = {
+            "REQUEST_METHOD": method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
+            "RAW_URI": target,
+            "REQUEST_URI": target,
+            "QUERY_STRING": query,
+            "SERVER_NAME": self.server.server_host,
+            "SERVER_PORT": str(self.server.server_port),
+            "SERVER_PROTOCOL": version,
+            "REMOTE_ADDR": self.client_address[0] if self.client_address else "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        environ.update(headers)
+        environ.setdefault("CONTENT_LENGTH", str(len(body)) if body else "")
+        environ.setdefault("CONTENT_TYPE", "")
+        return environ
+
+    def _call_app(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: captured.setdefault("early", []).append(data)
+
+        try:
+            result = self.server.app(environ, start_response)
+            try:
+                chunks = captured.pop("early", []) + [c for c in result if c]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except Exception as exc:  # the app failed: answer 500 rather than dropping the connection
+            import traceback
+
+            traceback.print_exc()
+            msg = f"local stack internal error: {type(exc).__name__}: {exc}".encode()
+            return "500 Internal Server Error", [("Content-Type", "text/plain")], [msg]
+        return captured["status"], captured["headers"], chunks
+
+    def _write_response(self, method: str, status: str, headers: list[tuple[str, str]],
+                        chunks: list[bytes], keep_alive: bool) -> None:
+        lines = [f"HTTP/1.1 {status}"]
+        has_length = False
+        for name, value in headers:
+            low = name.lower()
+            if low == "content-length":
+                has_length = True
+            elif low in ("connection", "transfer-encoding"):
+                continue
+            lines.append(f"{name}: {value}")
+        code = int(status[:3])
+        if not has_length and code not in (204, 304) and code >= 200:
+            lines.append(f"Content-Length: {sum(len(c) for c in chunks)}")
+        if not keep_alive:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if method == "HEAD" or code in (204, 304):
+            chunks = []
+        payload = head + b"".join(chunks) if sum(len(c) for c in chunks) < 65536 else None
+        if payload is not None:
+            self.wfile.write(payload)
+        else:
+            self.wfile.write(head)
+            for chunk in chunks:
+                self.wfile.write(chunk)
+
+
+def _keep_alive(version: str, connection: str) -> bool:
+    connection = connection.lower()
+    if version == "HTTP/1.0":
+        return "keep-alive" in connection
+    return "close" not in connection
