@@ -364,9 +364,11 @@ def collect_report(clients: Any, work_bucket: str, job_id: str, *, result: dict 
         generated=dt.datetime.now(dt.timezone.utc).timestamp())
 
 
-def report_location(work_bucket: str, job_id: str, output_uri: str) -> tuple[str, str]:
-    """(bucket, key) of the report: ``<output>/_report.html``, or the job prefix for non-S3 outputs."""
-    if output_uri.startswith("s3://"):
+def report_location(work_bucket: str, job_id: str, output_uri: str, committed: bool = True) -> tuple[str, str]:
+    """(bucket, key) of the report: ``<output>/_report.html`` for a committed S3 output; else the
+    job's prefix in the work bucket (non-S3 outputs, and jobs that did not commit: a failed job
+    never changes its output location)."""
+    if committed and output_uri.startswith("s3://"):
         bucket, _, prefix = output_uri[len("s3://"):].partition("/")
         if prefix and not prefix.endswith("/"):
             prefix += "/"
@@ -375,9 +377,11 @@ def report_location(work_bucket: str, job_id: str, output_uri: str) -> tuple[str
 
 
 def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None) -> str:
-    """Collect, render and store the job's report; return its ``s3://`` URI."""
+    """Collect, render and store the job's report; return its ``s3://`` URI (see
+    :func:`report_location` for where it goes)."""
     report = collect_report(clients, work_bucket, job_id, result=result)
-    bucket, key = report_location(work_bucket, job_id, report.output)
+    bucket, key = report_location(work_bucket, job_id, report.output,
+                                  committed=report.state == protocol.SUCCEEDED)
     _s3(clients).put_object(Bucket=bucket, Key=key, Body=render_html(report).encode("utf-8"),
                             ContentType=CONTENT_TYPE)
     return f"s3://{bucket}/{key}"

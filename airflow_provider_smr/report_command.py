@@ -1,8 +1,9 @@
 """``smr report JOB_ID [--out FILE]``: save a job's HTML report.
 
 Without ``--out`` the report is stored next to the job's output as ``_report.html`` (where the
-Airflow task's "SMR Report" link points) and its URI is printed; with ``--out FILE`` it is written
-to a local file instead (``-`` for stdout). Works for running, failed and cancelled jobs too.
+Airflow task's "SMR Report" link points; under the job's prefix in the work bucket for a job that
+did not commit) and its URI is printed; with ``--out FILE`` it is written to a local file instead
+(``-`` for stdout). Works for running, failed and cancelled jobs too.
 """
 
 from __future__ import annotations

@@ -200,6 +200,8 @@ def test_report_location_is_next_to_an_s3_output_and_in_the_job_prefix_otherwise
     assert rp.report_location(WORK, JOB, f"s3://{OUT}") == (OUT, "_report.html")
     assert rp.report_location(WORK, JOB, "dynamodb://table") == (WORK, protocol.job_prefix(JOB) + "_report.html")
     assert rp.report_location(WORK, JOB, f"s3://{OUT}/counts/")[1] == report_key("counts/")
+    failed = rp.report_location(WORK, JOB, f"s3://{OUT}/counts/", committed=False)
+    assert failed == (WORK, protocol.job_prefix(JOB) + "_report.html")
 
 
 # -- collected from S3 ---------------------------------------------------------------------------
@@ -258,6 +260,24 @@ def test_collect_and_write_a_report_from_markers_in_s3(moto_s3):
     obj = s3.get_object(Bucket=OUT, Key="counts/_report.html")
     assert obj["ContentType"].startswith("text/html")
     assert len(svg_bars(obj["Body"].read().decode())) == 7
+
+
+def test_the_report_of_a_failed_job_stays_out_of_its_output_location(moto_s3):
+    s3 = moto_s3
+    s3.create_bucket(Bucket=WORK)
+    plan = {**make_plan(maps=1, reducers=0), "job_id": "failed-job"}
+    s3.put_object(Bucket=WORK, Key=protocol.plan_key("failed-job"), Body=json.dumps(plan).encode())
+    for key in (protocol.start_marker_key("failed-job", 0, "map", 0, 0),
+                protocol.error_marker_key("failed-job", 0, "map", 0, 0),
+                protocol.job_state_key("failed-job", protocol.FAILED)):
+        s3.put_object(Bucket=WORK, Key=key, Body=b"")
+    s3.put_object(Bucket=WORK, Key=protocol.failed_key("failed-job"), Body=json.dumps(
+        {"job_id": "failed-job", "state": "FAILED", "reason": "map task 0 failed 1 time"}).encode())
+
+    uri = rp.write_report(s3, WORK, "failed-job")
+    assert uri == f"s3://{WORK}/{protocol.job_prefix('failed-job')}_report.html"
+    page = s3.get_object(Bucket=WORK, Key=uri.split("/", 3)[3])["Body"].read().decode()
+    assert "FAILED" in page and "map task 0 failed 1 time" in page and len(svg_bars(page)) == 1
 
 
 def test_collect_report_of_an_unknown_job_names_the_bucket(moto_s3):
