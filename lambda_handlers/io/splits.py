@@ -135,10 +135,14 @@ def s3_fetch(bucket: str, key: str, etag: str | None, on_bytes: Callable[[int], 
             resp = runtime.s3().get_object(Bucket=bucket, Key=key, Range=f"bytes={first}-{last}", **kw)
         except Exception as exc:
             raise _changed(exc, bucket, key, etag) from exc
-        for piece in resp["Body"].iter_chunks(chunk):
-            if on_bytes:
-                on_bytes(len(piece))
-            yield piece
+        body = resp["Body"]
+        try:
+            for piece in body.iter_chunks(chunk):
+                if on_bytes:
+                    on_bytes(len(piece))
+                yield piece
+        finally:  # a record may end early in an extension GET: release the connection anyway
+            body.close()
 
     return fetch
 
