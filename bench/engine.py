@@ -61,21 +61,6 @@ class _FanOutLog(logging.Handler):
             self.invoke_seconds = float(record.args[1])
 
 
-def _attach_counter(local: Any) -> Any:
-    """Wrap the local stack's WSGI app in a :class:`RequestCounter` (None if it has no such app)."""
-    from bench.requests_count import RequestCounter
-
-    for owner in (local, getattr(local, "server", None), getattr(local, "_server", None),
-                  getattr(local, "http", None), getattr(local, "_http", None)):
-        app = getattr(owner, "app", None) if owner is not None else None
-        if callable(app) and not isinstance(owner, type):
-            counter = RequestCounter(app)
-            owner.app = counter
-            return counter
-    logging.getLogger(__name__).warning("local stack exposes no WSGI app: S3 requests are estimates")
-    return None
-
-
 @dataclass
 class Run:
     result: dict
@@ -100,11 +85,11 @@ class Bench:
 
     def __enter__(self) -> "Bench":
         os.environ.update(FAKE_ENV)
-        from airflow_provider_smr.local import LocalStack
+        from bench.counting_stack import CountingLocalStack
 
-        self._local = LocalStack()
+        self._local = CountingLocalStack()
         self.local = self._local.__enter__()
-        self.counter = _attach_counter(self.local)
+        self.counter = None
         os.environ["AWS_ENDPOINT_URL"] = self.local.endpoint_url
         from airflow_provider_smr.engine.aws import AwsClients
 
@@ -128,7 +113,29 @@ class Bench:
                                                   timeout_s=self.timeout_s,
                                                   input_buckets=(DATA_BUCKET,),
                                                   output_buckets=(DATA_BUCKET,))
+            self._allow_http(self.stacks[memory_mb].work_bucket)
         return self.stacks[memory_mb]
+
+    def _allow_http(self, bucket: str) -> None:
+        """Work around a deny-insecure-transport bucket policy on the (http) local stack.
+
+        Seen at 14:20 UTC: the stack's work bucket policy denies ``aws:SecureTransport: false``,
+        and moto enforces it on the http endpoint, so every PutObject there is 403 and no job can
+        run locally. The benchmark drops the policy (loudly) so it can still measure the engine.
+        """
+        from botocore.exceptions import ClientError
+
+        probe = "jobs/_bench_probe"
+        try:
+            self.clients.s3.put_object(Bucket=bucket, Key=probe, Body=b"")
+            self.clients.s3.delete_object(Bucket=bucket, Key=probe)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("403", "AccessDenied"):
+                raise
+            logging.getLogger(__name__).warning(
+                "work bucket %s refuses PutObject over http (403): deleting its bucket policy for "
+                "the benchmark (the local stack cannot serve https)", bucket)
+            self.clients.s3.delete_bucket_policy(Bucket=bucket)
 
     def upload(self, path: str, key: str) -> str:
         from boto3.s3.transfer import TransferConfig
@@ -143,7 +150,10 @@ class Bench:
 
     def stack_request_counts(self) -> dict:
         """Requests the local stack served so far (S3 by type, ``invoke:<fn>``), or ``{}``."""
-        return self.counter.snapshot() if self.counter is not None else {}
+        if self.counter is not None:
+            return self.counter.snapshot()
+        counts = getattr(self.local, "request_counts", None)
+        return counts() if callable(counts) else {}
 
     def run(self, job: Any, *, input: Any, output: str, memory_mb: int | None = None,
             poll_interval: float = 0.1, timeout: float | None = None, **submit_kw: Any) -> Run:
