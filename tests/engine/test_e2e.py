@@ -294,7 +294,7 @@ def test_two_hundred_split_job(engine):
 
 def test_output_is_the_same_for_any_split_size_and_reducer_count(engine):
     s3, _ = engine
-    text = words_text(23, 400)
+    text = words_text(23, 200)
     uri = put(s3, f"{fresh('det')}/in.txt", text)
     job = MapReduceJob(mapper=tokenize, combiner=total, reducer=total)
     outputs = set()
