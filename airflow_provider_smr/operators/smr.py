@@ -336,12 +336,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return deterministic_job_id(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
 
     def _prior_state(self, job_id: str) -> str | None:
-        from airflow_provider_smr.engine.runner import JobNotFoundError
-
-        try:
-            return self.hook.get_job_status(job_id, stack_name=self.stack_name)["state"]
-        except JobNotFoundError:
+        """State of the job under ``job_id``, None if no job was ever submitted under it."""
+        if not self.hook.job_exists(job_id, stack_name=self.stack_name):
             return None
+        return self.hook.get_job_status(job_id, stack_name=self.stack_name)["state"]
 
     def _persist_links(self, context: Context) -> None:
         endpoint = self.hook.conn_config.endpoint_url

@@ -68,6 +68,9 @@ class FakeHook:
     def get_stack_info(self, stack_name="smr"):
         return {"stack_name": stack_name, "work_bucket": "smr-work", "functions": {}}
 
+    def job_exists(self, job_id, stack_name="smr"):
+        return job_id in self.states
+
     def get_job_status(self, job_id, stack_name="smr"):
         if job_id not in self.states:
             raise JobNotFoundError(job_id)

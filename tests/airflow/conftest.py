@@ -1,0 +1,37 @@
+"""Fixtures for the Airflow-side tests: one throw-away AIRFLOW_HOME and metadata DB per session.
+
+Airflow reads AIRFLOW_HOME when it is first imported, so it is pointed at a temporary folder here,
+before the test modules import it (never ``~/airflow``). ``airflow`` CLI runs go through
+subprocesses with :func:`airflow_provider_smr.demo.airflow_env`, the same isolation ``make demo`` uses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import pytest
+
+_HOME = tempfile.mkdtemp(prefix="smr-airflow-tests-")
+os.environ.setdefault("AIRFLOW_HOME", _HOME)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory):
+    """An AIRFLOW_HOME with a migrated SQLite DB (``airflow db migrate`` once per session)."""
+    from airflow_provider_smr.demo import airflow, airflow_env
+
+    home = tmp_path_factory.mktemp("airflow_home")
+    airflow("db", "migrate", env=airflow_env(home, "http://127.0.0.1:9"), timeout=300)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_local_env(airflow_home, local_stack):
+    """Environment for ``airflow`` subprocesses whose ``aws_default`` is the local stack."""
+    from airflow_provider_smr.demo import airflow_env
+
+    return airflow_env(airflow_home, local_stack.endpoint_url)

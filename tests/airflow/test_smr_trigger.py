@@ -1,0 +1,109 @@
+"""SMRJobTrigger: serialize() round trip, and run() on markers in the local stack's S3."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import uuid
+
+import boto3
+import pytest
+
+from airflow_provider_smr.engine import watch
+from airflow_provider_smr.triggers.smr import FAILED, NEEDS_ATTENTION, SUCCESS, SMRJobTrigger
+from lambda_handlers import protocol
+
+
+@pytest.fixture
+def s3(local_stack, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SMR_TEST", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": local_stack.endpoint_url, "region_name": "us-east-1"}}))
+    client = boto3.client("s3", endpoint_url=local_stack.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket="trigger-work")
+    return client
+
+
+def plan_for(job_id, *, map_tasks=2, reducers=1, task_timeout_s=900):
+    return {"job_id": job_id, "settings": {"task_timeout_s": task_timeout_s},
+            "steps": [{"num_map_tasks": map_tasks, "num_reducers": reducers}]}
+
+
+def new_job(s3, **plan_args):
+    job_id = f"t-{uuid.uuid4().hex[:12]}"
+    s3.put_object(Bucket="trigger-work", Key=protocol.plan_key(job_id),
+                  Body=json.dumps(plan_for(job_id, **plan_args)))
+    return job_id
+
+
+def put(s3, key, body=b"{}"):
+    s3.put_object(Bucket="trigger-work", Key=key, Body=body)
+
+
+def trigger_for(job_id):
+    return SMRJobTrigger(job_id=job_id, work_bucket="trigger-work", poll_interval=0.05,
+                         aws_conn_id="smr_test")
+
+
+async def first_event(trigger):
+    events = [event async for event in trigger.run()]
+    assert len(events) == 1  # a trigger fires exactly once
+    return events[0].payload
+
+
+def test_serialize_round_trips_every_argument():
+    trigger = SMRJobTrigger(job_id="j-1", work_bucket="w", stack_name="s", poll_interval=2,
+                            aws_conn_id="c", region_name="eu-west-1", verify=False,
+                            botocore_config={"retries": {"max_attempts": 3}})
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert json.loads(json.dumps(kwargs)) == kwargs  # the triggerer stores them as JSON
+
+
+async def test_succeeded_job_yields_success(s3):
+    job_id = new_job(s3)
+    for task in range(2):
+        put(s3, protocol.done_marker_key(job_id, 0, protocol.MAP, task))
+    put(s3, protocol.done_marker_key(job_id, 0, protocol.REDUCE, 0))
+    put(s3, protocol.job_state_key(job_id, protocol.SUCCEEDED))
+    assert await first_event(trigger_for(job_id)) == {"status": SUCCESS, "job_id": job_id,
+                                                      "state": protocol.SUCCEEDED}
+
+
+async def test_failed_job_yields_failure_with_the_remote_error(s3):
+    job_id = new_job(s3)
+    put(s3, protocol.failed_key(job_id), json.dumps({
+        "job_id": job_id, "reason": "map task 1 failed 3 times", "step": 0, "phase": "map", "task": 1,
+        "attempt": 2, "error": {"error_type": "ZeroDivisionError", "message": "division by zero",
+                                "traceback": "Traceback ...\nZeroDivisionError: division by zero"}}))
+    put(s3, protocol.job_state_key(job_id, protocol.FAILED))
+    event = await first_event(trigger_for(job_id))
+    assert event["status"] == FAILED and event["state"] == protocol.FAILED
+    assert "ZeroDivisionError: division by zero" in event["message"]
+    assert "map task 1 failed 3 times" in event["message"]
+
+
+async def test_task_silent_past_its_deadline_yields_needs_attention(s3, monkeypatch):
+    monkeypatch.setattr(watch, "DEADLINE_GRACE_S", -3600)  # every started attempt is overdue
+    job_id = new_job(s3, task_timeout_s=0)
+    put(s3, protocol.done_marker_key(job_id, 0, protocol.MAP, 0))
+    put(s3, protocol.start_marker_key(job_id, 0, protocol.MAP, 1, 0), b"")
+    event = await first_event(trigger_for(job_id))
+    assert event["status"] == NEEDS_ATTENTION
+    assert event["overdue"] == [[0, "map", 1, 0]]
+
+
+async def test_running_job_keeps_the_trigger_waiting(s3):
+    import asyncio
+
+    job_id = new_job(s3)
+    put(s3, protocol.start_marker_key(job_id, 0, protocol.MAP, 0, 0), b"")
+    gen = trigger_for(job_id).run()
+    waiting = asyncio.ensure_future(gen.__anext__())
+    done, _ = await asyncio.wait([waiting], timeout=0.5)
+    assert not done  # no verdict while the job runs
+    put(s3, protocol.job_state_key(job_id, protocol.SUCCEEDED))
+    assert (await asyncio.wait_for(waiting, 30)).payload["status"] == SUCCESS
