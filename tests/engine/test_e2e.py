@@ -322,3 +322,47 @@ def test_smr_run_local_cli_counts_the_readme(tmp_path):
             counts[rec["key"]] = rec["value"]
     assert counts == word_counter((ROOT / "README.md").read_text())
     assert (out / "_SUCCESS").exists()
+
+
+def slow_tokenize(line):
+    import time
+
+    time.sleep(0.5)
+    yield from tokenize(line)
+
+
+def test_smr_status_and_cancel_commands_stop_a_running_job(engine, local_stack):
+    s3, runner = engine
+    uri = put(s3, f"{fresh('cancel')}/in.txt", words_text(29, 200))
+    output = f"s3://{DATA}/out/{fresh('cancelled')}/"
+    job_id = runner.submit(MapReduceJob(mapper=slow_tokenize, reducer=total), input=uri, output=output,
+                           split_size=200)
+    env = {**local_stack.env, "PATH": "/usr/bin:/bin"}
+    common = ["--endpoint-url", local_stack.endpoint_url, "--stack-name", "smr-e2e"]
+    status = subprocess.run([sys.executable, "-m", "airflow_provider_smr.cli", "status", job_id, "--json",
+                             *common], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert json.loads(status.stdout.splitlines()[-1])["state"] in ("PENDING", "RUNNING")
+    cancel = subprocess.run([sys.executable, "-m", "airflow_provider_smr.cli", "cancel", job_id, *common],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert cancel.returncode == 0, cancel.stderr[-2000:]
+    assert runner.status(job_id).state == "CANCELLED"
+    from airflow_provider_smr.engine.runner import JobCancelledError
+
+    with pytest.raises(JobCancelledError):
+        runner.wait(job_id, poll_interval=POLL, timeout=TIMEOUT)
+    bucket, prefix = output[5:].split("/", 1)
+    assert not s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount")
+
+
+def test_smr_run_reports_a_bad_input_as_one_line(engine, local_stack):
+    env = {**local_stack.env, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_smr.cli", "run",
+         "dags_examples/jobs/word_count.py:word_count", "--input", f"s3://{DATA}/no/such/prefix/",
+         "--output", f"s3://{DATA}/out/never/", "--endpoint-url", local_stack.endpoint_url,
+         "--stack-name", "smr-e2e"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("smr: error:")]
+    assert errors == [f"smr: error: InputNotFoundError: input 's3://{DATA}/no/such/prefix/' matched no objects"]

@@ -223,3 +223,29 @@ def test_bad_submissions_fail_with_one_error_and_nothing_written_or_invoked(env,
         runner.submit(job, job_id=f"bad-{case}", **args)
     assert not runner.job_exists(f"bad-{case}") and not fake.invokes
     assert not s3.list_objects_v2(Bucket=WORK, Prefix=f"jobs/bad-{case}/").get("KeyCount")
+
+
+def test_resubmitting_after_a_crash_mid_fan_out_finishes_it_without_duplicates(env, monkeypatch):
+    from airflow_provider_smr.engine import submit as submit_mod
+
+    s3, fake, runner = env
+    s3.put_object(Bucket=DATA, Key="crash/in.txt", Body=TEXT.encode())
+    job = MapReduceJob(mapper=tokenize, combiner=total, reducer=total)
+    real_fan_out = submit_mod.fan_out
+
+    def crash_after_two(lambda_client, function, events, **kw):
+        real_fan_out(lambda_client, function, list(events)[:2], **kw)
+        raise KeyboardInterrupt("worker killed mid fan-out")
+
+    monkeypatch.setattr(submit_mod, "fan_out", crash_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        runner.submit(job, input=f"s3://{DATA}/crash/in.txt", output=f"s3://{DATA}/crash/out/",
+                      job_id="crash-1", split_size=3000)
+    monkeypatch.setattr(submit_mod, "fan_out", real_fan_out)
+    fake.pool.submit(lambda: None).result()  # let the two invoked tasks start
+    assert runner.submit(job, input=f"s3://{DATA}/crash/in.txt", output=f"s3://{DATA}/crash/out/",
+                         job_id="crash-1") == "crash-1"
+    result = runner.wait("crash-1", poll_interval=0.2, timeout=120)
+    assert dict(read_records(s3, result)) == dict(collections.Counter(TEXT.lower().split()))
+    maps = result["counters"]["map_tasks"]
+    assert fake.invokes["t-mapper"] <= maps + 2  # only never-started tasks were invoked again
