@@ -63,6 +63,26 @@ def _row(name: str, size: int, run, floor_s: float | None, **extra) -> dict:
     }
 
 
+def phase_gaps(markers: list[dict]) -> dict:
+    """Where a job's time went between tasks, from its done markers' start/finish times.
+
+    ``map_span``/``reduce_span``: first start to last finish of a phase; ``map_to_reduce``: last map
+    finish to first reduce start (coordinator + invoke latency); ``busy``: summed task durations
+    over span (how many tasks ran at once, on average).
+    """
+    out = {}
+    by_phase = {p: [m for m in markers if m.get("phase") == p] for p in ("map", "reduce")}
+    for phase, ms in by_phase.items():
+        if ms:
+            span = max(m["finished"] for m in ms) - min(m["started"] for m in ms)
+            out[f"{phase}_span_s"] = round(span, 3)
+            out[f"{phase}_parallelism"] = round(sum(m["duration_s"] for m in ms) / span, 2) if span else None
+    if by_phase["map"] and by_phase["reduce"]:
+        out["map_to_reduce_s"] = round(min(m["started"] for m in by_phase["reduce"])
+                                       - max(m["finished"] for m in by_phase["map"]), 3)
+    return out
+
+
 def _records(bench, result) -> dict:
     return dict(verify.jsonl_records(line for part in bench.read_parts(result) for line in part))
 
@@ -87,10 +107,12 @@ def _shuffle_puts(bench, result, work_bucket: str | None = None) -> dict:
 
     step0 = per_step.get(0, {"data": 0, "markers": 0})
     budget = shuffle_put_budget(m, r)
+    gaps = phase_gaps(bench.done_markers(job_id, work_bucket))
     return {"shuffle_puts_step0": step0["data"], "marker_puts_step0": step0["markers"],
             "job_level_puts": per_step.get(-1, {}).get("markers", 0), "put_budget": budget,
             "data_puts_within_budget": step0["data"] <= budget,
-            "data_and_marker_puts_within_budget": step0["data"] + step0["markers"] <= budget}
+            "data_and_marker_puts_within_budget": step0["data"] + step0["markers"] <= budget,
+            "phases": gaps}
 
 
 # -- workloads -------------------------------------------------------------------------------------
@@ -214,7 +236,7 @@ def print_row(row: dict) -> None:
     extra = {k: row[k] for k in ("invoke_all_s", "shuffle_puts_step0", "marker_puts_step0", "put_budget",
                                  "data_puts_within_budget", "data_and_marker_puts_within_budget",
                                  "handler_seconds", "partition_over_budget", "all_wall_s", "groups",
-                                 "timed_out", "status_at_timeout",
+                                 "timed_out", "status_at_timeout", "phases",
                                  "timings") if k in row}
     if extra:
         print(f"{'':<24} {json.dumps(extra)}", flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.run import WORKLOADS, parse_args
+from bench.run import WORKLOADS, parse_args, phase_gaps
 
 
 def test_full_run_takes_every_workload_at_the_default_size():
@@ -29,3 +29,11 @@ def test_unknown_workload_is_refused(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--only", "pagerank"])
     assert "unknown workloads" in capsys.readouterr().err
+
+
+def test_phase_gaps_from_markers():
+    markers = [{"phase": "map", "started": 0.0, "finished": 2.0, "duration_s": 2.0},
+               {"phase": "map", "started": 0.0, "finished": 4.0, "duration_s": 4.0},
+               {"phase": "reduce", "started": 5.0, "finished": 6.0, "duration_s": 1.0}]
+    assert phase_gaps(markers) == {"map_span_s": 4.0, "map_parallelism": 1.5, "reduce_span_s": 1.0,
+                                   "reduce_parallelism": 1.0, "map_to_reduce_s": 1.0}
