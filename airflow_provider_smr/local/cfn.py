@@ -74,6 +74,28 @@ class LocalEventInvokeConfig(CloudFormationModel):
         return True
 
 
+_INSECURE_TRANSPORT = {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def local_policy(document: dict) -> dict:
+    """The bucket policy as moto must hold it: moto ignores ``Condition`` blocks, so a conditional
+    statement would apply unconditionally. A deny of insecure transport is dropped (the loopback
+    endpoint stands for AWS's TLS endpoint: its callers count as secure transport); any other
+    conditional statement is refused rather than misapplied."""
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    kept = []
+    for statement in statements:
+        condition = statement.get("Condition")
+        if condition is None:
+            kept.append(statement)
+        elif not (statement.get("Effect") == "Deny" and condition == _INSECURE_TRANSPORT):
+            raise ValueError(f"the local stack cannot apply bucket policy condition {condition!r} "
+                             "(moto ignores conditions)")
+    return {**document, "Statement": kept}
+
+
 class LocalBucketPolicy(CloudFormationModel):
     """``AWS::S3::BucketPolicy`` applied with moto's ``put_bucket_policy``."""
 
@@ -103,8 +125,7 @@ class LocalBucketPolicy(CloudFormationModel):
 
         props = cloudformation_json.get("Properties", {})
         bucket, document = props["Bucket"], props["PolicyDocument"]
-        if not isinstance(document, str):
-            document = json.dumps(document)
+        document = json.dumps(local_policy(json.loads(document) if isinstance(document, str) else document))
         s3_backends[account_id]["global"].put_bucket_policy(bucket, document.encode())
         return cls(bucket)
 
