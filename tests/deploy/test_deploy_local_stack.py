@@ -1,0 +1,40 @@
+"""The deployed stack on the local stack: what moto's CloudFormation skips is applied, code runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_smr.deploy import delete_stack, deploy_stack
+from lambda_handlers import protocol
+
+
+@pytest.fixture(scope="module")
+def local_clients(local_stack):
+    import boto3
+
+    from airflow_provider_smr.engine.aws import AwsClients
+
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name=local_stack.region)
+    return AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name=local_stack.region)
+
+
+def test_deployed_functions_run_our_code_with_lambda_retries_off_and_bucket_writable(local_clients):
+    info = deploy_stack(local_clients, "smr-deploy-local", memory_mb=256, timeout_s=30)
+    try:
+        for name in info.functions.values():
+            config = local_clients.lambda_.get_function_event_invoke_config(FunctionName=name)
+            assert config["MaximumRetryAttempts"] == 0
+        # The handlers' own code answers: a malformed event is rejected without any S3 write.
+        response = local_clients.lambda_.invoke(FunctionName=info.functions["coordinator"],
+                                                Payload=json.dumps({"kind": "coordinate"}).encode())
+        assert response.get("FunctionError") is None
+        assert "rejected" in json.loads(response["Payload"].read())
+        # The TLS-only bucket policy must not lock the local (loopback, plain http) endpoint out.
+        key = protocol.plan_key("deploy-check")
+        local_clients.s3.put_object(Bucket=info.work_bucket, Key=key, Body=b"{}")
+        assert local_clients.s3.get_object(Bucket=info.work_bucket, Key=key)["Body"].read() == b"{}"
+    finally:
+        delete_stack(local_clients, "smr-deploy-local")
