@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote
 
 from airflow_provider_smr.local.runtime.invoker import Invoker, LambdaApiError
 from airflow_provider_smr.local.runtime.sandbox import is_valid_zip
+from airflow_provider_smr.local.s3_fast import S3FastPath
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _CREATE = re.compile(r"^/2015-03-31/functions/?$")
@@ -26,12 +27,19 @@ WSGIApp = Callable[[dict, Callable], Any]
 class Gateway:
     """WSGI app that serves Lambda invocations itself and forwards the rest to ``backend``."""
 
-    def __init__(self, backend: WSGIApp, invoker: Invoker):
+    def __init__(self, backend: WSGIApp, invoker: Invoker, s3: S3FastPath | None = None):
         self.backend = backend
         self.invoker = invoker
+        self.s3 = s3
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        if self.s3 is not None and not path.startswith("/2015-03-31/"):
+            answer = self.s3.handle(environ)
+            if answer is not None:
+                status, headers, body = answer
+                start_response(status, headers)
+                return [body]
         if method == "POST" and path.startswith("/2015-03-31/functions"):
             match = _INVOKE.match(path)
             if match:

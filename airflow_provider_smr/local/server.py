@@ -71,6 +71,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="cap on warm worker processes kept in total")
     parser.add_argument("--retry-base", type=float, default=0.1,
                         help="delay before the first async retry, doubled for the second (s)")
+    parser.add_argument("--no-fast-s3", action="store_true",
+                        help="let moto answer every S3 request (slower; for comparison)")
     parser.add_argument("--parent-pid", type=int, default=None)
     return parser.parse_args(argv)
 
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_provider_smr.local import cfn
     from airflow_provider_smr.local.gateway import Gateway
     from airflow_provider_smr.local.runtime.invoker import Invoker, RuntimeSettings
+    from airflow_provider_smr.local.s3_fast import S3FastPath
     from airflow_provider_smr.local.wsgi_server import WSGIServer
 
     cfn.install()
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         max_processes=args.max_processes or default_max_processes(workers),
         retry_base_s=args.retry_base)
     invoker = Invoker(settings, root)
-    gateway = Gateway(moto_app, invoker)
+    gateway = Gateway(moto_app, invoker, None if args.no_fast_s3 else S3FastPath(DEFAULT_ACCOUNT))
     _warm_up(moto_app, ("s3", "lambda", "iam", "sts", "logs", "cloudformation", "dynamodb"))
 
     stop = threading.Event()

@@ -1,0 +1,169 @@
+"""A fast path for the S3 calls every job makes most: plain GET, HEAD and PUT of one object.
+
+moto spends about 2 ms of CPU on each S3 request (Flask, its request parsing, CORS, request ids);
+shuffle files and markers make these calls the bulk of a local job. Requests that are *plain* -
+path-style, no query string, only the headers boto3 sends by default (checksums, Range,
+``If-None-Match: *``) on a bucket without versioning, object lock, default encryption or event
+notifications - are answered here from moto's own S3 backend, with the same objects and the same
+headers moto would send. Everything else (and every error except a missing key) goes to moto.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+_COMMON = {"HTTP_HOST", "HTTP_USER_AGENT", "HTTP_ACCEPT_ENCODING", "HTTP_AUTHORIZATION",
+           "HTTP_X_AMZ_DATE", "HTTP_X_AMZ_CONTENT_SHA256", "HTTP_AMZ_SDK_INVOCATION_ID",
+           "HTTP_AMZ_SDK_REQUEST", "HTTP_X_AMZ_SECURITY_TOKEN", "HTTP_CONNECTION", "HTTP_ACCEPT",
+           "CONTENT_LENGTH", "CONTENT_TYPE", "HTTP_EXPECT", "HTTP_X_AMZ_USER_AGENT"}
+_READ = _COMMON | {"HTTP_RANGE", "HTTP_X_AMZ_CHECKSUM_MODE"}
+_WRITE = _COMMON | {"HTTP_CONTENT_MD5", "HTTP_IF_NONE_MATCH", "HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM",
+                    "HTTP_X_AMZ_CHECKSUM_CRC32", "HTTP_X_AMZ_CHECKSUM_CRC32C",
+                    "HTTP_X_AMZ_CHECKSUM_SHA1", "HTTP_X_AMZ_CHECKSUM_SHA256",
+                    "HTTP_X_AMZ_CHECKSUM_CRC64NVME"}
+_ALLOWED = {"GET": _READ, "HEAD": _READ, "PUT": _WRITE}
+_XML = "application/xml"
+
+Response = tuple[str, list[tuple[str, str]], bytes]
+
+
+class S3FastPath:
+    """``handle(environ)`` returns a WSGI response triple, or None to let moto answer."""
+
+    def __init__(self, account_id: str):
+        self.account_id = account_id
+        self._backend = None
+        self._put_lock = threading.Lock()  # makes If-None-Match: * atomic, as on S3
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            from moto.s3.models import s3_backends
+
+            self._backend = s3_backends[self.account_id]["global"]
+        return self._backend
+
+    def handle(self, environ: dict) -> Response | None:
+        method = environ["REQUEST_METHOD"]
+        allowed = _ALLOWED.get(method)
+        if allowed is None or environ.get("QUERY_STRING"):
+            return None
+        if "/s3/aws4_request" not in environ.get("HTTP_AUTHORIZATION", ""):
+            return None
+        for name in environ:
+            if (name.startswith("HTTP_") or name.startswith("CONTENT_")) and name not in allowed:
+                return None
+        path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "surrogateescape")
+        bucket_name, _, key_name = path.lstrip("/").partition("/")
+        if not key_name:
+            return None
+        bucket = self.backend.buckets.get(bucket_name)
+        if bucket is None or not _plain(bucket):
+            return None
+        if method == "PUT":
+            return self._put(environ, bucket_name, key_name)
+        return self._get(environ, method, bucket, key_name)
+
+    def _get(self, environ: dict, method: str, bucket: Any, key_name: str) -> Response | None:
+        key = bucket.keys.get(key_name)
+        if key is None:
+            if method == "HEAD":
+                return "404 Not Found", _ids([("Content-Type", _XML)]), b""
+            return _error("404 Not Found", "NoSuchKey", "The specified key does not exist.",
+                          key_name)
+        if key.storage_class not in ("STANDARD", None) or getattr(key, "multipart", None):
+            return None
+        headers = dict(key.response_dict)
+        if environ.get("HTTP_X_AMZ_CHECKSUM_MODE") == "ENABLED" and key.checksum_algorithm:
+            headers[f"x-amz-checksum-{key.checksum_algorithm.lower()}"] = key.checksum_value
+            if key.checksum_type:
+                headers["x-amz-checksum-type"] = key.checksum_type
+        headers.update(key.metadata)
+        headers["Accept-Ranges"] = "bytes"
+        value = key.value
+        status = "200 OK"
+        spec = environ.get("HTTP_RANGE")
+        if spec:
+            ranged = _byte_range(spec, len(value))
+            if ranged is None:
+                return None
+            begin, end = ranged
+            if begin or end < len(value) - 1:
+                headers = {k: v for k, v in headers.items() if not k.startswith("x-amz-checksum-")}
+            headers["content-range"] = f"bytes {begin}-{end}/{len(value)}"
+            value = value[begin:end + 1]
+            status = "206 Partial Content"
+        headers["content-length"] = str(len(value))
+        return status, _ids(list(headers.items())), b"" if method == "HEAD" else value
+
+    def _put(self, environ: dict, bucket_name: str, key_name: str) -> Response | None:
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        if if_none_match not in (None, "*"):
+            return None
+        algorithm = environ.get("HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM", "")
+        checksum = environ.get(f"HTTP_X_AMZ_CHECKSUM_{algorithm.upper()}") if algorithm else None
+        if algorithm and not checksum:
+            return None  # moto computes it; rare enough to leave to moto
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        with self._put_lock:
+            if if_none_match == "*" and self.backend.get_object(bucket_name, key_name) is not None:
+                return _error("412 Precondition Failed", "PreconditionFailed",
+                              "At least one of the pre-conditions you specified did not hold",
+                              key_name, condition="If-None-Match")
+            key = self.backend.put_object(bucket_name, key_name, body, checksum_value=checksum)
+        content_type = environ.get("CONTENT_TYPE")
+        key.set_metadata({"Content-Type": content_type} if content_type else {})
+        key.set_acl(self.backend.get_bucket(bucket_name).acl)
+        if algorithm:
+            key.checksum_algorithm = algorithm
+        headers = dict(key.response_dict)
+        headers.pop("content-length", None)
+        if checksum:
+            headers[f"x-amz-checksum-{algorithm.lower()}"] = checksum
+        headers["Content-Length"] = "0"
+        return "200 OK", _ids(list(headers.items())), b""
+
+
+def _plain(bucket: Any) -> bool:
+    return (not getattr(bucket, "is_versioned", False)
+            and getattr(bucket, "versioning_status", None) in (None, "", "Suspended")
+            and not getattr(bucket, "object_lock_enabled", False)
+            and not getattr(bucket, "encryption", None)
+            and getattr(bucket, "notification_configuration", None) is None)
+
+
+def _byte_range(spec: str, length: int) -> tuple[int, int] | None:
+    """(first, last) byte for a single ``bytes=`` range; None when moto should decide."""
+    unit, _, ranges = spec.partition("=")
+    if unit.strip() != "bytes" or "," in ranges:
+        return None
+    first, _, last = ranges.strip().partition("-")
+    try:
+        if first:
+            begin = int(first)
+            end = min(int(last), length - 1) if last else length - 1
+        else:
+            begin, end = max(0, length - int(last)), length - 1
+    except ValueError:
+        return None
+    if length == 0 or begin > end or begin >= length:
+        return None
+    return begin, end
+
+
+def _ids(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    request_id = uuid.uuid4().hex[:16].upper()
+    return headers + [("x-amz-request-id", request_id), ("x-amz-id-2", request_id)]
+
+
+def _error(status: str, code: str, message: str, key: str, condition: str | None = None) -> Response:
+    from xml.sax.saxutils import escape
+
+    extra = f"<Condition>{condition}</Condition>" if condition else f"<Key>{escape(key)}</Key>"
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+            f"<Message>{message}</Message>{extra}<RequestId>{uuid.uuid4().hex[:16]}</RequestId>"
+            f"</Error>").encode()
+    return status, _ids([("Content-Type", _XML), ("Content-Length", str(len(body)))]), body
