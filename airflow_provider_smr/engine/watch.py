@@ -71,10 +71,10 @@ class JobStatus:
                 "overdue_tasks": [list(o) for o in self.overdue]}
 
     def describe(self) -> str:
-        """One progress line for logs: ``RUNNING step 0 map 12/40 (running 8, failed 0)``."""
+        """One progress line for logs: ``RUNNING step 1/2 map 12/40 (running 8, failed 0)``."""
         if self.phase in (protocol.MAP, protocol.REDUCE) and self.step is not None:
             p = self.steps[self.step][self.phase]
-            return (f"{self.state} step {self.step}/{len(self.steps)} {self.phase} {p.done}/{p.total} "
+            return (f"{self.state} step {self.step + 1}/{len(self.steps)} {self.phase} {p.done}/{p.total} "
                     f"(running {p.running}, failed {p.failed})")
         return f"{self.state} {self.phase or ''}".strip()
 
@@ -94,7 +94,8 @@ def status_from_listing(plan: dict, listed: Iterable[dict], now: float | None = 
     """
     job_id = plan["job_id"]
     now = time.time() if now is None else now
-    deadline = plan["settings"].get("task_timeout_s", 900) + DEADLINE_GRACE_S
+    deadline = (plan["settings"].get("task_timeout_s", 900)
+                + plan["settings"].get("deadline_grace_s", DEADLINE_GRACE_S))
     steps = [{protocol.MAP: PhaseProgress(s["num_map_tasks"])} for s in plan["steps"]]
     for progress, s in zip(steps, plan["steps"]):
         if s["num_reducers"]:

@@ -44,7 +44,7 @@ def test_map_progress_counts_done_running_and_failed_tasks():
     status = status_from_listing(PLAN, listed, now=NOW)
     assert status.state == "RUNNING" and status.attempts == 3
     assert status.progress()["map"] == {"done": 1, "running": 1, "failed": 1, "total": 3}
-    assert status.describe() == "RUNNING step 0/2 map 1/3 (running 1, failed 1)"
+    assert status.describe() == "RUNNING step 1/2 map 1/3 (running 1, failed 1)"
 
 
 def test_a_retried_attempt_that_started_counts_as_running_not_failed():
