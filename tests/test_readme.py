@@ -177,7 +177,8 @@ def test_readme_examples_run_on_the_local_stack(readme_env):
                 ran.append((command, proc.stdout))
     smr_run = next(out for cmd, out in ran if cmd.startswith("smr run"))
     assert json.loads(smr_run.strip().splitlines()[-1])["status"] == "SUCCEEDED"
-    assert sorted(p.name for p in (readme_env / "wc-out").iterdir())[-1] == "_SUCCESS"
+    written = {p.name for p in (readme_env / "wc-out").iterdir()}
+    assert "_SUCCESS" in written and any(name.startswith("part-") for name in written)
     page = (readme_env / "report.html").read_text()
     bars = re.findall(r'<rect class="attempt ', page)
     assert len(bars) == result["counters"]["attempts"]
