@@ -366,3 +366,32 @@ def test_smr_run_reports_a_bad_input_as_one_line(engine, local_stack):
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("smr: error:")]
     assert errors == [f"smr: error: InputNotFoundError: input 's3://{DATA}/no/such/prefix/' matched no objects"]
+
+
+def fail_on_poison(line):
+    if "poison" in line:
+        raise ValueError("poisoned record")
+    yield from tokenize(line)
+
+
+def output_objects(s3, output: str) -> dict:
+    bucket, prefix = output[5:].split("/", 1)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+
+def test_a_failed_overwrite_leaves_the_previous_output_intact(engine):
+    from airflow_provider_smr.engine.runner import JobFailedError
+
+    s3, runner = engine
+    prefix = fresh("keep")
+    good = put(s3, f"{prefix}/good.txt", words_text(31, 100))
+    bad = put(s3, f"{prefix}/bad/in.txt", words_text(37, 100) + "poison here\n")
+    output = f"s3://{DATA}/out/{fresh('kept')}/"
+    runner.run(MapReduceJob(mapper=tokenize, reducer=total), input=good, output=output,
+               num_reducers=2, poll_interval=POLL, timeout=TIMEOUT)
+    before = output_objects(s3, output)
+    with pytest.raises(JobFailedError, match="poisoned record"):
+        runner.run(MapReduceJob(mapper=fail_on_poison, reducer=total), input=bad, output=output,
+                   overwrite=True, num_reducers=3, max_attempts=2, poll_interval=POLL, timeout=TIMEOUT)
+    assert output_objects(s3, output) == before
