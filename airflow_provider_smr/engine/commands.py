@@ -37,16 +37,16 @@ def register(subparsers: Any) -> None:
     run.add_argument("--input", action="append", required=True, metavar="[NAME=]URI",
                      help="S3 prefix, key or glob; repeat for several; NAME=URI for named inputs")
     run.add_argument("--output", required=True, metavar="URI", help="S3 prefix for the parts")
-    run.add_argument("--num-reducers", type=int, help="reducers per step (default: from input size)")
-    run.add_argument("--split-size", help="bytes per map task, e.g. 64MiB (default 64MiB)")
-    run.add_argument("--max-concurrency", type=int, help="Invoke calls in flight during the fan-out")
-    run.add_argument("--max-attempts", type=int, default=3, help="attempts per task (default 3)")
-    run.add_argument("--max-bad-records", type=int, default=0, help="records a mapper may skip")
+    run.add_argument("--num-reducers", type=int, metavar="N", help="reducers per step (default: from input size)")
+    run.add_argument("--split-size", metavar="SIZE", help="bytes per map task, e.g. 64MiB (default 64MiB)")
+    run.add_argument("--max-concurrency", type=int, metavar="N", help="Invoke calls in flight during the fan-out")
+    run.add_argument("--max-attempts", type=int, default=3, metavar="N", help="attempts per task (default 3)")
+    run.add_argument("--max-bad-records", type=int, default=0, metavar="N", help="records a mapper may skip")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="job parameter (JSON value or string); repeatable")
-    run.add_argument("--job-id", help="job id (default: generated)")
+    run.add_argument("--job-id", metavar="ID", help="job id (default: generated)")
     run.add_argument("--overwrite", action="store_true", help="replace a committed output")
-    run.add_argument("--poll-interval", type=float, default=2.0, help="seconds between status polls")
+    run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS", help="seconds between status polls")
     run.add_argument("--json", action="store_true", help="print the result dict as the last line")
     _add_stack_arguments(run, local=True)
     run.set_defaults(func=run_command)
@@ -64,10 +64,10 @@ def register(subparsers: Any) -> None:
 
 
 def _add_stack_arguments(parser: argparse.ArgumentParser, local: bool) -> None:
-    parser.add_argument("--stack-name", default="smr", help="deployed stack to use (default smr)")
+    parser.add_argument("--stack-name", default="smr", metavar="NAME", help="deployed stack to use (default smr)")
     parser.add_argument("--region", help="AWS region (default: from the environment, else us-east-1)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--endpoint-url", help="one endpoint for every service (e.g. `smr local up`)")
+    where.add_argument("--endpoint-url", metavar="URL", help="one endpoint for every service (e.g. `smr local up`)")
     if local:
         where.add_argument("--local", action="store_true",
                            help="run on an embedded local stack; --input/--output may be local paths")
@@ -108,8 +108,9 @@ def _parse_params(values: list[str]) -> dict:
 
 
 def _map_uris(spec: Any, fn: Any) -> Any:
+    """Apply ``fn(uri, input_name)`` to every URI of an input spec, keeping its shape."""
     if isinstance(spec, dict):
-        return {k: _map_uris(v, lambda u, k=k: fn(u, k)) for k, v in spec.items()}
+        return {k: [fn(u, k) for u in v] if isinstance(v, list) else fn(v, k) for k, v in spec.items()}
     if isinstance(spec, list):
         return [fn(u, None) for u in spec]
     return fn(spec, None)
