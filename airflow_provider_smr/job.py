@@ -200,6 +200,10 @@ class MapReduceJob:
                 raise JobError("input_format dict is empty")
             for fmt in self.input_format.values():
                 _check_format(fmt, INPUT_FORMATS, "input_format")
+            names = self.input_names
+            if names is not None and sorted(names) != sorted(self.input_format):
+                raise JobError(f"input_format names inputs {sorted(self.input_format)} but the mappers "
+                               f"are for {sorted(names)}")
         else:
             _check_format(self.input_format, INPUT_FORMATS, "input_format")
         _check_format(self.output_format, OUTPUT_FORMATS, "output_format")

@@ -272,3 +272,9 @@ def test_load_job_errors_say_what_is_wrong(ref, message, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
     with pytest.raises(JobError, match=message):
         load_job(ref)
+
+
+def test_input_formats_must_name_the_same_inputs_as_the_mappers():
+    with pytest.raises(JobError, match=r"input_format names inputs \['users'\] but the mappers are for"):
+        MapReduceJob(mapper={"users": tokenize, "orders": tokenize}, reducer=total,
+                     input_format={"users": "csv"})
