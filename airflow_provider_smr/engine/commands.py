@@ -47,6 +47,8 @@ def register(subparsers: Any) -> None:
     run.add_argument("--job-id", metavar="ID", help="job id (default: generated)")
     run.add_argument("--overwrite", action="store_true", help="replace a committed output")
     run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS", help="seconds between status polls")
+    run.add_argument("--deploy", action="store_true",
+                     help="deploy or update the stack first (default: only when it does not exist)")
     run.add_argument("--json", action="store_true", help="print the result dict as the last line")
     _add_stack_arguments(run, local=True)
     run.set_defaults(func=run_command)
@@ -170,10 +172,14 @@ def _clients(args: argparse.Namespace) -> Iterator[tuple[Any, bool]]:
     yield AwsClients(endpoint_url=args.endpoint_url, region_name=args.region), False
 
 
-def _runner(clients: Any, stack_name: str, deploy_if_missing: dict | None = None) -> Any:
+def _runner(clients: Any, stack_name: str, deploy_if_missing: dict | None = None,
+            deploy: bool = False) -> Any:
     from airflow_provider_smr.deploy import StackNotFoundError, deploy_stack, describe_stack
     from airflow_provider_smr.engine.runner import JobRunner
 
+    if deploy:
+        return JobRunner(clients, deploy_stack(clients, stack_name, **(deploy_if_missing or {})),
+                         logger=log)
     try:
         stack = describe_stack(clients, stack_name)
     except StackNotFoundError:
@@ -207,7 +213,7 @@ def run_command(args: argparse.Namespace) -> int:
         elif not output.startswith("s3://"):
             raise CommandError(f"output {output!r} is not an S3 URI (local paths need --local)")
         deploy = {"input_buckets": _buckets(inputs), "output_buckets": _buckets(output)}
-        runner = _runner(clients, args.stack_name, deploy)
+        runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy)
         result = runner.run(job, input=inputs, output=output, num_reducers=args.num_reducers,
                             split_size=args.split_size, max_concurrency=args.max_concurrency,
                             max_attempts=args.max_attempts, overwrite=args.overwrite or local,
