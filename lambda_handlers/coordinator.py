@@ -23,6 +23,9 @@ from lambda_handlers.reducer import ordered_parallel
 log = logging.getLogger("smr.coordinator")
 CHECK_DEADLINES = "check-deadlines"
 DEADLINE_GRACE_S = 30
+# Speculation: a running attempt slower than ``speculation_threshold`` x the median duration of the
+# phase's finished tasks (and at least this many seconds) gets one backup attempt.
+SPECULATION_MIN_S = 1.0
 
 
 class CommitRefusedError(RuntimeError):
@@ -47,6 +50,7 @@ class JobState:
     errors: dict = field(default_factory=lambda: defaultdict(set))  # (s, ph, task) -> {attempt}
     claims: dict = field(default_factory=dict)  # name -> epoch seconds
     terminal: set = field(default_factory=set)
+    done_at: dict = field(default_factory=dict)  # (s, ph, task) -> epoch of its done marker
 
 
 def scan(job_id: str, objects: list[dict]) -> JobState:
@@ -58,6 +62,7 @@ def scan(job_id: str, objects: list[dict]) -> JobState:
         t = _epoch(obj.get("LastModified"))
         if k.kind == "done":
             st.done[(k.step, k.phase)].add(k.task)
+            st.done_at[(k.step, k.phase, k.task)] = t
         elif k.kind == "start":
             st.starts[(k.step, k.phase, k.task)][k.attempt] = t
         elif k.kind == "error":
@@ -87,7 +92,7 @@ def retry_claim(step: int, phase: str, task: int, attempt: int) -> str:
 
 def decide(plan: dict, st: JobState, now: float, check_deadlines: bool) -> list[tuple]:
     """What is due now, as actions: ("reduce", s) ("map", s) ("commit",) ("retry", s, ph, t, a)
-    ("timeout", s, ph, t, a, started) ("fail", s, ph, t, a)."""
+    ("speculate", s, ph, t, a) ("timeout", s, ph, t, a, started) ("fail", s, ph, t, a)."""
     cfg = runtime.settings(plan)
     steps = plan["steps"]
     actions: list[tuple] = []
@@ -122,7 +127,9 @@ def _failures(st: JobState, cfg: dict, s: int, phase: str, tasks: Iterable[int] 
               check_deadlines: bool, phase_claim: str) -> list[tuple]:
     out = []
     done = st.done[(s, phase)]
-    limit = cfg["task_timeout_s"] + DEADLINE_GRACE_S
+    limit = cfg["task_timeout_s"] + cfg.get("deadline_grace_s", DEADLINE_GRACE_S)
+    slow = (speculation_after(st, cfg, s, phase, tasks)
+            if check_deadlines and cfg.get("speculation") and isinstance(tasks, int) else None)
     for t in range(tasks) if isinstance(tasks, int) else tasks:
         if t in done:
             continue
@@ -136,12 +143,31 @@ def _failures(st: JobState, cfg: dict, s: int, phase: str, tasks: Iterable[int] 
             if began is not None and now - began > limit:
                 out.append(("timeout", s, phase, t, latest, began))
                 failed = True
+            elif (slow is not None and latest in starts and now - starts[latest] > slow
+                  and latest + 1 < cfg["max_attempts"] and all(a in errs for a in range(latest))):
+                out.append(("speculate", s, phase, t, latest + 1))  # one backup per straggler
         if failed:
             if latest + 1 < cfg["max_attempts"]:
                 out.append(("retry", s, phase, t, latest + 1))
             else:
                 out.append(("fail", s, phase, t, latest))
     return out
+
+
+def speculation_after(st: JobState, cfg: dict, s: int, phase: str, n: int) -> float | None:
+    """Seconds after which a running attempt is a straggler: ``speculation_threshold`` x the median
+    duration of the phase's finished tasks (None until at least half of them finished)."""
+    durations = []
+    for t in st.done[(s, phase)]:
+        finished = st.done_at.get((s, phase, t))
+        began = [v for v in st.starts.get((s, phase, t), {}).values() if finished and v <= finished]
+        if began:
+            durations.append(finished - max(began))
+    if not durations or len(durations) * 2 < n:
+        return None
+    durations.sort()
+    median = durations[len(durations) // 2]
+    return max(float(cfg.get("speculation_threshold") or 3.0) * median, SPECULATION_MIN_S)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +283,7 @@ def _perform(bucket: str, job_id: str, plan: dict, action: tuple) -> bool:
         _, s, phase, t, a, began = action
         _write_timeout(bucket, job_id, plan, s, phase, t, a, began)
         return True
-    if kind == "retry":
+    if kind in ("retry", "speculate"):
         _, s, phase, t, a = action
         if not _claim(bucket, job_id, retry_claim(s, phase, t, a)):
             return False

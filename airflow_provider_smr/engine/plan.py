@@ -94,13 +94,17 @@ def build_plan(*, job_id: str, work_bucket: str, job: MapReduceJob, inputs: dict
                objects: list[S3Object], output_uri: str, split_size: int | None = None,
                num_reducers: int | None = None, max_attempts: int = 3, memory_mb: int = 1024,
                task_timeout_s: int = 300, max_bad_records: int = 0, overwrite: bool = False,
-               speculation: bool = False, created: dt.datetime | None = None) -> dict:
+               speculation: bool = False, speculation_threshold: float = 3.0,
+               deadline_grace_s: int = 30, created: dt.datetime | None = None) -> dict:
     """The ``plan.json`` document of the engine contract."""
     from airflow_provider_smr.engine.inputs import output_location
 
     protocol.validate_job_id(job_id)
     if not 1 <= max_attempts <= protocol.MAX_ATTEMPTS:
         raise PlanError(f"max_attempts must be in [1, {protocol.MAX_ATTEMPTS}], got {max_attempts}")
+    if speculation_threshold <= 1 or deadline_grace_s < 0:
+        raise PlanError("speculation_threshold must be > 1 (a multiple of the median task time) and "
+                        f"deadline_grace_s >= 0, got {speculation_threshold} and {deadline_grace_s}")
     if max_bad_records < 0:
         raise PlanError(f"max_bad_records must be >= 0, got {max_bad_records}")
     formats = {name: job.input_format_for(name) for name in inputs}
@@ -120,6 +124,8 @@ def build_plan(*, job_id: str, work_bucket: str, job: MapReduceJob, inputs: dict
             "max_bad_records": max_bad_records,
             "task_timeout_s": task_timeout_s,
             "speculation": speculation,
+            "speculation_threshold": float(speculation_threshold),
+            "deadline_grace_s": int(deadline_grace_s),
         },
         "inputs": {name: {"uris": list(uris), "format": formats[name]} for name, uris in inputs.items()},
         "splits": splits,

@@ -32,6 +32,9 @@ DEFAULT_POLL_INTERVAL = 5.0
 # Ask the coordinator to check deadlines at most this often, and also when nothing moved this long.
 DEADLINE_CHECK_MIN_INTERVAL_S = 10.0
 STALL_NUDGE_S = 60.0
+# With speculation on, the coordinator looks for stragglers this often (it is only called otherwise
+# when a task finishes, fails or goes silent).
+SPECULATION_CHECK_INTERVAL_S = 3.0
 
 
 class JobError(RuntimeError):
@@ -100,7 +103,9 @@ class JobRunner:
                num_reducers: int | None = None, split_size: int | str | None = None,
                max_concurrency: int | None = None, max_attempts: int = 3, overwrite: bool = False,
                job_params: dict | None = None, max_bad_records: int = 0,
-               speculation: bool = False) -> str:
+               speculation: bool = False, speculation_threshold: float = 3.0,
+               deadline_grace_s: int = 30,
+               create_table: bool = False) -> str:
         """Plan and start a job; return its id. Nothing is invoked if any check fails.
 
         A ``job_id`` that already exists is not started again: its id is returned (and a fan-out a
@@ -127,7 +132,8 @@ class JobRunner:
                 output_uri=output, split_size=parse_size(split_size, name="split_size"),
                 num_reducers=num_reducers, max_attempts=max_attempts, memory_mb=self.stack.memory_mb,
                 task_timeout_s=self.stack.timeout_s, max_bad_records=max_bad_records,
-                overwrite=overwrite, speculation=speculation)
+                overwrite=overwrite, speculation=speculation, tables=tables,
+                speculation_threshold=speculation_threshold, deadline_grace_s=deadline_grace_s)
             plan["driver"] = {"plan_s": round(time.monotonic() - began, 3)}
             if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled):
                 self.log.info("job %s was created concurrently: not starting it again", job_id)
@@ -248,7 +254,12 @@ class JobRunner:
             if status.state == protocol.CANCELLED:
                 raise JobCancelledError(f"job {job_id} was cancelled")
             stalled = now - last_change > STALL_NUDGE_S
-            if (status.needs_attention or stalled) and now - last_check > DEADLINE_CHECK_MIN_INTERVAL_S:
+            speculate = (self.plan(job_id)["settings"].get("speculation") and status.step is not None
+                         and now - last_check > SPECULATION_CHECK_INTERVAL_S)
+            if speculate and not (status.needs_attention or stalled):
+                self.check_deadlines(job_id)
+                last_check = now
+            elif (status.needs_attention or stalled) and now - last_check > DEADLINE_CHECK_MIN_INTERVAL_S:
                 why = f"{len(status.overdue)} overdue attempts" if status.overdue else "no progress"
                 self.log.info("job %s: asking the coordinator to check deadlines (%s)", job_id, why)
                 self.check_deadlines(job_id)
@@ -268,7 +279,32 @@ class JobRunner:
         tail = self.log_tail(job_id, failed.get("phase"))
         if tail:
             message += "\nlog tail:\n" + "\n".join(tail)
+        killed = self.kill_reasons(job_id, failed)
+        if killed:
+            message += "\nLambda killed the function while the attempt ran:\n" + "\n".join(killed)
         return JobFailedError(message, failed)
+
+    def kill_reasons(self, job_id: str, failed: dict, lines: int = 5) -> list[str]:
+        """Timeout / out-of-memory lines Lambda logged for the failed phase's function since the
+        failed attempt started, when that attempt left no result (killed attempts write nothing,
+        and their log lines do not name the job). Best effort."""
+        error, phase = failed.get("error") or {}, failed.get("phase")
+        if not str(error.get("message", "")).startswith("no result") or phase not in (
+                protocol.MAP, protocol.REDUCE):
+            return []
+        function = self.stack.functions.get("mapper" if phase == protocol.MAP else "reducer")
+        key = protocol.start_marker_key(job_id, failed.get("step") or 0, phase, failed.get("task") or 0,
+                                        failed.get("attempt") or 0)
+        try:
+            began = self.s3.head_object(Bucket=self.bucket, Key=key)["LastModified"].timestamp()
+            response = self.clients.logs.filter_log_events(
+                logGroupName=f"/aws/lambda/{function}", startTime=int(began * 1000) - 1000)
+        except Exception as exc:  # noqa: BLE001 - the remote error matters more than this hint
+            self.log.debug("no kill reason for job %s: %s", job_id, exc)
+            return []
+        found = [e["message"].rstrip() for e in response.get("events", [])
+                 if re.search(r"out of memory|Task timed out|Runtime exited", e["message"])]
+        return found[-lines:]
 
     def log_tail(self, job_id: str, phase: str | None, lines: int = 20) -> list[str]:
         """Last CloudWatch log lines mentioning the job in the failed phase's function (best effort)."""

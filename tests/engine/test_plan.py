@@ -98,7 +98,8 @@ def test_plan_document_follows_the_contract():
                       max_bad_records=3, overwrite=True)
     assert plan["v"] == 1 and plan["job_id"] == "j1" and plan["work_bucket"] == "work"
     assert plan["settings"] == {"max_attempts": 4, "memory_budget_bytes": 512 * 2**20,
-                                "max_bad_records": 3, "task_timeout_s": 60, "speculation": False}
+                                "max_bad_records": 3, "task_timeout_s": 60, "speculation": False,
+                                "speculation_threshold": 3.0, "deadline_grace_s": 30}
     assert plan["inputs"] == {"default": {"uris": ["s3://in/a"], "format": "text"}}
     assert [(s["task"], s["start"], s["end"]) for s in plan["splits"]] == [(0, 0, 100), (1, 100, 150)]
     assert plan["steps"] == [{"index": 0, "num_map_tasks": 2, "num_reducers": 2}]

@@ -1,0 +1,98 @@
+"""Fixtures of the reliability tests: stacks deployed on the session's local stack, helpers to
+run jobs, snapshot buckets and read outputs."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.reliability.faults import FLAGS
+
+DATA = "smr-rel-data"
+POLL = 0.2
+TIMEOUT = 240
+
+
+@dataclass
+class Env:
+    """A deployed stack: clients, its StackInfo, a JobRunner, the data bucket."""
+
+    clients: Any
+    stack: Any
+    runner: Any
+    s3: Any
+
+    def put(self, key: str, body: str) -> str:
+        self.s3.put_object(Bucket=DATA, Key=key, Body=body.encode())
+        return f"s3://{DATA}/{key}"
+
+    def fresh(self, name: str) -> str:
+        return f"{name}-{uuid.uuid4().hex[:8]}"
+
+    def output(self, name: str = "out") -> str:
+        return f"s3://{DATA}/out/{self.fresh(name)}/"
+
+    def records(self, result: dict) -> dict:
+        """Committed records as {key: value}; asserts every key appears exactly once."""
+        got: dict = {}
+        n = 0
+        for uri in result["parts"]:
+            bucket, key = uri[5:].split("/", 1)
+            for line in self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines():
+                rec = json.loads(line)
+                got[rec["key"]] = rec["value"]
+                n += 1
+        assert n == len(got), "a key was committed twice"
+        return got
+
+    def objects(self, bucket: str, prefix: str = "") -> dict[str, str]:
+        """{key: etag} of every object under ``prefix``."""
+        out = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for o in page.get("Contents", []):
+                out[o["Key"]] = o["ETag"]
+        return out
+
+    def snapshot(self) -> dict[str, dict[str, str]]:
+        """Every object of every bucket on the endpoint."""
+        return {b["Name"]: self.objects(b["Name"]) for b in self.s3.list_buckets()["Buckets"]}
+
+    def job_objects(self, job_id: str) -> dict[str, str]:
+        return self.objects(self.stack.work_bucket, f"jobs/{job_id}/")
+
+
+def make_env(local_stack, name: str, *, memory_mb: int = 512, timeout_s: int = 60,
+             session_kw: dict | None = None, extra_buckets: tuple = ()) -> Env:
+    import boto3
+
+    from airflow_provider_smr.deploy import deploy_stack
+    from airflow_provider_smr.engine.aws import AwsClients
+    from airflow_provider_smr.engine.runner import JobRunner
+
+    kw = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", **(session_kw or {})}
+    session = boto3.session.Session(region_name="us-east-1", **kw)
+    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
+    for bucket in (DATA, FLAGS, *extra_buckets):
+        try:
+            clients.s3.create_bucket(Bucket=bucket)
+        except clients.s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+    stack = deploy_stack(clients, name, memory_mb=memory_mb, timeout_s=timeout_s,
+                         input_buckets=[DATA], output_buckets=[DATA, *extra_buckets])
+    return Env(clients, stack, JobRunner(clients, stack), clients.s3)
+
+
+@pytest.fixture(scope="session")
+def rel(local_stack) -> Env:
+    """The stack most reliability tests share (60 s timeout, 512 MB)."""
+    return make_env(local_stack, "smr-rel")
+
+
+@pytest.fixture(scope="session")
+def tight(local_stack) -> Env:
+    """A stack with a 6 s function timeout and 256 MB, for killed tasks."""
+    return make_env(local_stack, "smr-rel-tight", memory_mb=256, timeout_s=6)
