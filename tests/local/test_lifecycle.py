@@ -34,6 +34,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def small_stack():
+    """A stack with a stack-wide cap of one concurrent invocation."""
     with LocalStack(port=0, max_concurrency=1) as stack:
         lam = stack.client("lambda", config=Config(retries={"max_attempts": 0}, read_timeout=60))
         role = stack.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")
@@ -58,15 +59,12 @@ def test_stack_wide_cap_throttles_sync_calls_across_functions(small_stack):
         slow.join()
 
 
-def test_stop_leaves_no_process_behind():
-    with LocalStack(port=0) as stack:
-        lam = stack.client("lambda")
-        role = stack.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")
-        lam.create_function(FunctionName="f", Runtime="python3.11", Role=role["Role"]["Arn"],
-                            Handler="app.handler", Code={"ZipFile": zip_source({"app.py": SLEEPY})})
-        worker_pid = read_payload(lam.invoke(FunctionName="f", Payload=b"{}"))
-        server_pid = stack.pid
-        assert _alive(worker_pid) and _alive(server_pid)
+def test_stop_leaves_no_process_behind(small_stack):
+    stack, lam = small_stack
+    worker_pid = read_payload(lam.invoke(FunctionName="second", Payload=b"{}"))
+    server_pid = stack.pid
+    assert _alive(worker_pid) and _alive(server_pid)
+    stack.stop()
     assert not _alive(server_pid)
     assert not _alive(worker_pid)
     assert not stack.running()

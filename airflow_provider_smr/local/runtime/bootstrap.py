@@ -163,10 +163,36 @@ def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _preload() -> None:
+    """A spare interpreter imports what nearly every handler imports, before it has a function."""
+    try:
+        import boto3  # noqa: F401
+        import boto3.session  # noqa: F401
+        import botocore.client  # noqa: F401
+        import botocore.endpoint  # noqa: F401
+        import botocore.parsers  # noqa: F401
+        import botocore.serialize  # noqa: F401
+        import botocore.auth  # noqa: F401
+        import botocore.httpsession  # noqa: F401
+        import botocore.retries.standard  # noqa: F401
+    except ImportError:
+        return
+    # Creating (and dropping) a client fills the default session's loader cache with the service
+    # model and endpoint rules, so the handler's own boto3.client("s3") takes milliseconds.
+    for service in ("s3", "lambda"):
+        try:
+            boto3.client(service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
+                         aws_access_key_id="preload", aws_secret_access_key="preload")
+        except Exception:
+            pass
+
+
 def main() -> None:
-    task_root, site_dir, *layer_dirs = sys.argv[1:]
-    sys.path[:0] = [task_root, *layer_dirs, site_dir]
-    os.chdir(task_root)
+    """``bootstrap.py TASK_ROOT SITE_DIR [LAYER...]`` or ``bootstrap.py --spare SITE_DIR``.
+
+    A spare preloads boto3 with only the site folder on its path, then waits for one message
+    ``{"task_root", "site_dir", "layer_dirs", "env"}`` that makes it a worker for that function.
+    """
     # The control channel is the original stdout; the handler's fd 1 goes to stderr instead.
     control_out = os.fdopen(os.dup(1), "wb")
     control_in = os.fdopen(os.dup(0), "rb")
@@ -174,6 +200,22 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     sys.stdout = sys.__stdout__ = io.TextIOWrapper(os.fdopen(1, "wb"), line_buffering=True)
+    if sys.argv[1] == "--spare":
+        site_dir = sys.argv[2]
+        sys.path.insert(0, site_dir)
+        _preload()
+        _write_message(control_out, {"spare": True})
+        assignment = _read_message(control_in)
+        if assignment is None:
+            return
+        os.environ.clear()
+        os.environ.update(assignment["env"])
+        task_root, layer_dirs = assignment["task_root"], assignment["layer_dirs"]
+        sys.path[:0] = [task_root, *layer_dirs]
+    else:
+        task_root, site_dir, *layer_dirs = sys.argv[1:]
+        sys.path[:0] = [task_root, *layer_dirs, site_dir]
+    os.chdir(task_root)
     request_filter = _configure_logging()
     started = time.time()
     init_capture = io.StringIO()

@@ -66,6 +66,7 @@ class RuntimeSettings:
     max_concurrency: int
     max_processes: int
     retry_base_s: float = 0.1
+    spares: int = 2  # preloaded interpreters kept ready to make cold starts cheap
 
 
 class Invoker:
@@ -75,7 +76,7 @@ class Invoker:
         self.settings = settings
         self.site_dir = str(build_site_dir(root))
         self.code = CodeCache(root)
-        self.pool = WorkerPool(settings.max_processes)
+        self.pool = WorkerPool(settings.max_processes, self.site_dir, settings.spares)
         self._cond = threading.Condition()
         self._inflight: Counter[str] = Counter()
         self._queue: list[_AsyncEvent] = []

@@ -9,7 +9,14 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Callable
 
-from airflow_provider_smr.local.runtime.worker import Worker, WorkerDied, WorkerTimedOut, spawn
+from airflow_provider_smr.local.runtime.worker import (
+    Worker,
+    WorkerDied,
+    WorkerTimedOut,
+    assign,
+    spawn,
+    spawn_spare,
+)
 
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
 _WATCH_INTERVAL_S = 0.01
@@ -27,14 +34,18 @@ class InitFailed(Exception):
 class WorkerPool:
     """Idle workers per function version, a cap on processes, and an RSS watchdog."""
 
-    def __init__(self, max_processes: int):
+    def __init__(self, max_processes: int, site_dir: str | None = None, spares: int = 0):
         self.max_processes = max_processes
+        self.site_dir, self.spares = site_dir, spares
+        self._spares: list[Worker] = []
+        self._spares_starting = 0
         self._idle: dict[tuple, list[Worker]] = defaultdict(list)
         self._busy: dict[int, tuple[Worker, float]] = {}  # pid -> (worker, memory limit MB)
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="rss-watchdog", daemon=True)
         self._watchdog.start()
+        self._refill_spares()
 
     def acquire(self, key: tuple, memory_mb: float,
                 start: Callable[[str], tuple[str, str, list[str], dict[str, str]]]) -> tuple[Worker, bool]:
@@ -54,7 +65,12 @@ class WorkerPool:
         log_stream = _log_stream_name()
         task_root, site_dir, layer_dirs, env = start(log_stream)
         env = {**env, "AWS_LAMBDA_LOG_STREAM_NAME": log_stream}
-        worker = spawn(key, task_root, site_dir, layer_dirs, env, log_stream)
+        spare = self._take_spare() if site_dir == self.site_dir and _no_vendored_sdk(task_root) \
+            else None
+        if spare is not None:
+            worker = assign(spare, key, task_root, layer_dirs, env, log_stream)
+        else:
+            worker = spawn(key, task_root, site_dir, layer_dirs, env, log_stream)
         try:
             hello = worker.read(INIT_TIMEOUT_S)
         except (WorkerDied, WorkerTimedOut) as exc:
@@ -68,6 +84,39 @@ class WorkerPool:
         with self._lock:
             self._busy[worker.pid] = (worker, memory_mb)
         return worker, True
+
+    def _take_spare(self) -> Worker | None:
+        with self._lock:
+            spare = self._spares.pop() if self._spares else None
+        self._refill_spares()
+        return spare if spare is not None and spare.alive() else None
+
+    def _refill_spares(self) -> None:
+        """Keep ``spares`` preloaded interpreters ready, started in the background."""
+        with self._lock:
+            missing = self.spares - len(self._spares) - self._spares_starting
+            if self._closed.is_set() or not self.site_dir or missing <= 0:
+                return
+            self._spares_starting += missing
+        for _ in range(missing):
+            threading.Thread(target=self._start_spare, daemon=True).start()
+
+    def _start_spare(self) -> None:
+        spare = None
+        try:
+            spare = spawn_spare(self.site_dir)
+            spare.read(INIT_TIMEOUT_S * 3)
+        except (WorkerDied, WorkerTimedOut, OSError):
+            if spare is not None:
+                spare.kill()
+            spare = None
+        with self._lock:
+            self._spares_starting -= 1
+            if spare is not None and not self._closed.is_set():
+                self._spares.append(spare)
+                return
+        if spare is not None:
+            spare.kill()
 
     def release(self, worker: Worker, reusable: bool = True) -> None:
         with self._lock:
@@ -94,7 +143,8 @@ class WorkerPool:
         self._closed.set()
         with self._lock:
             workers = [w for ws in self._idle.values() for w in ws]
-            workers += [w for w, _ in self._busy.values()]
+            workers += [w for w, _ in self._busy.values()] + self._spares
+            self._spares = []
             self._idle.clear()
             self._busy.clear()
         for worker in workers:
@@ -122,6 +172,14 @@ class WorkerPool:
                 if rss > limit_mb and worker.killed_for is None:
                     worker.killed_for = "memory"
                     worker.signal_kill()
+
+
+def _no_vendored_sdk(task_root: str) -> bool:
+    """A spare has boto3 preloaded: only use one if the package does not bring its own."""
+    import os
+
+    return not any(os.path.exists(os.path.join(task_root, name))
+                   for name in ("boto3", "botocore", "s3transfer", "urllib3"))
 
 
 def _log_stream_name() -> str:

@@ -119,3 +119,25 @@ def spawn(key: tuple, task_root: str, site_dir: str, layer_dirs: list[str], env:
         close_fds=True, bufsize=0,
     )
     return Worker(key=key, process=process, log_stream=log_stream)
+
+
+def spawn_spare(site_dir: str) -> Worker:
+    """Start an interpreter that preloads boto3 and waits to be given a function (see assign)."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC",
+           "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    process = subprocess.Popen(
+        [sys.executable, "-I", "-S", str(BOOTSTRAP), "--spare", site_dir],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env, close_fds=True,
+        bufsize=0,
+    )
+    return Worker(key=(), process=process, log_stream="")
+
+
+def assign(spare: Worker, key: tuple, task_root: str, layer_dirs: list[str], env: dict[str, str],
+           log_stream: str) -> Worker:
+    """Turn a ready spare into a worker for one function; the caller reads its hello."""
+    spare.key, spare.log_stream = key, log_stream
+    data = json.dumps({"task_root": task_root, "layer_dirs": layer_dirs, "env": env}).encode()
+    spare._write_all(struct.pack(">I", len(data)) + data)
+    return spare
