@@ -119,7 +119,8 @@ class SMRHook(AwsBaseHook):
                    num_reducers: int | None = None, split_size: int | str | None = None,
                    max_concurrency: int | None = None, max_attempts: int = 3, overwrite: bool = False,
                    job_params: dict | None = None, max_bad_records: int = 0,
-                   speculation: bool = False) -> str:
+                   speculation: bool = False, speculation_threshold: float = 3.0,
+                   deadline_grace_s: int = 30) -> str:
         """Plan the job and start its map tasks; return the job id.
 
         A ``job_id`` that already exists is not run twice: its id is returned so the caller can
@@ -135,12 +136,17 @@ class SMRHook(AwsBaseHook):
         :param job_params: JSON-able parameters the job's functions can read.
         :param max_bad_records: records a mapper may fail on (skipped and counted) before failing.
         :param speculation: launch backup attempts for stragglers.
+        :param speculation_threshold: a running task is a straggler once it ran this many times the
+            median duration of its phase's finished tasks.
+        :param deadline_grace_s: a started attempt silent for the function timeout plus this long is
+            presumed killed (timeout, out of memory) and retried.
         """
         return self.runner(stack_name).submit(
             job, input=input, output=output, job_id=job_id, num_reducers=num_reducers,
             split_size=split_size, max_concurrency=max_concurrency, max_attempts=max_attempts,
             overwrite=overwrite, job_params=job_params, max_bad_records=max_bad_records,
-            speculation=speculation)
+            speculation=speculation, speculation_threshold=speculation_threshold,
+            deadline_grace_s=deadline_grace_s)
 
     def job_exists(self, job_id: str, stack_name: str = DEFAULT_STACK) -> bool:
         return self.runner(stack_name).job_exists(job_id)

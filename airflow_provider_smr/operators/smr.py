@@ -131,6 +131,11 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     :param max_concurrency: cap on concurrently running Lambda tasks of this job.
     :param max_attempts: attempts per map/reduce task before the job fails.
     :param max_bad_records: records a task may skip on a mapper/reducer error before failing.
+    :param speculation: launch one backup attempt for a straggling task; the first to finish wins.
+    :param speculation_threshold: a task is a straggler after this many times the median duration
+        of its phase's finished tasks.
+    :param deadline_grace_s: a task attempt silent for ``timeout_s`` plus this many seconds is
+        presumed killed by Lambda (timeout, out of memory) and retried.
     :param stack_name: the SMR stack (CloudFormation stack and name prefix) to run on.
     :param deploy: deploy or update the stack before submitting (idempotent, cached by content hash).
     :param overwrite: replace an existing output instead of refusing to run.
@@ -165,6 +170,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         max_concurrency: int | None = None,
         max_attempts: int = 3,
         max_bad_records: int = 0,
+        speculation: bool = False,
+        speculation_threshold: float = 3.0,
+        deadline_grace_s: int = 30,
         stack_name: str = "smr",
         deploy: bool = True,
         overwrite: bool = False,
@@ -192,6 +200,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.max_concurrency = max_concurrency
         self.max_attempts = max_attempts
         self.max_bad_records = max_bad_records
+        self.speculation = speculation
+        self.speculation_threshold = speculation_threshold
+        self.deadline_grace_s = deadline_grace_s
         self.stack_name = stack_name
         self.deploy = deploy
         self.overwrite = overwrite
@@ -296,6 +307,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
                     overwrite=self.overwrite,
                     job_params=self.job_params,
                     max_bad_records=self.max_bad_records,
+                    speculation=self.speculation,
+                    speculation_threshold=self.speculation_threshold,
+                    deadline_grace_s=self.deadline_grace_s,
                 )
                 break
             generation += 1
