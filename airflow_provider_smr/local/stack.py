@@ -100,6 +100,7 @@ class LocalStack:
         except (ProcessLookupError, PermissionError):
             pass
         process.wait()
+        _wait_group_gone(process.pid, timeout=10.0)
         if process.stdout:
             process.stdout.close()
 
@@ -133,3 +134,14 @@ class LocalStack:
         if not self.endpoint_url:
             raise LocalStackError("the local stack is not started; use 'with LocalStack() as s:'")
         return self.endpoint_url
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """SIGKILL is asynchronous: wait until no process of the group is left."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
