@@ -19,14 +19,19 @@ What the model assumes (printed with every result, see :func:`assumptions`):
    8-character prefix of ``a.b.c.d``, computed; the published Q2a answer is of the same order).
    A map task over ``n`` rows emits ``groups * (1 - exp(-n / groups))`` combined keys (uniform
    occupancy: an over-estimate, prefixes are not equally likely), at ``shuffle_bytes_per_key``.
+   It assumes one combine per map task: a combiner that flushes every ``k`` values emits a key
+   once per flush, so the shuffle can be up to ``n / k`` times larger than modelled.
 4. Requests per task are the engine's (see :func:`requests_per_job`, read off a request log of
-   a local run): M + 2 GETs per reducer (plan, job.pkl, the step's manifest, one ranged GET per
+   a local run): M + 3 GETs per reducer (plan, job.pkl, the step's manifest, one ranged GET per
    map output), 4 GETs and 3 PUTs per map task, one coordinator call per finished task that LISTs
    the status prefix (1,000 keys a page); commit copies R parts; the watcher LISTs once a second.
 5. Invocation: the driver issues ``invoke_rate`` async invokes a second; Lambda admits 1,000
    environments at once (+1,000 per 10 s beyond); each environment pays one cold start
    (``cold_start_s``, billed since 2025-08). Tasks fit one wave when M <= concurrency.
 6. Prices: us-east-1 x86 list prices (airflow_provider_smr.cost.Prices); no storage or transfer.
+7. A loaded machine: :func:`normalized` scales the measured CPU rates by how much slower the
+   floor ran in the same run than on an idle core (``REFERENCE_FLOOR_MB_S``), i.e. it assumes the
+   engine's ratio to the floor, not its absolute speed, carries over.
 """
 
 from __future__ import annotations
