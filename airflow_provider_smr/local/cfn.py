@@ -1,7 +1,7 @@
 """CloudFormation on the local stack: apply what moto skips, refuse what nobody applies.
 
 moto's CloudFormation silently ignores resource types it does not model and still reports
-``CREATE_COMPLETE``. Here the two types our deploy templates use are applied through moto's own
+``CREATE_COMPLETE``; it also drops ``Layers`` from ``AWS::Lambda::Function`` (applied here). Here the two types our deploy templates use are applied through moto's own
 backends (``AWS::Lambda::EventInvokeConfig``, ``AWS::S3::BucketPolicy``), and any other unmodelled
 type makes ``CreateStack``/``UpdateStack`` fail with a ``ValidationError`` naming it.
 """
@@ -174,3 +174,21 @@ def install() -> None:
 
     parse_resource._smr_strict = True  # type: ignore[attr-defined]
     parsing.parse_resource = parse_resource
+    _apply_function_layers()
+
+
+def _apply_function_layers() -> None:
+    """moto's ``AWS::Lambda::Function`` drops ``Layers``; the handler would miss its layers."""
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id,
+                                        region_name, **kwargs):
+        fn = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        layers = cloudformation_json.get("Properties", {}).get("Layers")
+        if layers:
+            fn.layers = fn._get_layers_data(layers)
+        return fn
+
+    LambdaFunction.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
