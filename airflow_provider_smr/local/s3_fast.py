@@ -60,7 +60,7 @@ class S3FastPath:
         if not key_name:
             return None
         bucket = self.backend.buckets.get(bucket_name)
-        if bucket is None or not _plain(bucket):
+        if bucket is None or not _plain(bucket) or _policy_denies(bucket, method, path):
             return None
         if method == "PUT":
             return self._put(environ, bucket_name, key_name)
@@ -133,6 +133,17 @@ def _plain(bucket: Any) -> bool:
             and not getattr(bucket, "object_lock_enabled", False)
             and not getattr(bucket, "encryption", None)
             and getattr(bucket, "notification_configuration", None) is None)
+
+
+def _policy_denies(bucket: Any, method: str, path: str) -> bool:
+    """moto answers 403 when the bucket policy denies the object action; leave those to moto."""
+    if not getattr(bucket, "policy", None):
+        return False
+    from moto.iam.access_control import PermissionResult
+
+    action = f"s3:{method[0]}{method[1:].lower()}Object"
+    resource = f"arn:{bucket.partition}:s3:::{path.lstrip('/')}"
+    return bucket.get_permission(action, resource) == PermissionResult.DENIED
 
 
 def _byte_range(spec: str, length: int) -> tuple[int, int] | None:

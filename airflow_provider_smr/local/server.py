@@ -26,7 +26,7 @@ def default_workers_per_function() -> int:
 
 
 def default_max_processes(workers_per_function: int) -> int:
-    return max(8, 2 * workers_per_function)
+    return max(12, 3 * workers_per_function)
 
 
 def build_moto_app():

@@ -55,3 +55,17 @@ def test_large_object_round_trips(s3, bucket):
     body = bytes(range(256)) * (5 * 4096)  # 5 MiB
     s3.put_object(Bucket=bucket, Key="s3/large", Body=body)
     assert s3.get_object(Bucket=bucket, Key="s3/large")["Body"].read() == body
+
+
+def test_bucket_policy_deny_is_enforced_like_moto(s3):
+    import json
+
+    s3.create_bucket(Bucket="smr-local-denied")
+    s3.put_object(Bucket="smr-local-denied", Key="secret", Body=b"x")
+    s3.put_bucket_policy(Bucket="smr-local-denied", Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "arn:aws:s3:::smr-local-denied/*"}]}))
+    with pytest.raises(ClientError) as caught:
+        s3.get_object(Bucket="smr-local-denied", Key="secret")
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
