@@ -1,0 +1,80 @@
+"""Issue 5, faults 12 and 13: a 1,000-split job under a concurrency cap of 8, and a straggler that
+gets a speculative backup attempt (the first finisher wins)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from airflow_provider_smr.job import MapReduceJob
+from lambda_handlers import protocol
+from tests.reliability import faults
+from tests.reliability.conftest import DATA, POLL, TIMEOUT, make_env
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def fixed_lines(n: int, seed: int = 7) -> str:
+    """``n`` lines of exactly 32 bytes (7 words of 4 bytes + ``end\\n``)."""
+    rng = random.Random(seed)
+    return "".join("".join(f"w{rng.randrange(60):02d} " for _ in range(7)) + "end\n" for _ in range(n))
+
+
+@pytest.fixture(scope="module")
+def capped():
+    """A local stack of its own whose account-wide Lambda concurrency is 8."""
+    from airflow_provider_smr.local import LocalStack
+
+    with LocalStack(port=0, max_concurrency=8) as stack:
+        yield make_env(stack, "smr-rel-capped")
+
+
+def test_thousand_splits_under_a_concurrency_cap_of_8_give_the_exact_answer(capped):
+    text = fixed_lines(1000)
+    uri = capped.put(f"{capped.fresh('load')}/lines.txt", text)
+    job = MapReduceJob(mapper=faults.tokenize, combiner=faults.total, reducer=faults.total)
+    job_id = capped.runner.submit(job, input=uri, output=capped.output("load"), split_size=32,
+                                  num_reducers=4, max_concurrency=8)
+    assert len(capped.runner.plan(job_id)["splits"]) == 1000
+    result = capped.runner.wait(job_id, poll_interval=1.0, timeout=540)
+    assert capped.records(result) == faults.word_count(text)
+    assert result["counters"]["records_read"] == 1000
+    assert result["counters"]["attempts"] == 1000 + 4  # nothing retried, nothing run twice
+
+
+def done_attempt(env, job_id: str, phase: str, task: int) -> int:
+    marker = env.s3.get_object(Bucket=env.stack.work_bucket,
+                               Key=protocol.done_marker_key(job_id, 0, phase, task))
+    import json
+
+    return json.loads(marker["Body"].read())["attempt"]
+
+
+def test_straggler_gets_a_speculative_backup_and_the_first_finisher_wins(rel):
+    prefix = rel.fresh("straggler")
+    texts = [faults.words_text(i, 20) for i in range(6)]
+    texts[4] += "straggle now\n"
+    for i, text in enumerate(texts):
+        rel.put(f"{prefix}/f{i}.txt", text)
+    job = MapReduceJob(mapper=faults.straggling_mapper("straggle now", rel.fresh("slow"), 15),
+                       reducer=faults.total)
+    output = rel.output("straggler")
+    job_id = rel.runner.submit(job, input=f"s3://{DATA}/{prefix}/", output=output, num_reducers=2,
+                               speculation=True, speculation_threshold=3)
+    result = rel.runner.wait(job_id, poll_interval=POLL, timeout=TIMEOUT)
+    expected = faults.word_count(*texts)
+    assert rel.records(result) == expected
+    assert done_attempt(rel, job_id, "map", 4) == 1  # the backup finished first and won
+    assert result["counters"]["attempts"] == 6 + 2 + 1
+
+    # The straggler finishes later: its output is written but never used; the answer stays.
+    late = protocol.map_output_key(job_id, 0, 4, 0)
+    deadline = time.monotonic() + 40
+    while late not in rel.job_objects(job_id):
+        assert time.monotonic() < deadline, "the straggling attempt never finished"
+        time.sleep(0.5)
+    assert done_attempt(rel, job_id, "map", 4) == 1
+    assert rel.records(result) == expected
+    assert protocol.job_state_key(job_id, protocol.SUCCEEDED) in rel.job_objects(job_id)
