@@ -390,7 +390,7 @@ def run_task(event: dict, phase: str, body: Callable[[dict, dict, Any, TaskMetri
         if not won:  # an earlier attempt finished first and has notified the coordinator
             return result
         reason = f"{phase}-{step}-{task}-done"
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a user's sys.exit() is a failed attempt, not a crash
         log.exception("%s task %s/%s attempt %s of job %s failed", phase, step, task, attempt, job_id)
         try:
             write_error(bucket, event, phase, exc)

@@ -268,3 +268,15 @@ def test_a_map_only_last_step_reads_the_previous_reducers(harness, chain):
     chain().run(plan["events"])
     lines, manifest = harness.output(plan)
     assert sorted(lines) == [b"1,c", b"2,b", b"3,a"] and len(manifest["parts"]) == 2
+
+
+def exits(line):
+    raise SystemExit(3)
+
+
+def test_a_mapper_calling_sys_exit_fails_the_attempt_not_the_container(harness, chain):
+    objs = [harness.put("exit/a.txt", b"x\n")]
+    plan = harness.submit(JobSpec(steps=[StepSpec(mapper=exits, reducer=total)]),
+                          harness.splits(objs, 100), [1], max_attempts=1)
+    chain().run(plan["events"])
+    assert harness.state(plan["job_id"]) == [protocol.FAILED]
