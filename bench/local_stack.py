@@ -157,8 +157,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="S3 requests per client")
     parser.add_argument("--invokes", type=int, default=30)
+    parser.add_argument("--compare-moto", action="store_true",
+                        help="also measure S3 with every request going through moto")
     args = parser.parse_args()
     load = os.getloadavg()[0]
+    if args.compare_moto:
+        with LocalStack(port=0, fast_s3=False) as stack:
+            stack.client("s3").create_bucket(Bucket=BUCKET)
+            for clients in (1, 4):
+                rate, cpu_ms = s3_rate(stack, clients, args.requests)
+                print(f"[moto path only] S3 1 KB PUT+GET, {clients} client(s): {rate:7.0f} req/s   "
+                      f"(server CPU {cpu_ms:.2f} ms/request)")
     with LocalStack(port=0) as stack:
         stack.client("s3").create_bucket(Bucket=BUCKET)
         print(f"local stack {stack.endpoint_url}  (load average {load:.1f} on {os.cpu_count()} cores)")

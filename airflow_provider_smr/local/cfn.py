@@ -43,6 +43,12 @@ class LocalEventInvokeConfig(CloudFormationModel):
         from moto.awslambda.models import lambda_backends
 
         props = dict(cloudformation_json.get("Properties", {}))
+        if props.get("DestinationConfig"):
+            from moto.cloudformation.exceptions import ValidationError
+
+            raise ValidationError(message=(
+                "AWS::Lambda::EventInvokeConfig DestinationConfig is not applied by the local "
+                "stack (failed events are only retried and logged); remove it for local runs"))
         name = props.pop("FunctionName")
         props.pop("Qualifier", None)
         config = {k: int(v) if k.startswith("Maximum") else v for k, v in props.items()}

@@ -27,14 +27,20 @@ class LocalStack:
     :param workers: warm worker processes per function for Event invocations (None: 2-4).
     :param max_concurrency: stack-wide cap on concurrent invocations.
     :param region: the region the stack pretends to be.
+    :param retry_base_s: delay before the first async retry (doubled for the second); AWS waits
+        minutes, which no local run wants.
+    :param max_processes: cap on warm worker processes kept in total (default 12).
+    :param fast_s3: answer plain S3 GET/HEAD/PUT from moto's backend directly (False: all via moto).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, workers: int | None = None,
                  max_concurrency: int = 64, region: str = "us-east-1", *,
-                 retry_base_s: float = 0.1, max_processes: int | None = None):
+                 retry_base_s: float = 0.1, max_processes: int | None = None,
+                 fast_s3: bool = True):
         self.host, self.port, self.workers = host, port, workers
         self.max_concurrency, self.region = max_concurrency, region
         self.retry_base_s, self.max_processes = retry_base_s, max_processes
+        self.fast_s3 = fast_s3
         self.endpoint_url: str | None = None
         self._process: subprocess.Popen | None = None
 
@@ -75,6 +81,8 @@ class LocalStack:
             command += ["--workers", str(self.workers)]
         if self.max_processes:
             command += ["--max-processes", str(self.max_processes)]
+        if not self.fast_s3:
+            command.append("--no-fast-s3")
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None,
                                           start_new_session=True)
         try:

@@ -80,3 +80,15 @@ def test_template_with_a_resource_type_the_stack_cannot_apply_is_refused(local_s
         cfn.create_stack(StackName="smr-local-unsupported", TemplateBody=json.dumps(template))
     assert caught.value.response["Error"]["Code"] == "ValidationError"
     assert "AWS::Lambda::Url" in caught.value.response["Error"]["Message"]
+
+
+def test_event_invoke_config_with_destinations_is_refused(local_stack, lam, deploy):
+    name = deploy(HANDLER.replace('os.environ["DATA_BUCKET"]', '"none"'))
+    template = {"Resources": {"Cfg": {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
+        "FunctionName": name, "Qualifier": "$LATEST", "MaximumRetryAttempts": 1,
+        "DestinationConfig": {"OnFailure": {
+            "Destination": "arn:aws:sqs:us-east-1:123456789012:dead-letters"}}}}}}
+    with pytest.raises(ClientError) as caught:
+        local_stack.client("cloudformation").create_stack(
+            StackName="smr-local-destinations", TemplateBody=json.dumps(template))
+    assert "DestinationConfig" in caught.value.response["Error"]["Message"]
