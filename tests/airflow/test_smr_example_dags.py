@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,10 +43,15 @@ def test_word_count_counts_words_and_reports_the_top_ten(airflow_local_env):
 
 
 def test_deferrable_word_count_waits_in_the_trigger(airflow_local_env):
-    out = run_dag(airflow_local_env, "smr_word_count_deferrable")
+    env = {**airflow_local_env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}
+    proc = subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "test",
+                           "smr_word_count_deferrable"], env=env, capture_output=True, text=True, timeout=400)
+    logs = proc.stdout + proc.stderr
+    assert proc.returncode == 0, logs[-5000:]
     result = read_xcom(airflow_local_env, "smr_word_count_deferrable", "count_words")
     assert result["status"] == "SUCCEEDED"
-    assert "smr_word_count_deferrable" in out or result["job_id"]
+    assert f"Deferring: waiting for SMR job {result['job_id']}" in logs  # the trigger did the waiting
+    assert f"SMR job {result['job_id']}: SUCCEEDED" in logs  # the sensor saw the same job finished
 
 
 @pytest.mark.parametrize("dag_id,task_id", [
