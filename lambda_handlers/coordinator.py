@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from lambda_handlers import protocol, runtime
-from lambda_handlers.io import writers
+from lambda_handlers.io import dynamodb, writers
 from lambda_handlers.reducer import ordered_parallel
 
 log = logging.getLogger("smr.coordinator")
@@ -357,13 +357,15 @@ def commit(bucket: str, job_id: str, plan: dict) -> dict:
     """Move the winning staged parts to the output; ``_SUCCESS`` last; then done.json."""
     out = plan["output"]
     ob, prefix, fmt = out["bucket"], out.get("prefix", ""), out["format"]
-    ext = writers.extension(fmt)
     last = len(plan["steps"]) - 1
     sp = plan["steps"][last]
     r = int(sp.get("num_reducers") or 0)
     phase, n = (protocol.REDUCE, r) if r else (protocol.MAP, int(sp["num_map_tasks"]))
     keys = [protocol.done_marker_key(job_id, last, phase, t) for t in range(n)]
     markers = list(ordered_parallel(lambda k: runtime.get_json(bucket, k), keys))
+    if dynamodb.is_table_output(out):
+        return commit_table(bucket, job_id, plan, markers)
+    ext = writers.extension(fmt)
 
     success_key = prefix + protocol.SUCCESS_MARKER
     s3 = runtime.s3()
@@ -396,6 +398,23 @@ def commit(bucket: str, job_id: str, plan: dict) -> dict:
     done = {"job_id": job_id, "state": protocol.SUCCEEDED, "manifest": f"s3://{ob}/{success_key}",
             "parts": [f"s3://{ob}/{p['key']}" for p in parts], "records": manifest["records"],
             "committed": committed}
+    runtime.put_json(bucket, protocol.done_key(job_id), done)
+    runtime.put_bytes(bucket, protocol.job_state_key(job_id, protocol.SUCCEEDED), b"")
+    return done
+
+
+def commit_table(bucket: str, job_id: str, plan: dict, markers: list[dict]) -> dict:
+    """A DynamoDB output: the items are written by the tasks; record them in the job's manifest."""
+    out = plan["output"]
+    committed = runtime.now_iso()
+    per_task = [int(m.get("records_out", 0)) for m in markers]
+    manifest = {"job_id": job_id, "table": out["table"], "items": sum(per_task),
+                "items_per_task": per_task, "records": sum(per_task),
+                "inputs": out.get("inputs", []), "format": out["format"], "committed": committed}
+    key = protocol.table_manifest_key(job_id)
+    runtime.put_json(bucket, key, manifest)
+    done = {"job_id": job_id, "state": protocol.SUCCEEDED, "manifest": f"s3://{bucket}/{key}",
+            "table": out["table"], "parts": [], "records": manifest["records"], "committed": committed}
     runtime.put_json(bucket, protocol.done_key(job_id), done)
     runtime.put_bytes(bucket, protocol.job_state_key(job_id, protocol.SUCCEEDED), b"")
     return done

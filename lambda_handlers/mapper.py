@@ -12,7 +12,7 @@ import logging
 from typing import Any, Callable, Iterable, Iterator
 
 from lambda_handlers import protocol, runtime, shuffle
-from lambda_handlers.io import readers, writers
+from lambda_handlers.io import dynamodb, readers, writers
 
 log = logging.getLogger("smr.mapper")
 FLUSH_PAIRS = 8192
@@ -34,6 +34,9 @@ class _Source:
 
 
 def _split_source(split: dict, metrics: runtime.TaskMetrics) -> _Source:
+    if split.get("format") == dynamodb.FORMAT:
+        seg = dynamodb.SegmentInput(runtime.client("dynamodb"), split)
+        return _Source(seg, seg.parse, seg.where(), seg.describe)
     src = readers.SplitInput(split, metrics.add_in)
     unit = " (decompressed)" if split.get("compression") else ""
     return _Source(src, src.parse, src.where(),
@@ -165,6 +168,11 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
 
     grouper = shuffle.ExternalGrouper(ser, cfg["memory_budget_bytes"])
     records_in, bad = run_mapper(source, mapper, grouper.add_many, max_bad)
+    if dynamodb.is_table_output(plan["output"]):
+        items = dynamodb.write_output(runtime.client("dynamodb"), plan["output"],
+                                      ((k, v) for k, values in grouper.groups() for v in values))
+        return {"output_key": None, "records_in": records_in, "records_out": items,
+                "bad_records": bad}
     fmt = plan["output"]["format"]
     part = writers.PartWriter(fmt)
     for k, values in grouper.groups():

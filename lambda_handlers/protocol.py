@@ -127,6 +127,11 @@ def result_key(job_id: str) -> str:
     return job_prefix(job_id) + "result.json"
 
 
+def table_manifest_key(job_id: str) -> str:
+    """The ``_SUCCESS`` manifest of a job whose output is a DynamoDB table (under the job prefix)."""
+    return job_prefix(job_id) + "output/" + SUCCESS_MARKER
+
+
 def map_output_key(job_id: str, step: int, task: int, attempt: int) -> str:
     return job_prefix(job_id) + f"map/{step}/{task:05d}.{attempt}.data"
 

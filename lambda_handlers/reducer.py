@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
 from lambda_handlers import protocol, runtime, shuffle
-from lambda_handlers.io import writers
+from lambda_handlers.io import dynamodb, writers
 
 FETCH_THREADS = 16
 
@@ -82,6 +82,10 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
             grouper.add_many(batch, len(payload))
 
     outputs = _reduce(spec.reducer, grouper.groups())
+    if last and dynamodb.is_table_output(plan["output"]):
+        items = dynamodb.write_output(runtime.client("dynamodb"), plan["output"], outputs)
+        return {"output_key": None, "records_in": records_in, "records_out": items,
+                "bad_records": 0, "spilled_bytes": grouper.spilled_bytes}
     if last:
         fmt = plan["output"]["format"]
         sorter = shuffle.ExternalGrouper(ser, budget)

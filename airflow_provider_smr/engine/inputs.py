@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from lambda_handlers import protocol
+from lambda_handlers.io import dynamodb
 
 DEFAULT_INPUT = "default"
 _GLOB_CHARS = "*?["
@@ -58,7 +59,10 @@ def normalize_inputs(spec: Any) -> dict[str, list[str]]:
         if not uris or not all(isinstance(u, str) and u for u in uris):
             raise InputError(f"input {name!r} must be an S3 URI or a non-empty list of URIs, got {value!r}")
         for u in uris:
-            parse_s3_uri(u)
+            if dynamodb.is_dynamodb_uri(u):
+                dynamodb.parse_uri(u)
+            else:
+                parse_s3_uri(u)
         return uris
 
     if isinstance(spec, dict):
@@ -155,6 +159,8 @@ def resolve_inputs(s3: Any, inputs: dict[str, list[str]]) -> list[S3Object]:
     for name, uris in inputs.items():
         seen: set[tuple[str, str]] = set()
         for uri in uris:
+            if dynamodb.is_dynamodb_uri(uri):
+                continue
             for o in list_input(s3, name, uri):
                 if (o.bucket, o.key) not in seen:
                     seen.add((o.bucket, o.key))
@@ -165,9 +171,17 @@ def resolve_inputs(s3: Any, inputs: dict[str, list[str]]) -> list[S3Object]:
 def check_output_outside_inputs(output_uri: str, inputs: dict[str, list[str]],
                                 objects: Iterable[S3Object] = ()) -> None:
     """Refuse an output that lies inside an input (a rerun would read its own output) or vice versa."""
+    if dynamodb.is_dynamodb_uri(output_uri):
+        table = dynamodb.parse_uri(output_uri)["table"]
+        if any(dynamodb.is_dynamodb_uri(u) and dynamodb.parse_uri(u)["table"] == table
+               for uris in inputs.values() for u in uris):
+            raise InputError(f"output {output_uri!r} is also an input: write to another table")
+        return
     out_bucket, out_prefix = output_location(output_uri)
     for uris in inputs.values():
         for uri in uris:
+            if dynamodb.is_dynamodb_uri(uri):
+                continue
             bucket, key = parse_s3_uri(uri)
             if bucket != out_bucket:
                 continue
@@ -184,3 +198,28 @@ def check_output_outside_inputs(output_uri: str, inputs: dict[str, list[str]],
         if o.bucket == out_bucket and o.key.startswith(out_prefix):
             raise InputError(f"input object {o.uri!r} lies inside output {output_uri!r}: the commit "
                              "would replace the output while the job reads it")
+
+
+def describe_tables(dynamodb_client: Any, inputs: dict[str, list[str]]) -> list[dict]:
+    """The DynamoDB inputs: ``{"input", "table", "segments", "attributes", "consistent",
+    "item_count", "size_bytes"}`` each (DescribeTable's approximate ItemCount/TableSizeBytes)."""
+    tables = []
+    for name, uris in inputs.items():
+        for uri in uris:
+            if not dynamodb.is_dynamodb_uri(uri):
+                continue
+            loc = dynamodb.parse_uri(uri)
+            try:
+                desc = dynamodb.with_backoff(
+                    lambda: dynamodb_client.describe_table(TableName=loc["table"]))["Table"]
+            except Exception as exc:
+                if dynamodb._code(exc) == "ResourceNotFoundException":
+                    raise InputNotFoundError(f"input {uri!r}: DynamoDB table {loc['table']!r} does "
+                                             "not exist") from None
+                raise
+            tables.append({"input": name, "uri": uri, "table": loc["table"],
+                           "segments": loc["segments"], "attributes": loc["attributes"],
+                           "consistent": loc["consistent"],
+                           "item_count": int(desc.get("ItemCount") or 0),
+                           "size_bytes": int(desc.get("TableSizeBytes") or 0)})
+    return tables

@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from lambda_handlers import protocol
+from lambda_handlers.io import dynamodb
 
 if TYPE_CHECKING:
     from airflow_provider_smr.engine.inputs import S3Object
@@ -71,6 +72,33 @@ def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str
     return [{"task": task, **split} for task, split in enumerate(splits)]
 
 
+def table_splits(tables: list[dict], split_size: int) -> list[dict]:
+    """Parallel-scan segment splits of DynamoDB inputs (in input/table order), without ``task``.
+
+    The segment count is the URI's ``segments=N`` or one per ``split_size`` of the table's size."""
+    out: list[dict] = []
+    for t in sorted(tables, key=lambda t: (t["input"], t["table"])):
+        n = t.get("segments") or dynamodb.choose_segments(t.get("item_count", 0),
+                                                          t.get("size_bytes", 0), split_size)
+        out.extend(dynamodb.table_splits(t["input"], t, n))
+    return out
+
+
+def output_spec(output_uri: str, overwrite: bool, inputs: dict[str, list[str]], work_bucket: str,
+                job_id: str, fmt: str) -> dict:
+    """The plan's ``output``: an S3 folder, or a DynamoDB table (manifest under the job prefix)."""
+    from airflow_provider_smr.engine.inputs import output_location
+
+    listed = [u for uris in inputs.values() for u in uris]
+    if dynamodb.is_dynamodb_uri(output_uri):
+        return {"uri": output_uri, "bucket": work_bucket,
+                "prefix": protocol.table_manifest_key(job_id)[: -len(protocol.SUCCESS_MARKER)],
+                "overwrite": bool(overwrite), "inputs": listed, **dynamodb.output_plan(output_uri)}
+    out_bucket, out_prefix = output_location(output_uri)
+    return {"uri": f"s3://{out_bucket}/{out_prefix}", "bucket": out_bucket, "prefix": out_prefix,
+            "format": fmt, "overwrite": bool(overwrite), "inputs": listed}
+
+
 def choose_num_reducers(total_bytes: int, num_map_tasks: int) -> int:
     """Reducers for a step when the job does not say: one per 256 MiB of input, 1..1000."""
     wanted = math.ceil(total_bytes / BYTES_PER_REDUCER) if total_bytes > 0 else 1
@@ -95,10 +123,10 @@ def build_plan(*, job_id: str, work_bucket: str, job: MapReduceJob, inputs: dict
                num_reducers: int | None = None, max_attempts: int = 3, memory_mb: int = 1024,
                task_timeout_s: int = 300, max_bad_records: int = 0, overwrite: bool = False,
                speculation: bool = False, speculation_threshold: float = 3.0,
-               deadline_grace_s: int = 30, created: dt.datetime | None = None) -> dict:
-    """The ``plan.json`` document of the engine contract."""
-    from airflow_provider_smr.engine.inputs import output_location
-
+               deadline_grace_s: int = 30, created: dt.datetime | None = None,
+               tables: list[dict] = ()) -> dict:
+    """The ``plan.json`` document of the engine contract (``tables``: DynamoDB inputs as
+    :func:`~airflow_provider_smr.engine.inputs.describe_tables` returns them)."""
     protocol.validate_job_id(job_id)
     if not 1 <= max_attempts <= protocol.MAX_ATTEMPTS:
         raise PlanError(f"max_attempts must be in [1, {protocol.MAX_ATTEMPTS}], got {max_attempts}")
@@ -107,10 +135,20 @@ def build_plan(*, job_id: str, work_bucket: str, job: MapReduceJob, inputs: dict
                         f"deadline_grace_s >= 0, got {speculation_threshold} and {deadline_grace_s}")
     if max_bad_records < 0:
         raise PlanError(f"max_bad_records must be >= 0, got {max_bad_records}")
-    formats = {name: job.input_format_for(name) for name in inputs}
+    table_inputs = {t["input"] for t in tables}
+    formats = {name: dynamodb.FORMAT if name in table_inputs else job.input_format_for(name)
+               for name in inputs}
+    mixed = sorted({o.input for o in objects} & table_inputs)
+    if mixed:
+        raise PlanError(f"input(s) {mixed} mix S3 and DynamoDB URIs: give each its own input name")
     splits = make_splits(objects, split_size or DEFAULT_SPLIT_SIZE, formats)
-    total_bytes = sum(o.size for o in objects)
-    out_bucket, out_prefix = output_location(output_uri)
+    if tables:
+        splits = [{**sp, "task": i} for i, sp in enumerate(
+            [{k: v for k, v in sp.items() if k != "task"} for sp in splits]
+            + table_splits(list(tables), split_size or DEFAULT_SPLIT_SIZE))]
+        if len(splits) > protocol.MAX_TASKS:
+            raise PlanError(f"{len(splits)} splits exceed {protocol.MAX_TASKS} map tasks")
+    total_bytes = sum(o.size for o in objects) + sum(t.get("size_bytes", 0) for t in tables)
     created = created or dt.datetime.now(dt.timezone.utc)
     return {
         "v": PLAN_VERSION,
@@ -130,9 +168,7 @@ def build_plan(*, job_id: str, work_bucket: str, job: MapReduceJob, inputs: dict
         "inputs": {name: {"uris": list(uris), "format": formats[name]} for name, uris in inputs.items()},
         "splits": splits,
         "steps": plan_steps(job, len(splits), total_bytes, num_reducers),
-        "output": {"uri": f"s3://{out_bucket}/{out_prefix}", "bucket": out_bucket, "prefix": out_prefix,
-                   "format": job.output_format, "overwrite": bool(overwrite),
-                   "inputs": [u for uris in inputs.values() for u in uris]},
+        "output": output_spec(output_uri, overwrite, inputs, work_bucket, job_id, job.output_format),
         "input_bytes": total_bytes,
     }
 

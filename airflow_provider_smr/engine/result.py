@@ -108,7 +108,9 @@ def build_result(plan: dict, done: dict, manifest: dict, markers: dict[tuple[int
     lambda_invokes = 2 * attempts + driver_invokes
     gb_s = sum(gb_seconds(b.get("duration_s", 0.0), b.get("memory_mb") or memory_mb) for b in all_bodies)
 
+    table = {"table": plan["output"]["table"]} if plan["output"].get("table") else {}
     return {
+        **table,
         "job_id": plan["job_id"],
         "status": protocol.SUCCEEDED,
         "job_name": plan.get("job_name"),

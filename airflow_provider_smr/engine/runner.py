@@ -25,6 +25,7 @@ from airflow_provider_smr.engine.watch import JobStatus, failure_message, list_s
 from airflow_provider_smr.job import MapReduceJob, check_runtime, load_job
 from airflow_provider_smr.sizes import parse_size
 from lambda_handlers import protocol
+from lambda_handlers.io import dynamodb
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +125,10 @@ class JobRunner:
             named = inputs_mod.normalize_inputs(input)
             job.check_inputs(list(named))
             inputs_mod.check_output_outside_inputs(output, named)
-            self._check_output(output, overwrite)
+            self._check_output(output, overwrite, create_table)
             objects = inputs_mod.resolve_inputs(self.s3, named)
             inputs_mod.check_output_outside_inputs(output, named, objects)
+            tables = inputs_mod.describe_tables(self.clients.dynamodb, named)
             plan = build_plan(
                 job_id=job_id, work_bucket=self.bucket, job=job, inputs=named, objects=objects,
                 output_uri=output, split_size=parse_size(split_size, name="split_size"),
@@ -146,7 +148,12 @@ class JobRunner:
             self._fan_out(plan, None, max_concurrency)
         return job_id
 
-    def _check_output(self, output: str, overwrite: bool) -> None:
+    def _check_output(self, output: str, overwrite: bool, create_table: bool = False) -> None:
+        if dynamodb.is_dynamodb_uri(output):  # a table output: it must exist (or be created now)
+            loc = dynamodb.parse_uri(output)
+            dynamodb.ensure_table(self.clients.dynamodb, loc["table"], loc["key_attribute"],
+                                  loc["key_type"], create=create_table or loc["create_table"])
+            return
         bucket, prefix = inputs_mod.output_location(output)
         listed = list(inputs_mod.list_objects(self.s3, bucket, prefix + protocol.SUCCESS_MARKER))
         if not overwrite and any(o["Key"] == prefix + protocol.SUCCESS_MARKER for o in listed):
