@@ -42,6 +42,7 @@ class WorkerPool:
         self._idle: dict[tuple, list[Worker]] = defaultdict(list)
         self._busy: dict[int, tuple[Worker, float]] = {}  # pid -> (worker, memory limit MB)
         self._lock = threading.Lock()
+        self._spare_ready = threading.Condition(self._lock)
         self._closed = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="rss-watchdog", daemon=True)
         self._watchdog.start()
@@ -86,7 +87,12 @@ class WorkerPool:
         return worker, True
 
     def _take_spare(self) -> Worker | None:
-        with self._lock:
+        """A ready spare; if one is still booting, wait for it (it is further along than a
+        fresh process would be)."""
+        deadline = time.monotonic() + INIT_TIMEOUT_S
+        with self._spare_ready:
+            while not self._spares and self._spares_starting and time.monotonic() < deadline:
+                self._spare_ready.wait(deadline - time.monotonic())
             spare = self._spares.pop() if self._spares else None
         self._refill_spares()
         return spare if spare is not None and spare.alive() else None
@@ -112,6 +118,7 @@ class WorkerPool:
             spare = None
         with self._lock:
             self._spares_starting -= 1
+            self._spare_ready.notify_all()
             if spare is not None and not self._closed.is_set():
                 self._spares.append(spare)
                 return
