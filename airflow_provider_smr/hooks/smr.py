@@ -170,6 +170,10 @@ class SMRHook(AwsBaseHook):
         """
         return self.runner(stack_name).wait(job_id, poll_interval=poll_interval, timeout=timeout)
 
+    def get_job_error(self, job_id: str, stack_name: str = DEFAULT_STACK) -> str:
+        """A failed job's error: cause, input, remote traceback and the task's CloudWatch log tail."""
+        return str(self.runner(stack_name)._failure(job_id))
+
     def cancel_job(self, job_id: str, stack_name: str = DEFAULT_STACK) -> None:
         """Stop the job: no new tasks start and nothing is committed."""
         self.runner(stack_name).cancel(job_id)

@@ -273,7 +273,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
             self.log.warning("SMR job %s: %s; retrying them", self.job_id, event.get("message"))
             self.hook.retry_overdue_tasks(self.job_id, stack_name=self.stack_name)
             return self._defer_or_finish(context, self.job_id)
-        raise AirflowException(f"SMR job {event['job_id']} {event['status']}: {event.get('message')}")
+        message = event.get("message")
+        if event.get("state") == protocol.FAILED:  # add the failed task's CloudWatch log tail
+            message = self.hook.get_job_error(self.job_id, stack_name=self.stack_name)
+        raise AirflowException(f"SMR job {event['job_id']} {event['status']}: {message}")
 
     # -- ResumableJobMixin --------------------------------------------------------------------
 

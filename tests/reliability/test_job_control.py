@@ -164,3 +164,29 @@ def test_failing_job_with_overwrite_leaves_the_previous_output_intact(rel):
     after = {k: rel.s3.get_object(Bucket=DATA, Key=k)["Body"].read() for k in rel.objects(DATA, prefix)}
     assert after == before
     assert rel.records(first) == faults.word_count(*texts)
+
+
+def test_deferred_task_failure_carries_the_remote_traceback_and_the_log_tail(rel, local_stack,
+                                                                            monkeypatch):
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    from airflow_provider_smr.engine.watch import failure_message
+
+    for k, v in conn_env(local_stack).items():
+        monkeypatch.setenv(k, v)
+    uri, _ = slow_input(rel, "deferred-fail", files=1)
+    op = operator(uri, rel.output("deferred-fail"), deferrable=True)
+    broken = MapReduceJob(mapper=faults.failing_mapper, reducer=faults.total)
+    job_id = rel.runner.submit(broken, input=uri, output=op.output_uri, max_attempts=1)
+    with pytest.raises(JobFailedError):
+        rel.runner.wait(job_id, poll_interval=POLL, timeout=TIMEOUT)
+    failed = json.loads(rel.s3.get_object(Bucket=rel.stack.work_bucket,
+                                          Key=protocol.failed_key(job_id))["Body"].read())
+    event = {"status": "failed", "job_id": job_id, "state": protocol.FAILED,
+             "message": failure_message(failed)}  # what SMRJobTrigger sends
+    with pytest.raises(AirflowException) as err:
+        op.execute_complete({"ti": FakeTI(rel.fresh("manual"))}, event)
+    message = str(err.value)
+    assert "RuntimeError: this job always fails" in message
+    assert "remote traceback:" in message and "failing_mapper" in message
+    assert "log tail:" in message and job_id in message.split("log tail:")[1]
