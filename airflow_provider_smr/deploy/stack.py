@@ -241,6 +241,7 @@ def deploy_stack(
     log_retention_days: int = 14,
     jobs_expire_days: int = 7,
     layers: Iterable[str] = (),
+    tables: Iterable[str] = (),
     replace_locations: bool = False,
     artifacts_bucket: str | None = None,
     wait_timeout_s: float = 1800,
@@ -259,6 +260,7 @@ def deploy_stack(
     :param log_retention_days: retention of the functions' log groups.
     :param jobs_expire_days: job state under ``jobs/`` in the work bucket expires after this.
     :param layers: Lambda layer version ARNs for every function.
+    :param tables: DynamoDB tables the functions may scan and write (names, or ``dynamodb://`` URIs).
     :param replace_locations: grant exactly the given locations instead of adding them to the
         ones the stack already grants.
     :param artifacts_bucket: bucket for the zip; default ``smr-artifacts-<account>-<region>``.
@@ -274,7 +276,8 @@ def deploy_stack(
         code_key=artifacts.code_key(package.sha256), code_sha256=package.sha256,
         runtime=worker_runtime(), memory_mb=memory_mb, timeout_s=timeout_s,
         input_buckets=tuple(input_buckets), output_buckets=tuple(output_buckets),
-        log_retention_days=log_retention_days, jobs_expire_days=jobs_expire_days, layers=tuple(layers))
+        log_retention_days=log_retention_days, jobs_expire_days=jobs_expire_days, layers=tuple(layers),
+        tables=tuple(t.removeprefix("dynamodb://").split("?")[0] for t in tables))
     wait = {"timeout_s": wait_timeout_s, "poll_s": poll_s}
     for _round in range(MAX_DEPLOY_ROUNDS):
         try:

@@ -110,6 +110,8 @@ class StackSettings:
     :param log_retention_days: retention of the functions' log groups.
     :param jobs_expire_days: days after which objects under ``jobs/`` in the work bucket expire.
     :param layers: Lambda layer version ARNs added to every function.
+    :param tables: DynamoDB table names the functions may scan and write (``dynamodb://`` inputs
+        and outputs).
     """
 
     stack_name: str
@@ -124,9 +126,10 @@ class StackSettings:
     log_retention_days: int = 14
     jobs_expire_days: int = 7
     layers: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("input_buckets", "output_buckets", "layers"):
+        for name in ("input_buckets", "output_buckets", "layers", "tables"):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise StackSettingsError(f"{name} must be a list of strings, got the string {value!r}")
@@ -179,6 +182,9 @@ def validate_settings(settings: StackSettings) -> None:
         if not isinstance(layer, str) or not _LAYER_ARN.match(layer):
             raise StackSettingsError(f"layers: each must be a layer version ARN "
                                      f"(arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION), got {layer!r}")
+    for table in settings.tables:
+        if not isinstance(table, str) or not re.match(r"^[A-Za-z0-9_.-]{3,255}$", table):
+            raise StackSettingsError(f"tables: {table!r} is not a DynamoDB table name")
     if len(settings.layers) > 5:
         raise StackSettingsError(f"layers: Lambda allows at most 5, got {len(settings.layers)}")
     settings.inputs, settings.outputs  # noqa: B018 - parse (and so validate) the declared locations
@@ -263,6 +269,12 @@ def _policy_statements(settings: StackSettings) -> list[dict]:
                    ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                    [loc.objects_arn() for loc in settings.outputs]),
         ]
+    if settings.tables:
+        statements.append(_allow(
+            "DeclaredTables",
+            ["dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:PutItem"],
+            [{"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/"
+                         f"{table}"} for table in settings.tables]))
     statements += [
         _allow("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [
             {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
