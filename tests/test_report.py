@@ -432,7 +432,6 @@ def test_smr_report_of_an_unknown_job_is_one_error_line(deployed, capsys):
 
 
 def test_smr_report_is_a_subcommand_of_smr():
-    pytest.importorskip("airflow_provider_smr.local.command", reason="the local stack's commands have not landed")
     from airflow_provider_smr.cli import build_parser
 
     args = build_parser().parse_args(["report", JOB, "--out", "x.html", "--endpoint-url", "http://127.0.0.1:1"])
