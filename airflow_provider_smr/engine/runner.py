@@ -106,12 +106,14 @@ class JobRunner:
                job_params: dict | None = None, max_bad_records: int = 0,
                speculation: bool = False, speculation_threshold: float = 3.0,
                deadline_grace_s: int = 30,
-               create_table: bool = False) -> str:
+               create_table: bool = False, driver: str = "worker") -> str:
         """Plan and start a job; return its id. Nothing is invoked if any check fails.
 
         A ``job_id`` that already exists is not started again: its id is returned (and a fan-out a
         crashed driver left unfinished is completed).
         """
+        if driver not in ("worker", "lambda"):
+            raise ValueError(f"driver must be 'worker' or 'lambda', got {driver!r}")
         job = load_job(job)
         job_id = protocol.validate_job_id(job_id) if job_id else new_job_id(job.name)
         with reqs.job_context(job_id):
@@ -145,8 +147,19 @@ class JobRunner:
             self.log.info("job %s (%s): %d splits, %d input bytes, steps (maps x reducers) %s -> %s",
                           job_id, job.name, len(plan["splits"]), plan["input_bytes"], steps,
                           plan["output"]["uri"])
-            self._fan_out(plan, None, max_concurrency)
+            if driver == "lambda":
+                self._drive(plan)
+            else:
+                self._fan_out(plan, None, max_concurrency)
         return job_id
+
+    def _drive(self, plan: dict) -> None:
+        """Serverless driver: one ``Invoke`` of the driver function, which fans the job out."""
+        event = protocol.drive_event(self.bucket, plan["job_id"])
+        tries = submit_mod.invoke_async(self.lambda_, self.stack.functions["driver"], event)
+        reqs.add(plan["job_id"], reqs.LAMBDA_INVOKE, tries)
+        self.log.info("job %s: the driver function fans out %d map tasks", plan["job_id"],
+                      plan["steps"][0]["num_map_tasks"])
 
     def _check_output(self, output: str, overwrite: bool, create_table: bool = False) -> None:
         if dynamodb.is_dynamodb_uri(output):  # a table output: it must exist (or be created now)

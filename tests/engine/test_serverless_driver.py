@@ -1,0 +1,98 @@
+"""The serverless driver: the driver function fans a job out (through an invoke tree when large)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import uuid
+
+import pytest
+
+from airflow_provider_smr.job import MapReduceJob
+from lambda_handlers import driver, protocol
+
+DATA = "smr-sdriver-data"
+POLL = 0.25
+TIMEOUT = 300
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def test_2000_tasks_go_through_a_two_level_invoke_tree_each_exactly_once(monkeypatch):
+    bucket, job_id = "smr-work", "big-job"
+    top = driver.fan_out_events(bucket, job_id, 2000)
+    assert len(top) == 10 and {e["kind"] for e in top} == {"invoke"}
+
+    monkeypatch.setenv(protocol.ENV_WORK_BUCKET, bucket)
+    monkeypatch.setenv(protocol.ENV_MAPPER_FUNCTION, "smr-mapper")
+    monkeypatch.setenv(protocol.ENV_DRIVER_FUNCTION, "smr-driver")
+    from lambda_handlers import runtime
+
+    invoked: list[tuple[str, dict]] = []
+    runtime.set_invoker(lambda name, event: invoked.append((name, json.loads(json.dumps(event)))))
+    try:
+        for event in top:  # each invoker node, as Lambda would run it
+            assert driver.handler(event) == {"invoked": 200}
+    finally:
+        runtime.set_invoker(None)
+    assert {name for name, _ in invoked} == {"smr-mapper"}
+    tasks = collections.Counter(e["task"] for _, e in invoked)
+    assert sorted(tasks) == list(range(2000)) and set(tasks.values()) == {1}
+    assert {(e["step"], e["attempt"]) for _, e in invoked} == {(0, 0)}
+
+
+def test_small_jobs_are_invoked_directly():
+    events = driver.fan_out_events("smr-work", "small", 1999)
+    assert len(events) == 1999 and {e["kind"] for e in events} == {"map"}
+
+
+@pytest.fixture(scope="module")
+def engine(local_stack):
+    import boto3
+
+    from airflow_provider_smr.deploy import deploy_stack
+    from airflow_provider_smr.engine.aws import AwsClients
+    from airflow_provider_smr.engine.runner import JobRunner
+
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name="us-east-1")
+    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
+    clients.s3.create_bucket(Bucket=DATA)
+    stack = deploy_stack(clients, "smr-sdriver", memory_mb=512, timeout_s=60,
+                         input_buckets=[DATA], output_buckets=[DATA])
+    return clients.s3, JobRunner(clients, stack)
+
+
+def part_bytes(s3, result) -> list[bytes]:
+    return [s3.get_object(Bucket=u[5:].split("/", 1)[0], Key=u[5:].split("/", 1)[1])["Body"].read()
+            for u in result["parts"]]
+
+
+def test_serverless_driver_output_is_byte_identical_to_the_worker_driver(engine):
+    s3, runner = engine
+    words = ["red", "green", "blue", "cyan", "magenta", "yellow", "black"]
+    lines = [" ".join(words[(i * k) % 7] for k in range(1, 6)) for i in range(3000)]
+    key = f"in/{uuid.uuid4().hex[:8]}/text.txt"
+    s3.put_object(Bucket=DATA, Key=key, Body="\n".join(lines).encode())
+    job = MapReduceJob(mapper=lambda line: [(w, 1) for w in line.split()],
+                       reducer=lambda k, vs: [(k, sum(vs))], num_reducers=3, name="sdriver-wc")
+    results = {}
+    for mode in ("worker", "lambda"):
+        results[mode] = runner.run(job, input=f"s3://{DATA}/{key}", split_size=4096, driver=mode,
+                                   output=f"s3://{DATA}/out/{mode}-{uuid.uuid4().hex[:8]}/",
+                                   poll_interval=POLL, timeout=TIMEOUT)
+    assert len(runner.plan(results["lambda"]["job_id"])["splits"]) > 10
+    assert part_bytes(s3, results["lambda"]) == part_bytes(s3, results["worker"])
+    counts = dict(json.loads(line).values() for b in part_bytes(s3, results["lambda"])
+                  for line in b.decode().splitlines())
+    assert counts == dict(collections.Counter(w for ln in lines for w in ln.split()))
+    claims = {o["Key"].rsplit("/", 1)[1] for o in s3.list_objects_v2(
+        Bucket=runner.bucket, Prefix=f"jobs/{results['lambda']['job_id']}/")["Contents"]}
+    assert any("drive" in c for c in claims)
+
+
+def test_unknown_driver_is_refused(engine):
+    _, runner = engine
+    with pytest.raises(ValueError, match="driver must be"):
+        runner.submit(MapReduceJob(mapper=lambda r: [(r, 1)]), input=f"s3://{DATA}/x",
+                      output=f"s3://{DATA}/y/", driver="cloud")
