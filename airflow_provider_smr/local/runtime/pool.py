@@ -19,7 +19,7 @@ from airflow_provider_smr.local.runtime.worker import (
 )
 
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
-_WATCH_INTERVAL_S = 0.01
+_WATCH_INTERVAL_S = 0.02
 
 
 class InitFailed(Exception):
