@@ -115,14 +115,11 @@ def health_url(services) -> str:
     return script[start:].split("'")[0].split('"')[0]
 
 
-def test_smr_local_health_check_path_is_served_by_the_local_stack(services):
-    from airflow_provider_smr.local import LocalStack
-
+def test_smr_local_health_check_path_is_served_by_the_local_stack(services, local_stack):
     url = urlsplit(health_url(services))
     assert url.port == 4566
-    with LocalStack() as stack:
-        with urllib.request.urlopen(stack.endpoint_url.rstrip("/") + url.path, timeout=10) as response:
-            assert response.status == 200
+    with urllib.request.urlopen(local_stack.endpoint_url.rstrip("/") + url.path, timeout=10) as response:
+        assert response.status == 200
 
 
 def test_airflow_environment_is_the_one_make_demo_uses(services, tmp_path):
