@@ -28,8 +28,11 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone for our purposes
-        return stat.read().split(")")[-1].split()[0] != "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone for our purposes
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _session_members(sid: int) -> set[int]:
