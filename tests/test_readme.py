@@ -182,3 +182,19 @@ def test_readme_examples_run_on_the_local_stack(readme_env):
     page = (readme_env / "report.html").read_text()
     bars = re.findall(r'<rect class="attempt ', page)
     assert len(bars) == result["counters"]["attempts"]
+
+
+def test_the_operator_table_lists_every_argument_of_the_operator():
+    import inspect
+
+    from airflow_provider_smr.operators.smr import ServerlessMapReduceOperator
+
+    text = README.read_text()
+    table = text[text.index("### The operator's arguments"):text.index("### The XCom result")]
+    documented = {name for row in table.splitlines() if row.startswith("| `")
+                  for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    params = inspect.signature(ServerlessMapReduceOperator.__init__).parameters
+    arguments = {n for n, p in params.items() if p.kind == p.KEYWORD_ONLY}
+    assert arguments - documented == set(), "arguments missing from the README table"
+    aws = {"aws_conn_id", "region_name", "verify", "botocore_config"}
+    assert documented - arguments - aws == set(), "the README documents arguments that do not exist"
