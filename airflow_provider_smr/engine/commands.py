@@ -46,6 +46,8 @@ def register(subparsers: Any) -> None:
                      help="job parameter (JSON value or string); repeatable")
     run.add_argument("--job-id", metavar="ID", help="job id (default: generated)")
     run.add_argument("--overwrite", action="store_true", help="replace a committed output")
+    run.add_argument("--serverless-driver", action="store_true",
+                     help="the stack's driver function fans the job out (this command only waits)")
     run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS", help="seconds between status polls")
     run.add_argument("--deploy", action="store_true",
                      help="deploy or update the stack first (default: only when it does not exist)")
@@ -218,7 +220,8 @@ def run_command(args: argparse.Namespace) -> int:
                             split_size=args.split_size, max_concurrency=args.max_concurrency,
                             max_attempts=args.max_attempts, overwrite=args.overwrite or local,
                             job_params=params, max_bad_records=args.max_bad_records,
-                            job_id=args.job_id, poll_interval=args.poll_interval)
+                            job_id=args.job_id, poll_interval=args.poll_interval,
+                            driver="lambda" if args.serverless_driver else "worker")
         if local_output is not None:
             download_output(clients.s3, result, local_output)
             result = {**result, "local_output": str(local_output)}

@@ -120,7 +120,8 @@ class SMRHook(AwsBaseHook):
                    max_concurrency: int | None = None, max_attempts: int = 3, overwrite: bool = False,
                    job_params: dict | None = None, max_bad_records: int = 0,
                    speculation: bool = False, speculation_threshold: float = 3.0,
-                   deadline_grace_s: int = 30) -> str:
+                   deadline_grace_s: int = 30, driver: str = "worker",
+                   create_table: bool = False) -> str:
         """Plan the job and start its map tasks; return the job id.
 
         A ``job_id`` that already exists is not run twice: its id is returned so the caller can
@@ -140,13 +141,16 @@ class SMRHook(AwsBaseHook):
             median duration of its phase's finished tasks.
         :param deadline_grace_s: a started attempt silent for the function timeout plus this long is
             presumed killed (timeout, out of memory) and retried.
+        :param driver: ``"worker"`` (this process fans the map tasks out) or ``"lambda"`` (the
+            stack's driver function does, through an invoke tree for large jobs).
+        :param create_table: create a ``dynamodb://`` output table when missing (on-demand billing).
         """
         return self.runner(stack_name).submit(
             job, input=input, output=output, job_id=job_id, num_reducers=num_reducers,
             split_size=split_size, max_concurrency=max_concurrency, max_attempts=max_attempts,
             overwrite=overwrite, job_params=job_params, max_bad_records=max_bad_records,
             speculation=speculation, speculation_threshold=speculation_threshold,
-            deadline_grace_s=deadline_grace_s)
+            deadline_grace_s=deadline_grace_s, driver=driver, create_table=create_table)
 
     def job_exists(self, job_id: str, stack_name: str = DEFAULT_STACK) -> bool:
         return self.runner(stack_name).job_exists(job_id)

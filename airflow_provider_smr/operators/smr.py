@@ -81,6 +81,29 @@ def as_count(value: Any, name: str) -> int | None:
         raise ValueError(f"{name} must be a whole number, got {value!r}") from None
 
 
+def dynamodb_tables(locations: Any) -> list[str]:
+    """Table names of the ``dynamodb://`` URIs in an input/output spec (or a list of specs)."""
+    from lambda_handlers.io import dynamodb
+
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            if dynamodb.is_dynamodb_uri(value):
+                table = dynamodb.parse_uri(value)["table"]
+                if table not in found:
+                    found.append(table)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v)
+
+    walk(locations)
+    return found
+
+
 def s3_buckets(locations: Any) -> list[str]:
     """Bucket names of an input/output spec: a URI, a list of URIs, or ``{name: URI}``."""
     if isinstance(locations, str):
@@ -136,6 +159,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         of its phase's finished tasks.
     :param deadline_grace_s: a task attempt silent for ``timeout_s`` plus this many seconds is
         presumed killed by Lambda (timeout, out of memory) and retried.
+    :param driver: ``"worker"`` (this task fans the map tasks out) or ``"lambda"`` (the stack's
+        driver function does and exits; this task only waits).
+    :param create_table: create a ``dynamodb://`` output table on first use (on-demand billing).
     :param stack_name: the SMR stack (CloudFormation stack and name prefix) to run on.
     :param deploy: deploy or update the stack before submitting (idempotent, cached by content hash).
     :param overwrite: replace an existing output instead of refusing to run.
@@ -173,6 +199,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         speculation: bool = False,
         speculation_threshold: float = 3.0,
         deadline_grace_s: int = 30,
+        driver: str = "worker",
+        create_table: bool = False,
         stack_name: str = "smr",
         deploy: bool = True,
         overwrite: bool = False,
@@ -203,6 +231,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.speculation = speculation
         self.speculation_threshold = speculation_threshold
         self.deadline_grace_s = deadline_grace_s
+        self.driver = driver
+        self.create_table = create_table
         self.stack_name = stack_name
         self.deploy = deploy
         self.overwrite = overwrite
@@ -233,6 +263,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
             self.stack_name,
             input_buckets=s3_buckets(self.input),
             output_buckets=s3_buckets(self.output_uri),
+            **({"tables": tables} if (tables := dynamodb_tables([self.input, self.output_uri])) else {}),
             **settings,
         )
 
@@ -313,6 +344,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
                     speculation=self.speculation,
                     speculation_threshold=self.speculation_threshold,
                     deadline_grace_s=self.deadline_grace_s,
+                    driver=self.driver,
+                    create_table=self.create_table,
                 )
                 break
             generation += 1
