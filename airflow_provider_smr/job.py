@@ -154,13 +154,15 @@ class MapReduceJob:
     :param name: a label for logs and the plan; the mapper's name by default.
     :param serializer: how keys and values travel through the shuffle: ``json`` or ``pickle``.
     :param num_reducers: default number of reducers for steps that do not set their own.
+    :param extra_modules: modules or packages (names or module objects) whose source travels with
+        the job, importable inside Lambda even when the functions import them lazily.
     """
 
     def __init__(self, mapper: Callable | dict[str, Callable] | None = None, combiner: Callable | None = None,
                  reducer: Callable | None = None, partitioner: Callable | None = None,
                  input_format: str | dict[str, str] = "text", output_format: str = "jsonl",
                  steps: list[Step] | None = None, name: str | None = None, serializer: str = "json",
-                 num_reducers: int | None = None) -> None:
+                 num_reducers: int | None = None, extra_modules: list | tuple = ()) -> None:
         if steps is not None:
             if any(f is not None for f in (mapper, combiner, reducer, partitioner)):
                 raise JobError("give either mapper/combiner/reducer/partitioner or steps=[Step(...)], "
@@ -177,6 +179,7 @@ class MapReduceJob:
         self.output_format = output_format
         self.serializer = serializer
         self.num_reducers = num_reducers
+        self.extra_modules = list(extra_modules)
         self.name = name or self._default_name()
         self.validate()
 
@@ -250,7 +253,8 @@ class MapReduceJob:
         default = self.input_format if isinstance(self.input_format, str) else "text"
         return JobSpec(steps=steps, name=self.name, input_format=default, input_formats=formats,
                        output_format=self.output_format, serializer=self.serializer,
-                       params=dict(params or {}), max_bad_records=int(max_bad_records))
+                       params=dict(params or {}), max_bad_records=int(max_bad_records),
+                       modules=module_sources(getattr(self, "extra_modules", ())))
 
     def functions(self) -> list[Callable]:
         return [fn for s in self.steps for fn in s.functions()]
@@ -283,6 +287,37 @@ class MapReduceJob:
         return (f"cannot pickle {culprit}: {type(exc).__name__}: {exc}. Job functions travel to "
                 "Lambda as data, so they must not capture locks, open files, clients or sockets; "
                 "create those inside the function instead")
+
+
+def module_sources(modules: Any) -> dict[str, list]:
+    """``{name: [is_package, source]}`` of modules/packages (names or module objects) and all
+    their submodules: what ``extra_modules`` ships inside ``job.pkl``."""
+    import importlib
+    import pkgutil
+
+    out: dict[str, list] = {}
+
+    def add(module: types.ModuleType) -> None:
+        path = getattr(module, "__file__", None)
+        if not path or not path.endswith(".py"):
+            raise JobError(f"extra_modules: {module.__name__!r} has no Python source file ({path}); "
+                           "only pure-Python modules and packages can travel with the job "
+                           "(use requirements=/layers= for others)")
+        is_pkg = hasattr(module, "__path__")
+        out[module.__name__] = [is_pkg, Path(path).read_text(encoding="utf-8")]
+        if is_pkg:
+            for info in pkgutil.walk_packages(module.__path__, module.__name__ + "."):
+                add(importlib.import_module(info.name))
+
+    for m in modules or ():
+        try:
+            module = importlib.import_module(m) if isinstance(m, str) else m
+        except ImportError as exc:
+            raise JobError(f"extra_modules: cannot import {m!r}: {exc}") from None
+        if not isinstance(module, types.ModuleType):
+            raise JobError(f"extra_modules takes module names or modules, got {m!r}")
+        add(module)
+    return out
 
 
 def check_runtime(runtime: str, python: tuple[int, int] | None = None) -> None:

@@ -14,6 +14,48 @@ from typing import Any, Callable
 SPEC_VERSION = 1
 
 
+class _SourceFinder:
+    """A meta path finder serving shipped module sources (``{name: [is_package, source]}``)."""
+
+    def __init__(self, modules: dict[str, list]):
+        self.modules = modules
+
+    def find_spec(self, name, path=None, target=None):
+        import importlib.util
+
+        entry = self.modules.get(name)
+        if entry is None:
+            return None
+        return importlib.util.spec_from_loader(name, self, is_package=bool(entry[0]))
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        is_pkg, source = self.modules[module.__name__]
+        if is_pkg:
+            module.__path__ = []
+        code = compile(source, f"<smr shipped {module.__name__}>", "exec")
+        exec(code, module.__dict__)
+
+
+def install_modules(modules: dict[str, list]) -> None:
+    """Make shipped module sources importable (idempotent; earlier shipped versions are replaced)."""
+    if not modules:
+        return
+    for finder in list(sys.meta_path):
+        if isinstance(finder, _SourceFinder):
+            sys.meta_path.remove(finder)
+    for name in modules:
+        sys.modules.pop(name, None)
+    sys.meta_path.append(_SourceFinder(modules))
+
+
+def _new_spec(modules: dict[str, list]) -> "JobSpec":
+    install_modules(modules)
+    return JobSpec.__new__(JobSpec)
+
+
 class JobSpecError(ValueError):
     """The pickled job cannot run here (wrong Python, unknown version)."""
 
@@ -47,6 +89,13 @@ class JobSpec:
     max_bad_records: int = 0
     python: tuple[int, int] = field(default_factory=lambda: tuple(sys.version_info[:2]))
     version: int = SPEC_VERSION
+    # Shipped source modules (``extra_modules``): {module name: [is_package, source]}. They are
+    # made importable BEFORE the rest of the spec is unpickled (see __reduce__), so functions that
+    # reference or import them work inside Lambda.
+    modules: dict[str, list] = field(default_factory=dict)
+
+    def __reduce__(self):
+        return (_new_spec, (dict(getattr(self, "modules", {}) or {}),), dict(self.__dict__))
 
     def check_runtime(self) -> None:
         """Refuse to run pickled code under another Python minor version (pickles are not portable)."""
