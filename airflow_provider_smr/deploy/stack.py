@@ -242,6 +242,7 @@ def deploy_stack(
     jobs_expire_days: int = 7,
     layers: Iterable[str] = (),
     tables: Iterable[str] = (),
+    requirements: Iterable[str] = (),
     replace_locations: bool = False,
     artifacts_bucket: str | None = None,
     wait_timeout_s: float = 1800,
@@ -260,6 +261,8 @@ def deploy_stack(
     :param log_retention_days: retention of the functions' log groups.
     :param jobs_expire_days: job state under ``jobs/`` in the work bucket expires after this.
     :param layers: Lambda layer version ARNs for every function.
+    :param requirements: pure-Python packages (pip requirement strings) built into a layer for
+        Lambda's platform and attached to every function (native-code wheels are refused).
     :param tables: DynamoDB tables the functions may scan and write (names, or ``dynamodb://`` URIs).
     :param replace_locations: grant exactly the given locations instead of adding them to the
         ones the stack already grants.
@@ -268,6 +271,12 @@ def deploy_stack(
     :param poll_s: first delay between stack status polls (grows to 10 s).
     """
     package = lambda_package()
+    requirements = list(requirements)
+    if requirements:
+        from airflow_provider_smr.deploy.requirements import publish_layer
+
+        layers = [*layers, publish_layer(clients.lambda_, stack_name, requirements,
+                                         worker_runtime().removeprefix("python"))]
     if artifacts_bucket is None:
         account = clients.sts.get_caller_identity()["Account"]
         artifacts_bucket = artifacts.artifacts_bucket_name(account, clients.region_name)
