@@ -139,14 +139,16 @@ def sync_noop(stack: LocalStack, invokes: int) -> list[float]:
     return times
 
 
-def cold_starts(stack: LocalStack, count: int) -> list[float]:
+def cold_starts(stack: LocalStack, count: int, prefix: str = "cold") -> list[float]:
+    """First invocation of new functions, each after a pause (sporadic cold starts)."""
     lam = stack.client("lambda")
     times = []
     for i in range(count):
-        name = f"bench-cold-{i}"
+        time.sleep(3.0)  # a spare in use is replaced in the background meanwhile
+        name = f"bench-{prefix}-{i}"
         lam.create_function(FunctionName=name, Runtime="python3.11",
                             Role=_role(stack), Handler="app.handler",
-                            Code={"ZipFile": _zip(COLD % i)})
+                            Code={"ZipFile": _zip(COLD % f"{prefix}-{i}")})
         began = time.perf_counter()
         lam.invoke(FunctionName=name, Payload=b"{}")
         times.append(time.perf_counter() - began)
@@ -184,7 +186,11 @@ def main() -> int:
         sync = sync_noop(stack, args.invokes)
         print(f"warm no-op RequestResponse invoke: median {statistics.median(sync):.1f} ms")
         cold = cold_starts(stack, 3)
-        print(f"cold start (new function, handler imports boto3): median "
+        print(f"cold start (new function, handler imports boto3 and makes an S3 client): median "
+              f"{statistics.median(cold):.2f} s, all {', '.join(f'{c:.2f}' for c in cold)} s")
+    with LocalStack(port=0, spares=0) as stack:
+        cold = cold_starts(stack, 3, "fresh")
+        print(f"cold start without spare interpreters (fresh python -I -S): median "
               f"{statistics.median(cold):.2f} s, all {', '.join(f'{c:.2f}' for c in cold)} s")
     return 0
 

@@ -31,16 +31,17 @@ class LocalStack:
         minutes, which no local run wants.
     :param max_processes: cap on warm worker processes kept in total (default 12).
     :param fast_s3: answer plain S3 GET/HEAD/PUT from moto's backend directly (False: all via moto).
+    :param spares: interpreters kept booted with boto3 loaded, so a cold start skips that work.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, workers: int | None = None,
                  max_concurrency: int = 64, region: str = "us-east-1", *,
                  retry_base_s: float = 0.1, max_processes: int | None = None,
-                 fast_s3: bool = True):
+                 fast_s3: bool = True, spares: int = 2):
         self.host, self.port, self.workers = host, port, workers
         self.max_concurrency, self.region = max_concurrency, region
         self.retry_base_s, self.max_processes = retry_base_s, max_processes
-        self.fast_s3 = fast_s3
+        self.fast_s3, self.spares = fast_s3, spares
         self.endpoint_url: str | None = None
         self._process: subprocess.Popen | None = None
 
@@ -83,6 +84,7 @@ class LocalStack:
             command += ["--max-processes", str(self.max_processes)]
         if not self.fast_s3:
             command.append("--no-fast-s3")
+        command += ["--spares", str(self.spares)]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None,
                                           start_new_session=True)
         try:
