@@ -1,0 +1,394 @@
+"""Planning a job: list its inputs (always paginated), split them, choose reducers -> ``plan.json``.
+
+Shared by the control plane (``airflow_provider_smr.engine.inputs`` / ``.plan`` re-export it) and
+the serverless driver (``lambda_handlers.driver`` plans inside Lambda), so both make the same plan.
+Standard library + boto3/botocore (imported lazily) only.
+
+Inputs: an S3 prefix (``s3://b/logs/``), an exact key (``s3://b/a.csv``), a glob
+(``s3://b/logs/2024-*/*.gz``), a DynamoDB table (``dynamodb://T``), a list of those, or a dict of
+named inputs (``{"users": ..., ...}``). Listing skips folder markers and files whose name starts with
+``_`` or ``.`` (``_SUCCESS``), so the output of one job can be the input of the next.
+
+The plan: byte-range splits pinned to ETags (and scan segments of tables), reducers per step,
+settings; the shape is the engine contract's ``plan.json``. ``build_plan`` takes any job object with
+``name``, ``steps`` (``reducer``, ``num_reducers``), ``num_reducers``, ``output_format`` and
+``input_format_for(name)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from lambda_handlers import protocol
+from lambda_handlers.io import dynamodb
+
+
+DEFAULT_INPUT = "default"
+_GLOB_CHARS = "*?["
+
+
+class InputError(ValueError):
+    """An input or output location that cannot be used as given."""
+
+
+class InputNotFoundError(InputError):
+    """An input (or its bucket) does not exist or matched no objects."""
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """One listed input object."""
+
+    input: str  # input name ("default" when unnamed)
+    bucket: str
+    key: str
+    size: int
+    etag: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_s3_uri(uri: str, *, what: str = "input") -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into ``(bucket, key)``."""
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise InputError(f"{what} {uri!r} is not an S3 URI (s3://bucket/prefix)")
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    if not bucket:
+        raise InputError(f"{what} {uri!r} names no bucket")
+    return bucket, key
+
+
+def normalize_inputs(spec: Any) -> dict[str, list[str]]:
+    """``"s3://..."`` / ``[...]`` / ``{name: uri-or-list}`` -> ``{name: [uri, ...]}``."""
+    def as_list(value: Any, name: str) -> list[str]:
+        uris = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+        if not uris or not all(isinstance(u, str) and u for u in uris):
+            raise InputError(f"input {name!r} must be an S3 URI or a non-empty list of URIs, got {value!r}")
+        for u in uris:
+            if dynamodb.is_dynamodb_uri(u):
+                dynamodb.parse_uri(u)
+            else:
+                parse_s3_uri(u)
+        return uris
+
+    if isinstance(spec, dict):
+        if not spec:
+            raise InputError("the dict of named inputs is empty")
+        return {str(name): as_list(value, str(name)) for name, value in spec.items()}
+    return {DEFAULT_INPUT: as_list(spec, DEFAULT_INPUT)}
+
+
+def output_location(uri: str) -> tuple[str, str]:
+    """``s3://b/out`` -> ``("b", "out/")``: an output is always a folder."""
+    bucket, prefix = parse_s3_uri(uri, what="output")
+    if any(c in prefix for c in _GLOB_CHARS):
+        raise InputError(f"output {uri!r} must be a plain S3 prefix, not a pattern")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return bucket, prefix
+
+
+def is_glob(key: str) -> bool:
+    return any(c in key for c in _GLOB_CHARS)
+
+
+def glob_matches(pattern: str, key: str) -> bool:
+    """Match a key against a glob, one path segment at a time (``*`` never crosses ``/``; ``**`` does)."""
+    return _match_parts(pattern.split("/"), key.split("/"))
+
+
+def _match_parts(pat: list[str], parts: list[str]) -> bool:
+    if not pat:
+        return not parts
+    if pat[0] == "**":
+        return any(_match_parts(pat[1:], parts[i:]) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatch.fnmatchcase(parts[0], pat[0]) and _match_parts(pat[1:], parts[1:])
+
+
+def _literal_prefix(pattern: str) -> str:
+    cut = min((pattern.index(c) for c in _GLOB_CHARS if c in pattern), default=len(pattern))
+    return pattern[:cut]
+
+
+def _hidden(key: str, base: str) -> bool:
+    """Folder markers and ``_``/``.`` files (``_SUCCESS``) below the listed prefix are not input."""
+    if key.endswith("/"):
+        return True
+    return any(part.startswith(("_", ".")) for part in key[len(base):].split("/") if part)
+
+
+def list_objects(s3: Any, bucket: str, prefix: str) -> Iterable[dict]:
+    """Every object under ``prefix`` (paginated; raises :class:`InputNotFoundError` for a missing bucket)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            yield from page.get("Contents", ())
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchBucket", "404"):
+            raise InputNotFoundError(f"bucket {bucket!r} does not exist") from None
+        if code in ("AccessDenied", "403"):
+            raise InputError(f"access denied listing s3://{bucket}/{prefix}: check the connection's "
+                             "credentials and the stack's declared input buckets") from None
+        raise
+
+
+def list_input(s3: Any, name: str, uri: str) -> list[S3Object]:
+    """The objects one input URI names, sorted by key; :class:`InputNotFoundError` when none."""
+    bucket, key = parse_s3_uri(uri)
+
+    def obj(o: dict) -> S3Object:
+        return S3Object(name, bucket, o["Key"], int(o["Size"]), o["ETag"].strip('"'))
+
+    if is_glob(key):
+        base = _literal_prefix(key)
+        base = base[: base.rfind("/") + 1]
+        found = [obj(o) for o in list_objects(s3, bucket, base)
+                 if glob_matches(key, o["Key"]) and not _hidden(o["Key"], base)]
+    elif key == "" or key.endswith("/"):
+        found = [obj(o) for o in list_objects(s3, bucket, key) if not _hidden(o["Key"], key)]
+    else:
+        listed = list(list_objects(s3, bucket, key))
+        exact = [obj(o) for o in listed if o["Key"] == key]
+        folder = key + "/"
+        found = exact or [obj(o) for o in listed
+                          if o["Key"].startswith(folder) and not _hidden(o["Key"], folder)]
+    if not found:
+        raise InputNotFoundError(f"input {uri!r} matched no objects")
+    return sorted(found, key=lambda o: o.key)
+
+
+def resolve_inputs(s3: Any, inputs: dict[str, list[str]]) -> list[S3Object]:
+    """List every input; an object named twice (overlapping URIs of one input) is read once."""
+    result: list[S3Object] = []
+    for name, uris in inputs.items():
+        seen: set[tuple[str, str]] = set()
+        for uri in uris:
+            if dynamodb.is_dynamodb_uri(uri):
+                continue
+            for o in list_input(s3, name, uri):
+                if (o.bucket, o.key) not in seen:
+                    seen.add((o.bucket, o.key))
+                    result.append(o)
+    return result
+
+
+def check_output_outside_inputs(output_uri: str, inputs: dict[str, list[str]],
+                                objects: Iterable[S3Object] = ()) -> None:
+    """Refuse an output that lies inside an input (a rerun would read its own output) or vice versa."""
+    if dynamodb.is_dynamodb_uri(output_uri):
+        table = dynamodb.parse_uri(output_uri)["table"]
+        if any(dynamodb.is_dynamodb_uri(u) and dynamodb.parse_uri(u)["table"] == table
+               for uris in inputs.values() for u in uris):
+            raise InputError(f"output {output_uri!r} is also an input: write to another table")
+        return
+    out_bucket, out_prefix = output_location(output_uri)
+    for uris in inputs.values():
+        for uri in uris:
+            if dynamodb.is_dynamodb_uri(uri):
+                continue
+            bucket, key = parse_s3_uri(uri)
+            if bucket != out_bucket:
+                continue
+            if is_glob(key):
+                inside = any(glob_matches(key, out_prefix + protocol.part_name(0, ext))
+                             for ext in ("jsonl", "tsv", "csv"))
+            else:
+                folder = key if key == "" or key.endswith("/") else key + "/"
+                inside = out_prefix.startswith(folder) or out_prefix == key + "/"
+            if inside:
+                raise InputError(f"output {output_uri!r} lies inside input {uri!r}: a later run would "
+                                 "read its own output; choose an output outside the input")
+    for o in objects:
+        if o.bucket == out_bucket and o.key.startswith(out_prefix):
+            raise InputError(f"input object {o.uri!r} lies inside output {output_uri!r}: the commit "
+                             "would replace the output while the job reads it")
+
+
+def describe_tables(dynamodb_client: Any, inputs: dict[str, list[str]]) -> list[dict]:
+    """The DynamoDB inputs: ``{"input", "table", "segments", "attributes", "consistent",
+    "item_count", "size_bytes"}`` each (DescribeTable's approximate ItemCount/TableSizeBytes)."""
+    tables = []
+    for name, uris in inputs.items():
+        for uri in uris:
+            if not dynamodb.is_dynamodb_uri(uri):
+                continue
+            loc = dynamodb.parse_uri(uri)
+            try:
+                desc = dynamodb.with_backoff(
+                    lambda: dynamodb_client.describe_table(TableName=loc["table"]))["Table"]
+            except Exception as exc:
+                if dynamodb._code(exc) == "ResourceNotFoundException":
+                    raise InputNotFoundError(f"input {uri!r}: DynamoDB table {loc['table']!r} does "
+                                             "not exist") from None
+                raise
+            tables.append({"input": name, "uri": uri, "table": loc["table"],
+                           "segments": loc["segments"], "attributes": loc["attributes"],
+                           "consistent": loc["consistent"],
+                           "item_count": int(desc.get("ItemCount") or 0),
+                           "size_bytes": int(desc.get("TableSizeBytes") or 0)})
+    return tables
+
+PLAN_VERSION = 1
+DEFAULT_SPLIT_SIZE = 64 * 1024**2
+# One reducer per this much input, so a reducer's partition stays well inside its memory budget.
+BYTES_PER_REDUCER = 256 * 1024**2
+MAX_AUTO_REDUCERS = 1000
+OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv"}
+
+
+class PlanError(ValueError):
+    """A job that cannot be planned as asked (too many tasks, bad settings)."""
+
+
+def compression_of(key: str) -> str | None:
+    return "gzip" if key.endswith(".gz") else None
+
+
+def split_object(obj: S3Object, split_size: int, fmt: str) -> list[dict]:
+    """Byte ranges ``[start, end)`` of ``split_size`` covering one object; a ``.gz`` is one split.
+
+    The handler reads the records whose first byte lies in its range (the contract's line rule),
+    so ranges only need to tile the object exactly.
+    """
+    if split_size < 1:
+        raise PlanError(f"split_size must be at least 1 byte, got {split_size}")
+    compression = compression_of(obj.key)
+    if compression or obj.size <= split_size:
+        bounds = [(0, obj.size)]
+    else:
+        bounds = [(s, min(s + split_size, obj.size)) for s in range(0, obj.size, split_size)]
+    return [{"input": obj.input, "bucket": obj.bucket, "key": obj.key, "etag": obj.etag,
+             "start": start, "end": end, "size": obj.size, "format": fmt, "compression": compression}
+            for start, end in bounds]
+
+
+def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str]) -> list[dict]:
+    """Splits of all objects in a stable order (input name, then key), numbered as map tasks.
+
+    Empty objects hold no records and get no split, unless every object is empty: then one empty
+    split keeps the job well-formed (it commits an empty output).
+    """
+    ordered = sorted(objects, key=lambda o: (o.input, o.bucket, o.key))
+    splits: list[dict] = []
+    for obj in ordered:
+        if obj.size > 0:
+            splits.extend(split_object(obj, split_size, formats[obj.input]))
+    if not splits and ordered:
+        first = ordered[0]
+        splits = [{"input": first.input, "bucket": first.bucket, "key": first.key, "etag": first.etag,
+                   "start": 0, "end": 0, "size": 0, "format": formats[first.input],
+                   "compression": compression_of(first.key)}]
+    if len(splits) > protocol.MAX_TASKS:
+        raise PlanError(f"{len(splits)} splits exceed {protocol.MAX_TASKS} map tasks: raise split_size")
+    return [{"task": task, **split} for task, split in enumerate(splits)]
+
+
+def table_splits(tables: list[dict], split_size: int) -> list[dict]:
+    """Parallel-scan segment splits of DynamoDB inputs (in input/table order), without ``task``.
+
+    The segment count is the URI's ``segments=N`` or one per ``split_size`` of the table's size."""
+    out: list[dict] = []
+    for t in sorted(tables, key=lambda t: (t["input"], t["table"])):
+        n = t.get("segments") or dynamodb.choose_segments(t.get("item_count", 0),
+                                                          t.get("size_bytes", 0), split_size)
+        out.extend(dynamodb.table_splits(t["input"], t, n))
+    return out
+
+
+def output_spec(output_uri: str, overwrite: bool, inputs: dict[str, list[str]], work_bucket: str,
+                job_id: str, fmt: str) -> dict:
+    """The plan's ``output``: an S3 folder, or a DynamoDB table (manifest under the job prefix)."""
+    listed = [u for uris in inputs.values() for u in uris]
+    if dynamodb.is_dynamodb_uri(output_uri):
+        return {"uri": output_uri, "bucket": work_bucket,
+                "prefix": protocol.table_manifest_key(job_id)[: -len(protocol.SUCCESS_MARKER)],
+                "overwrite": bool(overwrite), "inputs": listed, **dynamodb.output_plan(output_uri)}
+    out_bucket, out_prefix = output_location(output_uri)
+    return {"uri": f"s3://{out_bucket}/{out_prefix}", "bucket": out_bucket, "prefix": out_prefix,
+            "format": fmt, "overwrite": bool(overwrite), "inputs": listed}
+
+
+def choose_num_reducers(total_bytes: int, num_map_tasks: int) -> int:
+    """Reducers for a step when the job does not say: one per 256 MiB of input, 1..1000."""
+    wanted = math.ceil(total_bytes / BYTES_PER_REDUCER) if total_bytes > 0 else 1
+    return max(1, min(wanted, MAX_AUTO_REDUCERS, max(1, num_map_tasks)))
+
+
+def plan_steps(job: Any, num_map_tasks: int, total_bytes: int,
+               num_reducers: int | None = None) -> list[dict]:
+    """``[{"index", "num_map_tasks", "num_reducers"}]``: a step's own setting wins, then the
+    ``num_reducers`` argument, then the job's default, then the size-based choice."""
+    default = num_reducers or job.num_reducers or choose_num_reducers(total_bytes, num_map_tasks)
+    steps, maps = [], num_map_tasks
+    for index, step in enumerate(job.steps):
+        reducers = 0 if step.reducer is None else (step.num_reducers or default)
+        steps.append({"index": index, "num_map_tasks": maps, "num_reducers": reducers})
+        maps = reducers
+    return steps
+
+
+def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, list[str]],
+               objects: list[S3Object], output_uri: str, split_size: int | None = None,
+               num_reducers: int | None = None, max_attempts: int = 3, memory_mb: int = 1024,
+               task_timeout_s: int = 300, max_bad_records: int = 0, overwrite: bool = False,
+               speculation: bool = False, speculation_threshold: float = 3.0,
+               deadline_grace_s: int = 30, created: dt.datetime | None = None,
+               tables: list[dict] = ()) -> dict:
+    """The ``plan.json`` document of the engine contract (``tables``: DynamoDB inputs as
+    :func:`describe_tables` returns them)."""
+    protocol.validate_job_id(job_id)
+    if not 1 <= max_attempts <= protocol.MAX_ATTEMPTS:
+        raise PlanError(f"max_attempts must be in [1, {protocol.MAX_ATTEMPTS}], got {max_attempts}")
+    if speculation_threshold <= 1 or deadline_grace_s < 0:
+        raise PlanError("speculation_threshold must be > 1 (a multiple of the median task time) and "
+                        f"deadline_grace_s >= 0, got {speculation_threshold} and {deadline_grace_s}")
+    if max_bad_records < 0:
+        raise PlanError(f"max_bad_records must be >= 0, got {max_bad_records}")
+    table_inputs = {t["input"] for t in tables}
+    formats = {name: dynamodb.FORMAT if name in table_inputs else job.input_format_for(name)
+               for name in inputs}
+    mixed = sorted({o.input for o in objects} & table_inputs)
+    if mixed:
+        raise PlanError(f"input(s) {mixed} mix S3 and DynamoDB URIs: give each its own input name")
+    splits = make_splits(objects, split_size or DEFAULT_SPLIT_SIZE, formats)
+    if tables:
+        splits = [{**sp, "task": i} for i, sp in enumerate(
+            [{k: v for k, v in sp.items() if k != "task"} for sp in splits]
+            + table_splits(list(tables), split_size or DEFAULT_SPLIT_SIZE))]
+        if len(splits) > protocol.MAX_TASKS:
+            raise PlanError(f"{len(splits)} splits exceed {protocol.MAX_TASKS} map tasks")
+    total_bytes = sum(o.size for o in objects) + sum(t.get("size_bytes", 0) for t in tables)
+    created = created or dt.datetime.now(dt.timezone.utc)
+    return {
+        "v": PLAN_VERSION,
+        "job_id": job_id,
+        "work_bucket": work_bucket,
+        "created": created.isoformat(),
+        "job_name": job.name,
+        "settings": {
+            "max_attempts": max_attempts,
+            "memory_budget_bytes": memory_mb * 1024**2 // 4,
+            "max_bad_records": max_bad_records,
+            "task_timeout_s": task_timeout_s,
+            "speculation": speculation,
+            "speculation_threshold": float(speculation_threshold),
+            "deadline_grace_s": int(deadline_grace_s),
+        },
+        "inputs": {name: {"uris": list(uris), "format": formats[name]} for name, uris in inputs.items()},
+        "splits": splits,
+        "steps": plan_steps(job, len(splits), total_bytes, num_reducers),
+        "output": output_spec(output_uri, overwrite, inputs, work_bucket, job_id, job.output_format),
+        "input_bytes": total_bytes,
+    }
+
+
+def output_extension(plan: dict) -> str:
+    return OUTPUT_EXTENSIONS[plan["output"]["format"]]
