@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from lambda_handlers import protocol
+from lambda_handlers import context, protocol
 
 log = logging.getLogger("smr")
 
@@ -374,6 +374,7 @@ def run_task(event: dict, phase: str, body: Callable[[dict, dict, Any, TaskMetri
         put_bytes(bucket, protocol.start_marker_key(job_id, step, phase, task, attempt), b"")
         plan = load_plan(bucket, job_id)
         job = load_job(bucket, job_id)
+        context.activate(job)
         fields = body(event, plan, job, metrics)
         finished = time.time()
         done = {"task": task, "attempt": attempt, "step": step, "phase": phase, **fields,

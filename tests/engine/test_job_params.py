@@ -1,0 +1,59 @@
+"""``job_params`` reach the job's own functions inside Lambda (local stack, deployed functions)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from airflow_provider_smr.job import MapReduceJob
+from lambda_handlers.context import job_params
+
+DATA = "smr-params-data"
+pytestmark = pytest.mark.timeout(600)
+
+
+def words_longer_than_min(line):
+    shortest = int(job_params().get("min_length", 0))
+    for word in line.split():
+        if len(word) >= shortest:
+            yield word, 1
+
+
+def total(word, counts):
+    yield word, sum(counts)
+
+
+def test_job_params_are_visible_to_mappers_in_lambda(local_stack):
+    import boto3
+
+    from airflow_provider_smr.deploy import deploy_stack
+    from airflow_provider_smr.engine.aws import AwsClients
+    from airflow_provider_smr.engine.runner import JobRunner
+
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name="us-east-1")
+    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
+    clients.s3.create_bucket(Bucket=DATA)
+    clients.s3.put_object(Bucket=DATA, Key="in/a.txt", Body=b"a bb ccc dddd\nbb ccc dddd eeeee\n")
+    stack = deploy_stack(clients, "smr-params", memory_mb=256, timeout_s=30,
+                         input_buckets=[DATA], output_buckets=[DATA])
+    job = MapReduceJob(mapper=words_longer_than_min, reducer=total)
+    output = f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/"
+
+    result = JobRunner(clients, stack).run(job, input=f"s3://{DATA}/in/", output=output,
+                                           job_params={"min_length": 4}, poll_interval=0.25,
+                                           timeout=300)
+
+    records = {}
+    for uri in result["parts"]:
+        key = uri[len(f"s3://{DATA}/"):]
+        for line in clients.s3.get_object(Bucket=DATA, Key=key)["Body"].read().decode().splitlines():
+            rec = json.loads(line)
+            records[rec["key"]] = rec["value"]
+    assert records == {"dddd": 2, "eeeee": 1}
+
+
+def test_job_params_are_empty_outside_a_task():
+    assert dict(job_params()) == {}
