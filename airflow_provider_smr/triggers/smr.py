@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,8 @@ FAILED = "failed"  # the job failed or was cancelled; "message" holds the remote
 NEEDS_ATTENTION = "needs_attention"  # a task went silent past its deadline: resume and retry it
 ERROR = "error"  # the trigger itself could not watch the job
 EVENT_STATUSES = (SUCCESS, FAILED, NEEDS_ATTENTION, ERROR)
+# With speculation on, ask the coordinator this often to look for stragglers (as the worker does).
+SPECULATION_CHECK_INTERVAL_S = 3.0
 
 
 class SMRJobTrigger(BaseTrigger):
@@ -98,6 +101,7 @@ class SMRJobTrigger(BaseTrigger):
 
         plan = None
         last_progress = None
+        last_check = time.monotonic()
         async with s3_reader(self.s3_hook()) as s3:
             while True:
                 if plan is None:
@@ -111,6 +115,10 @@ class SMRJobTrigger(BaseTrigger):
                     event = await self._event_for_state(status.state, s3)
                     if event is None and status.needs_attention:
                         event = self._needs_attention(status.state, status.overdue)
+                    if (event is None and plan.get("settings", {}).get("speculation") and status.step is not None
+                            and time.monotonic() - last_check > SPECULATION_CHECK_INTERVAL_S):
+                        last_check = time.monotonic()
+                        await asyncio.to_thread(self._check_for_stragglers)
                     progress = status.describe()
                 if event is not None:
                     return event
@@ -129,6 +137,22 @@ class SMRJobTrigger(BaseTrigger):
             message = failure_message(detail) if detail else f"job {self.job_id} {state.lower()}"
             return {"status": FAILED, "job_id": self.job_id, "state": state, "message": message}
         return None
+
+    def _check_for_stragglers(self) -> None:
+        """Invoke the coordinator with ``check-deadlines`` so it launches speculative backups."""
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        from airflow_provider_smr.deploy.template import function_name
+        from airflow_provider_smr.engine.submit import invoke_async
+
+        try:
+            client = AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
+                                 verify=self.verify, config=self.botocore_config,
+                                 client_type="lambda").get_conn()
+            event = protocol.coordinate_event(self.work_bucket, self.job_id, reason="check-deadlines")
+            invoke_async(client, function_name(self.stack_name, "coordinator"), event)
+        except Exception:  # noqa: BLE001 - a missed check only delays a backup attempt
+            self.log.warning("SMR job %s: could not ask for straggler checks", self.job_id, exc_info=True)
 
     def _needs_attention(self, state: str, overdue: list[tuple[int, str, int, int]]) -> dict[str, Any]:
         tasks = [f"step {step} {phase} task {task} attempt {attempt}" for step, phase, task, attempt in overdue]

@@ -78,3 +78,28 @@ def test_straggler_gets_a_speculative_backup_and_the_first_finisher_wins(rel):
     assert done_attempt(rel, job_id, "map", 4) == 1
     assert rel.records(result) == expected
     assert protocol.job_state_key(job_id, protocol.SUCCEEDED) in rel.job_objects(job_id)
+
+
+async def test_deferred_wait_also_gets_the_straggler_a_backup(rel, local_stack, monkeypatch):
+    import json
+
+    from airflow_provider_smr.triggers.smr import SUCCESS, SMRJobTrigger
+
+    monkeypatch.setenv("AIRFLOW_CONN_SMR_REL_TRIGGER", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": local_stack.endpoint_url, "region_name": "us-east-1"}}))
+    prefix = rel.fresh("straggler-deferred")
+    texts = [faults.words_text(i, 20) for i in range(6)]
+    texts[2] += "straggle now\n"
+    for i, text in enumerate(texts):
+        rel.put(f"{prefix}/f{i}.txt", text)
+    job = MapReduceJob(mapper=faults.straggling_mapper("straggle now", rel.fresh("slow"), 15),
+                       reducer=faults.total)
+    job_id = rel.runner.submit(job, input=f"s3://{DATA}/{prefix}/", output=rel.output("sd"),
+                               num_reducers=1, speculation=True)
+    trigger = SMRJobTrigger(job_id=job_id, work_bucket=rel.stack.work_bucket, stack_name="smr-rel",
+                            poll_interval=POLL, aws_conn_id="smr_rel_trigger")
+    events = [event async for event in trigger.run()]
+    assert [e.payload["status"] for e in events] == [SUCCESS]
+    assert done_attempt(rel, job_id, "map", 2) == 1  # the backup the trigger asked for won
+    assert rel.records(rel.runner.result(job_id)) == faults.word_count(*texts)
