@@ -13,10 +13,14 @@ An ``invoke`` event is one node of the fan-out tree: it async-invokes each task 
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+import types
 from typing import Any
 
-from lambda_handlers import protocol, runtime
+from lambda_handlers import planning, protocol, runtime
+from lambda_handlers.io import dynamodb
 from lambda_handlers.reducer import ordered_parallel
 
 log = logging.getLogger("smr.driver")
@@ -53,6 +57,57 @@ def send_all(events: list[dict]) -> list[str]:
     return failed
 
 
+class _RequestedJob:
+    """The job facts planning needs, from the planning request (no unpickling in the driver)."""
+
+    def __init__(self, req: dict):
+        job = req["job"]
+        self.name, self.output_format = job["name"], job["output_format"]
+        self.num_reducers = job.get("num_reducers")
+        self.formats = dict(job.get("input_formats") or {})
+        self.steps = [types.SimpleNamespace(reducer=s["reducer"] or None, num_reducers=s.get("num_reducers"))
+                      for s in job["steps"]]
+
+    def input_format_for(self, name: str) -> str:
+        return self.formats[name]
+
+
+def plan_job(bucket: str, job_id: str, req: dict) -> dict:
+    """List the inputs and build ``plan.json`` exactly as the control plane would."""
+    began = time.monotonic()
+    named = req["inputs"]
+    objects = planning.resolve_inputs(runtime.s3(), named)
+    planning.check_output_outside_inputs(req["output"], named, objects)
+    tables = (planning.describe_tables(runtime.client("dynamodb"), named)
+              if any(dynamodb.is_dynamodb_uri(u) for uris in named.values() for u in uris) else [])
+    plan = planning.build_plan(job_id=job_id, work_bucket=bucket, job=_RequestedJob(req), inputs=named,
+                               objects=objects, output_uri=req["output"], tables=tables,
+                               **req["settings"])
+    plan["driver"] = {"plan_s": round(time.monotonic() - began, 3), "where": "lambda"}
+    return plan
+
+
+def _plan_or_fail(bucket: str, job_id: str) -> dict | None:
+    try:
+        return runtime.load_plan(bucket, job_id)
+    except Exception as exc:
+        if not runtime.is_not_found(exc):
+            raise
+    req = runtime.get_json(bucket, protocol.planning_request_key(job_id))
+    try:
+        plan = plan_job(bucket, job_id, req)
+    except Exception as exc:
+        log.exception("planning job %s failed", job_id)
+        body = {"job_id": job_id, "state": protocol.FAILED, "phase": "plan",
+                "reason": f"planning failed: {type(exc).__name__}: {exc}"}
+        if runtime.put_if_absent(bucket, protocol.failed_key(job_id), json.dumps(body)):
+            runtime.put_bytes(bucket, protocol.job_state_key(job_id, protocol.FAILED), b"")
+        return None
+    runtime.put_if_absent(bucket, protocol.plan_key(job_id),
+                          json.dumps(plan, separators=(",", ":"), sort_keys=True))
+    return runtime.load_plan(bucket, job_id)
+
+
 def drive(ev: dict) -> dict:
     bucket, job_id = ev["bucket"], ev["job_id"]
     try:
@@ -60,7 +115,9 @@ def drive(ev: dict) -> dict:
             return {"cancelled": True}
         if not runtime.put_if_absent(bucket, protocol.claim_key(job_id, DRIVE_CLAIM), "driving"):
             return {"duplicate": True}
-        plan = runtime.load_plan(bucket, job_id)
+        plan = _plan_or_fail(bucket, job_id)
+        if plan is None:
+            return {"error": "planning failed (see failed.json)"}
         n = int(plan["steps"][0]["num_map_tasks"])
         events = fan_out_events(bucket, job_id, n)
         failed = send_all(events)

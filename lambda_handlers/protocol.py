@@ -110,6 +110,11 @@ def plan_key(job_id: str) -> str:
     return job_prefix(job_id) + "plan.json"
 
 
+def planning_request_key(job_id: str) -> str:
+    """What the serverless driver plans from (inputs, output, settings), written by the control plane."""
+    return job_prefix(job_id) + "request.json"
+
+
 def done_key(job_id: str) -> str:
     return job_prefix(job_id) + "done.json"
 

@@ -128,16 +128,20 @@ class JobRunner:
             job.check_inputs(list(named))
             inputs_mod.check_output_outside_inputs(output, named)
             self._check_output(output, overwrite, create_table)
+            settings = dict(split_size=parse_size(split_size, name="split_size"),
+                            num_reducers=num_reducers, max_attempts=max_attempts,
+                            memory_mb=self.stack.memory_mb, task_timeout_s=self.stack.timeout_s,
+                            max_bad_records=max_bad_records, overwrite=overwrite,
+                            speculation=speculation, speculation_threshold=speculation_threshold,
+                            deadline_grace_s=deadline_grace_s)
+            if driver == "lambda":  # the driver function lists, plans and fans out
+                self._request_plan(job_id, job, named, output, settings, pickled)
+                return job_id
             objects = inputs_mod.resolve_inputs(self.s3, named)
             inputs_mod.check_output_outside_inputs(output, named, objects)
             tables = inputs_mod.describe_tables(self.clients.dynamodb, named)
-            plan = build_plan(
-                job_id=job_id, work_bucket=self.bucket, job=job, inputs=named, objects=objects,
-                output_uri=output, split_size=parse_size(split_size, name="split_size"),
-                num_reducers=num_reducers, max_attempts=max_attempts, memory_mb=self.stack.memory_mb,
-                task_timeout_s=self.stack.timeout_s, max_bad_records=max_bad_records,
-                overwrite=overwrite, speculation=speculation, tables=tables,
-                speculation_threshold=speculation_threshold, deadline_grace_s=deadline_grace_s)
+            plan = build_plan(job_id=job_id, work_bucket=self.bucket, job=job, inputs=named,
+                              objects=objects, output_uri=output, tables=tables, **settings)
             plan["driver"] = {"plan_s": round(time.monotonic() - began, 3)}
             if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled):
                 self.log.info("job %s was created concurrently: not starting it again", job_id)
@@ -147,19 +151,30 @@ class JobRunner:
             self.log.info("job %s (%s): %d splits, %d input bytes, steps (maps x reducers) %s -> %s",
                           job_id, job.name, len(plan["splits"]), plan["input_bytes"], steps,
                           plan["output"]["uri"])
-            if driver == "lambda":
-                self._drive(plan)
-            else:
-                self._fan_out(plan, None, max_concurrency)
+            self._fan_out(plan, None, max_concurrency)
         return job_id
 
-    def _drive(self, plan: dict) -> None:
-        """Serverless driver: one ``Invoke`` of the driver function, which fans the job out."""
-        event = protocol.drive_event(self.bucket, plan["job_id"])
+    def _request_plan(self, job_id: str, job: MapReduceJob, named: dict, output: str,
+                      settings: dict, pickled: bytes) -> None:
+        """Serverless driver: upload job.pkl and the planning request, then invoke the driver
+        function, which lists the inputs, writes ``plan.json``, fans the map tasks out and exits."""
+        request = {
+            "job_id": job_id, "inputs": named, "output": output, "settings": settings,
+            "job": {"name": job.name, "output_format": job.output_format,
+                    "num_reducers": job.num_reducers,
+                    "input_formats": {name: job.input_format_for(name) for name, uris in named.items()
+                                      if not any(dynamodb.is_dynamodb_uri(u) for u in uris)},
+                    "steps": [{"reducer": s.reducer is not None, "num_reducers": s.num_reducers}
+                              for s in job.steps]}}
+        key = protocol.planning_request_key(job_id)
+        if not submit_mod.put_if_absent(self.s3, self.bucket, key, json.dumps(request).encode()):
+            self.log.info("job %s was requested concurrently: not starting it again", job_id)
+            return
+        self.s3.put_object(Bucket=self.bucket, Key=protocol.job_pickle_key(job_id), Body=pickled)
+        event = protocol.drive_event(self.bucket, job_id)
         tries = submit_mod.invoke_async(self.lambda_, self.stack.functions["driver"], event)
-        reqs.add(plan["job_id"], reqs.LAMBDA_INVOKE, tries)
-        self.log.info("job %s: the driver function fans out %d map tasks", plan["job_id"],
-                      plan["steps"][0]["num_map_tasks"])
+        reqs.add(job_id, reqs.LAMBDA_INVOKE, tries)
+        self.log.info("job %s (%s): the driver function plans and fans out", job_id, job.name)
 
     def _check_output(self, output: str, overwrite: bool, create_table: bool = False) -> None:
         if dynamodb.is_dynamodb_uri(output):  # a table output: it must exist (or be created now)
@@ -217,7 +232,8 @@ class JobRunner:
     def job_exists(self, job_id: str) -> bool:
         """True when a job with this id was submitted (its ``plan.json`` exists)."""
         with reqs.job_context(job_id):
-            return self._exists(protocol.plan_key(job_id))
+            return (self._exists(protocol.plan_key(job_id))
+                    or self._exists(protocol.planning_request_key(job_id)))
 
     def plan(self, job_id: str) -> dict:
         """The job's ``plan.json`` (read once per runner: it never changes)."""
@@ -225,10 +241,28 @@ class JobRunner:
             with reqs.job_context(job_id):
                 plan = self._get_json(protocol.plan_key(job_id))
             if plan is None:
+                plan = self._await_driver_plan(job_id)
+            if plan is None:
                 raise JobNotFoundError(f"no job {job_id!r} in s3://{self.bucket}/ (stack "
                                        f"{self.stack.stack_name})")
             self._plans[job_id] = plan
         return self._plans[job_id]
+
+    def _await_driver_plan(self, job_id: str, timeout_s: float = 300.0) -> dict | None:
+        """A job handed to the serverless driver: wait for its plan (or its planning failure)."""
+        if not self._exists(protocol.planning_request_key(job_id)):
+            return None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            plan = self._get_json(protocol.plan_key(job_id))
+            if plan is not None:
+                return plan
+            failed = self._get_json(protocol.failed_key(job_id))
+            if failed is not None:
+                raise JobFailedError(f"job {job_id} failed: {failed.get('reason')}", failed)
+            time.sleep(0.25)
+        raise JobTimeoutError(f"the driver function did not plan job {job_id} within "
+                              f"{timeout_s:.0f}s; see its logs")
 
     def status(self, job_id: str) -> JobStatus:
         """The job's status from one LIST (plus ``failed.json`` when it failed)."""

@@ -81,7 +81,9 @@ def test_serverless_driver_output_is_byte_identical_to_the_worker_driver(engine)
         results[mode] = runner.run(job, input=f"s3://{DATA}/{key}", split_size=4096, driver=mode,
                                    output=f"s3://{DATA}/out/{mode}-{uuid.uuid4().hex[:8]}/",
                                    poll_interval=POLL, timeout=TIMEOUT)
-    assert len(runner.plan(results["lambda"]["job_id"])["splits"]) > 10
+    plans = {mode: runner.plan(r["job_id"]) for mode, r in results.items()}
+    assert plans["lambda"]["driver"]["where"] == "lambda"  # listed and planned inside Lambda
+    assert plans["lambda"]["splits"] == plans["worker"]["splits"] and len(plans["lambda"]["splits"]) > 10
     assert part_bytes(s3, results["lambda"]) == part_bytes(s3, results["worker"])
     counts = dict(json.loads(line).values() for b in part_bytes(s3, results["lambda"])
                   for line in b.decode().splitlines())
@@ -96,3 +98,14 @@ def test_unknown_driver_is_refused(engine):
     with pytest.raises(ValueError, match="driver must be"):
         runner.submit(MapReduceJob(mapper=lambda r: [(r, 1)]), input=f"s3://{DATA}/x",
                       output=f"s3://{DATA}/y/", driver="cloud")
+
+
+def test_a_planning_failure_in_the_driver_fails_the_job_with_the_reason(engine):
+    from airflow_provider_smr.engine.runner import JobFailedError
+
+    _, runner = engine
+    job = MapReduceJob(mapper=lambda r: [(r, 1)], reducer=lambda k, vs: [(k, len(vs))], name="nope")
+    with pytest.raises(JobFailedError, match="matched no objects"):
+        runner.run(job, input=f"s3://{DATA}/missing-{uuid.uuid4().hex[:6]}/", driver="lambda",
+                   output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/", poll_interval=POLL,
+                   timeout=TIMEOUT)
