@@ -173,7 +173,8 @@ def test_missing_output_table_without_create_table_is_refused_before_any_work(en
         runner.submit(job, input=f"dynamodb://{src}", output=f"dynamodb://{fresh('nope')}")
 
 
-def test_join_of_an_s3_input_and_a_dynamodb_table(engine):
+@pytest.mark.parametrize("driver", ["worker", "lambda"])
+def test_join_of_an_s3_input_and_a_dynamodb_table(engine, driver):
     clients, runner = engine
     users = [{"id": i, "name": f"user{i}"} for i in range(200)]
     table = make_table(clients, fresh("users"), users)
@@ -192,7 +193,8 @@ def test_join_of_an_s3_input_and_a_dynamodb_table(engine):
                        num_reducers=2, name="ddb-join")
     result = runner.run(job, input={"users": f"dynamodb://{table}?segments=3",
                                     "orders": f"s3://{DATA}/{key}"},
-                        output=f"s3://{DATA}/out/{fresh('join')}/", poll_interval=POLL, timeout=TIMEOUT)
+                        output=f"s3://{DATA}/out/{fresh('join')}/", poll_interval=POLL, timeout=TIMEOUT,
+                        driver=driver)
     want = collections.Counter()
     for o in orders:
         if o["user"] < 200:
