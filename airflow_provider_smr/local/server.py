@@ -65,6 +65,19 @@ def _cheaper_request_ids() -> None:
     responses.gen_amzn_requestid_long = gen_amzn_requestid_long
 
 
+def _put_replaces_event_invoke_config() -> None:
+    """moto appends every PutFunctionEventInvokeConfig and Get returns the first; AWS replaces."""
+    from moto.awslambda.models import LambdaBackend
+
+    original = LambdaBackend.put_function_event_invoke_config
+
+    def put_function_event_invoke_config(self, function_name, config):
+        self.get_function(function_name).event_invoke_config = []
+        return original(self, function_name, config)
+
+    LambdaBackend.put_function_event_invoke_config = put_function_event_invoke_config
+
+
 def _warm_up(app, services: tuple[str, ...]) -> None:
     """Create moto's per-service apps now so the first real request is not slow."""
     for service in services:
@@ -110,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cfn.install()
     _cheaper_request_ids()
+    _put_replaces_event_invoke_config()
     moto_app = build_moto_app()
     root = Path(tempfile.mkdtemp(prefix="smr-local-"))
     server = WSGIServer((args.host, args.port), lambda e, s: gateway(e, s))

@@ -93,6 +93,13 @@ def test_failed_event_is_retried_as_the_invoke_config_says(lam, s3, bucket, depl
     assert len({key.split("/")[1] for key in attempts}) == 1  # same request id on every attempt
 
 
+def test_latest_event_invoke_config_is_the_one_in_force(lam, deploy):
+    name = deploy(FAIL_AND_COUNT)
+    lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=2)
+    lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
+    assert lam.get_function_event_invoke_config(FunctionName=name)["MaximumRetryAttempts"] == 0
+
+
 def test_failed_event_is_retried_twice_by_default(lam, s3, bucket, deploy):
     name = deploy(FAIL_AND_COUNT)
     lam.invoke(FunctionName=name, InvocationType="Event",
