@@ -109,3 +109,21 @@ def test_a_planning_failure_in_the_driver_fails_the_job_with_the_reason(engine):
         runner.run(job, input=f"s3://{DATA}/missing-{uuid.uuid4().hex[:6]}/", driver="lambda",
                    output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/", poll_interval=POLL,
                    timeout=TIMEOUT)
+
+
+def test_a_2000_split_job_fans_out_through_the_invoke_tree_on_the_local_stack(engine):
+    s3, runner = engine
+    lines = [f"k{i % 10}" for i in range(2000)]
+    key = f"in/{uuid.uuid4().hex[:8]}/tiny.txt"
+    body = "".join(f"{line}\n" for line in lines).encode()  # 3 bytes per line: one line per split
+    s3.put_object(Bucket=DATA, Key=key, Body=body)
+    job = MapReduceJob(mapper=lambda line: [(line, 1)], combiner=lambda k, vs: [(k, sum(vs))],
+                       reducer=lambda k, vs: [(k, sum(vs))], num_reducers=1, name="tree")
+    result = runner.run(job, input=f"s3://{DATA}/{key}", split_size=len(body) // 2000,
+                        driver="lambda", output=f"s3://{DATA}/out/tree-{uuid.uuid4().hex[:8]}/",
+                        poll_interval=1.0, timeout=900)
+    plan = runner.plan(result["job_id"])
+    assert len(plan["splits"]) == 2000 and plan["driver"]["where"] == "lambda"
+    counts = dict(json.loads(line).values() for b in part_bytes(s3, result)
+                  for line in b.decode().splitlines())
+    assert counts == {f"k{i}": 200 for i in range(10)}
