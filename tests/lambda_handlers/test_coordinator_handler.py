@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -146,11 +147,13 @@ def test_handlers_refuse_foreign_or_malformed_events_before_any_write(harness, c
     assert _keys(harness.s3, plan["work_bucket"], "") == before
 
 
-def test_driver_invokes_each_task_of_a_batch_and_refuses_drive(harness, recorded):
+def test_driver_invokes_each_task_of_a_batch_and_a_drive_without_plan_or_request_fails(harness, recorded):
     tasks = [protocol.task_event("map", "smr-work-test", "j1", 0, t, 0) for t in range(3)]
     assert driver.handler(protocol.invoke_event("smr-work-test", "j1", tasks)) == {"invoked": 3}
     assert sorted(e["task"] for e in recorded) == [0, 1, 2]
-    assert "NotImplementedError" in driver.handler(protocol.drive_event("smr-work-test", "j1"))["error"]
+    job_id = f"j-{uuid.uuid4().hex[:8]}"
+    assert "error" in driver.handler(protocol.drive_event("smr-work-test", job_id))
+    assert len(recorded) == 3  # nothing else invoked
 
 
 def test_done_marker_carries_metrics(harness, chain):
