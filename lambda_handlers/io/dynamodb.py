@@ -14,6 +14,12 @@ Writes: a reducer output item is either a ``(key, value)`` pair (stored as ``{ke
 or a whole item ``dict``. Items go out in ``BatchWriteItem`` batches of 25 with ``UnprocessedItems``
 retried with backoff; throttling (``ProvisionedThroughputExceededException`` ...) is retried on reads
 and writes. Writing an item is a PUT of its key, so re-running a task writes the same items.
+
+Commit: the final tasks write their items directly (a table has no staging area), then the commit
+writes the ``_SUCCESS`` manifest under the job's prefix (:func:`protocol.table_manifest_key`) with the
+table, item counts and job id. Unlike an S3 output, a job that fails after some final tasks finished
+has already written (complete, idempotent) items of those tasks; rerun it to converge. Items written
+by an earlier run for keys this run does not produce are left in the table.
 """
 
 from __future__ import annotations
