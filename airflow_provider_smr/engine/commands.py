@@ -125,7 +125,7 @@ def upload_local_inputs(s3: Any, spec: Any) -> Any:
     counter = iter(range(1_000_000))
 
     def upload(uri: str, name: str | None) -> str:
-        if uri.startswith("s3://"):
+        if uri.startswith(("s3://", "dynamodb://")):
             return uri
         path = Path(uri).expanduser()
         if not path.exists():
@@ -198,6 +198,15 @@ def _buckets(spec: Any) -> list[str]:
     return sorted({u[5:].split("/", 1)[0] for u in flat if isinstance(u, str) and u.startswith("s3://")})
 
 
+def _tables(spec: Any) -> list[str]:
+    """Table names of the ``dynamodb://`` URIs in an input/output spec (granted on deploy)."""
+    from lambda_handlers.io import dynamodb
+
+    uris = spec if isinstance(spec, list) else list(spec.values()) if isinstance(spec, dict) else [spec]
+    flat = [u for v in uris for u in (v if isinstance(v, list) else [v])]
+    return sorted({dynamodb.parse_uri(u)["table"] for u in flat if dynamodb.is_dynamodb_uri(u)})
+
+
 def run_command(args: argparse.Namespace) -> int:
     from airflow_provider_smr.job import load_job
 
@@ -209,12 +218,13 @@ def run_command(args: argparse.Namespace) -> int:
         if local:
             clients.s3.create_bucket(Bucket=LOCAL_BUCKET)
             inputs = upload_local_inputs(clients.s3, inputs)
-            if not output.startswith("s3://"):
+            if not output.startswith(("s3://", "dynamodb://")):
                 local_output = Path(output).expanduser()
                 output = f"s3://{LOCAL_BUCKET}/outputs/{local_output.name or 'output'}/"
-        elif not output.startswith("s3://"):
-            raise CommandError(f"output {output!r} is not an S3 URI (local paths need --local)")
-        deploy = {"input_buckets": _buckets(inputs), "output_buckets": _buckets(output)}
+        elif not output.startswith(("s3://", "dynamodb://")):
+            raise CommandError(f"output {output!r} is not an S3 or DynamoDB URI (local paths need --local)")
+        deploy = {"input_buckets": _buckets(inputs), "output_buckets": _buckets(output),
+                  "tables": _tables(inputs) + _tables(output)}
         runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy)
         result = runner.run(job, input=inputs, output=output, num_reducers=args.num_reducers,
                             split_size=args.split_size, max_concurrency=args.max_concurrency,
