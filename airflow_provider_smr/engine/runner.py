@@ -417,6 +417,10 @@ class JobRunner:
                                   driver_invokes=reqs.invokes(job_id))
             self.s3.put_object(Bucket=self.bucket, Key=protocol.result_key(job_id),
                                Body=json.dumps(result).encode())
+        # Once per job (later calls return the cached result): the HTML report next to the output.
+        from airflow_provider_smr.report import try_write_report
+
+        try_write_report(self.clients, self.bucket, job_id, result=result, logger=self.log)
         return result
 
     def _done_markers(self, job_id: str, listed: list[dict]) -> dict[tuple[int, str], list[dict]]:

@@ -1,4 +1,7 @@
-"""``job_params`` reach the job's own functions inside Lambda (local stack, deployed functions)."""
+"""A finished job as its functions and its user see it: ``job_params`` inside Lambda, the report.
+
+Runs on the local stack with deployed functions.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ def total(word, counts):
     yield word, sum(counts)
 
 
-def test_job_params_are_visible_to_mappers_in_lambda(local_stack):
+@pytest.fixture(scope="module")
+def finished_job(local_stack):
+    """(s3 client, result) of a word count run with ``job_params={"min_length": 4}``."""
     import boto3
 
     from airflow_provider_smr.deploy import deploy_stack
@@ -41,18 +46,28 @@ def test_job_params_are_visible_to_mappers_in_lambda(local_stack):
                          input_buckets=[DATA], output_buckets=[DATA])
     job = MapReduceJob(mapper=words_longer_than_min, reducer=total)
     output = f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/"
-
     result = JobRunner(clients, stack).run(job, input=f"s3://{DATA}/in/", output=output,
                                            job_params={"min_length": 4}, poll_interval=0.25,
                                            timeout=300)
+    return clients.s3, result
 
+
+def test_job_params_are_visible_to_mappers_in_lambda(finished_job):
+    s3, result = finished_job
     records = {}
     for uri in result["parts"]:
         key = uri[len(f"s3://{DATA}/"):]
-        for line in clients.s3.get_object(Bucket=DATA, Key=key)["Body"].read().decode().splitlines():
+        for line in s3.get_object(Bucket=DATA, Key=key)["Body"].read().decode().splitlines():
             rec = json.loads(line)
             records[rec["key"]] = rec["value"]
     assert records == {"dddd": 2, "eeeee": 1}
+
+
+def test_a_succeeded_job_leaves_its_html_report_next_to_the_output(finished_job):
+    s3, result = finished_job
+    key = result["output"][len(f"s3://{DATA}/"):] + "_report.html"
+    page = s3.get_object(Bucket=DATA, Key=key)["Body"].read().decode()
+    assert result["job_id"] in page and "<svg" in page
 
 
 def test_job_params_are_empty_outside_a_task():
