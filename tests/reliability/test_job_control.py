@@ -155,7 +155,8 @@ def test_failing_job_with_overwrite_leaves_the_previous_output_intact(rel):
                            timeout=TIMEOUT)
     prefix = output[len(f"s3://{DATA}/"):]
     before = {k: rel.s3.get_object(Bucket=DATA, Key=k)["Body"].read() for k in rel.objects(DATA, prefix)}
-    assert f"{prefix}_SUCCESS" in before and len(before) == 3
+    # two parts, the manifest and the job's HTML report
+    assert {f"{prefix}_SUCCESS", f"{prefix}_report.html"} <= set(before) and len(before) == 4
 
     broken = MapReduceJob(mapper=faults.failing_mapper, reducer=faults.total)
     with pytest.raises(JobFailedError, match="this job always fails"):
