@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Iterable, Iterator
 
-from lambda_handlers import protocol, runtime, shuffle
+from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, readers, writers
 
 log = logging.getLogger("smr.mapper")
@@ -166,7 +166,7 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
         return {"output_key": key, "index": index, "records_in": records_in,
                 "records_out": out.records, "bad_records": bad}
 
-    grouper = shuffle.ExternalGrouper(ser, cfg["memory_budget_bytes"])
+    grouper = grouping.ExternalGrouper(ser, cfg["memory_budget_bytes"])
     records_in, bad = run_mapper(source, mapper, grouper.add_many, max_bad)
     if dynamodb.is_table_output(plan["output"]):
         items = dynamodb.write_output(runtime.client("dynamodb"), plan["output"],

@@ -13,7 +13,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator
 
-from lambda_handlers import protocol, runtime, shuffle
+from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, writers
 
 FETCH_THREADS = 16
@@ -73,7 +73,7 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
         key, offset, length = s
         return runtime.get_bytes(bucket, key, Range=f"bytes={offset}-{offset + length - 1}")
 
-    grouper = shuffle.ExternalGrouper(ser, budget)
+    grouper = grouping.ExternalGrouper(ser, budget)
     records_in = 0
     for data in ordered_parallel(fetch, slices):
         for payload in shuffle.iter_frames(data):
@@ -88,7 +88,7 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
                 "bad_records": 0, "spilled_bytes": grouper.spilled_bytes}
     if last:
         fmt = plan["output"]["format"]
-        sorter = shuffle.ExternalGrouper(ser, budget)
+        sorter = grouping.ExternalGrouper(ser, budget)
         sorter.add_many(outputs)
         part = writers.PartWriter(fmt)
         for k, values in sorter.groups():

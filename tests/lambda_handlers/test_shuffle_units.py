@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from lambda_handlers import shuffle
+from lambda_handlers import grouping, shuffle
 from lambda_handlers.io import writers
 
 JSON = shuffle.serializer("json")
@@ -64,7 +64,7 @@ def test_sort_key_is_a_total_order_over_mixed_json_types():
 
 
 def test_grouping_keeps_keys_of_different_types_apart():
-    g = shuffle.ExternalGrouper(JSON, 1 << 30)
+    g = grouping.ExternalGrouper(JSON, 1 << 30)
     g.add_many([(1, "int"), (1.0, "float"), (True, "bool"), ("1", "str"), (1, "int2")])
     assert list(g.groups()) == [(True, ["bool"]), (1, ["int", "int2"]), (1.0, ["float"]),
                                 ("1", ["str"])]
@@ -74,11 +74,11 @@ def test_spill_with_a_tiny_budget_gives_the_same_groups_as_in_memory(tmp_path):
     rnd = random.Random(7)
     pairs = [(rnd.choice([rnd.randint(0, 50), f"w{rnd.randint(0, 80)}", [rnd.randint(0, 3)]]), i)
              for i in range(5000)]
-    small = shuffle.ExternalGrouper(JSON, 2_000, tmpdir=str(tmp_path))
+    small = grouping.ExternalGrouper(JSON, 2_000, tmpdir=str(tmp_path))
     for i in range(0, len(pairs), 100):
         small.add_many(pairs[i:i + 100])
     assert len(small.runs) > 5
-    big = shuffle.ExternalGrouper(JSON, 1 << 30)
+    big = grouping.ExternalGrouper(JSON, 1 << 30)
     big.add_many(pairs)
     spilled, in_memory = list(small.groups()), list(big.groups())
     assert spilled == in_memory
