@@ -3,7 +3,9 @@
 Starts the local stack (moto + local Lambda workers on a loopback port), makes a temporary
 ``AIRFLOW_HOME`` with a SQLite metadata DB, points ``aws_default`` at the stack through
 ``AIRFLOW_CONN_AWS_DEFAULT``, runs ``airflow dags test smr_word_count``, then prints the task's XCom
-result, where the output is and the top words. Nothing touches ``~/airflow`` or real AWS.
+result, where the output is and the top words. The embedded stack stops when the demo ends, so the
+committed output (parts, ``_SUCCESS``) and the job's ``_report.html`` are copied to ``demo-output/``
+first. Nothing touches ``~/airflow`` or real AWS.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO / "dags_examples"
+OUTPUT_COPY = REPO / "demo-output"
 DAG_ID = "smr_word_count"
 TASK_ID = "count_words"
 TOP_TASK_ID = "show_top_words"
@@ -127,10 +130,44 @@ def _run_dag(env: dict[str, str], endpoint_url: str, started: float) -> None:
     print(json.dumps(result, indent=2, default=str))
     print(f"\noutput: {result['output']} ({len(result.get('parts') or [])} parts, "
           f"{result.get('records')} records) on the local stack at {endpoint_url}")
-    print(f"  e.g. aws --endpoint-url {endpoint_url} s3 ls {result['output']}")
+    copied = copy_output(env, result, OUTPUT_COPY)
+    print(f"copied to {OUTPUT_COPY}/ (the embedded stack stops with the demo; `smr local up` keeps one):")
+    for path in copied:
+        print(f"  {path}")
+    first = next((Path(p) for p in copied if Path(p).name.startswith("part-")), None)
+    if first is not None:
+        print(f"\nfirst lines of {first.name}:")
+        with open(first, encoding="utf-8") as f:
+            for _, line in zip(range(3), f):
+                print(f"  {line.rstrip()}")
     print("\ntop 10 words:")
     for word, count in top or []:
         print(f"  {count:7d}  {word}")
+
+
+def copy_output(env: dict[str, str], result: dict, folder: Path) -> list[str]:
+    """Copy the committed output and its ``_report.html`` from the stack into ``folder``."""
+    import boto3
+
+    from airflow_provider_smr.engine.commands import download_output
+    from airflow_provider_smr.engine.inputs import parse_s3_uri
+    from airflow_provider_smr.report import REPORT_NAME
+
+    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"],
+                      region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
+                      aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    if folder.exists():
+        for old in folder.iterdir():
+            old.unlink()
+    copied = download_output(s3, result, folder)
+    bucket, prefix = parse_s3_uri(result["output"], what="output")
+    try:
+        s3.download_file(bucket, prefix + REPORT_NAME, str(folder / REPORT_NAME))
+        copied.append(str(folder / REPORT_NAME))
+    except Exception as exc:  # noqa: BLE001 - the report is a bonus; the output was copied
+        print(f"(no job report copied: {exc})")
+    return copied
 
 
 if __name__ == "__main__":
