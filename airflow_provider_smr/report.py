@@ -329,8 +329,14 @@ class ReportError(LookupError):
     """The job cannot be reported on (it does not exist in this work bucket)."""
 
 
-def collect_report(clients: Any, work_bucket: str, job_id: str, *, result: dict | None = None) -> JobReport:
+def collect_report(clients: Any, work_bucket: str, job_id: str, *, result: dict | None = None,
+                   plan: dict | None = None, listed: list[dict] | None = None,
+                   done_markers: dict[str, dict] | None = None, done: dict | None = None) -> JobReport:
     """Read the job's markers from S3 (one paginated LIST + GETs) and build its report.
+
+    What the caller already read is not read again: ``plan``, ``listed`` (its ``status/``
+    listing), ``done_markers`` (done-marker bodies by key: only the listed ones missing from it
+    are fetched) and ``done`` (``done.json``).
 
     :param clients: an :class:`~airflow_provider_smr.engine.aws.AwsClients` (or an S3 client).
     :param result: the job's result dict when the caller has it (else ``result.json`` is read).
@@ -338,10 +344,11 @@ def collect_report(clients: Any, work_bucket: str, job_id: str, *, result: dict 
     from airflow_provider_smr.engine.watch import list_status
 
     s3 = _s3(clients)
-    plan = _get_json(s3, work_bucket, protocol.plan_key(job_id))
+    plan = plan or _get_json(s3, work_bucket, protocol.plan_key(job_id))
     if plan is None:
         raise ReportError(f"no job {job_id!r} in s3://{work_bucket}/ (no {protocol.plan_key(job_id)})")
-    listed = list_status(s3, work_bucket, job_id)
+    listed = list_status(s3, work_bucket, job_id) if listed is None else listed
+    known = dict(done_markers or {})
     done_keys, error_keys = [], []
     for obj in listed:
         k = protocol.parse_status_key(job_id, obj["Key"])
@@ -351,15 +358,16 @@ def collect_report(clients: Any, work_bucket: str, job_id: str, *, result: dict 
             error_keys.append(protocol.error_detail_key(job_id, k.step, k.phase, k.task, k.attempt))
     state = _state(job_id, listed)
     extra = {"result": protocol.result_key(job_id) if result is None and state == protocol.SUCCEEDED else None,
-             "done": protocol.done_key(job_id) if state == protocol.SUCCEEDED else None,
+             "done": protocol.done_key(job_id) if done is None and state == protocol.SUCCEEDED else None,
              "failed": protocol.failed_key(job_id) if state == protocol.FAILED else None}
-    wanted = [*done_keys, *error_keys, *[k for k in extra.values() if k]]
+    wanted = [*(k for k in done_keys if k not in known), *error_keys, *[k for k in extra.values() if k]]
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="smr-report") as pool:
         fetched = dict(zip(wanted, pool.map(lambda key: _get_json(s3, work_bucket, key), wanted)))
+    fetched.update(known)
     return build_report(
-        plan, listed, {k: fetched[k] for k in done_keys}, {k: fetched[k] for k in error_keys},
+        plan, listed, {k: fetched.get(k) for k in done_keys}, {k: fetched[k] for k in error_keys},
         result=result or (fetched.get(extra["result"]) if extra["result"] else None),
-        done=fetched.get(extra["done"]) if extra["done"] else None,
+        done=done or (fetched.get(extra["done"]) if extra["done"] else None),
         failed=fetched.get(extra["failed"]) if extra["failed"] else None,
         generated=dt.datetime.now(dt.timezone.utc).timestamp())
 
@@ -376,10 +384,12 @@ def report_location(work_bucket: str, job_id: str, output_uri: str, committed: b
     return work_bucket, protocol.job_prefix(job_id) + REPORT_NAME
 
 
-def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None) -> str:
+def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None,
+                 **known: Any) -> str:
     """Collect, render and store the job's report; return its ``s3://`` URI (see
-    :func:`report_location` for where it goes)."""
-    report = collect_report(clients, work_bucket, job_id, result=result)
+    :func:`report_location` for where it goes). ``known``: what :func:`collect_report` need not
+    read again (``plan``, ``listed``, ``done_markers``, ``done``)."""
+    report = collect_report(clients, work_bucket, job_id, result=result, **known)
     bucket, key = report_location(work_bucket, job_id, report.output,
                                   committed=report.state == protocol.SUCCEEDED)
     _s3(clients).put_object(Bucket=bucket, Key=key, Body=render_html(report).encode("utf-8"),
@@ -388,11 +398,11 @@ def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | Non
 
 
 def try_write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None,
-                     logger: logging.Logger | None = None) -> str | None:
+                     logger: logging.Logger | None = None, **known: Any) -> str | None:
     """:func:`write_report` for a finished job's epilogue: a report that cannot be written is a
     warning, never a failure of a job that has already committed."""
     try:
-        uri = write_report(clients, work_bucket, job_id, result=result)
+        uri = write_report(clients, work_bucket, job_id, result=result, **known)
     except Exception as exc:  # noqa: BLE001 - the job's outcome must not depend on its report
         (logger or log).warning("job %s: could not write the HTML report: %s", job_id, exc)
         return None

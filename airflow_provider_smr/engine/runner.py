@@ -21,7 +21,8 @@ from airflow_provider_smr.engine import requests as reqs
 from airflow_provider_smr.engine import submit as submit_mod
 from airflow_provider_smr.engine.plan import build_plan
 from airflow_provider_smr.engine.result import build_result
-from airflow_provider_smr.engine.watch import JobStatus, failure_message, list_status, status_from_listing
+from airflow_provider_smr.engine.watch import (PROGRESS_LOG_INTERVAL_S, JobStatus, ProgressTracker,
+                                               failure_message, list_status, status_from_listing)
 from airflow_provider_smr.job import MapReduceJob, check_runtime, load_job
 from airflow_provider_smr.sizes import parse_size
 from lambda_handlers import protocol
@@ -85,6 +86,7 @@ class JobRunner:
         self.stack = stack
         self.log = logger or log
         self._plans: dict[str, dict] = {}
+        self._trackers: dict[str, ProgressTracker] = {}
 
     @property
     def s3(self) -> Any:
@@ -266,13 +268,38 @@ class JobRunner:
 
     def status(self, job_id: str) -> JobStatus:
         """The job's status from one LIST (plus ``failed.json`` when it failed)."""
+        return self._poll(job_id)[0]
+
+    def _poll(self, job_id: str) -> tuple[JobStatus, list[dict]]:
         plan = self.plan(job_id)
         with reqs.job_context(job_id):
-            status = status_from_listing(plan, list_status(self.s3, self.bucket, job_id))
+            listed = list_status(self.s3, self.bucket, job_id)
+            status = status_from_listing(plan, listed)
             if status.state == protocol.FAILED:
                 failed = self._get_json(protocol.failed_key(job_id)) or {}
                 status.error = failure_message(failed)
-        return status
+        return status, listed
+
+    def tracker(self, job_id: str) -> ProgressTracker:
+        """The job's :class:`ProgressTracker` in this runner (done markers read so far)."""
+        if job_id not in self._trackers:
+            self._trackers[job_id] = ProgressTracker(self.plan(job_id))
+        return self._trackers[job_id]
+
+    def _read_done_markers(self, job_id: str, listed: list[dict]) -> ProgressTracker:
+        """GET the listed done markers this runner has not read yet (each once) into the tracker."""
+        tracker = self.tracker(job_id)
+        keys = tracker.new_done_keys(listed)
+        if keys:
+            with reqs.job_context(job_id):
+                if len(keys) == 1:
+                    bodies = [self._get_json(keys[0])]
+                else:
+                    with ThreadPoolExecutor(max_workers=min(16, len(keys)),
+                                            thread_name_prefix="smr-markers") as pool:
+                        bodies = list(pool.map(reqs.bind_job(self._get_json), keys))
+            tracker.ingest(dict(zip(keys, bodies)))
+        return tracker
 
     def check_deadlines(self, job_id: str, reason: str = "check-deadlines") -> None:
         """Ask the coordinator to treat silent attempts past their deadline as failed (and retry)."""
@@ -284,9 +311,18 @@ class JobRunner:
     # -- wait -------------------------------------------------------------------------------------
 
     def wait(self, job_id: str, poll_interval: float = DEFAULT_POLL_INTERVAL,
-             timeout: float | None = None, sleep: Callable[[float], None] = time.sleep) -> dict:
-        """Poll (one LIST each time) until the job ends; return the result dict.
+             timeout: float | None = None, sleep: Callable[[float], None] = time.sleep,
+             clock: Callable[[], float] = time.time,
+             on_progress: Callable[[JobStatus, ProgressTracker, float], None] | None = None) -> dict:
+        """Poll (one LIST each time, plus one GET per newly done task) until the job ends; return
+        the result dict.
 
+        Each poll logs a progress line (phase, tasks, records, bytes, throughput, elapsed) at most
+        every :data:`~airflow_provider_smr.engine.watch.PROGRESS_LOG_INTERVAL_S` seconds, and at
+        once when the state or phase changes. ``on_progress(status, tracker, now)``, when given,
+        is called on every poll INSTEAD of that line (e.g. the CLI's progress bars).
+
+        :param clock: epoch seconds, for elapsed time and the line's rate limit.
         :raises JobFailedError: with the remote error and traceback.
         :raises JobCancelledError: when the job was cancelled.
         :raises JobTimeoutError: after ``timeout`` seconds (the job keeps running).
@@ -295,14 +331,19 @@ class JobRunner:
         last_check = 0.0
         last_line = None
         while True:
-            status = self.status(job_id)
+            status, listed = self._poll(job_id)
+            tracker = self._read_done_markers(job_id, listed)
             now = time.monotonic()
             line = status.describe()
             if line != last_line:
-                self.log.info("job %s: %s", job_id, line)
                 last_line, last_change = line, now
+            wall = clock()
+            if on_progress is not None:
+                on_progress(status, tracker, wall)
+            elif tracker.due(status, wall, PROGRESS_LOG_INTERVAL_S):
+                self.log.info("job %s: %s", job_id, tracker.line(status, wall))
             if status.state == protocol.SUCCEEDED:
-                return self.result(job_id)
+                return self.result(job_id, listed=listed)
             if status.state == protocol.FAILED:
                 raise self._failure(job_id)
             if status.state == protocol.CANCELLED:
@@ -391,8 +432,13 @@ class JobRunner:
 
     # -- result -----------------------------------------------------------------------------------
 
-    def result(self, job_id: str) -> dict:
-        """The result dict of a succeeded job (computed once, then cached under the job's prefix)."""
+    def result(self, job_id: str, listed: list[dict] | None = None) -> dict:
+        """The result dict of a succeeded job (computed once, then cached under the job's prefix).
+
+        Done markers this runner read while waiting are not read again, here or by the report.
+
+        :param listed: the job's ``status/`` listing taken after it succeeded (else listed here).
+        """
         with reqs.job_context(job_id):
             cached = self._get_json(protocol.result_key(job_id))
             if cached is not None:
@@ -406,33 +452,25 @@ class JobRunner:
                     raise JobCancelledError(f"job {job_id} was cancelled")
                 raise JobError(f"job {job_id} has not finished ({status.describe()})")
             plan = self.plan(job_id)
-            listed = list_status(self.s3, self.bucket, job_id)
-            markers = self._done_markers(job_id, listed)
+            if listed is None:
+                listed = list_status(self.s3, self.bucket, job_id)
+            tracker = self._read_done_markers(job_id, listed)
             manifest = self._read_uri_json(done.get("manifest")) or {}
             attempts = sum(1 for o in listed
                            if (k := protocol.parse_status_key(job_id, o["Key"])) and k.kind == "start")
-            result = build_result(plan, done, manifest, markers, attempts=attempts,
+            result = build_result(plan, done, manifest, tracker.markers(), attempts=attempts,
                                   memory_mb=self.stack.memory_mb,
                                   driver_requests=reqs.s3_counts(job_id),
                                   driver_invokes=reqs.invokes(job_id))
             self.s3.put_object(Bucket=self.bucket, Key=protocol.result_key(job_id),
                                Body=json.dumps(result).encode())
-        # Once per job (later calls return the cached result): the HTML report next to the output.
+        # Once per job (later calls return the cached result): the HTML report next to the output,
+        # from what was read above (no marker is read twice).
         from airflow_provider_smr.report import try_write_report
 
-        try_write_report(self.clients, self.bucket, job_id, result=result, logger=self.log)
+        try_write_report(self.clients, self.bucket, job_id, result=result, logger=self.log,
+                         plan=plan, listed=listed, done_markers=dict(tracker.bodies), done=done)
         return result
-
-    def _done_markers(self, job_id: str, listed: list[dict]) -> dict[tuple[int, str], list[dict]]:
-        keys = [(k, o["Key"]) for o in listed
-                if (k := protocol.parse_status_key(job_id, o["Key"])) and k.kind == "done"]
-        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="smr-result") as pool:
-            bodies = list(pool.map(reqs.bind_job(self._get_json), [key for _, key in keys]))
-        markers: dict[tuple[int, str], list[dict]] = {}
-        for (k, _), body in zip(keys, bodies):
-            if body is not None:
-                markers.setdefault((k.step, k.phase), []).append(body)
-        return markers
 
     def _read_uri_json(self, uri: str | None) -> dict | None:
         if not uri:

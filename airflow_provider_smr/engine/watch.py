@@ -1,8 +1,10 @@
-"""Job progress from ONE paginated LIST of the job's ``status/`` prefix.
+"""Job progress from ONE paginated LIST of the job's ``status/`` prefix (and each done marker once).
 
 :func:`status_from_listing` is pure: the synchronous watcher (:mod:`~airflow_provider_smr.engine.runner`)
 and the async trigger both list the prefix their own way and hand the objects (boto3's
-``Contents`` dicts) to it. No per-task GETs: markers are read by name and age only.
+``Contents`` dicts) to it; state and task counts come from marker names and ages alone.
+:class:`ProgressTracker` adds records, bytes, throughput and elapsed time from the done markers'
+bodies, GETting each done marker once per job and process (the result and the report reuse them).
 """
 
 from __future__ import annotations
@@ -192,3 +194,135 @@ def failure_message(failed: dict) -> str:
     if error.get("traceback"):
         lines.append("remote traceback:\n" + error["traceback"].rstrip())
     return "\n".join(lines)
+
+
+# -- progress: records, bytes, throughput and elapsed time from the done markers ------------------
+
+# At most one progress line this often, unless the state or the phase changed.
+PROGRESS_LOG_INTERVAL_S = 10.0
+_MIB = 1024**2
+
+
+class ProgressTracker:
+    """Counters of a running job from its done markers, each read ONCE per job and process.
+
+    Pure: the caller lists (:func:`list_status`), asks :meth:`new_done_keys` which done markers to
+    GET, hands their bodies to :meth:`ingest`, and renders :meth:`line`. The synchronous runner and
+    the async trigger share it; the runner's result and the HTML report reuse its bodies.
+
+    Elapsed time counts from the plan's ``created`` time (when the driver planned the job; the
+    first time this tracker saw the job when the plan has none). Throughput is the input read so
+    far (the first step's map tasks: ``records_in`` / ``bytes_in``) per second of elapsed time.
+
+    :param plan: the job's ``plan.json``.
+    :param now: epoch seconds used when the plan carries no ``created`` time.
+    """
+
+    def __init__(self, plan: dict, now: float | None = None) -> None:
+        self.plan = plan
+        self.job_id = plan["job_id"]
+        self.started = _created(plan) or (time.time() if now is None else now)
+        self.bodies: dict[str, dict] = {}  # done-marker key -> body
+        self._asked: set[str] = set()
+        self._last_logged: float | None = None
+        self._last_phase: tuple | None = None
+
+    def new_done_keys(self, listed: Iterable[dict]) -> list[str]:
+        """Done-marker keys in ``listed`` not handed out before (each is returned once)."""
+        fresh = []
+        for obj in listed:
+            key = obj["Key"]
+            if key in self._asked:
+                continue
+            k = protocol.parse_status_key(self.job_id, key)
+            if k is not None and k.kind == "done":
+                self._asked.add(key)
+                fresh.append(key)
+        return fresh
+
+    def ingest(self, bodies: dict[str, dict | None]) -> None:
+        """Add done-marker bodies by key (a None body, a marker gone missing, is skipped)."""
+        for key, body in bodies.items():
+            self._asked.add(key)
+            if body is not None:
+                self.bodies[key] = body
+
+    def markers(self) -> dict[tuple[int, str], list[dict]]:
+        """Done-marker bodies by ``(step, phase)`` (what :func:`build_result` takes)."""
+        out: dict[tuple[int, str], list[dict]] = {}
+        for key, body in sorted(self.bodies.items()):
+            k = protocol.parse_status_key(self.job_id, key)
+            out.setdefault((k.step, k.phase), []).append(body)
+        return out
+
+    def totals(self) -> dict[str, int]:
+        """Input records and bytes read so far (the first step's finished map tasks)."""
+        first = self.markers().get((0, protocol.MAP), [])
+        return {"records": sum(int(b.get("records_in") or 0) for b in first),
+                "bytes": sum(int(b.get("bytes_in") or 0) for b in first)}
+
+    def elapsed(self, now: float) -> float:
+        return max(0.0, now - self.started)
+
+    def line(self, status: JobStatus, now: float) -> str:
+        """``RUNNING step 1/1 map 12/40 (running 8, failed 0) | 1,234,567 records, 340.2 MiB
+        read, 28.3 MiB/s, 105k records/s | elapsed 0:00:12``."""
+        totals, elapsed = self.totals(), self.elapsed(now)
+        rate = (lambda n: n / elapsed) if elapsed > 0 else (lambda n: 0.0)
+        return (f"{_describe_phases(status)} | {totals['records']:,} records, "
+                f"{format_bytes(totals['bytes'])} read, {format_bytes(rate(totals['bytes']))}/s, "
+                f"{_short(rate(totals['records']))} records/s | elapsed {format_elapsed(elapsed)}")
+
+    def due(self, status: JobStatus, now: float, interval: float = PROGRESS_LOG_INTERVAL_S) -> bool:
+        """Whether to log a line now: the state or phase changed, or ``interval`` passed since the
+        last line. Records that a line is logged when it returns True."""
+        phase = (status.state, status.step, status.phase)
+        if (phase != self._last_phase or self._last_logged is None
+                or now - self._last_logged >= interval):
+            self._last_phase, self._last_logged = phase, now
+            return True
+        return False
+
+
+def _created(plan: dict) -> float | None:
+    value = plan.get("created")
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _describe_phases(status: JobStatus) -> str:
+    """``describe()`` with the current step's finished phases too: ``step 1/1 map 40/40, reduce
+    3/8 (running 5, failed 0)``."""
+    if status.phase == protocol.REDUCE and status.step is not None:
+        m = status.steps[status.step][protocol.MAP]
+        head, _, tail = status.describe().partition(" reduce ")
+        return f"{head} map {m.done}/{m.total}, reduce {tail}"
+    return status.describe()
+
+
+def format_bytes(n: float) -> str:
+    """``340.2 MiB``: binary units, one decimal above bytes."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover - the loop returns
+
+
+def _short(n: float) -> str:
+    """``105k``, ``1.2M``, ``950``."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            value = n / div
+            return f"{value:.1f}{suffix}" if value < 10 else f"{value:.0f}{suffix}"
+    return f"{n:.0f}"
+
+
+def format_elapsed(seconds: float) -> str:
+    """``0:00:12``."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"

@@ -21,6 +21,8 @@ ERROR = "error"  # the trigger itself could not watch the job
 EVENT_STATUSES = (SUCCESS, FAILED, NEEDS_ATTENTION, ERROR)
 # With speculation on, ask the coordinator this often to look for stragglers (as the worker does).
 SPECULATION_CHECK_INTERVAL_S = 3.0
+# Done markers read concurrently (once each) for the progress line's records and bytes.
+MARKER_READS_IN_FLIGHT = 16
 
 
 class SMRJobTrigger(BaseTrigger):
@@ -28,7 +30,10 @@ class SMRJobTrigger(BaseTrigger):
     Yield one event when an SMR job finishes, fails, or has a task silent past its deadline.
 
     Each poll is one paginated LIST of the job's ``status/`` prefix (plus a GET of ``plan.json``
-    once, and of ``failed.json`` on failure), read through the connection's S3 endpoint.
+    once, of each done marker once for the progress line's records and bytes, and of
+    ``failed.json`` on failure), read through the connection's S3 endpoint. The task log gets a
+    progress line (phase, tasks, records, bytes, throughput, elapsed) at most every 10 s, and at
+    once when the state or phase changes.
 
     :param job_id: the job to watch.
     :param work_bucket: the stack's work bucket holding ``jobs/<job_id>/``.
@@ -61,6 +66,9 @@ class SMRJobTrigger(BaseTrigger):
         self.region_name = region_name
         self.verify = verify
         self.botocore_config = botocore_config
+
+    # Epoch seconds for elapsed time and the progress line's rate limit (tests replace it).
+    clock = staticmethod(time.time)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -97,9 +105,9 @@ class SMRJobTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def _watch(self) -> dict[str, Any]:
-        from airflow_provider_smr.engine.watch import status_from_listing
+        from airflow_provider_smr.engine.watch import ProgressTracker, status_from_listing
 
-        plan = None
+        plan = tracker = None
         last_progress = None
         last_check = time.monotonic()
         async with s3_reader(self.s3_hook()) as s3:
@@ -110,8 +118,16 @@ class SMRJobTrigger(BaseTrigger):
                 if plan is None:  # not planned yet (the driver function plans): only a verdict counts
                     event = await self._event_for_state(terminal_state(self.job_id, listed), s3)
                     progress = "PENDING (not planned yet)"
+                    if event is None and progress != last_progress:
+                        self.log.info("SMR job %s: %s", self.job_id, progress)
+                    last_progress = progress
                 else:
+                    tracker = tracker or ProgressTracker(plan)
+                    await self._read_done_markers(s3, tracker, listed)
                     status = status_from_listing(plan, listed)
+                    now = self.clock()
+                    if tracker.due(status, now):
+                        self.log.info("SMR job %s: %s", self.job_id, tracker.line(status, now))
                     event = await self._event_for_state(status.state, s3)
                     if event is None and status.needs_attention:
                         event = self._needs_attention(status.state, status.overdue)
@@ -119,13 +135,23 @@ class SMRJobTrigger(BaseTrigger):
                             and time.monotonic() - last_check > SPECULATION_CHECK_INTERVAL_S):
                         last_check = time.monotonic()
                         await asyncio.to_thread(self._check_for_stragglers)
-                    progress = status.describe()
                 if event is not None:
                     return event
-                if progress != last_progress:
-                    self.log.info("SMR job %s: %s", self.job_id, progress)
-                    last_progress = progress
                 await asyncio.sleep(self.poll_interval)
+
+    async def _read_done_markers(self, s3: S3Reader, tracker: Any, listed: list[dict[str, Any]]) -> None:
+        """GET the done markers not read yet (each once per trigger run), a few at a time."""
+        keys = tracker.new_done_keys(listed)
+        if not keys:
+            return
+        limit = asyncio.Semaphore(MARKER_READS_IN_FLIGHT)
+
+        async def read(key: str) -> Any:
+            async with limit:
+                return await s3.get_json(self.work_bucket, key)
+
+        bodies = await asyncio.gather(*(read(key) for key in keys))
+        tracker.ingest(dict(zip(keys, bodies)))
 
     async def _event_for_state(self, state: str | None, s3: S3Reader) -> dict[str, Any] | None:
         if state == protocol.SUCCEEDED:
