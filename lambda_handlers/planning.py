@@ -237,9 +237,18 @@ def describe_tables(dynamodb_client: Any, inputs: dict[str, list[str]]) -> list[
     return tables
 
 PLAN_VERSION = 1
-DEFAULT_SPLIT_SIZE = 64 * 1024**2
-# One reducer per this much input, so a reducer's partition stays well inside its memory budget.
-BYTES_PER_REDUCER = 256 * 1024**2
+MiB = 1024**2
+# Sizing when the job gives no split_size / num_reducers (see choose_split_size, choose_num_reducers).
+DEFAULT_CONCURRENCY = 1000  # Lambda's default account concurrency, when the caller does not say
+MIN_SPLIT_SIZE = 8 * MiB  # below this the per-task overhead dominates (bench/README.md, tuning)
+MAX_SPLIT_SIZE = 1024 * MiB
+SAFE_MAP_BYTES_PER_VCPU_S = 4e6  # a quarter of the measured map rate: a split finishes in time
+FULL_VCPU_MB = 1769  # Lambda: one full vCPU at 1,769 MB, CPU proportional to memory below
+TAIL_FRACTION = 0.25  # a last range under this fraction of a split joins the previous split
+FEW_WORKERS_TASKS = 64  # with few workers, up to 4 tasks each (at least this many) to balance load
+REDUCER_CORE_BYTES = 32 * MiB  # one core's worth of shuffle: more than this -> R >= 2
+MIN_SLICE_BYTES = 1 * MiB  # a reducer's slice of one map output: R <= input / (M * this)
+SPILL_FACTOR = 4  # a reducer's partition may be this many times its memory budget (it spills)
 MAX_AUTO_REDUCERS = 1000
 OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv"}
 
@@ -252,10 +261,12 @@ def compression_of(key: str) -> str | None:
     return "gzip" if key.endswith(".gz") else None
 
 
-def split_object(obj: S3Object, split_size: int, fmt: str) -> list[dict]:
+def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool = False) -> list[dict]:
     """Byte ranges ``[start, end)`` of ``split_size`` covering one object; a ``.gz`` is one split.
 
-    The handler reads the records whose first byte lies in its range (the contract's line rule),
+    With ``merge_tail`` (an automatic split size), a last range shorter than ``TAIL_FRACTION`` of
+    ``split_size`` joins the previous one (a split is then under 1.25 x ``split_size``), so a 64 MiB
+    object plus a few bytes is not one more task; a split size the user gives is exact. The handler reads the records whose first byte lies in its range (the contract's line rule),
     so ranges only need to tile the object exactly.
     """
     if split_size < 1:
@@ -264,13 +275,17 @@ def split_object(obj: S3Object, split_size: int, fmt: str) -> list[dict]:
     if compression or obj.size <= split_size:
         bounds = [(0, obj.size)]
     else:
-        bounds = [(s, min(s + split_size, obj.size)) for s in range(0, obj.size, split_size)]
+        starts = list(range(0, obj.size, split_size))
+        if merge_tail and len(starts) > 1 and obj.size - starts[-1] < TAIL_FRACTION * split_size:
+            starts.pop()  # never a tiny tail split: the last split runs to the end
+        bounds = list(zip(starts, starts[1:] + [obj.size]))
     return [{"input": obj.input, "bucket": obj.bucket, "key": obj.key, "etag": obj.etag,
              "start": start, "end": end, "size": obj.size, "format": fmt, "compression": compression}
             for start, end in bounds]
 
 
-def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str]) -> list[dict]:
+def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str], *,
+                merge_tail: bool = False) -> list[dict]:
     """Splits of all objects in a stable order (input name, then key), numbered as map tasks.
 
     Empty objects hold no records and get no split, unless every object is empty: then one empty
@@ -280,7 +295,7 @@ def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str
     splits: list[dict] = []
     for obj in ordered:
         if obj.size > 0:
-            splits.extend(split_object(obj, split_size, formats[obj.input]))
+            splits.extend(split_object(obj, split_size, formats[obj.input], merge_tail=merge_tail))
     if not splits and ordered:
         first = ordered[0]
         splits = [{"input": first.input, "bucket": first.bucket, "key": first.key, "etag": first.etag,
@@ -316,17 +331,72 @@ def output_spec(output_uri: str, overwrite: bool, inputs: dict[str, list[str]], 
             "format": fmt, "overwrite": bool(overwrite), "inputs": listed}
 
 
-def choose_num_reducers(total_bytes: int, num_map_tasks: int) -> int:
-    """Reducers for a step when the job does not say: one per 256 MiB of input, 1..1000."""
-    wanted = math.ceil(total_bytes / BYTES_PER_REDUCER) if total_bytes > 0 else 1
-    return max(1, min(wanted, MAX_AUTO_REDUCERS, max(1, num_map_tasks)))
+def wanted_tasks(concurrency: int | None = None) -> int:
+    """Tasks a phase should have for ``concurrency`` workers: one wave on a large pool, up to 4
+    tasks a worker (at least :data:`FEW_WORKERS_TASKS`) on a small one, so a slow worker or an
+    uneven split does not leave the others idle at the end."""
+    p = max(1, int(concurrency or DEFAULT_CONCURRENCY))
+    return max(p, min(4 * p, FEW_WORKERS_TASKS))
+
+
+def max_split_size(task_timeout_s: int = 300, memory_mb: int = 1024) -> int:
+    """The largest split a map task finishes well inside its timeout (at a quarter of the measured
+    map rate, CPU proportional to memory below 1,769 MB), at most :data:`MAX_SPLIT_SIZE`."""
+    vcpu = min(1.0, memory_mb / FULL_VCPU_MB)
+    return int(max(MIN_SPLIT_SIZE, min(MAX_SPLIT_SIZE, task_timeout_s * SAFE_MAP_BYTES_PER_VCPU_S * vcpu)))
+
+
+def choose_split_size(total_bytes: int, concurrency: int | None = None, *, task_timeout_s: int = 300,
+                      memory_mb: int = 1024) -> int:
+    """The split size when the job gives none: every worker gets work, no task is mostly overhead.
+
+    ``total_bytes / wanted_tasks(concurrency)`` (one split per available worker on a large pool,
+    up to 4 per worker on a small one), but at least :data:`MIN_SPLIT_SIZE` (8 MiB: the local
+    stack's per-task overhead is worth ~2-3 MB of map work, so smaller splits buy little
+    parallelism for their overhead and requests) and at most :func:`max_split_size`. E.g. with
+    1,000 workers: 8 MiB -> 1 split, 64 MiB -> 8, 1 GiB -> 128, 126.8 GB -> 1,000 of 127 MB; with
+    2 workers (``concurrency=2``): 64 MiB -> 8 splits of 8 MiB, 1 GiB -> 8 of 128 MiB.
+    """
+    if total_bytes <= 0:
+        return MIN_SPLIT_SIZE
+    size = -(-int(total_bytes) // wanted_tasks(concurrency))
+    return max(MIN_SPLIT_SIZE, min(size, max_split_size(task_timeout_s, memory_mb)))
+
+
+def choose_num_reducers(total_bytes: int, num_map_tasks: int, *, memory_mb: int = 1024,
+                        concurrency: int | None = None) -> int:
+    """Reducers for a step when the job does not say, from the input size (the shuffle's upper
+    bound: a combiner only shrinks it) and the function's memory.
+
+    - parallelism: one reducer per :data:`REDUCER_CORE_BYTES` (32 MiB, one core's worth), at most
+      :func:`wanted_tasks` of the concurrency, so R >= 2 as soon as there is more than one core's
+      worth of data;
+    - request cost: each reducer GETs one slice of every map output, so R <= input /
+      (M x :data:`MIN_SLICE_BYTES`) (R x M GETs stay at one per MiB of input);
+    - memory: at least enough reducers that a partition is at most :data:`SPILL_FACTOR` x the
+      memory budget (memory_mb / 4), beyond which spilling dominates;
+    - 1 <= R <= :data:`MAX_AUTO_REDUCERS`.
+
+    E.g. (1,024 MB, 1,000 workers): 8 MiB -> 1, 64 MiB (8 maps) -> 2, 1 GiB (128 maps) -> 8,
+    126.8 GB (1,000 maps) -> 120.
+    """
+    if total_bytes <= 0:
+        return 1
+    cores = total_bytes // REDUCER_CORE_BYTES
+    parallel = min(max(cores, 2 if total_bytes > REDUCER_CORE_BYTES else 1), wanted_tasks(concurrency))
+    slices = max(1, total_bytes // (max(1, num_map_tasks) * MIN_SLICE_BYTES))
+    budget = max(1, memory_mb * MiB // 4)
+    fits = math.ceil(total_bytes / (SPILL_FACTOR * budget))
+    return max(1, min(max(min(parallel, slices), fits), MAX_AUTO_REDUCERS))
 
 
 def plan_steps(job: Any, num_map_tasks: int, total_bytes: int,
-               num_reducers: int | None = None) -> list[dict]:
+               num_reducers: int | None = None, *, memory_mb: int = 1024,
+               concurrency: int | None = None) -> list[dict]:
     """``[{"index", "num_map_tasks", "num_reducers"}]``: a step's own setting wins, then the
     ``num_reducers`` argument, then the job's default, then the size-based choice."""
-    default = num_reducers or job.num_reducers or choose_num_reducers(total_bytes, num_map_tasks)
+    default = num_reducers or job.num_reducers or choose_num_reducers(
+        total_bytes, num_map_tasks, memory_mb=memory_mb, concurrency=concurrency)
     steps, maps = [], num_map_tasks
     for index, step in enumerate(job.steps):
         reducers = 0 if step.reducer is None else (step.num_reducers or default)
@@ -341,9 +411,15 @@ def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, lis
                task_timeout_s: int = 300, max_bad_records: int = 0, overwrite: bool = False,
                speculation: bool = False, speculation_threshold: float = 3.0,
                deadline_grace_s: int = 30, created: dt.datetime | None = None,
-               tables: list[dict] = ()) -> dict:
+               tables: list[dict] = (), concurrency: int | None = None) -> dict:
     """The ``plan.json`` document of the engine contract (``tables``: DynamoDB inputs as
-    :func:`describe_tables` returns them)."""
+    :func:`describe_tables` returns them).
+
+    Without ``split_size`` the split size comes from the input size and ``concurrency`` (the
+    functions that can run at once; None: Lambda's default 1,000), see :func:`choose_split_size`;
+    without ``num_reducers`` (argument, job or step) the reducer count comes from the input size,
+    the map count and ``memory_mb``, see :func:`choose_num_reducers`.
+    """
     protocol.validate_job_id(job_id)
     if not 1 <= max_attempts <= protocol.MAX_ATTEMPTS:
         raise PlanError(f"max_attempts must be in [1, {protocol.MAX_ATTEMPTS}], got {max_attempts}")
@@ -358,14 +434,17 @@ def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, lis
     mixed = sorted({o.input for o in objects} & table_inputs)
     if mixed:
         raise PlanError(f"input(s) {mixed} mix S3 and DynamoDB URIs: give each its own input name")
-    splits = make_splits(objects, split_size or DEFAULT_SPLIT_SIZE, formats)
+    total_bytes = sum(o.size for o in objects) + sum(t.get("size_bytes", 0) for t in tables)
+    auto = not split_size
+    split_size = split_size or choose_split_size(total_bytes, concurrency,
+                                                 task_timeout_s=task_timeout_s, memory_mb=memory_mb)
+    splits = make_splits(objects, split_size, formats, merge_tail=auto)
     if tables:
         splits = [{**sp, "task": i} for i, sp in enumerate(
             [{k: v for k, v in sp.items() if k != "task"} for sp in splits]
-            + table_splits(list(tables), split_size or DEFAULT_SPLIT_SIZE))]
+            + table_splits(list(tables), split_size))]
         if len(splits) > protocol.MAX_TASKS:
             raise PlanError(f"{len(splits)} splits exceed {protocol.MAX_TASKS} map tasks")
-    total_bytes = sum(o.size for o in objects) + sum(t.get("size_bytes", 0) for t in tables)
     created = created or dt.datetime.now(dt.timezone.utc)
     return {
         "v": PLAN_VERSION,
@@ -384,7 +463,8 @@ def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, lis
         },
         "inputs": {name: {"uris": list(uris), "format": formats[name]} for name, uris in inputs.items()},
         "splits": splits,
-        "steps": plan_steps(job, len(splits), total_bytes, num_reducers),
+        "steps": plan_steps(job, len(splits), total_bytes, num_reducers, memory_mb=memory_mb,
+                            concurrency=concurrency),
         "output": output_spec(output_uri, overwrite, inputs, work_bucket, job_id, job.output_format),
         "input_bytes": total_bytes,
     }

@@ -8,14 +8,20 @@ from hypothesis import strategies as st
 
 from airflow_provider_smr.engine.inputs import S3Object
 from airflow_provider_smr.engine.plan import (
-    BYTES_PER_REDUCER,
+    MIN_SPLIT_SIZE,
+    TAIL_FRACTION,
     PlanError,
     build_plan,
     choose_num_reducers,
+    choose_split_size,
     make_splits,
+    max_split_size,
+    wanted_tasks,
     plan_steps,
     split_object,
 )
+
+MiB = 2**20
 from airflow_provider_smr.job import MapReduceJob, Step
 
 
@@ -31,13 +37,34 @@ def obj(key, size, input="default", bucket="in"):
     return S3Object(input, bucket, key, size, f"etag-{key}")
 
 
-@given(size=st.integers(1, 10_000), split_size=st.integers(1, 3_000))
-def test_splits_tile_the_object_exactly(size, split_size):
-    splits = split_object(obj("a.txt", size), split_size, "text")
+@given(size=st.integers(1, 10_000), split_size=st.integers(1, 3_000), merge_tail=st.booleans())
+def test_splits_tile_the_object_exactly(size, split_size, merge_tail):
+    splits = split_object(obj("a.txt", size), split_size, "text", merge_tail=merge_tail)
     assert splits[0]["start"] == 0 and splits[-1]["end"] == size
     for left, right in zip(splits, splits[1:]):
         assert left["end"] == right["start"]
-    assert all(0 < s["end"] - s["start"] <= split_size for s in splits)
+    if merge_tail:  # no tiny tail: every split but a lone one is at least a quarter of the size
+        assert all(0 < s["end"] - s["start"] < (1 + TAIL_FRACTION) * split_size for s in splits)
+        assert len(splits) == 1 or splits[-1]["end"] - splits[-1]["start"] >= TAIL_FRACTION * split_size
+    else:  # a given split size is exact
+        assert all(s["start"] % split_size == 0 and 0 < s["end"] - s["start"] <= split_size for s in splits)
+
+
+def test_an_automatic_split_size_leaves_no_tiny_tail_a_given_one_is_exact():
+    (only,) = split_object(obj("a.txt", 64 * MiB + 1000), 64 * MiB, "text", merge_tail=True)
+    assert (only["start"], only["end"]) == (0, 64 * MiB + 1000)
+    first, second = split_object(obj("b.txt", 130), 100, "text", merge_tail=True)
+    assert (first["end"], second["end"]) == (100, 130)
+    assert len(split_object(obj("a.txt", 64 * MiB + 1000), 64 * MiB, "text")) == 2
+    plan = build_plan(job_id="j1", work_bucket="work", job=MapReduceJob(mapper=tokenize),
+                      inputs={"default": ["s3://in/a"]}, objects=[obj("a", 64 * MiB + 1000)],
+                      output_uri="s3://out/res")
+    assert [s["end"] - s["start"] for s in plan["splits"]] == [8 * MiB] * 7 + [8 * MiB + 1000]
+    assert plan["steps"][0]["num_map_tasks"] == 8
+    few = build_plan(job_id="j2", work_bucket="work", job=MapReduceJob(mapper=tokenize, reducer=total),
+                     inputs={"default": ["s3://in/a"]}, objects=[obj("a", 1024 * MiB)],
+                     output_uri="s3://out/res", concurrency=2)
+    assert few["steps"] == [{"index": 0, "num_map_tasks": 8, "num_reducers": 8}]
 
 
 def test_split_ranges_are_pinned_to_the_etag_and_carry_format():
@@ -71,11 +98,39 @@ def test_split_size_below_one_byte_is_refused():
         split_object(obj("a", 10), 0, "text")
 
 
-@pytest.mark.parametrize("total_bytes,maps,expected", [
-    (0, 1, 1), (100, 5, 1), (BYTES_PER_REDUCER, 10, 1), (BYTES_PER_REDUCER + 1, 10, 2),
-    (40 * BYTES_PER_REDUCER, 10, 10), (10**15, 10**6, 1000)])
-def test_reducer_count_grows_with_input_size_within_bounds(total_bytes, maps, expected):
-    assert choose_num_reducers(total_bytes, maps) == expected
+def _auto(total, concurrency=None, memory_mb=1024):
+    size = choose_split_size(total, concurrency, memory_mb=memory_mb)
+    m = len(make_splits([obj("a", total)], size, {"default": "text"}, merge_tail=True))
+    return m, choose_num_reducers(total, m, memory_mb=memory_mb, concurrency=concurrency)
+
+
+@pytest.mark.parametrize("total,concurrency,expected", [
+    (8 * MiB + 1000, None, (1, 1)), (64 * MiB + 1000, None, (8, 2)), (1024 * MiB, None, (128, 8)),
+    (int(126.8e9), None, (1000, 120)), (64 * MiB + 1000, 2, (8, 2)), (1024 * MiB, 2, (8, 8))])
+def test_default_sizing_gives_every_worker_work_without_tiny_tasks(total, concurrency, expected):
+    assert _auto(total, concurrency) == expected
+
+
+@given(total=st.integers(1, 10**12), concurrency=st.sampled_from([None, 1, 2, 8, 64, 1000, 3000]),
+       memory_mb=st.sampled_from([128, 1024, 1769, 10240]))
+def test_default_sizing_rules_hold_for_any_input(total, concurrency, memory_mb):
+    size = choose_split_size(total, concurrency, memory_mb=memory_mb)
+    m = -(-total // size)
+    r = choose_num_reducers(total, m, memory_mb=memory_mb, concurrency=concurrency)
+    wanted = wanted_tasks(concurrency)
+    assert wanted == max(concurrency or 1000, min(4 * (concurrency or 1000), 64))
+    assert MIN_SPLIT_SIZE <= size <= max_split_size(300, memory_mb)
+    assert m <= wanted or size == max_split_size(300, memory_mb)  # enough tasks, not more
+    assert m >= 0.9 * min(wanted, total // MIN_SPLIT_SIZE)  # every worker has work
+    assert 1 <= r <= 1000
+    assert r >= 2 or total <= 32 * MiB  # more than one core's worth: more than one reducer
+    fits = -(-total // (4 * memory_mb * MiB // 4))
+    assert r <= max(wanted, fits, 2) and (r == 1000 or r >= fits)  # a partition fits 4x the budget
+
+
+def test_reducers_keep_a_partition_within_the_spill_allowance_of_the_memory_budget():
+    assert choose_num_reducers(10 * 2**30, 1, memory_mb=128, concurrency=1) == 80
+    assert choose_num_reducers(0, 1) == 1
 
 
 def test_step_reducers_prefer_step_then_argument_then_job_then_size():
