@@ -1,7 +1,14 @@
 """Grouping on the reduce side (and in map-only steps): group ``(key, value)`` pairs by key, spill
-sorted runs to ``/tmp`` beyond a memory budget, and merge the runs in key order.
+sorted runs to ``/tmp`` beyond a memory budget, and merge the runs in key order; and streaming a
+reducer's output in key order, sorting only when the reducer emits keys out of order.
 
-Key identity and order are the shuffle's (:func:`lambda_handlers.shuffle.sort_key`).
+Key identity and order are the shuffle's (:func:`lambda_handlers.shuffle.sort_key`). When every key
+is a ``str`` (the common case) a plain string sort gives the same order, so no ``sort_key`` tuple is
+built per key; mixed keys sort by ``sort_key`` (str keys still sort plainly, between the numbers and
+the arrays).
+
+Memory is estimated from what the groups hold, not from encoded bytes: each new key costs
+``KEY_COST`` bytes plus its size, each value its size plus a list slot (sizes sampled per batch).
 """
 
 from __future__ import annotations
@@ -9,17 +16,62 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
+import sys
 import tempfile
 from operator import itemgetter
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
-from lambda_handlers.shuffle import EXPANSION, FRAME_HEADER, JsonSerializer, _Groups, frame, sort_key
+from lambda_handlers.shuffle import FRAME_HEADER, JsonSerializer, _Groups, frame, sort_key
+
+BATCH = 4096  # pairs grouped between two budget checks
+RUN_BATCH = 1024  # at most this many groups in a frame of a spill run ...
+RUN_BATCH_VALUES = 8192  # ... or about this many values (a merge holds one frame of every run)
+KEY_COST = 160  # a new str key: dict slot, its value list (4 slots), beyond the key's own size
+OTHER_KEY_COST = 250  # a new non-str key: also its identity (tagged canonical bytes) and a tuple
+SLOT = 9  # a value's pointer in its key's list, with over-allocation
+_SHARED = (type(None), bool)  # singletons: a value of these costs its list slot only
+_STR_RANK = 3  # sort_key(str)[0]: str keys go after null, booleans, numbers; before arrays, objects
+
+
+def object_bytes(obj: Any, depth: int = 3) -> int:
+    """Approximate bytes ``obj`` holds in memory (containers to ``depth``; shared small ints 0)."""
+    t = type(obj)
+    if t in _SHARED or (t is int and -5 <= obj <= 256):
+        return 0
+    size = sys.getsizeof(obj)
+    if depth and (t is list or t is tuple):
+        size += sum(object_bytes(x, depth - 1) for x in obj)
+    elif depth and t is dict:
+        size += sum(object_bytes(k, depth - 1) + object_bytes(v, depth - 1) for k, v in obj.items())
+    return size
+
+
+def pair_costs(batch: list) -> tuple[int, int]:
+    """``(bytes a new key costs, bytes a value costs)`` sampled from a batch's first and last pair."""
+    (k1, v1), (k2, v2) = batch[0], batch[-1]
+    size = max(object_bytes(k1), object_bytes(k2))
+    key = KEY_COST + size if type(k1) is str and type(k2) is str else OTHER_KEY_COST + 2 * size
+    return key, SLOT + max(object_bytes(v1), object_bytes(v2))
+
+
+def sorted_groups(groups: _Groups) -> Iterator[tuple[Any, list]]:
+    """``(key, values)`` of ``groups`` in :func:`sort_key` order (all-str keys: a plain sort)."""
+    by_str = groups.by_str
+    strs = sorted(by_str)
+    pop = by_str.pop  # each group is released once yielded (the caller drops ``groups``)
+    if not groups.other:
+        return ((k, pop(k)) for k in strs)
+    others = sorted(((sort_key(k), k, vs) for k, vs in groups.other.values()), key=itemgetter(0))
+    groups.other.clear()
+    split = next((i for i, o in enumerate(others) if o[0][0] > _STR_RANK), len(others))
+    return itertools.chain(((k, vs) for _, k, vs in others[:split]), ((k, pop(k)) for k in strs),
+                           ((k, vs) for _, k, vs in others[split:]))
 
 
 class ExternalGrouper:
     """Group ``(key, value)`` pairs; iterate groups in :func:`sort_key` order.
 
-    Holds groups in memory until the estimated size passes ``budget_bytes``, then sorts them and
+    Holds groups in memory until their estimated size passes ``budget_bytes``, then sorts them and
     spills a run to a temp file (framed batches of ``[key, [values]]``); :meth:`groups` merges the
     runs. Values of a key keep their insertion order (runs are merged in spill order).
     """
@@ -30,80 +82,78 @@ class ExternalGrouper:
         self._groups = _Groups(ser)
         self._est = 0
         self.runs: list[str] = []
+        self._runs_str_only = True
         self.spilled_bytes = 0
+        self.peak_estimate = 0
+
+    @property
+    def estimate(self) -> int:
+        """Estimated bytes the in-memory groups hold."""
+        return self._est
 
     def add_many(self, pairs: Iterable[tuple[Any, Any]], encoded_bytes: int | None = None) -> None:
-        """Add pairs; ``encoded_bytes`` is their encoded size if known (else ~64 B per pair)."""
-        if encoded_bytes is not None:
-            self._groups.add_many(pairs)
-            self._est += EXPANSION * encoded_bytes
-        else:  # unknown size (e.g. a generator of reducer output): check the budget as we go
-            it = iter(pairs)
-            while self._groups.add_many(itertools.islice(it, 4096)):
-                self._est += EXPANSION * 64 * 4096
-                if self._est >= self.budget:
-                    self.spill()
+        """Add pairs (``encoded_bytes`` is accepted for callers that know it; the estimate does not
+        need it). Spills whenever the estimate reaches the budget."""
+        if isinstance(pairs, list) and len(pairs) <= BATCH:
+            self._add_batch(pairs)
+            return
+        it = iter(pairs)
+        while batch := list(itertools.islice(it, BATCH)):
+            self._add_batch(batch)
+
+    def _add_batch(self, batch: list) -> None:
+        if not batch:
+            return
+        g = self._groups
+        keys_before = len(g.by_str) + len(g.other)
+        g.add_many(batch)
+        key_cost, value_cost = pair_costs(batch)
+        self._est += (len(g.by_str) + len(g.other) - keys_before) * key_cost + len(batch) * value_cost
+        if self._est > self.peak_estimate:
+            self.peak_estimate = self._est
         if self._est >= self.budget:
             self.spill()
 
-    def _sorted_groups(self) -> list[tuple[tuple, Any, list]]:
-        out = [(sort_key(k), k, vs) for k, vs in self._groups.items()]
-        out.sort(key=itemgetter(0))
-        return out
-
     def spill(self) -> None:
-        if not self._groups:
+        groups = self._groups
+        if not groups:
             return
+        self._groups, self._est = _Groups(self.ser), 0
+        self._runs_str_only = self._runs_str_only and not groups.other
         fd, path = tempfile.mkstemp(prefix="smr-run-", suffix=".bin", dir=self.tmpdir)
+        self.runs.append(path)
         dumps = self.ser.dumps
         with os.fdopen(fd, "wb") as f:
-            batch: list = []
-            for _, k, vs in self._sorted_groups():
-                batch.append([k, vs])
-                if len(batch) >= 1024:
-                    data = frame(dumps(batch))
-                    f.write(data)
-                    self.spilled_bytes += len(data)
-                    batch = []
-            if batch:
+            for batch in _run_batches(sorted_groups(groups)):
                 data = frame(dumps(batch))
                 f.write(data)
                 self.spilled_bytes += len(data)
-        self.runs.append(path)
-        self._groups, self._est = _Groups(self.ser), 0
 
-    def _read_run(self, path: str) -> Iterator[tuple[tuple, Any, list]]:
+    def _read_run(self, path: str, keyed: bool) -> Iterator:
+        """A run's groups: ``[key, values]`` lists, or ``(sort_key, key, values)`` if ``keyed``."""
         loads = self.ser.loads
         with open(path, "rb") as f:
-            while True:
-                head = f.read(4)
-                if not head:
-                    return
+            while head := f.read(4):
                 (n,) = FRAME_HEADER.unpack(head)
-                for k, vs in loads(f.read(n)):
-                    yield sort_key(k), k, vs
+                batch = loads(f.read(n))
+                if keyed:
+                    yield from ((sort_key(k), k, vs) for k, vs in batch)
+                else:
+                    yield from batch
 
     def groups(self) -> Iterator[tuple[Any, list]]:
         """Yield ``(key, values)`` in key order; removes spill files when exhausted."""
         if not self.runs:
-            groups = self._sorted_groups()
-            self._groups = _Groups(self.ser)
-            for _, k, vs in groups:
-                yield k, vs
+            groups, self._groups, self._est = self._groups, _Groups(self.ser), 0
+            yield from sorted_groups(groups)
             return
         self.spill()
         try:
-            merged = heapq.merge(*(self._read_run(p) for p in self.runs), key=itemgetter(0))
-            cur_sk, cur_k, cur_vs = None, None, None
-            for sk, k, vs in merged:
-                if cur_vs is not None and sk == cur_sk:
-                    cur_vs.extend(vs)
-                    continue
-                if cur_vs is not None:
-                    yield cur_k, cur_vs
-                cur_sk, cur_k, cur_vs = sk, k, list(vs)
-            if cur_vs is not None:
-                yield cur_k, cur_vs
+            if self._runs_str_only:
+                yield from _merge_runs([self._read_run(p, False) for p in self.runs], itemgetter(0), 1)
+            else:
+                yield from _merge_runs([self._read_run(p, True) for p in self.runs], itemgetter(0), 2,
+                                       key_at=1)
         finally:
             self.cleanup()
 
@@ -114,3 +164,66 @@ class ExternalGrouper:
             except OSError:
                 pass
         self.runs = []
+
+
+def _run_batches(groups: Iterator[tuple[Any, list]]) -> Iterator[list]:
+    batch, values = [], 0
+    for k, vs in groups:
+        batch.append([k, vs])
+        values += len(vs)
+        if len(batch) >= RUN_BATCH or values >= RUN_BATCH_VALUES:
+            yield batch
+            batch, values = [], 0
+    if batch:
+        yield batch
+
+
+def _merge_runs(runs: list[Iterator], order: Callable, values_at: int, key_at: int = 0
+                ) -> Iterator[tuple[Any, list]]:
+    """Merge sorted runs of groups; a key in several runs gets their values in run order."""
+    cur_order, cur_k, cur_vs = None, None, None
+    for g in heapq.merge(*runs, key=order):
+        o = g[0]
+        if cur_vs is not None and o == cur_order:
+            cur_vs.extend(g[values_at])
+            continue
+        if cur_vs is not None:
+            yield cur_k, cur_vs
+        cur_order, cur_k, cur_vs = o, g[key_at], list(g[values_at])
+    if cur_vs is not None:
+        yield cur_k, cur_vs
+
+
+# ---------------------------------------------------------------------------------------------
+# A reducer's output in key order
+
+
+def write_while_ordered(pairs: Iterator[tuple[Any, Any]], write: Callable[[Any, Any], None],
+                        ser: JsonSerializer) -> tuple[Any, Any] | None:
+    """Pass ``pairs`` to ``write`` while they are in grouped key order: keys never go back in
+    :func:`sort_key` order and a key's pairs are contiguous. Return the first pair that breaks the
+    order (not written; the caller sorts from there), or None once ``pairs`` is exhausted."""
+    it = iter(pairs)
+    for last, v in it:
+        write(last, v)
+        break
+    else:
+        return None
+    last_str = type(last) is str
+    for k, v in it:
+        if last_str and type(k) is str:
+            if k < last:
+                return k, v
+        elif not _follows(last, k, ser):
+            return k, v
+        write(k, v)
+        last, last_str = k, type(k) is str
+    return None
+
+
+def _follows(last: Any, key: Any, ser: JsonSerializer) -> bool:
+    """``key`` may come right after ``last`` in grouped key order."""
+    a, b = sort_key(last), sort_key(key)
+    if b == a:  # the same key, or distinct keys of equal order: sorting keeps them apart
+        return ser.group_key(key) == ser.group_key(last)
+    return b > a

@@ -1,22 +1,28 @@
 """Reduce task handler: fetch this partition's slice of every winning map output, group, reduce, write.
 
-Slices are fetched with parallel ranged GETs (bounded in flight), grouped by key with spilling to
-``/tmp`` beyond ``settings.memory_budget_bytes``, reduced in key order, and written either as the
-next step's input (shuffle serialization) or, on the last step, as a staged part in the output
-format with keys sorted.
+Slices are fetched with parallel ranged GETs in pieces of at most ``fetch_window // 2`` bytes; the
+bytes fetched but not yet grouped never exceed the fetch window (a quarter of the memory budget),
+and each piece is decoded and grouped, then dropped. The grouper gets the rest of the budget and
+spills to ``/tmp`` beyond it. Groups are reduced in key order and written either as the next
+step's input (shuffle serialization) or, on the last step, as a staged part in the output format
+with keys sorted: the reducer's output is streamed to the part while its keys keep the order (the
+usual case), and sorted (spilling if needed) only when a key goes back.
 """
 
 from __future__ import annotations
 
 import contextvars
+import itertools
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, writers
 
 FETCH_THREADS = 16
+MIN_FETCH_WINDOW = 1 << 20
 
 
 def handler(event: Any, context: Any = None) -> dict:
@@ -51,6 +57,73 @@ def ordered_parallel(fn: Callable[[Any], Any], items: Iterable, workers: int = F
             yield pending.popleft().result()
 
 
+def fetch_window(budget: int) -> int:
+    """Bytes of slices fetched but not yet grouped, at most (a quarter of the memory budget)."""
+    return max(MIN_FETCH_WINDOW, budget // 4)
+
+
+def slice_pieces(slices: Iterable[tuple[str, int, int]], piece_bytes: int) -> Iterator[tuple[str, int, int, bool]]:
+    """Split ``(key, offset, length)`` slices into ranged pieces ``(key, offset, length, last)``."""
+    piece_bytes = max(1, piece_bytes)
+    for key, offset, length in slices:
+        end = offset + length
+        for start in range(offset, end, piece_bytes):
+            n = min(piece_bytes, end - start)
+            yield key, start, n, start + n == end
+
+
+def window_parallel(fn: Callable[[Any], bytes], items: Iterable, sizes: Callable[[Any], int],
+                    window: int, workers: int = FETCH_THREADS) -> Iterator[bytes]:
+    """``map(fn, items)`` on a thread pool, results in order, with the sizes of the items in
+    flight plus the one being consumed at most ``window`` (always at least one item)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        held = 0
+        for item in items:
+            size = sizes(item)
+            while pending and (held + size > window or len(pending) >= 2 * workers):
+                fut, n = pending.popleft()
+                yield fut.result()
+                held -= n
+            pending.append((pool.submit(contextvars.copy_context().run, fn, item), size))
+            held += size
+        while pending:
+            fut, _ = pending.popleft()
+            yield fut.result()
+
+
+def slice_payloads(pieces: Iterable[tuple[bytes, bool]]) -> Iterator[bytes]:
+    """Frame payloads of consecutive pieces of slices (``(data, last piece of its slice)``); a
+    frame may straddle two pieces of a slice, never two slices."""
+    carry = bytearray()
+    header = shuffle.FRAME_HEADER
+    for data, last in pieces:
+        view, pos, n = memoryview(data), 0, len(data)
+        if carry:
+            if len(carry) < 4:
+                take = min(4 - len(carry), n)
+                carry += view[:take]
+                pos = take
+            if len(carry) >= 4:
+                (length,) = header.unpack_from(carry, 0)
+                take = min(4 + length - len(carry), n - pos)
+                carry += view[pos:pos + take]
+                pos += take
+                if len(carry) == 4 + length:
+                    yield bytes(carry[4:])
+                    carry = bytearray()
+        while pos + 4 <= n:
+            (length,) = header.unpack_from(view, pos)
+            if pos + 4 + length > n:
+                break
+            yield bytes(view[pos + 4:pos + 4 + length])
+            pos += 4 + length
+        carry += view[pos:]
+        del view
+        if last and carry:
+            raise shuffle.ShuffleError("truncated shuffle frame at the end of a map output slice")
+
+
 def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) -> dict:
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
@@ -69,17 +142,21 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
         if length:
             slices.append((key, offset, length))
 
-    def fetch(s: tuple) -> bytes:
-        key, offset, length = s
-        return runtime.get_bytes(bucket, key, Range=f"bytes={offset}-{offset + length - 1}")
+    window = fetch_window(budget)
+    pieces = list(slice_pieces(slices, window // 2))
 
-    grouper = grouping.ExternalGrouper(ser, budget)
+    def fetch(piece: tuple) -> tuple[bytes, bool]:
+        key, offset, length, slice_end = piece
+        return runtime.get_bytes(bucket, key, Range=f"bytes={offset}-{offset + length - 1}"), slice_end
+
+    grouper = grouping.ExternalGrouper(ser, budget - window)
     records_in = 0
-    for data in ordered_parallel(fetch, slices):
-        for payload in shuffle.iter_frames(data):
-            batch = ser.loads(payload)
-            records_in += len(batch)
-            grouper.add_many(batch, len(payload))
+    for payload in slice_payloads(window_parallel(fetch, pieces, itemgetter(2), window)):
+        batch = ser.loads(payload)
+        del payload
+        records_in += len(batch)
+        grouper.add_many(batch)
+        del batch
 
     outputs = _reduce(spec.reducer, grouper.groups())
     if last and dynamodb.is_table_output(plan["output"]):
@@ -88,12 +165,7 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
                 "bad_records": 0, "spilled_bytes": grouper.spilled_bytes}
     if last:
         fmt = plan["output"]["format"]
-        sorter = grouping.ExternalGrouper(ser, budget)
-        sorter.add_many(outputs)
-        part = writers.PartWriter(fmt)
-        for k, values in sorter.groups():
-            for v in values:
-                part.write(k, v)
+        part = write_in_key_order(outputs, writers.PartWriter(fmt), ser, budget // 4)
         data, records_out = part.getvalue(), part.records
         out_key = protocol.staged_part_key(job_id, task, attempt, writers.extension(fmt))
     else:
@@ -103,6 +175,27 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
     metrics.add_out(len(data))
     return {"output_key": out_key, "records_in": records_in, "records_out": records_out,
             "bad_records": 0, "spilled_bytes": grouper.spilled_bytes}
+
+
+def write_in_key_order(pairs: Iterable[tuple[Any, Any]], part: writers.PartWriter,
+                       ser: shuffle.JsonSerializer, budget: int) -> writers.PartWriter:
+    """Write ``pairs`` to ``part`` grouped by key in key order, values in order.
+
+    Streams while the keys keep the order; when one goes back, the records written so far are
+    read back and everything is sorted through an :class:`~lambda_handlers.grouping.ExternalGrouper`
+    (spilling beyond ``budget``). The bytes are the same either way."""
+    it = iter(pairs)
+    if part.can_drain:
+        broke = grouping.write_while_ordered(it, part.write, ser)
+        if broke is None:
+            return part
+        it = itertools.chain(part.drain(), (broke,), it)
+    sorter = grouping.ExternalGrouper(ser, budget)
+    sorter.add_many(it)
+    for k, values in sorter.groups():
+        for v in values:
+            part.write(k, v)
+    return part
 
 
 def _reduce(reducer: Callable, groups: Iterator[tuple[Any, list]]) -> Iterator[tuple[Any, Any]]:

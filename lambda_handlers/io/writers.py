@@ -2,6 +2,10 @@
 
 jsonl: ``{"key": k, "value": v}`` per line; tsv: ``json(k)<TAB>json(v)``; csv: ``k,v`` (scalars
 only, csv-module quoting). Records are encoded in batches into one buffer per part.
+
+JSON text is exactly ``json.dumps(x)`` (default separators, ``ensure_ascii``, ``NaN``/``Infinity``),
+encoded a column at a time: all-``str`` columns through the C string encoder, columns of JSON
+scalars in one call of the C encoder, anything else one value at a time.
 """
 
 from __future__ import annotations
@@ -9,11 +13,53 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Iterable
+import json.encoder
+from typing import Any, Callable, Iterable, Iterator
 
 OUTPUT_FORMATS = ("jsonl", "tsv", "csv")
 _SCALARS = (str, int, float, bool, type(None))
 BATCH = 4096
+_STR_ONLY = {str}
+_JSON_SCALARS = set(_SCALARS)
+
+
+def _make_encoders() -> tuple[Callable[[Any], str], Callable[[list], list[str]] | None]:
+    """``(encode one value, encode a column of JSON scalars or None)``, both equal to json.dumps."""
+    plain = json.JSONEncoder().encode
+    make, esc = json.encoder.c_make_encoder, json.encoder.c_encode_basestring_ascii
+    if make is None or esc is None:  # no C accelerator: json's own encoder, one value at a time
+        return plain, None
+    markers: dict = {}
+    one = make(markers, None, esc, None, ": ", ", ", False, False, True)
+    lines = make(None, None, esc, None, ": ", "\n", False, False, True)
+
+    def encode(value: Any) -> str:
+        if type(value) is str:
+            return esc(value)
+        try:
+            return "".join(one(value, 0))
+        except Exception:
+            markers.clear()
+            return plain(value)  # raises json's own error (or encodes what the C encoder refused)
+
+    def column(values: list) -> list[str]:  # scalars never contain a raw newline in JSON
+        return "".join(lines(values, 0))[1:-1].split("\n")
+    return encode, column
+
+
+_encode_one, _encode_scalars = _make_encoders()
+
+
+def encode_column(values: list) -> list[str]:
+    """``[json.dumps(v) for v in values]``, fast for columns of str or of JSON scalars."""
+    if not values:
+        return []
+    types = set(map(type, values))
+    if types == _STR_ONLY:
+        return list(map(json.encoder.encode_basestring_ascii, values))
+    if _encode_scalars is not None and types <= _JSON_SCALARS:
+        return _encode_scalars(values)
+    return list(map(_encode_one, values))
 
 
 class OutputFormatError(ValueError):
@@ -34,7 +80,6 @@ class PartWriter:
         self.records = 0
         self._chunks: list[bytes] = []
         self._batch: list[tuple[Any, Any]] = []
-        self._enc = json.JSONEncoder().encode
 
     def write(self, key: Any, value: Any) -> None:
         self._batch.append((key, value))
@@ -50,11 +95,13 @@ class PartWriter:
         if not batch:
             return
         self.records += len(batch)
-        enc = self._enc
-        if self.fmt == "jsonl":
-            text = "".join([f'{{"key": {enc(k)}, "value": {enc(v)}}}\n' for k, v in batch])
-        elif self.fmt == "tsv":
-            text = "".join([f"{enc(k)}\t{enc(v)}\n" for k, v in batch])
+        if self.fmt != "csv":
+            keys = encode_column([k for k, _ in batch])
+            values = encode_column([v for _, v in batch])
+            if self.fmt == "jsonl":
+                text = "".join([f'{{"key": {k}, "value": {v}}}\n' for k, v in zip(keys, values)])
+            else:
+                text = "".join([f"{k}\t{v}\n" for k, v in zip(keys, values)])
         else:
             for k, v in batch:
                 if not isinstance(k, _SCALARS) or not isinstance(v, _SCALARS):
@@ -69,6 +116,34 @@ class PartWriter:
     def getvalue(self) -> bytes:
         self._flush()
         return b"".join(self._chunks)
+
+    @property
+    def can_drain(self) -> bool:
+        """Whether :meth:`drain` can give back the records (jsonl and tsv: csv loses key types)."""
+        return self.fmt != "csv"
+
+    def drain(self) -> Iterator[tuple[Any, Any]]:
+        """Give back the records written so far (decoded from their JSON) and empty the writer.
+
+        Re-encoding what is given back yields the same bytes (JSON text is a fixed point of
+        ``json.dumps(json.loads(...))``), so a caller may re-order records and write them again.
+        """
+        if not self.can_drain:
+            raise OutputFormatError("csv parts cannot be read back; sort before writing")
+        self._flush()
+        chunks, self._chunks, self.records = self._chunks, [], 0
+        loads = json.loads
+        chunks.reverse()
+        while chunks:  # one chunk (a batch of records) decoded at a time, then released
+            lines = chunks.pop().decode("utf-8", "surrogatepass").split("\n")[:-1]
+            if self.fmt == "jsonl":
+                for line in lines:
+                    rec = loads(line)
+                    yield rec["key"], rec["value"]
+            else:
+                for line in lines:
+                    k, v = line.split("\t", 1)
+                    yield loads(k), loads(v)
 
 
 def encode_part(fmt: str, pairs: Iterable[tuple[Any, Any]]) -> tuple[bytes, int]:
