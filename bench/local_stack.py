@@ -1,6 +1,12 @@
 """Benchmark the local stack: S3 request rate, warm Event invoke round trip, cold start.
 
-    .venv/bin/python bench/local_stack.py [--requests 400] [--invokes 30]
+    .venv/bin/python bench/local_stack.py [--requests 400] [--invokes 30] [--fanout 1000]
+    .venv/bin/python bench/local_stack.py --only fanout --fanout 1000
+
+``--only fanout`` measures just the fan-out: ``fan_out`` (the driver's own code path) issuing N
+Event invokes of a function that, like a mapper, makes a few S3 requests per event, so the
+workers compete for the CPU while the invokes are still being issued. "Issued" means the stack
+has answered 202 to every invoke (it has ACCEPTED them), not that they were handed to a queue.
 
 Targets (issue 2): >= 400 small S3 requests/s with 4 clients, warm no-op Event invoke round trip
 <= 20 ms, cold start <= 0.6 s. Also prints the server's CPU time per request, which says where the
@@ -144,7 +150,7 @@ def cold_starts(stack: LocalStack, count: int, prefix: str = "cold") -> list[flo
     lam = stack.client("lambda")
     times = []
     for i in range(count):
-        time.sleep(3.0)  # a spare in use is replaced in the background meanwhile
+        time.sleep(3.0)  # sporadic: the stack is idle between them
         name = f"bench-{prefix}-{i}"
         lam.create_function(FunctionName=name, Runtime="python3.11",
                             Role=_role(stack), Handler="app.handler",
@@ -155,14 +161,92 @@ def cold_starts(stack: LocalStack, count: int, prefix: str = "cold") -> list[flo
     return times
 
 
+FANOUT_HANDLER = """
+import boto3
+
+s3 = boto3.client("s3")
+
+def handler(event, context):
+    s3.head_object(Bucket=event["bucket"], Key="fanout/input")
+    s3.put_object(Bucket=event["bucket"], Key=f"fanout/done/{event['i']}", Body=b"")
+"""
+
+
+def fanout(stack: LocalStack, count: int, max_concurrency: int | None = None) -> dict:
+    """Issue ``count`` Event invokes through ``engine.submit.fan_out``; seconds to issue and to run."""
+    from airflow_provider_smr.engine import submit
+
+    lam, s3 = stack.client("lambda"), stack.client("s3")
+    s3.put_object(Bucket=BUCKET, Key="fanout/input", Body=b"x")
+    name = f"bench-fanout-{int(time.time() * 1000)}"
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=_role(stack),
+                        Handler="app.handler", Code={"ZipFile": _zip(FANOUT_HANDLER)},
+                        Timeout=60, MemorySize=256)
+    events = [{"bucket": BUCKET, "i": i} for i in range(count)]
+    cpu_before = _cpu_seconds(stack.pid)
+    driver_before = time.process_time()
+    began = time.perf_counter()
+    stats = submit.fan_out(lam, name, events, max_concurrency=max_concurrency)
+    issued = time.perf_counter() - began
+    driver_cpu = time.process_time() - driver_before
+    server_cpu = _cpu_seconds(stack.pid) - cpu_before
+    done = 0
+    while done < count and time.perf_counter() - began < 600:
+        time.sleep(0.2)
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="fanout/done/")
+        done = sum(len(page.get("Contents", [])) for page in pages)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="fanout/done/"):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})
+    return {"invokes": count, "tries": stats["tries"], "issued_s": issued,
+            "per_s": count / issued, "done_s": time.perf_counter() - began, "done": done,
+            "driver_cpu_ms": driver_cpu / count * 1000,
+            "server_cpu_ms_during_issue": server_cpu / count * 1000}
+
+
+def print_fanout(result: dict) -> None:
+    print(f"fan-out {result['invokes']} Event invokes: issued (all accepted, 202) in "
+          f"{result['issued_s']:.2f} s = {result['per_s']:.0f}/s ({result['tries']} tries); all "
+          f"{result['done']} ran in {result['done_s']:.1f} s   (driver CPU "
+          f"{result['driver_cpu_ms']:.2f} ms/invoke, server CPU during issue "
+          f"{result['server_cpu_ms_during_issue']:.2f} ms/invoke)", flush=True)
+
+
+def cold_only() -> int:
+    with LocalStack(port=0) as stack:
+        cold = cold_starts(stack, 5)
+        print(f"cold start (new function, handler imports boto3 and makes an S3 client): median "
+              f"{statistics.median(cold):.3f} s, all {', '.join(f'{c:.3f}' for c in cold)} s")
+    with LocalStack(port=0, zygote=False) as stack:
+        cold = cold_starts(stack, 3, "fresh")
+        print(f"cold start without the zygote (fresh python -I -S): median "
+              f"{statistics.median(cold):.3f} s, all {', '.join(f'{c:.3f}' for c in cold)} s")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="S3 requests per client")
     parser.add_argument("--invokes", type=int, default=30)
     parser.add_argument("--compare-moto", action="store_true",
                         help="also measure S3 with every request going through moto")
+    parser.add_argument("--fanout", type=int, default=1000, help="Event invokes to fan out")
+    parser.add_argument("--fanout-concurrency", type=int, default=None,
+                        help="fan-out threads (default: engine.submit's)")
+    parser.add_argument("--only", choices=("fanout", "cold"),
+                        help="run only the fan-out or only the cold-start measurement")
     args = parser.parse_args()
     load = os.getloadavg()[0]
+    if args.only == "fanout":
+        with LocalStack(port=0) as stack:
+            stack.client("s3").create_bucket(Bucket=BUCKET)
+            print(f"local stack {stack.endpoint_url}  (load average {load:.1f})", flush=True)
+            for count in (100, args.fanout):
+                print_fanout(fanout(stack, count, args.fanout_concurrency))
+        return 0
+    if args.only == "cold":
+        return cold_only()
     if args.compare_moto:
         with LocalStack(port=0, fast_s3=False) as stack:
             stack.client("s3").create_bucket(Bucket=BUCKET)
@@ -188,9 +272,9 @@ def main() -> int:
         cold = cold_starts(stack, 3)
         print(f"cold start (new function, handler imports boto3 and makes an S3 client): median "
               f"{statistics.median(cold):.2f} s, all {', '.join(f'{c:.2f}' for c in cold)} s")
-    with LocalStack(port=0, spares=0) as stack:
+    with LocalStack(port=0, zygote=False) as stack:
         cold = cold_starts(stack, 3, "fresh")
-        print(f"cold start without spare interpreters (fresh python -I -S): median "
+        print(f"cold start without the zygote (fresh python -I -S): median "
               f"{statistics.median(cold):.2f} s, all {', '.join(f'{c:.2f}' for c in cold)} s")
     return 0
 

@@ -151,7 +151,36 @@ def current_metrics() -> TaskMetrics:
 
 
 def max_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    """Peak resident memory (MB) since the previous call in this process, or since it started.
+
+    Each call reads ``VmHWM`` from ``/proc/self/status`` and then resets the high-water mark to
+    the current RSS (writing ``5`` to ``/proc/self/clear_refs``), so in a warm worker every task
+    reports its own peak, not the largest one before it. ``ru_maxrss`` cannot do that: it never
+    goes down and survives fork and exec (a forked worker reports its parent's peak). Where
+    ``/proc`` is missing or ``clear_refs`` is not writable (it may not be on AWS Lambda), the
+    reading falls back to VmHWM without reset, then to ``ru_maxrss``: the process's peak so far,
+    an upper bound of the task's.
+    """
+    peak_kb = _vm_hwm_kb()
+    if peak_kb is None:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return round(peak_kb / 1024.0, 1)
+
+
+def _vm_hwm_kb() -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def memory_mb() -> int:
@@ -305,7 +334,11 @@ def invoke(event: dict, attempts: int = 8) -> None:
     payload = json.dumps(event).encode()
     for i in range(attempts):
         try:
-            client("lambda").invoke(FunctionName=name, InvocationType="Event", Payload=payload)
+            response = client("lambda").invoke(FunctionName=name, InvocationType="Event",
+                                               Payload=payload)
+            # Read the empty body: an unread stream makes urllib3 drop the connection, so every
+            # invoke would open a new one.
+            response["Payload"].read()
             return
         except Exception as exc:
             if error_code(exc) not in _THROTTLED or i == attempts - 1:

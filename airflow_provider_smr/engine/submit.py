@@ -74,11 +74,24 @@ def invoke_async(lambda_client: Any, function_name: str, payload: dict, *, max_t
             if attempt < max_tries - 1:
                 sleep(min(max_delay, base_delay * 2**attempt) * random.uniform(0.5, 1.0))
             continue
+        _drain(response)
         status = response.get("StatusCode")
         if status not in (200, 202):
             raise FanOutError(f"invoking {function_name} returned status {status}")
         return attempt + 1
     raise FanOutError(f"invoking {function_name}: still throttled after {max_tries} tries")
+
+
+def _drain(response: dict) -> None:
+    """Read the (empty) response body so the connection goes back to the client's pool.
+
+    botocore leaves ``Payload`` streaming: an unread body makes urllib3 close the connection,
+    and every further invoke pays a new TCP connection (and a new server thread) instead.
+    """
+    payload = response.get("Payload")
+    if payload is not None:
+        payload.read()
+        payload.close()
 
 
 def fan_out(lambda_client: Any, function_name: str, events: Iterable[dict], *,

@@ -99,8 +99,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="cap on warm worker processes kept in total")
     parser.add_argument("--retry-base", type=float, default=0.1,
                         help="delay before the first async retry, doubled for the second (s)")
-    parser.add_argument("--spares", type=int, default=2,
-                        help="interpreters kept booted with boto3 loaded, for cheap cold starts")
+    parser.add_argument("--no-zygote", action="store_true",
+                        help="start every worker as a fresh interpreter (slower cold starts; "
+                             "default: fork them from a zygote that preloaded boto3)")
     parser.add_argument("--no-fast-s3", action="store_true",
                         help="let moto answer every S3 request (slower; for comparison)")
     parser.add_argument("--parent-pid", type=int, default=None)
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         account_id=DEFAULT_ACCOUNT, region=args.region, endpoint_url=endpoint,
         workers_per_function=workers, max_concurrency=args.max_concurrency,
         max_processes=args.max_processes or default_max_processes(workers),
-        retry_base_s=args.retry_base, spares=args.spares)
+        retry_base_s=args.retry_base, zygote=not args.no_zygote)
     invoker = Invoker(settings, root)
     gateway = Gateway(moto_app, invoker, None if args.no_fast_s3 else S3FastPath(DEFAULT_ACCOUNT))
     _warm_up(moto_app, ("s3", "lambda", "iam", "sts", "logs", "cloudformation", "dynamodb"))

@@ -31,17 +31,18 @@ class LocalStack:
         minutes, which no local run wants.
     :param max_processes: cap on warm worker processes kept in total (default 12).
     :param fast_s3: answer plain S3 GET/HEAD/PUT from moto's backend directly (False: all via moto).
-    :param spares: interpreters kept booted with boto3 loaded, so a cold start skips that work.
+    :param zygote: fork each new worker from an interpreter that already imported boto3 and
+        parsed the S3, Lambda and DynamoDB models (False: a fresh ``python -I -S`` each time).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, workers: int | None = None,
                  max_concurrency: int = 64, region: str = "us-east-1", *,
                  retry_base_s: float = 0.1, max_processes: int | None = None,
-                 fast_s3: bool = True, spares: int = 2):
+                 fast_s3: bool = True, zygote: bool = True):
         self.host, self.port, self.workers = host, port, workers
         self.max_concurrency, self.region = max_concurrency, region
         self.retry_base_s, self.max_processes = retry_base_s, max_processes
-        self.fast_s3, self.spares = fast_s3, spares
+        self.fast_s3, self.zygote = fast_s3, zygote
         self.endpoint_url: str | None = None
         self._process: subprocess.Popen | None = None
 
@@ -84,7 +85,8 @@ class LocalStack:
             command += ["--max-processes", str(self.max_processes)]
         if not self.fast_s3:
             command.append("--no-fast-s3")
-        command += ["--spares", str(self.spares)]
+        if not self.zygote:
+            command.append("--no-zygote")
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None,
                                           start_new_session=True)
         try:

@@ -1,6 +1,7 @@
 """The Lambda runtime inside one warm worker process: load the handler once, then serve invokes.
 
-Run as ``python -I -S bootstrap.py TASK_ROOT SITE_DIR [LAYER_DIR...]`` by the local stack. Isolated
+Run as ``python -I -S bootstrap.py TASK_ROOT SITE_DIR [LAYER_DIR...]`` by the local stack, or as a
+zygote (``--zygote SITE_DIR FD``) that preloads boto3 once and forks warm-started workers. Isolated
 mode and no ``site`` keep the project's virtualenv off ``sys.path``: the handler sees its unzipped
 package, the layers, a folder with what Lambda's runtime ships (boto3 and friends) and the standard
 library - nothing more. Standard library only: this file is executed, never imported.
@@ -164,22 +165,25 @@ def _peak_rss_kb() -> int:
 
 
 def _preload() -> None:
-    """A spare interpreter imports what nearly every handler imports, before it has a function."""
+    """The zygote imports what nearly every handler imports, before it has a function."""
     try:
         import boto3  # noqa: F401
         import boto3.session  # noqa: F401
+        import botocore.auth  # noqa: F401
         import botocore.client  # noqa: F401
         import botocore.endpoint  # noqa: F401
-        import botocore.parsers  # noqa: F401
-        import botocore.serialize  # noqa: F401
-        import botocore.auth  # noqa: F401
         import botocore.httpsession  # noqa: F401
+        import botocore.loaders
+        import botocore.parsers  # noqa: F401
         import botocore.retries.standard  # noqa: F401
+        import botocore.serialize  # noqa: F401
+        import botocore.session
     except ImportError:
         return
-    # Creating (and dropping) a client fills the default session's loader cache with the service
-    # model and endpoint rules, so the handler's own boto3.client("s3") takes milliseconds.
-    for service in ("s3", "lambda"):
+    _share_loader(botocore.loaders, botocore.session)
+    # Creating (and dropping) clients fills the shared loader's cache with the service models and
+    # endpoint rules, so a handler's own client takes milliseconds, whatever session it uses.
+    for service in ("s3", "lambda", "dynamodb"):
         try:
             boto3.client(service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
                          aws_access_key_id="preload", aws_secret_access_key="preload")
@@ -187,27 +191,69 @@ def _preload() -> None:
             pass
 
 
-def main() -> None:
-    """``bootstrap.py TASK_ROOT SITE_DIR [LAYER...]`` or ``bootstrap.py --spare SITE_DIR``.
+def _share_loader(loaders, session) -> None:
+    """One botocore data loader per search path for the whole process, not one per Session.
 
-    A spare preloads boto3 with only the site folder on its path, then waits for one message
-    ``{"task_root", "site_dir", "layer_dirs", "env"}`` that makes it a worker for that function.
+    The loader only reads botocore's bundled JSON (its results are already shared by every client
+    of a session); sharing it makes ``boto3.session.Session().client(...)`` cheap in forked
+    workers, as the zygote has parsed the models once.
     """
-    # The control channel is the original stdout; the handler's fd 1 goes to stderr instead.
-    control_out = os.fdopen(os.dup(1), "wb")
-    control_in = os.fdopen(os.dup(0), "rb")
-    os.dup2(2, 1)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    sys.stdout = sys.__stdout__ = io.TextIOWrapper(os.fdopen(1, "wb"), line_buffering=True)
-    if sys.argv[1] == "--spare":
-        site_dir = sys.argv[2]
-        sys.path.insert(0, site_dir)
-        _preload()
-        _write_message(control_out, {"spare": True})
-        assignment = _read_message(control_in)
-        if assignment is None:
-            return
+    made: dict = {}
+    create = loaders.create_loader
+
+    def create_loader(search_path_string=None):
+        if search_path_string not in made:
+            made[search_path_string] = create(search_path_string)
+        return made[search_path_string]
+
+    loaders.create_loader = session.create_loader = create_loader
+
+
+def _zygote(site_dir: str, sock_fd: int) -> dict:
+    """Preload, then fork one worker per request; returns only in a forked child, its assignment.
+
+    Requests arrive on a SOCK_SEQPACKET socket: one JSON message ``{"task_root", "layer_dirs",
+    "env"}`` with two file descriptors (the worker's stdin and stdout pipes). The zygote answers
+    with the child's pid. Children are reaped by the kernel (SIGCHLD ignored).
+    """
+    import signal
+    import socket
+
+    sys.path.insert(0, site_dir)
+    _preload()
+    sock = socket.socket(fileno=sock_fd)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    sock.sendall(b"ready")
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(sock, 1 << 20, 2)
+        except OSError:
+            os._exit(0)
+        if not data:
+            os._exit(0)
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            sock.close()
+            os.dup2(fds[0], 0)
+            os.dup2(fds[1], 1)
+            for fd in fds:
+                os.close(fd)
+            return json.loads(data)
+        for fd in fds:
+            os.close(fd)
+        sock.sendall(struct.pack(">I", pid))
+
+
+def main() -> None:
+    """``bootstrap.py TASK_ROOT SITE_DIR [LAYER...]`` or ``bootstrap.py --zygote SITE_DIR FD``.
+
+    A zygote preloads boto3 with only the site folder on its path, then forks a worker for each
+    ``{"task_root", "layer_dirs", "env"}`` it receives: the child takes that environment and puts
+    the function's code and layers in front of its path, as a fresh worker would have them.
+    """
+    if sys.argv[1] == "--zygote":
+        assignment = _zygote(sys.argv[2], int(sys.argv[3]))
         os.environ.clear()
         os.environ.update(assignment["env"])
         task_root, layer_dirs = assignment["task_root"], assignment["layer_dirs"]
@@ -215,6 +261,14 @@ def main() -> None:
     else:
         task_root, site_dir, *layer_dirs = sys.argv[1:]
         sys.path[:0] = [task_root, *layer_dirs, site_dir]
+    # The control channel is the original stdout; the handler's fd 1 goes to stderr instead.
+    control_out = os.fdopen(os.dup(1), "wb")
+    control_in = os.fdopen(os.dup(0), "rb")
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(os.fdopen(1, "wb"), line_buffering=True)
     os.chdir(task_root)
     request_filter = _configure_logging()
     started = time.time()

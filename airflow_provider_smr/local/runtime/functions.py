@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 
@@ -29,7 +30,7 @@ class FunctionSpec:
     max_event_age_s: int | None
     layers: tuple[bytes, ...] = field(default=(), repr=False)
 
-    @property
+    @cached_property
     def worker_key(self) -> tuple:
         """Workers are reused only for the same code and configuration."""
         layers = tuple(hashlib.sha256(layer).hexdigest() for layer in self.layers)

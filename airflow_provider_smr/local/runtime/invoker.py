@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +66,7 @@ class RuntimeSettings:
     max_concurrency: int
     max_processes: int
     retry_base_s: float = 0.1
-    spares: int = 2  # preloaded interpreters kept ready to make cold starts cheap
+    zygote: bool = True  # fork cold starts from an interpreter that preloaded boto3
 
 
 class Invoker:
@@ -76,10 +76,11 @@ class Invoker:
         self.settings = settings
         self.site_dir = str(build_site_dir(root))
         self.code = CodeCache(root)
-        self.pool = WorkerPool(settings.max_processes, self.site_dir, settings.spares)
+        self.pool = WorkerPool(settings.max_processes, self.site_dir, settings.zygote)
         self._cond = threading.Condition()
         self._inflight: Counter[str] = Counter()
-        self._queue: list[_AsyncEvent] = []
+        self._ready: dict[str, deque[_AsyncEvent]] = {}  # per function, in arrival order
+        self._delayed: list[_AsyncEvent] = []  # retries waiting for their backoff
         self._closed = False
         self._dispatcher = threading.Thread(target=self._dispatch, name="event-queue", daemon=True)
         self._dispatcher.start()
@@ -105,8 +106,9 @@ class Invoker:
             return InvokeResult(204, request_id)
         if is_event:
             with self._cond:
-                self._queue.append(_AsyncEvent(spec, payload, request_id))
-                self._cond.notify_all()
+                self._ready.setdefault(spec.name, deque()).append(
+                    _AsyncEvent(spec, payload, request_id))
+                self._cond.notify()
             return InvokeResult(202, request_id)
         if invocation_type not in ("RequestResponse", "", None):
             raise LambdaApiError(400, "InvalidParameterValueException",
@@ -125,13 +127,14 @@ class Invoker:
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            self._queue.clear()
+            self._ready.clear()
+            self._delayed.clear()
             self._cond.notify_all()
         self.pool.close()
 
     def queued(self) -> int:
         with self._cond:
-            return len(self._queue)
+            return sum(map(len, self._ready.values())) + len(self._delayed)
 
     # -- concurrency ----------------------------------------------------------------------------
     def _admit_sync(self, spec: FunctionSpec) -> None:
@@ -169,16 +172,28 @@ class Invoker:
                 threading.Thread(target=self._run_event, args=(event,), daemon=True).start()
 
     def _next_event(self) -> tuple[_AsyncEvent | None, float | None]:
-        """Pop the first runnable event (lock held); else say how long to wait."""
+        """Pop the oldest runnable event of a function with a free slot (lock held); else say
+        how long to wait. Costs O(functions), not O(queued events): a fan-out queues thousands."""
         now, wait = time.time(), None
+        if self._delayed:
+            due = [e for e in self._delayed if e.not_before <= now]
+            if due:
+                self._delayed = [e for e in self._delayed if e.not_before > now]
+                for event in due:
+                    self._ready.setdefault(event.spec.name, deque()).append(event)
+            if self._delayed:
+                wait = min(e.not_before for e in self._delayed) - now
         if sum(self._inflight.values()) >= self.settings.max_concurrency:
             return None, None
-        for index, event in enumerate(self._queue):
-            if event.not_before > now:
-                wait = min(wait or 1e9, event.not_before - now)
-                continue
-            if self._event_slots(event.spec) > 0:
-                return self._queue.pop(index), None
+        best = None
+        for name, queue in list(self._ready.items()):
+            if not queue:
+                del self._ready[name]
+            elif self._event_slots(queue[0].spec) > 0 and \
+                    (best is None or queue[0].enqueued_at < best[0].enqueued_at):
+                best = queue
+        if best is not None:
+            return best.popleft(), None
         return None, wait
 
     def _run_event(self, event: _AsyncEvent) -> None:
@@ -202,7 +217,7 @@ class Invoker:
             event.not_before = time.time() + self.settings.retry_base_s * 2 ** (event.attempt - 1)
             with self._cond:
                 if not self._closed:
-                    self._queue.append(event)
+                    self._delayed.append(event)
                     self._cond.notify_all()
         else:
             _note(f"event {event.request_id} for {spec.name} failed after "

@@ -13,9 +13,9 @@ from airflow_provider_smr.local.runtime.worker import (
     Worker,
     WorkerDied,
     WorkerTimedOut,
-    assign,
+    Zygote,
+    ZygoteUnavailable,
     spawn,
-    spawn_spare,
 )
 
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
@@ -34,19 +34,21 @@ class InitFailed(Exception):
 class WorkerPool:
     """Idle workers per function version, a cap on processes, and an RSS watchdog."""
 
-    def __init__(self, max_processes: int, site_dir: str | None = None, spares: int = 0):
+    def __init__(self, max_processes: int, site_dir: str | None = None, zygote: bool = False):
         self.max_processes = max_processes
-        self.site_dir, self.spares = site_dir, spares
-        self._spares: list[Worker] = []
-        self._spares_starting = 0
+        self.site_dir = site_dir
+        self._zygote: Zygote | None = None
+        self._zygote_ready = threading.Event()
         self._idle: dict[tuple, list[Worker]] = defaultdict(list)
         self._busy: dict[int, tuple[Worker, float]] = {}  # pid -> (worker, memory limit MB)
         self._lock = threading.Lock()
-        self._spare_ready = threading.Condition(self._lock)
         self._closed = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="rss-watchdog", daemon=True)
         self._watchdog.start()
-        self._refill_spares()
+        if zygote and site_dir:
+            threading.Thread(target=self._start_zygote, name="zygote", daemon=True).start()
+        else:
+            self._zygote_ready.set()
 
     def acquire(self, key: tuple, memory_mb: float,
                 start: Callable[[str], tuple[str, str, list[str], dict[str, str]]]) -> tuple[Worker, bool]:
@@ -66,11 +68,14 @@ class WorkerPool:
         log_stream = _log_stream_name()
         task_root, site_dir, layer_dirs, env = start(log_stream)
         env = {**env, "AWS_LAMBDA_LOG_STREAM_NAME": log_stream}
-        spare = self._take_spare() if site_dir == self.site_dir and _no_vendored_sdk(task_root) \
-            else None
-        if spare is not None:
-            worker = assign(spare, key, task_root, layer_dirs, env, log_stream)
-        else:
+        zygote = self._zygote_for(site_dir, task_root)
+        worker = None
+        if zygote is not None:
+            try:
+                worker = zygote.fork(key, task_root, layer_dirs, env, log_stream)
+            except ZygoteUnavailable:
+                worker = None
+        if worker is None:
             worker = spawn(key, task_root, site_dir, layer_dirs, env, log_stream)
         try:
             hello = worker.read(INIT_TIMEOUT_S)
@@ -86,44 +91,27 @@ class WorkerPool:
             self._busy[worker.pid] = (worker, memory_mb)
         return worker, True
 
-    def _take_spare(self) -> Worker | None:
-        """A ready spare; if one is still booting, wait for it (it is further along than a
-        fresh process would be)."""
-        deadline = time.monotonic() + INIT_TIMEOUT_S
-        with self._spare_ready:
-            while not self._spares and self._spares_starting and time.monotonic() < deadline:
-                self._spare_ready.wait(deadline - time.monotonic())
-            spare = self._spares.pop() if self._spares else None
-        self._refill_spares()
-        return spare if spare is not None and spare.alive() else None
+    def _zygote_for(self, site_dir: str, task_root: str) -> Zygote | None:
+        """The zygote, if it can start this function: same site folder, no vendored SDK (the
+        zygote's preloaded boto3 would shadow the package's own). Waits for it while it boots:
+        it is further along than a fresh interpreter would be."""
+        if site_dir != self.site_dir or not _no_vendored_sdk(task_root):
+            return None
+        self._zygote_ready.wait(INIT_TIMEOUT_S)
+        zygote = self._zygote
+        return zygote if zygote is not None and zygote.alive() else None
 
-    def _refill_spares(self) -> None:
-        """Keep ``spares`` preloaded interpreters ready, started in the background."""
-        with self._lock:
-            missing = self.spares - len(self._spares) - self._spares_starting
-            if self._closed.is_set() or not self.site_dir or missing <= 0:
-                return
-            self._spares_starting += missing
-        for _ in range(missing):
-            threading.Thread(target=self._start_spare, daemon=True).start()
-
-    def _start_spare(self) -> None:
-        spare = None
+    def _start_zygote(self) -> None:
         try:
-            spare = spawn_spare(self.site_dir)
-            spare.read(INIT_TIMEOUT_S * 3)
-        except (WorkerDied, WorkerTimedOut, OSError):
-            if spare is not None:
-                spare.kill()
-            spare = None
+            zygote = Zygote(self.site_dir)
+        except (ZygoteUnavailable, OSError):
+            zygote = None
         with self._lock:
-            self._spares_starting -= 1
-            self._spare_ready.notify_all()
-            if spare is not None and not self._closed.is_set():
-                self._spares.append(spare)
-                return
-        if spare is not None:
-            spare.kill()
+            if self._closed.is_set() and zygote is not None:
+                zygote.close()
+                zygote = None
+            self._zygote = zygote
+        self._zygote_ready.set()
 
     def release(self, worker: Worker, reusable: bool = True) -> None:
         with self._lock:
@@ -150,10 +138,12 @@ class WorkerPool:
         self._closed.set()
         with self._lock:
             workers = [w for ws in self._idle.values() for w in ws]
-            workers += [w for w, _ in self._busy.values()] + self._spares
-            self._spares = []
+            workers += [w for w, _ in self._busy.values()]
             self._idle.clear()
             self._busy.clear()
+            zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            zygote.close()
         for worker in workers:
             worker.kill()
 
@@ -182,7 +172,7 @@ class WorkerPool:
 
 
 def _no_vendored_sdk(task_root: str) -> bool:
-    """A spare has boto3 preloaded: only use one if the package does not bring its own."""
+    """The zygote has boto3 preloaded: only fork from it if the package does not bring its own."""
     import os
 
     return not any(os.path.exists(os.path.join(task_root, name))

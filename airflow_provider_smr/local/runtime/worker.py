@@ -121,23 +121,119 @@ def spawn(key: tuple, task_root: str, site_dir: str, layer_dirs: list[str], env:
     return Worker(key=key, process=process, log_stream=log_stream)
 
 
-def spawn_spare(site_dir: str) -> Worker:
-    """Start an interpreter that preloads boto3 and waits to be given a function (see assign)."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC",
-           "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    process = subprocess.Popen(
-        [sys.executable, "-I", "-S", str(BOOTSTRAP), "--spare", site_dir],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, env=env, close_fds=True,
-        bufsize=0,
-    )
-    return Worker(key=(), process=process, log_stream="")
+class ZygoteUnavailable(Exception):
+    """The zygote is not running (any more); start a fresh interpreter instead."""
 
 
-def assign(spare: Worker, key: tuple, task_root: str, layer_dirs: list[str], env: dict[str, str],
-           log_stream: str) -> Worker:
-    """Turn a ready spare into a worker for one function; the caller reads its hello."""
-    spare.key, spare.log_stream = key, log_stream
-    data = json.dumps({"task_root": task_root, "layer_dirs": layer_dirs, "env": env}).encode()
-    spare._write_all(struct.pack(">I", len(data)) + data)
-    return spare
+class ForkedProcess:
+    """The part of ``subprocess.Popen`` a :class:`Worker` uses, for a child of the zygote.
+
+    The zygote ignores SIGCHLD, so the kernel reaps its children: a gone pid means an ended
+    process. The server is not the parent, so there is no exit status (``returncode`` is -9).
+    """
+
+    def __init__(self, pid: int, stdin, stdout):
+        self.pid, self.stdin, self.stdout = pid, stdin, stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self.returncode = -signal.SIGKILL
+            except PermissionError:  # the pid was reused by another user's process
+                self.returncode = -signal.SIGKILL
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+            time.sleep(0.002)
+        return self.returncode
+
+
+class Zygote:
+    """An interpreter that imported boto3 and parsed the S3, Lambda and DynamoDB models once, and
+    forks a worker for each cold start: the same isolation as a fresh ``python -I -S`` worker
+    (the child only adds the function's code and layers to its path), without the import cost.
+    """
+
+    def __init__(self, site_dir: str, start_timeout_s: float = 60.0):
+        import socket
+        import threading
+
+        self.site_dir = site_dir
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC",
+               "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+               "AWS_EC2_METADATA_DISABLED": "true", "PYTHONDONTWRITEBYTECODE": "1"}
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(BOOTSTRAP), "--zygote", site_dir,
+                 str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), stderr=None, env=env,
+                close_fds=True, pass_fds=(theirs.fileno(),))
+        finally:
+            theirs.close()
+        self._sock = ours
+        self._lock = threading.Lock()
+        ours.settimeout(start_timeout_s)
+        try:
+            ready = ours.recv(16)
+        except OSError:
+            ready = b""
+        ours.settimeout(10.0)
+        if ready != b"ready":
+            self.close()
+            raise ZygoteUnavailable("the zygote did not start")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def fork(self, key: tuple, task_root: str, layer_dirs: list[str], env: dict[str, str],
+             log_stream: str) -> Worker:
+        """A new worker for one function; the caller reads its hello with ``Worker.read``."""
+        import socket
+
+        data = json.dumps({"task_root": task_root, "layer_dirs": layer_dirs, "env": env}).encode()
+        in_read, in_write = os.pipe()
+        out_read, out_write = os.pipe()
+        try:
+            with self._lock:
+                if not self.alive():
+                    raise ZygoteUnavailable("the zygote has exited")
+                socket.send_fds(self._sock, [data], [in_read, out_write])
+                reply = self._sock.recv(4)
+        except OSError as exc:
+            os.close(in_write)
+            os.close(out_read)
+            raise ZygoteUnavailable(f"the zygote did not fork: {exc}") from None
+        finally:
+            os.close(in_read)
+            os.close(out_write)
+        if len(reply) != 4:
+            os.close(in_write)
+            os.close(out_read)
+            raise ZygoteUnavailable("the zygote did not answer")
+        (pid,) = struct.unpack(">I", reply)
+        process = ForkedProcess(pid, os.fdopen(in_write, "wb", 0), os.fdopen(out_read, "rb", 0))
+        return Worker(key=key, process=process, log_stream=log_stream)
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
