@@ -3,7 +3,9 @@
 ``smr run JOB --input URI --output URI`` plans, runs and waits for a job on a deployed stack
 (deployed first when missing). ``--local`` starts an embedded local stack for the run; then
 ``--input`` and ``--output`` may also be local paths (inputs are uploaded, parts downloaded).
-``--json`` prints the result dict as the last line of stdout. Errors exit non-zero with one line.
+``--json`` prints only the result dict (one line) on stdout and no progress. Otherwise progress goes
+to stderr: one live bar per phase on a terminal, plain lines (at most one per 10 s) elsewhere.
+Errors exit non-zero with one line.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def register(subparsers: Any) -> None:
     run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS", help="seconds between status polls")
     run.add_argument("--deploy", action="store_true",
                      help="deploy or update the stack first (default: only when it does not exist)")
-    run.add_argument("--json", action="store_true", help="print the result dict as the last line")
+    run.add_argument("--json", action="store_true",
+                     help="print only the result dict as JSON (one line), no progress")
     _add_stack_arguments(run, local=True)
     run.set_defaults(func=run_command)
 
@@ -226,12 +229,14 @@ def run_command(args: argparse.Namespace) -> int:
         deploy = {"input_buckets": _buckets(inputs), "output_buckets": _buckets(output),
                   "tables": _tables(inputs) + _tables(output)}
         runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy)
-        result = runner.run(job, input=inputs, output=output, num_reducers=args.num_reducers,
-                            split_size=args.split_size, max_concurrency=args.max_concurrency,
-                            max_attempts=args.max_attempts, overwrite=args.overwrite or local,
-                            job_params=params, max_bad_records=args.max_bad_records,
-                            job_id=args.job_id, poll_interval=args.poll_interval,
-                            driver="lambda" if args.serverless_driver else "worker")
+        job_id = runner.submit(job, input=inputs, output=output, num_reducers=args.num_reducers,
+                               split_size=args.split_size, max_concurrency=args.max_concurrency,
+                               max_attempts=args.max_attempts, overwrite=args.overwrite or local,
+                               job_params=params, max_bad_records=args.max_bad_records,
+                               job_id=args.job_id,
+                               driver="lambda" if args.serverless_driver else "worker")
+        with _progress(args, job_id) as on_progress:
+            result = runner.wait(job_id, poll_interval=args.poll_interval, on_progress=on_progress)
         if local_output is not None:
             download_output(clients.s3, result, local_output)
             result = {**result, "local_output": str(local_output)}
@@ -239,15 +244,33 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace, job_id: str) -> Iterator[Any]:
+    """How ``run`` shows progress: nothing with ``--json``; live bars per phase when stderr is a
+    terminal; else (CI logs, pipes) the runner's plain progress lines, at most one per 10 s."""
+    if args.json:
+        yield lambda *_: None
+        return
+    from airflow_provider_smr.engine.progress_bars import PhaseBars, stderr_console
+
+    console = stderr_console()
+    if not console.is_terminal:
+        yield None
+        return
+    with PhaseBars(console, job_id) as bars:
+        yield bars
+
+
 def _print_result(result: dict, as_json: bool) -> None:
+    if as_json:  # nothing but the result on stdout
+        print(json.dumps(result, sort_keys=True))
+        return
     c, t = result["counters"], result["timings"]
     print(f"job {result['job_id']} {result['status']}: {c['output_records']} records in "
           f"{len(result['parts'])} parts at {result.get('local_output') or result['output']}")
     print(f"read {c['records_read']} records ({c['bytes_read']} bytes), shuffled {c['shuffle_bytes']} "
           f"bytes, {c['attempts']} task attempts, {t['total_s']:.1f}s, "
           f"~${result['estimated_cost_usd']:.6f} on AWS")
-    if as_json:
-        print(json.dumps(result, sort_keys=True))
 
 
 def status_command(args: argparse.Namespace) -> int:
@@ -275,8 +298,9 @@ def main_errors(func: Any) -> Any:
         # Progress lines go to stderr, so stdout stays the result (and --json's last line).
         logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                             format="%(asctime)s %(message)s")
+        quiet = getattr(args, "json", False) and not args.verbose  # --json: the result, no chatter
         for name in ("smr", "airflow_provider_smr"):
-            logging.getLogger(name).setLevel(logging.INFO)
+            logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.INFO)
         try:
             return func(args)
         except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into a line

@@ -271,7 +271,7 @@ class ProgressTracker:
         rate = (lambda n: n / elapsed) if elapsed > 0 else (lambda n: 0.0)
         return (f"{_describe_phases(status)} | {totals['records']:,} records, "
                 f"{format_bytes(totals['bytes'])} read, {format_bytes(rate(totals['bytes']))}/s, "
-                f"{_short(rate(totals['records']))} records/s | elapsed {format_elapsed(elapsed)}")
+                f"{short_count(rate(totals['records']))} records/s | elapsed {format_elapsed(elapsed)}")
 
     def due(self, status: JobStatus, now: float, interval: float = PROGRESS_LOG_INTERVAL_S) -> bool:
         """Whether to log a line now: the state or phase changed, or ``interval`` passed since the
@@ -313,7 +313,7 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover - the loop returns
 
 
-def _short(n: float) -> str:
+def short_count(n: float) -> str:
     """``105k``, ``1.2M``, ``950``."""
     for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if n >= div:

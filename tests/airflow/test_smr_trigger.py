@@ -107,3 +107,46 @@ async def test_running_job_keeps_the_trigger_waiting(s3):
     assert not done  # no verdict while the job runs
     put(s3, protocol.job_state_key(job_id, protocol.SUCCEEDED))
     assert (await asyncio.wait_for(waiting, 30)).payload["status"] == SUCCESS
+
+
+async def test_trigger_logs_the_progress_line_once_per_phase_within_ten_seconds(s3, caplog, monkeypatch):
+    import asyncio
+    import datetime as dt
+    import logging
+
+    t0 = 1_800_000_000.0
+    monkeypatch.setattr(SMRJobTrigger, "clock", staticmethod(lambda: t0 + 12))  # frozen clock
+    caplog.set_level(logging.INFO, logger="smr-test-trigger")
+    job_id = f"t-{uuid.uuid4().hex[:12]}"
+    plan = {**plan_for(job_id), "created": dt.datetime.fromtimestamp(t0, dt.timezone.utc).isoformat()}
+    put(s3, protocol.plan_key(job_id), json.dumps(plan))
+    put(s3, protocol.start_marker_key(job_id, 0, protocol.MAP, 1, 0), b"")
+    put(s3, protocol.done_marker_key(job_id, 0, protocol.MAP, 0),
+        json.dumps({"records_in": 1_200_000, "bytes_in": 340 * 1024**2}))
+    trigger = trigger_for(job_id)
+    trigger._log = logging.getLogger("smr-test-trigger")  # a stdlib logger caplog sees (not structlog)
+    polls = []
+    original = trigger._read_done_markers
+
+    async def counted(*args):
+        polls.append(1)
+        await original(*args)
+
+    trigger._read_done_markers = counted
+    waiting = asyncio.ensure_future(trigger.run().__anext__())
+    for _ in range(600):  # several polls of the same phase (the first one connects: slow)
+        if len(polls) >= 5:
+            break
+        await asyncio.sleep(0.05)
+    assert len(polls) >= 5
+    put(s3, protocol.done_marker_key(job_id, 0, protocol.MAP, 1), json.dumps({"records_in": 1, "bytes_in": 1}))
+    put(s3, protocol.done_marker_key(job_id, 0, protocol.REDUCE, 0))
+    put(s3, protocol.job_state_key(job_id, protocol.SUCCEEDED))
+    assert (await asyncio.wait_for(waiting, 30)).payload["status"] == SUCCESS
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"SMR job {job_id}: ")]
+    assert lines == [
+        f"SMR job {job_id}: RUNNING step 1/1 map 1/2 (running 1, failed 0) | 1,200,000 records, "
+        "340.0 MiB read, 28.3 MiB/s, 100k records/s | elapsed 0:00:12",
+        f"SMR job {job_id}: SUCCEEDED | 1,200,001 records, 340.0 MiB read, 28.3 MiB/s, 100k records/s "
+        "| elapsed 0:00:12",
+    ]
