@@ -113,29 +113,7 @@ class Bench:
                                                   timeout_s=self.timeout_s,
                                                   input_buckets=(DATA_BUCKET,),
                                                   output_buckets=(DATA_BUCKET,))
-            self._allow_http(self.stacks[memory_mb].work_bucket)
         return self.stacks[memory_mb]
-
-    def _allow_http(self, bucket: str) -> None:
-        """Work around a deny-insecure-transport bucket policy on the (http) local stack.
-
-        Seen at 14:20 UTC: the stack's work bucket policy denies ``aws:SecureTransport: false``,
-        and moto enforces it on the http endpoint, so every PutObject there is 403 and no job can
-        run locally. The benchmark drops the policy (loudly) so it can still measure the engine.
-        """
-        from botocore.exceptions import ClientError
-
-        probe = "jobs/_bench_probe"
-        try:
-            self.clients.s3.put_object(Bucket=bucket, Key=probe, Body=b"")
-            self.clients.s3.delete_object(Bucket=bucket, Key=probe)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in ("403", "AccessDenied"):
-                raise
-            logging.getLogger(__name__).warning(
-                "work bucket %s refuses PutObject over http (403): deleting its bucket policy for "
-                "the benchmark (the local stack cannot serve https)", bucket)
-            self.clients.s3.delete_bucket_policy(Bucket=bucket)
 
     def upload(self, path: str, key: str) -> str:
         from boto3.s3.transfer import TransferConfig

@@ -12,8 +12,9 @@ What the model assumes (printed with every result, see :func:`assumptions`):
    byte and reduce cost per shuffled byte are the measured rates (bytes per CPU-second), which
    include the local S3 client work, so they are conservative.
 2. S3 from one function: ``read_mb_s`` / ``write_mb_s`` sustained per function (defaults 80 / 60
-   MB/s, the order published for single Lambdas with a few parallel ranged GETs), plus a
-   first-byte latency per request (``request_latency_s``, 30 ms). Reading and computing do not
+   MB/s, the order published for single Lambdas with a few parallel ranged GETs) from
+   ``full_network_mb`` (1,024 MB) up, proportionally less below (network bandwidth grows with
+   memory on small functions), plus a first-byte latency per request (``request_latency_s``, 30 ms). Reading and computing do not
    overlap (``overlap=False``): a map task reads its split, then parses it.
 3. Data: prefixes of uniform random IPv4 addresses, ``groups`` distinct keys (2,255,536: every
    8-character prefix of ``a.b.c.d``, computed; the published Q2a answer is of the same order).
@@ -21,14 +22,21 @@ What the model assumes (printed with every result, see :func:`assumptions`):
    occupancy: an over-estimate, prefixes are not equally likely), at ``shuffle_bytes_per_key``.
    It assumes one combine per map task: a combiner that flushes every ``k`` values emits a key
    once per flush, so the shuffle can be up to ``n / k`` times larger than modelled.
-4. Requests per task are the engine's (see :func:`requests_per_job`, read off a request log of
-   a local run): M + 3 GETs per reducer (plan, job.pkl, the step's manifest, one ranged GET per
-   map output), 4 GETs and 3 PUTs per map task, one coordinator call per finished task that LISTs
-   the status prefix (1,000 keys a page); commit copies R parts; the watcher LISTs once a second.
+4. Requests per task are the engine's (see :func:`requests_per_job`, counted by function in
+   process, tests/lambda_handlers/test_coordinator_requests.py): M + 3 GETs per reducer (plan,
+   job.pkl, the step's manifest, one ranged GET per map output), 4 GETs, a HEAD and 3 PUTs per map
+   task; one coordinator call per finished task: a HEAD and a LIST of ~10 keys (the tally tree),
+   plus for each group's last finisher 10 GETs and a tally PUT; the map manifest and the commit
+   read the root tally; commit copies R parts; the watcher LISTs the status prefix once a second.
 5. Invocation: the driver issues ``invoke_rate`` async invokes a second; Lambda admits 1,000
-   environments at once (+1,000 per 10 s beyond); each environment pays one cold start
-   (``cold_start_s``, billed since 2025-08). Tasks fit one wave when M <= concurrency.
-6. Prices: us-east-1 x86 list prices (airflow_provider_smr.cost.Prices); no storage or transfer.
+   environments at once (+1,000 per 10 s beyond); each task environment pays one cold start
+   (``cold_start_s``: the INIT phase is billed since 2025-08). Tasks fit one wave when
+   M <= concurrency. Coordinator calls arrive as tasks finish, within ``finish_spread`` of a task's
+   time of each other: Lambda starts about calls x (cold start + call) / spread coordinator
+   environments, each billed one cold start.
+6. Billing: GB-seconds of billed duration (1 ms granularity, negligible at these task lengths) at
+   the stack's one memory size for every function; us-east-1 x86 list prices
+   (airflow_provider_smr.cost.Prices); no storage, transfer or CloudWatch Logs.
 7. A loaded machine: :func:`normalized` scales the measured CPU rates by how much slower the
    floor ran in the same run than on an idle core (``REFERENCE_FLOOR_MB_S``), i.e. it assumes the
    engine's ratio to the floor, not its absolute speed, carries over.
@@ -71,11 +79,13 @@ class Rates:
     shuffle_bytes_per_key: float = 24.0
     read_mb_s: float = 80.0
     write_mb_s: float = 60.0
+    full_network_mb: int = 1024  # below this memory, S3 throughput shrinks proportionally
     request_latency_s: float = 0.03
     parallel_gets: int = 16  # a reducer's concurrent ranged GETs
     cold_start_s: float = 0.6
     invoke_rate: float = 400.0  # async invokes issued per second by one driver
-    coordinator_s: float = 0.15  # one coordinator call (LIST + decide), warm
+    coordinator_s: float = 0.06  # one coordinator call, warm: a HEAD and a small LIST
+    finish_spread: float = 0.2  # tasks of a phase finish within this fraction of a task's time
     poll_s: float = 1.0  # watcher LIST interval
     overlap: bool = False
 
@@ -117,26 +127,31 @@ def requests_per_job(map_tasks: int, reducers: int, *, polls: int = 0,
                      input_objects: int = 1) -> dict[str, int]:
     """S3 requests of one single-step job with ``map_tasks`` splits and ``reducers`` reducers.
 
-    Per task, as the engine does them (seen in a request log of a local run): a map task HEADs the
+    Per task, as the engine makes them (counted by function in process): a map task HEADs the
     cancel marker, PUTs a start marker, GETs plan.json and job.pkl, ranged-GETs its split twice
-    (the split and the straddling line), PUTs its data object and its done marker. The coordinator
-    call that sees every map done GETs the M done markers once and PUTs a manifest; a reducer GETs
-    plan, job.pkl and the manifest, then one slice per map task. Every coordinator call (one per
-    finished task) HEADs the cancel marker and LISTs the status prefix, which grows to
-    ``2 (M + R)`` keys: half of that on average, 1,000 keys a page.
+    (the split and the straddling line), PUTs its data object and its done marker. Each task's
+    done notification (one coordinator call) HEADs the group's tally and LISTs its group of ten;
+    the last finisher of a group GETs its ten markers (tallies) and PUTs the tally one level up
+    (~1 per 9 tasks over all levels). The call that completes a phase LISTs the claims and job
+    states, claims the next phase and (maps) GETs the root tally and PUTs the manifest; a reducer
+    GETs plan, job.pkl and the manifest, then one slice per map task; commit GETs the root tally,
+    HEADs _SUCCESS, copies R parts and LISTs the output. The watcher LISTs the status prefix
+    (``2 (M + R)`` keys, 1,000 a page) once a poll.
     """
     m, r = map_tasks, reducers
-    status_keys = 2 * (m + r) + 8
-    list_pages = max(1, math.ceil(status_keys / 2 / 1000))
-    coordinator_calls = m + r
+    tallies = sum(math.ceil(n / 10**level) for n in (m, r) if n > 1
+                  for level in range(1, max(1, math.ceil(math.log10(n))) + 1))
+    status_pages = max(1, math.ceil((2 * (m + r) + 8) / 1000))
     return {
-        # job.pkl, plan; start/data/done per task; manifest; claims; _SUCCESS, done.json
-        "PUT": 2 + 3 * m + 3 * r + 1 + 3 + 2,
-        # map: plan, pkl, split, straddle; coordinator: M markers; reduce: plan, pkl, manifest, M
-        # slices; commit: R markers
-        "GET": 4 * m + m + r * (3 + m) + r,
-        "HEAD": m + r + coordinator_calls,
-        "LIST": math.ceil(input_objects / 1000) + coordinator_calls * list_pages + polls * list_pages + 1,
+        # job.pkl, plan; start/data/done per task; tallies; manifest; 2 claims; _SUCCESS, done, state
+        "PUT": 2 + 3 * m + 3 * r + tallies + 1 + 2 + 3,
+        # map: plan, pkl, split, straddle; climbers: every marker and tally once; manifest and
+        # commit: the root tallies; reduce: plan, pkl, manifest, M slices
+        "GET": 4 * m + (m + r + tallies) + 2 + r * (3 + m),
+        # cancel marker per task; tally check per notification; cancel + _SUCCESS at the transitions
+        "HEAD": (m + r) + (m + r) + 3,
+        "LIST": (math.ceil(input_objects / 1000) + (m + r) + tallies + 2 * 2 + 1
+                 + polls * status_pages),
         "COPY": r,
     }
 
@@ -145,11 +160,20 @@ def lambda_invocations(map_tasks: int, reducers: int) -> int:
     return map_tasks + reducers + (map_tasks + reducers)  # tasks + one coordinator call each
 
 
+def coordinator_environments(calls: int, task_s: float, rates: "Rates") -> int:
+    """Coordinator environments Lambda starts for ``calls`` notifications arriving within
+    ``finish_spread`` x ``task_s`` (at least a second): arrival rate x time each call holds one."""
+    spread = max(1.0, rates.finish_spread * task_s)
+    return max(1, min(calls, math.ceil(calls * (rates.cold_start_s + rates.coordinator_s) / spread)))
+
+
 def model(workload: Workload = Workload(), rates: Rates = Rates(), plan: Plan = Plan(),
           prices: Prices = DEFAULT_PRICES) -> Modelled:
     """Wall time, GB-seconds, requests and cost of the job under ``plan``."""
     w, q, p = workload, rates, plan
     cpu_stretch = max(1.0, FULL_VCPU_MB / p.memory_mb)
+    net = min(1.0, p.memory_mb / q.full_network_mb)
+    q = replace(q, read_mb_s=q.read_mb_s * net, write_mb_s=q.write_mb_s * net)
     mb = 1e6
     split = w.input_bytes / p.map_tasks
     keys_per_task = combined_keys(w.rows / p.map_tasks, w.groups)
@@ -177,9 +201,11 @@ def model(workload: Workload = Workload(), rates: Rates = Rates(), plan: Plan = 
 
     gb = p.memory_mb / 1024
     coordinator_calls = p.map_tasks + p.reducers
+    coordinator_colds = (coordinator_environments(p.map_tasks, map_task, q)
+                         + coordinator_environments(p.reducers, reduce_task, q))
     gb_s = gb * (p.map_tasks * (map_task + q.cold_start_s)
                  + p.reducers * (reduce_task + q.cold_start_s)
-                 + coordinator_calls * q.coordinator_s + commit)
+                 + coordinator_calls * q.coordinator_s + coordinator_colds * q.cold_start_s + commit)
     requests = requests_per_job(p.map_tasks, p.reducers, polls=math.ceil(wall / q.poll_s),
                                 input_objects=p.map_tasks)
     invocations = lambda_invocations(p.map_tasks, p.reducers)
@@ -187,29 +213,54 @@ def model(workload: Workload = Workload(), rates: Rates = Rates(), plan: Plan = 
     return Modelled(p, map_task, reduce_task, wall, shuffle, gb_s, invocations, requests, cost)
 
 
+MAP_TASK_OPTIONS = (100, 250, 500, 750, 1000, 1500, 2000, 3000)
+REDUCER_OPTIONS = (8, 16, 32, 64, 96, 128, 192, 256, 384, 512)
+MEMORY_OPTIONS = (512, 1024, 1536, 1769, 2048, 3008)
+
+
 def best_plan(workload: Workload = Workload(), rates: Rates = Rates(), concurrency: int = 1000,
               prices: Prices = DEFAULT_PRICES) -> Modelled:
-    """The cheapest plan under the time target (the fastest one if none meets it)."""
+    """The cheapest plan under the time target (the fastest one if none meets it), searching M
+    (up to 3 waves of ``concurrency``), R and the functions' memory over :data:`MAP_TASK_OPTIONS`,
+    :data:`REDUCER_OPTIONS` and :data:`MEMORY_OPTIONS`."""
     options = [model(workload, rates, Plan(m, r, mem, concurrency), prices)
-               for m in (250, 500, 750, 1000) if m <= concurrency
-               for r in (8, 16, 32, 64, 128)
-               for mem in (1024, 1769, 3008)]
+               for m in MAP_TASK_OPTIONS if m <= 3 * concurrency
+               for r in REDUCER_OPTIONS if r <= concurrency
+               for mem in MEMORY_OPTIONS]
     fast = [o for o in options if o.wall_s < TARGET_SECONDS]
     return min(fast, key=lambda o: o.usd) if fast else min(options, key=lambda o: o.wall_s)
+
+
+def planner_plan(workload: Workload = Workload(), concurrency: int = 1000,
+                 memory_mb: int = FULL_VCPU_MB) -> Plan:
+    """What the engine's planner picks for this input when the job gives no sizes
+    (lambda_handlers.planning, one object of ``workload.input_bytes``)."""
+    from lambda_handlers import planning
+
+    total = int(workload.input_bytes)
+    size = planning.choose_split_size(total, concurrency, memory_mb=memory_mb)
+    obj = planning.S3Object("default", "b", "k", total, "e")
+    m = len(planning.split_object(obj, size, "text", merge_tail=True))
+    r = planning.choose_num_reducers(total, m, memory_mb=memory_mb, concurrency=concurrency)
+    return Plan(m, r, memory_mb, concurrency)
 
 
 def assumptions(rates: Rates) -> list[str]:
     return [
         f"1 vCPU per {FULL_VCPU_MB} MB = one local core; map {rates.map_cpu_mb_s:.1f} MB/CPU-s, "
         f"reduce {rates.reduce_cpu_mb_s:.1f} MB/CPU-s (measured here)",
-        f"S3 per function: read {rates.read_mb_s:.0f} MB/s, write {rates.write_mb_s:.0f} MB/s, "
+        f"S3 per function: read {rates.read_mb_s:.0f} MB/s, write {rates.write_mb_s:.0f} MB/s "
+        f"(from {rates.full_network_mb} MB, proportionally less below), "
         f"{rates.request_latency_s * 1000:.0f} ms a request, {rates.parallel_gets} parallel GETs; "
         f"read/compute overlap: {rates.overlap}",
         f"keys: uniform occupancy of {Workload().groups:,.0f} prefixes, "
         f"{rates.shuffle_bytes_per_key:.1f} shuffle bytes a key (measured here)",
-        f"invokes {rates.invoke_rate:.0f}/s from the driver, cold start {rates.cold_start_s} s billed, "
-        f"coordinator call {rates.coordinator_s} s, watcher poll {rates.poll_s} s",
-        "requests per task as the engine makes them; us-east-1 list prices; no storage/transfer",
+        f"invokes {rates.invoke_rate:.0f}/s from the driver, cold start {rates.cold_start_s} s billed "
+        f"(INIT billing) once per task environment and per coordinator environment (tasks finish "
+        f"within {rates.finish_spread:.0%} of a task's time), coordinator call {rates.coordinator_s} s "
+        f"warm, watcher poll {rates.poll_s} s",
+        "one memory size for every function; GB-s billed per 1 ms; requests per task as the engine "
+        "makes them (R x M ranged GETs); us-east-1 list prices; no storage/transfer/logs",
     ]
 
 
@@ -266,3 +317,5 @@ def rates_from(measured: dict, base: Rates = Rates()) -> Rates:
 if __name__ == "__main__":
     rates = Rates()
     print(report(best_plan(rates=rates), rates))
+    print(report(model(rates=rates, plan=planner_plan()), rates).replace(
+        "Modelled AWS run", "Planner's default plan", 1))

@@ -284,9 +284,15 @@ def print_model(rates: dict) -> dict:
         print(model.report(best, r))
         print(f"  CPU speed-up on map and reduce needed to meet the target: "
               f"{'none' if speedup == 1.0 else speedup}x")
+        planned = model.model(rates=r, plan=model.planner_plan())
+        p = planned.plan
+        print(f"  the planner's default plan (M={p.map_tasks} R={p.reducers} at {p.memory_mb} MB): "
+              f"{planned.wall_s:.1f} s, ${planned.usd:.4f}")
         out[label] = {"rates": measured, "plan": best.plan.__dict__, "wall_s": round(best.wall_s, 1),
                       "usd": best.usd, "cost": best.cost, "meets_target": best.meets_target(),
-                      "required_speedup": speedup}
+                      "required_speedup": speedup,
+                      "planner_plan": {**p.__dict__, "wall_s": round(planned.wall_s, 1),
+                                       "usd": planned.usd}}
     return out
 
 

@@ -4,6 +4,12 @@ Each call LISTs ``status/`` once, decides what is due with the pure :func:`decid
 each transition only after winning its put-if-absent claim (``reduce-<s>``, ``map-<s+1>``,
 ``retry-<s>-<phase>-<task>-<attempt>``, ``commit``), so any number of concurrent or duplicated
 calls start each transition exactly once. A cancelled job starts nothing new.
+
+Request cost: a task's done notification climbs the tally tree (:func:`phase_complete`: a HEAD, and
+for the group's last finisher a LIST of ~10 keys and a PUT); the tallies carry the done markers'
+summaries, so the root tally is the phase's manifest (the map manifest and the commit read it
+instead of GETting every done marker at the end of the phase), and the call that completes a phase
+LISTs only the claims and job states, not the whole ``status/`` prefix.
 """
 
 from __future__ import annotations
@@ -181,15 +187,19 @@ _ERROR_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-error$")
 def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict:
     plan = runtime.load_plan(bucket, job_id)
     done = _DONE_REASON.match(reason)
+    st = None
     if done:
         phase, step, task = done.group(1), int(done.group(2)), int(done.group(3))
-        if step < len(plan["steps"]) and not phase_complete(bucket, job_id, plan, step, phase, task):
-            return {"state": protocol.RUNNING, "actions": []}
+        if step < len(plan["steps"]):
+            if not phase_complete(bucket, job_id, plan, step, phase, task):
+                return {"state": protocol.RUNNING, "actions": []}
+            st = _state_after_phase(bucket, job_id, plan, step, phase)
     failed = _ERROR_REASON.match(reason)
     if failed and int(failed.group(2)) < len(plan["steps"]):
         return _task_failed(bucket, job_id, plan, failed.group(1), int(failed.group(2)),
                             int(failed.group(3)))
-    st = scan(job_id, runtime.list_keys(bucket, protocol.status_prefix(job_id)))
+    if st is None:
+        st = scan(job_id, runtime.list_keys(bucket, protocol.status_prefix(job_id)))
     if st.terminal:
         return {"state": sorted(st.terminal)[0], "actions": []}
     now = time.time() if now is None else now
@@ -225,24 +235,29 @@ def _task_failed(bucket: str, job_id: str, plan: dict, phase: str, step: int, ta
 
 
 def phase_complete(bucket: str, job_id: str, plan: dict, step: int, phase: str, task: int) -> bool:
-    """Whether ``task``'s completion may have completed its phase, with a few small LISTs.
+    """Whether ``task``'s completion may have completed its phase, with a few small requests.
 
-    Walks a tree of tally markers (fan-in 10): list the done markers of the task's group of ten;
-    if all are there, put-if-absent the group's tally one level up and repeat. Only the
-    put-if-absent winner climbs; since every completer lists after writing its own marker, the
-    last one to finish a group always sees it complete. True for exactly one climber at the root;
-    the full LIST in :func:`coordinate` then decides (a lost climb is caught by the watcher's
-    periodic full call).
+    Walks a tree of tally markers (fan-in 10): HEAD the tally one level up (there already: a
+    later finisher climbed, stop); list the done markers (tallies) of the task's group of ten; if
+    all are there, put-if-absent the group's tally one level up and repeat. Only the put-if-absent
+    winner climbs; since every completer lists after writing its own marker, the last one to
+    finish a group always sees it complete. True for exactly one climber at the root; the caller
+    then decides (a lost climb is caught by the watcher's periodic full call).
+
+    A tally's body is the summaries (:data:`SUMMARY_FIELDS`) of its group's done markers in task
+    order, so the root tally lists the whole phase (:func:`phase_summaries`).
     """
-    sp = plan["steps"][step]
-    n = int(sp["num_map_tasks"] if phase == protocol.MAP else sp.get("num_reducers") or 0)
+    n = _phase_tasks(plan, step, phase)
     level, index = 0, task
     while True:
         last = (n - 1) // 10**level
         if last <= 0:
             return True
         group = index // 10
-        want = min(group * 10 + 9, last) - group * 10 + 1
+        lo, hi = group * 10, min(group * 10 + 9, last)
+        up = protocol.tally_key(job_id, step, phase, level + 1, group)
+        if runtime.exists(bucket, up):
+            return False
         if level == 0:
             prefix = protocol.phase_status_prefix(job_id, step, phase) + f"{group * 10:05d}"[:-1]
             have = 0
@@ -253,11 +268,82 @@ def phase_complete(bucket: str, job_id: str, plan: dict, step: int, phase: str, 
         else:
             prefix = protocol.tally_prefix(job_id, step, phase, level) + f"{group * 10:07d}"[:-1]
             have = len(runtime.list_keys(bucket, prefix))
-        if have < want:
+        if have < hi - lo + 1:
             return False
-        if not runtime.put_if_absent(bucket, protocol.tally_key(job_id, step, phase, level + 1, group)):
+        body = json.dumps(_group_summaries(bucket, job_id, step, phase, level, lo, hi),
+                          separators=(",", ":"))
+        if not runtime.put_if_absent(bucket, up, body):
             return False
         level, index = level + 1, group
+
+
+SUMMARY_FIELDS = ("task", "output_key", "index", "bytes_out", "records_out")
+
+
+def summary(marker: dict) -> dict:
+    """What the map manifest and the commit need of a done marker."""
+    return {k: marker[k] for k in SUMMARY_FIELDS if k in marker}
+
+
+def _phase_tasks(plan: dict, step: int, phase: str) -> int:
+    sp = plan["steps"][step]
+    return int(sp["num_map_tasks"] if phase == protocol.MAP else sp.get("num_reducers") or 0)
+
+
+def _group_summaries(bucket: str, job_id: str, step: int, phase: str, level: int, lo: int,
+                     hi: int) -> list | None:
+    """The summaries of a complete group: its done markers' (level 0) or its tallies' (None if a
+    tally has none, e.g. written by an older coordinator)."""
+    if level == 0:
+        keys = [protocol.done_marker_key(job_id, step, phase, t) for t in range(lo, hi + 1)]
+        return [summary(m) for m in ordered_parallel(lambda k: runtime.get_json(bucket, k), keys)]
+    keys = [protocol.tally_key(job_id, step, phase, level, g) for g in range(lo, hi + 1)]
+    out: list = []
+    for body in ordered_parallel(lambda k: _get_tally(bucket, k), keys):
+        if not isinstance(body, list):
+            return None
+        out += body
+    return out
+
+
+def _get_tally(bucket: str, key: str) -> Any:
+    try:
+        return runtime.get_json(bucket, key)
+    except ValueError:  # an empty body: a tally without summaries
+        return None
+
+
+def phase_summaries(bucket: str, job_id: str, plan: dict, step: int, phase: str) -> list[dict]:
+    """Every done marker's :func:`summary` of a complete phase, in task order: the root tally's
+    body in one GET, or (no root tally with summaries: one task, or a climb lost) every marker."""
+    n = _phase_tasks(plan, step, phase)
+    levels = 0
+    while (n - 1) // 10**levels > 0:
+        levels += 1
+    if levels:
+        try:
+            body = _get_tally(bucket, protocol.tally_key(job_id, step, phase, levels, 0))
+        except Exception as exc:
+            if not runtime.is_not_found(exc):
+                raise
+            body = None
+        if isinstance(body, list) and [e.get("task") for e in body] == list(range(n)):
+            return body
+    keys = [protocol.done_marker_key(job_id, step, phase, t) for t in range(n)]
+    return [summary(m) for m in ordered_parallel(lambda k: runtime.get_json(bucket, k), keys)]
+
+
+def _state_after_phase(bucket: str, job_id: str, plan: dict, step: int, phase: str) -> JobState:
+    """The job's state when ``phase`` of ``step`` has just completed (the tally root said so):
+    that phase and every earlier one done, plus the claims and job states (two small LISTs instead
+    of the whole ``status/`` prefix, which holds 2 keys a task)."""
+    st = scan(job_id, runtime.list_keys(bucket, protocol.claims_prefix(job_id))
+              + runtime.list_keys(bucket, protocol.job_states_prefix(job_id)))
+    for s in range(step + 1):
+        for ph in protocol.PHASES:
+            if s < step or ph == protocol.MAP or phase == protocol.REDUCE:
+                st.done[(s, ph)] = set(range(_phase_tasks(plan, s, ph)))
+    return st
 
 
 def _claim(bucket: str, job_id: str, name: str, body: str = "") -> bool:
@@ -270,7 +356,7 @@ def _perform(bucket: str, job_id: str, plan: dict, action: tuple) -> bool:
         s = action[1]
         if not _claim(bucket, job_id, f"reduce-{s}"):
             return False
-        _write_map_manifest(bucket, job_id, s, plan["steps"][s]["num_map_tasks"])
+        _write_map_manifest(bucket, job_id, plan, s)
         _invoke_all(bucket, job_id, protocol.EVENT_REDUCE, s, plan["steps"][s]["num_reducers"])
         return True
     if kind == "map":
@@ -314,9 +400,8 @@ def _invoke_all(bucket: str, job_id: str, kind: str, step: int, n: int) -> None:
         pass
 
 
-def _write_map_manifest(bucket: str, job_id: str, step: int, num_map_tasks: int) -> None:
-    keys = [protocol.done_marker_key(job_id, step, protocol.MAP, t) for t in range(num_map_tasks)]
-    markers = list(ordered_parallel(lambda k: runtime.get_json(bucket, k), keys))
+def _write_map_manifest(bucket: str, job_id: str, plan: dict, step: int) -> None:
+    markers = phase_summaries(bucket, job_id, plan, step, protocol.MAP)
     runtime.put_json(bucket, protocol.map_manifest_key(job_id, step),
                      {"step": step, "outputs": [[m["output_key"], m["index"]] for m in markers]})
 
@@ -359,10 +444,8 @@ def commit(bucket: str, job_id: str, plan: dict) -> dict:
     ob, prefix, fmt = out["bucket"], out.get("prefix", ""), out["format"]
     last = len(plan["steps"]) - 1
     sp = plan["steps"][last]
-    r = int(sp.get("num_reducers") or 0)
-    phase, n = (protocol.REDUCE, r) if r else (protocol.MAP, int(sp["num_map_tasks"]))
-    keys = [protocol.done_marker_key(job_id, last, phase, t) for t in range(n)]
-    markers = list(ordered_parallel(lambda k: runtime.get_json(bucket, k), keys))
+    phase = protocol.REDUCE if int(sp.get("num_reducers") or 0) else protocol.MAP
+    markers = phase_summaries(bucket, job_id, plan, last, phase)
     if dynamodb.is_table_output(out):
         return commit_table(bucket, job_id, plan, markers)
     ext = writers.extension(fmt)

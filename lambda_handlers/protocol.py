@@ -201,6 +201,16 @@ def claim_key(job_id: str, name: str) -> str:
     return status_prefix(job_id) + f"claims/{name}"
 
 
+def claims_prefix(job_id: str) -> str:
+    """Where every :func:`claim_key` of a job lies (one LIST lists the job's claims)."""
+    return status_prefix(job_id) + "claims/"
+
+
+def job_states_prefix(job_id: str) -> str:
+    """Where the :func:`job_state_key` markers of a job lie."""
+    return status_prefix(job_id) + "job/"
+
+
 def job_state_key(job_id: str, state: str) -> str:
     if state not in TERMINAL_STATES:
         raise ProtocolError(f"not a terminal state: {state!r}")

@@ -37,10 +37,18 @@ def test_reducers_make_one_get_per_map_task_and_shuffle_puts_stay_linear():
     assert requests_per_job(1000, 32)["PUT"] < 1000 * 32
 
 
-def test_list_pages_grow_with_the_status_prefix():
-    assert requests_per_job(100, 4)["LIST"] == 1 + 104 + 1
-    assert requests_per_job(3000, 4)["LIST"] == 1 + 3004 * 4 + 1
-    assert requests_per_job(3000, 4, input_objects=3000, polls=10)["LIST"] == 3 + 3014 * 4 + 1
+def test_notifications_list_a_group_each_and_only_the_watcher_lists_the_status_prefix():
+    tallies = 10 + 1  # M=100: ten groups of ten, then the root; R=4: one group
+    assert requests_per_job(100, 4)["LIST"] == 1 + 104 + (tallies + 1) + 4 + 1
+    grown = requests_per_job(3000, 4, polls=10)["LIST"] - requests_per_job(3000, 4)["LIST"]
+    assert grown == 10 * 7  # 6,008 status keys: 7 pages a poll
+    assert requests_per_job(3000, 4)["LIST"] < 3004 * 1.2  # not a status LIST per notification
+
+
+def test_tally_puts_are_about_one_per_nine_tasks():
+    base = 2 + 3 + 3 + 1 + 2 + 3  # job.pkl, plan, a map and a reduce task, manifest, claims, commit
+    assert requests_per_job(1, 1)["PUT"] == base
+    assert requests_per_job(1000, 1)["PUT"] - (base + 3 * 999) == 100 + 10 + 1
 
 
 def test_model_cost_is_the_cost_model_applied_to_its_counts():
@@ -71,6 +79,24 @@ def test_map_work_on_half_a_vcpu_takes_twice_as_long():
     half = model(rates=Rates(read_mb_s=1e12, write_mb_s=1e12, request_latency_s=0),
                  plan=Plan(1000, 32, 1769 // 2, 1000))
     assert half.map_task_s == pytest.approx(2 * full.map_task_s, rel=1e-3)
+
+
+def test_small_functions_read_slower_and_planner_plan_follows_the_planner():
+    from bench.model import planner_plan
+
+    io_only = Rates(map_cpu_mb_s=1e12, reduce_cpu_mb_s=1e12, request_latency_s=0)
+    small = model(rates=io_only, plan=Plan(1000, 32, 512, 1000))
+    full = model(rates=io_only, plan=Plan(1000, 32, 1024, 1000))
+    assert small.map_task_s == pytest.approx(2 * full.map_task_s, rel=0.01)
+    assert planner_plan() == Plan(1000, 120, 1769, 1000)
+
+
+def test_coordinator_cold_starts_are_billed_per_environment_not_per_call():
+    from bench.model import coordinator_environments
+
+    assert coordinator_environments(1000, 100.0, Rates()) == 33  # 1,000 calls over 20 s
+    assert coordinator_environments(1000, 0.1, Rates()) == 660  # all within a second
+    assert coordinator_environments(3, 0.1, Rates()) == 2 and coordinator_environments(1, 0.1, Rates()) == 1
 
 
 def test_more_tasks_than_concurrency_run_in_waves():
