@@ -4,12 +4,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["MapReduceJob", "Step", "__version__", "get_provider_info"]
+__all__ = ["MapReduceJob", "Step", "__version__", "fold", "get_provider_info"]
 
 
 def __getattr__(name: str):
     # Importing the provider must stay cheap (DAG files are parsed often): load the job API lazily.
-    if name in ("MapReduceJob", "Step"):
+    if name in ("MapReduceJob", "Step", "fold"):
         from airflow_provider_smr import job
 
         return getattr(job, name)

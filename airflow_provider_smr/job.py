@@ -133,8 +133,27 @@ class Step:
             _check_reducers(self.num_reducers, where)
 
     def functions(self) -> list[Callable]:
+        from lambda_handlers.jobspec import Fold
+
         fns = list(self.mapper.values()) if isinstance(self.mapper, dict) else [self.mapper]
-        return fns + [f for f in (self.combiner, self.reducer, self.partitioner) if f is not None]
+        fns += [f for f in (self.combiner, self.reducer, self.partitioner) if f is not None]
+        return fns + [f.fn for f in fns if isinstance(f, Fold)]  # a fold's fn may be user code
+
+
+def fold(fn: Callable[[Any, Any], Any]):
+    """A combiner (or reducer) that folds each key's values with an associative ``fn(a, b)``.
+
+    Like Spark's ``reduceByKey``: ``combiner=fold(operator.add)`` keeps one running value per key
+    in each mapper (``acc = fn(acc, value)`` as pairs arrive) instead of lists of values, so the
+    map side is faster and ships one record per distinct key. Values must be what ``fn`` combines
+    (counts, sums, maxima); ``fn`` must be associative, and the order in which values from
+    different map tasks meet is not defined. The result is an ordinary ``fn(key, values)``, so it
+    also serves as a reducer.
+    """
+    from lambda_handlers.jobspec import Fold
+
+    _check_callable(fn, "fold function", 2, "fn(a, b) -> combined value")
+    return Fold(fn)
 
 
 def _check_reducers(n: Any, where: str) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 
-from airflow_provider_smr import MapReduceJob
+from airflow_provider_smr import MapReduceJob, fold
 
 SORT_KEY = 10
 
@@ -56,7 +57,7 @@ def sample_boundaries(sample_keys, partitions):
 
 
 def word_count_job():
-    return MapReduceJob(mapper=words, combiner=total, reducer=total, name="bench_word_count")
+    return MapReduceJob(mapper=words, combiner=fold(operator.add), reducer=total, name="bench_word_count")
 
 
 def word_count_without_combiner_job():
@@ -64,7 +65,7 @@ def word_count_without_combiner_job():
 
 
 def amplab_q2_job():
-    return MapReduceJob(mapper=ip_prefix_revenue, combiner=revenue_sum, reducer=revenue_sum,
+    return MapReduceJob(mapper=ip_prefix_revenue, combiner=fold(operator.add), reducer=revenue_sum,
                         name="bench_amplab_q2")
 
 

@@ -60,6 +60,37 @@ class JobSpecError(ValueError):
     """The pickled job cannot run here (wrong Python, unknown version)."""
 
 
+class Fold:
+    """A combiner (or reducer) that folds a key's values with an associative ``fn(a, b)``.
+
+    Like Spark's ``reduceByKey``: the map side keeps ONE accumulator per key, updated as pairs
+    arrive (``acc = fn(acc, value)``), so no per-key lists of values exist. Called like any
+    combiner, ``fold(key, values)`` yields ``(key, fn(...fn(fn(v0, v1), v2)...))``, so the same
+    object also works as a reducer. ``fn`` must be associative (values are folded in batches,
+    and again on the reduce side); the order of values across map tasks is not defined.
+    """
+
+    def __init__(self, fn: Callable[[Any, Any], Any]):
+        if not callable(fn):
+            raise TypeError(f"fold() needs a function fn(a, b), got {type(fn).__name__} {fn!r}")
+        self.fn = fn
+
+    def __call__(self, key: Any, values: Any) -> list:
+        fn, it = self.fn, iter(values)
+        acc = next(it)
+        for v in it:
+            acc = fn(acc, v)
+        return [(key, acc)]
+
+    def __repr__(self) -> str:
+        return f"fold({getattr(self.fn, '__qualname__', self.fn)!s})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fold) and other.fn == self.fn
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass
 class StepSpec:
     """One MapReduce step.

@@ -9,13 +9,13 @@ and a preview of the record, unless ``settings.max_bad_records`` allows skipping
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from typing import Any, Callable, Iterable, Iterator
 
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, readers, writers
 
 log = logging.getLogger("smr.mapper")
-FLUSH_PAIRS = 8192
 
 
 def handler(event: Any, context: Any = None) -> dict:
@@ -26,21 +26,38 @@ def handler(event: Any, context: Any = None) -> dict:
 
 
 class _Source:
-    """Records for the mapper: raw items, a parser and a way to name the current record."""
+    """Records for the mapper in blocks (lists), a parser, and a way to name record ``i`` of the
+    current block."""
 
-    def __init__(self, items: Iterable, parse: Callable[[Any], Any], where: dict | None,
-                 locate: Callable[[], str]):
-        self.items, self.parse, self.where, self.locate = items, parse, where, locate
+    def __init__(self, blocks: Iterable[list], parse: Callable[[Any], Any], where: dict | None,
+                 locate: Callable[[int], str]):
+        self.blocks, self.parse, self.where, self.locate = blocks, parse, where, locate
+
+
+def _batched(items: Iterable, counter: dict) -> Iterator[list]:
+    """Lists of up to ``BLOCK_RECORDS`` items; ``counter["base"]`` is the first one's number."""
+    it, base = iter(items), 0
+    while True:
+        block = list(islice(it, readers.BLOCK_RECORDS))
+        if not block:
+            return
+        counter["base"] = base
+        yield block
+        base += len(block)
 
 
 def _split_source(split: dict, metrics: runtime.TaskMetrics) -> _Source:
     if split.get("format") == dynamodb.FORMAT:
         seg = dynamodb.SegmentInput(runtime.client("dynamodb"), split)
-        return _Source(seg, seg.parse, seg.where(), seg.describe)
+        counter = {"base": 0}
+        table = (f"dynamodb://{split['table']} segment {split['segment']}/"
+                 f"{split['total_segments']}")
+        return _Source(_batched(seg, counter), seg.parse, seg.where(),
+                       lambda i: f"item #{counter['base'] + i} of {table}")
     src = readers.SplitInput(split, metrics.add_in)
     unit = " (decompressed)" if split.get("compression") else ""
-    return _Source(src, src.parse, src.where(),
-                   lambda: f"byte {src.offset}{unit} of {src.describe()}")
+    return _Source(src.blocks(), src.parse, src.where(),
+                   lambda i: f"byte {src.locate(i)}{unit} of {src.describe()}")
 
 
 def _previous_step_source(bucket: str, job_id: str, step: int, task: int,
@@ -48,15 +65,11 @@ def _previous_step_source(bucket: str, job_id: str, step: int, task: int,
     marker = runtime.get_json(bucket, protocol.done_marker_key(job_id, step - 1, protocol.REDUCE, task))
     key = marker["output_key"]
     data = runtime.get_bytes(bucket, key)
-    counter = {"n": -1}
-
-    def pairs() -> Iterator[tuple]:
-        for kv in shuffle.iter_pairs(data, ser):
-            counter["n"] += 1
-            yield tuple(kv)
-
-    return _Source(pairs(), lambda rec: rec, {"bucket": bucket, "key": key, "start": None, "end": None},
-                   lambda: f"record #{counter['n']} of s3://{bucket}/{key}")
+    counter = {"base": 0}
+    pairs = (tuple(kv) for kv in shuffle.iter_pairs(data, ser))
+    return _Source(_batched(pairs, counter), readers.identity,
+                   {"bucket": bucket, "key": key, "start": None, "end": None},
+                   lambda i: f"record #{counter['base'] + i} of s3://{bucket}/{key}")
 
 
 def _mapper_for(spec: Any, split: dict | None) -> Callable:
@@ -71,46 +84,56 @@ def _mapper_for(spec: Any, split: dict | None) -> Callable:
 
 def run_mapper(source: _Source, mapper: Callable, sink: Callable[[list], None],
                max_bad: int) -> tuple[int, int]:
-    """Feed every record through ``mapper`` into ``sink`` in batches; return (records, bad)."""
-    pending: list = []
+    """Feed every record through ``mapper`` into ``sink``, one list of pairs per block of records;
+    return (records, bad). A record whose mapper raises contributes no pairs."""
     records = bad = 0
     parse, skip = source.parse, readers.SKIP
+    if parse is readers.identity:
+        parse = None
 
-    def bad_record(raw: Any, exc: Exception) -> None:
+    def bad_record(raw: Any, i: int, exc: Exception) -> None:
         nonlocal bad
         bad += 1
         if bad > max_bad:
+            where = source.locate(i)
             raise runtime.TaskError(
-                f"mapper failed on the record at {source.locate()}: {type(exc).__name__}: {exc}"
+                f"mapper failed on the record at {where}: {type(exc).__name__}: {exc}"
                 + (f" (more than max_bad_records={max_bad} bad records)" if max_bad else ""),
-                input=source.where, record_preview=runtime.preview(raw)) from exc
-        log.warning("skipping bad record at %s: %s", source.locate(), exc)
+                input=source.where, record_preview=_preview(raw)) from exc
+        log.warning("skipping bad record at %s: %s", source.locate(i), exc)
 
-    for raw in source.items:
-        try:
-            rec = parse(raw)
-        except Exception as exc:
-            records += 1
-            bad_record(raw, exc)
-            continue
-        if rec is skip:
-            continue
-        records += 1
-        mark = len(pending)
-        try:
-            out = mapper(rec)
-            if out is not None:
-                pending.extend(out)
-        except Exception as exc:
-            del pending[mark:]
-            bad_record(raw, exc)
-            continue
-        if len(pending) >= FLUSH_PAIRS:
+    for block in source.blocks:
+        pending: list = []
+        extend = pending.extend
+        start, n = 0, len(block)
+        while start < n:  # resumes after a bad record
+            i, mark = start, 0
+            try:
+                if parse is None:
+                    for i in range(start, n):
+                        mark = len(pending)
+                        extend(mapper(block[i]) or ())
+                else:
+                    for i in range(start, n):
+                        mark = len(pending)
+                        rec = parse(block[i])
+                        if rec is skip:
+                            records -= 1
+                            continue
+                        extend(mapper(rec) or ())
+                start = n
+            except Exception as exc:
+                del pending[mark:]
+                bad_record(block[i], i, exc)
+                start = i + 1
+        records += n
+        if pending:
             checked_sink(sink, pending, "mapper")
-            pending = []
-    if pending:
-        checked_sink(sink, pending, "mapper")
     return records, bad
+
+
+def _preview(raw: Any) -> str:
+    return runtime.preview(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
 
 
 def checked_sink(sink: Callable[[list], None], pairs: list, role: str) -> None:
@@ -151,10 +174,9 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
         sink = out.add_many
         combiner = None
         if spec.combiner is not None:
-            max_values = max(10_000, cfg["memory_budget_bytes"] // 256)
-            combiner = shuffle.Combiner(spec.combiner,
-                                        lambda pairs: checked_sink(out.add_many, pairs, "combiner"),
-                                        ser, max_values)
+            combiner = shuffle.make_combiner(
+                spec.combiner, lambda pairs: checked_sink(out.add_many, pairs, "combiner"), ser,
+                cfg["memory_budget_bytes"] // 2)  # the other half: the encoded output and batches
             sink = combiner.add_many
         records_in, bad = run_mapper(source, mapper, sink, max_bad)
         if combiner is not None:

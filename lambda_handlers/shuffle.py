@@ -1,4 +1,4 @@
-"""The shuffle: serializers, the stable partitioner, the map-output format and the combiner.
+"""The shuffle: serializers, the stable partitioner, the map-output format and the combiners.
 
 Grouping with spill to ``/tmp`` is in :mod:`lambda_handlers.grouping`.
 
@@ -20,16 +20,22 @@ objects by sorted items), with non-JSON keys (pickle serializer) last by type na
 from __future__ import annotations
 
 import json
+import operator
 import pickle
 import struct
 import zlib
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Iterator
 
+from lambda_handlers.jobspec import Fold
+
 FRAME_HEADER = struct.Struct(">I")
 FOOTER = struct.Struct(">Q")
 BATCH_PAIRS = 4096
 EXPANSION = 4  # in-memory Python objects vs. their encoded bytes, for the memory budget
+KEY_COST = 200  # estimated bytes of one distinct key held in memory (dict slot, key, list/acc)
+VALUE_COST = 40  # estimated bytes of one buffered value (list slot and a small object)
+_MISSING = object()
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
@@ -180,32 +186,44 @@ class PartitionedOutput:
         self.add_many(((key, value),))
 
     def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        pending, frames, dumps, n = self._pending, self._frames, self.ser.dumps, self.n
-        user, kb, crc = self._user, self.ser.key_bytes, zlib.crc32
-        count = 0
-        for key, value in pairs:
-            if user is not None:
-                p = user(key)
-            elif n == 1:
-                p = 0
-            elif type(key) is str:
-                p = crc(key.encode("utf-8", "surrogatepass")) % n
-            else:
-                p = crc(kb(key)) % n
-            buf = pending[p]
-            buf.append((key, value))
-            count += 1
+        """Add a batch of ``(key, value)`` pairs (tuples or 2-lists, kept as given)."""
+        if not isinstance(pairs, list):
+            pairs = list(pairs)
+        if not pairs:
+            return
+        pending, n, user = self._pending, self.n, self._user
+        if n == 1:
+            if not set(map(len, pairs)) <= {2}:
+                raise ShuffleError(f"not a (key, value) pair: {next(p for p in pairs if len(p) != 2)!r}")
+            pending[0].extend(pairs)
+        else:
+            appends = [buf.append for buf in pending]
+            kb, crc = self.ser.key_bytes, zlib.crc32
+            for kv in pairs:
+                key, _ = kv
+                if user is not None:
+                    appends[user(key)](kv)
+                elif type(key) is str:
+                    appends[crc(key.encode("utf-8", "surrogatepass")) % n](kv)
+                else:
+                    appends[crc(kb(key)) % n](kv)
+        self.records += len(pairs)
+        for p, buf in enumerate(pending):
             if len(buf) >= BATCH_PAIRS:
-                frames[p].append(frame(dumps(buf)))
-                pending[p] = []
-        self.records += count
+                self._cut(p, final=False)
+
+    def _cut(self, p: int, final: bool) -> None:
+        """Encode partition ``p``'s pending pairs as frames of ``BATCH_PAIRS`` (all of them if final)."""
+        buf, dumps, frames = self._pending[p], self.ser.dumps, self._frames[p]
+        whole = len(buf) if final else len(buf) - len(buf) % BATCH_PAIRS
+        for i in range(0, whole, BATCH_PAIRS):
+            frames.append(frame(dumps(buf[i:i + BATCH_PAIRS])))
+        self._pending[p] = buf[whole:]
 
     def finish(self) -> tuple[bytes, list[list[int]]]:
         chunks, index, offset = [], [], 0
         for p in range(self.n):
-            if self._pending[p]:
-                self._frames[p].append(frame(self.ser.dumps(self._pending[p])))
-                self._pending[p] = []
+            self._cut(p, final=True)
             part = b"".join(self._frames[p])
             self._frames[p] = []
             index.append([offset, len(part)])
@@ -243,30 +261,134 @@ def encode_pairs(pairs: Iterable[tuple[Any, Any]], ser: JsonSerializer) -> tuple
 
 
 class Combiner:
-    """Group mapper output and run the combiner whenever ``max_values`` values are buffered."""
+    """Group mapper output by key and combine it, within an estimated ``budget_bytes`` of memory.
+
+    Memory is estimated from distinct keys and buffered values (:data:`KEY_COST`,
+    :data:`VALUE_COST`), not from a value count. When the estimate passes the budget the combiner
+    runs over the buffered groups and its output goes back into the buffer (the combiner contract
+    allows running it any number of times); only if the buffer is then still over half the budget
+    (too many distinct keys) is it flushed to ``sink``. So when a split's distinct keys fit, its
+    output is one combined record per distinct key, written at :meth:`flush`.
+    """
 
     def __init__(self, combine: Callable[[Any, Any], Iterable], sink: Callable[[list], None],
-                 ser: JsonSerializer, max_values: int = 200_000):
-        self.combine, self.sink, self.ser, self.max_values = combine, sink, ser, max_values
+                 ser: JsonSerializer, budget_bytes: int = 64 << 20):
+        self.combine, self.sink, self.ser = combine, sink, ser
+        self.budget = max(1, int(budget_bytes))
         self._groups = _Groups(ser)
+        self.flushes = self.compactions = 0
+
+    def estimate(self) -> int:
+        """Estimated bytes held: distinct keys and buffered values."""
+        g = self._groups
+        return (len(g.by_str) + len(g.other)) * KEY_COST + g.values * VALUE_COST
 
     def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         self._groups.add_many(pairs)
-        if self._groups.values >= self.max_values:
-            self.flush()
+        if self._groups.values * VALUE_COST >= self.budget or self.estimate() >= self.budget:
+            self._compact()
 
-    def flush(self) -> None:
-        groups, self._groups = self._groups, _Groups(self.ser)
+    def _combined(self, groups: _Groups) -> Iterator[list]:
         combine, out = self.combine, []
         for key, values in groups.items():
             res = combine(key, values)
             if res is not None:
                 out.extend(res)
                 if len(out) >= BATCH_PAIRS:
-                    self.sink(out)
+                    yield out
                     out = []
         if out:
+            yield out
+
+    def _compact(self) -> None:
+        groups, self._groups = self._groups, _Groups(self.ser)
+        self.compactions += 1
+        for out in self._combined(groups):
+            try:
+                self._groups.add_many(out)
+            except (TypeError, ValueError) as exc:
+                bad = next((p for p in out if not (isinstance(p, (tuple, list)) and len(p) == 2)), None)
+                raise ShuffleError(f"the combiner must return an iterable of (key, value) pairs; "
+                                   f"it produced {bad!r}") from exc
+        if self.estimate() * 2 > self.budget:  # still too many keys: send them on, as they are
+            groups, self._groups = self._groups, _Groups(self.ser)
+            self.flushes += 1
+            out = []
+            for key, values in groups.items():
+                out.extend([(key, v) for v in values])
+                if len(out) >= BATCH_PAIRS:
+                    self.sink(out)
+                    out = []
+            if out:
+                self.sink(out)
+
+    def flush(self) -> None:
+        """Combine everything buffered and send it to the sink (at the end of the task)."""
+        groups, self._groups = self._groups, _Groups(self.ser)
+        self.flushes += 1
+        for out in self._combined(groups):
             self.sink(out)
+
+
+class FoldCombiner:
+    """The map side of a :class:`~lambda_handlers.jobspec.Fold` combiner: one accumulator per key,
+    updated at insertion (``acc = fn(acc, value)``); no per-key value lists.
+
+    Flushes ``(key, acc)`` pairs to ``sink`` when the distinct keys' estimated memory passes
+    ``budget_bytes``, and at :meth:`flush`. Key identity is the serializer's, as in :class:`_Groups`.
+    """
+
+    def __init__(self, fold: Any, sink: Callable[[list], None], ser: JsonSerializer,
+                 budget_bytes: int = 64 << 20):
+        self.fn, self.sink, self.gk = fold.fn, sink, ser.group_key
+        self.max_keys = max(1, int(budget_bytes) // KEY_COST)
+        self._str: dict[str, Any] = {}
+        self._other: dict[Any, list] = {}
+        self.flushes = 0
+
+    def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        accs, fn, miss = self._str, self.fn, _MISSING
+        get = accs.get
+        if fn is operator.add:  # the common case (sums, counts), without a call per value
+            for key, value in pairs:
+                if type(key) is str:
+                    acc = get(key, miss)
+                    accs[key] = value if acc is miss else acc + value
+                else:
+                    self._add_other(key, value)
+        else:
+            for key, value in pairs:
+                if type(key) is str:
+                    acc = get(key, miss)
+                    accs[key] = value if acc is miss else fn(acc, value)
+                else:
+                    self._add_other(key, value)
+        if len(accs) + len(self._other) >= self.max_keys:
+            self.flush()
+
+    def _add_other(self, key: Any, value: Any) -> None:
+        gk = self.gk(key)
+        slot = self._other.get(gk)
+        if slot is None:
+            self._other[gk] = [key, value]
+        else:
+            slot[1] = self.fn(slot[1], value)
+
+    def flush(self) -> None:
+        out = list(self._str.items())
+        out.extend((k, acc) for k, acc in self._other.values())
+        self._str, self._other = {}, {}
+        self.flushes += 1
+        for i in range(0, len(out), BATCH_PAIRS * 4):
+            self.sink(out[i:i + BATCH_PAIRS * 4])
+
+
+def make_combiner(combine: Any, sink: Callable[[list], None], ser: JsonSerializer,
+                  budget_bytes: int) -> Combiner | FoldCombiner:
+    """The map-side combiner for a step's ``combiner``: a fold or a ``fn(key, values)``."""
+    if isinstance(combine, Fold):
+        return FoldCombiner(combine, sink, ser, budget_bytes)
+    return Combiner(combine, sink, ser, budget_bytes)
 
 
 class _Groups:

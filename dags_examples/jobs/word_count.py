@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from airflow_provider_smr import MapReduceJob
+import operator
+
+from airflow_provider_smr import MapReduceJob, fold
 
 
 def tokenize(line):
@@ -14,4 +16,6 @@ def total(word, counts):
     yield word, sum(counts)
 
 
-word_count = MapReduceJob(mapper=tokenize, combiner=total, reducer=total, name="word_count")
+# fold(operator.add) sums each word's counts inside every mapper as they come (one running count per
+# word, like Spark's reduceByKey); `combiner=total` would work too, grouping the counts first.
+word_count = MapReduceJob(mapper=tokenize, combiner=fold(operator.add), reducer=total, name="word_count")

@@ -1,8 +1,10 @@
 """Record readers: turn a planned split (or a previous step's output) into records for the mapper.
 
-Readers yield raw records (bytes lines) and expose ``offset`` (byte offset of the last record) so
-that a record the mapper chokes on can be named exactly; :func:`parser_for` turns a raw line into
-the mapper's record, so that parse errors count as bad records just like mapper errors.
+Readers hand out records in *blocks* (lists of up to :data:`BLOCK_RECORDS` raw records) decoded
+from big chunks at once, never one ``bytes -> str`` per line; ``locate(i)`` names record ``i`` of
+the last block by its byte offset, so that a record the mapper chokes on can be named exactly.
+:func:`parser_for` turns a raw record into the mapper's record (:func:`identity` for text, whose
+raw records are already ``str``), so that parse errors count as bad records just like mapper errors.
 
 Formats: ``text`` (a ``str`` line, UTF-8, invalid bytes replaced), ``jsonl`` (one JSON value per
 line; blank lines skipped), ``csv`` (a ``dict`` keyed by the object's header row; the header row
@@ -18,12 +20,14 @@ from __future__ import annotations
 import csv
 import json
 import zlib
+from itertools import chain
 from typing import Any, Callable, Iterator
 
 from lambda_handlers.io import splits
 
 SKIP = object()  # a parser returns SKIP for lines that are not records (blank jsonl/csv lines)
 FORMATS = ("text", "csv", "jsonl")
+BLOCK_RECORDS = 1024  # records per block: the mapper's batch stays small enough to be cache-hot
 
 
 class CsvQuotedNewlineError(ValueError):
@@ -42,10 +46,34 @@ def parse_csv_line(text: str) -> list[str]:
     return next(csv.reader([text]))
 
 
-def parser_for(fmt: str, header: list[str] | None = None) -> Callable[[bytes], Any]:
-    """A function ``raw line -> record`` (or :data:`SKIP`) for input format ``fmt``."""
+def identity(record: Any) -> Any:
+    """The parser of formats whose raw records are already the mapper's records (text)."""
+    return record
+
+
+def decoded_records(data: bytes) -> list[str]:
+    """The records of a block as ``str`` (UTF-8, invalid bytes replaced), decoded in one call.
+
+    A block ends after ``\\n`` (or at the end of the object), and ``\\n`` is never part of a UTF-8
+    sequence, so this equals decoding each line on its own.
+    """
+    text = data.decode("utf-8", "replace")
+    recs = text.split("\n")
+    tail = recs.pop()
+    if "\r" in text:
+        recs = [r[:-1] if r.endswith("\r") else r for r in recs]
+    if tail:
+        recs.append(tail)
+    return recs
+
+
+def parser_for(fmt: str, header: list[str] | None = None) -> Callable[[Any], Any]:
+    """A function ``raw record -> record`` (or :data:`SKIP`) for input format ``fmt``.
+
+    Raw records are ``str`` for text and csv, ``bytes`` for jsonl (JSON detects its encoding).
+    """
     if fmt == "text":
-        return lambda raw: raw.decode("utf-8", "replace")
+        return identity
     if fmt == "jsonl":
         def jsonl(raw: bytes) -> Any:
             return json.loads(raw) if raw.strip() else SKIP
@@ -53,8 +81,7 @@ def parser_for(fmt: str, header: list[str] | None = None) -> Callable[[bytes], A
     if fmt == "csv":
         names = header or []
 
-        def row(raw: bytes) -> Any:
-            text = raw.decode("utf-8", "replace")
+        def row(text: str) -> Any:
             if not text.strip():
                 return SKIP
             fields = parse_csv_line(text)
@@ -104,29 +131,53 @@ class SplitInput:
         else:
             self.lines = splits.LineReader(fetch, split["start"], split["end"], split["size"])
         self._fetch = fetch
-        self._records = iter(self.lines)
+        self._block: tuple[int, bytes, int] = (split.get("start") or 0, b"", 0)
+        self._blocks = self._read_blocks()
         header = None
         if self.fmt == "csv":
             header = self._csv_header()
         self.parse = parser_for(self.fmt, header)
 
+    def _read_blocks(self) -> Iterator[tuple[list, tuple[int, bytes, int]]]:
+        split_records = splits.records_of if self.fmt == "jsonl" else decoded_records
+        for off, data in self.lines.blocks():
+            recs = split_records(data)
+            if len(recs) <= BLOCK_RECORDS:
+                yield recs, (off, data, 0)
+                continue
+            for i in range(0, len(recs), BLOCK_RECORDS):
+                yield recs[i:i + BLOCK_RECORDS], (off, data, i)
+
     def _csv_header(self) -> list[str]:
         if self.split.get("compression") == "gzip" or self.split["start"] == 0:
-            first = next(self._records, None)  # the header is this split's own first record
-        else:
-            size = self.split["size"]
-            first = next(iter(splits.LineReader(self._fetch, 0, min(size, splits.FIRST_EXTENSION),
-                                                size)), None)
+            got = next(self._blocks, None)  # the header is this split's own first record
+            if got is None:
+                return []
+            recs, (off, data, base) = got
+            rest = [(recs[1:], (off, data, base + 1))] if len(recs) > 1 else []
+            self._blocks = chain(rest, self._blocks)
+            return parse_csv_line(recs[0])
+        size = self.split["size"]
+        reader = splits.LineReader(self._fetch, 0, min(size, splits.FIRST_EXTENSION), size)
+        first = next(iter(reader), None)
         if first is None:
             return []
         return parse_csv_line(first.decode("utf-8", "replace"))
 
-    @property
-    def offset(self) -> int:
-        return self.lines.offset
+    def blocks(self) -> Iterator[list]:
+        """Lists of raw records, in order; :meth:`locate` names a record of the last one."""
+        for recs, where in self._blocks:
+            self._block = where
+            yield recs
 
-    def __iter__(self) -> Iterator[bytes]:
-        return self._records
+    def locate(self, index: int) -> int:
+        """Byte offset (decompressed for gzip) of record ``index`` of the last block."""
+        off, data, base = self._block
+        return self.lines.offset_in(off, data, base + index) if data else off
+
+    def __iter__(self) -> Iterator[Any]:
+        for recs in self.blocks():
+            yield from recs
 
     def where(self) -> dict:
         return {"bucket": self.bucket, "key": self.key, "start": self.split.get("start"),

@@ -47,6 +47,21 @@ class LineReader:
             pos, n = last + 1, min(n * 2, MAX_EXTENSION)
 
     def __iter__(self) -> Iterator[bytes]:
+        for off, data in self.blocks():
+            recs = records_of(data)
+            self.offset = off
+            for rec in recs:
+                yield rec
+                self.offset += len(rec) + 1  # approximate past a CRLF; exact offsets: offset_in()
+
+    def blocks(self) -> Iterator[tuple[int, bytes]]:
+        """``(offset, data)``: runs of whole records the split owns, in order, as they arrive.
+
+        ``data`` is a slice of the object starting at byte ``offset``, ending with ``\\n`` except
+        for an unterminated last record of the object (a UTF-8 BOM at offset 0 is removed and
+        ``offset`` moves past it). Cut only after ``\\n``, so decoding a block never splits a
+        multi-byte character; :func:`records_of` splits it into records.
+        """
         if self.start >= self.end:
             return
         chunks = self._chunks()
@@ -62,45 +77,54 @@ class LineReader:
                 buf_off, buf = buf_off + len(buf), next(chunks, b"")
         else:
             buf_off, buf = 0, b""
-        yield from self._records(chunks, buf, buf_off)
+        for off, data in self._blocks(chunks, buf, buf_off):
+            if off == 0 and data.startswith(BOM):
+                off, data = 3, data[3:]
+                if not data:
+                    continue
+            yield off, data
 
-    def _records(self, chunks: Iterator[bytes], buf: bytes, off: int) -> Iterator[bytes]:
-        end, first = self.end, off == 0
+    def _blocks(self, chunks: Iterator[bytes], buf: bytes, off: int) -> Iterator[tuple[int, bytes]]:
+        end = self.end
         while off < end:
-            i = buf.find(b"\n")
-            if i < 0:
+            nl = buf.rfind(b"\n")
+            if nl < 0:
                 parts = [buf]
-                while True:
-                    nxt = next(chunks, None)
-                    if nxt is None:
-                        break
-                    j = nxt.find(b"\n")
+                for nxt in chunks:
                     parts.append(nxt)
-                    if j >= 0:
-                        i = sum(map(len, parts[:-1])) + j
+                    if b"\n" in nxt:
                         break
                 buf = b"".join(parts)
-                if i < 0:  # end of object: a last line without newline is a record
-                    if buf and not (first and buf == BOM):
-                        self.offset = off
-                        yield _strip(buf, first)
+                nl = buf.rfind(b"\n")
+                if nl < 0:  # end of object: a last line without newline is a record
+                    if buf:
+                        yield off, buf
                     return
-            # Emit every complete record in buf whose start is before `end` in one pass.
-            lines = buf[: buf.rfind(b"\n")].split(b"\n")
-            for line in lines:
-                if off >= end:
-                    return
-                self.offset = off
-                rec = line[:-1] if line.endswith(b"\r") else line
-                if first:
-                    rec, first = (rec[3:] if rec.startswith(BOM) else rec), False
-                yield rec
-                off += len(line) + 1
-            buf = buf[buf.rfind(b"\n") + 1:]
+            limit = end - off  # records starting before `limit` in buf are this split's
+            if nl >= limit:
+                j = buf.find(b"\n", limit - 1)
+                yield off, buf[: j + 1]
+                return
+            yield off, buf[: nl + 1]
+            off, buf = off + nl + 1, buf[nl + 1:]
+
+    def offset_in(self, off: int, data: bytes, index: int) -> int:
+        """Byte offset of record ``index`` of the block ``(off, data)``."""
+        pos = 0
+        for _ in range(index):
+            pos = data.index(b"\n", pos) + 1
+        return off + pos
 
 
-def _strip(line: bytes, first: bool) -> bytes:
-    return line[3:] if first and line.startswith(BOM) else line
+def records_of(data: bytes) -> list[bytes]:
+    """The records of one block from :meth:`LineReader.blocks` (``\\r\\n`` is one terminator)."""
+    recs = data.split(b"\n")
+    tail = recs.pop()  # b"" after a final newline, else the unterminated last record
+    if b"\r" in data:
+        recs = [r[:-1] if r.endswith(b"\r") else r for r in recs]
+    if tail:
+        recs.append(tail)
+    return recs
 
 
 def split_lines(fetch: Fetch, start: int, end: int, size: int) -> list[bytes]:

@@ -87,16 +87,6 @@ def test_spill_with_a_tiny_budget_gives_the_same_groups_as_in_memory(tmp_path):
     assert os.listdir(tmp_path) == []  # runs are removed after the merge
 
 
-def test_combiner_flushes_when_its_buffer_is_full():
-    sunk = []
-    c = shuffle.Combiner(lambda k, vs: [(k, sum(vs))], sunk.extend, JSON, max_values=10)
-    for _ in range(5):
-        c.add_many([("a", 1)] * 5)
-    assert sunk == [("a", 10), ("a", 10)]  # flushed whenever 10 values were buffered
-    c.flush()
-    assert sunk == [("a", 10), ("a", 10), ("a", 5)]
-
-
 def test_pickle_serializer_carries_non_json_values():
     ser = shuffle.serializer("pickle")
     data, n = shuffle.encode_pairs([((1, 2), {3}), (b"x", 1.5)], ser)
