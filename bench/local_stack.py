@@ -44,12 +44,18 @@ def handler(event, context):
     return None
 """
 COLD = """
+import time
+
 import boto3
+from botocore.config import Config
 
 s3 = boto3.client("s3")
+# what lambda_handlers.runtime.client does: a new Session per service
+own = [boto3.session.Session().client(service, config=Config(max_pool_connections=64))
+       for service in ("s3", "lambda")]
 
 def handler(event, context):
-    return {"nonce": %r}
+    return {"nonce": %r, "cpu_s": time.process_time()}
 """
 
 
@@ -145,8 +151,11 @@ def sync_noop(stack: LocalStack, invokes: int) -> list[float]:
     return times
 
 
-def cold_starts(stack: LocalStack, count: int, prefix: str = "cold") -> list[float]:
-    """First invocation of new functions, each after a pause (sporadic cold starts)."""
+def cold_starts(stack: LocalStack, count: int, prefix: str = "cold",
+                cpu: list[float] | None = None) -> list[float]:
+    """First invocation of new functions, each after a pause (sporadic cold starts); ``cpu``
+    collects the worker process's own CPU seconds at the end of that first invocation."""
+    cpu = [] if cpu is None else cpu
     lam = stack.client("lambda")
     times = []
     for i in range(count):
@@ -156,8 +165,9 @@ def cold_starts(stack: LocalStack, count: int, prefix: str = "cold") -> list[flo
                             Role=_role(stack), Handler="app.handler",
                             Code={"ZipFile": _zip(COLD % f"{prefix}-{i}")})
         began = time.perf_counter()
-        lam.invoke(FunctionName=name, Payload=b"{}")
+        reply = lam.invoke(FunctionName=name, Payload=b"{}")
         times.append(time.perf_counter() - began)
+        cpu.append(json.loads(reply["Payload"].read())["cpu_s"])
     return times
 
 
@@ -214,14 +224,13 @@ def print_fanout(result: dict) -> None:
 
 
 def cold_only() -> int:
-    with LocalStack(port=0) as stack:
-        cold = cold_starts(stack, 5)
-        print(f"cold start (new function, handler imports boto3 and makes an S3 client): median "
-              f"{statistics.median(cold):.3f} s, all {', '.join(f'{c:.3f}' for c in cold)} s")
-    with LocalStack(port=0, zygote=False) as stack:
-        cold = cold_starts(stack, 3, "fresh")
-        print(f"cold start without the zygote (fresh python -I -S): median "
-              f"{statistics.median(cold):.3f} s, all {', '.join(f'{c:.3f}' for c in cold)} s")
+    for label, zygote in (("forked from the zygote", True), ("fresh python -I -S", False)):
+        with LocalStack(port=0, zygote=zygote) as stack:
+            cpu: list[float] = []
+            cold = cold_starts(stack, 5, f"cold-{zygote}", cpu)
+            print(f"cold start, {label}: median {statistics.median(cold):.3f} s "
+                  f"(all {', '.join(f'{c:.3f}' for c in cold)}); worker CPU to the end of the "
+                  f"first invoke: median {statistics.median(cpu) * 1000:.0f} ms", flush=True)
     return 0
 
 
@@ -270,7 +279,7 @@ def main() -> int:
         sync = sync_noop(stack, args.invokes)
         print(f"warm no-op RequestResponse invoke: median {statistics.median(sync):.1f} ms")
         cold = cold_starts(stack, 3)
-        print(f"cold start (new function, handler imports boto3 and makes an S3 client): median "
+        print(f"cold start (new function, handler imports boto3 and makes clients): median "
               f"{statistics.median(cold):.2f} s, all {', '.join(f'{c:.2f}' for c in cold)} s")
     with LocalStack(port=0, zygote=False) as stack:
         cold = cold_starts(stack, 3, "fresh")
