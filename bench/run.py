@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -242,8 +243,20 @@ def print_row(row: dict) -> None:
         print(f"{'':<24} {json.dumps(extra)}", flush=True)
 
 
-def measured_rates(rows: list[dict], bench) -> dict:
-    """Per-byte map and reduce rates of the AMPLab run, from its done markers' durations."""
+def cpu_seconds(markers: list[dict], cores: int | None = None) -> float:
+    """CPU-seconds a phase's tasks used: their summed durations, but at most span x cores (with
+    more tasks than cores, a task's duration includes waiting for a core)."""
+    if not markers:
+        return 0.0
+    total = sum(m["duration_s"] for m in markers)
+    span = max(m["finished"] for m in markers) - min(m["started"] for m in markers)
+    cores = cores or os.cpu_count() or 1
+    return min(total, span * cores) if span > 0 else total
+
+
+def measured_rates(rows: list[dict], bench, cores: int | None = None) -> dict:
+    """Per-byte map and reduce rates of the AMPLab run, from its done markers (CPU-seconds as
+    :func:`cpu_seconds`)."""
     row = next((r for r in rows if r["workload"] == "AMPLab Q2" and "error" not in r), None)
     if row is None:
         return {}
@@ -251,10 +264,10 @@ def measured_rates(rows: list[dict], bench) -> dict:
     maps = [m for m in markers if m["phase"] == "map"]
     reduces = [m for m in markers if m["phase"] == "reduce"]
     rates = {}
-    map_s = sum(m["duration_s"] for m in maps)
+    map_s = cpu_seconds(maps, cores)
     if map_s:
         rates["map_cpu_mb_s"] = sum(m["bytes_in"] for m in maps) / 1e6 / map_s
-    red_s = sum(m["duration_s"] for m in reduces)
+    red_s = cpu_seconds(reduces, cores)
     if red_s:
         rates["reduce_cpu_mb_s"] = sum(m["bytes_in"] for m in reduces) / 1e6 / red_s
     keys = sum(m["records_out"] for m in maps)

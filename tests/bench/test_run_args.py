@@ -37,3 +37,13 @@ def test_phase_gaps_from_markers():
                {"phase": "reduce", "started": 5.0, "finished": 6.0, "duration_s": 1.0}]
     assert phase_gaps(markers) == {"map_span_s": 4.0, "map_parallelism": 1.5, "reduce_span_s": 1.0,
                                    "reduce_parallelism": 1.0, "map_to_reduce_s": 1.0}
+
+
+def test_cpu_seconds_cap_oversubscribed_tasks_at_span_times_cores():
+    from bench.run import cpu_seconds
+
+    # four 4-second tasks at once on 2 cores: 8 CPU-seconds, not 16
+    markers = [{"started": 0.0, "finished": 4.0, "duration_s": 4.0} for _ in range(4)]
+    assert cpu_seconds(markers, cores=2) == 8.0
+    assert cpu_seconds(markers[:1], cores=2) == 4.0
+    assert cpu_seconds([], cores=2) == 0.0
