@@ -98,22 +98,30 @@ def _split_kw(args, size: int) -> dict:
 
 
 def _shuffle_puts(bench, result, work_bucket: str | None = None) -> dict:
+    """The step's writes against ``M + 2R + 10`` as :func:`~airflow_provider_smr.cost.
+    shuffle_put_budget` defines it: shuffle data objects (map outputs, parts, the manifest), the
+    reducers' done markers, claims and job-level objects. Task start markers, the map tasks' done
+    markers and the tally tree (~1 per 9 tasks) are reported beside it, outside the budget."""
+    from airflow_provider_smr.cost import shuffle_put_budget
     from lambda_handlers import protocol
 
     job_id = result["job_id"]
+    prefix = protocol.job_prefix(job_id)
     keys = bench.job_objects(job_id, work_bucket)
-    per_step = verify.step_writes(protocol.job_prefix(job_id), keys, final_step=0)
+    per_step = verify.step_writes(prefix, keys, final_step=0)
     m, r = result["counters"]["map_tasks"], result["counters"]["reduce_tasks"]
-    from airflow_provider_smr.cost import shuffle_put_budget
-
     step0 = per_step.get(0, {"data": 0, "markers": 0})
+    parsed = [protocol.parse_status_key(job_id, k) for k in keys]
+    reduce_done = sum(1 for k in parsed if k and k.kind == "done" and k.phase == "reduce" and k.step == 0)
+    tallies = sum(1 for k in keys if k.startswith(prefix + "tally/"))
+    job_level = per_step.get(-1, {}).get("markers", 0) - tallies
+    counted = step0["data"] + reduce_done + job_level
     budget = shuffle_put_budget(m, r)
     gaps = phase_gaps(bench.done_markers(job_id, work_bucket))
     return {"shuffle_puts_step0": step0["data"], "marker_puts_step0": step0["markers"],
-            "job_level_puts": per_step.get(-1, {}).get("markers", 0), "put_budget": budget,
-            "data_puts_within_budget": step0["data"] <= budget,
-            "data_and_marker_puts_within_budget": step0["data"] + step0["markers"] <= budget,
-            "phases": gaps}
+            "tally_puts": tallies, "job_level_puts": job_level, "put_budget": budget,
+            "budget_puts": counted, "data_puts_within_budget": step0["data"] <= budget,
+            "within_put_budget": counted <= budget, "phases": gaps}
 
 
 # -- workloads -------------------------------------------------------------------------------------
@@ -234,8 +242,9 @@ def print_row(row: dict) -> None:
           f"GB-s={num(row['gb_seconds'], '.2f'):>7} ${num(row['cost_usd'], '.6f')} "
           f"rss={row['driver_peak_rss_mb']:.0f}MB", flush=True)
     print(f"{'':<24} S3 ({row['s3_requests_source']}): {_fmt_requests(row['s3_requests'])}")
-    extra = {k: row[k] for k in ("invoke_all_s", "shuffle_puts_step0", "marker_puts_step0", "put_budget",
-                                 "data_puts_within_budget", "data_and_marker_puts_within_budget",
+    extra = {k: row[k] for k in ("invoke_all_s", "shuffle_puts_step0", "marker_puts_step0", "tally_puts",
+                                 "job_level_puts", "budget_puts", "put_budget",
+                                 "data_puts_within_budget", "within_put_budget",
                                  "handler_seconds", "partition_over_budget", "all_wall_s", "groups",
                                  "timed_out", "status_at_timeout", "phases",
                                  "timings") if k in row}

@@ -47,3 +47,24 @@ def test_cpu_seconds_cap_oversubscribed_tasks_at_span_times_cores():
     assert cpu_seconds(markers, cores=2) == 8.0
     assert cpu_seconds(markers[:1], cores=2) == 4.0
     assert cpu_seconds([], cores=2) == 0.0
+
+
+def test_put_budget_counts_data_reducer_markers_and_job_objects_not_task_markers_or_tallies():
+    from types import SimpleNamespace
+
+    from bench.run import _shuffle_puts
+    from lambda_handlers import protocol
+
+    j = "job-1"
+    keys = ([protocol.map_output_key(j, 0, t, 0) for t in range(12)] + [protocol.map_manifest_key(j, 0)]
+            + [protocol.staged_part_key(j, t, 0, "jsonl") for t in range(2)]
+            + [protocol.start_marker_key(j, 0, p, t, 0) for p, n in (("map", 12), ("reduce", 2)) for t in range(n)]
+            + [protocol.done_marker_key(j, 0, p, t) for p, n in (("map", 12), ("reduce", 2)) for t in range(n)]
+            + [protocol.tally_key(j, 0, "map", 1, g) for g in range(2)] + [protocol.tally_key(j, 0, "map", 2, 0)]
+            + [protocol.claim_key(j, "reduce-0"), protocol.claim_key(j, "commit"), protocol.plan_key(j),
+               protocol.job_pickle_key(j), protocol.done_key(j), protocol.job_state_key(j, "SUCCEEDED")])
+    bench = SimpleNamespace(job_objects=lambda job_id, bucket=None: keys, done_markers=lambda job_id, bucket=None: [])
+    got = _shuffle_puts(bench, {"job_id": j, "counters": {"map_tasks": 12, "reduce_tasks": 2}})
+    assert (got["shuffle_puts_step0"], got["tally_puts"], got["job_level_puts"]) == (15, 3, 6)
+    assert got["budget_puts"] == 15 + 2 + 6 and got["put_budget"] == 12 + 4 + 10
+    assert got["within_put_budget"]
