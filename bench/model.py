@@ -185,7 +185,7 @@ def model(workload: Workload = Workload(), rates: Rates = Rates(), plan: Plan = 
     map_task = (max(read, compute) if q.overlap else read + compute) + write + 3 * q.request_latency_s
 
     slice_in = shuffle / p.reducers
-    gets = 2 * p.map_tasks
+    gets = p.map_tasks  # one ranged GET per map output (a slice is far below a fetch piece)
     r_read = slice_in / mb / q.read_mb_s + math.ceil(gets / q.parallel_gets) * q.request_latency_s
     r_compute = slice_in / mb / q.reduce_cpu_mb_s * cpu_stretch
     out = w.groups * w.output_bytes_per_group / p.reducers
