@@ -166,15 +166,107 @@ def profile(workload: str, size: int, split_size: int, reducers: int, top: int =
     }
 
 
+def map_outputs_in_memory(workload: str, size: int, split_size: int, reducers: int,
+                          seed: int = 0) -> tuple[object, dict[str, bytes], list[list]]:
+    """The job and its map outputs built in this process (the job's mapper and combiner, the
+    shuffle's format): ``(job, {output_key: bytes}, [[output_key, index], ...])``."""
+    from lambda_handlers import shuffle
+
+    data_dir = Path(tempfile.mkdtemp(prefix="smr-prof-"))
+    if workload == "amplab":
+        gen, job = uservisits_file(data_dir, size), jobs.amplab_q2_job()
+    elif workload == "wordcount-nocombine":
+        gen, job = words_file(data_dir, size), jobs.word_count_without_combiner_job()
+    else:
+        gen, job = words_file(data_dir, size), jobs.word_count_job()
+    text = gen.path.read_bytes()
+    gen.path.unlink()
+    data_dir.rmdir()
+    spec, ser = job.steps[0], shuffle.serializer(job.serializer)
+    objects, outputs, start = {}, [], 0
+    while start < len(text):
+        end = text.find(b"\n", min(len(text), start + split_size))
+        end = len(text) if end < 0 else end + 1
+        out = shuffle.PartitionedOutput(reducers, ser, spec.partitioner)
+        pairs = [kv for line in text[start:end].decode().splitlines() for kv in spec.mapper(line)]
+        if spec.combiner is not None:  # combined once per split (one record per distinct key)
+            groups: dict = {}
+            for k, v in pairs:
+                groups.setdefault(k, []).append(v)
+            pairs = [kv for k, vs in groups.items() for kv in spec.combiner(k, vs)]
+        out.add_many(pairs)
+        key = f"map/{len(objects)}"
+        objects[key], index = out.finish()
+        outputs.append([key, index])
+        start = end
+    return job, objects, outputs
+
+
+def reduce_only(workload: str, size: int, split_size: int, reducers: int, budget: int,
+                repeat: int = 3, enabled: bool = False, top: int = 20, fmt: str = "jsonl") -> dict:
+    """CPU seconds of reduce task 0 alone (the real ``reduce_task``; S3 replaced by the map outputs
+    in memory), best of ``repeat``, and the SHA-256 of its part (compare it across revisions)."""
+    import hashlib
+
+    from lambda_handlers import reducer, runtime
+
+    job, objects, outputs = map_outputs_in_memory(workload, size, split_size, reducers)
+    put: dict = {}
+
+    def get_bytes(bucket, key, Range=None, **_):
+        lo, hi = (int(x) for x in Range.split("=")[1].split("-"))
+        return objects[key][lo:hi + 1]
+
+    runtime.get_bytes = get_bytes
+    runtime.put_bytes = lambda bucket, key, body, **_: put.__setitem__(key, body)
+    reducer.map_outputs = lambda *a: outputs
+    plan = {"steps": [{"num_map_tasks": len(outputs)}], "output": {"format": fmt},
+            "settings": {"memory_budget_bytes": budget}}
+    event = {"bucket": "b", "job_id": "j", "step": 0, "task": 0, "attempt": 0}
+    times, prof = [], cProfile.Profile()
+    for _ in range(repeat):
+        put.clear()
+        cpu = time.process_time()
+        if enabled:
+            prof.enable()
+        done = reducer.reduce_task(event, plan, job, runtime.TaskMetrics())
+        if enabled:
+            prof.disable()
+        times.append(time.process_time() - cpu)
+    out = io.StringIO()
+    if enabled:
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    part = next(iter(put.values()))
+    shuffle_bytes = sum(index[0][1] for _, index in outputs)
+    return {"workload": workload, "bytes": size, "M": len(outputs), "R": reducers,
+            "slice_bytes": shuffle_bytes, "records_in": done["records_in"],
+            "records_out": done["records_out"], "spilled_bytes": done.get("spilled_bytes"),
+            "reduce_cpu_s": [round(t, 3) for t in times], "best_mb_s": round(shuffle_bytes / 1e6 / min(times), 2),
+            "part_sha256": hashlib.sha256(part).hexdigest()[:16], "profile": out.getvalue()}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workload", choices=("wordcount", "amplab", "sort"), default="amplab")
+    p.add_argument("--workload", choices=("wordcount", "amplab", "sort", "wordcount-nocombine"),
+                   default="amplab")
     p.add_argument("--size", type=parse_size, default=parse_size("32MiB"))
     p.add_argument("--split-size", type=parse_size, default=parse_size("8MiB"))
     p.add_argument("--reducers", type=int, default=4)
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--no-profile", action="store_true", help="time only (cProfile roughly doubles CPU)")
+    p.add_argument("--reduce-only", action="store_true",
+                   help="CPU seconds of reduce task 0 alone, map outputs built in memory (no S3)")
+    p.add_argument("--budget", type=parse_size, default=parse_size("256MiB"),
+                   help="--reduce-only: the reducer's memory budget")
+    p.add_argument("--repeat", type=int, default=3, help="--reduce-only: runs (best is reported)")
     args = p.parse_args(argv)
+    if args.reduce_only:
+        got = reduce_only(args.workload, args.size, args.split_size, args.reducers, args.budget,
+                          args.repeat, not args.no_profile, args.top)
+        text = got.pop("profile")
+        print(json.dumps(got, indent=1))
+        print(text)
+        return
     got = profile(args.workload, args.size, args.split_size, args.reducers, args.top, not args.no_profile)
     text = got.pop("profile")
     print(json.dumps(got, indent=1))

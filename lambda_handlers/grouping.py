@@ -24,8 +24,8 @@ from typing import Any, Callable, Iterable, Iterator
 from lambda_handlers.shuffle import FRAME_HEADER, JsonSerializer, _Groups, frame, sort_key
 
 BATCH = 4096  # pairs grouped between two budget checks
-RUN_BATCH = 1024  # at most this many groups in a frame of a spill run ...
-RUN_BATCH_VALUES = 8192  # ... or about this many values (a merge holds one frame of every run)
+RUN_BATCH = 1024  # at most this many groups in a frame of a spill run, and at most ...
+RUN_FRAME_SHARE = 32  # ... 1/32 of the budget of values (a merge holds one frame of every run)
 KEY_COST = 160  # a new str key: dict slot, its value list (4 slots), beyond the key's own size
 OTHER_KEY_COST = 250  # a new non-str key: also its identity (tagged canonical bytes) and a tuple
 SLOT = 9  # a value's pointer in its key's list, with over-allocation
@@ -118,13 +118,15 @@ class ExternalGrouper:
         groups = self._groups
         if not groups:
             return
-        self._groups, self._est = _Groups(self.ser), 0
+        est, self._groups, self._est = self._est, _Groups(self.ser), 0
         self._runs_str_only = self._runs_str_only and not groups.other
         fd, path = tempfile.mkstemp(prefix="smr-run-", suffix=".bin", dir=self.tmpdir)
         self.runs.append(path)
         dumps = self.ser.dumps
+        value_bytes = max(1, est // max(1, groups.values))  # what a value costs, on average
+        frame_values = max(64, self.budget // RUN_FRAME_SHARE // value_bytes)
         with os.fdopen(fd, "wb") as f:
-            for batch in _run_batches(sorted_groups(groups)):
+            for batch in _run_batches(sorted_groups(groups), frame_values):
                 data = frame(dumps(batch))
                 f.write(data)
                 self.spilled_bytes += len(data)
@@ -166,12 +168,12 @@ class ExternalGrouper:
         self.runs = []
 
 
-def _run_batches(groups: Iterator[tuple[Any, list]]) -> Iterator[list]:
+def _run_batches(groups: Iterator[tuple[Any, list]], max_values: int) -> Iterator[list]:
     batch, values = [], 0
     for k, vs in groups:
         batch.append([k, vs])
         values += len(vs)
-        if len(batch) >= RUN_BATCH or values >= RUN_BATCH_VALUES:
+        if len(batch) >= RUN_BATCH or values >= max_values:
             yield batch
             batch, values = [], 0
     if batch:
