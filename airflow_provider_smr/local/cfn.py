@@ -14,20 +14,34 @@ from typing import Any
 from moto.core.common_models import CloudFormationModel
 
 
-class LocalEventInvokeConfig(CloudFormationModel):
-    """``AWS::Lambda::EventInvokeConfig`` applied with moto's ``put_function_event_invoke_config``."""
+class _Applied:
+    """What both resources share: moto's CloudFormationModel plumbing around two hooks.
 
-    def __init__(self, function_name: str, config: dict[str, Any]):
-        self.function_name = function_name
-        self.config = config
+    A subclass names its ``TYPE``, applies its properties with ``apply`` (returning the physical
+    id) and undoes them with ``remove``. Updates re-apply. Mixed in before ``CloudFormationModel``
+    (moto finds models among that class's *direct* subclasses only).
+    """
+
+    TYPE = ""
+
+    def __init__(self, resource_id: str):
+        self.resource_id = resource_id
+
+    @classmethod
+    def apply(cls, props: dict, account_id: str, region_name: str) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def remove(cls, props: dict, resource_name: str, account_id: str, region_name: str) -> None:
+        raise NotImplementedError
 
     @staticmethod
     def cloudformation_name_type() -> str:
         return ""
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::Lambda::EventInvokeConfig"
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.TYPE
 
     @classmethod
     def has_cfn_attr(cls, attr: str) -> bool:
@@ -35,28 +49,13 @@ class LocalEventInvokeConfig(CloudFormationModel):
 
     @property
     def physical_resource_id(self) -> str:
-        return self.function_name
+        return self.resource_id
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict,
                                         account_id: str, region_name: str, **kwargs: Any):
-        from moto.awslambda.models import lambda_backends
-
         props = dict(cloudformation_json.get("Properties", {}))
-        if props.get("DestinationConfig"):
-            from moto.cloudformation.exceptions import ValidationError
-
-            raise ValidationError(message=(
-                "AWS::Lambda::EventInvokeConfig DestinationConfig is not applied by the local "
-                "stack (failed events are only retried and logged); remove it for local runs"))
-        name = props.pop("FunctionName")
-        props.pop("Qualifier", None)
-        config = {k: int(v) if k.startswith("Maximum") else v for k, v in props.items()}
-        backend = lambda_backends[account_id][region_name]
-        fn = backend.get_function(name)
-        fn.event_invoke_config = []  # CloudFormation replaces, it does not append
-        backend.put_function_event_invoke_config(name, config)
-        return cls(name, config)
+        return cls(cls.apply(props, account_id, region_name))
 
     @classmethod
     def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
@@ -68,16 +67,45 @@ class LocalEventInvokeConfig(CloudFormationModel):
     @classmethod
     def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict,
                                         account_id: str, region_name: str) -> None:
-        from moto.awslambda.models import lambda_backends
-
-        name = cloudformation_json.get("Properties", {}).get("FunctionName", resource_name)
+        props = cloudformation_json.get("Properties", {})
         try:
-            lambda_backends[account_id][region_name].get_function(name).event_invoke_config = []
-        except Exception:  # the function may be gone already
+            cls.remove(props, resource_name, account_id, region_name)
+        except Exception:  # the function or bucket may be gone already
             pass
 
     def is_created(self) -> bool:
         return True
+
+
+class LocalEventInvokeConfig(_Applied, CloudFormationModel):
+    """``AWS::Lambda::EventInvokeConfig`` applied with moto's ``put_function_event_invoke_config``."""
+
+    TYPE = "AWS::Lambda::EventInvokeConfig"
+
+    @classmethod
+    def apply(cls, props: dict, account_id: str, region_name: str) -> str:
+        from moto.awslambda.models import lambda_backends
+
+        if props.get("DestinationConfig"):
+            from moto.cloudformation.exceptions import ValidationError
+
+            raise ValidationError(message=(
+                "AWS::Lambda::EventInvokeConfig DestinationConfig is not applied by the local "
+                "stack (failed events are only retried and logged); remove it for local runs"))
+        name = props.pop("FunctionName")
+        props.pop("Qualifier", None)
+        config = {k: int(v) if k.startswith("Maximum") else v for k, v in props.items()}
+        backend = lambda_backends[account_id][region_name]
+        backend.get_function(name).event_invoke_config = []  # CloudFormation replaces
+        backend.put_function_event_invoke_config(name, config)
+        return name
+
+    @classmethod
+    def remove(cls, props: dict, resource_name: str, account_id: str, region_name: str) -> None:
+        from moto.awslambda.models import lambda_backends
+
+        name = props.get("FunctionName", resource_name)
+        lambda_backends[account_id][region_name].get_function(name).event_invoke_config = []
 
 
 _INSECURE_TRANSPORT = {"Bool": {"aws:SecureTransport": "false"}}
@@ -102,59 +130,25 @@ def local_policy(document: dict) -> dict:
     return {**document, "Statement": kept}
 
 
-class LocalBucketPolicy(CloudFormationModel):
+class LocalBucketPolicy(_Applied, CloudFormationModel):
     """``AWS::S3::BucketPolicy`` applied with moto's ``put_bucket_policy``."""
 
-    def __init__(self, bucket: str):
-        self.bucket = bucket
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
+    TYPE = "AWS::S3::BucketPolicy"
 
     @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return False
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.bucket
-
-    @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict,
-                                        account_id: str, region_name: str, **kwargs: Any):
+    def apply(cls, props: dict, account_id: str, region_name: str) -> str:
         from moto.s3.models import s3_backends
 
-        props = cloudformation_json.get("Properties", {})
         bucket, document = props["Bucket"], props["PolicyDocument"]
         document = json.dumps(local_policy(json.loads(document) if isinstance(document, str) else document))
         s3_backends[account_id]["global"].put_bucket_policy(bucket, document.encode())
-        return cls(bucket)
+        return bucket
 
     @classmethod
-    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
-                                        cloudformation_json: dict, account_id: str,
-                                        region_name: str):
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,
-                                                   account_id, region_name)
-
-    @classmethod
-    def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict,
-                                        account_id: str, region_name: str) -> None:
+    def remove(cls, props: dict, resource_name: str, account_id: str, region_name: str) -> None:
         from moto.s3.models import s3_backends
 
-        bucket = cloudformation_json.get("Properties", {}).get("Bucket", resource_name)
-        try:
-            s3_backends[account_id]["global"].delete_bucket_policy(bucket)
-        except Exception:  # the bucket may be gone already
-            pass
-
-    def is_created(self) -> bool:
-        return True
+        s3_backends[account_id]["global"].delete_bucket_policy(props.get("Bucket", resource_name))
 
 
 def install() -> None:
