@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -15,28 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class CountingLocalStack(LocalStack):
-    """Starts ``python -m bench.counting_server`` instead of the plain server; same behaviour."""
+    """Runs ``python -m bench.counting_server`` instead of the plain server; same behaviour."""
 
-    def start(self) -> "CountingLocalStack":
-        if self._process is not None:
-            return self
-        command = [sys.executable, "-m", "bench.counting_server",
-                   "--host", self.host, "--port", str(self.port), "--region", self.region,
-                   "--max-concurrency", str(self.max_concurrency),
-                   "--retry-base", str(self.retry_base_s), "--parent-pid", str(os.getpid())]
-        if self.workers:
-            command += ["--workers", str(self.workers)]
-        if self.max_processes:
-            command += ["--max-processes", str(self.max_processes)]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None,
-                                          start_new_session=True, cwd=str(ROOT), env=env)
-        try:
-            self.endpoint_url = self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    server_module = "bench.counting_server"
+
+    def server_env(self) -> dict[str, str]:
+        paths = [str(ROOT), os.environ.get("PYTHONPATH")]
+        return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)))
 
     def request_counts(self) -> dict[str, int]:
         from bench.counting_server import COUNTS_PATH

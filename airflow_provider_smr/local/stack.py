@@ -35,6 +35,10 @@ class LocalStack:
         parsed the S3, Lambda and DynamoDB models (False: a fresh ``python -I -S`` each time).
     """
 
+    #: the module run as the server (``python -m``); a subclass may serve through another one
+    #: that wraps it (bench/counting_stack.py counts requests this way)
+    server_module = "airflow_provider_smr.local.server"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, workers: int | None = None,
                  max_concurrency: int = 64, region: str = "us-east-1", *,
                  retry_base_s: float = 0.1, max_processes: int | None = None,
@@ -75,7 +79,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         if self._process is not None:
             return self
-        command = [sys.executable, "-m", "airflow_provider_smr.local.server",
+        command = [sys.executable, "-m", self.server_module,
                    "--host", self.host, "--port", str(self.port), "--region", self.region,
                    "--max-concurrency", str(self.max_concurrency),
                    "--retry-base", str(self.retry_base_s), "--parent-pid", str(os.getpid())]
@@ -88,13 +92,17 @@ class LocalStack:
         if not self.zygote:
             command.append("--no-zygote")
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None,
-                                          start_new_session=True)
+                                          start_new_session=True, env=self.server_env())
         try:
             self.endpoint_url = self._wait_ready()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def server_env(self) -> dict[str, str] | None:
+        """The server process's environment (None: this process's)."""
+        return None
 
     def stop(self) -> None:
         """Stop the server and every worker it started; idempotent."""
