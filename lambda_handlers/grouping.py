@@ -200,27 +200,39 @@ def _merge_runs(runs: list[Iterator], order: Callable, values_at: int, key_at: i
 # A reducer's output in key order
 
 
-def write_while_ordered(pairs: Iterator[tuple[Any, Any]], write: Callable[[Any, Any], None],
+def write_while_ordered(pairs: Iterator[tuple[Any, Any]], write_batch: Callable[[list], None],
                         ser: JsonSerializer) -> tuple[Any, Any] | None:
-    """Pass ``pairs`` to ``write`` while they are in grouped key order: keys never go back in
-    :func:`sort_key` order and a key's pairs are contiguous. Return the first pair that breaks the
-    order (not written; the caller sorts from there), or None once ``pairs`` is exhausted."""
+    """Pass ``pairs`` to ``write_batch`` (lists of ``(key, value)``) while they are in grouped key
+    order: keys never go back in :func:`sort_key` order and a key's pairs are contiguous. Return the
+    first pair that breaks the order (not written; the caller sorts from there), or None once
+    ``pairs`` is exhausted."""
     it = iter(pairs)
+    batch: list = []
+    append = batch.append
     for last, v in it:
-        write(last, v)
+        append((last, v))
         break
     else:
         return None
     last_str = type(last) is str
+    broke = None
     for k, v in it:
         if last_str and type(k) is str:
             if k < last:
-                return k, v
+                broke = k, v
+                break
         elif not _follows(last, k, ser):
-            return k, v
-        write(k, v)
+            broke = k, v
+            break
+        append((k, v))
+        if len(batch) >= BATCH:
+            write_batch(batch)
+            batch = []
+            append = batch.append
         last, last_str = k, type(k) is str
-    return None
+    if batch:
+        write_batch(batch)
+    return broke
 
 
 def _follows(last: Any, key: Any, ser: JsonSerializer) -> bool:

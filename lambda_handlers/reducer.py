@@ -186,7 +186,7 @@ def write_in_key_order(pairs: Iterable[tuple[Any, Any]], part: writers.PartWrite
     (spilling beyond ``budget``). The bytes are the same either way."""
     it = iter(pairs)
     if part.can_drain:
-        broke = grouping.write_while_ordered(it, part.write, ser)
+        broke = grouping.write_while_ordered(it, part.write_batch, ser)
         if broke is None:
             return part
         it = itertools.chain(part.drain(), (broke,), it)

@@ -90,6 +90,12 @@ class PartWriter:
         for k, v in pairs:
             self.write(k, v)
 
+    def write_batch(self, pairs: list[tuple[Any, Any]]) -> None:
+        """Write a list of ``(key, value)`` tuples (the writer may keep the list's items)."""
+        self._batch.extend(pairs)
+        if len(self._batch) >= BATCH:
+            self._flush()
+
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
         if not batch:
