@@ -149,7 +149,7 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
         key, offset, length, slice_end = piece
         return runtime.get_bytes(bucket, key, Range=f"bytes={offset}-{offset + length - 1}"), slice_end
 
-    grouper = grouping.ExternalGrouper(ser, budget - window)
+    grouper = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
     records_in = 0
     for payload in slice_payloads(window_parallel(fetch, pieces, itemgetter(2), window)):
         batch = ser.loads(payload)
