@@ -9,6 +9,7 @@ and a preview of the record, unless ``settings.max_bad_records`` allows skipping
 from __future__ import annotations
 
 import logging
+import operator
 from itertools import islice
 from typing import Any, Callable, Iterable, Iterator
 
@@ -132,6 +133,68 @@ def run_mapper(source: _Source, mapper: Callable, sink: Callable[[list], None],
     return records, bad
 
 
+def run_mapper_folding(source: _Source, mapper: Callable, comb: shuffle.FoldCombiner) -> int:
+    """:func:`run_mapper` fused with a fold combiner: pairs are folded as the mapper yields them,
+    with no list of pending pairs. Only without ``max_bad_records``: a failing record fails the
+    task, so the pairs it yielded before failing never matter. Returns the records read."""
+    records = 0
+    parse, skip = source.parse, readers.SKIP
+    if parse is readers.identity:
+        parse = None
+    fn, miss, other = comb.fn, shuffle.MISSING, comb.add_other
+    for block in source.blocks:
+        accs, i = comb.accumulators, 0
+        get = accs.get
+        try:
+            if parse is None and fn is operator.add:  # text in, sums or counts out: the hot loop
+                for i, rec in enumerate(block):
+                    for key, value in mapper(rec) or ():
+                        if type(key) is str:
+                            acc = get(key, miss)
+                            accs[key] = value if acc is miss else acc + value
+                        else:
+                            other(key, value)
+            else:
+                for i, rec in enumerate(block):
+                    if parse is not None:
+                        rec = parse(rec)
+                        if rec is skip:
+                            records -= 1
+                            continue
+                    for key, value in mapper(rec) or ():
+                        if type(key) is str:
+                            acc = get(key, miss)
+                            accs[key] = value if acc is miss else fn(acc, value)
+                        else:
+                            other(key, value)
+        except Exception as exc:
+            raise _record_error(source, block[i], i, exc, run_mapper_folding.__code__) from exc
+        records += len(block)
+        comb.check_budget()
+    return records
+
+
+def _record_error(source: _Source, raw: Any, i: int, exc: Exception, loop: Any) -> runtime.TaskError:
+    """The error for a record that failed inside :func:`run_mapper_folding`, named by its cause."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where, preview = source.locate(i), _preview(raw)
+    if tb is not None and tb.tb_frame.f_code is loop:  # raised by the loop itself, not the mapper
+        if any(s in str(exc) for s in ("unpack", "not iterable")):
+            return runtime.TaskError(
+                f"the mapper must return an iterable of (key, value) pairs; for the record at "
+                f"{where} it produced something else ({exc}; a bare tuple instead of a list of "
+                "tuples, or a generator that yields keys only?)", input=source.where,
+                record_preview=preview)
+        return runtime.TaskError(
+            f"the fold combiner failed on a value of the record at {where}: "
+            f"{type(exc).__name__}: {exc}", input=source.where, record_preview=preview)
+    return runtime.TaskError(
+        f"mapper failed on the record at {where}: {type(exc).__name__}: {exc}",
+        input=source.where, record_preview=preview)
+
+
 def _preview(raw: Any) -> str:
     return runtime.preview(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
 
@@ -178,7 +241,10 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
                 spec.combiner, lambda pairs: checked_sink(out.add_many, pairs, "combiner"), ser,
                 cfg["memory_budget_bytes"] // 2)  # the other half: the encoded output and batches
             sink = combiner.add_many
-        records_in, bad = run_mapper(source, mapper, sink, max_bad)
+        if isinstance(combiner, shuffle.FoldCombiner) and not max_bad:
+            records_in, bad = run_mapper_folding(source, mapper, combiner), 0
+        else:
+            records_in, bad = run_mapper(source, mapper, sink, max_bad)
         if combiner is not None:
             combiner.flush()
         data, index = out.finish()

@@ -35,7 +35,7 @@ BATCH_PAIRS = 4096
 EXPANSION = 4  # in-memory Python objects vs. their encoded bytes, for the memory budget
 KEY_COST = 200  # estimated bytes of one distinct key held in memory (dict slot, key, list/acc)
 VALUE_COST = 40  # estimated bytes of one buffered value (list slot and a small object)
-_MISSING = object()
+MISSING = object()  # a fold's accumulator slot that holds nothing yet
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
@@ -342,12 +342,12 @@ class FoldCombiner:
                  budget_bytes: int = 64 << 20):
         self.fn, self.sink, self.gk = fold.fn, sink, ser.group_key
         self.max_keys = max(1, int(budget_bytes) // KEY_COST)
-        self._str: dict[str, Any] = {}
-        self._other: dict[Any, list] = {}
+        self.accumulators: dict[str, Any] = {}  # str keys (the common case): key -> acc
+        self._other: dict[Any, list] = {}  # other keys: group_key -> [key, acc]
         self.flushes = 0
 
     def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        accs, fn, miss = self._str, self.fn, _MISSING
+        accs, fn, miss = self.accumulators, self.fn, MISSING
         get = accs.get
         if fn is operator.add:  # the common case (sums, counts), without a call per value
             for key, value in pairs:
@@ -355,18 +355,23 @@ class FoldCombiner:
                     acc = get(key, miss)
                     accs[key] = value if acc is miss else acc + value
                 else:
-                    self._add_other(key, value)
+                    self.add_other(key, value)
         else:
             for key, value in pairs:
                 if type(key) is str:
                     acc = get(key, miss)
                     accs[key] = value if acc is miss else fn(acc, value)
                 else:
-                    self._add_other(key, value)
-        if len(accs) + len(self._other) >= self.max_keys:
+                    self.add_other(key, value)
+        self.check_budget()
+
+    def check_budget(self) -> None:
+        """Flush when the distinct keys held pass the budget."""
+        if len(self.accumulators) + len(self._other) >= self.max_keys:
             self.flush()
 
-    def _add_other(self, key: Any, value: Any) -> None:
+    def add_other(self, key: Any, value: Any) -> None:
+        """Fold one pair whose key is not a ``str`` (identity by the serializer's encoding)."""
         gk = self.gk(key)
         slot = self._other.get(gk)
         if slot is None:
@@ -375,9 +380,9 @@ class FoldCombiner:
             slot[1] = self.fn(slot[1], value)
 
     def flush(self) -> None:
-        out = list(self._str.items())
+        out = list(self.accumulators.items())
         out.extend((k, acc) for k, acc in self._other.values())
-        self._str, self._other = {}, {}
+        self.accumulators, self._other = {}, {}
         self.flushes += 1
         for i in range(0, len(out), BATCH_PAIRS * 4):
             self.sink(out[i:i + BATCH_PAIRS * 4])

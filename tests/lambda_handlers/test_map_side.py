@@ -225,3 +225,37 @@ def test_word_count_with_a_fold_combiner_ships_one_record_per_word_and_split(har
         Bucket=plan["work_bucket"], Key=protocol.done_marker_key(plan["job_id"], 0, "map", t))["Body"].read())
         for t in range(splits_n)]
     assert splits_n > 1 and all(m["records_out"] == 3 for m in markers)
+
+
+# ---------------------------------------------------------------------------------------------
+# The fused mapper + fold loop (no max_bad_records)
+
+
+def test_fused_fold_loop_counts_exactly_with_keys_of_every_type(s3):
+    sunk: list = []
+    comb = shuffle.FoldCombiner(Fold(operator.add), sunk.extend, JSON, 1 << 20)
+    src = _source(s3, b"a b 1\nb 1\n\nc\n")
+    typed = lambda line: [(int(w) if w.isdigit() else w, 1) for w in line.split()]  # noqa: E731
+    assert mapper.run_mapper_folding(src, typed, comb) == 4
+    comb.flush()
+    assert sorted(map(repr, sunk)) == sorted(map(repr, [("a", 1), ("b", 2), (1, 2), ("c", 1)]))
+
+
+def test_fused_fold_loop_with_another_function_and_jsonl(s3):
+    sunk: list = []
+    comb = shuffle.FoldCombiner(Fold(max), sunk.extend, JSON, 1 << 20)
+    src = _source(s3, b'{"k": "a", "v": 3}\n\n{"k": "a", "v": 9}\n{"k": "b", "v": 1}\n', "jsonl")
+    assert mapper.run_mapper_folding(src, lambda r: [(r["k"], r["v"])], comb) == 3
+    comb.flush()
+    assert sorted(sunk) == [("a", 9), ("b", 1)]
+
+
+def test_fused_fold_loop_names_the_failing_record_and_the_cause(s3):
+    comb = shuffle.FoldCombiner(Fold(operator.add), [].extend, JSON, 1 << 20)
+    with pytest.raises(runtime.TaskError, match=r"mapper failed on the record at byte 8 .*ValueError: no"):
+        mapper.run_mapper_folding(_source(s3, "é\r\nok\r\nboom\n".encode()), boom_mapper, comb)
+    with pytest.raises(runtime.TaskError, match=r"must return an iterable of \(key, value\) pairs"):
+        mapper.run_mapper_folding(_source(s3, b"x\n"), lambda line: ("x", 1), comb)
+    with pytest.raises(runtime.TaskError, match=r"fold combiner failed .* byte 2 .*TypeError"):
+        mapper.run_mapper_folding(_source(s3, b"1\n2\n"), lambda line: [("k", line if line == "2" else 1)],
+                                  comb)
