@@ -241,7 +241,8 @@ def reduce_only(workload: str, size: int, split_size: int, reducers: int, budget
     return {"workload": workload, "bytes": size, "M": len(outputs), "R": reducers,
             "slice_bytes": shuffle_bytes, "records_in": done["records_in"],
             "records_out": done["records_out"], "spilled_bytes": done.get("spilled_bytes"),
-            "reduce_cpu_s": [round(t, 3) for t in times], "best_mb_s": round(shuffle_bytes / 1e6 / min(times), 2),
+            "reduce_cpu_s": [round(t, 3) for t in times],
+            "best_mb_s": round(shuffle_bytes / 1e6 / min(times), 2),
             "part_sha256": hashlib.sha256(part).hexdigest()[:16], "profile": out.getvalue()}
 
 

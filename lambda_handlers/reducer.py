@@ -62,7 +62,8 @@ def fetch_window(budget: int) -> int:
     return max(MIN_FETCH_WINDOW, budget // 4)
 
 
-def slice_pieces(slices: Iterable[tuple[str, int, int]], piece_bytes: int) -> Iterator[tuple[str, int, int, bool]]:
+def slice_pieces(slices: Iterable[tuple[str, int, int]],
+                 piece_bytes: int) -> Iterator[tuple[str, int, int, bool]]:
     """Split ``(key, offset, length)`` slices into ranged pieces ``(key, offset, length, last)``."""
     piece_bytes = max(1, piece_bytes)
     for key, offset, length in slices:

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import protocol
-from tests.reliability.conftest import DATA, POLL, TIMEOUT, make_env
+from tests.reliability.conftest import POLL, TIMEOUT, make_env
 
 pytestmark = pytest.mark.timeout(300)
 
