@@ -177,7 +177,8 @@ class PartitionedOutput:
     def __init__(self, num_partitions: int, ser: JsonSerializer,
                  partitioner: Callable[[Any, int], int] | None = None):
         self.n, self.ser = num_partitions, ser
-        self._user = partition_function(ser, num_partitions, partitioner) if partitioner else None
+        self._user = partitioner if partitioner and num_partitions > 1 else None
+        self._valid = set(range(num_partitions))
         self._pending: list[list] = [[] for _ in range(num_partitions)]
         self._frames: list[list[bytes]] = [[] for _ in range(num_partitions)]
         self.records = 0
@@ -192,18 +193,27 @@ class PartitionedOutput:
         if not pairs:
             return
         pending, n, user = self._pending, self.n, self._user
-        if n == 1:
+        if n == 1 or user is not None:
             if not set(map(len, pairs)) <= {2}:
                 raise ShuffleError(f"not a (key, value) pair: {next(p for p in pairs if len(p) != 2)!r}")
+        if n == 1:
             pending[0].extend(pairs)
+        elif user is not None:  # the job's partitioner: called per key, checked per batch
+            parts = [user(kv[0], n) for kv in pairs]
+            if not (set(map(type, parts)) <= {int} and set(parts) <= self._valid):
+                p, key = next((p, kv[0]) for p, kv in zip(parts, pairs)
+                              if type(p) is not int or p not in self._valid)
+                raise ShuffleError(f"partitioner returned {p!r} for key {key!r}; it must be an int "
+                                   f"in [0, {n})")
+            appends = [buf.append for buf in pending]
+            for p, kv in zip(parts, pairs):
+                appends[p](kv)
         else:
             appends = [buf.append for buf in pending]
             kb, crc = self.ser.key_bytes, zlib.crc32
             for kv in pairs:
                 key, _ = kv
-                if user is not None:
-                    appends[user(key)](kv)
-                elif type(key) is str:
+                if type(key) is str:
                     appends[crc(key.encode("utf-8", "surrogatepass")) % n](kv)
                 else:
                     appends[crc(kb(key)) % n](kv)

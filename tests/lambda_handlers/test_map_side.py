@@ -259,3 +259,15 @@ def test_fused_fold_loop_names_the_failing_record_and_the_cause(s3):
     with pytest.raises(runtime.TaskError, match=r"fold combiner failed .* byte 2 .*TypeError"):
         mapper.run_mapper_folding(_source(s3, b"1\n2\n"), lambda line: [("k", line if line == "2" else 1)],
                                   comb)
+
+
+def test_partitioned_output_checks_the_jobs_partitioner_per_batch():
+    out = shuffle.PartitionedOutput(3, JSON, lambda key, n: len(key) % n)
+    out.add_many([("a", 1), ("bb", 2), ("ccc", 3), ("dddd", 4)])
+    data, index = out.finish()
+    parts = [[k for k, _ in shuffle.iter_pairs(data[o:o + n], JSON)] for o, n in index]
+    assert parts == [["ccc"], ["a", "dddd"], ["bb"]]
+    for bad in (3, -1, True, 1.0):
+        out = shuffle.PartitionedOutput(3, JSON, lambda key, n, bad=bad: bad if key == "x" else 0)
+        with pytest.raises(shuffle.ShuffleError, match=r"returned .* for key 'x'; it must be an int in \[0, 3\)"):
+            out.add_many([("a", 1), ("x", 2)])
