@@ -235,6 +235,9 @@ def _zygote(site_dir: str, sock_fd: int) -> dict:
         if pid == 0:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             sock.close()
+            boto3 = sys.modules.get("boto3")
+            if boto3 is not None:  # the handler's session starts from its own environment
+                boto3.DEFAULT_SESSION = None
             os.dup2(fds[0], 0)
             os.dup2(fds[1], 1)
             for fd in fds:
