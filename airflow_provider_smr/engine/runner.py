@@ -86,6 +86,7 @@ class JobRunner:
         self.stack = stack
         self.log = logger or log
         self._plans: dict[str, dict] = {}
+        self._account_concurrency: int | None = None
         self._trackers: dict[str, ProgressTracker] = {}
 
     @property
@@ -135,7 +136,8 @@ class JobRunner:
                             memory_mb=self.stack.memory_mb, task_timeout_s=self.stack.timeout_s,
                             max_bad_records=max_bad_records, overwrite=overwrite,
                             speculation=speculation, speculation_threshold=speculation_threshold,
-                            deadline_grace_s=deadline_grace_s)
+                            deadline_grace_s=deadline_grace_s,
+                            concurrency=self.concurrency(max_concurrency))
             if driver == "lambda":  # the driver function lists, plans and fans out
                 self._request_plan(job_id, job, named, output, settings, pickled)
                 return job_id
@@ -155,6 +157,22 @@ class JobRunner:
                           plan["output"]["uri"])
             self._fan_out(plan, None, max_concurrency)
         return job_id
+
+    def concurrency(self, max_concurrency: int | None = None) -> int | None:
+        """How many functions a job's tasks can run at once, which the planner sizes splits and
+        reducers for: the caller's ``max_concurrency``, else the account's unreserved concurrency
+        (``GetAccountSettings``, read once per runner; None, the planner's default, if unreadable)."""
+        if max_concurrency:
+            return int(max_concurrency)
+        if self._account_concurrency is None:
+            try:
+                limit = self.lambda_.get_account_settings()["AccountLimit"]
+                self._account_concurrency = int(limit.get("UnreservedConcurrentExecutions")
+                                                or limit.get("ConcurrentExecutions") or 0)
+            except Exception as exc:  # noqa: BLE001 - e.g. no lambda:GetAccountSettings permission
+                self.log.debug("account concurrency unknown (%s); the planner assumes its default", exc)
+                self._account_concurrency = 0
+        return self._account_concurrency or None
 
     def _request_plan(self, job_id: str, job: MapReduceJob, named: dict, output: str,
                       settings: dict, pickled: bytes) -> None:

@@ -24,6 +24,9 @@ _UPDATE_CODE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/code/?$")
 WSGIApp = Callable[[dict, Callable], Any]
 
 
+ACCOUNT_SETTINGS = "/2016-08-19/account-settings"
+
+
 class Gateway:
     """WSGI app that serves Lambda invocations itself and forwards the rest to ``backend``."""
 
@@ -40,6 +43,8 @@ class Gateway:
                 status, headers, body = answer
                 start_response(status, headers)
                 return [body]
+        if method == "GET" and path.rstrip("/") == ACCOUNT_SETTINGS:
+            return self._account_settings(start_response)
         if method == "POST" and path.startswith("/2015-03-31/functions"):
             match = _INVOKE.match(path)
             if match:
@@ -53,6 +58,19 @@ class Gateway:
             if refused is not None:
                 return refused
         return self.backend(environ, start_response)
+
+    def _account_settings(self, start_response: Callable) -> list[bytes]:
+        """``GetAccountSettings``: the stack's concurrency as an account's. A function's events run
+        on at most ``workers_per_function`` workers at once, so that is the concurrency left to one
+        job's tasks (``UnreservedConcurrentExecutions``, what the planner sizes splits for)."""
+        s = self.invoker.settings
+        body = json.dumps({
+            "AccountLimit": {"TotalCodeSize": 80 * 1024**3, "CodeSizeUnzipped": 250 * 1024**2,
+                             "CodeSizeZipped": 50 * 1024**2, "ConcurrentExecutions": s.max_concurrency,
+                             "UnreservedConcurrentExecutions": min(s.max_concurrency, s.workers_per_function)},
+            "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": 0}}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def _invoke(self, environ: dict, start_response: Callable, name: str) -> Any:
         query = parse_qs(environ.get("QUERY_STRING", ""))
