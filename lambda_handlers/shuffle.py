@@ -32,7 +32,6 @@ from lambda_handlers.jobspec import Fold
 FRAME_HEADER = struct.Struct(">I")
 FOOTER = struct.Struct(">Q")
 BATCH_PAIRS = 4096
-EXPANSION = 4  # in-memory Python objects vs. their encoded bytes, for the memory budget
 KEY_COST = 200  # estimated bytes of one distinct key held in memory (dict slot, key, list/acc)
 VALUE_COST = 40  # estimated bytes of one buffered value (list slot and a small object)
 MISSING = object()  # a fold's accumulator slot that holds nothing yet

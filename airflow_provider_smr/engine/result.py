@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from typing import Any
 
 from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds
 from airflow_provider_smr.engine.requests import S3_TYPES
