@@ -4,12 +4,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["MapReduceJob", "Step", "__version__", "fold", "get_provider_info"]
+__all__ = ["MapReduceJob", "Step", "__version__", "batch_mapper", "fold", "get_provider_info", "identity",
+           "range_partitioner", "sample_boundaries"]
+
+_JOB_API = ("MapReduceJob", "Step", "batch_mapper", "fold", "identity", "range_partitioner",
+            "sample_boundaries")
 
 
 def __getattr__(name: str):
     # Importing the provider must stay cheap (DAG files are parsed often): load the job API lazily.
-    if name in ("MapReduceJob", "Step", "fold"):
+    if name in _JOB_API:
         from airflow_provider_smr import job
 
         return getattr(job, name)

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from airflow_provider_smr.sizes import parse_size
+from lambda_handlers.jobspec import IDENTITY as identity  # the reducer that writes values unchanged
 
 if TYPE_CHECKING:
     from lambda_handlers.jobspec import JobSpec
 
-__all__ = ["JobError", "JobPicklingError", "JobRuntimeError", "MapReduceJob", "Step", "check_runtime",
-           "load_job", "parse_size"]
+__all__ = ["JobError", "JobPicklingError", "JobRuntimeError", "MapReduceJob", "Step", "batch_mapper",
+           "check_runtime", "fold", "identity", "load_job", "parse_size", "range_partitioner",
+           "sample_boundaries"]
 
 INPUT_FORMATS = ("text", "csv", "jsonl")
 OUTPUT_FORMATS = ("jsonl", "tsv", "csv")
@@ -133,11 +135,12 @@ class Step:
             _check_reducers(self.num_reducers, where)
 
     def functions(self) -> list[Callable]:
-        from lambda_handlers.jobspec import Fold
+        from lambda_handlers.jobspec import BatchMapper, Fold
 
         fns = list(self.mapper.values()) if isinstance(self.mapper, dict) else [self.mapper]
         fns += [f for f in (self.combiner, self.reducer, self.partitioner) if f is not None]
-        return fns + [f.fn for f in fns if isinstance(f, Fold)]  # a fold's fn may be user code
+        # a fold's or a batch mapper's fn may be user code
+        return fns + [f.fn for f in fns if isinstance(f, (Fold, BatchMapper))]
 
 
 def fold(fn: Callable[[Any, Any], Any]):
@@ -154,6 +157,55 @@ def fold(fn: Callable[[Any, Any], Any]):
 
     _check_callable(fn, "fold function", 2, "fn(a, b) -> combined value")
     return Fold(fn)
+
+
+def batch_mapper(fn: Callable[[list], Any]):
+    """A mapper called once per block of records: ``fn(records: list) -> iterable of (key, value)``.
+
+    Like Spark's ``mapPartitions`` or Ray's ``map_batches``. The engine hands ``fn`` the records
+    of a block (thousands of lines, parsed rows or items) at a time, so a job can combine inside
+    its own loop (``counts[word] = counts.get(word, 0) + 1``) with no generator per record::
+
+        def count_words(lines):
+            counts = {}
+            for line in lines:
+                for word in line.split():
+                    counts[word] = counts.get(word, 0) + 1
+            return counts.items()
+
+        MapReduceJob(mapper=batch_mapper(count_words), combiner=fold(operator.add), reducer=fold(operator.add))
+
+    If ``fn`` raises on a block, the engine calls it again one record at a time to name the record
+    that fails (and, with ``max_bad_records``, to skip it and keep the others' pairs).
+    """
+    from lambda_handlers.jobspec import BatchMapper
+
+    _check_callable(fn, "batch mapper", 1, "fn(records: list) -> iterable of (key, value)")
+    return BatchMapper(fn)
+
+
+def range_partitioner(boundaries: Any):
+    """A total-order partitioner: partition ``i`` holds keys in ``[boundaries[i-1], boundaries[i])``.
+
+    With ``len(boundaries) + 1`` reducers, the committed parts read in order are globally sorted
+    (Hadoop's ``TotalOrderPartitioner``). Get the cut points from a sample of the keys with
+    :func:`sample_boundaries`. The engine partitions whole batches with one sort, not one call per
+    record.
+    """
+    from lambda_handlers.jobspec import RangePartitioner
+
+    try:
+        return RangePartitioner(boundaries)
+    except (TypeError, ValueError) as exc:
+        raise JobError(f"range_partitioner: {exc}") from None
+
+
+def sample_boundaries(sample_keys: Any, partitions: int) -> list:
+    """``partitions - 1`` cut points at the quantiles of a sample of keys (for :func:`range_partitioner`)."""
+    keys = sorted(sample_keys)
+    if partitions <= 1 or not keys:
+        return []
+    return [keys[len(keys) * i // partitions] for i in range(1, partitions)]
 
 
 def _check_reducers(n: Any, where: str) -> None:

@@ -6,7 +6,8 @@ import bisect
 import math
 import operator
 
-from airflow_provider_smr import MapReduceJob, fold
+from airflow_provider_smr import MapReduceJob, batch_mapper, fold, identity, range_partitioner
+from airflow_provider_smr import sample_boundaries  # noqa: F401  (run.py and dataplane.py sample sort keys)
 
 SORT_KEY = 10
 
@@ -38,8 +39,8 @@ def sorted_values(key, values):
         yield key, value
 
 
-def range_partitioner(boundaries):
-    """``partitioner(key, n)``: partition ``i`` holds keys in ``[boundaries[i-1], boundaries[i])``."""
+def python_range_partitioner(boundaries):
+    """The same cut as the built-in ``range_partitioner``, written as a user would: a call per key."""
     cuts = list(boundaries)
 
     def partition(key, n):
@@ -48,12 +49,45 @@ def range_partitioner(boundaries):
     return partition
 
 
-def sample_boundaries(sample_keys, partitions):
-    """``partitions - 1`` cut points at the quantiles of a key sample."""
-    keys = sorted(sample_keys)
-    if partitions <= 1 or not keys:
-        return []
-    return [keys[len(keys) * i // partitions] for i in range(1, partitions)]
+def count_words_block(lines):
+    """In-mapper combining: the floor's own loop (bench/floors.py), run on a block of lines."""
+    counts = {}
+    get = counts.get
+    for line in lines:
+        for word in line.split():
+            counts[word] = get(word, 0) + 1
+    return counts.items()
+
+
+def prefix_revenue_block(lines):
+    """AMPLab Q2's map with in-mapper combining: the floor's own loop, on a block of lines."""
+    sums = {}
+    get = sums.get
+    for line in lines:
+        fields = line.split(",", 4)
+        key = fields[0][:8]
+        sums[key] = get(key, 0.0) + float(fields[3])
+    return sums.items()
+
+
+def sort_records_block(lines):
+    return [(line[:SORT_KEY], line[SORT_KEY:]) for line in lines]
+
+
+def word_count_batch_job():
+    return MapReduceJob(mapper=batch_mapper(count_words_block), combiner=fold(operator.add),
+                        reducer=fold(operator.add), name="bench_word_count_batch")
+
+
+def amplab_q2_batch_job():
+    return MapReduceJob(mapper=batch_mapper(prefix_revenue_block), combiner=fold(operator.add),
+                        reducer=revenue_sum, name="bench_amplab_q2_batch")
+
+
+def sort_builtin_job(boundaries):
+    """Sort with the engine's built-ins: a batch mapper, a total-order partitioner, identity reducer."""
+    return MapReduceJob(mapper=batch_mapper(sort_records_block), reducer=identity,
+                        partitioner=range_partitioner(boundaries), name="bench_sort_builtin")
 
 
 def word_count_job():
@@ -71,4 +105,4 @@ def amplab_q2_job():
 
 def sort_job(boundaries):
     return MapReduceJob(mapper=sort_record, reducer=sorted_values,
-                        partitioner=range_partitioner(boundaries), name="bench_sort")
+                        partitioner=python_range_partitioner(boundaries), name="bench_sort")

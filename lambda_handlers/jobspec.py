@@ -91,6 +91,79 @@ class Fold:
     __hash__ = None  # type: ignore[assignment]
 
 
+class BatchMapper:
+    """A mapper that takes a block of records (a list) and returns ``(key, value)`` pairs for all of
+    them, like Spark's ``mapPartitions`` or Ray's ``map_batches``: one call per block instead of one
+    per record, so the user's loop (e.g. in-mapper combining into a dict) runs without a generator
+    per record. Called with one record, ``batch(record)`` runs ``fn([record])``, so it also works
+    wherever a per-record mapper is expected (this is how a failing record is found in a block).
+    """
+
+    def __init__(self, fn: Callable[[list], Any]):
+        if not callable(fn):
+            raise TypeError(f"batch_mapper() needs a function fn(records), got {type(fn).__name__} {fn!r}")
+        self.fn = fn
+
+    def __call__(self, record: Any) -> Any:
+        return self.fn([record])
+
+    def __repr__(self) -> str:
+        return f"batch_mapper({getattr(self.fn, '__qualname__', self.fn)!s})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BatchMapper) and other.fn == self.fn
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class RangePartitioner:
+    """A total-order partitioner (Hadoop's ``TotalOrderPartitioner``): partition ``i`` holds the keys
+    in ``[boundaries[i-1], boundaries[i])``, so parts concatenated in order are globally sorted.
+    ``boundaries`` are ``n - 1`` sorted cut points (e.g. quantiles of a key sample); a job with more
+    partitions than cuts + 1 leaves the last ones empty. The engine recognises it and partitions a
+    whole batch with one sort instead of one call per record.
+    """
+
+    def __init__(self, boundaries: Any):
+        cuts = list(boundaries)
+        if any(b < a for a, b in zip(cuts, cuts[1:])):
+            raise ValueError("range partitioner boundaries must be sorted ascending")
+        self.boundaries = cuts
+
+    def __call__(self, key: Any, n: int) -> int:
+        import bisect
+
+        return min(bisect.bisect_right(self.boundaries, key), n - 1)
+
+    def __repr__(self) -> str:
+        return f"range_partitioner(<{len(self.boundaries)} boundaries>)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RangePartitioner) and other.boundaries == self.boundaries
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class IdentityReducer:
+    """The reducer that writes every value of a key unchanged, in the order the values arrive
+    (Hadoop's ``IdentityReducer``): ``identity(key, values)`` yields ``(key, v)`` for each ``v``.
+    The engine recognises it and writes whole groups without a call per key (a sort job)."""
+
+    def __call__(self, key: Any, values: Any) -> list:
+        return [(key, v) for v in values]
+
+    def __repr__(self) -> str:
+        return "identity"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdentityReducer)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+IDENTITY = IdentityReducer()
+
+
 @dataclass
 class StepSpec:
     """One MapReduce step.
