@@ -52,6 +52,27 @@ class QueueLambda:
         return {"StatusCode": 202}
 
 
+WORKLOADS = {
+    "wordcount": (words_file, jobs.word_count_job),
+    "wordcount-batch": (words_file, jobs.word_count_batch_job),
+    "wordcount-nocombine": (words_file, jobs.word_count_without_combiner_job),
+    "amplab": (uservisits_file, jobs.amplab_q2_job),
+    "amplab-batch": (uservisits_file, jobs.amplab_q2_batch_job),
+    "sort": (sort_file, jobs.sort_job),
+    "sort-builtin": (sort_file, jobs.sort_builtin_job),
+}
+
+
+def workload_job(workload: str, data_dir: Path, size: int, reducers: int) -> tuple[object, object]:
+    """The generated input and the job of a workload (sort jobs get cut points from a key sample)."""
+    generate, make_job = WORKLOADS[workload]
+    gen = generate(data_dir, size)
+    if workload.startswith("sort"):
+        keys = [line[:jobs.SORT_KEY] for line in gen.path.read_text().splitlines()[::97]]
+        return gen, make_job(jobs.sample_boundaries(keys, reducers))
+    return gen, make_job()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,7 +94,7 @@ def _floor_one_core(workload: str, path: Path) -> float | None:
     """Seconds of the floor's pure-Python pass over ``path`` in this one process (same moment)."""
     from bench import floors
 
-    work = {"amplab": floors._sum_revenue, "wordcount": floors._count_words}.get(workload)
+    work = {"amplab": floors._sum_revenue, "wordcount": floors._count_words}.get(workload.split("-")[0])
     if work is None:
         return None
     began = time.perf_counter()
@@ -90,14 +111,7 @@ def profile(workload: str, size: int, split_size: int, reducers: int, top: int =
     from lambda_handlers import coordinator, mapper, reducer, runtime
 
     data_dir = Path(tempfile.mkdtemp(prefix="smr-prof-"))
-    if workload == "amplab":
-        gen, job = uservisits_file(data_dir, size), jobs.amplab_q2_job()
-    elif workload == "sort":
-        gen = sort_file(data_dir, size)
-        keys = [line[:10] for line in gen.path.read_text().splitlines()[::97]]
-        job = jobs.sort_job(jobs.sample_boundaries(keys, reducers))
-    else:
-        gen, job = words_file(data_dir, size), jobs.word_count_job()
+    gen, job = workload_job(workload, data_dir, size, reducers)
 
     import logging
 
@@ -173,12 +187,7 @@ def map_outputs_in_memory(workload: str, size: int, split_size: int, reducers: i
     from lambda_handlers import shuffle
 
     data_dir = Path(tempfile.mkdtemp(prefix="smr-prof-"))
-    if workload == "amplab":
-        gen, job = uservisits_file(data_dir, size), jobs.amplab_q2_job()
-    elif workload == "wordcount-nocombine":
-        gen, job = words_file(data_dir, size), jobs.word_count_without_combiner_job()
-    else:
-        gen, job = words_file(data_dir, size), jobs.word_count_job()
+    gen, job = workload_job(workload, data_dir, size, reducers)
     text = gen.path.read_bytes()
     gen.path.unlink()
     data_dir.rmdir()
@@ -248,8 +257,7 @@ def reduce_only(workload: str, size: int, split_size: int, reducers: int, budget
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workload", choices=("wordcount", "amplab", "sort", "wordcount-nocombine"),
-                   default="amplab")
+    p.add_argument("--workload", choices=sorted(WORKLOADS), default="amplab")
     p.add_argument("--size", type=parse_size, default=parse_size("32MiB"))
     p.add_argument("--split-size", type=parse_size, default=parse_size("8MiB"))
     p.add_argument("--reducers", type=int, default=4)
