@@ -12,6 +12,7 @@ Q2 at 126.8 GB from the rates this run measured (bench/model.py).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -30,7 +31,12 @@ from bench.gen_sort import KEY, sort_file  # noqa: E402
 from bench.gen_uservisits import uservisits_file  # noqa: E402
 from bench.gen_words import words_bytes, words_file  # noqa: E402
 
-WORKLOADS = ("wordcount", "amplab", "sort", "trivial", "fanout", "memory")
+# wordcount, amplab and sort run the jobs written with the engine's batch forms (batch_mapper with the
+# floor's own loop, range_partitioner, identity); the -records rows run the same jobs written one call
+# per record (a generator mapper, a Python partitioner, a per-key reducer).
+WORKLOADS = ("wordcount", "amplab", "sort", "wordcount-records", "amplab-records", "sort-records",
+             "trivial", "fanout", "memory")
+PER_RECORD = ", per record"
 FULL_SIZE = "256MiB"
 QUICK_SIZE = "8MiB"
 QUICK_SPLIT = "2MiB"
@@ -126,27 +132,27 @@ def _shuffle_puts(bench, result, work_bucket: str | None = None) -> dict:
 
 # -- workloads -------------------------------------------------------------------------------------
 
-def bench_wordcount(bench, args, data_dir: Path) -> dict:
+def bench_wordcount(bench, args, data_dir: Path, per_record: bool = False) -> dict:
     size = args.size
     gen = words_file(data_dir, size, args.seed)
     floor = floors.word_count_floor(gen.path)
     uri = bench.upload(gen.path, f"words/{gen.path.name}")
-    run = bench.run(jobs.word_count_job(), input=uri, output=f"s3://{bench.data_bucket}/out/wordcount/",
-                    **_split_kw(args, size))
+    job = jobs.word_count_job() if per_record else jobs.word_count_batch_job()
+    run = bench.run(job, input=uri, output=f"s3://{bench.data_bucket}/out/wordcount/", **_split_kw(args, size))
     verify.check_counts(_records(bench, run.result), floor.answer)
-    return _row("word count", gen.size, run, floor.seconds, verified=True,
+    return _row("word count" + PER_RECORD * per_record, gen.size, run, floor.seconds, verified=True,
                 **_shuffle_puts(bench, run.result))
 
 
-def bench_amplab(bench, args, data_dir: Path) -> dict:
+def bench_amplab(bench, args, data_dir: Path, per_record: bool = False) -> dict:
     gen = uservisits_file(data_dir, args.size, args.seed)
     floor = floors.amplab_q2_floor(gen.path)
     uri = bench.upload(gen.path, f"uservisits/{gen.path.name}")
-    run = bench.run(jobs.amplab_q2_job(), input=uri, output=f"s3://{bench.data_bucket}/out/amplab/",
-                    **_split_kw(args, args.size))
+    job = jobs.amplab_q2_job() if per_record else jobs.amplab_q2_batch_job()
+    run = bench.run(job, input=uri, output=f"s3://{bench.data_bucket}/out/amplab/", **_split_kw(args, args.size))
     verify.check_sums(_records(bench, run.result), floor.answer)
-    return _row("AMPLab Q2", gen.size, run, floor.seconds, verified=True, groups=len(floor.answer),
-                **_shuffle_puts(bench, run.result))
+    return _row("AMPLab Q2" + PER_RECORD * per_record, gen.size, run, floor.seconds, verified=True,
+                groups=len(floor.answer), **_shuffle_puts(bench, run.result))
 
 
 def _sample_keys(path: Path, samples: int = 2000) -> list[str]:
@@ -159,7 +165,7 @@ def _sample_keys(path: Path, samples: int = 2000) -> list[str]:
     return keys
 
 
-def bench_sort(bench, args, data_dir: Path) -> dict:
+def bench_sort(bench, args, data_dir: Path, per_record: bool = False) -> dict:
     gen = sort_file(data_dir, args.size, args.seed)
     floor = floors.sort_floor(gen.path, data_dir / "sort.floor.out")
     with open(gen.path) as f:
@@ -169,11 +175,13 @@ def bench_sort(bench, args, data_dir: Path) -> dict:
     kw = _split_kw(args, args.size)
     kw["num_reducers"] = reducers
     uri = bench.upload(gen.path, f"sort/{gen.path.name}")
-    run = bench.run(jobs.sort_job(boundaries), input=uri, output=f"s3://{bench.data_bucket}/out/sort/", **kw)
+    job = jobs.sort_job(boundaries) if per_record else jobs.sort_builtin_job(boundaries)
+    run = bench.run(job, input=uri, output=f"s3://{bench.data_bucket}/out/sort/", **kw)
     parts = ([rec for rec in verify.jsonl_records(part)] for part in bench.read_parts(run.result))
     verify.check_globally_sorted(parts, expected)
     Path(floor.answer).unlink(missing_ok=True)
-    return _row("sort", gen.size, run, floor.seconds, verified=True, **_shuffle_puts(bench, run.result))
+    return _row("sort" + PER_RECORD * per_record, gen.size, run, floor.seconds, verified=True,
+                **_shuffle_puts(bench, run.result))
 
 
 def bench_trivial(bench, args, data_dir: Path) -> dict:
@@ -224,6 +232,9 @@ def bench_memory(bench, args, data_dir: Path) -> dict:
 
 
 BENCHES = {"wordcount": bench_wordcount, "amplab": bench_amplab, "sort": bench_sort,
+           "wordcount-records": functools.partial(bench_wordcount, per_record=True),
+           "amplab-records": functools.partial(bench_amplab, per_record=True),
+           "sort-records": functools.partial(bench_sort, per_record=True),
            "trivial": bench_trivial, "fanout": bench_fanout, "memory": bench_memory}
 
 
