@@ -164,17 +164,24 @@ class SMRJobTrigger(BaseTrigger):
             return {"status": FAILED, "job_id": self.job_id, "state": state, "message": message}
         return None
 
+    def _lambda_client(self) -> Any:
+        """One Lambda client per trigger run (a straggler check runs every few seconds)."""
+        client = self.__dict__.get("_lambda")
+        if client is None:
+            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+            client = self.__dict__["_lambda"] = AwsBaseHook(
+                aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
+                config=self.botocore_config, client_type="lambda").get_conn()
+        return client
+
     def _check_for_stragglers(self) -> None:
         """Invoke the coordinator with ``check-deadlines`` so it launches speculative backups."""
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
         from airflow_provider_smr.deploy.template import function_name
         from airflow_provider_smr.engine.submit import invoke_async
 
         try:
-            client = AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name,
-                                 verify=self.verify, config=self.botocore_config,
-                                 client_type="lambda").get_conn()
+            client = self._lambda_client()
             event = protocol.coordinate_event(self.work_bucket, self.job_id, reason="check-deadlines")
             invoke_async(client, function_name(self.stack_name, "coordinator"), event)
         except Exception:  # noqa: BLE001 - a missed check only delays a backup attempt
