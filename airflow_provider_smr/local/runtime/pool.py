@@ -142,10 +142,14 @@ class WorkerPool:
             self._idle.clear()
             self._busy.clear()
             zygote, self._zygote = self._zygote, None
-        if zygote is not None:
-            zygote.close()
+        # Workers first, all signalled before any is awaited: while the zygote lives (it ignores
+        # SIGCHLD) the kernel reaps its killed children at once; orphaned, each waits ~2 s for init.
+        for worker in workers:
+            worker.signal_kill()
         for worker in workers:
             worker.kill()
+        if zygote is not None:
+            zygote.close()
 
     def _evict_for_one_more(self) -> None:
         """Kill the least recently used idle worker while at the process cap (lock held)."""
