@@ -275,10 +275,10 @@ def cpu_seconds(markers: list[dict], cores: int | None = None) -> float:
     return min(total, span * cores) if span > 0 else total
 
 
-def measured_rates(rows: list[dict], bench, cores: int | None = None) -> dict:
+def measured_rates(rows: list[dict], bench, cores: int | None = None, workload: str = "AMPLab Q2") -> dict:
     """Per-byte map and reduce rates of the AMPLab run, from its done markers (CPU-seconds as
     :func:`cpu_seconds`)."""
-    row = next((r for r in rows if r["workload"] == "AMPLab Q2" and "error" not in r), None)
+    row = next((r for r in rows if r["workload"] == workload and "error" not in r), None)
     if row is None:
         return {}
     markers = bench.done_markers(row["job_id"])
@@ -297,6 +297,20 @@ def measured_rates(rows: list[dict], bench, cores: int | None = None) -> dict:
     if row.get("floor_s"):
         rates["floor_mb_s_per_core"] = row["bytes"] / 1e6 / row["floor_s"] / floors.PROCESSES
     return rates
+
+
+def print_per_record_model(rates: dict) -> dict | None:
+    """One line: the modelled run of the AMPLab job written one call per record, for comparison."""
+    floor = rates.pop("floor_mb_s_per_core", None)
+    if not rates or not floor:
+        return None
+    r = model.rates_from(model.normalized(rates, floor))
+    best = model.best_plan(rates=r)
+    p = best.plan
+    print(f"the same query written one call per record (AMPLab Q2, per record; normalized rates "
+          f"{json.dumps({k: round(v, 2) for k, v in model.normalized(rates, floor).items()})}): "
+          f"M={p.map_tasks} R={p.reducers} memory={p.memory_mb} MB, {best.wall_s:.1f} s, ${best.usd:.4f}")
+    return {"plan": p.__dict__, "wall_s": round(best.wall_s, 1), "usd": best.usd}
 
 
 def print_model(rates: dict) -> dict:
@@ -401,10 +415,13 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name:<24} FAILED {row['error']}", flush=True)
                 rows.append(row)
             rates = {} if args.no_model else measured_rates(rows, bench)
+            per_record = {} if args.no_model else measured_rates(rows, bench, workload="AMPLab Q2" + PER_RECORD)
     finally:
         if not args.data_dir:
             shutil.rmtree(data_dir, ignore_errors=True)
     modelled = None if args.no_model else print_model(rates)
+    if modelled is not None:
+        modelled["per_record"] = print_per_record_model(per_record)
     print(f"\nbench finished in {time.perf_counter() - began:.1f}s, {failures} workload(s) failed")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "model": modelled}, indent=1, default=str))
