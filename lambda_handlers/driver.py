@@ -2,9 +2,10 @@
 
 A ``drive`` event (the serverless driver) names a job whose ``plan.json`` and ``job.pkl`` are
 written: the driver invokes step 0's map tasks and exits (the coordinator runs the rest, so no
-Lambda time limit applies to the job). From :data:`TREE_THRESHOLD` tasks on, the fan-out is a
-two-level tree: the driver invokes invokers (this function, ``invoke`` events) with batches of
-:data:`INVOKER_BATCH` task events, so the first mapper starts within seconds however large the job.
+Lambda time limit applies to the job). From the plan's ``invoke_tree_threshold`` map tasks on
+(default :data:`TREE_THRESHOLD`), the fan-out is a two-level tree: the driver invokes invokers
+(this function, ``invoke`` events) with batches of :data:`INVOKER_BATCH` task events, so the first
+mapper starts within seconds however large the job.
 A duplicated ``drive`` event fans out once (claim ``drive``).
 
 An ``invoke`` event is one node of the fan-out tree: it async-invokes each task event it carries
@@ -24,7 +25,7 @@ from lambda_handlers.io import dynamodb
 from lambda_handlers.reducer import ordered_parallel
 
 log = logging.getLogger("smr.driver")
-TREE_THRESHOLD = 2000
+TREE_THRESHOLD = planning.INVOKE_TREE_THRESHOLD
 INVOKER_BATCH = 200
 DRIVE_CLAIM = "drive"
 FANOUT_CLAIM = "map-0"
@@ -119,7 +120,8 @@ def drive(ev: dict) -> dict:
         if plan is None:
             return {"error": "planning failed (see failed.json)"}
         n = int(plan["steps"][0]["num_map_tasks"])
-        events = fan_out_events(bucket, job_id, n)
+        threshold = int(plan["settings"].get("invoke_tree_threshold", TREE_THRESHOLD))
+        events = fan_out_events(bucket, job_id, n, threshold)
         failed = send_all(events)
     except Exception as exc:
         log.exception("driving job %s failed", job_id)

@@ -29,6 +29,8 @@ from lambda_handlers.io import dynamodb
 
 DEFAULT_INPUT = "default"
 _GLOB_CHARS = "*?["
+#: from this many map tasks on, the serverless driver fans out through invokers (a two-level tree)
+INVOKE_TREE_THRESHOLD = 2000
 
 
 class InputError(ValueError):
@@ -411,14 +413,16 @@ def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, lis
                task_timeout_s: int = 300, max_bad_records: int = 0, overwrite: bool = False,
                speculation: bool = False, speculation_threshold: float = 3.0,
                deadline_grace_s: int = 30, created: dt.datetime | None = None,
-               tables: list[dict] = (), concurrency: int | None = None) -> dict:
+               tables: list[dict] = (), concurrency: int | None = None,
+               invoke_tree_threshold: int = INVOKE_TREE_THRESHOLD) -> dict:
     """The ``plan.json`` document of the engine contract (``tables``: DynamoDB inputs as
     :func:`describe_tables` returns them).
 
     Without ``split_size`` the split size comes from the input size and ``concurrency`` (the
     functions that can run at once; None: Lambda's default 1,000), see :func:`choose_split_size`;
     without ``num_reducers`` (argument, job or step) the reducer count comes from the input size,
-    the map count and ``memory_mb``, see :func:`choose_num_reducers`.
+    the map count and ``memory_mb``, see :func:`choose_num_reducers`. From ``invoke_tree_threshold``
+    map tasks on, the serverless driver starts them through invokers (``lambda_handlers.driver``).
     """
     protocol.validate_job_id(job_id)
     if not 1 <= max_attempts <= protocol.MAX_ATTEMPTS:
@@ -428,6 +432,8 @@ def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, lis
                         f"deadline_grace_s >= 0, got {speculation_threshold} and {deadline_grace_s}")
     if max_bad_records < 0:
         raise PlanError(f"max_bad_records must be >= 0, got {max_bad_records}")
+    if invoke_tree_threshold < 1:
+        raise PlanError(f"invoke_tree_threshold must be >= 1 (map tasks), got {invoke_tree_threshold}")
     table_inputs = {t["input"] for t in tables}
     formats = {name: dynamodb.FORMAT if name in table_inputs else job.input_format_for(name)
                for name in inputs}
@@ -460,6 +466,7 @@ def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, lis
             "speculation": speculation,
             "speculation_threshold": float(speculation_threshold),
             "deadline_grace_s": int(deadline_grace_s),
+            "invoke_tree_threshold": int(invoke_tree_threshold),
         },
         "inputs": {name: {"uris": list(uris), "format": formats[name]} for name, uris in inputs.items()},
         "splits": splits,

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from airflow_provider_smr.engine import inputs as inputs_mod
 from airflow_provider_smr.engine import requests as reqs
 from airflow_provider_smr.engine import submit as submit_mod
-from airflow_provider_smr.engine.plan import build_plan
+from airflow_provider_smr.engine.plan import INVOKE_TREE_THRESHOLD, build_plan
 from airflow_provider_smr.engine.result import build_result
 from airflow_provider_smr.engine.watch import (PROGRESS_LOG_INTERVAL_S, JobStatus, ProgressTracker,
                                                failure_message, list_status, status_from_listing)
@@ -109,8 +109,12 @@ class JobRunner:
                job_params: dict | None = None, max_bad_records: int = 0,
                speculation: bool = False, speculation_threshold: float = 3.0,
                deadline_grace_s: int = 30,
-               create_table: bool = False, driver: str = "worker") -> str:
+               create_table: bool = False, driver: str = "worker",
+               invoke_tree_threshold: int = INVOKE_TREE_THRESHOLD) -> str:
         """Plan and start a job; return its id. Nothing is invoked if any check fails.
+
+        With ``driver="lambda"``, a job of ``invoke_tree_threshold`` map tasks or more is fanned out
+        through invoker functions (a two-level tree) rather than by the driver function alone.
 
         A ``job_id`` that already exists is not started again: its id is returned (and a fan-out a
         crashed driver left unfinished is completed).
@@ -137,7 +141,8 @@ class JobRunner:
                             max_bad_records=max_bad_records, overwrite=overwrite,
                             speculation=speculation, speculation_threshold=speculation_threshold,
                             deadline_grace_s=deadline_grace_s,
-                            concurrency=self.concurrency(max_concurrency))
+                            concurrency=self.concurrency(max_concurrency),
+                            invoke_tree_threshold=invoke_tree_threshold)
             if driver == "lambda":  # the driver function lists, plans and fans out
                 self._request_plan(job_id, job, named, output, settings, pickled)
                 return job_id

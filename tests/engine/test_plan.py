@@ -154,7 +154,8 @@ def test_plan_document_follows_the_contract():
     assert plan["v"] == 1 and plan["job_id"] == "j1" and plan["work_bucket"] == "work"
     assert plan["settings"] == {"max_attempts": 4, "memory_budget_bytes": 512 * 2**20,
                                 "max_bad_records": 3, "task_timeout_s": 60, "speculation": False,
-                                "speculation_threshold": 3.0, "deadline_grace_s": 30}
+                                "speculation_threshold": 3.0, "deadline_grace_s": 30,
+                                "invoke_tree_threshold": 2000}
     assert plan["inputs"] == {"default": {"uris": ["s3://in/a"], "format": "text"}}
     assert [(s["task"], s["start"], s["end"]) for s in plan["splits"]] == [(0, 0, 100), (1, 100, 150)]
     assert plan["steps"] == [{"index": 0, "num_map_tasks": 2, "num_reducers": 2}]
@@ -167,3 +168,10 @@ def test_plan_refuses_silly_attempts():
     with pytest.raises(PlanError, match="max_attempts"):
         build_plan(job_id="j1", work_bucket="work", job=job, inputs={"default": ["s3://in/a"]},
                    objects=[obj("a", 1)], output_uri="s3://out/", max_attempts=0)
+
+
+def test_plan_refuses_an_invoke_tree_threshold_below_one_task():
+    job = MapReduceJob(mapper=tokenize)
+    with pytest.raises(PlanError, match="invoke_tree_threshold"):
+        build_plan(job_id="j1", work_bucket="work", job=job, inputs={"default": ["s3://in/a"]},
+                   objects=[obj("a", 1)], output_uri="s3://out/", invoke_tree_threshold=0)

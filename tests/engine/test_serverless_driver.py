@@ -111,19 +111,36 @@ def test_a_planning_failure_in_the_driver_fails_the_job_with_the_reason(engine):
                    timeout=TIMEOUT)
 
 
-def test_a_2000_split_job_fans_out_through_the_invoke_tree_on_the_local_stack(engine):
+def driver_invocations(logs, function_name: str) -> int:
+    """How many times the function ran: one ``REPORT`` line per invocation in its log group."""
+    kw, n = {"logGroupName": f"/aws/lambda/{function_name}"}, 0
+    while True:
+        page = logs.filter_log_events(**kw)
+        n += sum(e["message"].startswith("REPORT RequestId:") for e in page["events"])
+        if not page.get("nextToken"):
+            return n
+        kw["nextToken"] = page["nextToken"]
+
+
+def test_a_job_over_the_tree_threshold_fans_out_through_invokers_on_the_local_stack(engine, local_stack):
+    """The threshold is a plan setting (default 2,000; the 2,000-task tree is tested above without
+    a stack): 250 map tasks over a threshold of 100 go through two invokers of 200 and 50."""
     s3, runner = engine
-    lines = [f"k{i % 10}" for i in range(2000)]
+    logs, driver_fn = local_stack.client("logs"), runner.stack.functions["driver"]
+    lines = [f"k{i % 10}" for i in range(250)]
     key = f"in/{uuid.uuid4().hex[:8]}/tiny.txt"
     body = "".join(f"{line}\n" for line in lines).encode()  # 3 bytes per line: one line per split
     s3.put_object(Bucket=DATA, Key=key, Body=body)
     job = MapReduceJob(mapper=lambda line: [(line, 1)], combiner=lambda k, vs: [(k, sum(vs))],
                        reducer=lambda k, vs: [(k, sum(vs))], num_reducers=1, name="tree")
-    result = runner.run(job, input=f"s3://{DATA}/{key}", split_size=len(body) // 2000,
+    runs_before = driver_invocations(logs, driver_fn)
+    result = runner.run(job, input=f"s3://{DATA}/{key}", split_size=len(body) // 250,
                         driver="lambda", output=f"s3://{DATA}/out/tree-{uuid.uuid4().hex[:8]}/",
-                        poll_interval=1.0, timeout=900)
+                        invoke_tree_threshold=100, poll_interval=POLL, timeout=TIMEOUT)
     plan = runner.plan(result["job_id"])
-    assert len(plan["splits"]) == 2000 and plan["driver"]["where"] == "lambda"
+    assert len(plan["splits"]) == 250 and plan["driver"]["where"] == "lambda"
+    assert plan["settings"]["invoke_tree_threshold"] == 100
+    assert driver_invocations(logs, driver_fn) - runs_before == 1 + 2  # drive, then two invokers
     counts = dict(json.loads(line).values() for b in part_bytes(s3, result)
                   for line in b.decode().splitlines())
-    assert counts == {f"k{i}": 200 for i in range(10)}
+    assert counts == {f"k{i}": 25 for i in range(10)}
