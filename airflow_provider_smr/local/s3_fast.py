@@ -4,12 +4,12 @@ and ListObjectsV2.
 moto spends about 2 ms of CPU on each S3 request (Flask, its request parsing, CORS, request ids);
 shuffle files and markers make these calls the bulk of a local job. Requests that are *plain* -
 path-style, no query string, only the headers boto3 sends by default (checksums, Range,
-``If-None-Match: *``) on a bucket without versioning, object lock, default encryption or event
-notifications - are answered here from moto's own S3 backend, with the same objects and the same
-headers moto would send. A plain ListObjectsV2 (no ``fetch-owner``) asks moto's backend for the
-page, with moto's own continuation tokens, and only renders the XML here: moto's generic
-serializer costs about 1 ms per listed key. Everything else (and every error except a missing
-key) goes to moto.
+``If-None-Match: *`` on PUT, ``If-Match`` on GET: map tasks pin their input's ETag) on a bucket
+without versioning, object lock, default encryption or event notifications - are answered here
+from moto's own S3 backend, with the same objects and the same headers moto would send. A plain
+ListObjectsV2 (no ``fetch-owner``) asks moto's backend for the page, with moto's own continuation
+tokens, and only renders the XML here: moto's generic serializer costs about 1 ms per listed key.
+Everything else (and every error except a missing key or a failed precondition) goes to moto.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ _WRITE = _COMMON | {"HTTP_CONTENT_MD5", "HTTP_IF_NONE_MATCH", "HTTP_X_AMZ_SDK_CH
                     "HTTP_X_AMZ_CHECKSUM_CRC32", "HTTP_X_AMZ_CHECKSUM_CRC32C",
                     "HTTP_X_AMZ_CHECKSUM_SHA1", "HTTP_X_AMZ_CHECKSUM_SHA256",
                     "HTTP_X_AMZ_CHECKSUM_CRC64NVME"}
-_ALLOWED = {"GET": _READ, "HEAD": _READ, "PUT": _WRITE}
+_ALLOWED = {"GET": _READ | {"HTTP_IF_MATCH"}, "HEAD": _READ, "PUT": _WRITE}  # map tasks pin their input
 _XML = "application/xml"
 _LIST_PARAMS = {"list-type", "prefix", "delimiter", "max-keys", "continuation-token",
                 "start-after", "encoding-type"}
@@ -121,6 +121,11 @@ class S3FastPath:
                           key_name)
         if key.storage_class not in ("STANDARD", None) or getattr(key, "multipart", None):
             return None
+        if_match = environ.get("HTTP_IF_MATCH")
+        if if_match and key.etag not in (if_match, f'"{if_match}"'):  # as moto's GET decides
+            return _error("412 Precondition Failed", "PreconditionFailed",
+                          "At least one of the pre-conditions you specified did not hold",
+                          key_name, condition="If-Match")
         headers = dict(key.response_dict)
         if environ.get("HTTP_X_AMZ_CHECKSUM_MODE") == "ENABLED" and key.checksum_algorithm:
             headers[f"x-amz-checksum-{key.checksum_algorithm.lower()}"] = key.checksum_value

@@ -69,3 +69,13 @@ def test_bucket_policy_deny_is_enforced_like_moto(s3):
     with pytest.raises(ClientError) as caught:
         s3.get_object(Bucket="smr-local-denied", Key="secret")
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_get_if_match_serves_the_pinned_version_and_refuses_a_changed_object(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="s3/pinned", Body=b"first")["ETag"]
+    assert s3.get_object(Bucket=bucket, Key="s3/pinned", IfMatch=etag, Range="bytes=0-1")["Body"].read() == b"fi"
+    s3.put_object(Bucket=bucket, Key="s3/pinned", Body=b"second")
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="s3/pinned", IfMatch=etag)
+    assert err.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412

@@ -81,3 +81,14 @@ def test_head_and_whole_get_keep_their_length(fast):
     get = fast.handle(_environ("GET", "/fast-path-bucket/k"))
     assert head[2] == b"" and ("content-length", "5") in head[1]
     assert get[2] == b"value" and ("content-length", "5") in get[1]
+
+
+def test_a_get_pinned_to_the_etag_is_answered_and_a_stale_pin_is_refused(fast):
+    etag = dict(fast.handle(_environ("HEAD", "/fast-path-bucket/k"))[1])["ETag"]
+    for pin in (etag, etag.strip('"')):
+        status, _, data = fast.handle(_environ("GET", "/fast-path-bucket/k", HTTP_IF_MATCH=pin,
+                                               HTTP_RANGE="bytes=1-2"))
+        assert status.startswith("206") and data == b"al"
+    status, _, body = fast.handle(_environ("GET", "/fast-path-bucket/k", HTTP_IF_MATCH='"0123abc"'))
+    assert status.startswith("412")
+    assert b"<Code>PreconditionFailed</Code>" in body and b"<Condition>If-Match</Condition>" in body
