@@ -1,4 +1,9 @@
-"""The example DAGs: they import cleanly, and each one runs on the local stack as it is."""
+"""The example DAGs: they import cleanly, and each one runs on the local stack as it is.
+
+All six run once per session, one after another in ONE Airflow process, each through the CLI's own
+``airflow dags test`` (see ``dag_test_batch.py``), with a test-only cluster policy that makes SMR
+tasks poll every 0.5 s (``local_settings/``); each test then asserts on its DAG's run.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_smr.demo import DAGS_FOLDER, airflow, read_xcom
+from airflow_provider_smr.demo import DAGS_FOLDER
+from tests.airflow import dag_test_batch
 
 EXAMPLE_DAGS = {
     "smr_word_count", "smr_word_count_deferrable", "smr_amplab_revenue", "smr_pipeline", "smr_join",
@@ -27,28 +33,41 @@ def test_example_dags_import_without_errors(monkeypatch):
     assert modules  # job modules import by the same names the tasks use
 
 
-def run_dag(env, dag_id):
-    return airflow("dags", "test", dag_id, env=env, timeout=400)
+@pytest.fixture(scope="module")
+def dag_runs(airflow_local_env) -> dict[str, dict]:
+    """{dag_id: {"state", "xcoms" (task_id: latest return value), "logs"}} of every example DAG."""
+    here = Path(__file__).parent
+    env = {**airflow_local_env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+           "PYTHONPATH": str(here / "local_settings")}
+    proc = subprocess.run([sys.executable, str(here / "dag_test_batch.py"), *sorted(EXAMPLE_DAGS)],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=900)
+    runs = dag_test_batch.parse_output(proc.stdout)
+    assert proc.returncode == 0 and set(runs) == EXAMPLE_DAGS, proc.stdout[-5000:]
+    return runs
 
 
-def test_word_count_counts_words_and_reports_the_top_ten(airflow_local_env):
-    run_dag(airflow_local_env, "smr_word_count")
-    result = read_xcom(airflow_local_env, "smr_word_count", "count_words")
+def succeeded(runs: dict, dag_id: str) -> dict:
+    """The DAG's task results, once its run is known to have succeeded."""
+    run = runs[dag_id]
+    assert run["state"] == "success", f"{dag_id}: {run['state']}\n{run['logs'][-5000:]}"
+    return run["xcoms"]
+
+
+def test_word_count_counts_words_and_reports_the_top_ten(dag_runs):
+    xcoms = succeeded(dag_runs, "smr_word_count")
+    result = xcoms["count_words"]
     assert result["status"] == "SUCCEEDED"
     assert result["output"].startswith("s3://smr-examples/word_count/output/")
     assert len(result["parts"]) == 2  # num_reducers Param default
-    top = read_xcom(airflow_local_env, "smr_word_count", "show_top_words")
+    top = xcoms["show_top_words"]
     counts = [count for _, count in top]
     assert len(top) == 10 and counts == sorted(counts, reverse=True)
 
 
-def test_deferrable_word_count_waits_in_the_trigger(airflow_local_env):
-    env = {**airflow_local_env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"}
-    proc = subprocess.run([str(Path(sys.executable).parent / "airflow"), "dags", "test",
-                           "smr_word_count_deferrable"], env=env, capture_output=True, text=True, timeout=400)
-    logs = proc.stdout + proc.stderr
-    assert proc.returncode == 0, logs[-5000:]
-    result = read_xcom(airflow_local_env, "smr_word_count_deferrable", "count_words")
+def test_deferrable_word_count_waits_in_the_trigger(dag_runs):
+    result = succeeded(dag_runs, "smr_word_count_deferrable")["count_words"]
+    logs = dag_runs["smr_word_count_deferrable"]["logs"]
     assert result["status"] == "SUCCEEDED"
     assert f"Deferring: waiting for SMR job {result['job_id']}" in logs  # the trigger did the waiting
     assert f"SMR job {result['job_id']}: SUCCEEDED" in logs  # the sensor saw the same job finished
@@ -58,22 +77,20 @@ def test_deferrable_word_count_waits_in_the_trigger(airflow_local_env):
     ("smr_amplab_revenue", "revenue_by_ip_prefix"),
     ("smr_join", "join_users_orders"),
 ])
-def test_example_dag_runs_and_returns_its_result(airflow_local_env, dag_id, task_id):
-    run_dag(airflow_local_env, dag_id)
-    result = read_xcom(airflow_local_env, dag_id, task_id)
+def test_example_dag_runs_and_returns_its_result(dag_runs, dag_id, task_id):
+    result = succeeded(dag_runs, dag_id)[task_id]
     assert result["status"] == "SUCCEEDED" and result["parts"]
 
 
-def test_pipeline_feeds_the_first_jobs_output_to_the_second(airflow_local_env):
-    run_dag(airflow_local_env, "smr_pipeline")
-    counts = read_xcom(airflow_local_env, "smr_pipeline", "count_words")
-    report = read_xcom(airflow_local_env, "smr_pipeline", "report")
+def test_pipeline_feeds_the_first_jobs_output_to_the_second(dag_runs):
+    xcoms = succeeded(dag_runs, "smr_pipeline")
+    counts, histogram, report = xcoms["count_words"], xcoms["count_histogram"], xcoms["report"]
     assert counts["status"] == "SUCCEEDED"
+    assert histogram["status"] == "SUCCEEDED"
     assert sum(report["histogram"].values()) > 0
     assert len(report["top"]) == 10
 
 
-def test_mapped_dag_runs_one_job_per_input(airflow_local_env):
-    run_dag(airflow_local_env, "smr_mapped")
-    outputs = read_xcom(airflow_local_env, "smr_mapped", "outputs")
+def test_mapped_dag_runs_one_job_per_input(dag_runs):
+    outputs = succeeded(dag_runs, "smr_mapped")["outputs"]
     assert sorted(outputs) == [f"s3://smr-examples/mapped/output/{i}/" for i in range(3)]
