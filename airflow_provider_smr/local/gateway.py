@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
@@ -27,6 +28,18 @@ WSGIApp = Callable[[dict, Callable], Any]
 ACCOUNT_SETTINGS = "/2016-08-19/account-settings"
 
 
+# Set SMR_LOCAL_S3_FALLBACK_LOG to a file path to list the requests the S3 fast path leaves to moto
+# (method, path, query, headers): moto spends milliseconds on each, so a hot one there is a bug.
+FALLBACK_LOG = os.environ.get("SMR_LOCAL_S3_FALLBACK_LOG")
+
+
+def _log_fallback(environ: dict) -> None:
+    headers = sorted(k for k in environ if k.startswith(("HTTP_", "CONTENT_")))
+    with open(FALLBACK_LOG, "a") as f:
+        f.write(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}?"
+                f"{environ.get('QUERY_STRING', '')} {' '.join(headers)}\n")
+
+
 class Gateway:
     """WSGI app that serves Lambda invocations itself and forwards the rest to ``backend``."""
 
@@ -43,6 +56,8 @@ class Gateway:
                 status, headers, body = answer
                 start_response(status, headers)
                 return [body]
+            if FALLBACK_LOG:
+                _log_fallback(environ)
         if method == "GET" and path.rstrip("/") == ACCOUNT_SETTINGS:
             return self._account_settings(start_response)
         if method == "POST" and path.startswith("/2015-03-31/functions"):

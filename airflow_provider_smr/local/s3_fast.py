@@ -5,7 +5,8 @@ moto spends about 2 ms of CPU on each S3 request (Flask, its request parsing, CO
 shuffle files and markers make these calls the bulk of a local job. Requests that are *plain* -
 path-style, no query string, only the headers boto3 sends by default (checksums, Range,
 ``If-None-Match: *`` on PUT, ``If-Match`` on GET: map tasks pin their input's ETag) on a bucket
-without versioning, object lock, default encryption or event notifications - are answered here
+without versioning, object lock, KMS default encryption or event notifications (SSE-S3, the work
+bucket's default, is fine: moto's backend applies it) - are answered here
 from moto's own S3 backend, with the same objects and the same headers moto would send. A plain
 ListObjectsV2 (no ``fetch-owner``) asks moto's backend for the page, with moto's own continuation
 tokens, and only renders the XML here: moto's generic serializer costs about 1 ms per listed key.
@@ -194,8 +195,19 @@ def _plain(bucket: Any) -> bool:
     return (not getattr(bucket, "is_versioned", False)
             and getattr(bucket, "versioning_status", None) in (None, "", "Suspended")
             and not getattr(bucket, "object_lock_enabled", False)
-            and not getattr(bucket, "encryption", None)
+            and _sse_s3_or_none(getattr(bucket, "encryption", None))
             and getattr(bucket, "notification_configuration", None) is None)
+
+
+def _sse_s3_or_none(encryption: dict | None) -> bool:
+    """No default encryption, or SSE-S3 (AES256, what the stack's work bucket has): moto's
+    ``put_object`` applies that default itself and the key's headers carry it, as moto answers.
+    KMS defaults stay with moto."""
+    if not encryption:
+        return True
+    rule = encryption.get("Rule") or {}
+    default = rule.get("ApplyServerSideEncryptionByDefault") or {}
+    return default.get("SSEAlgorithm") == "AES256" and not default.get("KMSMasterKeyID")
 
 
 def _policy_denies(bucket: Any, method: str, path: str) -> bool:

@@ -92,3 +92,26 @@ def test_a_get_pinned_to_the_etag_is_answered_and_a_stale_pin_is_refused(fast):
     status, _, body = fast.handle(_environ("GET", "/fast-path-bucket/k", HTTP_IF_MATCH='"0123abc"'))
     assert status.startswith("412")
     assert b"<Code>PreconditionFailed</Code>" in body and b"<Condition>If-Match</Condition>" in body
+
+
+def _encrypt(bucket: str, default: dict) -> None:
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[ACCOUNT]["global"]
+    backend.create_bucket(bucket, "us-east-1")
+    backend.put_bucket_encryption(bucket, {"Rule": {"ApplyServerSideEncryptionByDefault": default}})
+
+
+def test_a_bucket_with_sse_s3_default_encryption_takes_the_fast_path_and_keeps_the_header(fast):
+    _encrypt("sse-s3-bucket", {"SSEAlgorithm": "AES256"})  # the stack's work bucket
+    put = fast.handle(_environ("PUT", "/sse-s3-bucket/k", **LAMBDA_HEADERS))
+    assert put is not None and put[0].startswith("200")
+    assert ("x-amz-server-side-encryption", "AES256") in put[1]
+    get = fast.handle(_environ("GET", "/sse-s3-bucket/k", **LAMBDA_HEADERS))
+    assert get is not None and ("x-amz-server-side-encryption", "AES256") in get[1]
+    assert fast.handle(_environ("GET", "/sse-s3-bucket", "list-type=2&prefix=")) is not None
+
+
+def test_a_bucket_with_kms_default_encryption_goes_to_moto(fast):
+    _encrypt("sse-kms-bucket", {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/x"})
+    assert fast.handle(_environ("PUT", "/sse-kms-bucket/k", **LAMBDA_HEADERS)) is None
