@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 import os
 import sys
 import tempfile
@@ -30,6 +31,8 @@ KEY_COST = 160  # a new str key: dict slot, its value list (4 slots), beyond the
 OTHER_KEY_COST = 250  # a new non-str key: also its identity (tagged canonical bytes) and a tuple
 SLOT = 9  # a value's pointer in its key's list, with over-allocation
 _SHARED = (type(None), bool)  # singletons: a value of these costs its list slot only
+_STR_ONLY = {str}
+_MISSING = object()
 _STR_RANK = 3  # sort_key(str)[0]: str keys go after null, booleans, numbers; before arrays, objects
 
 
@@ -241,3 +244,220 @@ def _follows(last: Any, key: Any, ser: JsonSerializer) -> bool:
     if b == a:  # the same key, or distinct keys of equal order: sorting keeps them apart
         return ser.group_key(key) == ser.group_key(last)
     return b > a
+
+
+# ---------------------------------------------------------------------------------------------
+# Sorting without grouping (identity reducers) and folding without value lists (fold reducers)
+
+PAIR_COST = 64  # a pair held for sorting: its tuple and its list slot, beyond the key and value
+_first = itemgetter(0)
+
+
+def _value_cost(values: list) -> int:
+    return max(object_bytes(values[0]), object_bytes(values[-1]))
+
+
+class _Runs:
+    """Sorted runs spilled to ``/tmp`` as framed column batches; read back as pairs."""
+
+    def __init__(self, ser: JsonSerializer, tmpdir: str | None):
+        self.ser, self.tmpdir = ser, tmpdir
+        self.paths: list[str] = []
+        self.spilled_bytes = 0
+
+    def write(self, pairs: list, frame_pairs: int) -> None:
+        from lambda_handlers.shuffle import encode_batch
+
+        fd, path = tempfile.mkstemp(prefix="smr-run-", suffix=".bin", dir=self.tmpdir)
+        self.paths.append(path)
+        with os.fdopen(fd, "wb") as f:
+            for i in range(0, len(pairs), frame_pairs):
+                data = frame(encode_batch(pairs[i:i + frame_pairs], self.ser))
+                f.write(data)
+                self.spilled_bytes += len(data)
+
+    def read(self, path: str) -> Iterator[tuple]:
+        from lambda_handlers.shuffle import decode_batch
+
+        with open(path, "rb") as f:
+            while head := f.read(4):
+                (n,) = FRAME_HEADER.unpack(head)
+                yield from decode_batch(f.read(n), self.ser)
+
+    def cleanup(self) -> None:
+        for p in self.paths:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        self.paths = []
+
+
+def _batches(pairs: Iterable, size: int = BATCH) -> Iterator[list]:
+    it = iter(pairs)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+class PairSorter:
+    """Sort ``(key, value)`` pairs with ``str`` keys by key, stably (a key's values keep the order
+    they were added in), within an estimated ``budget_bytes``: beyond it the pairs held are sorted
+    and spilled as a run, and the runs are merged at the end. No Python call per pair in memory:
+    a sort of tuples and slices of it. This is a grouping whose groups are the runs of equal keys,
+    so an identity reducer's output is the sorted pairs themselves."""
+
+    def __init__(self, ser: JsonSerializer, budget_bytes: int, tmpdir: str | None = None):
+        self.budget = max(1, int(budget_bytes))
+        self._pairs: list[tuple] = []
+        self._est = self.peak_estimate = 0
+        self._runs = _Runs(ser, tmpdir)
+
+    @property
+    def spilled_bytes(self) -> int:
+        return self._runs.spilled_bytes
+
+    @property
+    def runs(self) -> list[str]:
+        return self._runs.paths
+
+    def add_columns(self, keys: list, values: list) -> bool:
+        """Add the pairs ``zip(keys, values)``; False (nothing added) if a key is not a ``str``."""
+        if not keys:
+            return True
+        if set(map(type, keys)) != _STR_ONLY:
+            return False
+        self._pairs += zip(keys, values)
+        self._est += len(keys) * (PAIR_COST + max(object_bytes(keys[0]), object_bytes(keys[-1]))
+                                  + _value_cost(values))
+        self.peak_estimate = max(self.peak_estimate, self._est)
+        if self._est >= self.budget:
+            self.spill()
+        return True
+
+    def spill(self) -> None:
+        if not self._pairs:
+            return
+        pairs, self._pairs = self._pairs, []
+        pairs.sort(key=_first)
+        per_pair = max(1, self._est // len(pairs))
+        self._est = 0
+        self._runs.write(pairs, max(64, self.budget // RUN_FRAME_SHARE // per_pair))
+
+    def drain(self) -> Iterator[tuple]:
+        """Every pair added, each key's values in order (runs in spill order, then memory); empties
+        the sorter (to hand its pairs to another grouping)."""
+        pairs, self._pairs, self._est = self._pairs, [], 0
+        try:
+            for path in self._runs.paths:
+                yield from self._runs.read(path)
+            yield from pairs
+        finally:
+            self._runs.cleanup()
+
+    def sorted_batches(self) -> Iterator[list]:
+        """Lists of pairs in key order, stable; removes spill files when exhausted."""
+        pairs, self._pairs, self._est = self._pairs, [], 0
+        pairs.sort(key=_first)
+        if not self._runs.paths:
+            for i in range(0, len(pairs), BATCH):
+                yield pairs[i:i + BATCH]
+            return
+        try:  # runs in spill order, memory last: heapq.merge breaks ties by that order
+            runs = [self._runs.read(p) for p in self._runs.paths] + [iter(pairs)]
+            yield from _batches(heapq.merge(*runs, key=_first))
+        finally:
+            self._runs.cleanup()
+
+
+class FoldGrouper:
+    """Fold ``(key, value)`` pairs with ``str`` keys into one accumulator per key (a
+    :class:`~lambda_handlers.jobspec.Fold` reducer: ``acc = fn(acc, value)`` in arrival order, no
+    per-key value lists), within an estimated ``budget_bytes``: beyond it the accumulators are
+    sorted and spilled as a run; the runs are merged at the end, folding a key's accumulators in
+    run order (``fn`` is associative)."""
+
+    def __init__(self, fn: Callable[[Any, Any], Any], ser: JsonSerializer, budget_bytes: int,
+                 tmpdir: str | None = None):
+        self.fn, self.budget = fn, max(1, int(budget_bytes))
+        self.accumulators: dict[str, Any] = {}
+        self._key_cost = KEY_COST
+        self.peak_estimate = 0
+        self._runs = _Runs(ser, tmpdir)
+
+    @property
+    def spilled_bytes(self) -> int:
+        return self._runs.spilled_bytes
+
+    @property
+    def runs(self) -> list[str]:
+        return self._runs.paths
+
+    def add_columns(self, keys: list, values: list) -> bool:
+        """Fold the pairs ``zip(keys, values)``; False (nothing added) if a key is not a ``str``."""
+        if not keys:
+            return True
+        if set(map(type, keys)) != _STR_ONLY:
+            return False
+        accs, fn, miss = self.accumulators, self.fn, _MISSING
+        get = accs.get
+        if fn is operator.add:
+            for key, value in zip(keys, values):
+                acc = get(key, miss)
+                accs[key] = value if acc is miss else acc + value
+        else:
+            for key, value in zip(keys, values):
+                acc = get(key, miss)
+                accs[key] = value if acc is miss else fn(acc, value)
+        self._key_cost = KEY_COST + object_bytes(keys[-1]) + _value_cost(values)
+        est = len(accs) * self._key_cost
+        self.peak_estimate = max(self.peak_estimate, est)
+        if est >= self.budget:
+            self.spill()
+        return True
+
+    def _sorted_items(self) -> list:
+        accs, self.accumulators = self.accumulators, {}
+        items = list(accs.items())
+        del accs
+        items.sort(key=_first)
+        return items
+
+    def spill(self) -> None:
+        if self.accumulators:
+            self._runs.write(self._sorted_items(), max(64, self.budget // RUN_FRAME_SHARE // self._key_cost))
+
+    def drain(self) -> Iterator[tuple]:
+        """``(key, accumulator)`` pairs of every run then of memory; empties the grouper."""
+        items = list(self.accumulators.items())
+        self.accumulators = {}
+        try:
+            for path in self._runs.paths:
+                yield from self._runs.read(path)
+            yield from items
+        finally:
+            self._runs.cleanup()
+
+    def sorted_batches(self) -> Iterator[list]:
+        """Lists of ``(key, accumulator)`` in key order; removes spill files when exhausted."""
+        items = self._sorted_items()
+        if not self._runs.paths:
+            for i in range(0, len(items), BATCH):
+                yield items[i:i + BATCH]
+            return
+        try:
+            runs = [self._runs.read(p) for p in self._runs.paths] + [iter(items)]
+            yield from _batches(self._fold_merged(heapq.merge(*runs, key=_first)))
+        finally:
+            self._runs.cleanup()
+
+    def _fold_merged(self, pairs: Iterator[tuple]) -> Iterator[tuple]:
+        fn, cur_k, acc = self.fn, None, _MISSING
+        for k, v in pairs:
+            if acc is not _MISSING and k == cur_k:
+                acc = fn(acc, v)
+                continue
+            if acc is not _MISSING:
+                yield cur_k, acc
+            cur_k, acc = k, v
+        if acc is not _MISSING:
+            yield cur_k, acc

@@ -7,6 +7,11 @@ spills to ``/tmp`` beyond it. Groups are reduced in key order and written either
 step's input (shuffle serialization) or, on the last step, as a staged part in the output format
 with keys sorted: the reducer's output is streamed to the part while its keys keep the order (the
 usual case), and sorted (spilling if needed) only when a key goes back.
+
+Two reducers need no call per key when the keys are ``str``: ``identity`` (the pairs are sorted
+stably by key and written as they are: :class:`~lambda_handlers.grouping.PairSorter`) and a
+``fold`` (one accumulator per key: :class:`~lambda_handlers.grouping.FoldGrouper`). The output
+bytes are the same as calling them per key; any other key falls back to grouping.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, writers
+from lambda_handlers.jobspec import Fold, IdentityReducer
 
 FETCH_THREADS = 16
 MIN_FETCH_WINDOW = 1 << 20
@@ -150,23 +156,46 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
         key, offset, length, slice_end = piece
         return runtime.get_bytes(bucket, key, Range=f"bytes={offset}-{offset + length - 1}"), slice_end
 
-    grouper = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
+    grouper, collector = None, _collector(spec.reducer, ser, max(budget - window, budget // 2))
+    if collector is None:
+        grouper = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
     records_in = 0
     for payload in slice_payloads(window_parallel(fetch, pieces, itemgetter(2), window)):
-        batch = ser.loads(payload)
+        if collector is not None:
+            keys, values = shuffle.decode_columns(payload, ser)
+            del payload
+            records_in += len(keys)
+            if _collect(collector, keys, values, spec.reducer):
+                continue
+            grouper = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
+            grouper.add_many(collector.drain())  # a key that is not a str: group the general way
+            collector = None
+            grouper.add_many(zip(keys, values))
+            continue
+        batch = shuffle.decode_batch(payload, ser)
         del payload
         records_in += len(batch)
         grouper.add_many(batch)
         del batch
 
-    outputs = _reduce(spec.reducer, grouper.groups())
+    if collector is not None:  # pairs already in key order: the reducer's output as it is
+        batches = collector.sorted_batches()
+        outputs = itertools.chain.from_iterable(batches)
+    else:
+        batches, outputs = None, _reduce(spec.reducer, grouper.groups())
+    spilled = lambda: (collector or grouper).spilled_bytes  # noqa: E731  (read after the output)
     if last and dynamodb.is_table_output(plan["output"]):
         items = dynamodb.write_output(runtime.client("dynamodb"), plan["output"], outputs)
         return {"output_key": None, "records_in": records_in, "records_out": items,
-                "bad_records": 0, "spilled_bytes": grouper.spilled_bytes}
+                "bad_records": 0, "spilled_bytes": spilled()}
     if last:
         fmt = plan["output"]["format"]
-        part = write_in_key_order(outputs, writers.PartWriter(fmt), ser, budget // 4)
+        if batches is not None:
+            part = writers.PartWriter(fmt)
+            for batch in batches:
+                part.write_batch(batch)
+        else:
+            part = write_in_key_order(outputs, writers.PartWriter(fmt), ser, budget // 4)
         data, records_out = part.getvalue(), part.records
         out_key = protocol.staged_part_key(job_id, task, attempt, writers.extension(fmt))
     else:
@@ -175,7 +204,25 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
     runtime.put_bytes(bucket, out_key, data)
     metrics.add_out(len(data))
     return {"output_key": out_key, "records_in": records_in, "records_out": records_out,
-            "bad_records": 0, "spilled_bytes": grouper.spilled_bytes}
+            "bad_records": 0, "spilled_bytes": spilled()}
+
+
+def _collector(reducer: Any, ser: shuffle.JsonSerializer,
+               budget: int) -> grouping.PairSorter | grouping.FoldGrouper | None:
+    """What groups the reducer's input when the reducer needs no call per key: a sorter for an
+    identity reducer, a folder for a fold; None for any other reducer (grouped by key)."""
+    if isinstance(reducer, IdentityReducer):
+        return grouping.PairSorter(ser, budget)
+    if isinstance(reducer, Fold):
+        return grouping.FoldGrouper(reducer.fn, ser, budget)
+    return None
+
+
+def _collect(collector: Any, keys: list, values: list, reducer: Any) -> bool:
+    try:
+        return collector.add_columns(keys, values)
+    except Exception as exc:  # the fold's function
+        raise runtime.TaskError(f"reducer {reducer!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def write_in_key_order(pairs: Iterable[tuple[Any, Any]], part: writers.PartWriter,

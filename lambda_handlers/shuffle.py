@@ -7,7 +7,9 @@ Map output object (one per map attempt)::
     [partition 0 frames][partition 1 frames]...[partition R-1 frames][index JSON][u64 index length]
 
 A frame is ``<u32 big-endian length><payload>``; a payload is one *batch* of ``[key, value]``
-pairs encoded by the job's serializer (one ``json.dumps`` per batch, not per record). The index is
+pairs: a column batch when every key is a ``str`` (:mod:`lambda_handlers.columns`: keys joined,
+values joined or packed, no Python call per record), else the list of pairs encoded by the job's
+serializer (one ``json.dumps`` per batch, not per record). The index is
 ``[[offset, length], ...]`` per partition; it is also in the done marker, so a reducer reads its
 slice with one ranged GET and no extra request for the index.
 
@@ -24,10 +26,13 @@ import operator
 import pickle
 import struct
 import zlib
+from bisect import bisect_left
 from collections import defaultdict
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
-from lambda_handlers.jobspec import Fold
+from lambda_handlers import columns
+from lambda_handlers.jobspec import Fold, RangePartitioner
 
 FRAME_HEADER = struct.Struct(">I")
 FOOTER = struct.Struct(">Q")
@@ -36,6 +41,8 @@ KEY_COST = 200  # estimated bytes of one distinct key held in memory (dict slot,
 VALUE_COST = 40  # estimated bytes of one buffered value (list slot and a small object)
 MISSING = object()  # a fold's accumulator slot that holds nothing yet
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_first = itemgetter(0)
+_STR_ONLY = {str}
 
 
 class ShuffleError(ValueError):
@@ -121,6 +128,16 @@ def sort_key(key: Any) -> tuple:
     return (6, t.__name__, repr(key))
 
 
+def range_cuts(partitioner: Any, n: int) -> list | None:
+    """The cut points that decide partitions ``0..n-1`` of a :class:`RangePartitioner` whose
+    boundaries are all ``str`` (``key`` goes to ``min(bisect_right(boundaries, key), n - 1)``, so
+    only the first ``n - 1`` boundaries matter), else None."""
+    if type(partitioner) is not RangePartitioner or n <= 1:
+        return None
+    cuts = list(partitioner.boundaries[:n - 1])
+    return cuts if set(map(type, cuts)) <= _STR_ONLY else None
+
+
 def partition_function(ser: JsonSerializer, n: int,
                        user: Callable[[Any, int], int] | None = None) -> Callable[[Any], int]:
     """``key -> partition``: the job's partitioner (checked) or the default stable hash, the CRC-32
@@ -160,10 +177,31 @@ def iter_frames(data: bytes | memoryview) -> Iterator[bytes]:
         pos += length
 
 
+def encode_batch(batch: list, ser: JsonSerializer) -> bytes:
+    """One batch payload: a column batch when the keys are all ``str``, else ``ser.dumps``."""
+    return columns.encode_batch(batch, ser.dumps)
+
+
+def decode_columns(payload: bytes, ser: JsonSerializer) -> tuple[list, list]:
+    """``(keys, values)`` of one batch payload, whichever its encoding."""
+    try:
+        if columns.is_columns(payload):
+            return columns.decode_columns(payload, ser.loads)
+    except (ValueError, struct.error) as exc:
+        raise ShuffleError(f"corrupt shuffle batch: {exc}") from exc
+    return columns.split_pairs(ser.loads(payload))
+
+
+def decode_batch(payload: bytes, ser: JsonSerializer) -> list:
+    """The ``(key, value)`` pairs of one batch payload (tuples, or 2-lists from the serializer)."""
+    if columns.is_columns(payload):
+        return list(zip(*decode_columns(payload, ser)))
+    return ser.loads(payload)
+
+
 def iter_pairs(data: bytes, ser: JsonSerializer) -> Iterator[tuple[Any, Any]]:
     for payload in iter_frames(data):
-        for k, v in ser.loads(payload):
-            yield k, v
+        yield from decode_batch(payload, ser)
 
 
 class PartitionedOutput:
@@ -177,6 +215,7 @@ class PartitionedOutput:
                  partitioner: Callable[[Any, int], int] | None = None):
         self.n, self.ser = num_partitions, ser
         self._user = partitioner if partitioner and num_partitions > 1 else None
+        self._cuts = range_cuts(self._user, num_partitions)
         self._valid = set(range(num_partitions))
         self._pending: list[list] = [[] for _ in range(num_partitions)]
         self._frames: list[list[bytes]] = [[] for _ in range(num_partitions)]
@@ -197,6 +236,8 @@ class PartitionedOutput:
                 raise ShuffleError(f"not a (key, value) pair: {next(p for p in pairs if len(p) != 2)!r}")
         if n == 1:
             pending[0].extend(pairs)
+        elif self._cuts is not None and self._add_by_range(pairs):
+            pass
         elif user is not None:  # the job's partitioner: called per key, checked per batch
             parts = [user(kv[0], n) for kv in pairs]
             if not (set(map(type, parts)) <= {int} and set(parts) <= self._valid):
@@ -221,12 +262,31 @@ class PartitionedOutput:
             if len(buf) >= BATCH_PAIRS:
                 self._cut(p, final=False)
 
+    def _add_by_range(self, pairs: list) -> bool:
+        """Partition a batch by the range partitioner's cuts with one sort (stable: a key's values
+        keep their order) and a bisection per cut; False (nothing added) unless every key is a
+        ``str``, the only keys whose sort order is the shuffle's and the partitioner's alike."""
+        try:
+            ordered = sorted(pairs, key=_first)
+        except TypeError:  # keys of types that do not compare
+            return False
+        keys = list(map(_first, ordered))
+        if set(map(type, keys)) != _STR_ONLY:
+            return False
+        pending, last = self._pending, len(ordered)
+        starts = [0] + [bisect_left(keys, cut) for cut in self._cuts]
+        starts += [last] * (self.n + 1 - len(starts))
+        for p in range(self.n):
+            if starts[p] < starts[p + 1]:
+                pending[p].extend(ordered[starts[p]:starts[p + 1]])
+        return True
+
     def _cut(self, p: int, final: bool) -> None:
         """Encode partition ``p``'s pending pairs as frames of ``BATCH_PAIRS`` (all of them if final)."""
-        buf, dumps, frames = self._pending[p], self.ser.dumps, self._frames[p]
+        buf, ser, frames = self._pending[p], self.ser, self._frames[p]
         whole = len(buf) if final else len(buf) - len(buf) % BATCH_PAIRS
         for i in range(0, whole, BATCH_PAIRS):
-            frames.append(frame(dumps(buf[i:i + BATCH_PAIRS])))
+            frames.append(frame(encode_batch(buf[i:i + BATCH_PAIRS], ser)))
         self._pending[p] = buf[whole:]
 
     def finish(self) -> tuple[bytes, list[list[int]]]:
@@ -256,11 +316,11 @@ def encode_pairs(pairs: Iterable[tuple[Any, Any]], ser: JsonSerializer) -> tuple
     for kv in pairs:
         batch.append(kv)
         if len(batch) >= BATCH_PAIRS:
-            out.append(frame(ser.dumps(batch)))
+            out.append(frame(encode_batch(batch, ser)))
             n += len(batch)
             batch = []
     if batch:
-        out.append(frame(ser.dumps(batch)))
+        out.append(frame(encode_batch(batch, ser)))
         n += len(batch)
     return b"".join(out), n
 

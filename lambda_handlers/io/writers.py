@@ -14,12 +14,16 @@ import csv
 import io
 import json
 import json.encoder
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
 OUTPUT_FORMATS = ("jsonl", "tsv", "csv")
 _SCALARS = (str, int, float, bool, type(None))
 BATCH = 4096
 _STR_ONLY = {str}
+_first, _second = itemgetter(0), itemgetter(1)
+_PLAIN = bytes(set(range(0x20, 0x7F)) - set(b'"\\'))  # what JSON writes as it is (ensure_ascii)
 _JSON_SCALARS = set(_SCALARS)
 
 
@@ -62,6 +66,32 @@ def encode_column(values: list) -> list[str]:
     return list(map(_encode_one, values))
 
 
+def quoted_column(values: list) -> tuple[list[str], str]:
+    """``(texts, quote)`` such that ``json.dumps(values[i]) == quote + texts[i] + quote``: a column
+    of ``str`` that JSON leaves as they are (printable ASCII without ``"`` or ``\\``) is its own
+    text between quotes, checked once on the joined column; anything else is encoded."""
+    if set(map(type, values)) == _STR_ONLY:
+        joined = "".join(values)  # printable ASCII but '"' and '\\' all deleted: nothing left
+        if joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN):
+            return values, '"'
+    return encode_column(values), ""
+
+
+def _json_lines(batch: list, fmt: str) -> str:
+    """jsonl (``{"key": k, "value": v}``) or tsv (``k<TAB>v``) lines of a batch of pairs, assembled
+    a column at a time (no Python call per record)."""
+    if set(map(len, batch)) != {2}:  # not pairs: unpacking says what is wrong
+        batch = [(k, v) for k, v in batch]
+    keys, kq = quoted_column(list(map(_first, batch)))
+    values, vq = quoted_column(list(map(_second, batch)))
+    if fmt == "jsonl":
+        pieces = (repeat('{"key": ' + kq), keys, repeat(f'{kq}, "value": {vq}'), values,
+                  repeat(vq + "}\n"))
+    else:
+        pieces = (repeat(kq), keys, repeat(f"{kq}\t{vq}"), values, repeat(vq + "\n"))
+    return "".join(chain.from_iterable(zip(*pieces)))
+
+
 class OutputFormatError(ValueError):
     """A record the output format cannot hold (e.g. a list value in csv)."""
 
@@ -102,12 +132,7 @@ class PartWriter:
             return
         self.records += len(batch)
         if self.fmt != "csv":
-            keys = encode_column([k for k, _ in batch])
-            values = encode_column([v for _, v in batch])
-            if self.fmt == "jsonl":
-                text = "".join([f'{{"key": {k}, "value": {v}}}\n' for k, v in zip(keys, values)])
-            else:
-                text = "".join([f"{k}\t{v}\n" for k, v in zip(keys, values)])
+            text = _json_lines(batch, self.fmt)
         else:
             for k, v in batch:
                 if not isinstance(k, _SCALARS) or not isinstance(v, _SCALARS):
