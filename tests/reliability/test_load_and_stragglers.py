@@ -1,5 +1,10 @@
-"""Issue 5, faults 12 and 13: a 1,000-split job under a concurrency cap of 8, and a straggler that
-gets a speculative backup attempt (the first finisher wins)."""
+"""Issue 5, faults 12 and 13: a job of many more splits than a concurrency cap of 8 allows at once,
+and a straggler that gets a speculative backup attempt (the first finisher wins).
+
+Fault 12 runs 300 splits (37 times the cap; 1,000 took 76 s of the suite): what 1,000 also covered,
+listing a job's markers past one 1,000-key page, is tested directly in tests/engine/test_watch.py
+(the watcher) and tests/lambda_handlers/test_coordinator_handler.py (the coordinator).
+"""
 
 from __future__ import annotations
 
@@ -31,17 +36,20 @@ def capped():
         yield make_env(stack, "smr-rel-capped")
 
 
-def test_thousand_splits_under_a_concurrency_cap_of_8_give_the_exact_answer(capped):
-    text = fixed_lines(1000)
+SPLITS = 300
+
+
+def test_300_splits_under_a_concurrency_cap_of_8_give_the_exact_answer(capped):
+    text = fixed_lines(SPLITS)
     uri = capped.put(f"{capped.fresh('load')}/lines.txt", text)
     job = MapReduceJob(mapper=faults.tokenize, combiner=faults.total, reducer=faults.total)
     job_id = capped.runner.submit(job, input=uri, output=capped.output("load"), split_size=32,
                                   num_reducers=4, max_concurrency=8)
-    assert len(capped.runner.plan(job_id)["splits"]) == 1000
-    result = capped.runner.wait(job_id, poll_interval=1.0, timeout=540)
+    assert len(capped.runner.plan(job_id)["splits"]) == SPLITS
+    result = capped.runner.wait(job_id, poll_interval=0.5, timeout=540)
     assert capped.records(result) == faults.word_count(text)
-    assert result["counters"]["records_read"] == 1000
-    assert result["counters"]["attempts"] == 1000 + 4  # nothing retried, nothing run twice
+    assert result["counters"]["records_read"] == SPLITS
+    assert result["counters"]["attempts"] == SPLITS + 4  # nothing retried, nothing run twice
 
 
 def done_attempt(env, job_id: str, phase: str, task: int) -> int:
