@@ -16,3 +16,13 @@ def local_stack():
 
     with LocalStack(port=0) as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def deploy_engine(local_stack):
+    """A factory: ``deploy_engine(name, input_buckets=[...], memory_mb=..., timeout_s=...)`` deploys
+    an SMR stack on the session's local stack and returns a :class:`tests.deployments.Deployment`
+    (``.clients``, ``.s3``, ``.stack``, ``.runner``)."""
+    from tests.deployments import deploy
+
+    return lambda name, **kw: deploy(local_stack, name, **kw)

@@ -465,28 +465,18 @@ def count(word, ones):
 
 
 @pytest.mark.timeout(600)
-def test_report_of_a_job_with_a_retried_task_on_the_local_stack(local_stack, tmp_path):
+def test_report_of_a_job_with_a_retried_task_on_the_local_stack(deploy_engine, tmp_path):
     import uuid
 
-    import boto3
-
-    from airflow_provider_smr.deploy import deploy_stack
-    from airflow_provider_smr.engine.aws import AwsClients
-    from airflow_provider_smr.engine.runner import JobRunner
     from airflow_provider_smr.job import MapReduceJob
 
     data = "smr-report-e2e"
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
-    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
-    clients.s3.create_bucket(Bucket=data)
-    stack = deploy_stack(clients, "smr-report", memory_mb=512, timeout_s=60,
-                         input_buckets=[data], output_buckets=[data])
+    engine = deploy_engine("smr-report", input_buckets=[data])
+    clients, stack, runner = engine.clients, engine.stack, engine.runner
     run = uuid.uuid4().hex[:8]
     for i in range(3):
         clients.s3.put_object(Bucket=data, Key=f"in-{run}/{i}.txt", Body=b"a b c\nb c\nc\n" * 5)
     job = MapReduceJob(mapper=make_flaky_tokenizer(data, f"flags/{run}"), reducer=count, name="flaky")
-    runner = JobRunner(clients, stack)
     result = runner.run(job, input=f"s3://{data}/in-{run}/", output=f"s3://{data}/out-{run}/",
                         num_reducers=2, poll_interval=0.25, timeout=300)
     assert result["counters"]["retried_attempts"] == 1

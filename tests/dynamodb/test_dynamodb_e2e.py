@@ -19,21 +19,10 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def engine(local_stack):
+def engine(deploy_engine):
     """(clients, JobRunner) on a stack deployed once for this module."""
-    import boto3
-
-    from airflow_provider_smr.deploy import deploy_stack
-    from airflow_provider_smr.engine.aws import AwsClients
-    from airflow_provider_smr.engine.runner import JobRunner
-
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
-    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
-    clients.s3.create_bucket(Bucket=DATA)
-    stack = deploy_stack(clients, "smr-ddb", memory_mb=512, timeout_s=60,
-                         input_buckets=[DATA], output_buckets=[DATA])
-    return clients, JobRunner(clients, stack)
+    engine = deploy_engine("smr-ddb", input_buckets=[DATA])
+    return engine.clients, engine.runner
 
 
 def fresh(name: str) -> str:

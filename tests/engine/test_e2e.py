@@ -32,21 +32,10 @@ pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
-def engine(local_stack):
+def engine(deploy_engine):
     """(s3 client, JobRunner) on a stack deployed once for this module."""
-    import boto3
-
-    from airflow_provider_smr.deploy import deploy_stack
-    from airflow_provider_smr.engine.aws import AwsClients
-    from airflow_provider_smr.engine.runner import JobRunner
-
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
-    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
-    clients.s3.create_bucket(Bucket=DATA)
-    stack = deploy_stack(clients, "smr-e2e", memory_mb=512, timeout_s=60,
-                         input_buckets=[DATA], output_buckets=[DATA])
-    return clients.s3, JobRunner(clients, stack)
+    engine = deploy_engine("smr-e2e", input_buckets=[DATA])
+    return engine.s3, engine.runner
 
 
 def put(s3, key: str, body: str | bytes) -> str:

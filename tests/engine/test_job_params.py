@@ -29,27 +29,15 @@ def total(word, counts):
 
 
 @pytest.fixture(scope="module")
-def finished_job(local_stack):
+def finished_job(deploy_engine):
     """(s3 client, result) of a word count run with ``job_params={"min_length": 4}``."""
-    import boto3
-
-    from airflow_provider_smr.deploy import deploy_stack
-    from airflow_provider_smr.engine.aws import AwsClients
-    from airflow_provider_smr.engine.runner import JobRunner
-
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
-    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
-    clients.s3.create_bucket(Bucket=DATA)
-    clients.s3.put_object(Bucket=DATA, Key="in/a.txt", Body=b"a bb ccc dddd\nbb ccc dddd eeeee\n")
-    stack = deploy_stack(clients, "smr-params", memory_mb=256, timeout_s=30,
-                         input_buckets=[DATA], output_buckets=[DATA])
+    engine = deploy_engine("smr-params", input_buckets=[DATA], memory_mb=256, timeout_s=30)
+    engine.s3.put_object(Bucket=DATA, Key="in/a.txt", Body=b"a bb ccc dddd\nbb ccc dddd eeeee\n")
     job = MapReduceJob(mapper=words_longer_than_min, reducer=total)
     output = f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/"
-    result = JobRunner(clients, stack).run(job, input=f"s3://{DATA}/in/", output=output,
-                                           job_params={"min_length": 4}, poll_interval=0.25,
-                                           timeout=300)
-    return clients.s3, result
+    result = engine.runner.run(job, input=f"s3://{DATA}/in/", output=output,
+                               job_params={"min_length": 4}, poll_interval=0.25, timeout=300)
+    return engine.s3, result
 
 
 def test_job_params_are_visible_to_mappers_in_lambda(finished_job):

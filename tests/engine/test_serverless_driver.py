@@ -47,20 +47,10 @@ def test_small_jobs_are_invoked_directly():
 
 
 @pytest.fixture(scope="module")
-def engine(local_stack):
-    import boto3
-
-    from airflow_provider_smr.deploy import deploy_stack
-    from airflow_provider_smr.engine.aws import AwsClients
-    from airflow_provider_smr.engine.runner import JobRunner
-
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
-    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
-    clients.s3.create_bucket(Bucket=DATA)
-    stack = deploy_stack(clients, "smr-sdriver", memory_mb=512, timeout_s=60,
-                         input_buckets=[DATA], output_buckets=[DATA])
-    return clients.s3, JobRunner(clients, stack)
+def engine(deploy_engine):
+    """(s3 client, JobRunner) on a stack deployed once for this module."""
+    engine = deploy_engine("smr-sdriver", input_buckets=[DATA])
+    return engine.s3, engine.runner
 
 
 def part_bytes(s3, result) -> list[bytes]:

@@ -67,23 +67,12 @@ class Env:
 
 def make_env(local_stack, name: str, *, memory_mb: int = 512, timeout_s: int = 60,
              session_kw: dict | None = None, extra_buckets: tuple = ()) -> Env:
-    import boto3
+    from tests.deployments import deploy
 
-    from airflow_provider_smr.deploy import deploy_stack
-    from airflow_provider_smr.engine.aws import AwsClients
-    from airflow_provider_smr.engine.runner import JobRunner
-
-    kw = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", **(session_kw or {})}
-    session = boto3.session.Session(region_name="us-east-1", **kw)
-    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
-    for bucket in (DATA, FLAGS, *extra_buckets):
-        try:
-            clients.s3.create_bucket(Bucket=bucket)
-        except clients.s3.exceptions.BucketAlreadyOwnedByYou:
-            pass
-    stack = deploy_stack(clients, name, memory_mb=memory_mb, timeout_s=timeout_s,
-                         input_buckets=[DATA], output_buckets=[DATA, *extra_buckets])
-    return Env(clients, stack, JobRunner(clients, stack), clients.s3)
+    engine = deploy(local_stack, name, input_buckets=[DATA], output_buckets=[DATA, *extra_buckets],
+                    create_buckets=[FLAGS], memory_mb=memory_mb, timeout_s=timeout_s,
+                    session_kw=session_kw)
+    return Env(engine.clients, engine.stack, engine.runner, engine.s3)
 
 
 @pytest.fixture(scope="session")

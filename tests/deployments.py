@@ -1,0 +1,50 @@
+"""SMR stacks deployed on a local stack for tests: one way to get clients, a stack and a runner.
+
+``deploy(local_stack, name, input_buckets=[...])`` creates the buckets, deploys the stack with
+``deploy_stack`` and returns a :class:`Deployment`. The session fixture ``deploy_engine``
+(tests/conftest.py) binds it to the session's local stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+
+@dataclass
+class Deployment:
+    """A deployed stack: its clients, its ``StackInfo`` and a ``JobRunner`` on it."""
+
+    clients: Any
+    stack: Any
+    runner: Any
+
+    @property
+    def s3(self):
+        return self.clients.s3
+
+
+def deploy(local_stack, name: str, *, input_buckets: Iterable[str], output_buckets: Iterable[str] = (),
+           create_buckets: Iterable[str] = (), memory_mb: int = 512, timeout_s: int = 60,
+           session_kw: dict | None = None) -> Deployment:
+    """Deploy stack ``name`` whose functions read ``input_buckets`` and write ``output_buckets``
+    (default: the input buckets); those and ``create_buckets`` are created first if missing."""
+    import boto3
+
+    from airflow_provider_smr.deploy import deploy_stack
+    from airflow_provider_smr.engine.aws import AwsClients
+    from airflow_provider_smr.engine.runner import JobRunner
+
+    inputs = list(input_buckets)
+    outputs = list(output_buckets) or inputs
+    kw = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", **(session_kw or {})}
+    session = boto3.session.Session(region_name="us-east-1", **kw)
+    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
+    for bucket in dict.fromkeys([*inputs, *create_buckets, *outputs]):
+        try:
+            clients.s3.create_bucket(Bucket=bucket)
+        except clients.s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+    stack = deploy_stack(clients, name, memory_mb=memory_mb, timeout_s=timeout_s,
+                         input_buckets=inputs, output_buckets=outputs)
+    return Deployment(clients, stack, JobRunner(clients, stack))
