@@ -71,9 +71,11 @@ def quoted_column(values: list) -> tuple[list[str], str]:
     of ``str`` that JSON leaves as they are (printable ASCII without ``"`` or ``\\``) is its own
     text between quotes, checked once on the joined column; anything else is encoded."""
     if set(map(type, values)) == _STR_ONLY:
-        joined = "".join(values)  # printable ASCII but '"' and '\\' all deleted: nothing left
-        if joined.isascii() and not joined.encode("ascii").translate(None, _PLAIN):
+        joined = "".join(values)  # cheap checks first: printable ASCII minus '"' and '\\' deleted
+        if ('"' not in joined and "\\" not in joined and joined.isascii()
+                and not joined.encode("ascii").translate(None, _PLAIN)):
             return values, '"'
+        return list(map(json.encoder.encode_basestring_ascii, values)), ""
     return encode_column(values), ""
 
 

@@ -135,3 +135,15 @@ def test_a_failing_fold_names_the_reducer_and_the_cause(monkeypatch):
     shards = [[[("a", 1), ("a", "x")]]]
     with pytest.raises(runtime.TaskError, match=r"reducer fold\(add\) failed: TypeError"):
         run_reduce(monkeypatch, shards, Fold(operator.add))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.characters(), max_size=6) | st.sampled_from(["\\u0000", "\\", '"', "\0", "\x7f"]),
+                min_size=1, max_size=8))
+def test_a_str_column_is_quoted_exactly_as_json_dumps_writes_it(column):
+    import json
+
+    from lambda_handlers.io import writers
+
+    texts, quote = writers.quoted_column(column)
+    assert [quote + t + quote for t in texts] == [json.dumps(s) for s in column]
