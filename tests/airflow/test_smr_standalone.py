@@ -79,6 +79,7 @@ def standalone(airflow_home, local_stack, tmp_path):
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",  # a busy 2-core box answers slowly
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "PYTHONPATH": str(Path(__file__).parent / "local_settings"),  # SMR tasks poll every 0.5 s
     })
     log = tmp_path / "standalone.log"
     with open(log, "w") as out:

@@ -17,7 +17,7 @@ from lambda_handlers import protocol, runtime
 from lambda_handlers.jobspec import JobSpec, StepSpec
 from airflow_provider_smr.cost import shuffle_put_budget
 
-from conftest import FUNCTIONS
+from tests.lambda_handlers.conftest import FUNCTIONS
 
 M, R = 30, 3
 
