@@ -4,6 +4,11 @@ With reducers, one attempt writes ONE object holding all R partitions plus an in
 (:mod:`lambda_handlers.shuffle`). A map-only last step writes its part directly, sorted by key.
 Bad records (parse errors or the mapper raising) fail the task naming the object, the byte offset
 and a preview of the record, unless ``settings.max_bad_records`` allows skipping (and counting) them.
+
+A :class:`~lambda_handlers.jobspec.BatchMapper` is called once per block of (parsed) records, blocks
+of :data:`~lambda_handlers.io.readers.BATCH_BLOCK_BYTES`; when that call fails (or returns
+something that is not pairs) its block is mapped again one record at a time (``fn([record])``) to
+find, name or skip the failing records.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, readers, writers
+from lambda_handlers.jobspec import BatchMapper
 
 log = logging.getLogger("smr.mapper")
 
@@ -35,11 +41,11 @@ class _Source:
         self.blocks, self.parse, self.where, self.locate = blocks, parse, where, locate
 
 
-def _batched(items: Iterable, counter: dict) -> Iterator[list]:
-    """Lists of up to ``BLOCK_RECORDS`` items; ``counter["base"]`` is the first one's number."""
+def _batched(items: Iterable, counter: dict, size: int = readers.BLOCK_RECORDS) -> Iterator[list]:
+    """Lists of up to ``size`` items; ``counter["base"]`` is the first one's number."""
     it, base = iter(items), 0
     while True:
-        block = list(islice(it, readers.BLOCK_RECORDS))
+        block = list(islice(it, size))
         if not block:
             return
         counter["base"] = base
@@ -47,28 +53,34 @@ def _batched(items: Iterable, counter: dict) -> Iterator[list]:
         base += len(block)
 
 
-def _split_source(split: dict, metrics: runtime.TaskMetrics) -> _Source:
+def _split_source(split: dict, metrics: runtime.TaskMetrics, batch: bool = False) -> _Source:
+    """The records of a split, in blocks sized for a per-record or (``batch``) a batch mapper."""
     if split.get("format") == dynamodb.FORMAT:
         seg = dynamodb.SegmentInput(runtime.client("dynamodb"), split)
         counter = {"base": 0}
         table = (f"dynamodb://{split['table']} segment {split['segment']}/"
                  f"{split['total_segments']}")
-        return _Source(_batched(seg, counter), seg.parse, seg.where(),
+        size = readers.BATCH_BLOCK_RECORDS if batch else readers.BLOCK_RECORDS
+        return _Source(_batched(seg, counter, size), seg.parse, seg.where(),
                        lambda i: f"item #{counter['base'] + i} of {table}")
-    src = readers.SplitInput(split, metrics.add_in)
+    if batch:
+        src = readers.SplitInput(split, metrics.add_in, None, readers.BATCH_BLOCK_BYTES)
+    else:
+        src = readers.SplitInput(split, metrics.add_in)
     unit = " (decompressed)" if split.get("compression") else ""
     return _Source(src.blocks(), src.parse, src.where(),
                    lambda i: f"byte {src.locate(i)}{unit} of {src.describe()}")
 
 
 def _previous_step_source(bucket: str, job_id: str, step: int, task: int,
-                          ser: shuffle.JsonSerializer) -> _Source:
+                          ser: shuffle.JsonSerializer, batch: bool = False) -> _Source:
     marker = runtime.get_json(bucket, protocol.done_marker_key(job_id, step - 1, protocol.REDUCE, task))
     key = marker["output_key"]
     data = runtime.get_bytes(bucket, key)
     counter = {"base": 0}
     pairs = (tuple(kv) for kv in shuffle.iter_pairs(data, ser))
-    return _Source(_batched(pairs, counter), readers.identity,
+    size = readers.BATCH_BLOCK_RECORDS if batch else readers.BLOCK_RECORDS
+    return _Source(_batched(pairs, counter, size), readers.identity,
                    {"bucket": bucket, "key": key, "start": None, "end": None},
                    lambda i: f"record #{counter['base'] + i} of s3://{bucket}/{key}")
 
@@ -87,21 +99,13 @@ def run_mapper(source: _Source, mapper: Callable, sink: Callable[[list], None],
                max_bad: int) -> tuple[int, int]:
     """Feed every record through ``mapper`` into ``sink``, one list of pairs per block of records;
     return (records, bad). A record whose mapper raises contributes no pairs."""
-    records = bad = 0
+    if isinstance(mapper, BatchMapper):
+        return _run_batch_mapper(source, mapper.fn, sink, max_bad)
+    records = 0
     parse, skip = source.parse, readers.SKIP
     if parse is readers.identity:
         parse = None
-
-    def bad_record(raw: Any, i: int, exc: Exception) -> None:
-        nonlocal bad
-        bad += 1
-        if bad > max_bad:
-            where = source.locate(i)
-            raise runtime.TaskError(
-                f"mapper failed on the record at {where}: {type(exc).__name__}: {exc}"
-                + (f" (more than max_bad_records={max_bad} bad records)" if max_bad else ""),
-                input=source.where, record_preview=_preview(raw)) from exc
-        log.warning("skipping bad record at %s: %s", source.locate(i), exc)
+    bad_record = _BadRecords(source, max_bad)
 
     for block in source.blocks:
         pending: list = []
@@ -130,13 +134,120 @@ def run_mapper(source: _Source, mapper: Callable, sink: Callable[[list], None],
         records += n
         if pending:
             checked_sink(sink, pending, "mapper")
-    return records, bad
+    return records, bad_record.count
+
+
+class _BadRecords:
+    """Counts bad records; the one past ``max_bad`` fails the task, naming it."""
+
+    def __init__(self, source: _Source, max_bad: int):
+        self.source, self.max_bad, self.count = source, max_bad, 0
+
+    def __call__(self, raw: Any, i: int, exc: Exception) -> None:
+        self.count += 1
+        where = self.source.locate(i)
+        if self.count > self.max_bad:
+            raise runtime.TaskError(
+                f"mapper failed on the record at {where}: {type(exc).__name__}: {exc}"
+                + (f" (more than max_bad_records={self.max_bad} bad records)" if self.max_bad else ""),
+                input=self.source.where, record_preview=_preview(raw)) from exc
+        log.warning("skipping bad record at %s: %s", where, exc)
+
+
+class NotPairsError(TypeError):
+    """A batch mapper returned something other than an iterable of (key, value) pairs."""
+
+
+def _pairs_of(out: Any) -> list:
+    """A batch mapper's output as a list of pairs (2-tuples or 2-lists), checked in one pass."""
+    if out is None:
+        return []
+    pairs = out if type(out) is list else list(out)
+    try:
+        ok = not pairs or set(map(len, pairs)) <= {2}
+    except TypeError:
+        ok = False
+    if not ok:
+        bad = next(p for p in pairs if not (hasattr(p, "__len__") and len(p) == 2))
+        raise NotPairsError(
+            f"the batch mapper must return an iterable of (key, value) pairs; it produced "
+            f"{runtime.preview(repr(bad).encode())} among them")
+    return pairs
+
+
+def _parsed(block: list, parse: Callable[[Any], Any] | None,
+            on_error: Callable[[Any, int, Exception], None]) -> tuple[list, list | None, int]:
+    """``(records, their indexes in block or None if all, records skipped)``; a record whose
+    parser raises goes to ``on_error(raw, index, exc)`` and is left out."""
+    if parse is None:
+        return block, None, 0
+    recs, index, skipped, skip = [], [], 0, readers.SKIP
+    for i, raw in enumerate(block):
+        try:
+            rec = parse(raw)
+        except Exception as exc:
+            on_error(raw, i, exc)
+            continue
+        if rec is skip:
+            skipped += 1
+            continue
+        recs.append(rec)
+        index.append(i)
+    return recs, index, skipped
+
+
+def _run_batch_mapper(source: _Source, fn: Callable[[list], Any], sink: Callable[[list], None],
+                      max_bad: int) -> tuple[int, int]:
+    """:func:`run_mapper` for a batch mapper: ``fn(records)`` once per block; if it fails, the
+    block again record by record, skipping (up to ``max_bad``) or naming the failing ones."""
+    records = 0
+    parse = None if source.parse is readers.identity else source.parse
+    bad_record = _BadRecords(source, max_bad)
+    for block in source.blocks:
+        recs, index, skipped = _parsed(block, parse, bad_record)
+        records += len(block) - skipped
+        if not recs:
+            continue
+        try:
+            pairs = _pairs_of(fn(recs))
+        except Exception as exc:
+            pairs = _per_record(source, fn, block, recs, index, exc, bad_record)
+        if pairs:
+            checked_sink(sink, pairs, "mapper")
+    return records, bad_record.count
+
+
+def _per_record(source: _Source, fn: Callable[[list], Any], block: list, recs: list,
+                index: list | None, block_exc: Exception, bad_record: _BadRecords) -> list:
+    """The pairs of ``recs`` mapped one at a time, after ``fn(recs)`` failed with ``block_exc``;
+    the records that fail alone go to ``bad_record``."""
+    pairs: list = []
+    before = bad_record.count
+    for j, rec in enumerate(recs):
+        try:
+            pairs += _pairs_of(fn([rec]))
+        except Exception as exc:
+            i = j if index is None else index[j]
+            bad_record(block[i], i, exc)
+    if bad_record.count == before:
+        raise _block_error(source, recs, index, block_exc) from block_exc
+    return pairs
+
+
+def _block_error(source: _Source, recs: list, index: list | None, exc: Exception) -> runtime.TaskError:
+    first = 0 if index is None else index[0]
+    return runtime.TaskError(
+        f"the batch mapper failed on the block of {len(recs)} records starting at "
+        f"{source.locate(first)} but on none of them alone: {type(exc).__name__}: {exc}",
+        input=source.where)
 
 
 def run_mapper_folding(source: _Source, mapper: Callable, comb: shuffle.FoldCombiner) -> int:
     """:func:`run_mapper` fused with a fold combiner: pairs are folded as the mapper yields them,
     with no list of pending pairs. Only without ``max_bad_records``: a failing record fails the
     task, so the pairs it yielded before failing never matter. Returns the records read."""
+    if isinstance(mapper, BatchMapper):
+        return _run_batch_folding(source, mapper.fn, comb)
     records = 0
     parse, skip = source.parse, readers.SKIP
     if parse is readers.identity:
@@ -172,6 +283,76 @@ def run_mapper_folding(source: _Source, mapper: Callable, comb: shuffle.FoldComb
         records += len(block)
         comb.check_budget()
     return records
+
+
+def _run_batch_folding(source: _Source, fn: Callable[[list], Any], comb: shuffle.FoldCombiner) -> int:
+    """:func:`run_mapper_folding` for a batch mapper: ``fn(records)`` once per block, its pairs
+    folded by :func:`fold_pairs`. A failure fails the task, naming the record found by mapping
+    the block again one record at a time."""
+    records = 0
+    parse = None if source.parse is readers.identity else source.parse
+
+    def parse_error(raw: Any, i: int, exc: Exception) -> None:
+        raise _record_error(source, raw, i, exc, None) from exc
+
+    for block in source.blocks:
+        recs, index, skipped = _parsed(block, parse, parse_error)
+        records += len(block) - skipped
+        if not recs:
+            continue
+        try:
+            out = fn(recs)
+            if out is not None:
+                fold_pairs(comb, out)
+        except Exception as exc:
+            _raise_for_failing_record(source, fn, comb, block, recs, index, exc)
+        comb.check_budget()
+    return records
+
+
+_DICT_ITEMS = type({}.items())
+
+
+def fold_pairs(comb: shuffle.FoldCombiner, pairs: Iterable) -> None:
+    """Fold ``pairs`` into the combiner's accumulators (``FoldCombiner.add_many`` without its
+    budget check, which the caller does once per block)."""
+    accs, fn, miss, other = comb.accumulators, comb.fn, shuffle.MISSING, comb.add_other
+    if not accs and type(pairs) is _DICT_ITEMS:  # distinct keys into nothing: a copy, if all str
+        accs.update(pairs)
+        if set(map(type, accs)) <= {str}:
+            return
+        accs.clear()
+    get = accs.get
+    if fn is operator.add:
+        for key, value in pairs:
+            if type(key) is str:
+                acc = get(key, miss)
+                accs[key] = value if acc is miss else acc + value
+            else:
+                other(key, value)
+    else:
+        for key, value in pairs:
+            if type(key) is str:
+                acc = get(key, miss)
+                accs[key] = value if acc is miss else fn(acc, value)
+            else:
+                other(key, value)
+
+
+def _raise_for_failing_record(source: _Source, fn: Callable[[list], Any], comb: shuffle.FoldCombiner,
+                              block: list, recs: list, index: list | None, block_exc: Exception) -> None:
+    """Map and fold ``recs`` one at a time to find the one that made ``fn(recs)`` (or folding its
+    pairs) fail, and raise its error. The task fails either way, so the accumulators may be left
+    half-folded."""
+    for j, rec in enumerate(recs):
+        i = j if index is None else index[j]
+        try:
+            out = fn([rec])
+            if out is not None:
+                fold_pairs(comb, out)
+        except Exception as exc:
+            raise _record_error(source, block[i], i, exc, fold_pairs.__code__) from exc
+    raise _block_error(source, recs, index, block_exc) from block_exc
 
 
 def _record_error(source: _Source, raw: Any, i: int, exc: Exception, loop: Any) -> runtime.TaskError:
@@ -226,11 +407,12 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
         if task >= len(plan["splits"]):
             raise runtime.TaskFailedError(f"map task {task} is not in the plan ({len(plan['splits'])} splits)")
         split = plan["splits"][task]
-        source = _split_source(split, metrics)
+        mapper = _mapper_for(spec, split)
+        source = _split_source(split, metrics, isinstance(mapper, BatchMapper))
     else:
         split = None
-        source = _previous_step_source(bucket, job_id, step, task, ser)
-    mapper = _mapper_for(spec, split)
+        mapper = _mapper_for(spec, split)
+        source = _previous_step_source(bucket, job_id, step, task, ser, isinstance(mapper, BatchMapper))
 
     if num_reducers > 0:
         out = shuffle.PartitionedOutput(num_reducers, ser, spec.partitioner)
