@@ -33,6 +33,7 @@ SLOT = 9  # a value's pointer in its key's list, with over-allocation
 _SHARED = (type(None), bool)  # singletons: a value of these costs its list slot only
 _STR_ONLY = {str}
 _MISSING = object()
+_first = itemgetter(0)
 _STR_RANK = 3  # sort_key(str)[0]: str keys go after null, booleans, numbers; before arrays, objects
 
 
@@ -203,39 +204,56 @@ def _merge_runs(runs: list[Iterator], order: Callable, values_at: int, key_at: i
 # A reducer's output in key order
 
 
-def write_while_ordered(pairs: Iterator[tuple[Any, Any]], write_batch: Callable[[list], None],
-                        ser: JsonSerializer) -> tuple[Any, Any] | None:
-    """Pass ``pairs`` to ``write_batch`` (lists of ``(key, value)``) while they are in grouped key
-    order: keys never go back in :func:`sort_key` order and a key's pairs are contiguous. Return the
-    first pair that breaks the order (not written; the caller sorts from there), or None once
-    ``pairs`` is exhausted."""
+def batches_of(pairs: Iterable, size: int = BATCH) -> Iterator[list]:
+    """``pairs`` in lists of ``size``."""
     it = iter(pairs)
-    batch: list = []
-    append = batch.append
-    for last, v in it:
-        append((last, v))
-        break
-    else:
-        return None
-    last_str = type(last) is str
-    broke = None
-    for k, v in it:
-        if last_str and type(k) is str:
-            if k < last:
-                broke = k, v
-                break
-        elif not _follows(last, k, ser):
-            broke = k, v
-            break
-        append((k, v))
-        if len(batch) >= BATCH:
-            write_batch(batch)
-            batch = []
-            append = batch.append
-        last, last_str = k, type(k) is str
-    if batch:
-        write_batch(batch)
-    return broke
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def write_batches_while_ordered(batches: Iterable[list], write_batch: Callable[[list], None],
+                                ser: JsonSerializer) -> Iterator[tuple] | None:
+    """Pass lists of pairs to ``write_batch`` while they are in grouped key order: keys never go back
+    in :func:`sort_key` order and a key's pairs are contiguous. A list of ``str`` keys in order is checked
+    and written whole (no Python step per pair); others pair by pair. Return None once every pair is
+    written, else the pairs not written, from the first that breaks the order on."""
+    it = iter(batches)
+    last: Any = _MISSING
+    for batch in it:
+        if not batch:
+            continue
+        n = len(batch) if _ordered_strs(last, batch) else _ordered_count(last, batch, ser)
+        if n:
+            write_batch(batch if n == len(batch) else batch[:n])
+            last = batch[n - 1][0]
+        if n < len(batch):
+            return itertools.chain(batch[n:], itertools.chain.from_iterable(it))
+    return None
+
+
+def _ordered_strs(last: Any, batch: list) -> bool:
+    """All keys of ``batch`` are ``str``, never going back, nor from ``last``."""
+    try:
+        keys = list(map(_first, batch))
+    except (TypeError, IndexError, KeyError):
+        return False
+    if set(map(type, keys)) != _STR_ONLY or not (last is _MISSING or (type(last) is str and last <= keys[0])):
+        return False
+    return all(map(operator.le, keys, keys[1:]))
+
+
+def _ordered_count(last: Any, batch: list, ser: JsonSerializer) -> int:
+    """How many pairs at the start of ``batch`` keep grouped key order after ``last``."""
+    n = 0
+    for k, _ in batch:
+        if last is not _MISSING:
+            if type(last) is str and type(k) is str:
+                if k < last:
+                    return n
+            elif not _follows(last, k, ser):
+                return n
+        last, n = k, n + 1
+    return n
 
 
 def _follows(last: Any, key: Any, ser: JsonSerializer) -> bool:
@@ -250,7 +268,6 @@ def _follows(last: Any, key: Any, ser: JsonSerializer) -> bool:
 # Sorting without grouping (identity reducers) and folding without value lists (fold reducers)
 
 PAIR_COST = 64  # a pair held for sorting: its tuple and its list slot, beyond the key and value
-_first = itemgetter(0)
 
 
 def _value_cost(values: list) -> int:
@@ -291,12 +308,6 @@ class _Runs:
             except OSError:
                 pass
         self.paths = []
-
-
-def _batches(pairs: Iterable, size: int = BATCH) -> Iterator[list]:
-    it = iter(pairs)
-    while batch := list(itertools.islice(it, size)):
-        yield batch
 
 
 class PairSorter:
@@ -364,7 +375,7 @@ class PairSorter:
             return
         try:  # runs in spill order, memory last: heapq.merge breaks ties by that order
             runs = [self._runs.read(p) for p in self._runs.paths] + [iter(pairs)]
-            yield from _batches(heapq.merge(*runs, key=_first))
+            yield from batches_of(heapq.merge(*runs, key=_first))
         finally:
             self._runs.cleanup()
 
@@ -446,7 +457,7 @@ class FoldGrouper:
             return
         try:
             runs = [self._runs.read(p) for p in self._runs.paths] + [iter(items)]
-            yield from _batches(self._fold_merged(heapq.merge(*runs, key=_first)))
+            yield from batches_of(self._fold_merged(heapq.merge(*runs, key=_first)))
         finally:
             self._runs.cleanup()
 

@@ -179,10 +179,10 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
         del batch
 
     if collector is not None:  # pairs already in key order: the reducer's output as it is
-        batches = collector.sorted_batches()
-        outputs = itertools.chain.from_iterable(batches)
+        batches, ordered = collector.sorted_batches(), True
     else:
-        batches, outputs = None, _reduce(spec.reducer, grouper.groups())
+        batches, ordered = _reduce(spec.reducer, grouper.groups()), False
+    outputs = itertools.chain.from_iterable(batches)
     spilled = lambda: (collector or grouper).spilled_bytes  # noqa: E731  (read after the output)
     if last and dynamodb.is_table_output(plan["output"]):
         items = dynamodb.write_output(runtime.client("dynamodb"), plan["output"], outputs)
@@ -190,12 +190,12 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
                 "bad_records": 0, "spilled_bytes": spilled()}
     if last:
         fmt = plan["output"]["format"]
-        if batches is not None:
+        if ordered:
             part = writers.PartWriter(fmt)
             for batch in batches:
                 part.write_batch(batch)
         else:
-            part = write_in_key_order(outputs, writers.PartWriter(fmt), ser, budget // 4)
+            part = write_batches_in_key_order(batches, writers.PartWriter(fmt), ser, budget // 4)
         data, records_out = part.getvalue(), part.records
         out_key = protocol.staged_part_key(job_id, task, attempt, writers.extension(fmt))
     else:
@@ -227,17 +227,26 @@ def _collect(collector: Any, keys: list, values: list, reducer: Any) -> bool:
 
 def write_in_key_order(pairs: Iterable[tuple[Any, Any]], part: writers.PartWriter,
                        ser: shuffle.JsonSerializer, budget: int) -> writers.PartWriter:
-    """Write ``pairs`` to ``part`` grouped by key in key order, values in order.
+    """Write ``pairs`` to ``part`` grouped by key in key order, values in order (see
+    :func:`write_batches_in_key_order`)."""
+    return write_batches_in_key_order(grouping.batches_of(pairs), part, ser, budget)
+
+
+def write_batches_in_key_order(batches: Iterable[list], part: writers.PartWriter,
+                               ser: shuffle.JsonSerializer, budget: int) -> writers.PartWriter:
+    """Write lists of pairs to ``part`` grouped by key in key order, values in order.
 
     Streams while the keys keep the order; when one goes back, the records written so far are
     read back and everything is sorted through an :class:`~lambda_handlers.grouping.ExternalGrouper`
     (spilling beyond ``budget``). The bytes are the same either way."""
-    it = iter(pairs)
+    it: Iterable = iter(batches)
     if part.can_drain:
-        broke = grouping.write_while_ordered(it, part.write_batch, ser)
-        if broke is None:
+        rest = grouping.write_batches_while_ordered(it, part.write_batch, ser)
+        if rest is None:
             return part
-        it = itertools.chain(part.drain(), (broke,), it)
+        it = itertools.chain(part.drain(), rest)
+    else:
+        it = itertools.chain.from_iterable(it)
     sorter = grouping.ExternalGrouper(ser, budget)
     sorter.add_many(it)
     for k, values in sorter.groups():
@@ -246,13 +255,21 @@ def write_in_key_order(pairs: Iterable[tuple[Any, Any]], part: writers.PartWrite
     return part
 
 
-def _reduce(reducer: Callable, groups: Iterator[tuple[Any, list]]) -> Iterator[tuple[Any, Any]]:
+def _reduce(reducer: Callable, groups: Iterator[tuple[Any, list]]) -> Iterator[list]:
+    """The reducer's output in lists of about ``grouping.BATCH`` pairs (a call per key, no
+    generator step per pair)."""
+    batch: list = []
     for key, values in groups:
         try:
             out = reducer(key, values)
             if out is not None:
-                yield from out
+                batch.extend(out)
         except Exception as exc:
             raise runtime.TaskError(f"reducer failed on key {runtime.preview(key)}: "
                                     f"{type(exc).__name__}: {exc}",
                                     record_preview=runtime.preview(key)) from exc
+        if len(batch) >= grouping.BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
