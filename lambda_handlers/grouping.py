@@ -64,11 +64,11 @@ def sorted_groups(groups: _Groups) -> Iterator[tuple[Any, list]]:
     strs = sorted(by_str)
     pop = by_str.pop  # each group is released once yielded (the caller drops ``groups``)
     if not groups.other:
-        return ((k, pop(k)) for k in strs)
+        return zip(strs, map(pop, strs))
     others = sorted(((sort_key(k), k, vs) for k, vs in groups.other.values()), key=itemgetter(0))
     groups.other.clear()
     split = next((i for i, o in enumerate(others) if o[0][0] > _STR_RANK), len(others))
-    return itertools.chain(((k, vs) for _, k, vs in others[:split]), ((k, pop(k)) for k in strs),
+    return itertools.chain(((k, vs) for _, k, vs in others[:split]), zip(strs, map(pop, strs)),
                            ((k, vs) for _, k, vs in others[split:]))
 
 
@@ -105,14 +105,31 @@ class ExternalGrouper:
         while batch := list(itertools.islice(it, BATCH)):
             self._add_batch(batch)
 
+    def add_columns(self, keys: list, values: list) -> None:
+        """Add the pairs ``zip(keys, values)`` (a decoded batch; all-``str`` keys take a path with
+        no Python step per pair)."""
+        if not keys:
+            return
+        if len(keys) > BATCH:
+            for i in range(0, len(keys), BATCH):
+                self.add_columns(keys[i:i + BATCH], values[i:i + BATCH])
+            return
+        g = self._groups
+        keys_before = len(g.by_str) + len(g.other)
+        g.add_columns(keys, values)
+        self._account(keys_before, len(keys), pair_costs([(keys[0], values[0]), (keys[-1], values[-1])]))
+
     def _add_batch(self, batch: list) -> None:
         if not batch:
             return
         g = self._groups
         keys_before = len(g.by_str) + len(g.other)
         g.add_many(batch)
-        key_cost, value_cost = pair_costs(batch)
-        self._est += (len(g.by_str) + len(g.other) - keys_before) * key_cost + len(batch) * value_cost
+        self._account(keys_before, len(batch), pair_costs(batch))
+
+    def _account(self, keys_before: int, added: int, costs: tuple[int, int]) -> None:
+        g, (key_cost, value_cost) = self._groups, costs
+        self._est += (len(g.by_str) + len(g.other) - keys_before) * key_cost + added * value_cost
         if self._est > self.peak_estimate:
             self.peak_estimate = self._est
         if self._est >= self.budget:

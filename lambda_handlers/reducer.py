@@ -172,11 +172,11 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
             collector = None
             grouper.add_many(zip(keys, values))
             continue
-        batch = shuffle.decode_batch(payload, ser)
+        keys, values = shuffle.decode_columns(payload, ser)
         del payload
-        records_in += len(batch)
-        grouper.add_many(batch)
-        del batch
+        records_in += len(keys)
+        grouper.add_columns(keys, values)
+        del keys, values
 
     if collector is not None:  # pairs already in key order: the reducer's output as it is
         batches, ordered = collector.sorted_batches(), True

@@ -27,7 +27,7 @@ import pickle
 import struct
 import zlib
 from bisect import bisect_left
-from collections import defaultdict
+from collections import defaultdict, deque
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
@@ -489,6 +489,15 @@ class _Groups:
                 g[1].append(value)
         self.values += len(pairs)
         return len(pairs)
+
+    def add_columns(self, keys: list, values: list) -> None:
+        """Add ``zip(keys, values)``; all-``str`` keys without a Python step per pair (the
+        defaultdict's lookups and the lists' appends run from ``map``)."""
+        if set(map(type, keys)) != _STR_ONLY:
+            self.add_many(list(zip(keys, values)))
+            return
+        deque(map(list.append, map(self.by_str.__getitem__, keys), values), maxlen=0)
+        self.values += len(keys)
 
     def items(self) -> Iterator[tuple[Any, list]]:
         yield from self.by_str.items()
