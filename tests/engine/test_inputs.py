@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from airflow_provider_smr.engine.inputs import (
     InputError,
@@ -20,19 +18,13 @@ from airflow_provider_smr.engine.inputs import (
 
 
 @pytest.fixture
-def s3(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="smr-in")
-        for key in ["logs/2024-01/a.gz", "logs/2024-01/b.txt", "logs/2024-02/c.gz", "logs/2023-12/d.gz",
-                    "logs/2024-01/sub/e.gz", "data/x.csv", "data/y.csv", "data/_SUCCESS", "data/.hidden",
-                    "data/folder/", "data.csv", "data2/z.csv"]:
-            client.put_object(Bucket="smr-in", Key=key, Body=b"1,2\n")
-        yield client
+def s3(mock_s3):
+    mock_s3.create_bucket(Bucket="smr-in")
+    for key in ["logs/2024-01/a.gz", "logs/2024-01/b.txt", "logs/2024-02/c.gz", "logs/2023-12/d.gz",
+                "logs/2024-01/sub/e.gz", "data/x.csv", "data/y.csv", "data/_SUCCESS", "data/.hidden",
+                "data/folder/", "data.csv", "data2/z.csv"]:
+        mock_s3.put_object(Bucket="smr-in", Key=key, Body=b"1,2\n")
+    return mock_s3
 
 
 def keys(objects):

@@ -115,20 +115,12 @@ def test_failure_message_names_cause_input_and_traceback():
     assert "record: oops" in text and "remote traceback:\nTraceback..." in text
 
 
-def test_status_listing_is_paginated_past_one_thousand_markers(monkeypatch):
-    import boto3
-    from moto import mock_aws
+def test_status_listing_is_paginated_past_one_thousand_markers(mock_s3):
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.s3.models import s3_backends
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="smr-work")
-        keys = [protocol.done_marker_key(JOB, 0, protocol.MAP, i) for i in range(1105)]
-        for key in keys:  # straight into moto's store: 1,105 PUTs through boto3 would take ~10 s
-            s3_backends[DEFAULT_ACCOUNT_ID]["global"].put_object("smr-work", key, b"{}")
-        assert sorted(o["Key"] for o in list_status(s3, "smr-work", JOB)) == sorted(keys)
+    mock_s3.create_bucket(Bucket="smr-work")
+    keys = [protocol.done_marker_key(JOB, 0, protocol.MAP, i) for i in range(1105)]
+    for key in keys:  # straight into moto's store: 1,105 PUTs through boto3 would take ~10 s
+        s3_backends[DEFAULT_ACCOUNT_ID]["global"].put_object("smr-work", key, b"{}")
+    assert sorted(o["Key"] for o in list_status(mock_s3, "smr-work", JOB)) == sorted(keys)
