@@ -171,6 +171,7 @@ class SplitInput:
                                            read_ahead)
         self._fetch = fetch
         self._block: tuple[int, bytes, int] = (split.get("start") or 0, b"", 0)
+        self._cursor: tuple[bytes, int, int] = (b"", 0, 0)  # (block data, record, its position)
         self._blocks = self._read_blocks()
         header = None
         if self.fmt == "csv":
@@ -211,9 +212,23 @@ class SplitInput:
             yield recs
 
     def locate(self, index: int) -> int:
-        """Byte offset (decompressed for gzip) of record ``index`` of the last block."""
+        """Byte offset (decompressed for gzip) of record ``index`` of the last block.
+
+        Walks the block's newlines from the last record located in it (bad records are located
+        in order), so skipping many bad records of a big block stays linear in its size.
+        """
         off, data, base = self._block
-        return self.lines.offset_in(off, data, base + index) if data else off
+        if not data:
+            return off
+        k = base + index
+        seen, i, pos = self._cursor
+        if seen is not data or i > k:
+            i, pos = 0, 0
+        find = data.index
+        while i < k:
+            pos, i = find(b"\n", pos) + 1, i + 1
+        self._cursor = (data, k, pos)
+        return off + pos
 
     def __iter__(self) -> Iterator[Any]:
         for recs in self.blocks():
