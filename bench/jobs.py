@@ -81,7 +81,7 @@ def word_count_batch_job():
 
 def amplab_q2_batch_job():
     return MapReduceJob(mapper=batch_mapper(prefix_revenue_block), combiner=fold(operator.add),
-                        reducer=revenue_sum, name="bench_amplab_q2_batch")
+                        reducer=fold(operator.add), name="bench_amplab_q2_batch")
 
 
 def sort_builtin_job(boundaries):
