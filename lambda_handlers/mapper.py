@@ -6,7 +6,7 @@ Bad records (parse errors or the mapper raising) fail the task naming the object
 and a preview of the record, unless ``settings.max_bad_records`` allows skipping (and counting) them.
 
 A :class:`~lambda_handlers.jobspec.BatchMapper` is called once per block of (parsed) records, blocks
-of :data:`~lambda_handlers.io.readers.BATCH_BLOCK_BYTES`; when that call fails (or returns
+of up to :data:`~lambda_handlers.io.readers.BATCH_BLOCK_BYTES`; when that call fails (or returns
 something that is not pairs) its block is mapped again one record at a time (``fn([record])``) to
 find, name or skip the failing records.
 """
@@ -53,8 +53,10 @@ def _batched(items: Iterable, counter: dict, size: int = readers.BLOCK_RECORDS) 
         base += len(block)
 
 
-def _split_source(split: dict, metrics: runtime.TaskMetrics, batch: bool = False) -> _Source:
-    """The records of a split, in blocks sized for a per-record or (``batch``) a batch mapper."""
+def _split_source(split: dict, metrics: runtime.TaskMetrics, batch_bytes: int = 0) -> _Source:
+    """The records of a split, in blocks sized for a per-record mapper, or for a batch mapper
+    (blocks of ``batch_bytes``, or of :data:`~lambda_handlers.io.readers.BATCH_BLOCK_RECORDS`)."""
+    batch = batch_bytes > 0
     if split.get("format") == dynamodb.FORMAT:
         seg = dynamodb.SegmentInput(runtime.client("dynamodb"), split)
         counter = {"base": 0}
@@ -64,7 +66,7 @@ def _split_source(split: dict, metrics: runtime.TaskMetrics, batch: bool = False
         return _Source(_batched(seg, counter, size), seg.parse, seg.where(),
                        lambda i: f"item #{counter['base'] + i} of {table}")
     if batch:
-        src = readers.SplitInput(split, metrics.add_in, None, readers.BATCH_BLOCK_BYTES)
+        src = readers.SplitInput(split, metrics.add_in, None, batch_bytes)
     else:
         src = readers.SplitInput(split, metrics.add_in)
     unit = " (decompressed)" if split.get("compression") else ""
@@ -408,7 +410,8 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
             raise runtime.TaskFailedError(f"map task {task} is not in the plan ({len(plan['splits'])} splits)")
         split = plan["splits"][task]
         mapper = _mapper_for(spec, split)
-        source = _split_source(split, metrics, isinstance(mapper, BatchMapper))
+        batch_bytes = readers.batch_block_bytes(cfg["memory_budget_bytes"])
+        source = _split_source(split, metrics, batch_bytes if isinstance(mapper, BatchMapper) else 0)
     else:
         split = None
         mapper = _mapper_for(spec, split)

@@ -30,8 +30,8 @@ FORMATS = ("text", "csv", "jsonl")
 BLOCK_RECORDS = 1024  # records per block: the mapper's batch stays small enough to be cache-hot
 # A batch mapper's block: whole records of about this many bytes, however many records that is.
 # Larger blocks amortise the in-mapper combining dict a batch mapper returns per block (fewer
-# distinct keys per byte to fold); two blocks (one decoded, one arriving) stay a few MiB.
-BATCH_BLOCK_BYTES = 4 << 20
+# distinct keys per byte to fold); see batch_block_bytes() for the memory bound.
+BATCH_BLOCK_BYTES = 16 << 20
 BATCH_BLOCK_RECORDS = 1 << 16  # the same for sources counted in records (tables, earlier steps)
 
 
@@ -113,6 +113,12 @@ def gunzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
     tail = d.flush()
     if tail:
         yield tail
+
+
+def batch_block_bytes(memory_budget_bytes: int) -> int:
+    """A batch mapper's block size for a task's memory budget: a sixteenth of it (a block's records
+    as ``str`` take about 2.5x its bytes), between 1 MiB and :data:`BATCH_BLOCK_BYTES`."""
+    return max(1 << 20, min(BATCH_BLOCK_BYTES, int(memory_budget_bytes) // 16))
 
 
 def joined_blocks(blocks: Iterator[tuple[int, bytes]], min_bytes: int) -> Iterator[tuple[int, bytes]]:

@@ -14,6 +14,7 @@ from collections import Counter
 import pytest
 
 from lambda_handlers import mapper, protocol, runtime, shuffle
+from lambda_handlers.io import readers
 from lambda_handlers.jobspec import BatchMapper, Fold, JobSpec, StepSpec
 
 JSON = shuffle.serializer("json")
@@ -75,7 +76,7 @@ def _source(s3, body: bytes, fmt: str = "text", key: str = "batch/in") -> mapper
     etag = s3.put_object(Bucket="smr-data-test", Key=key, Body=body)["ETag"]
     split = {"bucket": "smr-data-test", "key": key, "etag": etag, "start": 0, "end": len(body),
              "size": len(body), "format": fmt}
-    return mapper._split_source(split, runtime.TaskMetrics(), batch=True)
+    return mapper._split_source(split, runtime.TaskMetrics(), readers.BATCH_BLOCK_BYTES)
 
 
 # -- the same answers as the per-record job ---------------------------------------------------------
