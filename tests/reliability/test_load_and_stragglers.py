@@ -60,16 +60,23 @@ def done_attempt(env, job_id: str, phase: str, task: int) -> int:
     return json.loads(marker["Body"].read())["attempt"]
 
 
-def test_straggler_gets_a_speculative_backup_and_the_first_finisher_wins(rel):
-    prefix = rel.fresh("straggler")
+def straggling_job(env, name: str, straggler: int) -> tuple[MapReduceJob, str, list[str]]:
+    """A word count over six files whose map task ``straggler`` sleeps 15 s on its first attempt:
+    (job, input URI, the files' texts)."""
+    prefix = env.fresh(name)
     texts = [faults.words_text(i, 20) for i in range(6)]
-    texts[4] += "straggle now\n"
+    texts[straggler] += "straggle now\n"
     for i, text in enumerate(texts):
-        rel.put(f"{prefix}/f{i}.txt", text)
-    job = MapReduceJob(mapper=faults.straggling_mapper("straggle now", rel.fresh("slow"), 15),
+        env.put(f"{prefix}/f{i}.txt", text)
+    job = MapReduceJob(mapper=faults.straggling_mapper("straggle now", env.fresh("slow"), 15),
                        reducer=faults.total)
+    return job, f"s3://{DATA}/{prefix}/", texts
+
+
+def test_straggler_gets_a_speculative_backup_and_the_first_finisher_wins(rel):
+    job, uri, texts = straggling_job(rel, "straggler", straggler=4)
     output = rel.output("straggler")
-    job_id = rel.runner.submit(job, input=f"s3://{DATA}/{prefix}/", output=output, num_reducers=2,
+    job_id = rel.runner.submit(job, input=uri, output=output, num_reducers=2,
                                speculation=True, speculation_threshold=3)
     result = rel.runner.wait(job_id, poll_interval=POLL, timeout=TIMEOUT)
     expected = faults.word_count(*texts)
@@ -96,15 +103,9 @@ async def test_deferred_wait_also_gets_the_straggler_a_backup(rel, local_stack, 
     monkeypatch.setenv("AIRFLOW_CONN_SMR_REL_TRIGGER", json.dumps({
         "conn_type": "aws", "login": "testing", "password": "testing",
         "extra": {"endpoint_url": local_stack.endpoint_url, "region_name": "us-east-1"}}))
-    prefix = rel.fresh("straggler-deferred")
-    texts = [faults.words_text(i, 20) for i in range(6)]
-    texts[2] += "straggle now\n"
-    for i, text in enumerate(texts):
-        rel.put(f"{prefix}/f{i}.txt", text)
-    job = MapReduceJob(mapper=faults.straggling_mapper("straggle now", rel.fresh("slow"), 15),
-                       reducer=faults.total)
-    job_id = rel.runner.submit(job, input=f"s3://{DATA}/{prefix}/", output=rel.output("sd"),
-                               num_reducers=1, speculation=True)
+    job, uri, texts = straggling_job(rel, "straggler-deferred", straggler=2)
+    job_id = rel.runner.submit(job, input=uri, output=rel.output("sd"), num_reducers=1,
+                               speculation=True)
     trigger = SMRJobTrigger(job_id=job_id, work_bucket=rel.stack.work_bucket, stack_name="smr-rel",
                             poll_interval=POLL, aws_conn_id="smr_rel_trigger")
     events = [event async for event in trigger.run()]
