@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	  || $(PY) -m pip install -q --disable-pip-version-check -e '.[local,dev]'
 	touch $(STAMP)
 
+# Serial by default. PYTEST_ARGS="-n 2 --dist loadscope" runs two workers (pytest-xdist), each with
+# its own local stack and Airflow home, a module's tests on one worker (module fixtures run once).
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
