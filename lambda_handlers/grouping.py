@@ -327,6 +327,16 @@ class _Runs:
         self.paths = []
 
 
+def _released_slices(items: list) -> Iterator[list]:
+    """``items`` in lists of :data:`BATCH`, emptying ``items`` first: each list is released once
+    the caller drops it, so what it writes from them can grow while they shrink."""
+    slices = [items[i:i + BATCH] for i in range(0, len(items), BATCH)]
+    del items[:]
+    slices.reverse()
+    while slices:
+        yield slices.pop()
+
+
 class PairSorter:
     """Sort ``(key, value)`` pairs with ``str`` keys by key, stably (a key's values keep the order
     they were added in), within an estimated ``budget_bytes``: beyond it the pairs held are sorted
@@ -387,8 +397,7 @@ class PairSorter:
         pairs, self._pairs, self._est = self._pairs, [], 0
         pairs.sort(key=_first)
         if not self._runs.paths:
-            for i in range(0, len(pairs), BATCH):
-                yield pairs[i:i + BATCH]
+            yield from _released_slices(pairs)
             return
         try:  # runs in spill order, memory last: heapq.merge breaks ties by that order
             runs = [self._runs.read(p) for p in self._runs.paths] + [iter(pairs)]
@@ -469,8 +478,7 @@ class FoldGrouper:
         """Lists of ``(key, accumulator)`` in key order; removes spill files when exhausted."""
         items = self._sorted_items()
         if not self._runs.paths:
-            for i in range(0, len(items), BATCH):
-                yield items[i:i + BATCH]
+            yield from _released_slices(items)
             return
         try:
             runs = [self._runs.read(p) for p in self._runs.paths] + [iter(items)]
