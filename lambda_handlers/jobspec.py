@@ -97,6 +97,7 @@ class BatchMapper:
     per record, so the user's loop (e.g. in-mapper combining into a dict) runs without a generator
     per record. Called with one record, ``batch(record)`` runs ``fn([record])``, so it also works
     wherever a per-record mapper is expected (this is how a failing record is found in a block).
+    The map task calls ``fn`` once per block of 1-16 MiB of records (a sixteenth of its budget).
     """
 
     def __init__(self, fn: Callable[[list], Any]):
