@@ -9,6 +9,10 @@ the arrays).
 
 Memory is estimated from what the groups hold, not from encoded bytes: each new key costs
 ``KEY_COST`` bytes plus its size, each value its size plus a list slot (sizes sampled per batch).
+
+Two reducers need no groups when the keys are ``str``: :class:`PairSorter` sorts the pairs
+stably (an identity reducer's output) and :class:`FoldGrouper` keeps one accumulator per key (a
+fold); both spill sorted runs beyond their budget and merge them the same way.
 """
 
 from __future__ import annotations
