@@ -45,8 +45,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_server():
-    """A ThreadedMotoServer on a free loopback port for the whole session (buckets created once)."""
-    import boto3
+    """A ThreadedMotoServer on a free loopback port for the whole session."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -54,17 +53,28 @@ def moto_server():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    yield endpoint
+    server.stop()
+
+
+def _ensure_buckets(endpoint: str) -> None:
+    """The work and data buckets, created if missing: the server shares moto's in-process store,
+    which any ``mock_aws`` test run in this process in between (another folder's) wipes."""
+    import boto3
+
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
     for b in (WORK_BUCKET, DATA_BUCKET):
-        s3.create_bucket(Bucket=b)
-    yield endpoint
-    server.stop()
+        try:
+            s3.create_bucket(Bucket=b)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
 
 
 @pytest.fixture
 def s3_endpoint(moto_server, monkeypatch):
     """The env a Lambda function would have, pointing at the moto server (this test only)."""
+    _ensure_buckets(moto_server)
     for k, v in {**ENV, "AWS_ENDPOINT_URL": moto_server}.items():
         monkeypatch.setenv(k, v)
     runtime.reset()
