@@ -79,3 +79,17 @@ def test_get_if_match_serves_the_pinned_version_and_refuses_a_changed_object(s3,
         s3.get_object(Bucket=bucket, Key="s3/pinned", IfMatch=etag)
     assert err.value.response["Error"]["Code"] == "PreconditionFailed"
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+
+
+def test_copy_object_copies_bytes_metadata_and_etag_and_a_missing_source_is_no_such_key(s3, bucket):
+    put = s3.put_object(Bucket=bucket, Key="s3/copy-src", Body=b"x" * 100_000, ContentType="text/csv",
+                        Metadata={"origin": "test"})
+    copied = s3.copy_object(Bucket=bucket, Key="s3/copy-dst", CopySource={"Bucket": bucket, "Key": "s3/copy-src"})
+    assert copied["CopyObjectResult"]["ETag"] == put["ETag"]
+    got = s3.get_object(Bucket=bucket, Key="s3/copy-dst")
+    assert got["Body"].read() == b"x" * 100_000
+    assert got["ContentType"] == "text/csv" and got["Metadata"] == {"origin": "test"}
+    assert got["ETag"] == put["ETag"]
+    with pytest.raises(ClientError) as err:
+        s3.copy_object(Bucket=bucket, Key="s3/copy-dst2", CopySource={"Bucket": bucket, "Key": "s3/nope"})
+    assert err.value.response["Error"]["Code"] == "NoSuchKey"

@@ -115,3 +115,21 @@ def test_a_bucket_with_sse_s3_default_encryption_takes_the_fast_path_and_keeps_t
 def test_a_bucket_with_kms_default_encryption_goes_to_moto(fast):
     _encrypt("sse-kms-bucket", {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/x"})
     assert fast.handle(_environ("PUT", "/sse-kms-bucket/k", **LAMBDA_HEADERS)) is None
+
+
+def test_a_plain_copy_is_answered_by_the_fast_path_into_an_encrypted_bucket(fast):
+    from moto.s3.models import s3_backends
+
+    _encrypt("copy-dest-bucket", {"SSEAlgorithm": "AES256"})
+    status, headers, body = fast.handle(_environ("PUT", "/copy-dest-bucket/part-0",
+                                                 HTTP_X_AMZ_COPY_SOURCE="fast-path-bucket/k", **LAMBDA_HEADERS))
+    assert status.startswith("200") and b"<CopyObjectResult" in body
+    assert ("x-amz-server-side-encryption", "AES256") in headers
+    backend = s3_backends[ACCOUNT]["global"]
+    src, dst = backend.get_object("fast-path-bucket", "k"), backend.get_object("copy-dest-bucket", "part-0")
+    assert dst.value == b"value" and dst.etag == src.etag
+
+
+def test_a_copy_with_a_directive_goes_to_moto(fast):
+    assert fast.handle(_environ("PUT", "/fast-path-bucket/k2", HTTP_X_AMZ_COPY_SOURCE="fast-path-bucket/k",
+                                HTTP_X_AMZ_METADATA_DIRECTIVE="REPLACE")) is None
