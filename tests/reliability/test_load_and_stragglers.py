@@ -36,10 +36,10 @@ def capped():
         yield make_env(stack, "smr-rel-capped")
 
 
-SPLITS = 300
+SPLITS = 1000  # issue 5, fault 12: "a 1,000-split job under a concurrency cap of 8"
 
 
-def test_300_splits_under_a_concurrency_cap_of_8_give_the_exact_answer(capped):
+def test_1000_splits_under_a_concurrency_cap_of_8_give_the_exact_answer(capped):
     text = fixed_lines(SPLITS)
     uri = capped.put(f"{capped.fresh('load')}/lines.txt", text)
     job = MapReduceJob(mapper=faults.tokenize, combiner=faults.total, reducer=faults.total)
