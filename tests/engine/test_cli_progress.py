@@ -57,7 +57,7 @@ def test_on_a_terminal_run_draws_one_bar_per_phase_with_counts(smr_run):
     assert re.search(r"step 1 map\s.*\s4/4", final)
     assert re.search(r"step 1 reduce\s.*\s1/1", final)
     assert re.search(r"commit\s.*\s1/1 succeeded", final)
-    assert re.search(r"SUCCEEDED \| 400 records, [\d.]+ KiB read \| [\d.]+ KiB/s, \d+ records/s \| "
+    assert re.search(r"SUCCEEDED \| 400 records, [\d.]+ KiB read \| [\d.]+ KiB/s, [\d.]+[kMG]? records/s \| "
                      r"elapsed \d:\d\d:\d\d", final)
     assert "\x1b[" in proc.stderr  # drawn live, with cursor movements
     assert "SUCCEEDED: " in proc.stdout  # the summary stays on stdout
@@ -68,7 +68,7 @@ def test_in_a_log_run_writes_plain_progress_lines(smr_run):
     assert "\x1b[" not in proc.stderr  # no escape sequences in CI logs
     lines = [line for line in proc.stderr.splitlines() if " | " in line]
     assert lines and "step 1/1 map" in lines[0]
-    assert re.search(r": SUCCEEDED \| 400 records, [\d.]+ KiB read, [\d.]+ KiB/s, \d+ records/s \| "
+    assert re.search(r": SUCCEEDED \| 400 records, [\d.]+ KiB read, [\d.]+ KiB/s, [\d.]+[kMG]? records/s \| "
                      r"elapsed \d:\d\d:\d\d$", lines[-1])
 
 
