@@ -331,7 +331,7 @@ def print_model(rates: dict) -> dict:
         print(f"rates {label}: " + json.dumps({k: round(v, 2) for k, v in measured.items()}))
         print(model.report(best, r))
         print(f"  CPU speed-up on map and reduce needed to meet the target: "
-              f"{'none' if speedup == 1.0 else speedup}x")
+              f"{'none' if speedup == 1.0 else f'{speedup}x'}")
         planned = model.model(rates=r, plan=model.planner_plan())
         p = planned.plan
         print(f"  the planner's default plan (M={p.map_tasks} R={p.reducers} at {p.memory_mb} MB): "
