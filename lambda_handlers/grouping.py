@@ -26,7 +26,7 @@ import tempfile
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
-from lambda_handlers.shuffle import FRAME_HEADER, JsonSerializer, _Groups, frame, sort_key
+from lambda_handlers.shuffle import FRAME_HEADER, JsonSerializer, _Groups, fold_into, frame, sort_key
 
 BATCH = 4096  # pairs grouped between two budget checks
 RUN_BATCH = 1024  # at most this many groups in a frame of a spill run, and at most ...
@@ -341,17 +341,16 @@ def _released_slices(items: list) -> Iterator[list]:
         yield slices.pop()
 
 
-class PairSorter:
-    """Sort ``(key, value)`` pairs with ``str`` keys by key, stably (a key's values keep the order
-    they were added in), within an estimated ``budget_bytes``: beyond it the pairs held are sorted
-    and spilled as a run, and the runs are merged at the end. No Python call per pair in memory:
-    a sort of tuples and slices of it. This is a grouping whose groups are the runs of equal keys,
-    so an identity reducer's output is the sorted pairs themselves."""
+def _no_other_keys(key: Any, value: Any) -> None:
+    raise TypeError(f"not a str key: {key!r}")  # add_columns checked every key first
+
+
+class _Spilling:
+    """What the ``str``-key groupings share: a memory budget and the sorted runs spilled past it."""
 
     def __init__(self, ser: JsonSerializer, budget_bytes: int, tmpdir: str | None = None):
         self.budget = max(1, int(budget_bytes))
-        self._pairs: list[tuple] = []
-        self._est = self.peak_estimate = 0
+        self.peak_estimate = 0
         self._runs = _Runs(ser, tmpdir)
 
     @property
@@ -361,6 +360,19 @@ class PairSorter:
     @property
     def runs(self) -> list[str]:
         return self._runs.paths
+
+
+class PairSorter(_Spilling):
+    """Sort ``(key, value)`` pairs with ``str`` keys by key, stably (a key's values keep the order
+    they were added in), within an estimated ``budget_bytes``: beyond it the pairs held are sorted
+    and spilled as a run, and the runs are merged at the end. No Python call per pair in memory:
+    a sort of tuples and slices of it. This is a grouping whose groups are the runs of equal keys,
+    so an identity reducer's output is the sorted pairs themselves."""
+
+    def __init__(self, ser: JsonSerializer, budget_bytes: int, tmpdir: str | None = None):
+        super().__init__(ser, budget_bytes, tmpdir)
+        self._pairs: list[tuple] = []
+        self._est = 0
 
     def add_columns(self, keys: list, values: list) -> bool:
         """Add the pairs ``zip(keys, values)``; False (nothing added) if a key is not a ``str``."""
@@ -410,7 +422,7 @@ class PairSorter:
             self._runs.cleanup()
 
 
-class FoldGrouper:
+class FoldGrouper(_Spilling):
     """Fold ``(key, value)`` pairs with ``str`` keys into one accumulator per key (a
     :class:`~lambda_handlers.jobspec.Fold` reducer: ``acc = fn(acc, value)`` in arrival order, no
     per-key value lists), within an estimated ``budget_bytes``: beyond it the accumulators are
@@ -419,19 +431,10 @@ class FoldGrouper:
 
     def __init__(self, fn: Callable[[Any, Any], Any], ser: JsonSerializer, budget_bytes: int,
                  tmpdir: str | None = None):
-        self.fn, self.budget = fn, max(1, int(budget_bytes))
+        super().__init__(ser, budget_bytes, tmpdir)
+        self.fn = fn
         self.accumulators: dict[str, Any] = {}
         self._key_cost = KEY_COST
-        self.peak_estimate = 0
-        self._runs = _Runs(ser, tmpdir)
-
-    @property
-    def spilled_bytes(self) -> int:
-        return self._runs.spilled_bytes
-
-    @property
-    def runs(self) -> list[str]:
-        return self._runs.paths
 
     def add_columns(self, keys: list, values: list) -> bool:
         """Fold the pairs ``zip(keys, values)``; False (nothing added) if a key is not a ``str``."""
@@ -439,16 +442,8 @@ class FoldGrouper:
             return True
         if set(map(type, keys)) != _STR_ONLY:
             return False
-        accs, fn, miss = self.accumulators, self.fn, _MISSING
-        get = accs.get
-        if fn is operator.add:
-            for key, value in zip(keys, values):
-                acc = get(key, miss)
-                accs[key] = value if acc is miss else acc + value
-        else:
-            for key, value in zip(keys, values):
-                acc = get(key, miss)
-                accs[key] = value if acc is miss else fn(acc, value)
+        accs = self.accumulators
+        fold_into(accs, self.fn, zip(keys, values), _no_other_keys)
         self._key_cost = KEY_COST + object_bytes(keys[-1]) + _value_cost(values)
         est = len(accs) * self._key_cost
         self.peak_estimate = max(self.peak_estimate, est)

@@ -289,7 +289,7 @@ def run_mapper_folding(source: _Source, mapper: Callable, comb: shuffle.FoldComb
 
 def _run_batch_folding(source: _Source, fn: Callable[[list], Any], comb: shuffle.FoldCombiner) -> int:
     """:func:`run_mapper_folding` for a batch mapper: ``fn(records)`` once per block, its pairs
-    folded by :func:`fold_pairs`. A failure fails the task, naming the record found by mapping
+    folded by ``FoldCombiner.fold``. A failure fails the task, naming the record found by mapping
     the block again one record at a time."""
     records = 0
     parse = None if source.parse is readers.identity else source.parse
@@ -305,40 +305,11 @@ def _run_batch_folding(source: _Source, fn: Callable[[list], Any], comb: shuffle
         try:
             out = fn(recs)
             if out is not None:
-                fold_pairs(comb, out)
+                comb.fold(out)
         except Exception as exc:
             _raise_for_failing_record(source, fn, comb, block, recs, index, exc)
         comb.check_budget()
     return records
-
-
-_DICT_ITEMS = type({}.items())
-
-
-def fold_pairs(comb: shuffle.FoldCombiner, pairs: Iterable) -> None:
-    """Fold ``pairs`` into the combiner's accumulators (``FoldCombiner.add_many`` without its
-    budget check, which the caller does once per block)."""
-    accs, fn, miss, other = comb.accumulators, comb.fn, shuffle.MISSING, comb.add_other
-    if not accs and type(pairs) is _DICT_ITEMS:  # distinct keys into nothing: a copy, if all str
-        accs.update(pairs)
-        if set(map(type, accs)) <= {str}:
-            return
-        accs.clear()
-    get = accs.get
-    if fn is operator.add:
-        for key, value in pairs:
-            if type(key) is str:
-                acc = get(key, miss)
-                accs[key] = value if acc is miss else acc + value
-            else:
-                other(key, value)
-    else:
-        for key, value in pairs:
-            if type(key) is str:
-                acc = get(key, miss)
-                accs[key] = value if acc is miss else fn(acc, value)
-            else:
-                other(key, value)
 
 
 def _raise_for_failing_record(source: _Source, fn: Callable[[list], Any], comb: shuffle.FoldCombiner,
@@ -351,9 +322,9 @@ def _raise_for_failing_record(source: _Source, fn: Callable[[list], Any], comb: 
         try:
             out = fn([rec])
             if out is not None:
-                fold_pairs(comb, out)
+                comb.fold(out)
         except Exception as exc:
-            raise _record_error(source, block[i], i, exc, fold_pairs.__code__) from exc
+            raise _record_error(source, block[i], i, exc, shuffle.fold_into.__code__) from exc
     raise _block_error(source, recs, index, block_exc) from block_exc
 
 

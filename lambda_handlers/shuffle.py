@@ -402,6 +402,31 @@ class Combiner:
             self.sink(out)
 
 
+_DICT_ITEMS = type({}.items())
+
+
+def fold_into(accs: dict, fn: Callable[[Any, Any], Any], pairs: Iterable[tuple[Any, Any]],
+              other: Callable[[Any, Any], None]) -> None:
+    """``accs[key] = fn(accs[key], value)`` for each pair with a ``str`` key (the first value of a
+    key is kept as is); pairs with other keys go to ``other(key, value)``. ``operator.add`` (sums,
+    counts) runs without a call per value."""
+    get, miss = accs.get, MISSING
+    if fn is operator.add:
+        for key, value in pairs:
+            if type(key) is str:
+                acc = get(key, miss)
+                accs[key] = value if acc is miss else acc + value
+            else:
+                other(key, value)
+    else:
+        for key, value in pairs:
+            if type(key) is str:
+                acc = get(key, miss)
+                accs[key] = value if acc is miss else fn(acc, value)
+            else:
+                other(key, value)
+
+
 class FoldCombiner:
     """The map side of a :class:`~lambda_handlers.jobspec.Fold` combiner: one accumulator per key,
     updated at insertion (``acc = fn(acc, value)``); no per-key value lists.
@@ -419,23 +444,20 @@ class FoldCombiner:
         self.flushes = 0
 
     def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        accs, fn, miss = self.accumulators, self.fn, MISSING
-        get = accs.get
-        if fn is operator.add:  # the common case (sums, counts), without a call per value
-            for key, value in pairs:
-                if type(key) is str:
-                    acc = get(key, miss)
-                    accs[key] = value if acc is miss else acc + value
-                else:
-                    self.add_other(key, value)
-        else:
-            for key, value in pairs:
-                if type(key) is str:
-                    acc = get(key, miss)
-                    accs[key] = value if acc is miss else fn(acc, value)
-                else:
-                    self.add_other(key, value)
+        self.fold(pairs)
         self.check_budget()
+
+    def fold(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        """Fold ``pairs`` into the accumulators, without the budget check (a batch mapper's caller
+        checks once per block). A ``dict.items()`` of ``str`` keys into no accumulators (a batch
+        mapper that combined its block itself) is a copy."""
+        accs = self.accumulators
+        if not accs and type(pairs) is _DICT_ITEMS:
+            accs.update(pairs)
+            if set(map(type, accs)) <= _STR_ONLY:
+                return
+            accs.clear()
+        fold_into(accs, self.fn, pairs, self.add_other)
 
     def check_budget(self) -> None:
         """Flush when the distinct keys held pass the budget."""
