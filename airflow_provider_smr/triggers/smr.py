@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cached_property
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -164,16 +165,13 @@ class SMRJobTrigger(BaseTrigger):
             return {"status": FAILED, "job_id": self.job_id, "state": state, "message": message}
         return None
 
+    @cached_property
     def _lambda_client(self) -> Any:
         """One Lambda client per trigger run (a straggler check runs every few seconds)."""
-        client = self.__dict__.get("_lambda")
-        if client is None:
-            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
-            client = self.__dict__["_lambda"] = AwsBaseHook(
-                aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
-                config=self.botocore_config, client_type="lambda").get_conn()
-        return client
+        return AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
+                           config=self.botocore_config, client_type="lambda").get_conn()
 
     def _check_for_stragglers(self) -> None:
         """Invoke the coordinator with ``check-deadlines`` so it launches speculative backups."""
@@ -181,7 +179,7 @@ class SMRJobTrigger(BaseTrigger):
         from airflow_provider_smr.engine.submit import invoke_async
 
         try:
-            client = self._lambda_client()
+            client = self._lambda_client
             event = protocol.coordinate_event(self.work_bucket, self.job_id, reason="check-deadlines")
             invoke_async(client, function_name(self.stack_name, "coordinator"), event)
         except Exception:  # noqa: BLE001 - a missed check only delays a backup attempt
