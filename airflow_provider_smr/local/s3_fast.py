@@ -10,11 +10,15 @@ bucket's default, is fine: moto's backend applies it) - are answered here
 from moto's own S3 backend, with the same objects and the same headers moto would send. A plain
 ListObjectsV2 (no ``fetch-owner``) asks moto's backend for the page, with moto's own continuation
 tokens, and only renders the XML here: moto's generic serializer costs about 1 ms per listed key.
-Everything else (and every error except a missing key or a failed precondition) goes to moto.
+A PUT keeps the request's bytes as the object's value and a copy shares its source's bytes (see
+:func:`_adopt`): no copy of the data in the server, as on S3, where a copy is a server-side
+operation. Everything else (and every error except a missing key or a failed precondition) goes to moto.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import threading
 import uuid
 from typing import Any
@@ -170,7 +174,8 @@ class S3FastPath:
                 return _error("412 Precondition Failed", "PreconditionFailed",
                               "At least one of the pre-conditions you specified did not hold",
                               key_name, condition="If-None-Match")
-            key = self.backend.put_object(bucket_name, key_name, body, checksum_value=checksum)
+            key = self.backend.put_object(bucket_name, key_name, b"", checksum_value=checksum)
+            _adopt(key, body, hashlib.md5(body, usedforsecurity=False).hexdigest())
         content_type = environ.get("CONTENT_TYPE")
         key.set_metadata({"Content-Type": content_type} if content_type else {})
         key.set_acl(self.backend.get_bucket(bucket_name).acl)
@@ -201,8 +206,9 @@ class S3FastPath:
         if (src is None or (src_bucket_name, src_key_name) == (bucket.name, key_name)
                 or src.storage_class not in ("STANDARD", None) or getattr(src, "multipart", None)):
             return None  # errors and special cases: moto's
-        key = self.backend.put_object(bucket.name, key_name, src.value, etag=src.etag.strip('"'),
+        key = self.backend.put_object(bucket.name, key_name, b"", etag=src.etag.strip('"'),
                                       disable_notification=True)
+        _adopt(key, _whole(src))
         self.backend.tagger.copy_tags(src.arn, key.arn)
         key.set_metadata(src.metadata)
         key.set_acl(bucket.acl)
@@ -216,6 +222,35 @@ class S3FastPath:
         headers["Content-Type"] = _XML
         headers["content-length"] = str(len(body))
         return "200 OK", _ids(list(headers.items())), body
+
+
+def _adopt(key: Any, data: bytes, etag: str | None = None) -> None:
+    """Make ``data`` the value of a ``key`` just created empty, without copying it: the key's
+    spooled buffer wraps the bytes object itself. ``io.BytesIO(data)`` shares ``data`` and copies
+    it only when the buffer is written to (moto's value setter truncates and writes), so neither
+    the request's bytes nor a copy's source can be changed through it. An object over the
+    buffer's spool size takes moto's way (written to a temporary file)."""
+    buffer = getattr(key, "_value_buffer", None)
+    if (type(data) is bytes and isinstance(getattr(buffer, "_file", None), io.BytesIO)
+            and not getattr(buffer, "_rolled", True) and len(data) <= getattr(buffer, "_max_size", 0)):
+        with key.lock:
+            buffer._file = io.BytesIO(data)
+            key.contentsize = len(data)
+    else:
+        key.value = data
+    if etag is not None:
+        key._etag = etag
+
+
+def _whole(key: Any) -> bytes:
+    """The whole value of ``key``: the bytes its in-memory buffer holds (shared, not copied), or
+    moto's copy of them."""
+    buffer = getattr(key, "_value_buffer", None)
+    inner = getattr(buffer, "_file", None)
+    if isinstance(inner, io.BytesIO) and not getattr(buffer, "_rolled", True):
+        with key.lock:
+            return inner.getvalue()
+    return key.value
 
 
 def _read_range(key: Any, begin: int, length: int) -> bytes:

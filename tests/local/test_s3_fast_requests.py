@@ -133,3 +133,66 @@ def test_a_plain_copy_is_answered_by_the_fast_path_into_an_encrypted_bucket(fast
 def test_a_copy_with_a_directive_goes_to_moto(fast):
     assert fast.handle(_environ("PUT", "/fast-path-bucket/k2", HTTP_X_AMZ_COPY_SOURCE="fast-path-bucket/k",
                                 HTTP_X_AMZ_METADATA_DIRECTIVE="REPLACE")) is None
+
+
+def _put(fast, path: str, body: bytes) -> tuple:
+    return fast.handle(_environ("PUT", path, CONTENT_LENGTH=str(len(body)),
+                                **{"wsgi.input": io.BytesIO(body)}))
+
+
+def test_a_put_keeps_the_request_bytes_and_answers_their_md5_as_the_etag(fast):
+    import hashlib
+
+    from moto.s3.models import s3_backends
+
+    body = bytes(range(256)) * 4096 * 8  # 8 MiB
+    status, headers, _ = _put(fast, "/fast-path-bucket/put", body)
+    key = s3_backends[ACCOUNT]["global"].get_object("fast-path-bucket", "put")
+    assert status.startswith("200") and dict(headers)["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+    assert key.size == len(body) and key.value == body
+    _, whole_headers, whole = fast.handle(_environ("GET", "/fast-path-bucket/put"))
+    assert whole == body and ("content-length", str(len(body))) in whole_headers
+    assert fast.handle(_environ("GET", "/fast-path-bucket/put", HTTP_RANGE="bytes=5-9"))[2] == body[5:10]
+
+
+def test_a_copy_shares_its_source_bytes_and_neither_changes_when_the_other_is_rewritten(fast, monkeypatch):
+    import tracemalloc
+
+    from moto.s3.models import s3_backends
+
+    from airflow_provider_smr.local.server import MEMORY_OBJECT_BYTES
+
+    monkeypatch.setenv("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(MEMORY_OBJECT_BYTES))  # as the server
+
+    backend = s3_backends[ACCOUNT]["global"]
+    body = b"a" * (32 << 20)
+    _put(fast, "/fast-path-bucket/src", body)
+    tracemalloc.start()
+    try:
+        status, _, _ = fast.handle(_environ("PUT", "/fast-path-bucket/dst",
+                                            HTTP_X_AMZ_COPY_SOURCE="fast-path-bucket/src"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert status.startswith("200") and peak < 1 << 20  # the 32 MiB are not copied
+    src, dst = backend.get_object("fast-path-bucket", "src"), backend.get_object("fast-path-bucket", "dst")
+    assert dst.value == body and dst.etag == src.etag
+    src.value = b"changed in place"  # moto's own writer: truncate and write the same buffer
+    assert dst.value == body and backend.get_object("fast-path-bucket", "dst").size == len(body)
+    _put(fast, "/fast-path-bucket/dst", b"new")
+    assert backend.get_object("fast-path-bucket", "src").value == b"changed in place"
+    assert fast.handle(_environ("GET", "/fast-path-bucket/dst"))[2] == b"new"
+
+
+def test_an_object_over_the_spool_size_is_kept_on_disk_and_still_copied_whole(fast, monkeypatch):
+    from moto.s3.models import s3_backends
+
+    monkeypatch.setenv("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(1 << 20))
+    body = bytes(range(256)) * 4096 * 3  # 3 MiB: over a 1 MiB spool, so moto writes a temp file
+    _put(fast, "/fast-path-bucket/big-src", body)
+    fast.handle(_environ("PUT", "/fast-path-bucket/big-dst", HTTP_X_AMZ_COPY_SOURCE="fast-path-bucket/big-src"))
+    backend = s3_backends[ACCOUNT]["global"]
+    for name in ("big-src", "big-dst"):
+        key = backend.get_object("fast-path-bucket", name)
+        assert key._value_buffer._rolled and key.value == body
+        assert fast.handle(_environ("GET", f"/fast-path-bucket/{name}"))[2] == body
