@@ -46,10 +46,11 @@ def _array_bytes(code: str, values: list) -> bytes:
     return a.tobytes()
 
 
-def encode_columns(keys: list, values: list, dumps: Any) -> bytes | None:
+def encode_columns(keys: list, values: list, dumps: Any, keys_are_str: bool = False) -> bytes | None:
     """The column batch of ``keys``/``values`` (equal lengths, at least one), or None when the keys
-    are not all ``str`` (or one holds a NUL): then the caller uses the serializer's pairs."""
-    if not keys or set(map(type, keys)) != {str}:
+    are not all ``str`` (or one holds a NUL): then the caller uses the serializer's pairs.
+    ``keys_are_str``: the caller has checked the keys' type already."""
+    if not keys or not (keys_are_str or set(map(type, keys)) == {str}):
         return None
     key_bytes = _joined(keys)
     if key_bytes is None:

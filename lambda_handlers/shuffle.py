@@ -37,11 +37,12 @@ from lambda_handlers.jobspec import Fold, RangePartitioner
 FRAME_HEADER = struct.Struct(">I")
 FOOTER = struct.Struct(">Q")
 BATCH_PAIRS = 4096
+RANGE_CHUNK = 16384  # pairs a range partitioner sorts at a time: a chunk's objects stay in cache
 KEY_COST = 200  # estimated bytes of one distinct key held in memory (dict slot, key, list/acc)
 VALUE_COST = 40  # estimated bytes of one buffered value (list slot and a small object)
 MISSING = object()  # a fold's accumulator slot that holds nothing yet
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
-_first = itemgetter(0)
+_first, _second = itemgetter(0), itemgetter(1)
 _STR_ONLY = {str}
 
 
@@ -210,8 +211,10 @@ class PartitionedOutput:
     :param partitioner: the job's ``partitioner(key, n)``, or None for the default stable hash
         (inlined here: it runs once per map output record). A
         :class:`~lambda_handlers.jobspec.RangePartitioner` with ``str`` cuts partitions a batch of
-        ``str`` keys with one sort and a bisection per cut (each partition's slice of a batch is
-        then in key order, which the reducer's sort of the concatenated slices profits from).
+        ``str`` keys by sorting it (:data:`RANGE_CHUNK` pairs at a time) and bisecting at each cut;
+        each partition's slice of a chunk is then a run in key order, which the reducer's sort of
+        the concatenated slices profits from. Those slices are held as key and value columns and
+        encoded as column batches straight from them.
     """
 
     def __init__(self, num_partitions: int, ser: JsonSerializer,
@@ -221,6 +224,7 @@ class PartitionedOutput:
         self._cuts = range_cuts(self._user, num_partitions)
         self._valid = set(range(num_partitions))
         self._pending: list[list] = [[] for _ in range(num_partitions)]
+        self._columns: list[tuple[list, list]] = [([], []) for _ in range(num_partitions)]
         self._frames: list[list[bytes]] = [[] for _ in range(num_partitions)]
         self.records = 0
 
@@ -237,10 +241,14 @@ class PartitionedOutput:
         if n == 1 or user is not None:
             if not set(map(len, pairs)) <= {2}:
                 raise ShuffleError(f"not a (key, value) pair: {next(p for p in pairs if len(p) != 2)!r}")
+        if self._cuts is not None and self._add_by_range(pairs):
+            self.records += len(pairs)
+            return
+        if self._cuts is not None:  # a partition's records stay in arrival order: columns go first
+            for p in range(n):
+                self._cut_columns(p, final=True)
         if n == 1:
             pending[0].extend(pairs)
-        elif self._cuts is not None and self._add_by_range(pairs):
-            pass
         elif user is not None:  # the job's partitioner: called per key, checked per batch
             parts = [user(kv[0], n) for kv in pairs]
             if not (set(map(type, parts)) <= {int} and set(parts) <= self._valid):
@@ -266,23 +274,43 @@ class PartitionedOutput:
                 self._cut(p, final=False)
 
     def _add_by_range(self, pairs: list) -> bool:
-        """Partition a batch by the range partitioner's cuts with one sort (stable: a key's values
-        keep their order) and a bisection per cut; False (nothing added) unless every key is a
-        ``str``, the only keys whose sort order is the shuffle's and the partitioner's alike."""
-        try:
-            ordered = sorted(pairs, key=_first)
-        except TypeError:  # keys of types that do not compare
+        """Partition a batch by the range partitioner's cuts: sort it (stably: a key's values keep
+        their order) in chunks of :data:`RANGE_CHUNK` pairs and bisect each chunk at every cut;
+        False (nothing added) unless every key is a ``str``, the only keys whose sort order is the
+        shuffle's and the partitioner's alike."""
+        if set(map(type, map(_first, pairs))) != _STR_ONLY:
             return False
-        keys = list(map(_first, ordered))
-        if set(map(type, keys)) != _STR_ONLY:
-            return False
-        pending, last = self._pending, len(ordered)
-        starts = [0] + [bisect_left(keys, cut) for cut in self._cuts]
-        starts += [last] * (self.n + 1 - len(starts))
-        for p in range(self.n):
-            if starts[p] < starts[p + 1]:
-                pending[p].extend(ordered[starts[p]:starts[p + 1]])
+        for p in range(self.n):  # a partition's records stay in arrival order: pairs held go first
+            if self._pending[p]:
+                self._cut(p, final=True)
+        cuts, n, held = self._cuts, self.n, self._columns
+        for lo in range(0, len(pairs), RANGE_CHUNK):
+            ordered = sorted(pairs[lo:lo + RANGE_CHUNK] if len(pairs) > RANGE_CHUNK else pairs,
+                             key=_first)
+            keys, values = list(map(_first, ordered)), list(map(_second, ordered))
+            del ordered
+            starts = [0] + [bisect_left(keys, cut) for cut in cuts]
+            starts += [len(keys)] * (n + 1 - len(starts))
+            for p in range(n):
+                a, b = starts[p], starts[p + 1]
+                if a < b:
+                    ks, vs = held[p]
+                    ks += keys[a:b]
+                    vs += values[a:b]
+                    if len(ks) >= BATCH_PAIRS:
+                        self._cut_columns(p, final=False)
         return True
+
+    def _cut_columns(self, p: int, final: bool) -> None:
+        """Encode partition ``p``'s key and value columns as frames of ``BATCH_PAIRS`` (all if final)."""
+        keys, values = self._columns[p]
+        whole = len(keys) if final else len(keys) - len(keys) % BATCH_PAIRS
+        dumps, frames = self.ser.dumps, self._frames[p]
+        for i in range(0, whole, BATCH_PAIRS):
+            ks, vs = keys[i:i + BATCH_PAIRS], values[i:i + BATCH_PAIRS]
+            payload = columns.encode_columns(ks, vs, dumps, keys_are_str=True)
+            frames.append(frame(dumps(list(zip(ks, vs))) if payload is None else payload))
+        del keys[:whole], values[:whole]
 
     def _cut(self, p: int, final: bool) -> None:
         """Encode partition ``p``'s pending pairs as frames of ``BATCH_PAIRS`` (all of them if final)."""
@@ -295,6 +323,7 @@ class PartitionedOutput:
     def finish(self) -> tuple[bytes, list[list[int]]]:
         chunks, index, offset = [], [], 0
         for p in range(self.n):
+            self._cut_columns(p, final=True)
             self._cut(p, final=True)
             part = b"".join(self._frames[p])
             self._frames[p] = []

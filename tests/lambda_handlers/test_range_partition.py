@@ -65,3 +65,21 @@ def test_a_non_pair_is_refused_on_the_range_path():
     out = shuffle.PartitionedOutput(2, JSON, RangePartitioner(["m"]))
     with pytest.raises(shuffle.ShuffleError, match="not a \\(key, value\\) pair"):
         out.add_many([("a", 1), ("b", 2, 3)])
+
+
+def test_batches_larger_than_a_sort_chunk_keep_each_keys_values_in_order():
+    import random
+
+    rng = random.Random(7)
+    n_pairs = 2 * shuffle.RANGE_CHUNK + 3 * shuffle.BATCH_PAIRS + 5  # several chunks and frames
+    pairs = [(rng.choice("abcdefgh") * rng.randint(1, 3), i) for i in range(n_pairs)]
+    part = RangePartitioner(["c", "f"])
+    out = shuffle.PartitionedOutput(3, JSON, part)
+    out.add_many(pairs[:n_pairs // 3])
+    out.add_many(pairs[n_pairs // 3:])
+    got = _partitions(out)
+    for p, held in enumerate(got):
+        assert held and all(part(k, 3) == p for k, _ in held)
+        for k in {k for k, _ in held}:
+            assert [v for kk, v in held if kk == k] == [v for kk, v in pairs if kk == k]
+    assert sorted(kv for held in got for kv in held) == sorted(pairs) and out.records == n_pairs
