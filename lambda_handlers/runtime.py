@@ -63,9 +63,13 @@ def client(service: str):
             import boto3
             from botocore.config import Config
 
+            # S3 bodies are not SHA-256 signed: over HTTPS with a CRC32 checksum that is botocore's
+            # default for uploads already; over a plain-HTTP endpoint (the local stack) botocore
+            # would otherwise hash every shuffle and output byte once more.
             cfg = Config(max_pool_connections=MAX_POOL_CONNECTIONS,
                          retries={"max_attempts": 8, "mode": "standard"},
-                         connect_timeout=10, read_timeout=120)
+                         connect_timeout=10, read_timeout=120,
+                         s3={"payload_signing_enabled": False})
             c = boto3.session.Session().client(service, region_name=_region(), config=cfg)
             if service == "s3":
                 c.meta.events.register("before-call.s3", _count_request)
