@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_smr.job import MapReduceJob, Step, load_job
+from airflow_provider_smr.job import MapReduceJob, load_job
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = "smr-e2e-data"

@@ -8,14 +8,11 @@ boto3 exactly as inside Lambda (only the env vars below).
 from __future__ import annotations
 
 import copy
-import io
 import json
 import logging
-import os
 import queue
 import socket
 import threading
-import time
 import uuid
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
