@@ -21,7 +21,7 @@ import hashlib
 import io
 import threading
 import uuid
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, quote, unquote
 from xml.sax.saxutils import escape
 
@@ -122,6 +122,14 @@ class S3FastPath:
         return "200 OK", _ids([("Content-Type", _XML), ("Content-Length", str(len(body)))]), body
 
     def _get(self, environ: dict, method: str, bucket: Any, key_name: str) -> Response | None:
+        for _ in range(8):
+            try:
+                return self._get_once(environ, method, bucket, key_name)
+            except _Replaced:  # a PUT replaced the key while it was read: read the new one
+                continue
+        return None
+
+    def _get_once(self, environ: dict, method: str, bucket: Any, key_name: str) -> Response | None:
         key = bucket.keys.get(key_name)
         if key is None:
             if method == "HEAD":
@@ -169,18 +177,22 @@ class S3FastPath:
             return None  # moto computes it; rare enough to leave to moto
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
+        etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+        content_type = environ.get("CONTENT_TYPE")
+        bucket = self.backend.get_bucket(bucket_name)
+
+        def prepare(key: Any) -> None:
+            key.set_metadata({"Content-Type": content_type} if content_type else {})
+            key.set_acl(bucket.acl)
+            if algorithm:
+                key.checksum_algorithm = algorithm
+
         with self._put_lock:
             if if_none_match == "*" and self.backend.get_object(bucket_name, key_name) is not None:
                 return _error("412 Precondition Failed", "PreconditionFailed",
                               "At least one of the pre-conditions you specified did not hold",
                               key_name, condition="If-None-Match")
-            key = self.backend.put_object(bucket_name, key_name, b"", checksum_value=checksum)
-            _adopt(key, body, hashlib.md5(body, usedforsecurity=False).hexdigest())
-        content_type = environ.get("CONTENT_TYPE")
-        key.set_metadata({"Content-Type": content_type} if content_type else {})
-        key.set_acl(self.backend.get_bucket(bucket_name).acl)
-        if algorithm:
-            key.checksum_algorithm = algorithm
+            key = self._store(bucket, key_name, body, etag, prepare, checksum_value=checksum)
         headers = dict(key.response_dict)
         headers.pop("content-length", None)
         if checksum:
@@ -206,14 +218,14 @@ class S3FastPath:
         if (src is None or (src_bucket_name, src_key_name) == (bucket.name, key_name)
                 or src.storage_class not in ("STANDARD", None) or getattr(src, "multipart", None)):
             return None  # errors and special cases: moto's
-        key = self.backend.put_object(bucket.name, key_name, b"", etag=src.etag.strip('"'),
-                                      disable_notification=True)
-        _adopt(key, _whole(src))
-        self.backend.tagger.copy_tags(src.arn, key.arn)
-        key.set_metadata(src.metadata)
-        key.set_acl(bucket.acl)
-        if src.checksum_value:
-            key.checksum_value, key.checksum_algorithm = src.checksum_value, src.checksum_algorithm
+        def prepare(key: Any) -> None:
+            self.backend.tagger.copy_tags(src.arn, key.arn)
+            key.set_metadata(src.metadata)
+            key.set_acl(bucket.acl)
+            if src.checksum_value:
+                key.checksum_value, key.checksum_algorithm = src.checksum_value, src.checksum_algorithm
+
+        key = self._store(bucket, key_name, _whole(src), src.etag.strip('"'), prepare)
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<CopyObjectResult xmlns="'
                 'http://s3.amazonaws.com/doc/2006-03-01/"><LastModified>'
                 f"{key.last_modified_ISO8601}</LastModified><ETag>{escape(key.etag)}</ETag>"
@@ -224,7 +236,33 @@ class S3FastPath:
         return "200 OK", _ids(list(headers.items())), body
 
 
-def _adopt(key: Any, data: bytes, etag: str | None = None) -> None:
+    def _store(self, bucket: Any, key_name: str, data: bytes, etag: str,
+               prepare: Callable[[Any], None], checksum_value: str | None = None) -> Any:
+        """moto's ``put_object`` for a plain bucket (no versions, no lock, no notifications, SSE-S3
+        or no default encryption), except that the key is made whole - its bytes adopted
+        (:func:`_adopt`), ETag, metadata and ACL set by ``prepare`` - before it replaces the old
+        one in the bucket: as on S3, a reader sees the old object or the new one, never a key
+        still being filled."""
+        from moto.s3.models import FakeKey
+
+        encryption = kms_key_id = bucket_key_enabled = None
+        if bucket.encryption:
+            rule = bucket.encryption["Rule"]
+            default = rule["ApplyServerSideEncryptionByDefault"]
+            bucket_key_enabled = rule.get("BucketKeyEnabled", False)
+            kms_key_id, encryption = default.get("KMSMasterKeyID"), default["SSEAlgorithm"]
+        key = FakeKey(name=key_name, bucket_name=bucket.name, value=b"",
+                      account_id=self.backend.account_id, region_name=self.backend.region_name,
+                      etag=etag, is_versioned=False, version_id="null", encryption=encryption,
+                      kms_key_id=kms_key_id, bucket_key_enabled=bucket_key_enabled,
+                      checksum_value=checksum_value)
+        _adopt(key, data)
+        prepare(key)
+        bucket.keys.setlist(key_name, [key])
+        return key
+
+
+def _adopt(key: Any, data: bytes) -> None:
     """Make ``data`` the value of a ``key`` just created empty, without copying it: the key's
     spooled buffer wraps the bytes object itself. ``io.BytesIO(data)`` shares ``data`` and copies
     it only when the buffer is written to (moto's value setter truncates and writes), so neither
@@ -238,8 +276,6 @@ def _adopt(key: Any, data: bytes, etag: str | None = None) -> None:
             key.contentsize = len(data)
     else:
         key.value = data
-    if etag is not None:
-        key._etag = etag
 
 
 def _whole(key: Any) -> bytes:
@@ -253,15 +289,24 @@ def _whole(key: Any) -> bytes:
     return key.value
 
 
+class _Replaced(Exception):
+    """The key being read was replaced meanwhile: moto closes a replaced key's buffer."""
+
+
 def _read_range(key: Any, begin: int, length: int) -> bytes:
     """``length`` bytes of an object from ``begin``: moto's ``key.value`` reads (and copies) the
     whole object, so a ranged GET of a 1 GiB input would move 1 GiB for every 64 MiB split."""
     buffer, lock = getattr(key, "_value_buffer", None), getattr(key, "lock", None)
-    if buffer is None or lock is None:
-        return key.value[begin:begin + length]
-    with lock:
-        buffer.seek(begin)
-        return buffer.read(length)
+    try:
+        if buffer is None or lock is None:
+            return key.value[begin:begin + length]
+        with lock:
+            buffer.seek(begin)
+            return buffer.read(length)
+    except ValueError as exc:  # I/O operation on closed file
+        if getattr(buffer, "closed", False) or getattr(key, "disposed", False):
+            raise _Replaced from exc
+        raise
 
 
 def _plain(bucket: Any) -> bool:

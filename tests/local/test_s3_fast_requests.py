@@ -196,3 +196,39 @@ def test_an_object_over_the_spool_size_is_kept_on_disk_and_still_copied_whole(fa
         key = backend.get_object("fast-path-bucket", name)
         assert key._value_buffer._rolled and key.value == body
         assert fast.handle(_environ("GET", f"/fast-path-bucket/{name}"))[2] == body
+
+
+def test_a_reader_sees_an_object_whole_while_it_is_rewritten(fast, monkeypatch):
+    """S3 is atomic per object: a GET or HEAD racing a PUT of the same key gets the old object
+    or the new one, never an empty or half-made one."""
+    import sys
+    import threading
+
+    from airflow_provider_smr.local.server import MEMORY_OBJECT_BYTES
+
+    monkeypatch.setenv("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(MEMORY_OBJECT_BYTES))
+    bodies = [b"a" * (1 << 20), b"b" * (1 << 20)]
+    _put(fast, "/fast-path-bucket/hot", bodies[0])
+    stop, seen = threading.Event(), []
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            _put(fast, "/fast-path-bucket/hot", bodies[i % 2])
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(3000):
+            status, headers, body = fast.handle(_environ("GET", "/fast-path-bucket/hot"))
+            seen.append((status[:3], dict(headers)["content-length"], body[:1], len(body)))
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(old)
+    assert {s for s, *_ in seen} == {"200"}
+    assert {(n, first, size) for _, n, first, size in seen} <= {(str(1 << 20), b"a", 1 << 20),
+                                                                (str(1 << 20), b"b", 1 << 20)}
