@@ -225,13 +225,6 @@ def _collect(collector: Any, keys: list, values: list, reducer: Any) -> bool:
         raise runtime.TaskError(f"reducer {reducer!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def write_in_key_order(pairs: Iterable[tuple[Any, Any]], part: writers.PartWriter,
-                       ser: shuffle.JsonSerializer, budget: int) -> writers.PartWriter:
-    """Write ``pairs`` to ``part`` grouped by key in key order, values in order (see
-    :func:`write_batches_in_key_order`)."""
-    return write_batches_in_key_order(grouping.batches_of(pairs), part, ser, budget)
-
-
 def write_batches_in_key_order(batches: Iterable[list], part: writers.PartWriter,
                                ser: shuffle.JsonSerializer, budget: int) -> writers.PartWriter:
     """Write lists of pairs to ``part`` grouped by key in key order, values in order.

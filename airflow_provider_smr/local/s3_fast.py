@@ -271,9 +271,8 @@ def _adopt(key: Any, data: bytes) -> None:
     buffer = getattr(key, "_value_buffer", None)
     if (type(data) is bytes and isinstance(getattr(buffer, "_file", None), io.BytesIO)
             and not getattr(buffer, "_rolled", True) and len(data) <= getattr(buffer, "_max_size", 0)):
-        with key.lock:
-            buffer._file = io.BytesIO(data)
-            key.contentsize = len(data)
+        buffer._file = io.BytesIO(data)  # the key is not in a bucket yet: no reader to lock out
+        key.contentsize = len(data)
     else:
         key.value = data
 

@@ -28,7 +28,8 @@ def _old_sorted_output(pairs: list, fmt: str = "jsonl") -> bytes:
 
 
 def _write_sorted(pairs: list, fmt: str = "jsonl", budget: int = 1 << 30) -> bytes:
-    part = reducer.write_in_key_order(iter(pairs), writers.PartWriter(fmt), JSON, budget)
+    part = reducer.write_batches_in_key_order(grouping.batches_of(pairs), writers.PartWriter(fmt), JSON,
+                                              budget)
     return part.getvalue()
 
 
@@ -126,7 +127,7 @@ def test_output_in_key_order_is_streamed_without_sorting():
         def drain(self):  # pragma: no cover - must not be reached
             raise AssertionError("ordered output was read back for sorting")
 
-    part = reducer.write_in_key_order(iter(pairs), Part("jsonl"), JSON, 1 << 20)
+    part = reducer.write_batches_in_key_order(grouping.batches_of(pairs), Part("jsonl"), JSON, 1 << 20)
     written = part.getvalue()
     assert written == _old_sorted_output(pairs)
 
