@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.configuration import conf
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -252,6 +252,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         if store is not None:
             store.set(self.external_id_key, job_id)
         self._persist_links(context)
+        if self._submitted:  # a job started just now: the triggerer waits for it, however soon it ends
+            self._defer(job_id)
         return self._defer_or_finish(context, job_id)
 
     def _ensure_stack(self) -> dict[str, Any]:
@@ -273,6 +275,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
             return self.get_job_result(job_id, context)
         if status["state"] in FAILURE_STATES:
             raise AirflowException(f"SMR job {job_id} {status['state']}: {status.get('error')}")
+        self._defer(job_id)
+
+    def _defer(self, job_id: str) -> NoReturn:
         from airflow_provider_smr.triggers.smr import SMRJobTrigger
 
         if self.stack is None:  # resumed on a fresh operator instance (needs-attention round)
@@ -320,6 +325,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         """
         base = self.task_job_id(context)
         generation = 1
+        self._submitted = False
         while True:
             job_id = generation_job_id(base, generation)
             decision = resume_decision(self._prior_state(job_id))
@@ -347,6 +353,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
                     driver=self.driver,
                     create_table=self.create_table,
                 )
+                self._submitted = True
                 break
             generation += 1
         self.job_id = job_id

@@ -295,6 +295,16 @@ class TestDeferrable:
         assert hook.retried == [base_id()]
         assert again.value.trigger.work_bucket == "smr-work"
 
+    def test_a_job_submitted_now_is_left_to_the_trigger_even_if_it_has_already_finished(self):
+        class InstantHook(FakeHook):
+            def submit_job(self, job, *, input, output, job_id, **kw):
+                super().submit_job(job, input=input, output=output, job_id=job_id, **kw)
+                self.states[job_id] = protocol.SUCCEEDED  # a tiny job done before the first check
+
+        hook = InstantHook()
+        _, deferred = self.defer(hook)
+        assert deferred.trigger.job_id == base_id() and len(hook.submitted) == 1
+
     def test_retry_of_a_deferred_task_finds_the_finished_job(self):
         hook = FakeHook({base_id(): protocol.SUCCEEDED})
         result, _, _ = run(make_operator(deferrable=True), hook)
