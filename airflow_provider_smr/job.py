@@ -18,7 +18,7 @@ import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from airflow_provider_smr.sizes import parse_size
+from lambda_handlers.sizes import parse_size
 from lambda_handlers.jobspec import IDENTITY as identity  # the reducer that writes values unchanged
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from airflow_provider_smr.job import (
     check_runtime,
     load_job,
 )
-from airflow_provider_smr.sizes import SizeError, parse_size
+from lambda_handlers.sizes import SizeError, parse_size
 from lambda_handlers.jobspec import JobSpec, JobSpecError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,19 +16,21 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from airflow_provider_smr.engine import inputs as inputs_mod
 from airflow_provider_smr.engine import requests as reqs
 from airflow_provider_smr.engine import submit as submit_mod
-from airflow_provider_smr.engine.plan import INVOKE_TREE_THRESHOLD, build_plan
 from airflow_provider_smr.engine.result import build_result
 from airflow_provider_smr.engine.watch import (PROGRESS_LOG_INTERVAL_S, JobStatus, ProgressTracker,
                                                failure_message, list_status, status_from_listing)
 from airflow_provider_smr.job import MapReduceJob, check_runtime, load_job
-from airflow_provider_smr.sizes import parse_size
 from lambda_handlers import protocol
 from lambda_handlers.io import dynamodb
+from lambda_handlers.options import JobOptions, TaskLimits
+from lambda_handlers.planning import (build_plan, check_output_outside_inputs, describe_tables,
+                                      list_objects, normalize_inputs, output_location,
+                                      parse_s3_uri, resolve_inputs)
 
 log = logging.getLogger(__name__)
+DEFAULT_OPTIONS = JobOptions()
 
 DEFAULT_POLL_INTERVAL = 5.0
 # Ask the coordinator to check deadlines at most this often, and also when nothing moved this long.
@@ -103,54 +105,43 @@ class JobRunner:
 
     # -- submit -----------------------------------------------------------------------------------
 
-    def submit(self, job: MapReduceJob | str, *, input: Any, output: str, job_id: str | None = None,
-               num_reducers: int | None = None, split_size: int | str | None = None,
-               max_concurrency: int | None = None, max_attempts: int = 3, overwrite: bool = False,
-               job_params: dict | None = None, max_bad_records: int = 0,
-               speculation: bool = False, speculation_threshold: float = 3.0,
-               deadline_grace_s: int = 30,
-               create_table: bool = False, driver: str = "worker",
-               invoke_tree_threshold: int = INVOKE_TREE_THRESHOLD) -> str:
+    def submit(self, job: MapReduceJob | str, *, input: Any, output: str,
+               options: JobOptions = DEFAULT_OPTIONS, job_id: str | None = None,
+               job_params: dict | None = None) -> str:
         """Plan and start a job; return its id. Nothing is invoked if any check fails.
 
-        With ``driver="lambda"``, a job of ``invoke_tree_threshold`` map tasks or more is fanned out
-        through invoker functions (a two-level tree) rather than by the driver function alone.
+        :param options: how the job runs (sizing, retries, speculation, driver, output rules).
+            With ``driver="lambda"``, a job of ``invoke_tree_threshold`` map tasks or more is fanned
+            out through invoker functions (a two-level tree) rather than by the driver function alone.
 
         A ``job_id`` that already exists is not started again: its id is returned (and a fan-out a
         crashed driver left unfinished is completed).
         """
-        if driver not in ("worker", "lambda"):
-            raise ValueError(f"driver must be 'worker' or 'lambda', got {driver!r}")
         job = load_job(job)
         job_id = protocol.validate_job_id(job_id) if job_id else new_job_id(job.name)
         with reqs.job_context(job_id):
             if self.job_exists(job_id):
                 self.log.info("job %s exists already: not starting it again", job_id)
-                self._finish_fan_out(job_id, job, job_params, max_bad_records, max_concurrency)
+                self._finish_fan_out(job_id, job, job_params, options)
                 return job_id
             began = time.monotonic()
             check_runtime(self.stack.runtime)
-            pickled = job.dumps(params=job_params, max_bad_records=max_bad_records)
-            named = inputs_mod.normalize_inputs(input)
+            pickled = job.dumps(params=job_params, max_bad_records=options.max_bad_records)
+            named = normalize_inputs(input)
             job.check_inputs(list(named))
-            inputs_mod.check_output_outside_inputs(output, named)
-            self._check_output(output, overwrite, create_table)
-            settings = dict(split_size=parse_size(split_size, name="split_size"),
-                            num_reducers=num_reducers, max_attempts=max_attempts,
-                            memory_mb=self.stack.memory_mb, task_timeout_s=self.stack.timeout_s,
-                            max_bad_records=max_bad_records, overwrite=overwrite,
-                            speculation=speculation, speculation_threshold=speculation_threshold,
-                            deadline_grace_s=deadline_grace_s,
-                            concurrency=self.concurrency(max_concurrency),
-                            invoke_tree_threshold=invoke_tree_threshold)
-            if driver == "lambda":  # the driver function lists, plans and fans out
-                self._request_plan(job_id, job, named, output, settings, pickled)
+            check_output_outside_inputs(output, named)
+            self._check_output(output, options.overwrite, options.create_table)
+            limits = TaskLimits(memory_mb=self.stack.memory_mb, task_timeout_s=self.stack.timeout_s)
+            concurrency = self.concurrency(options.max_concurrency)
+            if options.driver == "lambda":  # the driver function lists, plans and fans out
+                self._request_plan(job_id, job, named, output, options, limits, concurrency, pickled)
                 return job_id
-            objects = inputs_mod.resolve_inputs(self.s3, named)
-            inputs_mod.check_output_outside_inputs(output, named, objects)
-            tables = inputs_mod.describe_tables(self.clients.dynamodb, named)
+            objects = resolve_inputs(self.s3, named)
+            check_output_outside_inputs(output, named, objects)
+            tables = describe_tables(self.clients.dynamodb, named)
             plan = build_plan(job_id=job_id, work_bucket=self.bucket, job=job, inputs=named,
-                              objects=objects, output_uri=output, tables=tables, **settings)
+                              objects=objects, output_uri=output, tables=tables, options=options,
+                              limits=limits, concurrency=concurrency)
             plan["driver"] = {"plan_s": round(time.monotonic() - began, 3)}
             if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled):
                 self.log.info("job %s was created concurrently: not starting it again", job_id)
@@ -160,7 +151,7 @@ class JobRunner:
             self.log.info("job %s (%s): %d splits, %d input bytes, steps (maps x reducers) %s -> %s",
                           job_id, job.name, len(plan["splits"]), plan["input_bytes"], steps,
                           plan["output"]["uri"])
-            self._fan_out(plan, None, max_concurrency)
+            self._fan_out(plan, None, options.max_concurrency)
         return job_id
 
     def concurrency(self, max_concurrency: int | None = None) -> int | None:
@@ -180,11 +171,13 @@ class JobRunner:
         return self._account_concurrency or None
 
     def _request_plan(self, job_id: str, job: MapReduceJob, named: dict, output: str,
-                      settings: dict, pickled: bytes) -> None:
+                      options: JobOptions, limits: TaskLimits, concurrency: int | None,
+                      pickled: bytes) -> None:
         """Serverless driver: upload job.pkl and the planning request, then invoke the driver
         function, which lists the inputs, writes ``plan.json``, fans the map tasks out and exits."""
         request = {
-            "job_id": job_id, "inputs": named, "output": output, "settings": settings,
+            "job_id": job_id, "inputs": named, "output": output, "options": options.to_dict(),
+            "limits": limits.to_dict(), "concurrency": concurrency,
             "job": {"name": job.name, "output_format": job.output_format,
                     "num_reducers": job.num_reducers,
                     "input_formats": {name: job.input_format_for(name) for name, uris in named.items()
@@ -207,8 +200,8 @@ class JobRunner:
             dynamodb.ensure_table(self.clients.dynamodb, loc["table"], loc["key_attribute"],
                                   loc["key_type"], create=create_table or loc["create_table"])
             return
-        bucket, prefix = inputs_mod.output_location(output)
-        listed = list(inputs_mod.list_objects(self.s3, bucket, prefix + protocol.SUCCESS_MARKER))
+        bucket, prefix = output_location(output)
+        listed = list(list_objects(self.s3, bucket, prefix + protocol.SUCCESS_MARKER))
         if not overwrite and any(o["Key"] == prefix + protocol.SUCCESS_MARKER for o in listed):
             raise OutputExistsError(f"output {output!r} already holds a committed result (_SUCCESS); "
                                     "pass overwrite=True to replace it")
@@ -225,17 +218,17 @@ class JobRunner:
                       time.monotonic() - began, stats["tries"] - stats["invokes"])
 
     def _finish_fan_out(self, job_id: str, job: MapReduceJob, job_params: dict | None,
-                        max_bad_records: int, max_concurrency: int | None) -> None:
+                        options: JobOptions) -> None:
         listed = list_status(self.s3, self.bucket, job_id)
         status = status_from_listing(self.plan(job_id), listed)
         if status.terminal or submit_mod.FANOUT_CLAIM in status.claims:
             return
         if not self._exists(protocol.job_pickle_key(job_id)):
             self.s3.put_object(Bucket=self.bucket, Key=protocol.job_pickle_key(job_id),
-                               Body=job.dumps(params=job_params, max_bad_records=max_bad_records))
+                               Body=job.dumps(params=job_params, max_bad_records=options.max_bad_records))
         todo = submit_mod.unstarted_map_tasks(self.plan(job_id), listed)
         self.log.info("job %s: finishing an interrupted fan-out (%d map tasks)", job_id, len(todo))
-        self._fan_out(self.plan(job_id), todo, max_concurrency)
+        self._fan_out(self.plan(job_id), todo, options.max_concurrency)
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -372,7 +365,7 @@ class JobRunner:
             if status.state == protocol.CANCELLED:
                 raise JobCancelledError(f"job {job_id} was cancelled")
             stalled = now - last_change > STALL_NUDGE_S
-            speculate = (self.plan(job_id)["settings"].get("speculation") and status.step is not None
+            speculate = (JobOptions.from_plan(self.plan(job_id)).speculation and status.step is not None
                          and now - last_check > SPECULATION_CHECK_INTERVAL_S)
             if speculate and not (status.needs_attention or stalled):
                 self.check_deadlines(job_id)
@@ -498,15 +491,17 @@ class JobRunner:
     def _read_uri_json(self, uri: str | None) -> dict | None:
         if not uri:
             return None
-        bucket, key = inputs_mod.parse_s3_uri(uri, what="manifest")
+        bucket, key = parse_s3_uri(uri, what="manifest")
         body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         return json.loads(body)
 
     # -- all in one -------------------------------------------------------------------------------
 
     def run(self, job: MapReduceJob | str, *, input: Any, output: str,
-            poll_interval: float = DEFAULT_POLL_INTERVAL, timeout: float | None = None,
-            **submit_kw: Any) -> dict:
+            options: JobOptions = DEFAULT_OPTIONS, job_id: str | None = None,
+            job_params: dict | None = None, poll_interval: float = DEFAULT_POLL_INTERVAL,
+            timeout: float | None = None) -> dict:
         """Submit, wait and return the result dict."""
-        job_id = self.submit(job, input=input, output=output, **submit_kw)
+        job_id = self.submit(job, input=input, output=output, options=options, job_id=job_id,
+                             job_params=job_params)
         return self.wait(job_id, poll_interval=poll_interval, timeout=timeout)
