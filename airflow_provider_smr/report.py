@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from lambda_handlers import protocol
+from lambda_handlers.options import TaskLimits
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +160,7 @@ def _attempts(plan: dict, listed: list[dict], done_bodies: dict[tuple[int, str, 
     for key in error_marks:
         starts.setdefault(key, None)
 
-    settings = plan.get("settings", {})
-    timeout = settings.get("task_timeout_s", 900)
+    timeout = TaskLimits.from_plan(plan).task_timeout_s
     terminal = state in protocol.TERMINAL_STATES
     out = []
     for key in sorted(starts):
@@ -288,7 +288,7 @@ def build_report(plan: dict, listed: list[dict], done_markers: dict[str, dict],
         report.records = result.get("records")
         report.parts = list(result.get("parts", []))
     else:
-        budget = plan.get("settings", {}).get("memory_budget_bytes")  # a quarter of the memory
+        budget = TaskLimits.from_plan(plan).memory_budget_bytes  # a quarter of the memory
         memory = int(budget * 4 / 1024**2) if budget else 1024
         costs = _marker_costs(bodies.values(), len(attempts), memory)
         report.requests = costs["requests"]

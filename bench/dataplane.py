@@ -33,6 +33,7 @@ from bench.gen_common import parse_size  # noqa: E402
 from bench.gen_sort import sort_file  # noqa: E402
 from bench.gen_uservisits import uservisits_file  # noqa: E402
 from bench.gen_words import words_file  # noqa: E402
+from lambda_handlers.options import JobOptions
 
 WORK_BUCKET = "smr-prof-work"
 DATA_BUCKET = "smr-prof-data"
@@ -139,7 +140,7 @@ def profile(workload: str, size: int, split_size: int, reducers: int, top: int =
     prof = cProfile.Profile()
     began = time.perf_counter()
     job_id = runner.submit(job, input=f"s3://{DATA_BUCKET}/input/data", output=f"s3://{DATA_BUCKET}/out/",
-                           split_size=split_size, num_reducers=reducers, overwrite=True)
+                           options=JobOptions(split_size=split_size, num_reducers=reducers, overwrite=True))
     submit_s = time.perf_counter() - began
     while queue:
         name, event = queue.popleft()
@@ -230,7 +231,7 @@ def reduce_only(workload: str, size: int, split_size: int, reducers: int, budget
     runtime.put_bytes = lambda bucket, key, body, **_: put.__setitem__(key, body)
     reducer.map_outputs = lambda *a: outputs
     plan = {"steps": [{"num_map_tasks": len(outputs)}], "output": {"format": fmt},
-            "settings": {"memory_budget_bytes": budget}}
+            "limits": {"memory_budget_bytes": budget}}
     event = {"bucket": "b", "job_id": "j", "step": 0, "task": 0, "attempt": 0}
     times, prof = [], cProfile.Profile()
     for _ in range(repeat):

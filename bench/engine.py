@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from lambda_handlers.options import JobOptions
+
 FAKE_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 DATA_BUCKET = "smr-bench-data"
@@ -107,12 +109,12 @@ class Bench:
         """The SMR stack at ``memory_mb`` (one per memory size; deploys are idempotent)."""
         if memory_mb not in self.stacks:
             from airflow_provider_smr.deploy import deploy_stack
+            from lambda_handlers.options import StackSettings
 
             name = self.stack_name if memory_mb == self.memory_mb else f"{self.stack_name}{memory_mb}"
-            self.stacks[memory_mb] = deploy_stack(self.clients, name, memory_mb=memory_mb,
-                                                  timeout_s=self.timeout_s,
-                                                  input_buckets=(DATA_BUCKET,),
-                                                  output_buckets=(DATA_BUCKET,))
+            self.stacks[memory_mb] = deploy_stack(self.clients, name,
+                StackSettings(memory_mb=memory_mb, timeout_s=self.timeout_s),
+                input_buckets=(DATA_BUCKET,), output_buckets=(DATA_BUCKET,))
         return self.stacks[memory_mb]
 
     def upload(self, path: str, key: str) -> str:
@@ -155,7 +157,8 @@ class Bench:
         try:
             with PeakRss() as rss:
                 began = time.perf_counter()
-                job_id = runner.submit(job, input=input, output=output, overwrite=True, **submit_kw)
+                job_id = runner.submit(job, input=input, output=output,
+                                       options=JobOptions(overwrite=True, **submit_kw))
                 submitted = time.perf_counter()
                 timed_out = False
                 try:

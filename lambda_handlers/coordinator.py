@@ -24,11 +24,11 @@ from typing import Any, Iterable
 
 from lambda_handlers import protocol, runtime
 from lambda_handlers.io import dynamodb, writers
+from lambda_handlers.options import JobOptions, TaskLimits
 from lambda_handlers.reducer import ordered_parallel
 
 log = logging.getLogger("smr.coordinator")
 CHECK_DEADLINES = "check-deadlines"
-DEADLINE_GRACE_S = 30
 # Speculation: a running attempt slower than ``speculation_threshold`` x the median duration of the
 # phase's finished tasks (and at least this many seconds) gets one backup attempt.
 SPECULATION_MIN_S = 1.0
@@ -99,7 +99,7 @@ def retry_claim(step: int, phase: str, task: int, attempt: int) -> str:
 def decide(plan: dict, st: JobState, now: float, check_deadlines: bool) -> list[tuple]:
     """What is due now, as actions: ("reduce", s) ("map", s) ("commit",) ("retry", s, ph, t, a)
     ("speculate", s, ph, t, a) ("timeout", s, ph, t, a, started) ("fail", s, ph, t, a)."""
-    cfg = runtime.settings(plan)
+    opts, limits = JobOptions.from_plan(plan), TaskLimits.from_plan(plan)
     steps = plan["steps"]
     actions: list[tuple] = []
     for s, sp in enumerate(steps):
@@ -107,7 +107,7 @@ def decide(plan: dict, st: JobState, now: float, check_deadlines: bool) -> list[
         m, r = int(sp["num_map_tasks"]), int(sp.get("num_reducers") or 0)
         if s > 0 and f"map-{s}" not in st.claims:
             break
-        actions += _failures(st, cfg, s, protocol.MAP, m, now, check_deadlines, f"map-{s}")
+        actions += _failures(st, opts, limits, s, protocol.MAP, m, now, check_deadlines, f"map-{s}")
         if len(st.done[(s, protocol.MAP)]) < m:
             break
         if r == 0:
@@ -117,7 +117,8 @@ def decide(plan: dict, st: JobState, now: float, check_deadlines: bool) -> list[
         if f"reduce-{s}" not in st.claims:
             actions.append(("reduce", s))
             break
-        actions += _failures(st, cfg, s, protocol.REDUCE, r, now, check_deadlines, f"reduce-{s}")
+        actions += _failures(st, opts, limits, s, protocol.REDUCE, r, now, check_deadlines,
+                             f"reduce-{s}")
         if len(st.done[(s, protocol.REDUCE)]) < r:
             break
         if last:
@@ -129,18 +130,19 @@ def decide(plan: dict, st: JobState, now: float, check_deadlines: bool) -> list[
     return actions
 
 
-def _failures(st: JobState, cfg: dict, s: int, phase: str, tasks: Iterable[int] | int, now: float,
-              check_deadlines: bool, phase_claim: str) -> list[tuple]:
+def _failures(st: JobState, opts: JobOptions, limits: TaskLimits, s: int, phase: str,
+              tasks: Iterable[int] | int, now: float, check_deadlines: bool,
+              phase_claim: str) -> list[tuple]:
     out = []
     done = st.done[(s, phase)]
-    limit = cfg["task_timeout_s"] + cfg.get("deadline_grace_s", DEADLINE_GRACE_S)
-    slow = (speculation_after(st, cfg, s, phase, tasks)
-            if check_deadlines and cfg.get("speculation") and isinstance(tasks, int) else None)
+    limit = limits.task_timeout_s + opts.deadline_grace_s
+    slow = (speculation_after(st, opts.speculation_threshold, s, phase, tasks)
+            if check_deadlines and opts.speculation and isinstance(tasks, int) else None)
     for t in range(tasks) if isinstance(tasks, int) else tasks:
         if t in done:
             continue
         starts, errs = st.starts.get((s, phase, t), {}), st.errors.get((s, phase, t), set())
-        retried = {a for a in range(1, cfg["max_attempts"] + 1) if retry_claim(s, phase, t, a) in st.claims}
+        retried = {a for a in range(1, opts.max_attempts + 1) if retry_claim(s, phase, t, a) in st.claims}
         latest = max(set(starts) | errs | retried | {0})
         failed = latest in errs
         if not failed and check_deadlines:
@@ -150,17 +152,17 @@ def _failures(st: JobState, cfg: dict, s: int, phase: str, tasks: Iterable[int] 
                 out.append(("timeout", s, phase, t, latest, began))
                 failed = True
             elif (slow is not None and latest in starts and now - starts[latest] > slow
-                  and latest + 1 < cfg["max_attempts"] and all(a in errs for a in range(latest))):
+                  and latest + 1 < opts.max_attempts and all(a in errs for a in range(latest))):
                 out.append(("speculate", s, phase, t, latest + 1))  # one backup per straggler
         if failed:
-            if latest + 1 < cfg["max_attempts"]:
+            if latest + 1 < opts.max_attempts:
                 out.append(("retry", s, phase, t, latest + 1))
             else:
                 out.append(("fail", s, phase, t, latest))
     return out
 
 
-def speculation_after(st: JobState, cfg: dict, s: int, phase: str, n: int) -> float | None:
+def speculation_after(st: JobState, threshold: float, s: int, phase: str, n: int) -> float | None:
     """Seconds after which a running attempt is a straggler: ``speculation_threshold`` x the median
     duration of the phase's finished tasks (None until at least half of them finished)."""
     durations = []
@@ -173,7 +175,7 @@ def speculation_after(st: JobState, cfg: dict, s: int, phase: str, n: int) -> fl
         return None
     durations.sort()
     median = durations[len(durations) // 2]
-    return max(float(cfg.get("speculation_threshold") or 3.0) * median, SPECULATION_MIN_S)
+    return max(threshold * median, SPECULATION_MIN_S)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +229,8 @@ def _task_failed(bucket: str, job_id: str, plan: dict, phase: str, step: int, ta
     st = scan(job_id, objects)
     if st.terminal:
         return {"state": sorted(st.terminal)[0], "actions": []}
-    actions = _failures(st, runtime.settings(plan), step, phase, [task], time.time(), False, "")
+    actions = _failures(st, JobOptions.from_plan(plan), TaskLimits.from_plan(plan), step, phase, [task],
+                        time.time(), False, "")
     if not actions or runtime.exists(bucket, protocol.cancel_key(job_id)):
         return {"state": protocol.RUNNING, "actions": []}
     return {"state": protocol.RUNNING,
@@ -416,7 +419,7 @@ def _error_detail(bucket: str, job_id: str, s: int, phase: str, t: int, a: int) 
 
 
 def _write_timeout(bucket, job_id, plan, s, phase, t, a, began) -> None:
-    timeout = runtime.settings(plan)["task_timeout_s"]
+    timeout = TaskLimits.from_plan(plan).task_timeout_s
     exc = runtime.TaskFailedError(
         f"no result {time.time() - began:.0f}s after the attempt started (function timeout "
         f"{timeout}s): it timed out or ran out of memory; see the function's logs")

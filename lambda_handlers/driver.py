@@ -22,10 +22,11 @@ from typing import Any
 
 from lambda_handlers import planning, protocol, runtime
 from lambda_handlers.io import dynamodb
+from lambda_handlers.options import JobOptions, TaskLimits
 from lambda_handlers.reducer import ordered_parallel
 
 log = logging.getLogger("smr.driver")
-TREE_THRESHOLD = planning.INVOKE_TREE_THRESHOLD
+TREE_THRESHOLD = JobOptions().invoke_tree_threshold
 INVOKER_BATCH = 200
 DRIVE_CLAIM = "drive"
 FANOUT_CLAIM = "map-0"
@@ -83,7 +84,8 @@ def plan_job(bucket: str, job_id: str, req: dict) -> dict:
               if any(dynamodb.is_dynamodb_uri(u) for uris in named.values() for u in uris) else [])
     plan = planning.build_plan(job_id=job_id, work_bucket=bucket, job=_RequestedJob(req), inputs=named,
                                objects=objects, output_uri=req["output"], tables=tables,
-                               **req["settings"])
+                               options=JobOptions.from_mapping(req["options"]),
+                               limits=TaskLimits(**req["limits"]), concurrency=req.get("concurrency"))
     plan["driver"] = {"plan_s": round(time.monotonic() - began, 3), "where": "lambda"}
     return plan
 
@@ -120,7 +122,7 @@ def drive(ev: dict) -> dict:
         if plan is None:
             return {"error": "planning failed (see failed.json)"}
         n = int(plan["steps"][0]["num_map_tasks"])
-        threshold = int(plan["settings"].get("invoke_tree_threshold", TREE_THRESHOLD))
+        threshold = JobOptions.from_plan(plan).invoke_tree_threshold
         events = fan_out_events(bucket, job_id, n, threshold)
         failed = send_all(events)
     except Exception as exc:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, readers, writers
 from lambda_handlers.jobspec import BatchMapper
+from lambda_handlers.options import JobOptions, TaskLimits
 
 log = logging.getLogger("smr.mapper")
 
@@ -371,17 +372,17 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
     step_plan, spec = plan["steps"][step], job.steps[step]
-    cfg = runtime.settings(plan)
+    budget = TaskLimits.from_plan(plan).memory_budget_bytes
     ser = shuffle.serializer(getattr(job, "serializer", "json"))
     num_reducers = int(step_plan.get("num_reducers") or 0)
-    max_bad = int(cfg.get("max_bad_records") or getattr(job, "max_bad_records", 0) or 0)
+    max_bad = JobOptions.from_plan(plan).max_bad_records or int(getattr(job, "max_bad_records", 0) or 0)
 
     if step == 0:
         if task >= len(plan["splits"]):
             raise runtime.TaskFailedError(f"map task {task} is not in the plan ({len(plan['splits'])} splits)")
         split = plan["splits"][task]
         mapper = _mapper_for(spec, split)
-        batch_bytes = readers.batch_block_bytes(cfg["memory_budget_bytes"])
+        batch_bytes = readers.batch_block_bytes(budget)
         source = _split_source(split, metrics, batch_bytes if isinstance(mapper, BatchMapper) else 0)
     else:
         split = None
@@ -395,7 +396,7 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
         if spec.combiner is not None:
             combiner = shuffle.make_combiner(
                 spec.combiner, lambda pairs: checked_sink(out.add_many, pairs, "combiner"), ser,
-                cfg["memory_budget_bytes"] // 2)  # the other half: the encoded output and batches
+                budget // 2)  # the other half: the encoded output and batches
             sink = combiner.add_many
         if isinstance(combiner, shuffle.FoldCombiner) and not max_bad:
             records_in, bad = run_mapper_folding(source, mapper, combiner), 0
@@ -410,7 +411,7 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
         return {"output_key": key, "index": index, "records_in": records_in,
                 "records_out": out.records, "bad_records": bad}
 
-    grouper = grouping.ExternalGrouper(ser, cfg["memory_budget_bytes"])
+    grouper = grouping.ExternalGrouper(ser, budget)
     records_in, bad = run_mapper(source, mapper, grouper.add_many, max_bad)
     if dynamodb.is_table_output(plan["output"]):
         items = dynamodb.write_output(runtime.client("dynamodb"), plan["output"],

@@ -21,16 +21,15 @@ import datetime as dt
 import fnmatch
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from lambda_handlers import protocol
 from lambda_handlers.io import dynamodb
+from lambda_handlers.options import JobOptions, PlanError, TaskLimits
 
 
 DEFAULT_INPUT = "default"
 _GLOB_CHARS = "*?["
-#: from this many map tasks on, the serverless driver fans out through invokers (a two-level tree)
-INVOKE_TREE_THRESHOLD = 2000
 
 
 class InputError(ValueError):
@@ -238,7 +237,7 @@ def describe_tables(dynamodb_client: Any, inputs: dict[str, list[str]]) -> list[
                            "size_bytes": int(desc.get("TableSizeBytes") or 0)})
     return tables
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 MiB = 1024**2
 # Sizing when the job gives no split_size / num_reducers (see choose_split_size, choose_num_reducers).
 DEFAULT_CONCURRENCY = 1000  # Lambda's default account concurrency, when the caller does not say
@@ -253,10 +252,6 @@ MIN_SLICE_BYTES = 1 * MiB  # a reducer's slice of one map output: R <= input / (
 SPILL_FACTOR = 4  # a reducer's partition may be this many times its memory budget (it spills)
 MAX_AUTO_REDUCERS = 1000
 OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv"}
-
-
-class PlanError(ValueError):
-    """A job that cannot be planned as asked (too many tasks, bad settings)."""
 
 
 def compression_of(key: str) -> str | None:
@@ -408,32 +403,19 @@ def plan_steps(job: Any, num_map_tasks: int, total_bytes: int,
 
 
 def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, list[str]],
-               objects: list[S3Object], output_uri: str, split_size: int | None = None,
-               num_reducers: int | None = None, max_attempts: int = 3, memory_mb: int = 1024,
-               task_timeout_s: int = 300, max_bad_records: int = 0, overwrite: bool = False,
-               speculation: bool = False, speculation_threshold: float = 3.0,
-               deadline_grace_s: int = 30, created: dt.datetime | None = None,
-               tables: list[dict] = (), concurrency: int | None = None,
-               invoke_tree_threshold: int = INVOKE_TREE_THRESHOLD) -> dict:
+               objects: list[S3Object], output_uri: str, options: JobOptions,
+               limits: TaskLimits = TaskLimits(), created: dt.datetime | None = None,
+               tables: Sequence[dict] = (), concurrency: int | None = None) -> dict:
     """The ``plan.json`` document of the engine contract (``tables``: DynamoDB inputs as
     :func:`describe_tables` returns them).
 
-    Without ``split_size`` the split size comes from the input size and ``concurrency`` (the
-    functions that can run at once; None: Lambda's default 1,000), see :func:`choose_split_size`;
-    without ``num_reducers`` (argument, job or step) the reducer count comes from the input size,
-    the map count and ``memory_mb``, see :func:`choose_num_reducers`. From ``invoke_tree_threshold``
-    map tasks on, the serverless driver starts them through invokers (``lambda_handlers.driver``).
+    Without ``options.split_size`` the split size comes from the input size and ``concurrency``
+    (the functions that can run at once; None: Lambda's default 1,000), see
+    :func:`choose_split_size`; without ``num_reducers`` (option, job or step) the reducer count comes
+    from the input size, the map count and the functions' memory, see :func:`choose_num_reducers`.
+    The options and the stack's ``limits`` travel in the plan (``JobOptions.from_plan``).
     """
     protocol.validate_job_id(job_id)
-    if not 1 <= max_attempts <= protocol.MAX_ATTEMPTS:
-        raise PlanError(f"max_attempts must be in [1, {protocol.MAX_ATTEMPTS}], got {max_attempts}")
-    if speculation_threshold <= 1 or deadline_grace_s < 0:
-        raise PlanError("speculation_threshold must be > 1 (a multiple of the median task time) and "
-                        f"deadline_grace_s >= 0, got {speculation_threshold} and {deadline_grace_s}")
-    if max_bad_records < 0:
-        raise PlanError(f"max_bad_records must be >= 0, got {max_bad_records}")
-    if invoke_tree_threshold < 1:
-        raise PlanError(f"invoke_tree_threshold must be >= 1 (map tasks), got {invoke_tree_threshold}")
     table_inputs = {t["input"] for t in tables}
     formats = {name: dynamodb.FORMAT if name in table_inputs else job.input_format_for(name)
                for name in inputs}
@@ -441,9 +423,9 @@ def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, lis
     if mixed:
         raise PlanError(f"input(s) {mixed} mix S3 and DynamoDB URIs: give each its own input name")
     total_bytes = sum(o.size for o in objects) + sum(t.get("size_bytes", 0) for t in tables)
-    auto = not split_size
-    split_size = split_size or choose_split_size(total_bytes, concurrency,
-                                                 task_timeout_s=task_timeout_s, memory_mb=memory_mb)
+    auto = not options.split_size
+    split_size = options.split_size or choose_split_size(
+        total_bytes, concurrency, task_timeout_s=limits.task_timeout_s, memory_mb=limits.memory_mb)
     splits = make_splits(objects, split_size, formats, merge_tail=auto)
     if tables:
         splits = [{**sp, "task": i} for i, sp in enumerate(
@@ -458,21 +440,14 @@ def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, lis
         "work_bucket": work_bucket,
         "created": created.isoformat(),
         "job_name": job.name,
-        "settings": {
-            "max_attempts": max_attempts,
-            "memory_budget_bytes": memory_mb * 1024**2 // 4,
-            "max_bad_records": max_bad_records,
-            "task_timeout_s": task_timeout_s,
-            "speculation": speculation,
-            "speculation_threshold": float(speculation_threshold),
-            "deadline_grace_s": int(deadline_grace_s),
-            "invoke_tree_threshold": int(invoke_tree_threshold),
-        },
+        "options": options.to_dict(),
+        "limits": limits.to_dict(),
         "inputs": {name: {"uris": list(uris), "format": formats[name]} for name, uris in inputs.items()},
         "splits": splits,
-        "steps": plan_steps(job, len(splits), total_bytes, num_reducers, memory_mb=memory_mb,
-                            concurrency=concurrency),
-        "output": output_spec(output_uri, overwrite, inputs, work_bucket, job_id, job.output_format),
+        "steps": plan_steps(job, len(splits), total_bytes, options.num_reducers,
+                            memory_mb=limits.memory_mb, concurrency=concurrency),
+        "output": output_spec(output_uri, options.overwrite, inputs, work_bucket, job_id,
+                              job.output_format),
         "input_bytes": total_bytes,
     }
 

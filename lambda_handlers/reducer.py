@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, writers
 from lambda_handlers.jobspec import Fold, IdentityReducer
+from lambda_handlers.options import TaskLimits
 
 FETCH_THREADS = 16
 MIN_FETCH_WINDOW = 1 << 20
@@ -139,9 +140,8 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
     spec = job.steps[step]
     if spec.reducer is None:
         raise runtime.TaskFailedError(f"step {step} has reducers planned but no reducer function")
-    cfg = runtime.settings(plan)
     ser = shuffle.serializer(getattr(job, "serializer", "json"))
-    budget = cfg["memory_budget_bytes"]
+    budget = TaskLimits.from_plan(plan).memory_budget_bytes
 
     slices = []
     for key, index in map_outputs(bucket, job_id, step, steps[step]["num_map_tasks"]):

@@ -291,15 +291,6 @@ def load_job(bucket: str, job_id: str):
     return job
 
 
-def settings(plan: dict) -> dict:
-    s = dict(plan.get("settings") or {})
-    s.setdefault("max_attempts", 3)
-    s.setdefault("memory_budget_bytes", 256 * 1024 * 1024)
-    s.setdefault("max_bad_records", 0)
-    s.setdefault("task_timeout_s", 900)
-    return s
-
-
 # ---------------------------------------------------------------------------------------------
 # Invokes
 

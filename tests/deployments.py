@@ -32,6 +32,8 @@ def deploy(local_stack, name: str, *, input_buckets: Iterable[str], output_bucke
     import boto3
 
     from airflow_provider_smr.deploy import deploy_stack
+
+    from lambda_handlers.options import StackSettings
     from airflow_provider_smr.engine.aws import AwsClients
     from airflow_provider_smr.engine.runner import JobRunner
 
@@ -45,6 +47,7 @@ def deploy(local_stack, name: str, *, input_buckets: Iterable[str], output_bucke
             clients.s3.create_bucket(Bucket=bucket)
         except clients.s3.exceptions.BucketAlreadyOwnedByYou:
             pass
-    stack = deploy_stack(clients, name, memory_mb=memory_mb, timeout_s=timeout_s,
-                         input_buckets=inputs, output_buckets=outputs)
+    stack = deploy_stack(clients, name,
+        StackSettings(memory_mb=memory_mb, timeout_s=timeout_s),
+        input_buckets=inputs, output_buckets=outputs)
     return Deployment(clients, stack, JobRunner(clients, stack))

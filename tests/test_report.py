@@ -24,10 +24,10 @@ OUT = "smr-report-out"
 
 def make_plan(maps: int = 3, reducers: int = 2, timeout: int = 60) -> dict:
     return {
-        "v": 1, "job_id": JOB, "work_bucket": WORK, "job_name": "word_count",
+        "v": 2, "job_id": JOB, "work_bucket": WORK, "job_name": "word_count",
         "created": dt.datetime.fromtimestamp(T0 - 1, dt.timezone.utc).isoformat(),
-        "settings": {"max_attempts": 3, "memory_budget_bytes": 128 * 1024**2, "max_bad_records": 0,
-                     "task_timeout_s": timeout, "speculation": False},
+        "options": {"max_attempts": 3, "max_bad_records": 0, "speculation": False},
+        "limits": {"memory_mb": 512, "task_timeout_s": timeout},
         "inputs": {"default": {"uris": ["s3://in/books/"], "format": "text"}},
         "splits": [], "steps": [{"index": 0, "num_map_tasks": maps, "num_reducers": reducers}],
         "output": {"uri": f"s3://{OUT}/counts/", "bucket": OUT, "prefix": "counts/", "format": "jsonl",
@@ -375,13 +375,15 @@ def deployed(moto_s3):
     import boto3
 
     from airflow_provider_smr.deploy import deploy_stack
+
+    from lambda_handlers.options import StackSettings
     from airflow_provider_smr.engine.aws import AwsClients
 
     endpoint = moto_s3.meta.endpoint_url
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                     region_name="us-east-1")
     clients = AwsClients(session, endpoint_url=endpoint, region_name="us-east-1")
-    stack = deploy_stack(clients, "smr-report", memory_mb=512, timeout_s=60)
+    stack = deploy_stack(clients, "smr-report", StackSettings(memory_mb=512, timeout_s=60))
     s3 = clients.s3
     s3.create_bucket(Bucket=OUT)
     plan, listed, done, errors = scenario()
@@ -477,7 +479,7 @@ def test_report_of_a_job_with_a_retried_task_on_the_local_stack(deploy_engine, t
         clients.s3.put_object(Bucket=data, Key=f"in-{run}/{i}.txt", Body=b"a b c\nb c\nc\n" * 5)
     job = MapReduceJob(mapper=make_flaky_tokenizer(data, f"flags/{run}"), reducer=count, name="flaky")
     result = runner.run(job, input=f"s3://{data}/in-{run}/", output=f"s3://{data}/out-{run}/",
-                        num_reducers=2, poll_interval=0.25, timeout=300)
+                        poll_interval=0.25, timeout=300, options=JobOptions(num_reducers=2))
     assert result["counters"]["retried_attempts"] == 1
 
     uri = rp.write_report(clients, stack.work_bucket, result["job_id"], result=result)

@@ -27,7 +27,7 @@ from airflow_provider_smr.deploy.stack import (
 from airflow_provider_smr.deploy.status import failure_from_events
 from airflow_provider_smr.deploy.template import (
     FUNCTION_ROLES,
-    StackSettings,
+    TemplateSettings,
     build_template,
     content_hash,
     function_name,
@@ -45,7 +45,7 @@ __all__ = [
     "SMRStackError",
     "StackInfo",
     "StackNotFoundError",
-    "StackSettings",
+    "TemplateSettings",
     "StackSettingsError",
     "artifacts_bucket_name",
     "build_template",

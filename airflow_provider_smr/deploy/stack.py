@@ -24,6 +24,7 @@ from airflow_provider_smr.deploy import artifacts
 from airflow_provider_smr.deploy.artifacts import error_code
 from airflow_provider_smr.deploy.errors import DeployError, RuntimeMismatchError, StackNotFoundError
 from airflow_provider_smr.deploy.package import lambda_package
+from lambda_handlers.options import StackSettings
 from airflow_provider_smr.deploy.status import (
     COMPLETE_STATES,
     DEAD_STATES,
@@ -36,7 +37,7 @@ from airflow_provider_smr.deploy.status import (
 )
 from airflow_provider_smr.deploy.template import (
     FUNCTION_ROLES,
-    StackSettings,
+    TemplateSettings,
     build_template,
     content_hash,
     merge_locations,
@@ -233,16 +234,11 @@ def _existing_stack(cf: Any, stack_name: str, wait: dict) -> dict | None:
 def deploy_stack(
     clients: AwsClients,
     stack_name: str = "smr",
+    settings: StackSettings | None = None,
     *,
-    memory_mb: int = 1024,
-    timeout_s: int = 300,
     input_buckets: Iterable[str] = (),
     output_buckets: Iterable[str] = (),
-    log_retention_days: int = 14,
-    jobs_expire_days: int = 7,
-    layers: Iterable[str] = (),
     tables: Iterable[str] = (),
-    requirements: Iterable[str] = (),
     replace_locations: bool = False,
     artifacts_bucket: str | None = None,
     wait_timeout_s: float = 1800,
@@ -254,15 +250,12 @@ def deploy_stack(
 
     :param clients: AWS clients (the hook's or the CLI's).
     :param stack_name: CloudFormation stack name; functions are named ``<stack_name>-<role>``.
-    :param memory_mb: MemorySize of every function.
-    :param timeout_s: Timeout of every function (seconds, at most 900).
+    :param settings: the deployment settings (memory, timeout, layers, requirements, log
+        retention, job expiry; see ``lambda_handlers.options.StackSettings``). ``requirements``
+        are pure-Python packages built into a layer for Lambda's platform and attached to every
+        function (native-code wheels are refused).
     :param input_buckets: locations the functions may read: ``bucket`` or ``s3://bucket/prefix``.
     :param output_buckets: locations the functions may write (commit targets).
-    :param log_retention_days: retention of the functions' log groups.
-    :param jobs_expire_days: job state under ``jobs/`` in the work bucket expires after this.
-    :param layers: Lambda layer version ARNs for every function.
-    :param requirements: pure-Python packages (pip requirement strings) built into a layer for
-        Lambda's platform and attached to every function (native-code wheels are refused).
     :param tables: DynamoDB tables the functions may scan and write (names, or ``dynamodb://`` URIs).
     :param replace_locations: grant exactly the given locations instead of adding them to the
         ones the stack already grants.
@@ -270,34 +263,35 @@ def deploy_stack(
     :param wait_timeout_s: give up waiting for CloudFormation after this long.
     :param poll_s: first delay between stack status polls (grows to 10 s).
     """
+    settings = settings or StackSettings()
     package = lambda_package()
-    requirements = list(requirements)
-    if requirements:
+    layers = list(settings.layers)
+    if settings.requirements:
         from airflow_provider_smr.deploy.requirements import publish_layer
 
-        layers = [*layers, publish_layer(clients.lambda_, stack_name, requirements,
-                                         worker_runtime().removeprefix("python"))]
+        layers.append(publish_layer(clients.lambda_, stack_name, list(settings.requirements),
+                                    worker_runtime().removeprefix("python")))
     if artifacts_bucket is None:
         account = clients.sts.get_caller_identity()["Account"]
         artifacts_bucket = artifacts.artifacts_bucket_name(account, clients.region_name)
-    settings = StackSettings(
+    template_settings = TemplateSettings(
         stack_name=stack_name, artifacts_bucket=artifacts_bucket,
         code_key=artifacts.code_key(package.sha256), code_sha256=package.sha256,
-        runtime=worker_runtime(), memory_mb=memory_mb, timeout_s=timeout_s,
+        runtime=worker_runtime(), memory_mb=settings.memory_mb, timeout_s=settings.timeout_s,
         input_buckets=tuple(input_buckets), output_buckets=tuple(output_buckets),
-        log_retention_days=log_retention_days, jobs_expire_days=jobs_expire_days, layers=tuple(layers),
-        tables=tuple(t.removeprefix("dynamodb://").split("?")[0] for t in tables))
+        log_retention_days=settings.log_retention_days, jobs_expire_days=settings.jobs_expire_days,
+        layers=tuple(layers), tables=tuple(t.removeprefix("dynamodb://").split("?")[0] for t in tables))
     wait = {"timeout_s": wait_timeout_s, "poll_s": poll_s}
     for _round in range(MAX_DEPLOY_ROUNDS):
         try:
-            return _deploy_once(clients, settings, package.data, replace_locations, wait)
+            return _deploy_once(clients, template_settings, package.data, replace_locations, wait)
         except _StackBusy:
             log.info("stack %s is being changed by another deploy; waiting and starting over", stack_name)
     raise DeployError(f"stack {stack_name!r} kept being changed by other deploys; retry later",
                       stack_name=stack_name)
 
 
-def _deploy_once(clients: AwsClients, settings: StackSettings, code: bytes, replace_locations: bool,
+def _deploy_once(clients: AwsClients, settings: TemplateSettings, code: bytes, replace_locations: bool,
                  wait: dict) -> StackInfo:
     cf, stack_name, region = clients.cloudformation, settings.stack_name, clients.region_name
     stack = _existing_stack(cf, stack_name, wait)

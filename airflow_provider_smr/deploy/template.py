@@ -95,7 +95,7 @@ class S3Location:
 
 
 @dataclass(frozen=True)
-class StackSettings:
+class TemplateSettings:
     """Everything a stack's template depends on (validated on construction).
 
     :param stack_name: CloudFormation stack name, also the prefix of the function names.
@@ -164,7 +164,7 @@ def _check_int(name: str, value: object, low: int, high: int) -> None:
         raise StackSettingsError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
 
 
-def validate_settings(settings: StackSettings) -> None:
+def validate_settings(settings: TemplateSettings) -> None:
     """Raise :class:`StackSettingsError` for a setting AWS would reject (before any AWS call)."""
     if not isinstance(settings.stack_name, str) or not _STACK_NAME.match(settings.stack_name):
         raise StackSettingsError(
@@ -194,7 +194,7 @@ def validate_settings(settings: StackSettings) -> None:
 # Resources
 
 
-def _work_bucket(settings: StackSettings) -> dict:
+def _work_bucket(settings: TemplateSettings) -> dict:
     return {
         "Type": "AWS::S3::Bucket",
         "DeletionPolicy": "Delete",
@@ -248,7 +248,7 @@ def _allow(sid: str, actions: list[str], resources: list) -> dict:
     return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
 
 
-def _policy_statements(settings: StackSettings) -> list[dict]:
+def _policy_statements(settings: TemplateSettings) -> list[dict]:
     names = [function_name(settings.stack_name, role) for role in FUNCTION_ROLES]
     statements = [
         _allow("WorkBucketList", ["s3:ListBucket", "s3:GetBucketLocation"],
@@ -286,7 +286,7 @@ def _policy_statements(settings: StackSettings) -> list[dict]:
     return statements
 
 
-def _policy(settings: StackSettings) -> dict:
+def _policy(settings: TemplateSettings) -> dict:
     return {
         "Type": "AWS::IAM::Policy",
         "Properties": {
@@ -297,7 +297,7 @@ def _policy(settings: StackSettings) -> dict:
     }
 
 
-def function_environment(settings: StackSettings) -> dict:
+def function_environment(settings: TemplateSettings) -> dict:
     """The SMR_* variables every function gets (names from ``lambda_handlers.protocol``)."""
     env: dict[str, Any] = {protocol.ENV_WORK_BUCKET: {"Ref": WORK_BUCKET},
                            protocol.ENV_STACK_NAME: settings.stack_name}
@@ -306,7 +306,7 @@ def function_environment(settings: StackSettings) -> dict:
     return env
 
 
-def _function(settings: StackSettings, role: str) -> dict:
+def _function(settings: TemplateSettings, role: str) -> dict:
     properties: dict[str, Any] = {
         "FunctionName": function_name(settings.stack_name, role),
         "Description": f"Serverless MapReduce {role} of stack {settings.stack_name}",
@@ -339,7 +339,7 @@ def _invoke_config(role: str) -> dict:
     }
 
 
-def _log_group(settings: StackSettings, role: str) -> dict:
+def _log_group(settings: TemplateSettings, role: str) -> dict:
     return {
         "Type": "AWS::Logs::LogGroup",
         "DeletionPolicy": "Delete",
@@ -348,7 +348,7 @@ def _log_group(settings: StackSettings, role: str) -> dict:
     }
 
 
-def _outputs(settings: StackSettings) -> dict:
+def _outputs(settings: TemplateSettings) -> dict:
     outputs: dict[str, Any] = {"WorkBucket": {"Value": {"Ref": WORK_BUCKET}}}
     for role in FUNCTION_ROLES:
         outputs[_logical(role, "Function")] = {"Value": {"Ref": _logical(role, "Function")}}
@@ -365,7 +365,7 @@ def _outputs(settings: StackSettings) -> dict:
     return outputs
 
 
-def build_template(settings: StackSettings) -> dict:
+def build_template(settings: TemplateSettings) -> dict:
     """The stack's template as a dict, without the content hash (see :func:`stamp_template`)."""
     resources: dict[str, Any] = {
         WORK_BUCKET: _work_bucket(settings),

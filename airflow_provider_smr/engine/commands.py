@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from lambda_handlers.options import JobOptions, OptionError, OptionInfo, StackSettings, declared
+
 log = logging.getLogger("smr")
 
 LOCAL_BUCKET = "smr-local-data"
@@ -31,6 +33,46 @@ class CommandError(Exception):
     """A command-line mistake, reported as one line."""
 
 
+def add_option_flags(parser: Any, cls: type) -> None:
+    """One flag per option of a declaration (``--num-reducers`` for ``num_reducers``), with the
+    declaration's default and help; each value is checked as the declaration checks it, so a bad
+    value is an error that names the flag."""
+    for option in declared(cls):
+        if option.kind is bool:
+            parser.add_argument(option.flag, action=argparse.BooleanOptionalAction,
+                                default=option.default, help=option.help)
+        elif option.kind is list:
+            parser.add_argument(option.flag, action="append", type=_checked(cls, option.name),
+                                default=None, metavar="VALUE", help=option.help + " (repeatable)")
+        else:
+            parser.add_argument(option.flag, type=_checked(cls, option.name), default=option.default,
+                                choices=option.choices or None, metavar=_metavar(option),
+                                help=option.help)
+
+
+def _metavar(option: OptionInfo) -> str | None:
+    if option.choices:
+        return None
+    return "SIZE" if option.unit == "bytes" else {int: "N", float: "X"}.get(option.kind, "VALUE")
+
+
+def _checked(cls: type, name: str) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            value = getattr(cls(**{name: [text] if getattr(cls(), name) == () else text}), name)
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value[0] if isinstance(value, tuple) else value
+    convert.__name__ = name
+    return convert
+
+
+def options_from_args(args: argparse.Namespace, cls: type) -> Any:
+    """The declaration's values as the flags gave them (the declaration's defaults otherwise)."""
+    values = {o.name: getattr(args, o.name) for o in declared(cls)}
+    return cls(**{k: (() if v is None and getattr(cls(), k) == () else v) for k, v in values.items()})
+
+
 def register(subparsers: Any) -> None:
     """Add ``run``, ``status`` and ``cancel`` to the ``smr`` command."""
     run = subparsers.add_parser("run", help="run a MapReduce job and wait for it",
@@ -39,20 +81,15 @@ def register(subparsers: Any) -> None:
     run.add_argument("--input", action="append", required=True, metavar="[NAME=]URI",
                      help="S3 prefix, key or glob; repeat for several; NAME=URI for named inputs")
     run.add_argument("--output", required=True, metavar="URI", help="S3 prefix for the parts")
-    run.add_argument("--num-reducers", type=int, metavar="N", help="reducers per step (default: from input size)")
-    run.add_argument("--split-size", metavar="SIZE", help="bytes per map task, e.g. 64MiB (default 64MiB)")
-    run.add_argument("--max-concurrency", type=int, metavar="N", help="Invoke calls in flight during the fan-out")
-    run.add_argument("--max-attempts", type=int, default=3, metavar="N", help="attempts per task (default 3)")
-    run.add_argument("--max-bad-records", type=int, default=0, metavar="N", help="records a mapper may skip")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="job parameter (JSON value or string); repeatable")
     run.add_argument("--job-id", metavar="ID", help="job id (default: generated)")
-    run.add_argument("--overwrite", action="store_true", help="replace a committed output")
-    run.add_argument("--serverless-driver", action="store_true",
-                     help="the stack's driver function fans the job out (this command only waits)")
     run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS", help="seconds between status polls")
     run.add_argument("--deploy", action="store_true",
                      help="deploy or update the stack first (default: only when it does not exist)")
+    add_option_flags(run.add_argument_group("job options"), JobOptions)
+    add_option_flags(run.add_argument_group("stack settings (used when the stack is deployed)"),
+                     StackSettings)
     run.add_argument("--json", action="store_true",
                      help="print only the result dict as JSON (one line), no progress")
     _add_stack_arguments(run, local=True)
@@ -226,15 +263,14 @@ def run_command(args: argparse.Namespace) -> int:
                 output = f"s3://{LOCAL_BUCKET}/outputs/{local_output.name or 'output'}/"
         elif not output.startswith(("s3://", "dynamodb://")):
             raise CommandError(f"output {output!r} is not an S3 or DynamoDB URI (local paths need --local)")
-        deploy = {"input_buckets": _buckets(inputs), "output_buckets": _buckets(output),
+        deploy = {"settings": options_from_args(args, StackSettings),
+                  "input_buckets": _buckets(inputs), "output_buckets": _buckets(output),
                   "tables": _tables(inputs) + _tables(output)}
         runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy)
-        job_id = runner.submit(job, input=inputs, output=output, num_reducers=args.num_reducers,
-                               split_size=args.split_size, max_concurrency=args.max_concurrency,
-                               max_attempts=args.max_attempts, overwrite=args.overwrite or local,
-                               job_params=params, max_bad_records=args.max_bad_records,
-                               job_id=args.job_id,
-                               driver="lambda" if args.serverless_driver else "worker")
+        options = options_from_args(args, JobOptions)
+        job_id = runner.submit(job, input=inputs, output=output,
+                               options=options.replace(overwrite=options.overwrite or local),
+                               job_params=params, job_id=args.job_id)
         with _progress(args, job_id) as on_progress:
             result = runner.wait(job_id, poll_interval=args.poll_interval, on_progress=on_progress)
         if local_output is not None:

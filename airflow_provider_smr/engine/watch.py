@@ -15,10 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from lambda_handlers import protocol
-
-# A started attempt with no done/error marker after its Lambda timeout plus this grace is presumed
-# killed (timeout or out of memory write nothing); the coordinator then retries it.
-DEADLINE_GRACE_S = 30
+from lambda_handlers.options import JobOptions, TaskLimits
 
 
 @dataclass
@@ -96,8 +93,8 @@ def status_from_listing(plan: dict, listed: Iterable[dict], now: float | None = 
     """
     job_id = plan["job_id"]
     now = time.time() if now is None else now
-    deadline = (plan["settings"].get("task_timeout_s", 900)
-                + plan["settings"].get("deadline_grace_s", DEADLINE_GRACE_S))
+    deadline = (TaskLimits.from_plan(plan).task_timeout_s
+                + JobOptions.from_plan(plan).deadline_grace_s)
     steps = [{protocol.MAP: PhaseProgress(s["num_map_tasks"])} for s in plan["steps"]]
     for progress, s in zip(steps, plan["steps"]):
         if s["num_reducers"]:

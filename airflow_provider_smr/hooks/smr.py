@@ -8,7 +8,7 @@ provides boto3 clients built from the Airflow connection, so its ``endpoint_url`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
@@ -19,6 +19,7 @@ from airflow_provider_smr.engine.runner import (
     JobTimeoutError,
     OutputExistsError,
 )
+from lambda_handlers.options import JobOptions, StackSettings
 
 if TYPE_CHECKING:
     from airflow_provider_smr.engine.aws import AwsClients
@@ -83,15 +84,23 @@ class SMRHook(AwsBaseHook):
 
     # -- stack ------------------------------------------------------------------------------------
 
-    def deploy_stack(self, stack_name: str = DEFAULT_STACK, **settings: Any) -> dict:
+    def deploy_stack(self, stack_name: str = DEFAULT_STACK, settings: StackSettings | None = None, *,
+                     input_buckets: Iterable[str] = (), output_buckets: Iterable[str] = (),
+                     tables: Iterable[str] = (), replace_locations: bool = False) -> dict:
         """Create or update the stack (no AWS writes when nothing changed); return its ``StackInfo`` dict.
 
-        :param settings: ``memory_mb``, ``timeout_s``, ``input_buckets``, ``output_buckets``,
-            ``log_retention_days``, ``jobs_expire_days``, ``layers`` (see ``deploy.deploy_stack``).
+        :param settings: memory, timeout, layers, requirements, log retention, job expiry
+            (``lambda_handlers.options.StackSettings``; its defaults when None).
+        :param input_buckets: locations the functions may read (``bucket`` or ``s3://bucket/prefix``).
+        :param output_buckets: locations the functions may write.
+        :param tables: DynamoDB tables the functions may scan and write.
+        :param replace_locations: grant exactly these locations instead of adding to the granted ones.
         """
         from airflow_provider_smr.deploy import deploy_stack
 
-        info = deploy_stack(self.clients, stack_name, **settings).to_dict()
+        info = deploy_stack(self.clients, stack_name, settings, input_buckets=input_buckets,
+                            output_buckets=output_buckets, tables=tables,
+                            replace_locations=replace_locations).to_dict()
         self._stacks[stack_name] = info
         self._runners.pop(stack_name, None)
         return info
@@ -115,13 +124,8 @@ class SMRHook(AwsBaseHook):
     # -- jobs -------------------------------------------------------------------------------------
 
     def submit_job(self, job: MapReduceJob | str, *, input: Any, output: str,
-                   stack_name: str = DEFAULT_STACK, job_id: str | None = None,
-                   num_reducers: int | None = None, split_size: int | str | None = None,
-                   max_concurrency: int | None = None, max_attempts: int = 3, overwrite: bool = False,
-                   job_params: dict | None = None, max_bad_records: int = 0,
-                   speculation: bool = False, speculation_threshold: float = 3.0,
-                   deadline_grace_s: int = 30, driver: str = "worker",
-                   create_table: bool = False) -> str:
+                   options: JobOptions | None = None, stack_name: str = DEFAULT_STACK,
+                   job_id: str | None = None, job_params: dict | None = None) -> str:
         """Plan the job and start its map tasks; return the job id.
 
         A ``job_id`` that already exists is not run twice: its id is returned so the caller can
@@ -130,27 +134,13 @@ class SMRHook(AwsBaseHook):
         :param job: a ``MapReduceJob`` or an import string ``"package.module:attr"``.
         :param input: an S3 URI (prefix, key or glob), a list of them, or a dict of named inputs.
         :param output: the S3 prefix the parts and ``_SUCCESS`` are committed to.
-        :param split_size: bytes per map task, or a size such as ``"64MiB"``.
-        :param max_concurrency: ``Invoke`` calls in flight during the fan-out.
-        :param max_attempts: attempts per task before the job fails.
-        :param overwrite: replace an output that already holds a committed result.
+        :param options: how the job runs (``lambda_handlers.options.JobOptions``; its defaults
+            when None): reducers, split size, attempts, speculation, driver, overwrite, ...
         :param job_params: JSON-able parameters the job's functions can read.
-        :param max_bad_records: records a mapper may fail on (skipped and counted) before failing.
-        :param speculation: launch backup attempts for stragglers.
-        :param speculation_threshold: a running task is a straggler once it ran this many times the
-            median duration of its phase's finished tasks.
-        :param deadline_grace_s: a started attempt silent for the function timeout plus this long is
-            presumed killed (timeout, out of memory) and retried.
-        :param driver: ``"worker"`` (this process fans the map tasks out) or ``"lambda"`` (the
-            stack's driver function does, through an invoke tree for large jobs).
-        :param create_table: create a ``dynamodb://`` output table when missing (on-demand billing).
         """
-        return self.runner(stack_name).submit(
-            job, input=input, output=output, job_id=job_id, num_reducers=num_reducers,
-            split_size=split_size, max_concurrency=max_concurrency, max_attempts=max_attempts,
-            overwrite=overwrite, job_params=job_params, max_bad_records=max_bad_records,
-            speculation=speculation, speculation_threshold=speculation_threshold,
-            deadline_grace_s=deadline_grace_s, driver=driver, create_table=create_table)
+        return self.runner(stack_name).submit(job, input=input, output=output,
+                                              options=options or JobOptions(), job_id=job_id,
+                                              job_params=job_params)
 
     def job_exists(self, job_id: str, stack_name: str = DEFAULT_STACK) -> bool:
         return self.runner(stack_name).job_exists(job_id)
@@ -187,9 +177,11 @@ class SMRHook(AwsBaseHook):
         return self.runner(stack_name).result(job_id)
 
     def run_job(self, job: MapReduceJob | str, *, input: Any, output: str,
-                stack_name: str = DEFAULT_STACK, poll_interval: float = 5,
-                timeout: float | None = None, **submit_kw: Any) -> dict:
+                options: JobOptions | None = None, stack_name: str = DEFAULT_STACK,
+                job_id: str | None = None, job_params: dict | None = None,
+                poll_interval: float = 5, timeout: float | None = None) -> dict:
         """Submit the job, wait for it and return the result dict."""
-        job_id = self.submit_job(job, input=input, output=output, stack_name=stack_name, **submit_kw)
+        job_id = self.submit_job(job, input=input, output=output, options=options,
+                                 stack_name=stack_name, job_id=job_id, job_params=job_params)
         return self.wait_for_job(job_id, stack_name=stack_name, poll_interval=poll_interval,
                                  timeout=timeout)

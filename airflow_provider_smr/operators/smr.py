@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from airflow_provider_smr.hooks.smr import SMRHook
 from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink
 from lambda_handlers import protocol
+from lambda_handlers.options import JobOptions, StackSettings, declared
 
 try:  # Airflow >= 3.3: task_state_store survives retries (AIP-103).
     from airflow.sdk import ResumableJobMixin
@@ -23,6 +24,8 @@ except ImportError:  # pragma: no cover - older Airflow: S3 markers alone make s
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+_JOB, _STACK = JobOptions(), StackSettings()
 
 # Room left under protocol's 200-character limit for a generation suffix (".2", ".3", ...).
 MAX_BASE_JOB_ID = 190
@@ -69,16 +72,6 @@ def deterministic_job_id(dag_id: str, run_id: str, task_id: str, map_index: int 
 def generation_job_id(base_id: str, generation: int) -> str:
     """Job id of the n-th fresh run of one task instance (after a failed or cancelled one)."""
     return base_id if generation <= 1 else protocol.validate_job_id(f"{base_id}.{generation}")
-
-
-def as_count(value: Any, name: str) -> int | None:
-    """A templated count (``"{{ params.n }}"`` renders to ``"4"``) as an int."""
-    if value is None or value == "" or isinstance(value, int):
-        return value or None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
 
 
 def dynamodb_tables(locations: Any) -> list[str]:
@@ -147,24 +140,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     :param output: ``s3://`` prefix the parts and ``_SUCCESS`` go to; stored as ``output_uri``
         because ``output`` is the operator's XComArg. (templated)
     :param job_params: JSON-able parameters the job's functions can read. (templated)
-    :param num_reducers: reduce tasks of the last step (the engine's default when None). (templated)
-    :param split_size: bytes per map task, e.g. ``"64MiB"`` (the engine's default when None).
-    :param memory_mb: Lambda memory of the stack's functions (deployment setting).
-    :param timeout_s: Lambda timeout of the stack's functions (deployment setting).
-    :param max_concurrency: cap on concurrently running Lambda tasks of this job.
-    :param max_attempts: attempts per map/reduce task before the job fails.
-    :param max_bad_records: records a task may skip on a mapper/reducer error before failing.
-    :param speculation: launch one backup attempt for a straggling task; the first to finish wins.
-    :param speculation_threshold: a task is a straggler after this many times the median duration
-        of its phase's finished tasks.
-    :param deadline_grace_s: a task attempt silent for ``timeout_s`` plus this many seconds is
-        presumed killed by Lambda (timeout, out of memory) and retried.
-    :param driver: ``"worker"`` (this task fans the map tasks out) or ``"lambda"`` (the stack's
-        driver function does and exits; this task only waits).
-    :param create_table: create a ``dynamodb://`` output table on first use (on-demand billing).
+{options}
     :param stack_name: the SMR stack (CloudFormation stack and name prefix) to run on.
     :param deploy: deploy or update the stack before submitting (idempotent, cached by content hash).
-    :param overwrite: replace an existing output instead of refusing to run.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param poll_interval: seconds between status polls.
     :param durable: reconnect to a running job on retry (task_state_store + S3 markers).
@@ -189,21 +167,26 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         input: str | list[str] | dict[str, str],
         output: str,
         job_params: dict[str, Any] | None = None,
-        num_reducers: int | str | None = None,
-        split_size: int | str | None = None,
-        memory_mb: int | None = None,
-        timeout_s: int | None = None,
-        max_concurrency: int | None = None,
-        max_attempts: int = 3,
-        max_bad_records: int = 0,
-        speculation: bool = False,
-        speculation_threshold: float = 3.0,
-        deadline_grace_s: int = 30,
-        driver: str = "worker",
-        create_table: bool = False,
+        num_reducers: int | str | None = _JOB.num_reducers,
+        split_size: int | str | None = _JOB.split_size,
+        max_concurrency: int | None = _JOB.max_concurrency,
+        max_attempts: int = _JOB.max_attempts,
+        max_bad_records: int = _JOB.max_bad_records,
+        speculation: bool = _JOB.speculation,
+        speculation_threshold: float = _JOB.speculation_threshold,
+        deadline_grace_s: int = _JOB.deadline_grace_s,
+        driver: str = _JOB.driver,
+        invoke_tree_threshold: int = _JOB.invoke_tree_threshold,
+        create_table: bool = _JOB.create_table,
+        overwrite: bool = _JOB.overwrite,
+        memory_mb: int = _STACK.memory_mb,
+        timeout_s: int = _STACK.timeout_s,
+        layers: Sequence[str] = _STACK.layers,
+        requirements: Sequence[str] = _STACK.requirements,
+        log_retention_days: int = _STACK.log_retention_days,
+        jobs_expire_days: int = _STACK.jobs_expire_days,
         stack_name: str = "smr",
         deploy: bool = True,
-        overwrite: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 5,
         **kwargs: Any,
@@ -223,8 +206,6 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.job_params = job_params or {}
         self.num_reducers = num_reducers
         self.split_size = split_size
-        self.memory_mb = memory_mb
-        self.timeout_s = timeout_s
         self.max_concurrency = max_concurrency
         self.max_attempts = max_attempts
         self.max_bad_records = max_bad_records
@@ -232,10 +213,17 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.speculation_threshold = speculation_threshold
         self.deadline_grace_s = deadline_grace_s
         self.driver = driver
+        self.invoke_tree_threshold = invoke_tree_threshold
         self.create_table = create_table
+        self.overwrite = overwrite
+        self.memory_mb = memory_mb
+        self.timeout_s = timeout_s
+        self.layers = layers
+        self.requirements = requirements
+        self.log_retention_days = log_retention_days
+        self.jobs_expire_days = jobs_expire_days
         self.stack_name = stack_name
         self.deploy = deploy
-        self.overwrite = overwrite
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.job_id: str | None = None
@@ -256,17 +244,23 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
             self._defer(job_id)
         return self._defer_or_finish(context, job_id)
 
+    def job_options(self) -> JobOptions:
+        """This task's :class:`JobOptions`, from its (rendered) arguments of the same names."""
+        return _declared_values(JobOptions, self)
+
+    def stack_settings(self) -> StackSettings:
+        """This task's :class:`StackSettings`, from its arguments of the same names."""
+        return _declared_values(StackSettings, self)
+
     def _ensure_stack(self) -> dict[str, Any]:
         if not self.deploy:
             return self.hook.get_stack_info(self.stack_name)
-        settings = {"memory_mb": self.memory_mb, "timeout_s": self.timeout_s}
-        settings = {k: v for k, v in settings.items() if v is not None}
         return self.hook.deploy_stack(
             self.stack_name,
+            self.stack_settings(),
             input_buckets=s3_buckets(self.input),
             output_buckets=s3_buckets(self.output_uri),
-            **({"tables": tables} if (tables := dynamodb_tables([self.input, self.output_uri])) else {}),
-            **settings,
+            tables=dynamodb_tables([self.input, self.output_uri]),
         )
 
     def _defer_or_finish(self, context: Context, job_id: str) -> dict[str, Any]:
@@ -338,20 +332,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
                     self.job,
                     input=self.input,
                     output=self.output_uri,
+                    options=self.job_options(),
                     stack_name=self.stack_name,
                     job_id=job_id,
-                    num_reducers=as_count(self.num_reducers, "num_reducers"),
-                    split_size=self.split_size,
-                    max_concurrency=self.max_concurrency,
-                    max_attempts=self.max_attempts,
-                    overwrite=self.overwrite,
                     job_params=self.job_params,
-                    max_bad_records=self.max_bad_records,
-                    speculation=self.speculation,
-                    speculation_threshold=self.speculation_threshold,
-                    deadline_grace_s=self.deadline_grace_s,
-                    driver=self.driver,
-                    create_table=self.create_table,
                 )
                 self._submitted = True
                 break
@@ -463,3 +447,21 @@ def validate_event(event: dict[str, Any] | None) -> dict[str, Any]:
         raise AirflowException(f"SMR trigger sent a malformed event: {event!r}")
     return event
 
+
+
+def _declared_values(cls: type, operator: ServerlessMapReduceOperator) -> Any:
+    """Build a declaration (``JobOptions``, ``StackSettings``) from the operator's attributes."""
+    return cls(**{o.name: getattr(operator, o.name) for o in declared(cls)})
+
+
+def _param_docs() -> str:
+    lines = []
+    for cls, note in ((JobOptions, ""), (StackSettings, " (deployment setting)")):
+        for o in declared(cls):
+            templated = " (templated)" if o.name in ServerlessMapReduceOperator.template_fields else ""
+            lines.append(f"    :param {o.name}: {o.help}{note}.{templated}")
+    return "\n".join(lines)
+
+
+ServerlessMapReduceOperator.__doc__ = (ServerlessMapReduceOperator.__doc__ or "").replace(
+    "{options}", _param_docs())

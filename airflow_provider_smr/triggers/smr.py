@@ -13,6 +13,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from lambda_handlers import protocol
+from lambda_handlers.options import JobOptions
 
 # The statuses an SMRJobTrigger event can carry.
 SUCCESS = "success"
@@ -132,7 +133,7 @@ class SMRJobTrigger(BaseTrigger):
                     event = await self._event_for_state(status.state, s3)
                     if event is None and status.needs_attention:
                         event = self._needs_attention(status.state, status.overdue)
-                    if (event is None and plan.get("settings", {}).get("speculation") and status.step is not None
+                    if (event is None and JobOptions.from_plan(plan).speculation and status.step is not None
                             and time.monotonic() - last_check > SPECULATION_CHECK_INTERVAL_S):
                         last_check = time.monotonic()
                         await asyncio.to_thread(self._check_for_stragglers)

@@ -14,13 +14,13 @@ from airflow_provider_smr.operators.smr import (
     RETURN,
     SUBMIT,
     ServerlessMapReduceOperator,
-    as_count,
     asset_uri,
     deterministic_job_id,
     generation_job_id,
     resume_decision,
 )
 from lambda_handlers import protocol
+from lambda_handlers.options import StackSettings
 
 RESULT = {"job_id": "j", "status": "SUCCEEDED", "output": "s3://out/wc/", "parts": ["part-00000.jsonl"]}
 
@@ -61,8 +61,8 @@ class FakeHook:
         self.cancelled = []
         self.conn_config = mock.Mock(endpoint_url="http://127.0.0.1:4566")
 
-    def deploy_stack(self, stack_name="smr", **settings):
-        self.settings = settings
+    def deploy_stack(self, stack_name="smr", settings=None, **locations):
+        self.settings, self.locations = settings, locations
         return self.get_stack_info(stack_name)
 
     def get_stack_info(self, stack_name="smr"):
@@ -141,9 +141,10 @@ class TestArguments:
         assert asset_uri("s3://{{ var.value.bucket }}/x/") is None
 
     def test_templated_reducer_count_becomes_an_int(self):
-        assert as_count("4", "n") == 4 and as_count(None, "n") is None
+        assert make_operator(num_reducers="4").job_options().num_reducers == 4
+        assert make_operator(num_reducers=None).job_options().num_reducers is None
         with pytest.raises(ValueError, match="whole number"):
-            as_count("four", "n")
+            make_operator(num_reducers="four").job_options()
 
 
 class TestJobId:
@@ -188,7 +189,7 @@ class TestExecute:
         result, ti, context = run(make_operator(num_reducers="3"), hook)
         assert result == {**RESULT, "job_id": base_id()}
         assert [job_id for job_id, _ in hook.submitted] == [base_id()]
-        assert hook.submitted[0][1]["num_reducers"] == 3
+        assert hook.submitted[0][1]["options"].num_reducers == 3
         assert context["task_state_store"]["smr_job_id"] == base_id()
         assert ti.xcom["smr_output"]["output"] == "s3://out/wc/"
         assert ti.xcom["smr_output"]["endpoint_url"] == "http://127.0.0.1:4566"
@@ -196,9 +197,9 @@ class TestExecute:
     def test_deploys_the_stack_for_the_input_and_output_buckets(self):
         hook = FakeHook()
         run(make_operator(input={"a": "s3://in-a/x", "b": ["s3://in-b/y"]}, memory_mb=512), hook)
-        assert hook.settings["input_buckets"] == ["in-a", "in-b"]
-        assert hook.settings["output_buckets"] == ["out"]
-        assert hook.settings["memory_mb"] == 512 and "timeout_s" not in hook.settings
+        assert hook.locations["input_buckets"] == ["in-a", "in-b"]
+        assert hook.locations["output_buckets"] == ["out"]
+        assert hook.settings.memory_mb == 512 and hook.settings.timeout_s == StackSettings().timeout_s
 
     @pytest.mark.parametrize("remembered", [True, False], ids=["task-state-store", "s3-markers-only"])
     def test_retry_reconnects_to_the_running_job(self, remembered):

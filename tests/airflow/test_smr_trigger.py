@@ -25,8 +25,9 @@ def s3(local_stack, monkeypatch):
     return client
 
 
-def plan_for(job_id, *, map_tasks=2, reducers=1, task_timeout_s=900):
-    return {"job_id": job_id, "settings": {"task_timeout_s": task_timeout_s},
+def plan_for(job_id, *, map_tasks=2, reducers=1, task_timeout_s=900, deadline_grace_s=30):
+    return {"job_id": job_id, "limits": {"task_timeout_s": task_timeout_s},
+            "options": {"deadline_grace_s": deadline_grace_s},
             "steps": [{"num_map_tasks": map_tasks, "num_reducers": reducers}]}
 
 
@@ -87,8 +88,7 @@ async def test_failed_job_yields_failure_with_the_remote_error(s3):
 
 
 async def test_task_silent_past_its_deadline_yields_needs_attention(s3, monkeypatch):
-    monkeypatch.setattr(watch, "DEADLINE_GRACE_S", -3600)  # every started attempt is overdue
-    job_id = new_job(s3, task_timeout_s=0)
+    job_id = new_job(s3, task_timeout_s=0, deadline_grace_s=0)  # every started attempt is overdue
     put(s3, protocol.done_marker_key(job_id, 0, protocol.MAP, 0))
     put(s3, protocol.start_marker_key(job_id, 0, protocol.MAP, 1, 0), b"")
     event = await first_event(trigger_for(job_id))

@@ -11,6 +11,7 @@ import zipfile
 import pytest
 
 from airflow_provider_smr.deploy import requirements as reqs
+from lambda_handlers.options import StackSettings
 from airflow_provider_smr.job import MapReduceJob
 
 DATA = "smr-layers-data"
@@ -55,6 +56,7 @@ def test_a_job_uses_a_user_layer_a_requirements_layer_and_a_shipped_helper_packa
     import boto3
 
     from airflow_provider_smr.deploy import deploy_stack
+
     from airflow_provider_smr.engine.aws import AwsClients
     from airflow_provider_smr.engine.runner import JobRunner
 
@@ -66,8 +68,9 @@ def test_a_job_uses_a_user_layer_a_requirements_layer_and_a_shipped_helper_packa
     user_arn = clients.lambda_.publish_layer_version(
         LayerName="smr-test-user-layer", Content={"ZipFile": user_layer_zip(layer_module)},
         CompatibleRuntimes=["python3.11"])["LayerVersionArn"]
-    stack = deploy_stack(clients, "smr-layers", memory_mb=512, timeout_s=60, input_buckets=[DATA],
-                         output_buckets=[DATA], layers=[user_arn], requirements=["six==1.17.0"])
+    stack = deploy_stack(clients, "smr-layers",
+        StackSettings(memory_mb=512, timeout_s=60, layers=[user_arn], requirements=["six==1.17.0"]),
+        input_buckets=[DATA], output_buckets=[DATA])
 
     helper = f"smr_helper_{uuid.uuid4().hex[:6]}"
     (tmp_path / helper).mkdir()

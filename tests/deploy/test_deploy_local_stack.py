@@ -7,6 +7,7 @@ import json
 import pytest
 
 from airflow_provider_smr.deploy import delete_stack, deploy_stack
+from lambda_handlers.options import StackSettings
 from lambda_handlers import protocol
 
 
@@ -22,7 +23,7 @@ def local_clients(local_stack):
 
 
 def test_deployed_functions_run_our_code_with_lambda_retries_off_and_bucket_writable(local_clients):
-    info = deploy_stack(local_clients, "smr-deploy-local", memory_mb=256, timeout_s=30)
+    info = deploy_stack(local_clients, "smr-deploy-local", StackSettings(memory_mb=256, timeout_s=30))
     try:
         for name in info.functions.values():
             config = local_clients.lambda_.get_function_event_invoke_config(FunctionName=name)

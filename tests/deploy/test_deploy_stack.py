@@ -24,6 +24,7 @@ from airflow_provider_smr.deploy import (
     lambda_package,
     worker_runtime,
 )
+from lambda_handlers.options import StackSettings
 from lambda_handlers import protocol
 
 _names = itertools.count()
@@ -39,7 +40,8 @@ def _function(clients, name):
 
 
 def test_deploy_creates_the_stack_and_functions_with_runtime_env_memory_and_timeout(clients, stack_name):
-    info = deploy_stack(clients, stack_name, memory_mb=512, timeout_s=60, log_retention_days=7)
+    info = deploy_stack(clients, stack_name,
+        StackSettings(memory_mb=512, timeout_s=60, log_retention_days=7))
     assert info.runtime == worker_runtime()
     assert (info.memory_mb, info.timeout_s) == (512, 60)
     assert info.code_hash == lambda_package().sha256
@@ -92,9 +94,9 @@ def test_redeploy_with_nothing_changed_makes_no_aws_writes(clients, stack_name, 
 
 
 def test_a_changed_setting_updates_the_stack_and_functions(clients, stack_name, call_log):
-    first = deploy_stack(clients, stack_name, memory_mb=1024, timeout_s=300)
+    first = deploy_stack(clients, stack_name, StackSettings(memory_mb=1024, timeout_s=300))
     call_log.clear()
-    updated = deploy_stack(clients, stack_name, memory_mb=2048, timeout_s=120)
+    updated = deploy_stack(clients, stack_name, StackSettings(memory_mb=2048, timeout_s=120))
     assert "cloudformation:UpdateStack" in call_log.writes()
     assert "cloudformation:CreateStack" not in call_log.writes()
     assert updated.content_hash != first.content_hash
@@ -148,7 +150,7 @@ def test_a_deploy_racing_another_update_waits_and_starts_over(clients, stack_nam
 
     clients.cloudformation.meta.events.register("before-call.cloudformation.UpdateStack",
                                                 another_update_running)
-    info = deploy_stack(clients, stack_name, memory_mb=256)
+    info = deploy_stack(clients, stack_name, StackSettings(memory_mb=256))
     assert info.memory_mb == 256
     assert len(attempts) == 2 and not answers
 
@@ -163,7 +165,7 @@ def test_deploy_refuses_to_overwrite_a_stack_that_is_not_an_smr_stack(clients, s
 
 def test_invalid_settings_fail_before_any_aws_write(clients, call_log):
     with pytest.raises(StackSettingsError, match="memory_mb"):
-        deploy_stack(clients, "smr-invalid", memory_mb=64)
+        deploy_stack(clients, "smr-invalid", StackSettings(memory_mb=64))
     assert call_log.writes() == []
 
 

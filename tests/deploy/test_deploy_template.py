@@ -11,7 +11,7 @@ import pytest
 from airflow_provider_smr.deploy.errors import StackSettingsError
 from airflow_provider_smr.deploy.template import (
     FUNCTION_ROLES,
-    StackSettings,
+    TemplateSettings,
     build_template,
     canonical_locations,
     content_hash,
@@ -47,12 +47,12 @@ def resolve(value):
     return {k: resolve(v) for k, v in value.items()}
 
 
-def settings(**overrides) -> StackSettings:
+def settings(**overrides) -> TemplateSettings:
     base = dict(stack_name="smr-test", artifacts_bucket="smr-artifacts-x", code_key="smr/lambda/abc.zip",
                 code_sha256="abc", memory_mb=512, timeout_s=120, input_buckets=("in-bucket",),
                 output_buckets=("s3://out-bucket/results/",), log_retention_days=30, jobs_expire_days=3)
     base.update(overrides)
-    return StackSettings(**base)
+    return TemplateSettings(**base)
 
 
 def resources(template, kind):

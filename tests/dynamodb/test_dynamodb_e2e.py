@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from airflow_provider_smr.job import MapReduceJob
+from lambda_handlers.options import JobOptions
 
 DATA = "smr-ddb-data"
 POLL = 0.25
@@ -117,9 +118,8 @@ def test_s3_to_dynamodb_group_by_writes_the_items_and_a_manifest(engine):
     job = MapReduceJob(mapper=lambda r: [(r["dept"], r["salary"])],
                        reducer=lambda k, vs: [(k, {"total": sum(vs), "n": len(vs)})],
                        input_format="jsonl", num_reducers=2, name="ddb-groupby")
-    result = runner.run(job, input=f"s3://{DATA}/{key}",
-                        output=f"dynamodb://{table}?key=dept&value=stats", create_table=True,
-                        poll_interval=POLL, timeout=TIMEOUT)
+    result = runner.run(job, input=f"s3://{DATA}/{key}", output=f"dynamodb://{table}?key=dept&value=stats",
+                        poll_interval=POLL, timeout=TIMEOUT, options=JobOptions(create_table=True))
     want = collections.defaultdict(lambda: {"total": 0, "n": 0})
     for r in rows:
         want[r["dept"]]["total"] += r["salary"]
@@ -181,9 +181,7 @@ def test_join_of_an_s3_input_and_a_dynamodb_table(engine, driver):
                        reducer=join, input_format={"users": "jsonl", "orders": "jsonl"},
                        num_reducers=2, name="ddb-join")
     result = runner.run(job, input={"users": f"dynamodb://{table}?segments=3",
-                                    "orders": f"s3://{DATA}/{key}"},
-                        output=f"s3://{DATA}/out/{fresh('join')}/", poll_interval=POLL, timeout=TIMEOUT,
-                        driver=driver)
+                                    "orders": f"s3://{DATA}/{key}"}, output=f"s3://{DATA}/out/{fresh('join')}/", poll_interval=POLL, timeout=TIMEOUT, options=JobOptions(driver=driver))
     want = collections.Counter()
     for o in orders:
         if o["user"] < 200:

@@ -130,10 +130,10 @@ def test_segments_grow_with_the_table_size():
 
 
 def test_deploy_grants_the_role_only_the_declared_tables():
-    from airflow_provider_smr.deploy.template import StackSettings, build_template
+    from airflow_provider_smr.deploy.template import TemplateSettings, build_template
 
     def statements(**kw):
-        s = StackSettings(stack_name="smr", artifacts_bucket="art", code_key="k.zip",
+        s = TemplateSettings(stack_name="smr", artifacts_bucket="art", code_key="k.zip",
                           code_sha256="0" * 64, runtime="python3.11", **kw)
         doc = next(r for r in build_template(s)["Resources"].values()
                    if r["Type"] == "AWS::IAM::Policy")["Properties"]["PolicyDocument"]

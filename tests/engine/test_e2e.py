@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_smr.job import MapReduceJob, load_job
+from lambda_handlers.options import JobOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = "smr-e2e-data"
@@ -50,7 +51,8 @@ def fresh(name: str) -> str:
 def run(engine, job, input, **kw):
     s3, runner = engine
     output = f"s3://{DATA}/out/{fresh('run')}/"
-    result = runner.run(job, input=input, output=output, poll_interval=POLL, timeout=TIMEOUT, **kw)
+    result = runner.run(job, input=input, output=output, poll_interval=POLL, timeout=TIMEOUT,
+                        options=JobOptions(**kw))
     return result, read_records(s3, result)
 
 
@@ -325,7 +327,7 @@ def test_smr_status_and_cancel_commands_stop_a_running_job(engine, local_stack):
     uri = put(s3, f"{fresh('cancel')}/in.txt", words_text(29, 200))
     output = f"s3://{DATA}/out/{fresh('cancelled')}/"
     job_id = runner.submit(MapReduceJob(mapper=slow_tokenize, reducer=total), input=uri, output=output,
-                           split_size=200)
+                           options=JobOptions(split_size=200))
     env = {**local_stack.env, "PATH": "/usr/bin:/bin"}
     common = ["--endpoint-url", local_stack.endpoint_url, "--stack-name", "smr-e2e"]
     status = subprocess.run([sys.executable, "-m", "airflow_provider_smr.cli", "status", job_id, "--json",
@@ -377,10 +379,11 @@ def test_a_failed_overwrite_leaves_the_previous_output_intact(engine):
     good = put(s3, f"{prefix}/good.txt", words_text(31, 100))
     bad = put(s3, f"{prefix}/bad/in.txt", words_text(37, 100) + "poison here\n")
     output = f"s3://{DATA}/out/{fresh('kept')}/"
-    runner.run(MapReduceJob(mapper=tokenize, reducer=total), input=good, output=output,
-               num_reducers=2, poll_interval=POLL, timeout=TIMEOUT)
+    runner.run(MapReduceJob(mapper=tokenize, reducer=total), input=good, output=output, poll_interval=POLL,
+               timeout=TIMEOUT, options=JobOptions(num_reducers=2))
     before = output_objects(s3, output)
     with pytest.raises(JobFailedError, match="poisoned record"):
         runner.run(MapReduceJob(mapper=fail_on_poison, reducer=total), input=bad, output=output,
-                   overwrite=True, num_reducers=3, max_attempts=2, poll_interval=POLL, timeout=TIMEOUT)
+                   poll_interval=POLL, timeout=TIMEOUT,
+                   options=JobOptions(overwrite=True, num_reducers=3, max_attempts=2))
     assert output_objects(s3, output) == before

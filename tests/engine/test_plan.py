@@ -23,6 +23,7 @@ from airflow_provider_smr.engine.plan import (
 
 MiB = 2**20
 from airflow_provider_smr.job import MapReduceJob, Step
+from lambda_handlers.options import JobOptions, TaskLimits
 
 
 def tokenize(line):
@@ -58,12 +59,12 @@ def test_an_automatic_split_size_leaves_no_tiny_tail_a_given_one_is_exact():
     assert len(split_object(obj("a.txt", 64 * MiB + 1000), 64 * MiB, "text")) == 2
     plan = build_plan(job_id="j1", work_bucket="work", job=MapReduceJob(mapper=tokenize),
                       inputs={"default": ["s3://in/a"]}, objects=[obj("a", 64 * MiB + 1000)],
-                      output_uri="s3://out/res")
+                      output_uri="s3://out/res", options=JobOptions())
     assert [s["end"] - s["start"] for s in plan["splits"]] == [8 * MiB] * 7 + [8 * MiB + 1000]
     assert plan["steps"][0]["num_map_tasks"] == 8
     few = build_plan(job_id="j2", work_bucket="work", job=MapReduceJob(mapper=tokenize, reducer=total),
                      inputs={"default": ["s3://in/a"]}, objects=[obj("a", 1024 * MiB)],
-                     output_uri="s3://out/res", concurrency=2)
+                     output_uri="s3://out/res", concurrency=2, options=JobOptions())
     assert few["steps"] == [{"index": 0, "num_map_tasks": 8, "num_reducers": 8}]
 
 
@@ -148,14 +149,17 @@ def test_step_reducers_prefer_step_then_argument_then_job_then_size():
 def test_plan_document_follows_the_contract():
     job = MapReduceJob(mapper=tokenize, reducer=total, output_format="tsv")
     plan = build_plan(job_id="j1", work_bucket="work", job=job, inputs={"default": ["s3://in/a"]},
-                      objects=[obj("a", 150)], output_uri="s3://out/res", split_size=100,
-                      num_reducers=2, max_attempts=4, memory_mb=2048, task_timeout_s=60,
-                      max_bad_records=3, overwrite=True)
-    assert plan["v"] == 1 and plan["job_id"] == "j1" and plan["work_bucket"] == "work"
-    assert plan["settings"] == {"max_attempts": 4, "memory_budget_bytes": 512 * 2**20,
-                                "max_bad_records": 3, "task_timeout_s": 60, "speculation": False,
-                                "speculation_threshold": 3.0, "deadline_grace_s": 30,
-                                "invoke_tree_threshold": 2000}
+                      objects=[obj("a", 150)], output_uri="s3://out/res",
+                      options=JobOptions(split_size=100, num_reducers=2, max_attempts=4, max_bad_records=3, overwrite=True),
+                      limits=TaskLimits(memory_mb=2048, task_timeout_s=60))
+    assert plan["v"] == 2 and plan["job_id"] == "j1" and plan["work_bucket"] == "work"
+    assert plan["options"] == {"num_reducers": 2, "split_size": 100, "max_concurrency": None,
+                               "max_attempts": 4, "max_bad_records": 3, "speculation": False,
+                               "speculation_threshold": 3.0, "deadline_grace_s": 30,
+                               "driver": "worker", "invoke_tree_threshold": 2000,
+                               "create_table": False, "overwrite": True}
+    assert plan["limits"] == {"memory_mb": 2048, "task_timeout_s": 60,
+                              "memory_budget_bytes": 512 * 2**20}
     assert plan["inputs"] == {"default": {"uris": ["s3://in/a"], "format": "text"}}
     assert [(s["task"], s["start"], s["end"]) for s in plan["splits"]] == [(0, 0, 100), (1, 100, 150)]
     assert plan["steps"] == [{"index": 0, "num_map_tasks": 2, "num_reducers": 2}]
@@ -167,11 +171,11 @@ def test_plan_refuses_silly_attempts():
     job = MapReduceJob(mapper=tokenize)
     with pytest.raises(PlanError, match="max_attempts"):
         build_plan(job_id="j1", work_bucket="work", job=job, inputs={"default": ["s3://in/a"]},
-                   objects=[obj("a", 1)], output_uri="s3://out/", max_attempts=0)
+                   objects=[obj("a", 1)], output_uri="s3://out/", options=JobOptions(max_attempts=0))
 
 
 def test_plan_refuses_an_invoke_tree_threshold_below_one_task():
     job = MapReduceJob(mapper=tokenize)
     with pytest.raises(PlanError, match="invoke_tree_threshold"):
         build_plan(job_id="j1", work_bucket="work", job=job, inputs={"default": ["s3://in/a"]},
-                   objects=[obj("a", 1)], output_uri="s3://out/", invoke_tree_threshold=0)
+                   objects=[obj("a", 1)], output_uri="s3://out/", options=JobOptions(invoke_tree_threshold=0))

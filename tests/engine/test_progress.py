@@ -28,7 +28,7 @@ WORK, DATA = "smr-progress-work", "smr-progress-data"
 def plan_for(job_id, maps=4, reducers=2):
     return {"job_id": job_id, "job_name": "progress",
             "created": dt.datetime.fromtimestamp(T0, dt.timezone.utc).isoformat(),
-            "settings": {"task_timeout_s": 60},
+            "limits": {"task_timeout_s": 60},
             "steps": [{"index": 0, "num_map_tasks": maps, "num_reducers": reducers}],
             "inputs": {}, "output": {"uri": f"s3://{DATA}/out/{job_id}/", "format": "jsonl"}}
 

@@ -20,6 +20,7 @@ from airflow_provider_smr.engine.runner import JobFailedError, JobRunner, Output
 from airflow_provider_smr.engine.inputs import InputNotFoundError
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import coordinator, mapper, protocol, reducer, runtime
+from lambda_handlers.options import JobOptions
 
 WORK, DATA = "smr-engine-work", "smr-engine-data"
 FUNCTIONS = {"t-mapper": mapper.handler, "t-reducer": reducer.handler,
@@ -132,8 +133,8 @@ def test_word_count_runs_to_a_result_dict(env):
     s3.put_object(Bucket=DATA, Key="wc/in/a.txt", Body=TEXT.encode())
     s3.put_object(Bucket=DATA, Key="wc/in/b.txt", Body=TEXT[:1000].encode())
     job = MapReduceJob(mapper=tokenize, combiner=total, reducer=total)
-    result = runner.run(job, input=f"s3://{DATA}/wc/in/", output=f"s3://{DATA}/wc/out",
-                        split_size=2000, num_reducers=3, poll_interval=0.2, timeout=120)
+    result = runner.run(job, input=f"s3://{DATA}/wc/in/", output=f"s3://{DATA}/wc/out", poll_interval=0.2,
+                        timeout=120, options=JobOptions(split_size=2000, num_reducers=3))
     expected = collections.Counter(w.lower() for t in (TEXT, TEXT[:1000]) for w in t.split())
     assert dict(read_records(s3, result)) == dict(expected)
     assert result["status"] == "SUCCEEDED" and result["output"] == f"s3://{DATA}/wc/out/"
@@ -163,8 +164,8 @@ def test_committed_output_is_refused_without_overwrite_before_anything_runs(env)
     with pytest.raises(OutputExistsError, match="already holds a committed result"):
         runner.submit(job, input=f"s3://{DATA}/ow/in.txt", output=f"s3://{DATA}/ow/out/")
     assert sum(fake.invokes.values()) == before
-    result = runner.run(job, input=f"s3://{DATA}/ow/in.txt", output=f"s3://{DATA}/ow/out/",
-                        overwrite=True, poll_interval=0.2)
+    result = runner.run(job, input=f"s3://{DATA}/ow/in.txt", output=f"s3://{DATA}/ow/out/", poll_interval=0.2,
+                        options=JobOptions(overwrite=True))
     assert dict(read_records(s3, result)) == {"a": 1, "b": 1}
 
 
@@ -185,7 +186,7 @@ def test_failed_job_raises_with_the_remote_traceback(env):
     s3.put_object(Bucket=DATA, Key="fail/in.txt", Body=b"poison\n")
     job = MapReduceJob(mapper=explode, reducer=total)
     job_id = runner.submit(job, input=f"s3://{DATA}/fail/in.txt", output=f"s3://{DATA}/fail/out/",
-                           max_attempts=2)
+                           options=JobOptions(max_attempts=2))
     with pytest.raises(JobFailedError) as info:
         runner.wait(job_id, poll_interval=0.2, timeout=120)
     text = str(info.value)
@@ -247,7 +248,7 @@ def test_resubmitting_after_a_crash_mid_fan_out_finishes_it_without_duplicates(e
     monkeypatch.setattr(submit_mod, "fan_out", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
         runner.submit(job, input=f"s3://{DATA}/crash/in.txt", output=f"s3://{DATA}/crash/out/",
-                      job_id="crash-1", split_size=3000)
+                      job_id="crash-1", options=JobOptions(split_size=3000))
     monkeypatch.setattr(submit_mod, "fan_out", real_fan_out)
     fake.pool.submit(lambda: None).result()  # let the two invoked tasks start
     assert runner.submit(job, input=f"s3://{DATA}/crash/in.txt", output=f"s3://{DATA}/crash/out/",

@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import driver, protocol
+from lambda_handlers.options import JobOptions
 
 DATA = "smr-sdriver-data"
 POLL = 0.25
@@ -68,9 +69,10 @@ def test_serverless_driver_output_is_byte_identical_to_the_worker_driver(engine)
                        reducer=lambda k, vs: [(k, sum(vs))], num_reducers=3, name="sdriver-wc")
     results = {}
     for mode in ("worker", "lambda"):
-        results[mode] = runner.run(job, input=f"s3://{DATA}/{key}", split_size=4096, driver=mode,
+        results[mode] = runner.run(job, input=f"s3://{DATA}/{key}",
                                    output=f"s3://{DATA}/out/{mode}-{uuid.uuid4().hex[:8]}/",
-                                   poll_interval=POLL, timeout=TIMEOUT)
+                                   poll_interval=POLL, timeout=TIMEOUT,
+                                   options=JobOptions(split_size=4096, driver=mode))
     plans = {mode: runner.plan(r["job_id"]) for mode, r in results.items()}
     assert plans["lambda"]["driver"]["where"] == "lambda"  # listed and planned inside Lambda
     assert plans["lambda"]["splits"] == plans["worker"]["splits"] and len(plans["lambda"]["splits"]) > 10
@@ -87,7 +89,7 @@ def test_unknown_driver_is_refused(engine):
     _, runner = engine
     with pytest.raises(ValueError, match="driver must be"):
         runner.submit(MapReduceJob(mapper=lambda r: [(r, 1)]), input=f"s3://{DATA}/x",
-                      output=f"s3://{DATA}/y/", driver="cloud")
+                      output=f"s3://{DATA}/y/", options=JobOptions(driver="cloud"))
 
 
 def test_a_planning_failure_in_the_driver_fails_the_job_with_the_reason(engine):
@@ -96,9 +98,9 @@ def test_a_planning_failure_in_the_driver_fails_the_job_with_the_reason(engine):
     _, runner = engine
     job = MapReduceJob(mapper=lambda r: [(r, 1)], reducer=lambda k, vs: [(k, len(vs))], name="nope")
     with pytest.raises(JobFailedError, match="matched no objects"):
-        runner.run(job, input=f"s3://{DATA}/missing-{uuid.uuid4().hex[:6]}/", driver="lambda",
-                   output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/", poll_interval=POLL,
-                   timeout=TIMEOUT)
+        runner.run(job, input=f"s3://{DATA}/missing-{uuid.uuid4().hex[:6]}/",
+                   output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/", poll_interval=POLL, timeout=TIMEOUT,
+                   options=JobOptions(driver="lambda"))
 
 
 def driver_invocations(logs, function_name: str) -> int:
@@ -124,12 +126,13 @@ def test_a_job_over_the_tree_threshold_fans_out_through_invokers_on_the_local_st
     job = MapReduceJob(mapper=lambda line: [(line, 1)], combiner=lambda k, vs: [(k, sum(vs))],
                        reducer=lambda k, vs: [(k, sum(vs))], num_reducers=1, name="tree")
     runs_before = driver_invocations(logs, driver_fn)
-    result = runner.run(job, input=f"s3://{DATA}/{key}", split_size=len(body) // 250,
-                        driver="lambda", output=f"s3://{DATA}/out/tree-{uuid.uuid4().hex[:8]}/",
-                        invoke_tree_threshold=100, poll_interval=POLL, timeout=TIMEOUT)
+    result = runner.run(job, input=f"s3://{DATA}/{key}",
+                        output=f"s3://{DATA}/out/tree-{uuid.uuid4().hex[:8]}/", poll_interval=POLL,
+                        timeout=TIMEOUT,
+                        options=JobOptions(split_size=len(body) // 250, driver="lambda", invoke_tree_threshold=100))
     plan = runner.plan(result["job_id"])
     assert len(plan["splits"]) == 250 and plan["driver"]["where"] == "lambda"
-    assert plan["settings"]["invoke_tree_threshold"] == 100
+    assert plan["options"]["invoke_tree_threshold"] == 100
     assert driver_invocations(logs, driver_fn) - runs_before == 1 + 2  # drive, then two invokers
     counts = dict(json.loads(line).values() for b in part_bytes(s3, result)
                   for line in b.decode().splitlines())

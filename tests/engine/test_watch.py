@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow_provider_smr.engine.watch import (DEADLINE_GRACE_S, failure_message, list_status,
-                                               status_from_listing)
+from airflow_provider_smr.engine.watch import failure_message, list_status, status_from_listing
 from lambda_handlers import protocol
+from lambda_handlers.options import JobOptions
+
+DEADLINE_GRACE_S = JobOptions().deadline_grace_s
 
 JOB = "job-1"
 NOW = 1_000_000.0
-PLAN = {"job_id": JOB, "settings": {"task_timeout_s": 60},
+PLAN = {"job_id": JOB, "limits": {"task_timeout_s": 60},
         "steps": [{"index": 0, "num_map_tasks": 3, "num_reducers": 2},
                   {"index": 1, "num_map_tasks": 2, "num_reducers": 1}]}
 

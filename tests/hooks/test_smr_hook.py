@@ -13,6 +13,7 @@ from airflow_provider_smr.engine.inputs import S3Object
 from airflow_provider_smr.hooks.smr import JobNotFoundError, SMRHook
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import protocol
+from lambda_handlers.options import JobOptions
 
 WORK = "smr-hook-work"
 
@@ -58,7 +59,7 @@ def plan_job(s3, job_id):
     plan = build_plan(job_id=job_id, work_bucket=WORK, job=MapReduceJob(mapper=mapper, reducer=None),
                       inputs={"default": ["s3://in-bucket/a"]},
                       objects=[S3Object("default", "in-bucket", "a", 10, "e")],
-                      output_uri="s3://out-bucket/o/")
+                      output_uri="s3://out-bucket/o/", options=JobOptions())
     s3.put_object(Bucket=WORK, Key=protocol.plan_key(job_id), Body=json.dumps(plan).encode())
 
 

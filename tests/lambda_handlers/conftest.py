@@ -20,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 import pytest
 
 from lambda_handlers import coordinator, driver, mapper, protocol, reducer, runtime
+from lambda_handlers.options import JobOptions, TaskLimits
 
 WORK_BUCKET = "smr-work-test"
 DATA_BUCKET = "smr-data-test"
@@ -177,10 +178,10 @@ def submit(s3, spec, splits: list[dict], reducers: list[int], output_prefix: str
         steps.append({"index": i, "num_map_tasks": m, "num_reducers": r})
         m = r
     plan = {
-        "v": 1, "job_id": job_id, "work_bucket": WORK_BUCKET, "created": "2026-01-01T00:00:00Z",
+        "v": 2, "job_id": job_id, "work_bucket": WORK_BUCKET, "created": "2026-01-01T00:00:00Z",
         "job_name": spec.name,
-        "settings": {"max_attempts": 3, "memory_budget_bytes": 64 << 20, "max_bad_records": 0,
-                     "task_timeout_s": 60, "speculation": False, **settings},
+        "options": JobOptions(**settings).to_dict(),
+        "limits": TaskLimits(task_timeout_s=60, memory_budget_bytes=64 << 20).to_dict(),
         "inputs": {}, "splits": splits, "steps": steps,
         "output": {"uri": f"s3://{DATA_BUCKET}/{prefix}", "bucket": DATA_BUCKET, "prefix": prefix,
                    "format": output_format, "overwrite": overwrite, "inputs": []},

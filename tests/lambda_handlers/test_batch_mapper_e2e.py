@@ -11,6 +11,7 @@ import pytest
 
 from airflow_provider_smr import MapReduceJob, batch_mapper, fold
 from tests.engine.test_e2e import read_records
+from lambda_handlers.options import JobOptions
 
 DATA = "smr-batch-e2e"
 
@@ -38,7 +39,8 @@ def test_a_batch_word_count_on_the_local_stack_equals_counter(deploy_engine):
     job = MapReduceJob(mapper=batch_mapper(count_words_block), combiner=fold(operator.add),
                        reducer=fold(operator.add), name="batch_word_count")
     result = engine.runner.run(job, input=f"s3://{DATA}/{prefix}/", output=f"s3://{DATA}/out/{prefix}/",
-                               split_size="16KiB", num_reducers=3, poll_interval=0.25, timeout=300)
+                               poll_interval=0.25, timeout=300,
+                               options=JobOptions(split_size="16KiB", num_reducers=3))
     records = read_records(engine.s3, result)
     assert dict(records) == dict(Counter(w for t in texts for w in t.split()))
     assert len(records) == len(dict(records))

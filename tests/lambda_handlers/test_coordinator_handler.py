@@ -114,7 +114,7 @@ def test_check_deadlines_retries_a_silent_attempt(harness, recorded):
     harness.s3.put_object(Bucket=bucket, Key=protocol.start_marker_key(job_id, 0, "map", 0, 0), Body=b"")
     assert coordinator.coordinate(bucket, job_id, "map-0-0")["actions"] == []  # not yet late
     assert coordinator.coordinate(bucket, job_id, "check-deadlines")["actions"] == []
-    later = time.time() + plan["settings"]["task_timeout_s"] + 31
+    later = time.time() + plan["limits"]["task_timeout_s"] + 31
     result = coordinator.coordinate(bucket, job_id, "check-deadlines", now=later)
     assert [a[0] for a in result["actions"]] == ["timeout", "retry"]
     assert [(e["kind"], e["task"], e["attempt"]) for e in recorded] == [("map", 0, 1)]

@@ -25,6 +25,7 @@ from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import protocol
 from tests.reliability import faults
 from tests.reliability.conftest import DATA, POLL, TIMEOUT
+from lambda_handlers.options import JobOptions
 
 pytestmark = pytest.mark.timeout(300)
 ROLES = ("mapper", "reducer", "coordinator", "driver")
@@ -158,12 +159,13 @@ def test_no_credentials_in_objects_logs_payloads_result_or_errors(rel, monkeypat
     rel.put(f"{prefix}/b.txt", faults.words_text(2, 30))
 
     result = runner.run(MapReduceJob(mapper=faults.tokenize, reducer=faults.total),
-                        input=f"s3://{DATA}/{prefix}/", output=rel.output("secrets"), num_reducers=2,
-                        job_params={"note": "harmless"}, poll_interval=POLL, timeout=TIMEOUT)
+                        input=f"s3://{DATA}/{prefix}/", output=rel.output("secrets"),
+                        job_params={"note": "harmless"}, poll_interval=POLL, timeout=TIMEOUT,
+                        options=JobOptions(num_reducers=2))
     with pytest.raises(JobFailedError) as err:
         runner.run(MapReduceJob(mapper=faults.failing_mapper, reducer=faults.total),
-                   input=f"s3://{DATA}/{prefix}/", output=rel.output("secrets"), max_attempts=1,
-                   poll_interval=POLL, timeout=TIMEOUT)
+                   input=f"s3://{DATA}/{prefix}/", output=rel.output("secrets"), poll_interval=POLL,
+                   timeout=TIMEOUT, options=JobOptions(max_attempts=1))
 
     haystacks = {"result": json.dumps(result), "error": str(err.value) + json.dumps(err.value.failed),
                  "payloads": b"".join(payloads).decode(), "logs": "\n".join(log_events(rel))}

@@ -24,6 +24,7 @@ from airflow_provider_smr.job import MapReduceJob  # noqa: E402
 from lambda_handlers import protocol  # noqa: E402
 from tests.reliability import faults  # noqa: E402
 from tests.reliability.conftest import DATA, POLL, TIMEOUT  # noqa: E402
+from lambda_handlers.options import JobOptions
 
 pytestmark = pytest.mark.timeout(300)
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +128,7 @@ def test_cancel_mid_job_starts_nothing_new_and_commits_nothing(rel, local_stack,
     uri, _ = slow_input(rel, "cancel", files=12)
     output = rel.output("cancel")
     op = operator(uri, output)
-    op.job_id = rel.runner.submit(op.job, input=uri, output=output, num_reducers=2)
+    op.job_id = rel.runner.submit(op.job, input=uri, output=output, options=JobOptions(num_reducers=2))
     deadline = time.monotonic() + 60
     while not starts(rel, op.job_id):
         assert time.monotonic() < deadline
@@ -151,8 +152,8 @@ def test_failing_job_with_overwrite_leaves_the_previous_output_intact(rel):
     uri, texts = slow_input(rel, "overwrite", files=2, lines=20)
     output = rel.output("kept")
     fast = MapReduceJob(mapper=faults.tokenize, reducer=faults.total)
-    first = rel.runner.run(fast, input=uri, output=output, num_reducers=2, poll_interval=POLL,
-                           timeout=TIMEOUT)
+    first = rel.runner.run(fast, input=uri, output=output, poll_interval=POLL, timeout=TIMEOUT,
+                           options=JobOptions(num_reducers=2))
     prefix = output[len(f"s3://{DATA}/"):]
     before = {k: rel.s3.get_object(Bucket=DATA, Key=k)["Body"].read() for k in rel.objects(DATA, prefix)}
     # two parts, the manifest and the job's HTML report
@@ -160,8 +161,8 @@ def test_failing_job_with_overwrite_leaves_the_previous_output_intact(rel):
 
     broken = MapReduceJob(mapper=faults.failing_mapper, reducer=faults.total)
     with pytest.raises(JobFailedError, match="this job always fails"):
-        rel.runner.run(broken, input=uri, output=output, overwrite=True, num_reducers=3,
-                       max_attempts=2, poll_interval=POLL, timeout=TIMEOUT)
+        rel.runner.run(broken, input=uri, output=output, poll_interval=POLL, timeout=TIMEOUT,
+                       options=JobOptions(overwrite=True, num_reducers=3, max_attempts=2))
     after = {k: rel.s3.get_object(Bucket=DATA, Key=k)["Body"].read() for k in rel.objects(DATA, prefix)}
     assert after == before
     assert rel.records(first) == faults.word_count(*texts)
@@ -178,7 +179,7 @@ def test_deferred_task_failure_carries_the_remote_traceback_and_the_log_tail(rel
     uri, _ = slow_input(rel, "deferred-fail", files=1)
     op = operator(uri, rel.output("deferred-fail"), deferrable=True)
     broken = MapReduceJob(mapper=faults.failing_mapper, reducer=faults.total)
-    job_id = rel.runner.submit(broken, input=uri, output=op.output_uri, max_attempts=1)
+    job_id = rel.runner.submit(broken, input=uri, output=op.output_uri, options=JobOptions(max_attempts=1))
     with pytest.raises(JobFailedError):
         rel.runner.wait(job_id, poll_interval=POLL, timeout=TIMEOUT)
     failed = json.loads(rel.s3.get_object(Bucket=rel.stack.work_bucket,

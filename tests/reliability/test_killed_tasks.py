@@ -15,6 +15,7 @@ from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import protocol
 from tests.reliability import faults
 from tests.reliability.conftest import DATA, POLL, TIMEOUT
+from lambda_handlers.options import JobOptions
 
 pytestmark = pytest.mark.timeout(300)
 GRACE = 3
@@ -53,8 +54,8 @@ def test_mapper_hanging_past_its_timeout_is_detected_and_retried(tight):
     uri, texts = inputs(tight, "hang-map", "stuck here\n")
     job = MapReduceJob(mapper=faults.mapper_hanging_once_on("stuck here", tight.fresh("hang")),
                        reducer=faults.total)
-    result = tight.runner.run(job, input=uri, output=tight.output(), num_reducers=1,
-                              deadline_grace_s=GRACE, poll_interval=POLL, timeout=TIMEOUT)
+    result = tight.runner.run(job, input=uri, output=tight.output(), poll_interval=POLL, timeout=TIMEOUT,
+                              options=JobOptions(num_reducers=1, deadline_grace_s=GRACE))
     assert tight.records(result) == faults.word_count(*texts)
     assert result["counters"]["retried_attempts"] == 1
     assert_retried_within_deadline(tight, result, "map", 1)
@@ -64,8 +65,8 @@ def test_reducer_hanging_past_its_timeout_is_detected_and_retried(tight):
     uri, texts = inputs(tight, "hang-reduce", "")
     job = MapReduceJob(mapper=faults.tokenize,
                        reducer=faults.reducer_hanging_once_on("w3", tight.fresh("hang")))
-    result = tight.runner.run(job, input=uri, output=tight.output(), num_reducers=2,
-                              deadline_grace_s=GRACE, poll_interval=POLL, timeout=TIMEOUT)
+    result = tight.runner.run(job, input=uri, output=tight.output(), poll_interval=POLL, timeout=TIMEOUT,
+                              options=JobOptions(num_reducers=2, deadline_grace_s=GRACE))
     assert tight.records(result) == faults.word_count(*texts)
     assert result["counters"]["retried_attempts"] == 1
     hung = [t for (t, a) in starts(tight, result["job_id"], "reduce") if a == 1]
@@ -77,8 +78,8 @@ def test_task_out_of_memory_is_retried_then_fails_naming_out_of_memory(tight):
     uri, _ = inputs(tight, "oom", "memory hog\n")
     output = tight.output()
     job = MapReduceJob(mapper=faults.mapper_eating_memory_on("memory hog", 400), reducer=faults.total)
-    job_id = tight.runner.submit(job, input=uri, output=output, num_reducers=1, max_attempts=2,
-                                 deadline_grace_s=GRACE)
+    job_id = tight.runner.submit(job, input=uri, output=output,
+                                 options=JobOptions(num_reducers=1, max_attempts=2, deadline_grace_s=GRACE))
     with pytest.raises(JobFailedError) as err:
         tight.runner.wait(job_id, poll_interval=POLL, timeout=TIMEOUT)
     message = str(err.value)

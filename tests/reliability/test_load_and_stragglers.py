@@ -17,6 +17,7 @@ from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import protocol
 from tests.reliability import faults
 from tests.reliability.conftest import DATA, POLL, TIMEOUT, make_env
+from lambda_handlers.options import JobOptions
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -43,8 +44,8 @@ def test_1000_splits_under_a_concurrency_cap_of_8_give_the_exact_answer(capped):
     text = fixed_lines(SPLITS)
     uri = capped.put(f"{capped.fresh('load')}/lines.txt", text)
     job = MapReduceJob(mapper=faults.tokenize, combiner=faults.total, reducer=faults.total)
-    job_id = capped.runner.submit(job, input=uri, output=capped.output("load"), split_size=32,
-                                  num_reducers=4, max_concurrency=8)
+    job_id = capped.runner.submit(job, input=uri, output=capped.output("load"),
+                                  options=JobOptions(split_size=32, num_reducers=4, max_concurrency=8))
     assert len(capped.runner.plan(job_id)["splits"]) == SPLITS
     result = capped.runner.wait(job_id, poll_interval=0.5, timeout=540)
     assert capped.records(result) == faults.word_count(text)
@@ -76,8 +77,8 @@ def straggling_job(env, name: str, straggler: int) -> tuple[MapReduceJob, str, l
 def test_straggler_gets_a_speculative_backup_and_the_first_finisher_wins(rel):
     job, uri, texts = straggling_job(rel, "straggler", straggler=4)
     output = rel.output("straggler")
-    job_id = rel.runner.submit(job, input=uri, output=output, num_reducers=2,
-                               speculation=True, speculation_threshold=3)
+    job_id = rel.runner.submit(job, input=uri, output=output,
+                               options=JobOptions(num_reducers=2, speculation=True, speculation_threshold=3))
     result = rel.runner.wait(job_id, poll_interval=POLL, timeout=TIMEOUT)
     expected = faults.word_count(*texts)
     assert rel.records(result) == expected
@@ -104,8 +105,8 @@ async def test_deferred_wait_also_gets_the_straggler_a_backup(rel, local_stack, 
         "conn_type": "aws", "login": "testing", "password": "testing",
         "extra": {"endpoint_url": local_stack.endpoint_url, "region_name": "us-east-1"}}))
     job, uri, texts = straggling_job(rel, "straggler-deferred", straggler=2)
-    job_id = rel.runner.submit(job, input=uri, output=rel.output("sd"), num_reducers=1,
-                               speculation=True)
+    job_id = rel.runner.submit(job, input=uri, output=rel.output("sd"),
+                               options=JobOptions(num_reducers=1, speculation=True))
     trigger = SMRJobTrigger(job_id=job_id, work_bucket=rel.stack.work_bucket, stack_name="smr-rel",
                             poll_interval=POLL, aws_conn_id="smr_rel_trigger")
     events = [event async for event in trigger.run()]

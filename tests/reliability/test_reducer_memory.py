@@ -12,6 +12,7 @@ import pytest
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import protocol
 from tests.reliability.conftest import POLL, TIMEOUT, make_env
+from lambda_handlers.options import JobOptions
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -48,8 +49,8 @@ def test_a_reducer_with_a_partition_four_times_its_budget_spills_and_is_exact(sm
         expected[line[:3]] = (n + COPIES, size + COPIES * len(line))
 
     job = MapReduceJob(mapper=every_line_four_times, reducer=count_and_bytes)
-    result = small.runner.run(job, input=uri, output=small.output("spill"), num_reducers=1,
-                              split_size="4MiB", poll_interval=POLL, timeout=TIMEOUT)
+    result = small.runner.run(job, input=uri, output=small.output("spill"), poll_interval=POLL,
+                              timeout=TIMEOUT, options=JobOptions(num_reducers=1, split_size="4MiB"))
 
     assert {k: tuple(v) for k, v in small.records(result).items()} == expected
     assert result["counters"]["shuffle_bytes"] >= 4 * BUDGET

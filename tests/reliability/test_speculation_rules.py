@@ -12,8 +12,9 @@ T0 = 1_000_000.0
 
 def plan(speculation: bool = True, threshold: float = 3.0, max_attempts: int = 3) -> dict:
     return {"job_id": JOB, "steps": [{"index": 0, "num_map_tasks": 4, "num_reducers": 1}],
-            "settings": {"max_attempts": max_attempts, "task_timeout_s": 300, "speculation": speculation,
-                         "speculation_threshold": threshold, "deadline_grace_s": 30}}
+            "options": {"max_attempts": max_attempts, "speculation": speculation,
+                        "speculation_threshold": threshold, "deadline_grace_s": 30},
+            "limits": {"task_timeout_s": 300}}
 
 
 def state(done: int = 3, started: dict[int, float] | None = None, errors: set[int] = frozenset()):

@@ -16,6 +16,7 @@ from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import protocol
 from tests.reliability import faults
 from tests.reliability.conftest import DATA, POLL, TIMEOUT
+from lambda_handlers.options import JobOptions
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -32,8 +33,8 @@ def test_mapper_failing_on_its_first_attempt_is_retried_and_the_attempt_counted(
     uri, texts = inputs(rel, "fail-once", extra="boom here\n")
     job = MapReduceJob(mapper=faults.mapper_failing_once_on("boom here", rel.fresh("flag")),
                        reducer=faults.total)
-    result = rel.runner.run(job, input=uri, output=rel.output(), num_reducers=2, poll_interval=POLL,
-                            timeout=TIMEOUT)
+    result = rel.runner.run(job, input=uri, output=rel.output(), poll_interval=POLL, timeout=TIMEOUT,
+                            options=JobOptions(num_reducers=2))
     assert rel.records(result) == faults.word_count(*texts)
     tasks = 3 + 2
     assert result["counters"]["attempts"] == tasks + 1
@@ -46,7 +47,7 @@ def test_every_task_delivered_twice_concurrently_gives_the_exact_answer(rel):
     uri, texts = inputs(rel, "twice")
     job = MapReduceJob(mapper=faults.tokenize, reducer=faults.total)
     runner, lam = rel.runner, rel.clients.lambda_
-    job_id = runner.submit(job, input=uri, output=rel.output(), num_reducers=3)
+    job_id = runner.submit(job, input=uri, output=rel.output(), options=JobOptions(num_reducers=3))
     plan = runner.plan(job_id)
     submit_mod.fan_out(lam, rel.stack.functions["mapper"], submit_mod.map_events(plan, None))
     seen_reduce = threading.Event()
@@ -78,7 +79,7 @@ def test_coordinator_stampede_starts_each_reducer_once_and_commits_once(rel):
     calls = rel.fresh("calls")
     job = MapReduceJob(mapper=faults.tokenize, reducer=faults.counting_reducer(calls))
     output = f"s3://{versioned}/out/{rel.fresh('st')}/"
-    job_id = rel.runner.submit(job, input=uri, output=output, num_reducers=2)
+    job_id = rel.runner.submit(job, input=uri, output=output, options=JobOptions(num_reducers=2))
     stop = threading.Event()
     coordinator = rel.stack.functions["coordinator"]
 
@@ -116,8 +117,8 @@ def test_poison_record_fails_naming_object_offset_and_preview_with_traceback_and
     job = MapReduceJob(mapper=faults.poison_mapper, reducer=faults.total)
     output = rel.output()
     with pytest.raises(JobFailedError) as err:
-        rel.runner.run(job, input=f"s3://{DATA}/{prefix}/", output=output, num_reducers=1,
-                       max_attempts=2, poll_interval=POLL, timeout=TIMEOUT)
+        rel.runner.run(job, input=f"s3://{DATA}/{prefix}/", output=output, poll_interval=POLL,
+                       timeout=TIMEOUT, options=JobOptions(num_reducers=1, max_attempts=2))
     message = str(err.value)
     assert f"s3://{DATA}/{prefix}/bad.txt" in message
     assert f"byte {len(good)}" in message
@@ -133,8 +134,8 @@ def test_poison_records_up_to_max_bad_records_are_skipped_and_counted(rel):
     good = "a b c\n" * 5
     rel.put(f"{prefix}/bad.txt", good + "POISON 1\n" + good + "POISON 2\n")
     job = MapReduceJob(mapper=faults.poison_mapper, reducer=faults.total)
-    result = rel.runner.run(job, input=f"s3://{DATA}/{prefix}/", output=rel.output(), num_reducers=1,
-                            max_bad_records=2, poll_interval=POLL, timeout=TIMEOUT)
+    result = rel.runner.run(job, input=f"s3://{DATA}/{prefix}/", output=rel.output(), poll_interval=POLL,
+                            timeout=TIMEOUT, options=JobOptions(num_reducers=1, max_bad_records=2))
     assert rel.records(result) == {"a": 10, "b": 10, "c": 10}
     assert result["counters"]["bad_records"] == 2
 
@@ -143,8 +144,8 @@ def test_failure_after_max_attempts_names_the_cause_and_keeps_every_attempt(rel)
     uri, _ = inputs(rel, "always", files=1, lines=5)
     job = MapReduceJob(mapper=faults.failing_mapper, reducer=faults.total)
     with pytest.raises(JobFailedError) as err:
-        rel.runner.run(job, input=uri, output=rel.output(), max_attempts=2, poll_interval=POLL,
-                       timeout=TIMEOUT)
+        rel.runner.run(job, input=uri, output=rel.output(), poll_interval=POLL, timeout=TIMEOUT,
+                       options=JobOptions(max_attempts=2))
     assert "failed 2 time(s)" in str(err.value)
     assert "RuntimeError: this job always fails" in str(err.value)
     failed = err.value.failed

@@ -1,0 +1,237 @@
+"""Every option of a job and of a stack, declared once: its default, its unit and a one-line doc.
+
+:class:`JobOptions` holds what one job may choose (reducers, split size, attempts, ...); it is
+validated once, when it is built, with errors that name the option, travels in ``plan.json`` as a
+plain dict and comes back typed in Lambda (:meth:`JobOptions.from_plan`). :class:`StackSettings`
+holds what a deployment fixes for every job on the stack (function memory, timeout, layers, ...).
+
+The operator's keyword arguments, the hook, the runner, the planner and the ``smr run`` flags are
+all read from these two declarations (:func:`declared`), so adding an option is one field here plus
+its use. Standard library only: the data plane imports this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping, TypeVar
+
+from lambda_handlers import protocol
+from lambda_handlers.sizes import SizeError, parse_size
+
+DRIVERS = ("worker", "lambda")
+
+
+class PlanError(ValueError):
+    """A job that cannot be planned as asked (too many tasks, bad settings)."""
+
+
+class OptionError(PlanError):
+    """An option given a value it cannot take; the message names the option."""
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """What the declaration says of one option: everything an interface needs to offer it."""
+
+    name: str
+    default: Any
+    kind: type  # int, float, bool, str, or list (a repeatable value)
+    doc: str
+    unit: str = ""
+    choices: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        """The ``smr run`` flag: ``num_reducers`` -> ``--num-reducers``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def help(self) -> str:
+        """The doc with its default, the same words in the CLI's help and the operator's docstring."""
+        if self.default in (None, (), []) or self.kind is bool:
+            return self.doc
+        return f"{self.doc} (default {self.default}{' ' + self.unit if self.unit else ''})"
+
+
+def _option(default: Any, doc: str, kind: type, *, unit: str = "", choices: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"doc": doc, "kind": kind, "unit": unit, "choices": choices})
+
+
+def declared(cls: type) -> tuple[OptionInfo, ...]:
+    """The options a declaration class (:class:`JobOptions`, :class:`StackSettings`) holds, in order."""
+    return tuple(OptionInfo(f.name, f.default, f.metadata["kind"], f.metadata["doc"], f.metadata["unit"],
+                            f.metadata["choices"])
+                 for f in dataclasses.fields(cls))
+
+
+def _whole(name: str, value: Any, *, minimum: int, maximum: int | None = None,
+           optional: bool = False) -> int | None:
+    """A whole number option (a templated ``"4"`` is 4), checked against its range."""
+    if optional and (value is None or value == ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise OptionError(f"{name} must be a whole number, got {value!r}")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise OptionError(f"{name} must be a whole number, got {value!r}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        upper = f", at most {maximum}" if maximum is not None else ""
+        raise OptionError(f"{name} must be at least {minimum}{upper}, got {value!r}")
+    return number
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise OptionError(f"{name} must be true or false, got {value!r}")
+
+
+_Declared = TypeVar("_Declared", "JobOptions", "StackSettings")
+
+
+def _from_mapping(cls: type[_Declared], values: Mapping[str, Any], what: str) -> _Declared:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise OptionError(f"unknown {what} {', '.join(map(repr, unknown))}; known: {', '.join(sorted(names))}")
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How one job runs: sizing, retries, speculation, where it is driven from, its output rules."""
+
+    num_reducers: int | None = _option(
+        None, "reduce tasks per step (default: from the input size)", int, unit="tasks")
+    split_size: int | None = _option(
+        None, "bytes of input per map task, an int or e.g. 64MiB (default: from the input size)", int,
+        unit="bytes")
+    max_concurrency: int | None = _option(
+        None, "Invoke calls in flight during the fan-out, and the functions the planner sizes splits "
+        "for (default: the account's unreserved concurrency)", int, unit="functions")
+    max_attempts: int = _option(3, "attempts per map/reduce task before the job fails", int)
+    max_bad_records: int = _option(
+        0, "records a task may fail on (skipped and counted) before the task fails", int, unit="records")
+    speculation: bool = _option(
+        False, "launch one backup attempt for a straggling task; the first to finish wins", bool)
+    speculation_threshold: float = _option(
+        3.0, "a task straggles after this many times the median duration of its phase's finished tasks",
+        float, unit="x median")
+    deadline_grace_s: int = _option(
+        30, "an attempt silent for the function timeout plus this is presumed killed by Lambda and "
+        "retried", int, unit="s")
+    driver: str = _option(
+        "worker", "'worker': the caller fans the map tasks out; 'lambda': the stack's driver function "
+        "does, the caller only waits", str, choices=DRIVERS)
+    invoke_tree_threshold: int = _option(
+        2000, "from this many map tasks on, the serverless driver fans out through invoker functions",
+        int, unit="map tasks")
+    create_table: bool = _option(
+        False, "create a dynamodb:// output table on first use (on-demand billing)", bool)
+    overwrite: bool = _option(
+        False, "replace an output that already holds a committed result (_SUCCESS) instead of failing",
+        bool)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "num_reducers", _whole("num_reducers", self.num_reducers, minimum=1,
+                                          maximum=protocol.MAX_TASKS, optional=True))
+        try:
+            set_(self, "split_size", parse_size(self.split_size or None, name="split_size"))
+        except SizeError as exc:
+            raise OptionError(str(exc)) from None
+        set_(self, "max_concurrency", _whole("max_concurrency", self.max_concurrency, minimum=1,
+                                             optional=True))
+        set_(self, "max_attempts", _whole("max_attempts", self.max_attempts, minimum=1,
+                                          maximum=protocol.MAX_ATTEMPTS))
+        set_(self, "max_bad_records", _whole("max_bad_records", self.max_bad_records, minimum=0))
+        set_(self, "deadline_grace_s", _whole("deadline_grace_s", self.deadline_grace_s, minimum=0))
+        set_(self, "invoke_tree_threshold", _whole("invoke_tree_threshold", self.invoke_tree_threshold,
+                                                   minimum=1))
+        for name in ("speculation", "create_table", "overwrite"):
+            set_(self, name, _flag(name, getattr(self, name)))
+        try:
+            threshold = float(self.speculation_threshold)
+        except (TypeError, ValueError):
+            threshold = 0.0
+        if not threshold > 1:
+            raise OptionError("speculation_threshold must be > 1 (a multiple of the median task time), "
+                              f"got {self.speculation_threshold!r}")
+        set_(self, "speculation_threshold", threshold)
+        if self.driver not in DRIVERS:
+            raise OptionError(f"driver must be 'worker' or 'lambda', got {self.driver!r}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> JobOptions:
+        """Options from a dict (``plan.json``, a planning request); an unknown name is an error."""
+        return _from_mapping(cls, values, "job option")
+
+    @classmethod
+    def from_plan(cls, plan: Mapping[str, Any]) -> JobOptions:
+        """The options a job was planned with, read back from its ``plan.json``."""
+        return cls.from_mapping(plan.get("options") or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, as ``plan.json`` stores it."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> JobOptions:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """What a deployment fixes for every job on the stack (CloudFormation properties)."""
+
+    memory_mb: int = _option(1024, "Lambda memory of the stack's functions", int, unit="MB")
+    timeout_s: int = _option(300, "Lambda timeout of the stack's functions, at most 900", int, unit="s")
+    layers: tuple[str, ...] = _option((), "Lambda layer version ARNs every function gets", list)
+    requirements: tuple[str, ...] = _option(
+        (), "pip requirements (pure-Python) built into a layer every function gets", list)
+    log_retention_days: int = _option(14, "retention of the functions' log groups", int, unit="days")
+    jobs_expire_days: int = _option(
+        7, "job state under jobs/ in the work bucket expires after this", int, unit="days")
+
+    def __post_init__(self) -> None:
+        # Whole numbers and lists here; the ranges AWS accepts are checked where the template is
+        # rendered (``deploy.template.validate_settings``), before any AWS call.
+        set_ = object.__setattr__
+        for name in ("memory_mb", "timeout_s", "log_retention_days", "jobs_expire_days"):
+            set_(self, name, _whole(name, getattr(self, name), minimum=0))
+        for name in ("layers", "requirements"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+                raise OptionError(f"{name} must be a list of strings, got {value!r}")
+            set_(self, name, tuple(value))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> StackSettings:
+        return _from_mapping(cls, values, "stack setting")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class TaskLimits:
+    """What a job's tasks run within, fixed at plan time from the stack they run on."""
+
+    memory_mb: int = 1024
+    task_timeout_s: int = 300
+    #: what a task may hold in memory for sorting and grouping: a quarter of the function's memory
+    memory_budget_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.memory_budget_bytes:
+            object.__setattr__(self, "memory_budget_bytes", self.memory_mb * 1024**2 // 4)
+
+    @classmethod
+    def from_plan(cls, plan: Mapping[str, Any]) -> TaskLimits:
+        return cls(**(plan.get("limits") or {}))
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
