@@ -19,8 +19,9 @@ from typing import Any, Callable
 from airflow_provider_smr.engine import requests as reqs
 from airflow_provider_smr.engine import submit as submit_mod
 from airflow_provider_smr.engine.result import build_result
-from airflow_provider_smr.engine.watch import (PROGRESS_LOG_INTERVAL_S, JobStatus, ProgressTracker,
-                                               failure_message, list_status, status_from_listing)
+from airflow_provider_smr.engine.watch import (TIMED_OUT, JobStatus, ProgressTracker, WatchPolicy,
+                                               WatchState, failure_message, list_status,
+                                               status_from_listing, watch_step)
 from airflow_provider_smr.job import MapReduceJob, check_runtime, load_job
 from lambda_handlers import protocol
 from lambda_handlers.io import dynamodb
@@ -33,12 +34,6 @@ log = logging.getLogger(__name__)
 DEFAULT_OPTIONS = JobOptions()
 
 DEFAULT_POLL_INTERVAL = 5.0
-# Ask the coordinator to check deadlines at most this often, and also when nothing moved this long.
-DEADLINE_CHECK_MIN_INTERVAL_S = 10.0
-STALL_NUDGE_S = 60.0
-# With speculation on, the coordinator looks for stragglers this often (it is only called otherwise
-# when a task finishes, fails or goes silent).
-SPECULATION_CHECK_INTERVAL_S = 3.0
 
 
 class JobError(RuntimeError):
@@ -333,53 +328,45 @@ class JobRunner:
         """Poll (one LIST each time, plus one GET per newly done task) until the job ends; return
         the result dict.
 
-        Each poll logs a progress line (phase, tasks, records, bytes, throughput, elapsed) at most
-        every :data:`~airflow_provider_smr.engine.watch.PROGRESS_LOG_INTERVAL_S` seconds, and at
-        once when the state or phase changes. ``on_progress(status, tracker, now)``, when given,
-        is called on every poll INSTEAD of that line (e.g. the CLI's progress bars).
+        Each poll goes through :func:`~airflow_provider_smr.engine.watch.watch_step`, the policy
+        the deferrable trigger applies too: a progress line (phase, tasks, records, bytes,
+        throughput, elapsed) at most every
+        :data:`~airflow_provider_smr.engine.watch.PROGRESS_LOG_INTERVAL_S` seconds and at once when
+        the state or phase changes, and a deadline check of the coordinator when tasks are overdue,
+        nothing moved for a while, or speculation is on. ``on_progress(status, tracker, now)``,
+        when given, is called on every poll INSTEAD of that line (e.g. the CLI's progress bars).
 
         :param clock: epoch seconds, for elapsed time and the line's rate limit.
         :raises JobFailedError: with the remote error and traceback.
         :raises JobCancelledError: when the job was cancelled.
         :raises JobTimeoutError: after ``timeout`` seconds (the job keeps running).
         """
-        began = last_change = time.monotonic()
-        last_check = 0.0
-        last_line = None
+        state = WatchState.begin(time.monotonic())  # the timeout counts a serverless driver's planning
+        policy = WatchPolicy.for_plan(self.plan(job_id), timeout=timeout)
         while True:
             status, listed = self._poll(job_id)
             tracker = self._read_done_markers(job_id, listed)
-            now = time.monotonic()
-            line = status.describe()
-            if line != last_line:
-                last_line, last_change = line, now
             wall = clock()
+            step = watch_step(policy, state, status, tracker, now=time.monotonic(), wall=wall)
+            state = step.state
             if on_progress is not None:
                 on_progress(status, tracker, wall)
-            elif tracker.due(status, wall, PROGRESS_LOG_INTERVAL_S):
-                self.log.info("job %s: %s", job_id, tracker.line(status, wall))
-            if status.state == protocol.SUCCEEDED:
+            elif step.line is not None:
+                self.log.info("job %s: %s", job_id, step.line)
+            if step.outcome == protocol.SUCCEEDED:
                 return self.result(job_id, listed=listed)
-            if status.state == protocol.FAILED:
+            if step.outcome == protocol.FAILED:
                 raise self._failure(job_id)
-            if status.state == protocol.CANCELLED:
+            if step.outcome == protocol.CANCELLED:
                 raise JobCancelledError(f"job {job_id} was cancelled")
-            stalled = now - last_change > STALL_NUDGE_S
-            speculate = (JobOptions.from_plan(self.plan(job_id)).speculation and status.step is not None
-                         and now - last_check > SPECULATION_CHECK_INTERVAL_S)
-            if speculate and not (status.needs_attention or stalled):
+            if step.check_deadlines:
+                if step.check_reason:
+                    self.log.info("job %s: asking the coordinator to check deadlines (%s)", job_id,
+                                  step.check_reason)
                 self.check_deadlines(job_id)
-                last_check = now
-            elif (status.needs_attention or stalled) and now - last_check > DEADLINE_CHECK_MIN_INTERVAL_S:
-                why = f"{len(status.overdue)} overdue attempts" if status.overdue else "no progress"
-                self.log.info("job %s: asking the coordinator to check deadlines (%s)", job_id, why)
-                self.check_deadlines(job_id)
-                last_check = now
-                if stalled:
-                    last_change = now
-            if timeout is not None and now - began > timeout:
-                raise JobTimeoutError(f"job {job_id} still {line} after {timeout:.0f}s; it keeps "
-                                      "running: wait again or cancel it")
+            if step.outcome == TIMED_OUT:
+                raise JobTimeoutError(f"job {job_id} still {status.describe()} after {timeout:.0f}s; it "
+                                      "keeps running: wait again or cancel it")
             sleep(poll_interval)
 
     def _failure(self, job_id: str) -> JobFailedError:

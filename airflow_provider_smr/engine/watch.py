@@ -1,15 +1,19 @@
-"""Job progress from ONE paginated LIST of the job's ``status/`` prefix (and each done marker once).
+"""Job progress from ONE paginated LIST of the job's ``status/`` prefix, and the policy of watching it.
 
 :func:`status_from_listing` is pure: the synchronous watcher (:mod:`~airflow_provider_smr.engine.runner`)
 and the async trigger both list the prefix their own way and hand the objects (boto3's
 ``Contents`` dicts) to it; state and task counts come from marker names and ages alone.
 :class:`ProgressTracker` adds records, bytes, throughput and elapsed time from the done markers'
 bodies, GETting each done marker once per job and process (the result and the report reuse them).
+:func:`watch_step` is the wait policy both watchers apply to each poll: which progress line to log,
+when to ask the coordinator to check deadlines, and when the watch ends.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -195,8 +199,6 @@ def failure_message(failed: dict) -> str:
 
 # -- progress: records, bytes, throughput and elapsed time from the done markers ------------------
 
-# At most one progress line this often, unless the state or the phase changed.
-PROGRESS_LOG_INTERVAL_S = 10.0
 _MIB = 1024**2
 
 
@@ -204,8 +206,9 @@ class ProgressTracker:
     """Counters of a running job from its done markers, each read ONCE per job and process.
 
     Pure: the caller lists (:func:`list_status`), asks :meth:`new_done_keys` which done markers to
-    GET, hands their bodies to :meth:`ingest`, and renders :meth:`line`. The synchronous runner and
-    the async trigger share it; the runner's result and the HTML report reuse its bodies.
+    GET, hands their bodies to :meth:`ingest`, and renders :meth:`line` (:func:`watch_step` says
+    when). The synchronous runner and the async trigger share it; the runner's result and the HTML
+    report reuse its bodies.
 
     Elapsed time counts from the plan's ``created`` time (when the driver planned the job; the
     first time this tracker saw the job when the plan has none). Throughput is the input read so
@@ -221,8 +224,6 @@ class ProgressTracker:
         self.started = _created(plan) or (time.time() if now is None else now)
         self.bodies: dict[str, dict] = {}  # done-marker key -> body
         self._asked: set[str] = set()
-        self._last_logged: float | None = None
-        self._last_phase: tuple | None = None
 
     def new_done_keys(self, listed: Iterable[dict]) -> list[str]:
         """Done-marker keys in ``listed`` not handed out before (each is returned once)."""
@@ -270,16 +271,6 @@ class ProgressTracker:
                 f"{format_bytes(totals['bytes'])} read, {format_bytes(rate(totals['bytes']))}/s, "
                 f"{short_count(rate(totals['records']))} records/s | elapsed {format_elapsed(elapsed)}")
 
-    def due(self, status: JobStatus, now: float, interval: float = PROGRESS_LOG_INTERVAL_S) -> bool:
-        """Whether to log a line now: the state or phase changed, or ``interval`` passed since the
-        last line. Records that a line is logged when it returns True."""
-        phase = (status.state, status.step, status.phase)
-        if (phase != self._last_phase or self._last_logged is None
-                or now - self._last_logged >= interval):
-            self._last_phase, self._last_logged = phase, now
-            return True
-        return False
-
 
 def _created(plan: dict) -> float | None:
     value = plan.get("created")
@@ -323,3 +314,134 @@ def format_elapsed(seconds: float) -> str:
     """``0:00:12``."""
     whole = int(seconds)
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+# -- the wait policy: one step per poll, shared by JobRunner.wait and SMRJobTrigger ---------------
+
+# At most one progress line this often, unless the state or the phase changed.
+PROGRESS_LOG_INTERVAL_S = 10.0
+# Ask the coordinator to check deadlines at most this often when tasks are overdue or nothing moved.
+DEADLINE_CHECK_MIN_INTERVAL_S = 10.0
+# Nothing moved this long: ask the coordinator to check deadlines anyway (a lost invocation).
+STALL_NUDGE_S = 60.0
+# With speculation on, ask the coordinator this often to look for stragglers (it is only called
+# otherwise when a task finishes, fails or goes silent).
+SPECULATION_CHECK_INTERVAL_S = 3.0
+
+# How a watch ends besides the job's terminal states (protocol.SUCCEEDED, FAILED, CANCELLED).
+NEEDS_ATTENTION = "NEEDS_ATTENTION"  # tasks are overdue and the watcher hands them to its caller
+TIMED_OUT = "TIMED_OUT"  # the caller's timeout passed (the job keeps running)
+
+
+@dataclass(frozen=True)
+class WatchPolicy:
+    """What a watcher is asked to do, fixed for the whole watch.
+
+    :param speculation: the job runs backup attempts of stragglers: ask the coordinator to look
+        for them every :data:`SPECULATION_CHECK_INTERVAL_S`.
+    :param defer_attention: tasks silent past their deadline end the watch with
+        :data:`NEEDS_ATTENTION` (the trigger hands them to the resuming task) instead of a
+        deadline check asked by the watcher itself.
+    :param timeout: seconds after which the watch ends with :data:`TIMED_OUT` (None: never).
+    """
+
+    speculation: bool = False
+    defer_attention: bool = False
+    timeout: float | None = None
+
+    @classmethod
+    def for_plan(cls, plan: dict, *, defer_attention: bool = False,
+                 timeout: float | None = None) -> WatchPolicy:
+        """The policy for a job from its ``plan.json``."""
+        return cls(speculation=JobOptions.from_plan(plan).speculation,
+                   defer_attention=defer_attention, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class WatchState:
+    """What a watcher remembers between polls. Times in ``now`` seconds (monotonic) unless named
+    wall (epoch seconds, as the progress line's elapsed time)."""
+
+    began: float
+    last_change: float  # when the job's status line last changed (a stall counts from here)
+    last_check: float = -math.inf  # when the coordinator was last asked to check deadlines
+    seen: str | None = None  # the status line at the last poll
+    logged_wall: float | None = None  # when the last progress line was logged
+    logged_phase: tuple[str, int | None, str | None] | None = None  # (state, step, phase) it showed
+
+    @classmethod
+    def begin(cls, now: float, *, just_checked: bool = False) -> WatchState:
+        """The state before the first poll.
+
+        :param just_checked: the coordinator has just been asked (or the job just submitted): wait
+            a full interval before the first check.
+        """
+        return cls(began=now, last_change=now, last_check=now if just_checked else -math.inf)
+
+
+@dataclass(frozen=True)
+class WatchStep:
+    """What to do after one poll.
+
+    :param state: the state to hand to the next step.
+    :param line: a progress line to log now, or None.
+    :param check_deadlines: ask the coordinator to check deadlines now.
+    :param check_reason: why, worth a log line (None for the routine straggler check).
+    :param outcome: how the watch ends (a terminal job state, :data:`NEEDS_ATTENTION`,
+        :data:`TIMED_OUT`), or None to poll again.
+    """
+
+    state: WatchState
+    line: str | None = None
+    check_deadlines: bool = False
+    check_reason: str | None = None
+    outcome: str | None = None
+
+
+def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracker: ProgressTracker,
+               *, now: float, wall: float) -> WatchStep:
+    """Decide what to do after one poll of a job; pure (the caller does the I/O).
+
+    In order: a progress line when the state or phase changed or
+    :data:`PROGRESS_LOG_INTERVAL_S` passed; a terminal state ends the watch; overdue tasks end it
+    with :data:`NEEDS_ATTENTION` under ``defer_attention``; otherwise overdue tasks, or no change
+    for :data:`STALL_NUDGE_S`, ask for a deadline check at most every
+    :data:`DEADLINE_CHECK_MIN_INTERVAL_S`, and speculation asks for a straggler check every
+    :data:`SPECULATION_CHECK_INTERVAL_S`; last, the policy's timeout.
+
+    :param policy: what this watcher is asked to do.
+    :param state: the previous step's state (:meth:`WatchState.begin` before the first poll).
+    :param status: the job's status from this poll's LIST.
+    :param tracker: the done markers read so far (for the progress line).
+    :param now: monotonic seconds, for the intervals and the timeout.
+    :param wall: epoch seconds, for the progress line's elapsed time and rate limit.
+    """
+    seen = status.describe()
+    if seen != state.seen:
+        state = dataclasses.replace(state, seen=seen, last_change=now)
+    line = None
+    phase = (status.state, status.step, status.phase)
+    if (phase != state.logged_phase or state.logged_wall is None
+            or wall - state.logged_wall >= PROGRESS_LOG_INTERVAL_S):
+        line = tracker.line(status, wall)
+        state = dataclasses.replace(state, logged_wall=wall, logged_phase=phase)
+    if status.terminal:
+        return WatchStep(state, line, outcome=status.state)
+    if policy.defer_attention and status.needs_attention:
+        return WatchStep(state, line, outcome=NEEDS_ATTENTION)
+
+    check, reason = False, None
+    stalled = now - state.last_change > STALL_NUDGE_S
+    if status.needs_attention or stalled:
+        if now - state.last_check > DEADLINE_CHECK_MIN_INTERVAL_S:
+            check = True
+            reason = f"{len(status.overdue)} overdue attempts" if status.overdue else "no progress"
+            state = dataclasses.replace(state, last_check=now,
+                                        last_change=now if stalled else state.last_change)
+    elif (policy.speculation and status.step is not None
+          and now - state.last_check > SPECULATION_CHECK_INTERVAL_S):
+        check = True
+        state = dataclasses.replace(state, last_check=now)
+    timed_out = policy.timeout is not None and now - state.began > policy.timeout
+    return WatchStep(state, line, check_deadlines=check, check_reason=reason,
+                     outcome=TIMED_OUT if timed_out else None)

@@ -13,7 +13,6 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from lambda_handlers import protocol
-from lambda_handlers.options import JobOptions
 
 # The statuses an SMRJobTrigger event can carry.
 SUCCESS = "success"
@@ -21,8 +20,6 @@ FAILED = "failed"  # the job failed or was cancelled; "message" holds the remote
 NEEDS_ATTENTION = "needs_attention"  # a task went silent past its deadline: resume and retry it
 ERROR = "error"  # the trigger itself could not watch the job
 EVENT_STATUSES = (SUCCESS, FAILED, NEEDS_ATTENTION, ERROR)
-# With speculation on, ask the coordinator this often to look for stragglers (as the worker does).
-SPECULATION_CHECK_INTERVAL_S = 3.0
 # Done markers read concurrently (once each) for the progress line's records and bytes.
 MARKER_READS_IN_FLIGHT = 16
 
@@ -33,9 +30,12 @@ class SMRJobTrigger(BaseTrigger):
 
     Each poll is one paginated LIST of the job's ``status/`` prefix (plus a GET of ``plan.json``
     once, of each done marker once for the progress line's records and bytes, and of
-    ``failed.json`` on failure), read through the connection's S3 endpoint. The task log gets a
-    progress line (phase, tasks, records, bytes, throughput, elapsed) at most every 10 s, and at
-    once when the state or phase changes.
+    ``failed.json`` on failure), read through the connection's S3 endpoint. Each poll goes through
+    :func:`~airflow_provider_smr.engine.watch.watch_step`, the policy ``JobRunner.wait`` applies
+    too: the task log gets a progress line (phase, tasks, records, bytes, throughput, elapsed) at
+    most every 10 s and at once when the state or phase changes, and the coordinator is asked to
+    check deadlines when nothing moved for a while or (with speculation on) to look for
+    stragglers. Tasks silent past their deadline end the watch: the resuming task retries them.
 
     :param job_id: the job to watch.
     :param work_bucket: the stack's work bucket holding ``jobs/<job_id>/``.
@@ -107,11 +107,14 @@ class SMRJobTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def _watch(self) -> dict[str, Any]:
-        from airflow_provider_smr.engine.watch import ProgressTracker, status_from_listing
+        from airflow_provider_smr.engine import watch
 
-        plan = tracker = None
+        plan: dict[str, Any] | None = None
+        tracker: watch.ProgressTracker | None = None
+        policy: watch.WatchPolicy | None = None
         last_progress = None
-        last_check = time.monotonic()
+        # The task has just submitted the job or asked for a deadline check before deferring.
+        state = watch.WatchState.begin(time.monotonic(), just_checked=True)
         async with s3_reader(self.s3_hook()) as s3:
             while True:
                 if plan is None:
@@ -124,18 +127,24 @@ class SMRJobTrigger(BaseTrigger):
                         self.log.info("SMR job %s: %s", self.job_id, progress)
                     last_progress = progress
                 else:
-                    tracker = tracker or ProgressTracker(plan)
+                    if tracker is None or policy is None:
+                        tracker = watch.ProgressTracker(plan)
+                        policy = watch.WatchPolicy.for_plan(plan, defer_attention=True)
                     await self._read_done_markers(s3, tracker, listed)
-                    status = status_from_listing(plan, listed)
-                    now = self.clock()
-                    if tracker.due(status, now):
-                        self.log.info("SMR job %s: %s", self.job_id, tracker.line(status, now))
-                    event = await self._event_for_state(status.state, s3)
-                    if event is None and status.needs_attention:
+                    status = watch.status_from_listing(plan, listed)
+                    step = watch.watch_step(policy, state, status, tracker, now=time.monotonic(),
+                                            wall=self.clock())
+                    state = step.state
+                    if step.line is not None:
+                        self.log.info("SMR job %s: %s", self.job_id, step.line)
+                    if step.outcome == watch.NEEDS_ATTENTION:
                         event = self._needs_attention(status.state, status.overdue)
-                    if (event is None and JobOptions.from_plan(plan).speculation and status.step is not None
-                            and time.monotonic() - last_check > SPECULATION_CHECK_INTERVAL_S):
-                        last_check = time.monotonic()
+                    else:
+                        event = await self._event_for_state(step.outcome, s3)
+                    if event is None and step.check_deadlines:
+                        if step.check_reason:
+                            self.log.info("SMR job %s: asking the coordinator to check deadlines (%s)",
+                                          self.job_id, step.check_reason)
                         await asyncio.to_thread(self._check_for_stragglers)
                 if event is not None:
                     return event
@@ -175,7 +184,8 @@ class SMRJobTrigger(BaseTrigger):
                            config=self.botocore_config, client_type="lambda").get_conn()
 
     def _check_for_stragglers(self) -> None:
-        """Invoke the coordinator with ``check-deadlines`` so it launches speculative backups."""
+        """Invoke the coordinator with ``check-deadlines``: it launches speculative backups of
+        stragglers and moves a stalled job on."""
         from airflow_provider_smr.deploy.template import function_name
         from airflow_provider_smr.engine.submit import invoke_async
 

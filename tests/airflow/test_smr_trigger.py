@@ -25,9 +25,9 @@ def s3(local_stack, monkeypatch):
     return client
 
 
-def plan_for(job_id, *, map_tasks=2, reducers=1, task_timeout_s=900, deadline_grace_s=30):
+def plan_for(job_id, *, map_tasks=2, reducers=1, task_timeout_s=900, deadline_grace_s=30, speculation=False):
     return {"job_id": job_id, "limits": {"task_timeout_s": task_timeout_s},
-            "options": {"deadline_grace_s": deadline_grace_s},
+            "options": {"deadline_grace_s": deadline_grace_s, "speculation": speculation},
             "steps": [{"num_map_tasks": map_tasks, "num_reducers": reducers}]}
 
 
@@ -150,3 +150,49 @@ async def test_trigger_logs_the_progress_line_once_per_phase_within_ten_seconds(
         f"SMR job {job_id}: SUCCEEDED | 1,200,001 records, 340.0 MiB read, 28.3 MiB/s, 100k records/s "
         "| elapsed 0:00:12",
     ]
+
+
+async def checks_until_success(s3, job_id, trigger, monkeypatch, wanted=2, within_s=30.0):
+    """Run ``trigger`` on a running job until it asked for ``wanted`` deadline checks (or
+    ``within_s`` passed), then let the job succeed; return the checks asked (the coordinator call
+    itself is recorded, not made)."""
+    import asyncio
+
+    put(s3, protocol.start_marker_key(job_id, 0, protocol.MAP, 0, 0), b"")
+    asked = []
+    monkeypatch.setattr(trigger, "_check_for_stragglers", lambda: asked.append(job_id))
+    waiting = asyncio.ensure_future(trigger.run().__anext__())
+    for _ in range(int(within_s / 0.05)):
+        if len(asked) >= wanted:
+            break
+        await asyncio.sleep(0.05)
+    put(s3, protocol.job_state_key(job_id, protocol.SUCCEEDED))
+    assert (await asyncio.wait_for(waiting, 30)).payload["status"] == SUCCESS
+    return asked
+
+
+async def test_speculating_job_gets_straggler_checks_from_the_trigger(s3, monkeypatch):
+    monkeypatch.setattr(watch, "SPECULATION_CHECK_INTERVAL_S", 0.0)  # due at every poll
+    job_id = new_job(s3, speculation=True)
+    assert len(await checks_until_success(s3, job_id, trigger_for(job_id), monkeypatch)) >= 2
+
+
+async def test_trigger_nudges_the_coordinator_when_nothing_moves(s3, caplog, monkeypatch):
+    import logging
+
+    monkeypatch.setattr(watch, "STALL_NUDGE_S", -1.0)  # every poll counts as a stall
+    monkeypatch.setattr(watch, "DEADLINE_CHECK_MIN_INTERVAL_S", 0.0)
+    caplog.set_level(logging.INFO, logger="smr-test-trigger")
+    job_id = new_job(s3)
+    trigger = trigger_for(job_id)
+    trigger._log = logging.getLogger("smr-test-trigger")  # a stdlib logger caplog sees (not structlog)
+    asked = await checks_until_success(s3, job_id, trigger, monkeypatch)
+    nudges = [r.getMessage() for r in caplog.records if "check deadlines" in r.getMessage()]
+    assert len(asked) >= 2
+    assert set(nudges) == {f"SMR job {job_id}: asking the coordinator to check deadlines (no progress)"}
+
+
+async def test_trigger_asks_for_no_check_without_speculation_stall_or_overdue_task(s3, monkeypatch):
+    monkeypatch.setattr(watch, "SPECULATION_CHECK_INTERVAL_S", 0.0)  # would be due, were it on
+    job_id = new_job(s3)
+    assert await checks_until_success(s3, job_id, trigger_for(job_id), monkeypatch, within_s=1.5) == []

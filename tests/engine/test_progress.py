@@ -2,7 +2,8 @@
 
 Pure checks of :class:`ProgressTracker`, then ``JobRunner.wait`` on a scripted job in the local
 stack's S3 (markers appear as the injected clock advances): rate-limited log lines, immediate
-lines on a phase change, and each done marker read once for the wait, the result and the report.
+lines on a phase change, the watch policy's deadline checks and timeout, and each done marker read
+once for the wait, the result and the report.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import uuid
 
 import pytest
 
-from airflow_provider_smr.engine.runner import JobRunner
-from airflow_provider_smr.engine.watch import (ProgressTracker, format_bytes, format_elapsed,
-                                               short_count, status_from_listing)
+from airflow_provider_smr.engine import watch
+from airflow_provider_smr.engine.runner import JobRunner, JobTimeoutError
+from airflow_provider_smr.engine.watch import (ProgressTracker, WatchPolicy, WatchState, format_bytes,
+                                               format_elapsed, short_count, status_from_listing,
+                                               watch_step)
 from lambda_handlers import protocol
 
 T0 = 1_800_000_000.0  # the plan's creation time (epoch seconds)
@@ -25,10 +28,10 @@ MIB = 1024**2
 WORK, DATA = "smr-progress-work", "smr-progress-data"
 
 
-def plan_for(job_id, maps=4, reducers=2):
+def plan_for(job_id, maps=4, reducers=2, speculation=False):
     return {"job_id": job_id, "job_name": "progress",
             "created": dt.datetime.fromtimestamp(T0, dt.timezone.utc).isoformat(),
-            "limits": {"task_timeout_s": 60},
+            "limits": {"task_timeout_s": 60}, "options": {"speculation": speculation},
             "steps": [{"index": 0, "num_map_tasks": maps, "num_reducers": reducers}],
             "inputs": {}, "output": {"uri": f"s3://{DATA}/out/{job_id}/", "format": "jsonl"}}
 
@@ -99,10 +102,18 @@ def test_a_line_is_due_every_interval_and_at_once_on_a_phase_change():
     tracker = ProgressTracker(plan)
     mapping = status_from_listing(plan, [], now=T0)
     reducing = status_from_listing(plan, listed(protocol.done_marker_key(job, 0, "map", 0)), now=T0)
-    due = [tracker.due(mapping, T0 + t, 10) for t in (0, 2, 4, 9.9, 10, 12)]
-    assert due == [True, False, False, False, True, False]
-    assert tracker.due(reducing, T0 + 13, 10)  # the phase changed: no waiting
-    assert not tracker.due(reducing, T0 + 14, 10)
+    state = WatchState.begin(0)
+
+    def due(status, wall):  # the watch policy decides when a line is due (every 10 s)
+        nonlocal state
+        step = watch_step(WatchPolicy(), state, status, tracker, now=0, wall=wall)
+        state = step.state
+        return step.line is not None
+
+    due_now = [due(mapping, T0 + t) for t in (0, 2, 4, 9.9, 10, 12)]
+    assert due_now == [True, False, False, False, True, False]
+    assert due(reducing, T0 + 13)  # the phase changed: no waiting
+    assert not due(reducing, T0 + 14)
 
 
 @pytest.mark.parametrize("n, text", [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (340.2 * MIB, "340.2 MiB"),
@@ -147,9 +158,9 @@ def s3(local_stack):
 class ScriptedJob:
     """A job whose markers appear as the fake clock advances (one poll every 2 s)."""
 
-    def __init__(self, s3, maps=4, reducers=2):
+    def __init__(self, s3, maps=4, reducers=2, speculation=False):
         self.s3, self.job_id = s3, f"progress-{uuid.uuid4().hex[:8]}"
-        self.plan = plan_for(self.job_id, maps, reducers)
+        self.plan = plan_for(self.job_id, maps, reducers, speculation)
         self.now = T0
         self.put(protocol.plan_key(self.job_id), self.plan)
         self.script = {
@@ -256,3 +267,53 @@ def test_result_in_a_fresh_runner_reads_each_marker_once_for_itself_and_the_repo
                if (p := protocol.parse_status_key(job.job_id, k)) and p.kind == "done"]
     assert result["status"] == protocol.SUCCEEDED
     assert len(markers) == 6 and set(markers) == {1}
+
+
+def checked_runner(s3, monkeypatch):
+    """A runner whose deadline checks are recorded (a scripted job has no coordinator)."""
+    runner = JobRunner(Clients(s3), Stack())
+    asked = []
+    monkeypatch.setattr(runner, "check_deadlines", asked.append)
+    return runner, asked
+
+
+def test_wait_asks_the_coordinator_when_nothing_moves_and_logs_why(s3, caplog, monkeypatch):
+    monkeypatch.setattr(watch, "STALL_NUDGE_S", -1.0)  # every poll counts as a stall
+    monkeypatch.setattr(watch, "DEADLINE_CHECK_MIN_INTERVAL_S", -1.0)
+    job = ScriptedJob(s3)
+    caplog.set_level(logging.INFO, logger="airflow_provider_smr")
+    runner, asked = checked_runner(s3, monkeypatch)
+    runner.wait(job.job_id, poll_interval=2, sleep=job.sleep, clock=job.clock)
+    assert asked == [job.job_id] * 7  # every poll but the last (t=14, SUCCEEDED)
+    nudges = [r.getMessage() for r in caplog.records if "check deadlines" in r.getMessage()]
+    assert nudges == [f"job {job.job_id}: asking the coordinator to check deadlines (no progress)"] * 7
+
+
+def test_wait_asks_for_straggler_checks_of_a_speculating_job_quietly(s3, caplog, monkeypatch):
+    monkeypatch.setattr(watch, "SPECULATION_CHECK_INTERVAL_S", -1.0)  # due at every poll
+    job = ScriptedJob(s3, speculation=True)
+    caplog.set_level(logging.INFO, logger="airflow_provider_smr")
+    runner, asked = checked_runner(s3, monkeypatch)
+    runner.wait(job.job_id, poll_interval=2, sleep=job.sleep, clock=job.clock)
+    assert asked == [job.job_id] * 6  # while a step runs: not at t=12 (commit) nor t=14 (done)
+    assert not [r for r in caplog.records if "check deadlines" in r.getMessage()]
+
+
+def test_wait_times_out_naming_where_the_job_is(s3, monkeypatch):
+    job = ScriptedJob(s3)
+    runner, asked = checked_runner(s3, monkeypatch)
+    with pytest.raises(JobTimeoutError, match=r"still RUNNING step 1/1 map 0/4 \(running 2, failed 0\) "
+                                              r"after 0s; it keeps running"):
+        runner.wait(job.job_id, poll_interval=2, sleep=job.sleep, clock=job.clock, timeout=0)
+    assert asked == [] and job.now == T0  # gave up at the first poll, without sleeping
+
+
+def test_wait_calls_on_progress_on_every_poll_instead_of_the_line(s3, caplog):
+    job = ScriptedJob(s3)
+    caplog.set_level(logging.INFO, logger="airflow_provider_smr")
+    seen = []
+    JobRunner(Clients(s3), Stack()).wait(
+        job.job_id, poll_interval=2, sleep=job.sleep, clock=job.clock,
+        on_progress=lambda status, tracker, now: seen.append((status.state, now - T0)))
+    assert seen == [("RUNNING", t) for t in range(0, 14, 2)] + [("SUCCEEDED", 14)]
+    assert progress_lines(caplog, job.job_id) == []

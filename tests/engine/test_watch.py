@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow_provider_smr.engine.watch import failure_message, list_status, status_from_listing
+import pytest
+
+from airflow_provider_smr.engine import watch
+from airflow_provider_smr.engine.watch import (NEEDS_ATTENTION, TIMED_OUT, ProgressTracker, WatchPolicy,
+                                               WatchState, failure_message, list_status,
+                                               status_from_listing, watch_step)
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions
 
@@ -126,3 +131,115 @@ def test_status_listing_is_paginated_past_one_thousand_markers(mock_s3):
     for key in keys:  # straight into moto's store: 1,105 PUTs through boto3 would take ~10 s
         s3_backends[DEFAULT_ACCOUNT_ID]["global"].put_object("smr-work", key, b"{}")
     assert sorted(o["Key"] for o in list_status(mock_s3, "smr-work", JOB)) == sorted(keys)
+
+
+# -- the wait policy: watch_step, pure -------------------------------------------------------------
+
+OVERDUE_AGE = 60 + DEADLINE_GRACE_S + 1
+RUNNING = [start(0, "map", 0, 0), start(0, "map", 1, 0)]
+OVERDUE = [start(0, "map", 0, 0, age=OVERDUE_AGE), start(0, "map", 1, 0)]
+
+
+def status_of(listed):
+    return status_from_listing(PLAN, listed, now=NOW)
+
+
+def run_steps(policy, listed_at, times, state=None):
+    """Step the watch at each monotonic time in ``times`` (``listed_at(t)`` is what the LIST shows);
+    the wall clock reads the same. Return the steps."""
+    tracker = ProgressTracker(PLAN, now=NOW)
+    state = state or WatchState.begin(times[0])
+    steps = []
+    for t in times:
+        step = watch_step(policy, state, status_of(listed_at(t)), tracker, now=t, wall=NOW + t)
+        steps.append(step)
+        state = step.state
+    return steps
+
+
+def checks(steps):
+    return [(s.check_deadlines, s.check_reason) for s in steps]
+
+
+@pytest.mark.parametrize("state", [protocol.SUCCEEDED, protocol.FAILED, protocol.CANCELLED])
+def test_a_terminal_state_ends_the_watch_with_a_line_and_no_check(state):
+    policy = WatchPolicy(speculation=True)
+    (step,) = run_steps(policy, lambda t: OVERDUE + [entry(protocol.job_state_key(JOB, state))], [100])
+    assert step.outcome == state and step.line.startswith(state)
+    assert not step.check_deadlines
+
+
+def test_overdue_tasks_ask_for_a_deadline_check_at_most_every_ten_seconds():
+    steps = run_steps(WatchPolicy(), lambda t: OVERDUE, [0, 5, 10, 10.5, 15, 21])
+    assert checks(steps) == [(True, "1 overdue attempts"), (False, None), (False, None),
+                             (True, "1 overdue attempts"), (False, None), (True, "1 overdue attempts")]
+    assert all(s.outcome is None for s in steps)
+
+
+def test_overdue_tasks_end_a_deferring_watch_with_needs_attention_at_once():
+    policy = WatchPolicy(defer_attention=True)
+    (step,) = run_steps(policy, lambda t: OVERDUE, [0], state=WatchState.begin(0, just_checked=True))
+    assert step.outcome == NEEDS_ATTENTION and not step.check_deadlines
+
+
+def test_no_change_for_a_minute_nudges_the_coordinator_once_a_minute():
+    times = [0, 30, 60, 61, 62, 100, 121, 122]
+    steps = run_steps(WatchPolicy(), lambda t: RUNNING, times)
+    assert [t for t, s in zip(times, steps, strict=True) if s.check_deadlines] == [61, 122]
+    assert {s.check_reason for s in steps if s.check_deadlines} == {"no progress"}
+
+
+def test_progress_puts_the_stall_nudge_off():
+    growing = lambda t: RUNNING + [done(0, "map", 2)] * (t >= 50)  # noqa: E731
+    steps = run_steps(WatchPolicy(), growing, [0, 50, 100, 111])
+    assert [s.check_deadlines for s in steps] == [False, False, False, True]
+
+
+def test_speculation_asks_for_a_straggler_check_every_three_seconds_without_a_log_reason():
+    steps = run_steps(WatchPolicy(speculation=True), lambda t: RUNNING, [0, 2, 3.5, 5, 6.6, 7])
+    assert checks(steps) == [(True, None), (False, None), (True, None), (False, None), (True, None),
+                             (False, None)]
+
+
+def test_speculation_waits_a_full_interval_after_a_check_just_made():
+    state = WatchState.begin(0, just_checked=True)
+    steps = run_steps(WatchPolicy(speculation=True), lambda t: RUNNING, [0, 3, 3.1], state=state)
+    assert [s.check_deadlines for s in steps] == [False, False, True]
+
+
+def test_no_straggler_check_without_speculation_or_once_every_task_is_done():
+    assert not any(s.check_deadlines for s in run_steps(WatchPolicy(), lambda t: RUNNING, [0, 4, 8]))
+    every_task = ([done(0, "map", t) for t in range(3)] + [done(0, "reduce", t) for t in range(2)]
+                  + [done(1, "map", t) for t in range(2)] + [done(1, "reduce", 0)])
+    steps = run_steps(WatchPolicy(speculation=True), lambda t: every_task, [0, 4, 8])
+    assert status_of(every_task).step is None and not any(s.check_deadlines for s in steps)
+
+
+def test_overdue_or_stalled_jobs_get_the_rate_limited_check_not_the_straggler_check():
+    steps = run_steps(WatchPolicy(speculation=True), lambda t: OVERDUE, [0, 4, 8, 10.5])
+    assert checks(steps) == [(True, "1 overdue attempts"), (False, None), (False, None),
+                             (True, "1 overdue attempts")]
+
+
+def test_the_timeout_ends_the_watch_after_this_polls_check():
+    steps = run_steps(WatchPolicy(timeout=30), lambda t: OVERDUE, [0, 5, 30.5])
+    assert [s.outcome for s in steps] == [None, None, TIMED_OUT]
+    assert steps[2].check_deadlines  # asked before giving up, as the job keeps running
+
+
+def test_a_step_leaves_the_state_it_was_given_unchanged():
+    state = WatchState.begin(0)
+    step = watch_step(WatchPolicy(), state, status_of(OVERDUE), ProgressTracker(PLAN), now=1, wall=NOW)
+    assert state == WatchState.begin(0) and step.state != state
+    with pytest.raises(AttributeError):
+        state.last_check = 5  # frozen
+
+
+def test_policy_reads_speculation_from_the_plan():
+    assert WatchPolicy.for_plan({**PLAN, "options": {"speculation": True}}).speculation
+    assert WatchPolicy.for_plan(PLAN, defer_attention=True, timeout=5) == WatchPolicy(False, True, 5)
+
+
+def test_policy_constants_are_the_documented_intervals():
+    assert (watch.PROGRESS_LOG_INTERVAL_S, watch.DEADLINE_CHECK_MIN_INTERVAL_S, watch.STALL_NUDGE_S,
+            watch.SPECULATION_CHECK_INTERVAL_S) == (10.0, 10.0, 60.0, 3.0)
