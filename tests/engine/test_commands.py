@@ -32,7 +32,7 @@ def test_run_arguments_parse_as_documented():
                                 "--output", "s3://b/out/", "--num-reducers", "4", "--split-size", "1MiB",
                                 "--local", "--overwrite", "--json"])
     assert (args.job, args.input, args.output) == ("jobs/wc.py:job", ["s3://b/in/", "s3://b/x"], "s3://b/out/")
-    assert (args.num_reducers, args.split_size, args.local, args.overwrite, args.json) == (4, "1MiB", True, True, True)
+    assert (args.num_reducers, args.split_size, args.local, args.overwrite, args.json) == (4, 2**20, True, True, True)
     assert args.stack_name == "smr"
 
 

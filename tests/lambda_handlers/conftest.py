@@ -165,6 +165,9 @@ def plan_splits(s3, objects: list[dict], split_size: int, fmt: str, input_name: 
     return splits
 
 
+LIMITS = ("memory_mb", "task_timeout_s", "memory_budget_bytes")
+
+
 def submit(s3, spec, splits: list[dict], reducers: list[int], output_prefix: str | None = None,
            output_format: str = "jsonl", overwrite: bool = False, job_id: str | None = None,
            **settings) -> dict:
@@ -180,8 +183,9 @@ def submit(s3, spec, splits: list[dict], reducers: list[int], output_prefix: str
     plan = {
         "v": 2, "job_id": job_id, "work_bucket": WORK_BUCKET, "created": "2026-01-01T00:00:00Z",
         "job_name": spec.name,
-        "options": JobOptions(**settings).to_dict(),
-        "limits": TaskLimits(task_timeout_s=60, memory_budget_bytes=64 << 20).to_dict(),
+        "options": JobOptions(**{k: v for k, v in settings.items() if k not in LIMITS}).to_dict(),
+        "limits": TaskLimits(**{"task_timeout_s": 60, "memory_budget_bytes": 64 << 20,
+                                **{k: v for k, v in settings.items() if k in LIMITS}}).to_dict(),
         "inputs": {}, "splits": splits, "steps": steps,
         "output": {"uri": f"s3://{DATA_BUCKET}/{prefix}", "bucket": DATA_BUCKET, "prefix": prefix,
                    "format": output_format, "overwrite": overwrite, "inputs": []},
