@@ -15,6 +15,7 @@ import pytest
 
 from airflow_provider_smr import report as rp
 from lambda_handlers import protocol
+from lambda_handlers.options import JobOptions
 
 JOB = "report-job-1"
 T0 = 1_780_000_000.0
