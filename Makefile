@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo bench bench-quick local clean
+.PHONY: install lint test demo bench bench-quick local clean
 
 install: $(STAMP)
 
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml
 	  && $(VENV)/bin/uv pip install --python $(PY) -q -e '.[local,dev]' \
 	  || $(PY) -m pip install -q --disable-pip-version-check -e '.[local,dev]'
 	touch $(STAMP)
+
+# The lint and type gates, configured in pyproject.toml: ruff over the repo, mypy over both planes.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 # Serial by default. PYTEST_ARGS="-n 2 --dist loadscope" runs two workers (pytest-xdist), each with
 # its own local stack and Airflow home, a module's tests on one worker (module fixtures run once).
@@ -34,4 +39,4 @@ local: install
 	$(VENV)/bin/smr local up
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

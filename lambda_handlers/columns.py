@@ -20,6 +20,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
@@ -31,7 +32,7 @@ _SWAP = sys.byteorder == "big"  # arrays travel little-endian
 _first, _second = itemgetter(0), itemgetter(1)
 
 
-def _joined(strings: list) -> bytes | None:
+def _joined(strings: list[str]) -> bytes | None:
     """``"\\0".join(strings)`` as UTF-8, or None if one of them holds a NUL (not separable)."""
     text = "\0".join(strings)
     if text.count("\0") != len(strings) - 1:
@@ -39,14 +40,15 @@ def _joined(strings: list) -> bytes | None:
     return text.encode("utf-8", "surrogatepass")
 
 
-def _array_bytes(code: str, values: list) -> bytes:
+def _array_bytes(code: str, values: list[Any]) -> bytes:
     a = array(code, values)
     if _SWAP:
         a.byteswap()
     return a.tobytes()
 
 
-def encode_columns(keys: list, values: list, dumps: Any, keys_are_str: bool = False) -> bytes | None:
+def encode_columns(keys: list[Any], values: list[Any], dumps: Callable[[list[Any]], bytes],
+                   keys_are_str: bool = False) -> bytes | None:
     """The column batch of ``keys``/``values`` (equal lengths, at least one), or None when the keys
     are not all ``str`` (or one holds a NUL): then the caller uses the serializer's pairs.
     ``keys_are_str``: the caller has checked the keys' type already."""
@@ -56,7 +58,7 @@ def encode_columns(keys: list, values: list, dumps: Any, keys_are_str: bool = Fa
     if key_bytes is None:
         return None
     types = set(map(type, values))
-    body = None
+    kind, body = OTHER, None
     if types == {str}:
         kind, body = STR, _joined(values)
     elif types == {float}:
@@ -68,14 +70,16 @@ def encode_columns(keys: list, values: list, dumps: Any, keys_are_str: bool = Fa
     return b"".join((HEADER.pack(MARKER, kind, len(keys), len(key_bytes)), key_bytes, body))
 
 
-def encode_batch(batch: list, dumps: Any) -> bytes:
+def encode_batch(batch: list[Any], dumps: Callable[[list[Any]], bytes]) -> bytes:
     """One batch of ``(key, value)`` pairs: a column batch when the keys allow it, else
     ``dumps(batch)`` (the serializer's own encoding, and its own errors)."""
+    keys: list[Any] = []
+    values: list[Any] = []
     try:
-        pairs = set(map(len, batch)) == {2} and type(batch[0][0]) is str
-        keys, values = (list(map(_first, batch)), list(map(_second, batch))) if pairs else ((), ())
+        if set(map(len, batch)) == {2} and type(batch[0][0]) is str:
+            keys, values = list(map(_first, batch)), list(map(_second, batch))
     except (TypeError, IndexError, KeyError):  # not pairs: the serializer says what is wrong
-        keys = ()
+        keys = []
     payload = encode_columns(keys, values, dumps) if keys else None
     return dumps(batch) if payload is None else payload
 
@@ -84,14 +88,14 @@ def is_columns(payload: bytes) -> bool:
     return payload[:1] == MARKER
 
 
-def _strings(view: memoryview, count: int) -> list:
+def _strings(view: memoryview, count: int) -> list[str]:
     items = str(view, "utf-8", "surrogatepass").split("\0")
     if len(items) != count:
         raise ValueError(f"a column batch holds {len(items)} strings where its header says {count}")
     return items
 
 
-def _numbers(code: str, view: memoryview, count: int) -> list:
+def _numbers(code: str, view: memoryview, count: int) -> list[Any]:
     a = array(code)
     a.frombytes(view)
     if _SWAP:
@@ -101,13 +105,14 @@ def _numbers(code: str, view: memoryview, count: int) -> list:
     return a.tolist()
 
 
-def decode_columns(payload: bytes, loads: Any) -> tuple[list, list]:
+def decode_columns(payload: bytes, loads: Callable[[bytes], Any]) -> tuple[list[Any], list[Any]]:
     """``(keys, values)`` of a column batch (see :func:`is_columns`)."""
     _, kind, count, nkey = HEADER.unpack_from(payload, 0)
     view = memoryview(payload)
     start = HEADER.size + nkey
     keys = _strings(view[HEADER.size:start], count)
     body = view[start:]
+    values: list[Any]
     if kind == STR:
         values = _strings(body, count)
     elif kind == FLOAT:
@@ -123,6 +128,6 @@ def decode_columns(payload: bytes, loads: Any) -> tuple[list, list]:
     return keys, values
 
 
-def split_pairs(pairs: list) -> tuple[list, list]:
+def split_pairs(pairs: list[Any]) -> tuple[list[Any], list[Any]]:
     """``(keys, values)`` of a list of pairs."""
     return list(map(_first, pairs)), list(map(_second, pairs))

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import contextvars
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from lambda_handlers.jobspec import JobSpec
 
 # A context variable, not a global: in-process runners execute tasks of several jobs on threads.
 _params: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
@@ -29,6 +32,6 @@ def job_params() -> Mapping[str, Any]:
     return _params.get()
 
 
-def activate(spec: Any) -> None:
+def activate(spec: JobSpec) -> None:
     """Make ``spec.params`` the current job's parameters (called by the handler before user code)."""
     _params.set(MappingProxyType(dict(getattr(spec, "params", None) or {})))

@@ -54,7 +54,7 @@ def object_bytes(obj: Any, depth: int = 3) -> int:
     return size
 
 
-def pair_costs(batch: list) -> tuple[int, int]:
+def pair_costs(batch: list[Any]) -> tuple[int, int]:
     """``(bytes a new key costs, bytes a value costs)`` sampled from a batch's first and last pair."""
     (k1, v1), (k2, v2) = batch[0], batch[-1]
     size = max(object_bytes(k1), object_bytes(k2))
@@ -62,17 +62,17 @@ def pair_costs(batch: list) -> tuple[int, int]:
     return key, SLOT + max(object_bytes(v1), object_bytes(v2))
 
 
-def sorted_groups(groups: _Groups) -> Iterator[tuple[Any, list]]:
+def sorted_groups(groups: _Groups) -> Iterator[tuple[Any, list[Any]]]:
     """``(key, values)`` of ``groups`` in :func:`sort_key` order (all-str keys: a plain sort)."""
     by_str = groups.by_str
     strs = sorted(by_str)
     pop = by_str.pop  # each group is released once yielded (the caller drops ``groups``)
     if not groups.other:
-        return zip(strs, map(pop, strs))
+        return zip(strs, map(pop, strs), strict=True)
     others = sorted(((sort_key(k), k, vs) for k, vs in groups.other.values()), key=itemgetter(0))
     groups.other.clear()
     split = next((i for i, o in enumerate(others) if o[0][0] > _STR_RANK), len(others))
-    return itertools.chain(((k, vs) for _, k, vs in others[:split]), zip(strs, map(pop, strs)),
+    return itertools.chain(((k, vs) for _, k, vs in others[:split]), zip(strs, map(pop, strs), strict=True),
                            ((k, vs) for _, k, vs in others[split:]))
 
 
@@ -109,7 +109,7 @@ class ExternalGrouper:
         while batch := list(itertools.islice(it, BATCH)):
             self._add_batch(batch)
 
-    def add_columns(self, keys: list, values: list) -> None:
+    def add_columns(self, keys: list[Any], values: list[Any]) -> None:
         """Add the pairs ``zip(keys, values)`` (a decoded batch; all-``str`` keys take a path with
         no Python step per pair)."""
         if not keys:
@@ -123,7 +123,7 @@ class ExternalGrouper:
         g.add_columns(keys, values)
         self._account(keys_before, len(keys), pair_costs([(keys[0], values[0]), (keys[-1], values[-1])]))
 
-    def _add_batch(self, batch: list) -> None:
+    def _add_batch(self, batch: list[Any]) -> None:
         if not batch:
             return
         g = self._groups
@@ -156,7 +156,7 @@ class ExternalGrouper:
                 f.write(data)
                 self.spilled_bytes += len(data)
 
-    def _read_run(self, path: str, keyed: bool) -> Iterator:
+    def _read_run(self, path: str, keyed: bool) -> Iterator[Any]:
         """A run's groups: ``[key, values]`` lists, or ``(sort_key, key, values)`` if ``keyed``."""
         loads = self.ser.loads
         with open(path, "rb") as f:
@@ -168,7 +168,7 @@ class ExternalGrouper:
                 else:
                     yield from batch
 
-    def groups(self) -> Iterator[tuple[Any, list]]:
+    def groups(self) -> Iterator[tuple[Any, list[Any]]]:
         """Yield ``(key, values)`` in key order; removes spill files when exhausted."""
         if not self.runs:
             groups, self._groups, self._est = self._groups, _Groups(self.ser), 0
@@ -193,8 +193,9 @@ class ExternalGrouper:
         self.runs = []
 
 
-def _run_batches(groups: Iterator[tuple[Any, list]], max_values: int) -> Iterator[list]:
-    batch, values = [], 0
+def _run_batches(groups: Iterator[tuple[Any, list[Any]]], max_values: int) -> Iterator[list[list[Any]]]:
+    batch: list[list[Any]] = []
+    values = 0
     for k, vs in groups:
         batch.append([k, vs])
         values += len(vs)
@@ -205,8 +206,8 @@ def _run_batches(groups: Iterator[tuple[Any, list]], max_values: int) -> Iterato
         yield batch
 
 
-def _merge_runs(runs: list[Iterator], order: Callable, values_at: int, key_at: int = 0
-                ) -> Iterator[tuple[Any, list]]:
+def _merge_runs(runs: list[Iterator[Any]], order: Callable[[Any], Any], values_at: int, key_at: int = 0
+                ) -> Iterator[tuple[Any, list[Any]]]:
     """Merge sorted runs of groups; a key in several runs gets their values in run order."""
     cur_order, cur_k, cur_vs = None, None, None
     for g in heapq.merge(*runs, key=order):
@@ -225,15 +226,15 @@ def _merge_runs(runs: list[Iterator], order: Callable, values_at: int, key_at: i
 # A reducer's output in key order
 
 
-def batches_of(pairs: Iterable, size: int = BATCH) -> Iterator[list]:
+def batches_of(pairs: Iterable[Any], size: int = BATCH) -> Iterator[list[Any]]:
     """``pairs`` in lists of ``size``."""
     it = iter(pairs)
     while batch := list(itertools.islice(it, size)):
         yield batch
 
 
-def write_batches_while_ordered(batches: Iterable[list], write_batch: Callable[[list], None],
-                                ser: JsonSerializer) -> Iterator[tuple] | None:
+def write_batches_while_ordered(batches: Iterable[list[Any]], write_batch: Callable[[list[Any]], None],
+                                ser: JsonSerializer) -> Iterator[Any] | None:
     """Pass lists of pairs to ``write_batch`` while they are in grouped key order: keys never go back
     in :func:`sort_key` order and a key's pairs are contiguous. A list of ``str`` keys in order is checked
     and written whole (no Python step per pair); others pair by pair. Return None once every pair is
@@ -252,7 +253,7 @@ def write_batches_while_ordered(batches: Iterable[list], write_batch: Callable[[
     return None
 
 
-def _ordered_strs(last: Any, batch: list) -> bool:
+def _ordered_strs(last: Any, batch: list[Any]) -> bool:
     """All keys of ``batch`` are ``str``, never going back, nor from ``last``."""
     try:
         keys = list(map(_first, batch))
@@ -263,7 +264,7 @@ def _ordered_strs(last: Any, batch: list) -> bool:
     return all(map(operator.le, keys, keys[1:]))
 
 
-def _ordered_count(last: Any, batch: list, ser: JsonSerializer) -> int:
+def _ordered_count(last: Any, batch: list[Any], ser: JsonSerializer) -> int:
     """How many pairs at the start of ``batch`` keep grouped key order after ``last``."""
     n = 0
     for k, _ in batch:
@@ -291,7 +292,7 @@ def _follows(last: Any, key: Any, ser: JsonSerializer) -> bool:
 PAIR_COST = 64  # a pair held for sorting: its tuple and its list slot, beyond the key and value
 
 
-def _value_cost(values: list) -> int:
+def _value_cost(values: list[Any]) -> int:
     return max(object_bytes(values[0]), object_bytes(values[-1]))
 
 
@@ -303,7 +304,7 @@ class _Runs:
         self.paths: list[str] = []
         self.spilled_bytes = 0
 
-    def write(self, pairs: list, frame_pairs: int) -> None:
+    def write(self, pairs: list[Any], frame_pairs: int) -> None:
         from lambda_handlers.shuffle import encode_batch
 
         fd, path = tempfile.mkstemp(prefix="smr-run-", suffix=".bin", dir=self.tmpdir)
@@ -314,7 +315,7 @@ class _Runs:
                 f.write(data)
                 self.spilled_bytes += len(data)
 
-    def read(self, path: str) -> Iterator[tuple]:
+    def read(self, path: str) -> Iterator[Any]:
         from lambda_handlers.shuffle import decode_batch
 
         with open(path, "rb") as f:
@@ -331,7 +332,7 @@ class _Runs:
         self.paths = []
 
 
-def _released_slices(items: list) -> Iterator[list]:
+def _released_slices(items: list[Any]) -> Iterator[list[Any]]:
     """``items`` in lists of :data:`BATCH`, emptying ``items`` first: each list is released once
     the caller drops it, so what it writes from them can grow while they shrink."""
     slices = [items[i:i + BATCH] for i in range(0, len(items), BATCH)]
@@ -371,16 +372,16 @@ class PairSorter(_Spilling):
 
     def __init__(self, ser: JsonSerializer, budget_bytes: int, tmpdir: str | None = None):
         super().__init__(ser, budget_bytes, tmpdir)
-        self._pairs: list[tuple] = []
+        self._pairs: list[tuple[Any, Any]] = []
         self._est = 0
 
-    def add_columns(self, keys: list, values: list) -> bool:
+    def add_columns(self, keys: list[Any], values: list[Any]) -> bool:
         """Add the pairs ``zip(keys, values)``; False (nothing added) if a key is not a ``str``."""
         if not keys:
             return True
         if set(map(type, keys)) != _STR_ONLY:
             return False
-        self._pairs += zip(keys, values)
+        self._pairs += zip(keys, values, strict=True)
         self._est += len(keys) * (PAIR_COST + max(object_bytes(keys[0]), object_bytes(keys[-1]))
                                   + _value_cost(values))
         self.peak_estimate = max(self.peak_estimate, self._est)
@@ -397,7 +398,7 @@ class PairSorter(_Spilling):
         self._est = 0
         self._runs.write(pairs, max(64, self.budget // RUN_FRAME_SHARE // per_pair))
 
-    def drain(self) -> Iterator[tuple]:
+    def drain(self) -> Iterator[Any]:
         """Every pair added, each key's values in order (runs in spill order, then memory); empties
         the sorter (to hand its pairs to another grouping)."""
         pairs, self._pairs, self._est = self._pairs, [], 0
@@ -408,7 +409,7 @@ class PairSorter(_Spilling):
         finally:
             self._runs.cleanup()
 
-    def sorted_batches(self) -> Iterator[list]:
+    def sorted_batches(self) -> Iterator[list[Any]]:
         """Lists of pairs in key order, stable; removes spill files when exhausted."""
         pairs, self._pairs, self._est = self._pairs, [], 0
         pairs.sort(key=_first)
@@ -436,14 +437,14 @@ class FoldGrouper(_Spilling):
         self.accumulators: dict[str, Any] = {}
         self._key_cost = KEY_COST
 
-    def add_columns(self, keys: list, values: list) -> bool:
+    def add_columns(self, keys: list[Any], values: list[Any]) -> bool:
         """Fold the pairs ``zip(keys, values)``; False (nothing added) if a key is not a ``str``."""
         if not keys:
             return True
         if set(map(type, keys)) != _STR_ONLY:
             return False
         accs = self.accumulators
-        fold_into(accs, self.fn, zip(keys, values), _no_other_keys)
+        fold_into(accs, self.fn, zip(keys, values, strict=True), _no_other_keys)
         self._key_cost = KEY_COST + object_bytes(keys[-1]) + _value_cost(values)
         est = len(accs) * self._key_cost
         self.peak_estimate = max(self.peak_estimate, est)
@@ -451,7 +452,7 @@ class FoldGrouper(_Spilling):
             self.spill()
         return True
 
-    def _sorted_items(self) -> list:
+    def _sorted_items(self) -> list[tuple[str, Any]]:
         accs, self.accumulators = self.accumulators, {}
         items = list(accs.items())
         del accs
@@ -462,7 +463,7 @@ class FoldGrouper(_Spilling):
         if self.accumulators:
             self._runs.write(self._sorted_items(), max(64, self.budget // RUN_FRAME_SHARE // self._key_cost))
 
-    def drain(self) -> Iterator[tuple]:
+    def drain(self) -> Iterator[Any]:
         """``(key, accumulator)`` pairs of every run then of memory; empties the grouper."""
         items = list(self.accumulators.items())
         self.accumulators = {}
@@ -473,7 +474,7 @@ class FoldGrouper(_Spilling):
         finally:
             self._runs.cleanup()
 
-    def sorted_batches(self) -> Iterator[list]:
+    def sorted_batches(self) -> Iterator[list[Any]]:
         """Lists of ``(key, accumulator)`` in key order; removes spill files when exhausted."""
         items = self._sorted_items()
         if not self._runs.paths:
@@ -485,7 +486,7 @@ class FoldGrouper(_Spilling):
         finally:
             self._runs.cleanup()
 
-    def _fold_merged(self, pairs: Iterator[tuple]) -> Iterator[tuple]:
+    def _fold_merged(self, pairs: Iterator[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
         fn, cur_k, acc = self.fn, None, _MISSING
         for k, v in pairs:
             if acc is not _MISSING and k == cur_k:

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
 
 SPEC_VERSION = 1
 
@@ -17,21 +23,24 @@ SPEC_VERSION = 1
 class _SourceFinder:
     """A meta path finder serving shipped module sources (``{name: [is_package, source]}``)."""
 
-    def __init__(self, modules: dict[str, list]):
+    def __init__(self, modules: dict[str, list[Any]]):
         self.modules = modules
 
-    def find_spec(self, name, path=None, target=None):
+    def find_spec(self, name: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
         import importlib.util
 
         entry = self.modules.get(name)
         if entry is None:
             return None
-        return importlib.util.spec_from_loader(name, self, is_package=bool(entry[0]))
+        # A loader by its create_module/exec_module; typeshed's LoaderProtocol wants the legacy
+        # load_module, which the import system never calls on a loader that has exec_module.
+        return importlib.util.spec_from_loader(name, self, is_package=bool(entry[0]))  # type: ignore[arg-type]
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> None:
         return None
 
-    def exec_module(self, module):
+    def exec_module(self, module: ModuleType) -> None:
         is_pkg, source = self.modules[module.__name__]
         if is_pkg:
             module.__path__ = []
@@ -39,7 +48,7 @@ class _SourceFinder:
         exec(code, module.__dict__)
 
 
-def install_modules(modules: dict[str, list]) -> None:
+def install_modules(modules: dict[str, list[Any]]) -> None:
     """Make shipped module sources importable (idempotent; earlier shipped versions are replaced)."""
     if not modules:
         return
@@ -51,7 +60,7 @@ def install_modules(modules: dict[str, list]) -> None:
     sys.meta_path.append(_SourceFinder(modules))
 
 
-def _new_spec(modules: dict[str, list]) -> "JobSpec":
+def _new_spec(modules: dict[str, list[Any]]) -> "JobSpec":
     install_modules(modules)
     return JobSpec.__new__(JobSpec)
 
@@ -75,7 +84,7 @@ class Fold:
             raise TypeError(f"fold() needs a function fn(a, b), got {type(fn).__name__} {fn!r}")
         self.fn = fn
 
-    def __call__(self, key: Any, values: Any) -> list:
+    def __call__(self, key: Any, values: Iterable[Any]) -> list[tuple[Any, Any]]:
         fn, it = self.fn, iter(values)
         acc = next(it)
         for v in it:
@@ -88,7 +97,7 @@ class Fold:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Fold) and other.fn == self.fn
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # equal by value, so not hashable (as dataclasses)
 
 
 class BatchMapper:
@@ -100,7 +109,7 @@ class BatchMapper:
     The map task calls ``fn`` once per block of 1-16 MiB of records (a sixteenth of its budget).
     """
 
-    def __init__(self, fn: Callable[[list], Any]):
+    def __init__(self, fn: Callable[[list[Any]], Any]):
         if not callable(fn):
             raise TypeError(f"batch_mapper() needs a function fn(records), got {type(fn).__name__} {fn!r}")
         self.fn = fn
@@ -114,7 +123,7 @@ class BatchMapper:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, BatchMapper) and other.fn == self.fn
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # equal by value, so not hashable (as dataclasses)
 
 
 class RangePartitioner:
@@ -125,9 +134,9 @@ class RangePartitioner:
     whole batch with one sort instead of one call per record.
     """
 
-    def __init__(self, boundaries: Any):
+    def __init__(self, boundaries: Iterable[Any]):
         cuts = list(boundaries)
-        if any(b < a for a, b in zip(cuts, cuts[1:])):
+        if any(b < a for a, b in pairwise(cuts)):
             raise ValueError("range partitioner boundaries must be sorted ascending")
         self.boundaries = cuts
 
@@ -142,7 +151,7 @@ class RangePartitioner:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RangePartitioner) and other.boundaries == self.boundaries
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # equal by value, so not hashable (as dataclasses)
 
 
 class IdentityReducer:
@@ -150,7 +159,7 @@ class IdentityReducer:
     (Hadoop's ``IdentityReducer``): ``identity(key, values)`` yields ``(key, v)`` for each ``v``.
     The engine recognises it and writes whole groups without a call per key (a sort job)."""
 
-    def __call__(self, key: Any, values: Any) -> list:
+    def __call__(self, key: Any, values: Iterable[Any]) -> list[tuple[Any, Any]]:
         return [(key, v) for v in values]
 
     def __repr__(self) -> str:
@@ -159,7 +168,7 @@ class IdentityReducer:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, IdentityReducer)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # equal by value, so not hashable (as dataclasses)
 
 
 IDENTITY = IdentityReducer()
@@ -192,14 +201,15 @@ class JobSpec:
     serializer: str = "json"  # json | pickle: how keys and values travel through the shuffle
     params: dict[str, Any] = field(default_factory=dict)  # job_params, rendered by Airflow
     max_bad_records: int = 0
-    python: tuple[int, int] = field(default_factory=lambda: tuple(sys.version_info[:2]))
+    python: tuple[int, int] = field(default_factory=lambda: (sys.version_info[0], sys.version_info[1]))
     version: int = SPEC_VERSION
     # Shipped source modules (``extra_modules``): {module name: [is_package, source]}. They are
     # made importable BEFORE the rest of the spec is unpickled (see __reduce__), so functions that
     # reference or import them work inside Lambda.
-    modules: dict[str, list] = field(default_factory=dict)
+    modules: dict[str, list[Any]] = field(default_factory=dict)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[dict[str, list[Any]]], JobSpec], tuple[dict[str, list[Any]]],
+                                  dict[str, Any]]:
         return (_new_spec, (dict(getattr(self, "modules", {}) or {}),), dict(self.__dict__))
 
     def check_runtime(self) -> None:

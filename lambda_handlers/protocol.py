@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 PROTOCOL_VERSION = 1
 
@@ -259,27 +260,27 @@ def parse_status_key(job_id: str, key: str) -> StatusKey | None:
 # Events: payloads carry pointers (bucket, job id, task, attempt), never data.
 
 
-def task_event(kind: str, bucket: str, job_id: str, step: int, task: int, attempt: int) -> dict:
+def task_event(kind: str, bucket: str, job_id: str, step: int, task: int, attempt: int) -> dict[str, Any]:
     return validate_event(
         {"v": PROTOCOL_VERSION, "kind": kind, "bucket": bucket, "job_id": job_id,
          "step": step, "task": task, "attempt": attempt}
     )
 
 
-def coordinate_event(bucket: str, job_id: str, reason: str = "") -> dict:
+def coordinate_event(bucket: str, job_id: str, reason: str = "") -> dict[str, Any]:
     return validate_event(
         {"v": PROTOCOL_VERSION, "kind": EVENT_COORDINATE, "bucket": bucket, "job_id": job_id,
          "reason": reason}
     )
 
 
-def drive_event(bucket: str, job_id: str) -> dict:
+def drive_event(bucket: str, job_id: str) -> dict[str, Any]:
     return validate_event(
         {"v": PROTOCOL_VERSION, "kind": EVENT_DRIVE, "bucket": bucket, "job_id": job_id}
     )
 
 
-def invoke_event(bucket: str, job_id: str, tasks: list[dict]) -> dict:
+def invoke_event(bucket: str, job_id: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
     """A batch of task events for an invoker node of the fan-out tree."""
     return validate_event(
         {"v": PROTOCOL_VERSION, "kind": EVENT_INVOKE, "bucket": bucket, "job_id": job_id,
@@ -288,7 +289,7 @@ def invoke_event(bucket: str, job_id: str, tasks: list[dict]) -> dict:
 
 
 def validate_event(event: object, expected_kind: str | None = None,
-                   work_bucket: str | None = None) -> dict:
+                   work_bucket: str | None = None) -> dict[str, Any]:
     """Check an event's shape; raise :class:`ProtocolError` naming the first problem.
 
     :param expected_kind: the kind the receiving handler serves, if it serves one.

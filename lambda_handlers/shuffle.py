@@ -29,7 +29,7 @@ import zlib
 from bisect import bisect_left
 from collections import defaultdict, deque
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Hashable, Iterable, Iterator
 
 from lambda_handlers import columns
 from lambda_handlers.jobspec import Fold, RangePartitioner
@@ -57,7 +57,7 @@ class ShuffleError(ValueError):
 class JsonSerializer:
     name = "json"
 
-    def dumps(self, batch: list) -> bytes:
+    def dumps(self, batch: list[Any]) -> bytes:
         try:
             return json.dumps(batch, separators=(",", ":")).encode("utf-8", "surrogatepass")
         except (TypeError, ValueError) as exc:
@@ -65,8 +65,9 @@ class JsonSerializer:
                 f"cannot encode a key or value as JSON ({exc}); return JSON-able keys/values or "
                 "set serializer='pickle' on the job") from exc
 
-    def loads(self, payload: bytes) -> list:
-        return json.loads(payload)
+    def loads(self, payload: bytes) -> list[Any]:
+        batch: list[Any] = json.loads(payload)  # what dumps wrote: a list
+        return batch
 
     def key_bytes(self, key: Any) -> bytes:
         if type(key) is str:
@@ -76,7 +77,7 @@ class JsonSerializer:
         except (TypeError, ValueError) as exc:
             raise ShuffleError(f"key {key!r} is not JSON-able; set serializer='pickle'") from exc
 
-    def group_key(self, key: Any) -> Any:
+    def group_key(self, key: Any) -> Hashable:
         """A hashable identity: the key itself for str, else its canonical encoding (tagged)."""
         return key if type(key) is str else ("\0", self.key_bytes(key))
 
@@ -84,11 +85,12 @@ class JsonSerializer:
 class PickleSerializer(JsonSerializer):
     name = "pickle"
 
-    def dumps(self, batch: list) -> bytes:
+    def dumps(self, batch: list[Any]) -> bytes:
         return pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def loads(self, payload: bytes) -> list:
-        return pickle.loads(payload)
+    def loads(self, payload: bytes) -> list[Any]:
+        batch: list[Any] = pickle.loads(payload)  # what dumps wrote: a list
+        return batch
 
     def key_bytes(self, key: Any) -> bytes:
         try:
@@ -111,7 +113,7 @@ def serializer(name: str) -> JsonSerializer:
 # Order and partitioning
 
 
-def sort_key(key: Any) -> tuple:
+def sort_key(key: Any) -> tuple[Any, ...]:
     """Total order over keys of mixed JSON types (see module docstring)."""
     t = type(key)
     if t is str:
@@ -129,7 +131,7 @@ def sort_key(key: Any) -> tuple:
     return (6, t.__name__, repr(key))
 
 
-def range_cuts(partitioner: Any, n: int) -> list | None:
+def range_cuts(partitioner: Callable[[Any, int], int] | None, n: int) -> list[str] | None:
     """The cut points that decide partitions ``0..n-1`` of a :class:`RangePartitioner` whose
     boundaries are all ``str`` (``key`` goes to ``min(bisect_right(boundaries, key), n - 1)``, so
     only the first ``n - 1`` boundaries matter), else None."""
@@ -150,7 +152,7 @@ def partition_function(ser: JsonSerializer, n: int,
         return lambda key: zlib.crc32(kb(key)) % n
 
     def checked(key: Any) -> int:
-        p = user(key, n)
+        p: object = user(key, n)  # the job's function: it may return anything
         if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < n:
             raise ShuffleError(f"partitioner returned {p!r} for key {key!r}; it must be an int in [0, {n})")
         return p
@@ -178,12 +180,12 @@ def iter_frames(data: bytes | memoryview) -> Iterator[bytes]:
         pos += length
 
 
-def encode_batch(batch: list, ser: JsonSerializer) -> bytes:
+def encode_batch(batch: list[Any], ser: JsonSerializer) -> bytes:
     """One batch payload: a column batch when the keys are all ``str``, else ``ser.dumps``."""
     return columns.encode_batch(batch, ser.dumps)
 
 
-def decode_columns(payload: bytes, ser: JsonSerializer) -> tuple[list, list]:
+def decode_columns(payload: bytes, ser: JsonSerializer) -> tuple[list[Any], list[Any]]:
     """``(keys, values)`` of one batch payload, whichever its encoding."""
     try:
         if columns.is_columns(payload):
@@ -193,10 +195,10 @@ def decode_columns(payload: bytes, ser: JsonSerializer) -> tuple[list, list]:
     return columns.split_pairs(ser.loads(payload))
 
 
-def decode_batch(payload: bytes, ser: JsonSerializer) -> list:
+def decode_batch(payload: bytes, ser: JsonSerializer) -> list[Any]:
     """The ``(key, value)`` pairs of one batch payload (tuples, or 2-lists from the serializer)."""
     if columns.is_columns(payload):
-        return list(zip(*decode_columns(payload, ser)))
+        return list(zip(*decode_columns(payload, ser), strict=True))
     return ser.loads(payload)
 
 
@@ -223,8 +225,8 @@ class PartitionedOutput:
         self._user = partitioner if partitioner and num_partitions > 1 else None
         self._cuts = range_cuts(self._user, num_partitions)
         self._valid = set(range(num_partitions))
-        self._pending: list[list] = [[] for _ in range(num_partitions)]
-        self._columns: list[tuple[list, list]] = [([], []) for _ in range(num_partitions)]
+        self._pending: list[list[Any]] = [[] for _ in range(num_partitions)]
+        self._columns: list[tuple[list[Any], list[Any]]] = [([], []) for _ in range(num_partitions)]
         self._frames: list[list[bytes]] = [[] for _ in range(num_partitions)]
         self.records = 0
 
@@ -241,7 +243,7 @@ class PartitionedOutput:
         if n == 1 or user is not None:
             if not set(map(len, pairs)) <= {2}:
                 raise ShuffleError(f"not a (key, value) pair: {next(p for p in pairs if len(p) != 2)!r}")
-        if self._cuts is not None and self._add_by_range(pairs):
+        if self._cuts is not None and self._add_by_range(pairs, self._cuts):
             self.records += len(pairs)
             return
         if self._cuts is not None:  # a partition's records stay in arrival order: columns go first
@@ -252,12 +254,12 @@ class PartitionedOutput:
         elif user is not None:  # the job's partitioner: called per key, checked per batch
             parts = [user(kv[0], n) for kv in pairs]
             if not (set(map(type, parts)) <= {int} and set(parts) <= self._valid):
-                p, key = next((p, kv[0]) for p, kv in zip(parts, pairs)
+                p, key = next((p, kv[0]) for p, kv in zip(parts, pairs, strict=True)
                               if type(p) is not int or p not in self._valid)
                 raise ShuffleError(f"partitioner returned {p!r} for key {key!r}; it must be an int "
                                    f"in [0, {n})")
             appends = [buf.append for buf in pending]
-            for p, kv in zip(parts, pairs):
+            for p, kv in zip(parts, pairs, strict=True):
                 appends[p](kv)
         else:
             appends = [buf.append for buf in pending]
@@ -273,7 +275,7 @@ class PartitionedOutput:
             if len(buf) >= BATCH_PAIRS:
                 self._cut(p, final=False)
 
-    def _add_by_range(self, pairs: list) -> bool:
+    def _add_by_range(self, pairs: list[Any], cuts: list[str]) -> bool:
         """Partition a batch by the range partitioner's cuts: sort it (stably: a key's values keep
         their order) in chunks of :data:`RANGE_CHUNK` pairs and bisect each chunk at every cut;
         False (nothing added) unless every key is a ``str``, the only keys whose sort order is the
@@ -283,7 +285,7 @@ class PartitionedOutput:
         for p in range(self.n):  # a partition's records stay in arrival order: pairs held go first
             if self._pending[p]:
                 self._cut(p, final=True)
-        cuts, n, held = self._cuts, self.n, self._columns
+        n, held = self.n, self._columns
         for lo in range(0, len(pairs), RANGE_CHUNK):
             ordered = sorted(pairs[lo:lo + RANGE_CHUNK] if len(pairs) > RANGE_CHUNK else pairs,
                              key=_first)
@@ -309,7 +311,7 @@ class PartitionedOutput:
         for i in range(0, whole, BATCH_PAIRS):
             ks, vs = keys[i:i + BATCH_PAIRS], values[i:i + BATCH_PAIRS]
             payload = columns.encode_columns(ks, vs, dumps, keys_are_str=True)
-            frames.append(frame(dumps(list(zip(ks, vs))) if payload is None else payload))
+            frames.append(frame(dumps(list(zip(ks, vs, strict=True))) if payload is None else payload))
         del keys[:whole], values[:whole]
 
     def _cut(self, p: int, final: bool) -> None:
@@ -321,7 +323,9 @@ class PartitionedOutput:
         self._pending[p] = buf[whole:]
 
     def finish(self) -> tuple[bytes, list[list[int]]]:
-        chunks, index, offset = [], [], 0
+        chunks: list[bytes] = []
+        index: list[list[int]] = []
+        offset = 0
         for p in range(self.n):
             self._cut_columns(p, final=True)
             self._cut(p, final=True)
@@ -339,12 +343,15 @@ class PartitionedOutput:
 def read_index(data: bytes) -> list[list[int]]:
     """The index stored at the end of a map-output object."""
     (n,) = FOOTER.unpack_from(data, len(data) - FOOTER.size)
-    return json.loads(data[len(data) - FOOTER.size - n: len(data) - FOOTER.size])
+    index: list[list[int]] = json.loads(data[len(data) - FOOTER.size - n: len(data) - FOOTER.size])
+    return index
 
 
 def encode_pairs(pairs: Iterable[tuple[Any, Any]], ser: JsonSerializer) -> tuple[bytes, int]:
     """One partition's worth of pairs as framed batches (reduce output of a non-final step)."""
-    out, batch, n = [], [], 0
+    out: list[bytes] = []
+    batch: list[tuple[Any, Any]] = []
+    n = 0
     for kv in pairs:
         batch.append(kv)
         if len(batch) >= BATCH_PAIRS:
@@ -372,8 +379,8 @@ class Combiner:
     output is one combined record per distinct key, written at :meth:`flush`.
     """
 
-    def __init__(self, combine: Callable[[Any, Any], Iterable], sink: Callable[[list], None],
-                 ser: JsonSerializer, budget_bytes: int = 64 << 20):
+    def __init__(self, combine: Callable[[Any, list[Any]], Iterable[Any] | None],
+                 sink: Callable[[list[Any]], None], ser: JsonSerializer, budget_bytes: int = 64 << 20):
         self.combine, self.sink, self.ser = combine, sink, ser
         self.budget = max(1, int(budget_bytes))
         self._groups = _Groups(ser)
@@ -389,8 +396,9 @@ class Combiner:
         if self._groups.values * VALUE_COST >= self.budget or self.estimate() >= self.budget:
             self._compact()
 
-    def _combined(self, groups: _Groups) -> Iterator[list]:
-        combine, out = self.combine, []
+    def _combined(self, groups: _Groups) -> Iterator[list[Any]]:
+        combine = self.combine
+        out: list[Any] = []
         for key, values in groups.items():
             res = combine(key, values)
             if res is not None:
@@ -431,10 +439,10 @@ class Combiner:
             self.sink(out)
 
 
-_DICT_ITEMS = type({}.items())
+_DICT_ITEMS: type = type({}.items())
 
 
-def fold_into(accs: dict, fn: Callable[[Any, Any], Any], pairs: Iterable[tuple[Any, Any]],
+def fold_into(accs: dict[str, Any], fn: Callable[[Any, Any], Any], pairs: Iterable[tuple[Any, Any]],
               other: Callable[[Any, Any], None]) -> None:
     """``accs[key] = fn(accs[key], value)`` for each pair with a ``str`` key (the first value of a
     key is kept as is); pairs with other keys go to ``other(key, value)``. ``operator.add`` (sums,
@@ -464,12 +472,12 @@ class FoldCombiner:
     ``budget_bytes``, and at :meth:`flush`. Key identity is the serializer's, as in :class:`_Groups`.
     """
 
-    def __init__(self, fold: Any, sink: Callable[[list], None], ser: JsonSerializer,
+    def __init__(self, fold: Fold, sink: Callable[[list[Any]], None], ser: JsonSerializer,
                  budget_bytes: int = 64 << 20):
         self.fn, self.sink, self.gk = fold.fn, sink, ser.group_key
         self.max_keys = max(1, int(budget_bytes) // KEY_COST)
         self.accumulators: dict[str, Any] = {}  # str keys (the common case): key -> acc
-        self._other: dict[Any, list] = {}  # other keys: group_key -> [key, acc]
+        self._other: dict[Hashable, list[Any]] = {}  # other keys: group_key -> [key, acc]
         self.flushes = 0
 
     def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
@@ -511,7 +519,7 @@ class FoldCombiner:
             self.sink(out[i:i + BATCH_PAIRS * 4])
 
 
-def make_combiner(combine: Any, sink: Callable[[list], None], ser: JsonSerializer,
+def make_combiner(combine: Callable[..., Any], sink: Callable[[list[Any]], None], ser: JsonSerializer,
                   budget_bytes: int) -> Combiner | FoldCombiner:
     """The map-side combiner for a step's ``combiner``: a fold or a ``fn(key, values)``."""
     if isinstance(combine, Fold):
@@ -524,8 +532,8 @@ class _Groups:
 
     def __init__(self, ser: JsonSerializer):
         self.gk = ser.group_key
-        self.by_str: defaultdict[str, list] = defaultdict(list)
-        self.other: dict[Any, tuple[Any, list]] = {}
+        self.by_str: defaultdict[str, list[Any]] = defaultdict(list)
+        self.other: dict[Hashable, tuple[Any, list[Any]]] = {}
         self.values = 0
 
     def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> int:
@@ -544,16 +552,16 @@ class _Groups:
         self.values += len(pairs)
         return len(pairs)
 
-    def add_columns(self, keys: list, values: list) -> None:
+    def add_columns(self, keys: list[Any], values: list[Any]) -> None:
         """Add ``zip(keys, values)``; all-``str`` keys without a Python step per pair (the
         defaultdict's lookups and the lists' appends run from ``map``)."""
         if set(map(type, keys)) != _STR_ONLY:
-            self.add_many(list(zip(keys, values)))
+            self.add_many(list(zip(keys, values, strict=True)))
             return
         deque(map(list.append, map(self.by_str.__getitem__, keys), values), maxlen=0)
         self.values += len(keys)
 
-    def items(self) -> Iterator[tuple[Any, list]]:
+    def items(self) -> Iterator[tuple[Any, list[Any]]]:
         yield from self.by_str.items()
         yield from self.other.values()
 

@@ -29,7 +29,7 @@ import random
 import time
 import urllib.parse
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 SCHEME = "dynamodb://"
 FORMAT = "dynamodb"
@@ -41,6 +41,7 @@ RETRYABLE = frozenset({"ProvisionedThroughputExceededException", "ThrottlingExce
                        "RequestLimitExceeded", "InternalServerError", "ServiceUnavailable",
                        "LimitExceededException"})
 _TRUE = ("1", "true", "yes", "on")
+T = TypeVar("T")
 
 
 class DynamoDBLocationError(ValueError):
@@ -55,7 +56,7 @@ def is_dynamodb_uri(uri: Any) -> bool:
     return isinstance(uri, str) and uri.startswith(SCHEME)
 
 
-def parse_uri(uri: str) -> dict:
+def parse_uri(uri: str) -> dict[str, Any]:
     """``dynamodb://T?segments=4&attributes=a,b`` -> ``{"table": "T", "segments": 4, ...}``."""
     if not is_dynamodb_uri(uri):
         raise DynamoDBLocationError(f"{uri!r} is not a DynamoDB URI (dynamodb://TABLE)")
@@ -69,7 +70,7 @@ def parse_uri(uri: str) -> dict:
     unknown = sorted(set(opts) - known)
     if unknown:
         raise DynamoDBLocationError(f"{uri!r}: unknown option(s) {unknown}; known: {sorted(known)}")
-    out: dict = {"table": table, "segments": None, "attributes": None,
+    out: dict[str, Any] = {"table": table, "segments": None, "attributes": None,
                  "consistent": opts.get("consistent", "").lower() in _TRUE,
                  "key_attribute": opts.get("key") or "key",
                  "value_attribute": opts.get("value") or "value",
@@ -96,7 +97,7 @@ def choose_segments(item_count: int, size_bytes: int, bytes_per_segment: int = B
     return max(1, min(MAX_SEGMENTS, max(by_size, by_items)))
 
 
-def table_splits(input_name: str, table: dict, segments: int) -> list[dict]:
+def table_splits(input_name: str, table: dict[str, Any], segments: int) -> list[dict[str, Any]]:
     """Plan splits (without ``task``) of one table: one per scan segment."""
     return [{"input": input_name, "format": FORMAT, "table": table["table"], "segment": s,
              "total_segments": segments, "attributes": table.get("attributes"),
@@ -113,8 +114,8 @@ def _code(exc: BaseException) -> str:
     return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
 
 
-def with_backoff(call: Callable[[], Any], *, attempts: int = 10, base: float = 0.05,
-                 cap: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> Any:
+def with_backoff(call: Callable[[], T], *, attempts: int = 10, base: float = 0.05,
+                 cap: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> T:
     """``call()``, retried with jittered exponential backoff while DynamoDB throttles."""
     for i in range(attempts):
         try:
@@ -145,7 +146,7 @@ def to_python(value: Any) -> Any:
     return value
 
 
-def from_wire(item: dict) -> dict:
+def from_wire(item: dict[str, Any]) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeDeserializer
 
     d = TypeDeserializer()
@@ -168,7 +169,7 @@ def _storable(value: Any) -> Any:
     return value
 
 
-def to_wire(item: dict) -> dict:
+def to_wire(item: dict[str, Any]) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeSerializer
 
     s = TypeSerializer()
@@ -179,9 +180,10 @@ def to_wire(item: dict) -> dict:
 # Reading
 
 
-def scan_segment(client: Any, split: dict, *, sleep: Callable[[float], None] = time.sleep) -> Iterator[dict]:
+def scan_segment(client: Any, split: dict[str, Any], *,
+                 sleep: Callable[[float], None] = time.sleep) -> Iterator[dict[str, Any]]:
     """Every item of one scan segment as a plain dict (paginated, throttling retried)."""
-    kw: dict = {"TableName": split["table"], "Segment": int(split["segment"]),
+    kw: dict[str, Any] = {"TableName": split["table"], "Segment": int(split["segment"]),
                 "TotalSegments": int(split["total_segments"])}
     if split.get("consistent"):
         kw["ConsistentRead"] = True
@@ -202,12 +204,12 @@ def scan_segment(client: Any, split: dict, *, sleep: Callable[[float], None] = t
 class SegmentInput:
     """The items of one planned scan segment, as a reader the mapper can consume."""
 
-    def __init__(self, client: Any, split: dict):
+    def __init__(self, client: Any, split: dict[str, Any]):
         self.split = split
         self.count = -1
         self._items = scan_segment(client, split)
 
-    def __iter__(self) -> Iterator[dict]:
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         for item in self._items:
             self.count += 1
             yield item
@@ -215,7 +217,7 @@ class SegmentInput:
     def parse(self, record: Any) -> Any:
         return record
 
-    def where(self) -> dict:
+    def where(self) -> dict[str, Any]:
         return {"table": self.split["table"], "segment": self.split["segment"],
                 "total_segments": self.split["total_segments"]}
 
@@ -240,9 +242,9 @@ class ItemWriter:
         self.sleep, self.max_rounds = sleep, max_rounds
         self.items = 0
         self.batches = 0
-        self._batch: dict[tuple, dict] = {}
+        self._batch: dict[tuple[str, ...], dict[str, Any]] = {}
 
-    def item_of(self, out: Any) -> dict:
+    def item_of(self, out: Any) -> dict[str, Any]:
         if isinstance(out, dict):
             return out
         if isinstance(out, (tuple, list)) and len(out) == 2:
@@ -276,7 +278,7 @@ class ItemWriter:
         self._batch = {}
         for i in range(self.max_rounds):
             resp = with_backoff(lambda: self.client.batch_write_item(
-                RequestItems={self.table: requests}), sleep=self.sleep)
+                RequestItems={self.table: requests}), sleep=self.sleep)  # noqa: B023 - called this round
             self.batches += 1
             requests = (resp.get("UnprocessedItems") or {}).get(self.table) or []
             if not requests:
@@ -293,12 +295,12 @@ def key_names(client: Any, table: str) -> list[str]:
 
 def ensure_table(client: Any, table: str, key_attribute: str = "key", key_type: str = "S",
                  create: bool = False, sleep: Callable[[float], None] = time.sleep,
-                 timeout_s: float = 300.0) -> dict:
+                 timeout_s: float = 300.0) -> dict[str, Any]:
     """Describe ``table``; with ``create`` make it (PAY_PER_REQUEST) if missing; wait until ACTIVE."""
     began = time.monotonic()
     while True:
         try:
-            desc = client.describe_table(TableName=table)["Table"]
+            desc: dict[str, Any] = client.describe_table(TableName=table)["Table"]
         except Exception as exc:
             if _code(exc) != "ResourceNotFoundException":
                 raise
@@ -321,11 +323,11 @@ def ensure_table(client: Any, table: str, key_attribute: str = "key", key_type: 
         sleep(1.0)
 
 
-def is_table_output(plan_output: dict) -> bool:
+def is_table_output(plan_output: dict[str, Any]) -> bool:
     return plan_output.get("format") == FORMAT
 
 
-def output_plan(uri: str) -> dict:
+def output_plan(uri: str) -> dict[str, Any]:
     """The plan's ``output`` fields of a ``dynamodb://`` output (besides uri/inputs/overwrite)."""
     loc = parse_uri(uri)
     return {"format": FORMAT, "table": loc["table"], "key_attribute": loc["key_attribute"],
@@ -333,7 +335,7 @@ def output_plan(uri: str) -> dict:
             "create_table": loc["create_table"]}
 
 
-def write_output(client: Any, plan_output: dict, outs: Iterable[Any]) -> int:
+def write_output(client: Any, plan_output: dict[str, Any], outs: Iterable[Any]) -> int:
     """Write a final task's output items to the plan's table; return the item count."""
     table = plan_output["table"]
     writer = ItemWriter(client, table, plan_output.get("key_attribute", "key"),

@@ -92,7 +92,7 @@ def parser_for(fmt: str, header: list[str] | None = None) -> Callable[[Any], Any
             fields = parse_csv_line(text)
             if len(fields) != len(names):
                 raise ValueError(f"csv row has {len(fields)} fields but the header has {len(names)}")
-            return dict(zip(names, fields))
+            return dict(zip(names, fields, strict=True))
         return row
     raise InputFormatError(f"unknown input format {fmt!r}; use one of {', '.join(FORMATS)}")
 
@@ -153,7 +153,7 @@ class SplitInput:
     :param read_ahead: chunks of the body read ahead by a background thread (0: none).
     """
 
-    def __init__(self, split: dict, on_bytes: Callable[[int], None] | None = None,
+    def __init__(self, split: dict[str, Any], on_bytes: Callable[[int], None] | None = None,
                  block_records: int | None = BLOCK_RECORDS, block_bytes: int = 0,
                  read_ahead: int = splits.READ_AHEAD):
         self.split = split
@@ -184,7 +184,7 @@ class SplitInput:
             header = self._csv_header()
         self.parse = parser_for(self.fmt, header)
 
-    def _read_blocks(self) -> Iterator[tuple[list, tuple[int, bytes, int]]]:
+    def _read_blocks(self) -> Iterator[tuple[list[Any], tuple[int, bytes, int]]]:
         split_records = splits.records_of if self.fmt == "jsonl" else decoded_records
         cap = self.block_records
         for off, data in joined_blocks(self.lines.blocks(), self.block_bytes):
@@ -211,7 +211,7 @@ class SplitInput:
             return []
         return parse_csv_line(first.decode("utf-8", "replace"))
 
-    def blocks(self) -> Iterator[list]:
+    def blocks(self) -> Iterator[list[Any]]:
         """Lists of raw records, in order; :meth:`locate` names a record of the last one."""
         for recs, where in self._blocks:
             self._block = where
@@ -240,7 +240,7 @@ class SplitInput:
         for recs in self.blocks():
             yield from recs
 
-    def where(self) -> dict:
+    def where(self) -> dict[str, Any]:
         return {"bucket": self.bucket, "key": self.key, "start": self.split.get("start"),
                 "end": self.split.get("end")}
 

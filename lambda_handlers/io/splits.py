@@ -22,7 +22,10 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
+
+if TYPE_CHECKING:
+    from botocore.response import StreamingBody
 
 BOM = b"\xef\xbb\xbf"
 BODY_CHUNK = 1 << 20
@@ -191,15 +194,16 @@ def s3_fetch(bucket: str, key: str, etag: str | None, on_bytes: Callable[[int], 
     return fetch
 
 
-def open_whole(bucket: str, key: str, etag: str | None):
+def open_whole(bucket: str, key: str, etag: str | None) -> StreamingBody:
     """The streaming body of a whole object pinned to ``etag`` (gzip inputs)."""
     from lambda_handlers import runtime
 
     kw = {"IfMatch": etag} if etag else {}
     try:
-        return runtime.s3().get_object(Bucket=bucket, Key=key, **kw)["Body"]
+        body: StreamingBody = runtime.s3().get_object(Bucket=bucket, Key=key, **kw)["Body"]
     except Exception as exc:
         raise _changed(exc, bucket, key, etag) from exc
+    return body
 
 
 def _changed(exc: Exception, bucket: str, key: str, etag: str | None) -> Exception:
@@ -219,7 +223,11 @@ class _Failed:
         self.exc = exc
 
 
-_END = object()
+class _End:
+    """Offered after the last chunk."""
+
+
+_END = _End()
 
 
 def prefetched(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[bytes]:
@@ -229,10 +237,10 @@ def prefetched(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[byt
     error in the thread is raised here, where the chunk would have been; closing this generator
     (the reader stopped early) makes the thread stop within ``_POLL_S`` and close ``chunks``.
     """
-    slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    slots: queue.Queue[bytes | _Failed | _End] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
 
-    def offer(item: object) -> bool:
+    def offer(item: bytes | _Failed | _End) -> bool:
         while not stop.is_set():
             try:
                 slots.put(item, timeout=_POLL_S)
@@ -247,7 +255,7 @@ def prefetched(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[byt
                 if not offer(chunk):
                     return
             offer(_END)
-        except BaseException as exc:  # handed to the reader, raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
             offer(_Failed(exc))
         finally:
             close = getattr(chunks, "close", None)
@@ -260,7 +268,7 @@ def prefetched(chunks: Iterator[bytes], depth: int = READ_AHEAD) -> Iterator[byt
     try:
         while True:
             item = slots.get()
-            if item is _END:
+            if isinstance(item, _End):
                 return
             if isinstance(item, _Failed):
                 raise item.exc

@@ -27,13 +27,16 @@ _PLAIN = bytes(set(range(0x20, 0x7F)) - set(b'"\\'))  # what JSON writes as it i
 _JSON_SCALARS = set(_SCALARS)
 
 
-def _make_encoders() -> tuple[Callable[[Any], str], Callable[[list], list[str]] | None]:
+def _make_encoders() -> tuple[Callable[[Any], str], Callable[[list[Any]], list[str]] | None]:
     """``(encode one value, encode a column of JSON scalars or None)``, both equal to json.dumps."""
     plain = json.JSONEncoder().encode
-    make, esc = json.encoder.c_make_encoder, json.encoder.c_encode_basestring_ascii
+    # json's C accelerators (None where it has none); private, so typeshed does not declare them.
+    make: Callable[..., Callable[[Any, int], Iterable[str]]] | None = getattr(
+        json.encoder, "c_make_encoder", None)
+    esc: Callable[[str], str] | None = getattr(json.encoder, "c_encode_basestring_ascii", None)
     if make is None or esc is None:  # no C accelerator: json's own encoder, one value at a time
         return plain, None
-    markers: dict = {}
+    markers: dict[int, Any] = {}
     one = make(markers, None, esc, None, ": ", ", ", False, False, True)
     lines = make(None, None, esc, None, ": ", "\n", False, False, True)
 
@@ -42,11 +45,11 @@ def _make_encoders() -> tuple[Callable[[Any], str], Callable[[list], list[str]] 
             return esc(value)
         try:
             return "".join(one(value, 0))
-        except Exception:
+        except Exception:  # noqa: BLE001 - json's own encoder raises the error a user should see
             markers.clear()
             return plain(value)  # raises json's own error (or encodes what the C encoder refused)
 
-    def column(values: list) -> list[str]:  # scalars never contain a raw newline in JSON
+    def column(values: list[Any]) -> list[str]:  # scalars never contain a raw newline in JSON
         return "".join(lines(values, 0))[1:-1].split("\n")
     return encode, column
 
@@ -54,7 +57,7 @@ def _make_encoders() -> tuple[Callable[[Any], str], Callable[[list], list[str]] 
 _encode_one, _encode_scalars = _make_encoders()
 
 
-def encode_column(values: list) -> list[str]:
+def encode_column(values: list[Any]) -> list[str]:
     """``[json.dumps(v) for v in values]``, fast for columns of str or of JSON scalars."""
     if not values:
         return []
@@ -66,7 +69,7 @@ def encode_column(values: list) -> list[str]:
     return list(map(_encode_one, values))
 
 
-def quoted_column(values: list) -> tuple[list[str], str]:
+def quoted_column(values: list[Any]) -> tuple[list[str], str]:
     """``(texts, quote)`` such that ``json.dumps(values[i]) == quote + texts[i] + quote``: a column
     of ``str`` that JSON leaves as they are (printable ASCII without ``"`` or ``\\``) is its own
     text between quotes, checked once on the joined column; anything else is encoded."""
@@ -79,7 +82,7 @@ def quoted_column(values: list) -> tuple[list[str], str]:
     return encode_column(values), ""
 
 
-def _json_lines(batch: list, fmt: str) -> str:
+def _json_lines(batch: list[Any], fmt: str) -> str:
     """jsonl (``{"key": k, "value": v}``) or tsv (``k<TAB>v``) lines of a batch of pairs, assembled
     a column at a time (no Python call per record)."""
     if set(map(len, batch)) != {2}:  # not pairs: unpacking says what is wrong
@@ -91,7 +94,7 @@ def _json_lines(batch: list, fmt: str) -> str:
                   repeat(vq + "}\n"))
     else:
         pieces = (repeat(kq), keys, repeat(f"{kq}\t{vq}"), values, repeat(vq + "\n"))
-    return "".join(chain.from_iterable(zip(*pieces)))
+    return "".join(chain.from_iterable(zip(*pieces, strict=False)))  # repeat() is endless: keys set the length
 
 
 class OutputFormatError(ValueError):
