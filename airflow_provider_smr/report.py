@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from lambda_handlers import protocol
-from lambda_handlers.options import TaskLimits
+from lambda_handlers.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +142,9 @@ def _epoch(value: Any) -> float | None:
     return float(value)
 
 
-def _attempts(plan: dict, listed: list[dict], done_bodies: dict[tuple[int, str, int], dict],
+def _attempts(plan: Plan, listed: list[dict], done_bodies: dict[tuple[int, str, int], dict],
               errors: dict[tuple[int, str, int, int], dict], state: str) -> list[Attempt]:
-    job_id = plan["job_id"]
+    job_id = plan.job_id
     starts: dict[tuple, float | None] = {}
     error_marks: dict[tuple, float | None] = {}
     for obj in listed:
@@ -160,7 +160,7 @@ def _attempts(plan: dict, listed: list[dict], done_bodies: dict[tuple[int, str, 
     for key in error_marks:
         starts.setdefault(key, None)
 
-    timeout = TaskLimits.from_plan(plan).task_timeout_s
+    timeout = plan.limits.task_timeout_s
     terminal = state in protocol.TERMINAL_STATES
     out = []
     for key in sorted(starts):
@@ -194,20 +194,20 @@ def _attempts(plan: dict, listed: list[dict], done_bodies: dict[tuple[int, str, 
     return out
 
 
-def _phase_stats(plan: dict, attempts: list[Attempt],
+def _phase_stats(plan: Plan, attempts: list[Attempt],
                  done_bodies: dict[tuple[int, str, int], dict]) -> list[PhaseStats]:
     stats = []
-    for s in plan["steps"]:
-        phases = [(protocol.MAP, s["num_map_tasks"])]
-        if s["num_reducers"]:
-            phases.append((protocol.REDUCE, s["num_reducers"]))
+    for s in plan.steps:
+        phases = [(protocol.MAP, s.num_map_tasks)]
+        if s.num_reducers:
+            phases.append((protocol.REDUCE, s.num_reducers))
         for phase, total in phases:
-            mine = [a for a in attempts if a.step == s["index"] and a.phase == phase]
+            mine = [a for a in attempts if a.step == s.index and a.phase == phase]
             bodies = [b for (step, p, _), b in sorted(done_bodies.items())
-                      if step == s["index"] and p == phase]
+                      if step == s.index and p == phase]
             durations = [float(b.get("duration_s", 0.0)) for b in bodies]
             stats.append(PhaseStats(
-                step=s["index"], phase=phase, tasks=total, done=len(bodies), attempts=len(mine),
+                step=s.index, phase=phase, tasks=total, done=len(bodies), attempts=len(mine),
                 failed=sum(1 for a in mine if a.outcome == FAILED),
                 p50_s=percentile(durations, 50), p95_s=percentile(durations, 95),
                 records_in=sum(int(b.get("records_in", 0)) for b in bodies),
@@ -246,7 +246,7 @@ def _state(job_id: str, listed: list[dict]) -> str:
     return protocol.RUNNING if listed else protocol.PENDING
 
 
-def build_report(plan: dict, listed: list[dict], done_markers: dict[str, dict],
+def build_report(plan: Plan, listed: list[dict], done_markers: dict[str, dict],
                  error_details: dict[str, dict] | None = None, *, result: dict | None = None,
                  done: dict | None = None, failed: dict | None = None,
                  generated: float | None = None) -> JobReport:
@@ -259,7 +259,7 @@ def build_report(plan: dict, listed: list[dict], done_markers: dict[str, dict],
     :param result: the result dict of a succeeded job (request counts, cost), if known.
     :param done: ``done.json``; ``failed``: ``failed.json``.
     """
-    job_id = plan["job_id"]
+    job_id = plan.job_id
     bodies: dict[tuple[int, str, int], dict] = {}
     for key, body in done_markers.items():
         k = protocol.parse_status_key(job_id, key)
@@ -272,12 +272,11 @@ def build_report(plan: dict, listed: list[dict], done_markers: dict[str, dict],
 
     state = _state(job_id, listed)
     attempts = _attempts(plan, listed, bodies, errors, state)
-    output = plan.get("output", {})
     report = JobReport(
-        job_id=job_id, job_name=plan.get("job_name"), state=state, created=_epoch(plan.get("created")),
-        output=output.get("uri", ""), output_format=output.get("format"),
-        inputs=[{"name": name, "uris": list(spec.get("uris", [])), "format": spec.get("format")}
-                for name, spec in sorted(plan.get("inputs", {}).items())],
+        job_id=job_id, job_name=plan.job_name or None, state=state, created=_epoch(plan.created or None),
+        output=plan.output.uri, output_format=plan.output.format,
+        inputs=[{"name": name, "uris": list(spec.uris), "format": spec.format}
+                for name, spec in sorted(plan.inputs.items())],
         attempts=attempts, phases=_phase_stats(plan, attempts, bodies), generated=generated)
     if result:
         req = result.get("requests", {})
@@ -288,7 +287,7 @@ def build_report(plan: dict, listed: list[dict], done_markers: dict[str, dict],
         report.records = result.get("records")
         report.parts = list(result.get("parts", []))
     else:
-        budget = TaskLimits.from_plan(plan).memory_budget_bytes  # a quarter of the memory
+        budget = plan.limits.memory_budget_bytes  # a quarter of the memory
         memory = int(budget * 4 / 1024**2) if budget else 1024
         costs = _marker_costs(bodies.values(), len(attempts), memory)
         report.requests = costs["requests"]
@@ -330,7 +329,7 @@ class ReportError(LookupError):
 
 
 def collect_report(clients: Any, work_bucket: str, job_id: str, *, result: dict | None = None,
-                   plan: dict | None = None, listed: list[dict] | None = None,
+                   plan: Plan | None = None, listed: list[dict] | None = None,
                    done_markers: dict[str, dict] | None = None, done: dict | None = None) -> JobReport:
     """Read the job's markers from S3 (one paginated LIST + GETs) and build its report.
 
@@ -344,7 +343,9 @@ def collect_report(clients: Any, work_bucket: str, job_id: str, *, result: dict 
     from airflow_provider_smr.engine.watch import list_status
 
     s3 = _s3(clients)
-    plan = plan or _get_json(s3, work_bucket, protocol.plan_key(job_id))
+    if plan is None:
+        doc = _get_json(s3, work_bucket, protocol.plan_key(job_id))
+        plan = Plan.from_json(doc) if doc is not None else None
     if plan is None:
         raise ReportError(f"no job {job_id!r} in s3://{work_bucket}/ (no {protocol.plan_key(job_id)})")
     listed = list_status(s3, work_bucket, job_id) if listed is None else listed

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 from lambda_handlers import protocol, runtime
 from lambda_handlers.io import dynamodb, writers
 from lambda_handlers.options import JobOptions, TaskLimits
+from lambda_handlers.plan import Plan
 from lambda_handlers.reducer import ordered_parallel
 
 log = logging.getLogger("smr.coordinator")
@@ -92,19 +93,43 @@ def _epoch(value: Any) -> float | None:
 # Decisions (pure)
 
 
+START_REDUCE, START_MAP, COMMIT = "reduce", "map", "commit"
+RETRY, SPECULATE, TIMEOUT, FAIL = "retry", "speculate", "timeout", "fail"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One transition the coordinator makes happen (each guarded by a put-if-absent claim).
+
+    ``reduce``/``map``: start a step's reduce (or a later step's map) phase; ``commit``;
+    ``retry``/``speculate``: start attempt ``attempt`` of a task; ``timeout``: record that
+    attempt ``attempt``, started at ``started``, went silent; ``fail``: fail the job on that task.
+    """
+
+    kind: str
+    step: int | None = None
+    phase: str | None = None
+    task: int | None = None
+    attempt: int | None = None
+    started: float | None = None
+
+    def report(self) -> list[Any]:
+        """What the coordinator's response lists: ``[kind, step, phase, task, attempt]`` as set."""
+        return [self.kind, *(v for v in (self.step, self.phase, self.task, self.attempt) if v is not None)]
+
+
 def retry_claim(step: int, phase: str, task: int, attempt: int) -> str:
     return f"retry-{step}-{phase}-{task}-{attempt}"
 
 
-def decide(plan: dict, st: JobState, now: float, check_deadlines: bool) -> list[tuple]:
-    """What is due now, as actions: ("reduce", s) ("map", s) ("commit",) ("retry", s, ph, t, a)
-    ("speculate", s, ph, t, a) ("timeout", s, ph, t, a, started) ("fail", s, ph, t, a)."""
-    opts, limits = JobOptions.from_plan(plan), TaskLimits.from_plan(plan)
-    steps = plan["steps"]
-    actions: list[tuple] = []
+def decide(plan: Plan, st: JobState, now: float, check_deadlines: bool) -> list[Action]:
+    """What is due now, as :class:`Action` s (pure: the effects are :func:`_perform`'s)."""
+    opts, limits = plan.options, plan.limits
+    steps = plan.steps
+    actions: list[Action] = []
     for s, sp in enumerate(steps):
         last = s == len(steps) - 1
-        m, r = int(sp["num_map_tasks"]), int(sp.get("num_reducers") or 0)
+        m, r = sp.num_map_tasks, sp.num_reducers
         if s > 0 and f"map-{s}" not in st.claims:
             break
         actions += _failures(st, opts, limits, s, protocol.MAP, m, now, check_deadlines, f"map-{s}")
@@ -112,10 +137,10 @@ def decide(plan: dict, st: JobState, now: float, check_deadlines: bool) -> list[
             break
         if r == 0:
             if "commit" not in st.claims:
-                actions.append(("commit",))
+                actions.append(Action(COMMIT))
             break
         if f"reduce-{s}" not in st.claims:
-            actions.append(("reduce", s))
+            actions.append(Action(START_REDUCE, s))
             break
         actions += _failures(st, opts, limits, s, protocol.REDUCE, r, now, check_deadlines,
                              f"reduce-{s}")
@@ -123,16 +148,16 @@ def decide(plan: dict, st: JobState, now: float, check_deadlines: bool) -> list[
             break
         if last:
             if "commit" not in st.claims:
-                actions.append(("commit",))
+                actions.append(Action(COMMIT))
         elif f"map-{s + 1}" not in st.claims:
-            actions.append(("map", s + 1))
+            actions.append(Action(START_MAP, s + 1))
             break
     return actions
 
 
 def _failures(st: JobState, opts: JobOptions, limits: TaskLimits, s: int, phase: str,
               tasks: Iterable[int] | int, now: float, check_deadlines: bool,
-              phase_claim: str) -> list[tuple]:
+              phase_claim: str) -> list[Action]:
     out = []
     done = st.done[(s, phase)]
     limit = limits.task_timeout_s + opts.deadline_grace_s
@@ -149,16 +174,16 @@ def _failures(st: JobState, opts: JobOptions, limits: TaskLimits, s: int, phase:
             began = starts.get(latest) or st.claims.get(
                 retry_claim(s, phase, t, latest) if latest else phase_claim)
             if began is not None and now - began > limit:
-                out.append(("timeout", s, phase, t, latest, began))
+                out.append(Action(TIMEOUT, s, phase, t, latest, began))
                 failed = True
             elif (slow is not None and latest in starts and now - starts[latest] > slow
                   and latest + 1 < opts.max_attempts and all(a in errs for a in range(latest))):
-                out.append(("speculate", s, phase, t, latest + 1))  # one backup per straggler
+                out.append(Action(SPECULATE, s, phase, t, latest + 1))  # one backup per straggler
         if failed:
             if latest + 1 < opts.max_attempts:
-                out.append(("retry", s, phase, t, latest + 1))
+                out.append(Action(RETRY, s, phase, t, latest + 1))
             else:
-                out.append(("fail", s, phase, t, latest))
+                out.append(Action(FAIL, s, phase, t, latest))
     return out
 
 
@@ -192,12 +217,12 @@ def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = N
     st = None
     if done:
         phase, step, task = done.group(1), int(done.group(2)), int(done.group(3))
-        if step < len(plan["steps"]):
+        if step < len(plan.steps):
             if not phase_complete(bucket, job_id, plan, step, phase, task):
                 return {"state": protocol.RUNNING, "actions": []}
             st = _state_after_phase(bucket, job_id, plan, step, phase)
     failed = _ERROR_REASON.match(reason)
-    if failed and int(failed.group(2)) < len(plan["steps"]):
+    if failed and int(failed.group(2)) < len(plan.steps):
         return _task_failed(bucket, job_id, plan, failed.group(1), int(failed.group(2)),
                             int(failed.group(3)))
     if st is None:
@@ -210,17 +235,17 @@ def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = N
         return {"state": protocol.RUNNING, "actions": []}
     if runtime.exists(bucket, protocol.cancel_key(job_id)):
         return {"state": "cancelling", "actions": []}
-    fails = [a for a in actions if a[0] == "fail"]
+    fails = [a for a in actions if a.kind == FAIL]
     if fails:  # the job fails: record timeouts for the record, start nothing else
-        actions = [a for a in actions if a[0] == "timeout"] + fails[:1]
+        actions = [a for a in actions if a.kind == TIMEOUT] + fails[:1]
     taken = []
     for action in actions:
         if _perform(bucket, job_id, plan, action):
-            taken.append(list(action[:5]))
+            taken.append(action.report())
     return {"state": protocol.RUNNING, "actions": taken}
 
 
-def _task_failed(bucket: str, job_id: str, plan: dict, phase: str, step: int, task: int) -> dict:
+def _task_failed(bucket: str, job_id: str, plan: Plan, phase: str, step: int, task: int) -> dict:
     """Retry or fail one task after its error notification, listing only that task's keys."""
     prefix = protocol.status_prefix(job_id)
     objects = (runtime.list_keys(bucket, protocol.phase_status_prefix(job_id, step, phase) + f"{task:05d}.")
@@ -229,15 +254,15 @@ def _task_failed(bucket: str, job_id: str, plan: dict, phase: str, step: int, ta
     st = scan(job_id, objects)
     if st.terminal:
         return {"state": sorted(st.terminal)[0], "actions": []}
-    actions = _failures(st, JobOptions.from_plan(plan), TaskLimits.from_plan(plan), step, phase, [task],
+    actions = _failures(st, plan.options, plan.limits, step, phase, [task],
                         time.time(), False, "")
     if not actions or runtime.exists(bucket, protocol.cancel_key(job_id)):
         return {"state": protocol.RUNNING, "actions": []}
     return {"state": protocol.RUNNING,
-            "actions": [list(a[:5]) for a in actions if _perform(bucket, job_id, plan, a)]}
+            "actions": [a.report() for a in actions if _perform(bucket, job_id, plan, a)]}
 
 
-def phase_complete(bucket: str, job_id: str, plan: dict, step: int, phase: str, task: int) -> bool:
+def phase_complete(bucket: str, job_id: str, plan: Plan, step: int, phase: str, task: int) -> bool:
     """Whether ``task``'s completion may have completed its phase, with a few small requests.
 
     Walks a tree of tally markers (fan-in 10): HEAD the tally one level up (there already: a
@@ -250,7 +275,7 @@ def phase_complete(bucket: str, job_id: str, plan: dict, step: int, phase: str, 
     A tally's body is the summaries (:data:`SUMMARY_FIELDS`) of its group's done markers in task
     order, so the root tally lists the whole phase (:func:`phase_summaries`).
     """
-    n = _phase_tasks(plan, step, phase)
+    n = plan.tasks(step, phase)
     level, index = 0, task
     while True:
         last = (n - 1) // 10**level
@@ -288,11 +313,6 @@ def summary(marker: dict) -> dict:
     return {k: marker[k] for k in SUMMARY_FIELDS if k in marker}
 
 
-def _phase_tasks(plan: dict, step: int, phase: str) -> int:
-    sp = plan["steps"][step]
-    return int(sp["num_map_tasks"] if phase == protocol.MAP else sp.get("num_reducers") or 0)
-
-
 def _group_summaries(bucket: str, job_id: str, step: int, phase: str, level: int, lo: int,
                      hi: int) -> list | None:
     """The summaries of a complete group: its done markers' (level 0) or its tallies' (None if a
@@ -316,10 +336,10 @@ def _get_tally(bucket: str, key: str) -> Any:
         return None
 
 
-def phase_summaries(bucket: str, job_id: str, plan: dict, step: int, phase: str) -> list[dict]:
+def phase_summaries(bucket: str, job_id: str, plan: Plan, step: int, phase: str) -> list[dict]:
     """Every done marker's :func:`summary` of a complete phase, in task order: the root tally's
     body in one GET, or (no root tally with summaries: one task, or a climb lost) every marker."""
-    n = _phase_tasks(plan, step, phase)
+    n = plan.tasks(step, phase)
     levels = 0
     while (n - 1) // 10**levels > 0:
         levels += 1
@@ -336,7 +356,7 @@ def phase_summaries(bucket: str, job_id: str, plan: dict, step: int, phase: str)
     return [summary(m) for m in ordered_parallel(lambda k: runtime.get_json(bucket, k), keys)]
 
 
-def _state_after_phase(bucket: str, job_id: str, plan: dict, step: int, phase: str) -> JobState:
+def _state_after_phase(bucket: str, job_id: str, plan: Plan, step: int, phase: str) -> JobState:
     """The job's state when ``phase`` of ``step`` has just completed (the tally root said so):
     that phase and every earlier one done, plus the claims and job states (two small LISTs instead
     of the whole ``status/`` prefix, which holds 2 keys a task)."""
@@ -345,7 +365,7 @@ def _state_after_phase(bucket: str, job_id: str, plan: dict, step: int, phase: s
     for s in range(step + 1):
         for ph in protocol.PHASES:
             if s < step or ph == protocol.MAP or phase == protocol.REDUCE:
-                st.done[(s, ph)] = set(range(_phase_tasks(plan, s, ph)))
+                st.done[(s, ph)] = set(range(plan.tasks(s, ph)))
     return st
 
 
@@ -353,38 +373,34 @@ def _claim(bucket: str, job_id: str, name: str, body: str = "") -> bool:
     return runtime.put_if_absent(bucket, protocol.claim_key(job_id, name), body)
 
 
-def _perform(bucket: str, job_id: str, plan: dict, action: tuple) -> bool:
-    kind = action[0]
-    if kind == "reduce":
-        s = action[1]
-        if not _claim(bucket, job_id, f"reduce-{s}"):
+def _perform(bucket: str, job_id: str, plan: Plan, action: Action) -> bool:
+    kind, s = action.kind, action.step
+    if kind in (START_REDUCE, START_MAP):
+        assert s is not None
+        if not _claim(bucket, job_id, f"{kind}-{s}"):
             return False
-        _write_map_manifest(bucket, job_id, plan, s)
-        _invoke_all(bucket, job_id, protocol.EVENT_REDUCE, s, plan["steps"][s]["num_reducers"])
+        if kind == START_REDUCE:
+            _write_map_manifest(bucket, job_id, plan, s)
+            _invoke_all(bucket, job_id, protocol.EVENT_REDUCE, s, plan.steps[s].num_reducers)
+        else:
+            _invoke_all(bucket, job_id, protocol.EVENT_MAP, s, plan.steps[s].num_map_tasks)
         return True
-    if kind == "map":
-        s = action[1]
-        if not _claim(bucket, job_id, f"map-{s}"):
-            return False
-        _invoke_all(bucket, job_id, protocol.EVENT_MAP, s, plan["steps"][s]["num_map_tasks"])
-        return True
-    if kind == "timeout":
-        _, s, phase, t, a, began = action
-        _write_timeout(bucket, job_id, plan, s, phase, t, a, began)
-        return True
-    if kind in ("retry", "speculate"):
-        _, s, phase, t, a = action
+    if kind in (TIMEOUT, RETRY, SPECULATE, FAIL):
+        phase, t, a = action.phase, action.task, action.attempt
+        assert s is not None and phase is not None and t is not None and a is not None
+        if kind == TIMEOUT:
+            _write_timeout(bucket, job_id, plan, s, phase, t, a, action.started or time.time())
+            return True
+        if kind == FAIL:
+            detail = _error_detail(bucket, job_id, s, phase, t, a)
+            reason = (f"{phase} task {t} of step {s} failed {a + 1} time(s); last error: "
+                      f"{detail.get('error_type', 'Error')}: {detail.get('message', '')}")
+            return fail_job(bucket, job_id, reason, step=s, phase=phase, task=t, attempt=a, error=detail)
         if not _claim(bucket, job_id, retry_claim(s, phase, t, a)):
             return False
         runtime.invoke(protocol.task_event(phase, bucket, job_id, s, t, a))
         return True
-    if kind == "fail":
-        _, s, phase, t, a = action
-        detail = _error_detail(bucket, job_id, s, phase, t, a)
-        reason = (f"{phase} task {t} of step {s} failed {a + 1} time(s); last error: "
-                  f"{detail.get('error_type', 'Error')}: {detail.get('message', '')}")
-        return fail_job(bucket, job_id, reason, step=s, phase=phase, task=t, attempt=a, error=detail)
-    if kind == "commit":
+    if kind == COMMIT:
         if not _claim(bucket, job_id, "commit", "commit"):
             return False
         try:
@@ -403,7 +419,7 @@ def _invoke_all(bucket: str, job_id: str, kind: str, step: int, n: int) -> None:
         pass
 
 
-def _write_map_manifest(bucket: str, job_id: str, plan: dict, step: int) -> None:
+def _write_map_manifest(bucket: str, job_id: str, plan: Plan, step: int) -> None:
     markers = phase_summaries(bucket, job_id, plan, step, protocol.MAP)
     runtime.put_json(bucket, protocol.map_manifest_key(job_id, step),
                      {"step": step, "outputs": [[m["output_key"], m["index"]] for m in markers]})
@@ -418,8 +434,9 @@ def _error_detail(bucket: str, job_id: str, s: int, phase: str, t: int, a: int) 
         raise
 
 
-def _write_timeout(bucket, job_id, plan, s, phase, t, a, began) -> None:
-    timeout = TaskLimits.from_plan(plan).task_timeout_s
+def _write_timeout(bucket: str, job_id: str, plan: Plan, s: int, phase: str, t: int, a: int,
+                   began: float) -> None:
+    timeout = plan.limits.task_timeout_s
     exc = runtime.TaskFailedError(
         f"no result {time.time() - began:.0f}s after the attempt started (function timeout "
         f"{timeout}s): it timed out or ran out of memory; see the function's logs")
@@ -441,22 +458,21 @@ def fail_job(bucket: str, job_id: str, reason: str, *, step: int | None = None,
 # Commit
 
 
-def commit(bucket: str, job_id: str, plan: dict) -> dict:
+def commit(bucket: str, job_id: str, plan: Plan) -> dict:
     """Move the winning staged parts to the output; ``_SUCCESS`` last; then done.json."""
-    out = plan["output"]
-    ob, prefix, fmt = out["bucket"], out.get("prefix", ""), out["format"]
-    last = len(plan["steps"]) - 1
-    sp = plan["steps"][last]
-    phase = protocol.REDUCE if int(sp.get("num_reducers") or 0) else protocol.MAP
+    out = plan.output
+    ob, prefix, fmt = out.bucket, out.prefix, out.format
+    last = plan.last_step
+    phase = protocol.REDUCE if plan.steps[last].num_reducers else protocol.MAP
     markers = phase_summaries(bucket, job_id, plan, last, phase)
-    if dynamodb.is_table_output(out):
+    if out.table is not None:
         return commit_table(bucket, job_id, plan, markers)
     ext = writers.extension(fmt)
 
     success_key = prefix + protocol.SUCCESS_MARKER
     s3 = runtime.s3()
     if runtime.exists(ob, success_key):
-        if not out.get("overwrite"):
+        if not out.overwrite:
             raise CommitRefusedError(
                 f"output s3://{ob}/{prefix} already committed (it has _SUCCESS); write to a new "
                 "output location or pass overwrite=True")
@@ -479,7 +495,7 @@ def commit(bucket: str, job_id: str, plan: dict) -> dict:
                                              "Quiet": True})
     committed = runtime.now_iso()
     manifest = {"job_id": job_id, "parts": parts, "records": sum(p["records"] for p in parts),
-                "inputs": out.get("inputs", []), "format": fmt, "committed": committed}
+                "inputs": list(out.inputs), "format": fmt, "committed": committed}
     runtime.put_json(ob, success_key, manifest)
     done = {"job_id": job_id, "state": protocol.SUCCEEDED, "manifest": f"s3://{ob}/{success_key}",
             "parts": [f"s3://{ob}/{p['key']}" for p in parts], "records": manifest["records"],
@@ -489,18 +505,19 @@ def commit(bucket: str, job_id: str, plan: dict) -> dict:
     return done
 
 
-def commit_table(bucket: str, job_id: str, plan: dict, markers: list[dict]) -> dict:
+def commit_table(bucket: str, job_id: str, plan: Plan, markers: list[dict]) -> dict:
     """A DynamoDB output: the items are written by the tasks; record them in the job's manifest."""
-    out = plan["output"]
+    out = plan.output
+    assert out.table is not None
     committed = runtime.now_iso()
     per_task = [int(m.get("records_out", 0)) for m in markers]
-    manifest = {"job_id": job_id, "table": out["table"], "items": sum(per_task),
+    manifest = {"job_id": job_id, "table": out.table.table, "items": sum(per_task),
                 "items_per_task": per_task, "records": sum(per_task),
-                "inputs": out.get("inputs", []), "format": out["format"], "committed": committed}
+                "inputs": list(out.inputs), "format": out.format, "committed": committed}
     key = protocol.table_manifest_key(job_id)
     runtime.put_json(bucket, key, manifest)
     done = {"job_id": job_id, "state": protocol.SUCCEEDED, "manifest": f"s3://{bucket}/{key}",
-            "table": out["table"], "parts": [], "records": manifest["records"], "committed": committed}
+            "table": out.table.table, "parts": [], "records": manifest["records"], "committed": committed}
     runtime.put_json(bucket, protocol.done_key(job_id), done)
     runtime.put_bytes(bucket, protocol.job_state_key(job_id, protocol.SUCCEEDED), b"")
     return done

@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-import types
 from typing import Any
 
 from lambda_handlers import planning, protocol, runtime
 from lambda_handlers.io import dynamodb
-from lambda_handlers.options import JobOptions, TaskLimits
+from lambda_handlers.options import JobOptions
+from lambda_handlers.plan import Plan, PlanningRequest
 from lambda_handlers.reducer import ordered_parallel
 
 log = logging.getLogger("smr.driver")
@@ -59,46 +59,29 @@ def send_all(events: list[dict]) -> list[str]:
     return failed
 
 
-class _RequestedJob:
-    """The job facts planning needs, from the planning request (no unpickling in the driver)."""
-
-    def __init__(self, req: dict):
-        job = req["job"]
-        self.name, self.output_format = job["name"], job["output_format"]
-        self.num_reducers = job.get("num_reducers")
-        self.formats = dict(job.get("input_formats") or {})
-        self.steps = [types.SimpleNamespace(reducer=s["reducer"] or None, num_reducers=s.get("num_reducers"))
-                      for s in job["steps"]]
-
-    def input_format_for(self, name: str) -> str:
-        return self.formats[name]
-
-
-def plan_job(bucket: str, job_id: str, req: dict) -> dict:
-    """List the inputs and build ``plan.json`` exactly as the control plane would."""
+def plan_job(bucket: str, req: PlanningRequest) -> Plan:
+    """List the inputs and build the plan exactly as the control plane would."""
     began = time.monotonic()
-    named = req["inputs"]
+    named = dict(req.inputs)
     objects = planning.resolve_inputs(runtime.s3(), named)
-    planning.check_output_outside_inputs(req["output"], named, objects)
+    planning.check_output_outside_inputs(req.output, named, objects)
     tables = (planning.describe_tables(runtime.client("dynamodb"), named)
               if any(dynamodb.is_dynamodb_uri(u) for uris in named.values() for u in uris) else [])
-    plan = planning.build_plan(job_id=job_id, work_bucket=bucket, job=_RequestedJob(req), inputs=named,
-                               objects=objects, output_uri=req["output"], tables=tables,
-                               options=JobOptions.from_mapping(req["options"]),
-                               limits=TaskLimits(**req["limits"]), concurrency=req.get("concurrency"))
-    plan["driver"] = {"plan_s": round(time.monotonic() - began, 3), "where": "lambda"}
-    return plan
+    plan = planning.build_plan(job_id=req.job_id, work_bucket=bucket, job=req.job, inputs=named,
+                               objects=objects, output_uri=req.output, tables=tables,
+                               options=req.options, limits=req.limits, concurrency=req.concurrency)
+    return plan.with_driver(plan_s=round(time.monotonic() - began, 3), where="lambda")
 
 
-def _plan_or_fail(bucket: str, job_id: str) -> dict | None:
+def _plan_or_fail(bucket: str, job_id: str) -> Plan | None:
     try:
         return runtime.load_plan(bucket, job_id)
     except Exception as exc:
         if not runtime.is_not_found(exc):
             raise
-    req = runtime.get_json(bucket, protocol.planning_request_key(job_id))
     try:
-        plan = plan_job(bucket, job_id, req)
+        req = PlanningRequest.from_json(runtime.get_json(bucket, protocol.planning_request_key(job_id)))
+        plan = plan_job(bucket, req)
     except Exception as exc:
         log.exception("planning job %s failed", job_id)
         body = {"job_id": job_id, "state": protocol.FAILED, "phase": "plan",
@@ -107,7 +90,7 @@ def _plan_or_fail(bucket: str, job_id: str) -> dict | None:
             runtime.put_bytes(bucket, protocol.job_state_key(job_id, protocol.FAILED), b"")
         return None
     runtime.put_if_absent(bucket, protocol.plan_key(job_id),
-                          json.dumps(plan, separators=(",", ":"), sort_keys=True))
+                          json.dumps(plan.to_json(), separators=(",", ":"), sort_keys=True))
     return runtime.load_plan(bucket, job_id)
 
 
@@ -121,8 +104,8 @@ def drive(ev: dict) -> dict:
         plan = _plan_or_fail(bucket, job_id)
         if plan is None:
             return {"error": "planning failed (see failed.json)"}
-        n = int(plan["steps"][0]["num_map_tasks"])
-        threshold = JobOptions.from_plan(plan).invoke_tree_threshold
+        n = plan.steps[0].num_map_tasks
+        threshold = plan.options.invoke_tree_threshold
         events = fan_out_events(bucket, job_id, n, threshold)
         failed = send_all(events)
     except Exception as exc:

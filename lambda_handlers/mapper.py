@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, readers, writers
 from lambda_handlers.jobspec import BatchMapper
-from lambda_handlers.options import JobOptions, TaskLimits
+from lambda_handlers.plan import Plan
 
 log = logging.getLogger("smr.mapper")
 
@@ -368,19 +368,19 @@ def checked_sink(sink: Callable[[list], None], pairs: list, role: str) -> None:
             record_preview=runtime.preview(bad)) from exc
 
 
-def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) -> dict:
+def map_task(event: dict, plan: Plan, job: Any, metrics: runtime.TaskMetrics) -> dict:
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
-    step_plan, spec = plan["steps"][step], job.steps[step]
-    budget = TaskLimits.from_plan(plan).memory_budget_bytes
+    spec = job.steps[step]
+    budget = plan.limits.memory_budget_bytes
     ser = shuffle.serializer(getattr(job, "serializer", "json"))
-    num_reducers = int(step_plan.get("num_reducers") or 0)
-    max_bad = JobOptions.from_plan(plan).max_bad_records or int(getattr(job, "max_bad_records", 0) or 0)
+    num_reducers = plan.steps[step].num_reducers
+    max_bad = plan.options.max_bad_records or int(getattr(job, "max_bad_records", 0) or 0)
 
     if step == 0:
-        if task >= len(plan["splits"]):
-            raise runtime.TaskFailedError(f"map task {task} is not in the plan ({len(plan['splits'])} splits)")
-        split = plan["splits"][task]
+        if task >= len(plan.splits):
+            raise runtime.TaskFailedError(f"map task {task} is not in the plan ({len(plan.splits)} splits)")
+        split = plan.splits[task]
         mapper = _mapper_for(spec, split)
         batch_bytes = readers.batch_block_bytes(budget)
         source = _split_source(split, metrics, batch_bytes if isinstance(mapper, BatchMapper) else 0)
@@ -413,12 +413,12 @@ def map_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) ->
 
     grouper = grouping.ExternalGrouper(ser, budget)
     records_in, bad = run_mapper(source, mapper, grouper.add_many, max_bad)
-    if dynamodb.is_table_output(plan["output"]):
-        items = dynamodb.write_output(runtime.client("dynamodb"), plan["output"],
+    if plan.output.table is not None:
+        items = dynamodb.write_output(runtime.client("dynamodb"), plan.output.table,
                                       ((k, v) for k, values in grouper.groups() for v in values))
         return {"output_key": None, "records_in": records_in, "records_out": items,
                 "bad_records": bad}
-    fmt = plan["output"]["format"]
+    fmt = plan.output.format
     part = writers.PartWriter(fmt)
     for k, values in grouper.groups():
         for v in values:

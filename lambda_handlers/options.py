@@ -2,7 +2,7 @@
 
 :class:`JobOptions` holds what one job may choose (reducers, split size, attempts, ...); it is
 validated once, when it is built, with errors that name the option, travels in ``plan.json`` as a
-plain dict and comes back typed in Lambda (:meth:`JobOptions.from_plan`). :class:`StackSettings`
+plain dict and comes back typed in Lambda (``Plan.options``, :mod:`lambda_handlers.plan`). :class:`StackSettings`
 holds what a deployment fixes for every job on the stack (function memory, timeout, layers, ...).
 
 The operator's keyword arguments, the hook, the runner, the planner and the ``smr run`` flags are
@@ -170,11 +170,6 @@ class JobOptions:
         """Options from a dict (``plan.json``, a planning request); an unknown name is an error."""
         return _from_mapping(cls, values, "job option")
 
-    @classmethod
-    def from_plan(cls, plan: Mapping[str, Any]) -> JobOptions:
-        """The options a job was planned with, read back from its ``plan.json``."""
-        return cls.from_mapping(plan.get("options") or {})
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, as ``plan.json`` stores it."""
         return dataclasses.asdict(self)
@@ -228,10 +223,6 @@ class TaskLimits:
     def __post_init__(self) -> None:
         if not self.memory_budget_bytes:
             object.__setattr__(self, "memory_budget_bytes", self.memory_mb * 1024**2 // 4)
-
-    @classmethod
-    def from_plan(cls, plan: Mapping[str, Any]) -> TaskLimits:
-        return cls(**(plan.get("limits") or {}))
 
     def to_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

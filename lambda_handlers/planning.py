@@ -26,6 +26,7 @@ from typing import Any, Iterable, Sequence
 from lambda_handlers import protocol
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
+from lambda_handlers.plan import InputPlan, OutputPlan, Plan, StepPlan
 
 
 DEFAULT_INPUT = "default"
@@ -237,7 +238,6 @@ def describe_tables(dynamodb_client: Any, inputs: dict[str, list[str]]) -> list[
                            "size_bytes": int(desc.get("TableSizeBytes") or 0)})
     return tables
 
-PLAN_VERSION = 2
 MiB = 1024**2
 # Sizing when the job gives no split_size / num_reducers (see choose_split_size, choose_num_reducers).
 DEFAULT_CONCURRENCY = 1000  # Lambda's default account concurrency, when the caller does not say
@@ -251,7 +251,6 @@ REDUCER_CORE_BYTES = 32 * MiB  # one core's worth of shuffle: more than this -> 
 MIN_SLICE_BYTES = 1 * MiB  # a reducer's slice of one map output: R <= input / (M * this)
 SPILL_FACTOR = 4  # a reducer's partition may be this many times its memory budget (it spills)
 MAX_AUTO_REDUCERS = 1000
-OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv"}
 
 
 def compression_of(key: str) -> str | None:
@@ -316,16 +315,17 @@ def table_splits(tables: list[dict], split_size: int) -> list[dict]:
 
 
 def output_spec(output_uri: str, overwrite: bool, inputs: dict[str, list[str]], work_bucket: str,
-                job_id: str, fmt: str) -> dict:
+                job_id: str, fmt: str) -> OutputPlan:
     """The plan's ``output``: an S3 folder, or a DynamoDB table (manifest under the job prefix)."""
-    listed = [u for uris in inputs.values() for u in uris]
+    listed = tuple(u for uris in inputs.values() for u in uris)
     if dynamodb.is_dynamodb_uri(output_uri):
-        return {"uri": output_uri, "bucket": work_bucket,
-                "prefix": protocol.table_manifest_key(job_id)[: -len(protocol.SUCCESS_MARKER)],
-                "overwrite": bool(overwrite), "inputs": listed, **dynamodb.output_plan(output_uri)}
+        return OutputPlan.from_json({
+            "uri": output_uri, "bucket": work_bucket,
+            "prefix": protocol.table_manifest_key(job_id)[: -len(protocol.SUCCESS_MARKER)],
+            "overwrite": bool(overwrite), "inputs": listed, **dynamodb.output_plan(output_uri)})
     out_bucket, out_prefix = output_location(output_uri)
-    return {"uri": f"s3://{out_bucket}/{out_prefix}", "bucket": out_bucket, "prefix": out_prefix,
-            "format": fmt, "overwrite": bool(overwrite), "inputs": listed}
+    return OutputPlan(uri=f"s3://{out_bucket}/{out_prefix}", bucket=out_bucket, prefix=out_prefix,
+                      format=fmt, overwrite=bool(overwrite), inputs=listed)
 
 
 def wanted_tasks(concurrency: int | None = None) -> int:
@@ -389,31 +389,32 @@ def choose_num_reducers(total_bytes: int, num_map_tasks: int, *, memory_mb: int 
 
 def plan_steps(job: Any, num_map_tasks: int, total_bytes: int,
                num_reducers: int | None = None, *, memory_mb: int = 1024,
-               concurrency: int | None = None) -> list[dict]:
-    """``[{"index", "num_map_tasks", "num_reducers"}]``: a step's own setting wins, then the
+               concurrency: int | None = None) -> tuple[StepPlan, ...]:
+    """Each step's map tasks and reducers: a step's own reducer count wins, then the
     ``num_reducers`` argument, then the job's default, then the size-based choice."""
     default = num_reducers or job.num_reducers or choose_num_reducers(
         total_bytes, num_map_tasks, memory_mb=memory_mb, concurrency=concurrency)
     steps, maps = [], num_map_tasks
     for index, step in enumerate(job.steps):
-        reducers = 0 if step.reducer is None else (step.num_reducers or default)
-        steps.append({"index": index, "num_map_tasks": maps, "num_reducers": reducers})
+        map_only = step.reducer is None or step.reducer is False  # a JobShape step says False
+        reducers = 0 if map_only else (step.num_reducers or default)
+        steps.append(StepPlan(index, maps, reducers))
         maps = reducers
-    return steps
+    return tuple(steps)
 
 
 def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, list[str]],
                objects: list[S3Object], output_uri: str, options: JobOptions,
                limits: TaskLimits = TaskLimits(), created: dt.datetime | None = None,
-               tables: Sequence[dict] = (), concurrency: int | None = None) -> dict:
-    """The ``plan.json`` document of the engine contract (``tables``: DynamoDB inputs as
+               tables: Sequence[dict] = (), concurrency: int | None = None) -> Plan:
+    """The job's :class:`~lambda_handlers.plan.Plan` (stored as ``plan.json``) (``tables``: DynamoDB inputs as
     :func:`describe_tables` returns them).
 
     Without ``options.split_size`` the split size comes from the input size and ``concurrency``
     (the functions that can run at once; None: Lambda's default 1,000), see
     :func:`choose_split_size`; without ``num_reducers`` (option, job or step) the reducer count comes
     from the input size, the map count and the functions' memory, see :func:`choose_num_reducers`.
-    The options and the stack's ``limits`` travel in the plan (``JobOptions.from_plan``).
+    The options and the stack's ``limits`` travel in the plan (``Plan.options``, ``Plan.limits``).
     """
     protocol.validate_job_id(job_id)
     table_inputs = {t["input"] for t in tables}
@@ -434,23 +435,18 @@ def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, lis
         if len(splits) > protocol.MAX_TASKS:
             raise PlanError(f"{len(splits)} splits exceed {protocol.MAX_TASKS} map tasks")
     created = created or dt.datetime.now(dt.timezone.utc)
-    return {
-        "v": PLAN_VERSION,
-        "job_id": job_id,
-        "work_bucket": work_bucket,
-        "created": created.isoformat(),
-        "job_name": job.name,
-        "options": options.to_dict(),
-        "limits": limits.to_dict(),
-        "inputs": {name: {"uris": list(uris), "format": formats[name]} for name, uris in inputs.items()},
-        "splits": splits,
-        "steps": plan_steps(job, len(splits), total_bytes, options.num_reducers,
-                            memory_mb=limits.memory_mb, concurrency=concurrency),
-        "output": output_spec(output_uri, options.overwrite, inputs, work_bucket, job_id,
-                              job.output_format),
-        "input_bytes": total_bytes,
-    }
-
-
-def output_extension(plan: dict) -> str:
-    return OUTPUT_EXTENSIONS[plan["output"]["format"]]
+    return Plan(
+        job_id=job_id,
+        work_bucket=work_bucket,
+        created=created.isoformat(),
+        job_name=job.name,
+        options=options,
+        limits=limits,
+        inputs={name: InputPlan(tuple(uris), formats[name]) for name, uris in inputs.items()},
+        splits=tuple(splits),
+        steps=plan_steps(job, len(splits), total_bytes, options.num_reducers,
+                         memory_mb=limits.memory_mb, concurrency=concurrency),
+        output=output_spec(output_uri, options.overwrite, inputs, work_bucket, job_id,
+                           job.output_format),
+        input_bytes=total_bytes,
+    )

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, writers
 from lambda_handlers.jobspec import Fold, IdentityReducer
-from lambda_handlers.options import TaskLimits
+from lambda_handlers.plan import Plan
 
 FETCH_THREADS = 16
 MIN_FETCH_WINDOW = 1 << 20
@@ -132,19 +132,18 @@ def slice_payloads(pieces: Iterable[tuple[bytes, bool]]) -> Iterator[bytes]:
             raise shuffle.ShuffleError("truncated shuffle frame at the end of a map output slice")
 
 
-def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics) -> dict:
+def reduce_task(event: dict, plan: Plan, job: Any, metrics: runtime.TaskMetrics) -> dict:
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
-    steps = plan["steps"]
-    last = step == len(steps) - 1
+    last = step == plan.last_step
     spec = job.steps[step]
     if spec.reducer is None:
         raise runtime.TaskFailedError(f"step {step} has reducers planned but no reducer function")
     ser = shuffle.serializer(getattr(job, "serializer", "json"))
-    budget = TaskLimits.from_plan(plan).memory_budget_bytes
+    budget = plan.limits.memory_budget_bytes
 
     slices = []
-    for key, index in map_outputs(bucket, job_id, step, steps[step]["num_map_tasks"]):
+    for key, index in map_outputs(bucket, job_id, step, plan.steps[step].num_map_tasks):
         offset, length = index[task]
         if length:
             slices.append((key, offset, length))
@@ -184,12 +183,12 @@ def reduce_task(event: dict, plan: dict, job: Any, metrics: runtime.TaskMetrics)
         batches, ordered = _reduce(spec.reducer, grouper.groups()), False
     outputs = itertools.chain.from_iterable(batches)
     spilled = lambda: (collector or grouper).spilled_bytes  # noqa: E731  (read after the output)
-    if last and dynamodb.is_table_output(plan["output"]):
-        items = dynamodb.write_output(runtime.client("dynamodb"), plan["output"], outputs)
+    if last and plan.output.table is not None:
+        items = dynamodb.write_output(runtime.client("dynamodb"), plan.output.table, outputs)
         return {"output_key": None, "records_in": records_in, "records_out": items,
                 "bad_records": 0, "spilled_bytes": spilled()}
     if last:
-        fmt = plan["output"]["format"]
+        fmt = plan.output.format
         if ordered:
             part = writers.PartWriter(fmt)
             for batch in batches:

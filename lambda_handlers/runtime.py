@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lambda_handlers import context, protocol
+from lambda_handlers.plan import Plan
 
 log = logging.getLogger("smr")
 
@@ -264,11 +265,12 @@ def _remember(cache: dict, key: tuple, value: Any) -> Any:
     return value
 
 
-def load_plan(bucket: str, job_id: str) -> dict:
+def load_plan(bucket: str, job_id: str) -> Plan:
+    """The job's plan, read once per warm container (a plan never changes)."""
     key = (bucket, job_id)
     plan = _plans.get(key)
     if plan is None:
-        plan = _remember(_plans, key, get_json(bucket, protocol.plan_key(job_id)))
+        plan = _remember(_plans, key, Plan.from_json(get_json(bucket, protocol.plan_key(job_id))))
     return plan
 
 

@@ -88,10 +88,10 @@ def test_templated_values_are_read_as_their_types():
 
 def test_options_round_trip_through_plan_json():
     opts = JobOptions(num_reducers=3, speculation=True, speculation_threshold=2.5, driver="lambda")
-    plan = json.loads(json.dumps({"options": opts.to_dict(), "limits": TaskLimits(512, 60).to_dict()}))
-    assert JobOptions.from_plan(plan) == opts
-    assert TaskLimits.from_plan(plan) == TaskLimits(512, 60)
-    assert TaskLimits.from_plan(plan).memory_budget_bytes == 128 * 2**20
+    doc = json.loads(json.dumps({"options": opts.to_dict(), "limits": TaskLimits(512, 60).to_dict()}))
+    assert JobOptions.from_mapping(doc["options"]) == opts
+    assert TaskLimits(**doc["limits"]) == TaskLimits(512, 60)
+    assert TaskLimits(**doc["limits"]).memory_budget_bytes == 128 * 2**20
 
 
 def test_an_unknown_option_in_a_plan_is_refused():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -16,6 +17,7 @@ import pytest
 from airflow_provider_smr import report as rp
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions
+from lambda_handlers.plan import Plan
 
 JOB = "report-job-1"
 T0 = 1_780_000_000.0
@@ -23,7 +25,11 @@ WORK = "smr-report-work"
 OUT = "smr-report-out"
 
 
-def make_plan(maps: int = 3, reducers: int = 2, timeout: int = 60) -> dict:
+def make_plan(maps: int = 3, reducers: int = 2, timeout: int = 60) -> Plan:
+    return Plan.from_json(plan_doc(maps, reducers, timeout))
+
+
+def plan_doc(maps: int = 3, reducers: int = 2, timeout: int = 60) -> dict:
     return {
         "v": 2, "job_id": JOB, "work_bucket": WORK, "job_name": "word_count",
         "created": dt.datetime.fromtimestamp(T0 - 1, dt.timezone.utc).isoformat(),
@@ -265,7 +271,7 @@ def test_collect_and_write_a_report_from_markers_in_s3(moto_s3):
 def test_the_report_of_a_failed_job_stays_out_of_its_output_location(moto_s3):
     s3 = moto_s3
     s3.create_bucket(Bucket=WORK)
-    plan = {**make_plan(maps=1, reducers=0), "job_id": "failed-job"}
+    plan = {**plan_doc(maps=1, reducers=0), "job_id": "failed-job"}
     s3.put_object(Bucket=WORK, Key=protocol.plan_key("failed-job"), Body=json.dumps(plan).encode())
     for key in (protocol.start_marker_key("failed-job", 0, "map", 0, 0),
                 protocol.error_marker_key("failed-job", 0, "map", 0, 0),
@@ -388,8 +394,9 @@ def deployed(moto_s3):
     s3 = clients.s3
     s3.create_bucket(Bucket=OUT)
     plan, listed, done, errors = scenario()
-    plan["work_bucket"] = stack.work_bucket
-    s3.put_object(Bucket=stack.work_bucket, Key=protocol.plan_key(JOB), Body=json.dumps(plan).encode())
+    plan = dataclasses.replace(plan, work_bucket=stack.work_bucket)
+    s3.put_object(Bucket=stack.work_bucket, Key=protocol.plan_key(JOB),
+                  Body=json.dumps(plan.to_json()).encode())
     for obj in listed:
         payload = done.get(obj["Key"])
         s3.put_object(Bucket=stack.work_bucket, Key=obj["Key"],

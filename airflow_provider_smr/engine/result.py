@@ -16,6 +16,7 @@ from collections import Counter
 from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds
 from airflow_provider_smr.engine.requests import S3_TYPES
 from lambda_handlers import protocol
+from lambda_handlers.plan import Plan
 
 
 def _epoch(iso: str | None) -> float | None:
@@ -43,7 +44,7 @@ def estimated_task_requests(phase: str, step: int, num_map_tasks: int) -> Counte
     return Counter({"GET": 3 + num_map_tasks, "HEAD": 1, "PUT": 3})
 
 
-def build_result(plan: dict, done: dict, manifest: dict, markers: dict[tuple[int, str], list[dict]],
+def build_result(plan: Plan, done: dict, manifest: dict, markers: dict[tuple[int, str], list[dict]],
                  *, attempts: int, memory_mb: int, driver_requests: dict[str, int] | None = None,
                  driver_invokes: int = 0) -> dict:
     """The result dict of a succeeded job.
@@ -53,15 +54,15 @@ def build_result(plan: dict, done: dict, manifest: dict, markers: dict[tuple[int
     :param driver_requests: S3 requests the control plane made, by type.
     :param driver_invokes: Lambda invokes the control plane made (fan-out, deadline checks).
     """
-    steps = plan["steps"]
+    steps = plan.steps
     first_maps = markers.get((0, protocol.MAP), [])
     last = steps[-1]
-    last_phase = protocol.REDUCE if last["num_reducers"] else protocol.MAP
-    last_bodies = markers.get((last["index"], last_phase), [])
-    shuffle = sum(b.get("bytes_out", 0) for s in steps if s["num_reducers"]
-                  for b in markers.get((s["index"], protocol.MAP), []))
+    last_phase = protocol.REDUCE if last.num_reducers else protocol.MAP
+    last_bodies = markers.get((last.index, last_phase), [])
+    shuffle = sum(b.get("bytes_out", 0) for s in steps if s.num_reducers
+                  for b in markers.get((s.index, protocol.MAP), []))
     all_bodies = [b for bodies in markers.values() for b in bodies]
-    tasks = sum(s["num_map_tasks"] + s["num_reducers"] for s in steps)
+    tasks = sum(s.num_map_tasks + s.num_reducers for s in steps)
     counters = {
         "records_read": sum(b.get("records_in", 0) for b in first_maps),
         "map_output_records": sum(b.get("records_out", 0) for b in first_maps),
@@ -69,28 +70,28 @@ def build_result(plan: dict, done: dict, manifest: dict, markers: dict[tuple[int
         "output_records": manifest.get("records", sum(b.get("records_out", 0) for b in last_bodies)),
         "bytes_read": sum(b.get("bytes_in", 0) for b in first_maps),
         "shuffle_bytes": shuffle,
-        "map_tasks": sum(s["num_map_tasks"] for s in steps),
-        "reduce_tasks": sum(s["num_reducers"] for s in steps),
+        "map_tasks": sum(s.num_map_tasks for s in steps),
+        "reduce_tasks": sum(s.num_reducers for s in steps),
         "attempts": attempts,
         "retried_attempts": max(0, attempts - tasks),
         "bad_records": sum(b.get("bad_records", 0) for b in all_bodies),
     }
 
-    created = _epoch(plan.get("created")) or 0.0
+    created = _epoch(plan.created) or 0.0
     committed = _epoch(done.get("committed")) or created
-    driver = plan.get("driver", {})
+    driver = plan.driver
     last_finished = max((b.get("finished", 0.0) for b in all_bodies), default=created)
     timings = {
         "plan_s": round(driver.get("plan_s", 0.0), 3),
-        "map_s": round(sum(_span(markers.get((s["index"], protocol.MAP), [])) for s in steps), 3),
-        "reduce_s": round(sum(_span(markers.get((s["index"], protocol.REDUCE), [])) for s in steps), 3),
+        "map_s": round(sum(_span(markers.get((s.index, protocol.MAP), [])) for s in steps), 3),
+        "reduce_s": round(sum(_span(markers.get((s.index, protocol.REDUCE), [])) for s in steps), 3),
         "commit_s": round(max(0.0, committed - last_finished), 3),
         "total_s": round(max(0.0, committed - created) + driver.get("plan_s", 0.0), 3),
     }
 
     task_requests: Counter = Counter()
     for (step, phase), bodies in markers.items():
-        maps = steps[step]["num_map_tasks"]
+        maps = steps[step].num_map_tasks
         for b in bodies:
             reported = b.get("requests")
             if reported:  # by operation name (GetObject, ...) -> by request type (GET, ...)
@@ -100,21 +101,21 @@ def build_result(plan: dict, done: dict, manifest: dict, markers: dict[tuple[int
     # Coordinator: one LIST per notification (one per task attempt), claims and the commit.
     num_parts = len(done.get("parts", []))
     task_requests.update({"LIST": attempts + 1, "PUT": len(steps) * 2 + 3, "COPY": num_parts,
-                          "GET": last["num_reducers"] or last["num_map_tasks"]})
+                          "GET": last.num_reducers or last.num_map_tasks})
     driver_requests = Counter(driver_requests or {})
     s3_requests = dict(sorted((task_requests + driver_requests).items()))
     # Invokes: every task attempt, one coordinator call per attempt, plus the driver's own.
     lambda_invokes = 2 * attempts + driver_invokes
     gb_s = sum(gb_seconds(b.get("duration_s", 0.0), b.get("memory_mb") or memory_mb) for b in all_bodies)
 
-    table = {"table": plan["output"]["table"]} if plan["output"].get("table") else {}
+    table = {"table": plan.output.table.table} if plan.output.table is not None else {}
     return {
         **table,
-        "job_id": plan["job_id"],
+        "job_id": plan.job_id,
         "status": protocol.SUCCEEDED,
-        "job_name": plan.get("job_name"),
-        "output": plan["output"]["uri"],
-        "manifest": done.get("manifest") or plan["output"]["uri"] + protocol.SUCCESS_MARKER,
+        "job_name": plan.job_name or None,
+        "output": plan.output.uri,
+        "manifest": done.get("manifest") or plan.output.uri + protocol.SUCCESS_MARKER,
         "parts": list(done.get("parts", [])),
         "records": counters["output_records"],
         "counters": counters,

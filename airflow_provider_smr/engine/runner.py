@@ -26,6 +26,7 @@ from airflow_provider_smr.job import MapReduceJob, check_runtime, load_job
 from lambda_handlers import protocol
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, TaskLimits
+from lambda_handlers.plan import JobShape, Plan, PlanningRequest, StepShape
 from lambda_handlers.planning import (build_plan, check_output_outside_inputs, describe_tables,
                                       list_objects, normalize_inputs, output_location,
                                       parse_s3_uri, resolve_inputs)
@@ -82,7 +83,7 @@ class JobRunner:
         self.clients = clients
         self.stack = stack
         self.log = logger or log
-        self._plans: dict[str, dict] = {}
+        self._plans: dict[str, Plan] = {}
         self._account_concurrency: int | None = None
         self._trackers: dict[str, ProgressTracker] = {}
 
@@ -137,15 +138,14 @@ class JobRunner:
             plan = build_plan(job_id=job_id, work_bucket=self.bucket, job=job, inputs=named,
                               objects=objects, output_uri=output, tables=tables, options=options,
                               limits=limits, concurrency=concurrency)
-            plan["driver"] = {"plan_s": round(time.monotonic() - began, 3)}
+            plan = plan.with_driver(plan_s=round(time.monotonic() - began, 3))
             if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled):
                 self.log.info("job %s was created concurrently: not starting it again", job_id)
                 return job_id
             self._plans[job_id] = plan
-            steps = ", ".join(f"{s['num_map_tasks']}x{s['num_reducers']}" for s in plan["steps"])
+            steps = ", ".join(f"{s.num_map_tasks}x{s.num_reducers}" for s in plan.steps)
             self.log.info("job %s (%s): %d splits, %d input bytes, steps (maps x reducers) %s -> %s",
-                          job_id, job.name, len(plan["splits"]), plan["input_bytes"], steps,
-                          plan["output"]["uri"])
+                          job_id, job.name, len(plan.splits), plan.input_bytes, steps, plan.output.uri)
             self._fan_out(plan, None, options.max_concurrency)
         return job_id
 
@@ -170,17 +170,14 @@ class JobRunner:
                       pickled: bytes) -> None:
         """Serverless driver: upload job.pkl and the planning request, then invoke the driver
         function, which lists the inputs, writes ``plan.json``, fans the map tasks out and exits."""
-        request = {
-            "job_id": job_id, "inputs": named, "output": output, "options": options.to_dict(),
-            "limits": limits.to_dict(), "concurrency": concurrency,
-            "job": {"name": job.name, "output_format": job.output_format,
-                    "num_reducers": job.num_reducers,
-                    "input_formats": {name: job.input_format_for(name) for name, uris in named.items()
-                                      if not any(dynamodb.is_dynamodb_uri(u) for u in uris)},
-                    "steps": [{"reducer": s.reducer is not None, "num_reducers": s.num_reducers}
-                              for s in job.steps]}}
+        shape = JobShape(job.name, job.output_format,
+                         tuple(StepShape(s.reducer is not None, s.num_reducers) for s in job.steps),
+                         job.num_reducers,
+                         {name: job.input_format_for(name) for name, uris in named.items()
+                          if not any(dynamodb.is_dynamodb_uri(u) for u in uris)})
+        request = PlanningRequest(job_id, named, output, shape, options, limits, concurrency)
         key = protocol.planning_request_key(job_id)
-        if not submit_mod.put_if_absent(self.s3, self.bucket, key, json.dumps(request).encode()):
+        if not submit_mod.put_if_absent(self.s3, self.bucket, key, json.dumps(request.to_json()).encode()):
             self.log.info("job %s was requested concurrently: not starting it again", job_id)
             return
         self.s3.put_object(Bucket=self.bucket, Key=protocol.job_pickle_key(job_id), Body=pickled)
@@ -201,13 +198,13 @@ class JobRunner:
             raise OutputExistsError(f"output {output!r} already holds a committed result (_SUCCESS); "
                                     "pass overwrite=True to replace it")
 
-    def _fan_out(self, plan: dict, tasks: list[int] | None, max_concurrency: int | None) -> None:
+    def _fan_out(self, plan: Plan, tasks: list[int] | None, max_concurrency: int | None) -> None:
         events = submit_mod.map_events(plan, tasks)
         began = time.monotonic()
         stats = submit_mod.fan_out(self.lambda_, self.stack.functions["mapper"], events,
                                    max_concurrency=max_concurrency)
-        reqs.add(plan["job_id"], reqs.LAMBDA_INVOKE, stats["tries"])
-        submit_mod.put_if_absent(self.s3, self.bucket, protocol.claim_key(plan["job_id"],
+        reqs.add(plan.job_id, reqs.LAMBDA_INVOKE, stats["tries"])
+        submit_mod.put_if_absent(self.s3, self.bucket, protocol.claim_key(plan.job_id,
                                  submit_mod.FANOUT_CLAIM), b"fanned-out")
         self.log.info("invoked %d map tasks in %.2fs (%d throttled tries)", stats["invokes"],
                       time.monotonic() - began, stats["tries"] - stats["invokes"])
@@ -248,17 +245,17 @@ class JobRunner:
             return (self._exists(protocol.plan_key(job_id))
                     or self._exists(protocol.planning_request_key(job_id)))
 
-    def plan(self, job_id: str) -> dict:
-        """The job's ``plan.json`` (read once per runner: it never changes)."""
+    def plan(self, job_id: str) -> Plan:
+        """The job's plan (``plan.json``, read once per runner: it never changes)."""
         if job_id not in self._plans:
             with reqs.job_context(job_id):
-                plan = self._get_json(protocol.plan_key(job_id))
-            if plan is None:
-                plan = self._await_driver_plan(job_id)
-            if plan is None:
+                doc = self._get_json(protocol.plan_key(job_id))
+            if doc is None:
+                doc = self._await_driver_plan(job_id)
+            if doc is None:
                 raise JobNotFoundError(f"no job {job_id!r} in s3://{self.bucket}/ (stack "
                                        f"{self.stack.stack_name})")
-            self._plans[job_id] = plan
+            self._plans[job_id] = Plan.from_json(doc)
         return self._plans[job_id]
 
     def _await_driver_plan(self, job_id: str, timeout_s: float = 300.0) -> dict | None:

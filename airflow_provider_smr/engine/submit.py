@@ -47,9 +47,9 @@ def put_if_absent(s3: Any, bucket: str, key: str, body: bytes) -> bool:
         raise
 
 
-def write_job(s3: Any, bucket: str, job_id: str, plan: dict, pickled: bytes) -> bool:
+def write_job(s3: Any, bucket: str, job_id: str, plan: Plan, pickled: bytes) -> bool:
     """Write ``plan.json`` (put-if-absent) then ``job.pkl``; False when the job id already exists."""
-    body = json.dumps(plan, separators=(",", ":"), sort_keys=True).encode()
+    body = json.dumps(plan.to_json(), separators=(",", ":"), sort_keys=True).encode()
     if not put_if_absent(s3, bucket, protocol.plan_key(job_id), body):
         return False
     s3.put_object(Bucket=bucket, Key=protocol.job_pickle_key(job_id), Body=pickled)
@@ -110,19 +110,19 @@ def fan_out(lambda_client: Any, function_name: str, events: Iterable[dict], *,
     return {"invokes": len(events), "tries": sum(tries)}
 
 
-def map_events(plan: dict, tasks: Iterable[int] | None = None) -> list[dict]:
+def map_events(plan: Plan, tasks: Iterable[int] | None = None) -> list[dict]:
     """Attempt-0 events of step 0's map tasks (all of them, or ``tasks``)."""
-    bucket, job_id = plan["work_bucket"], plan["job_id"]
-    indices = range(plan["steps"][0]["num_map_tasks"]) if tasks is None else tasks
+    bucket, job_id = plan.work_bucket, plan.job_id
+    indices = range(plan.steps[0].num_map_tasks) if tasks is None else tasks
     return [protocol.task_event(protocol.EVENT_MAP, bucket, job_id, 0, i, 0) for i in indices]
 
 
-def unstarted_map_tasks(plan: dict, listed: Iterable[dict]) -> list[int]:
+def unstarted_map_tasks(plan: Plan, listed: Iterable[dict]) -> list[int]:
     """Step 0 map tasks with no marker at all (never started, or never invoked)."""
-    job_id = plan["job_id"]
+    job_id = plan.job_id
     seen: set[int] = set()
     for obj in listed:
         k = protocol.parse_status_key(job_id, obj["Key"])
         if k is not None and k.step == 0 and k.phase == protocol.MAP:
             seen.add(k.task)
-    return [i for i in range(plan["steps"][0]["num_map_tasks"]) if i not in seen]
+    return [i for i in range(plan.steps[0].num_map_tasks) if i not in seen]

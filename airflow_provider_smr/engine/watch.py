@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from lambda_handlers import protocol
-from lambda_handlers.options import JobOptions, TaskLimits
+from lambda_handlers.plan import Plan
 
 
 @dataclass
@@ -88,21 +88,20 @@ def _epoch(value: Any) -> float:
     return float(value or 0)
 
 
-def status_from_listing(plan: dict, listed: Iterable[dict], now: float | None = None) -> JobStatus:
+def status_from_listing(plan: Plan, listed: Iterable[dict], now: float | None = None) -> JobStatus:
     """The job's state and per-phase progress from the objects listed under its ``status/`` prefix.
 
     :param plan: the job's ``plan.json`` (for task totals and the task timeout).
     :param listed: boto3 ``Contents`` entries (``Key``, ``LastModified``); other keys are ignored.
     :param now: epoch seconds used for deadlines (default: the current time).
     """
-    job_id = plan["job_id"]
+    job_id = plan.job_id
     now = time.time() if now is None else now
-    deadline = (TaskLimits.from_plan(plan).task_timeout_s
-                + JobOptions.from_plan(plan).deadline_grace_s)
-    steps = [{protocol.MAP: PhaseProgress(s["num_map_tasks"])} for s in plan["steps"]]
-    for progress, s in zip(steps, plan["steps"]):
-        if s["num_reducers"]:
-            progress[protocol.REDUCE] = PhaseProgress(s["num_reducers"])
+    deadline = plan.limits.task_timeout_s + plan.options.deadline_grace_s
+    steps = [{protocol.MAP: PhaseProgress(s.num_map_tasks)} for s in plan.steps]
+    for progress, s in zip(steps, plan.steps):
+        if s.num_reducers:
+            progress[protocol.REDUCE] = PhaseProgress(s.num_reducers)
 
     done: set[tuple[int, str, int]] = set()
     latest: dict[tuple[int, str, int], int] = {}  # highest attempt started or failed
@@ -218,9 +217,9 @@ class ProgressTracker:
     :param now: epoch seconds used when the plan carries no ``created`` time.
     """
 
-    def __init__(self, plan: dict, now: float | None = None) -> None:
+    def __init__(self, plan: Plan, now: float | None = None) -> None:
         self.plan = plan
-        self.job_id = plan["job_id"]
+        self.job_id = plan.job_id
         self.started = _created(plan) or (time.time() if now is None else now)
         self.bodies: dict[str, dict] = {}  # done-marker key -> body
         self._asked: set[str] = set()
@@ -272,8 +271,8 @@ class ProgressTracker:
                 f"{short_count(rate(totals['records']))} records/s | elapsed {format_elapsed(elapsed)}")
 
 
-def _created(plan: dict) -> float | None:
-    value = plan.get("created")
+def _created(plan: Plan) -> float | None:
+    value = plan.created
     if not value:
         return None
     try:
@@ -350,10 +349,10 @@ class WatchPolicy:
     timeout: float | None = None
 
     @classmethod
-    def for_plan(cls, plan: dict, *, defer_attention: bool = False,
+    def for_plan(cls, plan: Plan, *, defer_attention: bool = False,
                  timeout: float | None = None) -> WatchPolicy:
-        """The policy for a job from its ``plan.json``."""
-        return cls(speculation=JobOptions.from_plan(plan).speculation,
+        """The policy for a job from its plan."""
+        return cls(speculation=plan.options.speculation,
                    defer_attention=defer_attention, timeout=timeout)
 
 

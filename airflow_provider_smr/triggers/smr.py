@@ -13,6 +13,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from lambda_handlers import protocol
+from lambda_handlers.plan import Plan
 
 # The statuses an SMRJobTrigger event can carry.
 SUCCESS = "success"
@@ -109,7 +110,7 @@ class SMRJobTrigger(BaseTrigger):
     async def _watch(self) -> dict[str, Any]:
         from airflow_provider_smr.engine import watch
 
-        plan: dict[str, Any] | None = None
+        plan: Plan | None = None
         tracker: watch.ProgressTracker | None = None
         policy: watch.WatchPolicy | None = None
         last_progress = None
@@ -118,7 +119,8 @@ class SMRJobTrigger(BaseTrigger):
         async with s3_reader(self.s3_hook()) as s3:
             while True:
                 if plan is None:
-                    plan = await s3.get_json(self.work_bucket, protocol.plan_key(self.job_id))
+                    doc = await s3.get_json(self.work_bucket, protocol.plan_key(self.job_id))
+                    plan = Plan.from_json(doc) if doc is not None else None
                 listed = await s3.list(self.work_bucket, protocol.status_prefix(self.job_id))
                 if plan is None:  # not planned yet (the driver function plans): only a verdict counts
                     event = await self._event_for_state(terminal_state(self.job_id, listed), s3)

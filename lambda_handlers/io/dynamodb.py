@@ -29,7 +29,10 @@ import random
 import time
 import urllib.parse
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+
+if TYPE_CHECKING:
+    from lambda_handlers.plan import TableOutput
 
 SCHEME = "dynamodb://"
 FORMAT = "dynamodb"
@@ -323,10 +326,6 @@ def ensure_table(client: Any, table: str, key_attribute: str = "key", key_type: 
         sleep(1.0)
 
 
-def is_table_output(plan_output: dict[str, Any]) -> bool:
-    return plan_output.get("format") == FORMAT
-
-
 def output_plan(uri: str) -> dict[str, Any]:
     """The plan's ``output`` fields of a ``dynamodb://`` output (besides uri/inputs/overwrite)."""
     loc = parse_uri(uri)
@@ -335,9 +334,8 @@ def output_plan(uri: str) -> dict[str, Any]:
             "create_table": loc["create_table"]}
 
 
-def write_output(client: Any, plan_output: dict[str, Any], outs: Iterable[Any]) -> int:
+def write_output(client: Any, output: TableOutput, outs: Iterable[Any]) -> int:
     """Write a final task's output items to the plan's table; return the item count."""
-    table = plan_output["table"]
-    writer = ItemWriter(client, table, plan_output.get("key_attribute", "key"),
-                        plan_output.get("value_attribute", "value"), key_names(client, table))
+    writer = ItemWriter(client, output.table, output.key_attribute, output.value_attribute,
+                        key_names(client, output.table))
     return writer.write_all(outs)

@@ -78,7 +78,7 @@ def test_word_count_over_10000_items_in_several_segments_is_exact(engine):
     output = f"s3://{DATA}/out/{fresh('wc')}/"
     result = runner.run(job, input=f"dynamodb://{table}?segments=4", output=output,
                         poll_interval=POLL, timeout=TIMEOUT)
-    splits = runner.plan(result["job_id"])["splits"]
+    splits = runner.plan(result["job_id"]).splits
     assert [(s["format"], s["table"], s["segment"], s["total_segments"]) for s in splits] == \
         [("dynamodb", table, i, 4) for i in range(4)]
     assert dict(read_records(clients.s3, result)) == dict(expected)

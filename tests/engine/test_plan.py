@@ -24,6 +24,7 @@ from airflow_provider_smr.engine.plan import (
 MiB = 2**20
 from airflow_provider_smr.job import MapReduceJob, Step
 from lambda_handlers.options import JobOptions, TaskLimits
+from lambda_handlers.plan import StepPlan
 
 
 def tokenize(line):
@@ -60,12 +61,12 @@ def test_an_automatic_split_size_leaves_no_tiny_tail_a_given_one_is_exact():
     plan = build_plan(job_id="j1", work_bucket="work", job=MapReduceJob(mapper=tokenize),
                       inputs={"default": ["s3://in/a"]}, objects=[obj("a", 64 * MiB + 1000)],
                       output_uri="s3://out/res", options=JobOptions())
-    assert [s["end"] - s["start"] for s in plan["splits"]] == [8 * MiB] * 7 + [8 * MiB + 1000]
-    assert plan["steps"][0]["num_map_tasks"] == 8
+    assert [s["end"] - s["start"] for s in plan.splits] == [8 * MiB] * 7 + [8 * MiB + 1000]
+    assert plan.steps[0].num_map_tasks == 8
     few = build_plan(job_id="j2", work_bucket="work", job=MapReduceJob(mapper=tokenize, reducer=total),
                      inputs={"default": ["s3://in/a"]}, objects=[obj("a", 1024 * MiB)],
                      output_uri="s3://out/res", concurrency=2, options=JobOptions())
-    assert few["steps"] == [{"index": 0, "num_map_tasks": 8, "num_reducers": 8}]
+    assert few.steps == (StepPlan(index=0, num_map_tasks=8, num_reducers=8),)
 
 
 def test_split_ranges_are_pinned_to_the_etag_and_carry_format():
@@ -138,12 +139,12 @@ def test_step_reducers_prefer_step_then_argument_then_job_then_size():
     job = MapReduceJob(steps=[Step(mapper=tokenize, reducer=total),
                               Step(mapper=tokenize, reducer=total, num_reducers=1),
                               Step(mapper=tokenize)], num_reducers=3)
-    assert plan_steps(job, 7, 10) == [
-        {"index": 0, "num_map_tasks": 7, "num_reducers": 3},
-        {"index": 1, "num_map_tasks": 3, "num_reducers": 1},
-        {"index": 2, "num_map_tasks": 1, "num_reducers": 0}]
-    assert plan_steps(job, 7, 10, num_reducers=5)[0]["num_reducers"] == 5
-    assert plan_steps(MapReduceJob(mapper=tokenize, reducer=total), 7, 10)[0]["num_reducers"] == 1
+    assert plan_steps(job, 7, 10) == (
+        StepPlan(index=0, num_map_tasks=7, num_reducers=3),
+        StepPlan(index=1, num_map_tasks=3, num_reducers=1),
+        StepPlan(index=2, num_map_tasks=1, num_reducers=0))
+    assert plan_steps(job, 7, 10, num_reducers=5)[0].num_reducers == 5
+    assert plan_steps(MapReduceJob(mapper=tokenize, reducer=total), 7, 10)[0].num_reducers == 1
 
 
 def test_plan_document_follows_the_contract():
@@ -152,6 +153,7 @@ def test_plan_document_follows_the_contract():
                       objects=[obj("a", 150)], output_uri="s3://out/res",
                       options=JobOptions(split_size=100, num_reducers=2, max_attempts=4, max_bad_records=3, overwrite=True),
                       limits=TaskLimits(memory_mb=2048, task_timeout_s=60))
+    plan = plan.to_json()
     assert plan["v"] == 2 and plan["job_id"] == "j1" and plan["work_bucket"] == "work"
     assert plan["options"] == {"num_reducers": 2, "split_size": 100, "max_concurrency": None,
                                "max_attempts": 4, "max_bad_records": 3, "speculation": False,

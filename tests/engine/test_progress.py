@@ -22,6 +22,7 @@ from airflow_provider_smr.engine.watch import (ProgressTracker, WatchPolicy, Wat
                                                format_elapsed, short_count, status_from_listing,
                                                watch_step)
 from lambda_handlers import protocol
+from lambda_handlers.plan import Plan
 
 T0 = 1_800_000_000.0  # the plan's creation time (epoch seconds)
 MIB = 1024**2
@@ -29,6 +30,10 @@ WORK, DATA = "smr-progress-work", "smr-progress-data"
 
 
 def plan_for(job_id, maps=4, reducers=2, speculation=False):
+    return Plan.from_json(plan_doc(job_id, maps, reducers, speculation))
+
+
+def plan_doc(job_id, maps=4, reducers=2, speculation=False):
     return {"job_id": job_id, "job_name": "progress",
             "created": dt.datetime.fromtimestamp(T0, dt.timezone.utc).isoformat(),
             "limits": {"task_timeout_s": 60}, "options": {"speculation": speculation},
@@ -92,8 +97,8 @@ def test_records_and_bytes_count_the_first_steps_maps_only():
 
 def test_elapsed_counts_from_the_plans_creation_or_first_sight_without_it():
     assert ProgressTracker(plan_for("j-5")).elapsed(T0 + 75) == 75
-    bare = {k: v for k, v in plan_for("j-5").items() if k != "created"}
-    assert ProgressTracker(bare, now=T0 + 5).elapsed(T0 + 7) == 2
+    bare = {k: v for k, v in plan_doc("j-5").items() if k != "created"}
+    assert ProgressTracker(Plan.from_json(bare), now=T0 + 5).elapsed(T0 + 7) == 2
 
 
 def test_a_line_is_due_every_interval_and_at_once_on_a_phase_change():
@@ -160,7 +165,7 @@ class ScriptedJob:
 
     def __init__(self, s3, maps=4, reducers=2, speculation=False):
         self.s3, self.job_id = s3, f"progress-{uuid.uuid4().hex[:8]}"
-        self.plan = plan_for(self.job_id, maps, reducers, speculation)
+        self.plan = plan_doc(self.job_id, maps, reducers, speculation)
         self.now = T0
         self.put(protocol.plan_key(self.job_id), self.plan)
         self.script = {

@@ -74,8 +74,8 @@ def test_serverless_driver_output_is_byte_identical_to_the_worker_driver(engine)
                                    poll_interval=POLL, timeout=TIMEOUT,
                                    options=JobOptions(split_size=4096, driver=mode))
     plans = {mode: runner.plan(r["job_id"]) for mode, r in results.items()}
-    assert plans["lambda"]["driver"]["where"] == "lambda"  # listed and planned inside Lambda
-    assert plans["lambda"]["splits"] == plans["worker"]["splits"] and len(plans["lambda"]["splits"]) > 10
+    assert plans["lambda"].driver["where"] == "lambda"  # listed and planned inside Lambda
+    assert plans["lambda"].splits == plans["worker"].splits and len(plans["lambda"].splits) > 10
     assert part_bytes(s3, results["lambda"]) == part_bytes(s3, results["worker"])
     counts = dict(json.loads(line).values() for b in part_bytes(s3, results["lambda"])
                   for line in b.decode().splitlines())
@@ -131,8 +131,8 @@ def test_a_job_over_the_tree_threshold_fans_out_through_invokers_on_the_local_st
                         timeout=TIMEOUT,
                         options=JobOptions(split_size=len(body) // 250, driver="lambda", invoke_tree_threshold=100))
     plan = runner.plan(result["job_id"])
-    assert len(plan["splits"]) == 250 and plan["driver"]["where"] == "lambda"
-    assert plan["options"]["invoke_tree_threshold"] == 100
+    assert len(plan.splits) == 250 and plan.driver["where"] == "lambda"
+    assert plan.options.invoke_tree_threshold == 100
     assert driver_invocations(logs, driver_fn) - runs_before == 1 + 2  # drive, then two invokers
     counts = dict(json.loads(line).values() for b in part_bytes(s3, result)
                   for line in b.decode().splitlines())

@@ -20,9 +20,10 @@ from airflow_provider_smr.engine.submit import (
     write_job,
 )
 from lambda_handlers import protocol
+from lambda_handlers.plan import Plan
 
-PLAN = {"job_id": "j1", "work_bucket": "work-bucket", "steps": [{"index": 0, "num_map_tasks": 4,
-                                                                  "num_reducers": 1}]}
+PLAN = Plan.from_json({"job_id": "j1", "work_bucket": "work-bucket",
+                       "steps": [{"index": 0, "num_map_tasks": 4, "num_reducers": 1}]})
 
 
 def throttled():
@@ -99,8 +100,8 @@ def test_plan_is_written_once_and_a_second_submit_is_refused(monkeypatch):
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="work-bucket")
-        assert write_job(s3, "work-bucket", "j1", {"n": 1}, b"pickle-1")
-        assert not write_job(s3, "work-bucket", "j1", {"n": 2}, b"pickle-2")
+        assert write_job(s3, "work-bucket", "j1", PLAN, b"pickle-1")
+        assert not write_job(s3, "work-bucket", "j1", PLAN.with_driver(n=2), b"pickle-2")
         plan = json.loads(s3.get_object(Bucket="work-bucket", Key=protocol.plan_key("j1"))["Body"].read())
         pickled = s3.get_object(Bucket="work-bucket", Key=protocol.job_pickle_key("j1"))["Body"].read()
-        assert plan == {"n": 1} and pickled == b"pickle-1"
+        assert plan == PLAN.to_json() and pickled == b"pickle-1"

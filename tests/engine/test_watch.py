@@ -12,14 +12,16 @@ from airflow_provider_smr.engine.watch import (NEEDS_ATTENTION, TIMED_OUT, Progr
                                                status_from_listing, watch_step)
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions
+from lambda_handlers.plan import Plan
 
 DEADLINE_GRACE_S = JobOptions().deadline_grace_s
 
 JOB = "job-1"
 NOW = 1_000_000.0
-PLAN = {"job_id": JOB, "limits": {"task_timeout_s": 60},
-        "steps": [{"index": 0, "num_map_tasks": 3, "num_reducers": 2},
-                  {"index": 1, "num_map_tasks": 2, "num_reducers": 1}]}
+PLAN_DOC = {"job_id": JOB, "limits": {"task_timeout_s": 60},
+            "steps": [{"index": 0, "num_map_tasks": 3, "num_reducers": 2},
+                      {"index": 1, "num_map_tasks": 2, "num_reducers": 1}]}
+PLAN = Plan.from_json(PLAN_DOC)
 
 
 def entry(key, age=0.0):
@@ -236,7 +238,7 @@ def test_a_step_leaves_the_state_it_was_given_unchanged():
 
 
 def test_policy_reads_speculation_from_the_plan():
-    assert WatchPolicy.for_plan({**PLAN, "options": {"speculation": True}}).speculation
+    assert WatchPolicy.for_plan(Plan.from_json({**PLAN_DOC, "options": {"speculation": True}})).speculation
     assert WatchPolicy.for_plan(PLAN, defer_attention=True, timeout=5) == WatchPolicy(False, True, 5)
 
 

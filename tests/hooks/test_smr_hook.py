@@ -60,7 +60,7 @@ def plan_job(s3, job_id):
                       inputs={"default": ["s3://in-bucket/a"]},
                       objects=[S3Object("default", "in-bucket", "a", 10, "e")],
                       output_uri="s3://out-bucket/o/", options=JobOptions())
-    s3.put_object(Bucket=WORK, Key=protocol.plan_key(job_id), Body=json.dumps(plan).encode())
+    s3.put_object(Bucket=WORK, Key=protocol.plan_key(job_id), Body=json.dumps(plan.to_json()).encode())
 
 
 def test_every_client_uses_the_connections_endpoint_and_region(hook, endpoint):

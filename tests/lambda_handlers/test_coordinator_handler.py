@@ -12,6 +12,7 @@ import pytest
 
 from lambda_handlers import coordinator, driver, mapper, protocol, reducer, runtime
 from lambda_handlers.jobspec import JobSpec, StepSpec
+from lambda_handlers.plan import Plan
 
 
 def words(line):
@@ -168,7 +169,7 @@ def test_done_marker_carries_metrics(harness, chain):
 
 
 def _finisher(s3, job_id: str, n: int):
-    plan = {"steps": [{"index": 0, "num_map_tasks": n, "num_reducers": 1}]}
+    plan = Plan.from_json({"job_id": job_id, "steps": [{"index": 0, "num_map_tasks": n, "num_reducers": 1}]})
 
     def finish(task: int) -> bool:
         s3.put_object(Bucket="smr-work-test", Key=protocol.start_marker_key(job_id, 0, "map", task, 0), Body=b"")

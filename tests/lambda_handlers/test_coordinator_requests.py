@@ -18,6 +18,7 @@ from lambda_handlers.jobspec import JobSpec, StepSpec
 from airflow_provider_smr.cost import shuffle_put_budget
 
 from tests.lambda_handlers.conftest import FUNCTIONS
+from lambda_handlers.plan import Plan
 
 M, R = 30, 3
 
@@ -112,7 +113,7 @@ def test_the_root_tally_lists_the_phase_and_a_lost_climb_falls_back_to_the_marke
     from lambda_handlers import coordinator
 
     s3, bucket, job_id, n = harness.s3, "smr-work-test", "tally-summaries", 23
-    plan = {"steps": [{"index": 0, "num_map_tasks": n, "num_reducers": 1}]}
+    plan = Plan.from_json({"job_id": job_id, "steps": [{"index": 0, "num_map_tasks": n, "num_reducers": 1}]})
     for t in reversed(range(n)):
         body = {"task": t, "output_key": f"k{t}", "index": [0, t], "duration_s": 1.5, "requests": {}}
         s3.put_object(Bucket=bucket, Key=protocol.done_marker_key(job_id, 0, "map", t), Body=json.dumps(body))

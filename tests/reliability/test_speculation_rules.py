@@ -5,16 +5,17 @@ from __future__ import annotations
 import pytest
 
 from lambda_handlers import coordinator, protocol
+from lambda_handlers.plan import Plan
 
 JOB = "spec-job"
 T0 = 1_000_000.0
 
 
-def plan(speculation: bool = True, threshold: float = 3.0, max_attempts: int = 3) -> dict:
-    return {"job_id": JOB, "steps": [{"index": 0, "num_map_tasks": 4, "num_reducers": 1}],
+def plan(speculation: bool = True, threshold: float = 3.0, max_attempts: int = 3) -> Plan:
+    return Plan.from_json({"job_id": JOB, "steps": [{"index": 0, "num_map_tasks": 4, "num_reducers": 1}],
             "options": {"max_attempts": max_attempts, "speculation": speculation,
                         "speculation_threshold": threshold, "deadline_grace_s": 30},
-            "limits": {"task_timeout_s": 300}}
+            "limits": {"task_timeout_s": 300}})
 
 
 def state(done: int = 3, started: dict[int, float] | None = None, errors: set[int] = frozenset()):
@@ -32,12 +33,12 @@ def state(done: int = 3, started: dict[int, float] | None = None, errors: set[in
 
 
 def specs(actions):
-    return [a for a in actions if a[0] == "speculate"]
+    return [a for a in actions if a.kind == "speculate"]
 
 
 def test_a_task_slower_than_threshold_times_the_median_gets_one_backup():
     actions = coordinator.decide(plan(), state(), T0 + 6.5, check_deadlines=True)
-    assert specs(actions) == [("speculate", 0, protocol.MAP, 3, 1)]
+    assert specs(actions) == [coordinator.Action("speculate", 0, protocol.MAP, 3, 1)]
 
 
 @pytest.mark.parametrize("why, p, st, now, check", [
@@ -55,5 +56,5 @@ def test_no_backup(why, p, st, now, check):
 def test_a_retry_after_a_failure_may_still_get_a_backup():
     st = state(started={0: T0, 1: T0 + 1}, errors={0})
     assert specs(coordinator.decide(plan(), st, T0 + 10, check_deadlines=True)) == [
-        ("speculate", 0, protocol.MAP, 3, 2)]
+        coordinator.Action("speculate", 0, protocol.MAP, 3, 2)]
 

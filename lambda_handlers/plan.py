@@ -1,0 +1,245 @@
+"""``plan.json`` as types: what a job was planned to do, read the same way by both planes.
+
+The planner (:mod:`lambda_handlers.planning`) builds a :class:`Plan`; it is stored as JSON under the
+job's prefix (:meth:`Plan.to_json`) and read back with :meth:`Plan.from_json` by the Lambda
+handlers, the watcher, the result and the report. This module is the only place that knows the
+document's keys. Splits stay plain dicts (:class:`Split`) because the input readers take them as
+they are; everything else is a small frozen dataclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, TypedDict
+
+from lambda_handlers.options import JobOptions, TaskLimits
+
+PLAN_VERSION = 2
+DYNAMODB_FORMAT = "dynamodb"
+#: a file extension per S3 output format
+OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv"}
+
+
+class Split(TypedDict, total=False):
+    """One map task's input: a byte range of an S3 object, or one scan segment of a table."""
+
+    task: int
+    input: str
+    format: str
+    bucket: Optional[str]
+    key: Optional[str]
+    etag: Optional[str]
+    start: int
+    end: int
+    size: int
+    compression: Optional[str]
+    # DynamoDB scan segments
+    table: str
+    segment: int
+    total_segments: int
+    attributes: Optional[list[str]]
+    consistent: bool
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """One step: its map tasks (splits for step 0, the previous step's reducers after) and reducers."""
+
+    index: int
+    num_map_tasks: int
+    num_reducers: int  # 0: a map-only step
+
+    def tasks(self, phase: str) -> int:
+        """Task count of a phase (``"map"`` or ``"reduce"``)."""
+        return self.num_map_tasks if phase == "map" else self.num_reducers
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    """One named input: its URIs and the format its records are read in."""
+
+    uris: tuple[str, ...]
+    format: str
+
+
+@dataclass(frozen=True)
+class TableOutput:
+    """Where a ``dynamodb://`` output writes: the table and how pairs become items."""
+
+    table: str
+    key_attribute: str = "key"
+    value_attribute: str = "value"
+    key_type: str = "S"
+    create_table: bool = False
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """The job's output: an S3 folder (``bucket``/``prefix``), or a DynamoDB table whose manifest
+    goes under the job's prefix in the work bucket."""
+
+    uri: str
+    bucket: str
+    prefix: str
+    format: str
+    overwrite: bool = False
+    inputs: tuple[str, ...] = ()
+    table: TableOutput | None = None
+
+    @property
+    def extension(self) -> str:
+        """The part files' extension (``jsonl``, ``tsv``, ``csv``)."""
+        return OUTPUT_EXTENSIONS[self.format]
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> OutputPlan:
+        table = None
+        if doc.get("format") == DYNAMODB_FORMAT:
+            table = TableOutput(doc["table"], doc.get("key_attribute", "key"),
+                                doc.get("value_attribute", "value"), doc.get("key_type", "S"),
+                                bool(doc.get("create_table")))
+        return cls(uri=doc.get("uri", ""), bucket=doc.get("bucket", ""), prefix=doc.get("prefix", ""),
+                   format=doc.get("format", "jsonl"), overwrite=bool(doc.get("overwrite")),
+                   inputs=tuple(doc.get("inputs", ())), table=table)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"uri": self.uri, "bucket": self.bucket, "prefix": self.prefix,
+                               "format": self.format, "overwrite": self.overwrite,
+                               "inputs": list(self.inputs)}
+        if self.table is not None:
+            doc.update(table=self.table.table, key_attribute=self.table.key_attribute,
+                       value_attribute=self.table.value_attribute, key_type=self.table.key_type,
+                       create_table=self.table.create_table)
+        return doc
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a job was planned to do. Built by the planner, never changed afterwards."""
+
+    job_id: str
+    steps: tuple[StepPlan, ...]
+    output: OutputPlan
+    options: JobOptions = field(default_factory=JobOptions)
+    limits: TaskLimits = field(default_factory=TaskLimits)
+    work_bucket: str = ""
+    created: str = ""  # ISO 8601, UTC
+    job_name: str = ""
+    inputs: Mapping[str, InputPlan] = field(default_factory=dict)
+    splits: tuple[Split, ...] = ()
+    input_bytes: int = 0
+    #: how planning went: ``plan_s`` (seconds), ``where`` ("lambda" for the serverless driver)
+    driver: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def last_step(self) -> int:
+        return len(self.steps) - 1
+
+    def tasks(self, step: int, phase: str) -> int:
+        """Task count of one phase of one step."""
+        return self.steps[step].tasks(phase)
+
+    def with_driver(self, **facts: Any) -> Plan:
+        """The same plan with how planning went recorded (the planner's own time, where it ran)."""
+        from dataclasses import replace
+
+        return replace(self, driver={**self.driver, **facts})
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Plan:
+        """Read a ``plan.json`` document (as :meth:`to_json` wrote it)."""
+        return cls(
+            job_id=doc["job_id"],
+            steps=tuple(StepPlan(int(s.get("index", i)), int(s["num_map_tasks"]),
+                                 int(s.get("num_reducers") or 0))
+                        for i, s in enumerate(doc["steps"])),
+            output=OutputPlan.from_json(doc.get("output") or {}),
+            options=JobOptions.from_mapping(doc.get("options") or {}),
+            limits=TaskLimits(**(doc.get("limits") or {})),
+            work_bucket=doc.get("work_bucket", ""),
+            created=doc.get("created", ""),
+            job_name=doc.get("job_name", ""),
+            inputs={name: InputPlan(tuple(spec["uris"]), spec["format"])
+                    for name, spec in (doc.get("inputs") or {}).items()},
+            splits=tuple(doc.get("splits") or ()),
+            input_bytes=int(doc.get("input_bytes") or 0),
+            driver=dict(doc.get("driver") or {}),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON-able ``plan.json`` document."""
+        return {
+            "v": PLAN_VERSION,
+            "job_id": self.job_id,
+            "work_bucket": self.work_bucket,
+            "created": self.created,
+            "job_name": self.job_name,
+            "options": self.options.to_dict(),
+            "limits": self.limits.to_dict(),
+            "inputs": {name: {"uris": list(spec.uris), "format": spec.format}
+                       for name, spec in self.inputs.items()},
+            "splits": [dict(split) for split in self.splits],
+            "steps": [{"index": s.index, "num_map_tasks": s.num_map_tasks, "num_reducers": s.num_reducers}
+                      for s in self.steps],
+            "output": self.output.to_json(),
+            "input_bytes": self.input_bytes,
+            **({"driver": dict(self.driver)} if self.driver else {}),
+        }
+
+
+@dataclass(frozen=True)
+class StepShape:
+    """What planning needs of one step of the job: whether it reduces, and its own reducer count."""
+
+    reducer: bool
+    num_reducers: int | None = None
+
+
+@dataclass(frozen=True)
+class JobShape:
+    """The job facts planning needs, without the job's code (the serverless driver never unpickles
+    it): the planner accepts this wherever it accepts a ``MapReduceJob``."""
+
+    name: str
+    output_format: str
+    steps: tuple[StepShape, ...]
+    num_reducers: int | None = None
+    input_formats: Mapping[str, str] = field(default_factory=dict)
+
+    def input_format_for(self, name: str) -> str:
+        return self.input_formats[name]
+
+
+@dataclass(frozen=True)
+class PlanningRequest:
+    """What the caller hands the serverless driver (``planning.json``): it lists and plans there."""
+
+    job_id: str
+    inputs: Mapping[str, list[str]]
+    output: str
+    job: JobShape
+    options: JobOptions = field(default_factory=JobOptions)
+    limits: TaskLimits = field(default_factory=TaskLimits)
+    concurrency: int | None = None
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> PlanningRequest:
+        job = doc["job"]
+        return cls(
+            job_id=doc["job_id"], inputs={k: list(v) for k, v in doc["inputs"].items()},
+            output=doc["output"],
+            job=JobShape(job["name"], job["output_format"],
+                         tuple(StepShape(bool(s["reducer"]), s.get("num_reducers")) for s in job["steps"]),
+                         job.get("num_reducers"), dict(job.get("input_formats") or {})),
+            options=JobOptions.from_mapping(doc.get("options") or {}),
+            limits=TaskLimits(**(doc.get("limits") or {})), concurrency=doc.get("concurrency"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "inputs": dict(self.inputs), "output": self.output,
+                "job": {"name": self.job.name, "output_format": self.job.output_format,
+                        "num_reducers": self.job.num_reducers,
+                        "input_formats": dict(self.job.input_formats),
+                        "steps": [{"reducer": s.reducer, "num_reducers": s.num_reducers}
+                                  for s in self.job.steps]},
+                "options": self.options.to_dict(), "limits": self.limits.to_dict(),
+                "concurrency": self.concurrency}
