@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from lambda_handlers import protocol, runtime
 from lambda_handlers.io import dynamodb, writers
 from lambda_handlers.options import JobOptions, TaskLimits
-from lambda_handlers.reducer import ordered_parallel
+from lambda_handlers.parallel import ordered_parallel
 
 log = logging.getLogger("smr.coordinator")
 CHECK_DEADLINES = "check-deadlines"

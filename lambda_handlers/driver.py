@@ -23,7 +23,7 @@ from typing import Any
 from lambda_handlers import planning, protocol, runtime
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, TaskLimits
-from lambda_handlers.reducer import ordered_parallel
+from lambda_handlers.parallel import ordered_parallel
 
 log = logging.getLogger("smr.driver")
 TREE_THRESHOLD = JobOptions().invoke_tree_threshold
