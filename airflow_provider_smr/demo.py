@@ -150,7 +150,7 @@ def copy_output(env: dict[str, str], result: dict, folder: Path) -> list[str]:
     import boto3
 
     from airflow_provider_smr.engine.commands import download_output
-    from airflow_provider_smr.engine.inputs import parse_s3_uri
+    from lambda_handlers.planning import parse_s3_uri
     from airflow_provider_smr.report import REPORT_NAME
 
     s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"],

@@ -179,7 +179,7 @@ class Bench:
 
     def read_parts(self, result: dict) -> Iterator[list[bytes]]:
         """Each output part's lines, parts in order."""
-        from airflow_provider_smr.engine.inputs import parse_s3_uri
+        from lambda_handlers.planning import parse_s3_uri
 
         for uri in result["parts"]:
             bucket, key = parse_s3_uri(uri, what="part")

@@ -1,7 +1,7 @@
 """Planning a job: list its inputs (always paginated), split them, choose reducers -> ``plan.json``.
 
-Shared by the control plane (``airflow_provider_smr.engine.inputs`` / ``.plan`` re-export it) and
-the serverless driver (``lambda_handlers.driver`` plans inside Lambda), so both make the same plan.
+Shared by the control plane (``airflow_provider_smr.engine.runner``) and the serverless driver
+(``lambda_handlers.driver`` plans inside Lambda), so both make the same plan.
 Standard library + boto3/botocore (imported lazily) only.
 
 Inputs: an S3 prefix (``s3://b/logs/``), an exact key (``s3://b/a.csv``), a glob

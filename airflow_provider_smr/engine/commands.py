@@ -182,7 +182,7 @@ def upload_local_inputs(s3: Any, spec: Any) -> Any:
 
 def download_output(s3: Any, result: dict, folder: Path) -> list[str]:
     """Copy the committed parts and ``_SUCCESS`` of ``result`` into a local folder."""
-    from airflow_provider_smr.engine.inputs import parse_s3_uri
+    from lambda_handlers.planning import parse_s3_uri
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_smr.engine.inputs import (
+from lambda_handlers.planning import (
     InputError,
     InputNotFoundError,
     check_output_outside_inputs,
