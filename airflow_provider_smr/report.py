@@ -31,7 +31,6 @@ from lambda_handlers.options import TaskLimits
 
 log = logging.getLogger(__name__)
 
-REPORT_NAME = "_report.html"
 CONTENT_TYPE = "text/html; charset=utf-8"
 PHASE_COLOURS = {protocol.MAP: "#3b82c4", protocol.REDUCE: "#e08a1e"}
 FAILED_COLOUR = "#c62828"
@@ -380,8 +379,8 @@ def report_location(work_bucket: str, job_id: str, output_uri: str, committed: b
         bucket, _, prefix = output_uri[len("s3://"):].partition("/")
         if prefix and not prefix.endswith("/"):
             prefix += "/"
-        return bucket, prefix + REPORT_NAME
-    return work_bucket, protocol.job_prefix(job_id) + REPORT_NAME
+        return bucket, prefix + protocol.REPORT_NAME
+    return work_bucket, protocol.job_prefix(job_id) + protocol.REPORT_NAME
 
 
 def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None,

@@ -35,6 +35,7 @@ REDUCE = "reduce"
 PHASES = (MAP, REDUCE)
 
 SUCCESS_MARKER = "_SUCCESS"
+REPORT_NAME = "_report.html"  # the job's HTML report, beside _SUCCESS (or under the job's prefix)
 PART_PREFIX = "part-"
 
 # Terminal job states, as written under status/job/<state>.
@@ -44,6 +45,9 @@ CANCELLED = "CANCELLED"
 RUNNING = "RUNNING"
 PENDING = "PENDING"
 TERMINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
+ACTIVE_STATES = (PENDING, RUNNING)
+SUCCESS_STATES = (SUCCEEDED,)
+FAILURE_STATES = (FAILED, CANCELLED)
 
 # Environment variables the stack sets on every function.
 ENV_WORK_BUCKET = "SMR_WORK_BUCKET"

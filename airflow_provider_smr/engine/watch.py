@@ -48,8 +48,8 @@ class JobStatus:
     error: str | None = None
 
     TERMINAL_STATES = protocol.TERMINAL_STATES
-    SUCCESS_STATES = (protocol.SUCCEEDED,)
-    FAILURE_STATES = (protocol.FAILED, protocol.CANCELLED)
+    SUCCESS_STATES = protocol.SUCCESS_STATES
+    FAILURE_STATES = protocol.FAILURE_STATES
 
     @property
     def terminal(self) -> bool:

@@ -13,7 +13,7 @@ from urllib.parse import quote, quote_plus
 
 from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
 
-REPORT_NAME = "_report.html"
+from lambda_handlers import protocol
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -106,4 +106,4 @@ class SMRReportLink(_SMRLink):
 def report_key(output_prefix: str) -> str:
     """Key of the HTML report under an output prefix (``out/`` -> ``out/_report.html``)."""
     prefix = output_prefix if not output_prefix or output_prefix.endswith("/") else output_prefix + "/"
-    return prefix + REPORT_NAME
+    return prefix + protocol.REPORT_NAME

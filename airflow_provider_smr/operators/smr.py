@@ -31,10 +31,6 @@ _JOB, _STACK = JobOptions(), StackSettings()
 MAX_BASE_JOB_ID = 190
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
 
-ACTIVE_STATES = (protocol.PENDING, protocol.RUNNING)
-SUCCESS_STATES = (protocol.SUCCEEDED,)
-FAILURE_STATES = (protocol.FAILED, protocol.CANCELLED)
-
 # Resume decisions, from the state of the job a previous try left behind.
 SUBMIT = "submit"  # no job yet
 RECONNECT = "reconnect"  # still running: wait for it
@@ -46,9 +42,9 @@ def resume_decision(prior_state: str | None) -> str:
     """Decide what a (re)starting task does with the job an earlier try may have left."""
     if prior_state is None:
         return SUBMIT
-    if prior_state in ACTIVE_STATES:
+    if prior_state in protocol.ACTIVE_STATES:
         return RECONNECT
-    if prior_state in SUCCESS_STATES:
+    if prior_state in protocol.SUCCESS_STATES:
         return RETURN
     return RESUBMIT
 
@@ -265,9 +261,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
 
     def _defer_or_finish(self, context: Context, job_id: str) -> dict[str, Any]:
         status = self.hook.get_job_status(job_id, stack_name=self.stack_name)
-        if status["state"] in SUCCESS_STATES:
+        if status["state"] in protocol.SUCCESS_STATES:
             return self.get_job_result(job_id, context)
-        if status["state"] in FAILURE_STATES:
+        if status["state"] in protocol.FAILURE_STATES:
             raise AirflowException(f"SMR job {job_id} {status['state']}: {status.get('error')}")
         self._defer(job_id)
 
@@ -347,10 +343,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return self._prior_state(str(external_id)) or protocol.FAILED
 
     def is_job_active(self, status: str) -> bool:
-        return status in ACTIVE_STATES
+        return status in protocol.ACTIVE_STATES
 
     def is_job_succeeded(self, status: str) -> bool:
-        return status in SUCCESS_STATES
+        return status in protocol.SUCCESS_STATES
 
     def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:
         # The mixin returns this method's value when it reconnects, so it returns the result too.
