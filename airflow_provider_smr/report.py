@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from lambda_handlers import protocol
+from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.options import TaskLimits
 
 log = logging.getLogger(__name__)
@@ -318,7 +319,7 @@ def _get_json(s3: Any, bucket: str, key: str) -> dict | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        if is_not_found(exc):
             return None
         raise
     return json.loads(body)

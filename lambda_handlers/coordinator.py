@@ -22,7 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from lambda_handlers import protocol, runtime
+from lambda_handlers import aws_errors, protocol, runtime
 from lambda_handlers.io import dynamodb, writers
 from lambda_handlers.options import JobOptions, TaskLimits
 from lambda_handlers.parallel import ordered_parallel
@@ -327,7 +327,7 @@ def phase_summaries(bucket: str, job_id: str, plan: dict, step: int, phase: str)
         try:
             body = _get_tally(bucket, protocol.tally_key(job_id, step, phase, levels, 0))
         except Exception as exc:
-            if not runtime.is_not_found(exc):
+            if not aws_errors.is_not_found(exc):
                 raise
             body = None
         if isinstance(body, list) and [e.get("task") for e in body] == list(range(n)):
@@ -413,7 +413,7 @@ def _error_detail(bucket: str, job_id: str, s: int, phase: str, t: int, a: int) 
     try:
         return runtime.get_json(bucket, protocol.error_detail_key(job_id, s, phase, t, a))
     except Exception as exc:
-        if runtime.is_not_found(exc):
+        if aws_errors.is_not_found(exc):
             return {"error_type": "Unknown", "message": "the attempt left no error detail"}
         raise
 

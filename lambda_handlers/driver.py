@@ -20,7 +20,7 @@ import time
 import types
 from typing import Any
 
-from lambda_handlers import planning, protocol, runtime
+from lambda_handlers import aws_errors, planning, protocol, runtime
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, TaskLimits
 from lambda_handlers.parallel import ordered_parallel
@@ -94,7 +94,7 @@ def _plan_or_fail(bucket: str, job_id: str) -> dict | None:
     try:
         return runtime.load_plan(bucket, job_id)
     except Exception as exc:
-        if not runtime.is_not_found(exc):
+        if not aws_errors.is_not_found(exc):
             raise
     req = runtime.get_json(bucket, protocol.planning_request_key(job_id))
     try:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from lambda_handlers import protocol
+from lambda_handlers.aws_errors import error_code, is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
 
@@ -132,8 +133,8 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> Iterable[dict]:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             yield from page.get("Contents", ())
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchBucket", "404"):
+        code = error_code(exc)
+        if is_not_found(exc):
             raise InputNotFoundError(f"bucket {bucket!r} does not exist") from None
         if code in ("AccessDenied", "403"):
             raise InputError(f"access denied listing s3://{bucket}/{prefix}: check the connection's "
@@ -226,7 +227,7 @@ def describe_tables(dynamodb_client: Any, inputs: dict[str, list[str]]) -> list[
                 desc = dynamodb.with_backoff(
                     lambda: dynamodb_client.describe_table(TableName=loc["table"]))["Table"]
             except Exception as exc:
-                if dynamodb._code(exc) == "ResourceNotFoundException":
+                if is_not_found(exc):
                     raise InputNotFoundError(f"input {uri!r}: DynamoDB table {loc['table']!r} does "
                                              "not exist") from None
                 raise

@@ -20,7 +20,7 @@ import itertools
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
-from lambda_handlers import grouping, protocol, runtime, shuffle
+from lambda_handlers import aws_errors, grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, writers
 from lambda_handlers.jobspec import Fold, IdentityReducer
 from lambda_handlers.options import TaskLimits
@@ -42,7 +42,7 @@ def map_outputs(bucket: str, job_id: str, step: int, num_map_tasks: int) -> list
         manifest = runtime.get_json(bucket, protocol.map_manifest_key(job_id, step))
         return manifest["outputs"]
     except Exception as exc:
-        if not runtime.is_not_found(exc):
+        if not aws_errors.is_not_found(exc):
             raise
     keys = [protocol.done_marker_key(job_id, step, protocol.MAP, t) for t in range(num_map_tasks)]
     markers = list(ordered_parallel(lambda k: runtime.get_json(bucket, k), keys))

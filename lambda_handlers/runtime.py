@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lambda_handlers import context, protocol
+from lambda_handlers.aws_errors import error_code, is_not_found, is_precondition_failed
 
 log = logging.getLogger("smr")
 
@@ -94,19 +95,6 @@ def work_bucket() -> str:
         return os.environ[protocol.ENV_WORK_BUCKET]
     except KeyError:
         raise TaskFailedError(f"environment variable {protocol.ENV_WORK_BUCKET} is not set") from None
-
-
-def error_code(exc: BaseException) -> str:
-    resp = getattr(exc, "response", None) or {}
-    return str(resp.get("Error", {}).get("Code", ""))
-
-
-def is_precondition_failed(exc: BaseException) -> bool:
-    return error_code(exc) in ("PreconditionFailed", "412")
-
-
-def is_not_found(exc: BaseException) -> bool:
-    return error_code(exc) in ("NoSuchKey", "404", "NotFound")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable
 
 from airflow_provider_smr.deploy import artifacts
-from airflow_provider_smr.deploy.artifacts import error_code
 from airflow_provider_smr.deploy.errors import DeployError, RuntimeMismatchError, StackNotFoundError
 from airflow_provider_smr.deploy.package import lambda_package
 from lambda_handlers.options import StackSettings
@@ -45,6 +44,7 @@ from airflow_provider_smr.deploy.template import (
     stamp_template,
     worker_runtime,
 )
+from lambda_handlers.aws_errors import error_code, is_not_found
 
 if TYPE_CHECKING:
     from airflow_provider_smr.engine.aws import AwsClients
@@ -357,7 +357,7 @@ def empty_bucket(s3: Any, bucket: str) -> int:
             for upload in page.get("Uploads", []):
                 s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
     except ClientError as error:
-        if error_code(error) == "NoSuchBucket":
+        if is_not_found(error):
             return deleted
         raise
     return deleted

@@ -24,6 +24,7 @@ from airflow_provider_smr.engine.watch import (TIMED_OUT, JobStatus, ProgressTra
                                                status_from_listing, watch_step)
 from airflow_provider_smr.job import MapReduceJob, check_runtime, load_job
 from lambda_handlers import protocol
+from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, TaskLimits
 from lambda_handlers.planning import (build_plan, check_output_outside_inputs, describe_tables,
@@ -237,7 +238,7 @@ class JobRunner:
         try:
             body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if is_not_found(exc):
                 return None
             raise
         return json.loads(body)
