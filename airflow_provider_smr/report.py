@@ -28,6 +28,7 @@ from typing import Any, Iterable
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_not_found
+from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.options import TaskLimits
 
 log = logging.getLogger(__name__)
@@ -132,16 +133,6 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def _epoch(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    if isinstance(value, str):
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    return float(value)
-
-
 def _attempts(plan: dict, listed: list[dict], done_bodies: dict[tuple[int, str, int], dict],
               errors: dict[tuple[int, str, int, int], dict], state: str) -> list[Attempt]:
     job_id = plan["job_id"]
@@ -152,11 +143,11 @@ def _attempts(plan: dict, listed: list[dict], done_bodies: dict[tuple[int, str, 
         if k is None or k.kind not in ("start", "error"):
             continue
         key = (k.step, k.phase, k.task, k.attempt)
-        (starts if k.kind == "start" else error_marks)[key] = _epoch(obj.get("LastModified"))
+        (starts if k.kind == "start" else error_marks)[key] = epoch_seconds(obj.get("LastModified"))
     # A winning attempt whose start marker was not listed (cannot happen, but be total) still shows.
     for (step, phase, task), body in done_bodies.items():
         key = (step, phase, task, int(body.get("attempt", 0)))
-        starts.setdefault(key, _epoch(body.get("started")))
+        starts.setdefault(key, epoch_seconds(body.get("started")))
     for key in error_marks:
         starts.setdefault(key, None)
 
@@ -168,8 +159,8 @@ def _attempts(plan: dict, listed: list[dict], done_bodies: dict[tuple[int, str, 
         body = done_bodies.get((step, phase, task))
         start = starts[key]
         if body is not None and int(body.get("attempt", -1)) == attempt:
-            start = _epoch(body.get("started")) or start
-            out.append(Attempt(step, phase, task, attempt, start, _epoch(body.get("finished")), WON))
+            start = epoch_seconds(body.get("started")) or start
+            out.append(Attempt(step, phase, task, attempt, start, epoch_seconds(body.get("finished")), WON))
             continue
         if key in error_marks:
             detail = errors.get(key) or {}
@@ -178,7 +169,7 @@ def _attempts(plan: dict, listed: list[dict], done_bodies: dict[tuple[int, str, 
             continue
         outcome = LOST if (body is not None or terminal) else RUNNING
         # A superseded attempt is drawn until its task was done (its own end is unknown).
-        end = _epoch(body.get("finished")) if body is not None else None
+        end = epoch_seconds(body.get("finished")) if body is not None else None
         if end is not None and start is not None:
             end = max(end, start)
         out.append(Attempt(step, phase, task, attempt, start, end, outcome))
@@ -274,7 +265,7 @@ def build_report(plan: dict, listed: list[dict], done_markers: dict[str, dict],
     attempts = _attempts(plan, listed, bodies, errors, state)
     output = plan.get("output", {})
     report = JobReport(
-        job_id=job_id, job_name=plan.get("job_name"), state=state, created=_epoch(plan.get("created")),
+        job_id=job_id, job_name=plan.get("job_name"), state=state, created=epoch_seconds(plan.get("created")),
         output=output.get("uri", ""), output_format=output.get("format"),
         inputs=[{"name": name, "uris": list(spec.get("uris", [])), "format": spec.get("format")}
                 for name, spec in sorted(plan.get("inputs", {}).items())],

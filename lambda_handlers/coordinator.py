@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from lambda_handlers import aws_errors, protocol, runtime
+from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.io import dynamodb, writers
 from lambda_handlers.options import JobOptions, TaskLimits
 from lambda_handlers.parallel import ordered_parallel
@@ -65,7 +66,7 @@ def scan(job_id: str, objects: list[dict]) -> JobState:
         k = protocol.parse_status_key(job_id, obj["Key"])
         if k is None:
             continue
-        t = _epoch(obj.get("LastModified"))
+        t = epoch_seconds(obj.get("LastModified"))
         if k.kind == "done":
             st.done[(k.step, k.phase)].add(k.task)
             st.done_at[(k.step, k.phase, k.task)] = t
@@ -78,14 +79,6 @@ def scan(job_id: str, objects: list[dict]) -> JobState:
         elif k.kind == "job":
             st.terminal.add(k.name)
     return st
-
-
-def _epoch(value: Any) -> float | None:
-    if value is None:
-        return None
-    if hasattr(value, "timestamp"):
-        return value.timestamp()
-    return float(value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,18 +10,12 @@ Data-plane S3 requests: a marker may report its own counts by operation (``"requ
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 
 from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds
 from airflow_provider_smr.engine.requests import S3_TYPES
 from lambda_handlers import protocol
-
-
-def _epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+from lambda_handlers.clock import epoch_seconds
 
 
 def _span(bodies: list[dict]) -> float:
@@ -76,8 +70,8 @@ def build_result(plan: dict, done: dict, manifest: dict, markers: dict[tuple[int
         "bad_records": sum(b.get("bad_records", 0) for b in all_bodies),
     }
 
-    created = _epoch(plan.get("created")) or 0.0
-    committed = _epoch(done.get("committed")) or created
+    created = epoch_seconds(plan.get("created")) or 0.0
+    committed = epoch_seconds(done.get("committed")) or created
     driver = plan.get("driver", {})
     last_finished = max((b.get("finished", 0.0) for b in all_bodies), default=created)
     timings = {

@@ -12,13 +12,13 @@ when to ask the coordinator to check deadlines, and when the watch ends.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from lambda_handlers import protocol
+from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.options import JobOptions, TaskLimits
 
 
@@ -82,12 +82,6 @@ class JobStatus:
         return f"{self.state} {self.phase or ''}".strip()
 
 
-def _epoch(value: Any) -> float:
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    return float(value or 0)
-
-
 def status_from_listing(plan: dict, listed: Iterable[dict], now: float | None = None) -> JobStatus:
     """The job's state and per-phase progress from the objects listed under its ``status/`` prefix.
 
@@ -126,7 +120,7 @@ def status_from_listing(plan: dict, listed: Iterable[dict], now: float | None = 
             task = (k.step, k.phase, k.task)
             latest[task] = max(latest.get(task, -1), k.attempt)
             if k.kind == "start":
-                started[(*task, k.attempt)] = _epoch(obj.get("LastModified"))
+                started[(*task, k.attempt)] = epoch_seconds(obj.get("LastModified")) or 0.0
             else:
                 errored.add((*task, k.attempt))
 
@@ -273,11 +267,8 @@ class ProgressTracker:
 
 
 def _created(plan: dict) -> float | None:
-    value = plan.get("created")
-    if not value:
-        return None
     try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+        return epoch_seconds(plan.get("created"))
     except ValueError:
         return None
 
