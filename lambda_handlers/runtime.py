@@ -274,7 +274,7 @@ def load_job(bucket: str, job_id: str):
         except ImportError:  # pragma: no cover - the zip vendors it
             pass
         job = pickle.loads(s3().get_object(Bucket=bucket, Key=protocol.job_pickle_key(job_id))["Body"].read())
-        job.check_runtime()
+        job.check_compatible()
         _remember(_jobs, key, job)
     return job
 

@@ -133,7 +133,7 @@ def describe_stack(clients: AwsClients, stack_name: str) -> StackInfo:
     return stack_info_from_description(stack, clients.region_name)
 
 
-def check_runtime(stack_info: StackInfo, runtime: str | None = None) -> None:
+def check_stack_runtime(stack_info: StackInfo, runtime: str | None = None) -> None:
     """Raise :class:`RuntimeMismatchError` unless the stack runs this worker's ``pythonX.Y``.
 
     Job code travels cloudpickled, and cloudpickle output only loads on the same Python minor

@@ -22,7 +22,7 @@ from airflow_provider_smr.engine.result import build_result
 from airflow_provider_smr.engine.watch import (TIMED_OUT, JobStatus, ProgressTracker, WatchPolicy,
                                                WatchState, failure_message, list_status,
                                                status_from_listing, watch_step)
-from airflow_provider_smr.job import MapReduceJob, check_runtime, load_job
+from airflow_provider_smr.job import MapReduceJob, check_pickle_runtime, load_job
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.io import dynamodb
@@ -121,7 +121,7 @@ class JobRunner:
                 self._finish_fan_out(job_id, job, job_params, options)
                 return job_id
             began = time.monotonic()
-            check_runtime(self.stack.runtime)
+            check_pickle_runtime(self.stack.runtime)
             pickled = job.dumps(params=job_params, max_bad_records=options.max_bad_records)
             named = normalize_inputs(input)
             job.check_inputs(list(named))
