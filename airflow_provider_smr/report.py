@@ -30,6 +30,7 @@ from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.options import TaskLimits
+from lambda_handlers.s3uri import S3Uri
 
 log = logging.getLogger(__name__)
 
@@ -367,11 +368,9 @@ def report_location(work_bucket: str, job_id: str, output_uri: str, committed: b
     """(bucket, key) of the report: ``<output>/_report.html`` for a committed S3 output; else the
     job's prefix in the work bucket (non-S3 outputs, and jobs that did not commit: a failed job
     never changes its output location)."""
-    if committed and output_uri.startswith("s3://"):
-        bucket, _, prefix = output_uri[len("s3://"):].partition("/")
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        return bucket, prefix + protocol.REPORT_NAME
+    output = S3Uri.parse_or_none(output_uri) if committed else None
+    if output is not None:
+        return output.bucket, protocol.report_key(output.key)
     return work_bucket, protocol.job_prefix(job_id) + protocol.REPORT_NAME
 
 
@@ -385,7 +384,7 @@ def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | Non
                                   committed=report.state == protocol.SUCCEEDED)
     _s3(clients).put_object(Bucket=bucket, Key=key, Body=render_html(report).encode("utf-8"),
                             ContentType=CONTENT_TYPE)
-    return f"s3://{bucket}/{key}"
+    return str(S3Uri(bucket, key))
 
 
 def try_write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None,

@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lambda_handlers.s3uri import as_folder
+
 PROTOCOL_VERSION = 1
 
 JOBS_PREFIX = "jobs/"
@@ -224,6 +226,11 @@ def job_state_key(job_id: str, state: str) -> str:
 
 def part_name(index: int, ext: str) -> str:
     return f"{PART_PREFIX}{index:05d}.{ext}"
+
+
+def report_key(output_prefix: str) -> str:
+    """Key of the job's HTML report beside its committed output (``out/`` -> ``out/_report.html``)."""
+    return as_folder(output_prefix) + REPORT_NAME
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,7 @@ def test_many_attempts_are_packed_into_rows_without_overlap():
 
 
 def test_report_location_is_next_to_an_s3_output_and_in_the_job_prefix_otherwise():
-    from airflow_provider_smr.links.smr import report_key
+    from lambda_handlers.protocol import report_key
 
     assert rp.report_location(WORK, JOB, f"s3://{OUT}/counts/") == (OUT, "counts/_report.html")
     assert rp.report_location(WORK, JOB, f"s3://{OUT}/counts") == (OUT, "counts/_report.html")

@@ -16,6 +16,7 @@ from airflow_provider_smr.hooks.smr import SMRHook
 from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions, StackSettings, declared
+from lambda_handlers.s3uri import SCHEME, S3Uri, is_s3_uri
 
 try:  # Airflow >= 3.3: task_state_store survives retries (AIP-103).
     from airflow.sdk import ResumableJobMixin
@@ -102,10 +103,9 @@ def s3_buckets(locations: Any) -> list[str]:
     buckets = []
     for loc in locations or []:
         for uri in [loc] if isinstance(loc, str) else loc:
-            if uri.startswith("s3://"):
-                bucket = uri[len("s3://") :].split("/", 1)[0]
-                if bucket and bucket not in buckets:
-                    buckets.append(bucket)
+            location = S3Uri.parse_or_none(uri)
+            if location is not None and location.bucket not in buckets:
+                buckets.append(location.bucket)
     return buckets
 
 
@@ -117,8 +117,8 @@ def asset_uri(output: str) -> str | None:
     """
     if "{{" not in output:
         return output
-    root = output.split("{{", 1)[0].rsplit("/", 1)[0] + "/"
-    return root if len(root) > len("s3://") + 1 and root.startswith("s3://") else None
+    root = S3Uri.parse_or_none(output.split("{{", 1)[0].rsplit("/", 1)[0] + "/")
+    return str(root) if root is not None else None
 
 
 class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
@@ -187,7 +187,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         poll_interval: float = 5,
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs and isinstance(output, str) and output.startswith("s3://"):
+        if "outlets" not in kwargs and is_s3_uri(output):
             uri = asset_uri(output)
             if uri:
                 from airflow.sdk import Asset
@@ -427,9 +427,9 @@ def lineage_datasets(locations: Any) -> list[tuple[str, str]]:
     found = []
     for entry in locations or []:
         for uri in [entry] if isinstance(entry, str) else entry:
-            if uri.startswith("s3://"):
-                bucket, _, key = uri[len("s3://") :].partition("/")
-                found.append((f"s3://{bucket}", key or "/"))
+            location = S3Uri.parse_or_none(uri)
+            if location is not None:
+                found.append((f"{SCHEME}{location.bucket}", location.key or "/"))
     return found
 
 

@@ -210,7 +210,7 @@ def test_cancel_stops_a_job_before_commit(env):
 @pytest.mark.parametrize("case", ["unpicklable", "output-inside-input", "no-bucket", "runtime"])
 def test_bad_submissions_fail_with_one_error_and_nothing_written_or_invoked(env, case):
     from airflow_provider_smr.job import JobPicklingError, JobRuntimeError
-    from lambda_handlers.planning import InputError
+    from lambda_handlers.s3uri import InputError
 
     s3, fake, runner = env
     s3.put_object(Bucket=DATA, Key="bad/in/a.txt", Body=b"a\n")
