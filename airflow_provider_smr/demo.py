@@ -150,8 +150,8 @@ def copy_output(env: dict[str, str], result: dict, folder: Path) -> list[str]:
     import boto3
 
     from airflow_provider_smr.engine.commands import download_output
-    from airflow_provider_smr.engine.inputs import parse_s3_uri
-    from airflow_provider_smr.report import REPORT_NAME
+    from lambda_handlers import protocol
+    from lambda_handlers.s3uri import S3Uri
 
     s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"],
                       region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
@@ -161,10 +161,10 @@ def copy_output(env: dict[str, str], result: dict, folder: Path) -> list[str]:
         for old in folder.iterdir():
             old.unlink()
     copied = download_output(s3, result, folder)
-    bucket, prefix = parse_s3_uri(result["output"], what="output")
+    report = S3Uri.parse(result["output"], what="output").join(protocol.REPORT_NAME)
     try:
-        s3.download_file(bucket, prefix + REPORT_NAME, str(folder / REPORT_NAME))
-        copied.append(str(folder / REPORT_NAME))
+        s3.download_file(report.bucket, report.key, str(folder / protocol.REPORT_NAME))
+        copied.append(str(folder / protocol.REPORT_NAME))
     except Exception as exc:  # noqa: BLE001 - the report is a bonus; the output was copied
         print(f"(no job report copied: {exc})")
     return copied

@@ -24,9 +24,9 @@ from lambda_handlers.jobspec import IDENTITY as identity  # the reducer that wri
 if TYPE_CHECKING:
     from lambda_handlers.jobspec import JobSpec
 
-__all__ = ["JobError", "JobPicklingError", "JobRuntimeError", "MapReduceJob", "Step", "batch_mapper",
-           "check_runtime", "fold", "identity", "load_job", "parse_size", "range_partitioner",
-           "sample_boundaries"]
+__all__ = ["JobDefinitionError", "JobPicklingError", "JobRuntimeError", "MapReduceJob", "Step",
+           "batch_mapper", "check_pickle_runtime", "fold", "identity", "load_job", "parse_size",
+           "range_partitioner", "sample_boundaries"]
 
 INPUT_FORMATS = ("text", "csv", "jsonl")
 OUTPUT_FORMATS = ("jsonl", "tsv", "csv")
@@ -39,15 +39,15 @@ _LAMBDA_IMPORTABLE = {"lambda_handlers", "cloudpickle", "boto3", "botocore", "s3
 _PICKLE_LOCK = threading.Lock()
 
 
-class JobError(ValueError):
+class JobDefinitionError(ValueError):
     """A job that cannot run as written; the message says what to change."""
 
 
-class JobPicklingError(JobError):
+class JobPicklingError(JobDefinitionError):
     """The job's code cannot be pickled (e.g. a function captures a lock or an open file)."""
 
 
-class JobRuntimeError(JobError):
+class JobRuntimeError(JobDefinitionError):
     """The job was pickled by a Python that the stack's Lambda runtime is not."""
 
 
@@ -59,7 +59,7 @@ def _describe(fn: Any) -> str:
 
 def _check_callable(fn: Any, role: str, nargs: int, hint: str) -> None:
     if not callable(fn):
-        raise JobError(f"{role} must be a function, got {type(fn).__name__} {fn!r}")
+        raise JobDefinitionError(f"{role} must be a function, got {type(fn).__name__} {fn!r}")
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -67,7 +67,7 @@ def _check_callable(fn: Any, role: str, nargs: int, hint: str) -> None:
     try:
         sig.bind(*([None] * nargs))
     except TypeError:
-        raise JobError(
+        raise JobDefinitionError(
             f"{role} {_describe(fn)}{sig} must accept {nargs} positional argument"
             f"{'s' if nargs > 1 else ''}: {hint}"
         ) from None
@@ -75,7 +75,7 @@ def _check_callable(fn: Any, role: str, nargs: int, hint: str) -> None:
 
 def _check_format(value: str, allowed: tuple[str, ...], what: str) -> None:
     if value not in allowed:
-        raise JobError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
+        raise JobDefinitionError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
 
 
 class Step:
@@ -107,29 +107,32 @@ class Step:
         where = f"step {index}"
         if isinstance(self.mapper, dict):
             if index != 0:
-                raise JobError(f"{where}: a dict of mappers (one per named input) is only allowed on "
-                               "step 0; later steps read the previous step's output")
+                raise JobDefinitionError(
+                    f"{where}: a dict of mappers (one per named input) is only allowed on "
+                    "step 0; later steps read the previous step's output")
             if not self.mapper:
-                raise JobError(f"{where}: the dict of mappers is empty")
+                raise JobDefinitionError(f"{where}: the dict of mappers is empty")
             for name, fn in self.mapper.items():
                 if not isinstance(name, str) or not name:
-                    raise JobError(f"{where}: input names must be non-empty strings, got {name!r}")
+                    raise JobDefinitionError(f"{where}: input names must be non-empty strings, got {name!r}")
                 _check_callable(fn, f"{where} mapper for input {name!r}", 1, "fn(record)")
         elif self.mapper is None:
-            raise JobError(f"{where}: a mapper is required")
+            raise JobDefinitionError(f"{where}: a mapper is required")
         else:
             _check_callable(self.mapper, f"{where} mapper", 1, "fn(record)")
         if self.combiner is not None:
             if self.reducer is None:
-                raise JobError(f"{where}: a combiner needs a reducer (map-only steps have no shuffle)")
+                raise JobDefinitionError(
+                    f"{where}: a combiner needs a reducer (map-only steps have no shuffle)")
             _check_callable(self.combiner, f"{where} combiner", 2, "fn(key, values)")
         if self.reducer is not None:
             _check_callable(self.reducer, f"{where} reducer", 2, "fn(key, values)")
         elif not last:
-            raise JobError(f"{where}: only the last step may be map-only (reducer=None)")
+            raise JobDefinitionError(f"{where}: only the last step may be map-only (reducer=None)")
         if self.partitioner is not None:
             if self.reducer is None:
-                raise JobError(f"{where}: a partitioner needs a reducer (map-only steps have no shuffle)")
+                raise JobDefinitionError(
+                    f"{where}: a partitioner needs a reducer (map-only steps have no shuffle)")
             _check_callable(self.partitioner, f"{where} partitioner", 2, "fn(key, num_partitions)")
         if self.num_reducers is not None:
             _check_reducers(self.num_reducers, where)
@@ -197,7 +200,7 @@ def range_partitioner(boundaries: Any):
     try:
         return RangePartitioner(boundaries)
     except (TypeError, ValueError) as exc:
-        raise JobError(f"range_partitioner: {exc}") from None
+        raise JobDefinitionError(f"range_partitioner: {exc}") from None
 
 
 def sample_boundaries(sample_keys: Any, partitions: int) -> list:
@@ -210,7 +213,7 @@ def sample_boundaries(sample_keys: Any, partitions: int) -> list:
 
 def _check_reducers(n: Any, where: str) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise JobError(f"{where}: num_reducers must be a positive integer, got {n!r}")
+        raise JobDefinitionError(f"{where}: num_reducers must be a positive integer, got {n!r}")
 
 
 class MapReduceJob:
@@ -236,13 +239,14 @@ class MapReduceJob:
                  num_reducers: int | None = None, extra_modules: list | tuple = ()) -> None:
         if steps is not None:
             if any(f is not None for f in (mapper, combiner, reducer, partitioner)):
-                raise JobError("give either mapper/combiner/reducer/partitioner or steps=[Step(...)], "
-                               "not both")
+                raise JobDefinitionError(
+                    "give either mapper/combiner/reducer/partitioner or steps=[Step(...)], "
+                    "not both")
             if not isinstance(steps, (list, tuple)) or not steps:
-                raise JobError("steps must be a non-empty list of Step(...)")
+                raise JobDefinitionError("steps must be a non-empty list of Step(...)")
             for s in steps:
                 if not isinstance(s, Step):
-                    raise JobError(f"steps must hold Step(...) objects, got {type(s).__name__}")
+                    raise JobDefinitionError(f"steps must hold Step(...) objects, got {type(s).__name__}")
             self.steps = list(steps)
         else:
             self.steps = [Step(mapper, combiner, reducer, partitioner)]
@@ -266,18 +270,19 @@ class MapReduceJob:
     # -- checks -----------------------------------------------------------------------------------
 
     def validate(self) -> None:
-        """Raise :class:`JobError` naming the first problem; called when the job is built."""
+        """Raise :class:`JobDefinitionError` naming the first problem; called when the job is built."""
         for i, step in enumerate(self.steps):
             step.validate(i, last=i == len(self.steps) - 1)
         if isinstance(self.input_format, dict):
             if not self.input_format:
-                raise JobError("input_format dict is empty")
+                raise JobDefinitionError("input_format dict is empty")
             for fmt in self.input_format.values():
                 _check_format(fmt, INPUT_FORMATS, "input_format")
             names = self.input_names
             if names is not None and sorted(names) != sorted(self.input_format):
-                raise JobError(f"input_format names inputs {sorted(self.input_format)} but the mappers "
-                               f"are for {sorted(names)}")
+                raise JobDefinitionError(
+                    f"input_format names inputs {sorted(self.input_format)} but the mappers "
+                    f"are for {sorted(names)}")
         else:
             _check_format(self.input_format, INPUT_FORMATS, "input_format")
         _check_format(self.output_format, OUTPUT_FORMATS, "output_format")
@@ -296,8 +301,8 @@ class MapReduceJob:
             try:
                 return self.input_format[name]
             except KeyError:
-                raise JobError(f"input_format has no entry for input {name!r} "
-                               f"(known: {', '.join(self.input_format)})") from None
+                raise JobDefinitionError(f"input_format has no entry for input {name!r} "
+                                         f"(known: {', '.join(self.input_format)})") from None
         return self.input_format
 
     def check_inputs(self, names: list[str]) -> None:
@@ -305,11 +310,13 @@ class MapReduceJob:
         expected = self.input_names
         if expected is None:
             if names != [DEFAULT_INPUT]:
-                raise JobError(f"this job has one mapper, so give one unnamed input (a URI or a list), "
-                               f"not named inputs {names}")
+                raise JobDefinitionError(
+                    f"this job has one mapper, so give one unnamed input (a URI or a list), "
+                    f"not named inputs {names}")
             return
         if sorted(names) != sorted(expected):
-            raise JobError(f"the job's mappers expect inputs {sorted(expected)}, got {sorted(names)}")
+            raise JobDefinitionError(
+                f"the job's mappers expect inputs {sorted(expected)}, got {sorted(names)}")
 
     # -- what travels -----------------------------------------------------------------------------
 
@@ -371,9 +378,10 @@ def module_sources(modules: Any) -> dict[str, list]:
     def add(module: types.ModuleType) -> None:
         path = getattr(module, "__file__", None)
         if not path or not path.endswith(".py"):
-            raise JobError(f"extra_modules: {module.__name__!r} has no Python source file ({path}); "
-                           "only pure-Python modules and packages can travel with the job "
-                           "(use requirements=/layers= for others)")
+            raise JobDefinitionError(
+                f"extra_modules: {module.__name__!r} has no Python source file ({path}); "
+                "only pure-Python modules and packages can travel with the job "
+                "(use requirements=/layers= for others)")
         is_pkg = hasattr(module, "__path__")
         out[module.__name__] = [is_pkg, Path(path).read_text(encoding="utf-8")]
         if is_pkg:
@@ -384,14 +392,14 @@ def module_sources(modules: Any) -> dict[str, list]:
         try:
             module = importlib.import_module(m) if isinstance(m, str) else m
         except ImportError as exc:
-            raise JobError(f"extra_modules: cannot import {m!r}: {exc}") from None
+            raise JobDefinitionError(f"extra_modules: cannot import {m!r}: {exc}") from None
         if not isinstance(module, types.ModuleType):
-            raise JobError(f"extra_modules takes module names or modules, got {m!r}")
+            raise JobDefinitionError(f"extra_modules takes module names or modules, got {m!r}")
         add(module)
     return out
 
 
-def check_runtime(runtime: str, python: tuple[int, int] | None = None) -> None:
+def check_pickle_runtime(runtime: str, python: tuple[int, int] | None = None) -> None:
     """Raise :class:`JobRuntimeError` unless ``runtime`` (``"python3.11"``) runs this Python's pickles."""
     here = tuple(python or sys.version_info[:2])
     want = f"python{here[0]}.{here[1]}"
@@ -491,8 +499,9 @@ def load_job(ref: str | MapReduceJob) -> MapReduceJob:
     if isinstance(ref, MapReduceJob):
         return ref
     if not isinstance(ref, str) or ":" not in ref:
-        raise JobError(f"a job reference looks like 'package.module:attr' or 'path/to/file.py:attr', "
-                       f"got {ref!r}")
+        raise JobDefinitionError(
+            f"a job reference looks like 'package.module:attr' or 'path/to/file.py:attr', "
+            f"got {ref!r}")
     where, _, attr = ref.rpartition(":")
     if where.endswith(".py") or "/" in where or "\\" in where:
         module = _import_file(Path(where))
@@ -500,22 +509,22 @@ def load_job(ref: str | MapReduceJob) -> MapReduceJob:
         try:
             module = importlib.import_module(where)
         except ImportError as exc:
-            raise JobError(f"cannot import job module {where!r}: {exc}") from exc
+            raise JobDefinitionError(f"cannot import job module {where!r}: {exc}") from exc
     obj: Any = module
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise JobError(f"{where!r} has no attribute {attr!r}") from None
+            raise JobDefinitionError(f"{where!r} has no attribute {attr!r}") from None
     if not isinstance(obj, MapReduceJob):
-        raise JobError(f"{ref!r} is a {type(obj).__name__}, not a MapReduceJob")
+        raise JobDefinitionError(f"{ref!r} is a {type(obj).__name__}, not a MapReduceJob")
     return obj
 
 
 def _import_file(path: Path) -> types.ModuleType:
     path = path.expanduser().resolve()
     if not path.is_file():
-        raise JobError(f"job file {str(path)!r} does not exist")
+        raise JobDefinitionError(f"job file {str(path)!r} does not exist")
     folder = str(path.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
@@ -525,12 +534,13 @@ def _import_file(path: Path) -> types.ModuleType:
         return existing
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise JobError(f"cannot import job file {str(path)!r}")
+        raise JobDefinitionError(f"cannot import job file {str(path)!r}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise JobError(f"importing job file {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise JobDefinitionError(
+            f"importing job file {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
     return module

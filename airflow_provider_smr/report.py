@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from lambda_handlers import protocol
+from lambda_handlers.aws_errors import is_not_found
+from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.plan import Plan
+from lambda_handlers.s3uri import S3Uri
 
 log = logging.getLogger(__name__)
 
-REPORT_NAME = "_report.html"
 CONTENT_TYPE = "text/html; charset=utf-8"
 PHASE_COLOURS = {protocol.MAP: "#3b82c4", protocol.REDUCE: "#e08a1e"}
 FAILED_COLOUR = "#c62828"
@@ -132,16 +134,6 @@ def percentile(values: Iterable[float], q: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def _epoch(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    if isinstance(value, str):
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    return float(value)
-
-
 def _attempts(plan: Plan, listed: list[dict], done_bodies: dict[tuple[int, str, int], dict],
               errors: dict[tuple[int, str, int, int], dict], state: str) -> list[Attempt]:
     job_id = plan.job_id
@@ -152,11 +144,11 @@ def _attempts(plan: Plan, listed: list[dict], done_bodies: dict[tuple[int, str, 
         if k is None or k.kind not in ("start", "error"):
             continue
         key = (k.step, k.phase, k.task, k.attempt)
-        (starts if k.kind == "start" else error_marks)[key] = _epoch(obj.get("LastModified"))
+        (starts if k.kind == "start" else error_marks)[key] = epoch_seconds(obj.get("LastModified"))
     # A winning attempt whose start marker was not listed (cannot happen, but be total) still shows.
     for (step, phase, task), body in done_bodies.items():
         key = (step, phase, task, int(body.get("attempt", 0)))
-        starts.setdefault(key, _epoch(body.get("started")))
+        starts.setdefault(key, epoch_seconds(body.get("started")))
     for key in error_marks:
         starts.setdefault(key, None)
 
@@ -168,8 +160,8 @@ def _attempts(plan: Plan, listed: list[dict], done_bodies: dict[tuple[int, str, 
         body = done_bodies.get((step, phase, task))
         start = starts[key]
         if body is not None and int(body.get("attempt", -1)) == attempt:
-            start = _epoch(body.get("started")) or start
-            out.append(Attempt(step, phase, task, attempt, start, _epoch(body.get("finished")), WON))
+            start = epoch_seconds(body.get("started")) or start
+            out.append(Attempt(step, phase, task, attempt, start, epoch_seconds(body.get("finished")), WON))
             continue
         if key in error_marks:
             detail = errors.get(key) or {}
@@ -178,7 +170,7 @@ def _attempts(plan: Plan, listed: list[dict], done_bodies: dict[tuple[int, str, 
             continue
         outcome = LOST if (body is not None or terminal) else RUNNING
         # A superseded attempt is drawn until its task was done (its own end is unknown).
-        end = _epoch(body.get("finished")) if body is not None else None
+        end = epoch_seconds(body.get("finished")) if body is not None else None
         if end is not None and start is not None:
             end = max(end, start)
         out.append(Attempt(step, phase, task, attempt, start, end, outcome))
@@ -273,7 +265,7 @@ def build_report(plan: Plan, listed: list[dict], done_markers: dict[str, dict],
     state = _state(job_id, listed)
     attempts = _attempts(plan, listed, bodies, errors, state)
     report = JobReport(
-        job_id=job_id, job_name=plan.job_name or None, state=state, created=_epoch(plan.created or None),
+        job_id=job_id, job_name=plan.job_name or None, state=state, created=epoch_seconds(plan.created or None),
         output=plan.output.uri, output_format=plan.output.format,
         inputs=[{"name": name, "uris": list(spec.uris), "format": spec.format}
                 for name, spec in sorted(plan.inputs.items())],
@@ -318,7 +310,7 @@ def _get_json(s3: Any, bucket: str, key: str) -> dict | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        if is_not_found(exc):
             return None
         raise
     return json.loads(body)
@@ -377,12 +369,10 @@ def report_location(work_bucket: str, job_id: str, output_uri: str, committed: b
     """(bucket, key) of the report: ``<output>/_report.html`` for a committed S3 output; else the
     job's prefix in the work bucket (non-S3 outputs, and jobs that did not commit: a failed job
     never changes its output location)."""
-    if committed and output_uri.startswith("s3://"):
-        bucket, _, prefix = output_uri[len("s3://"):].partition("/")
-        if prefix and not prefix.endswith("/"):
-            prefix += "/"
-        return bucket, prefix + REPORT_NAME
-    return work_bucket, protocol.job_prefix(job_id) + REPORT_NAME
+    output = S3Uri.parse_or_none(output_uri) if committed else None
+    if output is not None:
+        return output.bucket, protocol.report_key(output.key)
+    return work_bucket, protocol.job_prefix(job_id) + protocol.REPORT_NAME
 
 
 def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None,
@@ -395,7 +385,7 @@ def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | Non
                                   committed=report.state == protocol.SUCCEEDED)
     _s3(clients).put_object(Bucket=bucket, Key=key, Body=render_html(report).encode("utf-8"),
                             ContentType=CONTENT_TYPE)
-    return f"s3://{bucket}/{key}"
+    return str(S3Uri(bucket, key))
 
 
 def try_write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None,

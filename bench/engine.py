@@ -179,11 +179,11 @@ class Bench:
 
     def read_parts(self, result: dict) -> Iterator[list[bytes]]:
         """Each output part's lines, parts in order."""
-        from airflow_provider_smr.engine.inputs import parse_s3_uri
+        from lambda_handlers.s3uri import S3Uri
 
         for uri in result["parts"]:
-            bucket, key = parse_s3_uri(uri, what="part")
-            body = self.clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            part = S3Uri.parse(uri, what="part")
+            body = self.clients.s3.get_object(Bucket=part.bucket, Key=part.key)["Body"].read()
             yield body.splitlines()
 
     def job_objects(self, job_id: str, work_bucket: str | None = None) -> list[str]:

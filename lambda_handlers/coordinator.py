@@ -22,11 +22,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from lambda_handlers import protocol, runtime
-from lambda_handlers.io import dynamodb, writers
+from lambda_handlers import aws_errors, protocol, runtime
+from lambda_handlers.clock import epoch_seconds
+from lambda_handlers.io import writers
 from lambda_handlers.options import JobOptions, TaskLimits
+from lambda_handlers.parallel import ordered_parallel
 from lambda_handlers.plan import Plan
-from lambda_handlers.reducer import ordered_parallel
 
 log = logging.getLogger("smr.coordinator")
 CHECK_DEADLINES = "check-deadlines"
@@ -66,7 +67,7 @@ def scan(job_id: str, objects: list[dict]) -> JobState:
         k = protocol.parse_status_key(job_id, obj["Key"])
         if k is None:
             continue
-        t = _epoch(obj.get("LastModified"))
+        t = epoch_seconds(obj.get("LastModified"))
         if k.kind == "done":
             st.done[(k.step, k.phase)].add(k.task)
             st.done_at[(k.step, k.phase, k.task)] = t
@@ -79,14 +80,6 @@ def scan(job_id: str, objects: list[dict]) -> JobState:
         elif k.kind == "job":
             st.terminal.add(k.name)
     return st
-
-
-def _epoch(value: Any) -> float | None:
-    if value is None:
-        return None
-    if hasattr(value, "timestamp"):
-        return value.timestamp()
-    return float(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,7 +340,7 @@ def phase_summaries(bucket: str, job_id: str, plan: Plan, step: int, phase: str)
         try:
             body = _get_tally(bucket, protocol.tally_key(job_id, step, phase, levels, 0))
         except Exception as exc:
-            if not runtime.is_not_found(exc):
+            if not aws_errors.is_not_found(exc):
                 raise
             body = None
         if isinstance(body, list) and [e.get("task") for e in body] == list(range(n)):
@@ -429,7 +422,7 @@ def _error_detail(bucket: str, job_id: str, s: int, phase: str, t: int, a: int) 
     try:
         return runtime.get_json(bucket, protocol.error_detail_key(job_id, s, phase, t, a))
     except Exception as exc:
-        if runtime.is_not_found(exc):
+        if aws_errors.is_not_found(exc):
             return {"error_type": "Unknown", "message": "the attempt left no error detail"}
         raise
 

@@ -19,11 +19,11 @@ import logging
 import time
 from typing import Any
 
-from lambda_handlers import planning, protocol, runtime
+from lambda_handlers import aws_errors, planning, protocol, runtime
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions
+from lambda_handlers.parallel import ordered_parallel
 from lambda_handlers.plan import Plan, PlanningRequest
-from lambda_handlers.reducer import ordered_parallel
 
 log = logging.getLogger("smr.driver")
 TREE_THRESHOLD = JobOptions().invoke_tree_threshold
@@ -77,7 +77,7 @@ def _plan_or_fail(bucket: str, job_id: str) -> Plan | None:
     try:
         return runtime.load_plan(bucket, job_id)
     except Exception as exc:
-        if not runtime.is_not_found(exc):
+        if not aws_errors.is_not_found(exc):
             raise
     try:
         req = PlanningRequest.from_json(runtime.get_json(bucket, protocol.planning_request_key(job_id)))

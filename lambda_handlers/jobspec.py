@@ -212,7 +212,7 @@ class JobSpec:
                                   dict[str, Any]]:
         return (_new_spec, (dict(getattr(self, "modules", {}) or {}),), dict(self.__dict__))
 
-    def check_runtime(self) -> None:
+    def check_compatible(self) -> None:
         """Refuse to run pickled code under another Python minor version (pickles are not portable)."""
         here = tuple(sys.version_info[:2])
         if tuple(self.python) != here:

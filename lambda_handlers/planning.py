@@ -1,7 +1,7 @@
 """Planning a job: list its inputs (always paginated), split them, choose reducers -> ``plan.json``.
 
-Shared by the control plane (``airflow_provider_smr.engine.inputs`` / ``.plan`` re-export it) and
-the serverless driver (``lambda_handlers.driver`` plans inside Lambda), so both make the same plan.
+Shared by the control plane (``airflow_provider_smr.engine.runner``) and the serverless driver
+(``lambda_handlers.driver`` plans inside Lambda), so both make the same plan.
 Standard library + boto3/botocore (imported lazily) only.
 
 Inputs: an S3 prefix (``s3://b/logs/``), an exact key (``s3://b/a.csv``), a glob
@@ -24,17 +24,15 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from lambda_handlers import protocol
+from lambda_handlers.aws_errors import error_code, is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
 from lambda_handlers.plan import InputPlan, OutputPlan, Plan, StepPlan
+from lambda_handlers.s3uri import InputError, S3Uri
 
 
 DEFAULT_INPUT = "default"
 _GLOB_CHARS = "*?["
-
-
-class InputError(ValueError):
-    """An input or output location that cannot be used as given."""
 
 
 class InputNotFoundError(InputError):
@@ -53,17 +51,7 @@ class S3Object:
 
     @property
     def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-
-def parse_s3_uri(uri: str, *, what: str = "input") -> tuple[str, str]:
-    """Split ``s3://bucket/key`` into ``(bucket, key)``."""
-    if not isinstance(uri, str) or not uri.startswith("s3://"):
-        raise InputError(f"{what} {uri!r} is not an S3 URI (s3://bucket/prefix)")
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    if not bucket:
-        raise InputError(f"{what} {uri!r} names no bucket")
-    return bucket, key
+        return str(S3Uri(self.bucket, self.key))
 
 
 def normalize_inputs(spec: Any) -> dict[str, list[str]]:
@@ -76,7 +64,7 @@ def normalize_inputs(spec: Any) -> dict[str, list[str]]:
             if dynamodb.is_dynamodb_uri(u):
                 dynamodb.parse_uri(u)
             else:
-                parse_s3_uri(u)
+                S3Uri.parse(u)
         return uris
 
     if isinstance(spec, dict):
@@ -86,14 +74,12 @@ def normalize_inputs(spec: Any) -> dict[str, list[str]]:
     return {DEFAULT_INPUT: as_list(spec, DEFAULT_INPUT)}
 
 
-def output_location(uri: str) -> tuple[str, str]:
-    """``s3://b/out`` -> ``("b", "out/")``: an output is always a folder."""
-    bucket, prefix = parse_s3_uri(uri, what="output")
-    if any(c in prefix for c in _GLOB_CHARS):
+def output_location(uri: str) -> S3Uri:
+    """``s3://b/out`` -> ``S3Uri("b", "out/")``: an output is always a folder."""
+    location = S3Uri.parse(uri, what="output")
+    if is_glob(location.key):
         raise InputError(f"output {uri!r} must be a plain S3 prefix, not a pattern")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    return bucket, prefix
+    return location.folder()
 
 
 def is_glob(key: str) -> bool:
@@ -133,8 +119,8 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> Iterable[dict]:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             yield from page.get("Contents", ())
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchBucket", "404"):
+        code = error_code(exc)
+        if is_not_found(exc):
             raise InputNotFoundError(f"bucket {bucket!r} does not exist") from None
         if code in ("AccessDenied", "403"):
             raise InputError(f"access denied listing s3://{bucket}/{prefix}: check the connection's "
@@ -144,7 +130,8 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> Iterable[dict]:
 
 def list_input(s3: Any, name: str, uri: str) -> list[S3Object]:
     """The objects one input URI names, sorted by key; :class:`InputNotFoundError` when none."""
-    bucket, key = parse_s3_uri(uri)
+    location = S3Uri.parse(uri)
+    bucket, key = location.bucket, location.key
 
     def obj(o: dict) -> S3Object:
         return S3Object(name, bucket, o["Key"], int(o["Size"]), o["ETag"].strip('"'))
@@ -191,25 +178,25 @@ def check_output_outside_inputs(output_uri: str, inputs: dict[str, list[str]],
                for uris in inputs.values() for u in uris):
             raise InputError(f"output {output_uri!r} is also an input: write to another table")
         return
-    out_bucket, out_prefix = output_location(output_uri)
+    out = output_location(output_uri)
     for uris in inputs.values():
         for uri in uris:
             if dynamodb.is_dynamodb_uri(uri):
                 continue
-            bucket, key = parse_s3_uri(uri)
-            if bucket != out_bucket:
+            location = S3Uri.parse(uri)
+            if location.bucket != out.bucket:
                 continue
+            key = location.key
             if is_glob(key):
-                inside = any(glob_matches(key, out_prefix + protocol.part_name(0, ext))
+                inside = any(glob_matches(key, out.join(protocol.part_name(0, ext)).key)
                              for ext in ("jsonl", "tsv", "csv"))
             else:
-                folder = key if key == "" or key.endswith("/") else key + "/"
-                inside = out_prefix.startswith(folder) or out_prefix == key + "/"
+                inside = out.key.startswith(location.folder().key) or out.key == key + "/"
             if inside:
                 raise InputError(f"output {output_uri!r} lies inside input {uri!r}: a later run would "
                                  "read its own output; choose an output outside the input")
     for o in objects:
-        if o.bucket == out_bucket and o.key.startswith(out_prefix):
+        if o.bucket == out.bucket and o.key.startswith(out.key):
             raise InputError(f"input object {o.uri!r} lies inside output {output_uri!r}: the commit "
                              "would replace the output while the job reads it")
 
@@ -227,7 +214,7 @@ def describe_tables(dynamodb_client: Any, inputs: dict[str, list[str]]) -> list[
                 desc = dynamodb.with_backoff(
                     lambda: dynamodb_client.describe_table(TableName=loc["table"]))["Table"]
             except Exception as exc:
-                if dynamodb._code(exc) == "ResourceNotFoundException":
+                if is_not_found(exc):
                     raise InputNotFoundError(f"input {uri!r}: DynamoDB table {loc['table']!r} does "
                                              "not exist") from None
                 raise
@@ -323,9 +310,9 @@ def output_spec(output_uri: str, overwrite: bool, inputs: dict[str, list[str]], 
             "uri": output_uri, "bucket": work_bucket,
             "prefix": protocol.table_manifest_key(job_id)[: -len(protocol.SUCCESS_MARKER)],
             "overwrite": bool(overwrite), "inputs": listed, **dynamodb.output_plan(output_uri)})
-    out_bucket, out_prefix = output_location(output_uri)
-    return OutputPlan(uri=f"s3://{out_bucket}/{out_prefix}", bucket=out_bucket, prefix=out_prefix,
-                      format=fmt, overwrite=bool(overwrite), inputs=listed)
+    out = output_location(output_uri)
+    return OutputPlan(uri=str(out), bucket=out.bucket, prefix=out.key, format=fmt,
+                      overwrite=bool(overwrite), inputs=listed)
 
 
 def wanted_tasks(concurrency: int | None = None) -> int:

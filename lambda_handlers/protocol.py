@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lambda_handlers.s3uri import as_folder
+
 PROTOCOL_VERSION = 1
 
 JOBS_PREFIX = "jobs/"
@@ -35,6 +37,7 @@ REDUCE = "reduce"
 PHASES = (MAP, REDUCE)
 
 SUCCESS_MARKER = "_SUCCESS"
+REPORT_NAME = "_report.html"  # the job's HTML report, beside _SUCCESS (or under the job's prefix)
 PART_PREFIX = "part-"
 
 # Terminal job states, as written under status/job/<state>.
@@ -44,6 +47,9 @@ CANCELLED = "CANCELLED"
 RUNNING = "RUNNING"
 PENDING = "PENDING"
 TERMINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
+ACTIVE_STATES = (PENDING, RUNNING)
+SUCCESS_STATES = (SUCCEEDED,)
+FAILURE_STATES = (FAILED, CANCELLED)
 
 # Environment variables the stack sets on every function.
 ENV_WORK_BUCKET = "SMR_WORK_BUCKET"
@@ -220,6 +226,11 @@ def job_state_key(job_id: str, state: str) -> str:
 
 def part_name(index: int, ext: str) -> str:
     return f"{PART_PREFIX}{index:05d}.{ext}"
+
+
+def report_key(output_prefix: str) -> str:
+    """Key of the job's HTML report beside its committed output (``out/`` -> ``out/_report.html``)."""
+    return as_folder(output_prefix) + REPORT_NAME
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,16 @@ bytes are the same as calling them per key; any other key falls back to grouping
 
 from __future__ import annotations
 
-import contextvars
 import itertools
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator
 
-from lambda_handlers import grouping, protocol, runtime, shuffle
+from lambda_handlers import aws_errors, grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, writers
 from lambda_handlers.jobspec import Fold, IdentityReducer
+from lambda_handlers.parallel import ordered_parallel, window_parallel
 from lambda_handlers.plan import Plan
 
-FETCH_THREADS = 16
 MIN_FETCH_WINDOW = 1 << 20
 
 
@@ -45,23 +42,11 @@ def map_outputs(bucket: str, job_id: str, step: int, num_map_tasks: int) -> list
         manifest = runtime.get_json(bucket, protocol.map_manifest_key(job_id, step))
         return manifest["outputs"]
     except Exception as exc:
-        if not runtime.is_not_found(exc):
+        if not aws_errors.is_not_found(exc):
             raise
     keys = [protocol.done_marker_key(job_id, step, protocol.MAP, t) for t in range(num_map_tasks)]
     markers = list(ordered_parallel(lambda k: runtime.get_json(bucket, k), keys))
     return [[m["output_key"], m["index"]] for m in markers]
-
-
-def ordered_parallel(fn: Callable[[Any], Any], items: Iterable, workers: int = FETCH_THREADS) -> Iterator:
-    """``map(fn, items)`` on a thread pool, results in order, at most ``2*workers`` in flight."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(contextvars.copy_context().run, fn, item))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def fetch_window(budget: int) -> int:
@@ -78,26 +63,6 @@ def slice_pieces(slices: Iterable[tuple[str, int, int]],
         for start in range(offset, end, piece_bytes):
             n = min(piece_bytes, end - start)
             yield key, start, n, start + n == end
-
-
-def window_parallel(fn: Callable[[Any], bytes], items: Iterable, sizes: Callable[[Any], int],
-                    window: int, workers: int = FETCH_THREADS) -> Iterator[bytes]:
-    """``map(fn, items)`` on a thread pool, results in order, with the sizes of the items in
-    flight plus the one being consumed at most ``window`` (always at least one item)."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque = deque()
-        held = 0
-        for item in items:
-            size = sizes(item)
-            while pending and (held + size > window or len(pending) >= 2 * workers):
-                fut, n = pending.popleft()
-                yield fut.result()
-                held -= n
-            pending.append((pool.submit(contextvars.copy_context().run, fn, item), size))
-            held += size
-        while pending:
-            fut, _ = pending.popleft()
-            yield fut.result()
 
 
 def slice_payloads(pieces: Iterable[tuple[bytes, bool]]) -> Iterator[bytes]:

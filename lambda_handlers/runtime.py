@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lambda_handlers import context, protocol
+from lambda_handlers.aws_errors import error_code, is_not_found, is_precondition_failed
 from lambda_handlers.plan import Plan
 
 log = logging.getLogger("smr")
@@ -95,19 +96,6 @@ def work_bucket() -> str:
         return os.environ[protocol.ENV_WORK_BUCKET]
     except KeyError:
         raise TaskFailedError(f"environment variable {protocol.ENV_WORK_BUCKET} is not set") from None
-
-
-def error_code(exc: BaseException) -> str:
-    resp = getattr(exc, "response", None) or {}
-    return str(resp.get("Error", {}).get("Code", ""))
-
-
-def is_precondition_failed(exc: BaseException) -> bool:
-    return error_code(exc) in ("PreconditionFailed", "412")
-
-
-def is_not_found(exc: BaseException) -> bool:
-    return error_code(exc) in ("NoSuchKey", "404", "NotFound")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,7 +276,7 @@ def load_job(bucket: str, job_id: str):
         except ImportError:  # pragma: no cover - the zip vendors it
             pass
         job = pickle.loads(s3().get_object(Bucket=bucket, Key=protocol.job_pickle_key(job_id))["Body"].read())
-        job.check_runtime()
+        job.check_compatible()
         _remember(_jobs, key, job)
     return job
 

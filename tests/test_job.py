@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_smr.job import (
-    JobError,
+    JobDefinitionError,
     JobPicklingError,
     JobRuntimeError,
     MapReduceJob,
     Step,
-    check_runtime,
+    check_pickle_runtime,
     load_job,
 )
 from lambda_handlers.sizes import SizeError, parse_size
@@ -50,7 +50,7 @@ def test_a_valid_job_builds_and_names_itself_after_the_mapper():
 
 
 def test_mapper_that_is_not_callable_is_refused():
-    with pytest.raises(JobError, match="mapper must be a function"):
+    with pytest.raises(JobDefinitionError, match="mapper must be a function"):
         MapReduceJob(mapper="tokenize", reducer=total)
 
 
@@ -58,12 +58,13 @@ def test_reducer_with_wrong_arity_names_the_function_and_the_expected_signature(
     def reducer(key):
         yield key
 
-    with pytest.raises(JobError, match=r"reducer .*reducer\(key\) must accept 2 positional arguments"):
+    with pytest.raises(JobDefinitionError,
+                       match=r"reducer .*reducer\(key\) must accept 2 positional arguments"):
         MapReduceJob(mapper=tokenize, reducer=reducer)
 
 
 def test_mapper_with_two_required_arguments_is_refused():
-    with pytest.raises(JobError, match="mapper .* must accept 1 positional argument"):
+    with pytest.raises(JobDefinitionError, match="mapper .* must accept 1 positional argument"):
         MapReduceJob(mapper=total, reducer=total)
 
 
@@ -72,32 +73,32 @@ def test_functions_with_defaults_or_varargs_are_accepted():
 
 
 def test_unknown_formats_and_serializer_are_refused_with_the_choices():
-    with pytest.raises(JobError, match="unknown input_format 'xml': use one of text, csv, jsonl"):
+    with pytest.raises(JobDefinitionError, match="unknown input_format 'xml': use one of text, csv, jsonl"):
         MapReduceJob(mapper=tokenize, input_format="xml")
-    with pytest.raises(JobError, match="unknown output_format 'parquet'"):
+    with pytest.raises(JobDefinitionError, match="unknown output_format 'parquet'"):
         MapReduceJob(mapper=tokenize, output_format="parquet")
-    with pytest.raises(JobError, match="unknown serializer"):
+    with pytest.raises(JobDefinitionError, match="unknown serializer"):
         MapReduceJob(mapper=tokenize, serializer="yaml")
 
 
 def test_map_only_step_must_be_last():
-    with pytest.raises(JobError, match="step 0: only the last step may be map-only"):
+    with pytest.raises(JobDefinitionError, match="step 0: only the last step may be map-only"):
         MapReduceJob(steps=[Step(mapper=tokenize), Step(mapper=tokenize, reducer=total)])
 
 
 def test_dict_mapper_is_only_allowed_on_step_zero():
-    with pytest.raises(JobError, match="step 1: a dict of mappers .* only allowed on step 0"):
+    with pytest.raises(JobDefinitionError, match="step 1: a dict of mappers .* only allowed on step 0"):
         MapReduceJob(steps=[Step(mapper=tokenize, reducer=total),
                             Step(mapper={"a": tokenize}, reducer=total)])
 
 
 def test_combiner_without_reducer_is_refused():
-    with pytest.raises(JobError, match="a combiner needs a reducer"):
+    with pytest.raises(JobDefinitionError, match="a combiner needs a reducer"):
         MapReduceJob(mapper=tokenize, combiner=total)
 
 
 def test_steps_and_mapper_together_are_refused():
-    with pytest.raises(JobError, match="either mapper.* or steps"):
+    with pytest.raises(JobDefinitionError, match="either mapper.* or steps"):
         MapReduceJob(mapper=tokenize, steps=[Step(mapper=tokenize)])
 
 
@@ -105,14 +106,14 @@ def test_named_inputs_must_match_the_dict_mapper():
     job = MapReduceJob(mapper={"users": tokenize, "orders": tokenize}, reducer=total,
                        input_format={"users": "csv", "orders": "jsonl"})
     job.check_inputs(["orders", "users"])
-    with pytest.raises(JobError, match=r"expect inputs \['orders', 'users'\], got \['users'\]"):
+    with pytest.raises(JobDefinitionError, match=r"expect inputs \['orders', 'users'\], got \['users'\]"):
         job.check_inputs(["users"])
-    with pytest.raises(JobError, match="one mapper"):
+    with pytest.raises(JobDefinitionError, match="one mapper"):
         MapReduceJob(mapper=tokenize).check_inputs(["a", "b"])
 
 
 def test_num_reducers_must_be_positive():
-    with pytest.raises(JobError, match="num_reducers must be a positive integer"):
+    with pytest.raises(JobDefinitionError, match="num_reducers must be a positive integer"):
         MapReduceJob(mapper=tokenize, reducer=total, num_reducers=0)
 
 
@@ -239,17 +240,17 @@ def test_closure_over_an_open_file_is_a_clear_pickling_error(tmp_path):
 def test_pickled_job_records_python_version_and_refuses_another():
     spec = pickle.loads(MapReduceJob(mapper=tokenize, reducer=total).dumps())
     assert tuple(spec.python) == sys.version_info[:2]
-    spec.check_runtime()
+    spec.check_compatible()
     spec.python = (3, 9)
     with pytest.raises(JobSpecError, match="pickled by Python 3.9"):
-        spec.check_runtime()
+        spec.check_compatible()
 
 
 def test_stack_runtime_mismatch_is_a_clear_error_before_anything_runs():
     here = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    check_runtime(here)
+    check_pickle_runtime(here)
     with pytest.raises(JobRuntimeError, match=r"runtime is python3.9 but jobs are pickled by Python"):
-        check_runtime("python3.9")
+        check_pickle_runtime("python3.9")
 
 
 # -- loading ------------------------------------------------------------------------------------
@@ -270,11 +271,12 @@ def test_load_job_by_module_and_by_file_path(monkeypatch):
 ])
 def test_load_job_errors_say_what_is_wrong(ref, message, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
-    with pytest.raises(JobError, match=message):
+    with pytest.raises(JobDefinitionError, match=message):
         load_job(ref)
 
 
 def test_input_formats_must_name_the_same_inputs_as_the_mappers():
-    with pytest.raises(JobError, match=r"input_format names inputs \['users'\] but the mappers are for"):
+    with pytest.raises(JobDefinitionError,
+                       match=r"input_format names inputs \['users'\] but the mappers are for"):
         MapReduceJob(mapper={"users": tokenize, "orders": tokenize}, reducer=total,
                      input_format={"users": "csv"})

@@ -199,7 +199,7 @@ def test_many_attempts_are_packed_into_rows_without_overlap():
 
 
 def test_report_location_is_next_to_an_s3_output_and_in_the_job_prefix_otherwise():
-    from airflow_provider_smr.links.smr import report_key
+    from lambda_handlers.protocol import report_key
 
     assert rp.report_location(WORK, JOB, f"s3://{OUT}/counts/") == (OUT, "counts/_report.html")
     assert rp.report_location(WORK, JOB, f"s3://{OUT}/counts") == (OUT, "counts/_report.html")
@@ -247,7 +247,7 @@ def test_collect_and_write_a_report_from_markers_in_s3(moto_s3):
     s3.create_bucket(Bucket=WORK)
     s3.create_bucket(Bucket=OUT)
     plan, listed, done, errors = scenario()
-    s3.put_object(Bucket=WORK, Key=protocol.plan_key(JOB), Body=json.dumps(plan).encode())
+    s3.put_object(Bucket=WORK, Key=protocol.plan_key(JOB), Body=json.dumps(plan.to_json()).encode())
     for obj in listed:
         payload = done.get(obj["Key"])
         s3.put_object(Bucket=WORK, Key=obj["Key"], Body=json.dumps(payload).encode() if payload else b"")

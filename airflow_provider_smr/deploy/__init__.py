@@ -2,7 +2,7 @@
 
 ``deploy_stack`` creates or updates one stack (idempotent by content hash), ``describe_stack``
 reads it back as a :class:`StackInfo`, ``delete_stack`` empties its work bucket and deletes it,
-and ``check_runtime`` refuses a stack whose Python is not the worker's.
+and ``check_stack_runtime`` refuses a stack whose Python is not the worker's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from airflow_provider_smr.deploy.artifacts import artifacts_bucket_name
 from airflow_provider_smr.deploy.package import LambdaPackage, build_zip, lambda_package
 from airflow_provider_smr.deploy.stack import (
     StackInfo,
-    check_runtime,
+    check_stack_runtime,
     delete_stack,
     deploy_stack,
     describe_stack,
@@ -50,7 +50,7 @@ __all__ = [
     "artifacts_bucket_name",
     "build_template",
     "build_zip",
-    "check_runtime",
+    "check_stack_runtime",
     "content_hash",
     "delete_stack",
     "deploy_stack",

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from airflow_provider_smr.deploy.errors import DeployError
+from lambda_handlers.aws_errors import error_code, is_not_found
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,6 @@ def code_key(code_sha256: str) -> str:
     return f"{CODE_KEY_PREFIX}{code_sha256}.zip"
 
 
-def error_code(error: Exception) -> str:
-    return getattr(error, "response", {}).get("Error", {}).get("Code", "")
-
-
 def ensure_bucket(s3: Any, bucket: str, region: str) -> None:
     """Create the artifacts bucket (private, encrypted) unless it exists."""
     from botocore.exceptions import ClientError
@@ -38,7 +35,7 @@ def ensure_bucket(s3: Any, bucket: str, region: str) -> None:
         if code in ("403", "AccessDenied", "Forbidden"):
             raise DeployError(f"artifacts bucket {bucket!r} exists but this account cannot use it; "
                               "pass artifacts_bucket= with a bucket you own", stack_name="") from error
-        if code not in ("404", "NoSuchBucket", "NotFound"):
+        if not is_not_found(error):
             raise
     log.info("creating artifacts bucket %s", bucket)
     create: dict[str, Any] = {"Bucket": bucket}
@@ -64,7 +61,7 @@ def upload_code(s3: Any, bucket: str, key: str, data: bytes) -> None:
         s3.head_object(Bucket=bucket, Key=key)
         return
     except ClientError as error:
-        if error_code(error) not in ("404", "NoSuchKey", "NotFound"):
+        if not is_not_found(error):
             raise
     log.info("uploading Lambda package s3://%s/%s (%d bytes)", bucket, key, len(data))
     s3.put_object(Bucket=bucket, Key=key, Body=data)

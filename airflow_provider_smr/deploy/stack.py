@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterable
 
 from airflow_provider_smr.deploy import artifacts
-from airflow_provider_smr.deploy.artifacts import error_code
 from airflow_provider_smr.deploy.errors import DeployError, RuntimeMismatchError, StackNotFoundError
 from airflow_provider_smr.deploy.package import lambda_package
 from lambda_handlers.options import StackSettings
@@ -45,6 +44,7 @@ from airflow_provider_smr.deploy.template import (
     stamp_template,
     worker_runtime,
 )
+from lambda_handlers.aws_errors import error_code, is_not_found
 
 if TYPE_CHECKING:
     from airflow_provider_smr.engine.aws import AwsClients
@@ -133,7 +133,7 @@ def describe_stack(clients: AwsClients, stack_name: str) -> StackInfo:
     return stack_info_from_description(stack, clients.region_name)
 
 
-def check_runtime(stack_info: StackInfo, runtime: str | None = None) -> None:
+def check_stack_runtime(stack_info: StackInfo, runtime: str | None = None) -> None:
     """Raise :class:`RuntimeMismatchError` unless the stack runs this worker's ``pythonX.Y``.
 
     Job code travels cloudpickled, and cloudpickle output only loads on the same Python minor
@@ -357,7 +357,7 @@ def empty_bucket(s3: Any, bucket: str) -> int:
             for upload in page.get("Uploads", []):
                 s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
     except ClientError as error:
-        if error_code(error) == "NoSuchBucket":
+        if is_not_found(error):
             return deleted
         raise
     return deleted

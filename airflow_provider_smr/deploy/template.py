@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from airflow_provider_smr.deploy.errors import StackSettingsError
 from lambda_handlers import protocol
+from lambda_handlers.s3uri import SCHEME, S3Uri, is_s3_uri
 
 TEMPLATE_VERSION = 1
 FUNCTION_ROLES = ("mapper", "reducer", "coordinator", "driver")
@@ -70,18 +71,17 @@ class S3Location:
     @classmethod
     def parse(cls, location: str) -> S3Location:
         """Accept ``bucket``, ``s3://bucket`` or ``s3://bucket/prefix`` (globs cut at the first wildcard)."""
-        text = location[len("s3://"):] if location.startswith("s3://") else location
-        bucket, _, prefix = text.partition("/")
+        uri = S3Uri.parse_or_none(location if is_s3_uri(location) else SCHEME + location) or S3Uri("")
         try:
-            protocol.validate_bucket(bucket)
+            protocol.validate_bucket(uri.bucket)
         except protocol.ProtocolError as error:
             raise StackSettingsError(f"declared S3 location {location!r}: {error}") from None
-        return cls(bucket, _GLOB_CHARS.split(prefix, 1)[0])
+        return cls(uri.bucket, _GLOB_CHARS.split(uri.key, 1)[0])
 
     @property
     def uri(self) -> str:
         """Canonical form, ``s3://bucket/prefix`` (prefix may be empty)."""
-        return f"s3://{self.bucket}/{self.prefix}"
+        return str(S3Uri(self.bucket, self.prefix))
 
     def covers(self, other: S3Location) -> bool:
         return self.bucket == other.bucket and other.prefix.startswith(self.prefix)

@@ -12,9 +12,20 @@ from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import boto3
+    from botocore.config import Config
 
 # Enough pooled connections for the fan-out and watcher threads.
 DEFAULT_MAX_POOL_CONNECTIONS = 64
+
+
+def client_config(overrides: Config | None = None) -> Config:
+    """The ``botocore.config.Config`` of every control-plane client, with ``overrides`` (a
+    ``Config``: the connection's ``botocore_config``) merged over it."""
+    from botocore.config import Config
+
+    config = Config(max_pool_connections=DEFAULT_MAX_POOL_CONNECTIONS,
+                    retries={"max_attempts": 5, "mode": "standard"})
+    return config if overrides is None else config.merge(overrides)
 
 
 class AwsClients:
@@ -68,14 +79,8 @@ class AwsClients:
     def _make(self, service: str) -> Any:
         if self._client_factory is not None:
             return self._client_factory(service)
-        from botocore.config import Config
-
-        config = Config(max_pool_connections=DEFAULT_MAX_POOL_CONNECTIONS,
-                        retries={"max_attempts": 5, "mode": "standard"})
-        if self._config is not None:
-            config = config.merge(self._config)
         return self.session.client(service, region_name=self.region_name,
-                                   endpoint_url=self.endpoint_url, config=config)
+                                   endpoint_url=self.endpoint_url, config=client_config(self._config))
 
     @property
     def s3(self) -> Any:

@@ -19,7 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, OptionError, OptionInfo, StackSettings, declared
+from lambda_handlers.s3uri import S3Uri, is_s3_uri
 
 log = logging.getLogger("smr")
 
@@ -127,7 +129,7 @@ def parse_inputs(values: list[str]) -> Any:
     plain: list[str] = []
     for value in values:
         m = _NAMED.match(value)
-        if m and not value.startswith("s3://"):
+        if m and not is_s3_uri(value):
             named.setdefault(m.group(1), []).append(m.group(2))
         else:
             plain.append(value)
@@ -165,7 +167,7 @@ def upload_local_inputs(s3: Any, spec: Any) -> Any:
     counter = iter(range(1_000_000))
 
     def upload(uri: str, name: str | None) -> str:
-        if uri.startswith(("s3://", "dynamodb://")):
+        if is_s3_uri(uri) or dynamodb.is_dynamodb_uri(uri):
             return uri
         path = Path(uri).expanduser()
         if not path.exists():
@@ -175,21 +177,19 @@ def upload_local_inputs(s3: Any, spec: Any) -> Any:
         for f in files:
             rel = f.name if path.is_file() else f.relative_to(path).as_posix()
             s3.upload_file(str(f), LOCAL_BUCKET, prefix + rel)
-        return f"s3://{LOCAL_BUCKET}/{prefix}" if path.is_dir() else f"s3://{LOCAL_BUCKET}/{prefix}{path.name}"
+        return str(S3Uri(LOCAL_BUCKET, prefix) if path.is_dir() else S3Uri(LOCAL_BUCKET, prefix + path.name))
 
     return _map_uris(spec, upload)
 
 
 def download_output(s3: Any, result: dict, folder: Path) -> list[str]:
     """Copy the committed parts and ``_SUCCESS`` of ``result`` into a local folder."""
-    from airflow_provider_smr.engine.inputs import parse_s3_uri
-
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for uri in [*result["parts"], result["manifest"]]:
-        bucket, key = parse_s3_uri(uri, what="part")
-        target = folder / key.rsplit("/", 1)[-1]
-        s3.download_file(bucket, key, str(target))
+        part = S3Uri.parse(uri, what="part")
+        target = folder / part.key.rsplit("/", 1)[-1]
+        s3.download_file(part.bucket, part.key, str(target))
         written.append(str(target))
     return written
 
@@ -235,13 +235,11 @@ def _runner(clients: Any, stack_name: str, deploy_if_missing: dict | None = None
 def _buckets(spec: Any) -> list[str]:
     uris = spec if isinstance(spec, list) else list(spec.values()) if isinstance(spec, dict) else [spec]
     flat = [u for v in uris for u in (v if isinstance(v, list) else [v])]
-    return sorted({u[5:].split("/", 1)[0] for u in flat if isinstance(u, str) and u.startswith("s3://")})
+    return sorted({loc.bucket for loc in map(S3Uri.parse_or_none, flat) if loc is not None})
 
 
 def _tables(spec: Any) -> list[str]:
     """Table names of the ``dynamodb://`` URIs in an input/output spec (granted on deploy)."""
-    from lambda_handlers.io import dynamodb
-
     uris = spec if isinstance(spec, list) else list(spec.values()) if isinstance(spec, dict) else [spec]
     flat = [u for v in uris for u in (v if isinstance(v, list) else [v])]
     return sorted({dynamodb.parse_uri(u)["table"] for u in flat if dynamodb.is_dynamodb_uri(u)})
@@ -258,10 +256,10 @@ def run_command(args: argparse.Namespace) -> int:
         if local:
             clients.s3.create_bucket(Bucket=LOCAL_BUCKET)
             inputs = upload_local_inputs(clients.s3, inputs)
-            if not output.startswith(("s3://", "dynamodb://")):
+            if not (is_s3_uri(output) or dynamodb.is_dynamodb_uri(output)):
                 local_output = Path(output).expanduser()
-                output = f"s3://{LOCAL_BUCKET}/outputs/{local_output.name or 'output'}/"
-        elif not output.startswith(("s3://", "dynamodb://")):
+                output = str(S3Uri(LOCAL_BUCKET, f"outputs/{local_output.name or 'output'}/"))
+        elif not (is_s3_uri(output) or dynamodb.is_dynamodb_uri(output)):
             raise CommandError(f"output {output!r} is not an S3 or DynamoDB URI (local paths need --local)")
         deploy = {"settings": options_from_args(args, StackSettings),
                   "input_buckets": _buckets(inputs), "output_buckets": _buckets(output),

@@ -10,19 +10,13 @@ Data-plane S3 requests: a marker may report its own counts by operation (``"requ
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 
 from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds
 from airflow_provider_smr.engine.requests import S3_TYPES
 from lambda_handlers import protocol
+from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.plan import Plan
-
-
-def _epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _span(bodies: list[dict]) -> float:
@@ -77,8 +71,8 @@ def build_result(plan: Plan, done: dict, manifest: dict, markers: dict[tuple[int
         "bad_records": sum(b.get("bad_records", 0) for b in all_bodies),
     }
 
-    created = _epoch(plan.created) or 0.0
-    committed = _epoch(done.get("committed")) or created
+    created = epoch_seconds(plan.created) or 0.0
+    committed = epoch_seconds(done.get("committed")) or created
     driver = plan.driver
     last_finished = max((b.get("finished", 0.0) for b in all_bodies), default=created)
     timings = {

@@ -22,14 +22,15 @@ from airflow_provider_smr.engine.result import build_result
 from airflow_provider_smr.engine.watch import (TIMED_OUT, JobStatus, ProgressTracker, WatchPolicy,
                                                WatchState, failure_message, list_status,
                                                status_from_listing, watch_step)
-from airflow_provider_smr.job import MapReduceJob, check_runtime, load_job
+from airflow_provider_smr.job import MapReduceJob, check_pickle_runtime, load_job
 from lambda_handlers import protocol
+from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, TaskLimits
 from lambda_handlers.plan import JobShape, Plan, PlanningRequest, StepShape
 from lambda_handlers.planning import (build_plan, check_output_outside_inputs, describe_tables,
-                                      list_objects, normalize_inputs, output_location,
-                                      parse_s3_uri, resolve_inputs)
+                                      list_objects, normalize_inputs, output_location, resolve_inputs)
+from lambda_handlers.s3uri import S3Uri
 
 log = logging.getLogger(__name__)
 DEFAULT_OPTIONS = JobOptions()
@@ -121,7 +122,7 @@ class JobRunner:
                 self._finish_fan_out(job_id, job, job_params, options)
                 return job_id
             began = time.monotonic()
-            check_runtime(self.stack.runtime)
+            check_pickle_runtime(self.stack.runtime)
             pickled = job.dumps(params=job_params, max_bad_records=options.max_bad_records)
             named = normalize_inputs(input)
             job.check_inputs(list(named))
@@ -192,9 +193,9 @@ class JobRunner:
             dynamodb.ensure_table(self.clients.dynamodb, loc["table"], loc["key_attribute"],
                                   loc["key_type"], create=create_table or loc["create_table"])
             return
-        bucket, prefix = output_location(output)
-        listed = list(list_objects(self.s3, bucket, prefix + protocol.SUCCESS_MARKER))
-        if not overwrite and any(o["Key"] == prefix + protocol.SUCCESS_MARKER for o in listed):
+        marker = output_location(output).join(protocol.SUCCESS_MARKER)
+        listed = list(list_objects(self.s3, marker.bucket, marker.key))
+        if not overwrite and any(o["Key"] == marker.key for o in listed):
             raise OutputExistsError(f"output {output!r} already holds a committed result (_SUCCESS); "
                                     "pass overwrite=True to replace it")
 
@@ -234,7 +235,7 @@ class JobRunner:
         try:
             body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if is_not_found(exc):
                 return None
             raise
         return json.loads(body)
@@ -475,8 +476,8 @@ class JobRunner:
     def _read_uri_json(self, uri: str | None) -> dict | None:
         if not uri:
             return None
-        bucket, key = parse_s3_uri(uri, what="manifest")
-        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        location = S3Uri.parse(uri, what="manifest")
+        body = self.s3.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
         return json.loads(body)
 
     # -- all in one -------------------------------------------------------------------------------

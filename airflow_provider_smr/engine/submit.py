@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 
 from lambda_handlers import protocol
+from lambda_handlers.aws_errors import is_precondition_failed
+from lambda_handlers.plan import Plan
 
 DEFAULT_MAX_CONCURRENCY = 32
 FANOUT_CLAIM = "map-0"
@@ -25,13 +27,6 @@ THROTTLE_CODES = frozenset({"TooManyRequestsException", "ThrottlingException", "
 
 class FanOutError(RuntimeError):
     """An ``Invoke`` failed for a reason retrying cannot fix (or kept being throttled)."""
-
-
-def is_precondition_failed(exc: Exception) -> bool:
-    response = getattr(exc, "response", None) or {}
-    code = response.get("Error", {}).get("Code")
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("PreconditionFailed", "412") or status == 412
 
 
 def put_if_absent(s3: Any, bucket: str, key: str, body: bytes) -> bool:

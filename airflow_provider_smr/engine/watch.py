@@ -12,13 +12,13 @@ when to ask the coordinator to check deadlines, and when the watch ends.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from lambda_handlers import protocol
+from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.plan import Plan
 
 
@@ -48,8 +48,8 @@ class JobStatus:
     error: str | None = None
 
     TERMINAL_STATES = protocol.TERMINAL_STATES
-    SUCCESS_STATES = (protocol.SUCCEEDED,)
-    FAILURE_STATES = (protocol.FAILED, protocol.CANCELLED)
+    SUCCESS_STATES = protocol.SUCCESS_STATES
+    FAILURE_STATES = protocol.FAILURE_STATES
 
     @property
     def terminal(self) -> bool:
@@ -80,12 +80,6 @@ class JobStatus:
             return (f"{self.state} step {self.step + 1}/{len(self.steps)} {self.phase} {p.done}/{p.total} "
                     f"(running {p.running}, failed {p.failed})")
         return f"{self.state} {self.phase or ''}".strip()
-
-
-def _epoch(value: Any) -> float:
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    return float(value or 0)
 
 
 def status_from_listing(plan: Plan, listed: Iterable[dict], now: float | None = None) -> JobStatus:
@@ -125,7 +119,7 @@ def status_from_listing(plan: Plan, listed: Iterable[dict], now: float | None = 
             task = (k.step, k.phase, k.task)
             latest[task] = max(latest.get(task, -1), k.attempt)
             if k.kind == "start":
-                started[(*task, k.attempt)] = _epoch(obj.get("LastModified"))
+                started[(*task, k.attempt)] = epoch_seconds(obj.get("LastModified")) or 0.0
             else:
                 errored.add((*task, k.attempt))
 
@@ -272,11 +266,8 @@ class ProgressTracker:
 
 
 def _created(plan: Plan) -> float | None:
-    value = plan.created
-    if not value:
-        return None
     try:
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+        return epoch_seconds(plan.created or None)
     except ValueError:
         return None
 

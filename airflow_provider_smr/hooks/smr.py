@@ -61,12 +61,9 @@ class SMRHook(AwsBaseHook):
         return self._clients
 
     def _make_client(self, service: str) -> Any:
-        from botocore.config import Config
+        from airflow_provider_smr.engine.aws import client_config
 
-        from airflow_provider_smr.engine.aws import DEFAULT_MAX_POOL_CONNECTIONS
-
-        config = Config(max_pool_connections=DEFAULT_MAX_POOL_CONNECTIONS,
-                        retries={"max_attempts": 5, "mode": "standard"}).merge(self._get_config())
+        config = client_config(self._get_config())
         session = self.get_session(region_name=self.region_name)
         return session.client(service, region_name=self.conn_region_name,
                               endpoint_url=self.conn_config.get_service_endpoint_url(service_name=service),

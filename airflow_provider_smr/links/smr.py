@@ -13,15 +13,8 @@ from urllib.parse import quote, quote_plus
 
 from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
 
-REPORT_NAME = "_report.html"
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """Split ``s3://bucket/key/prefix`` into ``("bucket", "key/prefix")``."""
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    return bucket, key
+from lambda_handlers import protocol
+from lambda_handlers.s3uri import S3Uri
 
 
 def _console_escape(text: str) -> str:
@@ -57,14 +50,14 @@ class SMROutputLink(_SMRLink):
     format_str: ClassVar[str] = BASE_AWS_CONSOLE_LINK + "/s3/buckets/{bucket}?region={region_name}&prefix={prefix}"
 
     def format_console(self, *, output: str, aws_domain: str, region_name: str, **_: Any) -> str:
-        bucket, prefix = split_s3_uri(output)
-        return self.format_str.format(
-            aws_domain=aws_domain, bucket=bucket, region_name=region_name, prefix=quote(prefix, safe="/")
-        )
+        location = S3Uri.parse(output, what="output")
+        return self.format_str.format(aws_domain=aws_domain, bucket=location.bucket, region_name=region_name,
+                                      prefix=quote(location.key, safe="/"))
 
     def format_local(self, *, output: str, endpoint_url: str, **_: Any) -> str:
-        bucket, prefix = split_s3_uri(output)
-        return f"{endpoint_url.rstrip('/')}/{bucket}?list-type=2&prefix={quote(prefix, safe='/')}"
+        location = S3Uri.parse(output, what="output")
+        prefix = quote(location.key, safe="/")
+        return f"{endpoint_url.rstrip('/')}/{location.bucket}?list-type=2&prefix={prefix}"
 
 
 class SMRLogsLink(_SMRLink):
@@ -94,16 +87,12 @@ class SMRReportLink(_SMRLink):
     format_str: ClassVar[str] = BASE_AWS_CONSOLE_LINK + "/s3/object/{bucket}?region={region_name}&prefix={key}"
 
     def format_console(self, *, output: str, aws_domain: str, region_name: str, **_: Any) -> str:
-        bucket, prefix = split_s3_uri(output)
-        key = quote(report_key(prefix), safe="/")
-        return self.format_str.format(aws_domain=aws_domain, bucket=bucket, region_name=region_name, key=key)
+        location = S3Uri.parse(output, what="output")
+        key = quote(protocol.report_key(location.key), safe="/")
+        return self.format_str.format(aws_domain=aws_domain, bucket=location.bucket, region_name=region_name,
+                                      key=key)
 
     def format_local(self, *, output: str, endpoint_url: str, **_: Any) -> str:
-        bucket, prefix = split_s3_uri(output)
-        return f"{endpoint_url.rstrip('/')}/{bucket}/{quote(report_key(prefix), safe='/')}"
-
-
-def report_key(output_prefix: str) -> str:
-    """Key of the HTML report under an output prefix (``out/`` -> ``out/_report.html``)."""
-    prefix = output_prefix if not output_prefix or output_prefix.endswith("/") else output_prefix + "/"
-    return prefix + REPORT_NAME
+        location = S3Uri.parse(output, what="output")
+        key = quote(protocol.report_key(location.key), safe="/")
+        return f"{endpoint_url.rstrip('/')}/{location.bucket}/{key}"

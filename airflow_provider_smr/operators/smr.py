@@ -16,6 +16,7 @@ from airflow_provider_smr.hooks.smr import SMRHook
 from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions, StackSettings, declared
+from lambda_handlers.s3uri import SCHEME, S3Uri, is_s3_uri
 
 try:  # Airflow >= 3.3: task_state_store survives retries (AIP-103).
     from airflow.sdk import ResumableJobMixin
@@ -31,10 +32,6 @@ _JOB, _STACK = JobOptions(), StackSettings()
 MAX_BASE_JOB_ID = 190
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
 
-ACTIVE_STATES = (protocol.PENDING, protocol.RUNNING)
-SUCCESS_STATES = (protocol.SUCCEEDED,)
-FAILURE_STATES = (protocol.FAILED, protocol.CANCELLED)
-
 # Resume decisions, from the state of the job a previous try left behind.
 SUBMIT = "submit"  # no job yet
 RECONNECT = "reconnect"  # still running: wait for it
@@ -46,9 +43,9 @@ def resume_decision(prior_state: str | None) -> str:
     """Decide what a (re)starting task does with the job an earlier try may have left."""
     if prior_state is None:
         return SUBMIT
-    if prior_state in ACTIVE_STATES:
+    if prior_state in protocol.ACTIVE_STATES:
         return RECONNECT
-    if prior_state in SUCCESS_STATES:
+    if prior_state in protocol.SUCCESS_STATES:
         return RETURN
     return RESUBMIT
 
@@ -106,10 +103,9 @@ def s3_buckets(locations: Any) -> list[str]:
     buckets = []
     for loc in locations or []:
         for uri in [loc] if isinstance(loc, str) else loc:
-            if uri.startswith("s3://"):
-                bucket = uri[len("s3://") :].split("/", 1)[0]
-                if bucket and bucket not in buckets:
-                    buckets.append(bucket)
+            location = S3Uri.parse_or_none(uri)
+            if location is not None and location.bucket not in buckets:
+                buckets.append(location.bucket)
     return buckets
 
 
@@ -121,8 +117,8 @@ def asset_uri(output: str) -> str | None:
     """
     if "{{" not in output:
         return output
-    root = output.split("{{", 1)[0].rsplit("/", 1)[0] + "/"
-    return root if len(root) > len("s3://") + 1 and root.startswith("s3://") else None
+    root = S3Uri.parse_or_none(output.split("{{", 1)[0].rsplit("/", 1)[0] + "/")
+    return str(root) if root is not None else None
 
 
 class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
@@ -191,7 +187,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         poll_interval: float = 5,
         **kwargs: Any,
     ) -> None:
-        if "outlets" not in kwargs and isinstance(output, str) and output.startswith("s3://"):
+        if "outlets" not in kwargs and is_s3_uri(output):
             uri = asset_uri(output)
             if uri:
                 from airflow.sdk import Asset
@@ -265,9 +261,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
 
     def _defer_or_finish(self, context: Context, job_id: str) -> dict[str, Any]:
         status = self.hook.get_job_status(job_id, stack_name=self.stack_name)
-        if status["state"] in SUCCESS_STATES:
+        if status["state"] in protocol.SUCCESS_STATES:
             return self.get_job_result(job_id, context)
-        if status["state"] in FAILURE_STATES:
+        if status["state"] in protocol.FAILURE_STATES:
             raise AirflowException(f"SMR job {job_id} {status['state']}: {status.get('error')}")
         self._defer(job_id)
 
@@ -347,10 +343,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return self._prior_state(str(external_id)) or protocol.FAILED
 
     def is_job_active(self, status: str) -> bool:
-        return status in ACTIVE_STATES
+        return status in protocol.ACTIVE_STATES
 
     def is_job_succeeded(self, status: str) -> bool:
-        return status in SUCCESS_STATES
+        return status in protocol.SUCCESS_STATES
 
     def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:
         # The mixin returns this method's value when it reconnects, so it returns the result too.
@@ -431,9 +427,9 @@ def lineage_datasets(locations: Any) -> list[tuple[str, str]]:
     found = []
     for entry in locations or []:
         for uri in [entry] if isinstance(entry, str) else entry:
-            if uri.startswith("s3://"):
-                bucket, _, key = uri[len("s3://") :].partition("/")
-                found.append((f"s3://{bucket}", key or "/"))
+            location = S3Uri.parse_or_none(uri)
+            if location is not None:
+                found.append((f"{SCHEME}{location.bucket}", location.key or "/"))
     return found
 
 

@@ -36,8 +36,8 @@ class SMRJobSensor(AwsBaseSensor[SMRHook]):
     template_fields: Sequence[str] = aws_template_fields("job_id", "stack_name")
     ui_color = "#f9c915"
 
-    SUCCESS_STATES = (protocol.SUCCEEDED,)
-    FAILURE_STATES = (protocol.FAILED, protocol.CANCELLED)
+    SUCCESS_STATES = protocol.SUCCESS_STATES
+    FAILURE_STATES = protocol.FAILURE_STATES
 
     def __init__(
         self,

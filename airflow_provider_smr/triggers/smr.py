@@ -13,6 +13,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from lambda_handlers import protocol
+from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.plan import Plan
 
 # The statuses an SMRJobTrigger event can carry.
@@ -247,8 +248,7 @@ class S3Reader:
         try:
             obj = await self._call("get_object", Bucket=bucket, Key=key)
         except Exception as err:
-            code = getattr(err, "response", {}).get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404"):
+            if is_not_found(err):
                 return None
             raise
         body = obj["Body"]

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 if TYPE_CHECKING:
     from lambda_handlers.plan import TableOutput
 
+from lambda_handlers.aws_errors import error_code, is_not_found
+
 SCHEME = "dynamodb://"
 FORMAT = "dynamodb"
 BATCH = 25
@@ -113,10 +115,6 @@ def table_splits(input_name: str, table: dict[str, Any], segments: int) -> list[
 # Retry
 
 
-def _code(exc: BaseException) -> str:
-    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", ""))
-
-
 def with_backoff(call: Callable[[], T], *, attempts: int = 10, base: float = 0.05,
                  cap: float = 5.0, sleep: Callable[[float], None] = time.sleep) -> T:
     """``call()``, retried with jittered exponential backoff while DynamoDB throttles."""
@@ -124,7 +122,7 @@ def with_backoff(call: Callable[[], T], *, attempts: int = 10, base: float = 0.0
         try:
             return call()
         except Exception as exc:
-            if _code(exc) not in RETRYABLE or i == attempts - 1:
+            if error_code(exc) not in RETRYABLE or i == attempts - 1:
                 raise
             sleep(min(cap, base * 2**i) * (0.5 + random.random() / 2))
     raise AssertionError("unreachable")
@@ -305,7 +303,7 @@ def ensure_table(client: Any, table: str, key_attribute: str = "key", key_type: 
         try:
             desc: dict[str, Any] = client.describe_table(TableName=table)["Table"]
         except Exception as exc:
-            if _code(exc) != "ResourceNotFoundException":
+            if not is_not_found(exc):
                 raise
             if not create:
                 raise DynamoDBLocationError(
@@ -316,7 +314,7 @@ def ensure_table(client: Any, table: str, key_attribute: str = "key", key_type: 
                                                            "AttributeType": key_type}],
                                     KeySchema=[{"AttributeName": key_attribute, "KeyType": "HASH"}])
             except Exception as exc2:
-                if _code(exc2) != "ResourceInUseException":
+                if error_code(exc2) != "ResourceInUseException":
                     raise
             continue
         if desc.get("TableStatus", "ACTIVE") == "ACTIVE":

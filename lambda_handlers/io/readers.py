@@ -24,6 +24,7 @@ from itertools import chain
 from typing import Any, Callable, Iterator
 
 from lambda_handlers.io import splits
+from lambda_handlers.s3uri import S3Uri
 
 SKIP = object()  # a parser returns SKIP for lines that are not records (blank jsonl/csv lines)
 FORMATS = ("text", "csv", "jsonl")
@@ -245,4 +246,4 @@ class SplitInput:
                 "end": self.split.get("end")}
 
     def describe(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+        return str(S3Uri(self.bucket, self.key))

@@ -208,12 +208,13 @@ def open_whole(bucket: str, key: str, etag: str | None) -> StreamingBody:
 
 def _changed(exc: Exception, bucket: str, key: str, etag: str | None) -> Exception:
     from lambda_handlers import runtime
+    from lambda_handlers.aws_errors import is_not_found, is_precondition_failed
 
-    if runtime.is_precondition_failed(exc):
+    if is_precondition_failed(exc):
         return runtime.ObjectChangedError(
             f"object s3://{bucket}/{key} changed during the job (ETag {etag} no longer matches); "
             "re-run the job on a stable input")
-    if runtime.is_not_found(exc):
+    if is_not_found(exc):
         return runtime.ObjectChangedError(f"object s3://{bucket}/{key} disappeared during the job")
     return exc
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink, report_key
+from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink
+from lambda_handlers.protocol import report_key
 
 AWS = {"region_name": "eu-west-1", "aws_domain": "aws.amazon.com", "endpoint_url": None}
 LOCAL = {"region_name": "us-east-1", "aws_domain": "aws.amazon.com", "endpoint_url": "http://127.0.0.1:4566"}

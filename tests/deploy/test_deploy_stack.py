@@ -16,7 +16,7 @@ from airflow_provider_smr.deploy import (
     StackInfo,
     StackNotFoundError,
     StackSettingsError,
-    check_runtime,
+    check_stack_runtime,
     delete_stack,
     deploy_stack,
     describe_stack,
@@ -269,10 +269,10 @@ def test_delete_of_a_missing_stack_raises_unless_missing_ok(clients):
     delete_stack(clients, "smr-not-there", missing_ok=True)
 
 
-def test_check_runtime_refuses_a_stack_on_another_python():
+def test_check_stack_runtime_refuses_a_stack_on_another_python():
     info = StackInfo(stack_name="smr", region="us-east-1", work_bucket="b", functions={},
                      runtime="python3.9", memory_mb=1024, timeout_s=300, code_hash="h")
     with pytest.raises(RuntimeMismatchError, match="python3.9") as raised:
-        check_runtime(info)
+        check_stack_runtime(info)
     assert worker_runtime() in str(raised.value)
-    check_runtime(StackInfo(**{**info.to_dict(), "runtime": worker_runtime()}))
+    check_stack_runtime(StackInfo(**{**info.to_dict(), "runtime": worker_runtime()}))

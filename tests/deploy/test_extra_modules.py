@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from airflow_provider_smr.job import JobError, MapReduceJob
+from airflow_provider_smr.job import JobDefinitionError, MapReduceJob
 
 
 @pytest.fixture
@@ -70,5 +70,5 @@ def test_without_extra_modules_the_lazy_import_fails_there(helper_package, tmp_p
 
 
 def test_a_module_without_python_source_is_refused_with_a_clear_error():
-    with pytest.raises(JobError, match="no Python source"):
+    with pytest.raises(JobDefinitionError, match="no Python source"):
         MapReduceJob(mapper=lambda r: [(r, 1)], extra_modules=["_json"]).dumps()

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_smr.engine.inputs import (
-    InputError,
+from lambda_handlers.planning import (
     InputNotFoundError,
     check_output_outside_inputs,
     glob_matches,
     list_input,
     normalize_inputs,
     output_location,
-    parse_s3_uri,
     resolve_inputs,
 )
+from lambda_handlers.s3uri import InputError, S3Uri
 
 
 @pytest.fixture
@@ -98,9 +97,9 @@ def test_bad_input_specs_are_refused(bad):
 
 
 def test_output_is_always_a_folder():
-    assert output_location("s3://out/res") == ("out", "res/")
-    assert output_location("s3://out") == ("out", "")
-    assert parse_s3_uri("s3://b/a/b.txt") == ("b", "a/b.txt")
+    assert output_location("s3://out/res") == S3Uri("out", "res/")
+    assert output_location("s3://out") == S3Uri("out", "")
+    assert S3Uri.parse("s3://b/a/b.txt") == S3Uri("b", "a/b.txt")
     with pytest.raises(InputError, match="plain S3 prefix"):
         output_location("s3://out/*/")
 

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_smr.engine.inputs import S3Object
-from airflow_provider_smr.engine.plan import (
+from lambda_handlers.planning import (
     MIN_SPLIT_SIZE,
     TAIL_FRACTION,
     PlanError,
+    S3Object,
     build_plan,
     choose_num_reducers,
     choose_split_size,

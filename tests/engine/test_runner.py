@@ -17,10 +17,10 @@ import boto3
 import pytest
 
 from airflow_provider_smr.engine.runner import JobFailedError, JobRunner, OutputExistsError
-from airflow_provider_smr.engine.inputs import InputNotFoundError
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import coordinator, mapper, protocol, reducer, runtime
 from lambda_handlers.options import JobOptions
+from lambda_handlers.planning import InputNotFoundError
 
 WORK, DATA = "smr-engine-work", "smr-engine-data"
 FUNCTIONS = {"t-mapper": mapper.handler, "t-reducer": reducer.handler,
@@ -209,8 +209,8 @@ def test_cancel_stops_a_job_before_commit(env):
 
 @pytest.mark.parametrize("case", ["unpicklable", "output-inside-input", "no-bucket", "runtime"])
 def test_bad_submissions_fail_with_one_error_and_nothing_written_or_invoked(env, case):
-    from airflow_provider_smr.engine.inputs import InputError
     from airflow_provider_smr.job import JobPicklingError, JobRuntimeError
+    from lambda_handlers.s3uri import InputError
 
     s3, fake, runner = env
     s3.put_object(Bucket=DATA, Key="bad/in/a.txt", Body=b"a\n")

@@ -8,12 +8,11 @@ import socket
 import boto3
 import pytest
 
-from airflow_provider_smr.engine.plan import build_plan
-from airflow_provider_smr.engine.inputs import S3Object
 from airflow_provider_smr.hooks.smr import JobNotFoundError, SMRHook
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions
+from lambda_handlers.planning import S3Object, build_plan
 
 WORK = "smr-hook-work"
 

@@ -12,7 +12,7 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_handlers import grouping, reducer, shuffle
+from lambda_handlers import grouping, parallel, reducer, shuffle
 from lambda_handlers.io import writers
 
 JSON = shuffle.serializer("json")
@@ -222,7 +222,7 @@ def test_the_fetch_window_bounds_the_bytes_in_flight_and_keeps_order():
         return b"x" * n
 
     got = []
-    for data in reducer.window_parallel(fetch, sizes, int, window=1500, workers=8):
+    for data in parallel.window_parallel(fetch, sizes, int, window=1500, workers=8):
         got.append(len(data))
         with lock:  # the consumer is done with this piece: it no longer counts
             held[0] -= len(data)

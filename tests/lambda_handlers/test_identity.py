@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from lambda_handlers import reducer, runtime, shuffle
 from lambda_handlers.jobspec import IDENTITY, Fold, JobSpec, StepSpec
+from lambda_handlers.plan import Plan
 
 JSON = shuffle.serializer("json")
 
@@ -46,7 +47,8 @@ def run_reduce(monkeypatch, map_tasks: list[list[tuple]], job_reducer, fmt: str 
     monkeypatch.setattr(runtime, "put_bytes", lambda bucket, key, body, **_: put.__setitem__(key, body))
     monkeypatch.setattr(reducer, "map_outputs", lambda *a: outputs)
     steps = [{"num_map_tasks": len(outputs)}] + ([] if last else [{"num_map_tasks": 1}])
-    plan = {"steps": steps, "output": {"format": fmt}, "limits": {"memory_budget_bytes": budget}}
+    plan = Plan.from_json({"job_id": "j", "steps": steps, "output": {"format": fmt},
+                           "limits": {"memory_budget_bytes": budget}})
     job = JobSpec(steps=[StepSpec(mapper=None, reducer=job_reducer)] * len(steps))
     event = {"bucket": "b", "job_id": "j", "step": 0, "task": 0, "attempt": 0}
     done = reducer.reduce_task(event, plan, job, runtime.TaskMetrics())
