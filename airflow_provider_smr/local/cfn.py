@@ -1,9 +1,12 @@
 """CloudFormation on the local stack: apply what moto skips, refuse what nobody applies.
 
 moto's CloudFormation silently ignores resource types it does not model and still reports
-``CREATE_COMPLETE``; it also drops ``Layers`` from ``AWS::Lambda::Function`` (applied here). Here the two types our deploy templates use are applied through moto's own
+``CREATE_COMPLETE``; it also drops ``Layers`` from ``AWS::Lambda::Function`` (applied by
+:mod:`~airflow_provider_smr.local.moto_internals`). Here the two types our deploy templates use are
+applied through moto's own
 backends (``AWS::Lambda::EventInvokeConfig``, ``AWS::S3::BucketPolicy``), and any other unmodelled
-type makes ``CreateStack``/``UpdateStack`` fail with a ``ValidationError`` naming it.
+type makes ``CreateStack``/``UpdateStack`` fail with a ``ValidationError`` naming it (the patches
+of moto that do this are in :mod:`airflow_provider_smr.local.moto_internals`).
 """
 
 from __future__ import annotations
@@ -53,14 +56,14 @@ class _Applied:
 
     @classmethod
     def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict,
-                                        account_id: str, region_name: str, **kwargs: Any):
+                                        account_id: str, region_name: str, **kwargs: Any) -> _Applied:
         props = dict(cloudformation_json.get("Properties", {}))
         return cls(cls.apply(props, account_id, region_name))
 
     @classmethod
     def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
                                         cloudformation_json: dict, account_id: str,
-                                        region_name: str):
+                                        region_name: str) -> _Applied:
         return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,
                                                    account_id, region_name)
 
@@ -70,7 +73,7 @@ class _Applied:
         props = cloudformation_json.get("Properties", {})
         try:
             cls.remove(props, resource_name, account_id, region_name)
-        except Exception:  # the function or bucket may be gone already
+        except Exception:  # noqa: BLE001 - the function or bucket may be gone already
             pass
 
     def is_created(self) -> bool:
@@ -151,44 +154,9 @@ class LocalBucketPolicy(_Applied, CloudFormationModel):
         s3_backends[account_id]["global"].delete_bucket_policy(props.get("Bucket", resource_name))
 
 
-def install() -> None:
-    """Register the resources above and make unmodelled resource types fail the stack."""
-    from moto.cloudformation import parsing
-    from moto.cloudformation.exceptions import ValidationError
-
-    parsing.get_model_map.cache_clear()
-    parsing.get_name_type_map.cache_clear()
-    original = parsing.parse_resource
-    if getattr(original, "_smr_strict", False):
-        return
-
-    def parse_resource(resource_json: dict, resources_map: Any):
-        resource_type = resource_json["Type"]
-        if (parsing.resource_class_from_type(resource_type) is None
-                and resource_type not in parsing.NULL_MODELS):
-            raise ValidationError(message=(
-                f"Template resource type {resource_type} is not supported by the local stack "
-                f"(moto would skip it silently); remove it or add support in "
-                f"airflow_provider_smr/local/cfn.py"))
-        return original(resource_json, resources_map)
-
-    parse_resource._smr_strict = True  # type: ignore[attr-defined]
-    parsing.parse_resource = parse_resource
-    _apply_function_layers()
-
-
-def _apply_function_layers() -> None:
-    """moto's ``AWS::Lambda::Function`` drops ``Layers``; the handler would miss its layers."""
-    from moto.awslambda.models import LambdaFunction
-
-    original = LambdaFunction.create_from_cloudformation_json.__func__
-
-    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id,
-                                        region_name, **kwargs):
-        fn = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        layers = cloudformation_json.get("Properties", {}).get("Layers")
-        if layers:
-            fn.layers = fn._get_layers_data(layers)
-        return fn
-
-    LambdaFunction.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+def unsupported_resource_message(resource_type: str) -> str:
+    """The ``ValidationError`` message of a template resource type no model here or in moto
+    covers (``moto_internals.install_patches`` makes such a resource fail the stack)."""
+    return (f"Template resource type {resource_type} is not supported by the local stack "
+            f"(moto would skip it silently); remove it or add support in "
+            f"airflow_provider_smr/local/cfn.py")

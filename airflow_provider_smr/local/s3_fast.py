@@ -11,19 +11,27 @@ from moto's own S3 backend, with the same objects and the same headers moto woul
 ListObjectsV2 (no ``fetch-owner``) asks moto's backend for the page, with moto's own continuation
 tokens, and only renders the XML here: moto's generic serializer costs about 1 ms per listed key.
 A PUT keeps the request's bytes as the object's value and a copy shares its source's bytes (see
-:func:`_adopt`): no copy of the data in the server, as on S3, where a copy is a server-side
-operation. Everything else (and every error except a missing key or a failed precondition) goes to moto.
+:func:`~airflow_provider_smr.local.moto_internals.adopt_value`): no copy of the data in the server,
+as on S3, where a copy is a server-side operation. Everything else (and every error except a
+missing key or a failed precondition) goes to moto.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import threading
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 from xml.sax.saxutils import escape
+
+from airflow_provider_smr.local.moto_internals import (
+    Replaced,
+    adopt_value,
+    read_value_range,
+    whole_value,
+)
 
 _COMMON = {"HTTP_HOST", "HTTP_USER_AGENT", "HTTP_ACCEPT_ENCODING", "HTTP_AUTHORIZATION",
            "HTTP_X_AMZ_DATE", "HTTP_X_AMZ_CONTENT_SHA256", "HTTP_AMZ_SDK_INVOCATION_ID",
@@ -49,7 +57,7 @@ class S3FastPath:
 
     def __init__(self, account_id: str):
         self.account_id = account_id
-        self._backend = None
+        self._backend: Any = None
         self._put_lock = threading.Lock()  # makes If-None-Match: * atomic, as on S3
 
     @property
@@ -125,7 +133,7 @@ class S3FastPath:
         for _ in range(8):
             try:
                 return self._get_once(environ, method, bucket, key_name)
-            except _Replaced:  # a PUT replaced the key while it was read: read the new one
+            except Replaced:  # a PUT replaced the key while it was read: read the new one
                 continue
         return None
 
@@ -164,7 +172,7 @@ class S3FastPath:
             headers["content-range"] = f"bytes {begin}-{end}/{size}"
             status = "206 Partial Content"
         headers["content-length"] = str(end + 1 - begin)
-        value = b"" if method == "HEAD" else _read_range(key, begin, end + 1 - begin)
+        value = b"" if method == "HEAD" else read_value_range(key, begin, end + 1 - begin)
         return status, _ids(list(headers.items())), value
 
     def _put(self, environ: dict, bucket_name: str, key_name: str) -> Response | None:
@@ -225,7 +233,7 @@ class S3FastPath:
             if src.checksum_value:
                 key.checksum_value, key.checksum_algorithm = src.checksum_value, src.checksum_algorithm
 
-        key = self._store(bucket, key_name, _whole(src), src.etag.strip('"'), prepare)
+        key = self._store(bucket, key_name, whole_value(src), src.etag.strip('"'), prepare)
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<CopyObjectResult xmlns="'
                 'http://s3.amazonaws.com/doc/2006-03-01/"><LastModified>'
                 f"{key.last_modified_ISO8601}</LastModified><ETag>{escape(key.etag)}</ETag>"
@@ -240,9 +248,9 @@ class S3FastPath:
                prepare: Callable[[Any], None], checksum_value: str | None = None) -> Any:
         """moto's ``put_object`` for a plain bucket (no versions, no lock, no notifications, SSE-S3
         or no default encryption), except that the key is made whole - its bytes adopted
-        (:func:`_adopt`), ETag, metadata and ACL set by ``prepare`` - before it replaces the old
-        one in the bucket: as on S3, a reader sees the old object or the new one, never a key
-        still being filled."""
+        (:func:`~airflow_provider_smr.local.moto_internals.adopt_value`), ETag, metadata and ACL
+        set by ``prepare`` - before it replaces the old one in the bucket: as on S3, a reader sees
+        the old object or the new one, never a key still being filled."""
         from moto.s3.models import FakeKey
 
         encryption = kms_key_id = bucket_key_enabled = None
@@ -256,56 +264,10 @@ class S3FastPath:
                       etag=etag, is_versioned=False, version_id="null", encryption=encryption,
                       kms_key_id=kms_key_id, bucket_key_enabled=bucket_key_enabled,
                       checksum_value=checksum_value)
-        _adopt(key, data)
+        adopt_value(key, data)
         prepare(key)
         bucket.keys.setlist(key_name, [key])
         return key
-
-
-def _adopt(key: Any, data: bytes) -> None:
-    """Make ``data`` the value of a ``key`` just created empty, without copying it: the key's
-    spooled buffer wraps the bytes object itself. ``io.BytesIO(data)`` shares ``data`` and copies
-    it only when the buffer is written to (moto's value setter truncates and writes), so neither
-    the request's bytes nor a copy's source can be changed through it. An object over the
-    buffer's spool size takes moto's way (written to a temporary file)."""
-    buffer = getattr(key, "_value_buffer", None)
-    if (type(data) is bytes and isinstance(getattr(buffer, "_file", None), io.BytesIO)
-            and not getattr(buffer, "_rolled", True) and len(data) <= getattr(buffer, "_max_size", 0)):
-        buffer._file = io.BytesIO(data)  # the key is not in a bucket yet: no reader to lock out
-        key.contentsize = len(data)
-    else:
-        key.value = data
-
-
-def _whole(key: Any) -> bytes:
-    """The whole value of ``key``: the bytes its in-memory buffer holds (shared, not copied), or
-    moto's copy of them."""
-    buffer = getattr(key, "_value_buffer", None)
-    inner = getattr(buffer, "_file", None)
-    if isinstance(inner, io.BytesIO) and not getattr(buffer, "_rolled", True):
-        with key.lock:
-            return inner.getvalue()
-    return key.value
-
-
-class _Replaced(Exception):
-    """The key being read was replaced meanwhile: moto closes a replaced key's buffer."""
-
-
-def _read_range(key: Any, begin: int, length: int) -> bytes:
-    """``length`` bytes of an object from ``begin``: moto's ``key.value`` reads (and copies) the
-    whole object, so a ranged GET of a 1 GiB input would move 1 GiB for every 64 MiB split."""
-    buffer, lock = getattr(key, "_value_buffer", None), getattr(key, "lock", None)
-    try:
-        if buffer is None or lock is None:
-            return key.value[begin:begin + length]
-        with lock:
-            buffer.seek(begin)
-            return buffer.read(length)
-    except ValueError as exc:  # I/O operation on closed file
-        if getattr(buffer, "closed", False) or getattr(key, "disposed", False):
-            raise _Replaced from exc
-        raise
 
 
 def _plain(bucket: Any) -> bool:

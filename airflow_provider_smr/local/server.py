@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 
 READY = "SMR-LOCAL-READY"
+#: the HTTP servers ``--http-server`` may name (see :mod:`airflow_provider_smr.local.http_servers`)
+HTTP_SERVERS = ("builtin", "cheroot", "waitress")
 DEFAULT_ACCOUNT = "123456789012"
 
 
@@ -27,63 +29,6 @@ def default_workers_per_function() -> int:
 
 def default_max_processes(workers_per_function: int) -> int:
     return max(12, 3 * workers_per_function)
-
-
-def build_moto_app():
-    """moto's WSGI dispatcher, with the per-request backend lookup memoised."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-    class Dispatcher(DomainDispatcherApplication):
-        _hosts: dict = {}
-
-        def get_backend_for_host(self, host):
-            # moto walks its package directory on every request to answer this; cache it.
-            if host is None:
-                return None
-            try:
-                return self._hosts[host]
-            except KeyError:
-                backend = super().get_backend_for_host(host)
-                self._hosts[host] = backend
-                return backend
-
-    return Dispatcher(create_backend_app)
-
-
-def _cheaper_request_ids() -> None:
-    """moto draws each 52-character request id one random.choice at a time; use uuid4 instead."""
-    import uuid
-
-    import moto.core.responses as responses
-
-    def gen_amzn_requestid_long(headerdict=None):
-        request_id = (uuid.uuid4().hex + uuid.uuid4().hex)[:52].upper()
-        if isinstance(headerdict, dict):
-            headerdict["x-amzn-requestid"] = request_id
-        return request_id
-
-    responses.gen_amzn_requestid_long = gen_amzn_requestid_long
-
-
-def _put_replaces_event_invoke_config() -> None:
-    """moto appends every PutFunctionEventInvokeConfig and Get returns the first; AWS replaces."""
-    from moto.awslambda.models import LambdaBackend
-
-    original = LambdaBackend.put_function_event_invoke_config
-
-    def put_function_event_invoke_config(self, function_name, config):
-        self.get_function(function_name).event_invoke_config = []
-        return original(self, function_name, config)
-
-    LambdaBackend.put_function_event_invoke_config = put_function_event_invoke_config
-
-
-def _warm_up(app, services: tuple[str, ...]) -> None:
-    """Create moto's per-service apps now so the first real request is not slow."""
-    for service in services:
-        with app.lock:
-            if service not in app.app_instances:
-                app.app_instances[service] = app.create_app(service)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -104,6 +49,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "default: fork them from a zygote that preloaded boto3)")
     parser.add_argument("--no-fast-s3", action="store_true",
                         help="let moto answer every S3 request (slower; for comparison)")
+    parser.add_argument("--http-server", choices=HTTP_SERVERS, default=HTTP_SERVERS[0],
+                        help="the HTTP server in front of the stack: ours, or a maintained one "
+                             "to compare with (bench/local_stack.py --only servers)")
     parser.add_argument("--parent-pid", type=int, default=None)
     return parser.parse_args(argv)
 
@@ -113,6 +61,13 @@ MEMORY_OBJECT_BYTES = 256 << 20
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    from airflow_provider_smr.local import moto_internals
+
+    try:
+        moto_internals.check_version()
+    except moto_internals.UnsupportedMotoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     # CORS headers only matter to browsers; flask-cors costs ~0.2 ms on every request.
     os.environ.setdefault("MOTO_DISABLE_GLOBAL_CORS", "true")
@@ -122,19 +77,20 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(key, "testing")
 
-    from airflow_provider_smr.local import cfn
+    from airflow_provider_smr.local import cfn, http_servers
     from airflow_provider_smr.local.gateway import Gateway
     from airflow_provider_smr.local.runtime.invoker import Invoker, RuntimeSettings
     from airflow_provider_smr.local.s3_fast import S3FastPath
-    from airflow_provider_smr.local.wsgi_server import WSGIServer
 
-    cfn.install()
-    _cheaper_request_ids()
-    _put_replaces_event_invoke_config()
-    moto_app = build_moto_app()
+    moto_internals.install_patches(cfn.unsupported_resource_message)
+    moto_app = moto_internals.build_app()
     root = Path(tempfile.mkdtemp(prefix="smr-local-"))
-    server = WSGIServer((args.host, args.port), lambda e, s: gateway(e, s))
-    endpoint = f"http://{args.host}:{server.server_port}"
+    # A RequestResponse invoke holds a thread while its function runs and calls S3 through this
+    # same server: a pooled server needs a thread per invoke in flight and some for the rest.
+    server = http_servers.start(args.http_server, args.host, args.port,
+                                lambda e, s: gateway(e, s), threads=args.max_concurrency + 32,
+                                memory_body_bytes=MEMORY_OBJECT_BYTES)
+    endpoint = f"http://{args.host}:{server.port}"
     workers = args.workers or default_workers_per_function()
     settings = RuntimeSettings(
         account_id=DEFAULT_ACCOUNT, region=args.region, endpoint_url=endpoint,
@@ -143,17 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         retry_base_s=args.retry_base, zygote=not args.no_zygote)
     invoker = Invoker(settings, root)
     gateway = Gateway(moto_app, invoker, None if args.no_fast_s3 else S3FastPath(DEFAULT_ACCOUNT))
-    _warm_up(moto_app, ("s3", "lambda", "iam", "sts", "logs", "cloudformation", "dynamodb"))
+    moto_internals.warm_up(moto_app, ("s3", "lambda", "iam", "sts", "logs", "cloudformation", "dynamodb"))
 
     stop = threading.Event()
 
-    def _on_signal(signum, frame):
+    def _on_signal(signum: int, frame: object) -> None:
         stop.set()
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                               daemon=True)
+    serving = threading.Thread(target=server.run, daemon=True)
     serving.start()
     print(f"{READY} {endpoint}", flush=True)
     try:
@@ -161,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.parent_pid and os.getppid() != args.parent_pid:
                 break
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         invoker.close()
         shutil.rmtree(root, ignore_errors=True)
     return 0

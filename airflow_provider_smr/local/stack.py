@@ -33,6 +33,8 @@ class LocalStack:
     :param fast_s3: answer plain S3 GET/HEAD/PUT from moto's backend directly (False: all via moto).
     :param zygote: fork each new worker from an interpreter that already imported boto3 and
         parsed the S3, Lambda and DynamoDB models (False: a fresh ``python -I -S`` each time).
+    :param http_server: the HTTP server in front of the stack (None: the stack's own; see
+        :mod:`airflow_provider_smr.local.http_servers`).
     """
 
     #: the module run as the server (``python -m``); a subclass may serve through another one
@@ -42,11 +44,11 @@ class LocalStack:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, workers: int | None = None,
                  max_concurrency: int = 64, region: str = "us-east-1", *,
                  retry_base_s: float = 0.1, max_processes: int | None = None,
-                 fast_s3: bool = True, zygote: bool = True):
+                 fast_s3: bool = True, zygote: bool = True, http_server: str | None = None):
         self.host, self.port, self.workers = host, port, workers
         self.max_concurrency, self.region = max_concurrency, region
         self.retry_base_s, self.max_processes = retry_base_s, max_processes
-        self.fast_s3, self.zygote = fast_s3, zygote
+        self.fast_s3, self.zygote, self.http_server = fast_s3, zygote, http_server
         self.endpoint_url: str | None = None
         self._process: subprocess.Popen | None = None
 
@@ -67,7 +69,7 @@ class LocalStack:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def client(self, service: str, **kwargs: Any):
+    def client(self, service: str, **kwargs: Any) -> Any:
         """A boto3 client bound to this stack."""
         import boto3
 
@@ -79,6 +81,12 @@ class LocalStack:
     def start(self) -> LocalStack:
         if self._process is not None:
             return self
+        from airflow_provider_smr.local.moto_internals import UnsupportedMotoError, check_version
+
+        try:
+            check_version()
+        except UnsupportedMotoError as exc:
+            raise LocalStackError(str(exc)) from None
         command = [sys.executable, "-m", self.server_module,
                    "--host", self.host, "--port", str(self.port), "--region", self.region,
                    "--max-concurrency", str(self.max_concurrency),
@@ -91,6 +99,8 @@ class LocalStack:
             command.append("--no-fast-s3")
         if not self.zygote:
             command.append("--no-zygote")
+        if self.http_server:
+            command += ["--http-server", self.http_server]
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None,
                                           start_new_session=True, env=self.server_env())
         try:

@@ -1,0 +1,66 @@
+"""The local stack refuses a moto it was not tested with, naming the version to install."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from airflow_provider_smr.local import moto_internals
+from airflow_provider_smr.local.moto_internals import SUPPORTED_MOTO, UnsupportedMotoError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("version", ["5.3.0", "5.1.9", "6.0.0", None])
+def test_an_unsupported_moto_is_refused_naming_the_version_to_install(monkeypatch, version):
+    monkeypatch.setattr(moto_internals, "installed_moto_version", lambda: version)
+    with pytest.raises(UnsupportedMotoError) as err:
+        moto_internals.check_version()
+    message = str(err.value)
+    assert f"found {version or 'no moto'}" in message
+    assert "pip install 'moto[server," in message and f"]{SUPPORTED_MOTO}'" in message
+
+
+@pytest.mark.parametrize("version", ["5.2.6", "5.2.9"])
+def test_a_supported_moto_passes(monkeypatch, version):
+    monkeypatch.setattr(moto_internals, "installed_moto_version", lambda: version)
+    moto_internals.check_version()
+
+
+def test_the_installed_moto_is_supported():
+    moto_internals.check_version()
+
+
+def test_the_local_stack_does_not_start_with_an_unsupported_moto(monkeypatch):
+    from airflow_provider_smr.local import LocalStack, LocalStackError
+
+    monkeypatch.setattr(moto_internals, "installed_moto_version", lambda: "5.3.1")
+    stack = LocalStack(port=0)
+    with pytest.raises(LocalStackError, match=re.escape(f"needs moto{SUPPORTED_MOTO}")):
+        stack.start()
+    assert stack.pid is None  # refused before a server process was started
+
+
+def test_the_server_process_exits_naming_the_version_to_install(monkeypatch, capsys):
+    from airflow_provider_smr.local import server
+
+    monkeypatch.setattr(moto_internals, "installed_moto_version", lambda: "5.1.0")
+    assert server.main(["--port", "0"]) == 2
+    assert f"needs moto{SUPPORTED_MOTO}" in capsys.readouterr().err
+
+
+def test_the_pin_in_pyproject_is_the_supported_range():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (moto,) = [req for req in extras["local"] if req.startswith("moto[")]
+    assert moto.endswith("]" + SUPPORTED_MOTO)
+
+
+def test_moto_private_attributes_are_read_only_in_moto_internals():
+    local = ROOT / "airflow_provider_smr" / "local"
+    private = re.compile(r"\._(value_buffer|rolled|file|max_size|get_layers_data)\b")
+    offenders = [str(path.relative_to(ROOT)) for path in local.rglob("*.py")
+                 if path.name != "moto_internals.py" and private.search(path.read_text())]
+    assert offenders == []
