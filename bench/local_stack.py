@@ -2,6 +2,13 @@
 
     .venv/bin/python bench/local_stack.py [--requests 400] [--invokes 30] [--fanout 1000]
     .venv/bin/python bench/local_stack.py --only fanout --fanout 1000
+    .venv/bin/python bench/local_stack.py --only servers --http-servers builtin,cheroot
+    .venv/bin/python bench/local_stack.py --only servers --http-servers builtin,waitress --fanout 0
+
+``--only servers`` measures the S3 request rate, large-body throughput and a fan-out behind each
+HTTP server named in ``--http-servers`` (see ``airflow_provider_smr.local.http_servers``), in
+turns, in the same run, so that the figures share the machine's load. Behind waitress the fan-out
+never finishes (its handler's empty PUT is never answered): measure waitress with ``--fanout 0``.
 
 ``--only fanout`` measures just the fan-out: ``fan_out`` (the driver's own code path) issuing N
 Event invokes of a function that, like a mapper, makes a few S3 requests per event, so the
@@ -223,6 +230,53 @@ def print_fanout(result: dict) -> None:
           f"{result['server_cpu_ms_during_issue']:.2f} ms/invoke)", flush=True)
 
 
+def large_bodies(stack: LocalStack, mib: int, rounds: int = 3) -> tuple[float, float]:
+    """MiB/s of one client's PUT and of its GET of a ``mib`` MiB object (best of ``rounds``)."""
+    s3 = stack.client("s3")
+    body = bytes(range(256)) * (mib * 4096)
+    put = get = float("inf")
+    for i in range(rounds):
+        began = time.perf_counter()
+        s3.put_object(Bucket=BUCKET, Key=f"large/{i}", Body=body)
+        put = min(put, time.perf_counter() - began)
+        began = time.perf_counter()
+        data = s3.get_object(Bucket=BUCKET, Key=f"large/{i}")["Body"].read()
+        get = min(get, time.perf_counter() - began)
+        assert len(data) == len(body)
+        s3.delete_object(Bucket=BUCKET, Key=f"large/{i}")
+    return mib / put, mib / get
+
+
+def servers_only(servers: list[str], args: argparse.Namespace) -> int:
+    """Each HTTP server in turn, ``args.rounds`` times, for the same measurements."""
+    results: dict[str, list[dict]] = {name: [] for name in servers}
+    for round_ in range(args.rounds):
+        for name in servers if round_ % 2 == 0 else servers[::-1]:
+            with LocalStack(port=0, http_server=name) as stack:
+                stack.client("s3").create_bucket(Bucket=BUCKET)
+                row = {"load": os.getloadavg()[0]}
+                for clients in (1, 4):
+                    row[f"rate{clients}"], row[f"cpu{clients}"] = s3_rate(stack, clients,
+                                                                          args.requests)
+                row["put"], row["get"] = large_bodies(stack, args.large_mib)
+                row["fanout"] = (fanout(stack, args.fanout, args.fanout_concurrency)["per_s"]
+                                 if args.fanout else 0.0)
+                results[name].append(row)
+                print(f"[{name}] round {round_ + 1} (load {row['load']:.1f}): S3 1 KB PUT+GET "
+                      f"{row['rate1']:.0f} req/s with 1 client, {row['rate4']:.0f} with 4 "
+                      f"(server CPU {row['cpu1']:.2f}/{row['cpu4']:.2f} ms/request); "
+                      f"{args.large_mib} MiB PUT {row['put']:.0f} MiB/s, GET {row['get']:.0f} "
+                      f"MiB/s; fan-out {args.fanout} Event invokes issued at "
+                      f"{row['fanout']:.0f}/s", flush=True)
+    print("median over rounds:")
+    for name, rows in results.items():
+        med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
+        print(f"  {name:9s} S3 req/s 1 client {med['rate1']:6.0f}  4 clients {med['rate4']:6.0f}  "
+              f"CPU ms/req {med['cpu1']:.2f}/{med['cpu4']:.2f}  {args.large_mib} MiB PUT "
+              f"{med['put']:4.0f} MiB/s GET {med['get']:4.0f} MiB/s  fan-out {med['fanout']:4.0f}/s")
+    return 0
+
+
 def cold_only() -> int:
     for label, zygote in (("forked from the zygote", True), ("fresh python -I -S", False)):
         with LocalStack(port=0, zygote=zygote) as stack:
@@ -243,8 +297,13 @@ def main() -> int:
     parser.add_argument("--fanout", type=int, default=1000, help="Event invokes to fan out")
     parser.add_argument("--fanout-concurrency", type=int, default=None,
                         help="fan-out threads (default: engine.submit's)")
-    parser.add_argument("--only", choices=("fanout", "cold"),
-                        help="run only the fan-out or only the cold-start measurement")
+    parser.add_argument("--only", choices=("fanout", "cold", "servers"),
+                        help="run only the fan-out, the cold-start or the HTTP server comparison")
+    parser.add_argument("--http-servers", default="builtin,cheroot",
+                        help="comma-separated HTTP servers for --only servers")
+    parser.add_argument("--rounds", type=int, default=2, help="turns per server (--only servers)")
+    parser.add_argument("--large-mib", type=int, default=64,
+                        help="object size for the large-body throughput (--only servers)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     if args.only == "fanout":
@@ -256,6 +315,8 @@ def main() -> int:
         return 0
     if args.only == "cold":
         return cold_only()
+    if args.only == "servers":
+        return servers_only(args.http_servers.split(","), args)
     if args.compare_moto:
         with LocalStack(port=0, fast_s3=False) as stack:
             stack.client("s3").create_bucket(Bucket=BUCKET)

@@ -4,10 +4,9 @@ compare it with (``bench/local_stack.py --only servers``).
 The stack's own server (:mod:`airflow_provider_smr.local.wsgi_server`) stays the default because
 the maintained ones lose on what a local job does most. waitress (3.0) never answers a request
 with ``Expect: 100-continue`` and ``Content-Length: 0``, which botocore sends for every empty
-``PutObject`` (each marker); it also spends several times the CPU per small request. cheroot
-(11.1) answers small requests as fast but costs more CPU per request, issues a fan-out of Event
-invokes about three times slower and sends large objects several times slower. Figures:
-``bench/README.md``. waitress and cheroot come with the ``bench`` extra.
+``PutObject`` (each marker), and spends several times the CPU per small request. cheroot (11.1)
+spends about twice the CPU per request, issues a fan-out of Event invokes at about half the rate
+and sends large objects several times slower. waitress and cheroot come with the ``bench`` extra.
 """
 
 from __future__ import annotations
