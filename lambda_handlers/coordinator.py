@@ -40,10 +40,11 @@ class CommitRefusedError(RuntimeError):
     """The output location already holds a committed result and overwrite is off."""
 
 
-def handler(event: Any, context: Any = None) -> dict:
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
     ev, rejected = runtime.accept(event, protocol.EVENT_COORDINATE)
     if rejected:
         return rejected
+    assert ev is not None  # accept returns the event or a rejection
     return coordinate(ev["bucket"], ev["job_id"], ev.get("reason", ""))
 
 
@@ -51,34 +52,43 @@ def handler(event: Any, context: Any = None) -> dict:
 # State from one LIST
 
 
+TaskId = tuple[int, str, int]  # (step, phase, task)
+
+
 @dataclass
 class JobState:
-    done: dict = field(default_factory=lambda: defaultdict(set))  # (step, phase) -> {task}
-    starts: dict = field(default_factory=lambda: defaultdict(dict))  # (s, ph, task) -> {attempt: t}
-    errors: dict = field(default_factory=lambda: defaultdict(set))  # (s, ph, task) -> {attempt}
-    claims: dict = field(default_factory=dict)  # name -> epoch seconds
-    terminal: set = field(default_factory=set)
-    done_at: dict = field(default_factory=dict)  # (s, ph, task) -> epoch of its done marker
+    """What one LIST of ``status/`` says; times are epoch seconds (None: the listing had none)."""
+
+    done: defaultdict[tuple[int, str], set[int]] = field(default_factory=lambda: defaultdict(set))
+    starts: defaultdict[TaskId, dict[int, float | None]] = field(
+        default_factory=lambda: defaultdict(dict))  # -> {attempt: t}
+    errors: defaultdict[TaskId, set[int]] = field(default_factory=lambda: defaultdict(set))  # -> {attempt}
+    claims: dict[str, float | None] = field(default_factory=dict)  # name -> epoch seconds
+    terminal: set[str] = field(default_factory=set)
+    done_at: dict[TaskId, float | None] = field(default_factory=dict)  # epoch of its done marker
 
 
-def scan(job_id: str, objects: list[dict]) -> JobState:
+def scan(job_id: str, objects: list[dict[str, Any]]) -> JobState:
     st = JobState()
     for obj in objects:
         k = protocol.parse_status_key(job_id, obj["Key"])
         if k is None:
             continue
         t = epoch_seconds(obj.get("LastModified"))
-        if k.kind == "done":
-            st.done[(k.step, k.phase)].add(k.task)
-            st.done_at[(k.step, k.phase, k.task)] = t
-        elif k.kind == "start":
-            st.starts[(k.step, k.phase, k.task)][k.attempt] = t
-        elif k.kind == "error":
-            st.errors[(k.step, k.phase, k.task)].add(k.attempt)
-        elif k.kind == "claim":
-            st.claims[k.name] = t
-        elif k.kind == "job":
-            st.terminal.add(k.name)
+        # The patterns only narrow the Optional fields: parse_status_key sets step, phase and task
+        # on every task marker, attempt on start and error markers, name on claims and job states.
+        match k:
+            case protocol.StatusKey(kind="done", step=int(s), phase=str(ph), task=int(task)):
+                st.done[(s, ph)].add(task)
+                st.done_at[(s, ph, task)] = t
+            case protocol.StatusKey(kind="start", step=int(s), phase=str(ph), task=int(task), attempt=int(a)):
+                st.starts[(s, ph, task)][a] = t
+            case protocol.StatusKey(kind="error", step=int(s), phase=str(ph), task=int(task), attempt=int(a)):
+                st.errors[(s, ph, task)].add(a)
+            case protocol.StatusKey(kind="claim", name=str(name)):
+                st.claims[name] = t
+            case protocol.StatusKey(kind="job", name=str(name)):
+                st.terminal.add(name)
     return st
 
 
@@ -151,7 +161,7 @@ def decide(plan: Plan, st: JobState, now: float, check_deadlines: bool) -> list[
 def _failures(st: JobState, opts: JobOptions, limits: TaskLimits, s: int, phase: str,
               tasks: Iterable[int] | int, now: float, check_deadlines: bool,
               phase_claim: str) -> list[Action]:
-    out = []
+    out: list[Action] = []
     done = st.done[(s, phase)]
     limit = limits.task_timeout_s + opts.deadline_grace_s
     slow = (speculation_after(st, opts.speculation_threshold, s, phase, tasks)
@@ -169,7 +179,7 @@ def _failures(st: JobState, opts: JobOptions, limits: TaskLimits, s: int, phase:
             if began is not None and now - began > limit:
                 out.append(Action(TIMEOUT, s, phase, t, latest, began))
                 failed = True
-            elif (slow is not None and latest in starts and now - starts[latest] > slow
+            elif (slow is not None and (started := starts.get(latest)) is not None and now - started > slow
                   and latest + 1 < opts.max_attempts and all(a in errs for a in range(latest))):
                 out.append(Action(SPECULATE, s, phase, t, latest + 1))  # one backup per straggler
         if failed:
@@ -183,10 +193,12 @@ def _failures(st: JobState, opts: JobOptions, limits: TaskLimits, s: int, phase:
 def speculation_after(st: JobState, threshold: float, s: int, phase: str, n: int) -> float | None:
     """Seconds after which a running attempt is a straggler: ``speculation_threshold`` x the median
     duration of the phase's finished tasks (None until at least half of them finished)."""
-    durations = []
+    durations: list[float] = []
     for t in st.done[(s, phase)]:
         finished = st.done_at.get((s, phase, t))
-        began = [v for v in st.starts.get((s, phase, t), {}).values() if finished and v <= finished]
+        if not finished:
+            continue
+        began = [v for v in st.starts.get((s, phase, t), {}).values() if v is not None and v <= finished]
         if began:
             durations.append(finished - max(began))
     if not durations or len(durations) * 2 < n:
@@ -204,10 +216,10 @@ _DONE_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-done$")
 _ERROR_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-error$")
 
 
-def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict:
+def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict[str, Any]:
     plan = runtime.load_plan(bucket, job_id)
     done = _DONE_REASON.match(reason)
-    st = None
+    st: JobState | None = None
     if done:
         phase, step, task = done.group(1), int(done.group(2)), int(done.group(3))
         if step < len(plan.steps):
@@ -231,14 +243,14 @@ def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = N
     fails = [a for a in actions if a.kind == FAIL]
     if fails:  # the job fails: record timeouts for the record, start nothing else
         actions = [a for a in actions if a.kind == TIMEOUT] + fails[:1]
-    taken = []
+    taken: list[list[Any]] = []
     for action in actions:
         if _perform(bucket, job_id, plan, action):
             taken.append(action.report())
     return {"state": protocol.RUNNING, "actions": taken}
 
 
-def _task_failed(bucket: str, job_id: str, plan: Plan, phase: str, step: int, task: int) -> dict:
+def _task_failed(bucket: str, job_id: str, plan: Plan, phase: str, step: int, task: int) -> dict[str, Any]:
     """Retry or fail one task after its error notification, listing only that task's keys."""
     prefix = protocol.status_prefix(job_id)
     objects = (runtime.list_keys(bucket, protocol.phase_status_prefix(job_id, step, phase) + f"{task:05d}.")
@@ -284,7 +296,7 @@ def phase_complete(bucket: str, job_id: str, plan: Plan, step: int, phase: str, 
             have = 0
             for obj in runtime.list_keys(bucket, prefix):
                 k = protocol.parse_status_key(job_id, obj["Key"])
-                if k is not None and k.kind == "done" and k.task // 10 == group:
+                if k is not None and k.kind == "done" and k.task is not None and k.task // 10 == group:
                     have += 1
         else:
             prefix = protocol.tally_prefix(job_id, step, phase, level) + f"{group * 10:07d}"[:-1]
@@ -301,20 +313,20 @@ def phase_complete(bucket: str, job_id: str, plan: Plan, step: int, phase: str, 
 SUMMARY_FIELDS = ("task", "output_key", "index", "bytes_out", "records_out")
 
 
-def summary(marker: dict) -> dict:
+def summary(marker: dict[str, Any]) -> dict[str, Any]:
     """What the map manifest and the commit need of a done marker."""
     return {k: marker[k] for k in SUMMARY_FIELDS if k in marker}
 
 
 def _group_summaries(bucket: str, job_id: str, step: int, phase: str, level: int, lo: int,
-                     hi: int) -> list | None:
+                     hi: int) -> list[dict[str, Any]] | None:
     """The summaries of a complete group: its done markers' (level 0) or its tallies' (None if a
     tally has none, e.g. written by an older coordinator)."""
     if level == 0:
         keys = [protocol.done_marker_key(job_id, step, phase, t) for t in range(lo, hi + 1)]
         return [summary(m) for m in ordered_parallel(lambda k: runtime.get_json(bucket, k), keys)]
     keys = [protocol.tally_key(job_id, step, phase, level, g) for g in range(lo, hi + 1)]
-    out: list = []
+    out: list[dict[str, Any]] = []
     for body in ordered_parallel(lambda k: _get_tally(bucket, k), keys):
         if not isinstance(body, list):
             return None
@@ -329,7 +341,7 @@ def _get_tally(bucket: str, key: str) -> Any:
         return None
 
 
-def phase_summaries(bucket: str, job_id: str, plan: Plan, step: int, phase: str) -> list[dict]:
+def phase_summaries(bucket: str, job_id: str, plan: Plan, step: int, phase: str) -> list[dict[str, Any]]:
     """Every done marker's :func:`summary` of a complete phase, in task order: the root tally's
     body in one GET, or (no root tally with summaries: one task, or a climb lost) every marker."""
     n = plan.tasks(step, phase)
@@ -418,9 +430,10 @@ def _write_map_manifest(bucket: str, job_id: str, plan: Plan, step: int) -> None
                      {"step": step, "outputs": [[m["output_key"], m["index"]] for m in markers]})
 
 
-def _error_detail(bucket: str, job_id: str, s: int, phase: str, t: int, a: int) -> dict:
+def _error_detail(bucket: str, job_id: str, s: int, phase: str, t: int, a: int) -> dict[str, Any]:
     try:
-        return runtime.get_json(bucket, protocol.error_detail_key(job_id, s, phase, t, a))
+        detail: dict[str, Any] = runtime.get_json(bucket, protocol.error_detail_key(job_id, s, phase, t, a))
+        return detail
     except Exception as exc:
         if aws_errors.is_not_found(exc):
             return {"error_type": "Unknown", "message": "the attempt left no error detail"}
@@ -438,7 +451,7 @@ def _write_timeout(bucket: str, job_id: str, plan: Plan, s: int, phase: str, t: 
 
 def fail_job(bucket: str, job_id: str, reason: str, *, step: int | None = None,
              phase: str | None = None, task: int | None = None, attempt: int | None = None,
-             error: dict | None = None) -> bool:
+             error: dict[str, Any] | None = None) -> bool:
     body = {"job_id": job_id, "state": protocol.FAILED, "reason": reason, "step": step,
             "phase": phase, "task": task, "attempt": attempt, "error": error,
             "time": runtime.now_iso()}
@@ -451,7 +464,7 @@ def fail_job(bucket: str, job_id: str, reason: str, *, step: int | None = None,
 # Commit
 
 
-def commit(bucket: str, job_id: str, plan: Plan) -> dict:
+def commit(bucket: str, job_id: str, plan: Plan) -> dict[str, Any]:
     """Move the winning staged parts to the output; ``_SUCCESS`` last; then done.json."""
     out = plan.output
     ob, prefix, fmt = out.bucket, out.prefix, out.format
@@ -471,10 +484,11 @@ def commit(bucket: str, job_id: str, plan: Plan) -> dict:
                 "output location or pass overwrite=True")
         s3.delete_object(Bucket=ob, Key=success_key)
 
-    parts = [{"key": prefix + protocol.part_name(i, ext), "size": int(m.get("bytes_out", 0)),
-              "records": int(m.get("records_out", 0))} for i, m in enumerate(markers)]
+    parts: list[dict[str, Any]] = [
+        {"key": prefix + protocol.part_name(i, ext), "size": int(m.get("bytes_out", 0)),
+         "records": int(m.get("records_out", 0))} for i, m in enumerate(markers)]
 
-    def copy(pair: tuple) -> None:
+    def copy(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
         marker, part = pair
         s3.copy_object(Bucket=ob, Key=part["key"], CopySource={"Bucket": bucket, "Key": marker["output_key"]})
 
@@ -498,7 +512,7 @@ def commit(bucket: str, job_id: str, plan: Plan) -> dict:
     return done
 
 
-def commit_table(bucket: str, job_id: str, plan: Plan, markers: list[dict]) -> dict:
+def commit_table(bucket: str, job_id: str, plan: Plan, markers: list[dict[str, Any]]) -> dict[str, Any]:
     """A DynamoDB output: the items are written by the tasks; record them in the job's manifest."""
     out = plan.output
     assert out.table is not None

@@ -33,7 +33,7 @@ FANOUT_CLAIM = "map-0"
 
 
 def fan_out_events(bucket: str, job_id: str, num_map_tasks: int,
-                   threshold: int = TREE_THRESHOLD, batch: int = INVOKER_BATCH) -> list[dict]:
+                   threshold: int = TREE_THRESHOLD, batch: int = INVOKER_BATCH) -> list[dict[str, Any]]:
     """What the driver invokes: the map events, or ``invoke`` batches of them for large jobs."""
     events = [protocol.task_event(protocol.EVENT_MAP, bucket, job_id, 0, i, 0)
               for i in range(num_map_tasks)]
@@ -43,11 +43,11 @@ def fan_out_events(bucket: str, job_id: str, num_map_tasks: int,
             for i in range(0, len(events), batch)]
 
 
-def send_all(events: list[dict]) -> list[str]:
+def send_all(events: list[dict[str, Any]]) -> list[str]:
     """Async-invoke every event in parallel; the failures, described."""
-    failed = []
+    failed: list[str] = []
 
-    def send(task: dict) -> None:
+    def send(task: dict[str, Any]) -> None:
         try:
             runtime.invoke(task)
         except Exception as exc:
@@ -94,7 +94,7 @@ def _plan_or_fail(bucket: str, job_id: str) -> Plan | None:
     return runtime.load_plan(bucket, job_id)
 
 
-def drive(ev: dict) -> dict:
+def drive(ev: dict[str, Any]) -> dict[str, Any]:
     bucket, job_id = ev["bucket"], ev["job_id"]
     try:
         if runtime.exists(bucket, protocol.cancel_key(job_id)):
@@ -119,18 +119,20 @@ def drive(ev: dict) -> dict:
     return {"invoked": n, "invokers": invokers}
 
 
-def handler(event: Any, context: Any = None) -> dict:
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
     kind = event.get("kind") if isinstance(event, dict) else None
     if kind == protocol.EVENT_DRIVE:
         ev, rejected = runtime.accept(event, protocol.EVENT_DRIVE)
         if rejected:
             return rejected
+        assert ev is not None  # accept returns the event or a rejection
         return drive(ev)
     ev, rejected = runtime.accept(event, protocol.EVENT_INVOKE)
     if rejected:
         return rejected
+    assert ev is not None  # accept returns the event or a rejection
     failed = send_all(ev["tasks"])
-    out: dict = {"invoked": len(ev["tasks"]) - len(failed)}
+    out: dict[str, Any] = {"invoked": len(ev["tasks"]) - len(failed)}
     if failed:
         out["errors"] = failed
     return out

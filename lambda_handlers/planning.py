@@ -20,14 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Protocol
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import error_code, is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
-from lambda_handlers.plan import InputPlan, OutputPlan, Plan, StepPlan
+from lambda_handlers.plan import InputPlan, OutputPlan, Plan, Split, StepPlan
 from lambda_handlers.s3uri import InputError, S3Uri
 
 
@@ -37,6 +38,34 @@ _GLOB_CHARS = "*?["
 
 class InputNotFoundError(InputError):
     """An input (or its bucket) does not exist or matched no objects."""
+
+
+class PlannedStep(Protocol):
+    """What planning reads of one step (``airflow_provider_smr.job.Step`` or a ``StepShape``)."""
+
+    @property
+    def reducer(self) -> object: ...  # a function, or a JobShape step's bool; None/False: map-only
+
+    @property
+    def num_reducers(self) -> int | None: ...
+
+
+class PlannedJob(Protocol):
+    """What planning reads of a job: a ``MapReduceJob`` or the driver's :class:`JobShape`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def steps(self) -> Sequence[PlannedStep]: ...
+
+    @property
+    def num_reducers(self) -> int | None: ...
+
+    @property
+    def output_format(self) -> str: ...
+
+    def input_format_for(self, name: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -111,7 +140,7 @@ def _hidden(key: str, base: str) -> bool:
     return any(part.startswith(("_", ".")) for part in key[len(base):].split("/") if part)
 
 
-def list_objects(s3: Any, bucket: str, prefix: str) -> Iterable[dict]:
+def list_objects(s3: Any, bucket: str, prefix: str) -> Iterable[dict[str, Any]]:
     """Every object under ``prefix`` (paginated; raises :class:`InputNotFoundError` for a missing bucket)."""
     from botocore.exceptions import ClientError
 
@@ -133,7 +162,7 @@ def list_input(s3: Any, name: str, uri: str) -> list[S3Object]:
     location = S3Uri.parse(uri)
     bucket, key = location.bucket, location.key
 
-    def obj(o: dict) -> S3Object:
+    def obj(o: dict[str, Any]) -> S3Object:
         return S3Object(name, bucket, o["Key"], int(o["Size"]), o["ETag"].strip('"'))
 
     if is_glob(key):
@@ -201,10 +230,10 @@ def check_output_outside_inputs(output_uri: str, inputs: dict[str, list[str]],
                              "would replace the output while the job reads it")
 
 
-def describe_tables(dynamodb_client: Any, inputs: dict[str, list[str]]) -> list[dict]:
+def describe_tables(dynamodb_client: Any, inputs: dict[str, list[str]]) -> list[dict[str, Any]]:
     """The DynamoDB inputs: ``{"input", "table", "segments", "attributes", "consistent",
     "item_count", "size_bytes"}`` each (DescribeTable's approximate ItemCount/TableSizeBytes)."""
-    tables = []
+    tables: list[dict[str, Any]] = []
     for name, uris in inputs.items():
         for uri in uris:
             if not dynamodb.is_dynamodb_uri(uri):
@@ -244,7 +273,7 @@ def compression_of(key: str) -> str | None:
     return "gzip" if key.endswith(".gz") else None
 
 
-def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool = False) -> list[dict]:
+def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool = False) -> list[Split]:
     """Byte ranges ``[start, end)`` of ``split_size`` covering one object; a ``.gz`` is one split.
 
     With ``merge_tail`` (an automatic split size), a last range shorter than ``TAIL_FRACTION`` of
@@ -268,14 +297,14 @@ def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool =
 
 
 def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str], *,
-                merge_tail: bool = False) -> list[dict]:
+                merge_tail: bool = False) -> list[Split]:
     """Splits of all objects in a stable order (input name, then key), numbered as map tasks.
 
     Empty objects hold no records and get no split, unless every object is empty: then one empty
     split keeps the job well-formed (it commits an empty output).
     """
     ordered = sorted(objects, key=lambda o: (o.input, o.bucket, o.key))
-    splits: list[dict] = []
+    splits: list[Split] = []
     for obj in ordered:
         if obj.size > 0:
             splits.extend(split_object(obj, split_size, formats[obj.input], merge_tail=merge_tail))
@@ -289,11 +318,11 @@ def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str
     return [{"task": task, **split} for task, split in enumerate(splits)]
 
 
-def table_splits(tables: list[dict], split_size: int) -> list[dict]:
+def table_splits(tables: list[dict[str, Any]], split_size: int) -> list[Split]:
     """Parallel-scan segment splits of DynamoDB inputs (in input/table order), without ``task``.
 
     The segment count is the URI's ``segments=N`` or one per ``split_size`` of the table's size."""
-    out: list[dict] = []
+    out: list[Split] = []
     for t in sorted(tables, key=lambda t: (t["input"], t["table"])):
         n = t.get("segments") or dynamodb.choose_segments(t.get("item_count", 0),
                                                           t.get("size_bytes", 0), split_size)
@@ -374,14 +403,15 @@ def choose_num_reducers(total_bytes: int, num_map_tasks: int, *, memory_mb: int 
     return max(1, min(max(min(parallel, slices), fits), MAX_AUTO_REDUCERS))
 
 
-def plan_steps(job: Any, num_map_tasks: int, total_bytes: int,
+def plan_steps(job: PlannedJob, num_map_tasks: int, total_bytes: int,
                num_reducers: int | None = None, *, memory_mb: int = 1024,
                concurrency: int | None = None) -> tuple[StepPlan, ...]:
     """Each step's map tasks and reducers: a step's own reducer count wins, then the
     ``num_reducers`` argument, then the job's default, then the size-based choice."""
     default = num_reducers or job.num_reducers or choose_num_reducers(
         total_bytes, num_map_tasks, memory_mb=memory_mb, concurrency=concurrency)
-    steps, maps = [], num_map_tasks
+    steps: list[StepPlan] = []
+    maps = num_map_tasks
     for index, step in enumerate(job.steps):
         map_only = step.reducer is None or step.reducer is False  # a JobShape step says False
         reducers = 0 if map_only else (step.num_reducers or default)
@@ -390,10 +420,21 @@ def plan_steps(job: Any, num_map_tasks: int, total_bytes: int,
     return tuple(steps)
 
 
-def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, list[str]],
+def _renumbered(splits: list[Split]) -> list[Split]:
+    """The splits numbered as map tasks in list order (``task`` last, as a new key)."""
+    out: list[Split] = []
+    for i, split in enumerate(splits):
+        renumbered = split.copy()
+        renumbered.pop("task", None)
+        renumbered["task"] = i
+        out.append(renumbered)
+    return out
+
+
+def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[str, list[str]],
                objects: list[S3Object], output_uri: str, options: JobOptions,
                limits: TaskLimits = TaskLimits(), created: dt.datetime | None = None,
-               tables: Sequence[dict] = (), concurrency: int | None = None) -> Plan:
+               tables: Sequence[dict[str, Any]] = (), concurrency: int | None = None) -> Plan:
     """The job's :class:`~lambda_handlers.plan.Plan` (stored as ``plan.json``) (``tables``: DynamoDB inputs as
     :func:`describe_tables` returns them).
 
@@ -416,9 +457,7 @@ def build_plan(*, job_id: str, work_bucket: str, job: Any, inputs: dict[str, lis
         total_bytes, concurrency, task_timeout_s=limits.task_timeout_s, memory_mb=limits.memory_mb)
     splits = make_splits(objects, split_size, formats, merge_tail=auto)
     if tables:
-        splits = [{**sp, "task": i} for i, sp in enumerate(
-            [{k: v for k, v in sp.items() if k != "task"} for sp in splits]
-            + table_splits(list(tables), split_size))]
+        splits = _renumbered(splits + table_splits(list(tables), split_size))
         if len(splits) > protocol.MAX_TASKS:
             raise PlanError(f"{len(splits)} splits exceed {protocol.MAX_TASKS} map tasks")
     created = created or dt.datetime.now(dt.timezone.utc)

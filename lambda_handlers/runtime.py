@@ -18,12 +18,16 @@ import threading
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lambda_handlers import context, protocol
 from lambda_handlers.aws_errors import error_code, is_not_found, is_precondition_failed
 from lambda_handlers.plan import Plan
+
+if TYPE_CHECKING:
+    from lambda_handlers.jobspec import JobSpec
 
 log = logging.getLogger("smr")
 
@@ -33,9 +37,12 @@ _JOB_CACHE_SIZE = 8
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
-_jobs: dict[tuple[str, str], Any] = {}
-_plans: dict[tuple[str, str], dict] = {}
-_invoker: Callable[[str, dict], None] | None = None
+_jobs: dict[tuple[str, str], JobSpec] = {}
+_plans: dict[tuple[str, str], Plan] = {}
+_invoker: Callable[[str, dict[str, Any]], None] | None = None
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class ObjectChangedError(RuntimeError):
@@ -54,8 +61,11 @@ def _region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
-def client(service: str):
-    """Return the cached boto3 client for ``service`` (honours ``AWS_ENDPOINT_URL``)."""
+def client(service: str) -> Any:
+    """Return the cached boto3 client for ``service`` (honours ``AWS_ENDPOINT_URL``).
+
+    ``Any``: boto3 clients are untyped here (no stubs in the Lambda package).
+    """
     c = _clients.get(service)
     if c is not None:
         return c
@@ -79,7 +89,7 @@ def client(service: str):
     return c
 
 
-def s3():
+def s3() -> Any:
     return client("s3")
 
 
@@ -105,7 +115,7 @@ def work_bucket() -> str:
 
 @dataclass
 class TaskMetrics:
-    requests: Counter = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
     bytes_in: int = 0
     bytes_out: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -123,7 +133,7 @@ _metrics: contextvars.ContextVar[TaskMetrics | None] = contextvars.ContextVar("s
                                                                                default=None)
 
 
-def _count_request(model=None, **_kw) -> None:
+def _count_request(model: Any = None, **_kw: Any) -> None:  # botocore's OperationModel, untyped
     m = _metrics.get()
     if m is not None and model is not None:
         with m.lock:
@@ -187,8 +197,8 @@ def memory_mb() -> int:
 # S3 helpers
 
 
-def get_bytes(bucket: str, key: str, **kw) -> bytes:
-    body = s3().get_object(Bucket=bucket, Key=key, **kw)["Body"].read()
+def get_bytes(bucket: str, key: str, **kw: Any) -> bytes:
+    body: bytes = s3().get_object(Bucket=bucket, Key=key, **kw)["Body"].read()
     current_metrics().add_in(len(body))
     return body
 
@@ -197,7 +207,7 @@ def get_json(bucket: str, key: str) -> Any:
     return json.loads(s3().get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def put_bytes(bucket: str, key: str, body: bytes, **kw) -> None:
+def put_bytes(bucket: str, key: str, body: bytes, **kw: Any) -> None:
     s3().put_object(Bucket=bucket, Key=key, Body=body, **kw)
 
 
@@ -233,9 +243,9 @@ def exists(bucket: str, key: str) -> bool:
         raise
 
 
-def list_keys(bucket: str, prefix: str) -> list[dict]:
+def list_keys(bucket: str, prefix: str) -> list[dict[str, Any]]:
     """All objects under ``prefix`` (paginated): dicts with Key, Size, LastModified."""
-    out = []
+    out: list[dict[str, Any]] = []
     for page in s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         out.extend(page.get("Contents", []))
     return out
@@ -245,7 +255,7 @@ def list_keys(bucket: str, prefix: str) -> list[dict]:
 # Job and plan, cached per warm container
 
 
-def _remember(cache: dict, key: tuple, value: Any) -> Any:
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> _V:
     with _lock:
         if len(cache) >= _JOB_CACHE_SIZE:
             cache.pop(next(iter(cache)))
@@ -262,30 +272,30 @@ def load_plan(bucket: str, job_id: str) -> Plan:
     return plan
 
 
-def load_job(bucket: str, job_id: str):
+def load_job(bucket: str, job_id: str) -> JobSpec:
     """Unpickle ``job.pkl`` from the stack's own work bucket (never from an event-named bucket)."""
     if bucket != work_bucket():
         raise TaskFailedError(f"refusing to load job code from bucket {bucket!r}")
     key = (bucket, job_id)
-    job = _jobs.get(key)
-    if job is None:
-        import pickle
+    cached = _jobs.get(key)
+    if cached is not None:
+        return cached
+    import pickle
 
-        try:
-            import cloudpickle  # noqa: F401  (pickles made by cloudpickle may need it importable)
-        except ImportError:  # pragma: no cover - the zip vendors it
-            pass
-        job = pickle.loads(s3().get_object(Bucket=bucket, Key=protocol.job_pickle_key(job_id))["Body"].read())
-        job.check_compatible()
-        _remember(_jobs, key, job)
-    return job
+    try:
+        import cloudpickle  # noqa: F401  (pickles made by cloudpickle may need it importable)
+    except ImportError:  # pragma: no cover - the zip vendors it
+        pass
+    job: JobSpec = pickle.loads(s3().get_object(Bucket=bucket, Key=protocol.job_pickle_key(job_id))["Body"].read())
+    job.check_compatible()
+    return _remember(_jobs, key, job)
 
 
 # ---------------------------------------------------------------------------------------------
 # Invokes
 
 
-def set_invoker(fn: Callable[[str, dict], None] | None) -> None:
+def set_invoker(fn: Callable[[str, dict[str, Any]], None] | None) -> None:
     """Replace the Lambda async invoke with ``fn(function_name, event)`` (tests); None restores it."""
     global _invoker
     _invoker = fn
@@ -310,7 +320,7 @@ def function_for(kind: str) -> str:
     return name
 
 
-def invoke(event: dict, attempts: int = 8) -> None:
+def invoke(event: dict[str, Any], attempts: int = 8) -> None:
     """Async-invoke the function serving ``event['kind']``; back off and retry on throttling."""
     name = function_for(event["kind"])
     if _invoker is not None:
@@ -354,13 +364,14 @@ def now_iso() -> str:
 class TaskError(Exception):
     """An error with context (input location, record preview) for the error detail."""
 
-    def __init__(self, message: str, *, input: dict | None = None, record_preview: str | None = None):
+    def __init__(self, message: str, *, input: dict[str, Any] | None = None,
+                 record_preview: str | None = None):
         super().__init__(message)
         self.input = input
         self.record_preview = record_preview
 
 
-def write_error(bucket: str, event: dict, phase: str, exc: BaseException) -> dict:
+def write_error(bucket: str, event: dict[str, Any], phase: str, exc: BaseException) -> dict[str, Any]:
     job_id, step, task, attempt = event["job_id"], event["step"], event["task"], event["attempt"]
     detail = {
         "task": task, "attempt": attempt, "step": step, "phase": phase,
@@ -375,7 +386,8 @@ def write_error(bucket: str, event: dict, phase: str, exc: BaseException) -> dic
     return detail
 
 
-def run_task(event: dict, phase: str, body: Callable[[dict, dict, Any, TaskMetrics], dict]) -> dict:
+def run_task(event: dict[str, Any], phase: str,
+             body: Callable[[dict[str, Any], Plan, JobSpec, TaskMetrics], dict[str, Any]]) -> dict[str, Any]:
     """Run one map/reduce attempt around ``body(event, plan, job, metrics) -> done fields``.
 
     ``event`` must already be validated. Writes the start marker, the done marker (put-if-absent:
@@ -395,7 +407,7 @@ def run_task(event: dict, phase: str, body: Callable[[dict, dict, Any, TaskMetri
         context.activate(job)
         fields = body(event, plan, job, metrics)
         finished = time.time()
-        done = {"task": task, "attempt": attempt, "step": step, "phase": phase, **fields,
+        done: dict[str, Any] = {"task": task, "attempt": attempt, "step": step, "phase": phase, **fields,
                 "bytes_in": metrics.bytes_in, "bytes_out": metrics.bytes_out,
                 "started": started, "finished": finished, "duration_s": round(finished - started, 4),
                 "memory_mb": memory_mb(), "max_rss_mb": max_rss_mb()}
@@ -405,7 +417,7 @@ def run_task(event: dict, phase: str, body: Callable[[dict, dict, Any, TaskMetri
         done["requests"]["PutObject"] = done["requests"].get("PutObject", 0) + 1  # the marker itself
         won = put_if_absent(bucket, protocol.done_marker_key(job_id, step, phase, task),
                             json.dumps(done, sort_keys=True))
-        result = {"done": True, "won": won}
+        result: dict[str, Any] = {"done": True, "won": won}
         if not won:  # an earlier attempt finished first and has notified the coordinator
             return result
         reason = f"{phase}-{step}-{task}-done"
@@ -421,7 +433,7 @@ def run_task(event: dict, phase: str, body: Callable[[dict, dict, Any, TaskMetri
     return result
 
 
-def accept(event: Any, kind: str) -> tuple[dict | None, dict | None]:
+def accept(event: Any, kind: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Validate ``event`` for a handler of ``kind``: (event, None) or (None, rejection response)."""
     try:
         bucket = work_bucket()

@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 if TYPE_CHECKING:
-    from lambda_handlers.plan import TableOutput
+    from lambda_handlers.plan import Split, TableOutput
 
 from lambda_handlers.aws_errors import error_code, is_not_found
 
@@ -102,7 +102,7 @@ def choose_segments(item_count: int, size_bytes: int, bytes_per_segment: int = B
     return max(1, min(MAX_SEGMENTS, max(by_size, by_items)))
 
 
-def table_splits(input_name: str, table: dict[str, Any], segments: int) -> list[dict[str, Any]]:
+def table_splits(input_name: str, table: dict[str, Any], segments: int) -> list[Split]:
     """Plan splits (without ``task``) of one table: one per scan segment."""
     return [{"input": input_name, "format": FORMAT, "table": table["table"], "segment": s,
              "total_segments": segments, "attributes": table.get("attributes"),
