@@ -22,25 +22,27 @@ from typing import Any, Callable, Iterable, Iterator
 
 from lambda_handlers import aws_errors, grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, writers
-from lambda_handlers.jobspec import Fold, IdentityReducer
+from lambda_handlers.jobspec import Fold, IdentityReducer, JobSpec
 from lambda_handlers.parallel import ordered_parallel, window_parallel
 from lambda_handlers.plan import Plan
 
 MIN_FETCH_WINDOW = 1 << 20
 
 
-def handler(event: Any, context: Any = None) -> dict:
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
     ev, rejected = runtime.accept(event, protocol.EVENT_REDUCE)
     if rejected:
         return rejected
+    assert ev is not None  # accept() gives the event or the rejection
     return runtime.run_task(ev, protocol.REDUCE, reduce_task)
 
 
-def map_outputs(bucket: str, job_id: str, step: int, num_map_tasks: int) -> list[list]:
+def map_outputs(bucket: str, job_id: str, step: int, num_map_tasks: int) -> list[list[Any]]:
     """``[[output_key, index], ...]`` of the winning map attempts, in task order."""
     try:
         manifest = runtime.get_json(bucket, protocol.map_manifest_key(job_id, step))
-        return manifest["outputs"]
+        outputs: list[list[Any]] = manifest["outputs"]
+        return outputs
     except Exception as exc:
         if not aws_errors.is_not_found(exc):
             raise
@@ -97,7 +99,8 @@ def slice_payloads(pieces: Iterable[tuple[bytes, bool]]) -> Iterator[bytes]:
             raise shuffle.ShuffleError("truncated shuffle frame at the end of a map output slice")
 
 
-def reduce_task(event: dict, plan: Plan, job: Any, metrics: runtime.TaskMetrics) -> dict:
+def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
+                metrics: runtime.TaskMetrics) -> dict[str, Any]:
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
     last = step == plan.last_step
@@ -116,13 +119,12 @@ def reduce_task(event: dict, plan: Plan, job: Any, metrics: runtime.TaskMetrics)
     window = fetch_window(budget)
     pieces = list(slice_pieces(slices, window // 2))
 
-    def fetch(piece: tuple) -> tuple[bytes, bool]:
+    def fetch(piece: tuple[str, int, int, bool]) -> tuple[bytes, bool]:
         key, offset, length, slice_end = piece
         return runtime.get_bytes(bucket, key, Range=f"bytes={offset}-{offset + length - 1}"), slice_end
 
-    grouper, collector = None, _collector(spec.reducer, ser, max(budget - window, budget // 2))
-    if collector is None:
-        grouper = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
+    collector = _collector(spec.reducer, ser, max(budget - window, budget // 2))
+    grouper = grouping.ExternalGrouper(ser, max(budget - window, budget // 2)) if collector is None else None
     records_in = 0
     for payload in slice_payloads(window_parallel(fetch, pieces, itemgetter(2), window)):
         if collector is not None:
@@ -134,20 +136,27 @@ def reduce_task(event: dict, plan: Plan, job: Any, metrics: runtime.TaskMetrics)
             grouper = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
             grouper.add_many(collector.drain())  # a key that is not a str: group the general way
             collector = None
-            grouper.add_many(zip(keys, values))
+            grouper.add_many(zip(keys, values, strict=True))
             continue
         keys, values = shuffle.decode_columns(payload, ser)
         del payload
         records_in += len(keys)
+        assert grouper is not None  # there is a collector or a grouper, never neither
         grouper.add_columns(keys, values)
         del keys, values
 
+    batches: Iterator[list[Any]]
     if collector is not None:  # pairs already in key order: the reducer's output as it is
         batches, ordered = collector.sorted_batches(), True
     else:
+        assert grouper is not None
         batches, ordered = _reduce(spec.reducer, grouper.groups()), False
     outputs = itertools.chain.from_iterable(batches)
-    spilled = lambda: (collector or grouper).spilled_bytes  # noqa: E731  (read after the output)
+    grouped_by = collector if collector is not None else grouper
+    assert grouped_by is not None
+
+    def spilled() -> int:  # read after the output is written: spilling happens while it streams
+        return grouped_by.spilled_bytes
     if last and plan.output.table is not None:
         items = dynamodb.write_output(runtime.client("dynamodb"), plan.output.table, outputs)
         return {"output_key": None, "records_in": records_in, "records_out": items,
@@ -182,21 +191,22 @@ def _collector(reducer: Any, ser: shuffle.JsonSerializer,
     return None
 
 
-def _collect(collector: Any, keys: list, values: list, reducer: Any) -> bool:
+def _collect(collector: grouping.PairSorter | grouping.FoldGrouper, keys: list[Any], values: list[Any],
+             reducer: Any) -> bool:
     try:
-        return collector.add_columns(keys, values)
+        return bool(collector.add_columns(keys, values))
     except Exception as exc:  # the fold's function
         raise runtime.TaskError(f"reducer {reducer!r} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def write_batches_in_key_order(batches: Iterable[list], part: writers.PartWriter,
+def write_batches_in_key_order(batches: Iterable[list[Any]], part: writers.PartWriter,
                                ser: shuffle.JsonSerializer, budget: int) -> writers.PartWriter:
     """Write lists of pairs to ``part`` grouped by key in key order, values in order.
 
     Streams while the keys keep the order; when one goes back, the records written so far are
     read back and everything is sorted through an :class:`~lambda_handlers.grouping.ExternalGrouper`
     (spilling beyond ``budget``). The bytes are the same either way."""
-    it: Iterable = iter(batches)
+    it: Iterable[Any] = iter(batches)
     if part.can_drain:
         rest = grouping.write_batches_while_ordered(it, part.write_batch, ser)
         if rest is None:
@@ -212,10 +222,11 @@ def write_batches_in_key_order(batches: Iterable[list], part: writers.PartWriter
     return part
 
 
-def _reduce(reducer: Callable, groups: Iterator[tuple[Any, list]]) -> Iterator[list]:
+def _reduce(reducer: Callable[[Any, list[Any]], Iterable[Any] | None],
+            groups: Iterator[tuple[Any, list[Any]]]) -> Iterator[list[Any]]:
     """The reducer's output in lists of about ``grouping.BATCH`` pairs (a call per key, no
     generator step per pair)."""
-    batch: list = []
+    batch: list[Any] = []
     for key, values in groups:
         try:
             out = reducer(key, values)
