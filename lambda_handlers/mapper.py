@@ -2,8 +2,12 @@
 
 With reducers, one attempt writes ONE object holding all R partitions plus an index
 (:mod:`lambda_handlers.shuffle`). A map-only last step writes its part directly, sorted by key.
-Bad records (parse errors or the mapper raising) fail the task naming the object, the byte offset
-and a preview of the record, unless ``settings.max_bad_records`` allows skipping (and counting) them.
+Records go through the mapper into the sink in one loop with no check per record. When it fails,
+the record it was on is parsed and mapped once more, alone, with each step checked, and the error
+says what the job's code did: raised (a bad record: the task fails naming the object, the byte
+offset and a preview of the record, unless ``settings.max_bad_records`` allows skipping and counting
+it), returned something that is not pairs, or yielded a key that cannot be shuffled or a value the
+fold combiner fails on.
 
 A :class:`~lambda_handlers.jobspec.BatchMapper` is called once per block of (parsed) records, blocks
 of up to :data:`~lambda_handlers.io.readers.BATCH_BLOCK_BYTES`; when that call fails (or returns
@@ -15,9 +19,10 @@ from __future__ import annotations
 
 import logging
 import operator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, readers, writers
@@ -203,15 +208,15 @@ def _map_block(block: list, parse: Callable[[Any], Any] | None, mapper: Callable
     n, start, skipped = len(block), 0, 0
     while start < n:
         raw = iter(block[start:] if start else block)
-        recs = raw if parse is None else _Parsed(raw, parse)
+        parsed = None if parse is None else _Parsed(raw, parse)
         try:
-            consume(filter(None, map(mapper, recs)))  # no output (None, []) is no pairs
+            consume(filter(None, map(mapper, raw if parsed is None else parsed)))  # None, [] are no pairs
             start = n
         except Exception as exc:
             start = n - operator.length_hint(raw)  # the failing record was the last one taken
             failed(block, start - 1, exc)
-        if parse is not None:
-            skipped += recs.skipped
+        if parsed is not None:
+            skipped += parsed.skipped
     return n - skipped
 
 
