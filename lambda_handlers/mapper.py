@@ -280,8 +280,10 @@ def _check_record(raw: Any, parse: Callable[[Any], Any] | None, call: Callable,
         pairs = list(items)
     except Exception as exc:  # a generator raised part way
         return _Fault(exc), []
-    bad = next((item for item in pairs if not (isinstance(item, (tuple, list)) and len(item) == 2)), pairs)
-    if bad is pairs:
+    for bad in pairs:
+        if not (isinstance(bad, (tuple, list)) and len(bad) == 2):
+            break
+    else:
         return None, pairs
     if type(out) is tuple and len(out) == 2:
         shape = f"it returned the bare pair {runtime.preview(out)}; {_HOW_TO_EMIT[role]}"
@@ -302,26 +304,33 @@ def _fold_error(source: _Source, raw: Any, i: int, fault: _Fault | None, pairs: 
     where = source.locate(i)
     if fault is not None and fault.exc is not None:
         return _BadRecords(source, 0).error(raw, where, fault)
-    what, cause = (fault.reason(where), None) if fault is not None else ("", None)
+    if fault is not None:
+        return runtime.TaskError(fault.reason(where), input=source.where, record_preview=_preview(raw))
     for key, value in pairs:
-        try:
-            if type(key) is not str:
-                comb.gk(key)
-        except Exception as exc:
-            what, cause = (f"the {role}'s key {_describe(key)} for the record at {where} cannot be "
-                           f"shuffled: {type(exc).__name__}: {exc}"), exc
-            break
-        try:
-            shuffle.fold_into(comb.accumulators, comb.fn, ((key, value),), comb.add_other)
-        except Exception as exc:
-            what, cause = (f"the fold combiner failed on a value of the record at {where}: "
-                           f"{type(exc).__name__}: {exc}"), exc
-            break
-    if not what:
-        return None
-    err = runtime.TaskError(what, input=source.where, record_preview=_preview(raw))
-    err.__cause__ = cause
-    return err
+        failure = _refold(comb, key, value)
+        if failure is not None:
+            exc = failure[1]
+            what = (f"the {role}'s key {_describe(key)} for the record at {where} cannot be shuffled"
+                    if failure[0] == "key" else f"the fold combiner failed on a value of the record at {where}")
+            err = runtime.TaskError(f"{what}: {type(exc).__name__}: {exc}", input=source.where,
+                                    record_preview=_preview(raw))
+            err.__cause__ = exc
+            return err
+    return None
+
+
+def _refold(comb: shuffle.FoldCombiner, key: Any, value: Any) -> tuple[str, Exception] | None:
+    """Fold one pair, checking its key first: None, or which step failed ("key" or "fold") and how."""
+    try:
+        if type(key) is not str:
+            comb.gk(key)
+    except Exception as exc:
+        return "key", exc
+    try:
+        shuffle.fold_into(comb.accumulators, comb.fn, ((key, value),), comb.add_other)
+    except Exception as exc:
+        return "fold", exc
+    return None
 
 
 class _BadRecords:
