@@ -8,6 +8,8 @@ import traceback
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lambda_handlers import mapper, runtime, shuffle
 from lambda_handlers.io import readers
@@ -221,3 +223,55 @@ def test_a_batch_mapper_whose_fold_fails_names_the_record():
     with pytest.raises(runtime.TaskError, match=r"^the fold combiner failed on a value of the record at #1: "
                                                 r"TypeError"):
         _fold(["1", "x", "2"], block)
+
+
+# -- the loop against a one-record-at-a-time model -----------------------------------------------------
+
+
+def _behaving(kinds: list[str]):
+    """A mapper whose output for record ``i`` is of kind ``kinds[i]``."""
+    def fn(i):
+        kind = kinds[i]
+        if kind == "raise":
+            raise KeyError(i)
+        if kind == "not-iterable":
+            return 1.5
+        if kind in ("none", "empty"):
+            return None if kind == "none" else []
+        if kind == "list":
+            return [(f"k{i}", i), (f"k{i}", -i)]
+
+        def gen():
+            yield f"k{i}", i
+            if kind == "gen-raise":
+                raise KeyError(i)
+            yield f"k{i}", -i
+        return gen()
+    return fn
+
+
+def _model(kinds: list[str], max_bad: int):
+    """What the map side must do: each record's whole output or, if it fails, nothing (counted)."""
+    got, bad = [], 0
+    for i in range(len(kinds)):
+        try:
+            got += list(_behaving(kinds)(i) or ())
+        except Exception:
+            bad += 1
+            if bad > max_bad:
+                return f"#{i}"
+    return got, (len(kinds), bad)
+
+
+@settings(max_examples=150, deadline=None)
+@given(kinds=st.lists(st.sampled_from(["list", "gen", "gen-raise", "raise", "none", "empty",
+                                       "not-iterable"]), max_size=14),
+       max_bad=st.integers(0, 4), block=st.integers(1, 5))
+def test_the_loop_maps_like_the_record_at_a_time_model(kinds, max_bad, block):
+    got: list = []
+    try:
+        result = got, mapper.run_mapper(_source(list(range(len(kinds))), block=block), _behaving(kinds),
+                                        got.extend, max_bad)
+    except runtime.TaskError as err:
+        result = str(err).split(":")[0].rsplit(" ", 1)[1]
+    assert result == _model(kinds, max_bad)
