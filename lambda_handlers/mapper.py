@@ -43,12 +43,12 @@ class _Source:
     """Records for the mapper in blocks (lists), a parser, and a way to name record ``i`` of the
     current block."""
 
-    def __init__(self, blocks: Iterable[list], parse: Callable[[Any], Any], where: dict | None,
+    def __init__(self, blocks: Iterable[list[Any]], parse: Callable[[Any], Any], where: dict[str, Any] | None,
                  locate: Callable[[int], str]):
         self.blocks, self.parse, self.where, self.locate = blocks, parse, where, locate
 
 
-def _batched(items: Iterable, counter: dict, size: int = readers.BLOCK_RECORDS) -> Iterator[list]:
+def _batched(items: Iterable[Any], counter: dict[str, Any], size: int = readers.BLOCK_RECORDS) -> Iterator[list[Any]]:
     """Lists of up to ``size`` items; ``counter["base"]`` is the first one's number."""
     it, base = iter(items), 0
     while True:
@@ -60,7 +60,7 @@ def _batched(items: Iterable, counter: dict, size: int = readers.BLOCK_RECORDS) 
         base += len(block)
 
 
-def _split_source(split: dict, metrics: runtime.TaskMetrics, batch_bytes: int = 0) -> _Source:
+def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_bytes: int = 0) -> _Source:
     """The records of a split, in blocks sized for a per-record mapper, or for a batch mapper
     (blocks of ``batch_bytes``, or of :data:`~lambda_handlers.io.readers.BATCH_BLOCK_RECORDS`)."""
     batch = batch_bytes > 0
@@ -94,13 +94,13 @@ def _previous_step_source(bucket: str, job_id: str, step: int, task: int,
                    lambda i: f"record #{counter['base'] + i} of s3://{bucket}/{key}")
 
 
-def _mapper_for(spec: Any, split: dict | None) -> Callable:
-    fn = spec.mapper
+def _mapper_for(spec: Any, split: dict[str, Any] | None) -> Callable[..., Any]:
+    fn: Callable[..., Any] | dict[str, Callable[..., Any]] = spec.mapper
     if isinstance(fn, dict):
         name = (split or {}).get("input", "default")
         if name not in fn:
             raise runtime.TaskFailedError(f"the job has no mapper for input {name!r} (has {sorted(fn)})")
-        fn = fn[name]
+        return fn[name]
     return fn
 
 
@@ -109,7 +109,7 @@ def _mapper_for(spec: Any, split: dict | None) -> Callable:
 # failure stops it on is mapped once more, alone, through checks that say what went wrong.
 
 
-def run_mapper(source: _Source, mapper: Callable, sink: Callable[[list], None],
+def run_mapper(source: _Source, mapper: Callable[..., Any], sink: Callable[[list[Any]], None],
                max_bad: int) -> tuple[int, int]:
     """Feed every record through ``mapper`` into ``sink``, one list of pairs per block of records;
     return (records, bad). A record that fails contributes no pairs."""
@@ -118,20 +118,20 @@ def run_mapper(source: _Source, mapper: Callable, sink: Callable[[list], None],
     parse = _parser(source)
     bad_record = _BadRecords(source, max_bad)
 
-    def failed(block: list, i: int, exc: Exception) -> None:
+    def failed(block: list[Any], i: int, exc: Exception) -> None:
         fault, _ = _check_record(block[i], parse, mapper, "mapper")
         bad_record(block[i], i, fault or _Fault(exc))  # not failing again: still a bad record
 
     records = 0
     for block in source.blocks:
-        pending: list = []
+        pending: list[Any] = []
         records += _map_block(block, parse, mapper, _pending_consumer(pending, max_bad), failed)
         if pending:
             checked_sink(sink, pending, "mapper")
     return records, bad_record.count
 
 
-def run_mapper_folding(source: _Source, mapper: Callable, comb: shuffle.FoldCombiner) -> int:
+def run_mapper_folding(source: _Source, mapper: Callable[..., Any], comb: shuffle.FoldCombiner) -> int:
     """:func:`run_mapper` fused with a fold combiner: pairs are folded as the mapper yields them,
     with no list of pending pairs. Only without ``max_bad_records``: a failing record fails the
     task, so the pairs it folded before failing never matter. Returns the records read."""
@@ -139,7 +139,7 @@ def run_mapper_folding(source: _Source, mapper: Callable, comb: shuffle.FoldComb
         return _run_batch_folding(source, mapper.fn, comb)
     parse = _parser(source)
 
-    def failed(block: list, i: int, exc: Exception) -> None:
+    def failed(block: list[Any], i: int, exc: Exception) -> None:
         fault, pairs = _check_record(block[i], parse, mapper, "mapper")
         err = _fold_error(source, block[i], i, fault, pairs, comb)
         if err is None:
@@ -160,25 +160,34 @@ def _parser(source: _Source) -> Callable[[Any], Any] | None:
     return None if source.parse is readers.identity else source.parse
 
 
-def _pending_consumer(pending: list, max_bad: int) -> Callable[[Iterator], None]:
+def _pending_consumer(pending: list[Any], max_bad: int) -> Callable[[Iterator[Any]], None]:
     """Collects the outputs in ``pending``. With ``max_bad_records`` each output goes in whole, so
     a record skipped after yielding some pairs leaves none; without, a failure ends the task."""
     extend = pending.extend
     if not max_bad:
-        return lambda outs: extend(chain.from_iterable(outs))
-    return lambda outs: extend(chain.from_iterable(map(list, outs)))
+        return lambda outs: extend(chain.from_iterable(filter(None, outs)))
+
+    def whole(outs: Iterator[Any]) -> None:
+        for out in outs:
+            mark = len(pending)
+            try:
+                extend(out or ())
+            except BaseException:
+                del pending[mark:]
+                raise
+    return whole
 
 
-def _fold_consumer(comb: shuffle.FoldCombiner) -> Callable[[Iterator], None]:
+def _fold_consumer(comb: shuffle.FoldCombiner) -> Callable[[Iterator[Any]], None]:
     """Folds the outputs into the combiner's accumulators as they are now (a flush replaces
     them): :func:`~lambda_handlers.shuffle.fold_into` over a stream of outputs, without a call per
     record."""
     accs, fn, other, miss = comb.accumulators, comb.fn, comb.add_other, shuffle.MISSING
     get = accs.get
     if fn is operator.add:  # sums and counts: no call per value
-        def add(outs: Iterator) -> None:
+        def add(outs: Iterator[Any]) -> None:
             for pairs in outs:
-                for key, value in pairs:
+                for key, value in pairs or ():
                     if type(key) is str:
                         acc = get(key, miss)
                         accs[key] = value if acc is miss else acc + value
@@ -186,9 +195,9 @@ def _fold_consumer(comb: shuffle.FoldCombiner) -> Callable[[Iterator], None]:
                         other(key, value)
         return add
 
-    def fold(outs: Iterator) -> None:
+    def fold(outs: Iterator[Any]) -> None:
         for pairs in outs:
-            for key, value in pairs:
+            for key, value in pairs or ():
                 if type(key) is str:
                     acc = get(key, miss)
                     accs[key] = value if acc is miss else fn(acc, value)
@@ -197,10 +206,12 @@ def _fold_consumer(comb: shuffle.FoldCombiner) -> Callable[[Iterator], None]:
     return fold
 
 
-def _map_block(block: list, parse: Callable[[Any], Any] | None, mapper: Callable,
-               consume: Callable[[Iterator], None], failed: Callable[[list, int, Exception], None]) -> int:
+def _map_block(block: list[Any], parse: Callable[[Any], Any] | None, mapper: Callable[..., Any],
+               consume: Callable[[Iterator[Any]], None],
+               failed: Callable[[list[Any], int, Exception], None]) -> int:
     """Map the records of ``block`` and hand the stream of outputs, one per record, to ``consume``
-    (which takes the pairs to the sink): the hot loop, with no check per record.
+    (which takes the pairs to the sink; a false output, None or [], is no pairs): the hot loop,
+    with no check per record.
 
     When it raises, ``failed(block, index, exc)`` is told which record it was on (the position of
     the block's iterator says) and raises, or returns to have the record skipped. Returns the
@@ -210,9 +221,9 @@ def _map_block(block: list, parse: Callable[[Any], Any] | None, mapper: Callable
         raw = iter(block[start:] if start else block)
         parsed = None if parse is None else _Parsed(raw, parse)
         try:
-            consume(filter(None, map(mapper, raw if parsed is None else parsed)))  # None, [] are no pairs
+            consume(map(mapper, raw if parsed is None else parsed))
             start = n
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the job's code raised: the re-run names it
             start = n - operator.length_hint(raw)  # the failing record was the last one taken
             failed(block, start - 1, exc)
         if parsed is not None:
@@ -223,10 +234,10 @@ def _map_block(block: list, parse: Callable[[Any], Any] | None, mapper: Callable
 class _Parsed:
     """The records parsed from ``raw``, without the lines the parser skips (counted)."""
 
-    def __init__(self, raw: Iterator, parse: Callable[[Any], Any]):
+    def __init__(self, raw: Iterator[Any], parse: Callable[[Any], Any]):
         self.raw, self.parse, self.skipped = raw, parse, 0
 
-    def __iter__(self) -> Iterator:
+    def __iter__(self) -> Iterator[Any]:
         parse, skip = self.parse, readers.SKIP
         for raw in self.raw:
             rec = parse(raw)
@@ -260,8 +271,8 @@ class _Fault:
         return f"the {self.role} must return an iterable of (key, value) pairs; {at}{self.shape}"
 
 
-def _check_record(raw: Any, parse: Callable[[Any], Any] | None, call: Callable,
-                  role: str) -> tuple[_Fault | None, list]:
+def _check_record(raw: Any, parse: Callable[[Any], Any] | None, call: Callable[..., Any],
+                  role: str) -> tuple[_Fault | None, list[Any]]:
     """Parse ``raw`` and ``call`` the mapper on it again, checking each step: ``(None, pairs)``,
     or the fault and no pairs."""
     try:
@@ -269,7 +280,7 @@ def _check_record(raw: Any, parse: Callable[[Any], Any] | None, call: Callable,
         out = None if rec is readers.SKIP else call(rec)
         if not out:
             return None, []
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the job's parser or mapper raised: the fault reported
         return _Fault(exc), []
     try:
         items = iter(out)
@@ -278,7 +289,7 @@ def _check_record(raw: Any, parse: Callable[[Any], Any] | None, call: Callable,
                                        f"{_HOW_TO_EMIT[role]}"), []
     try:
         pairs = list(items)
-    except Exception as exc:  # a generator raised part way
+    except Exception as exc:  # noqa: BLE001 - a generator mapper raised part way: the fault reported
         return _Fault(exc), []
     for bad in pairs:
         if not (isinstance(bad, (tuple, list)) and len(bad) == 2):
@@ -296,7 +307,7 @@ def _describe(obj: Any) -> str:
     return f"{runtime.preview(obj)} ({type(obj).__name__})"
 
 
-def _fold_error(source: _Source, raw: Any, i: int, fault: _Fault | None, pairs: list,
+def _fold_error(source: _Source, raw: Any, i: int, fault: _Fault | None, pairs: list[Any],
                 comb: shuffle.FoldCombiner, role: str = "mapper") -> runtime.TaskError | None:
     """The error for a record whose mapping and folding failed: its fault, or else (it maps to
     ``pairs``) a key that cannot be shuffled or the fold failing on a value; None if its pairs
@@ -324,11 +335,11 @@ def _refold(comb: shuffle.FoldCombiner, key: Any, value: Any) -> tuple[str, Exce
     try:
         if type(key) is not str:
             comb.gk(key)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the key's encoding failed: reported with the key
         return "key", exc
     try:
         shuffle.fold_into(comb.accumulators, comb.fn, ((key, value),), comb.add_other)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the job's fold function raised: reported with the record
         return "fold", exc
     return None
 
@@ -366,7 +377,7 @@ class NotPairsError(TypeError):
     """A batch mapper returned something other than an iterable of (key, value) pairs."""
 
 
-def _pairs_of(out: Any) -> list:
+def _pairs_of(out: Any) -> list[Any]:
     """A batch mapper's output as a list of pairs (2-tuples or 2-lists), checked in one pass: the
     sinks are not all atomic, so a block goes to them whole or not at all."""
     if out is None:
@@ -384,8 +395,8 @@ def _pairs_of(out: Any) -> list:
     return pairs
 
 
-def _parsed(block: list, parse: Callable[[Any], Any] | None,
-            on_error: Callable[[Any, int, Exception], None]) -> tuple[list, list | None, int]:
+def _parsed(block: list[Any], parse: Callable[[Any], Any] | None,
+            on_error: Callable[[Any, int, Exception], None]) -> tuple[list[Any], list[Any] | None, int]:
     """``(records, their indexes in block or None if all, records skipped)``; a record whose
     parser raises goes to ``on_error(raw, index, exc)`` and is left out."""
     if parse is None:
@@ -394,7 +405,7 @@ def _parsed(block: list, parse: Callable[[Any], Any] | None,
     for i, raw in enumerate(block):
         try:
             rec = parse(raw)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a record the parser rejects is a bad record
             on_error(raw, i, exc)
             continue
         if rec is skip:
@@ -405,7 +416,7 @@ def _parsed(block: list, parse: Callable[[Any], Any] | None,
     return recs, index, skipped
 
 
-def _run_batch_mapper(source: _Source, fn: Callable[[list], Any], sink: Callable[[list], None],
+def _run_batch_mapper(source: _Source, fn: Callable[[list[Any]], Any], sink: Callable[[list[Any]], None],
                       max_bad: int) -> tuple[int, int]:
     """:func:`run_mapper` for a batch mapper: ``fn(records)`` once per block; if it fails, the
     block again record by record, skipping (up to ``max_bad``) or naming the failing ones."""
@@ -419,22 +430,22 @@ def _run_batch_mapper(source: _Source, fn: Callable[[list], Any], sink: Callable
             continue
         try:
             pairs = _pairs_of(fn(recs))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the block's records are mapped alone to name it
             pairs = _per_record(source, fn, block, recs, index, exc, bad_record)
         if pairs:
             checked_sink(sink, pairs, "mapper")
     return records, bad_record.count
 
 
-def _one(fn: Callable[[list], Any]) -> Callable[[Any], Any]:
+def _one(fn: Callable[[list[Any]], Any]) -> Callable[[Any], Any]:
     return lambda rec: fn([rec])
 
 
-def _per_record(source: _Source, fn: Callable[[list], Any], block: list, recs: list,
-                index: list | None, block_exc: Exception, bad_record: _BadRecords) -> list:
+def _per_record(source: _Source, fn: Callable[[list[Any]], Any], block: list[Any], recs: list[Any],
+                index: list[Any] | None, block_exc: Exception, bad_record: _BadRecords) -> list[Any]:
     """The pairs of ``recs`` mapped one at a time, after ``fn(recs)`` failed with ``block_exc``;
     the records that fail alone go to ``bad_record``."""
-    pairs: list = []
+    pairs: list[Any] = []
     before, call = bad_record.count, _one(fn)
     for j, rec in enumerate(recs):
         fault, got = _check_record(rec, None, call, "batch mapper")
@@ -448,7 +459,7 @@ def _per_record(source: _Source, fn: Callable[[list], Any], block: list, recs: l
     return pairs
 
 
-def _block_error(source: _Source, recs: list, index: list | None, exc: Exception) -> runtime.TaskError:
+def _block_error(source: _Source, recs: list[Any], index: list[Any] | None, exc: Exception) -> runtime.TaskError:
     first = 0 if index is None else index[0]
     return runtime.TaskError(
         f"the batch mapper failed on the block of {len(recs)} records starting at "
@@ -456,7 +467,7 @@ def _block_error(source: _Source, recs: list, index: list | None, exc: Exception
         input=source.where)
 
 
-def _run_batch_folding(source: _Source, fn: Callable[[list], Any], comb: shuffle.FoldCombiner) -> int:
+def _run_batch_folding(source: _Source, fn: Callable[[list[Any]], Any], comb: shuffle.FoldCombiner) -> int:
     """:func:`run_mapper_folding` for a batch mapper: ``fn(records)`` once per block, its pairs
     folded by ``FoldCombiner.fold``. A failure fails the task, naming the record found by mapping
     the block again one record at a time."""
@@ -472,15 +483,15 @@ def _run_batch_folding(source: _Source, fn: Callable[[list], Any], comb: shuffle
             out = fn(recs)
             if out is not None:
                 comb.fold(out)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the block's records are mapped alone to name it
             err = _failing_record_error(source, fn, comb, block, recs, index, exc)
             raise err from (err.__cause__ or exc)
         comb.check_budget()
     return records
 
 
-def _failing_record_error(source: _Source, fn: Callable[[list], Any], comb: shuffle.FoldCombiner,
-                          block: list, recs: list, index: list | None,
+def _failing_record_error(source: _Source, fn: Callable[[list[Any]], Any], comb: shuffle.FoldCombiner,
+                          block: list[Any], recs: list[Any], index: list[Any] | None,
                           block_exc: Exception) -> runtime.TaskError:
     """The error of the first record that fails when ``recs`` are mapped and folded one at a time,
     after ``fn(recs)`` (or folding its pairs) failed with ``block_exc``."""
@@ -498,7 +509,7 @@ def _preview(raw: Any) -> str:
     return runtime.preview(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
 
 
-def checked_sink(sink: Callable[[list], None], pairs: list, role: str) -> None:
+def checked_sink(sink: Callable[[list[Any]], None], pairs: list[Any], role: str) -> None:
     """``sink(pairs)``, turning a malformed output item into an error that names it."""
     try:
         sink(pairs)
