@@ -2,8 +2,12 @@
 
 With reducers, one attempt writes ONE object holding all R partitions plus an index
 (:mod:`lambda_handlers.shuffle`). A map-only last step writes its part directly, sorted by key.
-Bad records (parse errors or the mapper raising) fail the task naming the object, the byte offset
-and a preview of the record, unless ``settings.max_bad_records`` allows skipping (and counting) them.
+Records go through the mapper into the sink in one loop with no check per record. When it fails,
+the record it was on is parsed and mapped once more, alone, with each step checked, and the error
+says what the job's code did: raised (a bad record: the task fails naming the object, the byte
+offset and a preview of the record, unless ``settings.max_bad_records`` allows skipping and counting
+it), returned something that is not pairs, or yielded a key that cannot be shuffled or a value the
+fold combiner fails on.
 
 A :class:`~lambda_handlers.jobspec.BatchMapper` is called once per block of (parsed) records, blocks
 of up to :data:`~lambda_handlers.io.readers.BATCH_BLOCK_BYTES`; when that call fails (or returns
@@ -15,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import operator
-from itertools import islice
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain, islice
+from typing import Any
 
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, readers, writers
@@ -37,12 +43,12 @@ class _Source:
     """Records for the mapper in blocks (lists), a parser, and a way to name record ``i`` of the
     current block."""
 
-    def __init__(self, blocks: Iterable[list], parse: Callable[[Any], Any], where: dict | None,
+    def __init__(self, blocks: Iterable[list[Any]], parse: Callable[[Any], Any], where: dict[str, Any] | None,
                  locate: Callable[[int], str]):
         self.blocks, self.parse, self.where, self.locate = blocks, parse, where, locate
 
 
-def _batched(items: Iterable, counter: dict, size: int = readers.BLOCK_RECORDS) -> Iterator[list]:
+def _batched(items: Iterable[Any], counter: dict[str, Any], size: int = readers.BLOCK_RECORDS) -> Iterator[list[Any]]:
     """Lists of up to ``size`` items; ``counter["base"]`` is the first one's number."""
     it, base = iter(items), 0
     while True:
@@ -54,7 +60,7 @@ def _batched(items: Iterable, counter: dict, size: int = readers.BLOCK_RECORDS) 
         base += len(block)
 
 
-def _split_source(split: dict, metrics: runtime.TaskMetrics, batch_bytes: int = 0) -> _Source:
+def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_bytes: int = 0) -> _Source:
     """The records of a split, in blocks sized for a per-record mapper, or for a batch mapper
     (blocks of ``batch_bytes``, or of :data:`~lambda_handlers.io.readers.BATCH_BLOCK_RECORDS`)."""
     batch = batch_bytes > 0
@@ -88,56 +94,254 @@ def _previous_step_source(bucket: str, job_id: str, step: int, task: int,
                    lambda i: f"record #{counter['base'] + i} of s3://{bucket}/{key}")
 
 
-def _mapper_for(spec: Any, split: dict | None) -> Callable:
-    fn = spec.mapper
+def _mapper_for(spec: Any, split: dict[str, Any] | None) -> Callable[..., Any]:
+    fn: Callable[..., Any] | dict[str, Callable[..., Any]] = spec.mapper
     if isinstance(fn, dict):
         name = (split or {}).get("input", "default")
         if name not in fn:
             raise runtime.TaskFailedError(f"the job has no mapper for input {name!r} (has {sorted(fn)})")
-        fn = fn[name]
+        return fn[name]
     return fn
 
 
-def run_mapper(source: _Source, mapper: Callable, sink: Callable[[list], None],
+# ---------------------------------------------------------------------------------------------
+# The map loop: records -> mapper -> pairs -> sink, with no check per record. The record a
+# failure stops it on is mapped once more, alone, through checks that say what went wrong.
+
+
+def run_mapper(source: _Source, mapper: Callable[..., Any], sink: Callable[[list[Any]], None],
                max_bad: int) -> tuple[int, int]:
     """Feed every record through ``mapper`` into ``sink``, one list of pairs per block of records;
-    return (records, bad). A record whose mapper raises contributes no pairs."""
+    return (records, bad). A record that fails contributes no pairs."""
     if isinstance(mapper, BatchMapper):
         return _run_batch_mapper(source, mapper.fn, sink, max_bad)
-    records = 0
-    parse, skip = source.parse, readers.SKIP
-    if parse is readers.identity:
-        parse = None
+    parse = _parser(source)
     bad_record = _BadRecords(source, max_bad)
 
+    def failed(block: list[Any], i: int, exc: Exception) -> None:
+        fault, _ = _check_record(block[i], parse, mapper, "mapper")
+        bad_record(block[i], i, fault or _Fault(exc))  # not failing again: still a bad record
+
+    records = 0
     for block in source.blocks:
-        pending: list = []
-        extend = pending.extend
-        start, n = 0, len(block)
-        while start < n:  # resumes after a bad record
-            i, mark = start, 0
-            try:
-                if parse is None:
-                    for i in range(start, n):
-                        mark = len(pending)
-                        extend(mapper(block[i]) or ())
-                else:
-                    for i in range(start, n):
-                        mark = len(pending)
-                        rec = parse(block[i])
-                        if rec is skip:
-                            records -= 1
-                            continue
-                        extend(mapper(rec) or ())
-                start = n
-            except Exception as exc:
-                del pending[mark:]
-                bad_record(block[i], i, exc)
-                start = i + 1
-        records += n
+        pending: list[Any] = []
+        records += _map_block(block, parse, mapper, _pending_consumer(pending, max_bad), failed)
         if pending:
             checked_sink(sink, pending, "mapper")
     return records, bad_record.count
+
+
+def run_mapper_folding(source: _Source, mapper: Callable[..., Any], comb: shuffle.FoldCombiner) -> int:
+    """:func:`run_mapper` fused with a fold combiner: pairs are folded as the mapper yields them,
+    with no list of pending pairs. Only without ``max_bad_records``: a failing record fails the
+    task, so the pairs it folded before failing never matter. Returns the records read."""
+    if isinstance(mapper, BatchMapper):
+        return _run_batch_folding(source, mapper.fn, comb)
+    parse = _parser(source)
+
+    def failed(block: list[Any], i: int, exc: Exception) -> None:
+        fault, pairs = _check_record(block[i], parse, mapper, "mapper")
+        err = _fold_error(source, block[i], i, fault, pairs, comb)
+        if err is None:
+            err = runtime.TaskError(
+                f"the mapper or the fold combiner failed on the record at {source.locate(i)}, but not "
+                f"when it was mapped again: {type(exc).__name__}: {exc}", input=source.where,
+                record_preview=_preview(block[i]))
+        raise err from (err.__cause__ or exc)
+
+    records = 0
+    for block in source.blocks:
+        records += _map_block(block, parse, mapper, _fold_consumer(comb), failed)
+        comb.check_budget()
+    return records
+
+
+def _parser(source: _Source) -> Callable[[Any], Any] | None:
+    return None if source.parse is readers.identity else source.parse
+
+
+def _pending_consumer(pending: list[Any], max_bad: int) -> Callable[[Iterator[Any]], None]:
+    """Collects the outputs in ``pending``. With ``max_bad_records`` each output goes in whole, so
+    a record skipped after yielding some pairs leaves none; without, a failure ends the task."""
+    extend = pending.extend
+    if not max_bad:
+        return lambda outs: extend(chain.from_iterable(filter(None, outs)))
+
+    def whole(outs: Iterator[Any]) -> None:
+        for out in outs:
+            mark = len(pending)
+            try:
+                extend(out or ())
+            except BaseException:
+                del pending[mark:]
+                raise
+    return whole
+
+
+def _fold_consumer(comb: shuffle.FoldCombiner) -> Callable[[Iterator[Any]], None]:
+    """Folds the outputs into the combiner's accumulators as they are now (a flush replaces
+    them): :func:`~lambda_handlers.shuffle.fold_into` over a stream of outputs, without a call per
+    record."""
+    accs, fn, other, miss = comb.accumulators, comb.fn, comb.add_other, shuffle.MISSING
+    get = accs.get
+    if fn is operator.add:  # sums and counts: no call per value
+        def add(outs: Iterator[Any]) -> None:
+            for pairs in outs:
+                for key, value in pairs or ():
+                    if type(key) is str:
+                        acc = get(key, miss)
+                        accs[key] = value if acc is miss else acc + value
+                    else:
+                        other(key, value)
+        return add
+
+    def fold(outs: Iterator[Any]) -> None:
+        for pairs in outs:
+            for key, value in pairs or ():
+                if type(key) is str:
+                    acc = get(key, miss)
+                    accs[key] = value if acc is miss else fn(acc, value)
+                else:
+                    other(key, value)
+    return fold
+
+
+def _map_block(block: list[Any], parse: Callable[[Any], Any] | None, mapper: Callable[..., Any],
+               consume: Callable[[Iterator[Any]], None],
+               failed: Callable[[list[Any], int, Exception], None]) -> int:
+    """Map the records of ``block`` and hand the stream of outputs, one per record, to ``consume``
+    (which takes the pairs to the sink; a false output, None or [], is no pairs): the hot loop,
+    with no check per record.
+
+    When it raises, ``failed(block, index, exc)`` is told which record it was on (the position of
+    the block's iterator says) and raises, or returns to have the record skipped. Returns the
+    records read (lines the parser skips are not records)."""
+    n, start, skipped = len(block), 0, 0
+    while start < n:
+        raw = iter(block[start:] if start else block)
+        parsed = None if parse is None else _Parsed(raw, parse)
+        try:
+            consume(map(mapper, raw if parsed is None else parsed))
+            start = n
+        except Exception as exc:  # noqa: BLE001 - whatever the job's code raised: the re-run names it
+            start = n - operator.length_hint(raw)  # the failing record was the last one taken
+            failed(block, start - 1, exc)
+        if parsed is not None:
+            skipped += parsed.skipped
+    return n - skipped
+
+
+class _Parsed:
+    """The records parsed from ``raw``, without the lines the parser skips (counted)."""
+
+    def __init__(self, raw: Iterator[Any], parse: Callable[[Any], Any]):
+        self.raw, self.parse, self.skipped = raw, parse, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        parse, skip = self.parse, readers.SKIP
+        for raw in self.raw:
+            rec = parse(raw)
+            if rec is skip:
+                self.skipped += 1
+                continue
+            yield rec
+
+
+# ---------------------------------------------------------------------------------------------
+# The checked path: one record mapped again, to name what went wrong
+
+
+_HOW_TO_EMIT = {"mapper": "write `yield key, value` (or return a list of (key, value) tuples)",
+                "batch mapper": "return a list of (key, value) tuples (or a dict's items())"}
+
+
+@dataclass(frozen=True)
+class _Fault:
+    """What one record did wrong: the job's code (parser or mapper) raised ``exc``, or the
+    ``role`` returned something other than pairs, which ``shape`` describes."""
+
+    exc: Exception | None = None
+    role: str = "mapper"
+    shape: str = ""
+
+    def reason(self, where: str = "") -> str:
+        if self.exc is not None:
+            return f"{type(self.exc).__name__}: {self.exc}"
+        at = f"for the record at {where} " if where else ""
+        return f"the {self.role} must return an iterable of (key, value) pairs; {at}{self.shape}"
+
+
+def _check_record(raw: Any, parse: Callable[[Any], Any] | None, call: Callable[..., Any],
+                  role: str) -> tuple[_Fault | None, list[Any]]:
+    """Parse ``raw`` and ``call`` the mapper on it again, checking each step: ``(None, pairs)``,
+    or the fault and no pairs."""
+    try:
+        rec = raw if parse is None else parse(raw)
+        out = None if rec is readers.SKIP else call(rec)
+        if not out:
+            return None, []
+    except Exception as exc:  # noqa: BLE001 - the job's parser or mapper raised: the fault reported
+        return _Fault(exc), []
+    try:
+        items = iter(out)
+    except TypeError:
+        return _Fault(role=role, shape=f"it returned {_describe(out)}, which is not iterable; "
+                                       f"{_HOW_TO_EMIT[role]}"), []
+    try:
+        pairs = list(items)
+    except Exception as exc:  # noqa: BLE001 - a generator mapper raised part way: the fault reported
+        return _Fault(exc), []
+    for bad in pairs:
+        if not (isinstance(bad, (tuple, list)) and len(bad) == 2):
+            break
+    else:
+        return None, pairs
+    if type(out) is tuple and len(out) == 2:
+        shape = f"it returned the bare pair {runtime.preview(out)}; {_HOW_TO_EMIT[role]}"
+    else:
+        shape = f"it produced {_describe(bad)}, not a (key, value) pair; {_HOW_TO_EMIT[role]}"
+    return _Fault(role=role, shape=shape), []
+
+
+def _describe(obj: Any) -> str:
+    return f"{runtime.preview(obj)} ({type(obj).__name__})"
+
+
+def _fold_error(source: _Source, raw: Any, i: int, fault: _Fault | None, pairs: list[Any],
+                comb: shuffle.FoldCombiner, role: str = "mapper") -> runtime.TaskError | None:
+    """The error for a record whose mapping and folding failed: its fault, or else (it maps to
+    ``pairs``) a key that cannot be shuffled or the fold failing on a value; None if its pairs
+    fold now. Folding them again leaves the accumulators wrong: the task fails anyway."""
+    where = source.locate(i)
+    if fault is not None and fault.exc is not None:
+        return _BadRecords(source, 0).error(raw, where, fault)
+    if fault is not None:
+        return runtime.TaskError(fault.reason(where), input=source.where, record_preview=_preview(raw))
+    for key, value in pairs:
+        failure = _refold(comb, key, value)
+        if failure is not None:
+            exc = failure[1]
+            what = (f"the {role}'s key {_describe(key)} for the record at {where} cannot be shuffled"
+                    if failure[0] == "key" else f"the fold combiner failed on a value of the record at {where}")
+            err = runtime.TaskError(f"{what}: {type(exc).__name__}: {exc}", input=source.where,
+                                    record_preview=_preview(raw))
+            err.__cause__ = exc
+            return err
+    return None
+
+
+def _refold(comb: shuffle.FoldCombiner, key: Any, value: Any) -> tuple[str, Exception] | None:
+    """Fold one pair, checking its key first: None, or which step failed ("key" or "fold") and how."""
+    try:
+        if type(key) is not str:
+            comb.gk(key)
+    except Exception as exc:  # noqa: BLE001 - the key's encoding failed: reported with the key
+        return "key", exc
+    try:
+        shuffle.fold_into(comb.accumulators, comb.fn, ((key, value),), comb.add_other)
+    except Exception as exc:  # noqa: BLE001 - the job's fold function raised: reported with the record
+        return "fold", exc
+    return None
 
 
 class _BadRecords:
@@ -146,23 +350,36 @@ class _BadRecords:
     def __init__(self, source: _Source, max_bad: int):
         self.source, self.max_bad, self.count = source, max_bad, 0
 
-    def __call__(self, raw: Any, i: int, exc: Exception) -> None:
+    def __call__(self, raw: Any, i: int, failure: _Fault | Exception) -> None:
+        """Count record ``i`` of the block, on which the job's code raised or the mapper returned
+        something other than pairs."""
+        fault = failure if isinstance(failure, _Fault) else _Fault(failure)
         self.count += 1
         where = self.source.locate(i)
         if self.count > self.max_bad:
-            raise runtime.TaskError(
-                f"mapper failed on the record at {where}: {type(exc).__name__}: {exc}"
-                + (f" (more than max_bad_records={self.max_bad} bad records)" if self.max_bad else ""),
-                input=self.source.where, record_preview=_preview(raw)) from exc
-        log.warning("skipping bad record at %s: %s", where, exc)
+            raise self.error(raw, where, fault)
+        log.warning("skipping bad record at %s: %s", where, fault.reason())
+
+    def error(self, raw: Any, where: str, fault: _Fault) -> runtime.TaskError:
+        err = runtime.TaskError(
+            f"mapper failed on the record at {where}: {fault.reason()}"
+            + (f" (more than max_bad_records={self.max_bad} bad records)" if self.max_bad else ""),
+            input=self.source.where, record_preview=_preview(raw))
+        err.__cause__ = fault.exc  # the job's own exception and traceback
+        return err
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch mappers: one call per block; the records of a failing block are mapped one at a time
 
 
 class NotPairsError(TypeError):
     """A batch mapper returned something other than an iterable of (key, value) pairs."""
 
 
-def _pairs_of(out: Any) -> list:
-    """A batch mapper's output as a list of pairs (2-tuples or 2-lists), checked in one pass."""
+def _pairs_of(out: Any) -> list[Any]:
+    """A batch mapper's output as a list of pairs (2-tuples or 2-lists), checked in one pass: the
+    sinks are not all atomic, so a block goes to them whole or not at all."""
     if out is None:
         return []
     pairs = out if type(out) is list else list(out)
@@ -178,8 +395,8 @@ def _pairs_of(out: Any) -> list:
     return pairs
 
 
-def _parsed(block: list, parse: Callable[[Any], Any] | None,
-            on_error: Callable[[Any, int, Exception], None]) -> tuple[list, list | None, int]:
+def _parsed(block: list[Any], parse: Callable[[Any], Any] | None,
+            on_error: Callable[[Any, int, Exception], None]) -> tuple[list[Any], list[Any] | None, int]:
     """``(records, their indexes in block or None if all, records skipped)``; a record whose
     parser raises goes to ``on_error(raw, index, exc)`` and is left out."""
     if parse is None:
@@ -188,7 +405,7 @@ def _parsed(block: list, parse: Callable[[Any], Any] | None,
     for i, raw in enumerate(block):
         try:
             rec = parse(raw)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a record the parser rejects is a bad record
             on_error(raw, i, exc)
             continue
         if rec is skip:
@@ -199,12 +416,12 @@ def _parsed(block: list, parse: Callable[[Any], Any] | None,
     return recs, index, skipped
 
 
-def _run_batch_mapper(source: _Source, fn: Callable[[list], Any], sink: Callable[[list], None],
+def _run_batch_mapper(source: _Source, fn: Callable[[list[Any]], Any], sink: Callable[[list[Any]], None],
                       max_bad: int) -> tuple[int, int]:
     """:func:`run_mapper` for a batch mapper: ``fn(records)`` once per block; if it fails, the
     block again record by record, skipping (up to ``max_bad``) or naming the failing ones."""
     records = 0
-    parse = None if source.parse is readers.identity else source.parse
+    parse = _parser(source)
     bad_record = _BadRecords(source, max_bad)
     for block in source.blocks:
         recs, index, skipped = _parsed(block, parse, bad_record)
@@ -213,31 +430,36 @@ def _run_batch_mapper(source: _Source, fn: Callable[[list], Any], sink: Callable
             continue
         try:
             pairs = _pairs_of(fn(recs))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the block's records are mapped alone to name it
             pairs = _per_record(source, fn, block, recs, index, exc, bad_record)
         if pairs:
             checked_sink(sink, pairs, "mapper")
     return records, bad_record.count
 
 
-def _per_record(source: _Source, fn: Callable[[list], Any], block: list, recs: list,
-                index: list | None, block_exc: Exception, bad_record: _BadRecords) -> list:
+def _one(fn: Callable[[list[Any]], Any]) -> Callable[[Any], Any]:
+    return lambda rec: fn([rec])
+
+
+def _per_record(source: _Source, fn: Callable[[list[Any]], Any], block: list[Any], recs: list[Any],
+                index: list[Any] | None, block_exc: Exception, bad_record: _BadRecords) -> list[Any]:
     """The pairs of ``recs`` mapped one at a time, after ``fn(recs)`` failed with ``block_exc``;
     the records that fail alone go to ``bad_record``."""
-    pairs: list = []
-    before = bad_record.count
+    pairs: list[Any] = []
+    before, call = bad_record.count, _one(fn)
     for j, rec in enumerate(recs):
-        try:
-            pairs += _pairs_of(fn([rec]))
-        except Exception as exc:
+        fault, got = _check_record(rec, None, call, "batch mapper")
+        if fault is None:
+            pairs += got
+        else:
             i = j if index is None else index[j]
-            bad_record(block[i], i, exc)
+            bad_record(block[i], i, fault)
     if bad_record.count == before:
         raise _block_error(source, recs, index, block_exc) from block_exc
     return pairs
 
 
-def _block_error(source: _Source, recs: list, index: list | None, exc: Exception) -> runtime.TaskError:
+def _block_error(source: _Source, recs: list[Any], index: list[Any] | None, exc: Exception) -> runtime.TaskError:
     first = 0 if index is None else index[0]
     return runtime.TaskError(
         f"the batch mapper failed on the block of {len(recs)} records starting at "
@@ -245,61 +467,15 @@ def _block_error(source: _Source, recs: list, index: list | None, exc: Exception
         input=source.where)
 
 
-def run_mapper_folding(source: _Source, mapper: Callable, comb: shuffle.FoldCombiner) -> int:
-    """:func:`run_mapper` fused with a fold combiner: pairs are folded as the mapper yields them,
-    with no list of pending pairs. Only without ``max_bad_records``: a failing record fails the
-    task, so the pairs it yielded before failing never matter. Returns the records read."""
-    if isinstance(mapper, BatchMapper):
-        return _run_batch_folding(source, mapper.fn, comb)
-    records = 0
-    parse, skip = source.parse, readers.SKIP
-    if parse is readers.identity:
-        parse = None
-    fn, miss, other = comb.fn, shuffle.MISSING, comb.add_other
-    for block in source.blocks:
-        accs, i = comb.accumulators, 0
-        get = accs.get
-        try:
-            if parse is None and fn is operator.add:  # text in, sums or counts out: the hot loop
-                for i, rec in enumerate(block):
-                    for key, value in mapper(rec) or ():
-                        if type(key) is str:
-                            acc = get(key, miss)
-                            accs[key] = value if acc is miss else acc + value
-                        else:
-                            other(key, value)
-            else:
-                for i, rec in enumerate(block):
-                    if parse is not None:
-                        rec = parse(rec)
-                        if rec is skip:
-                            records -= 1
-                            continue
-                    for key, value in mapper(rec) or ():
-                        if type(key) is str:
-                            acc = get(key, miss)
-                            accs[key] = value if acc is miss else fn(acc, value)
-                        else:
-                            other(key, value)
-        except Exception as exc:
-            raise _record_error(source, block[i], i, exc, run_mapper_folding.__code__) from exc
-        records += len(block)
-        comb.check_budget()
-    return records
-
-
-def _run_batch_folding(source: _Source, fn: Callable[[list], Any], comb: shuffle.FoldCombiner) -> int:
+def _run_batch_folding(source: _Source, fn: Callable[[list[Any]], Any], comb: shuffle.FoldCombiner) -> int:
     """:func:`run_mapper_folding` for a batch mapper: ``fn(records)`` once per block, its pairs
     folded by ``FoldCombiner.fold``. A failure fails the task, naming the record found by mapping
     the block again one record at a time."""
     records = 0
-    parse = None if source.parse is readers.identity else source.parse
-
-    def parse_error(raw: Any, i: int, exc: Exception) -> None:
-        raise _record_error(source, raw, i, exc, None) from exc
-
+    parse = _parser(source)
+    no_bad = _BadRecords(source, 0)
     for block in source.blocks:
-        recs, index, skipped = _parsed(block, parse, parse_error)
+        recs, index, skipped = _parsed(block, parse, no_bad)
         records += len(block) - skipped
         if not recs:
             continue
@@ -307,54 +483,33 @@ def _run_batch_folding(source: _Source, fn: Callable[[list], Any], comb: shuffle
             out = fn(recs)
             if out is not None:
                 comb.fold(out)
-        except Exception as exc:
-            _raise_for_failing_record(source, fn, comb, block, recs, index, exc)
+        except Exception as exc:  # noqa: BLE001 - the block's records are mapped alone to name it
+            err = _failing_record_error(source, fn, comb, block, recs, index, exc)
+            raise err from (err.__cause__ or exc)
         comb.check_budget()
     return records
 
 
-def _raise_for_failing_record(source: _Source, fn: Callable[[list], Any], comb: shuffle.FoldCombiner,
-                              block: list, recs: list, index: list | None, block_exc: Exception) -> None:
-    """Map and fold ``recs`` one at a time to find the one that made ``fn(recs)`` (or folding its
-    pairs) fail, and raise its error. The task fails either way, so the accumulators may be left
-    half-folded."""
+def _failing_record_error(source: _Source, fn: Callable[[list[Any]], Any], comb: shuffle.FoldCombiner,
+                          block: list[Any], recs: list[Any], index: list[Any] | None,
+                          block_exc: Exception) -> runtime.TaskError:
+    """The error of the first record that fails when ``recs`` are mapped and folded one at a time,
+    after ``fn(recs)`` (or folding its pairs) failed with ``block_exc``."""
+    call = _one(fn)
     for j, rec in enumerate(recs):
         i = j if index is None else index[j]
-        try:
-            out = fn([rec])
-            if out is not None:
-                comb.fold(out)
-        except Exception as exc:
-            raise _record_error(source, block[i], i, exc, shuffle.fold_into.__code__) from exc
-    raise _block_error(source, recs, index, block_exc) from block_exc
-
-
-def _record_error(source: _Source, raw: Any, i: int, exc: Exception, loop: Any) -> runtime.TaskError:
-    """The error for a record that failed inside :func:`run_mapper_folding`, named by its cause."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    where, preview = source.locate(i), _preview(raw)
-    if tb is not None and tb.tb_frame.f_code is loop:  # raised by the loop itself, not the mapper
-        if any(s in str(exc) for s in ("unpack", "not iterable")):
-            return runtime.TaskError(
-                f"the mapper must return an iterable of (key, value) pairs; for the record at "
-                f"{where} it produced something else ({exc}; a bare tuple instead of a list of "
-                "tuples, or a generator that yields keys only?)", input=source.where,
-                record_preview=preview)
-        return runtime.TaskError(
-            f"the fold combiner failed on a value of the record at {where}: "
-            f"{type(exc).__name__}: {exc}", input=source.where, record_preview=preview)
-    return runtime.TaskError(
-        f"mapper failed on the record at {where}: {type(exc).__name__}: {exc}",
-        input=source.where, record_preview=preview)
+        fault, pairs = _check_record(rec, None, call, "batch mapper")
+        err = _fold_error(source, block[i], i, fault, pairs, comb, "batch mapper")
+        if err is not None:
+            return err
+    return _block_error(source, recs, index, block_exc)
 
 
 def _preview(raw: Any) -> str:
     return runtime.preview(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
 
 
-def checked_sink(sink: Callable[[list], None], pairs: list, role: str) -> None:
+def checked_sink(sink: Callable[[list[Any]], None], pairs: list[Any], role: str) -> None:
     """``sink(pairs)``, turning a malformed output item into an error that names it."""
     try:
         sink(pairs)
@@ -363,8 +518,9 @@ def checked_sink(sink: Callable[[list], None], pairs: list, role: str) -> None:
         if bad is None:
             raise
         raise runtime.TaskError(
-            f"the {role} must return an iterable of (key, value) pairs; it produced {bad!r} "
-            "(a bare tuple instead of a list of tuples, or a generator that yields keys only?)",
+            f"the {role} must return an iterable of (key, value) pairs; it produced {_describe(bad)}, "
+            f"not a (key, value) pair (a bare tuple instead of a list of tuples, or a generator that "
+            f"yields keys only?); {_HOW_TO_EMIT.get(role, _HOW_TO_EMIT['mapper'])}",
             record_preview=runtime.preview(bad)) from exc
 
 

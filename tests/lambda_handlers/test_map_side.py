@@ -134,7 +134,7 @@ def _decoded_split_records(data: bytes, split_size: int, chunk: int) -> list[tup
 def _true_offsets(data: bytes) -> list[int]:
     start = 3 if data.startswith(splits.BOM) else 0
     offs, pos = [], start
-    for rec in splits.reference_lines(data):
+    for _rec in splits.reference_lines(data):
         offs.append(pos)
         pos = data.find(b"\n", pos) + 1 if data.find(b"\n", pos) >= 0 else len(data)
     return offs
