@@ -26,16 +26,17 @@ from typing import Any
 
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, readers, writers
-from lambda_handlers.jobspec import BatchMapper
+from lambda_handlers.jobspec import BatchMapper, JobSpec
 from lambda_handlers.plan import Plan
 
 log = logging.getLogger("smr.mapper")
 
 
-def handler(event: Any, context: Any = None) -> dict:
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
     ev, rejected = runtime.accept(event, protocol.EVENT_MAP)
     if rejected:
         return rejected
+    assert ev is not None  # accept() gives the event or the rejection
     return runtime.run_task(ev, protocol.MAP, map_task)
 
 
@@ -524,7 +525,8 @@ def checked_sink(sink: Callable[[list[Any]], None], pairs: list[Any], role: str)
             record_preview=runtime.preview(bad)) from exc
 
 
-def map_task(event: dict, plan: Plan, job: Any, metrics: runtime.TaskMetrics) -> dict:
+def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
+             metrics: runtime.TaskMetrics) -> dict[str, Any]:
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
     spec = job.steps[step]
