@@ -10,12 +10,16 @@ import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airflow_provider_smr.local.runtime import logs
 from airflow_provider_smr.local.runtime.functions import FunctionNotFound, FunctionSpec, lookup
-from airflow_provider_smr.local.runtime.pool import InitFailed, WorkerPool
+from airflow_provider_smr.local.runtime.pool import InitFailed, StartArgs, WorkerPool
 from airflow_provider_smr.local.runtime.sandbox import BrokenZipError, CodeCache, build_site_dir
 from airflow_provider_smr.local.runtime.worker import WorkerDied, WorkerTimedOut
+
+if TYPE_CHECKING:
+    from airflow_provider_smr.local.runtime.worker import InvokeReply, InvokeRequest
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # RequestResponse request and response
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024  # Event request
@@ -241,9 +245,11 @@ class Invoker:
             self._write_logs(spec, "init-failed", lines)
             return _Outcome(json.dumps(exc.error).encode(), True, lines)
         started = time.time()
-        message = {"request_id": request_id, "payload": payload.decode("utf-8"),
+        message: InvokeRequest = {"request_id": request_id, "payload": payload.decode("utf-8"),
                    "deadline": started + spec.timeout_s, "client_context": _decode_cc(client_context)}
-        reusable, reply = True, None
+        reusable = True
+        reply: InvokeReply | None = None
+        error: dict[str, str] = {}  # Lambda's error payload when the worker gave no reply
         try:
             reply = worker.call(message, spec.timeout_s)
         except WorkerTimedOut:
@@ -291,7 +297,7 @@ class Invoker:
         self.pool.release(worker, reusable)
         return _Outcome(body, failed, lines)
 
-    def _start_args(self, spec: FunctionSpec, log_stream: str):
+    def _start_args(self, spec: FunctionSpec, log_stream: str) -> StartArgs:
         task_root = self.code.task_root(spec.code)
         layer_dirs = []
         for layer in reversed(spec.layers):  # later layers take precedence, as in /opt
@@ -346,7 +352,7 @@ def _check_json(payload: bytes) -> None:
                              f"Could not parse request body into json: {exc}") from None
 
 
-def _decode_cc(client_context: str | None):
+def _decode_cc(client_context: str | None) -> object:
     if not client_context:
         return None
     import base64
