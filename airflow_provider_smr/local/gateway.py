@@ -33,9 +33,9 @@ ACCOUNT_SETTINGS = "/2016-08-19/account-settings"
 FALLBACK_LOG = os.environ.get("SMR_LOCAL_S3_FALLBACK_LOG")
 
 
-def _log_fallback(environ: dict) -> None:
+def _log_fallback(path: str, environ: dict) -> None:
     headers = sorted(k for k in environ if k.startswith(("HTTP_", "CONTENT_")))
-    with open(FALLBACK_LOG, "a") as f:
+    with open(path, "a") as f:
         f.write(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}?"
                 f"{environ.get('QUERY_STRING', '')} {' '.join(headers)}\n")
 
@@ -57,7 +57,7 @@ class Gateway:
                 start_response(status, headers)
                 return [body]
             if FALLBACK_LOG:
-                _log_fallback(environ)
+                _log_fallback(FALLBACK_LOG, environ)
         if method == "GET" and path.rstrip("/") == ACCOUNT_SETTINGS:
             return self._account_settings(start_response)
         if method == "POST" and path.startswith("/2015-03-31/functions"):

@@ -144,7 +144,8 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
     def _call_app(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], list[bytes]]:
         captured: dict[str, Any] = {}
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Callable[[bytes], None]:
             captured["status"], captured["headers"] = status, headers
             return lambda data: captured.setdefault("early", []).append(data)
 
