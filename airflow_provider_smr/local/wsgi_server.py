@@ -157,7 +157,7 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
-        except Exception as exc:  # the app failed: answer 500 rather than dropping the connection
+        except Exception as exc:  # noqa: BLE001 - the app failed: answer 500, keep the connection
             import traceback
 
             traceback.print_exc()

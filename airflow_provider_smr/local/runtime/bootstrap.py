@@ -155,7 +155,7 @@ def _invoke(handler: Handler, message: InvokeRequest,
         except (TypeError, ValueError) as exc:
             reply = {"error": {"errorMessage": f"Unable to marshal response: {exc}",
                                "errorType": "Runtime.MarshalError", "stackTrace": []}}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - Lambda reports any exception of the handler
         reply = {"error": _error(exc)}
         capture.write(f"[ERROR] {type(exc).__name__}: {exc}\n"
                       + "".join(traceback.format_exception(exc)))
@@ -205,7 +205,7 @@ def _preload() -> None:
         try:
             boto3.client(service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
                          aws_access_key_id="preload", aws_secret_access_key="preload")
-        except Exception:
+        except Exception:  # noqa: BLE001 - only a warm-up: the handler makes its own clients
             pass
 
 
@@ -305,7 +305,7 @@ def main() -> None:
     except _InitError as exc:
         handler, hello = None, {"init_error": {"errorMessage": str(exc), "errorType": exc.error_type,
                                               "stackTrace": []}}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to load the handler is an init error
         handler, hello = None, {"init_error": _error(exc, "Runtime.Unknown")}
     finally:
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__

@@ -96,7 +96,7 @@ class Invoker:
         try:
             spec = lookup(s.account_id, s.region, name, qualifier)
         except FunctionNotFound as exc:
-            raise LambdaApiError(404, "ResourceNotFoundException", f"Function not found: {exc}")
+            raise LambdaApiError(404, "ResourceNotFoundException", f"Function not found: {exc}") from None
         is_event = invocation_type == "Event"
         limit = ASYNC_PAYLOAD_LIMIT if is_event else SYNC_PAYLOAD_LIMIT
         if len(payload) > limit:
@@ -209,7 +209,7 @@ class Invoker:
                       f"> MaximumEventAgeInSeconds {spec.max_event_age_s}")
                 return
             outcome = self._execute(spec, event.payload, event.request_id, None)
-        except Exception as exc:  # never let one event kill the queue
+        except Exception as exc:  # noqa: BLE001 - never let one event kill the queue
             _note(f"event {event.request_id} for {spec.name} failed: {exc}")
             outcome = None
         finally:
@@ -338,7 +338,7 @@ class Invoker:
     def _write_logs(self, spec: FunctionSpec, stream: str, lines: list[str]) -> None:
         try:
             logs.write(self.settings.account_id, self.settings.region, spec.name, stream, lines)
-        except Exception as exc:  # logging must never fail an invocation
+        except Exception as exc:  # noqa: BLE001 - logging must never fail an invocation
             _note(f"could not write logs for {spec.name}: {exc}")
 
 
