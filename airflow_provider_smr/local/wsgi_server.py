@@ -149,7 +149,7 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
         captured: dict[str, Any] = {}
 
         def start_response(status: str, headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> Callable[[bytes], None]:
+                           exc_info: object = None) -> Callable[[bytes], None]:
             captured["status"], captured["headers"] = status, headers
             return lambda data: captured.setdefault("early", []).append(data)
 

@@ -245,8 +245,9 @@ class Invoker:
             self._write_logs(spec, "init-failed", lines)
             return _Outcome(json.dumps(exc.error).encode(), True, lines)
         started = time.time()
-        message: InvokeRequest = {"request_id": request_id, "payload": payload.decode("utf-8"),
-                   "deadline": started + spec.timeout_s, "client_context": _decode_cc(client_context)}
+        message: InvokeRequest = {
+            "request_id": request_id, "payload": payload.decode("utf-8"),
+            "deadline": started + spec.timeout_s, "client_context": _decode_cc(client_context)}
         reusable = True
         reply: InvokeReply | None = None
         error: dict[str, str] = {}  # Lambda's error payload when the worker gave no reply
