@@ -11,19 +11,20 @@ import io
 import json
 import os
 import re
-from typing import Any, Callable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 from airflow_provider_smr.local.runtime.invoker import Invoker, LambdaApiError
 from airflow_provider_smr.local.runtime.sandbox import is_valid_zip
 from airflow_provider_smr.local.s3_fast import S3FastPath
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations/?$")
 _CREATE = re.compile(r"^/2015-03-31/functions/?$")
 _UPDATE_CODE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/code/?$")
-
-WSGIApp = Callable[[dict, Callable], Any]
-
 
 ACCOUNT_SETTINGS = "/2016-08-19/account-settings"
 
@@ -33,9 +34,9 @@ ACCOUNT_SETTINGS = "/2016-08-19/account-settings"
 FALLBACK_LOG = os.environ.get("SMR_LOCAL_S3_FALLBACK_LOG")
 
 
-def _log_fallback(environ: dict) -> None:
+def _log_fallback(path: str, environ: WSGIEnvironment) -> None:
     headers = sorted(k for k in environ if k.startswith(("HTTP_", "CONTENT_")))
-    with open(FALLBACK_LOG, "a") as f:
+    with open(path, "a") as f:
         f.write(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}?"
                 f"{environ.get('QUERY_STRING', '')} {' '.join(headers)}\n")
 
@@ -43,12 +44,12 @@ def _log_fallback(environ: dict) -> None:
 class Gateway:
     """WSGI app that serves Lambda invocations itself and forwards the rest to ``backend``."""
 
-    def __init__(self, backend: WSGIApp, invoker: Invoker, s3: S3FastPath | None = None):
+    def __init__(self, backend: WSGIApplication, invoker: Invoker, s3: S3FastPath | None = None):
         self.backend = backend
         self.invoker = invoker
         self.s3 = s3
 
-    def __call__(self, environ: dict, start_response: Callable) -> Any:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
         if self.s3 is not None and not path.startswith("/2015-03-31/"):
             answer = self.s3.handle(environ)
@@ -57,7 +58,7 @@ class Gateway:
                 start_response(status, headers)
                 return [body]
             if FALLBACK_LOG:
-                _log_fallback(environ)
+                _log_fallback(FALLBACK_LOG, environ)
         if method == "GET" and path.rstrip("/") == ACCOUNT_SETTINGS:
             return self._account_settings(start_response)
         if method == "POST" and path.startswith("/2015-03-31/functions"):
@@ -74,7 +75,7 @@ class Gateway:
                 return refused
         return self.backend(environ, start_response)
 
-    def _account_settings(self, start_response: Callable) -> list[bytes]:
+    def _account_settings(self, start_response: StartResponse) -> list[bytes]:
         """``GetAccountSettings``: the stack's concurrency as an account's. A function's events run
         on at most ``workers_per_function`` workers at once, so that is the concurrency left to one
         job's tasks (``UnreservedConcurrentExecutions``, what the planner sizes splits for)."""
@@ -87,7 +88,7 @@ class Gateway:
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
 
-    def _invoke(self, environ: dict, start_response: Callable, name: str) -> Any:
+    def _invoke(self, environ: WSGIEnvironment, start_response: StartResponse, name: str) -> list[bytes]:
         query = parse_qs(environ.get("QUERY_STRING", ""))
         qualifier = query.get("Qualifier", [None])[0]
         body = _read_body(environ)
@@ -109,7 +110,7 @@ class Gateway:
         return [result.payload]
 
 
-def _refuse_bad_zip(environ: dict, start_response: Callable) -> Any:
+def _refuse_bad_zip(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes] | None:
     body = _read_body(environ)
     environ["wsgi.input"] = io.BytesIO(body)
     try:
@@ -130,12 +131,12 @@ def _refuse_bad_zip(environ: dict, start_response: Callable) -> Any:
         "Could not unzip uploaded file. Please check your file, then try to upload again."))
 
 
-def _read_body(environ: dict) -> bytes:
+def _read_body(environ: WSGIEnvironment) -> bytes:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     return environ["wsgi.input"].read(length) if length else b""
 
 
-def _error(start_response: Callable, exc: LambdaApiError) -> list[bytes]:
+def _error(start_response: StartResponse, exc: LambdaApiError) -> list[bytes]:
     body = {"Type": "User", "message": exc.message}
     if exc.reason:
         body["Reason"] = exc.reason

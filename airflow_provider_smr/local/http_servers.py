@@ -16,8 +16,11 @@ from __future__ import annotations
 import io
 import socket
 import threading
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 #: S3's limit for one PUT; a pooled server refuses larger request bodies before reading them
 MAX_BODY_BYTES = 5 << 30
@@ -33,7 +36,7 @@ class Listener(Protocol):
     def stop(self) -> None: ...
 
 
-def start(kind: str, host: str, port: int, app: Callable, *, threads: int,
+def start(kind: str, host: str, port: int, app: WSGIApplication, *, threads: int,
           memory_body_bytes: int) -> Listener:
     """Bind ``kind``'s server to ``(host, port)`` (port 0: any free one) in front of ``app``.
 
@@ -51,7 +54,7 @@ def start(kind: str, host: str, port: int, app: Callable, *, threads: int,
 
 
 class _Builtin:
-    def __init__(self, host: str, port: int, app: Callable):
+    def __init__(self, host: str, port: int, app: WSGIApplication):
         from airflow_provider_smr.local.wsgi_server import WSGIServer
 
         self._server = WSGIServer((host, port), app)
@@ -66,7 +69,7 @@ class _Builtin:
 
 
 class _Cheroot:
-    def __init__(self, host: str, port: int, app: Callable, threads: int):
+    def __init__(self, host: str, port: int, app: WSGIApplication, threads: int):
         from cheroot import wsgi
 
         self._server = wsgi.Server((host, port), _in_pieces(_dechunk(app)), numthreads=threads,
@@ -82,7 +85,7 @@ class _Cheroot:
 
 
 class _Waitress:
-    def __init__(self, host: str, port: int, app: Callable, threads: int, memory_body_bytes: int):
+    def __init__(self, host: str, port: int, app: WSGIApplication, threads: int, memory_body_bytes: int):
         from waitress.server import create_server  # type: ignore[import-untyped]  # no types shipped
 
         self._server: Any = create_server(
@@ -119,11 +122,11 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _dechunk(app: Callable) -> Callable:
+def _dechunk(app: WSGIApplication) -> WSGIApplication:
     """cheroot hands a chunked body over as a stream without ``CONTENT_LENGTH``; the gateway and
     the S3 fast path read ``CONTENT_LENGTH`` bytes, so read it whole first."""
 
-    def wrapped(environ: dict, start_response: Callable) -> Any:
+    def wrapped(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             body = environ["wsgi.input"].read()
             environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
@@ -133,12 +136,12 @@ def _dechunk(app: Callable) -> Callable:
     return wrapped
 
 
-def _in_pieces(app: Callable) -> Callable:
+def _in_pieces(app: WSGIApplication) -> WSGIApplication:
     """cheroot sends one large response body several times slower than the same bytes in 1 MiB
     pieces (its buffered writer moves the whole body per partial send): hand it pieces."""
     piece = 1 << 20
 
-    def wrapped(environ: dict, start_response: Callable) -> Any:
+    def wrapped(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         result = app(environ, start_response)
         if isinstance(result, list) and len(result) == 1 and len(result[0]) > piece:
             data = result[0]

@@ -22,7 +22,7 @@ import hashlib
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, unquote
 from xml.sax.saxutils import escape
 
@@ -32,6 +32,9 @@ from airflow_provider_smr.local.moto_internals import (
     read_value_range,
     whole_value,
 )
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 _COMMON = {"HTTP_HOST", "HTTP_USER_AGENT", "HTTP_ACCEPT_ENCODING", "HTTP_AUTHORIZATION",
            "HTTP_X_AMZ_DATE", "HTTP_X_AMZ_CONTENT_SHA256", "HTTP_AMZ_SDK_INVOCATION_ID",
@@ -68,7 +71,7 @@ class S3FastPath:
             self._backend = s3_backends[self.account_id]["global"]
         return self._backend
 
-    def handle(self, environ: dict) -> Response | None:
+    def handle(self, environ: WSGIEnvironment) -> Response | None:
         method = environ["REQUEST_METHOD"]
         copying = method == "PUT" and "HTTP_X_AMZ_COPY_SOURCE" in environ
         allowed = _COPY if copying else _ALLOWED.get(method)
@@ -94,7 +97,7 @@ class S3FastPath:
             return self._put(environ, bucket_name, key_name)
         return self._get(environ, method, bucket, key_name)
 
-    def _list(self, environ: dict) -> Response | None:
+    def _list(self, environ: WSGIEnvironment) -> Response | None:
         """ListObjectsV2 of a plain bucket: moto's page, rendered here; None leaves it to moto."""
         query = parse_qs(environ["QUERY_STRING"].replace("+", "%2B"), keep_blank_values=True)
         if query.get("list-type") != ["2"] or not set(query) <= _LIST_PARAMS \
@@ -129,7 +132,7 @@ class S3FastPath:
                          next_token, None if token else start_after)
         return "200 OK", _ids([("Content-Type", _XML), ("Content-Length", str(len(body)))]), body
 
-    def _get(self, environ: dict, method: str, bucket: Any, key_name: str) -> Response | None:
+    def _get(self, environ: WSGIEnvironment, method: str, bucket: Any, key_name: str) -> Response | None:
         for _ in range(8):
             try:
                 return self._get_once(environ, method, bucket, key_name)
@@ -137,7 +140,7 @@ class S3FastPath:
                 continue
         return None
 
-    def _get_once(self, environ: dict, method: str, bucket: Any, key_name: str) -> Response | None:
+    def _get_once(self, environ: WSGIEnvironment, method: str, bucket: Any, key_name: str) -> Response | None:
         key = bucket.keys.get(key_name)
         if key is None:
             if method == "HEAD":
@@ -175,7 +178,7 @@ class S3FastPath:
         value = b"" if method == "HEAD" else read_value_range(key, begin, end + 1 - begin)
         return status, _ids(list(headers.items())), value
 
-    def _put(self, environ: dict, bucket_name: str, key_name: str) -> Response | None:
+    def _put(self, environ: WSGIEnvironment, bucket_name: str, key_name: str) -> Response | None:
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
         if if_none_match not in (None, "*"):
             return None
@@ -209,7 +212,7 @@ class S3FastPath:
         return "200 OK", _ids(list(headers.items())), b""
 
 
-    def _copy(self, environ: dict, bucket: Any, key_name: str) -> Response | None:
+    def _copy(self, environ: WSGIEnvironment, bucket: Any, key_name: str) -> Response | None:
         """CopyObject of a whole plain object, as moto's would do it, but with the source's ETag
         (the bytes are the same) instead of an MD5 of them again: a part copy at commit."""
         if int(environ.get("CONTENT_LENGTH") or 0):

@@ -13,8 +13,12 @@ import io
 import socket
 import socketserver
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 _MAX_LINE = 65536
 _REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 500: "Internal Server Error"}
@@ -31,7 +35,7 @@ class WSGIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], app: Callable[..., Any]):
+    def __init__(self, address: tuple[str, int], app: WSGIApplication):
         self.app = app
         super().__init__(address, _ConnectionHandler)
         self.server_host, self.server_port = self.socket.getsockname()[:2]
@@ -113,7 +117,7 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
             self.rfile.readline(_MAX_LINE + 1)
 
     def _environ(self, method: str, target: str, version: str, headers: dict[str, str],
-                 body: bytes) -> dict[str, Any]:
+                 body: bytes) -> WSGIEnvironment:
         path, _, query = target.partition("?")
         if path.startswith(("http://", "https://")):
             path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
@@ -141,10 +145,11 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
         environ.setdefault("CONTENT_TYPE", "")
         return environ
 
-    def _call_app(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+    def _call_app(self, environ: WSGIEnvironment) -> tuple[str, list[tuple[str, str]], list[bytes]]:
         captured: dict[str, Any] = {}
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: object = None) -> Callable[[bytes], None]:
             captured["status"], captured["headers"] = status, headers
             return lambda data: captured.setdefault("early", []).append(data)
 
@@ -156,7 +161,7 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
-        except Exception as exc:  # the app failed: answer 500 rather than dropping the connection
+        except Exception as exc:  # noqa: BLE001 - the app failed: answer 500, keep the connection
             import traceback
 
             traceback.print_exc()

@@ -64,7 +64,7 @@ def test_event_invokes_over_reserved_concurrency_queue_and_run_one_at_a_time(lam
                               Payload=json.dumps({"sleep": 0.3, "bucket": bucket, "key": key}))
         assert response["StatusCode"] == 202
     spans = sorted(json.loads(wait_for_object(s3, bucket, key)) for key in keys)
-    for (_, end), (next_start, _) in zip(spans, spans[1:]):
+    for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False):
         assert end <= next_start
 
 

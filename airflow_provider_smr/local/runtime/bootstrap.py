@@ -22,8 +22,24 @@ import sys
 import time
 import traceback
 
+# typing.TYPE_CHECKING without importing typing, which a worker never needs; mypy reads the name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, BinaryIO
 
-def _read_message(stream):
+    from airflow_provider_smr.local.runtime.worker import (
+        Hello,
+        InvokeReply,
+        InvokeRequest,
+        LambdaError,
+        ZygoteAssignment,
+    )
+
+    Handler = Callable[[Any, "LambdaContext"], Any]  # the function's handler(event, context)
+
+
+def _read_message(stream: BinaryIO) -> InvokeRequest | None:
     head = stream.read(4)
     if len(head) < 4:
         return None
@@ -32,7 +48,7 @@ def _read_message(stream):
     return json.loads(data)
 
 
-def _write_message(stream, message) -> None:
+def _write_message(stream: BinaryIO, message: Hello | InvokeReply) -> None:
     data = json.dumps(message).encode()
     stream.write(struct.pack(">I", len(data)) + data)
     stream.flush()
@@ -41,7 +57,7 @@ def _write_message(stream, message) -> None:
 class LambdaContext:
     """What Lambda's Python runtime passes as ``context``."""
 
-    def __init__(self, request_id: str, deadline: float, client_context=None):
+    def __init__(self, request_id: str, deadline: float, client_context: object = None):
         self.aws_request_id = request_id
         self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
         self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -60,7 +76,7 @@ class LambdaContext:
 class _RequestIdFilter(logging.Filter):
     request_id = ""
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         record.aws_request_id = self.request_id
         return True
 
@@ -81,14 +97,14 @@ def _configure_logging() -> _RequestIdFilter:
 class _StdoutProxy:
     """Write to whatever ``sys.stdout`` is at the time (the per-invocation capture)."""
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         return sys.stdout.write(text)
 
-    def flush(self):
+    def flush(self) -> None:
         sys.stdout.flush()
 
 
-def _error(exc: BaseException, error_type: str | None = None) -> dict:
+def _error(exc: BaseException, error_type: str | None = None) -> LambdaError:
     frames = traceback.extract_tb(exc.__traceback__)
     return {
         "errorMessage": str(exc),
@@ -97,7 +113,7 @@ def _error(exc: BaseException, error_type: str | None = None) -> dict:
     }
 
 
-def _load_handler(spec: str):
+def _load_handler(spec: str) -> Handler:
     module_path, _, func_name = spec.rpartition(".")
     if not module_path or not func_name:
         raise ValueError(f"Bad handler '{spec}': expected 'module.function'")
@@ -122,13 +138,15 @@ class _InitError(Exception):
         self.error_type = error_type
 
 
-def _invoke(handler, message, request_filter) -> dict:
+def _invoke(handler: Handler, message: InvokeRequest,
+            request_filter: _RequestIdFilter) -> InvokeReply:
     request_id = message["request_id"]
     capture = io.StringIO()
     sys.stdout = sys.stderr = capture
     request_filter.request_id = request_id
     context = LambdaContext(request_id, message["deadline"], message.get("client_context"))
     os.environ["_X_AMZN_TRACE_ID"] = f"Root=1-{request_id[:8]}-{request_id.replace('-', '')[:24]}"
+    reply: InvokeReply
     try:
         event = json.loads(message["payload"]) if message["payload"] else {}
         result = handler(event, context)
@@ -137,7 +155,7 @@ def _invoke(handler, message, request_filter) -> dict:
         except (TypeError, ValueError) as exc:
             reply = {"error": {"errorMessage": f"Unable to marshal response: {exc}",
                                "errorType": "Runtime.MarshalError", "stackTrace": []}}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - Lambda reports any exception of the handler
         reply = {"error": _error(exc)}
         capture.write(f"[ERROR] {type(exc).__name__}: {exc}\n"
                       + "".join(traceback.format_exception(exc)))
@@ -187,21 +205,21 @@ def _preload() -> None:
         try:
             boto3.client(service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9",
                          aws_access_key_id="preload", aws_secret_access_key="preload")
-        except Exception:
+        except Exception:  # noqa: BLE001 - only a warm-up: the handler makes its own clients
             pass
 
 
-def _share_loader(loaders, session) -> None:
+def _share_loader(loaders: Any, session: Any) -> None:
     """One botocore data loader per search path for the whole process, not one per Session.
 
     The loader only reads botocore's bundled JSON (its results are already shared by every client
     of a session); sharing it makes ``boto3.session.Session().client(...)`` cheap in forked
     workers, as the zygote has parsed the models once.
     """
-    made: dict = {}
+    made: dict[str | None, Any] = {}
     create = loaders.create_loader
 
-    def create_loader(search_path_string=None):
+    def create_loader(search_path_string: str | None = None) -> Any:
         if search_path_string not in made:
             made[search_path_string] = create(search_path_string)
         return made[search_path_string]
@@ -209,7 +227,7 @@ def _share_loader(loaders, session) -> None:
     loaders.create_loader = session.create_loader = create_loader
 
 
-def _zygote(site_dir: str, sock_fd: int) -> dict:
+def _zygote(site_dir: str, sock_fd: int) -> ZygoteAssignment:
     """Preload, then fork one worker per request; returns only in a forked child, its assignment.
 
     Requests arrive on a SOCK_SEQPACKET socket: one JSON message ``{"task_root", "layer_dirs",
@@ -235,7 +253,7 @@ def _zygote(site_dir: str, sock_fd: int) -> dict:
         if pid == 0:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             sock.close()
-            boto3 = sys.modules.get("boto3")
+            boto3: Any = sys.modules.get("boto3")
             if boto3 is not None:  # the handler's session starts from its own environment
                 boto3.DEFAULT_SESSION = None
             os.dup2(fds[0], 0)
@@ -271,19 +289,23 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    sys.stdout = sys.__stdout__ = io.TextIOWrapper(os.fdopen(1, "wb"), line_buffering=True)
+    # typeshed calls sys.__stdout__ Final; here it is the handler's fd 1, for code that restores it
+    sys.stdout = sys.__stdout__ = io.TextIOWrapper(  # type: ignore[misc]
+        os.fdopen(1, "wb"), line_buffering=True)
     os.chdir(task_root)
     request_filter = _configure_logging()
     started = time.time()
     init_capture = io.StringIO()
     sys.stdout = sys.stderr = init_capture
+    handler: Handler | None
+    hello: Hello
     try:
         handler = _load_handler(os.environ["_HANDLER"])
         hello = {"ready": True}
     except _InitError as exc:
         handler, hello = None, {"init_error": {"errorMessage": str(exc), "errorType": exc.error_type,
                                               "stackTrace": []}}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to load the handler is an init error
         handler, hello = None, {"init_error": _error(exc, "Runtime.Unknown")}
     finally:
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__

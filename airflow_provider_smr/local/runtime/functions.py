@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+# arn, version, code sha, handler, environment, memory, timeout, layer hashes
+WorkerKey = tuple[str, str, str, str, tuple[tuple[str, str], ...], int, float, tuple[str, ...]]
+
 
 class FunctionNotFound(Exception):
     """No function with this name, ARN or qualifier."""
@@ -31,7 +34,7 @@ class FunctionSpec:
     layers: tuple[bytes, ...] = field(default=(), repr=False)
 
     @cached_property
-    def worker_key(self) -> tuple:
+    def worker_key(self) -> WorkerKey:
         """Workers are reused only for the same code and configuration."""
         layers = tuple(hashlib.sha256(layer).hexdigest() for layer in self.layers)
         return (self.arn, self.version, self.code_sha, self.handler, self.environment,

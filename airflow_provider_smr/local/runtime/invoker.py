@@ -10,12 +10,16 @@ import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airflow_provider_smr.local.runtime import logs
 from airflow_provider_smr.local.runtime.functions import FunctionNotFound, FunctionSpec, lookup
-from airflow_provider_smr.local.runtime.pool import InitFailed, WorkerPool
+from airflow_provider_smr.local.runtime.pool import InitFailed, StartArgs, WorkerPool
 from airflow_provider_smr.local.runtime.sandbox import BrokenZipError, CodeCache, build_site_dir
 from airflow_provider_smr.local.runtime.worker import WorkerDied, WorkerTimedOut
+
+if TYPE_CHECKING:
+    from airflow_provider_smr.local.runtime.worker import InvokeReply, InvokeRequest
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # RequestResponse request and response
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024  # Event request
@@ -92,7 +96,7 @@ class Invoker:
         try:
             spec = lookup(s.account_id, s.region, name, qualifier)
         except FunctionNotFound as exc:
-            raise LambdaApiError(404, "ResourceNotFoundException", f"Function not found: {exc}")
+            raise LambdaApiError(404, "ResourceNotFoundException", f"Function not found: {exc}") from None
         is_event = invocation_type == "Event"
         limit = ASYNC_PAYLOAD_LIMIT if is_event else SYNC_PAYLOAD_LIMIT
         if len(payload) > limit:
@@ -205,7 +209,7 @@ class Invoker:
                       f"> MaximumEventAgeInSeconds {spec.max_event_age_s}")
                 return
             outcome = self._execute(spec, event.payload, event.request_id, None)
-        except Exception as exc:  # never let one event kill the queue
+        except Exception as exc:  # noqa: BLE001 - never let one event kill the queue
             _note(f"event {event.request_id} for {spec.name} failed: {exc}")
             outcome = None
         finally:
@@ -241,9 +245,12 @@ class Invoker:
             self._write_logs(spec, "init-failed", lines)
             return _Outcome(json.dumps(exc.error).encode(), True, lines)
         started = time.time()
-        message = {"request_id": request_id, "payload": payload.decode("utf-8"),
-                   "deadline": started + spec.timeout_s, "client_context": _decode_cc(client_context)}
-        reusable, reply = True, None
+        message: InvokeRequest = {
+            "request_id": request_id, "payload": payload.decode("utf-8"),
+            "deadline": started + spec.timeout_s, "client_context": _decode_cc(client_context)}
+        reusable = True
+        reply: InvokeReply | None = None
+        error: dict[str, str] = {}  # Lambda's error payload when the worker gave no reply
         try:
             reply = worker.call(message, spec.timeout_s)
         except WorkerTimedOut:
@@ -291,7 +298,7 @@ class Invoker:
         self.pool.release(worker, reusable)
         return _Outcome(body, failed, lines)
 
-    def _start_args(self, spec: FunctionSpec, log_stream: str):
+    def _start_args(self, spec: FunctionSpec, log_stream: str) -> StartArgs:
         task_root = self.code.task_root(spec.code)
         layer_dirs = []
         for layer in reversed(spec.layers):  # later layers take precedence, as in /opt
@@ -332,7 +339,7 @@ class Invoker:
     def _write_logs(self, spec: FunctionSpec, stream: str, lines: list[str]) -> None:
         try:
             logs.write(self.settings.account_id, self.settings.region, spec.name, stream, lines)
-        except Exception as exc:  # logging must never fail an invocation
+        except Exception as exc:  # noqa: BLE001 - logging must never fail an invocation
             _note(f"could not write logs for {spec.name}: {exc}")
 
 
@@ -346,7 +353,7 @@ def _check_json(payload: bytes) -> None:
                              f"Could not parse request body into json: {exc}") from None
 
 
-def _decode_cc(client_context: str | None):
+def _decode_cc(client_context: str | None) -> object:
     if not client_context:
         return None
     import base64

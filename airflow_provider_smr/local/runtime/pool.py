@@ -6,8 +6,9 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from airflow_provider_smr.local.runtime.worker import (
     Worker,
@@ -18,6 +19,13 @@ from airflow_provider_smr.local.runtime.worker import (
     spawn,
 )
 
+if TYPE_CHECKING:
+    from airflow_provider_smr.local.runtime.functions import WorkerKey
+    from airflow_provider_smr.local.runtime.worker import LambdaError
+
+# What ``acquire``'s ``start`` gives for a cold start: task root, site dir, layer dirs, environment.
+StartArgs = tuple[str, str, list[str], dict[str, str]]
+
 INIT_TIMEOUT_S = 10.0  # Lambda's init phase limit
 _WATCH_INTERVAL_S = 0.02
 
@@ -25,7 +33,7 @@ _WATCH_INTERVAL_S = 0.02
 class InitFailed(Exception):
     """The handler could not be loaded; ``error`` is Lambda's error payload."""
 
-    def __init__(self, error: dict, logs: str = ""):
+    def __init__(self, error: LambdaError, logs: str = ""):
         super().__init__(error.get("errorMessage", "init failed"))
         self.error = error
         self.logs = logs
@@ -39,19 +47,20 @@ class WorkerPool:
         self.site_dir = site_dir
         self._zygote: Zygote | None = None
         self._zygote_ready = threading.Event()
-        self._idle: dict[tuple, list[Worker]] = defaultdict(list)
+        self._idle: dict[WorkerKey, list[Worker]] = defaultdict(list)
         self._busy: dict[int, tuple[Worker, float]] = {}  # pid -> (worker, memory limit MB)
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="rss-watchdog", daemon=True)
         self._watchdog.start()
         if zygote and site_dir:
-            threading.Thread(target=self._start_zygote, name="zygote", daemon=True).start()
+            threading.Thread(target=self._start_zygote, args=(site_dir,), name="zygote",
+                             daemon=True).start()
         else:
             self._zygote_ready.set()
 
-    def acquire(self, key: tuple, memory_mb: float,
-                start: Callable[[str], tuple[str, str, list[str], dict[str, str]]]) -> tuple[Worker, bool]:
+    def acquire(self, key: WorkerKey, memory_mb: float,
+                start: Callable[[str], StartArgs]) -> tuple[Worker, bool]:
         """Return a warm worker for ``key`` or start one; the bool says whether it was cold.
 
         ``start(log_stream)`` gives the task root, site dir, layer dirs and environment.
@@ -59,17 +68,17 @@ class WorkerPool:
         with self._lock:
             idle = self._idle.get(key)
             while idle:
-                worker = idle.pop()
-                if worker.alive():
-                    self._busy[worker.pid] = (worker, memory_mb)
-                    return worker, False
-                worker.kill()
+                warm = idle.pop()
+                if warm.alive():
+                    self._busy[warm.pid] = (warm, memory_mb)
+                    return warm, False
+                warm.kill()
             self._evict_for_one_more()
         log_stream = _log_stream_name()
         task_root, site_dir, layer_dirs, env = start(log_stream)
         env = {**env, "AWS_LAMBDA_LOG_STREAM_NAME": log_stream}
         zygote = self._zygote_for(site_dir, task_root)
-        worker = None
+        worker: Worker | None = None
         if zygote is not None:
             try:
                 worker = zygote.fork(key, task_root, layer_dirs, env, log_stream)
@@ -101,9 +110,10 @@ class WorkerPool:
         zygote = self._zygote
         return zygote if zygote is not None and zygote.alive() else None
 
-    def _start_zygote(self) -> None:
+    def _start_zygote(self, site_dir: str) -> None:
+        zygote: Zygote | None
         try:
-            zygote = Zygote(self.site_dir)
+            zygote = Zygote(site_dir)
         except (ZygoteUnavailable, OSError):
             zygote = None
         with self._lock:
@@ -122,7 +132,7 @@ class WorkerPool:
                 return
         worker.kill()
 
-    def retire_other_versions(self, arn: str, current_key: tuple) -> None:
+    def retire_other_versions(self, arn: str, current_key: WorkerKey) -> None:
         """Drop idle workers of older code or configuration of the same function."""
         with self._lock:
             stale = [k for k in self._idle if k[0] == arn and k != current_key]

@@ -12,9 +12,57 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypedDict
+
+if TYPE_CHECKING:
+    from airflow_provider_smr.local.runtime.functions import WorkerKey
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class LambdaError(TypedDict):
+    """Lambda's error payload: what the caller of a failed function reads."""
+
+    errorMessage: str
+    errorType: str
+    stackTrace: list[str]
+
+
+class Hello(TypedDict, total=False):
+    """A worker's first message: the handler loaded (``ready``) or not (``init_error``)."""
+
+    ready: bool
+    init_error: LambdaError
+    init_ms: float
+    logs: str
+
+
+class InvokeRequest(TypedDict):
+    """One invocation, sent to a worker."""
+
+    request_id: str
+    payload: str  # the event as JSON text ("" for none)
+    deadline: float  # time.time() by which the handler must return
+    client_context: object  # the decoded ClientContext JSON, handed to the handler as it is
+
+
+class InvokeReply(TypedDict, total=False):
+    """A worker's answer to one invocation: ``payload`` or ``error``, and what it logged."""
+
+    payload: str
+    error: LambdaError
+    exit: bool  # the handler called sys.exit: the worker ends after this reply
+    logs: str
+    max_rss_kb: int
+
+
+class ZygoteAssignment(TypedDict):
+    """What the zygote's forked child becomes: one function's worker."""
+
+    task_root: str
+    layer_dirs: list[str]
+    env: dict[str, str]
 
 
 class WorkerDied(Exception):
@@ -29,8 +77,8 @@ class WorkerTimedOut(Exception):
 class Worker:
     """A started worker; ``call`` sends one invocation and waits for its reply."""
 
-    key: tuple
-    process: subprocess.Popen
+    key: WorkerKey
+    process: subprocess.Popen[bytes] | ForkedProcess
     log_stream: str
     init_ms: float = 0.0
     init_logs: str = ""
@@ -50,27 +98,39 @@ class Worker:
         except (OSError, IndexError, ValueError):
             return 0.0
 
-    def call(self, message: dict, timeout: float) -> dict:
+    def call(self, message: InvokeRequest, timeout: float) -> InvokeReply:
         data = json.dumps(message).encode()
         try:
             self._write_all(struct.pack(">I", len(data)) + data)
         except (BrokenPipeError, OSError) as exc:
             raise WorkerDied(str(exc)) from None
-        return self.read(timeout)
+        reply: InvokeReply = self._read_message(timeout)
+        return reply
 
     def _write_all(self, data: bytes) -> None:
-        view, fd = memoryview(data), self.process.stdin.fileno()
+        view, fd = memoryview(data), self._pipes()[0].fileno()
         while view:
             view = view[os.write(fd, view):]
 
-    def read(self, timeout: float) -> dict:
+    def read(self, timeout: float) -> Hello:
+        """The worker's first message, sent once it has loaded the handler (or failed to)."""
+        hello: Hello = self._read_message(timeout)
+        return hello
+
+    def _read_message(self, timeout: float) -> Any:  # JSON: the caller knows which message it is
         deadline = time.monotonic() + timeout
         head = self._read_exact(4, deadline)
         (size,) = struct.unpack(">I", head)
         return json.loads(self._read_exact(size, deadline))
 
+    def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
+        """The worker's stdin and stdout: ``spawn`` and ``Zygote.fork`` always make both pipes."""
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        return stdin, stdout
+
     def _read_exact(self, size: int, deadline: float) -> bytes:
-        fd = self.process.stdout.fileno()
+        fd = self._pipes()[1].fileno()
         chunks, remaining = [], size
         while remaining:
             left = deadline - time.monotonic()
@@ -100,7 +160,7 @@ class Worker:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
-        for stream in (self.process.stdin, self.process.stdout):
+        for stream in self._pipes():
             try:
                 stream.close()
             except OSError:
@@ -110,7 +170,7 @@ class Worker:
         return self.process.poll() is None
 
 
-def spawn(key: tuple, task_root: str, site_dir: str, layer_dirs: list[str], env: dict[str, str],
+def spawn(key: WorkerKey, task_root: str, site_dir: str, layer_dirs: list[str], env: dict[str, str],
           log_stream: str) -> Worker:
     """Start a worker process; the caller reads its hello message with ``Worker.read``."""
     process = subprocess.Popen(
@@ -132,7 +192,7 @@ class ForkedProcess:
     process. The server is not the parent, so there is no exit status (``returncode`` is -9).
     """
 
-    def __init__(self, pid: int, stdin, stdout):
+    def __init__(self, pid: int, stdin: IO[bytes], stdout: IO[bytes]):
         self.pid, self.stdin, self.stdout = pid, stdin, stdout
         self.returncode: int | None = None
 
@@ -151,12 +211,12 @@ class ForkedProcess:
             os.kill(self.pid, sig)
 
     def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
+        started = time.monotonic()
+        while (returncode := self.poll()) is None:
+            if timeout is not None and time.monotonic() - started > timeout:
                 raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
             time.sleep(0.002)
-        return self.returncode
+        return returncode
 
 
 class Zygote:
@@ -197,12 +257,13 @@ class Zygote:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def fork(self, key: tuple, task_root: str, layer_dirs: list[str], env: dict[str, str],
+    def fork(self, key: WorkerKey, task_root: str, layer_dirs: list[str], env: dict[str, str],
              log_stream: str) -> Worker:
         """A new worker for one function; the caller reads its hello with ``Worker.read``."""
         import socket
 
-        data = json.dumps({"task_root": task_root, "layer_dirs": layer_dirs, "env": env}).encode()
+        assignment: ZygoteAssignment = {"task_root": task_root, "layer_dirs": layer_dirs, "env": env}
+        data = json.dumps(assignment).encode()
         in_read, in_write = os.pipe()
         out_read, out_write = os.pipe()
         try:
