@@ -1,14 +1,17 @@
 """SMR stacks deployed on a local stack for tests: one way to get clients, a stack and a runner.
 
-``deploy(local_stack, name, input_buckets=[...])`` creates the buckets, deploys the stack with
+``deploy(clients, name, input_buckets=[...])`` creates the buckets, deploys the stack with
 ``deploy_stack`` and returns a :class:`Deployment`. The session fixture ``deploy_engine``
-(tests/conftest.py) binds it to the session's local stack.
+(tests/conftest.py) binds it to clients on the session's local stack.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from airflow_provider_smr.engine.aws import AwsClients
 
 
 @dataclass
@@ -24,24 +27,17 @@ class Deployment:
         return self.clients.s3
 
 
-def deploy(local_stack, name: str, *, input_buckets: Iterable[str], output_buckets: Iterable[str] = (),
-           create_buckets: Iterable[str] = (), memory_mb: int = 512, timeout_s: int = 60,
-           session_kw: dict | None = None) -> Deployment:
+def deploy(clients: AwsClients, name: str, *, input_buckets: Iterable[str],
+           output_buckets: Iterable[str] = (), create_buckets: Iterable[str] = (), memory_mb: int = 512,
+           timeout_s: int = 60) -> Deployment:
     """Deploy stack ``name`` whose functions read ``input_buckets`` and write ``output_buckets``
     (default: the input buckets); those and ``create_buckets`` are created first if missing."""
-    import boto3
-
     from airflow_provider_smr.deploy import deploy_stack
-
-    from lambda_handlers.options import StackSettings
-    from airflow_provider_smr.engine.aws import AwsClients
     from airflow_provider_smr.engine.runner import JobRunner
+    from lambda_handlers.options import StackSettings
 
     inputs = list(input_buckets)
     outputs = list(output_buckets) or inputs
-    kw = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", **(session_kw or {})}
-    session = boto3.session.Session(region_name="us-east-1", **kw)
-    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
     for bucket in dict.fromkeys([*inputs, *create_buckets, *outputs]):
         try:
             clients.s3.create_bucket(Bucket=bucket)

@@ -115,10 +115,10 @@ def health_url(services) -> str:
     return script[start:].split("'")[0].split('"')[0]
 
 
-def test_smr_local_health_check_path_is_served_by_the_local_stack(services, local_stack):
+def test_smr_local_health_check_path_is_served_by_the_local_stack(services, aws_endpoint):
     url = urlsplit(health_url(services))
     assert url.port == 4566
-    with urllib.request.urlopen(local_stack.endpoint_url.rstrip("/") + url.path, timeout=10) as response:
+    with urllib.request.urlopen(aws_endpoint.rstrip("/") + url.path, timeout=10) as response:
         assert response.status == 200
 
 

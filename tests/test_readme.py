@@ -123,11 +123,11 @@ def test_the_documented_environment_points_everything_at_the_local_stack():
 
 
 @pytest.fixture
-def readme_env(local_stack, monkeypatch, tmp_path):
+def readme_env(aws_endpoint, monkeypatch, tmp_path):
     """The README's environment on the test's local stack, and a scratch folder to run in."""
     for name in [n for n in os.environ if n.startswith(("AWS_", "AIRFLOW_CONN_"))]:
         monkeypatch.delenv(name)
-    env = documented_environment(local_stack.endpoint_url)
+    env = documented_environment(aws_endpoint)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "README.md").symlink_to(README)

@@ -30,8 +30,8 @@ def airflow_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def airflow_local_env(airflow_home, local_stack):
+def airflow_local_env(airflow_home, aws_endpoint):
     """Environment for ``airflow`` subprocesses whose ``aws_default`` is the local stack."""
     from airflow_provider_smr.demo import airflow_env
 
-    return airflow_env(airflow_home, local_stack.endpoint_url)
+    return airflow_env(airflow_home, aws_endpoint)

@@ -60,12 +60,12 @@ class Api:
 
 
 @pytest.fixture
-def standalone(airflow_home, local_stack, tmp_path):
+def standalone(airflow_home, aws_endpoint, tmp_path):
     port = free_port()
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(airflow_home / "airflow.db", home / "airflow.db")  # already migrated
-    env = airflow_env(home, local_stack.endpoint_url)
+    env = airflow_env(home, aws_endpoint)
     env.update({
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__HOST": "127.0.0.1",

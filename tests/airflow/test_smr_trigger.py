@@ -6,7 +6,6 @@ import importlib
 import json
 import uuid
 
-import boto3
 import pytest
 
 from airflow_provider_smr.engine import watch
@@ -15,12 +14,9 @@ from lambda_handlers import protocol
 
 
 @pytest.fixture
-def s3(local_stack, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_SMR_TEST", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"endpoint_url": local_stack.endpoint_url, "region_name": "us-east-1"}}))
-    client = boto3.client("s3", endpoint_url=local_stack.endpoint_url, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+def s3(aws_endpoint, aws_clients, airflow_conn, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SMR_TEST", airflow_conn(aws_endpoint))
+    client = aws_clients(aws_endpoint).s3
     client.create_bucket(Bucket="trigger-work")
     return client
 

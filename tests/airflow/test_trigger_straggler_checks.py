@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 from airflow_provider_smr.triggers.smr import SMRJobTrigger
 
 
-def test_straggler_checks_reuse_one_lambda_client(local_stack, monkeypatch, capfd):
-    monkeypatch.setenv("AIRFLOW_CONN_SMR_TEST", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"endpoint_url": local_stack.endpoint_url, "region_name": "us-east-1"}}))
+def test_straggler_checks_reuse_one_lambda_client(aws_endpoint, airflow_conn, monkeypatch, capfd):
+    monkeypatch.setenv("AIRFLOW_CONN_SMR_TEST", airflow_conn(aws_endpoint))
     built = []
     real_get_conn = AwsBaseHook.get_conn
 

@@ -1,33 +1,10 @@
-"""Fixtures for the deploy tests: a plain moto server (CloudFormation, S3, IAM, Lambda control plane)."""
+"""Fixtures for the deploy tests: clients on the local stack that record every call they make."""
 
 from __future__ import annotations
-
-import socket
-import warnings
 
 import pytest
 
 READ_PREFIXES = ("Describe", "Get", "List", "Head")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    import moto.cloudformation.parsing  # noqa: F401 - pay its import (all backends) here, not in a request
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 class CallLog:
@@ -52,31 +29,12 @@ def call_log() -> CallLog:
 
 
 @pytest.fixture
-def clients(moto_endpoint, call_log):
-    """AwsClients on the moto server with fake credentials; every call is recorded in ``call_log``."""
-    import boto3
+def clients(aws_endpoint, aws_clients, call_log):
+    """AwsClients on the local stack; every call is recorded in ``call_log``."""
     from botocore.config import Config
 
-    from airflow_provider_smr.engine.aws import AwsClients
-
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
-
-    def factory(service: str):
-        # moto creates a whole stack inside one request; a loaded machine must not time it out.
-        config = Config(read_timeout=300, retries={"mode": "standard", "max_attempts": 3})
-        client = session.client(service, endpoint_url=moto_endpoint, region_name="us-east-1",
-                                config=config)
-        client.meta.events.register("before-call", call_log.record)
-        return client
-
-    return AwsClients(session, endpoint_url=moto_endpoint, region_name="us-east-1",
-                      client_factory=factory)
-
-
-@pytest.fixture(autouse=True)
-def _quiet_moto_cloudformation_warnings():
-    # moto warns for every resource type its CloudFormation skips (listed in the deploy report).
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*not supported by moto's CloudFormation.*")
-        yield
+    # Creating a whole stack is one request; a loaded machine must not time it out.
+    config = Config(read_timeout=300, retries={"mode": "standard", "max_attempts": 3})
+    clients = aws_clients(aws_endpoint, config=config)
+    clients.session.events.register("before-call", call_log.record)  # copied into each new client
+    return clients

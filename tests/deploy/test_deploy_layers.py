@@ -52,17 +52,11 @@ def user_layer_zip(module: str) -> bytes:
 
 
 def test_a_job_uses_a_user_layer_a_requirements_layer_and_a_shipped_helper_package(
-        local_stack, tmp_path, monkeypatch):
-    import boto3
-
+        aws_endpoint, aws_clients, tmp_path, monkeypatch):
     from airflow_provider_smr.deploy import deploy_stack
-
-    from airflow_provider_smr.engine.aws import AwsClients
     from airflow_provider_smr.engine.runner import JobRunner
 
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
-    clients = AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name="us-east-1")
+    clients = aws_clients(aws_endpoint)
     clients.s3.create_bucket(Bucket=DATA)
     layer_module = f"smr_layer_{uuid.uuid4().hex[:6]}"
     user_arn = clients.lambda_.publish_layer_version(

@@ -12,14 +12,8 @@ from lambda_handlers import protocol
 
 
 @pytest.fixture(scope="module")
-def local_clients(local_stack):
-    import boto3
-
-    from airflow_provider_smr.engine.aws import AwsClients
-
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name=local_stack.region)
-    return AwsClients(session, endpoint_url=local_stack.endpoint_url, region_name=local_stack.region)
+def local_clients(aws_endpoint, aws_clients):
+    return aws_clients(aws_endpoint)
 
 
 def test_deployed_functions_run_our_code_with_lambda_retries_off_and_bucket_writable(local_clients):

@@ -1,4 +1,4 @@
-"""deploy_stack / describe_stack / delete_stack against a moto server (CloudFormation, S3, IAM, Lambda)."""
+"""deploy_stack / describe_stack / delete_stack on the local stack (CloudFormation, S3, IAM, Lambda)."""
 
 from __future__ import annotations
 
@@ -217,14 +217,12 @@ def test_failure_from_events_names_the_first_failing_resource_of_the_latest_oper
     assert failure_from_events([_event("smr", STACK, "CREATE_COMPLETE")]) is None
 
 
-def test_a_rolled_back_update_raises_deploy_error_naming_resource_and_reason():
+def test_a_rolled_back_update_raises_deploy_error_naming_resource_and_reason(aws_clients):
     # Real CloudFormation reports failures asynchronously through the stack's status and events
     # (moto fails the API call instead), so this path runs against a stubbed client.
-    import boto3
     from botocore.stub import Stubber
 
-    cf = boto3.client("cloudformation", region_name="us-east-1", aws_access_key_id="testing",
-                      aws_secret_access_key="testing", endpoint_url="http://127.0.0.1:9")
+    cf = aws_clients("http://127.0.0.1:9").cloudformation
     stack = {"StackName": "smr", "StackId": EVENTS[0]["StackId"], "StackStatus": "UPDATE_ROLLBACK_COMPLETE",
              "CreationTime": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)}
     with Stubber(cf) as stub:

@@ -46,11 +46,8 @@ class Flaky:
 
 
 @pytest.fixture
-def ddb(local_stack):
-    import boto3
-
-    return boto3.client("dynamodb", endpoint_url=local_stack.endpoint_url, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+def ddb(aws_endpoint, aws_clients):
+    return aws_clients(aws_endpoint).dynamodb
 
 
 @pytest.fixture

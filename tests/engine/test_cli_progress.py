@@ -23,9 +23,9 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture(scope="module")
-def smr_run(local_stack):
+def smr_run(aws_endpoint, aws_env, aws_clients):
     """``smr_run(*extra_args, **env) -> CompletedProcess``: a word count of 4 splits, 1 reducer."""
-    s3 = local_stack.client("s3")
+    s3 = aws_clients(aws_endpoint).s3
     s3.create_bucket(Bucket=DATA)
     s3.put_object(Bucket=DATA, Key="in/words.txt", Body=TEXT.encode())
     split = len(TEXT) // 4 + 1
@@ -35,9 +35,9 @@ def smr_run(local_stack):
         proc = subprocess.run(
             [sys.executable, "-m", "airflow_provider_smr.cli", "run", "dags_examples/jobs/word_count.py:word_count",
              "--input", f"s3://{DATA}/in/words.txt", "--output", out, "--split-size", str(split),
-             "--num-reducers", "1", "--poll-interval", "0.2", "--endpoint-url", local_stack.endpoint_url,
+             "--num-reducers", "1", "--poll-interval", "0.2", "--endpoint-url", aws_endpoint,
              "--stack-name", "smr-cli-progress", *extra],
-            cwd=ROOT, env={**local_stack.env, "PATH": "/usr/bin:/bin", "COLUMNS": "120", **env},
+            cwd=ROOT, env={**aws_env, "PATH": "/usr/bin:/bin", "COLUMNS": "120", **env},
             capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return proc

@@ -1,13 +1,11 @@
-"""The ``smr`` job commands: argument parsing and local input/output handling (no stack needed)."""
+"""The ``smr`` job commands: argument parsing, and local input/output handling on the local stack."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from airflow_provider_smr.engine.commands import (
     LOCAL_BUCKET,
@@ -75,14 +73,10 @@ def test_buckets_of_an_input_spec():
 
 
 @pytest.fixture
-def s3(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=LOCAL_BUCKET)
-        yield client
+def s3(aws_clients, aws_endpoint):
+    client = aws_clients(aws_endpoint).s3
+    client.create_bucket(Bucket=LOCAL_BUCKET)
+    return client
 
 
 def test_local_files_and_folders_are_uploaded_and_s3_uris_kept(s3, tmp_path):

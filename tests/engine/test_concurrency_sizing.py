@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import boto3
-
 from airflow_provider_smr.engine.runner import JobRunner
 
 
@@ -22,9 +20,8 @@ class _Clients:
         self.s3 = None
 
 
-def test_local_stack_reports_its_per_function_concurrency_as_the_accounts(local_stack):
-    client = boto3.client("lambda", endpoint_url=local_stack.endpoint_url, region_name="us-east-1",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+def test_local_stack_reports_its_per_function_concurrency_as_the_accounts(aws_endpoint, aws_clients):
+    client = aws_clients(aws_endpoint).lambda_
     limit = client.get_account_settings()["AccountLimit"]
     assert 1 <= limit["UnreservedConcurrentExecutions"] <= limit["ConcurrentExecutions"]
     runner = JobRunner(_Clients(client), _Stack())

@@ -322,14 +322,14 @@ def slow_tokenize(line):
     yield from tokenize(line)
 
 
-def test_smr_status_and_cancel_commands_stop_a_running_job(engine, local_stack):
+def test_smr_status_and_cancel_commands_stop_a_running_job(engine, aws_endpoint, aws_env):
     s3, runner = engine
     uri = put(s3, f"{fresh('cancel')}/in.txt", words_text(29, 200))
     output = f"s3://{DATA}/out/{fresh('cancelled')}/"
     job_id = runner.submit(MapReduceJob(mapper=slow_tokenize, reducer=total), input=uri, output=output,
                            options=JobOptions(split_size=200))
-    env = {**local_stack.env, "PATH": "/usr/bin:/bin"}
-    common = ["--endpoint-url", local_stack.endpoint_url, "--stack-name", "smr-e2e"]
+    env = {**aws_env, "PATH": "/usr/bin:/bin"}
+    common = ["--endpoint-url", aws_endpoint, "--stack-name", "smr-e2e"]
     status = subprocess.run([sys.executable, "-m", "airflow_provider_smr.cli", "status", job_id, "--json",
                              *common], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert status.returncode == 0, status.stderr[-2000:]
@@ -346,12 +346,12 @@ def test_smr_status_and_cancel_commands_stop_a_running_job(engine, local_stack):
     assert not s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount")
 
 
-def test_smr_run_reports_a_bad_input_as_one_line(engine, local_stack):
-    env = {**local_stack.env, "PATH": "/usr/bin:/bin"}
+def test_smr_run_reports_a_bad_input_as_one_line(engine, aws_endpoint, aws_env):
+    env = {**aws_env, "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
         [sys.executable, "-m", "airflow_provider_smr.cli", "run",
          "dags_examples/jobs/word_count.py:word_count", "--input", f"s3://{DATA}/no/such/prefix/",
-         "--output", f"s3://{DATA}/out/never/", "--endpoint-url", local_stack.endpoint_url,
+         "--output", f"s3://{DATA}/out/never/", "--endpoint-url", aws_endpoint,
          "--stack-name", "smr-e2e"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1

@@ -16,14 +16,16 @@ from lambda_handlers.planning import (
 from lambda_handlers.s3uri import InputError, S3Uri
 
 
-@pytest.fixture
-def s3(mock_s3):
-    mock_s3.create_bucket(Bucket="smr-in")
+@pytest.fixture(scope="module")
+def s3(aws_clients, aws_endpoint):
+    """Bucket smr-in on the local stack with the objects every listing test reads (none writes them)."""
+    client = aws_clients(aws_endpoint).s3
+    client.create_bucket(Bucket="smr-in")
     for key in ["logs/2024-01/a.gz", "logs/2024-01/b.txt", "logs/2024-02/c.gz", "logs/2023-12/d.gz",
                 "logs/2024-01/sub/e.gz", "data/x.csv", "data/y.csv", "data/_SUCCESS", "data/.hidden",
                 "data/folder/", "data.csv", "data2/z.csv"]:
-        mock_s3.put_object(Bucket="smr-in", Key=key, Body=b"1,2\n")
-    return mock_s3
+        client.put_object(Bucket="smr-in", Key=key, Body=b"1,2\n")
+    return client
 
 
 def keys(objects):
@@ -54,11 +56,8 @@ def test_double_star_crosses_folders():
 
 
 def test_listing_is_paginated_past_one_thousand_keys(s3):
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-
-    for i in range(1105):  # straight into moto's store: 1,105 PUTs through boto3 take ~7 s
-        s3_backends[DEFAULT_ACCOUNT_ID]["global"].put_object("smr-in", f"many/{i:05d}.txt", b"x")
+    for i in range(1105):
+        s3.put_object(Bucket="smr-in", Key=f"many/{i:05d}.txt", Body=b"x")
     objects = list_input(s3, "default", "s3://smr-in/many/")
     assert len(objects) == 1105 and objects[-1].key == "many/01104.txt"
     assert objects[0].size == 1 and objects[0].etag and '"' not in objects[0].etag

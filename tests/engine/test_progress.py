@@ -153,8 +153,8 @@ class Clients:
 
 
 @pytest.fixture(scope="module")
-def s3(local_stack):
-    client = local_stack.client("s3")
+def s3(aws_endpoint, aws_clients):
+    client = aws_clients(aws_endpoint).s3
     for bucket in (WORK, DATA):
         client.create_bucket(Bucket=bucket)
     return client

@@ -1,19 +1,16 @@
 """The driver with the real handlers in process: Lambda's async invoke is a thread pool here.
 
-Fast checks of plan -> fan-out -> watch -> result against a real moto S3 server. The same flows run
-on the local stack (real Lambda emulation) in ``test_e2e.py``.
+Fast checks of plan -> fan-out -> watch -> result against the local stack's S3. The same flows run
+with the local stack's Lambda emulation in ``test_e2e.py``.
 """
 
 from __future__ import annotations
 
 import collections
 import json
-import os
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
 import pytest
 
 from airflow_provider_smr.engine.runner import JobFailedError, JobRunner, OutputExistsError
@@ -25,11 +22,9 @@ from lambda_handlers.planning import InputNotFoundError
 WORK, DATA = "smr-engine-work", "smr-engine-data"
 FUNCTIONS = {"t-mapper": mapper.handler, "t-reducer": reducer.handler,
              "t-coordinator": coordinator.handler}
-ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-       protocol.ENV_WORK_BUCKET: WORK, protocol.ENV_STACK_NAME: "t",
-       protocol.ENV_MAPPER_FUNCTION: "t-mapper", protocol.ENV_REDUCER_FUNCTION: "t-reducer",
-       protocol.ENV_COORDINATOR_FUNCTION: "t-coordinator", protocol.ENV_DRIVER_FUNCTION: "t-driver"}
+STACK_ENV = {protocol.ENV_WORK_BUCKET: WORK, protocol.ENV_STACK_NAME: "t",
+             protocol.ENV_MAPPER_FUNCTION: "t-mapper", protocol.ENV_REDUCER_FUNCTION: "t-reducer",
+             protocol.ENV_COORDINATOR_FUNCTION: "t-coordinator", protocol.ENV_DRIVER_FUNCTION: "t-driver"}
 
 
 class InProcessLambda:
@@ -71,36 +66,24 @@ class Clients:
 
 
 @pytest.fixture(scope="module")
-def endpoint():
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in [*ENV, "AWS_ENDPOINT_URL"]}
-    os.environ.update(ENV, AWS_ENDPOINT_URL=url)
-    runtime.reset()
-    s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
-    for b in (WORK, DATA):
-        s3.create_bucket(Bucket=b)
-    yield url
-    runtime.reset()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    server.stop()
+def endpoint(aws_endpoint, aws_env, aws_clients):
+    """The handlers' environment (this module only) on the local stack's S3, buckets created."""
+    with pytest.MonkeyPatch.context() as patch:
+        for k, v in {**aws_env, **STACK_ENV}.items():
+            patch.setenv(k, v)
+        runtime.reset()
+        s3 = aws_clients(aws_endpoint).s3
+        for b in (WORK, DATA):
+            s3.create_bucket(Bucket=b)
+        yield aws_endpoint
+        runtime.reset()
 
 
 @pytest.fixture
-def env(endpoint):
+def env(endpoint, aws_clients):
     fake = InProcessLambda()
     runtime.set_invoker(fake.run)
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    s3 = aws_clients(endpoint).s3
     yield s3, fake, JobRunner(Clients(s3, fake), Stack())
     runtime.set_invoker(None)
     fake.pool.shutdown(wait=True)

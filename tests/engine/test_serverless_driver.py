@@ -114,11 +114,11 @@ def driver_invocations(logs, function_name: str) -> int:
         kw["nextToken"] = page["nextToken"]
 
 
-def test_a_job_over_the_tree_threshold_fans_out_through_invokers_on_the_local_stack(engine, local_stack):
+def test_a_job_over_the_tree_threshold_fans_out_through_invokers_on_the_local_stack(engine):
     """The threshold is a plan setting (default 2,000; the 2,000-task tree is tested above without
     a stack): 250 map tasks over a threshold of 100 go through two invokers of 200 and 50."""
     s3, runner = engine
-    logs, driver_fn = local_stack.client("logs"), runner.stack.functions["driver"]
+    logs, driver_fn = runner.clients.logs, runner.stack.functions["driver"]
     lines = [f"k{i % 10}" for i in range(250)]
     key = f"in/{uuid.uuid4().hex[:8]}/tiny.txt"
     body = "".join(f"{line}\n" for line in lines).encode()  # 3 bytes per line: one line per split

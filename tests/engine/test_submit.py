@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from airflow_provider_smr.engine.submit import (
     FanOutError,
@@ -93,15 +92,12 @@ def test_unstarted_tasks_are_those_without_any_marker():
     assert unstarted_map_tasks(PLAN, listed) == [0, 2]
 
 
-def test_plan_is_written_once_and_a_second_submit_is_refused(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="work-bucket")
-        assert write_job(s3, "work-bucket", "j1", PLAN, b"pickle-1")
-        assert not write_job(s3, "work-bucket", "j1", PLAN.with_driver(n=2), b"pickle-2")
-        plan = json.loads(s3.get_object(Bucket="work-bucket", Key=protocol.plan_key("j1"))["Body"].read())
-        pickled = s3.get_object(Bucket="work-bucket", Key=protocol.job_pickle_key("j1"))["Body"].read()
-        assert plan == PLAN.to_json() and pickled == b"pickle-1"
+def test_plan_is_written_once_and_a_second_submit_is_refused(aws_clients, aws_endpoint):
+    s3 = aws_clients(aws_endpoint).s3
+    s3.create_bucket(Bucket="work-bucket")
+    job_id = f"j1-{uuid.uuid4().hex[:8]}"
+    assert write_job(s3, "work-bucket", job_id, PLAN, b"pickle-1")
+    assert not write_job(s3, "work-bucket", job_id, PLAN.with_driver(n=2), b"pickle-2")
+    plan = json.loads(s3.get_object(Bucket="work-bucket", Key=protocol.plan_key(job_id))["Body"].read())
+    pickled = s3.get_object(Bucket="work-bucket", Key=protocol.job_pickle_key(job_id))["Body"].read()
+    assert plan == PLAN.to_json() and pickled == b"pickle-1"

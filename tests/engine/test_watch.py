@@ -124,15 +124,13 @@ def test_failure_message_names_cause_input_and_traceback():
     assert "record: oops" in text and "remote traceback:\nTraceback..." in text
 
 
-def test_status_listing_is_paginated_past_one_thousand_markers(mock_s3):
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-
-    mock_s3.create_bucket(Bucket="smr-work")
+def test_status_listing_is_paginated_past_one_thousand_markers(aws_clients, aws_endpoint):
+    s3 = aws_clients(aws_endpoint).s3
+    s3.create_bucket(Bucket="smr-work")
     keys = [protocol.done_marker_key(JOB, 0, protocol.MAP, i) for i in range(1105)]
-    for key in keys:  # straight into moto's store: 1,105 PUTs through boto3 would take ~10 s
-        s3_backends[DEFAULT_ACCOUNT_ID]["global"].put_object("smr-work", key, b"{}")
-    assert sorted(o["Key"] for o in list_status(mock_s3, "smr-work", JOB)) == sorted(keys)
+    for key in keys:
+        s3.put_object(Bucket="smr-work", Key=key, Body=b"{}")
+    assert sorted(o["Key"] for o in list_status(s3, "smr-work", JOB)) == sorted(keys)
 
 
 # -- the wait policy: watch_step, pure -------------------------------------------------------------

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import socket
 
-import boto3
 import pytest
 
 from airflow_provider_smr.hooks.smr import JobNotFoundError, SMRHook
@@ -21,32 +19,16 @@ def mapper(line):
     yield line, 1
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def hook(endpoint, monkeypatch):
-    conn = {"conn_type": "aws", "login": "testing", "password": "testing",
-            "extra": {"endpoint_url": endpoint, "region_name": "eu-west-1"}}
-    monkeypatch.setenv("AIRFLOW_CONN_SMR_HOOK_TEST", json.dumps(conn))
+def hook(aws_endpoint, aws_clients, airflow_conn, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SMR_HOOK_TEST", airflow_conn(aws_endpoint, region_name="eu-west-1"))
     hook = SMRHook(aws_conn_id="smr_hook_test")
-    # A deployed stack's description (deploying needs the local stack; see tests/engine/test_e2e.py).
+    # A deployed stack's description, so nothing is deployed (tests/engine/test_e2e.py deploys).
     hook._stacks["t"] = {"stack_name": "t", "region": "eu-west-1", "work_bucket": WORK,
                          "functions": {"mapper": "t-mapper", "reducer": "t-reducer",
                                        "coordinator": "t-coordinator", "driver": "t-driver"},
                          "runtime": "python3.11", "memory_mb": 512, "timeout_s": 60, "code_hash": "x"}
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3 = aws_clients(aws_endpoint, region_name="eu-west-1").s3
     try:
         s3.create_bucket(Bucket=WORK, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     except s3.exceptions.BucketAlreadyOwnedByYou:
@@ -62,10 +44,10 @@ def plan_job(s3, job_id):
     s3.put_object(Bucket=WORK, Key=protocol.plan_key(job_id), Body=json.dumps(plan.to_json()).encode())
 
 
-def test_every_client_uses_the_connections_endpoint_and_region(hook, endpoint):
+def test_every_client_uses_the_connections_endpoint_and_region(hook, aws_endpoint):
     h, _ = hook
     for client in (h.clients.s3, h.clients.lambda_, h.clients.cloudformation):
-        assert client.meta.endpoint_url == endpoint
+        assert client.meta.endpoint_url == aws_endpoint
         assert client.meta.region_name == "eu-west-1"
     assert h.clients.s3.meta.config.max_pool_connections >= 32
 

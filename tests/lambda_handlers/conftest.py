@@ -1,17 +1,15 @@
-"""Fixtures for the data plane: a real moto S3 server and an in-process handler chain.
+"""Fixtures for the data plane: the local stack's S3 and an in-process handler chain.
 
 The chain replaces Lambda's async invoke (``runtime.set_invoker``) with a queue whose events are
-run by the real handlers, optionally duplicated and concurrently, against the moto server through
-boto3 exactly as inside Lambda (only the env vars below).
+run by the real handlers, optionally duplicated and concurrently, against the local stack's S3
+through boto3 exactly as inside Lambda (only the env vars of ``s3_endpoint``).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import logging
 import queue
-import socket
 import threading
 import uuid
 from collections import Counter
@@ -26,57 +24,32 @@ WORK_BUCKET = "smr-work-test"
 DATA_BUCKET = "smr-data-test"
 FUNCTIONS = {"smr-mapper": mapper.handler, "smr-reducer": reducer.handler,
              "smr-coordinator": coordinator.handler, "smr-driver": driver.handler}
-ENV = {
-    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+STACK_ENV = {
     protocol.ENV_WORK_BUCKET: WORK_BUCKET, protocol.ENV_STACK_NAME: "smr-test",
     protocol.ENV_MAPPER_FUNCTION: "smr-mapper", protocol.ENV_REDUCER_FUNCTION: "smr-reducer",
     protocol.ENV_COORDINATOR_FUNCTION: "smr-coordinator", protocol.ENV_DRIVER_FUNCTION: "smr-driver",
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def moto_server():
-    """A ThreadedMotoServer on a free loopback port for the whole session."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    yield endpoint
-    server.stop()
-
-
-def _ensure_buckets(endpoint: str) -> None:
-    """The work and data buckets, created if missing: the server shares moto's in-process store,
-    which any ``mock_aws`` test run in this process in between (another folder's) wipes."""
-    import boto3
-
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                      aws_access_key_id="testing", aws_secret_access_key="testing")
+def buckets(aws_endpoint, aws_clients) -> str:
+    """The work and data buckets on the session's local stack."""
+    s3 = aws_clients(aws_endpoint).s3
     for b in (WORK_BUCKET, DATA_BUCKET):
         try:
             s3.create_bucket(Bucket=b)
         except s3.exceptions.BucketAlreadyOwnedByYou:
             pass
+    return aws_endpoint
 
 
 @pytest.fixture
-def s3_endpoint(moto_server, monkeypatch):
-    """The env a Lambda function would have, pointing at the moto server (this test only)."""
-    _ensure_buckets(moto_server)
-    for k, v in {**ENV, "AWS_ENDPOINT_URL": moto_server}.items():
+def s3_endpoint(buckets, aws_env, monkeypatch):
+    """The env a Lambda function would have, pointing at the local stack (this test only)."""
+    for k, v in {**aws_env, **STACK_ENV}.items():
         monkeypatch.setenv(k, v)
     runtime.reset()
-    yield moto_server
+    yield buckets
     runtime.set_invoker(None)
     runtime.reset()
 

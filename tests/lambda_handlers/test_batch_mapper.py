@@ -1,7 +1,7 @@
 """Batch mappers: one call per block of records, the same answers as a per-record mapper, and a
 failing record found, named or skipped by mapping its block again one record at a time.
 
-Real handlers and readers on moto S3 through boto3 (the handler chain of conftest.py).
+Real handlers and readers on the local stack's S3 through boto3 (the handler chain of conftest.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The whole handler chain (map -> coordinator -> reduce -> commit) in-process against moto S3."""
+"""The whole handler chain (map -> coordinator -> reduce -> commit) in-process on local S3."""
 
 from __future__ import annotations
 

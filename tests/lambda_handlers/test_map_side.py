@@ -163,7 +163,7 @@ def test_block_decoding_edges():
 
 
 # ---------------------------------------------------------------------------------------------
-# The mapper loop over real splits (moto S3)
+# The mapper loop over real splits (the local stack's S3)
 
 
 def _source(s3, body: bytes, fmt: str = "text") -> mapper._Source:

@@ -129,7 +129,7 @@ def test_extension_gets_are_not_read_ahead():
     assert calls == [(0, 49), (50, len(data) - 1)]
 
 
-# -- SplitInput on moto S3 ------------------------------------------------------------------------------
+# -- SplitInput on the local stack's S3 -----------------------------------------------------------------
 
 
 def _split(s3, key: str, body: bytes, start: int, end: int, fmt: str = "text") -> dict:

@@ -65,23 +65,22 @@ class Env:
         return self.objects(self.stack.work_bucket, f"jobs/{job_id}/")
 
 
-def make_env(local_stack, name: str, *, memory_mb: int = 512, timeout_s: int = 60,
-             session_kw: dict | None = None, extra_buckets: tuple = ()) -> Env:
+def make_env(clients, name: str, *, memory_mb: int = 512, timeout_s: int = 60,
+             extra_buckets: tuple = ()) -> Env:
     from tests.deployments import deploy
 
-    engine = deploy(local_stack, name, input_buckets=[DATA], output_buckets=[DATA, *extra_buckets],
-                    create_buckets=[FLAGS], memory_mb=memory_mb, timeout_s=timeout_s,
-                    session_kw=session_kw)
+    engine = deploy(clients, name, input_buckets=[DATA], output_buckets=[DATA, *extra_buckets],
+                    create_buckets=[FLAGS], memory_mb=memory_mb, timeout_s=timeout_s)
     return Env(engine.clients, engine.stack, engine.runner, engine.s3)
 
 
 @pytest.fixture(scope="session")
-def rel(local_stack) -> Env:
+def rel(aws_endpoint, aws_clients) -> Env:
     """The stack most reliability tests share (60 s timeout, 512 MB)."""
-    return make_env(local_stack, "smr-rel")
+    return make_env(aws_clients(aws_endpoint), "smr-rel")
 
 
 @pytest.fixture(scope="session")
-def tight(local_stack) -> Env:
+def tight(aws_endpoint, aws_clients) -> Env:
     """A stack with a 6 s function timeout and 256 MB, for killed tasks."""
-    return make_env(local_stack, "smr-rel-tight", memory_mb=256, timeout_s=6)
+    return make_env(aws_clients(aws_endpoint), "smr-rel-tight", memory_mb=256, timeout_s=6)

@@ -139,17 +139,13 @@ def test_malformed_events_are_rejected_and_logged_by_every_handler_without_any_s
     assert sum("rejected event" in m for m in log_events(rel)) >= len(ROLES) * len(events)
 
 
-def test_no_credentials_in_objects_logs_payloads_result_or_errors(rel, monkeypatch):
-    import boto3
-
-    from airflow_provider_smr.engine.aws import AwsClients
-
+def test_no_credentials_in_objects_logs_payloads_result_or_errors(rel, aws_endpoint, aws_clients,
+                                                                  monkeypatch):
     for k, v in {"AWS_ACCESS_KEY_ID": FAKE_KEY_ID, "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
                  "AWS_SESSION_TOKEN": FAKE_TOKEN}.items():
         monkeypatch.setenv(k, v)
-    session = boto3.session.Session(aws_access_key_id=FAKE_KEY_ID, aws_secret_access_key=FAKE_SECRET,
-                                    aws_session_token=FAKE_TOKEN, region_name="us-east-1")
-    clients = AwsClients(session, endpoint_url=rel.clients.s3.meta.endpoint_url, region_name="us-east-1")
+    clients = aws_clients(aws_endpoint, aws_access_key_id=FAKE_KEY_ID, aws_secret_access_key=FAKE_SECRET,
+                          aws_session_token=FAKE_TOKEN)
     payloads: list[bytes] = []
     clients.lambda_.meta.events.register(
         "before-call.lambda.Invoke", lambda params, **_: payloads.append(params["body"]))

@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CONN_ID = "smr_rel"
 
 
-def conn_env(local_stack) -> dict:
-    conn = {"conn_type": "aws", "login": "testing", "password": "testing",
-            "extra": {"endpoint_url": local_stack.endpoint_url, "region_name": "us-east-1"}}
-    return {f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(conn)}
+@pytest.fixture
+def rel_conn(aws_endpoint, airflow_conn, monkeypatch):
+    """The Airflow connection ``smr_rel`` on the local stack (this test and its subprocesses)."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", airflow_conn(aws_endpoint))
 
 
 class FakeTI:
@@ -89,10 +89,7 @@ def operator(input_uri: str, output: str, **kw):
                                        num_reducers=2, poll_interval=POLL, **kw)
 
 
-def test_airflow_task_killed_mid_job_and_retried_reconnects_to_the_same_job(rel, local_stack,
-                                                                              monkeypatch):
-    for k, v in conn_env(local_stack).items():
-        monkeypatch.setenv(k, v)
+def test_airflow_task_killed_mid_job_and_retried_reconnects_to_the_same_job(rel, rel_conn):
     uri, texts = slow_input(rel, "crash", files=4)
     output = rel.output("crash")
     run_id = rel.fresh("manual")
@@ -122,9 +119,7 @@ def test_airflow_task_killed_mid_job_and_retried_reconnects_to_the_same_job(rel,
     assert result["counters"]["attempts"] == 6
 
 
-def test_cancel_mid_job_starts_nothing_new_and_commits_nothing(rel, local_stack, monkeypatch):
-    for k, v in conn_env(local_stack).items():
-        monkeypatch.setenv(k, v)
+def test_cancel_mid_job_starts_nothing_new_and_commits_nothing(rel, rel_conn):
     uri, _ = slow_input(rel, "cancel", files=12)
     output = rel.output("cancel")
     op = operator(uri, output)
@@ -168,14 +163,11 @@ def test_failing_job_with_overwrite_leaves_the_previous_output_intact(rel):
     assert rel.records(first) == faults.word_count(*texts)
 
 
-def test_deferred_task_failure_carries_the_remote_traceback_and_the_log_tail(rel, local_stack,
-                                                                            monkeypatch):
+def test_deferred_task_failure_carries_the_remote_traceback_and_the_log_tail(rel, rel_conn):
     from airflow.providers.common.compat.sdk import AirflowException
 
     from airflow_provider_smr.engine.watch import failure_message
 
-    for k, v in conn_env(local_stack).items():
-        monkeypatch.setenv(k, v)
     uri, _ = slow_input(rel, "deferred-fail", files=1)
     op = operator(uri, rel.output("deferred-fail"), deferrable=True)
     broken = MapReduceJob(mapper=faults.failing_mapper, reducer=faults.total)

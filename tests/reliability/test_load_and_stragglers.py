@@ -29,12 +29,12 @@ def fixed_lines(n: int, seed: int = 7) -> str:
 
 
 @pytest.fixture(scope="module")
-def capped():
+def capped(aws_clients):
     """A local stack of its own whose account-wide Lambda concurrency is 8."""
     from airflow_provider_smr.local import LocalStack
 
     with LocalStack(port=0, max_concurrency=8) as stack:
-        yield make_env(stack, "smr-rel-capped")
+        yield make_env(aws_clients(stack.endpoint_url), "smr-rel-capped")
 
 
 SPLITS = 1000  # issue 5, fault 12: "a 1,000-split job under a concurrency cap of 8"
@@ -96,14 +96,11 @@ def test_straggler_gets_a_speculative_backup_and_the_first_finisher_wins(rel):
     assert protocol.job_state_key(job_id, protocol.SUCCEEDED) in rel.job_objects(job_id)
 
 
-async def test_deferred_wait_also_gets_the_straggler_a_backup(rel, local_stack, monkeypatch):
-    import json
-
+async def test_deferred_wait_also_gets_the_straggler_a_backup(rel, aws_endpoint, airflow_conn,
+                                                               monkeypatch):
     from airflow_provider_smr.triggers.smr import SUCCESS, SMRJobTrigger
 
-    monkeypatch.setenv("AIRFLOW_CONN_SMR_REL_TRIGGER", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"endpoint_url": local_stack.endpoint_url, "region_name": "us-east-1"}}))
+    monkeypatch.setenv("AIRFLOW_CONN_SMR_REL_TRIGGER", airflow_conn(aws_endpoint))
     job, uri, texts = straggling_job(rel, "straggler-deferred", straggler=2)
     job_id = rel.runner.submit(job, input=uri, output=rel.output("sd"),
                                options=JobOptions(num_reducers=1, speculation=True))

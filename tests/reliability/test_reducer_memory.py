@@ -33,8 +33,8 @@ def count_and_bytes(key, lines):
 
 
 @pytest.fixture(scope="module")
-def small(local_stack):
-    return make_env(local_stack, "smr-rel-128mb", memory_mb=MEMORY_MB, timeout_s=120)
+def small(aws_endpoint, aws_clients):
+    return make_env(aws_clients(aws_endpoint), "smr-rel-128mb", memory_mb=MEMORY_MB, timeout_s=120)
 
 
 def test_a_reducer_with_a_partition_four_times_its_budget_spills_and_is_exact(small):

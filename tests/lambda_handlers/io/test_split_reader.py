@@ -1,4 +1,4 @@
-"""Line-exact splits: the property test against moto's real Range semantics, plus edge cases."""
+"""Line-exact splits: the property test against the local stack's S3 Range semantics, plus edge cases."""
 
 from __future__ import annotations
 
