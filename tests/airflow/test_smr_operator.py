@@ -8,6 +8,7 @@ import pytest
 from airflow.sdk import Asset
 
 from airflow_provider_smr.engine.runner import JobNotFoundError
+from airflow_provider_smr.hooks.smr import SMRHook
 from airflow_provider_smr.operators.smr import (
     RECONNECT,
     RESUBMIT,
@@ -48,50 +49,53 @@ class FakeStore(dict):
         self[key] = value
 
 
-class FakeHook:
-    """Remembers the jobs that exist (by id -> state) and what was submitted."""
+def fake_hook(states=None):
+    """An autospec of SMRHook, so a call the real hook's signature refuses fails here too.
 
-    conn_region_name = "us-east-1"
-    conn_partition = "aws"
+    It remembers the jobs that exist (``states``: id -> state) and what was deployed (``settings``,
+    ``locations``), submitted, waited for, retried and cancelled.
+    """
+    hook = mock.create_autospec(SMRHook, instance=True)
+    hook.states = dict(states or {})
+    hook.submitted, hook.waited, hook.retried, hook.cancelled = [], [], [], []
+    hook.conn_region_name, hook.conn_partition = "us-east-1", "aws"
+    hook.conn_config = mock.Mock(endpoint_url="http://127.0.0.1:4566")
 
-    def __init__(self, states=None):
-        self.states = dict(states or {})
-        self.submitted = []
-        self.waited = []
-        self.cancelled = []
-        self.conn_config = mock.Mock(endpoint_url="http://127.0.0.1:4566")
+    def deploy_stack(stack_name="smr", settings=None, **locations):
+        hook.settings, hook.locations = settings, locations
+        return get_stack_info(stack_name)
 
-    def deploy_stack(self, stack_name="smr", settings=None, **locations):
-        self.settings, self.locations = settings, locations
-        return self.get_stack_info(stack_name)
-
-    def get_stack_info(self, stack_name="smr"):
+    def get_stack_info(stack_name="smr"):
         return {"stack_name": stack_name, "work_bucket": "smr-work", "functions": {}}
 
-    def job_exists(self, job_id, stack_name="smr"):
-        return job_id in self.states
+    def job_exists(job_id, stack_name="smr"):
+        return job_id in hook.states
 
-    def get_job_status(self, job_id, stack_name="smr"):
-        if job_id not in self.states:
+    def get_job_status(job_id, stack_name="smr"):
+        if job_id not in hook.states:
             raise JobNotFoundError(job_id)
-        return {"job_id": job_id, "state": self.states[job_id], "error": "boom"}
+        return {"job_id": job_id, "state": hook.states[job_id], "error": "boom"}
 
-    def submit_job(self, job, *, input, output, job_id, **kw):
-        self.submitted.append((job_id, kw))
-        self.states[job_id] = protocol.RUNNING
+    def submit_job(job, *, input, output, job_id, **kw):
+        hook.submitted.append((job_id, kw))
+        hook.states[job_id] = protocol.RUNNING
         return job_id
 
-    def wait_for_job(self, job_id, stack_name="smr", poll_interval=5, timeout=None):
-        self.waited.append(job_id)
-        self.states[job_id] = protocol.SUCCEEDED
+    def wait_for_job(job_id, stack_name="smr", poll_interval=5, timeout=None):
+        hook.waited.append(job_id)
+        hook.states[job_id] = protocol.SUCCEEDED
         return {**RESULT, "job_id": job_id}
 
-    def get_job_result(self, job_id, stack_name="smr"):
-        assert self.states[job_id] == protocol.SUCCEEDED
+    def get_job_result(job_id, stack_name="smr"):
+        assert hook.states[job_id] == protocol.SUCCEEDED
         return {**RESULT, "job_id": job_id}
 
-    def cancel_job(self, job_id, stack_name="smr"):
-        self.cancelled.append(job_id)
+    for effect in (deploy_stack, get_stack_info, job_exists, get_job_status, submit_job, wait_for_job,
+                   get_job_result):
+        getattr(hook, effect.__name__).side_effect = effect
+    hook.retry_overdue_tasks.side_effect = lambda job_id, stack_name="smr": hook.retried.append(job_id)
+    hook.cancel_job.side_effect = lambda job_id, stack_name="smr": hook.cancelled.append(job_id)
+    return hook
 
 
 def run(operator, hook, store=None):
@@ -185,7 +189,7 @@ class TestResumeDecision:
 
 class TestExecute:
     def test_fresh_run_submits_once_waits_and_returns_the_result_dict(self):
-        hook = FakeHook()
+        hook = fake_hook()
         result, ti, context = run(make_operator(num_reducers="3"), hook)
         assert result == {**RESULT, "job_id": base_id()}
         assert [job_id for job_id, _ in hook.submitted] == [base_id()]
@@ -195,7 +199,7 @@ class TestExecute:
         assert ti.xcom["smr_output"]["endpoint_url"] == "http://127.0.0.1:4566"
 
     def test_deploys_the_stack_for_the_input_and_output_buckets(self):
-        hook = FakeHook()
+        hook = fake_hook()
         run(make_operator(input={"a": "s3://in-a/x", "b": ["s3://in-b/y"]}, memory_mb=512), hook)
         assert hook.locations["input_buckets"] == ["in-a", "in-b"]
         assert hook.locations["output_buckets"] == ["out"]
@@ -203,7 +207,7 @@ class TestExecute:
 
     @pytest.mark.parametrize("remembered", [True, False], ids=["task-state-store", "s3-markers-only"])
     def test_retry_reconnects_to_the_running_job(self, remembered):
-        hook = FakeHook({base_id(): protocol.RUNNING})
+        hook = fake_hook({base_id(): protocol.RUNNING})
         store = FakeStore({"smr_job_id": base_id()} if remembered else {})
         result, _, _ = run(make_operator(), hook, store)
         assert hook.submitted == [] and hook.waited == [base_id()]
@@ -211,7 +215,7 @@ class TestExecute:
 
     @pytest.mark.parametrize("remembered", [True, False], ids=["task-state-store", "s3-markers-only"])
     def test_retry_returns_the_finished_job_without_running_it_again(self, remembered):
-        hook = FakeHook({base_id(): protocol.SUCCEEDED})
+        hook = fake_hook({base_id(): protocol.SUCCEEDED})
         store = FakeStore({"smr_job_id": base_id()} if remembered else {})
         result, _, _ = run(make_operator(), hook, store)
         assert hook.submitted == []
@@ -219,14 +223,14 @@ class TestExecute:
 
     @pytest.mark.parametrize("state", [protocol.FAILED, protocol.CANCELLED])
     def test_retry_after_a_failed_job_runs_the_next_generation(self, state):
-        hook = FakeHook({base_id(): state})
+        hook = fake_hook({base_id(): state})
         result, _, context = run(make_operator(), hook, FakeStore({"smr_job_id": base_id()}))
         assert [job_id for job_id, _ in hook.submitted] == [f"{base_id()}.2"]
         assert result["job_id"] == f"{base_id()}.2"
         assert context["task_state_store"]["smr_job_id"] == f"{base_id()}.2"
 
     def test_on_kill_cancels_the_running_job(self):
-        hook = FakeHook()
+        hook = fake_hook()
         operator = make_operator()
         run(operator, hook)
         with mock.patch.object(ServerlessMapReduceOperator, "hook", new_callable=mock.PropertyMock) as prop:
@@ -251,7 +255,7 @@ class TestDeferrable:
             return operator.execute_complete(context, event)
 
     def test_defers_to_the_trigger_after_submitting(self):
-        hook = FakeHook()
+        hook = fake_hook()
         _, deferred = self.defer(hook)
         assert [job_id for job_id, _ in hook.submitted] == [base_id()]
         assert deferred.method_name == "execute_complete"
@@ -259,7 +263,7 @@ class TestDeferrable:
         assert hook.waited == []  # no worker-side waiting
 
     def test_success_event_returns_the_result_dict(self):
-        hook = FakeHook()
+        hook = fake_hook()
         operator, _ = self.defer(hook)
         hook.states[base_id()] = protocol.SUCCEEDED
         result = self.complete(operator, hook, {"status": "success", "job_id": base_id()})
@@ -268,7 +272,7 @@ class TestDeferrable:
     def test_failure_event_raises_with_the_remote_error(self):
         from airflow.providers.common.compat.sdk import AirflowException
 
-        hook = FakeHook()
+        hook = fake_hook()
         operator, _ = self.defer(hook)
         with pytest.raises(AirflowException, match="ZeroDivisionError"):
             self.complete(operator, hook, {"status": "failed", "job_id": base_id(),
@@ -278,16 +282,14 @@ class TestDeferrable:
     def test_malformed_event_is_refused_before_anything_else(self, event):
         from airflow.providers.common.compat.sdk import AirflowException
 
-        hook = FakeHook()
+        hook = fake_hook()
         with pytest.raises(AirflowException, match="SMR trigger sent"):
             self.complete(make_operator(deferrable=True), hook, event)
 
     def test_needs_attention_has_overdue_tasks_retried_and_defers_again(self):
         from airflow.providers.common.compat.sdk import TaskDeferred
 
-        hook = FakeHook()
-        hook.retried = []
-        hook.retry_overdue_tasks = lambda job_id, stack_name="smr": hook.retried.append(job_id)
+        hook = fake_hook()
         self.defer(hook)
         resumed = make_operator(deferrable=True)  # the task resumes on a fresh operator instance
         with pytest.raises(TaskDeferred) as again:
@@ -297,17 +299,20 @@ class TestDeferrable:
         assert again.value.trigger.work_bucket == "smr-work"
 
     def test_a_job_submitted_now_is_left_to_the_trigger_even_if_it_has_already_finished(self):
-        class InstantHook(FakeHook):
-            def submit_job(self, job, *, input, output, job_id, **kw):
-                super().submit_job(job, input=input, output=output, job_id=job_id, **kw)
-                self.states[job_id] = protocol.SUCCEEDED  # a tiny job done before the first check
+        hook = fake_hook()
+        submit = hook.submit_job.side_effect
 
-        hook = InstantHook()
+        def submit_and_finish(job, *, input, output, job_id, **kw):
+            submit(job, input=input, output=output, job_id=job_id, **kw)
+            hook.states[job_id] = protocol.SUCCEEDED  # a tiny job done before the first check
+            return job_id
+
+        hook.submit_job.side_effect = submit_and_finish
         _, deferred = self.defer(hook)
         assert deferred.trigger.job_id == base_id() and len(hook.submitted) == 1
 
     def test_retry_of_a_deferred_task_finds_the_finished_job(self):
-        hook = FakeHook({base_id(): protocol.SUCCEEDED})
+        hook = fake_hook({base_id(): protocol.SUCCEEDED})
         result, _, _ = run(make_operator(deferrable=True), hook)
         assert result["job_id"] == base_id() and hook.submitted == []
 
