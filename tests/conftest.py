@@ -8,7 +8,8 @@ would have). The fake credentials and the region are defined here and nowhere el
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 

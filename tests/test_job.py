@@ -21,8 +21,8 @@ from airflow_provider_smr.job import (
     check_pickle_runtime,
     load_job,
 )
-from lambda_handlers.sizes import SizeError, parse_size
 from lambda_handlers.jobspec import JobSpec, JobSpecError
+from lambda_handlers.sizes import SizeError, parse_size
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -39,7 +39,7 @@ def test_report_link_points_at_report_html_next_to_the_output():
     assert report_key("") == "_report.html"
 
 
-@pytest.mark.parametrize("link", [SMROutputLink(), SMRLogsLink(), SMRReportLink()], ids=lambda l: l.name)
+@pytest.mark.parametrize("link", [SMROutputLink(), SMRLogsLink(), SMRReportLink()], ids=lambda link: link.name)
 def test_links_with_missing_data_are_empty_not_errors(link):
     assert link.format_link(region_name="us-east-1", aws_domain=None) == ""
     assert link.format_link(output="not-s3", log_group_prefix="x", **{**AWS, "aws_domain": None}) == ""

@@ -17,9 +17,9 @@ from bench.model import (
     model,
     normalized,
     rates_from,
-    required_speedup,
     report,
     requests_per_job,
+    required_speedup,
 )
 
 

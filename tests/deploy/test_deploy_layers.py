@@ -11,8 +11,8 @@ import zipfile
 import pytest
 
 from airflow_provider_smr.deploy import requirements as reqs
-from lambda_handlers.options import StackSettings
 from airflow_provider_smr.job import MapReduceJob
+from lambda_handlers.options import StackSettings
 
 DATA = "smr-layers-data"
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from airflow_provider_smr.deploy import delete_stack, deploy_stack
-from lambda_handlers.options import StackSettings
 from lambda_handlers import protocol
+from lambda_handlers.options import StackSettings
 
 
 @pytest.fixture(scope="module")

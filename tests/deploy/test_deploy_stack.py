@@ -24,8 +24,8 @@ from airflow_provider_smr.deploy import (
     lambda_package,
     worker_runtime,
 )
-from lambda_handlers.options import StackSettings
 from lambda_handlers import protocol
+from lambda_handlers.options import StackSettings
 
 _names = itertools.count()
 

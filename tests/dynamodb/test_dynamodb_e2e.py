@@ -181,7 +181,9 @@ def test_join_of_an_s3_input_and_a_dynamodb_table(engine, driver):
                        reducer=join, input_format={"users": "jsonl", "orders": "jsonl"},
                        num_reducers=2, name="ddb-join")
     result = runner.run(job, input={"users": f"dynamodb://{table}?segments=3",
-                                    "orders": f"s3://{DATA}/{key}"}, output=f"s3://{DATA}/out/{fresh('join')}/", poll_interval=POLL, timeout=TIMEOUT, options=JobOptions(driver=driver))
+                                    "orders": f"s3://{DATA}/{key}"},
+                        output=f"s3://{DATA}/out/{fresh('join')}/", poll_interval=POLL, timeout=TIMEOUT,
+                        options=JobOptions(driver=driver))
     want = collections.Counter()
     for o in orders:
         if o["user"] < 200:

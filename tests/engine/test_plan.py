@@ -6,6 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airflow_provider_smr.job import MapReduceJob, Step
+from lambda_handlers.options import JobOptions, TaskLimits
+from lambda_handlers.plan import StepPlan
 from lambda_handlers.planning import (
     MIN_SPLIT_SIZE,
     TAIL_FRACTION,
@@ -16,15 +19,12 @@ from lambda_handlers.planning import (
     choose_split_size,
     make_splits,
     max_split_size,
-    wanted_tasks,
     plan_steps,
     split_object,
+    wanted_tasks,
 )
 
 MiB = 2**20
-from airflow_provider_smr.job import MapReduceJob, Step
-from lambda_handlers.options import JobOptions, TaskLimits
-from lambda_handlers.plan import StepPlan
 
 
 def tokenize(line):
@@ -43,7 +43,7 @@ def obj(key, size, input="default", bucket="in"):
 def test_splits_tile_the_object_exactly(size, split_size, merge_tail):
     splits = split_object(obj("a.txt", size), split_size, "text", merge_tail=merge_tail)
     assert splits[0]["start"] == 0 and splits[-1]["end"] == size
-    for left, right in zip(splits, splits[1:]):
+    for left, right in zip(splits, splits[1:], strict=False):
         assert left["end"] == right["start"]
     if merge_tail:  # no tiny tail: every split but a lone one is at least a quarter of the size
         assert all(0 < s["end"] - s["start"] < (1 + TAIL_FRACTION) * split_size for s in splits)
@@ -151,7 +151,8 @@ def test_plan_document_follows_the_contract():
     job = MapReduceJob(mapper=tokenize, reducer=total, output_format="tsv")
     plan = build_plan(job_id="j1", work_bucket="work", job=job, inputs={"default": ["s3://in/a"]},
                       objects=[obj("a", 150)], output_uri="s3://out/res",
-                      options=JobOptions(split_size=100, num_reducers=2, max_attempts=4, max_bad_records=3, overwrite=True),
+                      options=JobOptions(split_size=100, num_reducers=2, max_attempts=4, max_bad_records=3,
+                                         overwrite=True),
                       limits=TaskLimits(memory_mb=2048, task_timeout_s=60))
     plan = plan.to_json()
     assert plan["v"] == 2 and plan["job_id"] == "j1" and plan["work_bucket"] == "work"

@@ -18,9 +18,16 @@ import pytest
 
 from airflow_provider_smr.engine import watch
 from airflow_provider_smr.engine.runner import JobRunner, JobTimeoutError
-from airflow_provider_smr.engine.watch import (ProgressTracker, WatchPolicy, WatchState, format_bytes,
-                                               format_elapsed, short_count, status_from_listing,
-                                               watch_step)
+from airflow_provider_smr.engine.watch import (
+    ProgressTracker,
+    WatchPolicy,
+    WatchState,
+    format_bytes,
+    format_elapsed,
+    short_count,
+    status_from_listing,
+    watch_step,
+)
 from lambda_handlers import protocol
 from lambda_handlers.plan import Plan
 

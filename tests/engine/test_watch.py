@@ -7,9 +7,17 @@ import datetime as dt
 import pytest
 
 from airflow_provider_smr.engine import watch
-from airflow_provider_smr.engine.watch import (NEEDS_ATTENTION, TIMED_OUT, ProgressTracker, WatchPolicy,
-                                               WatchState, failure_message, list_status,
-                                               status_from_listing, watch_step)
+from airflow_provider_smr.engine.watch import (
+    NEEDS_ATTENTION,
+    TIMED_OUT,
+    ProgressTracker,
+    WatchPolicy,
+    WatchState,
+    failure_message,
+    list_status,
+    status_from_listing,
+    watch_step,
+)
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions
 from lambda_handlers.plan import Plan

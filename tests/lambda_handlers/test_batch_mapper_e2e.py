@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 
 from airflow_provider_smr import MapReduceJob, batch_mapper, fold
-from tests.engine.test_e2e import read_records
 from lambda_handlers.options import JobOptions
+from tests.engine.test_e2e import read_records
 
 DATA = "smr-batch-e2e"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest

@@ -13,12 +13,11 @@ import re
 
 import pytest
 
+from airflow_provider_smr.cost import shuffle_put_budget
 from lambda_handlers import protocol, runtime
 from lambda_handlers.jobspec import JobSpec, StepSpec
-from airflow_provider_smr.cost import shuffle_put_budget
-
-from tests.lambda_handlers.conftest import FUNCTIONS
 from lambda_handlers.plan import Plan
+from tests.lambda_handlers.conftest import FUNCTIONS
 
 M, R = 30, 3
 

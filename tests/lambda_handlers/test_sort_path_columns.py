@@ -36,7 +36,7 @@ def test_a_batch_decodes_to_what_the_serializer_gives_back(pairs, shape):
         got = shuffle.decode_batch(payload, ser)
         want = ser.loads(ser.dumps(pairs))
         assert len(got) == len(want)
-        for (gk, gv), (wk, wv) in zip(got, want):
+        for (gk, gv), (wk, wv) in zip(got, want, strict=True):
             assert gk == wk and type(gk) is str
             assert _same(gv, wv), (gv, wv)
 

@@ -22,9 +22,9 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 from airflow_provider_smr.engine.runner import JobCancelledError, JobFailedError  # noqa: E402
 from airflow_provider_smr.job import MapReduceJob  # noqa: E402
 from lambda_handlers import protocol  # noqa: E402
+from lambda_handlers.options import JobOptions
 from tests.reliability import faults  # noqa: E402
 from tests.reliability.conftest import DATA, POLL, TIMEOUT  # noqa: E402
-from lambda_handlers.options import JobOptions
 
 pytestmark = pytest.mark.timeout(300)
 ROOT = Path(__file__).resolve().parents[2]

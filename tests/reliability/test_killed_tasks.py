@@ -13,9 +13,9 @@ import pytest
 from airflow_provider_smr.engine.runner import JobFailedError
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import protocol
+from lambda_handlers.options import JobOptions
 from tests.reliability import faults
 from tests.reliability.conftest import DATA, POLL, TIMEOUT
-from lambda_handlers.options import JobOptions
 
 pytestmark = pytest.mark.timeout(300)
 GRACE = 3

@@ -15,9 +15,9 @@ import pytest
 
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import protocol
+from lambda_handlers.options import JobOptions
 from tests.reliability import faults
 from tests.reliability.conftest import DATA, POLL, TIMEOUT, make_env
-from lambda_handlers.options import JobOptions
 
 pytestmark = pytest.mark.timeout(600)
 

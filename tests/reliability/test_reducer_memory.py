@@ -11,8 +11,8 @@ import pytest
 
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import protocol
-from tests.reliability.conftest import POLL, TIMEOUT, make_env
 from lambda_handlers.options import JobOptions
+from tests.reliability.conftest import POLL, TIMEOUT, make_env
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -30,7 +30,7 @@ def objects(draw):
     trailing = draw(st.booleans())
     if lines and not bom:
         assume(not lines[0].startswith(splits.BOM))
-    body = b"".join(ln + t for ln, t in zip(lines, terms))
+    body = b"".join(ln + t for ln, t in zip(lines, terms, strict=True))
     expected = list(lines)
     if lines and not trailing:
         body = body[: -len(terms[-1])]
