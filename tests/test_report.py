@@ -8,7 +8,6 @@ import io
 import json
 import re
 import shutil
-import socket
 import subprocess
 
 import pytest
@@ -65,17 +64,22 @@ def scenario() -> tuple[dict, list[dict], dict, dict]:
         listed.append({"Key": key, "LastModified": at(b["finished"] - T0)})
         done[key] = b
 
-    start("map", 0, 0, 0.0); finish("map", 0, body(0, 0, 0.0, 2.0))
+    start("map", 0, 0, 0.0)
+    finish("map", 0, body(0, 0, 0.0, 2.0))
     start("map", 1, 0, 0.1)
     listed.append({"Key": protocol.error_marker_key(JOB, 0, "map", 1, 0), "LastModified": at(1.0)})
     errors[protocol.error_detail_key(JOB, 0, "map", 1, 0)] = {
         "task": 1, "attempt": 0, "step": 0, "phase": "map", "error_type": "ValueError",
         "message": "bad line 7", "traceback": "Traceback ...", "input": None, "record_preview": None}
-    start("map", 1, 1, 1.5); finish("map", 1, body(1, 1, 1.5, 3.0))
+    start("map", 1, 1, 1.5)
+    finish("map", 1, body(1, 1, 1.5, 3.0))
     start("map", 2, 0, 0.2)  # a straggler: attempt 1 starts while it runs, and wins
-    start("map", 2, 1, 2.0); finish("map", 2, body(2, 1, 2.0, 1.0))
-    start("reduce", 0, 0, 5.0); finish("reduce", 0, body(0, 0, 5.0, 1.0, phase="reduce"))
-    start("reduce", 1, 0, 5.0); finish("reduce", 1, body(1, 0, 5.0, 2.0, phase="reduce"))
+    start("map", 2, 1, 2.0)
+    finish("map", 2, body(2, 1, 2.0, 1.0))
+    start("reduce", 0, 0, 5.0)
+    finish("reduce", 0, body(0, 0, 5.0, 1.0, phase="reduce"))
+    start("reduce", 1, 0, 5.0)
+    finish("reduce", 1, body(1, 0, 5.0, 2.0, phase="reduce"))
     listed.append({"Key": protocol.claim_key(JOB, "commit"), "LastModified": at(7.5)})
     listed.append({"Key": protocol.job_state_key(JOB, protocol.SUCCEEDED), "LastModified": at(8.0)})
     return make_plan(), listed, done, errors
@@ -189,11 +193,11 @@ def test_many_attempts_are_packed_into_rows_without_overlap():
     attempts = [rp.Attempt(0, "map", i, 0, T0 + (i % 10), T0 + (i % 10) + 1.5, rp.WON) for i in range(200)]
     lanes = rp._lanes(attempts, T0 + 20)
     rows: dict[int, list] = {}
-    for a, lane in zip(attempts, lanes):
+    for a, lane in zip(attempts, lanes, strict=True):
         rows.setdefault(lane, []).append((a.start, a.end))
     for spans in rows.values():
         spans.sort()
-        assert all(e1 <= s2 for (_, e1), (s2, _) in zip(spans, spans[1:]))
+        assert all(e1 <= s2 for (_, e1), (s2, _) in zip(spans, spans[1:], strict=False))
     assert len(rows) < 200
 
 
@@ -212,37 +216,17 @@ def test_report_location_is_next_to_an_s3_output_and_in_the_job_prefix_otherwise
 # -- collected from S3 ---------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def moto_s3(monkeypatch_module):
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
+def stack_s3(aws_endpoint, aws_clients, aws_env):
+    """The session's local stack S3, with its environment set for the ``smr report`` command."""
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            mp.setenv(name, "testing")
-        yield mp
+        for name, value in aws_env.items():
+            mp.setenv(name, value)
+        yield aws_clients(aws_endpoint).s3
 
 
-def test_collect_and_write_a_report_from_markers_in_s3(moto_s3):
-    s3 = moto_s3
+def test_collect_and_write_a_report_from_markers_in_s3(stack_s3):
+    s3 = stack_s3
     s3.create_bucket(Bucket=WORK)
     s3.create_bucket(Bucket=OUT)
     plan, listed, done, errors = scenario()
@@ -267,8 +251,8 @@ def test_collect_and_write_a_report_from_markers_in_s3(moto_s3):
     assert len(svg_bars(obj["Body"].read().decode())) == 7
 
 
-def test_the_report_of_a_failed_job_stays_out_of_its_output_location(moto_s3):
-    s3 = moto_s3
+def test_the_report_of_a_failed_job_stays_out_of_its_output_location(stack_s3):
+    s3 = stack_s3
     s3.create_bucket(Bucket=WORK)
     plan = {**plan_doc(maps=1, reducers=0), "job_id": "failed-job"}
     s3.put_object(Bucket=WORK, Key=protocol.plan_key("failed-job"), Body=json.dumps(plan).encode())
@@ -285,14 +269,14 @@ def test_the_report_of_a_failed_job_stays_out_of_its_output_location(moto_s3):
     assert "FAILED" in page and "map task 0 failed 1 time" in page and len(svg_bars(page)) == 1
 
 
-def test_collect_report_of_an_unknown_job_names_the_bucket(moto_s3):
-    moto_s3.create_bucket(Bucket=WORK)
+def test_collect_report_of_an_unknown_job_names_the_bucket(stack_s3):
+    stack_s3.create_bucket(Bucket=WORK)
     with pytest.raises(rp.ReportError, match=WORK):
-        rp.collect_report(moto_s3, WORK, "no-such-job")
+        rp.collect_report(stack_s3, WORK, "no-such-job")
 
 
-def test_try_write_report_turns_failures_into_a_warning(moto_s3, caplog):
-    assert rp.try_write_report(moto_s3, "smr-no-such-bucket", JOB) is None
+def test_try_write_report_turns_failures_into_a_warning(stack_s3, caplog):
+    assert rp.try_write_report(stack_s3, "smr-no-such-bucket", JOB) is None
     assert "could not write the HTML report" in caplog.text
 
 
@@ -343,19 +327,13 @@ def test_chromium_renders_the_report_with_its_timeline(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def deployed(moto_s3):
-    """A stack deployed on the moto server, with the scenario's markers in its work bucket."""
-    import boto3
-
+def deployed(stack_s3, aws_endpoint, aws_clients):
+    """A stack deployed on the local stack, with the scenario's markers in its work bucket."""
     from airflow_provider_smr.deploy import deploy_stack
-
     from lambda_handlers.options import StackSettings
-    from airflow_provider_smr.engine.aws import AwsClients
 
-    endpoint = moto_s3.meta.endpoint_url
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                    region_name="us-east-1")
-    clients = AwsClients(session, endpoint_url=endpoint, region_name="us-east-1")
+    endpoint = aws_endpoint
+    clients = aws_clients(endpoint)
     stack = deploy_stack(clients, "smr-report", StackSettings(memory_mb=512, timeout_s=60))
     s3 = clients.s3
     s3.create_bucket(Bucket=OUT)
