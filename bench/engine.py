@@ -317,7 +317,7 @@ class InProcessBench(Bench):
                         time.perf_counter() - began)
                 if isinstance(result, dict) and "rejected" in result:
                     self.handler_errors.append(result)
-            except Exception as exc:  # a handler must not raise; keep the worker alive and say so
+            except Exception as exc:  # noqa: BLE001 - a handler must not raise; keep the worker alive, say so
                 self.handler_errors.append(repr(exc))
 
     def __exit__(self, *exc: Any) -> None:

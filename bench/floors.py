@@ -37,7 +37,7 @@ def line_ranges(path: str | os.PathLike, parts: int) -> list[tuple[int, int]]:
             f.readline()
             cuts.append(min(size, f.tell()))
     cuts.append(size)
-    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
 
 
 def _read_range(path: str, start: int, end: int) -> bytes:

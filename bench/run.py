@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                     row = BENCHES[name](bench, args, data_dir)
                     row["stack"] = args.stack  # inprocess: RSS also holds moto's objects and the handlers
                     print_row(row)
-                except Exception as exc:  # one broken workload must not hide the others' figures
+                except Exception as exc:  # noqa: BLE001 - one broken workload must not hide the others'
                     failures += 1
                     row = {"workload": name, "error": f"{type(exc).__name__}: {exc}"}
                     print(f"{name:<24} FAILED {row['error']}", flush=True)

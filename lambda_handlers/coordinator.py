@@ -492,7 +492,7 @@ def commit(bucket: str, job_id: str, plan: Plan) -> dict[str, Any]:
         marker, part = pair
         s3.copy_object(Bucket=ob, Key=part["key"], CopySource={"Bucket": bucket, "Key": marker["output_key"]})
 
-    for _ in ordered_parallel(copy, list(zip(markers, parts))):
+    for _ in ordered_parallel(copy, list(zip(markers, parts, strict=True))):
         pass
     ours = {p["key"] for p in parts}
     stale = [o["Key"] for o in runtime.list_keys(ob, prefix)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -241,7 +242,7 @@ def describe_tables(dynamodb_client: Any, inputs: dict[str, list[str]]) -> list[
             loc = dynamodb.parse_uri(uri)
             try:
                 desc = dynamodb.with_backoff(
-                    lambda: dynamodb_client.describe_table(TableName=loc["table"]))["Table"]
+                    functools.partial(dynamodb_client.describe_table, TableName=loc["table"]))["Table"]
             except Exception as exc:
                 if is_not_found(exc):
                     raise InputNotFoundError(f"input {uri!r}: DynamoDB table {loc['table']!r} does "
@@ -278,8 +279,9 @@ def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool =
 
     With ``merge_tail`` (an automatic split size), a last range shorter than ``TAIL_FRACTION`` of
     ``split_size`` joins the previous one (a split is then under 1.25 x ``split_size``), so a 64 MiB
-    object plus a few bytes is not one more task; a split size the user gives is exact. The handler reads the records whose first byte lies in its range (the contract's line rule),
-    so ranges only need to tile the object exactly.
+    object plus a few bytes is not one more task; a split size the user gives is exact. The handler
+    reads the records whose first byte lies in its range (the contract's line rule), so ranges only
+    need to tile the object exactly.
     """
     if split_size < 1:
         raise PlanError(f"split_size must be at least 1 byte, got {split_size}")
@@ -290,7 +292,7 @@ def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool =
         starts = list(range(0, obj.size, split_size))
         if merge_tail and len(starts) > 1 and obj.size - starts[-1] < TAIL_FRACTION * split_size:
             starts.pop()  # never a tiny tail split: the last split runs to the end
-        bounds = list(zip(starts, starts[1:] + [obj.size]))
+        bounds = list(zip(starts, starts[1:] + [obj.size], strict=True))
     return [{"input": obj.input, "bucket": obj.bucket, "key": obj.key, "etag": obj.etag,
              "start": start, "end": end, "size": obj.size, "format": fmt, "compression": compression}
             for start, end in bounds]
@@ -431,9 +433,12 @@ def _renumbered(splits: list[Split]) -> list[Split]:
     return out
 
 
+DEFAULT_LIMITS = TaskLimits()
+
+
 def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[str, list[str]],
                objects: list[S3Object], output_uri: str, options: JobOptions,
-               limits: TaskLimits = TaskLimits(), created: dt.datetime | None = None,
+               limits: TaskLimits = DEFAULT_LIMITS, created: dt.datetime | None = None,
                tables: Sequence[dict[str, Any]] = (), concurrency: int | None = None) -> Plan:
     """The job's :class:`~lambda_handlers.plan.Plan` (stored as ``plan.json``) (``tables``: DynamoDB inputs as
     :func:`describe_tables` returns them).
