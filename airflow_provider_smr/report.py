@@ -25,13 +25,16 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.plan import Plan
 from lambda_handlers.s3uri import S3Uri
+
+if TYPE_CHECKING:
+    from airflow_provider_smr.engine.runner import RunnerLog
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +396,7 @@ def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | Non
 
 
 def try_write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None,
-                     logger: logging.Logger | None = None, **known: Any) -> str | None:
+                     logger: RunnerLog | None = None, **known: Any) -> str | None:
     """:func:`write_report` for a finished job's epilogue: a report that cannot be written is a
     warning, never a failure of a job that has already committed."""
     try:
