@@ -348,8 +348,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     def is_job_succeeded(self, status: str) -> bool:
         return status in protocol.SUCCESS_STATES
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:
-        # The mixin returns this method's value when it reconnects, so it returns the result too.
+    # The mixin returns this method's value when it reconnects, so it returns the result too
+    # (Airflow declares it None).
+    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
         self.job_id = str(external_id)
         self._persist_links(context)
         result = self.hook.wait_for_job(self.job_id, stack_name=self.stack_name,

@@ -61,7 +61,7 @@ class SMRJobTrigger(BaseTrigger):
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # unannotated in Airflow
         self.job_id = protocol.validate_job_id(job_id)
         self.work_bucket = work_bucket
         self.stack_name = stack_name
@@ -106,7 +106,7 @@ class SMRJobTrigger(BaseTrigger):
         except Exception as err:  # the task must hear about it, not wait for a timeout
             self.log.exception("Watching SMR job %s failed", self.job_id)
             event = {"status": ERROR, "job_id": self.job_id, "message": f"{type(err).__name__}: {err}"}
-        yield TriggerEvent(event)
+        yield TriggerEvent(event)  # type: ignore[no-untyped-call]  # unannotated in Airflow
 
     async def _watch(self) -> dict[str, Any]:
         from airflow_provider_smr.engine import watch
