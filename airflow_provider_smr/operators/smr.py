@@ -21,6 +21,7 @@ from lambda_handlers.s3uri import SCHEME, S3Uri, is_s3_uri
 try:  # Airflow >= 3.3: task_state_store survives retries (AIP-103).
     from airflow.sdk import ResumableJobMixin
 except ImportError:  # pragma: no cover - older Airflow: S3 markers alone make submit_job idempotent
+    # A stand-in with the same interface, so not the same class.
     from airflow_provider_smr.operators._resumable import ResumableJobMixin  # type: ignore[assignment]
 
 if TYPE_CHECKING:
