@@ -8,13 +8,18 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.plan import Plan
+
+if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    from airflow_provider_smr.engine.watch import ProgressTracker
 
 # The statuses an SMRJobTrigger event can carry.
 SUCCESS = "success"
@@ -89,7 +94,7 @@ class SMRJobTrigger(BaseTrigger):
             },
         )
 
-    def s3_hook(self) -> Any:
+    def s3_hook(self) -> AwsBaseHook:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
         return AwsBaseHook(
@@ -153,7 +158,8 @@ class SMRJobTrigger(BaseTrigger):
                     return event
                 await asyncio.sleep(self.poll_interval)
 
-    async def _read_done_markers(self, s3: S3Reader, tracker: Any, listed: list[dict[str, Any]]) -> None:
+    async def _read_done_markers(self, s3: S3Reader, tracker: ProgressTracker,
+                                 listed: list[dict[str, Any]]) -> None:
         """GET the done markers not read yet (each once per trigger run), a few at a time."""
         keys = tracker.new_done_keys(listed)
         if not keys:
@@ -257,7 +263,7 @@ class S3Reader:
 
 
 @asynccontextmanager
-async def s3_reader(hook: Any) -> AsyncIterator[S3Reader]:
+async def s3_reader(hook: AwsBaseHook) -> AsyncIterator[S3Reader]:
     """An :class:`S3Reader` on the hook's aiobotocore client, or its boto3 client off the loop.
 
     aiobotocore pins botocore tightly; where it is not installed the sync client runs each call in
@@ -269,5 +275,5 @@ async def s3_reader(hook: Any) -> AsyncIterator[S3Reader]:
         client = await asyncio.to_thread(lambda: hook.conn)
         yield S3Reader(client, is_async=False)
         return
-    async with await hook.get_async_conn() as client:
+    async with await hook.get_async_conn() as client:  # type: ignore[no-untyped-call]  # unannotated in Airflow
         yield S3Reader(client, is_async=True)
