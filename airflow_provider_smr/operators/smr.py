@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from airflow.configuration import conf
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -27,7 +27,10 @@ except ImportError:  # pragma: no cover - older Airflow: S3 markers alone make s
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_smr.job import MapReduceJob
+
 _JOB, _STACK = JobOptions(), StackSettings()
+_Declared = TypeVar("_Declared")  # an option declaration: JobOptions, StackSettings
 
 # Room left under protocol's 200-character limit for a generation suffix (".2", ".3", ...).
 MAX_BASE_JOB_ID = 190
@@ -160,7 +163,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     def __init__(
         self,
         *,
-        job: Any,
+        job: MapReduceJob | str,
         input: str | list[str] | dict[str, str],
         output: str,
         job_params: dict[str, Any] | None = None,
@@ -447,7 +450,7 @@ def validate_event(event: dict[str, Any] | None) -> dict[str, Any]:
 
 
 
-def _declared_values(cls: type, operator: ServerlessMapReduceOperator) -> Any:
+def _declared_values(cls: type[_Declared], operator: ServerlessMapReduceOperator) -> _Declared:
     """Build a declaration (``JobOptions``, ``StackSettings``) from the operator's attributes."""
     return cls(**{o.name: getattr(operator, o.name) for o in declared(cls)})
 
