@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_not_found
@@ -34,6 +34,8 @@ from lambda_handlers.plan import Plan
 from lambda_handlers.s3uri import S3Uri
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from airflow_provider_smr.engine.runner import RunnerLog
 
 log = logging.getLogger(__name__)
@@ -326,6 +328,15 @@ class ReportError(LookupError):
     """The job cannot be reported on (it does not exist in this work bucket)."""
 
 
+class KnownReads(TypedDict, total=False):
+    """What the caller already read, so :func:`collect_report` does not read it again."""
+
+    plan: Plan | None
+    listed: list[dict] | None
+    done_markers: dict[str, dict] | None
+    done: dict | None
+
+
 def collect_report(clients: Any, work_bucket: str, job_id: str, *, result: dict | None = None,
                    plan: Plan | None = None, listed: list[dict] | None = None,
                    done_markers: dict[str, dict] | None = None, done: dict | None = None) -> JobReport:
@@ -383,7 +394,7 @@ def report_location(work_bucket: str, job_id: str, output_uri: str, committed: b
 
 
 def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None,
-                 **known: Any) -> str:
+                 **known: Unpack[KnownReads]) -> str:
     """Collect, render and store the job's report; return its ``s3://`` URI (see
     :func:`report_location` for where it goes). ``known``: what :func:`collect_report` need not
     read again (``plan``, ``listed``, ``done_markers``, ``done``)."""
@@ -396,7 +407,7 @@ def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | Non
 
 
 def try_write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None,
-                     logger: RunnerLog | None = None, **known: Any) -> str | None:
+                     logger: RunnerLog | None = None, **known: Unpack[KnownReads]) -> str | None:
     """:func:`write_report` for a finished job's epilogue: a report that cannot be written is a
     warning, never a failure of a job that has already committed."""
     try:
