@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 from airflow.configuration import conf
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_smr.job import MapReduceJob
+    from airflow_provider_smr.triggers.smr import JobEvent
 
 _JOB, _STACK = JobOptions(), StackSettings()
 _Declared = TypeVar("_Declared")  # an option declaration: JobOptions, StackSettings
@@ -295,18 +296,18 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the result, raise the remote error, or re-defer."""
-        event = validate_event(event)
-        self.job_id = event["job_id"]
-        if event["status"] == "success":
-            return self.get_job_result(event["job_id"], context)
-        if event["status"] == "needs_attention":
-            self.log.warning("SMR job %s: %s; retrying them", self.job_id, event.get("message"))
+        checked = validate_event(event)
+        self.job_id = checked["job_id"]
+        if checked["status"] == "success":
+            return self.get_job_result(checked["job_id"], context)
+        if checked["status"] == "needs_attention":
+            self.log.warning("SMR job %s: %s; retrying them", self.job_id, checked.get("message"))
             self.hook.retry_overdue_tasks(self.job_id, stack_name=self.stack_name)
             return self._defer_or_finish(context, self.job_id)
-        message = event.get("message")
-        if event.get("state") == protocol.FAILED:  # add the failed task's CloudWatch log tail
+        message = checked.get("message")
+        if checked.get("state") == protocol.FAILED:  # add the failed task's CloudWatch log tail
             message = self.hook.get_job_error(self.job_id, stack_name=self.stack_name)
-        raise AirflowException(f"SMR job {event['job_id']} {event['status']}: {message}")
+        raise AirflowException(f"SMR job {checked['job_id']} {checked['status']}: {message}")
 
     # -- ResumableJobMixin --------------------------------------------------------------------
 
@@ -438,7 +439,7 @@ def lineage_datasets(locations: Any) -> list[tuple[str, str]]:
     return found
 
 
-def validate_event(event: dict[str, Any] | None) -> dict[str, Any]:
+def validate_event(event: dict[str, Any] | None) -> JobEvent:
     """Check a trigger event before acting on it; raise on a malformed one."""
     from airflow_provider_smr.triggers.smr import EVENT_STATUSES
 
@@ -446,7 +447,7 @@ def validate_event(event: dict[str, Any] | None) -> dict[str, Any]:
         raise AirflowException(f"SMR trigger sent no event (got {event!r})")
     if event.get("status") not in EVENT_STATUSES or not event.get("job_id"):
         raise AirflowException(f"SMR trigger sent a malformed event: {event!r}")
-    return event
+    return cast("JobEvent", event)  # an SMRJobTrigger's: the keys it always sets are checked
 
 
 

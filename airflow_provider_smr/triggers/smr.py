@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -29,6 +29,19 @@ ERROR = "error"  # the trigger itself could not watch the job
 EVENT_STATUSES = (SUCCESS, FAILED, NEEDS_ATTENTION, ERROR)
 # Done markers read concurrently (once each) for the progress line's records and bytes.
 MARKER_READS_IN_FLIGHT = 16
+
+
+class _EventKeys(TypedDict):
+    status: str  # one of EVENT_STATUSES
+    job_id: str
+
+
+class JobEvent(_EventKeys, total=False):
+    """The payload of the one event an SMRJobTrigger yields."""
+
+    state: str  # the job's state when the watch ended
+    message: str  # the remote error, or which tasks went silent
+    overdue: list[list[Any]]  # [step, phase, task, attempt] of each silent attempt
 
 
 class SMRJobTrigger(BaseTrigger):
@@ -107,13 +120,13 @@ class SMRJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            event = await self._watch()
+            event: JobEvent = await self._watch()
         except Exception as err:  # the task must hear about it, not wait for a timeout
             self.log.exception("Watching SMR job %s failed", self.job_id)
             event = {"status": ERROR, "job_id": self.job_id, "message": f"{type(err).__name__}: {err}"}
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]  # unannotated in Airflow
 
-    async def _watch(self) -> dict[str, Any]:
+    async def _watch(self) -> JobEvent:
         from airflow_provider_smr.engine import watch
 
         plan: Plan | None = None
@@ -173,7 +186,7 @@ class SMRJobTrigger(BaseTrigger):
         bodies = await asyncio.gather(*(read(key) for key in keys))
         tracker.ingest(dict(zip(keys, bodies)))
 
-    async def _event_for_state(self, state: str | None, s3: S3Reader) -> dict[str, Any] | None:
+    async def _event_for_state(self, state: str | None, s3: S3Reader) -> JobEvent | None:
         if state == protocol.SUCCEEDED:
             return {"status": SUCCESS, "job_id": self.job_id, "state": state}
         if state in (protocol.FAILED, protocol.CANCELLED):
@@ -205,7 +218,7 @@ class SMRJobTrigger(BaseTrigger):
         except Exception:  # noqa: BLE001 - a missed check only delays a backup attempt
             self.log.warning("SMR job %s: could not ask for straggler checks", self.job_id, exc_info=True)
 
-    def _needs_attention(self, state: str, overdue: list[tuple[int, str, int, int]]) -> dict[str, Any]:
+    def _needs_attention(self, state: str, overdue: list[tuple[int, str, int, int]]) -> JobEvent:
         tasks = [f"step {step} {phase} task {task} attempt {attempt}" for step, phase, task, attempt in overdue]
         return {
             "status": NEEDS_ATTENTION,
