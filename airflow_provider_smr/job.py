@@ -52,13 +52,13 @@ class JobRuntimeError(JobDefinitionError):
     """The job was pickled by a Python that the stack's Lambda runtime is not."""
 
 
-def _describe(fn: Any) -> str:
+def _describe(fn: object) -> str:
     name = getattr(fn, "__qualname__", None) or repr(fn)
     module = getattr(fn, "__module__", None)
     return f"{module}.{name}" if module else name
 
 
-def _check_callable(fn: Any, role: str, nargs: int, hint: str) -> None:
+def _check_callable(fn: object, role: str, nargs: int, hint: str) -> None:
     if not callable(fn):
         raise JobDefinitionError(f"{role} must be a function, got {type(fn).__name__} {fn!r}")
     try:
@@ -212,7 +212,7 @@ def sample_boundaries(sample_keys: Any, partitions: int) -> list:
     return [keys[len(keys) * i // partitions] for i in range(1, partitions)]
 
 
-def _check_reducers(n: Any, where: str) -> None:
+def _check_reducers(n: object, where: str) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise JobDefinitionError(f"{where}: num_reducers must be a positive integer, got {n!r}")
 
