@@ -22,8 +22,8 @@ class ResumableJobMixin:
         return self.poll_until_complete(external_id, context)
 
     # What the operator implements (as on Airflow's mixin).
-    def submit_job(self, context: Any) -> Any:
+    def submit_job(self, context: Any) -> str:
         raise NotImplementedError
 
-    def poll_until_complete(self, external_id: Any, context: Any) -> Any:
+    def poll_until_complete(self, external_id: str, context: Any) -> Any:
         raise NotImplementedError
