@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the types behind __getattr__'s lazy names
+    from airflow_provider_smr.job import (
+        MapReduceJob,
+        Step,
+        batch_mapper,
+        fold,
+        identity,
+        range_partitioner,
+        sample_boundaries,
+    )
+
 __version__ = "0.1.0"
 
 __all__ = ["MapReduceJob", "Step", "__version__", "batch_mapper", "fold", "get_provider_info", "identity",
@@ -11,7 +24,7 @@ _JOB_API = ("MapReduceJob", "Step", "batch_mapper", "fold", "identity", "range_p
             "sample_boundaries")
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # Importing the provider must stay cheap (DAG files are parsed often): load the job API lazily.
     if name in _JOB_API:
         from airflow_provider_smr import job

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO / "dags_examples"
@@ -57,23 +57,28 @@ def airflow_env(home: str | os.PathLike, endpoint_url: str, *, base: dict[str, s
     return env
 
 
-def start_airflow(*args: str, env: dict[str, str]) -> subprocess.Popen:
+def start_airflow(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     """Start the ``airflow`` CLI of this interpreter in the background."""
     return subprocess.Popen([str(Path(sys.executable).parent / "airflow"), *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
+def _shown(proc: subprocess.Popen[str]) -> str:
+    """The ``airflow`` command of ``proc`` as an error message shows it."""
+    return " ".join(cast("list[str]", proc.args)[1:])  # start_airflow passes a list
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 600) -> str:
     """Wait for an ``airflow`` command; return its stdout, or raise with its output if it failed."""
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        raise RuntimeError(f"`{' '.join(proc.args[1:])}` timed out after {timeout:.0f}s:\n"
+        raise RuntimeError(f"`{_shown(proc)}` timed out after {timeout:.0f}s:\n"
                            f"{out[-6000:]}\n{err[-6000:]}") from None
     if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(proc.args[1:])}` failed ({proc.returncode}):\n"
+        raise RuntimeError(f"`{_shown(proc)}` failed ({proc.returncode}):\n"
                            f"{out[-6000:]}\n{err[-6000:]}")
     return out
 
@@ -111,10 +116,11 @@ def main() -> int:
         # The metadata DB is migrated while the stack starts: neither needs the other.
         migrate = start_airflow("db", "migrate", env=airflow_env(home, "http://127.0.0.1:9"))
         with LocalStack() as stack:
-            print(f"local stack up at {stack.endpoint_url}; AIRFLOW_HOME={home}")
-            env = airflow_env(home, stack.endpoint_url)
+            endpoint_url = stack.env["AWS_ENDPOINT_URL"]  # its endpoint_url, known to be set
+            print(f"local stack up at {endpoint_url}; AIRFLOW_HOME={home}")
+            env = airflow_env(home, endpoint_url)
             finish(migrate)
-            _run_dag(env, stack.endpoint_url, started)
+            _run_dag(env, endpoint_url, started)
     print(f"\ndemo finished in {time.monotonic() - started:.1f}s")
     return 0
 

@@ -16,13 +16,14 @@ import sys
 import threading
 import types
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable
 
 from lambda_handlers.sizes import parse_size
 from lambda_handlers.jobspec import IDENTITY as identity  # the reducer that writes values unchanged
 
 if TYPE_CHECKING:
-    from lambda_handlers.jobspec import JobSpec
+    from lambda_handlers.jobspec import BatchMapper, Fold, JobSpec, RangePartitioner
 
 __all__ = ["JobDefinitionError", "JobPicklingError", "JobRuntimeError", "MapReduceJob", "Step",
            "batch_mapper", "check_pickle_runtime", "fold", "identity", "load_job", "parse_size",
@@ -51,13 +52,13 @@ class JobRuntimeError(JobDefinitionError):
     """The job was pickled by a Python that the stack's Lambda runtime is not."""
 
 
-def _describe(fn: Any) -> str:
+def _describe(fn: object) -> str:
     name = getattr(fn, "__qualname__", None) or repr(fn)
     module = getattr(fn, "__module__", None)
     return f"{module}.{name}" if module else name
 
 
-def _check_callable(fn: Any, role: str, nargs: int, hint: str) -> None:
+def _check_callable(fn: object, role: str, nargs: int, hint: str) -> None:
     if not callable(fn):
         raise JobDefinitionError(f"{role} must be a function, got {type(fn).__name__} {fn!r}")
     try:
@@ -113,7 +114,7 @@ class Step:
             if not self.mapper:
                 raise JobDefinitionError(f"{where}: the dict of mappers is empty")
             for name, fn in self.mapper.items():
-                if not isinstance(name, str) or not name:
+                if not isinstance(name, str) or not name:  # type: ignore[redundant-expr]  # for untyped callers
                     raise JobDefinitionError(f"{where}: input names must be non-empty strings, got {name!r}")
                 _check_callable(fn, f"{where} mapper for input {name!r}", 1, "fn(record)")
         elif self.mapper is None:
@@ -146,7 +147,7 @@ class Step:
         return fns + [f.fn for f in fns if isinstance(f, (Fold, BatchMapper))]
 
 
-def fold(fn: Callable[[Any, Any], Any]):
+def fold(fn: Callable[[Any, Any], Any]) -> Fold:
     """A combiner (or reducer) that folds each key's values with an associative ``fn(a, b)``.
 
     Like Spark's ``reduceByKey``: ``combiner=fold(operator.add)`` keeps one running value per key
@@ -162,7 +163,7 @@ def fold(fn: Callable[[Any, Any], Any]):
     return Fold(fn)
 
 
-def batch_mapper(fn: Callable[[list], Any]):
+def batch_mapper(fn: Callable[[list], Any]) -> BatchMapper:
     """A mapper called once per block of records: ``fn(records: list) -> iterable of (key, value)``.
 
     Like Spark's ``mapPartitions`` or Ray's ``map_batches``. The engine hands ``fn`` the records
@@ -187,7 +188,7 @@ def batch_mapper(fn: Callable[[list], Any]):
     return BatchMapper(fn)
 
 
-def range_partitioner(boundaries: Any):
+def range_partitioner(boundaries: Any) -> RangePartitioner:
     """A total-order partitioner: partition ``i`` holds keys in ``[boundaries[i-1], boundaries[i])``.
 
     With ``len(boundaries) + 1`` reducers, the committed parts read in order are globally sorted
@@ -211,7 +212,7 @@ def sample_boundaries(sample_keys: Any, partitions: int) -> list:
     return [keys[len(keys) * i // partitions] for i in range(1, partitions)]
 
 
-def _check_reducers(n: Any, where: str) -> None:
+def _check_reducers(n: object, where: str) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise JobDefinitionError(f"{where}: num_reducers must be a positive integer, got {n!r}")
 
@@ -235,7 +236,7 @@ class MapReduceJob:
     def __init__(self, mapper: Callable | dict[str, Callable] | None = None, combiner: Callable | None = None,
                  reducer: Callable | None = None, partitioner: Callable | None = None,
                  input_format: str | dict[str, str] = "text", output_format: str = "jsonl",
-                 steps: list[Step] | None = None, name: str | None = None, serializer: str = "json",
+                 steps: Sequence[Step] | None = None, name: str | None = None, serializer: str = "json",
                  num_reducers: int | None = None, extra_modules: list | tuple = ()) -> None:
         if steps is not None:
             if any(f is not None for f in (mapper, combiner, reducer, partitioner)):
@@ -249,7 +250,8 @@ class MapReduceJob:
                     raise JobDefinitionError(f"steps must hold Step(...) objects, got {type(s).__name__}")
             self.steps = list(steps)
         else:
-            self.steps = [Step(mapper, combiner, reducer, partitioner)]
+            # validate() below rejects a None mapper with a message naming the step.
+            self.steps = [Step(mapper, combiner, reducer, partitioner)]  # type: ignore[arg-type]
         self.input_format = input_format
         self.output_format = output_format
         self.serializer = serializer
@@ -498,7 +500,7 @@ def load_job(ref: str | MapReduceJob) -> MapReduceJob:
     """
     if isinstance(ref, MapReduceJob):
         return ref
-    if not isinstance(ref, str) or ":" not in ref:
+    if not isinstance(ref, str) or ":" not in ref:  # type: ignore[redundant-expr]  # for untyped callers
         raise JobDefinitionError(
             f"a job reference looks like 'package.module:attr' or 'path/to/file.py:attr', "
             f"got {ref!r}")

@@ -22,15 +22,21 @@ import json
 import logging
 import math
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.plan import Plan
 from lambda_handlers.s3uri import S3Uri
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from airflow_provider_smr.engine.runner import RunnerLog
 
 log = logging.getLogger(__name__)
 
@@ -137,18 +143,19 @@ def percentile(values: Iterable[float], q: float) -> float | None:
 def _attempts(plan: Plan, listed: list[dict], done_bodies: dict[tuple[int, str, int], dict],
               errors: dict[tuple[int, str, int, int], dict], state: str) -> list[Attempt]:
     job_id = plan.job_id
-    starts: dict[tuple, float | None] = {}
-    error_marks: dict[tuple, float | None] = {}
+    starts: dict[tuple[int, str, int, int], float | None] = {}
+    error_marks: dict[tuple[int, str, int, int], float | None] = {}
     for obj in listed:
         k = protocol.parse_status_key(job_id, obj["Key"])
-        if k is None or k.kind not in ("start", "error"):
+        if (k is None or k.kind not in ("start", "error")
+                or k.step is None or k.phase is None or k.task is None or k.attempt is None):
             continue
         key = (k.step, k.phase, k.task, k.attempt)
         (starts if k.kind == "start" else error_marks)[key] = epoch_seconds(obj.get("LastModified"))
     # A winning attempt whose start marker was not listed (cannot happen, but be total) still shows.
-    for (step, phase, task), body in done_bodies.items():
-        key = (step, phase, task, int(body.get("attempt", 0)))
-        starts.setdefault(key, epoch_seconds(body.get("started")))
+    for (step, phase, task), won in done_bodies.items():
+        key = (step, phase, task, int(won.get("attempt", 0)))
+        starts.setdefault(key, epoch_seconds(won.get("started")))
     for key in error_marks:
         starts.setdefault(key, None)
 
@@ -238,16 +245,16 @@ def _state(job_id: str, listed: list[dict]) -> str:
     return protocol.RUNNING if listed else protocol.PENDING
 
 
-def build_report(plan: Plan, listed: list[dict], done_markers: dict[str, dict],
-                 error_details: dict[str, dict] | None = None, *, result: dict | None = None,
+def build_report(plan: Plan, listed: list[dict], done_markers: Mapping[str, dict | None],
+                 error_details: Mapping[str, dict | None] | None = None, *, result: dict | None = None,
                  done: dict | None = None, failed: dict | None = None,
                  generated: float | None = None) -> JobReport:
     """The report of a job from what it left in S3 (pure).
 
     :param plan: the job's ``plan.json``.
     :param listed: boto3 ``Contents`` entries listed under its ``status/`` prefix.
-    :param done_markers: done-marker bodies by key.
-    :param error_details: error-detail bodies (``errors/...``) by key.
+    :param done_markers: done-marker bodies by key (None: the marker was not found).
+    :param error_details: error-detail bodies (``errors/...``) by key (None: not found).
     :param result: the result dict of a succeeded job (request counts, cost), if known.
     :param done: ``done.json``; ``failed``: ``failed.json``.
     """
@@ -255,7 +262,8 @@ def build_report(plan: Plan, listed: list[dict], done_markers: dict[str, dict],
     bodies: dict[tuple[int, str, int], dict] = {}
     for key, body in done_markers.items():
         k = protocol.parse_status_key(job_id, key)
-        if k is not None and k.kind == "done" and body is not None:
+        if (k is not None and k.kind == "done" and body is not None
+                and k.step is not None and k.phase is not None and k.task is not None):
             bodies[(k.step, k.phase, k.task)] = body
     errors: dict[tuple[int, str, int, int], dict] = {}
     for body in (error_details or {}).values():
@@ -320,6 +328,15 @@ class ReportError(LookupError):
     """The job cannot be reported on (it does not exist in this work bucket)."""
 
 
+class KnownReads(TypedDict, total=False):
+    """What the caller already read, so :func:`collect_report` does not read it again."""
+
+    plan: Plan | None
+    listed: list[dict] | None
+    done_markers: dict[str, dict] | None
+    done: dict | None
+
+
 def collect_report(clients: Any, work_bucket: str, job_id: str, *, result: dict | None = None,
                    plan: Plan | None = None, listed: list[dict] | None = None,
                    done_markers: dict[str, dict] | None = None, done: dict | None = None) -> JobReport:
@@ -347,7 +364,8 @@ def collect_report(clients: Any, work_bucket: str, job_id: str, *, result: dict 
         k = protocol.parse_status_key(job_id, obj["Key"])
         if k is not None and k.kind == "done":
             done_keys.append(obj["Key"])
-        elif k is not None and k.kind == "error":
+        elif (k is not None and k.kind == "error" and k.step is not None and k.phase is not None
+              and k.task is not None and k.attempt is not None):
             error_keys.append(protocol.error_detail_key(job_id, k.step, k.phase, k.task, k.attempt))
     state = _state(job_id, listed)
     extra = {"result": protocol.result_key(job_id) if result is None and state == protocol.SUCCEEDED else None,
@@ -376,7 +394,7 @@ def report_location(work_bucket: str, job_id: str, output_uri: str, committed: b
 
 
 def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None,
-                 **known: Any) -> str:
+                 **known: Unpack[KnownReads]) -> str:
     """Collect, render and store the job's report; return its ``s3://`` URI (see
     :func:`report_location` for where it goes). ``known``: what :func:`collect_report` need not
     read again (``plan``, ``listed``, ``done_markers``, ``done``)."""
@@ -389,7 +407,7 @@ def write_report(clients: Any, work_bucket: str, job_id: str, result: dict | Non
 
 
 def try_write_report(clients: Any, work_bucket: str, job_id: str, result: dict | None = None,
-                     logger: logging.Logger | None = None, **known: Any) -> str | None:
+                     logger: RunnerLog | None = None, **known: Unpack[KnownReads]) -> str | None:
     """:func:`write_report` for a finished job's epilogue: a report that cannot be written is a
     warning, never a failure of a job that has already committed."""
     try:
@@ -498,7 +516,7 @@ def render_timeline(report: JobReport) -> str:
     return "\n".join(out)
 
 
-def _fmt_bytes(n: int | None) -> str:
+def _fmt_bytes(n: float | None) -> str:
     if n is None:
         return "-"
     for unit in ("B", "KiB", "MiB", "GiB"):

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 PLATFORM = "manylinux2014_x86_64"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -104,7 +104,7 @@ def build_layer(requirements: Iterable[str], python: str | None = None) -> tuple
     return digest, data
 
 
-def publish_layer(lambda_client, stack_name: str, requirements: Iterable[str],
+def publish_layer(lambda_client: Any, stack_name: str, requirements: Iterable[str],
                   python: str | None = None) -> str:
     """Build (or reuse) the requirements layer and publish it; return the layer version ARN."""
     digest, data = build_layer(requirements, python)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal, overload
 
 from airflow_provider_smr.deploy.errors import DeployError
 
@@ -111,6 +111,13 @@ def failure_error(cf: Any, stack: dict, action: str) -> DeployError:
                        stack_name=name, status=status, resource=resource, reason=reason)
 
 
+# A delete ends with the stack gone (None); every other action with the stack's description.
+@overload
+def wait_for_stack(cf: Any, stack_name: str, action: Literal["delete"], *, timeout_s: float = ...,
+                   poll_s: float = ..., sleep: Callable[[float], None] = ...) -> None: ...
+@overload
+def wait_for_stack(cf: Any, stack_name: str, action: Literal["create", "update", "wait"], *,
+                   timeout_s: float = ..., poll_s: float = ..., sleep: Callable[[float], None] = ...) -> dict: ...
 def wait_for_stack(cf: Any, stack_name: str, action: str, *, timeout_s: float = 1800,
                    poll_s: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> dict | None:
     """Poll until ``action`` ("create", "update", "delete" or "wait") ends; return the stack.

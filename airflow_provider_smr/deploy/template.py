@@ -37,6 +37,7 @@ MAX_EVENT_AGE_S = 21600  # Lambda's maximum: an async event waits in the queue u
 # Stack names become function names ("<stack>-coordinator" must fit Lambda's 64 characters).
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,51}$")
 _LAYER_ARN = re.compile(r"^arn:[a-z-]+:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 WORK_BUCKET = "WorkBucket"
@@ -159,6 +160,11 @@ def merge_locations(*groups: Iterable[str]) -> tuple[str, ...]:
     return canonical_locations([location for group in groups for location in group])
 
 
+def _matches(pattern: re.Pattern[str], value: object) -> bool:
+    """Whether ``value`` is a string ``pattern`` matches (settings may come from untyped callers)."""
+    return isinstance(value, str) and pattern.match(value) is not None
+
+
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise StackSettingsError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
@@ -166,7 +172,7 @@ def _check_int(name: str, value: object, low: int, high: int) -> None:
 
 def validate_settings(settings: TemplateSettings) -> None:
     """Raise :class:`StackSettingsError` for a setting AWS would reject (before any AWS call)."""
-    if not isinstance(settings.stack_name, str) or not _STACK_NAME.match(settings.stack_name):
+    if not _matches(_STACK_NAME, settings.stack_name):
         raise StackSettingsError(
             f"invalid stack name {settings.stack_name!r}: use 1-52 letters, digits and '-', "
             "starting with a letter (function names are '<stack>-coordinator' etc., at most 64)")
@@ -179,11 +185,11 @@ def validate_settings(settings: TemplateSettings) -> None:
         raise StackSettingsError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}, "
                                  f"got {settings.log_retention_days!r}")
     for layer in settings.layers:
-        if not isinstance(layer, str) or not _LAYER_ARN.match(layer):
+        if not _matches(_LAYER_ARN, layer):
             raise StackSettingsError(f"layers: each must be a layer version ARN "
                                      f"(arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION), got {layer!r}")
     for table in settings.tables:
-        if not isinstance(table, str) or not re.match(r"^[A-Za-z0-9_.-]{3,255}$", table):
+        if not _matches(_TABLE_NAME, table):
             raise StackSettingsError(f"tables: {table!r} is not a DynamoDB table name")
     if len(settings.layers) > 5:
         raise StackSettingsError(f"layers: Lambda allows at most 5, got {len(settings.layers)}")

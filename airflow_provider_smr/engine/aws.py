@@ -45,7 +45,7 @@ class AwsClients:
         *,
         endpoint_url: str | None = None,
         region_name: str | None = None,
-        config: Any = None,
+        config: Config | None = None,
         client_factory: Callable[[str], Any] | None = None,
     ) -> None:
         self._session = session

@@ -16,12 +16,22 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, OptionError, OptionInfo, StackSettings, declared
 from lambda_handlers.s3uri import S3Uri, is_s3_uri
+
+if TYPE_CHECKING:
+    from airflow_provider_smr.engine.aws import AwsClients
+    from airflow_provider_smr.engine.runner import JobRunner
+    from airflow_provider_smr.engine.watch import JobStatus, ProgressTracker
+
+    # A command's function (``args`` -> exit status) and ``JobRunner.wait``'s progress callback.
+    Command = Callable[[argparse.Namespace], int]
+    OnProgress = Callable[[JobStatus, ProgressTracker, float], None]
 
 log = logging.getLogger("smr")
 
@@ -29,6 +39,9 @@ LOCAL_BUCKET = "smr-local-data"
 _NAMED = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)=(.+)$")
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
                     "aws_session_token": "testing"}
+
+
+_Declared = TypeVar("_Declared")  # an option declaration: JobOptions, StackSettings
 
 
 class CommandError(Exception):
@@ -58,7 +71,7 @@ def _metavar(option: OptionInfo) -> str | None:
     return "SIZE" if option.unit == "bytes" else {int: "N", float: "X"}.get(option.kind, "VALUE")
 
 
-def _checked(cls: type, name: str) -> Any:
+def _checked(cls: type, name: str) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             value = getattr(cls(**{name: [text] if getattr(cls(), name) == () else text}), name)
@@ -69,7 +82,7 @@ def _checked(cls: type, name: str) -> Any:
     return convert
 
 
-def options_from_args(args: argparse.Namespace, cls: type) -> Any:
+def options_from_args(args: argparse.Namespace, cls: type[_Declared]) -> _Declared:
     """The declaration's values as the flags gave them (the declaration's defaults otherwise)."""
     values = {o.name: getattr(args, o.name) for o in declared(cls)}
     return cls(**{k: (() if v is None and getattr(cls(), k) == () else v) for k, v in values.items()})
@@ -153,7 +166,7 @@ def _parse_params(values: list[str]) -> dict:
     return params
 
 
-def _map_uris(spec: Any, fn: Any) -> Any:
+def _map_uris(spec: Any, fn: Callable[[str, str | None], str]) -> Any:
     """Apply ``fn(uri, input_name)`` to every URI of an input spec, keeping its shape."""
     if isinstance(spec, dict):
         return {k: [fn(u, k) for u in v] if isinstance(v, list) else fn(v, k) for k, v in spec.items()}
@@ -197,8 +210,33 @@ def download_output(s3: Any, result: dict, folder: Path) -> list[str]:
 # -- commands ------------------------------------------------------------------------------------
 
 
+def main_errors(func: Command) -> Command:
+    """Decorator for ``func(args)``: known errors become one line on stderr and exit status 1."""
+    def run(args: argparse.Namespace) -> int:
+        # Progress lines go to stderr, so stdout stays the result (and --json's last line).
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                            format="%(asctime)s %(message)s")
+        quiet = getattr(args, "json", False) and not args.verbose  # --json: the result, no chatter
+        for name in ("smr", "airflow_provider_smr"):
+            logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.INFO)
+        try:
+            return func(args)
+        except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into a line
+            text = str(exc).strip() or type(exc).__name__
+            if args.verbose:
+                log.error("%s", text, exc_info=not _known(exc))
+            print(f"smr: error: {type(exc).__name__}: {text.splitlines()[0]}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _known(exc: Exception) -> bool:
+    return isinstance(exc, (ValueError, RuntimeError, CommandError, LookupError))
+
+
 @contextlib.contextmanager
-def _clients(args: argparse.Namespace) -> Iterator[tuple[Any, bool]]:
+def _clients(args: argparse.Namespace) -> Iterator[tuple[AwsClients, bool]]:
     from airflow_provider_smr.engine.aws import AwsClients
 
     if getattr(args, "local", False):
@@ -214,8 +252,8 @@ def _clients(args: argparse.Namespace) -> Iterator[tuple[Any, bool]]:
     yield AwsClients(endpoint_url=args.endpoint_url, region_name=args.region), False
 
 
-def _runner(clients: Any, stack_name: str, deploy_if_missing: dict | None = None,
-            deploy: bool = False) -> Any:
+def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None = None,
+            deploy: bool = False) -> JobRunner:
     from airflow_provider_smr.deploy import StackNotFoundError, deploy_stack, describe_stack
     from airflow_provider_smr.engine.runner import JobRunner
 
@@ -245,6 +283,7 @@ def _tables(spec: Any) -> list[str]:
     return sorted({dynamodb.parse_uri(u)["table"] for u in flat if dynamodb.is_dynamodb_uri(u)})
 
 
+@main_errors
 def run_command(args: argparse.Namespace) -> int:
     from airflow_provider_smr.job import load_job
 
@@ -279,7 +318,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _progress(args: argparse.Namespace, job_id: str) -> Iterator[Any]:
+def _progress(args: argparse.Namespace, job_id: str) -> Iterator[OnProgress | None]:
     """How ``run`` shows progress: nothing with ``--json``; live bars per phase when stderr is a
     terminal; else (CI logs, pipes) the runner's plain progress lines, at most one per 10 s."""
     if args.json:
@@ -307,6 +346,7 @@ def _print_result(result: dict, as_json: bool) -> None:
           f"~${result['estimated_cost_usd']:.6f} on AWS")
 
 
+@main_errors
 def status_command(args: argparse.Namespace) -> int:
     with _clients(args) as (clients, _):
         status = _runner(clients, args.stack_name).status(args.job_id)
@@ -319,38 +359,9 @@ def status_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@main_errors
 def cancel_command(args: argparse.Namespace) -> int:
     with _clients(args) as (clients, _):
         cancelled = _runner(clients, args.stack_name).cancel(args.job_id)
     print(f"{args.job_id}: {'cancelled' if cancelled else 'already committing; not cancelled'}")
     return 0 if cancelled else 1
-
-
-def main_errors(func: Any) -> Any:
-    """Decorator for ``func(args)``: known errors become one line on stderr and exit status 1."""
-    def run(args: argparse.Namespace) -> int:
-        # Progress lines go to stderr, so stdout stays the result (and --json's last line).
-        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                            format="%(asctime)s %(message)s")
-        quiet = getattr(args, "json", False) and not args.verbose  # --json: the result, no chatter
-        for name in ("smr", "airflow_provider_smr"):
-            logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.INFO)
-        try:
-            return func(args)
-        except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into a line
-            text = str(exc).strip() or type(exc).__name__
-            if args.verbose:
-                log.error("%s", text, exc_info=not _known(exc))
-            print(f"smr: error: {type(exc).__name__}: {text.splitlines()[0]}", file=sys.stderr)
-            return 1
-
-    return run
-
-
-def _known(exc: Exception) -> bool:
-    return isinstance(exc, (ValueError, RuntimeError, CommandError, LookupError))
-
-
-run_command = main_errors(run_command)
-status_command = main_errors(status_command)
-cancel_command = main_errors(cancel_command)

@@ -11,16 +11,21 @@ bytes, throughput and elapsed time from its
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from airflow_provider_smr.engine.watch import (JobStatus, ProgressTracker, format_bytes, format_elapsed,
                                                short_count)
 from lambda_handlers import protocol
 
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.progress import TaskID
+
 COMMIT = "commit"
 
 
-def stderr_console() -> Any:
+def stderr_console() -> Console:
     """The console bars draw on: stderr (stdout stays the result). Rich decides whether it is a
     terminal (``FORCE_COLOR`` / ``TTY_COMPATIBLE`` force it, e.g. in tests)."""
     from rich.console import Console
@@ -47,7 +52,7 @@ class PhaseBars:
 
     LOGGERS = ("smr", "airflow_provider_smr")
 
-    def __init__(self, console: Any, job_id: str | None = None) -> None:
+    def __init__(self, console: Console, job_id: str | None = None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self.console = console
@@ -56,7 +61,7 @@ class PhaseBars:
         bars = self
 
         class _Progress(Progress):
-            def get_renderables(self) -> Any:
+            def get_renderables(self) -> Iterable[RenderableType]:
                 yield self.make_tasks_table(self.tasks)
                 if bars.summary:
                     from rich.text import Text
@@ -66,7 +71,7 @@ class PhaseBars:
         self.progress = _Progress(
             TextColumn("{task.description:<16}"), BarColumn(bar_width=30), MofNCompleteColumn(),
             TextColumn("{task.fields[detail]}"), console=console, transient=False)
-        self.tasks: dict[str, Any] = {}
+        self.tasks: dict[str, TaskID] = {}
         self._saved: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
 
     def __enter__(self) -> PhaseBars:
@@ -82,7 +87,7 @@ class PhaseBars:
             self.progress.console.print(f"job {self.job_id}", highlight=False)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.progress.stop()
         for logger, handlers, propagate in self._saved:
             logger.handlers, logger.propagate = handlers, propagate

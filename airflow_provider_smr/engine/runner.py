@@ -14,7 +14,7 @@ import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from airflow_provider_smr.engine import requests as reqs
 from airflow_provider_smr.engine import submit as submit_mod
@@ -31,6 +31,10 @@ from lambda_handlers.plan import JobShape, Plan, PlanningRequest, StepShape
 from lambda_handlers.planning import (build_plan, check_output_outside_inputs, describe_tables,
                                       list_objects, normalize_inputs, output_location, resolve_inputs)
 from lambda_handlers.s3uri import S3Uri
+
+if TYPE_CHECKING:
+    from airflow_provider_smr.deploy import StackInfo
+    from airflow_provider_smr.engine.aws import AwsClients
 
 log = logging.getLogger(__name__)
 DEFAULT_OPTIONS = JobOptions()
@@ -66,6 +70,16 @@ class OutputExistsError(JobError):
     """The output already holds a committed result and ``overwrite`` is false."""
 
 
+class RunnerLog(Protocol):
+    """Where the runner's lines go: a ``logging.Logger``, or an Airflow hook's ``log``."""
+
+    def debug(self, msg: str, /, *args: Any) -> object: ...
+
+    def info(self, msg: str, /, *args: Any) -> object: ...
+
+    def warning(self, msg: str, /, *args: Any) -> object: ...
+
+
 def new_job_id(name: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:60] or "job"
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -75,12 +89,12 @@ def new_job_id(name: str) -> str:
 class JobRunner:
     """Run jobs on a deployed stack.
 
-    :param clients: an :class:`~airflow_provider_smr.engine.aws.AwsClients`.
-    :param stack: the stack's ``StackInfo`` (work bucket, function names, memory, timeout, runtime).
+    :param clients: the boto3 clients to use.
+    :param stack: the deployed stack (work bucket, function names, memory, timeout, runtime).
     :param logger: where progress lines go (the hook passes its own).
     """
 
-    def __init__(self, clients: Any, stack: Any, logger: logging.Logger | None = None) -> None:
+    def __init__(self, clients: AwsClients, stack: StackInfo, logger: RunnerLog | None = None) -> None:
         self.clients = clients
         self.stack = stack
         self.log = logger or log

@@ -118,6 +118,6 @@ def unstarted_map_tasks(plan: Plan, listed: Iterable[dict]) -> list[int]:
     seen: set[int] = set()
     for obj in listed:
         k = protocol.parse_status_key(job_id, obj["Key"])
-        if k is not None and k.step == 0 and k.phase == protocol.MAP:
+        if k is not None and k.step == 0 and k.phase == protocol.MAP and k.task is not None:
             seen.add(k.task)
     return [i for i in range(plan.steps[0].num_map_tasks) if i not in seen]

@@ -107,21 +107,23 @@ def status_from_listing(plan: Plan, listed: Iterable[dict], now: float | None = 
         k = protocol.parse_status_key(job_id, obj["Key"])
         if k is None:
             continue
-        if k.kind == "job":
+        if k.kind == "job" and k.name is not None:
             states.add(k.name)
-        elif k.kind == "claim":
+        elif k.kind == "claim" and k.name is not None:
             claims.add(k.name)
-        elif k.step is None or k.step >= len(steps) or k.phase not in steps[k.step]:
+        elif (k.step is None or k.phase is None or k.task is None or k.step >= len(steps)
+              or k.phase not in steps[k.step]):
             continue
         elif k.kind == "done":
             done.add((k.step, k.phase, k.task))
-        else:
+        elif k.attempt is not None:  # a start or error marker
             task = (k.step, k.phase, k.task)
             latest[task] = max(latest.get(task, -1), k.attempt)
+            marker = (*task, k.attempt)
             if k.kind == "start":
-                started[(*task, k.attempt)] = epoch_seconds(obj.get("LastModified")) or 0.0
+                started[marker] = epoch_seconds(obj.get("LastModified")) or 0.0
             else:
-                errored.add((*task, k.attempt))
+                errored.add(marker)
 
     overdue = []
     for task, attempt in latest.items():
@@ -142,6 +144,7 @@ def status_from_listing(plan: Plan, listed: Iterable[dict], now: float | None = 
     state = next((s for s in protocol.TERMINAL_STATES if s in states), None)
     if state is None:
         state = protocol.RUNNING if (started or done or claims) else protocol.PENDING
+    phase_now: str | None
     step_now, phase_now = _current_phase(steps)
     if state in protocol.TERMINAL_STATES:
         step_now, phase_now = None, None
@@ -243,7 +246,8 @@ class ProgressTracker:
         out: dict[tuple[int, str], list[dict]] = {}
         for key, body in sorted(self.bodies.items()):
             k = protocol.parse_status_key(self.job_id, key)
-            out.setdefault((k.step, k.phase), []).append(body)
+            if k is not None and k.step is not None and k.phase is not None:  # a done marker's key
+                out.setdefault((k.step, k.phase), []).append(body)
         return out
 
     def totals(self) -> dict[str, int]:

@@ -42,8 +42,8 @@ class SMRHook(AwsBaseHook):
     hook_name = "Serverless MapReduce"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.pop("client_type", None)
-        super().__init__(*args, client_type="s3", **kwargs)
+        kwargs["client_type"] = "s3"
+        super().__init__(*args, **kwargs)
         self._clients: AwsClients | None = None
         self._stacks: dict[str, dict] = {}
         self._runners: dict[str, JobRunner] = {}

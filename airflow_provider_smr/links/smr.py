@@ -8,6 +8,7 @@ listing of the output prefix, the stack's log groups, the report object itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 from urllib.parse import quote, quote_plus
 
@@ -23,7 +24,14 @@ def _console_escape(text: str) -> str:
 
 
 class _SMRLink(BaseAwsLink):
-    """A console link that falls back to the local endpoint when one is configured."""
+    """A console link that falls back to the local endpoint when one is configured.
+
+    Each link defines ``format_console`` and ``format_local``, taking the persisted fields it uses
+    as keyword arguments (and ignoring the rest).
+    """
+
+    format_console: Callable[..., str]
+    format_local: Callable[..., str]
 
     def format_link(self, **kwargs: Any) -> str:
         try:
@@ -34,12 +42,6 @@ class _SMRLink(BaseAwsLink):
             return self.format_console(**kwargs)
         except (KeyError, ValueError):
             return ""
-
-    def format_console(self, **kwargs: Any) -> str:
-        raise NotImplementedError
-
-    def format_local(self, **kwargs: Any) -> str:
-        raise NotImplementedError
 
 
 class SMROutputLink(_SMRLink):

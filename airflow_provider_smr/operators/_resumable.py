@@ -18,5 +18,12 @@ class ResumableJobMixin:
         self.durable = durable
 
     def execute_resumable(self, context: Any) -> Any:
-        external_id = self.submit_job(context)  # type: ignore[attr-defined]
-        return self.poll_until_complete(external_id, context)  # type: ignore[attr-defined]
+        external_id = self.submit_job(context)
+        return self.poll_until_complete(external_id, context)
+
+    # What the operator implements (as on Airflow's mixin).
+    def submit_job(self, context: Any) -> str:
+        raise NotImplementedError
+
+    def poll_until_complete(self, external_id: str, context: Any) -> Any:
+        raise NotImplementedError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 from airflow.configuration import conf
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -21,12 +21,17 @@ from lambda_handlers.s3uri import SCHEME, S3Uri, is_s3_uri
 try:  # Airflow >= 3.3: task_state_store survives retries (AIP-103).
     from airflow.sdk import ResumableJobMixin
 except ImportError:  # pragma: no cover - older Airflow: S3 markers alone make submit_job idempotent
+    # A stand-in with the same interface, so not the same class.
     from airflow_provider_smr.operators._resumable import ResumableJobMixin  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_smr.job import MapReduceJob
+    from airflow_provider_smr.triggers.smr import JobEvent
+
 _JOB, _STACK = JobOptions(), StackSettings()
+_Declared = TypeVar("_Declared")  # an option declaration: JobOptions, StackSettings
 
 # Room left under protocol's 200-character limit for a generation suffix (".2", ".3", ...).
 MAX_BASE_JOB_ID = 190
@@ -159,7 +164,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     def __init__(
         self,
         *,
-        job: Any,
+        job: MapReduceJob | str,
         input: str | list[str] | dict[str, str],
         output: str,
         job_params: dict[str, Any] | None = None,
@@ -291,18 +296,18 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the result, raise the remote error, or re-defer."""
-        event = validate_event(event)
-        self.job_id = event["job_id"]
-        if event["status"] == "success":
-            return self.get_job_result(event["job_id"], context)
-        if event["status"] == "needs_attention":
-            self.log.warning("SMR job %s: %s; retrying them", self.job_id, event.get("message"))
+        checked = validate_event(event)
+        self.job_id = checked["job_id"]
+        if checked["status"] == "success":
+            return self.get_job_result(checked["job_id"], context)
+        if checked["status"] == "needs_attention":
+            self.log.warning("SMR job %s: %s; retrying them", self.job_id, checked.get("message"))
             self.hook.retry_overdue_tasks(self.job_id, stack_name=self.stack_name)
             return self._defer_or_finish(context, self.job_id)
-        message = event.get("message")
-        if event.get("state") == protocol.FAILED:  # add the failed task's CloudWatch log tail
+        message = checked.get("message")
+        if checked.get("state") == protocol.FAILED:  # add the failed task's CloudWatch log tail
             message = self.hook.get_job_error(self.job_id, stack_name=self.stack_name)
-        raise AirflowException(f"SMR job {event['job_id']} {event['status']}: {message}")
+        raise AirflowException(f"SMR job {checked['job_id']} {checked['status']}: {message}")
 
     # -- ResumableJobMixin --------------------------------------------------------------------
 
@@ -348,8 +353,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     def is_job_succeeded(self, status: str) -> bool:
         return status in protocol.SUCCESS_STATES
 
-    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:
-        # The mixin returns this method's value when it reconnects, so it returns the result too.
+    # The mixin returns this method's value when it reconnects, so it returns the result too
+    # (Airflow declares it None).
+    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
         self.job_id = str(external_id)
         self._persist_links(context)
         result = self.hook.wait_for_job(self.job_id, stack_name=self.stack_name,
@@ -433,7 +439,7 @@ def lineage_datasets(locations: Any) -> list[tuple[str, str]]:
     return found
 
 
-def validate_event(event: dict[str, Any] | None) -> dict[str, Any]:
+def validate_event(event: dict[str, Any] | None) -> JobEvent:
     """Check a trigger event before acting on it; raise on a malformed one."""
     from airflow_provider_smr.triggers.smr import EVENT_STATUSES
 
@@ -441,11 +447,11 @@ def validate_event(event: dict[str, Any] | None) -> dict[str, Any]:
         raise AirflowException(f"SMR trigger sent no event (got {event!r})")
     if event.get("status") not in EVENT_STATUSES or not event.get("job_id"):
         raise AirflowException(f"SMR trigger sent a malformed event: {event!r}")
-    return event
+    return cast("JobEvent", event)  # an SMRJobTrigger's: the keys it always sets are checked
 
 
 
-def _declared_values(cls: type, operator: ServerlessMapReduceOperator) -> Any:
+def _declared_values(cls: type[_Declared], operator: ServerlessMapReduceOperator) -> _Declared:
     """Build a declaration (``JobOptions``, ``StackSettings``) from the operator's attributes."""
     return cls(**{o.name: getattr(operator, o.name) for o in declared(cls)})
 

@@ -90,13 +90,13 @@ class SMRJobSensor(AwsBaseSensor[SMRHook]):
         from airflow_provider_smr.operators.smr import validate_event
         from airflow_provider_smr.triggers.smr import NEEDS_ATTENTION, SUCCESS
 
-        event = validate_event(event)
-        if event["status"] == SUCCESS:
+        checked = validate_event(event)
+        if checked["status"] == SUCCESS:
             self.log.info("SMR job %s succeeded", self.job_id)
             return
-        if event["status"] == NEEDS_ATTENTION:
-            self.log.warning("SMR job %s: %s; retrying them", self.job_id, event.get("message"))
+        if checked["status"] == NEEDS_ATTENTION:
+            self.log.warning("SMR job %s: %s; retrying them", self.job_id, checked.get("message"))
             self.hook.retry_overdue_tasks(self.job_id, stack_name=self.stack_name)
             self._defer()
             return
-        raise AirflowException(f"SMR job {self.job_id} {event['status']}: {event.get('message')}")
+        raise AirflowException(f"SMR job {self.job_id} {checked['status']}: {checked.get('message')}")

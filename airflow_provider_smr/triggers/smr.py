@@ -8,13 +8,18 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.plan import Plan
+
+if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    from airflow_provider_smr.engine.watch import ProgressTracker
 
 # The statuses an SMRJobTrigger event can carry.
 SUCCESS = "success"
@@ -24,6 +29,19 @@ ERROR = "error"  # the trigger itself could not watch the job
 EVENT_STATUSES = (SUCCESS, FAILED, NEEDS_ATTENTION, ERROR)
 # Done markers read concurrently (once each) for the progress line's records and bytes.
 MARKER_READS_IN_FLIGHT = 16
+
+
+class _EventKeys(TypedDict):
+    status: str  # one of EVENT_STATUSES
+    job_id: str
+
+
+class JobEvent(_EventKeys, total=False):
+    """The payload of the one event an SMRJobTrigger yields."""
+
+    state: str  # the job's state when the watch ended
+    message: str  # the remote error, or which tasks went silent
+    overdue: list[list[Any]]  # [step, phase, task, attempt] of each silent attempt
 
 
 class SMRJobTrigger(BaseTrigger):
@@ -61,7 +79,7 @@ class SMRJobTrigger(BaseTrigger):
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # unannotated in Airflow
         self.job_id = protocol.validate_job_id(job_id)
         self.work_bucket = work_bucket
         self.stack_name = stack_name
@@ -89,7 +107,7 @@ class SMRJobTrigger(BaseTrigger):
             },
         )
 
-    def s3_hook(self) -> Any:
+    def s3_hook(self) -> AwsBaseHook:
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
         return AwsBaseHook(
@@ -102,13 +120,13 @@ class SMRJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            event = await self._watch()
+            event: JobEvent = await self._watch()
         except Exception as err:  # the task must hear about it, not wait for a timeout
             self.log.exception("Watching SMR job %s failed", self.job_id)
             event = {"status": ERROR, "job_id": self.job_id, "message": f"{type(err).__name__}: {err}"}
-        yield TriggerEvent(event)
+        yield TriggerEvent(event)  # type: ignore[no-untyped-call]  # unannotated in Airflow
 
-    async def _watch(self) -> dict[str, Any]:
+    async def _watch(self) -> JobEvent:
         from airflow_provider_smr.engine import watch
 
         plan: Plan | None = None
@@ -153,7 +171,8 @@ class SMRJobTrigger(BaseTrigger):
                     return event
                 await asyncio.sleep(self.poll_interval)
 
-    async def _read_done_markers(self, s3: S3Reader, tracker: Any, listed: list[dict[str, Any]]) -> None:
+    async def _read_done_markers(self, s3: S3Reader, tracker: ProgressTracker,
+                                 listed: list[dict[str, Any]]) -> None:
         """GET the done markers not read yet (each once per trigger run), a few at a time."""
         keys = tracker.new_done_keys(listed)
         if not keys:
@@ -167,7 +186,7 @@ class SMRJobTrigger(BaseTrigger):
         bodies = await asyncio.gather(*(read(key) for key in keys))
         tracker.ingest(dict(zip(keys, bodies)))
 
-    async def _event_for_state(self, state: str | None, s3: S3Reader) -> dict[str, Any] | None:
+    async def _event_for_state(self, state: str | None, s3: S3Reader) -> JobEvent | None:
         if state == protocol.SUCCEEDED:
             return {"status": SUCCESS, "job_id": self.job_id, "state": state}
         if state in (protocol.FAILED, protocol.CANCELLED):
@@ -199,7 +218,7 @@ class SMRJobTrigger(BaseTrigger):
         except Exception:  # noqa: BLE001 - a missed check only delays a backup attempt
             self.log.warning("SMR job %s: could not ask for straggler checks", self.job_id, exc_info=True)
 
-    def _needs_attention(self, state: str, overdue: list[tuple[int, str, int, int]]) -> dict[str, Any]:
+    def _needs_attention(self, state: str, overdue: list[tuple[int, str, int, int]]) -> JobEvent:
         tasks = [f"step {step} {phase} task {task} attempt {attempt}" for step, phase, task, attempt in overdue]
         return {
             "status": NEEDS_ATTENTION,
@@ -257,7 +276,7 @@ class S3Reader:
 
 
 @asynccontextmanager
-async def s3_reader(hook: Any) -> AsyncIterator[S3Reader]:
+async def s3_reader(hook: AwsBaseHook) -> AsyncIterator[S3Reader]:
     """An :class:`S3Reader` on the hook's aiobotocore client, or its boto3 client off the loop.
 
     aiobotocore pins botocore tightly; where it is not installed the sync client runs each call in
@@ -269,5 +288,5 @@ async def s3_reader(hook: Any) -> AsyncIterator[S3Reader]:
         client = await asyncio.to_thread(lambda: hook.conn)
         yield S3Reader(client, is_async=False)
         return
-    async with await hook.get_async_conn() as client:
+    async with await hook.get_async_conn() as client:  # type: ignore[no-untyped-call]  # unannotated in Airflow
         yield S3Reader(client, is_async=True)
