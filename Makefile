@@ -21,9 +21,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m mypy
 
-# Serial by default. PYTEST_ARGS="-n 2 --dist loadscope" runs two workers (pytest-xdist), each with
-# its own local stack and Airflow home, a module's tests on one worker (module fixtures run once).
-test: install
+# The gates first (zero findings), then the suite. Serial by default. PYTEST_ARGS="-n 2 --dist
+# loadscope" runs two workers (pytest-xdist), each with its own local stack and Airflow home, a
+# module's tests on one worker (module fixtures run once).
+test: lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: install
