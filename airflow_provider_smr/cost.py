@@ -8,8 +8,8 @@ minutes), data transfer (same region is free) and CloudWatch Logs ingestion.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping
 
 
 @dataclass(frozen=True)

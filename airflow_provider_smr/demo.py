@@ -144,7 +144,7 @@ def _run_dag(env: dict[str, str], endpoint_url: str, started: float) -> None:
     if first is not None:
         print(f"\nfirst lines of {first.name}:")
         with open(first, encoding="utf-8") as f:
-            for _, line in zip(range(3), f):
+            for _, line in zip(range(3), f, strict=False):
                 print(f"  {line.rstrip()}")
     print("\ntop 10 words:")
     for word, count in top or []:

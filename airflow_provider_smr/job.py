@@ -15,12 +15,12 @@ import inspect
 import sys
 import threading
 import types
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from lambda_handlers.sizes import parse_size
 from lambda_handlers.jobspec import IDENTITY as identity  # the reducer that writes values unchanged
+from lambda_handlers.sizes import parse_size
 
 if TYPE_CHECKING:
     from lambda_handlers.jobspec import BatchMapper, Fold, JobSpec, RangePartitioner

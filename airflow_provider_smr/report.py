@@ -373,7 +373,7 @@ def collect_report(clients: Any, work_bucket: str, job_id: str, *, result: dict 
              "failed": protocol.failed_key(job_id) if state == protocol.FAILED else None}
     wanted = [*(k for k in done_keys if k not in known), *error_keys, *[k for k in extra.values() if k]]
     with ThreadPoolExecutor(max_workers=16, thread_name_prefix="smr-report") as pool:
-        fetched = dict(zip(wanted, pool.map(lambda key: _get_json(s3, work_bucket, key), wanted)))
+        fetched = dict(zip(wanted, pool.map(lambda key: _get_json(s3, work_bucket, key), wanted), strict=True))
     fetched.update(known)
     return build_report(
         plan, listed, {k: fetched.get(k) for k in done_keys}, {k: fetched[k] for k in error_keys},
@@ -425,11 +425,13 @@ def try_write_report(clients: Any, work_bucket: str, job_id: str, result: dict |
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1f2933;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d9dee3}
-.meta{color:#52606d;font-size:13px}.state{display:inline-block;padding:2px 8px;border-radius:10px;color:#fff;font-weight:600}
+.meta{color:#52606d;font-size:13px}
+.state{display:inline-block;padding:2px 8px;border-radius:10px;color:#fff;font-weight:600}
 .SUCCEEDED{background:#2e7d32}.FAILED{background:#c62828}.CANCELLED{background:#6b7280}.RUNNING,.PENDING{background:#1565c0}
 table{border-collapse:collapse;font-size:13px}th,td{padding:4px 10px;border-bottom:1px solid #e4e7eb;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f5f7fa}
-.legend span{display:inline-block;margin-right:16px;font-size:13px}.sw{display:inline-block;width:14px;height:10px;margin-right:4px;vertical-align:middle}
+.legend span{display:inline-block;margin-right:16px;font-size:13px}
+.sw{display:inline-block;width:14px;height:10px;margin-right:4px;vertical-align:middle}
 pre{background:#fdf2f2;border:1px solid #f5c2c2;padding:10px;font-size:12px;white-space:pre-wrap}
 code{font-size:12px}svg text{font-family:system-ui,sans-serif}
 """
@@ -494,7 +496,7 @@ def render_timeline(report: JobReport) -> str:
                    f'fill="#52606d">{tick:g}s</text>')
     out.append(f'<text x="{LEFT}" y="{TOP - 8}" font-size="12" fill="#52606d">{len(attempts)} task '
                f'attempts in {rows} rows; time since the first start</text>')
-    for a, lane in zip(attempts, lanes):
+    for a, lane in zip(attempts, lanes, strict=True):
         start = a.start if a.start is not None else t0
         end = a.end if a.end is not None else t1
         x = LEFT + (start - t0) * scale
@@ -556,7 +558,8 @@ def _stats_table(report: JobReport) -> str:
 
 def _cost_table(report: JobReport) -> str:
     rows = [f"<tr><td>S3 {html.escape(kind)}</td><td>{n:,}</td></tr>" for kind, n in sorted(report.requests.items())]
-    rows.append(f"<tr><td>Lambda invokes</td><td>{report.lambda_invokes if report.lambda_invokes is not None else '-'}</td></tr>")
+    invokes = report.lambda_invokes if report.lambda_invokes is not None else "-"
+    rows.append(f"<tr><td>Lambda invokes</td><td>{invokes}</td></tr>")
     if report.lambda_gb_seconds is not None:
         rows.append(f"<tr><td>Lambda GB-seconds</td><td>{report.lambda_gb_seconds:,.3f}</td></tr>")
     cost = "-" if report.estimated_cost_usd is None else f"${report.estimated_cost_usd:.6f}"

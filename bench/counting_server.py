@@ -11,7 +11,8 @@ import json
 import sys
 import threading
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from airflow_provider_smr.local import gateway as _gateway
 from airflow_provider_smr.local import server as _server

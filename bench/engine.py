@@ -10,8 +10,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from lambda_handlers.options import JobOptions
 
@@ -39,7 +40,7 @@ class PeakRss:
             self.peak = max(self.peak, rss_mb())
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self.start = self.peak = rss_mb()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -85,7 +86,7 @@ class Bench:
         self.memory_mb, self.timeout_s, self.stack_name = memory_mb, timeout_s, stack_name
         self._local = None
 
-    def __enter__(self) -> "Bench":
+    def __enter__(self) -> Bench:
         os.environ.update(FAKE_ENV)
         from bench.counting_stack import CountingLocalStack
 
@@ -142,9 +143,7 @@ class Bench:
         After ``timeout`` seconds the job is cancelled and the run comes back with ``timed_out``
         set and an empty result (the fan-out time is still known).
         """
-        from airflow_provider_smr.engine.runner import JobTimeoutError
-
-        from airflow_provider_smr.engine.runner import JobRunner
+        from airflow_provider_smr.engine.runner import JobRunner, JobTimeoutError
 
         runner = JobRunner(self.clients, self.deploy(memory_mb or self.memory_mb))
         catcher = _FanOutLog()
@@ -247,7 +246,7 @@ class InProcessBench(Bench):
         super().__init__(memory_mb, timeout_s, stack_name)
         self.workers = workers
 
-    def __enter__(self) -> "InProcessBench":
+    def __enter__(self) -> InProcessBench:
         import queue
         import socket
         from types import SimpleNamespace

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 CHUNK_BYTES = 1 << 20
 

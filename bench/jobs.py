@@ -6,8 +6,14 @@ import bisect
 import math
 import operator
 
-from airflow_provider_smr import MapReduceJob, batch_mapper, fold, identity, range_partitioner
-from airflow_provider_smr import sample_boundaries  # noqa: F401  (run.py and dataplane.py sample sort keys)
+from airflow_provider_smr import (
+    MapReduceJob,
+    batch_mapper,
+    fold,
+    identity,
+    range_partitioner,
+    sample_boundaries,  # noqa: F401  (run.py and dataplane.py sample sort keys)
+)
 
 SORT_KEY = 10
 

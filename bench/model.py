@@ -162,7 +162,7 @@ def lambda_invocations(map_tasks: int, reducers: int) -> int:
     return map_tasks + reducers + (map_tasks + reducers)  # tasks + one coordinator call each
 
 
-def coordinator_environments(calls: int, task_s: float, rates: "Rates") -> int:
+def coordinator_environments(calls: int, task_s: float, rates: Rates) -> int:
     """Coordinator environments Lambda starts for ``calls`` notifications arriving within
     ``finish_spread`` x ``task_s`` (at least a second): arrival rate x time each call holds one."""
     spread = max(1.0, rates.finish_spread * task_s)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([a-z0-9-]+)/aws4_request")
 _INVOKE = re.compile(r"^/2015-03-31/functions/([^/]+)/invocations")

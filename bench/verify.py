@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 
 class Mismatch(AssertionError):

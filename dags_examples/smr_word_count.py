@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import DAG, Param, task
+from jobs import samples
 
 from airflow_provider_smr.operators.smr import ServerlessMapReduceOperator
-from jobs import samples
 
 with DAG(
     dag_id="smr_word_count",

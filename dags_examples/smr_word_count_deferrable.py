@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import DAG, task
+from jobs import samples
 
 from airflow_provider_smr.operators.smr import ServerlessMapReduceOperator
 from airflow_provider_smr.sensors.smr import SMRJobSensor
-from jobs import samples
 
 with DAG(
     dag_id="smr_word_count_deferrable",

@@ -15,8 +15,9 @@ This module is part of the Lambda package, so functions pickled by value find it
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lambda_handlers.jobspec import JobSpec

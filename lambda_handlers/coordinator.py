@@ -19,8 +19,9 @@ import logging
 import re
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from lambda_handlers import aws_errors, protocol, runtime
 from lambda_handlers.clock import epoch_seconds

@@ -23,8 +23,9 @@ import operator
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from lambda_handlers.shuffle import FRAME_HEADER, JsonSerializer, _Groups, fold_into, frame, sort_key
 

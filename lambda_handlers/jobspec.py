@@ -8,9 +8,10 @@ handlers unpickle it. It lives in the data plane so that unpickling inside Lambd
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -60,7 +61,7 @@ def install_modules(modules: dict[str, list[Any]]) -> None:
     sys.meta_path.append(_SourceFinder(modules))
 
 
-def _new_spec(modules: dict[str, list[Any]]) -> "JobSpec":
+def _new_spec(modules: dict[str, list[Any]]) -> JobSpec:
     install_modules(modules)
     return JobSpec.__new__(JobSpec)
 

@@ -13,8 +13,9 @@ its use. Standard library only: the data plane imports this module.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from lambda_handlers import protocol
 from lambda_handlers.sizes import SizeError, parse_size

@@ -9,8 +9,9 @@ they are; everything else is a small frozen dataclass.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, TypedDict
+from typing import Any, TypedDict
 
 from lambda_handlers.options import JobOptions, TaskLimits
 
@@ -26,18 +27,18 @@ class Split(TypedDict, total=False):
     task: int
     input: str
     format: str
-    bucket: Optional[str]
-    key: Optional[str]
-    etag: Optional[str]
+    bucket: str | None
+    key: str | None
+    etag: str | None
     start: int
     end: int
     size: int
-    compression: Optional[str]
+    compression: str | None
     # DynamoDB scan segments
     table: str
     segment: int
     total_segments: int
-    attributes: Optional[list[str]]
+    attributes: list[str] | None
     consistent: bool
 
 

@@ -32,7 +32,6 @@ from lambda_handlers.options import JobOptions, PlanError, TaskLimits
 from lambda_handlers.plan import InputPlan, OutputPlan, Plan, Split, StepPlan
 from lambda_handlers.s3uri import InputError, S3Uri
 
-
 DEFAULT_INPUT = "default"
 _GLOB_CHARS = "*?["
 

@@ -17,8 +17,9 @@ bytes are the same as calling them per key; any other key falls back to grouping
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from lambda_handlers import aws_errors, grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, writers

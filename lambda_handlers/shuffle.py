@@ -28,8 +28,9 @@ import struct
 import zlib
 from bisect import bisect_left
 from collections import defaultdict, deque
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from operator import itemgetter
-from typing import Any, Callable, Hashable, Iterable, Iterator
+from typing import Any
 
 from lambda_handlers import columns
 from lambda_handlers.jobspec import Fold, RangePartitioner

@@ -7,6 +7,7 @@ and ``check_stack_runtime`` refuses a stack whose Python is not the worker's.
 
 from __future__ import annotations
 
+from airflow_provider_smr.deploy.artifacts import artifacts_bucket_name
 from airflow_provider_smr.deploy.errors import (
     DeployError,
     RuntimeMismatchError,
@@ -14,7 +15,6 @@ from airflow_provider_smr.deploy.errors import (
     StackNotFoundError,
     StackSettingsError,
 )
-from airflow_provider_smr.deploy.artifacts import artifacts_bucket_name
 from airflow_provider_smr.deploy.package import LambdaPackage, build_zip, lambda_package
 from airflow_provider_smr.deploy.stack import (
     StackInfo,

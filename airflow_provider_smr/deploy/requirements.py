@@ -17,8 +17,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 PLATFORM = "manylinux2014_x86_64"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)

@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smr.deploy import artifacts
 from airflow_provider_smr.deploy.errors import DeployError, RuntimeMismatchError, StackNotFoundError
 from airflow_provider_smr.deploy.package import lambda_package
-from lambda_handlers.options import StackSettings
 from airflow_provider_smr.deploy.status import (
     COMPLETE_STATES,
     DEAD_STATES,
@@ -45,6 +45,7 @@ from airflow_provider_smr.deploy.template import (
     worker_runtime,
 )
 from lambda_handlers.aws_errors import error_code, is_not_found
+from lambda_handlers.options import StackSettings
 
 if TYPE_CHECKING:
     from airflow_provider_smr.engine.aws import AwsClients

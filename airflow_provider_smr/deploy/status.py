@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Callable, Iterable, Literal, overload
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, overload
 
 from airflow_provider_smr.deploy.errors import DeployError
 

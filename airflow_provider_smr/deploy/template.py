@@ -15,8 +15,9 @@ import hashlib
 import json
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from airflow_provider_smr.deploy.errors import StackSettingsError
 from lambda_handlers import protocol

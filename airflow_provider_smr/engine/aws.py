@@ -8,7 +8,8 @@ once and reused (boto3 clients are thread-safe; the fan-out pool shares them).
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import boto3

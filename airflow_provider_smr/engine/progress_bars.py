@@ -14,8 +14,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from airflow_provider_smr.engine.watch import (JobStatus, ProgressTracker, format_bytes, format_elapsed,
-                                               short_count)
+from airflow_provider_smr.engine.watch import JobStatus, ProgressTracker, format_bytes, format_elapsed, short_count
 from lambda_handlers import protocol
 
 if TYPE_CHECKING:

@@ -11,7 +11,8 @@ import contextlib
 import contextvars
 import threading
 from collections import Counter, defaultdict
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 _CURRENT_JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("smr_job", default=None)
 _LOCK = threading.Lock()

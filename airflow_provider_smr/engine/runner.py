@@ -13,23 +13,39 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_smr.engine import requests as reqs
 from airflow_provider_smr.engine import submit as submit_mod
 from airflow_provider_smr.engine.result import build_result
-from airflow_provider_smr.engine.watch import (TIMED_OUT, JobStatus, ProgressTracker, WatchPolicy,
-                                               WatchState, failure_message, list_status,
-                                               status_from_listing, watch_step)
+from airflow_provider_smr.engine.watch import (
+    TIMED_OUT,
+    JobStatus,
+    ProgressTracker,
+    WatchPolicy,
+    WatchState,
+    failure_message,
+    list_status,
+    status_from_listing,
+    watch_step,
+)
 from airflow_provider_smr.job import MapReduceJob, check_pickle_runtime, load_job
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, TaskLimits
 from lambda_handlers.plan import JobShape, Plan, PlanningRequest, StepShape
-from lambda_handlers.planning import (build_plan, check_output_outside_inputs, describe_tables,
-                                      list_objects, normalize_inputs, output_location, resolve_inputs)
+from lambda_handlers.planning import (
+    build_plan,
+    check_output_outside_inputs,
+    describe_tables,
+    list_objects,
+    normalize_inputs,
+    output_location,
+    resolve_inputs,
+)
 from lambda_handlers.s3uri import S3Uri
 
 if TYPE_CHECKING:
@@ -321,7 +337,7 @@ class JobRunner:
                     with ThreadPoolExecutor(max_workers=min(16, len(keys)),
                                             thread_name_prefix="smr-markers") as pool:
                         bodies = list(pool.map(reqs.bind_job(self._get_json), keys))
-            tracker.ingest(dict(zip(keys, bodies)))
+            tracker.ingest(dict(zip(keys, bodies, strict=True)))
         return tracker
 
     def check_deadlines(self, job_id: str, reason: str = "check-deadlines") -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_precondition_failed

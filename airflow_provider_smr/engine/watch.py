@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from lambda_handlers import protocol
 from lambda_handlers.clock import epoch_seconds
@@ -93,7 +94,7 @@ def status_from_listing(plan: Plan, listed: Iterable[dict], now: float | None = 
     now = time.time() if now is None else now
     deadline = plan.limits.task_timeout_s + plan.options.deadline_grace_s
     steps = [{protocol.MAP: PhaseProgress(s.num_map_tasks)} for s in plan.steps]
-    for progress, s in zip(steps, plan.steps):
+    for progress, s in zip(steps, plan.steps, strict=True):
         if s.num_reducers:
             progress[protocol.REDUCE] = PhaseProgress(s.num_reducers)
 

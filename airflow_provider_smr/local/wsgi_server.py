@@ -58,7 +58,7 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
         try:
             while self._handle_one():
                 pass
-        except (ConnectionError, _BadRequest, socket.timeout, OSError):
+        except (TimeoutError, ConnectionError, _BadRequest, OSError):
             pass
 
     def _handle_one(self) -> bool:

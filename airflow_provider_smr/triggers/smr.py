@@ -184,7 +184,7 @@ class SMRJobTrigger(BaseTrigger):
                 return await s3.get_json(self.work_bucket, key)
 
         bodies = await asyncio.gather(*(read(key) for key in keys))
-        tracker.ingest(dict(zip(keys, bodies)))
+        tracker.ingest(dict(zip(keys, bodies, strict=True)))
 
     async def _event_for_state(self, state: str | None, s3: S3Reader) -> JobEvent | None:
         if state == protocol.SUCCEEDED:

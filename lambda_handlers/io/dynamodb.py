@@ -28,8 +28,9 @@ import math
 import random
 import time
 import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from lambda_handlers.plan import Split, TableOutput

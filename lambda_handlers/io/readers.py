@@ -20,8 +20,9 @@ from __future__ import annotations
 import csv
 import json
 import zlib
+from collections.abc import Callable, Iterator
 from itertools import chain
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from lambda_handlers.io import splits
 from lambda_handlers.s3uri import S3Uri

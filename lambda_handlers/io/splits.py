@@ -22,7 +22,8 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody

@@ -14,9 +14,10 @@ import csv
 import io
 import json
 import json.encoder
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 OUTPUT_FORMATS = ("jsonl", "tsv", "csv")
 _SCALARS = (str, int, float, bool, type(None))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from tests.local.conftest import read_payload
 
 INTROSPECT = """
