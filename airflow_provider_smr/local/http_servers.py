@@ -86,7 +86,7 @@ class _Cheroot:
 
 class _Waitress:
     def __init__(self, host: str, port: int, app: WSGIApplication, threads: int, memory_body_bytes: int):
-        from waitress.server import create_server  # type: ignore[import-untyped]  # no types shipped
+        from waitress.server import create_server
 
         self._server: Any = create_server(
             app, sockets=[_listening_socket(host, port)], threads=threads, connection_limit=4096,
