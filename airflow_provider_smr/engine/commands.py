@@ -57,10 +57,10 @@ def add_option_flags(parser: Any, cls: type) -> None:
             parser.add_argument(option.flag, action=argparse.BooleanOptionalAction,
                                 default=option.default, help=option.help)
         elif option.kind is list:
-            parser.add_argument(option.flag, action="append", type=_checked(cls, option.name),
+            parser.add_argument(option.flag, action="append", type=_checked(cls, option),
                                 default=None, metavar="VALUE", help=option.help + " (repeatable)")
         else:
-            parser.add_argument(option.flag, type=_checked(cls, option.name), default=option.default,
+            parser.add_argument(option.flag, type=_checked(cls, option), default=option.default,
                                 choices=option.choices or None, metavar=_metavar(option),
                                 help=option.help)
 
@@ -71,21 +71,24 @@ def _metavar(option: OptionInfo) -> str | None:
     return "SIZE" if option.unit == "bytes" else {int: "N", float: "X"}.get(option.kind, "VALUE")
 
 
-def _checked(cls: type, name: str) -> Callable[[str], Any]:
+def _checked(cls: type, option: OptionInfo) -> Callable[[str], Any]:
+    """argparse's ``type=`` for one option: the value as the declaration reads and checks it
+    (one item of a repeatable option)."""
     def convert(text: str) -> Any:
         try:
-            value = getattr(cls(**{name: [text] if getattr(cls(), name) == () else text}), name)
+            value = getattr(cls(**{option.name: [text] if option.kind is list else text}), option.name)
         except OptionError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
-        return value[0] if isinstance(value, tuple) else value
-    convert.__name__ = name
+        return value[0] if option.kind is list else value
+    convert.__name__ = option.name  # argparse names the type in its "invalid value" message
     return convert
 
 
 def options_from_args(args: argparse.Namespace, cls: type[_Declared]) -> _Declared:
     """The declaration's values as the flags gave them (the declaration's defaults otherwise)."""
     values = {o.name: getattr(args, o.name) for o in declared(cls)}
-    return cls(**{k: (() if v is None and getattr(cls(), k) == () else v) for k, v in values.items()})
+    repeatable = {o.name for o in declared(cls) if o.kind is list}
+    return cls(**{k: (() if v is None and k in repeatable else v) for k, v in values.items()})
 
 
 def register(subparsers: Any) -> None:
