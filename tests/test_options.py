@@ -105,3 +105,10 @@ def test_the_readme_lists_every_option_in_the_operator_table():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [o.name for o in DECLARED if f"| `{o.name}` |" not in readme]
     assert missing == []
+
+
+def test_an_operator_argument_left_none_takes_the_declared_default():
+    op = ServerlessMapReduceOperator(task_id="t", job="jobs.x:y", input="s3://b/in/", output="s3://b/out/",
+                                     memory_mb=None, timeout_s=None, max_attempts=None)
+    assert op.stack_settings() == StackSettings()
+    assert op.job_options().max_attempts == JobOptions().max_attempts

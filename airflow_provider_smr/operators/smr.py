@@ -452,8 +452,12 @@ def validate_event(event: dict[str, Any] | None) -> JobEvent:
 
 
 def _declared_values(cls: type[_Declared], operator: ServerlessMapReduceOperator) -> _Declared:
-    """Build a declaration (``JobOptions``, ``StackSettings``) from the operator's attributes."""
-    return cls(**{o.name: getattr(operator, o.name) for o in declared(cls)})
+    """Build a declaration (``JobOptions``, ``StackSettings``) from the operator's attributes.
+
+    An argument left None (``memory_mb=None``, as DAGs wrote before these had defaults) takes the
+    declaration's default."""
+    values = {o.name: getattr(operator, o.name) for o in declared(cls)}
+    return cls(**{name: value for name, value in values.items() if value is not None})
 
 
 def _param_docs() -> str:
