@@ -322,7 +322,7 @@ class MapReduceJob:
 
     # -- what travels -----------------------------------------------------------------------------
 
-    def to_spec(self, params: dict | None = None, max_bad_records: int = 0) -> JobSpec:
+    def to_spec(self, params: dict | None = None) -> JobSpec:
         """The data plane's view of this job (what ``job.pkl`` holds)."""
         from lambda_handlers.jobspec import JobSpec, StepSpec
 
@@ -333,17 +333,17 @@ class MapReduceJob:
         default = self.input_format if isinstance(self.input_format, str) else "text"
         return JobSpec(steps=steps, name=self.name, input_format=default, input_formats=formats,
                        output_format=self.output_format, serializer=self.serializer,
-                       params=dict(params or {}), max_bad_records=int(max_bad_records),
+                       params=dict(params or {}),
                        modules=module_sources(getattr(self, "extra_modules", ())))
 
     def functions(self) -> list[Callable]:
         return [fn for s in self.steps for fn in s.functions()]
 
-    def dumps(self, params: dict | None = None, max_bad_records: int = 0) -> bytes:
+    def dumps(self, params: dict | None = None) -> bytes:
         """Cloudpickle :meth:`to_spec`, user modules by value; :class:`JobPicklingError` if impossible."""
         import cloudpickle
 
-        spec = self.to_spec(params, max_bad_records)
+        spec = self.to_spec(params)
         with _PICKLE_LOCK:
             registered = _register_by_value(self.functions())
             try:

@@ -201,7 +201,6 @@ class JobSpec:
     output_format: str = "jsonl"  # jsonl | tsv | csv
     serializer: str = "json"  # json | pickle: how keys and values travel through the shuffle
     params: dict[str, Any] = field(default_factory=dict)  # job_params, rendered by Airflow
-    max_bad_records: int = 0
     python: tuple[int, int] = field(default_factory=lambda: (sys.version_info[0], sys.version_info[1]))
     version: int = SPEC_VERSION
     # Shipped source modules (``extra_modules``): {module name: [is_package, source]}. They are

@@ -533,7 +533,7 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     budget = plan.limits.memory_budget_bytes
     ser = shuffle.serializer(getattr(job, "serializer", "json"))
     num_reducers = plan.steps[step].num_reducers
-    max_bad = plan.options.max_bad_records or int(getattr(job, "max_bad_records", 0) or 0)
+    max_bad = plan.options.max_bad_records
 
     if step == 0:
         if task >= len(plan.splits):

@@ -120,10 +120,10 @@ def test_num_reducers_must_be_positive():
 def test_to_spec_carries_steps_formats_and_params():
     job = MapReduceJob(mapper={"users": tokenize, "orders": tokenize}, reducer=total,
                        input_format={"users": "csv", "orders": "jsonl"}, output_format="tsv")
-    spec = job.to_spec(params={"k": 3}, max_bad_records=5)
+    spec = job.to_spec(params={"k": 3})
     assert isinstance(spec, JobSpec)
     assert spec.input_formats == {"users": "csv", "orders": "jsonl"}
-    assert spec.output_format == "tsv" and spec.params == {"k": 3} and spec.max_bad_records == 5
+    assert spec.output_format == "tsv" and spec.params == {"k": 3}
     assert spec.steps[0].mapper == {"users": tokenize, "orders": tokenize}
 
 

@@ -153,7 +153,7 @@ class JobRunner:
                 return job_id
             began = time.monotonic()
             check_pickle_runtime(self.stack.runtime)
-            pickled = job.dumps(params=job_params, max_bad_records=options.max_bad_records)
+            pickled = job.dumps(params=job_params)
             named = normalize_inputs(input)
             job.check_inputs(list(named))
             check_output_outside_inputs(output, named)
@@ -248,7 +248,7 @@ class JobRunner:
             return
         if not self._exists(protocol.job_pickle_key(job_id)):
             self.s3.put_object(Bucket=self.bucket, Key=protocol.job_pickle_key(job_id),
-                               Body=job.dumps(params=job_params, max_bad_records=options.max_bad_records))
+                               Body=job.dumps(params=job_params))
         todo = submit_mod.unstarted_map_tasks(self.plan(job_id), listed)
         self.log.info("job %s: finishing an interrupted fan-out (%d map tasks)", job_id, len(todo))
         self._fan_out(self.plan(job_id), todo, options.max_concurrency)
