@@ -5,9 +5,11 @@ validated once, when it is built, with errors that name the option, travels in `
 plain dict and comes back typed in Lambda (``Plan.options``, :mod:`lambda_handlers.plan`). :class:`StackSettings`
 holds what a deployment fixes for every job on the stack (function memory, timeout, layers, ...).
 
-The operator's keyword arguments, the hook, the runner, the planner and the ``smr run`` flags are
-all read from these two declarations (:func:`declared`), so adding an option is one field here plus
-its use. Standard library only: the data plane imports this module.
+The hook, the runner and the planner take these objects; the ``smr run`` flags are generated from
+the declarations (:func:`declared`), and the operator's keyword arguments take their defaults and
+docs from them (``tests/test_options.py`` fails when an option has no argument or flag). Adding an
+option is a field here, its operator argument, and its use. Standard library only: the data plane
+imports this module.
 """
 
 from __future__ import annotations
@@ -91,15 +93,14 @@ def _flag(name: str, value: Any) -> bool:
     raise OptionError(f"{name} must be true or false, got {value!r}")
 
 
-_Declared = TypeVar("_Declared", "JobOptions", "StackSettings")
+Declared = TypeVar("Declared", "JobOptions", "StackSettings")
 
 
-def _from_mapping(cls: type[_Declared], values: Mapping[str, Any], what: str) -> _Declared:
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise OptionError(f"unknown {what} {', '.join(map(repr, unknown))}; known: {', '.join(sorted(names))}")
-    return cls(**values)
+def declared_values(cls: type[Declared], source: object) -> Declared:
+    """Build a declaration from the attributes of the same names on ``source`` (an operator, parsed
+    ``smr run`` flags); an attribute left None takes the declared default."""
+    values = {o.name: getattr(source, o.name) for o in declared(cls)}
+    return cls(**{name: value for name, value in values.items() if value is not None})
 
 
 @dataclass(frozen=True)
@@ -169,14 +170,16 @@ class JobOptions:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> JobOptions:
         """Options from a dict (``plan.json``, a planning request); an unknown name is an error."""
-        return _from_mapping(cls, values, "job option")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise OptionError(f"unknown job option {', '.join(map(repr, unknown))}; "
+                              f"known: {', '.join(sorted(names))}")
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, as ``plan.json`` stores it."""
         return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> JobOptions:
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -203,13 +206,6 @@ class StackSettings:
             if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
                 raise OptionError(f"{name} must be a list of strings, got {value!r}")
             set_(self, name, tuple(value))
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> StackSettings:
-        return _from_mapping(cls, values, "stack setting")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,14 @@ import pytest
 
 from airflow_provider_smr.cli import build_parser
 from airflow_provider_smr.operators.smr import ServerlessMapReduceOperator
-from lambda_handlers.options import JobOptions, OptionError, StackSettings, TaskLimits, declared
+from lambda_handlers.options import (
+    JobOptions,
+    OptionError,
+    StackSettings,
+    TaskLimits,
+    declared,
+    declared_values,
+)
 
 DECLARED = [*declared(JobOptions), *declared(StackSettings)]
 
@@ -45,17 +52,15 @@ def test_cli_flags_build_the_same_options_as_the_operator_arguments():
                                      "--num-reducers", "4", "--split-size", "64MiB", "--speculation",
                                      "--driver", "lambda", "--memory-mb", "512", "--layers", "a",
                                      "--layers", "b"])
-    from airflow_provider_smr.engine.commands import options_from_args
-
-    assert options_from_args(args, JobOptions) == JobOptions(
+    assert declared_values(JobOptions, args) == JobOptions(
         num_reducers=4, split_size=64 * 2**20, speculation=True, driver="lambda")
-    assert options_from_args(args, StackSettings) == StackSettings(memory_mb=512, layers=("a", "b"))
+    assert declared_values(StackSettings, args) == StackSettings(memory_mb=512, layers=("a", "b"))
     op = ServerlessMapReduceOperator(task_id="t", job="jobs.x:y", input="s3://b/in/",
                                      output="s3://b/out/", num_reducers="4", split_size="64MiB",
                                      speculation=True, driver="lambda", memory_mb=512,
                                      layers=["a", "b"])
-    assert op.job_options() == options_from_args(args, JobOptions)
-    assert op.stack_settings() == options_from_args(args, StackSettings)
+    assert op.job_options() == declared_values(JobOptions, args)
+    assert op.stack_settings() == declared_values(StackSettings, args)
 
 
 @pytest.mark.parametrize("argv, flag", [(["--max-attempts", "0"], "--max-attempts"),

@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from lambda_handlers.io import dynamodb
-from lambda_handlers.options import JobOptions, OptionError, OptionInfo, StackSettings, declared
+from lambda_handlers.options import (
+    JobOptions,
+    OptionError,
+    OptionInfo,
+    StackSettings,
+    declared,
+    declared_values,
+)
 from lambda_handlers.s3uri import S3Uri, is_s3_uri
 
 if TYPE_CHECKING:
@@ -39,9 +47,6 @@ LOCAL_BUCKET = "smr-local-data"
 _NAMED = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)=(.+)$")
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
                     "aws_session_token": "testing"}
-
-
-_Declared = TypeVar("_Declared")  # an option declaration: JobOptions, StackSettings
 
 
 class CommandError(Exception):
@@ -82,13 +87,6 @@ def _checked(cls: type, option: OptionInfo) -> Callable[[str], Any]:
         return value[0] if option.kind is list else value
     convert.__name__ = option.name  # argparse names the type in its "invalid value" message
     return convert
-
-
-def options_from_args(args: argparse.Namespace, cls: type[_Declared]) -> _Declared:
-    """The declaration's values as the flags gave them (the declaration's defaults otherwise)."""
-    values = {o.name: getattr(args, o.name) for o in declared(cls)}
-    repeatable = {o.name for o in declared(cls) if o.kind is list}
-    return cls(**{k: (() if v is None and k in repeatable else v) for k, v in values.items()})
 
 
 def register(subparsers: Any) -> None:
@@ -303,13 +301,13 @@ def run_command(args: argparse.Namespace) -> int:
                 output = str(S3Uri(LOCAL_BUCKET, f"outputs/{local_output.name or 'output'}/"))
         elif not (is_s3_uri(output) or dynamodb.is_dynamodb_uri(output)):
             raise CommandError(f"output {output!r} is not an S3 or DynamoDB URI (local paths need --local)")
-        deploy = {"settings": options_from_args(args, StackSettings),
+        deploy = {"settings": declared_values(StackSettings, args),
                   "input_buckets": _buckets(inputs), "output_buckets": _buckets(output),
                   "tables": _tables(inputs) + _tables(output)}
         runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy)
-        options = options_from_args(args, JobOptions)
+        options = declared_values(JobOptions, args)
         job_id = runner.submit(job, input=inputs, output=output,
-                               options=options.replace(overwrite=options.overwrite or local),
+                               options=dataclasses.replace(options, overwrite=options.overwrite or local),
                                job_params=params, job_id=args.job_id)
         with _progress(args, job_id) as on_progress:
             result = runner.wait(job_id, poll_interval=args.poll_interval, on_progress=on_progress)

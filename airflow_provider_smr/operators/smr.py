@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from airflow.configuration import conf
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -15,7 +15,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from airflow_provider_smr.hooks.smr import SMRHook
 from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink
 from lambda_handlers import protocol
-from lambda_handlers.options import JobOptions, StackSettings, declared
+from lambda_handlers.options import JobOptions, StackSettings, declared, declared_values
 from lambda_handlers.s3uri import SCHEME, S3Uri, is_s3_uri
 
 try:  # Airflow >= 3.3: task_state_store survives retries (AIP-103).
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from airflow_provider_smr.triggers.smr import JobEvent
 
 _JOB, _STACK = JobOptions(), StackSettings()
-_Declared = TypeVar("_Declared")  # an option declaration: JobOptions, StackSettings
 
 # Room left under protocol's 200-character limit for a generation suffix (".2", ".3", ...).
 MAX_BASE_JOB_ID = 190
@@ -247,11 +246,11 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
 
     def job_options(self) -> JobOptions:
         """This task's :class:`JobOptions`, from its (rendered) arguments of the same names."""
-        return _declared_values(JobOptions, self)
+        return declared_values(JobOptions, self)
 
     def stack_settings(self) -> StackSettings:
         """This task's :class:`StackSettings`, from its arguments of the same names."""
-        return _declared_values(StackSettings, self)
+        return declared_values(StackSettings, self)
 
     def _ensure_stack(self) -> dict[str, Any]:
         if not self.deploy:
@@ -449,15 +448,6 @@ def validate_event(event: dict[str, Any] | None) -> JobEvent:
         raise AirflowException(f"SMR trigger sent a malformed event: {event!r}")
     return cast("JobEvent", event)  # an SMRJobTrigger's: the keys it always sets are checked
 
-
-
-def _declared_values(cls: type[_Declared], operator: ServerlessMapReduceOperator) -> _Declared:
-    """Build a declaration (``JobOptions``, ``StackSettings``) from the operator's attributes.
-
-    An argument left None (``memory_mb=None``, as DAGs wrote before these had defaults) takes the
-    declaration's default."""
-    values = {o.name: getattr(operator, o.name) for o in declared(cls)}
-    return cls(**{name: value for name, value in values.items() if value is not None})
 
 
 def _param_docs() -> str:
