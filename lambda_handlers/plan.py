@@ -10,7 +10,7 @@ they are; everything else is a small frozen dataclass.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
 
 from lambda_handlers.options import JobOptions, TaskLimits
@@ -142,8 +142,6 @@ class Plan:
 
     def with_driver(self, **facts: Any) -> Plan:
         """The same plan with how planning went recorded (the planner's own time, where it ran)."""
-        from dataclasses import replace
-
         return replace(self, driver={**self.driver, **facts})
 
     @classmethod

@@ -29,7 +29,7 @@ from lambda_handlers import protocol
 from lambda_handlers.aws_errors import error_code, is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
-from lambda_handlers.plan import InputPlan, OutputPlan, Plan, Split, StepPlan
+from lambda_handlers.plan import InputPlan, OutputPlan, Plan, Split, StepPlan, TableOutput
 from lambda_handlers.s3uri import InputError, S3Uri
 
 DEFAULT_INPUT = "default"
@@ -336,10 +336,12 @@ def output_spec(output_uri: str, overwrite: bool, inputs: dict[str, list[str]], 
     """The plan's ``output``: an S3 folder, or a DynamoDB table (manifest under the job prefix)."""
     listed = tuple(u for uris in inputs.values() for u in uris)
     if dynamodb.is_dynamodb_uri(output_uri):
-        return OutputPlan.from_json({
-            "uri": output_uri, "bucket": work_bucket,
-            "prefix": protocol.table_manifest_key(job_id)[: -len(protocol.SUCCESS_MARKER)],
-            "overwrite": bool(overwrite), "inputs": listed, **dynamodb.output_plan(output_uri)})
+        loc = dynamodb.parse_uri(output_uri)
+        table = TableOutput(loc["table"], loc["key_attribute"], loc["value_attribute"], loc["key_type"],
+                            bool(loc["create_table"]))
+        return OutputPlan(uri=output_uri, bucket=work_bucket,
+                          prefix=protocol.table_manifest_key(job_id)[: -len(protocol.SUCCESS_MARKER)],
+                          format=dynamodb.FORMAT, overwrite=bool(overwrite), inputs=listed, table=table)
     out = output_location(output_uri)
     return OutputPlan(uri=str(out), bucket=out.bucket, prefix=out.key, format=fmt,
                       overwrite=bool(overwrite), inputs=listed)

@@ -325,14 +325,6 @@ def ensure_table(client: Any, table: str, key_attribute: str = "key", key_type: 
         sleep(1.0)
 
 
-def output_plan(uri: str) -> dict[str, Any]:
-    """The plan's ``output`` fields of a ``dynamodb://`` output (besides uri/inputs/overwrite)."""
-    loc = parse_uri(uri)
-    return {"format": FORMAT, "table": loc["table"], "key_attribute": loc["key_attribute"],
-            "value_attribute": loc["value_attribute"], "key_type": loc["key_type"],
-            "create_table": loc["create_table"]}
-
-
 def write_output(client: Any, output: TableOutput, outs: Iterable[Any]) -> int:
     """Write a final task's output items to the plan's table; return the item count."""
     writer = ItemWriter(client, output.table, output.key_attribute, output.value_attribute,
