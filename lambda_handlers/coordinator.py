@@ -26,7 +26,6 @@ from typing import Any
 from lambda_handlers import aws_errors, protocol, runtime
 from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.io import writers
-from lambda_handlers.options import JobOptions, TaskLimits
 from lambda_handlers.parallel import ordered_parallel
 from lambda_handlers.plan import Plan
 
@@ -128,7 +127,6 @@ def retry_claim(step: int, phase: str, task: int, attempt: int) -> str:
 
 def decide(plan: Plan, st: JobState, now: float, check_deadlines: bool) -> list[Action]:
     """What is due now, as :class:`Action` s (pure: the effects are :func:`_perform`'s)."""
-    opts, limits = plan.options, plan.limits
     steps = plan.steps
     actions: list[Action] = []
     for s, sp in enumerate(steps):
@@ -136,7 +134,7 @@ def decide(plan: Plan, st: JobState, now: float, check_deadlines: bool) -> list[
         m, r = sp.num_map_tasks, sp.num_reducers
         if s > 0 and f"map-{s}" not in st.claims:
             break
-        actions += _failures(st, opts, limits, s, protocol.MAP, m, now, check_deadlines, f"map-{s}")
+        actions += _failures(st, plan, s, protocol.MAP, m, now, check_deadlines, f"map-{s}")
         if len(st.done[(s, protocol.MAP)]) < m:
             break
         if r == 0:
@@ -146,8 +144,7 @@ def decide(plan: Plan, st: JobState, now: float, check_deadlines: bool) -> list[
         if f"reduce-{s}" not in st.claims:
             actions.append(Action(START_REDUCE, s))
             break
-        actions += _failures(st, opts, limits, s, protocol.REDUCE, r, now, check_deadlines,
-                             f"reduce-{s}")
+        actions += _failures(st, plan, s, protocol.REDUCE, r, now, check_deadlines, f"reduce-{s}")
         if len(st.done[(s, protocol.REDUCE)]) < r:
             break
         if last:
@@ -159,12 +156,12 @@ def decide(plan: Plan, st: JobState, now: float, check_deadlines: bool) -> list[
     return actions
 
 
-def _failures(st: JobState, opts: JobOptions, limits: TaskLimits, s: int, phase: str,
+def _failures(st: JobState, plan: Plan, s: int, phase: str,
               tasks: Iterable[int] | int, now: float, check_deadlines: bool,
               phase_claim: str) -> list[Action]:
     out: list[Action] = []
     done = st.done[(s, phase)]
-    limit = limits.task_timeout_s + opts.deadline_grace_s
+    opts, limit = plan.options, plan.silent_after_s
     slow = (speculation_after(st, opts.speculation_threshold, s, phase, tasks)
             if check_deadlines and opts.speculation and isinstance(tasks, int) else None)
     for t in range(tasks) if isinstance(tasks, int) else tasks:
@@ -260,8 +257,7 @@ def _task_failed(bucket: str, job_id: str, plan: Plan, phase: str, step: int, ta
     st = scan(job_id, objects)
     if st.terminal:
         return {"state": sorted(st.terminal)[0], "actions": []}
-    actions = _failures(st, plan.options, plan.limits, step, phase, [task],
-                        time.time(), False, "")
+    actions = _failures(st, plan, step, phase, [task], time.time(), False, "")
     if not actions or runtime.exists(bucket, protocol.cancel_key(job_id)):
         return {"state": protocol.RUNNING, "actions": []}
     return {"state": protocol.RUNNING,

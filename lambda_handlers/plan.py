@@ -133,6 +133,12 @@ class Plan:
     driver: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def silent_after_s(self) -> int:
+        """Seconds after which a started attempt with no result is presumed killed by Lambda
+        (timeout or out of memory write nothing): the function timeout plus the grace."""
+        return self.limits.task_timeout_s + self.options.deadline_grace_s
+
+    @property
     def last_step(self) -> int:
         return len(self.steps) - 1
 

@@ -92,7 +92,7 @@ def status_from_listing(plan: Plan, listed: Iterable[dict], now: float | None = 
     """
     job_id = plan.job_id
     now = time.time() if now is None else now
-    deadline = plan.limits.task_timeout_s + plan.options.deadline_grace_s
+    deadline = plan.silent_after_s
     steps = [{protocol.MAP: PhaseProgress(s.num_map_tasks)} for s in plan.steps]
     for progress, s in zip(steps, plan.steps, strict=True):
         if s.num_reducers:
