@@ -83,6 +83,33 @@ class S3Object:
         return str(S3Uri(self.bucket, self.key))
 
 
+def spec_uris(*specs: Any) -> list[str]:
+    """Every URI string in input/output specs (a URI, a list of URIs, ``{name: URI or list}``), in
+    order; nothing is checked (see :func:`normalize_inputs`)."""
+    found: list[str] = []
+    for spec in specs:
+        if isinstance(spec, str):
+            found.append(spec)
+        elif isinstance(spec, dict):
+            found.extend(spec_uris(*spec.values()))
+        elif isinstance(spec, (list, tuple)):
+            found.extend(spec_uris(*spec))
+    return found
+
+
+def s3_buckets(*specs: Any) -> list[str]:
+    """The buckets the ``s3://`` URIs of input/output specs name, each once, in order (what a deploy
+    grants)."""
+    locations = (S3Uri.parse_or_none(uri) for uri in spec_uris(*specs))
+    return list(dict.fromkeys(loc.bucket for loc in locations if loc is not None))
+
+
+def dynamodb_tables(*specs: Any) -> list[str]:
+    """The tables the ``dynamodb://`` URIs of input/output specs name, each once, in order."""
+    return list(dict.fromkeys(dynamodb.parse_uri(uri)["table"] for uri in spec_uris(*specs)
+                              if dynamodb.is_dynamodb_uri(uri)))
+
+
 def normalize_inputs(spec: Any) -> dict[str, list[str]]:
     """``"s3://..."`` / ``[...]`` / ``{name: uri-or-list}`` -> ``{name: [uri, ...]}``."""
     def as_list(value: Any, name: str) -> list[str]:

@@ -30,6 +30,7 @@ from lambda_handlers.options import (
     declared,
     declared_values,
 )
+from lambda_handlers.planning import dynamodb_tables, s3_buckets
 from lambda_handlers.s3uri import S3Uri, is_s3_uri
 
 if TYPE_CHECKING:
@@ -271,19 +272,6 @@ def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None
     return JobRunner(clients, stack, logger=log)
 
 
-def _buckets(spec: Any) -> list[str]:
-    uris = spec if isinstance(spec, list) else list(spec.values()) if isinstance(spec, dict) else [spec]
-    flat = [u for v in uris for u in (v if isinstance(v, list) else [v])]
-    return sorted({loc.bucket for loc in map(S3Uri.parse_or_none, flat) if loc is not None})
-
-
-def _tables(spec: Any) -> list[str]:
-    """Table names of the ``dynamodb://`` URIs in an input/output spec (granted on deploy)."""
-    uris = spec if isinstance(spec, list) else list(spec.values()) if isinstance(spec, dict) else [spec]
-    flat = [u for v in uris for u in (v if isinstance(v, list) else [v])]
-    return sorted({dynamodb.parse_uri(u)["table"] for u in flat if dynamodb.is_dynamodb_uri(u)})
-
-
 @main_errors
 def run_command(args: argparse.Namespace) -> int:
     from airflow_provider_smr.job import load_job
@@ -302,8 +290,8 @@ def run_command(args: argparse.Namespace) -> int:
         elif not (is_s3_uri(output) or dynamodb.is_dynamodb_uri(output)):
             raise CommandError(f"output {output!r} is not an S3 or DynamoDB URI (local paths need --local)")
         deploy = {"settings": declared_values(StackSettings, args),
-                  "input_buckets": _buckets(inputs), "output_buckets": _buckets(output),
-                  "tables": _tables(inputs) + _tables(output)}
+                  "input_buckets": s3_buckets(inputs), "output_buckets": s3_buckets(output),
+                  "tables": dynamodb_tables(inputs, output)}
         runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy)
         options = declared_values(JobOptions, args)
         job_id = runner.submit(job, input=inputs, output=output,

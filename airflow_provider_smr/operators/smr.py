@@ -16,6 +16,7 @@ from airflow_provider_smr.hooks.smr import SMRHook
 from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions, StackSettings, declared, declared_values
+from lambda_handlers.planning import dynamodb_tables, s3_buckets, spec_uris
 from lambda_handlers.s3uri import SCHEME, S3Uri, is_s3_uri
 
 try:  # Airflow >= 3.3: task_state_store survives retries (AIP-103).
@@ -73,44 +74,6 @@ def deterministic_job_id(dag_id: str, run_id: str, task_id: str, map_index: int 
 def generation_job_id(base_id: str, generation: int) -> str:
     """Job id of the n-th fresh run of one task instance (after a failed or cancelled one)."""
     return base_id if generation <= 1 else protocol.validate_job_id(f"{base_id}.{generation}")
-
-
-def dynamodb_tables(locations: Any) -> list[str]:
-    """Table names of the ``dynamodb://`` URIs in an input/output spec (or a list of specs)."""
-    from lambda_handlers.io import dynamodb
-
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str):
-            if dynamodb.is_dynamodb_uri(value):
-                table = dynamodb.parse_uri(value)["table"]
-                if table not in found:
-                    found.append(table)
-        elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                walk(v)
-
-    walk(locations)
-    return found
-
-
-def s3_buckets(locations: Any) -> list[str]:
-    """Bucket names of an input/output spec: a URI, a list of URIs, or ``{name: URI}``."""
-    if isinstance(locations, str):
-        locations = [locations]
-    elif isinstance(locations, dict):
-        locations = list(locations.values())
-    buckets = []
-    for loc in locations or []:
-        for uri in [loc] if isinstance(loc, str) else loc:
-            location = S3Uri.parse_or_none(uri)
-            if location is not None and location.bucket not in buckets:
-                buckets.append(location.bucket)
-    return buckets
 
 
 def asset_uri(output: str) -> str | None:
@@ -260,7 +223,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
             self.stack_settings(),
             input_buckets=s3_buckets(self.input),
             output_buckets=s3_buckets(self.output_uri),
-            tables=dynamodb_tables([self.input, self.output_uri]),
+            tables=dynamodb_tables(self.input, self.output_uri),
         )
 
     def _defer_or_finish(self, context: Context, job_id: str) -> dict[str, Any]:
@@ -425,17 +388,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
 
 def lineage_datasets(locations: Any) -> list[tuple[str, str]]:
     """OpenLineage ``(namespace, name)`` pairs of an input/output spec (``s3://bucket``, key prefix)."""
-    if isinstance(locations, str):
-        locations = [locations]
-    elif isinstance(locations, dict):
-        locations = list(locations.values())
-    found = []
-    for entry in locations or []:
-        for uri in [entry] if isinstance(entry, str) else entry:
-            location = S3Uri.parse_or_none(uri)
-            if location is not None:
-                found.append((f"{SCHEME}{location.bucket}", location.key or "/"))
-    return found
+    found = (S3Uri.parse_or_none(uri) for uri in spec_uris(locations))
+    return [(f"{SCHEME}{loc.bucket}", loc.key or "/") for loc in found if loc is not None]
 
 
 def validate_event(event: dict[str, Any] | None) -> JobEvent:

@@ -10,13 +10,13 @@ import pytest
 from airflow_provider_smr.engine.commands import (
     LOCAL_BUCKET,
     CommandError,
-    _buckets,
     _parse_params,
     download_output,
     parse_inputs,
     register,
     upload_local_inputs,
 )
+from lambda_handlers.planning import dynamodb_tables, s3_buckets
 
 
 def parser():
@@ -68,8 +68,14 @@ def test_params_are_json_or_strings():
 
 
 def test_buckets_of_an_input_spec():
-    assert _buckets({"a": "s3://one/x", "b": ["s3://two/y", "s3://one/z"]}) == ["one", "two"]
-    assert _buckets("s3://out/p/") == ["out"]
+    assert s3_buckets({"a": "s3://one/x", "b": ["s3://two/y", "s3://one/z"]}) == ["one", "two"]
+    assert s3_buckets("s3://out/p/") == ["out"]
+
+
+def test_tables_of_input_and_output_specs_each_once_in_order():
+    specs = ({"a": "dynamodb://T1", "b": ["s3://x/in/", "dynamodb://T2?segments=2"]}, "dynamodb://T1")
+    assert dynamodb_tables(*specs) == ["T1", "T2"]
+    assert s3_buckets(*specs) == ["x"]
 
 
 @pytest.fixture
