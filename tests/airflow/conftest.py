@@ -35,3 +35,12 @@ def airflow_local_env(airflow_home, aws_endpoint):
     from airflow_provider_smr.demo import airflow_env
 
     return airflow_env(airflow_home, aws_endpoint)
+
+
+@pytest.fixture(scope="session")
+def standalone(airflow_home, aws_endpoint, tmp_path_factory):
+    """One ``airflow standalone`` for the session (see ``tests/airflow/standalone.py``)."""
+    from tests.airflow.standalone import start
+
+    with start(airflow_home, aws_endpoint, tmp_path_factory.mktemp("standalone")) as api:
+        yield api
