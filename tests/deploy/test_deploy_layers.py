@@ -165,3 +165,41 @@ def test_a_job_imports_numpy_from_requirements_on_the_local_stack(aws_endpoint, 
     assert got["mean"] == 3.5 and got["numpy"] == ["2.2.6"]
     assert all(p.endswith("/python/numpy/__init__.py") and "site-packages" not in p
                for p in got["paths"])
+
+
+def test_architecture_is_checked_where_it_is_given():
+    from lambda_handlers.options import OptionError
+
+    with pytest.raises(OptionError, match="architecture must be 'x86_64' or 'arm64', got 'aarch64'"):
+        StackSettings(architecture="aarch64")
+    with pytest.raises(reqs.RequirementsError, match="architecture"):
+        reqs.platform_tag("sparc")
+
+
+def test_an_arm64_stack_runs_pure_python_jobs_locally_and_prices_them_as_arm64(aws_endpoint, aws_clients):
+    from airflow_provider_smr.cost import ARM64_PRICES, estimate_cost_usd
+    from airflow_provider_smr.deploy import deploy_stack, describe_stack
+    from airflow_provider_smr.engine.runner import JobRunner
+
+    clients = aws_clients(aws_endpoint)
+    clients.s3.create_bucket(Bucket=DATA)
+    stack = deploy_stack(clients, "smr-arm64", StackSettings(memory_mb=512, timeout_s=60, architecture="arm64"),
+                         input_buckets=[DATA], output_buckets=[DATA])
+    assert stack.architecture == "arm64" == describe_stack(clients, "smr-arm64").architecture
+    for function in stack.functions.values():
+        assert clients.lambda_.get_function_configuration(FunctionName=function)["Architectures"] == ["arm64"]
+
+    clients.s3.put_object(Bucket=DATA, Key="arm64/in.txt", Body=b"a b a\nc a\n")
+    job = MapReduceJob(mapper=lambda line: [(w, 1) for w in line.split()],
+                       reducer=lambda k, vs: [(k, sum(vs))], name="arm64-count")
+    result = JobRunner(clients, stack).run(job, input=f"s3://{DATA}/arm64/in.txt",
+                                           output=f"s3://{DATA}/arm64-out/{uuid.uuid4().hex[:8]}/",
+                                           poll_interval=0.25, timeout=300)
+    lines = []
+    for uri in result["parts"]:
+        bucket, key = uri[5:].split("/", 1)
+        lines += clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+    assert {json.loads(line)["key"]: json.loads(line)["value"] for line in lines} == {"a": 3, "b": 1, "c": 1}
+    arm = estimate_cost_usd(result["lambda_gb_seconds"], result["requests"]["lambda_invokes"],
+                            result["requests"]["s3"], ARM64_PRICES)
+    assert result["estimated_cost_usd"] == pytest.approx(arm, abs=1e-7)
