@@ -203,3 +203,13 @@ def test_an_arm64_stack_runs_pure_python_jobs_locally_and_prices_them_as_arm64(a
     arm = estimate_cost_usd(result["lambda_gb_seconds"], result["requests"]["lambda_invokes"],
                             result["requests"]["s3"], ARM64_PRICES)
     assert result["estimated_cost_usd"] == pytest.approx(arm, abs=1e-7)
+
+
+def test_five_layers_leave_no_room_for_requirements_and_say_so_before_building(aws_endpoint, aws_clients):
+    from airflow_provider_smr.deploy import deploy_stack
+    from airflow_provider_smr.deploy.errors import StackSettingsError
+
+    layers = [f"arn:aws:lambda:us-east-1:123456789012:layer:l{i}:1" for i in range(5)]
+    with pytest.raises(StackSettingsError, match="at most 5 per function and requirements adds one"):
+        deploy_stack(aws_clients(aws_endpoint), "smr-six-layers",
+                     StackSettings(layers=layers, requirements=["smr-never-downloaded==1.0"]))
