@@ -19,10 +19,16 @@ DATA = "smr-layers-data"
 pytestmark = pytest.mark.timeout(600)
 
 
-def test_a_requirement_with_native_code_becomes_a_layer_of_lambda_platform_wheels():
+def test_a_requirement_with_native_code_becomes_a_layer_of_lambda_platform_wheels(monkeypatch):
     wheels = reqs.layer_wheels(["markupsafe==3.0.2"], "3.11")
     assert len(wheels) == 1 and wheels[0].startswith("MarkupSafe-3.0.2-cp311-cp311-")
     assert "manylinux2014_x86_64" in reqs.wheel_platforms(wheels[0])
+    assert (reqs.wheel_cache_dir() / wheels[0]).exists()
+    with monkeypatch.context() as offline:  # the next build takes it from the cache, no index
+        for name, value in {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_EXTRA_INDEX_URL": "",
+                            "PIP_RETRIES": "0", "PIP_TIMEOUT": "1"}.items():
+            offline.setenv(name, value)
+        assert reqs.layer_wheels(["markupsafe==3.0.2"], "3.11") == wheels
     _digest, data = reqs.build_layer(["markupsafe==3.0.2"], "3.11")
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert "python/markupsafe/_speedups.cpython-311-x86_64-linux-gnu.so" in names
