@@ -134,15 +134,22 @@ def test_a_job_uses_a_user_layer_a_requirements_layer_and_a_shipped_helper_packa
     assert got == {"a": ["APPLE!", "AVOCADO!"], "b": ["BANANA!"]}
 
 
-def test_a_job_imports_numpy_from_requirements_on_the_local_stack(aws_endpoint, aws_clients):
+def test_a_job_imports_numpy_from_requirements_on_the_local_stack(aws_endpoint, aws_clients, monkeypatch):
     from airflow_provider_smr.deploy import deploy_stack
     from airflow_provider_smr.engine.runner import JobRunner
 
     clients = aws_clients(aws_endpoint)
     clients.s3.create_bucket(Bucket=DATA)
-    stack = deploy_stack(clients, "smr-numpy", StackSettings(memory_mb=512, timeout_s=60,
-                                                             requirements=["numpy==2.2.6"]),
-                         input_buckets=[DATA], output_buckets=[DATA])
+    settings = StackSettings(memory_mb=512, timeout_s=60, requirements=["numpy==2.2.6"])
+    stack = deploy_stack(clients, "smr-numpy", settings, input_buckets=[DATA], output_buckets=[DATA])
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the published layer should have been reused")
+
+    with monkeypatch.context() as fresh_worker:  # another worker, no cache: reuses, builds nothing
+        fresh_worker.setattr(reqs, "build_layer", no_build)
+        again = deploy_stack(clients, "smr-numpy", settings, input_buckets=[DATA], output_buckets=[DATA])
+    assert again.content_hash == stack.content_hash
     from airflow_provider_smr.deploy.artifacts import artifacts_bucket_name
 
     bucket = artifacts_bucket_name(clients.sts.get_caller_identity()["Account"], clients.region_name)
