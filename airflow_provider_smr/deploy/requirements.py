@@ -26,7 +26,8 @@ Caches (under ``$SMR_CACHE_DIR`` or ``~/.cache/smr``): ``wheels/`` keeps every d
 is tried first offline (``--no-index --find-links``), so a repeated build does not download again;
 ``layers/<hash>.zip`` keeps each built layer by the hash of the sorted requirements, the Python
 version and the platform. An unpinned requirement therefore stays at the version first fetched:
-pin versions, or clear the cache, to move.
+pin versions, or clear the cache, to move. A deploy first looks for a published layer version
+whose description carries that hash, and builds nothing when there is one.
 
 The layer. The wheels are unpacked under ``python/`` (Lambda puts ``/opt/python`` on ``sys.path``)
 as ``pip install`` would place them (``*.data/purelib`` and ``platlib`` merged, scripts and headers
