@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import io
 import os
+import platform
 import shutil
 import threading
 import zipfile
@@ -44,8 +45,11 @@ class CodeCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
-    def task_root(self, zip_bytes: bytes) -> str:
-        digest = hashlib.sha256(zip_bytes).hexdigest()[:32]
+    def task_root(self, zip_bytes: bytes, sha256: str = "") -> str:
+        """The folder ``zip_bytes`` is unzipped in; ``sha256`` (Lambda's ``CodeSha256`` of the
+        zip, when known) saves hashing a large layer again at every cold start."""
+        source = sha256.encode() if sha256 else zip_bytes
+        digest = hashlib.sha256(source).hexdigest()[:32]
         target = self.root / digest
         with self._lock:
             if not target.exists():
@@ -66,6 +70,28 @@ class CodeCache:
             shutil.rmtree(staging, ignore_errors=True)
             raise BrokenZipError(f"could not unzip the deployment package: {exc}") from None
         staging.rename(target)
+
+
+def host_architecture() -> str:
+    """This machine's CPU in Lambda's words: ``x86_64`` or ``arm64``."""
+    machine = platform.machine().lower()
+    return "arm64" if machine in ("aarch64", "arm64") else machine
+
+
+def native_files(zip_bytes: bytes, limit: int = 3) -> list[str]:
+    """Up to ``limit`` compiled extension / shared library files (``*.so``) in a zip."""
+    found: list[str] = []
+    try:
+        with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+            for name in archive.namelist():
+                base = name.rsplit("/", 1)[-1]
+                if base.endswith(".so") or ".so." in base:
+                    found.append(name)
+                    if len(found) >= limit:
+                        break
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError):
+        return []
+    return found
 
 
 def is_valid_zip(zip_bytes: bytes) -> bool:
