@@ -237,3 +237,30 @@ def test_unknown_jobs_are_not_found(client, refs, connection, aws_endpoint, engi
                                   work_bucket=engine.stack.work_bucket, functions=engine.stack.functions)
     page = client.get(url("expired", "job"))
     assert page.status_code == 404 and "no SMR job &#x27;no-such-job&#x27;" in page.text
+
+
+def test_log_groups_of_plain_qualified_and_arn_function_names():
+    ref = jobs.JobRef(job_id="j", stack_name="s", output="s3://b/o/", work_bucket="w", functions={
+        "mapper": "smr-mapper", "reducer": "smr-reducer:7",
+        "coordinator": "arn:aws:lambda:eu-west-1:123456789012:function:smr-coordinator:live"})
+    assert jobs.JobSource(ref, clients=object()).log_groups() == {
+        "coordinator": "/aws/lambda/smr-coordinator", "mapper": "/aws/lambda/smr-mapper",
+        "reducer": "/aws/lambda/smr-reducer"}
+
+
+@pytest.mark.parametrize(("line", "request_id"), [
+    ("[ERROR]\t2026-01-01T00:00:00.000Z\t0f6b2c1e-9d2a-4c57-a0a8-3f1f0e6d2b11\tmap task failed",
+     "0f6b2c1e-9d2a-4c57-a0a8-3f1f0e6d2b11"),
+    ("REPORT RequestId: 0f6b2c1e-9d2a-4c57-a0a8-3f1f0e6d2b11\tDuration: 1.00 ms",
+     "0f6b2c1e-9d2a-4c57-a0a8-3f1f0e6d2b11"),
+    ("a user's print() line", None),
+])
+def test_the_invocation_of_a_log_line_comes_from_its_request_id(line, request_id):
+    match = jobs._REQUEST_ID.search(line)
+    assert (match.group(1) if match else None) == request_id
+
+
+def test_the_tab_of_a_task_that_is_not_mapped_keeps_the_placeholder():
+    from airflow_provider_smr.plugins.app import _map_index
+
+    assert _map_index("{MAP_INDEX}") == -1 and _map_index(None) == -1 and _map_index("4") == 4
