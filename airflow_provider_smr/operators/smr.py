@@ -325,6 +325,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return self._finished(context, result)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        self.job_id = str(external_id)
+        self._persist_links(context)  # a retry that finds the job done: XCom was cleared since
         return self._finished(context, self.hook.get_job_result(str(external_id), stack_name=self.stack_name))
 
     def _finished(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:

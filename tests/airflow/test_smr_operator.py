@@ -219,9 +219,10 @@ class TestExecute:
     def test_retry_returns_the_finished_job_without_running_it_again(self, remembered):
         hook = fake_hook({base_id(): protocol.SUCCEEDED})
         store = FakeStore({"smr_job_id": base_id()} if remembered else {})
-        result, _, _ = run(make_operator(), hook, store)
+        result, ti, _ = run(make_operator(), hook, store)
         assert hook.submitted == []
         assert result == {**RESULT, "job_id": base_id()}
+        assert ti.xcom["smr_job"]["job_id"] == base_id()  # the links of this try open that job
 
     @pytest.mark.parametrize("state", [protocol.FAILED, protocol.CANCELLED])
     def test_retry_after_a_failed_job_runs_the_next_generation(self, state):
