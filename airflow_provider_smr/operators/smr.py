@@ -13,7 +13,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_smr.hooks.smr import SMRHook
-from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink
+from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink, persist_job_links
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions, StackSettings, declared, declared_values
 from lambda_handlers.planning import dynamodb_tables, s3_buckets, spec_uris
@@ -327,6 +327,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return self._finished(context, result)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        self.job_id = str(external_id)
+        self._persist_links(context)  # a retry that finds the job done: XCom was cleared since
         return self._finished(context, self.hook.get_job_result(str(external_id), stack_name=self.stack_name))
 
     def _finished(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
@@ -349,17 +351,12 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return self.hook.get_job_status(job_id, stack_name=self.stack_name)["state"]
 
     def _persist_links(self, context: Context) -> None:
-        endpoint = self.hook.conn_config.endpoint_url
-        common = {
-            "context": context,
-            "operator": self,
-            "region_name": self.hook.conn_region_name,
-            "aws_partition": self.hook.conn_partition,
-            "endpoint_url": endpoint,
-        }
-        SMROutputLink.persist(output=self.output_uri, **common)
-        SMRReportLink.persist(output=self.output_uri, **common)
-        SMRLogsLink.persist(log_group_prefix=f"/aws/lambda/{self.stack_name}-", **common)
+        if self.job_id is None:
+            return
+        persist_job_links(context, self, job_id=self.job_id, aws_conn_id=self.aws_conn_id,
+                          region_name=self.hook.conn_region_name, aws_partition=self.hook.conn_partition,
+                          endpoint_url=self.hook.conn_config.endpoint_url, output=self.output_uri,
+                          stack_name=self.stack_name, stack=self.stack)
 
     def _emit_asset_event(self, context: Context, result: dict[str, Any]) -> None:
         events = context.get("outlet_events")

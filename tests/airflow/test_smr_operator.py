@@ -195,8 +195,10 @@ class TestExecute:
         assert [job_id for job_id, _ in hook.submitted] == [base_id()]
         assert hook.submitted[0][1]["options"].num_reducers == 3
         assert context["task_state_store"]["smr_job_id"] == base_id()
-        assert ti.xcom["smr_output"]["output"] == "s3://out/wc/"
-        assert ti.xcom["smr_output"]["endpoint_url"] == "http://127.0.0.1:4566"
+        persisted = ti.xcom["smr_job"]  # what the extra links and the UI plugin find the job by
+        assert persisted["job_id"] == base_id() and persisted["output"] == "s3://out/wc/"
+        assert persisted["endpoint_url"] == "http://127.0.0.1:4566" and persisted["aws_conn_id"] == "aws_default"
+        assert persisted["work_bucket"] == "smr-work" and persisted["task_id"] == "count"
 
     def test_deploys_the_stack_for_the_input_and_output_buckets(self):
         hook = fake_hook()
@@ -217,9 +219,10 @@ class TestExecute:
     def test_retry_returns_the_finished_job_without_running_it_again(self, remembered):
         hook = fake_hook({base_id(): protocol.SUCCEEDED})
         store = FakeStore({"smr_job_id": base_id()} if remembered else {})
-        result, _, _ = run(make_operator(), hook, store)
+        result, ti, _ = run(make_operator(), hook, store)
         assert hook.submitted == []
         assert result == {**RESULT, "job_id": base_id()}
+        assert ti.xcom["smr_job"]["job_id"] == base_id()  # the links of this try open that job
 
     @pytest.mark.parametrize("state", [protocol.FAILED, protocol.CANCELLED])
     def test_retry_after_a_failed_job_runs_the_next_generation(self, state):
