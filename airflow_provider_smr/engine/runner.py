@@ -27,6 +27,7 @@ from airflow_provider_smr.engine.watch import (
     WatchPolicy,
     WatchState,
     failure_message,
+    job_label,
     list_status,
     status_from_listing,
     watch_step,
@@ -380,7 +381,7 @@ class JobRunner:
             if on_progress is not None:
                 on_progress(status, tracker, wall)
             elif step.line is not None:
-                self.log.info("job %s: %s", job_id, step.line)
+                self.log.info("job %s: %s", job_label(job_id), step.line)
             if step.outcome == protocol.SUCCEEDED:
                 return self.result(job_id, listed=listed)
             if step.outcome == protocol.FAILED:
@@ -389,7 +390,7 @@ class JobRunner:
                 raise JobCancelledError(f"job {job_id} was cancelled")
             if step.check_deadlines:
                 if step.check_reason:
-                    self.log.info("job %s: asking the coordinator to check deadlines (%s)", job_id,
+                    self.log.info("job %s: asking the coordinator to check deadlines (%s)", job_label(job_id),
                                   step.check_reason)
                 self.check_deadlines(job_id)
             if step.outcome == TIMED_OUT:
