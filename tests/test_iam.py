@@ -190,3 +190,17 @@ def test_the_readme_names_every_resource_type_the_stack_creates():
     types = {resource["Type"] for resource in template["Resources"].values()}
     section = README[README.index("<!-- iam-policy: job -->"):README.index("<!-- iam-policy: deploy -->")]
     assert sorted(t for t in types if f"`{t}`" not in section) == []
+
+
+def test_a_new_call_shows_up_with_its_action(tmp_path):
+    module = tmp_path / "new_code.py"
+    module.write_text("import functools\n"
+                      "def f(clients, options, hook):\n"
+                      "    clients.s3.delete_bucket(Bucket='b')\n"
+                      "    functools.partial(clients.lambda_.delete_function, FunctionName='x')\n"
+                      "    clients.cloudformation.get_paginator('list_stacks')\n"
+                      "    hook.delete_stack('smr')  # ours, not boto3's\n"
+                      "    return options.create_table  # an option, not a call\n")
+    actions = sorted(a for call in scan(str(module), None) for a in call.actions)
+    assert actions == ["cloudformation:ListStacks", "lambda:DeleteFunction", "s3:DeleteBucket"]
+    assert not set(actions) & documented("job")
