@@ -48,7 +48,7 @@ def _modules(*patterns: str) -> list[Path]:
     return sorted(p for pattern in patterns for p in ROOT.glob(pattern))
 
 
-# What each role's code is. Job role: a deploy=False task, the trigger, the sensor, the links,
+# What each role's code is. Job role: a deploy=False task, the trigger, the sensor, the links, the UI plugin,
 # `smr status/cancel/report`; the planning code the driver runs in the worker; the stack's
 # description. Deploy role: deploy/ (deploy_stack, delete_stack). Not scanned: the data plane
 # (the functions run with the role the stack creates), the local stack, and the CLI's
@@ -57,7 +57,7 @@ JOB_SCOPE: list[tuple[str, set[str] | None]] = [
     *((str(p.relative_to(ROOT)), None) for p in _modules(
         "airflow_provider_smr/engine/*.py", "airflow_provider_smr/hooks/*.py",
         "airflow_provider_smr/operators/*.py", "airflow_provider_smr/triggers/*.py",
-        "airflow_provider_smr/sensors/*.py", "airflow_provider_smr/links/*.py",
+        "airflow_provider_smr/sensors/*.py", "airflow_provider_smr/links/*.py", "airflow_provider_smr/plugins/*.py",
         "airflow_provider_smr/report*.py", "airflow_provider_smr/cost.py", "airflow_provider_smr/job.py",
         "lambda_handlers/planning.py") if p.name != "commands.py"),
     ("airflow_provider_smr/deploy/stack.py", {"describe_stack", "stack_info_from_description"}),
