@@ -536,9 +536,7 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     max_bad = plan.options.max_bad_records
 
     if step == 0:
-        if task >= len(plan.splits):
-            raise runtime.TaskFailedError(f"map task {task} is not in the plan ({len(plan.splits)} splits)")
-        split = plan.splits[task]
+        split = dict(runtime.load_split(bucket, plan, task))
         mapper = _mapper_for(spec, split)
         batch_bytes = readers.batch_block_bytes(budget)
         source = _split_source(split, metrics, batch_bytes if isinstance(mapper, BatchMapper) else 0)
