@@ -357,8 +357,9 @@ def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str
     of one range is that range's own fields; a packed one lists them in ``pieces``
     (:class:`~lambda_handlers.plan.Piece`).
 
-    Empty objects hold no records and get no split, unless every object is empty: then one empty
-    split keeps the job well-formed (it commits an empty output).
+    Empty objects hold no records and get no split (but for a whole-object format: one record),
+    unless every object is empty: then one empty split keeps the job well-formed (it commits an
+    empty output).
     """
     ordered = sorted(objects, key=lambda o: (o.input, o.bucket, o.key))
     splits: list[Split] = []
@@ -376,8 +377,8 @@ def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str
         packed, packed_bytes = [], 0
 
     for obj in ordered:
-        if obj.size <= 0:
-            continue
+        if obj.size <= 0 and formats[obj.input] not in WHOLE_OBJECT_FORMATS:
+            continue  # no records (read whole, an empty object is one record: an empty body)
         if packed and (packed[0]["input"], packed[0]["bucket"]) != (obj.input, obj.bucket):
             flush()
         for rng in _ranges(obj, split_size, formats[obj.input], merge_tail):

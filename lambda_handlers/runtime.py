@@ -415,6 +415,7 @@ def run_task(event: dict[str, Any], phase: str,
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
     metrics = start_metrics()
+    context.begin_task(step, phase, task, attempt)
     started = time.time()
     try:
         if exists(bucket, protocol.cancel_key(job_id)):
