@@ -33,9 +33,9 @@ OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv"}
 
 
 #: a plan whose splits take more JSON than this stores them apart (see the module docstring)
-INLINE_SPLITS_BYTES = 256 * 1024
+INLINE_SPLITS_BYTES = 64 * 1024
 #: about this much JSON per stored chunk of splits (a chunk holds at least one split)
-SPLIT_CHUNK_BYTES = 256 * 1024
+SPLIT_CHUNK_BYTES = 128 * 1024
 
 
 class Piece(TypedDict, total=False):
