@@ -326,7 +326,7 @@ def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool =
 
 #: at most this many objects (pieces) in one packed split: each costs the task a GET, and the split
 #: is the task's payload, so a task of tiny objects stays within its timeout and its slice small
-MAX_PIECES = 2048
+MAX_PIECES = 1000
 #: formats read one whole object per record: an object is never cut into byte ranges
 WHOLE_OBJECT_FORMATS = ("whole",)
 

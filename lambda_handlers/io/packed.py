@@ -37,7 +37,7 @@ from lambda_handlers.s3uri import S3Uri
 
 WHOLE = "whole"
 PRELOAD_MAX_BYTES = 1 << 20  # a whole object up to this size is fetched ahead with one GET
-PRELOAD_WORKERS = 16  # GETs in flight ahead of the mapper
+PRELOAD_WORKERS = 32  # GETs in flight ahead of the mapper (botocore CPU bounds it beyond)
 PRELOAD_AHEAD_BYTES = 32 << 20  # at most this many bytes fetched ahead of the mapper
 PRELOAD_AHEAD_PIECES = 256  # ... and at most this many objects
 
@@ -94,6 +94,7 @@ class _Preloader:
     def __init__(self, bucket: str, pieces: list[Piece], on_bytes: Callable[[int], None] | None):
         self.bucket, self.pieces, self.on_bytes = bucket, pieces, on_bytes
         self.futures: dict[int, Future[bytes]] = {}
+        self.ahead = 0  # bytes of the pieces in self.futures
         self.next = 0  # the next piece to consider submitting
         self.pool: ThreadPoolExecutor | None = None
 
@@ -101,13 +102,15 @@ class _Preloader:
         """The bytes of piece ``index`` if it is preloaded (waiting for its GET), else None."""
         self._submit_ahead(index)
         future = self.futures.pop(index, None)
-        return None if future is None else future.result()
+        if future is None:
+            return None
+        self.ahead -= int(self.pieces[index].get("size") or 0)
+        return future.result()
 
     def _submit_ahead(self, index: int) -> None:
-        ahead = sum(int(self.pieces[i].get("size") or 0) for i in self.futures)
         self.next = max(self.next, index)
         while (self.next < len(self.pieces) and self.next - index < PRELOAD_AHEAD_PIECES
-               and ahead < PRELOAD_AHEAD_BYTES):
+               and self.ahead < PRELOAD_AHEAD_BYTES):
             piece = self.pieces[self.next]
             if _preloadable(piece):
                 if self.pool is None:
@@ -115,7 +118,7 @@ class _Preloader:
                 run = contextvars.copy_context().run
                 self.futures[self.next] = self.pool.submit(run, _get_whole, self.bucket, piece["key"],
                                                            piece.get("etag"), self.on_bytes)
-                ahead += int(piece.get("size") or 0)
+                self.ahead += int(piece.get("size") or 0)
             self.next += 1
 
     def close(self) -> None:

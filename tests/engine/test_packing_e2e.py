@@ -77,11 +77,14 @@ def small_logs(engine):
     return prefix, objects
 
 
-def test_two_thousand_small_objects_run_as_a_handful_of_map_tasks_with_the_exact_count(engine, small_logs):
+@pytest.mark.parametrize("driver", ["worker", "lambda"])
+def test_two_thousand_small_objects_run_as_a_handful_of_map_tasks_with_the_exact_count(engine, small_logs,
+                                                                                       driver):
     prefix, objects = small_logs
     result = engine.runner.run(MapReduceJob(mapper=tokenize, reducer=total), input=f"s3://{DATA}/{prefix}",
                                output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/",
-                               options=JobOptions(split_size=1 << 20), poll_interval=0.25, timeout=600)
+                               options=JobOptions(split_size=1 << 20, driver=driver), poll_interval=0.25,
+                               timeout=600)
     expected = Counter(w for body in objects.values() for w in body.decode().split())
     assert _output(engine.s3, result) == dict(expected)
     total_bytes = sum(map(len, objects.values()))

@@ -51,7 +51,7 @@ def _read(split: dict, **kw) -> list[tuple[str | None, str | None, object]]:
     return out
 
 
-def _plan_splits(s3, prefix: str, split_size: int, fmt: str = "text", max_pieces: int = 2048) -> list[dict]:
+def _plan_splits(s3, prefix: str, split_size: int, fmt: str = "text", max_pieces: int = 1000) -> list[dict]:
     objects = list_input(s3, "logs", f"s3://{DATA_BUCKET}/{prefix}/")
     return make_splits(objects, split_size, {"logs": fmt}, max_pieces=max_pieces)
 
