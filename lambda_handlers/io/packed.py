@@ -38,7 +38,7 @@ from lambda_handlers.s3uri import S3Uri
 WHOLE = "whole"
 PRELOAD_MAX_BYTES = 1 << 20  # a whole object up to this size is fetched ahead with one GET
 PRELOAD_WORKERS = 32  # GETs in flight ahead of the mapper (botocore CPU bounds it beyond)
-PRELOAD_AHEAD_BYTES = 32 << 20  # at most this many bytes fetched ahead of the mapper
+PRELOAD_AHEAD_BYTES = 32 << 20  # at most this many bytes fetched ahead (and a quarter of the budget)
 PRELOAD_AHEAD_PIECES = 256  # ... and at most this many objects
 
 
@@ -91,8 +91,10 @@ class _Preloader:
     """Whole small pieces fetched ahead of the reader by a pool of GETs, in the task's context
     (requests count into the task)."""
 
-    def __init__(self, bucket: str, pieces: list[Piece], on_bytes: Callable[[int], None] | None):
+    def __init__(self, bucket: str, pieces: list[Piece], on_bytes: Callable[[int], None] | None,
+                 ahead_bytes: int = PRELOAD_AHEAD_BYTES):
         self.bucket, self.pieces, self.on_bytes = bucket, pieces, on_bytes
+        self.ahead_bytes = ahead_bytes
         self.futures: dict[int, Future[bytes]] = {}
         self.ahead = 0  # bytes of the pieces in self.futures
         self.next = 0  # the next piece to consider submitting
@@ -110,7 +112,7 @@ class _Preloader:
     def _submit_ahead(self, index: int) -> None:
         self.next = max(self.next, index)
         while (self.next < len(self.pieces) and self.next - index < PRELOAD_AHEAD_PIECES
-               and self.ahead < PRELOAD_AHEAD_BYTES):
+               and self.ahead < self.ahead_bytes):
             piece = self.pieces[self.next]
             if _preloadable(piece):
                 if self.pool is None:
@@ -131,7 +133,8 @@ class PackedInput:
     """The raw records of a split's pieces in order, for the mapper (the interface of
     :class:`~lambda_handlers.io.readers.SplitInput`: ``blocks``, ``parse``, ``locate``, ``where``).
 
-    :param whole_limit: the largest (decompressed) body of an ``input_format="whole"`` object.
+    :param whole_limit: the task's memory budget: the largest (decompressed) body of an
+        ``input_format="whole"`` object; a quarter of it at most is preloaded ahead of the mapper.
     """
 
     def __init__(self, split: dict[str, Any], on_bytes: Callable[[int], None] | None = None,
@@ -164,7 +167,8 @@ class PackedInput:
     def blocks(self) -> Iterator[list[Any]]:
         """Lists of raw records, in piece order; a list never spans two objects."""
         splits.preloading(self._objects)
-        preloader = _Preloader(self.bucket, self.pieces, self.on_bytes)
+        ahead = min(PRELOAD_AHEAD_BYTES, max(PRELOAD_MAX_BYTES, self.whole_limit // 4))
+        preloader = _Preloader(self.bucket, self.pieces, self.on_bytes, ahead)
         try:
             for index, piece in enumerate(self.pieces):
                 self.piece, self.current = piece, None
