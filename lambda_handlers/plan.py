@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions, TaskLimits
@@ -90,7 +90,14 @@ class Split(TypedDict, total=False):
     consistent: bool
 
 
-PIECE_FIELDS = ("key", "etag", "start", "end", "size", "compression")
+#: the fields of a split that are not a piece's (a one-piece split's other fields are its piece's)
+SPLIT_FIELDS = ("task", "input", "format", "bucket", "pieces")
+
+
+def piece_of(split: Mapping[str, Any]) -> Piece:
+    """A one-piece split's piece: every field but the split's own (so a format's extra piece
+    fields, e.g. Parquet row groups, travel), None values left out."""
+    return cast(Piece, {k: v for k, v in split.items() if k not in SPLIT_FIELDS and v is not None})
 
 
 def split_pieces(split: Mapping[str, Any]) -> list[Piece]:
@@ -98,7 +105,7 @@ def split_pieces(split: Mapping[str, Any]) -> list[Piece]:
     pieces = split.get("pieces")
     if pieces is not None:
         return list(pieces)
-    return [Piece(**{name: split.get(name) for name in PIECE_FIELDS})]  # type: ignore[typeddict-item]
+    return [piece_of(split)]
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,13 @@ import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import error_code, is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
-from lambda_handlers.plan import PIECE_FIELDS, InputPlan, OutputPlan, Piece, Plan, Split, StepPlan, TableOutput
+from lambda_handlers.plan import InputPlan, OutputPlan, Plan, Split, StepPlan, TableOutput, piece_of
 from lambda_handlers.s3uri import InputError, S3Uri
 
 DEFAULT_INPUT = "default"
@@ -339,11 +339,6 @@ def _ranges(obj: S3Object, split_size: int, fmt: str, merge_tail: bool) -> list[
     return split_object(obj, split_size, fmt, merge_tail=merge_tail)
 
 
-def _piece(rng: Split) -> Piece:
-    """A one-range split's piece fields (None ones left out: a packed split stays compact)."""
-    return cast(Piece, {name: rng.get(name) for name in PIECE_FIELDS if rng.get(name) is not None})
-
-
 def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str], *,
                 merge_tail: bool = False, max_pieces: int = MAX_PIECES) -> list[Split]:
     """Splits of all objects in a stable order (input name, then key), numbered as map tasks.
@@ -373,7 +368,7 @@ def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str
         elif packed:
             first = packed[0]
             splits.append({"input": first["input"], "bucket": first["bucket"], "format": first["format"],
-                           "pieces": [_piece(r) for r in packed]})
+                           "pieces": [piece_of(r) for r in packed]})
         packed, packed_bytes = [], 0
 
     for obj in ordered:
