@@ -29,7 +29,7 @@ __all__ = ["JobDefinitionError", "JobPicklingError", "JobRuntimeError", "MapRedu
            "batch_mapper", "check_pickle_runtime", "fold", "identity", "load_job", "parse_size",
            "range_partitioner", "sample_boundaries"]
 
-INPUT_FORMATS = ("text", "csv", "jsonl")
+INPUT_FORMATS = ("text", "csv", "jsonl", "whole")
 OUTPUT_FORMATS = ("jsonl", "tsv", "csv")
 SERIALIZERS = ("json", "pickle")
 DEFAULT_INPUT = "default"
@@ -224,7 +224,12 @@ class MapReduceJob:
     ``steps=[Step(...), ...]`` for a chain of steps that runs without returning to the caller.
 
     :param input_format: ``text`` (records are lines), ``csv`` (dict rows, header from the first
-        line of each object) or ``jsonl``; or a dict ``{input_name: format}`` for named inputs.
+        line of each object), ``jsonl``, or ``whole`` (one record per object: the tuple
+        ``(uri, body)``, ``body`` the object's bytes, decompressed when ``.gz``; an object larger
+        than a quarter of the functions' memory is refused before the job runs); or a dict
+        ``{input_name: format}`` for named inputs. Small objects are packed several to a map task
+        (up to ``split_size`` bytes); ``lambda_handlers.context.input_uri()`` tells the mapper
+        which object the record it is mapping comes from.
     :param output_format: ``jsonl`` (``{"key": k, "value": v}`` lines), ``tsv`` or ``csv``.
     :param name: a label for logs and the plan; the mapper's name by default.
     :param serializer: how keys and values travel through the shuffle: ``json`` or ``pickle``.
