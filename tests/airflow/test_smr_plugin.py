@@ -204,6 +204,9 @@ def test_status_and_report_while_the_job_runs_and_after(engine, connection, aws_
     assert report.status_code == 200 and '<meta http-equiv="refresh"' not in report.text
     assert 'aria-label="timeline of task attempts"' in report.text
     assert len(re.findall(r'<rect class="attempt ', report.text)) == 3  # 1 map + 2 reduce attempts
+    logs = client.get(url("running", "logs"))
+    assert logs.status_code == 200  # a job that succeeded has log lines too: one per task attempt
+    assert logs.text.count("&quot;outcome&quot;: &quot;done&quot;") == 3, logs.text[-3000:]
 
 
 def test_a_failed_job_shows_its_failure_traceback_and_log_lines(engine, connection, aws_endpoint, refs,
