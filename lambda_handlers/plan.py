@@ -131,6 +131,13 @@ class Plan:
     input_bytes: int = 0
     #: how planning went: ``plan_s`` (seconds), ``where`` ("lambda" for the serverless driver)
     driver: Mapping[str, Any] = field(default_factory=dict)
+    #: the function versions the job runs on, by role (``mapper``, ``reducer``, ``coordinator``,
+    #: ``driver``): every invoke of the job names them, so a later deploy never changes it
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+    def function(self, role: str, name: str) -> str:
+        """``name`` (the role's function) qualified with the job's pinned version, if any."""
+        return qualified(name, self.versions.get(role))
 
     @property
     def silent_after_s(self) -> int:
@@ -169,6 +176,7 @@ class Plan:
             splits=tuple(doc.get("splits") or ()),
             input_bytes=int(doc.get("input_bytes") or 0),
             driver=dict(doc.get("driver") or {}),
+            versions=dict(doc.get("versions") or {}),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -189,7 +197,13 @@ class Plan:
             "output": self.output.to_json(),
             "input_bytes": self.input_bytes,
             **({"driver": dict(self.driver)} if self.driver else {}),
+            **({"versions": dict(self.versions)} if self.versions else {}),
         }
+
+
+def qualified(name: str, version: str | None) -> str:
+    """``name:version`` (what Invoke's ``FunctionName`` takes for a version), or ``name``."""
+    return f"{name}:{version}" if version else name
 
 
 @dataclass(frozen=True)
@@ -226,6 +240,8 @@ class PlanningRequest:
     options: JobOptions = field(default_factory=JobOptions)
     limits: TaskLimits = field(default_factory=TaskLimits)
     concurrency: int | None = None
+    #: the function versions the job is pinned to (see :attr:`Plan.versions`)
+    versions: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> PlanningRequest:
@@ -237,7 +253,8 @@ class PlanningRequest:
                          tuple(StepShape(bool(s["reducer"]), s.get("num_reducers")) for s in job["steps"]),
                          job.get("num_reducers"), dict(job.get("input_formats") or {})),
             options=JobOptions.from_mapping(doc.get("options") or {}),
-            limits=TaskLimits(**(doc.get("limits") or {})), concurrency=doc.get("concurrency"))
+            limits=TaskLimits(**(doc.get("limits") or {})), concurrency=doc.get("concurrency"),
+            versions=dict(doc.get("versions") or {}))
 
     def to_json(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "inputs": dict(self.inputs), "output": self.output,
@@ -247,4 +264,4 @@ class PlanningRequest:
                         "steps": [{"reducer": s.reducer, "num_reducers": s.num_reducers}
                                   for s in self.job.steps]},
                 "options": self.options.to_dict(), "limits": self.limits.to_dict(),
-                "concurrency": self.concurrency}
+                "concurrency": self.concurrency, "versions": dict(self.versions)}
