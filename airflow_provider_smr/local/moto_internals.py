@@ -206,7 +206,8 @@ def _strict_cloudformation(unmodelled_resource: Callable[[str], str]) -> None:
 
 
 def _apply_function_layers() -> None:
-    """moto's ``AWS::Lambda::Function`` drops ``Layers``; the handler would miss its layers."""
+    """moto's ``AWS::Lambda::Function`` drops ``Layers`` on create and keeps them on an update that
+    removes them; the handler would miss its layers, or keep another deploy's."""
     from moto.awslambda.models import LambdaFunction
 
     original: Any = LambdaFunction.__dict__["create_from_cloudformation_json"].__func__
@@ -223,6 +224,21 @@ def _apply_function_layers() -> None:
     setattr(LambdaFunction, "create_from_cloudformation_json",  # noqa: B010 - a patch
             classmethod(create_from_cloudformation_json))
 
+    # An update that drops ``Layers`` from the template keeps moto's old layers; AWS removes them.
+    original_update: Any = LambdaFunction.__dict__["update_from_cloudformation_json"].__func__
+
+    def update_from_cloudformation_json(cls: type, /, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str) -> Any:
+        fn = original_update(cls, original_resource, new_resource_name, cloudformation_json,
+                             account_id, region_name)
+        if not cloudformation_json.get("Properties", {}).get("Layers"):
+            fn.layers = []
+        return fn
+
+    setattr(LambdaFunction, "update_from_cloudformation_json",  # noqa: B010 - a patch
+            classmethod(update_from_cloudformation_json))
+
 
 def _versions_as_lambda_keeps_them() -> None:
     """Published versions as Lambda has them, where moto differs:
@@ -231,7 +247,8 @@ def _versions_as_lambda_keeps_them() -> None:
       ``Fn::GetAtt [.., Version]`` its number (moto has neither);
     - a new version has no event-invoke config of its own (moto's copy shares ``$LATEST``'s;
       Lambda keeps one per qualifier) and keeps its code (moto's shares ``$LATEST``'s dict);
-    - ``DeleteFunction`` with a version number deletes that version (moto ignores it).
+    - ``DeleteFunction`` with a version number deletes that version (moto ignores it), and its
+      number is never given to a later version (moto's next number is the count plus one).
     """
     from moto.awslambda.models import LambdaFunction, LambdaStorage, LambdaVersion, lambda_backends
 
@@ -263,11 +280,20 @@ def _versions_as_lambda_keeps_them() -> None:
     original_publish = LambdaStorage.publish_version
 
     def publish_version(self: LambdaStorage, name_or_arn: str, description: str = "") -> Any:
-        published = {id(v) for v in self._functions.get(name_or_arn.split(":")[-1], {}).get("versions", [])}
+        name = name_or_arn.split(":")[-1]
+        before = list(self._functions.get(name, {}).get("versions", []))
         fn: LambdaFunction | None = original_publish(self, name_or_arn, description)
-        if fn is not None and id(fn) not in published:
-            fn.event_invoke_config = []
-            fn.code = dict(fn.code)  # moto's copy shares the dict a code update changes in place
+        if fn is None or any(fn is v for v in before):
+            return fn
+        fn.event_invoke_config = []
+        fn.code = dict(fn.code)  # moto's copy shares the dict a code update changes in place
+        # moto numbers a version len(versions) + 1, reusing a deleted one's number; Lambda never does.
+        last: dict[str, int] = self.__dict__.setdefault("_smr_last_version", {})
+        number = max([last.get(name, 0), *(int(v.version) for v in before)]) + 1
+        last[name] = number
+        self._arns.pop(fn.function_arn, None)
+        fn.set_version(number)
+        self._arns[fn.function_arn] = fn
         return fn
 
     setattr(LambdaStorage, "publish_version", publish_version)  # noqa: B010 - a patch

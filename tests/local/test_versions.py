@@ -60,3 +60,18 @@ def test_a_deleted_version_is_gone_and_the_others_stay(lam, deploy):
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.invoke(FunctionName=name, Qualifier=first, Payload=b"{}")
     assert _seen(lam, name, second)["memory"] == "384"
+
+
+def test_a_deleted_versions_number_is_never_reused(lam, deploy):
+    name = deploy(REPORTS.format(version="one"), MemorySize=256)
+    numbers = []
+    for memory in (320, 384, 448):
+        lam.update_function_configuration(FunctionName=name, MemorySize=memory)
+        numbers.append(lam.publish_version(FunctionName=name)["Version"])
+    lam.delete_function(FunctionName=name, Qualifier=numbers[0])
+    lam.delete_function(FunctionName=name, Qualifier=numbers[2])
+    lam.update_function_configuration(FunctionName=name, MemorySize=512)
+    newest = lam.publish_version(FunctionName=name)["Version"]
+    assert int(newest) > int(numbers[2])
+    assert _seen(lam, name, numbers[1])["memory"] == "384"
+    assert _seen(lam, name, newest)["memory"] == "512"
