@@ -112,11 +112,14 @@ def collect_versions(clients: AwsClients, stack_name: str, work_bucket: str,
         published = [str(v["Version"]) for v in _numbered_versions(clients.lambda_, name)]
         kept = pinned.get(role, set()) | ({keep[role]} if role in keep else set())
         for version in versions_to_delete(published, kept, keep_newest):
-            try:
-                clients.lambda_.delete_function(FunctionName=name, Qualifier=version)
-            except Exception as exc:
-                if not is_not_found(exc):  # a concurrent collector deleted it first
-                    raise
+            # The version's own invoke config (retained by CloudFormation with it) goes first.
+            for delete in (clients.lambda_.delete_function_event_invoke_config,
+                           clients.lambda_.delete_function):
+                try:
+                    delete(FunctionName=name, Qualifier=version)
+                except Exception as exc:
+                    if not is_not_found(exc):  # a concurrent collector deleted it first
+                        raise
             deleted.setdefault(role, []).append(version)
     if deleted:
         log.info("stack %s: deleted function versions no job pins: %s", stack_name,
