@@ -180,3 +180,31 @@ def test_only_unkept_versions_older_than_the_newest_are_deleted():
     assert versions_to_delete(["1", "2", "3", "4", "5", "6"], keep={"2"}, keep_newest=3) == ["1", "3"]
     assert versions_to_delete(["10", "9", "11"], keep=(), keep_newest=1) == ["9", "10"]
     assert versions_to_delete(["1", "2"], keep=(), keep_newest=0) == ["1", "2"]
+
+
+def test_a_deploy_overtaken_by_another_pins_what_it_published(aws_endpoint, aws_clients, monkeypatch):
+    """Another deploy changes the stack between ours and our read of it: ours still returns the
+    versions it published (found by their configuration's hash), not the newer deploy's."""
+    from airflow_provider_smr.deploy import stack as stack_mod
+
+    clients = aws_clients(aws_endpoint)
+    clients.s3.create_bucket(Bucket=DATA)
+    real_update = stack_mod._update
+    overtaken = []
+
+    def update_then_overtaken(cf, stack_name, body, tags, wait):
+        real_update(cf, stack_name, body, tags, wait)
+        monkeypatch.setattr(stack_mod, "_update", real_update)
+        overtaken.append(_deploy(clients, memory_mb=576))  # lands before we read the stack
+        return stack_mod.find_stack(cf, stack_name)
+
+    _deploy(clients, memory_mb=448)
+    monkeypatch.setattr(stack_mod, "_update", update_then_overtaken)
+    ours = _deploy(clients, memory_mb=544)
+    [theirs] = overtaken
+    assert ours.memory_mb == 544 and theirs.memory_mb == 576
+    for role in ("mapper", "reducer", "coordinator", "driver"):
+        assert ours.versions[role] != theirs.versions[role]
+        config = clients.lambda_.get_function_configuration(FunctionName=function_name(STACK, role),
+                                                            Qualifier=ours.versions[role])
+        assert config["MemorySize"] == 544
