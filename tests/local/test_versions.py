@@ -31,6 +31,9 @@ def test_a_qualified_invoke_runs_the_versions_code_memory_and_environment(lam, d
 
     assert _seen(lam, name, first) == {"memory": "256", "code": "one", "version": first, "flag": "a"}
     assert _seen(lam, f"{name}:{first}") == _seen(lam, name, first)  # the qualifier in the name
+    executed = lam.invoke(FunctionName=f"{name}:{first}", Payload=b"{}")["ExecutedVersion"]
+    assert executed == first
+    assert lam.invoke(FunctionName=name, Payload=b"{}")["ExecutedVersion"] == "$LATEST"
     latest = _seen(lam, name)
     assert (latest["memory"], latest["code"], latest["flag"]) == ("512", "two", "b")
     second = lam.publish_version(FunctionName=name)["Version"]
