@@ -13,7 +13,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -182,6 +182,7 @@ class JobRunner:
             plan = plan.with_driver(plan_s=round(time.monotonic() - began, 3))
             if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled):
                 self.log.info("job %s was created concurrently: not starting it again", job_id)
+                self._pin(job_id, self.plan(job_id).versions)  # the winner's versions, not ours
                 return job_id
             self._plans[job_id] = plan
             steps = ", ".join(f"{s.num_map_tasks}x{s.num_reducers}" for s in plan.steps)
@@ -190,13 +191,14 @@ class JobRunner:
             self._fan_out(plan, None, options.max_concurrency)
         return job_id
 
-    def _pin(self, job_id: str) -> None:
-        """Record which function versions the job runs on before anything can invoke them, so
-        no deploy's garbage collection deletes them while the job may still need them."""
-        if not self.stack.versions:
+    def _pin(self, job_id: str, versions: Mapping[str, str] | None = None) -> None:
+        """Record which function versions the job runs on (this stack's, unless given) before
+        anything can invoke them, so no deploy's garbage collection deletes them while the job
+        may still need them."""
+        versions = self.stack.versions if versions is None else versions
+        if not versions:
             return
-        body = {"job_id": job_id, "stack_name": self.stack.stack_name,
-                "versions": dict(self.stack.versions)}
+        body = {"job_id": job_id, "stack_name": self.stack.stack_name, "versions": dict(versions)}
         self.s3.put_object(Bucket=self.bucket, Key=protocol.pin_key(job_id),
                            Body=json.dumps(body).encode())
 

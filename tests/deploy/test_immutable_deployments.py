@@ -121,6 +121,8 @@ def test_jobs_keep_their_own_deployment_while_others_deploy_and_run(aws_endpoint
     job_a = runner_a.submit(SEEN, input=f"s3://{DATA}/in/", output=f"s3://{DATA}/out/{tag}-a/",
                             job_params={**params, "gate": [DATA, gate]})
     _wait_until_a_map_task_started(clients, stack_a.work_bucket, job_a)
+    pin = clients.s3.get_object(Bucket=stack_a.work_bucket, Key=protocol.pin_key(job_a))["Body"].read()
+    assert json.loads(pin)["versions"] == stack_a.versions  # kept from collection while A runs
 
     # Job B (serverless driver) runs to its end on B's deployment while A's map tasks wait.
     runner_b = JobRunner(clients, stack_b)
