@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from lambda_handlers import aws_errors, planning, protocol, runtime
@@ -70,6 +71,7 @@ def plan_job(bucket: str, req: PlanningRequest) -> Plan:
     plan = planning.build_plan(job_id=req.job_id, work_bucket=bucket, job=req.job, inputs=named,
                                objects=objects, output_uri=req.output, tables=tables,
                                options=req.options, limits=req.limits, concurrency=req.concurrency)
+    plan = replace(plan, versions=dict(req.versions))
     return plan.with_driver(plan_s=round(time.monotonic() - began, 3), where="lambda")
 
 

@@ -199,6 +199,10 @@ class StackSettings:
     architecture: str = _option(
         "x86_64", "instruction set of the stack's functions (arm64 costs a fifth less per GB-s)", str,
         choices=ARCHITECTURES)
+    mapper_memory_mb: int | None = _option(
+        None, "Lambda memory of the mapper function (default: memory_mb)", int, unit="MB")
+    reducer_memory_mb: int | None = _option(
+        None, "Lambda memory of the reducer function (default: memory_mb)", int, unit="MB")
 
     def __post_init__(self) -> None:
         # Whole numbers and lists here; the ranges AWS accepts are checked where the template is
@@ -206,6 +210,8 @@ class StackSettings:
         set_ = object.__setattr__
         for name in ("memory_mb", "timeout_s", "log_retention_days", "jobs_expire_days"):
             set_(self, name, _whole(name, getattr(self, name), minimum=0))
+        for name in ("mapper_memory_mb", "reducer_memory_mb"):
+            set_(self, name, _whole(name, getattr(self, name), minimum=0, optional=True))
         for name in ("layers", "requirements"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
@@ -217,16 +223,36 @@ class StackSettings:
 
 @dataclass(frozen=True)
 class TaskLimits:
-    """What a job's tasks run within, fixed at plan time from the stack they run on."""
+    """What a job's tasks run within, fixed at plan time from the deployment the job pins."""
 
+    #: the map phase's function memory (and every other function's unless sized apart)
     memory_mb: int = 1024
     task_timeout_s: int = 300
     #: what a task may hold in memory for sorting and grouping: a quarter of the function's memory
     memory_budget_bytes: int = 0
 
+    #: the reduce phase's function memory and budget (the reducer function may be sized apart;
+    #: 0: the same as the map phase's)
+    reducer_memory_mb: int = 0
+    reducer_memory_budget_bytes: int = 0
+
     def __post_init__(self) -> None:
+        set_ = object.__setattr__
         if not self.memory_budget_bytes:
-            object.__setattr__(self, "memory_budget_bytes", self.memory_mb * 1024**2 // 4)
+            set_(self, "memory_budget_bytes", self.memory_mb * 1024**2 // 4)
+        if not self.reducer_memory_mb:
+            set_(self, "reducer_memory_mb", self.memory_mb)
+        if not self.reducer_memory_budget_bytes:
+            set_(self, "reducer_memory_budget_bytes", self.reducer_memory_mb * 1024**2 // 4
+                 if self.reducer_memory_mb != self.memory_mb else self.memory_budget_bytes)
+
+    def phase_memory_mb(self, phase: str) -> int:
+        """The memory of the function running ``phase`` (``"map"`` or ``"reduce"``)."""
+        return self.reducer_memory_mb if phase == protocol.REDUCE else self.memory_mb
+
+    def budget_bytes(self, phase: str) -> int:
+        """What a task of ``phase`` may hold in memory for sorting and grouping."""
+        return self.reducer_memory_budget_bytes if phase == protocol.REDUCE else self.memory_budget_bytes
 
     def to_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

@@ -200,6 +200,9 @@ class Plan:
     #: splits stored apart: the chunks' key prefix and the first task of each chunk
     split_chunks: SplitChunks | None = None
     num_splits_stored: int = 0
+    #: the function versions the job runs on, by role (``mapper``, ``reducer``, ``coordinator``,
+    #: ``driver``): every invoke of the job names them, so a later deploy never changes it
+    versions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def num_splits(self) -> int:
@@ -214,6 +217,10 @@ class Plan:
         starts = self.split_chunks.starts
         i = bisect.bisect_right(starts, task) - 1
         return self.split_chunks.key(i), task - starts[i]
+
+    def function(self, role: str, name: str) -> str:
+        """``name`` (the role's function) qualified with the job's pinned version, if any."""
+        return qualified(name, self.versions.get(role))
 
     @property
     def silent_after_s(self) -> int:
@@ -254,6 +261,7 @@ class Plan:
             driver=dict(doc.get("driver") or {}),
             split_chunks=SplitChunks.from_json(doc["split_chunks"]) if doc.get("split_chunks") else None,
             num_splits_stored=int(doc.get("num_splits") or 0),
+            versions=dict(doc.get("versions") or {}),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -276,7 +284,13 @@ class Plan:
             **({"driver": dict(self.driver)} if self.driver else {}),
             **({"split_chunks": self.split_chunks.to_json(), "num_splits": self.num_splits_stored}
                if self.split_chunks is not None else {}),
+            **({"versions": dict(self.versions)} if self.versions else {}),
         }
+
+
+def qualified(name: str, version: str | None) -> str:
+    """``name:version`` (what Invoke's ``FunctionName`` takes for a version), or ``name``."""
+    return f"{name}:{version}" if version else name
 
 
 @dataclass(frozen=True)
@@ -371,6 +385,8 @@ class PlanningRequest:
     options: JobOptions = field(default_factory=JobOptions)
     limits: TaskLimits = field(default_factory=TaskLimits)
     concurrency: int | None = None
+    #: the function versions the job is pinned to (see :attr:`Plan.versions`)
+    versions: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> PlanningRequest:
@@ -382,7 +398,8 @@ class PlanningRequest:
                          tuple(StepShape(bool(s["reducer"]), s.get("num_reducers")) for s in job["steps"]),
                          job.get("num_reducers"), dict(job.get("input_formats") or {})),
             options=JobOptions.from_mapping(doc.get("options") or {}),
-            limits=TaskLimits(**(doc.get("limits") or {})), concurrency=doc.get("concurrency"))
+            limits=TaskLimits(**(doc.get("limits") or {})), concurrency=doc.get("concurrency"),
+            versions=dict(doc.get("versions") or {}))
 
     def to_json(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "inputs": dict(self.inputs), "output": self.output,
@@ -392,4 +409,4 @@ class PlanningRequest:
                         "steps": [{"reducer": s.reducer, "num_reducers": s.num_reducers}
                                   for s in self.job.steps]},
                 "options": self.options.to_dict(), "limits": self.limits.to_dict(),
-                "concurrency": self.concurrency}
+                "concurrency": self.concurrency, "versions": dict(self.versions)}

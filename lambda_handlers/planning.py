@@ -566,7 +566,7 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
         inputs={name: InputPlan(tuple(uris), formats[name]) for name, uris in inputs.items()},
         splits=tuple(splits),
         steps=plan_steps(job, len(splits), total_bytes, options.num_reducers,
-                         memory_mb=limits.memory_mb, concurrency=concurrency),
+                         memory_mb=limits.reducer_memory_mb, concurrency=concurrency),
         output=output_spec(output_uri, options.overwrite, inputs, work_bucket, job_id,
                            job.output_format),
         input_bytes=total_bytes,

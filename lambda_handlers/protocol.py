@@ -33,6 +33,8 @@ from lambda_handlers.s3uri import as_folder
 PROTOCOL_VERSION = 1
 
 JOBS_PREFIX = "jobs/"
+#: one object per job naming the function versions it runs on, while it may still invoke them
+PINS_PREFIX = "pins/"
 MAP = "map"
 REDUCE = "reduce"
 PHASES = (MAP, REDUCE)
@@ -108,6 +110,19 @@ def _index(name: str, value: object, upper: int) -> int:
 
 def job_prefix(job_id: str) -> str:
     return f"{JOBS_PREFIX}{validate_job_id(job_id)}/"
+
+
+def pin_key(job_id: str) -> str:
+    """The job's pin: the function versions it runs on (kept from garbage collection until it ends)."""
+    return f"{PINS_PREFIX}{validate_job_id(job_id)}.json"
+
+
+def job_id_of_pin(key: str) -> str | None:
+    """The job id a :func:`pin_key` names, or None for another key."""
+    if not key.startswith(PINS_PREFIX) or not key.endswith(".json"):
+        return None
+    job_id = key[len(PINS_PREFIX):-len(".json")]
+    return job_id if _JOB_ID.match(job_id) else None
 
 
 def job_pickle_key(job_id: str) -> str:

@@ -109,7 +109,7 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     if spec.reducer is None:
         raise runtime.TaskFailedError(f"step {step} has reducers planned but no reducer function")
     ser = shuffle.serializer(getattr(job, "serializer", "json"))
-    budget = plan.limits.memory_budget_bytes
+    budget = plan.limits.budget_bytes(protocol.REDUCE)
 
     slices = []
     for key, index in map_outputs(bucket, job_id, step, plan.steps[step].num_map_tasks):

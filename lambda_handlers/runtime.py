@@ -330,6 +330,16 @@ _THROTTLED = {"TooManyRequestsException", "ThrottlingException", "Throttling",
               "EC2ThrottledException", "ServiceException", "ResourceNotReadyException"}
 
 
+#: the function (its role in the stack, as ``Plan.versions`` names it) serving each event kind
+_EVENT_ROLES = {
+    protocol.EVENT_MAP: "mapper",
+    protocol.EVENT_REDUCE: "reducer",
+    protocol.EVENT_COORDINATE: "coordinator",
+    protocol.EVENT_DRIVE: "driver",
+    protocol.EVENT_INVOKE: "driver",
+}
+
+
 def function_for(kind: str) -> str:
     env = _FUNCTION_ENV[kind]
     name = os.environ.get(env)
@@ -338,9 +348,26 @@ def function_for(kind: str) -> str:
     return name
 
 
-def invoke(event: dict[str, Any], attempts: int = 8) -> None:
-    """Async-invoke the function serving ``event['kind']``; back off and retry on throttling."""
+def pinned_function(event: dict[str, Any]) -> str:
+    """The function serving ``event``, qualified with the version its job is pinned to.
+
+    A job runs on the versions its deploy published (``Plan.versions``), whatever was deployed
+    since; a job without a plan yet, or planned without versions, runs on ``$LATEST``.
+    """
     name = function_for(event["kind"])
+    try:
+        plan = load_plan(event["bucket"], event["job_id"])
+    except Exception as exc:
+        if not is_not_found(exc):
+            raise
+        return name
+    return plan.function(_EVENT_ROLES[event["kind"]], name)
+
+
+def invoke(event: dict[str, Any], attempts: int = 8) -> None:
+    """Async-invoke the function serving ``event['kind']`` (the job's pinned version); back off
+    and retry on throttling."""
+    name = pinned_function(event)
     if _invoker is not None:
         _invoker(name, event)
         return

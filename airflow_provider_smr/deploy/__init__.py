@@ -1,8 +1,9 @@
 """Deploy the SMR CloudFormation stack: the Lambda package, the template, and the stack's lifecycle.
 
-``deploy_stack`` creates or updates one stack (idempotent by content hash), ``describe_stack``
-reads it back as a :class:`StackInfo`, ``delete_stack`` empties its work bucket and deletes it,
-and ``check_stack_runtime`` refuses a stack whose Python is not the worker's.
+``deploy_stack`` creates or updates one stack (idempotent by content hash) and publishes a
+version of each function a job pins, ``describe_stack`` reads it back as a :class:`StackInfo`,
+``collect_versions`` deletes the versions no unfinished job pins, ``delete_stack`` empties its
+work bucket and deletes it, and ``check_stack_runtime`` refuses a stack whose Python is not the worker's.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from airflow_provider_smr.deploy.template import (
     stamp_template,
     worker_runtime,
 )
+from airflow_provider_smr.deploy.versions import collect_versions
 
 __all__ = [
     "FUNCTION_ROLES",
@@ -51,6 +53,7 @@ __all__ = [
     "build_template",
     "build_zip",
     "check_stack_runtime",
+    "collect_versions",
     "content_hash",
     "delete_stack",
     "deploy_stack",

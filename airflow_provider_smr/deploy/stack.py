@@ -6,6 +6,11 @@ only. Otherwise it uploads the zip to the artifacts bucket (created on first use
 updates the stack, waits, and on failure raises :class:`DeployError` naming the resource that
 failed first and its reason, read from the stack events.
 
+Each deploy that changes a function publishes a new immutable version of it in the same stack
+operation; the returned :class:`StackInfo` names the versions *this* deploy published
+(``versions``), which the job run after it pins. A deploy that changed the stack then deletes the
+versions no unfinished job pins (:mod:`.versions`).
+
 Declared input/output locations accumulate: a deploy adds the locations it asks for to those the
 stack already grants and never revokes them implicitly, so concurrent tasks that declare
 different buckets neither take access away from each other's running jobs nor make the stack
@@ -49,6 +54,7 @@ from airflow_provider_smr.deploy.template import (
     stamp_template,
     worker_runtime,
 )
+from airflow_provider_smr.deploy.versions import collect_versions, published_versions
 from lambda_handlers.aws_errors import error_code, is_not_found
 from lambda_handlers.options import StackSettings
 
@@ -67,7 +73,10 @@ class StackInfo:
     """What the control plane needs to know about a deployed stack (read from its outputs).
 
     ``code_hash`` is the sha256 of the Lambda zip; ``content_hash`` covers code and settings;
-    ``input_locations`` / ``output_locations`` are what the functions' role may read / write.
+    ``input_locations`` / ``output_locations`` are what the functions' role may read / write;
+    ``versions`` are the published function versions, by role, a job started now pins (empty for
+    a stack deployed before versions were published: its jobs run on ``$LATEST``);
+    ``mapper_memory_mb`` / ``reducer_memory_mb`` the memory of those two functions.
     """
 
     stack_name: str
@@ -83,6 +92,9 @@ class StackInfo:
     output_locations: list[str] = field(default_factory=list)
     status: str = field(default="", compare=False)
     architecture: str = "x86_64"
+    versions: dict[str, str] = field(default_factory=dict)
+    mapper_memory_mb: int = 0
+    reducer_memory_mb: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,6 +103,7 @@ class StackInfo:
     def from_dict(cls, d: dict) -> StackInfo:
         known = {name: d[name] for name in cls.__dataclass_fields__ if name in d}
         known["functions"] = dict(known.get("functions") or {})
+        known["versions"] = dict(known.get("versions") or {})
         for name in ("input_locations", "output_locations"):
             known[name] = list(known.get(name) or [])
         return cls(**known)
@@ -119,6 +132,10 @@ def stack_info_from_description(stack: dict, region: str) -> StackInfo:
         input_locations=_locations(outputs, "InputLocations"),
         output_locations=_locations(outputs, "OutputLocations"), status=stack["StackStatus"],
         architecture=outputs.get("Architecture") or "x86_64",
+        versions={role: outputs[f"{role.capitalize()}Version"] for role in FUNCTION_ROLES
+                  if outputs.get(f"{role.capitalize()}Version")},
+        mapper_memory_mb=int(outputs.get("MapperMemoryMb") or outputs["MemoryMb"]),
+        reducer_memory_mb=int(outputs.get("ReducerMemoryMb") or outputs["MemoryMb"]),
     )
 
 
@@ -285,7 +302,8 @@ def deploy_stack(
         input_buckets=tuple(input_buckets), output_buckets=tuple(output_buckets),
         log_retention_days=settings.log_retention_days, jobs_expire_days=settings.jobs_expire_days,
         layers=tuple(layers), tables=tuple(t.removeprefix("dynamodb://").split("?")[0] for t in tables),
-        architecture=settings.architecture)
+        architecture=settings.architecture,
+        mapper_memory_mb=settings.mapper_memory_mb, reducer_memory_mb=settings.reducer_memory_mb)
     if settings.requirements:  # built after the settings are validated: it may take a while
         from airflow_provider_smr.deploy.requirements import publish_layer
 
@@ -340,8 +358,21 @@ def _deploy_once(clients: AwsClients, settings: TemplateSettings, code: bytes, r
     else:
         stack = _update(cf, stack_name, body, tags, wait)
     info = stack_info_from_description(stack, region)
-    log.info("stack %s deployed: %s, %d MB, %d s, work bucket %s", stack_name, info.runtime,
-             info.memory_mb, info.timeout_s, info.work_bucket)
+    if stack_outputs(stack).get("ContentHash") != digest:
+        # Another deploy changed the stack right after ours: pin what ours published.
+        info = replace(info, versions=published_versions(clients.lambda_, settings),
+                       memory_mb=settings.memory_mb, timeout_s=settings.timeout_s,
+                       mapper_memory_mb=settings.memory_for("mapper"),
+                       reducer_memory_mb=settings.memory_for("reducer"))
+    log.info("stack %s deployed: %s, %d MB (mapper %d MB, reducer %d MB), %d s, work bucket %s, "
+             "versions %s", stack_name, info.runtime, info.memory_mb, info.mapper_memory_mb,
+             info.reducer_memory_mb, info.timeout_s, info.work_bucket,
+             ", ".join(f"{role} {v}" for role, v in info.versions.items()) or "$LATEST")
+    if info.versions:
+        try:
+            collect_versions(clients, stack_name, info.work_bucket, keep=info.versions)
+        except Exception as exc:  # noqa: BLE001 - old versions only cost storage; the deploy stands
+            log.warning("stack %s: old function versions not collected: %s", stack_name, exc)
     return info
 
 

@@ -1,11 +1,21 @@
 """The CloudFormation template of one SMR stack, built by pure functions (no AWS calls).
 
-One stack holds: a private, encrypted work bucket (TLS-only policy, ``jobs/`` expiring after N
-days), one least-privilege role for the functions, the mapper / reducer / coordinator / driver
-functions on the worker's ``pythonX.Y`` runtime, an event-invoke config per function with
-``MaximumRetryAttempts: 0`` (retries are ours, driven by markers), and a log group per function
-with a retention. The content hash of the template (which includes the code's hash through the
-artifact key) is stamped into its metadata and outputs so an unchanged deploy can be skipped.
+One stack holds: a private, encrypted work bucket (TLS-only policy, ``jobs/`` and ``pins/``
+expiring after N days), one least-privilege role for the functions, the mapper / reducer /
+coordinator / driver functions on the worker's ``pythonX.Y`` runtime (the mapper and reducer may
+have their own memory size), an event-invoke config per function with ``MaximumRetryAttempts: 0``
+(retries are ours, driven by markers), and a log group per function with a retention. The content
+hash of the template (which includes the code's hash through the artifact key) is stamped into its
+metadata and outputs so an unchanged deploy can be skipped.
+
+Every deploy also publishes an immutable Lambda version of each function (``AWS::Lambda::Version``,
+as SAM's ``AutoPublishAlias`` does): its logical id and description carry the hash of the
+function's configuration (:func:`function_config_hash`: code, memory, timeout, layers,
+environment), so a changed configuration adds a new version in the same stack operation that
+changed the function. Versions and their own event-invoke configs are retained when a later deploy
+drops them from the template: a job pins the versions its deploy published (``Plan.versions``) and
+runs on them until it ends, whatever is deployed meanwhile; :mod:`.versions` deletes them once no
+unfinished job pins them.
 """
 
 from __future__ import annotations
@@ -45,6 +55,8 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 WORK_BUCKET = "WorkBucket"
 ROLE = "FunctionRole"
 POLICY = "FunctionPolicy"
+#: the description of a published version: the hash of the configuration it snapshots
+VERSION_DESCRIPTION = "smr config {}"
 
 
 def worker_runtime() -> str:
@@ -106,7 +118,7 @@ class TemplateSettings:
     :param code_key: key of the Lambda zip (contains the code hash).
     :param code_sha256: hex sha256 of the Lambda zip.
     :param runtime: Lambda runtime, ``pythonX.Y`` of the worker.
-    :param memory_mb: MemorySize of every function.
+    :param memory_mb: MemorySize of every function (but the mapper and reducer when sized apart).
     :param timeout_s: Timeout of every function.
     :param input_buckets: locations the functions may read (``bucket`` or ``s3://bucket/prefix``).
     :param output_buckets: locations the functions may write.
@@ -116,6 +128,8 @@ class TemplateSettings:
     :param tables: DynamoDB table names the functions may scan and write (``dynamodb://`` inputs
         and outputs).
     :param architecture: the functions' instruction set, ``x86_64`` or ``arm64``.
+    :param mapper_memory_mb: MemorySize of the mapper function (None: ``memory_mb``).
+    :param reducer_memory_mb: MemorySize of the reducer function (None: ``memory_mb``).
     """
 
     stack_name: str
@@ -132,6 +146,8 @@ class TemplateSettings:
     layers: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
     architecture: str = "x86_64"
+    mapper_memory_mb: int | None = None
+    reducer_memory_mb: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("input_buckets", "output_buckets", "layers", "tables"):
@@ -142,6 +158,11 @@ class TemplateSettings:
         validate_settings(self)
         for name in ("input_buckets", "output_buckets"):
             object.__setattr__(self, name, canonical_locations(getattr(self, name)))
+
+    def memory_for(self, role: str) -> int:
+        """The MemorySize of one function: the mapper and reducer may be sized apart."""
+        own = {"mapper": self.mapper_memory_mb, "reducer": self.reducer_memory_mb}.get(role)
+        return own or self.memory_mb
 
     @property
     def inputs(self) -> tuple[S3Location, ...]:
@@ -183,6 +204,9 @@ def validate_settings(settings: TemplateSettings) -> None:
     if not re.match(r"^python3\.\d+$", settings.runtime):
         raise StackSettingsError(f"runtime must look like 'python3.X', got {settings.runtime!r}")
     _check_int("memory_mb", settings.memory_mb, 128, 10240)
+    for name in ("mapper_memory_mb", "reducer_memory_mb"):
+        if getattr(settings, name) is not None:
+            _check_int(name, getattr(settings, name), 128, 10240)
     _check_int("timeout_s", settings.timeout_s, 1, 900)
     _check_int("jobs_expire_days", settings.jobs_expire_days, 1, 3650)
     if settings.log_retention_days not in LOG_RETENTION_DAYS:
@@ -224,6 +248,9 @@ def _work_bucket(settings: TemplateSettings) -> dict:
                 {"Id": "expire-jobs", "Status": "Enabled", "Prefix": protocol.JOBS_PREFIX,
                  "ExpirationInDays": settings.jobs_expire_days,
                  "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+                # A pin whose job died without an end state stops pinning when the job's state goes.
+                {"Id": "expire-pins", "Status": "Enabled", "Prefix": protocol.PINS_PREFIX,
+                 "ExpirationInDays": settings.jobs_expire_days},
             ]},
         },
     }
@@ -292,9 +319,10 @@ def _policy_statements(settings: TemplateSettings) -> list[dict]:
         _allow("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [
             {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
                         f"/aws/lambda/{name}:*"} for name in names]),
+        # Unqualified and qualified (a job's pinned version) ARNs of the stack's own functions.
         _allow("InvokeOwnFunctions", ["lambda:InvokeFunction"], [
             {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
-                        f"{name}"} for name in names]),
+                        f"{name}{suffix}"} for name in names for suffix in ("", ":*")]),
     ]
     return statements
 
@@ -319,7 +347,7 @@ def function_environment(settings: TemplateSettings) -> dict:
     return env
 
 
-def _function(settings: TemplateSettings, role: str) -> dict:
+def _function_properties(settings: TemplateSettings, role: str) -> dict:
     properties: dict[str, Any] = {
         "FunctionName": function_name(settings.stack_name, role),
         "Description": f"Serverless MapReduce {role} of stack {settings.stack_name}",
@@ -328,7 +356,7 @@ def _function(settings: TemplateSettings, role: str) -> dict:
         "Handler": f"lambda_handlers.{role}.handler",
         "Role": {"Fn::GetAtt": [ROLE, "Arn"]},
         "Code": {"S3Bucket": settings.artifacts_bucket, "S3Key": settings.code_key},
-        "MemorySize": settings.memory_mb,
+        "MemorySize": settings.memory_for(role),
         "Timeout": settings.timeout_s,
         "Environment": {"Variables": function_environment(settings)},
         "Tags": [{"Key": "smr:stack", "Value": settings.stack_name},
@@ -336,21 +364,54 @@ def _function(settings: TemplateSettings, role: str) -> dict:
     }
     if settings.layers:
         properties["Layers"] = list(settings.layers)
+    return properties
+
+
+def _function(settings: TemplateSettings, role: str) -> dict:
     # The log group first (so Lambda never creates it without retention), the policy before any run.
     return {"Type": "AWS::Lambda::Function", "DependsOn": [_logical(role, "LogGroup"), POLICY],
-            "Properties": properties}
+            "Properties": _function_properties(settings, role)}
 
 
-def _invoke_config(role: str) -> dict:
+def function_config_hash(settings: TemplateSettings, role: str) -> str:
+    """The hash of what a version of ``role`` snapshots (code, memory, timeout, layers, env...):
+    equal hashes, equal versions. 16 hex digits."""
+    text = render(_function_properties(settings, role))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def version_logical_id(settings: TemplateSettings, role: str) -> str:
+    """A new logical id per configuration, so CloudFormation publishes a version when it changes."""
+    return _logical(role, "Version") + function_config_hash(settings, role)
+
+
+def _version(settings: TemplateSettings, role: str) -> dict:
+    # Retained: a job may still pin this version after a deploy has moved on (GC deletes it).
     return {
+        "Type": "AWS::Lambda::Version",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "FunctionName": {"Ref": _logical(role, "Function")},
+            "Description": VERSION_DESCRIPTION.format(function_config_hash(settings, role)),
+        },
+    }
+
+
+def _invoke_config(role: str, qualifier: Any = "$LATEST") -> dict:
+    """No Lambda-side retries; an event-invoke config is per qualifier, so each version has one."""
+    resource: dict[str, Any] = {
         "Type": "AWS::Lambda::EventInvokeConfig",
         "Properties": {
             "FunctionName": {"Ref": _logical(role, "Function")},
-            "Qualifier": "$LATEST",
+            "Qualifier": qualifier,
             "MaximumRetryAttempts": 0,
             "MaximumEventAgeInSeconds": MAX_EVENT_AGE_S,
         },
     }
+    if qualifier != "$LATEST":
+        resource.update(DeletionPolicy="Retain", UpdateReplacePolicy="Retain")
+    return resource
 
 
 def _log_group(settings: TemplateSettings, role: str) -> dict:
@@ -366,10 +427,15 @@ def _outputs(settings: TemplateSettings) -> dict:
     outputs: dict[str, Any] = {"WorkBucket": {"Value": {"Ref": WORK_BUCKET}}}
     for role in FUNCTION_ROLES:
         outputs[_logical(role, "Function")] = {"Value": {"Ref": _logical(role, "Function")}}
+    for role in FUNCTION_ROLES:
+        outputs[_logical(role, "Version")] = {
+            "Value": {"Fn::GetAtt": [version_logical_id(settings, role), "Version"]}}
     outputs.update({
         "Runtime": {"Value": settings.runtime},
         "Architecture": {"Value": settings.architecture},
         "MemoryMb": {"Value": str(settings.memory_mb)},
+        "MapperMemoryMb": {"Value": str(settings.memory_for("mapper"))},
+        "ReducerMemoryMb": {"Value": str(settings.memory_for("reducer"))},
         "TimeoutS": {"Value": str(settings.timeout_s)},
         "CodeSha256": {"Value": settings.code_sha256},
         # What the role may read and write, so a later deploy can widen it instead of revoking.
@@ -392,6 +458,10 @@ def build_template(settings: TemplateSettings) -> dict:
         resources[_logical(role, "LogGroup")] = _log_group(settings, role)
         resources[_logical(role, "Function")] = _function(settings, role)
         resources[_logical(role, "InvokeConfig")] = _invoke_config(role)
+        version = version_logical_id(settings, role)
+        resources[version] = _version(settings, role)
+        resources[_logical(role, "InvokeConfig") + function_config_hash(settings, role)] = \
+            _invoke_config(role, {"Fn::GetAtt": [version, "Version"]})
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"Serverless MapReduce stack {settings.stack_name} (airflow-provider-smr)",

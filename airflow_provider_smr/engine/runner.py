@@ -13,8 +13,9 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_smr.engine import requests as reqs
@@ -37,7 +38,7 @@ from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, TaskLimits
-from lambda_handlers.plan import JobShape, Plan, PlanningRequest, StepShape
+from lambda_handlers.plan import JobShape, Plan, PlanningRequest, StepShape, qualified
 from lambda_handlers.planning import (
     build_plan,
     check_output_outside_inputs,
@@ -157,20 +158,30 @@ class JobRunner:
             job.check_inputs(list(named))
             check_output_outside_inputs(output, named)
             self._check_output(output, options.overwrite, options.create_table)
-            limits = TaskLimits(memory_mb=self.stack.memory_mb, task_timeout_s=self.stack.timeout_s)
+            limits = TaskLimits(memory_mb=self.stack.mapper_memory_mb or self.stack.memory_mb,
+                                task_timeout_s=self.stack.timeout_s,
+                                reducer_memory_mb=self.stack.reducer_memory_mb or self.stack.memory_mb)
             concurrency = self.concurrency(options.max_concurrency)
-            if options.driver == "lambda":  # the driver function lists, plans and fans out
-                self._request_plan(job_id, job, named, output, options, limits, concurrency, pickled)
-                return job_id
-            objects = resolve_inputs(self.s3, named)
-            check_output_outside_inputs(output, named, objects)
-            tables = describe_tables(self.clients.dynamodb, named)
-            plan = build_plan(job_id=job_id, work_bucket=self.bucket, job=job, inputs=named,
-                              objects=objects, output_uri=output, tables=tables, options=options,
-                              limits=limits, concurrency=concurrency)
+            self._pin(job_id)
+            try:
+                if options.driver == "lambda":  # the driver function lists, plans and fans out
+                    self._request_plan(job_id, job, named, output, options, limits, concurrency,
+                                       pickled)
+                    return job_id
+                objects = resolve_inputs(self.s3, named)
+                check_output_outside_inputs(output, named, objects)
+                tables = describe_tables(self.clients.dynamodb, named)
+                plan = build_plan(job_id=job_id, work_bucket=self.bucket, job=job, inputs=named,
+                                  objects=objects, output_uri=output, tables=tables, options=options,
+                                  limits=limits, concurrency=concurrency)
+            except Exception:
+                self._unpin(job_id)  # nothing was started: nothing to keep
+                raise
+            plan = replace(plan, versions=dict(self.stack.versions))
             plan = plan.with_driver(plan_s=round(time.monotonic() - began, 3))
             if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled):
                 self.log.info("job %s was created concurrently: not starting it again", job_id)
+                self._pin(job_id, self.plan(job_id).versions)  # the winner's versions, not ours
                 return job_id
             self._plans[job_id] = plan
             steps = ", ".join(f"{s.num_map_tasks}x{s.num_reducers}" for s in plan.steps)
@@ -178,6 +189,27 @@ class JobRunner:
                           job_id, job.name, plan.num_splits, plan.input_bytes, steps, plan.output.uri)
             self._fan_out(plan, None, options.max_concurrency)
         return job_id
+
+    def _pin(self, job_id: str, versions: Mapping[str, str] | None = None) -> None:
+        """Record which function versions the job runs on (this stack's, unless given) before
+        anything can invoke them, so no deploy's garbage collection deletes them while the job
+        may still need them."""
+        versions = self.stack.versions if versions is None else versions
+        if not versions:
+            return
+        body = {"job_id": job_id, "stack_name": self.stack.stack_name, "versions": dict(versions)}
+        self.s3.put_object(Bucket=self.bucket, Key=protocol.pin_key(job_id),
+                           Body=json.dumps(body).encode())
+
+    def _unpin(self, job_id: str) -> None:
+        """A pin that pins nothing (a put: the job role has no delete); deploys collect it."""
+        if self.stack.versions:
+            self.s3.put_object(Bucket=self.bucket, Key=protocol.pin_key(job_id),
+                               Body=json.dumps({"job_id": job_id, "versions": {}}).encode())
+
+    def function(self, plan: Plan, role: str) -> str:
+        """The job's ``role`` function, qualified with the version the job is pinned to."""
+        return plan.function(role, self.stack.functions[role])
 
     def concurrency(self, max_concurrency: int | None = None) -> int | None:
         """How many functions a job's tasks can run at once, which the planner sizes splits and
@@ -205,14 +237,16 @@ class JobRunner:
                          job.num_reducers,
                          {name: job.input_format_for(name) for name, uris in named.items()
                           if not any(dynamodb.is_dynamodb_uri(u) for u in uris)})
-        request = PlanningRequest(job_id, named, output, shape, options, limits, concurrency)
+        request = PlanningRequest(job_id, named, output, shape, options, limits, concurrency,
+                                  versions=dict(self.stack.versions))
         key = protocol.planning_request_key(job_id)
         if not submit_mod.put_if_absent(self.s3, self.bucket, key, json.dumps(request.to_json()).encode()):
             self.log.info("job %s was requested concurrently: not starting it again", job_id)
             return
         self.s3.put_object(Bucket=self.bucket, Key=protocol.job_pickle_key(job_id), Body=pickled)
         event = protocol.drive_event(self.bucket, job_id)
-        tries = submit_mod.invoke_async(self.lambda_, self.stack.functions["driver"], event)
+        driver = qualified(self.stack.functions["driver"], self.stack.versions.get("driver"))
+        tries = submit_mod.invoke_async(self.lambda_, driver, event)
         reqs.add(job_id, reqs.LAMBDA_INVOKE, tries)
         self.log.info("job %s (%s): the driver function plans and fans out", job_id, job.name)
 
@@ -229,7 +263,7 @@ class JobRunner:
     def _fan_out(self, plan: Plan, tasks: list[int] | None, max_concurrency: int | None) -> None:
         events = submit_mod.map_events(plan, tasks)
         began = time.monotonic()
-        stats = submit_mod.fan_out(self.lambda_, self.stack.functions["mapper"], events,
+        stats = submit_mod.fan_out(self.lambda_, self.function(plan, "mapper"), events,
                                    max_concurrency=max_concurrency)
         reqs.add(plan.job_id, reqs.LAMBDA_INVOKE, stats["tries"])
         submit_mod.put_if_absent(self.s3, self.bucket, protocol.claim_key(plan.job_id,
@@ -341,7 +375,8 @@ class JobRunner:
         """Ask the coordinator to treat silent attempts past their deadline as failed (and retry)."""
         with reqs.job_context(job_id):
             event = protocol.coordinate_event(self.bucket, job_id, reason=reason)
-            tries = submit_mod.invoke_async(self.lambda_, self.stack.functions["coordinator"], event)
+            coordinator = self.function(self.plan(job_id), "coordinator")
+            tries = submit_mod.invoke_async(self.lambda_, coordinator, event)
             reqs.add(job_id, reqs.LAMBDA_INVOKE, tries)
 
     # -- wait -------------------------------------------------------------------------------------
@@ -487,7 +522,7 @@ class JobRunner:
             attempts = sum(1 for o in listed
                            if (k := protocol.parse_status_key(job_id, o["Key"])) and k.kind == "start")
             result = build_result(plan, done, manifest, tracker.markers(), attempts=attempts,
-                                  memory_mb=self.stack.memory_mb,
+                                  memory_mb=plan.limits.memory_mb,
                                   architecture=self.stack.architecture,
                                   driver_requests=reqs.s3_counts(job_id),
                                   driver_invokes=reqs.invokes(job_id))

@@ -70,6 +70,8 @@ class _Applied:
     @classmethod
     def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict,
                                         account_id: str, region_name: str) -> None:
+        if cloudformation_json.get("DeletionPolicy") == "Retain":
+            return  # CloudFormation leaves it in place (a pinned version's invoke config)
         props = cloudformation_json.get("Properties", {})
         try:
             cls.remove(props, resource_name, account_id, region_name)
@@ -80,8 +82,15 @@ class _Applied:
         return True
 
 
+def _qualified(props: dict) -> str:
+    """The function (``name`` or ``name:version``) an invoke config's properties apply to."""
+    name, qualifier = props.get("FunctionName", ""), str(props.get("Qualifier") or "$LATEST")
+    return name if qualifier == "$LATEST" else f"{name}:{qualifier}"
+
+
 class LocalEventInvokeConfig(_Applied, CloudFormationModel):
-    """``AWS::Lambda::EventInvokeConfig`` applied with moto's ``put_function_event_invoke_config``."""
+    """``AWS::Lambda::EventInvokeConfig`` applied with moto's ``put_function_event_invoke_config``,
+    to the qualifier it names (``$LATEST`` or a published version: Lambda keeps one per qualifier)."""
 
     TYPE = "AWS::Lambda::EventInvokeConfig"
 
@@ -95,7 +104,8 @@ class LocalEventInvokeConfig(_Applied, CloudFormationModel):
             raise ValidationError(message=(
                 "AWS::Lambda::EventInvokeConfig DestinationConfig is not applied by the local "
                 "stack (failed events are only retried and logged); remove it for local runs"))
-        name = props.pop("FunctionName")
+        name = _qualified(props)
+        props.pop("FunctionName")
         props.pop("Qualifier", None)
         config = {k: int(v) if k.startswith("Maximum") else v for k, v in props.items()}
         backend = lambda_backends[account_id][region_name]
@@ -107,7 +117,7 @@ class LocalEventInvokeConfig(_Applied, CloudFormationModel):
     def remove(cls, props: dict, resource_name: str, account_id: str, region_name: str) -> None:
         from moto.awslambda.models import lambda_backends
 
-        name = props.get("FunctionName", resource_name)
+        name = _qualified(props) or resource_name
         lambda_backends[account_id][region_name].get_function(name).event_invoke_config = []
 
 

@@ -100,7 +100,7 @@ class Gateway:
         except LambdaApiError as exc:
             return _error(start_response, exc)
         headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", result.request_id),
-                   ("X-Amz-Executed-Version", qualifier or "$LATEST"),
+                   ("X-Amz-Executed-Version", result.version),
                    ("Content-Length", str(len(result.payload)))]
         if result.function_error:
             headers.append(("X-Amz-Function-Error", result.function_error))

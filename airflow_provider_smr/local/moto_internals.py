@@ -4,10 +4,11 @@ tested with.
 The S3 fast path shares an object's bytes with moto's key instead of copying them, which means
 reading moto's private value buffer; the server replaces a few of moto's functions (request ids,
 ``PutFunctionEventInvokeConfig``, CloudFormation's resource parsing, a function's layers and
-architecture, Lambda's code size limits) and memoises its dispatcher. All of that depends on
-moto's internals, so it lives here and only here, and :func:`check_version` refuses a moto
-outside :data:`SUPPORTED_MOTO` (the pin in ``pyproject.toml``'s ``local`` extra) before the stack
-starts.
+architecture, Lambda's code size limits, published versions: their description, configs,
+attributes, deletion and the moment they are published in a stack update) and memoises its
+dispatcher. All of that depends on moto's internals, so it lives here and only here, and
+:func:`check_version` refuses a moto outside :data:`SUPPORTED_MOTO` (the pin in ``pyproject.toml``'s
+``local`` extra) before the stack starts.
 """
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ def install_patches(unmodelled_resource: Callable[[str], str]) -> None:
         _strict_cloudformation(unmodelled_resource)
         _apply_function_layers()
         _lambda_code_size_limits()
+        _versions_as_lambda_keeps_them()
+        _versions_after_function_updates()
         _patched = True
 
 
@@ -205,8 +208,9 @@ def _strict_cloudformation(unmodelled_resource: Callable[[str], str]) -> None:
 
 
 def _apply_function_layers() -> None:
-    """moto's ``AWS::Lambda::Function`` drops ``Layers`` and ``Architectures``; the handler would
-    miss its layers (and the local stack its architecture check)."""
+    """moto's ``AWS::Lambda::Function`` drops ``Layers`` and ``Architectures`` on create and keeps
+    old layers on an update that removes them; the handler would miss its layers, or keep another
+    deploy's (and the local stack would miss its architecture check)."""
     from moto.awslambda.models import LambdaFunction, lambda_backends
 
     original: Any = LambdaFunction.__dict__["create_from_cloudformation_json"].__func__
@@ -233,8 +237,10 @@ def _apply_function_layers() -> None:
                                         region_name: str) -> Any:
         fn = original_update(cls, original_resource, new_resource_name, cloudformation_json,
                              account_id, region_name)
-        fn.architectures = list(cloudformation_json.get("Properties", {}).get("Architectures")
-                                or ["x86_64"])
+        properties = cloudformation_json.get("Properties", {})
+        fn.architectures = list(properties.get("Architectures") or ["x86_64"])
+        if not properties.get("Layers"):  # AWS removes layers the template no longer lists
+            fn.layers = []
         return fn
 
     setattr(LambdaFunction, "create_from_cloudformation_json",  # noqa: B010 - a patch
@@ -341,3 +347,125 @@ def _lambda_code_size_limits() -> None:
     setattr(LayerVersion, "__init__", layer_version_init)  # noqa: B010 - a patch
     setattr(LambdaFunction, "_set_function_code", set_function_code)  # noqa: B010 - a patch
     setattr(LambdaFunction, "update_configuration", update_configuration_checked)  # noqa: B010
+
+
+def _versions_as_lambda_keeps_them() -> None:
+    """Published versions as Lambda has them, where moto differs:
+
+    - ``AWS::Lambda::Version`` keeps its ``Description``, its ``Ref`` is the version's ARN and
+      ``Fn::GetAtt [.., Version]`` its number (moto has neither);
+    - a new version has no event-invoke config of its own (moto's copy shares ``$LATEST``'s;
+      Lambda keeps one per qualifier) and keeps its code (moto's shares ``$LATEST``'s dict);
+    - ``DeleteFunction`` with a version number deletes that version (moto ignores it), and its
+      number is never given to a later version (moto's next number is the count plus one).
+    """
+    from moto.awslambda.models import LambdaFunction, LambdaStorage, LambdaVersion, lambda_backends
+
+    def create_version(cls: type, /, resource_name: str, cloudformation_json: dict[str, Any],
+                       account_id: str, region_name: str, **kwargs: Any) -> Any:
+        props = cloudformation_json["Properties"]
+        backend = lambda_backends[account_id][region_name]
+        fn: Any = backend.publish_version(props["FunctionName"], props.get("Description", ""))
+        version: Any = LambdaVersion({"Version": fn.version})  # type: ignore[abstract]
+        version.function_arn = fn.function_arn
+        return version
+
+    setattr(LambdaVersion, "create_from_cloudformation_json",  # noqa: B010 - a patch
+            classmethod(create_version))
+    setattr(LambdaVersion, "physical_resource_id",  # noqa: B010 - a patch
+            property(lambda self: self.function_arn))
+    setattr(LambdaVersion, "has_cfn_attr",  # noqa: B010 - a patch
+            classmethod(lambda cls, attr: attr == "Version"))
+
+    def get_cfn_attribute(self: Any, attribute_name: str) -> str:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attribute_name == "Version":
+            return str(self.version)
+        raise UnformattedGetAttTemplateException()
+
+    setattr(LambdaVersion, "get_cfn_attribute", get_cfn_attribute)  # noqa: B010 - a patch
+
+    original_publish = LambdaStorage.publish_version
+
+    def publish_version(self: LambdaStorage, name_or_arn: str, description: str = "") -> Any:
+        name = name_or_arn.split(":")[-1]
+        before = list(self._functions.get(name, {}).get("versions", []))
+        fn: LambdaFunction | None = original_publish(self, name_or_arn, description)
+        if fn is None or any(fn is v for v in before):
+            return fn
+        fn.event_invoke_config = []
+        fn.code = dict(fn.code)  # moto's copy shares the dict a code update changes in place
+        # moto numbers a version len(versions) + 1, reusing a deleted one's number; Lambda never does.
+        last: dict[str, int] = self.__dict__.setdefault("_smr_last_version", {})
+        number = max([last.get(name, 0), *(int(v.version) for v in before)]) + 1
+        last[name] = number
+        self._arns.pop(fn.function_arn, None)
+        fn.set_version(number)
+        self._arns[fn.function_arn] = fn
+        return fn
+
+    setattr(LambdaStorage, "publish_version", publish_version)  # noqa: B010 - a patch
+
+    original_delete = LambdaStorage.del_function
+
+    def del_function(self: LambdaStorage, name_or_arn: str, qualifier: str | None = None) -> None:
+        if qualifier and qualifier.isdigit():
+            fn = self.get_function_by_name_or_arn_with_qualifier(name_or_arn, qualifier)
+            versions = self._functions[fn.function_name]["versions"]
+            versions[:] = [v for v in versions if str(v.version) != qualifier]
+            self._arns.pop(fn.function_arn, None)
+            return
+        original_delete(self, name_or_arn, qualifier)
+
+    setattr(LambdaStorage, "del_function", del_function)  # noqa: B010 - a patch
+    _event_invoke_config_per_qualifier()
+
+
+def _event_invoke_config_per_qualifier() -> None:
+    """moto's ``*FunctionEventInvokeConfig`` handlers ignore ``Qualifier``: apply it (the backend
+    resolves ``name:version``)."""
+    from moto.awslambda.responses import LambdaResponse
+
+    def qualified(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def with_qualifier(self: Any) -> Any:
+            qualifier = (self.querystring.get("Qualifier") or [None])[0]
+            if not qualifier or qualifier == "$LATEST":
+                return handler(self)
+            head, name, tail = self.path.rsplit("/", 2)
+            self.path = f"{head}/{name}:{qualifier}/{tail}"
+            return handler(self)
+        return with_qualifier
+
+    for method in ("put_function_event_invoke_config", "get_function_event_invoke_config",
+                   "delete_function_event_invoke_config", "update_function_event_invoke_config"):
+        setattr(LambdaResponse, method, qualified(getattr(LambdaResponse, method)))
+
+
+#: resources CloudFormation creates only after the functions they snapshot were updated
+_AFTER_FUNCTION_UPDATES = ("AWS::Lambda::Version", "AWS::Lambda::EventInvokeConfig")
+
+
+def _versions_after_function_updates() -> None:
+    """In a stack update moto adds new resources before it modifies changed ones; CloudFormation
+    follows the references, so a new ``AWS::Lambda::Version`` of a function changed in the same
+    update snapshots the changed function. Add versions (and their invoke configs) last."""
+    from moto.cloudformation import parsing
+
+    original = parsing.ResourceMap.update
+
+    def update(self: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> None:
+        resources = template["Resources"]
+        late = [name for name, resource in resources.items()
+                if resource.get("Type") in _AFTER_FUNCTION_UPDATES and name not in self._resource_json_map]
+        if not late:
+            original(self, template, parameters)
+            return
+        original(self, {**template, "Resources": {n: r for n, r in resources.items() if n not in late}},
+                 parameters)
+        self._template = template
+        self._resource_json_map = resources
+        for name in late:
+            _ = self[name]  # moto creates a resource when it is first looked up
+
+    setattr(parsing.ResourceMap, "update", update)  # noqa: B010 - a patch

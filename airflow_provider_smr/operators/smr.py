@@ -149,6 +149,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         log_retention_days: int = _STACK.log_retention_days,
         jobs_expire_days: int = _STACK.jobs_expire_days,
         architecture: str = _STACK.architecture,
+        mapper_memory_mb: int | None = _STACK.mapper_memory_mb,
+        reducer_memory_mb: int | None = _STACK.reducer_memory_mb,
         stack_name: str = "smr",
         deploy: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -187,6 +189,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.log_retention_days = log_retention_days
         self.jobs_expire_days = jobs_expire_days
         self.architecture = architecture
+        self.mapper_memory_mb = mapper_memory_mb
+        self.reducer_memory_mb = reducer_memory_mb
         self.stack_name = stack_name
         self.deploy = deploy
         self.deferrable = deferrable

@@ -166,7 +166,7 @@ class SMRJobTrigger(BaseTrigger):
                         if step.check_reason:
                             self.log.info("SMR job %s: asking the coordinator to check deadlines (%s)",
                                           watch.job_label(self.job_id), step.check_reason)
-                        await asyncio.to_thread(self._check_for_stragglers)
+                        await asyncio.to_thread(self._check_for_stragglers, plan)
                 if event is not None:
                     return event
                 await asyncio.sleep(self.poll_interval)
@@ -205,16 +205,17 @@ class SMRJobTrigger(BaseTrigger):
         return AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
                            config=self.botocore_config, client_type="lambda").get_conn()
 
-    def _check_for_stragglers(self) -> None:
-        """Invoke the coordinator with ``check-deadlines``: it launches speculative backups of
-        stragglers and moves a stalled job on."""
+    def _check_for_stragglers(self, plan: Plan) -> None:
+        """Invoke the coordinator (the version the job is pinned to) with ``check-deadlines``: it
+        launches speculative backups of stragglers and moves a stalled job on."""
         from airflow_provider_smr.deploy.template import function_name
         from airflow_provider_smr.engine.submit import invoke_async
 
         try:
             client = self._lambda_client
             event = protocol.coordinate_event(self.work_bucket, self.job_id, reason="check-deadlines")
-            invoke_async(client, function_name(self.stack_name, "coordinator"), event)
+            invoke_async(client, plan.function("coordinator", function_name(self.stack_name, "coordinator")),
+                         event)
         except Exception:  # noqa: BLE001 - a missed check only delays a backup attempt
             self.log.warning("SMR job %s: could not ask for straggler checks", self.job_id, exc_info=True)
 

@@ -157,7 +157,7 @@ async def checks_until_success(s3, job_id, trigger, monkeypatch, wanted=2, withi
 
     put(s3, protocol.start_marker_key(job_id, 0, protocol.MAP, 0, 0), b"")
     asked = []
-    monkeypatch.setattr(trigger, "_check_for_stragglers", lambda: asked.append(job_id))
+    monkeypatch.setattr(trigger, "_check_for_stragglers", lambda plan: asked.append(job_id))
     waiting = asyncio.ensure_future(trigger.run().__anext__())
     for _ in range(int(within_s / 0.05)):
         if len(asked) >= wanted:

@@ -15,9 +15,11 @@ from airflow_provider_smr.deploy.template import (
     build_template,
     canonical_locations,
     content_hash,
+    function_config_hash,
     merge_locations,
     render,
     stamp_template,
+    version_logical_id,
     worker_runtime,
 )
 from lambda_handlers import protocol
@@ -118,7 +120,8 @@ def test_functions_may_invoke_only_their_own_four_functions_and_log_only_to_thei
     invoke = statements["InvokeOwnFunctions"]
     assert invoke["Action"] == ["lambda:InvokeFunction"]
     assert sorted(invoke["Resource"]) == sorted(
-        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:smr-test-{role}" for role in FUNCTION_ROLES)
+        f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:smr-test-{role}{suffix}"
+        for role in FUNCTION_ROLES for suffix in ("", ":*"))  # unqualified, or a pinned version
     logs = statements["OwnLogs"]
     assert sorted(logs["Action"]) == ["logs:CreateLogStream", "logs:PutLogEvents"]
     assert sorted(logs["Resource"]) == sorted(
@@ -132,8 +135,9 @@ def test_work_bucket_is_private_encrypted_and_expires_job_state():
         "RestrictPublicBuckets": True}
     rules = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rules[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
-    [rule] = bucket["LifecycleConfiguration"]["Rules"]
-    assert (rule["Prefix"], rule["ExpirationInDays"], rule["Status"]) == ("jobs/", 3, "Enabled")
+    rules = {r["Prefix"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert sorted(rules) == ["jobs/", "pins/"]  # a dead job's pin goes with its state
+    assert all((r["ExpirationInDays"], r["Status"]) == (3, "Enabled") for r in rules.values())
 
 
 def test_work_bucket_policy_denies_requests_without_tls():
@@ -148,9 +152,50 @@ def test_work_bucket_policy_denies_requests_without_tls():
 def test_every_function_has_lambda_retries_switched_off():
     template = build_template(settings())
     configs = resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    # One for $LATEST and one for the published version (a config is per qualifier).
     assert sorted(c["Properties"]["FunctionName"]["Ref"] for c in configs) == sorted(
-        f"{role.capitalize()}Function" for role in FUNCTION_ROLES)
+        f"{role.capitalize()}Function" for role in FUNCTION_ROLES for _ in range(2))
     assert all(c["Properties"]["MaximumRetryAttempts"] == 0 for c in configs)
+
+
+def test_each_function_publishes_a_retained_version_named_by_its_configuration():
+    template = build_template(settings())
+    versions = resources(template, "AWS::Lambda::Version")
+    assert len(versions) == 4
+    for role in FUNCTION_ROLES:
+        logical = version_logical_id(settings(), role)
+        version = versions[logical]
+        assert (version["DeletionPolicy"], version["UpdateReplacePolicy"]) == ("Retain", "Retain")
+        assert version["Properties"]["FunctionName"] == {"Ref": f"{role.capitalize()}Function"}
+        assert function_config_hash(settings(), role) in version["Properties"]["Description"]
+        assert template["Outputs"][f"{role.capitalize()}Version"]["Value"] == {
+            "Fn::GetAtt": [logical, "Version"]}
+        [config] = [c for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()
+                    if c["Properties"]["Qualifier"] == {"Fn::GetAtt": [logical, "Version"]}]
+        assert config["DeletionPolicy"] == "Retain"
+
+
+def test_a_changed_function_setting_names_a_new_version_and_an_unchanged_one_keeps_it():
+    ids = {role: version_logical_id(settings(), role) for role in FUNCTION_ROLES}
+    assert ids == {role: version_logical_id(settings(input_buckets=("other",)), role)
+                   for role in FUNCTION_ROLES}  # the role's grants are not in a version
+    for change in (dict(memory_mb=1024), dict(timeout_s=60), dict(runtime="python3.12"),
+                   dict(code_key="smr/lambda/def.zip", code_sha256="def"),
+                   dict(layers=("arn:aws:lambda:eu-west-1:123456789012:layer:numpy:3",))):
+        assert all(version_logical_id(settings(**change), role) != ids[role] for role in FUNCTION_ROLES)
+    mapper_only = settings(mapper_memory_mb=2048)
+    assert version_logical_id(mapper_only, "mapper") != ids["mapper"]
+    assert version_logical_id(mapper_only, "reducer") == ids["reducer"]
+
+
+def test_mapper_and_reducer_memory_may_differ_from_the_other_functions():
+    template = build_template(settings(mapper_memory_mb=256, reducer_memory_mb=2048))
+    functions = resources(template, "AWS::Lambda::Function")
+    memory = {role: functions[f"{role.capitalize()}Function"]["Properties"]["MemorySize"]
+              for role in FUNCTION_ROLES}
+    assert memory == {"mapper": 256, "reducer": 2048, "coordinator": 512, "driver": 512}
+    outputs = template["Outputs"]
+    assert (outputs["MapperMemoryMb"]["Value"], outputs["ReducerMemoryMb"]["Value"]) == ("256", "2048")
 
 
 def test_functions_run_the_workers_python_with_the_requested_memory_timeout_and_env():
@@ -224,6 +269,8 @@ def test_stamped_template_carries_the_hash_in_metadata_and_outputs():
     (dict(jobs_expire_days=0), "jobs_expire_days"), (dict(layers=("not-an-arn",)), "layers"),
     (dict(input_buckets=("Bad_Bucket",)), "Bad_Bucket"), (dict(output_buckets="out-bucket"), "output_buckets"),
     (dict(runtime="nodejs20.x"), "runtime"), (dict(architecture="aarch64"), "architecture"),
+    (dict(mapper_memory_mb=64), "mapper_memory_mb"),
+    (dict(reducer_memory_mb=20000), "reducer_memory_mb"),
 ])
 def test_invalid_settings_are_refused_with_the_setting_named(change, named):
     with pytest.raises(StackSettingsError, match=named):

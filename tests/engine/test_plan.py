@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_provider_smr.job import MapReduceJob, Step
 from lambda_handlers.options import JobOptions, TaskLimits
-from lambda_handlers.plan import StepPlan
+from lambda_handlers.plan import Plan, StepPlan
 from lambda_handlers.planning import (
     MIN_SPLIT_SIZE,
     TAIL_FRACTION,
@@ -162,12 +164,40 @@ def test_plan_document_follows_the_contract():
                                "driver": "worker", "invoke_tree_threshold": 2000,
                                "create_table": False, "overwrite": True}
     assert plan["limits"] == {"memory_mb": 2048, "task_timeout_s": 60,
-                              "memory_budget_bytes": 512 * 2**20}
+                              "memory_budget_bytes": 512 * 2**20, "reducer_memory_mb": 2048,
+                              "reducer_memory_budget_bytes": 512 * 2**20}
     assert plan["inputs"] == {"default": {"uris": ["s3://in/a"], "format": "text"}}
     assert [(s["task"], s["start"], s["end"]) for s in plan["splits"]] == [(0, 0, 100), (1, 100, 150)]
     assert plan["steps"] == [{"index": 0, "num_map_tasks": 2, "num_reducers": 2}]
     assert plan["output"] == {"uri": "s3://out/res/", "bucket": "out", "prefix": "res/", "format": "tsv",
                               "overwrite": True, "inputs": ["s3://in/a"]}
+
+
+def test_a_plan_names_the_function_versions_its_job_is_pinned_to():
+    job = MapReduceJob(mapper=tokenize, reducer=total)
+    plan = build_plan(job_id="j1", work_bucket="work", job=job, inputs={"default": ["s3://in/a"]},
+                      objects=[obj("a", 150)], output_uri="s3://out/res", options=JobOptions())
+    assert plan.function("mapper", "smr-mapper") == "smr-mapper"  # no pin: $LATEST
+    pinned = Plan.from_json(replace(plan, versions={"mapper": "7", "reducer": "8"}).to_json())
+    assert pinned.versions == {"mapper": "7", "reducer": "8"}
+    assert (pinned.function("mapper", "smr-mapper"), pinned.function("reducer", "smr-reducer"),
+            pinned.function("coordinator", "smr-coordinator")) == ("smr-mapper:7", "smr-reducer:8",
+                                                                   "smr-coordinator")
+
+
+def test_the_reduce_phase_is_planned_for_the_reducer_functions_memory():
+    job = MapReduceJob(mapper=tokenize, reducer=total)
+    big = [obj("a", 2 * 2**30)]
+    plans = {mb: build_plan(job_id="j1", work_bucket="work", job=job, inputs={"default": ["s3://in/a"]},
+                            objects=big, output_uri="s3://out/res", concurrency=1000,
+                            options=JobOptions(),
+                            limits=TaskLimits(memory_mb=1024, reducer_memory_mb=mb))
+             for mb in (128, 4096)}
+    assert plans[128].steps[0].num_reducers > plans[4096].steps[0].num_reducers
+    assert plans[128].steps[0].num_map_tasks == plans[4096].steps[0].num_map_tasks
+    limits = plans[128].limits
+    assert (limits.phase_memory_mb("map"), limits.phase_memory_mb("reduce")) == (1024, 128)
+    assert (limits.budget_bytes("map"), limits.budget_bytes("reduce")) == (256 * 2**20, 32 * 2**20)
 
 
 def test_plan_refuses_silly_attempts():

@@ -51,6 +51,8 @@ class Stack:
     functions = {"mapper": "t-mapper", "reducer": "t-reducer", "coordinator": "t-coordinator",
                  "driver": "t-driver"}
     memory_mb, timeout_s = 512, 60
+    mapper_memory_mb = reducer_memory_mb = 512
+    versions: dict[str, str] = {}  # a stack without published versions: jobs run on $LATEST
 
 
 class Clients:

@@ -11,6 +11,7 @@ import pytest
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers import driver, protocol
 from lambda_handlers.options import JobOptions
+from lambda_handlers.plan import OutputPlan, Plan, StepPlan
 
 DATA = "smr-sdriver-data"
 POLL = 0.25
@@ -29,6 +30,10 @@ def test_2000_tasks_go_through_a_two_level_invoke_tree_each_exactly_once(monkeyp
     monkeypatch.setenv(protocol.ENV_DRIVER_FUNCTION, "smr-driver")
     from lambda_handlers import runtime
 
+    # The job is pinned to mapper version 5: every node of the tree invokes that version.
+    pinned = Plan(job_id=job_id, steps=(StepPlan(0, 2000, 0),),
+                  output=OutputPlan("s3://out/x/", "out", "x/", "jsonl"), versions={"mapper": "5"})
+    monkeypatch.setattr(runtime, "load_plan", lambda b, j: pinned)
     invoked: list[tuple[str, dict]] = []
     runtime.set_invoker(lambda name, event: invoked.append((name, json.loads(json.dumps(event)))))
     try:
@@ -36,7 +41,7 @@ def test_2000_tasks_go_through_a_two_level_invoke_tree_each_exactly_once(monkeyp
             assert driver.handler(event) == {"invoked": 200}
     finally:
         runtime.set_invoker(None)
-    assert {name for name, _ in invoked} == {"smr-mapper"}
+    assert {name for name, _ in invoked} == {"smr-mapper:5"}
     tasks = collections.Counter(e["task"] for _, e in invoked)
     assert sorted(tasks) == list(range(2000)) and set(tasks.values()) == {1}
     assert {(e["step"], e["attempt"]) for _, e in invoked} == {(0, 0)}

@@ -48,7 +48,8 @@ class FunctionSpec:
 
 
 def lookup(account_id: str, region: str, name: str, qualifier: str | None) -> FunctionSpec:
-    """Resolve ``name`` (name, partial or full ARN) to a :class:`FunctionSpec`."""
+    """Resolve ``name`` (name, partial or full ARN, ``name:version``) and ``qualifier`` to a
+    :class:`FunctionSpec`: a published version runs its own code and configuration."""
     from moto.awslambda.models import lambda_backends
 
     backend = lambda_backends[account_id][region]
@@ -63,7 +64,8 @@ def lookup(account_id: str, region: str, name: str, qualifier: str | None) -> Fu
 
 def _spec(backend: Any, fn: Any) -> FunctionSpec:
     config = fn.event_invoke_config[-1].config if fn.event_invoke_config else {}
-    reserved = fn.reserved_concurrency
+    # Reserved concurrency belongs to the function, not to a version (a version's copy is stale).
+    reserved = backend.get_function(fn.function_name).reserved_concurrency
     return FunctionSpec(
         name=fn.function_name,
         arn=fn.function_arn,

@@ -69,6 +69,7 @@ class InvokeResult:
     payload: bytes = b""
     function_error: str | None = None
     log_tail: str | None = None
+    version: str = "$LATEST"  # the version that ran (``X-Amz-Executed-Version``)
 
 
 @dataclass
@@ -142,7 +143,7 @@ class Invoker:
                 self._ready.setdefault(spec.name, deque()).append(
                     _AsyncEvent(spec, payload, request_id))
                 self._cond.notify()
-            return InvokeResult(202, request_id)
+            return InvokeResult(202, request_id, version=_executed(spec))
         if invocation_type not in ("RequestResponse", "", None):
             raise LambdaApiError(400, "InvalidParameterValueException",
                                  f"Unsupported InvocationType {invocation_type!r}")
@@ -152,7 +153,7 @@ class Invoker:
         finally:
             self._finish(spec)
         result = InvokeResult(200, request_id, outcome.payload,
-                              "Unhandled" if outcome.error else None)
+                              "Unhandled" if outcome.error else None, version=_executed(spec))
         if log_type == "Tail":
             result.log_tail = logs.tail(outcome.lines)
         return result
@@ -372,6 +373,10 @@ class Invoker:
             logs.write(self.settings.account_id, self.settings.region, spec.name, stream, lines)
         except Exception as exc:  # noqa: BLE001 - logging must never fail an invocation
             _note(f"could not write logs for {spec.name}: {exc}")
+
+
+def _executed(spec: FunctionSpec) -> str:
+    return spec.version if spec.version.isdigit() else "$LATEST"
 
 
 def _check_json(payload: bytes) -> None:
