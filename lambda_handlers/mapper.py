@@ -27,6 +27,7 @@ from typing import Any
 from lambda_handlers import grouping, protocol, runtime, shuffle
 from lambda_handlers.io import dynamodb, readers, writers
 from lambda_handlers.jobspec import BatchMapper, JobSpec
+from lambda_handlers.options import JobOptions
 from lambda_handlers.plan import Plan
 
 log = logging.getLogger("smr.mapper")
@@ -61,7 +62,8 @@ def _batched(items: Iterable[Any], counter: dict[str, Any], size: int = readers.
         base += len(block)
 
 
-def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_bytes: int = 0) -> _Source:
+def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_bytes: int = 0,
+                  options: JobOptions | None = None) -> _Source:
     """The records of a split, in blocks sized for a per-record mapper, or for a batch mapper
     (blocks of ``batch_bytes``, or of :data:`~lambda_handlers.io.readers.BATCH_BLOCK_RECORDS`)."""
     batch = batch_bytes > 0
@@ -73,10 +75,12 @@ def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_byt
         size = readers.BATCH_BLOCK_RECORDS if batch else readers.BLOCK_RECORDS
         return _Source(_batched(seg, counter, size), seg.parse, seg.where(),
                        lambda i: f"item #{counter['base'] + i} of {table}")
+    options = options or JobOptions()
     if batch:
-        src = readers.SplitInput(split, metrics.add_in, None, batch_bytes)
+        src = readers.SplitInput(split, metrics.add_in, None, batch_bytes,
+                                 encoding=options.encoding, errors=options.errors)
     else:
-        src = readers.SplitInput(split, metrics.add_in)
+        src = readers.SplitInput(split, metrics.add_in, encoding=options.encoding, errors=options.errors)
     unit = " (decompressed)" if split.get("compression") else ""
     return _Source(src.blocks(), src.parse, src.where(),
                    lambda i: f"byte {src.locate(i)}{unit} of {src.describe()}")
@@ -120,13 +124,14 @@ def run_mapper(source: _Source, mapper: Callable[..., Any], sink: Callable[[list
     bad_record = _BadRecords(source, max_bad)
 
     def failed(block: list[Any], i: int, exc: Exception) -> None:
-        fault, _ = _check_record(block[i], parse, mapper, "mapper")
+        fault, _ = _check_record(block[i], _block_parser(block, parse), mapper, "mapper")
         bad_record(block[i], i, fault or _Fault(exc))  # not failing again: still a bad record
 
     records = 0
     for block in source.blocks:
         pending: list[Any] = []
-        records += _map_block(block, parse, mapper, _pending_consumer(pending, max_bad), failed)
+        records += _map_block(block, _block_parser(block, parse), mapper,
+                              _pending_consumer(pending, max_bad), failed)
         if pending:
             checked_sink(sink, pending, "mapper")
     return records, bad_record.count
@@ -141,7 +146,7 @@ def run_mapper_folding(source: _Source, mapper: Callable[..., Any], comb: shuffl
     parse = _parser(source)
 
     def failed(block: list[Any], i: int, exc: Exception) -> None:
-        fault, pairs = _check_record(block[i], parse, mapper, "mapper")
+        fault, pairs = _check_record(block[i], _block_parser(block, parse), mapper, "mapper")
         err = _fold_error(source, block[i], i, fault, pairs, comb)
         if err is None:
             err = runtime.TaskError(
@@ -152,13 +157,19 @@ def run_mapper_folding(source: _Source, mapper: Callable[..., Any], comb: shuffl
 
     records = 0
     for block in source.blocks:
-        records += _map_block(block, parse, mapper, _fold_consumer(comb), failed)
+        records += _map_block(block, _block_parser(block, parse), mapper, _fold_consumer(comb), failed)
         comb.check_budget()
     return records
 
 
 def _parser(source: _Source) -> Callable[[Any], Any] | None:
     return None if source.parse is readers.identity else source.parse
+
+
+def _block_parser(block: list[Any], parse: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """The parser for one block: a block holding records that did not decode checks each record
+    (:func:`~lambda_handlers.io.readers.checked_parser`), so that those are bad records."""
+    return readers.checked_parser(parse) if isinstance(block, readers.UndecodedBlock) else parse
 
 
 def _pending_consumer(pending: list[Any], max_bad: int) -> Callable[[Iterator[Any]], None]:
@@ -425,7 +436,7 @@ def _run_batch_mapper(source: _Source, fn: Callable[[list[Any]], Any], sink: Cal
     parse = _parser(source)
     bad_record = _BadRecords(source, max_bad)
     for block in source.blocks:
-        recs, index, skipped = _parsed(block, parse, bad_record)
+        recs, index, skipped = _parsed(block, _block_parser(block, parse), bad_record)
         records += len(block) - skipped
         if not recs:
             continue
@@ -476,7 +487,7 @@ def _run_batch_folding(source: _Source, fn: Callable[[list[Any]], Any], comb: sh
     parse = _parser(source)
     no_bad = _BadRecords(source, 0)
     for block in source.blocks:
-        recs, index, skipped = _parsed(block, parse, no_bad)
+        recs, index, skipped = _parsed(block, _block_parser(block, parse), no_bad)
         records += len(block) - skipped
         if not recs:
             continue
@@ -541,7 +552,8 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         split = plan.splits[task]
         mapper = _mapper_for(spec, split)
         batch_bytes = readers.batch_block_bytes(budget)
-        source = _split_source(split, metrics, batch_bytes if isinstance(mapper, BatchMapper) else 0)
+        source = _split_source(split, metrics, batch_bytes if isinstance(mapper, BatchMapper) else 0,
+                               plan.options)
     else:
         split = None
         mapper = _mapper_for(spec, split)

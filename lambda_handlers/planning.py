@@ -296,12 +296,15 @@ SPILL_FACTOR = 4  # a reducer's partition may be this many times its memory budg
 MAX_AUTO_REDUCERS = 1000
 
 
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2"}  # read whole within one split, streamed
+
+
 def compression_of(key: str) -> str | None:
-    return "gzip" if key.endswith(".gz") else None
+    return next((c for suffix, c in COMPRESSIONS.items() if key.endswith(suffix)), None)
 
 
 def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool = False) -> list[Split]:
-    """Byte ranges ``[start, end)`` of ``split_size`` covering one object; a ``.gz`` is one split.
+    """Byte ranges ``[start, end)`` of ``split_size`` covering one object; a ``.gz`` or ``.bz2`` is one split.
 
     With ``merge_tail`` (an automatic split size), a last range shorter than ``TAIL_FRACTION`` of
     ``split_size`` joins the previous one (a split is then under 1.25 x ``split_size``), so a 64 MiB
