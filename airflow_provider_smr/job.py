@@ -29,8 +29,8 @@ __all__ = ["JobDefinitionError", "JobPicklingError", "JobRuntimeError", "MapRedu
            "batch_mapper", "check_pickle_runtime", "fold", "identity", "load_job", "parse_size",
            "range_partitioner", "sample_boundaries"]
 
-INPUT_FORMATS = ("text", "csv", "jsonl")
-OUTPUT_FORMATS = ("jsonl", "tsv", "csv")
+INPUT_FORMATS = ("text", "csv", "jsonl", "parquet")
+OUTPUT_FORMATS = ("jsonl", "tsv", "csv", "parquet")
 SERIALIZERS = ("json", "pickle")
 DEFAULT_INPUT = "default"
 
@@ -224,8 +224,11 @@ class MapReduceJob:
     ``steps=[Step(...), ...]`` for a chain of steps that runs without returning to the caller.
 
     :param input_format: ``text`` (records are lines), ``csv`` (dict rows, header from the first
-        line of each object) or ``jsonl``; or a dict ``{input_name: format}`` for named inputs.
-    :param output_format: ``jsonl`` (``{"key": k, "value": v}`` lines), ``tsv`` or ``csv``.
+        line of each object), ``jsonl`` or ``parquet`` (dict rows; objects ending in ``.parquet`` are
+        read as Parquet by default); or a dict ``{input_name: format}`` for named inputs.
+    :param output_format: ``jsonl`` (``{"key": k, "value": v}`` lines), ``tsv``, ``csv`` or
+        ``parquet`` (one Parquet file per part: columns ``key`` and ``value``, or the fields of the
+        dicts a reducer yields).
     :param name: a label for logs and the plan; the mapper's name by default.
     :param serializer: how keys and values travel through the shuffle: ``json`` or ``pickle``.
     :param num_reducers: default number of reducers for steps that do not set their own.

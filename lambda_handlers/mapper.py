@@ -25,7 +25,7 @@ from itertools import chain, islice
 from typing import Any
 
 from lambda_handlers import grouping, protocol, runtime, shuffle
-from lambda_handlers.io import dynamodb, readers, writers
+from lambda_handlers.io import dynamodb, parquet, readers, writers
 from lambda_handlers.jobspec import BatchMapper, JobSpec
 from lambda_handlers.options import JobOptions
 from lambda_handlers.plan import Plan
@@ -46,8 +46,14 @@ class _Source:
     current block."""
 
     def __init__(self, blocks: Iterable[list[Any]], parse: Callable[[Any], Any], where: dict[str, Any] | None,
-                 locate: Callable[[int], str]):
-        self.blocks, self.parse, self.where, self.locate = blocks, parse, where, locate
+                 locate: Callable[[int], str], where_now: Callable[[], dict[str, Any]] | None = None):
+        self.blocks, self.parse, self._where, self.locate = blocks, parse, where, locate
+        self._where_now = where_now
+
+    @property
+    def where(self) -> dict[str, Any] | None:
+        """The input being read (for a split of several objects: the one of the current block)."""
+        return self._where_now() if self._where_now is not None else self._where
 
 
 def _batched(items: Iterable[Any], counter: dict[str, Any], size: int = readers.BLOCK_RECORDS) -> Iterator[list[Any]]:
@@ -76,6 +82,9 @@ def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_byt
         return _Source(_batched(seg, counter, size), seg.parse, seg.where(),
                        lambda i: f"item #{counter['base'] + i} of {table}")
     options = options or JobOptions()
+    if split.get("format") == parquet.FORMAT:
+        rows = parquet.ParquetInput(split, metrics.add_in, batch, options.columns_for(split.get("input", "")))
+        return _Source(rows.blocks(), readers.identity, None, rows.locate, rows.where)
     if batch:
         src = readers.SplitInput(split, metrics.add_in, None, batch_bytes,
                                  encoding=options.encoding, errors=options.errors)
@@ -453,19 +462,28 @@ def _one(fn: Callable[[list[Any]], Any]) -> Callable[[Any], Any]:
     return lambda rec: fn([rec])
 
 
+def _one_by_one(recs: Any, fn: Callable[[Any], Any]) -> tuple[list[Any], Callable[[Any], Any]]:
+    """A block's records one at a time and how to map one alone: ``fn([record])`` for a list, and
+    ``fn(one-row batch)`` for a column batch (Parquet's RecordBatch blocks)."""
+    if isinstance(recs, list):
+        return recs, _one(fn)
+    return parquet.one_row_batches(recs), fn
+
+
 def _per_record(source: _Source, fn: Callable[[list[Any]], Any], block: list[Any], recs: list[Any],
                 index: list[Any] | None, block_exc: Exception, bad_record: _BadRecords) -> list[Any]:
     """The pairs of ``recs`` mapped one at a time, after ``fn(recs)`` failed with ``block_exc``;
     the records that fail alone go to ``bad_record``."""
     pairs: list[Any] = []
-    before, call = bad_record.count, _one(fn)
-    for j, rec in enumerate(recs):
+    before = bad_record.count
+    rows, call = _one_by_one(recs, fn)
+    for j, rec in enumerate(rows):
         fault, got = _check_record(rec, None, call, "batch mapper")
         if fault is None:
             pairs += got
         else:
             i = j if index is None else index[j]
-            bad_record(block[i], i, fault)
+            bad_record(block[i] if rows is recs else parquet.row_preview(rec), i, fault)
     if bad_record.count == before:
         raise _block_error(source, recs, index, block_exc) from block_exc
     return pairs
@@ -507,11 +525,12 @@ def _failing_record_error(source: _Source, fn: Callable[[list[Any]], Any], comb:
                           block_exc: Exception) -> runtime.TaskError:
     """The error of the first record that fails when ``recs`` are mapped and folded one at a time,
     after ``fn(recs)`` (or folding its pairs) failed with ``block_exc``."""
-    call = _one(fn)
-    for j, rec in enumerate(recs):
+    rows, call = _one_by_one(recs, fn)
+    for j, rec in enumerate(rows):
         i = j if index is None else index[j]
         fault, pairs = _check_record(rec, None, call, "batch mapper")
-        err = _fold_error(source, block[i], i, fault, pairs, comb, "batch mapper")
+        err = _fold_error(source, block[i] if rows is recs else parquet.row_preview(rec), i, fault,
+                          pairs, comb, "batch mapper")
         if err is not None:
             return err
     return _block_error(source, recs, index, block_exc)
@@ -589,7 +608,7 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         return {"output_key": None, "records_in": records_in, "records_out": items,
                 "bad_records": bad}
     fmt = plan.output.format
-    part = writers.PartWriter(fmt)
+    part = writers.part_writer(fmt)
     for k, values in grouper.groups():
         for v in values:
             part.write(k, v)

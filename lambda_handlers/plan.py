@@ -18,7 +18,7 @@ from lambda_handlers.options import JobOptions, TaskLimits
 PLAN_VERSION = 2
 DYNAMODB_FORMAT = "dynamodb"
 #: a file extension per S3 output format
-OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv"}
+OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv", "parquet": "parquet"}
 
 
 class Split(TypedDict, total=False):
@@ -34,6 +34,7 @@ class Split(TypedDict, total=False):
     end: int
     size: int
     compression: str | None
+    pieces: list[dict[str, Any]]  # Parquet: the row groups of objects (lambda_handlers.io.parquet)
     # DynamoDB scan segments
     table: str
     segment: int

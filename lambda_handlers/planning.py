@@ -21,15 +21,15 @@ import datetime as dt
 import fnmatch
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import error_code, is_not_found
-from lambda_handlers.io import dynamodb
+from lambda_handlers.io import dynamodb, parquet
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
-from lambda_handlers.plan import InputPlan, OutputPlan, Plan, Split, StepPlan, TableOutput
+from lambda_handlers.plan import OUTPUT_EXTENSIONS, InputPlan, OutputPlan, Plan, Split, StepPlan, TableOutput
 from lambda_handlers.s3uri import InputError, S3Uri
 
 DEFAULT_INPUT = "default"
@@ -245,7 +245,7 @@ def check_output_outside_inputs(output_uri: str, inputs: dict[str, list[str]],
             key = location.key
             if is_glob(key):
                 inside = any(glob_matches(key, out.join(protocol.part_name(0, ext)).key)
-                             for ext in ("jsonl", "tsv", "csv"))
+                             for ext in OUTPUT_EXTENSIONS.values())
             else:
                 inside = out.key.startswith(location.folder().key) or out.key == key + "/"
             if inside:
@@ -327,18 +327,48 @@ def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool =
             for start, end in bounds]
 
 
+def format_of(obj: S3Object, formats: dict[str, str]) -> str:
+    """The format ``obj`` is read in: its input's, except that an object ending in ``.parquet`` is
+    Parquet when the input's format is the default ``text``."""
+    fmt = formats[obj.input]
+    return parquet.FORMAT if fmt == "text" and obj.key.endswith(parquet.SUFFIX) else fmt
+
+
+def parquet_splits(objects: list[S3Object], split_size: int,
+                   row_groups_of: Callable[[S3Object], list[parquet.RowGroup] | None] | None) -> list[Split]:
+    """Splits of Parquet objects (of one input), without ``task``: see
+    :func:`lambda_handlers.io.parquet.plan_pieces`."""
+    out: list[Split] = []
+    for pieces in parquet.plan_pieces(objects, split_size, row_groups_of or (lambda obj: None)):
+        first = pieces[0]
+        out.append({"input": objects[0].input, "bucket": first.bucket, "key": first.key,
+                    "etag": first.etag, "start": 0, "end": 0, "size": sum(p.size for p in pieces),
+                    "format": parquet.FORMAT, "compression": None,
+                    "pieces": [p.to_json() for p in pieces]})
+    return out
+
+
 def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str], *,
-                merge_tail: bool = False) -> list[Split]:
+                merge_tail: bool = False,
+                row_groups_of: Callable[[S3Object], list[parquet.RowGroup] | None] | None = None) -> list[Split]:
     """Splits of all objects in a stable order (input name, then key), numbered as map tasks.
 
     Empty objects hold no records and get no split, unless every object is empty: then one empty
-    split keeps the job well-formed (it commits an empty output).
+    split keeps the job well-formed (it commits an empty output). Parquet objects of an input are
+    packed and split by row groups (``row_groups_of`` reads a large file's footer), after the
+    input's other objects.
     """
     ordered = sorted(objects, key=lambda o: (o.input, o.bucket, o.key))
     splits: list[Split] = []
+    tables: dict[str, list[S3Object]] = {}
     for obj in ordered:
-        if obj.size > 0:
-            splits.extend(split_object(obj, split_size, formats[obj.input], merge_tail=merge_tail))
+        fmt = format_of(obj, formats)
+        if fmt == parquet.FORMAT:
+            tables.setdefault(obj.input, []).append(obj)
+        elif obj.size > 0:
+            splits.extend(split_object(obj, split_size, fmt, merge_tail=merge_tail))
+    for files in tables.values():
+        splits.extend(parquet_splits(files, split_size, row_groups_of))
     if not splits and ordered:
         first = ordered[0]
         splits = [{"input": first.input, "bucket": first.bucket, "key": first.key, "etag": first.etag,
@@ -470,7 +500,8 @@ DEFAULT_LIMITS = TaskLimits()
 def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[str, list[str]],
                objects: list[S3Object], output_uri: str, options: JobOptions,
                limits: TaskLimits = DEFAULT_LIMITS, created: dt.datetime | None = None,
-               tables: Sequence[dict[str, Any]] = (), concurrency: int | None = None) -> Plan:
+               tables: Sequence[dict[str, Any]] = (), concurrency: int | None = None,
+               s3: Any = None) -> Plan:
     """The job's :class:`~lambda_handlers.plan.Plan` (stored as ``plan.json``) (``tables``: DynamoDB inputs as
     :func:`describe_tables` returns them).
 
@@ -479,6 +510,8 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
     :func:`choose_split_size`; without ``num_reducers`` (option, job or step) the reducer count comes
     from the input size, the map count and the functions' memory, see :func:`choose_num_reducers`.
     The options and the stack's ``limits`` travel in the plan (``Plan.options``, ``Plan.limits``).
+    ``s3`` (a client) reads the footers of Parquet files larger than a split, to split them by row
+    groups; without it such a file is one split.
     """
     protocol.validate_job_id(job_id)
     table_inputs = {t["input"] for t in tables}
@@ -491,7 +524,8 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
     auto = not options.split_size
     split_size = options.split_size or choose_split_size(
         total_bytes, concurrency, task_timeout_s=limits.task_timeout_s, memory_mb=limits.memory_mb)
-    splits = make_splits(objects, split_size, formats, merge_tail=auto)
+    splits = make_splits(objects, split_size, formats, merge_tail=auto,
+                         row_groups_of=None if s3 is None else functools.partial(parquet.s3_row_groups, s3))
     if tables:
         splits = _renumbered(splits + table_splits(list(tables), split_size))
         if len(splits) > protocol.MAX_TASKS:

@@ -168,7 +168,7 @@ class JobRunner:
             tables = describe_tables(self.clients.dynamodb, named)
             plan = build_plan(job_id=job_id, work_bucket=self.bucket, job=job, inputs=named,
                               objects=objects, output_uri=output, tables=tables, options=options,
-                              limits=limits, concurrency=concurrency)
+                              limits=limits, concurrency=concurrency, s3=self.s3)
             plan = plan.with_driver(plan_s=round(time.monotonic() - began, 3))
             if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled):
                 self.log.info("job %s was created concurrently: not starting it again", job_id)
