@@ -29,7 +29,7 @@ __all__ = ["JobDefinitionError", "JobPicklingError", "JobRuntimeError", "MapRedu
            "batch_mapper", "check_pickle_runtime", "fold", "identity", "load_job", "parse_size",
            "range_partitioner", "sample_boundaries"]
 
-INPUT_FORMATS = ("text", "csv", "jsonl", "parquet")
+INPUT_FORMATS = ("text", "csv", "jsonl", "whole", "parquet")
 OUTPUT_FORMATS = ("jsonl", "tsv", "csv", "parquet")
 SERIALIZERS = ("json", "pickle")
 DEFAULT_INPUT = "default"
@@ -224,8 +224,13 @@ class MapReduceJob:
     ``steps=[Step(...), ...]`` for a chain of steps that runs without returning to the caller.
 
     :param input_format: ``text`` (records are lines), ``csv`` (dict rows, header from the first
-        line of each object), ``jsonl`` or ``parquet`` (dict rows; objects ending in ``.parquet`` are
-        read as Parquet by default); or a dict ``{input_name: format}`` for named inputs.
+        line of each object), ``jsonl``, ``whole`` (one record per object: the tuple
+        ``(uri, body)``, ``body`` the object's bytes, decompressed when ``.gz`` or ``.bz2``; an
+        object larger than a quarter of the functions' memory is refused before the job runs) or
+        ``parquet`` (dict rows; objects ending in ``.parquet`` are read as Parquet by default); or
+        a dict ``{input_name: format}`` for named inputs. Small objects are packed several to a
+        map task (up to ``split_size`` bytes); ``lambda_handlers.context.input_uri()`` tells the
+        mapper which object the record it is mapping comes from.
     :param output_format: ``jsonl`` (``{"key": k, "value": v}`` lines), ``tsv``, ``csv`` or
         ``parquet`` (one Parquet file per part: columns ``key`` and ``value``, or the fields of the
         dicts a reducer yields).

@@ -1,4 +1,5 @@
-"""What a job's own functions may ask about the job they run in: its parameters.
+"""What a job's own functions may ask about the job they run in: its parameters, and which input
+record and which task they are working on.
 
 ``job_params`` of the operator (templated, so ``{{ ds }}`` works) and ``--param`` of ``smr run``
 travel inside ``job.pkl``; a mapper, combiner, reducer or partitioner reads them with::
@@ -9,6 +10,25 @@ travel inside ``job.pkl``; a mapper, combiner, reducer or partitioner reads them
         stop = set(job_params().get("stop_words", []))
         ...
 
+A mapper asks where the record it is mapping comes from (Hadoop's ``mapreduce.map.input.file``)::
+
+    from lambda_handlers.context import input_uri
+
+    def lines_per_file(line):
+        yield input_uri(), 1
+
+- :func:`input_uri`: in step 0, ``s3://bucket/key`` of the object the record was read from (right
+  for every record of a split that packs several objects), or ``dynamodb://table`` for a table
+  input; in a later step, the ``s3://`` URI of the previous step's reducer output the map task
+  reads (under the job's work prefix: the step's input is the previous step's output, not an
+  original object). A batch mapper's block never spans two objects, so ``input_uri()`` is right
+  for every record of the block. ``None`` outside a map task (in a reducer, which reads every map
+  task's output) and before the first record.
+- :func:`input_name`: the named input the record belongs to (the key of the ``inputs`` dict), or
+  ``"default"`` for unnamed inputs and in later steps; ``None`` outside a map task.
+- :func:`task`: ``TaskInfo(step, phase, task, attempt)`` of the running task (``phase`` is
+  ``"map"`` or ``"reduce"``; ``attempt`` counts from 0); ``None`` outside a task.
+
 This module is part of the Lambda package, so functions pickled by value find it there too.
 """
 
@@ -17,15 +37,29 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from lambda_handlers.jobspec import JobSpec
 
-# A context variable, not a global: in-process runners execute tasks of several jobs on threads.
+# Context variables, not globals: in-process runners execute tasks of several jobs on threads.
 _params: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
     "smr_job_params", default=MappingProxyType({})
 )
+_input: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
+    "smr_input", default=(None, None))
+
+
+class TaskInfo(NamedTuple):
+    """The running task: its step, phase (``"map"``/``"reduce"``), task number and attempt."""
+
+    step: int
+    phase: str
+    task: int
+    attempt: int
+
+
+_task: contextvars.ContextVar[TaskInfo | None] = contextvars.ContextVar("smr_task", default=None)
 
 
 def job_params() -> Mapping[str, Any]:
@@ -33,6 +67,33 @@ def job_params() -> Mapping[str, Any]:
     return _params.get()
 
 
+def input_uri() -> str | None:
+    """The URI of the object (or table) the record being mapped was read from (module docstring)."""
+    return _input.get()[0]
+
+
+def input_name() -> str | None:
+    """The named input of the record being mapped (``"default"`` when unnamed)."""
+    return _input.get()[1]
+
+
+def task() -> TaskInfo | None:
+    """``TaskInfo(step, phase, task, attempt)`` of the running task; None outside one."""
+    return _task.get()
+
+
 def activate(spec: JobSpec) -> None:
     """Make ``spec.params`` the current job's parameters (called by the handler before user code)."""
     _params.set(MappingProxyType(dict(getattr(spec, "params", None) or {})))
+
+
+def begin_task(step: int, phase: str, task: int, attempt: int) -> None:
+    """Record the running task and forget the previous task's input (called by the handler)."""
+    _task.set(TaskInfo(int(step), str(phase), int(task), int(attempt)))
+    _input.set((None, None))
+
+
+def set_input(uri: str | None, name: str | None) -> None:
+    """The records handed to the mapper from now on come from ``uri`` of input ``name`` (called by
+    the readers before the first block of each object)."""
+    _input.set((uri, name))

@@ -23,7 +23,7 @@ from lambda_handlers import aws_errors, planning, protocol, runtime
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions
 from lambda_handlers.parallel import ordered_parallel
-from lambda_handlers.plan import Plan, PlanningRequest
+from lambda_handlers.plan import Plan, PlanningRequest, stored_documents
 
 log = logging.getLogger("smr.driver")
 TREE_THRESHOLD = JobOptions().invoke_tree_threshold
@@ -90,8 +90,10 @@ def _plan_or_fail(bucket: str, job_id: str) -> Plan | None:
         if runtime.put_if_absent(bucket, protocol.failed_key(job_id), json.dumps(body)):
             runtime.put_bytes(bucket, protocol.job_state_key(job_id, protocol.FAILED), b"")
         return None
-    runtime.put_if_absent(bucket, protocol.plan_key(job_id),
-                          json.dumps(plan.to_json(), separators=(",", ":"), sort_keys=True))
+    doc, chunks = stored_documents(plan)  # a large plan's splits first, then plan.json
+    for key, chunk in chunks:
+        runtime.put_bytes(bucket, key, chunk)
+    runtime.put_if_absent(bucket, protocol.plan_key(job_id), doc)
     return runtime.load_plan(bucket, job_id)
 
 

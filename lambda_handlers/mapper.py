@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Any
 
-from lambda_handlers import grouping, protocol, runtime, shuffle
-from lambda_handlers.io import dynamodb, parquet, readers, writers
+from lambda_handlers import context, grouping, protocol, runtime, shuffle
+from lambda_handlers.io import dynamodb, packed, parquet, readers, writers
 from lambda_handlers.jobspec import BatchMapper, JobSpec
 from lambda_handlers.options import JobOptions
 from lambda_handlers.plan import Plan
@@ -43,17 +43,17 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
 
 class _Source:
     """Records for the mapper in blocks (lists), a parser, and a way to name record ``i`` of the
-    current block."""
+    current block; ``where`` is the input being read (a function of the current piece, for a split
+    of several)."""
 
-    def __init__(self, blocks: Iterable[list[Any]], parse: Callable[[Any], Any], where: dict[str, Any] | None,
-                 locate: Callable[[int], str], where_now: Callable[[], dict[str, Any]] | None = None):
-        self.blocks, self.parse, self._where, self.locate = blocks, parse, where, locate
-        self._where_now = where_now
+    def __init__(self, blocks: Iterable[list[Any]], parse: Callable[[Any], Any],
+                 where: dict[str, Any] | Callable[[], dict[str, Any]] | None, locate: Callable[[int], str]):
+        self.blocks, self.parse, self.locate = blocks, parse, locate
+        self._where = where
 
     @property
     def where(self) -> dict[str, Any] | None:
-        """The input being read (for a split of several objects: the one of the current block)."""
-        return self._where_now() if self._where_now is not None else self._where
+        return self._where() if callable(self._where) else self._where
 
 
 def _batched(items: Iterable[Any], counter: dict[str, Any], size: int = readers.BLOCK_RECORDS) -> Iterator[list[Any]]:
@@ -69,9 +69,11 @@ def _batched(items: Iterable[Any], counter: dict[str, Any], size: int = readers.
 
 
 def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_bytes: int = 0,
-                  options: JobOptions | None = None) -> _Source:
+                  options: JobOptions | None = None, whole_limit: int = 1 << 62) -> _Source:
     """The records of a split, in blocks sized for a per-record mapper, or for a batch mapper
-    (blocks of ``batch_bytes``, or of :data:`~lambda_handlers.io.readers.BATCH_BLOCK_RECORDS`)."""
+    (blocks of ``batch_bytes``, or of :data:`~lambda_handlers.io.readers.BATCH_BLOCK_RECORDS`);
+    an S3 split's pieces are read in order (:class:`~lambda_handlers.io.packed.PackedInput`),
+    a block never spanning two objects."""
     batch = batch_bytes > 0
     if split.get("format") == dynamodb.FORMAT:
         seg = dynamodb.SegmentInput(runtime.client("dynamodb"), split)
@@ -79,20 +81,15 @@ def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_byt
         table = (f"dynamodb://{split['table']} segment {split['segment']}/"
                  f"{split['total_segments']}")
         size = readers.BATCH_BLOCK_RECORDS if batch else readers.BLOCK_RECORDS
+        context.set_input(f"dynamodb://{split['table']}", split.get("input") or "default")
         return _Source(_batched(seg, counter, size), seg.parse, seg.where(),
                        lambda i: f"item #{counter['base'] + i} of {table}")
-    options = options or JobOptions()
-    if split.get("format") == parquet.FORMAT:
-        rows = parquet.ParquetInput(split, metrics.add_in, batch, options.columns_for(split.get("input", "")))
-        return _Source(rows.blocks(), readers.identity, None, rows.locate, rows.where)
     if batch:
-        src = readers.SplitInput(split, metrics.add_in, None, batch_bytes,
-                                 encoding=options.encoding, errors=options.errors)
+        src = packed.PackedInput(split, metrics.add_in, None, batch_bytes, whole_limit=whole_limit,
+                                 options=options)
     else:
-        src = readers.SplitInput(split, metrics.add_in, encoding=options.encoding, errors=options.errors)
-    unit = " (decompressed)" if split.get("compression") else ""
-    return _Source(src.blocks(), src.parse, src.where(),
-                   lambda i: f"byte {src.locate(i)}{unit} of {src.describe()}")
+        src = packed.PackedInput(split, metrics.add_in, whole_limit=whole_limit, options=options)
+    return _Source(src.blocks(), src.parse, src.where, src.locate)
 
 
 def _previous_step_source(bucket: str, job_id: str, step: int, task: int,
@@ -101,6 +98,7 @@ def _previous_step_source(bucket: str, job_id: str, step: int, task: int,
     key = marker["output_key"]
     data = runtime.get_bytes(bucket, key)
     counter = {"base": 0}
+    context.set_input(f"s3://{bucket}/{key}", "default")
     pairs = (tuple(kv) for kv in shuffle.iter_pairs(data, ser))
     size = readers.BATCH_BLOCK_RECORDS if batch else readers.BLOCK_RECORDS
     return _Source(_batched(pairs, counter, size), readers.identity,
@@ -566,13 +564,11 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     max_bad = plan.options.max_bad_records
 
     if step == 0:
-        if task >= len(plan.splits):
-            raise runtime.TaskFailedError(f"map task {task} is not in the plan ({len(plan.splits)} splits)")
-        split = plan.splits[task]
+        split = dict(runtime.load_split(bucket, plan, task))
         mapper = _mapper_for(spec, split)
         batch_bytes = readers.batch_block_bytes(budget)
         source = _split_source(split, metrics, batch_bytes if isinstance(mapper, BatchMapper) else 0,
-                               plan.options)
+                               plan.options, whole_limit=budget)
     else:
         split = None
         mapper = _mapper_for(spec, split)

@@ -5,14 +5,25 @@ job's prefix (:meth:`Plan.to_json`) and read back with :meth:`Plan.from_json` by
 handlers, the watcher, the result and the report. This module is the only place that knows the
 document's keys. Splits stay plain dicts (:class:`Split`) because the input readers take them as
 they are; everything else is a small frozen dataclass.
+
+Where splits live: a plan of few splits keeps them inline (``"splits"``); a larger one (more than
+:data:`INLINE_SPLITS_BYTES` of JSON) stores them apart, in chunk objects of about
+:data:`SPLIT_CHUNK_BYTES` under ``jobs/<id>/splits/<digest>/`` (:func:`stored_documents`), and
+``plan.json`` keeps only ``num_splits`` and the first task of each chunk (``split_chunks``), so a map
+task reads ``plan.json`` plus its own chunk, never every split of the job, and the coordinator and
+the watcher never read a split at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bisect
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
 
+from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions, TaskLimits
 
 PLAN_VERSION = 2
@@ -21,8 +32,46 @@ DYNAMODB_FORMAT = "dynamodb"
 OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv", "parquet": "parquet"}
 
 
+#: a plan whose splits take more JSON than this stores them apart (see the module docstring)
+INLINE_SPLITS_BYTES = 64 * 1024
+#: about this much JSON per stored chunk of splits (a chunk holds at least one split)
+SPLIT_CHUNK_BYTES = 128 * 1024
+
+
+class Piece(TypedDict, total=False):
+    """One piece of a packed split: a byte range of one S3 object, read pinned to its ETag.
+
+    - ``key``: the object's key (in the split's ``bucket``);
+    - ``etag``: the ETag listed at planning; every GET of the piece carries ``IfMatch`` with it;
+    - ``start``, ``end``: the byte range ``[start, end)`` of the object the piece owns (records
+      whose first byte lies in it, the line rule of :mod:`lambda_handlers.io.splits`); a whole
+      object (a ``.gz``, an ``input_format="whole"`` object) is ``0, size``;
+    - ``size``: the object's size in bytes (as listed);
+    - ``compression``: ``"gzip"`` (read whole, decompressed) or absent/None;
+    - ``row_groups``: Parquet: the row groups ``[first, end)`` of the file the piece reads
+      (absent: all of them; ``start``, ``end`` then count their compressed bytes);
+    - the planner packs a piece by its ``end - start`` bytes.
+    """
+
+    key: str
+    etag: str | None
+    start: int
+    end: int
+    size: int
+    compression: str | None
+    row_groups: list[int] | None
+
+
 class Split(TypedDict, total=False):
-    """One map task's input: a byte range of an S3 object, or one scan segment of a table."""
+    """One map task's input: pieces of S3 objects, or one scan segment of a table.
+
+    An S3 split holding one piece carries the piece's fields itself (``key``, ``etag``, ``start``,
+    ``end``, ``size``, ``compression``: a byte range of one object, as before packing). A packed
+    split holds several in ``pieces`` (:class:`Piece`, read in order) and no piece fields of its
+    own. Either way: ``task``, ``input`` (its named input: a split never spans two), ``format``
+    and ``bucket`` (a split never spans two buckets). :func:`split_pieces` gives the pieces of any
+    S3 split.
+    """
 
     task: int
     input: str
@@ -34,13 +83,25 @@ class Split(TypedDict, total=False):
     end: int
     size: int
     compression: str | None
-    pieces: list[dict[str, Any]]  # Parquet: the row groups of objects (lambda_handlers.io.parquet)
+    pieces: list[Piece]
+    row_groups: list[int] | None
     # DynamoDB scan segments
     table: str
     segment: int
     total_segments: int
     attributes: list[str] | None
     consistent: bool
+
+
+PIECE_FIELDS = ("key", "etag", "start", "end", "size", "compression", "row_groups")
+
+
+def split_pieces(split: Mapping[str, Any]) -> list[Piece]:
+    """The pieces of an S3 split, in reading order (a one-piece split's own fields as one piece)."""
+    pieces = split.get("pieces")
+    if pieces is not None:
+        return list(pieces)
+    return [Piece(**{name: split.get(name) for name in PIECE_FIELDS})]  # type: ignore[typeddict-item]
 
 
 @dataclass(frozen=True)
@@ -128,10 +189,27 @@ class Plan:
     created: str = ""  # ISO 8601, UTC
     job_name: str = ""
     inputs: Mapping[str, InputPlan] = field(default_factory=dict)
-    splits: tuple[Split, ...] = ()
+    splits: tuple[Split, ...] = ()  # empty when stored apart (split_chunks)
     input_bytes: int = 0
     #: how planning went: ``plan_s`` (seconds), ``where`` ("lambda" for the serverless driver)
     driver: Mapping[str, Any] = field(default_factory=dict)
+    #: splits stored apart: the chunks' key prefix and the first task of each chunk
+    split_chunks: SplitChunks | None = None
+    num_splits_stored: int = 0
+
+    @property
+    def num_splits(self) -> int:
+        """How many map tasks step 0 has (splits inline or stored apart)."""
+        return len(self.splits) if self.split_chunks is None else self.num_splits_stored
+
+    def chunk_of(self, task: int) -> tuple[str, int]:
+        """For splits stored apart: the key of the chunk holding ``task``'s split, and its index
+        in that chunk."""
+        if self.split_chunks is None:
+            raise ValueError("this plan's splits are inline")
+        starts = self.split_chunks.starts
+        i = bisect.bisect_right(starts, task) - 1
+        return self.split_chunks.key(i), task - starts[i]
 
     @property
     def silent_after_s(self) -> int:
@@ -170,6 +248,8 @@ class Plan:
             splits=tuple(doc.get("splits") or ()),
             input_bytes=int(doc.get("input_bytes") or 0),
             driver=dict(doc.get("driver") or {}),
+            split_chunks=SplitChunks.from_json(doc["split_chunks"]) if doc.get("split_chunks") else None,
+            num_splits_stored=int(doc.get("num_splits") or 0),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -190,7 +270,67 @@ class Plan:
             "output": self.output.to_json(),
             "input_bytes": self.input_bytes,
             **({"driver": dict(self.driver)} if self.driver else {}),
+            **({"split_chunks": self.split_chunks.to_json(), "num_splits": self.num_splits_stored}
+               if self.split_chunks is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class SplitChunks:
+    """Where the splits of a plan stored apart are: ``<prefix><i>.json`` is chunk ``i``, a JSON
+    list of the splits of tasks ``starts[i]`` .. ``starts[i + 1] - 1``."""
+
+    prefix: str
+    starts: tuple[int, ...]
+
+    def key(self, index: int) -> str:
+        return f"{self.prefix}{index:05d}.json"
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> SplitChunks:
+        return cls(str(doc["prefix"]), tuple(int(x) for x in doc["starts"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"prefix": self.prefix, "starts": list(self.starts)}
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+def stored_documents(plan: Plan, inline_bytes: int = INLINE_SPLITS_BYTES,
+                     chunk_bytes: int = SPLIT_CHUNK_BYTES) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """``plan.json``'s body and the chunk objects ``[(key, body)]`` to write BEFORE it.
+
+    Splits of at most ``inline_bytes`` of JSON stay inline (no chunk). Otherwise they go in chunks
+    of about ``chunk_bytes`` whose keys hold a digest of their content, so writing them again (a
+    retried submission or driver) rewrites the same bytes, and two plans never share a chunk.
+    """
+    if plan.split_chunks is not None or not plan.splits:
+        return _dumps(plan.to_json()), []
+    encoded = [_dumps(dict(split)) for split in plan.splits]
+    if sum(len(e) + 1 for e in encoded) <= inline_bytes:
+        return _dumps(plan.to_json()), []
+    groups: list[list[bytes]] = [[]]
+    starts, size = [0], 0
+    for task, body in enumerate(encoded):
+        if groups[-1] and size + len(body) > chunk_bytes:
+            groups.append([])
+            starts.append(task)
+            size = 0
+        groups[-1].append(body)
+        size += len(body) + 1
+    bodies = [b"[" + b",".join(group) + b"]" for group in groups]
+    digest = hashlib.sha256(b"\n".join(bodies)).hexdigest()[:16]
+    chunks = SplitChunks(protocol.split_chunks_prefix(plan.job_id, digest), tuple(starts))
+    stored = replace(plan, splits=(), split_chunks=chunks, num_splits_stored=len(plan.splits))
+    return _dumps(stored.to_json()), [(chunks.key(i), body) for i, body in enumerate(bodies)]
+
+
+def chunk_splits(body: bytes | str) -> Sequence[Split]:
+    """The splits of one stored chunk."""
+    splits: list[Split] = json.loads(body)
+    return splits
 
 
 @dataclass(frozen=True)

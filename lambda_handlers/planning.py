@@ -9,10 +9,10 @@ Inputs: an S3 prefix (``s3://b/logs/``), an exact key (``s3://b/a.csv``), a glob
 named inputs (``{"users": ..., ...}``). Listing skips folder markers and files whose name starts with
 ``_`` or ``.`` (``_SUCCESS``), so the output of one job can be the input of the next.
 
-The plan: byte-range splits pinned to ETags (and scan segments of tables), reducers per step,
-settings; the shape is the engine contract's ``plan.json``. ``build_plan`` takes any job object with
-``name``, ``steps`` (``reducer``, ``num_reducers``), ``num_reducers``, ``output_format`` and
-``input_format_for(name)``.
+The plan: byte-range splits pinned to ETags, small objects packed several to a split
+(:func:`make_splits`), scan segments of tables, reducers per step, settings; the shape is the
+engine contract's ``plan.json``. ``build_plan`` takes any job object with ``name``, ``steps``
+(``reducer``, ``num_reducers``), ``num_reducers``, ``output_format`` and ``input_format_for(name)``.
 """
 
 from __future__ import annotations
@@ -23,13 +23,23 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import error_code, is_not_found
 from lambda_handlers.io import dynamodb, parquet
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
-from lambda_handlers.plan import OUTPUT_EXTENSIONS, InputPlan, OutputPlan, Plan, Split, StepPlan, TableOutput
+from lambda_handlers.plan import (
+    OUTPUT_EXTENSIONS,
+    PIECE_FIELDS,
+    InputPlan,
+    OutputPlan,
+    Piece,
+    Plan,
+    Split,
+    StepPlan,
+    TableOutput,
+)
 from lambda_handlers.s3uri import InputError, S3Uri
 
 DEFAULT_INPUT = "default"
@@ -327,6 +337,16 @@ def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool =
             for start, end in bounds]
 
 
+#: at most this many objects (pieces) in one packed split: each costs the task a GET, and the split
+#: is the task's payload, so a task of tiny objects stays within its timeout and its slice small
+MAX_PIECES = 2048
+#: formats read one whole object per record: an object is never cut into byte ranges
+WHOLE_OBJECT_FORMATS = ("whole",)
+
+
+RowGroupsOf = Callable[[S3Object], list[parquet.RowGroup]]
+
+
 def format_of(obj: S3Object, formats: dict[str, str]) -> str:
     """The format ``obj`` is read in: its input's, except that an object ending in ``.parquet`` is
     Parquet when the input's format is the default ``text``."""
@@ -334,41 +354,83 @@ def format_of(obj: S3Object, formats: dict[str, str]) -> str:
     return parquet.FORMAT if fmt == "text" and obj.key.endswith(parquet.SUFFIX) else fmt
 
 
-def parquet_splits(objects: list[S3Object], split_size: int,
-                   row_groups_of: Callable[[S3Object], list[parquet.RowGroup] | None] | None) -> list[Split]:
-    """Splits of Parquet objects (of one input), without ``task``: see
-    :func:`lambda_handlers.io.parquet.plan_pieces`."""
-    out: list[Split] = []
-    for pieces in parquet.plan_pieces(objects, split_size, row_groups_of or (lambda obj: None)):
-        first = pieces[0]
-        out.append({"input": objects[0].input, "bucket": first.bucket, "key": first.key,
-                    "etag": first.etag, "start": 0, "end": 0, "size": sum(p.size for p in pieces),
-                    "format": parquet.FORMAT, "compression": None,
-                    "pieces": [p.to_json() for p in pieces]})
-    return out
+def parquet_ranges(obj: S3Object, split_size: int, row_groups_of: RowGroupsOf | None) -> list[Split]:
+    """A Parquet object as ranges of whole row groups: the file itself if it fits a split (or its
+    footer is not read), else consecutive row groups up to ``split_size`` each (``row_groups``
+    ``[first, end)``; ``start``/``end`` count their compressed bytes, which is what packing weighs)."""
+    base: Split = {"input": obj.input, "bucket": obj.bucket, "key": obj.key, "etag": obj.etag,
+                   "size": obj.size, "format": parquet.FORMAT}
+    if obj.size <= split_size or row_groups_of is None:
+        return [{**base, "start": 0, "end": obj.size}]
+    return [{**base, "start": start, "end": end, "row_groups": [first, last]}
+            for first, last, start, end in parquet.row_group_ranges(row_groups_of(obj), split_size)]
+
+
+def _ranges(obj: S3Object, split_size: int, fmt: str, merge_tail: bool,
+            row_groups_of: RowGroupsOf | None = None) -> list[Split]:
+    if fmt == parquet.FORMAT:
+        return parquet_ranges(obj, split_size, row_groups_of)
+    if fmt in WHOLE_OBJECT_FORMATS:
+        return [{"input": obj.input, "bucket": obj.bucket, "key": obj.key, "etag": obj.etag,
+                 "start": 0, "end": obj.size, "size": obj.size, "format": fmt,
+                 "compression": compression_of(obj.key)}]
+    return split_object(obj, split_size, fmt, merge_tail=merge_tail)
+
+
+def _piece(rng: Split) -> Piece:
+    """A one-range split's piece fields (None ones left out: a packed split stays compact)."""
+    return cast(Piece, {name: rng.get(name) for name in PIECE_FIELDS if rng.get(name) is not None})
 
 
 def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str], *,
-                merge_tail: bool = False,
-                row_groups_of: Callable[[S3Object], list[parquet.RowGroup] | None] | None = None) -> list[Split]:
+                merge_tail: bool = False, max_pieces: int = MAX_PIECES,
+                row_groups_of: RowGroupsOf | None = None) -> list[Split]:
     """Splits of all objects in a stable order (input name, then key), numbered as map tasks.
 
-    Empty objects hold no records and get no split, unless every object is empty: then one empty
-    split keeps the job well-formed (it commits an empty output). Parquet objects of an input are
-    packed and split by row groups (``row_groups_of`` reads a large file's footer), after the
-    input's other objects.
+    Packing (Hadoop's ``CombineFileInputFormat``): each object is cut into byte ranges as by
+    :func:`split_object` (a ``.gz`` or a whole-object format: one range), and consecutive ranges
+    are packed into one split while their bytes stay within ``split_size`` (and at most
+    ``max_pieces`` of them), so the task count follows the bytes, not the object count. A range of a
+    full ``split_size`` fills a split alone, so a large object splits exactly as before; its tail
+    range packs with the objects after it. A split never spans two inputs, two buckets or two
+    formats. A split of one range is that range's own fields; a packed one lists them in ``pieces``
+    (:class:`~lambda_handlers.plan.Piece`). A Parquet object is cut into ranges of whole row groups
+    (:func:`parquet_ranges`; ``row_groups_of`` reads the footer of one larger than a split).
+
+    Empty objects hold no records and get no split (but for a whole-object format: one record),
+    unless every object is empty: then one empty split keeps the job well-formed (it commits an
+    empty output).
     """
     ordered = sorted(objects, key=lambda o: (o.input, o.bucket, o.key))
     splits: list[Split] = []
-    tables: dict[str, list[S3Object]] = {}
+    packed: list[Split] = []
+    packed_bytes = 0
+
+    def flush() -> None:
+        nonlocal packed, packed_bytes
+        if len(packed) == 1:
+            splits.append(packed[0])
+        elif packed:
+            first = packed[0]
+            splits.append({"input": first["input"], "bucket": first["bucket"], "format": first["format"],
+                           "pieces": [_piece(r) for r in packed]})
+        packed, packed_bytes = [], 0
+
     for obj in ordered:
+        if obj.size <= 0 and formats[obj.input] not in WHOLE_OBJECT_FORMATS:
+            continue  # no records (read whole, an empty object is one record: an empty body)
         fmt = format_of(obj, formats)
-        if fmt == parquet.FORMAT:
-            tables.setdefault(obj.input, []).append(obj)
-        elif obj.size > 0:
-            splits.extend(split_object(obj, split_size, fmt, merge_tail=merge_tail))
-    for files in tables.values():
-        splits.extend(parquet_splits(files, split_size, row_groups_of))
+        if packed and (packed[0]["input"], packed[0]["bucket"], packed[0]["format"]) != (obj.input, obj.bucket, fmt):
+            flush()
+        for rng in _ranges(obj, split_size, fmt, merge_tail, row_groups_of):
+            n = rng["end"] - rng["start"]
+            if packed and packed_bytes + n > split_size:
+                flush()
+            packed.append(rng)
+            packed_bytes += n
+            if len(packed) >= max_pieces:
+                flush()
+    flush()
     if not splits and ordered:
         first = ordered[0]
         splits = [{"input": first.input, "bucket": first.bucket, "key": first.key, "etag": first.etag,
@@ -497,6 +559,18 @@ def _renumbered(splits: list[Split]) -> list[Split]:
 DEFAULT_LIMITS = TaskLimits()
 
 
+def check_whole_objects(objects: Iterable[S3Object], formats: dict[str, str], limits: TaskLimits) -> None:
+    """Refuse, before anything runs, an object read whole (``input_format="whole"``) that is larger
+    than a task may hold in memory (the functions' memory budget)."""
+    limit = limits.memory_budget_bytes
+    for o in objects:
+        if formats.get(o.input) in WHOLE_OBJECT_FORMATS and o.size > limit:
+            raise PlanError(
+                f"input object {o.uri!r} ({o.size:,} bytes) is larger than a task may hold in memory "
+                f"for input_format={formats[o.input]!r} ({limit:,} bytes, a quarter of the functions' "
+                f"{limits.memory_mb} MB): raise the stack's memory or leave this object out")
+
+
 def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[str, list[str]],
                objects: list[S3Object], output_uri: str, options: JobOptions,
                limits: TaskLimits = DEFAULT_LIMITS, created: dt.datetime | None = None,
@@ -524,6 +598,7 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
     auto = not options.split_size
     split_size = options.split_size or choose_split_size(
         total_bytes, concurrency, task_timeout_s=limits.task_timeout_s, memory_mb=limits.memory_mb)
+    check_whole_objects(objects, formats, limits)
     splits = make_splits(objects, split_size, formats, merge_tail=auto,
                          row_groups_of=None if s3 is None else functools.partial(parquet.s3_row_groups, s3))
     if tables:

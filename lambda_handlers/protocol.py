@@ -7,6 +7,7 @@ Layout of one job under the stack's work bucket::
 
     jobs/<job_id>/job.pkl                          the pickled job (cloudpickle)
     jobs/<job_id>/plan.json                        splits, steps, settings (written once by the driver)
+    jobs/<job_id>/splits/<digest>/<n>.json         the splits of a large plan, in chunks (plan.json says)
     jobs/<job_id>/done.json | failed.json          terminal result, written once
     jobs/<job_id>/cancel                           cancel request
     jobs/<job_id>/map/<step>/<task>.<attempt>.data        map output: all partitions + index
@@ -115,6 +116,11 @@ def job_pickle_key(job_id: str) -> str:
 
 def plan_key(job_id: str) -> str:
     return job_prefix(job_id) + "plan.json"
+
+
+def split_chunks_prefix(job_id: str, digest: str) -> str:
+    """Where the chunks of a plan's splits stored apart lie (``digest``: of their content)."""
+    return job_prefix(job_id) + f"splits/{digest}/"
 
 
 def planning_request_key(job_id: str) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lambda_handlers import context, protocol
 from lambda_handlers.aws_errors import error_code, is_not_found, is_precondition_failed
-from lambda_handlers.plan import Plan
+from lambda_handlers.plan import Plan, Split, chunk_splits
 
 if TYPE_CHECKING:
     from lambda_handlers.jobspec import JobSpec
@@ -39,6 +39,7 @@ _lock = threading.Lock()
 _clients: dict[str, Any] = {}
 _jobs: dict[tuple[str, str], JobSpec] = {}
 _plans: dict[tuple[str, str], Plan] = {}
+_chunks: dict[tuple[str, str], tuple[Split, ...]] = {}
 _invoker: Callable[[str, dict[str, Any]], None] | None = None
 
 _K = TypeVar("_K")
@@ -99,6 +100,7 @@ def reset() -> None:
         _clients.clear()
         _jobs.clear()
         _plans.clear()
+        _chunks.clear()
 
 
 def work_bucket() -> str:
@@ -272,6 +274,22 @@ def load_plan(bucket: str, job_id: str) -> Plan:
     return plan
 
 
+def load_split(bucket: str, plan: Plan, task: int) -> Split:
+    """Map task ``task``'s split of step 0: from the plan, or from its stored chunk (one GET, once
+    per warm container; a task never reads the other chunks)."""
+    n = plan.num_splits
+    if not 0 <= task < n:
+        raise TaskFailedError(f"map task {task} is not in the plan ({n} splits)")
+    if plan.split_chunks is None:
+        return plan.splits[task]
+    key, index = plan.chunk_of(task)
+    cache_key = (bucket, key)
+    chunk = _chunks.get(cache_key)
+    if chunk is None:
+        chunk = _remember(_chunks, cache_key, tuple(chunk_splits(get_bytes(bucket, key))))
+    return chunk[index]
+
+
 def load_job(bucket: str, job_id: str) -> JobSpec:
     """Unpickle ``job.pkl`` from the stack's own work bucket (never from an event-named bucket)."""
     if bucket != work_bucket():
@@ -397,6 +415,7 @@ def run_task(event: dict[str, Any], phase: str,
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
     metrics = start_metrics()
+    context.begin_task(step, phase, task, attempt)
     started = time.time()
     try:
         if exists(bucket, protocol.cancel_key(job_id)):

@@ -176,7 +176,7 @@ class JobRunner:
             self._plans[job_id] = plan
             steps = ", ".join(f"{s.num_map_tasks}x{s.num_reducers}" for s in plan.steps)
             self.log.info("job %s (%s): %d splits, %d input bytes, steps (maps x reducers) %s -> %s",
-                          job_id, job.name, len(plan.splits), plan.input_bytes, steps, plan.output.uri)
+                          job_id, job.name, plan.num_splits, plan.input_bytes, steps, plan.output.uri)
             self._fan_out(plan, None, options.max_concurrency)
         return job_id
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_precondition_failed
-from lambda_handlers.plan import Plan
+from lambda_handlers.plan import Plan, stored_documents
 
 DEFAULT_MAX_CONCURRENCY = 32
 FANOUT_CLAIM = "map-0"
@@ -44,8 +44,13 @@ def put_if_absent(s3: Any, bucket: str, key: str, body: bytes) -> bool:
 
 
 def write_job(s3: Any, bucket: str, job_id: str, plan: Plan, pickled: bytes) -> bool:
-    """Write ``plan.json`` (put-if-absent) then ``job.pkl``; False when the job id already exists."""
-    body = json.dumps(plan.to_json(), separators=(",", ":"), sort_keys=True).encode()
+    """Write ``plan.json`` (put-if-absent) then ``job.pkl``; False when the job id already exists.
+
+    A large plan's splits go first, in chunks named by their content's digest (see
+    :func:`~lambda_handlers.plan.stored_documents`), so ``plan.json`` never names a missing chunk."""
+    body, chunks = stored_documents(plan)
+    for key, chunk in chunks:
+        s3.put_object(Bucket=bucket, Key=key, Body=chunk)
     if not put_if_absent(s3, bucket, protocol.plan_key(job_id), body):
         return False
     s3.put_object(Bucket=bucket, Key=protocol.job_pickle_key(job_id), Body=pickled)

@@ -28,12 +28,11 @@ a stack for jobs without Parquet stays small; one with them needs ``requirements
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lambda_handlers.io import splits
-from lambda_handlers.io.parquet_footer import ParquetFileError, RowGroup, read_row_groups
+from lambda_handlers.io.parquet_footer import MAGIC, ParquetFileError, RowGroup, read_row_groups
 from lambda_handlers.s3uri import S3Uri
 
 if TYPE_CHECKING:
@@ -45,8 +44,8 @@ BLOCK_ROWS = 1024  # rows per block for a per-record mapper (dicts)
 BATCH_ROWS = 1 << 16  # rows per RecordBatch for a batch mapper
 MERGE_GAP = 1 << 20  # column chunks closer than this are fetched with one GET
 
-__all__ = ["BATCH_ROWS", "FORMAT", "ParquetDependencyError", "ParquetFileError", "ParquetInput",
-           "ParquetPartWriter", "Piece", "RowGroup", "plan_pieces"]
+__all__ = ["BATCH_ROWS", "FORMAT", "ParquetDependencyError", "ParquetFileError", "ParquetPartWriter",
+           "PieceReader", "RowGroup", "row_group_ranges"]
 
 
 class ParquetDependencyError(ImportError):
@@ -69,65 +68,20 @@ def pyarrow_modules(what: str) -> tuple[Any, Any]:
 # Planning
 
 
-@dataclass(frozen=True)
-class Piece:
-    """Row groups ``[first, end)`` of one Parquet object (``row_groups`` None: all of them)."""
-
-    bucket: str
-    key: str
-    etag: str | None
-    size: int
-    row_groups: tuple[int, int] | None = None
-
-    @property
-    def uri(self) -> str:
-        return str(S3Uri(self.bucket, self.key))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"bucket": self.bucket, "key": self.key, "etag": self.etag, "size": self.size,
-                "row_groups": list(self.row_groups) if self.row_groups else None}
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Piece:
-        groups = doc.get("row_groups")
-        return cls(doc["bucket"], doc["key"], doc.get("etag"), int(doc["size"]),
-                   (int(groups[0]), int(groups[1])) if groups else None)
-
-
-def plan_pieces(objects: Sequence[Any], split_size: int,
-                row_groups_of: Callable[[Any], list[RowGroup] | None]) -> list[list[Piece]]:
-    """The pieces of each split, in listing order: whole files packed up to ``split_size``, a file
-    larger than that split by row groups (consecutive groups up to ``split_size``, a larger group
-    alone). ``objects`` have ``bucket``, ``key``, ``size``, ``etag``; ``row_groups_of(obj)`` reads a
-    large file's footer (None: not read, the file is one piece). Empty objects hold no rows and get
-    no piece."""
-    out: list[list[Piece]] = []
-    packed: list[Piece] = []
-    packed_bytes = 0
-    for obj in objects:
-        if obj.size <= 0:
-            continue
-        if obj.size <= split_size:
-            if packed and packed_bytes + obj.size > split_size:
-                out.append(packed)
-                packed, packed_bytes = [], 0
-            packed.append(Piece(obj.bucket, obj.key, obj.etag, obj.size))
-            packed_bytes += obj.size
-            continue
-        groups = row_groups_of(obj)
-        if groups is None:
-            out.append([Piece(obj.bucket, obj.key, obj.etag, obj.size)])
-            continue
-        first, size = 0, 0
-        for i, group in enumerate(groups):
-            if i > first and size + group.bytes > split_size:
-                out.append([Piece(obj.bucket, obj.key, obj.etag, obj.size, (first, i))])
-                first, size = i, 0
-            size += group.bytes
-        if groups:
-            out.append([Piece(obj.bucket, obj.key, obj.etag, obj.size, (first, len(groups)))])
-    if packed:
-        out.append(packed)
+def row_group_ranges(groups: Sequence[RowGroup], split_size: int) -> list[tuple[int, int, int, int]]:
+    """``(first, end, start_byte, end_byte)``: consecutive row groups ``[first, end)`` of up to
+    ``split_size`` compressed bytes (a larger group alone), and where their bytes lie were the
+    groups laid out one after the other from byte 4 (after the leading ``PAR1``): what packing
+    weighs a piece by."""
+    out: list[tuple[int, int, int, int]] = []
+    first, size, offset = 0, 0, len(MAGIC)
+    for i, group in enumerate(groups):
+        if i > first and size + group.bytes > split_size:
+            out.append((first, i, offset, offset + size))
+            first, offset, size = i, offset + size, 0
+        size += group.bytes
+    if groups:
+        out.append((first, len(groups), offset, offset + size))
     return out
 
 
@@ -151,10 +105,11 @@ class S3RangeFile(io.RawIOBase):
     """A read-only, seekable file over an S3 object: ranges :meth:`preload` fetched are served from
     memory, any other read is one ranged GET; every GET is pinned to ``etag``."""
 
-    def __init__(self, piece: Piece, on_bytes: Callable[[int], None] | None = None):
+    def __init__(self, bucket: str, key: str, etag: str | None, size: int,
+                 on_bytes: Callable[[int], None] | None = None):
         super().__init__()
-        self.piece, self.size, self.pos = piece, piece.size, 0
-        self._fetch = splits.s3_fetch(piece.bucket, piece.key, piece.etag, on_bytes)
+        self.size, self.pos = size, 0
+        self._fetch = splits.s3_fetch(bucket, key, etag, on_bytes)
         self._cached: list[tuple[int, bytes]] = []
 
     def readable(self) -> bool:
@@ -206,43 +161,47 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-class ParquetInput:
-    """The rows of one planned Parquet split, in blocks: lists of dicts, or RecordBatches.
+class PieceReader:
+    """The rows of one piece of a Parquet object (see :class:`~lambda_handlers.plan.Piece`: its
+    ``row_groups``, or all), in blocks: lists of dicts, or RecordBatches.
 
-    :param split: the split (its ``pieces``).
+    :param bucket: the object's bucket (the split's).
+    :param piece: the piece: ``key``, ``etag``, ``size``, ``row_groups``.
     :param on_bytes: told the bytes of every GET.
     :param batches: hand out ``pyarrow.RecordBatch`` blocks of up to :data:`BATCH_ROWS` rows (for a
         batch mapper) instead of lists of dicts.
     :param columns: read only these columns (None: all).
     """
 
-    def __init__(self, split: dict[str, Any], on_bytes: Callable[[int], None] | None = None,
+    def __init__(self, bucket: str, piece: Mapping[str, Any], on_bytes: Callable[[int], None] | None = None,
                  batches: bool = False, columns: Sequence[str] | None = None):
-        self.pieces = [Piece.from_json(p) for p in split["pieces"]]
+        self.bucket, self.key = bucket, piece["key"]
+        self.etag, self.size = piece.get("etag"), int(piece["size"])
+        groups = piece.get("row_groups")
+        self.row_groups = (int(groups[0]), int(groups[1])) if groups else None
         self.on_bytes, self.batches = on_bytes, batches
         self.columns = list(columns) if columns else None
-        self._where: tuple[Piece, int, int] = (self.pieces[0], 0, 0)  # piece, row group, first row
+        self.uri = str(S3Uri(bucket, self.key))
+        self._at: tuple[int, int] = (0, 0)  # the current block's row group and first row
 
     def blocks(self) -> Iterator[Any]:
         pa, pq = pyarrow_modules("input_format='parquet'")
-        for piece in self.pieces:
-            yield from self._piece_blocks(pa, pq, piece)
-
-    def _piece_blocks(self, pa: Any, pq: Any, piece: Piece) -> Iterator[Any]:
-        f = S3RangeFile(piece, self.on_bytes)
-        f.preload([(max(0, piece.size - 64 * 1024), piece.size)])
+        f = S3RangeFile(self.bucket, self.key, self.etag, self.size, self.on_bytes)
+        f.preload([(max(0, self.size - 64 * 1024), self.size)])
         try:
             pf = pq.ParquetFile(f)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise ParquetFileError(f"{piece.uri} is not a readable Parquet file: {exc}") from None
+            if isinstance(exc, OSError) and not isinstance(exc, pa.ArrowException):
+                raise  # not pyarrow's: an S3 error (the object changed) says what it is
+            raise ParquetFileError(f"{self.uri} is not a readable Parquet file: {exc}") from None
         meta = pf.metadata
         names = pf.schema_arrow.names
         if self.columns:
             missing = [c for c in self.columns if c not in names]
             if missing:
-                raise ParquetFileError(f"{piece.uri} has no column(s) {missing} (columns=); it has "
-                                       f"{names}")
-        first, end = piece.row_groups or (0, meta.num_row_groups)
+                raise ParquetFileError(f"{self.uri} has no column(s) {missing} (asked by columns=); "
+                                       f"its columns are {names}")
+        first, end = self.row_groups or (0, meta.num_row_groups)
         rows = sum(meta.row_group(g).num_rows for g in range(first))
         size = BATCH_ROWS if self.batches else BLOCK_ROWS
         for g in range(first, min(end, meta.num_row_groups)):
@@ -250,25 +209,16 @@ class ParquetInput:
             try:
                 for batch in pf.iter_batches(batch_size=size, row_groups=[g], columns=self.columns,
                                              use_threads=False):
-                    self._where = (piece, g, rows)
+                    self._at = (g, rows)
                     rows += batch.num_rows
                     yield batch if self.batches else batch.to_pylist()
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-                if isinstance(exc, OSError) and exc.__cause__ is not None:
-                    raise
-                raise ParquetFileError(f"{piece.uri} is not a readable Parquet file: row group {g}: "
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ParquetFileError(f"{self.uri} is not a readable Parquet file: row group {g}: "
                                        f"{exc}") from None
 
     def locate(self, index: int) -> str:
-        piece, group, first = self._where
-        return f"row {first + index} (row group {group}) of {piece.uri}"
-
-    def where(self) -> dict[str, Any]:
-        piece = self._where[0]
-        return {"bucket": piece.bucket, "key": piece.key, "start": None, "end": None}
-
-    def describe(self) -> str:
-        return self._where[0].uri
+        group, first = self._at
+        return f"row {first + index} (row group {group}) of {self.uri}"
 
 
 def _chunk_ranges(group: Any, columns: list[str] | None) -> list[tuple[int, int]]:

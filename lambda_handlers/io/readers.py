@@ -37,7 +37,7 @@ from lambda_handlers.io import splits
 from lambda_handlers.s3uri import S3Uri
 
 SKIP = object()  # a parser returns SKIP for lines that are not records (blank jsonl/csv lines)
-FORMATS = ("text", "csv", "jsonl")
+FORMATS = ("text", "csv", "jsonl", "whole")  # whole: lambda_handlers.io.packed
 BLOCK_RECORDS = 1024  # records per block: the mapper's batch stays small enough to be cache-hot
 # A batch mapper's block: whole records of about this many bytes, however many records that is.
 # Larger blocks amortise the in-mapper combining dict a batch mapper returns per block (fewer

@@ -9,7 +9,12 @@ terminator (a ``\\r`` elsewhere is data); a UTF-8 BOM is stripped at offset 0 on
 are one split, streamed whole; offsets then count decompressed bytes.
 
 Every GET carries ``IfMatch=<etag>``: an object rewritten during the job fails the task with
-:class:`~lambda_handlers.runtime.ObjectChangedError` instead of mixing two versions.
+:class:`~lambda_handlers.runtime.ObjectChangedError` (naming the object, the planned ETag and the
+current one) instead of mixing two versions.
+
+Preloaded objects: a packed split's small whole objects are fetched ahead by a pool of GETs
+(:mod:`lambda_handlers.io.packed`) and handed over with :func:`preloading`; :func:`s3_fetch` and
+:func:`open_whole` then serve them from memory (same bytes, same ETag pin, no further request).
 
 Read-ahead: with ``read_ahead=n`` the body GET of a split is read by a background thread at most
 ``n`` chunks ahead of the mapper (:func:`prefetched`), so a map task takes max(read, compute)
@@ -37,6 +42,39 @@ _POLL_S = 0.05  # how often a blocked read-ahead thread checks that its reader s
 
 # fetch(first_byte, last_byte_inclusive) -> iterator of byte chunks
 Fetch = Callable[[int, int], Iterator[bytes]]
+
+# (bucket, key, etag) -> the whole object's bytes, fetched ahead for the running task
+_preloaded: contextvars.ContextVar[dict[tuple[str, str, str | None], bytes] | None] = \
+    contextvars.ContextVar("smr_preloaded", default=None)
+
+
+def preloading(objects: dict[tuple[str, str, str | None], bytes]) -> None:
+    """Serve the objects of ``objects`` (filled and emptied by the caller as it reads) from memory
+    in this context: :func:`s3_fetch` and :func:`open_whole` look there first."""
+    _preloaded.set(objects)
+
+
+def _preloaded_body(bucket: str, key: str, etag: str | None) -> bytes | None:
+    objects = _preloaded.get()
+    return None if objects is None else objects.get((bucket, key, etag))
+
+
+class _MemoryBody:
+    """A preloaded object as the streaming body :func:`open_whole` returns."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def iter_chunks(self, chunk: int = BODY_CHUNK) -> Iterator[bytes]:
+        for i in range(0, len(self.data), chunk):
+            yield self.data[i:i + chunk]
+
+    def read(self, amt: int | None = None) -> bytes:
+        data, self.data = (self.data, b"") if amt is None else (self.data[:amt], self.data[amt:])
+        return data
+
+    def close(self) -> None:
+        self.data = b""
 
 
 class LineReader:
@@ -178,6 +216,11 @@ def s3_fetch(bucket: str, key: str, etag: str | None, on_bytes: Callable[[int], 
     from lambda_handlers import runtime
 
     def fetch(first: int, last: int) -> Iterator[bytes]:
+        whole = _preloaded_body(bucket, key, etag)
+        if whole is not None:
+            if first < len(whole):
+                yield whole[first:last + 1]
+            return
         kw = {"IfMatch": etag} if etag else {}
         try:
             resp = runtime.s3().get_object(Bucket=bucket, Key=key, Range=f"bytes={first}-{last}", **kw)
@@ -199,6 +242,9 @@ def open_whole(bucket: str, key: str, etag: str | None) -> StreamingBody:
     """The streaming body of a whole object pinned to ``etag`` (gzip inputs)."""
     from lambda_handlers import runtime
 
+    whole = _preloaded_body(bucket, key, etag)
+    if whole is not None:
+        return _MemoryBody(whole)  # duck-typed: the StreamingBody methods the readers use
     kw = {"IfMatch": etag} if etag else {}
     try:
         body: StreamingBody = runtime.s3().get_object(Bucket=bucket, Key=key, **kw)["Body"]
@@ -213,11 +259,23 @@ def _changed(exc: Exception, bucket: str, key: str, etag: str | None) -> Excepti
 
     if is_precondition_failed(exc):
         return runtime.ObjectChangedError(
-            f"object s3://{bucket}/{key} changed during the job (ETag {etag} no longer matches); "
-            "re-run the job on a stable input")
+            f"object s3://{bucket}/{key} changed during the job: planned ETag {etag}, now "
+            f"{_current_etag(bucket, key)}; re-run the job on a stable input")
     if is_not_found(exc):
-        return runtime.ObjectChangedError(f"object s3://{bucket}/{key} disappeared during the job")
+        return runtime.ObjectChangedError(
+            f"object s3://{bucket}/{key} disappeared during the job: planned ETag {etag}, now none "
+            "(deleted); re-run the job on a stable input")
     return exc
+
+
+def _current_etag(bucket: str, key: str) -> str:
+    """The object's ETag now (for the error of a changed object), or why it cannot be told."""
+    from lambda_handlers import runtime
+
+    try:
+        return str(runtime.s3().head_object(Bucket=bucket, Key=key)["ETag"]).strip('"')
+    except Exception as exc:  # noqa: BLE001 - only for the message: the task fails either way
+        return f"unknown ({type(exc).__name__})"
 
 
 class _Failed:

@@ -1,0 +1,254 @@
+"""Reading one split's pieces in order: packed small objects, byte ranges of large ones, whole objects.
+
+A split (:class:`~lambda_handlers.plan.Split`) holds one or more pieces
+(:func:`~lambda_handlers.plan.split_pieces`): a byte range ``[start, end)`` of an object, pinned to
+the ETag listed at planning. :class:`PackedInput` reads them in order, each by the rules of its
+format (:class:`~lambda_handlers.io.readers.SplitInput`: the line rule per object, so a packed
+object's last line without a newline stays one record, a ``.gz`` read whole, a csv header per
+object), and hands the mapper blocks of records that never span two objects. Before the first
+block of each object it sets :func:`lambda_handlers.context.input_uri` to that object, so the
+mapper (per record or per block) always knows where its records come from.
+
+Small objects cost a GET each, so their latency would dominate a split of thousands of them: a
+piece that is a whole object of at most :data:`PRELOAD_MAX_BYTES` is fetched ahead by a pool of
+:data:`PRELOAD_WORKERS` GETs (at most :data:`PRELOAD_AHEAD_BYTES` ahead of the mapper) and read from
+memory (:func:`lambda_handlers.io.splits.preloading`); larger pieces stream as before. Every GET
+carries ``IfMatch``: an object changed or deleted since planning fails the task, naming the object
+and the ETag pair.
+
+Parquet pieces (row groups of a file, or all of it) are read by
+:class:`~lambda_handlers.io.parquet.PieceReader`: rows as dicts, or RecordBatches for a batch
+mapper, only the job's ``columns``. Text, csv and jsonl records are decoded with the job's
+``encoding`` and ``errors``.
+
+``input_format="whole"``: one record per object, the tuple ``(uri, body)`` with ``body`` the
+object's bytes, decompressed when ``.gz`` (see :data:`DECOMPRESSORS`). The planner refuses an
+object larger than the task's memory budget; a compressed one that inflates beyond it fails the
+task naming the object and the limit.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from lambda_handlers import context
+from lambda_handlers.io import parquet, readers, splits
+from lambda_handlers.options import JobOptions
+from lambda_handlers.plan import Piece, split_pieces
+from lambda_handlers.s3uri import S3Uri
+
+WHOLE = "whole"
+PRELOAD_MAX_BYTES = 1 << 20  # a whole object up to this size is fetched ahead with one GET
+PRELOAD_WORKERS = 16  # GETs in flight ahead of the mapper
+PRELOAD_AHEAD_BYTES = 32 << 20  # at most this many bytes fetched ahead of the mapper
+PRELOAD_AHEAD_PIECES = 256  # ... and at most this many objects
+
+
+class WholeObjectTooLargeError(ValueError):
+    """A whole object (decompressed) larger than what a task may hold in memory."""
+
+
+def _gunzip(data: bytes, limit: int, uri: str) -> bytes:
+    """A (possibly multi-member) gzip object's bytes, refused past ``limit`` decompressed bytes."""
+    out: list[bytes] = []
+    size = 0
+    while data:
+        d = zlib.decompressobj(wbits=31)
+        part = d.decompress(data, limit + 1 - size)
+        size += len(part)
+        out.append(part)
+        if size > limit or d.unconsumed_tail:
+            raise WholeObjectTooLargeError(
+                f"object {uri} decompresses to more than a task may hold in memory ({limit:,} bytes) "
+                "for input_format='whole': raise the stack's memory or leave this object out")
+        if not d.eof:
+            raise zlib.error(f"object {uri}: truncated gzip data")
+        data = d.unused_data
+    return b"".join(out)
+
+
+#: how a whole object's body is decompressed, by the piece's ``compression`` (a format helper may
+#: add more, e.g. ``"bzip2"``): ``fn(data, limit, uri) -> bytes``
+def _bunzip2(data: bytes, limit: int, uri: str) -> bytes:
+    """A (possibly multi-stream) bzip2 object's bytes, refused past ``limit`` decompressed bytes."""
+    out: list[bytes] = []
+    size = 0
+    for part in readers.bunzip_chunks(iter([data])):
+        size += len(part)
+        if size > limit:
+            raise WholeObjectTooLargeError(
+                f"object {uri} decompresses to more than a task may hold in memory ({limit:,} bytes) "
+                "for input_format='whole': raise the stack's memory or leave this object out")
+        out.append(part)
+    return b"".join(out)
+
+
+DECOMPRESSORS: dict[str, Callable[[bytes, int, str], bytes]] = {"gzip": _gunzip, "bz2": _bunzip2}
+
+
+def _get_whole(bucket: str, key: str, etag: str | None, on_bytes: Callable[[int], None] | None) -> bytes:
+    """One GET of a whole object, pinned to ``etag``."""
+    body = splits.open_whole(bucket, key, etag)
+    try:
+        data: bytes = body.read()
+    finally:
+        body.close()
+    if on_bytes:
+        on_bytes(len(data))
+    return data
+
+
+def _preloadable(piece: Piece) -> bool:
+    size = int(piece.get("size") or 0)
+    return piece.get("start") == 0 and piece.get("end") == size and 0 < size <= PRELOAD_MAX_BYTES
+
+
+class _Preloader:
+    """Whole small pieces fetched ahead of the reader by a pool of GETs, in the task's context
+    (requests count into the task)."""
+
+    def __init__(self, bucket: str, pieces: list[Piece], on_bytes: Callable[[int], None] | None):
+        self.bucket, self.pieces, self.on_bytes = bucket, pieces, on_bytes
+        self.futures: dict[int, Future[bytes]] = {}
+        self.next = 0  # the next piece to consider submitting
+        self.pool: ThreadPoolExecutor | None = None
+
+    def take(self, index: int) -> bytes | None:
+        """The bytes of piece ``index`` if it is preloaded (waiting for its GET), else None."""
+        self._submit_ahead(index)
+        future = self.futures.pop(index, None)
+        return None if future is None else future.result()
+
+    def _submit_ahead(self, index: int) -> None:
+        ahead = sum(int(self.pieces[i].get("size") or 0) for i in self.futures)
+        self.next = max(self.next, index)
+        while (self.next < len(self.pieces) and self.next - index < PRELOAD_AHEAD_PIECES
+               and ahead < PRELOAD_AHEAD_BYTES):
+            piece = self.pieces[self.next]
+            if _preloadable(piece):
+                if self.pool is None:
+                    self.pool = ThreadPoolExecutor(PRELOAD_WORKERS, thread_name_prefix="smr-preload")
+                run = contextvars.copy_context().run
+                self.futures[self.next] = self.pool.submit(run, _get_whole, self.bucket, piece["key"],
+                                                           piece.get("etag"), self.on_bytes)
+                ahead += int(piece.get("size") or 0)
+            self.next += 1
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.futures.clear()
+
+
+class PackedInput:
+    """The raw records of a split's pieces in order, for the mapper (the interface of
+    :class:`~lambda_handlers.io.readers.SplitInput`: ``blocks``, ``parse``, ``locate``, ``where``).
+
+    :param whole_limit: the largest (decompressed) body of an ``input_format="whole"`` object.
+    :param options: the job's options (``encoding``, ``errors``, ``columns``).
+    """
+
+    def __init__(self, split: dict[str, Any], on_bytes: Callable[[int], None] | None = None,
+                 block_records: int | None = readers.BLOCK_RECORDS, block_bytes: int = 0,
+                 read_ahead: int = splits.READ_AHEAD, whole_limit: int = 1 << 62,
+                 options: JobOptions | None = None):
+        self.split, self.on_bytes = split, on_bytes
+        self.options = options or JobOptions()
+        self.block_records, self.block_bytes, self.read_ahead = block_records, block_bytes, read_ahead
+        self.whole_limit = whole_limit
+        self.bucket: str = split["bucket"]
+        self.input: str = split.get("input") or "default"
+        self.fmt: str = split.get("format") or "text"
+        self.pieces = split_pieces(split)
+        self.piece: Piece = self.pieces[0]
+        self.current: readers.SplitInput | parquet.PieceReader | None = None
+        self._objects: dict[tuple[str, str, str | None], bytes] = {}
+        if self.fmt in (WHOLE, parquet.FORMAT):
+            self.parse: Callable[[Any], Any] = readers.identity
+        elif self.fmt == "csv":  # each object has its own header row
+            self.parse = self._parse_csv
+        else:
+            self.parse = readers.parser_for(self.fmt, None, self.options.encoding, self.options.errors)
+
+    def _parse_csv(self, raw: Any) -> Any:
+        assert isinstance(self.current, readers.SplitInput)  # records are parsed while their object is current
+        return self.current.parse(raw)
+
+    def uri(self, piece: Piece | None = None) -> str:
+        return str(S3Uri(self.bucket, (piece or self.piece)["key"]))
+
+    def blocks(self) -> Iterator[list[Any]]:
+        """Lists of raw records, in piece order; a list never spans two objects."""
+        splits.preloading(self._objects)
+        preloader = _Preloader(self.bucket, self.pieces, self.on_bytes)
+        try:
+            for index, piece in enumerate(self.pieces):
+                self.piece, self.current = piece, None
+                if piece["end"] <= piece["start"] and self.fmt != WHOLE:
+                    continue  # an empty range (the one split of an all-empty input) has no records
+                pin = (self.bucket, piece["key"], piece.get("etag"))
+                data = preloader.take(index)
+                if data is not None:
+                    self._objects[pin] = data
+                context.set_input(self.uri(piece), self.input)
+                try:
+                    if self.fmt == WHOLE:
+                        yield [(self.uri(piece), self._whole_body(piece, data))]
+                    else:
+                        yield from self._piece_blocks(piece, preloaded=data is not None)
+                finally:
+                    self._objects.pop(pin, None)
+        finally:
+            preloader.close()
+
+    def _piece_blocks(self, piece: Piece, preloaded: bool) -> Iterator[Any]:
+        on_bytes = None if preloaded else self.on_bytes
+        if self.fmt == parquet.FORMAT:
+            self.current = parquet.PieceReader(self.bucket, piece, on_bytes, self.block_records is None,
+                                               self.options.columns_for(self.input))
+            yield from self.current.blocks()
+            return
+        one: dict[str, Any] = {"input": self.input, "bucket": self.bucket, "format": self.fmt, **piece}
+        self.current = readers.SplitInput(one, on_bytes, self.block_records, self.block_bytes,
+                                          0 if preloaded else self.read_ahead,
+                                          encoding=self.options.encoding, errors=self.options.errors)
+        yield from self.current.blocks()
+
+    def _whole_body(self, piece: Piece, data: bytes | None) -> bytes:
+        uri = self.uri(piece)
+        if data is None:
+            if int(piece.get("size") or 0) > self.whole_limit:
+                raise WholeObjectTooLargeError(
+                    f"object {uri} ({piece.get('size'):,} bytes) is larger than a task may hold in "
+                    f"memory ({self.whole_limit:,} bytes) for input_format='whole'")
+            data = _get_whole(self.bucket, piece["key"], piece.get("etag"), self.on_bytes)
+        compression = piece.get("compression")
+        if compression:
+            decompress = DECOMPRESSORS.get(compression)
+            if decompress is None:
+                raise ValueError(f"object {uri}: no decompressor for {compression!r} (known: "
+                                 f"{', '.join(DECOMPRESSORS)})")
+            data = decompress(data, self.whole_limit, uri)
+        return data
+
+    def locate(self, index: int) -> str:
+        """Where record ``index`` of the last block is: a byte offset in its object, or the object."""
+        if self.fmt == WHOLE or self.current is None:
+            return f"object {self.uri()}"
+        if isinstance(self.current, parquet.PieceReader):
+            return self.current.locate(index)
+        unit = " (decompressed)" if self.piece.get("compression") else ""
+        return f"byte {self.current.locate(index)}{unit} of {self.uri()}"
+
+    def where(self) -> dict[str, Any]:
+        """The piece being read, for an error's ``input``."""
+        return {"bucket": self.bucket, "key": self.piece["key"], "start": self.piece.get("start"),
+                "end": self.piece.get("end"), "etag": self.piece.get("etag")}
+
+    def __iter__(self) -> Iterator[Any]:
+        for recs in self.blocks():
+            yield from recs
