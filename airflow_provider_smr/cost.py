@@ -1,9 +1,10 @@
 """The cost model: what a job costs on AWS, from measured durations and counted requests.
 
 List prices are configuration (``Prices``), not constants sprinkled in code; the defaults are
-us-east-1 x86 list prices. The model counts Lambda compute (GB-seconds of billed duration),
-Lambda requests and S3 requests by type. It ignores storage (intermediate objects live for
-minutes), data transfer (same region is free) and CloudWatch Logs ingestion.
+us-east-1 x86_64 list prices, and :func:`prices_for` gives those of a stack's architecture. The
+model counts Lambda compute (GB-seconds of billed duration), Lambda requests and S3 requests by
+type. It ignores storage (intermediate objects live for minutes), data transfer (same region is
+free) and CloudWatch Logs ingestion.
 """
 
 from __future__ import annotations
@@ -31,6 +32,21 @@ class Prices:
 
 
 DEFAULT_PRICES = Prices()
+# AWS Lambda's published on-demand duration prices, us-east-1, first pricing tier
+# (https://aws.amazon.com/lambda/pricing/): x86_64 $0.0000166667 per GB-second (first 6 billion
+# GB-s a month), arm64 (Graviton2) $0.0000133334 per GB-second (first 7.5 billion): 20% less.
+# Requests cost the same on both ($0.20 per million).
+ARM64_PRICES = Prices(lambda_gb_second=0.0000133334)
+PRICES_BY_ARCHITECTURE = {"x86_64": DEFAULT_PRICES, "arm64": ARM64_PRICES}
+
+
+def prices_for(architecture: str = "x86_64") -> Prices:
+    """The list prices of a stack's functions' architecture (``x86_64`` or ``arm64``)."""
+    try:
+        return PRICES_BY_ARCHITECTURE[architecture]
+    except KeyError:
+        raise ValueError(f"architecture must be one of {', '.join(PRICES_BY_ARCHITECTURE)}, "
+                         f"got {architecture!r}") from None
 
 
 def gb_seconds(duration_s: float, memory_mb: int) -> float:

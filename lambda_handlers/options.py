@@ -24,6 +24,7 @@ from lambda_handlers.sizes import SizeError, parse_size
 
 DRIVERS = ("worker", "lambda")
 DECODE_ERRORS = ("strict", "replace", "surrogateescape")
+ARCHITECTURES = ("x86_64", "arm64")
 
 
 class PlanError(ValueError):
@@ -240,10 +241,14 @@ class StackSettings:
     timeout_s: int = _option(300, "Lambda timeout of the stack's functions, at most 900", int, unit="s")
     layers: tuple[str, ...] = _option((), "Lambda layer version ARNs every function gets", list)
     requirements: tuple[str, ...] = _option(
-        (), "pip requirements (pure-Python) built into a layer every function gets", list)
+        (), "pip requirements (wheels for Lambda's platform, native code included) built into a "
+        "layer every function gets", list)
     log_retention_days: int = _option(14, "retention of the functions' log groups", int, unit="days")
     jobs_expire_days: int = _option(
         7, "job state under jobs/ in the work bucket expires after this", int, unit="days")
+    architecture: str = _option(
+        "x86_64", "instruction set of the stack's functions (arm64 costs ~20% less per GB-s)", str,
+        choices=ARCHITECTURES)
 
     def __post_init__(self) -> None:
         # Whole numbers and lists here; the ranges AWS accepts are checked where the template is
@@ -256,6 +261,8 @@ class StackSettings:
             if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
                 raise OptionError(f"{name} must be a list of strings, got {value!r}")
             set_(self, name, tuple(value))
+        if self.architecture not in ARCHITECTURES:
+            raise OptionError(f"architecture must be 'x86_64' or 'arm64', got {self.architecture!r}")
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,14 @@ def test_shuffle_put_budget_is_m_plus_2r_plus_10():
     assert shuffle_put_budget(0, 0) == 10
     with pytest.raises(ValueError):
         shuffle_put_budget(-1, 2)
+
+
+def test_arm64_gb_seconds_cost_a_fifth_less_and_requests_the_same():
+    from airflow_provider_smr.cost import prices_for
+
+    x86, arm = prices_for("x86_64"), prices_for("arm64")
+    assert x86 == DEFAULT_PRICES
+    assert estimate_cost_usd(1000, 0, {}, arm) / estimate_cost_usd(1000, 0, {}, x86) == pytest.approx(0.8, rel=1e-4)
+    assert estimate_cost_usd(0, 10**6, {"PUT": 10}, arm) == estimate_cost_usd(0, 10**6, {"PUT": 10}, x86)
+    with pytest.raises(ValueError, match="architecture"):
+        prices_for("aarch64")

@@ -77,6 +77,7 @@ class StackInfo:
     input_locations: list[str] = field(default_factory=list)
     output_locations: list[str] = field(default_factory=list)
     status: str = field(default="", compare=False)
+    architecture: str = "x86_64"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +113,7 @@ def stack_info_from_description(stack: dict, region: str) -> StackInfo:
         content_hash=outputs.get("ContentHash", ""),
         input_locations=_locations(outputs, "InputLocations"),
         output_locations=_locations(outputs, "OutputLocations"), status=stack["StackStatus"],
+        architecture=outputs.get("Architecture") or "x86_64",
     )
 
 
@@ -252,9 +254,10 @@ def deploy_stack(
     :param clients: AWS clients (the hook's or the CLI's).
     :param stack_name: CloudFormation stack name; functions are named ``<stack_name>-<role>``.
     :param settings: the deployment settings (memory, timeout, layers, requirements, log
-        retention, job expiry; see ``lambda_handlers.options.StackSettings``). ``requirements``
-        are pure-Python packages built into a layer for Lambda's platform and attached to every
-        function (native-code wheels are refused).
+        retention, job expiry, architecture; see ``lambda_handlers.options.StackSettings``).
+        ``requirements`` are built into a layer from wheels for Lambda's platform (native code
+        included; see ``deploy.requirements``), uploaded to the artifacts bucket and attached to
+        every function.
     :param input_buckets: locations the functions may read: ``bucket`` or ``s3://bucket/prefix``.
     :param output_buckets: locations the functions may write (commit targets).
     :param tables: DynamoDB tables the functions may scan and write (names, or ``dynamodb://`` URIs).
@@ -267,11 +270,6 @@ def deploy_stack(
     settings = settings or StackSettings()
     package = lambda_package()
     layers = list(settings.layers)
-    if settings.requirements:
-        from airflow_provider_smr.deploy.requirements import publish_layer
-
-        layers.append(publish_layer(clients.lambda_, stack_name, list(settings.requirements),
-                                    worker_runtime().removeprefix("python")))
     if artifacts_bucket is None:
         account = clients.sts.get_caller_identity()["Account"]
         artifacts_bucket = artifacts.artifacts_bucket_name(account, clients.region_name)
@@ -281,7 +279,17 @@ def deploy_stack(
         runtime=worker_runtime(), memory_mb=settings.memory_mb, timeout_s=settings.timeout_s,
         input_buckets=tuple(input_buckets), output_buckets=tuple(output_buckets),
         log_retention_days=settings.log_retention_days, jobs_expire_days=settings.jobs_expire_days,
-        layers=tuple(layers), tables=tuple(t.removeprefix("dynamodb://").split("?")[0] for t in tables))
+        layers=tuple(layers), tables=tuple(t.removeprefix("dynamodb://").split("?")[0] for t in tables),
+        architecture=settings.architecture)
+    if settings.requirements:  # built after the settings are validated: it may take a while
+        from airflow_provider_smr.deploy.requirements import publish_layer
+
+        layers.append(publish_layer(
+            clients.lambda_, stack_name, list(settings.requirements),
+            worker_runtime().removeprefix("python"), architecture=settings.architecture,
+            function_code=package.data, s3=clients.s3, bucket=artifacts_bucket,
+            region=clients.region_name))
+        template_settings = replace(template_settings, layers=tuple(layers))
     wait = {"timeout_s": wait_timeout_s, "poll_s": poll_s}
     for _round in range(MAX_DEPLOY_ROUNDS):
         try:

@@ -34,6 +34,7 @@ FUNCTION_ENV = {
 # Retention values CloudWatch Logs accepts.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                       2192, 2557, 2922, 3288, 3653)
+ARCHITECTURES = ("x86_64", "arm64")  # what Lambda's Architectures accepts
 MAX_EVENT_AGE_S = 21600  # Lambda's maximum: an async event waits in the queue up to 6 hours.
 # Stack names become function names ("<stack>-coordinator" must fit Lambda's 64 characters).
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,51}$")
@@ -114,6 +115,7 @@ class TemplateSettings:
     :param layers: Lambda layer version ARNs added to every function.
     :param tables: DynamoDB table names the functions may scan and write (``dynamodb://`` inputs
         and outputs).
+    :param architecture: the functions' instruction set, ``x86_64`` or ``arm64``.
     """
 
     stack_name: str
@@ -129,6 +131,7 @@ class TemplateSettings:
     jobs_expire_days: int = 7
     layers: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
+    architecture: str = "x86_64"
 
     def __post_init__(self) -> None:
         for name in ("input_buckets", "output_buckets", "layers", "tables"):
@@ -192,6 +195,9 @@ def validate_settings(settings: TemplateSettings) -> None:
     for table in settings.tables:
         if not _matches(_TABLE_NAME, table):
             raise StackSettingsError(f"tables: {table!r} is not a DynamoDB table name")
+    if settings.architecture not in ARCHITECTURES:
+        raise StackSettingsError(f"architecture must be one of {', '.join(ARCHITECTURES)}, "
+                                 f"got {settings.architecture!r}")
     if len(settings.layers) > 5:
         raise StackSettingsError(f"layers: Lambda allows at most 5, got {len(settings.layers)}")
     settings.inputs, settings.outputs  # noqa: B018 - parse (and so validate) the declared locations
@@ -318,6 +324,7 @@ def _function(settings: TemplateSettings, role: str) -> dict:
         "FunctionName": function_name(settings.stack_name, role),
         "Description": f"Serverless MapReduce {role} of stack {settings.stack_name}",
         "Runtime": settings.runtime,
+        "Architectures": [settings.architecture],
         "Handler": f"lambda_handlers.{role}.handler",
         "Role": {"Fn::GetAtt": [ROLE, "Arn"]},
         "Code": {"S3Bucket": settings.artifacts_bucket, "S3Key": settings.code_key},
@@ -361,6 +368,7 @@ def _outputs(settings: TemplateSettings) -> dict:
         outputs[_logical(role, "Function")] = {"Value": {"Ref": _logical(role, "Function")}}
     outputs.update({
         "Runtime": {"Value": settings.runtime},
+        "Architecture": {"Value": settings.architecture},
         "MemoryMb": {"Value": str(settings.memory_mb)},
         "TimeoutS": {"Value": str(settings.timeout_s)},
         "CodeSha256": {"Value": settings.code_sha256},

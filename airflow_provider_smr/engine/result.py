@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds
+from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds, prices_for
 from airflow_provider_smr.engine.requests import S3_TYPES
 from lambda_handlers import protocol
 from lambda_handlers.clock import epoch_seconds
@@ -40,13 +40,14 @@ def estimated_task_requests(phase: str, step: int, num_map_tasks: int) -> Counte
 
 def build_result(plan: Plan, done: dict, manifest: dict, markers: dict[tuple[int, str], list[dict]],
                  *, attempts: int, memory_mb: int, driver_requests: dict[str, int] | None = None,
-                 driver_invokes: int = 0) -> dict:
+                 driver_invokes: int = 0, architecture: str = "x86_64") -> dict:
     """The result dict of a succeeded job.
 
     :param markers: done-marker bodies by ``(step, phase)``.
     :param attempts: task attempts started (start markers listed).
     :param driver_requests: S3 requests the control plane made, by type.
     :param driver_invokes: Lambda invokes the control plane made (fan-out, deadline checks).
+    :param architecture: the stack's functions' architecture, which sets the GB-s price.
     """
     steps = plan.steps
     first_maps = markers.get((0, protocol.MAP), [])
@@ -117,5 +118,6 @@ def build_result(plan: Plan, done: dict, manifest: dict, markers: dict[tuple[int
         "requests": {"s3": s3_requests, "s3_driver": dict(sorted(driver_requests.items())),
                      "lambda_invokes": lambda_invokes},
         "lambda_gb_seconds": round(gb_s, 3),
-        "estimated_cost_usd": estimate_cost_usd(gb_s, lambda_invokes, s3_requests),
+        "estimated_cost_usd": estimate_cost_usd(gb_s, lambda_invokes, s3_requests,
+                                                prices_for(architecture)),
     }

@@ -491,6 +491,7 @@ class JobRunner:
                            if (k := protocol.parse_status_key(job_id, o["Key"])) and k.kind == "start")
             result = build_result(plan, done, manifest, tracker.markers(), attempts=attempts,
                                   memory_mb=self.stack.memory_mb,
+                                  architecture=self.stack.architecture,
                                   driver_requests=reqs.s3_counts(job_id),
                                   driver_invokes=reqs.invokes(job_id))
             self.s3.put_object(Bucket=self.bucket, Key=protocol.result_key(job_id),

@@ -3,10 +3,11 @@ tested with.
 
 The S3 fast path shares an object's bytes with moto's key instead of copying them, which means
 reading moto's private value buffer; the server replaces a few of moto's functions (request ids,
-``PutFunctionEventInvokeConfig``, CloudFormation's resource parsing, a function's layers) and
-memoises its dispatcher. All of that depends on moto's internals, so it lives here and only here,
-and :func:`check_version` refuses a moto outside :data:`SUPPORTED_MOTO` (the pin in
-``pyproject.toml``'s ``local`` extra) before the stack starts.
+``PutFunctionEventInvokeConfig``, CloudFormation's resource parsing, a function's layers and
+architecture, Lambda's code size limits) and memoises its dispatcher. All of that depends on
+moto's internals, so it lives here and only here, and :func:`check_version` refuses a moto
+outside :data:`SUPPORTED_MOTO` (the pin in ``pyproject.toml``'s ``local`` extra) before the stack
+starts.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ def install_patches(unmodelled_resource: Callable[[str], str]) -> None:
         _put_replaces_event_invoke_config()
         _strict_cloudformation(unmodelled_resource)
         _apply_function_layers()
+        _lambda_code_size_limits()
         _patched = True
 
 
@@ -203,19 +205,139 @@ def _strict_cloudformation(unmodelled_resource: Callable[[str], str]) -> None:
 
 
 def _apply_function_layers() -> None:
-    """moto's ``AWS::Lambda::Function`` drops ``Layers``; the handler would miss its layers."""
-    from moto.awslambda.models import LambdaFunction
+    """moto's ``AWS::Lambda::Function`` drops ``Layers`` and ``Architectures``; the handler would
+    miss its layers (and the local stack its architecture check)."""
+    from moto.awslambda.models import LambdaFunction, lambda_backends
 
     original: Any = LambdaFunction.__dict__["create_from_cloudformation_json"].__func__
+    original_update: Any = LambdaFunction.__dict__["update_from_cloudformation_json"].__func__
 
     def create_from_cloudformation_json(cls: type, /, resource_name: str,
                                         cloudformation_json: dict[str, Any], account_id: str,
                                         region_name: str, **kwargs: Any) -> Any:
         fn = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        layers = cloudformation_json.get("Properties", {}).get("Layers")
-        if layers:
-            fn.layers = fn._get_layers_data(layers)
+        properties = cloudformation_json.get("Properties", {})
+        try:
+            if properties.get("Layers"):
+                fn.layers = fn._get_layers_data(properties["Layers"])
+                check_function_size(fn)
+            if properties.get("Architectures"):
+                fn.architectures = list(properties["Architectures"])
+        except Exception:
+            lambda_backends[account_id][region_name].delete_function(fn.function_name)
+            raise
+        return fn
+
+    def update_from_cloudformation_json(cls: type, /, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str) -> Any:
+        fn = original_update(cls, original_resource, new_resource_name, cloudformation_json,
+                             account_id, region_name)
+        fn.architectures = list(cloudformation_json.get("Properties", {}).get("Architectures")
+                                or ["x86_64"])
         return fn
 
     setattr(LambdaFunction, "create_from_cloudformation_json",  # noqa: B010 - a patch
             classmethod(create_from_cloudformation_json))
+    setattr(LambdaFunction, "update_from_cloudformation_json",  # noqa: B010 - a patch
+            classmethod(update_from_cloudformation_json))
+
+
+# Lambda's quotas on code size (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html):
+# a function's code and layers unzipped, and a zip sent inline (base64 in the request body).
+UNZIPPED_LIMIT = 262_144_000
+INLINE_REQUEST_LIMIT = 69_905_067  # a 50 MB zip, base64-encoded: what Lambda's error message names
+
+
+def _unzipped_size(zip_bytes: bytes) -> int:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError):
+        return len(zip_bytes)  # not a zip: the invoke reports that
+
+
+def _layer_unzipped_size(layer: Any) -> int:
+    size = getattr(layer, "_smr_unzipped_size", None)
+    if size is None:
+        size = _unzipped_size(getattr(layer, "code_bytes", b"") or b"")
+        layer._smr_unzipped_size = size
+    return int(size)
+
+
+def _check_inline_zip(content: dict[str, Any], operation: str) -> None:
+    from moto.core.exceptions import JsonRESTError
+
+    zip_file = content.get("ZipFile")
+    if zip_file is not None and len(zip_file) > INLINE_REQUEST_LIMIT:
+        error = JsonRESTError("RequestEntityTooLargeException",
+                              f"Request must be smaller than {INLINE_REQUEST_LIMIT} bytes for the "
+                              f"{operation} operation")
+        error.code = 413
+        raise error
+
+
+def check_function_size(fn: Any, layer_arns: list[str] | None = None) -> None:
+    """Raise Lambda's InvalidParameterValueException when ``fn``'s code with its layers (or with
+    ``layer_arns``, about to replace them) unzips to more than 250 MB."""
+    from moto.awslambda.exceptions import InvalidParameterValueException
+    from moto.awslambda.models import lambda_backends
+
+    backend = lambda_backends[fn.account_id][fn.region]
+    arns = layer_arns if layer_arns is not None else [layer["Arn"] for layer in fn.layers or []]
+    code = _unzipped_size(getattr(fn, "code_bytes", b"") or b"")
+    total = code + sum(_layer_unzipped_size(backend.layers_versions_by_arn(arn)) for arn in arns
+                       if backend.layers_versions_by_arn(arn) is not None)
+    if code > UNZIPPED_LIMIT:
+        raise InvalidParameterValueException(f"Unzipped size must be smaller than {UNZIPPED_LIMIT} bytes")
+    if total > UNZIPPED_LIMIT:
+        raise InvalidParameterValueException(
+            f"Function code combined with layers exceeds the maximum allowed size of {UNZIPPED_LIMIT} "
+            f"bytes. The actual size is {total} bytes.")
+
+
+def _lambda_code_size_limits() -> None:
+    """moto stores code and layers of any size; Lambda refuses what is over its quotas, and so
+    must the local stack, or a deploy that works here would fail on AWS."""
+    from moto.awslambda.exceptions import InvalidParameterValueException
+    from moto.awslambda.models import LambdaFunction, LayerVersion
+
+    layer_init = LayerVersion.__init__
+
+    def layer_version_init(self: Any, spec: dict[str, Any], account_id: str, region: str) -> None:
+        _check_inline_zip(spec.get("Content") or {}, "PublishLayerVersion")
+        layer_init(self, spec, account_id, region)
+        if _layer_unzipped_size(self) > UNZIPPED_LIMIT:
+            raise InvalidParameterValueException(
+                f"Unzipped size must be smaller than {UNZIPPED_LIMIT} bytes")
+
+    set_code = LambdaFunction._set_function_code
+    code_fields = ("code_bytes", "code_size", "code_sha_256", "code_digest")
+
+    def set_function_code(self: Any, updated_spec: dict[str, Any]) -> None:
+        updating = hasattr(self, "code_bytes")
+        _check_inline_zip(updated_spec, "UpdateFunctionCode" if updating else "CreateFunction")
+        before = {name: getattr(self, name) for name in code_fields if hasattr(self, name)}
+        zip_before = (self.code or {}).get("ZipFile")
+        set_code(self, updated_spec)
+        try:
+            check_function_size(self)
+        except Exception:
+            for name, value in before.items():
+                setattr(self, name, value)
+            if zip_before is not None:
+                self.code["ZipFile"] = zip_before
+            raise
+
+    update_configuration = LambdaFunction.update_configuration
+
+    def update_configuration_checked(self: Any, config_updates: dict[str, Any]) -> Any:
+        if config_updates.get("Layers") is not None:
+            check_function_size(self, list(config_updates["Layers"]))
+        return update_configuration(self, config_updates)
+
+    setattr(LayerVersion, "__init__", layer_version_init)  # noqa: B010 - a patch
+    setattr(LambdaFunction, "_set_function_code", set_function_code)  # noqa: B010 - a patch
+    setattr(LambdaFunction, "update_configuration", update_configuration_checked)  # noqa: B010

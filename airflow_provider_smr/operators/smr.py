@@ -151,6 +151,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         requirements: Sequence[str] = _STACK.requirements,
         log_retention_days: int = _STACK.log_retention_days,
         jobs_expire_days: int = _STACK.jobs_expire_days,
+        architecture: str = _STACK.architecture,
         stack_name: str = "smr",
         deploy: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -191,6 +192,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.requirements = requirements
         self.log_retention_days = log_retention_days
         self.jobs_expire_days = jobs_expire_days
+        self.architecture = architecture
         self.stack_name = stack_name
         self.deploy = deploy
         self.deferrable = deferrable

@@ -1,4 +1,4 @@
-"""Layers: a user layer and a ``requirements`` layer on the local stack; native code refused."""
+"""Layers: a user layer and ``requirements`` layers (native code included) on the local stack."""
 
 from __future__ import annotations
 
@@ -19,16 +19,53 @@ DATA = "smr-layers-data"
 pytestmark = pytest.mark.timeout(600)
 
 
-@pytest.fixture(autouse=True)
-def layer_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("SMR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "smr-cache"))
+def test_a_requirement_with_native_code_becomes_a_layer_of_lambda_platform_wheels():
+    wheels = reqs.layer_wheels(["markupsafe==3.0.2"], "3.11")
+    assert len(wheels) == 1 and wheels[0].startswith("MarkupSafe-3.0.2-cp311-cp311-")
+    assert "manylinux2014_x86_64" in reqs.wheel_platforms(wheels[0])
+    _digest, data = reqs.build_layer(["markupsafe==3.0.2"], "3.11")
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert "python/markupsafe/_speedups.cpython-311-x86_64-linux-gnu.so" in names
 
 
-def test_a_requirement_with_native_code_is_refused_with_a_clear_message():
-    with pytest.raises(reqs.NativeRequirementError) as err:
-        reqs.build_layer(["markupsafe==3.0.2"], "3.11")
+def test_arm64_picks_aarch64_wheels():
+    wheels = reqs.layer_wheels(["markupsafe==3.0.2", "six==1.17.0"], "3.11", architecture="arm64")
+    platforms = {w.split("-")[0]: reqs.wheel_platforms(w) for w in wheels}
+    assert "manylinux2014_aarch64" in platforms["MarkupSafe"]
+    assert not any("x86_64" in tag for tag in platforms["MarkupSafe"])
+    assert platforms["six"] == ["any"]
+    reqs.check_platform(wheels, "arm64")
+    with pytest.raises(reqs.NoLambdaWheelError, match="manylinux2014_x86_64"):
+        reqs.check_platform(wheels, "x86_64")
+    x86 = reqs.requirements_hash(["markupsafe==3.0.2"], "3.11")
+    assert reqs.requirements_hash(["markupsafe==3.0.2"], "3.11", "arm64") != x86  # cached apart
+
+
+def test_a_package_without_a_lambda_wheel_is_refused_naming_it_and_the_platform():
+    # docopt 0.6.2 is published only as a source distribution.
+    with pytest.raises(reqs.NoLambdaWheelError) as err:
+        reqs.build_layer(["docopt==0.6.2"], "3.11", architecture="arm64")
     message = str(err.value)
-    assert "markupsafe" in message.lower() and "native code" in message and "layers=[arn]" in message
+    assert "docopt==0.6.2" in message and "manylinux2014_aarch64" in message
+    assert "CPython 3.11" in message and "layers=[arn]" in message
+
+
+def test_a_layer_over_lambdas_unzipped_limit_is_refused_naming_its_largest_parts(tmp_path):
+    wheel = tmp_path / "big-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("big/__init__.py", "")
+        z.writestr("big/blob.bin", b"\0" * 300_000)
+        z.writestr("big-1.0.dist-info/METADATA", "Name: big\n")
+    with pytest.raises(reqs.LayerTooLargeError) as err:
+        reqs.layer_zip(str(tmp_path), [wheel.name], limit=250_000)
+    assert "over Lambda's limit of 250,000 bytes" in str(err.value) and "big 0.3 MB" in str(err.value)
+    data = reqs.layer_zip(str(tmp_path), [wheel.name], limit=400_000)
+    assert reqs.unzipped_sizes(data)["big"] == 300_000
+    # The function's code counts too (what deploy checks before publishing anything).
+    with pytest.raises(reqs.LayerTooLargeError, match="SMR's function code"):
+        reqs.check_unzipped_size({**reqs.unzipped_sizes(data), "SMR's function code": 200_000},
+                                 limit=400_000)
+    assert reqs.UNZIPPED_LIMIT == 262_144_000 and reqs.DIRECT_UPLOAD_LIMIT == 52_428_800
 
 
 def test_a_pure_python_layer_holds_the_package_under_python_and_is_cached():
@@ -39,9 +76,10 @@ def test_a_pure_python_layer_holds_the_package_under_python_and_is_cached():
     assert (reqs.cache_dir() / f"{digest}.zip").exists()
 
 
-def test_an_unknown_requirement_names_pip_failure():
-    with pytest.raises(reqs.RequirementsError, match="could not download"):
-        reqs.build_layer([f"smr-no-such-package-{uuid.uuid4().hex[:6]}==0.0.1"], "3.11")
+def test_an_unknown_requirement_is_refused_naming_it():
+    name = f"smr-no-such-package-{uuid.uuid4().hex[:6]}"
+    with pytest.raises(reqs.RequirementsError, match=f"{name}==0.0.1"):
+        reqs.build_layer([f"{name}==0.0.1"], "3.11")
 
 
 def user_layer_zip(module: str) -> bytes:
@@ -88,3 +126,80 @@ def test_a_job_uses_a_user_layer_a_requirements_layer_and_a_shipped_helper_packa
         lines += clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
     got = {json.loads(line)["key"]: json.loads(line)["value"] for line in lines}
     assert got == {"a": ["APPLE!", "AVOCADO!"], "b": ["BANANA!"]}
+
+
+def test_a_job_imports_numpy_from_requirements_on_the_local_stack(aws_endpoint, aws_clients):
+    from airflow_provider_smr.deploy import deploy_stack
+    from airflow_provider_smr.engine.runner import JobRunner
+
+    clients = aws_clients(aws_endpoint)
+    clients.s3.create_bucket(Bucket=DATA)
+    stack = deploy_stack(clients, "smr-numpy", StackSettings(memory_mb=512, timeout_s=60,
+                                                             requirements=["numpy==2.2.6"]),
+                         input_buckets=[DATA], output_buckets=[DATA])
+    from airflow_provider_smr.deploy.artifacts import artifacts_bucket_name
+
+    bucket = artifacts_bucket_name(clients.sts.get_caller_identity()["Account"], clients.region_name)
+    layer = clients.s3.list_objects_v2(Bucket=bucket, Prefix=reqs.LAYER_KEY_PREFIX)
+    assert layer.get("KeyCount"), "the layer goes through the artifacts bucket"
+
+    def mapper(line):
+        import numpy as np  # from the layer: the handler's sandbox has no numpy of its own
+
+        values = np.array([float(v) for v in line.split()])
+        yield "stats", (float(values.sum()), int(values.size), np.__version__, np.__file__)
+
+    def reducer(key, values):
+        values = list(values)
+        total, count = sum(v[0] for v in values), sum(v[1] for v in values)
+        yield key, {"mean": total / count, "numpy": sorted({v[2] for v in values}),
+                    "paths": sorted({v[3] for v in values})}
+
+    clients.s3.put_object(Bucket=DATA, Key="numpy/in.txt", Body=b"1 2 3\n4 5\n6\n")
+    result = JobRunner(clients, stack).run(
+        MapReduceJob(mapper=mapper, reducer=reducer, name="numpy-mean"),
+        input=f"s3://{DATA}/numpy/in.txt", output=f"s3://{DATA}/numpy-out/{uuid.uuid4().hex[:8]}/",
+        poll_interval=0.25, timeout=300)
+    bucket, key = result["parts"][0][5:].split("/", 1)
+    got = json.loads(clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read())["value"]
+    assert got["mean"] == 3.5 and got["numpy"] == ["2.2.6"]
+    assert all(p.endswith("/python/numpy/__init__.py") and "site-packages" not in p
+               for p in got["paths"])
+
+
+def test_architecture_is_checked_where_it_is_given():
+    from lambda_handlers.options import OptionError
+
+    with pytest.raises(OptionError, match="architecture must be 'x86_64' or 'arm64', got 'aarch64'"):
+        StackSettings(architecture="aarch64")
+    with pytest.raises(reqs.RequirementsError, match="architecture"):
+        reqs.platform_tag("sparc")
+
+
+def test_an_arm64_stack_runs_pure_python_jobs_locally_and_prices_them_as_arm64(aws_endpoint, aws_clients):
+    from airflow_provider_smr.cost import ARM64_PRICES, estimate_cost_usd
+    from airflow_provider_smr.deploy import deploy_stack, describe_stack
+    from airflow_provider_smr.engine.runner import JobRunner
+
+    clients = aws_clients(aws_endpoint)
+    clients.s3.create_bucket(Bucket=DATA)
+    stack = deploy_stack(clients, "smr-arm64", StackSettings(memory_mb=512, timeout_s=60, architecture="arm64"),
+                         input_buckets=[DATA], output_buckets=[DATA])
+    assert stack.architecture == "arm64" == describe_stack(clients, "smr-arm64").architecture
+    for function in stack.functions.values():
+        assert clients.lambda_.get_function_configuration(FunctionName=function)["Architectures"] == ["arm64"]
+
+    clients.s3.put_object(Bucket=DATA, Key="arm64/in.txt", Body=b"a b a\nc a\n")
+    job = MapReduceJob(mapper=lambda line: [(w, 1) for w in line.split()],
+                       reducer=lambda k, vs: [(k, sum(vs))], name="arm64-count")
+    result = JobRunner(clients, stack).run(job, input=f"s3://{DATA}/arm64/in.txt",
+                                           output=f"s3://{DATA}/arm64-out/{uuid.uuid4().hex[:8]}/",
+                                           poll_interval=0.25, timeout=300)
+    lines = []
+    for uri in result["parts"]:
+        bucket, key = uri[5:].split("/", 1)
+        lines += clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+    assert {json.loads(line)["key"]: json.loads(line)["value"] for line in lines} == {"a": 3, "b": 1, "c": 1}
+    arm = estimate_cost_usd(result["lambda_gb_seconds"], result["requests"]["lambda_invokes"],
+                            result["requests"]["s3"], ARM64_PRICES)
+    assert result["estimated_cost_usd"] == pytest.approx(arm, abs=1e-7)

@@ -178,6 +178,17 @@ def test_layers_are_attached_to_every_function():
     assert all(f["Properties"]["Layers"] == [layer] for f in functions.values())
 
 
+def test_architecture_is_rendered_on_every_function_and_as_an_output():
+    default = build_template(settings())
+    assert all(f["Properties"]["Architectures"] == ["x86_64"]
+               for f in resources(default, "AWS::Lambda::Function").values())
+    arm = build_template(settings(architecture="arm64"))
+    assert all(f["Properties"]["Architectures"] == ["arm64"]
+               for f in resources(arm, "AWS::Lambda::Function").values())
+    assert arm["Outputs"]["Architecture"] == {"Value": "arm64"}
+    assert content_hash(arm) != content_hash(default)
+
+
 def test_log_groups_are_the_functions_groups_with_retention():
     groups = resources(build_template(settings()), "AWS::Logs::LogGroup").values()
     assert sorted(g["Properties"]["LogGroupName"] for g in groups) == sorted(
@@ -212,7 +223,7 @@ def test_stamped_template_carries_the_hash_in_metadata_and_outputs():
     (dict(timeout_s=0), "timeout_s"), (dict(log_retention_days=10), "log_retention_days"),
     (dict(jobs_expire_days=0), "jobs_expire_days"), (dict(layers=("not-an-arn",)), "layers"),
     (dict(input_buckets=("Bad_Bucket",)), "Bad_Bucket"), (dict(output_buckets="out-bucket"), "output_buckets"),
-    (dict(runtime="nodejs20.x"), "runtime"),
+    (dict(runtime="nodejs20.x"), "runtime"), (dict(architecture="aarch64"), "architecture"),
 ])
 def test_invalid_settings_are_refused_with_the_setting_named(change, named):
     with pytest.raises(StackSettingsError, match=named):

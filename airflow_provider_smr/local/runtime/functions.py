@@ -32,11 +32,17 @@ class FunctionSpec:
     max_retry_attempts: int
     max_event_age_s: int | None
     layers: tuple[bytes, ...] = field(default=(), repr=False)
+    #: the layers' code hashes as Lambda reports them (hashing a 100 MB layer per invoke is slow)
+    layer_shas: tuple[str, ...] = ()
+    architecture: str = "x86_64"
 
     @cached_property
     def worker_key(self) -> WorkerKey:
         """Workers are reused only for the same code and configuration."""
-        layers = tuple(hashlib.sha256(layer).hexdigest() for layer in self.layers)
+        if len(self.layer_shas) == len(self.layers) and all(self.layer_shas):
+            layers = self.layer_shas
+        else:
+            layers = tuple(hashlib.sha256(layer).hexdigest() for layer in self.layers)
         return (self.arn, self.version, self.code_sha, self.handler, self.environment,
                 self.memory_mb, self.timeout_s, layers)
 
@@ -72,12 +78,19 @@ def _spec(backend: Any, fn: Any) -> FunctionSpec:
         max_retry_attempts=int(config.get("MaximumRetryAttempts", 2)),
         max_event_age_s=config.get("MaximumEventAgeInSeconds"),
         layers=tuple(_layer_bytes(backend, layer["Arn"]) for layer in (fn.layers or [])),
+        layer_shas=tuple(_layer_sha(backend, layer["Arn"]) for layer in (fn.layers or [])),
+        architecture=str((getattr(fn, "architectures", None) or ["x86_64"])[0]),
     )
 
 
 def _layer_bytes(backend: Any, arn: str) -> bytes:
     layer = backend.layers_versions_by_arn(arn)
     return getattr(layer, "code_bytes", b"") or b""
+
+
+def _layer_sha(backend: Any, arn: str) -> str:
+    layer = backend.layers_versions_by_arn(arn)
+    return str(getattr(layer, "code_sha_256", "") or "")
 
 
 def _arn(account_id: str, region: str, name: str, qualifier: str | None) -> str:

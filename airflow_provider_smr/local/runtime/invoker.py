@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 from airflow_provider_smr.local.runtime import logs
 from airflow_provider_smr.local.runtime.functions import FunctionNotFound, FunctionSpec, lookup
 from airflow_provider_smr.local.runtime.pool import InitFailed, StartArgs, WorkerPool
-from airflow_provider_smr.local.runtime.sandbox import BrokenZipError, CodeCache, build_site_dir
+from airflow_provider_smr.local.runtime.sandbox import (
+    BrokenZipError,
+    CodeCache,
+    build_site_dir,
+    host_architecture,
+    native_files,
+)
 from airflow_provider_smr.local.runtime.worker import WorkerDied, WorkerTimedOut
 
 if TYPE_CHECKING:
@@ -23,6 +29,29 @@ if TYPE_CHECKING:
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # RequestResponse request and response
 ASYNC_PAYLOAD_LIMIT = 1024 * 1024  # Event request
+
+
+def _check_architecture(spec: FunctionSpec) -> None:
+    """Refuse to start a function whose native code is built for another CPU than this one.
+
+    The local stack runs every function on this machine's CPU. Pure-Python code runs the same
+    under either of Lambda's architectures, so an ``arm64`` function without ``.so`` files runs
+    here; one whose code or layers carry native code would not load, and says why instead.
+    """
+    host = host_architecture()
+    if spec.architecture == host:
+        return
+    native = [name for blob in (spec.code, *spec.layers) for name in native_files(blob)][:3]
+    if native:
+        raise InitFailed({
+            "errorType": "Runtime.ImportModuleError",
+            "errorMessage": (
+                f"the local stack runs functions on this machine's {host} CPU, and "
+                f"{spec.name} is an {spec.architecture} function whose code or layers hold native "
+                f"code built for {spec.architecture} ({', '.join(native)}): it cannot be loaded "
+                f"here. Deploy with architecture='{host}' to run it on the local stack (on AWS it "
+                f"runs as {spec.architecture})."),
+            "stackTrace": []})
 
 
 class LambdaApiError(Exception):
@@ -299,6 +328,7 @@ class Invoker:
         return _Outcome(body, failed, lines)
 
     def _start_args(self, spec: FunctionSpec, log_stream: str) -> StartArgs:
+        _check_architecture(spec)
         task_root = self.code.task_root(spec.code)
         layer_dirs = []
         for layer in reversed(spec.layers):  # later layers take precedence, as in /opt

@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import io
 import os
+import platform
 import shutil
 import threading
 import zipfile
@@ -66,6 +67,28 @@ class CodeCache:
             shutil.rmtree(staging, ignore_errors=True)
             raise BrokenZipError(f"could not unzip the deployment package: {exc}") from None
         staging.rename(target)
+
+
+def host_architecture() -> str:
+    """This machine's CPU in Lambda's words: ``x86_64`` or ``arm64``."""
+    machine = platform.machine().lower()
+    return "arm64" if machine in ("aarch64", "arm64") else machine
+
+
+def native_files(zip_bytes: bytes, limit: int = 3) -> list[str]:
+    """Up to ``limit`` compiled extension / shared library files (``*.so``) in a zip."""
+    found: list[str] = []
+    try:
+        with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+            for name in archive.namelist():
+                base = name.rsplit("/", 1)[-1]
+                if base.endswith(".so") or ".so." in base:
+                    found.append(name)
+                    if len(found) >= limit:
+                        break
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError):
+        return []
+    return found
 
 
 def is_valid_zip(zip_bytes: bytes) -> bool:
