@@ -48,8 +48,8 @@ def sales(engine):
     totals: dict[str, int] = {}
 
     def put(key: str, n: int, row_group_size: int) -> None:
-        rows = [{"user": rng.choice(users), "amount": rng.randrange(1, 100), "note": rng.randbytes(rng.randrange(40)).hex()}
-                for _ in range(n)]
+        rows = [{"user": rng.choice(users), "amount": rng.randrange(1, 100),
+                 "note": rng.randbytes(rng.randrange(40)).hex()} for _ in range(n)]
         for r in rows:
             totals[r["user"]] = totals.get(r["user"], 0) + r["amount"]
         buf = io.BytesIO()
