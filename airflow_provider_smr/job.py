@@ -181,6 +181,10 @@ def batch_mapper(fn: Callable[[list], Any]) -> BatchMapper:
 
     If ``fn`` raises on a block, the engine calls it again one record at a time to name the record
     that fails (and, with ``max_bad_records``, to skip it and keep the others' pairs).
+
+    On a Parquet input the block is a ``pyarrow.RecordBatch`` (up to 65,536 rows of one row group,
+    the projected ``columns`` only) rather than a list, and the records a failing block is retried
+    with are one-row batches.
     """
     from lambda_handlers.jobspec import BatchMapper
 

@@ -74,3 +74,15 @@ def test_a_bz2_input_is_read_whole(engine):
     body = bz2.compress(b"x y\n" * 5000) + bz2.compress(b"z")
     result = _run(engine, "enc/many.txt.bz2", body, split_size=1024)
     assert _counts(engine, result) == {"x": 5000, "y": 5000, "z": 1}
+
+
+def test_a_parquet_input_on_a_stack_without_pyarrow_says_how_to_add_it(engine):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"line": ["a b"]}), buf)
+    with pytest.raises(JobFailedError, match=r"input_format='parquet' needs pyarrow: add requirements=\['pyarrow'\]"):
+        _run(engine, "enc/rows.parquet", buf.getvalue(), max_attempts=1)
