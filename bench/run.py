@@ -35,7 +35,7 @@ from bench.gen_words import words_bytes, words_file  # noqa: E402
 # floor's own loop, range_partitioner, identity); the -records rows run the same jobs written one call
 # per record (a generator mapper, a Python partitioner, a per-key reducer).
 WORKLOADS = ("wordcount", "amplab", "sort", "wordcount-records", "amplab-records", "sort-records",
-             "trivial", "fanout", "memory")
+             "trivial", "fanout", "memory", "smallobjects")
 PER_RECORD = ", per record"
 FULL_SIZE = "256MiB"
 QUICK_SIZE = "8MiB"
@@ -45,6 +45,8 @@ QUICK_FANOUT_TASKS = 100
 FANOUT_TIMEOUT_S = 900.0  # past this the job is cancelled and the row says so
 QUICK_FANOUT_TIMEOUT_S = 60.0
 MEMORY_STACK_MB = 128  # the smallest Lambda: budget 32 MiB, so the spill test stays small
+SMALL_OBJECT_BYTES = 2048  # the many-small-objects row: objects of about 2 KB ...
+SMALL_OBJECT_COUNTS = (2_000, 20_000)  # ... this many of them (--quick: the first only)
 
 
 def _row(name: str, size: int, run, floor_s: float | None, **extra) -> dict:
@@ -231,11 +233,56 @@ def bench_memory(bench, args, data_dir: Path) -> dict:
                 memory_budget_bytes=budget, partition_over_budget=round(shuffle / budget, 2))
 
 
+def _cut_at_lines(body: bytes, pieces: int) -> list[bytes]:
+    """``body`` cut into ``pieces`` parts of about equal size, each ending after a newline."""
+    out, start, step = [], 0, len(body) // pieces
+    for i in range(1, pieces):
+        cut = body.index(b"\n", max(start, i * step)) + 1
+        out.append(body[start:cut])
+        start = cut
+    out.append(body[start:])
+    return out
+
+
+def bench_small_objects(bench, args, data_dir: Path) -> list[dict]:
+    """Many small objects (issue 15) against the same bytes in one object: tasks, invokes,
+    requests, wall and cost of each, and the ratios (target: wall <= 2x, cost <= 1.2x)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = []
+    counts = SMALL_OBJECT_COUNTS[:1] if args.quick else SMALL_OBJECT_COUNTS
+    for n in counts:
+        body = words_bytes(n * SMALL_OBJECT_BYTES, args.seed)
+        parts = _cut_at_lines(body, n)
+        expected = floors.count_words(body)
+        prefix = f"small-{n}/"
+        keys = [f"{prefix}{i:06d}.log" for i in range(n)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(bench.put, keys, parts))
+        one = bench.put(f"small-{n}-one/all.log", body)
+        job = jobs.word_count_batch_job()
+        kw = {"poll_interval": args.latency_poll, "timeout": args.job_timeout}
+        single = bench.run(job, input=one, output=f"s3://{bench.data_bucket}/out/small-{n}-one/", **kw)
+        verify.check_counts(_records(bench, single.result), expected)
+        many = bench.run(job, input=f"s3://{bench.data_bucket}/{prefix}",
+                         output=f"s3://{bench.data_bucket}/out/small-{n}/", **kw)
+        verify.check_counts(_records(bench, many.result), expected)
+        one_row = _row(f"same bytes, 1 object ({n})", len(body), single, None, verified=True)
+        many_row = _row(f"{n:,} small objects", len(body), many, None, verified=True)
+        many_row["vs_one_object"] = {
+            "wall": round(many_row["wall_s"] / one_row["wall_s"], 2),
+            "cost": round((many_row["cost_usd"] or 0) / (one_row["cost_usd"] or 1), 2),
+            "requests": round(sum(many_row["s3_requests"].values()) / max(1, sum(one_row["s3_requests"].values())), 2)}
+        rows += [one_row, many_row]
+    return rows
+
+
 BENCHES = {"wordcount": bench_wordcount, "amplab": bench_amplab, "sort": bench_sort,
            "wordcount-records": functools.partial(bench_wordcount, per_record=True),
            "amplab-records": functools.partial(bench_amplab, per_record=True),
            "sort-records": functools.partial(bench_sort, per_record=True),
-           "trivial": bench_trivial, "fanout": bench_fanout, "memory": bench_memory}
+           "trivial": bench_trivial, "fanout": bench_fanout, "memory": bench_memory,
+           "smallobjects": bench_small_objects}
 
 
 # -- output ----------------------------------------------------------------------------------------
@@ -258,7 +305,7 @@ def print_row(row: dict) -> None:
                                  "job_level_puts", "budget_puts", "put_budget",
                                  "data_puts_within_budget", "within_put_budget",
                                  "handler_seconds", "partition_over_budget", "all_wall_s", "groups",
-                                 "timed_out", "status_at_timeout", "phases",
+                                 "timed_out", "status_at_timeout", "phases", "vs_one_object",
                                  "timings") if k in row}
     if extra:
         print(f"{'':<24} {json.dumps(extra)}", flush=True)
@@ -406,14 +453,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"size {args.size / 2**20:.0f} MiB per workload, data in {data_dir}", flush=True)
             for name in args.only:
                 try:
-                    row = BENCHES[name](bench, args, data_dir)
-                    row["stack"] = args.stack  # inprocess: RSS also holds moto's objects and the handlers
-                    print_row(row)
+                    got = BENCHES[name](bench, args, data_dir)
+                    for row in got if isinstance(got, list) else [got]:
+                        row["stack"] = args.stack  # inprocess: RSS also holds moto's objects and the handlers
+                        print_row(row)
+                        rows.append(row)
                 except Exception as exc:  # noqa: BLE001 - one broken workload must not hide the others'
                     failures += 1
                     row = {"workload": name, "error": f"{type(exc).__name__}: {exc}"}
                     print(f"{name:<24} FAILED {row['error']}", flush=True)
-                rows.append(row)
+                    rows.append(row)
             rates = {} if args.no_model else measured_rates(rows, bench)
             per_record = {} if args.no_model else measured_rates(rows, bench, workload="AMPLab Q2" + PER_RECORD)
     finally:

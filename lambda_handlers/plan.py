@@ -21,7 +21,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions, TaskLimits
@@ -47,7 +47,7 @@ class Piece(TypedDict, total=False):
       whose first byte lies in it, the line rule of :mod:`lambda_handlers.io.splits`); a whole
       object (a ``.gz``, an ``input_format="whole"`` object) is ``0, size``;
     - ``size``: the object's size in bytes (as listed);
-    - ``compression``: ``"gzip"`` (read whole, decompressed) or absent/None;
+    - ``compression``: ``"gzip"`` or ``"bz2"`` (read whole, decompressed) or absent/None;
     - ``row_groups``: Parquet: the row groups ``[first, end)`` of the file the piece reads
       (absent: all of them; ``start``, ``end`` then count their compressed bytes);
     - the planner packs a piece by its ``end - start`` bytes.
@@ -93,7 +93,14 @@ class Split(TypedDict, total=False):
     consistent: bool
 
 
-PIECE_FIELDS = ("key", "etag", "start", "end", "size", "compression", "row_groups")
+#: the fields of a split that are not a piece's (a one-piece split's other fields are its piece's)
+SPLIT_FIELDS = ("task", "input", "format", "bucket", "pieces")
+
+
+def piece_of(split: Mapping[str, Any]) -> Piece:
+    """A one-piece split's piece: every field but the split's own (so a format's extra piece
+    fields, e.g. Parquet row groups, travel), None values left out."""
+    return cast(Piece, {k: v for k, v in split.items() if k not in SPLIT_FIELDS and v is not None})
 
 
 def split_pieces(split: Mapping[str, Any]) -> list[Piece]:
@@ -101,7 +108,7 @@ def split_pieces(split: Mapping[str, Any]) -> list[Piece]:
     pieces = split.get("pieces")
     if pieces is not None:
         return list(pieces)
-    return [Piece(**{name: split.get(name) for name in PIECE_FIELDS})]  # type: ignore[typeddict-item]
+    return [piece_of(split)]
 
 
 @dataclass(frozen=True)

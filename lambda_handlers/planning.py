@@ -23,7 +23,7 @@ import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import error_code, is_not_found
@@ -31,14 +31,13 @@ from lambda_handlers.io import dynamodb, parquet
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
 from lambda_handlers.plan import (
     OUTPUT_EXTENSIONS,
-    PIECE_FIELDS,
     InputPlan,
     OutputPlan,
-    Piece,
     Plan,
     Split,
     StepPlan,
     TableOutput,
+    piece_of,
 )
 from lambda_handlers.s3uri import InputError, S3Uri
 
@@ -339,7 +338,7 @@ def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool =
 
 #: at most this many objects (pieces) in one packed split: each costs the task a GET, and the split
 #: is the task's payload, so a task of tiny objects stays within its timeout and its slice small
-MAX_PIECES = 2048
+MAX_PIECES = 1000
 #: formats read one whole object per record: an object is never cut into byte ranges
 WHOLE_OBJECT_FORMATS = ("whole",)
 
@@ -377,11 +376,6 @@ def _ranges(obj: S3Object, split_size: int, fmt: str, merge_tail: bool,
     return split_object(obj, split_size, fmt, merge_tail=merge_tail)
 
 
-def _piece(rng: Split) -> Piece:
-    """A one-range split's piece fields (None ones left out: a packed split stays compact)."""
-    return cast(Piece, {name: rng.get(name) for name in PIECE_FIELDS if rng.get(name) is not None})
-
-
 def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str], *,
                 merge_tail: bool = False, max_pieces: int = MAX_PIECES,
                 row_groups_of: RowGroupsOf | None = None) -> list[Split]:
@@ -413,7 +407,7 @@ def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str
         elif packed:
             first = packed[0]
             splits.append({"input": first["input"], "bucket": first["bucket"], "format": first["format"],
-                           "pieces": [_piece(r) for r in packed]})
+                           "pieces": [piece_of(r) for r in packed]})
         packed, packed_bytes = [], 0
 
     for obj in ordered:

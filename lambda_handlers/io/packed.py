@@ -43,8 +43,8 @@ from lambda_handlers.s3uri import S3Uri
 
 WHOLE = "whole"
 PRELOAD_MAX_BYTES = 1 << 20  # a whole object up to this size is fetched ahead with one GET
-PRELOAD_WORKERS = 16  # GETs in flight ahead of the mapper
-PRELOAD_AHEAD_BYTES = 32 << 20  # at most this many bytes fetched ahead of the mapper
+PRELOAD_WORKERS = 32  # GETs in flight ahead of the mapper (botocore CPU bounds it beyond)
+PRELOAD_AHEAD_BYTES = 32 << 20  # at most this many bytes fetched ahead (and a quarter of the budget)
 PRELOAD_AHEAD_PIECES = 256  # ... and at most this many objects
 
 
@@ -111,9 +111,12 @@ class _Preloader:
     """Whole small pieces fetched ahead of the reader by a pool of GETs, in the task's context
     (requests count into the task)."""
 
-    def __init__(self, bucket: str, pieces: list[Piece], on_bytes: Callable[[int], None] | None):
+    def __init__(self, bucket: str, pieces: list[Piece], on_bytes: Callable[[int], None] | None,
+                 ahead_bytes: int = PRELOAD_AHEAD_BYTES):
         self.bucket, self.pieces, self.on_bytes = bucket, pieces, on_bytes
+        self.ahead_bytes = ahead_bytes
         self.futures: dict[int, Future[bytes]] = {}
+        self.ahead = 0  # bytes of the pieces in self.futures
         self.next = 0  # the next piece to consider submitting
         self.pool: ThreadPoolExecutor | None = None
 
@@ -121,13 +124,15 @@ class _Preloader:
         """The bytes of piece ``index`` if it is preloaded (waiting for its GET), else None."""
         self._submit_ahead(index)
         future = self.futures.pop(index, None)
-        return None if future is None else future.result()
+        if future is None:
+            return None
+        self.ahead -= int(self.pieces[index].get("size") or 0)
+        return future.result()
 
     def _submit_ahead(self, index: int) -> None:
-        ahead = sum(int(self.pieces[i].get("size") or 0) for i in self.futures)
         self.next = max(self.next, index)
         while (self.next < len(self.pieces) and self.next - index < PRELOAD_AHEAD_PIECES
-               and ahead < PRELOAD_AHEAD_BYTES):
+               and self.ahead < self.ahead_bytes):
             piece = self.pieces[self.next]
             if _preloadable(piece):
                 if self.pool is None:
@@ -135,7 +140,7 @@ class _Preloader:
                 run = contextvars.copy_context().run
                 self.futures[self.next] = self.pool.submit(run, _get_whole, self.bucket, piece["key"],
                                                            piece.get("etag"), self.on_bytes)
-                ahead += int(piece.get("size") or 0)
+                self.ahead += int(piece.get("size") or 0)
             self.next += 1
 
     def close(self) -> None:
@@ -148,7 +153,8 @@ class PackedInput:
     """The raw records of a split's pieces in order, for the mapper (the interface of
     :class:`~lambda_handlers.io.readers.SplitInput`: ``blocks``, ``parse``, ``locate``, ``where``).
 
-    :param whole_limit: the largest (decompressed) body of an ``input_format="whole"`` object.
+    :param whole_limit: the task's memory budget: the largest (decompressed) body of an
+        ``input_format="whole"`` object; a quarter of it at most is preloaded ahead of the mapper.
     :param options: the job's options (``encoding``, ``errors``, ``columns``).
     """
 
@@ -184,7 +190,8 @@ class PackedInput:
     def blocks(self) -> Iterator[list[Any]]:
         """Lists of raw records, in piece order; a list never spans two objects."""
         splits.preloading(self._objects)
-        preloader = _Preloader(self.bucket, self.pieces, self.on_bytes)
+        ahead = min(PRELOAD_AHEAD_BYTES, max(PRELOAD_MAX_BYTES, self.whole_limit // 4))
+        preloader = _Preloader(self.bucket, self.pieces, self.on_bytes, ahead)
         try:
             for index, piece in enumerate(self.pieces):
                 self.piece, self.current = piece, None

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from airflow_provider_smr.job import MapReduceJob
+from airflow_provider_smr.job import MapReduceJob, Step
 from lambda_handlers import protocol
 from lambda_handlers.context import input_name, input_uri, task
 from lambda_handlers.options import JobOptions
@@ -35,6 +35,11 @@ def total(key, values):
 
 def lines_per_file(line):
     yield input_uri(), 1
+
+
+def where_from(pair):
+    key, count = pair
+    yield input_uri(), [input_name(), task().step, key, count]
 
 
 def describe_object(record):
@@ -77,11 +82,14 @@ def small_logs(engine):
     return prefix, objects
 
 
-def test_two_thousand_small_objects_run_as_a_handful_of_map_tasks_with_the_exact_count(engine, small_logs):
+@pytest.mark.parametrize("driver", ["worker", "lambda"])
+def test_two_thousand_small_objects_run_as_a_handful_of_map_tasks_with_the_exact_count(engine, small_logs,
+                                                                                       driver):
     prefix, objects = small_logs
     result = engine.runner.run(MapReduceJob(mapper=tokenize, reducer=total), input=f"s3://{DATA}/{prefix}",
                                output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/",
-                               options=JobOptions(split_size=1 << 20), poll_interval=0.25, timeout=600)
+                               options=JobOptions(split_size=1 << 20, driver=driver), poll_interval=0.25,
+                               timeout=600)
     expected = Counter(w for body in objects.values() for w in body.decode().split())
     assert _output(engine.s3, result) == dict(expected)
     total_bytes = sum(map(len, objects.values()))
@@ -123,3 +131,18 @@ def test_whole_objects_reach_the_mapper_as_uri_and_bytes(engine):
         f"s3://{DATA}/{key}": [len(body), hashlib.sha256(body).hexdigest(), "docs", "map", 0]
         for key, body in bodies.items()}
     assert result["counters"]["map_tasks"] == 1
+
+
+def test_in_a_later_step_input_uri_is_the_previous_reducers_output(engine):
+    prefix = f"chain-{uuid.uuid4().hex[:8]}/"
+    _put_all(engine.s3, {f"{prefix}a.txt": b"x y\nx\n", f"{prefix}b.txt": b"y"})
+    job = MapReduceJob(steps=[Step(mapper=tokenize, reducer=total, num_reducers=1), Step(mapper=where_from)])
+    result = engine.runner.run(job, input=f"s3://{DATA}/{prefix}", output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/",
+                               poll_interval=0.25, timeout=600)
+    rows = []
+    for uri in result["parts"]:
+        key = uri[len(f"s3://{DATA}/"):]
+        rows += [json.loads(line) for line in engine.s3.get_object(Bucket=DATA, Key=key)["Body"].read().splitlines()]
+    reduce_output = f"s3://{engine.stack.work_bucket}/{protocol.job_prefix(result['job_id'])}reduce/0/00000."
+    assert sorted(r["value"][2:] for r in rows) == [["x", 2], ["y", 2]]
+    assert all(r["key"].startswith(reduce_output) and r["value"][:2] == ["default", 1] for r in rows)

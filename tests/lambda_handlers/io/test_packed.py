@@ -51,7 +51,7 @@ def _read(split: dict, **kw) -> list[tuple[str | None, str | None, object]]:
     return out
 
 
-def _plan_splits(s3, prefix: str, split_size: int, fmt: str = "text", max_pieces: int = 2048) -> list[dict]:
+def _plan_splits(s3, prefix: str, split_size: int, fmt: str = "text", max_pieces: int = 1000) -> list[dict]:
     objects = list_input(s3, "logs", f"s3://{DATA_BUCKET}/{prefix}/")
     return make_splits(objects, split_size, {"logs": fmt}, max_pieces=max_pieces)
 
@@ -93,6 +93,16 @@ def test_many_small_objects_make_few_splits_that_keep_listing_order(s3):
     expected = [(f"s3://{DATA_BUCKET}/{k}", rec) for k, data in contents.items()
                 for rec in data.decode().split("\n")]
     assert read == expected
+
+
+def test_a_batch_mappers_block_never_spans_two_objects(s3):
+    prefix = f"batch/{uuid.uuid4().hex[:10]}"
+    contents = _upload(s3, prefix, [(b"a\nb\n", False), (b"", False), (b"c\nd", False), (b"e\n", True)])
+    (split,) = _plan_splits(s3, prefix, 1000)
+    src = packed.PackedInput(split, block_records=None, block_bytes=1 << 20)  # a batch mapper's blocks
+    blocks = [(context.input_uri(), block) for block in src.blocks()]
+    assert blocks == [(f"s3://{DATA_BUCKET}/{k}", [ln.decode() for ln in reference_lines(data)])
+                      for k, data in contents.items() if data]
 
 
 def test_a_changed_or_deleted_object_fails_the_task_naming_it_and_the_etag_pair(s3):
