@@ -247,7 +247,7 @@ class StackSettings:
     jobs_expire_days: int = _option(
         7, "job state under jobs/ in the work bucket expires after this", int, unit="days")
     architecture: str = _option(
-        "x86_64", "instruction set of the stack's functions (arm64 costs ~20% less per GB-s)", str,
+        "x86_64", "instruction set of the stack's functions (arm64 costs a fifth less per GB-s)", str,
         choices=ARCHITECTURES)
 
     def __post_init__(self) -> None:

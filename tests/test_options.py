@@ -117,3 +117,10 @@ def test_an_operator_argument_left_none_takes_the_declared_default():
                                      memory_mb=None, timeout_s=None, max_attempts=None)
     assert op.stack_settings() == StackSettings()
     assert op.job_options().max_attempts == JobOptions().max_attempts
+
+
+def test_smr_run_help_renders_every_option():
+    # argparse %-formats help strings: a stray "%" in an option's doc breaks `smr run --help`.
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    text = run.format_help()
+    assert all(option.flag in text for option in DECLARED)

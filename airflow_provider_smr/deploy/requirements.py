@@ -26,7 +26,8 @@ Caches (under ``$SMR_CACHE_DIR`` or ``~/.cache/smr``): ``wheels/`` keeps every d
 is tried first offline (``--no-index --find-links``), so a repeated build does not download again;
 ``layers/<hash>.zip`` keeps each built layer by the hash of the sorted requirements, the Python
 version and the platform. An unpinned requirement therefore stays at the version first fetched:
-pin versions, or clear the cache, to move.
+pin versions, or clear the cache, to move. A deploy first looks for a published layer version
+whose description carries that hash, and builds nothing when there is one.
 
 The layer. The wheels are unpacked under ``python/`` (Lambda puts ``/opt/python`` on ``sys.path``)
 as ``pip install`` would place them (``*.data/purelib`` and ``platlib`` merged, scripts and headers
@@ -298,18 +299,22 @@ def publish_layer(lambda_client: Any, stack_name: str, requirements: Iterable[st
     (needed above 50 MB); otherwise it is sent inline, which Lambda refuses above 50 MB.
     """
     python = python or f"{sys.version_info[0]}.{sys.version_info[1]}"
-    digest, data = build_layer(requirements, python, architecture=architecture)
+    reqs = sorted({r.strip() for r in requirements if r and r.strip()})
+    name = f"{stack_name}-requirements"
+    # Published already (by this worker or another): nothing to build, download or upload. The
+    # hash names the requirements, Python and platform, so it is known before building.
+    wanted = requirements_hash(reqs, python, architecture)
+    try:
+        for version in lambda_client.list_layer_versions(LayerName=name).get("LayerVersions", []):
+            if wanted in (version.get("Description") or ""):
+                return version["LayerVersionArn"]
+    except Exception:  # noqa: BLE001 - a missing layer lists as an error on some endpoints
+        pass
+    digest, data = build_layer(reqs, python, architecture=architecture)
     sizes = unzipped_sizes(data)
     if function_code:
         sizes["SMR's function code"] = sum(unzipped_sizes(function_code).values())
     check_unzipped_size(sizes)
-    name = f"{stack_name}-requirements"
-    try:
-        for version in lambda_client.list_layer_versions(LayerName=name).get("LayerVersions", []):
-            if digest in (version.get("Description") or ""):
-                return version["LayerVersionArn"]
-    except Exception:  # noqa: BLE001 - a missing layer lists as an error on some endpoints
-        pass
     content: dict[str, Any]
     if s3 is not None and bucket:
         from airflow_provider_smr.deploy import artifacts

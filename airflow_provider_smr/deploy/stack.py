@@ -22,7 +22,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_smr.deploy import artifacts
-from airflow_provider_smr.deploy.errors import DeployError, RuntimeMismatchError, StackNotFoundError
+from airflow_provider_smr.deploy.errors import (
+    DeployError,
+    RuntimeMismatchError,
+    StackNotFoundError,
+    StackSettingsError,
+)
 from airflow_provider_smr.deploy.package import lambda_package
 from airflow_provider_smr.deploy.status import (
     COMPLETE_STATES,
@@ -283,6 +288,10 @@ def deploy_stack(
         architecture=settings.architecture)
     if settings.requirements:  # built after the settings are validated: it may take a while
         from airflow_provider_smr.deploy.requirements import publish_layer
+
+        if len(layers) >= 5:
+            raise StackSettingsError(f"layers: Lambda allows at most 5 per function and requirements "
+                                     f"adds one to the {len(layers)} given; drop a layer")
 
         layers.append(publish_layer(
             clients.lambda_, stack_name, list(settings.requirements),

@@ -87,8 +87,8 @@ class SMRHook(AwsBaseHook):
                      tables: Iterable[str] = (), replace_locations: bool = False) -> dict:
         """Create or update the stack (no AWS writes when nothing changed); return its ``StackInfo`` dict.
 
-        :param settings: memory, timeout, layers, requirements, log retention, job expiry
-            (``lambda_handlers.options.StackSettings``; its defaults when None).
+        :param settings: memory, timeout, layers, requirements, log retention, job expiry,
+            architecture (``lambda_handlers.options.StackSettings``; its defaults when None).
         :param input_buckets: locations the functions may read (``bucket`` or ``s3://bucket/prefix``).
         :param output_buckets: locations the functions may write.
         :param tables: DynamoDB tables the functions may scan and write.

@@ -19,10 +19,16 @@ DATA = "smr-layers-data"
 pytestmark = pytest.mark.timeout(600)
 
 
-def test_a_requirement_with_native_code_becomes_a_layer_of_lambda_platform_wheels():
+def test_a_requirement_with_native_code_becomes_a_layer_of_lambda_platform_wheels(monkeypatch):
     wheels = reqs.layer_wheels(["markupsafe==3.0.2"], "3.11")
     assert len(wheels) == 1 and wheels[0].startswith("MarkupSafe-3.0.2-cp311-cp311-")
     assert "manylinux2014_x86_64" in reqs.wheel_platforms(wheels[0])
+    assert (reqs.wheel_cache_dir() / wheels[0]).exists()
+    with monkeypatch.context() as offline:  # the next build takes it from the cache, no index
+        for name, value in {"PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_EXTRA_INDEX_URL": "",
+                            "PIP_RETRIES": "0", "PIP_TIMEOUT": "1"}.items():
+            offline.setenv(name, value)
+        assert reqs.layer_wheels(["markupsafe==3.0.2"], "3.11") == wheels
     _digest, data = reqs.build_layer(["markupsafe==3.0.2"], "3.11")
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert "python/markupsafe/_speedups.cpython-311-x86_64-linux-gnu.so" in names
@@ -128,15 +134,22 @@ def test_a_job_uses_a_user_layer_a_requirements_layer_and_a_shipped_helper_packa
     assert got == {"a": ["APPLE!", "AVOCADO!"], "b": ["BANANA!"]}
 
 
-def test_a_job_imports_numpy_from_requirements_on_the_local_stack(aws_endpoint, aws_clients):
+def test_a_job_imports_numpy_from_requirements_on_the_local_stack(aws_endpoint, aws_clients, monkeypatch):
     from airflow_provider_smr.deploy import deploy_stack
     from airflow_provider_smr.engine.runner import JobRunner
 
     clients = aws_clients(aws_endpoint)
     clients.s3.create_bucket(Bucket=DATA)
-    stack = deploy_stack(clients, "smr-numpy", StackSettings(memory_mb=512, timeout_s=60,
-                                                             requirements=["numpy==2.2.6"]),
-                         input_buckets=[DATA], output_buckets=[DATA])
+    settings = StackSettings(memory_mb=512, timeout_s=60, requirements=["numpy==2.2.6"])
+    stack = deploy_stack(clients, "smr-numpy", settings, input_buckets=[DATA], output_buckets=[DATA])
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the published layer should have been reused")
+
+    with monkeypatch.context() as fresh_worker:  # another worker, no cache: reuses, builds nothing
+        fresh_worker.setattr(reqs, "build_layer", no_build)
+        again = deploy_stack(clients, "smr-numpy", settings, input_buckets=[DATA], output_buckets=[DATA])
+    assert again.content_hash == stack.content_hash
     from airflow_provider_smr.deploy.artifacts import artifacts_bucket_name
 
     bucket = artifacts_bucket_name(clients.sts.get_caller_identity()["Account"], clients.region_name)
@@ -203,3 +216,13 @@ def test_an_arm64_stack_runs_pure_python_jobs_locally_and_prices_them_as_arm64(a
     arm = estimate_cost_usd(result["lambda_gb_seconds"], result["requests"]["lambda_invokes"],
                             result["requests"]["s3"], ARM64_PRICES)
     assert result["estimated_cost_usd"] == pytest.approx(arm, abs=1e-7)
+
+
+def test_five_layers_leave_no_room_for_requirements_and_say_so_before_building(aws_endpoint, aws_clients):
+    from airflow_provider_smr.deploy import deploy_stack
+    from airflow_provider_smr.deploy.errors import StackSettingsError
+
+    layers = [f"arn:aws:lambda:us-east-1:123456789012:layer:l{i}:1" for i in range(5)]
+    with pytest.raises(StackSettingsError, match="at most 5 per function and requirements adds one"):
+        deploy_stack(aws_clients(aws_endpoint), "smr-six-layers",
+                     StackSettings(layers=layers, requirements=["smr-never-downloaded==1.0"]))

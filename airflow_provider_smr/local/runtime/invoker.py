@@ -331,8 +331,9 @@ class Invoker:
         _check_architecture(spec)
         task_root = self.code.task_root(spec.code)
         layer_dirs = []
-        for layer in reversed(spec.layers):  # later layers take precedence, as in /opt
-            root = Path(self.code.task_root(layer))
+        shas = spec.layer_shas if len(spec.layer_shas) == len(spec.layers) else ("",) * len(spec.layers)
+        for layer, sha in reversed(list(zip(spec.layers, shas, strict=True))):  # later ones win (/opt)
+            root = Path(self.code.task_root(layer, sha))
             layer_dirs += [str(root / "python" / "lib" / "python3.11" / "site-packages"),
                            str(root / "python")]
         return task_root, self.site_dir, layer_dirs, self._environment(spec, task_root)

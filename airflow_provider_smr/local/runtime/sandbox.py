@@ -45,8 +45,11 @@ class CodeCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
-    def task_root(self, zip_bytes: bytes) -> str:
-        digest = hashlib.sha256(zip_bytes).hexdigest()[:32]
+    def task_root(self, zip_bytes: bytes, sha256: str = "") -> str:
+        """The folder ``zip_bytes`` is unzipped in; ``sha256`` (Lambda's ``CodeSha256`` of the
+        zip, when known) saves hashing a large layer again at every cold start."""
+        source = sha256.encode() if sha256 else zip_bytes
+        digest = hashlib.sha256(source).hexdigest()[:32]
         target = self.root / digest
         with self._lock:
             if not target.exists():
