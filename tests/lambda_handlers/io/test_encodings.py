@@ -132,3 +132,12 @@ def test_decoding_options_are_checked_when_built(values, named):
 def test_encoding_names_any_ascii_compatible_codec():
     assert JobOptions(encoding="latin-1").encoding == "latin-1"
     assert JobOptions(encoding="cp1252", errors="replace").errors == "replace"
+
+
+def test_a_whole_bz2_object_is_decompressed(s3):
+    from lambda_handlers.io import packed
+
+    body = bz2.compress(b"first stream ") + bz2.compress(b"second")
+    split = {**_split(s3, body, "whole", compression="bz2"), "format": "whole"}
+    (block,) = packed.PackedInput(split).blocks()
+    assert block == [(f"s3://{BUCKET}/{split['key']}", b"first stream second")]
