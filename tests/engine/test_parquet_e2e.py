@@ -88,12 +88,13 @@ def _output_table(engine, aws_endpoint, result) -> pa.Table:
     return pq.read_table(result["output"][len("s3://"):], filesystem=fs)
 
 
-def test_parquet_in_several_files_and_row_groups_with_projection(engine, sales):
+@pytest.mark.parametrize("driver", ["worker", "lambda"])  # "lambda": footers read inside Lambda
+def test_parquet_in_several_files_and_row_groups_with_projection(engine, sales, driver):
     result = engine.runner.run(
         MapReduceJob(mapper=by_user, reducer=total, input_format="parquet", name="pq-in"),
         input=f"s3://{DATA}/sales/", output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/",
-        options=JobOptions(split_size="128KiB", columns=["user", "amount"]), poll_interval=0.25,
-        timeout=600)
+        options=JobOptions(split_size="128KiB", columns=["user", "amount"], driver=driver),
+        poll_interval=0.25, timeout=600)
     # the small files packed in one task, the large one (8 row groups, ~600 KB) in several
     assert 4 <= result["counters"]["map_tasks"] <= 9
     assert result["counters"]["records_read"] == 16150

@@ -9,6 +9,8 @@ import itertools
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lambda_handlers import mapper, runtime
 from lambda_handlers.io import packed, parquet, parquet_footer
@@ -31,7 +33,7 @@ def _rows(n: int, start: int = 0) -> pa.Table:
 
 
 def _put(s3, data: bytes, key: str | None = None) -> S3Object:
-    key = key or f"pq/{next(_seq)}.parquet"
+    key = key or f"pq/{next(_seq):06d}.parquet"
     etag = s3.put_object(Bucket=BUCKET, Key=key, Body=data)["ETag"].strip('"')
     return S3Object("default", BUCKET, key, len(data), etag)
 
@@ -216,3 +218,31 @@ def test_records_a_column_cannot_hold_are_a_clear_error(batches, says):
 def test_an_empty_part_is_a_readable_parquet_file():
     part = parquet.ParquetPartWriter()
     assert part.records == 0 and pq.read_table(io.BytesIO(part.getvalue())).num_rows == 0
+
+
+# -- every row exactly once ----------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.lists(st.tuples(st.integers(0, 300), st.integers(1, 120)), min_size=1, max_size=4),
+       split_size=st.integers(200, 20_000), batches=st.booleans())
+def test_packed_and_split_parquet_files_yield_every_row_once_in_order(s3, files, split_size, batches):
+    objs, expected, start = [], [], 0
+    for rows, group in files:
+        objs.append(_put(s3, _parquet(_rows(rows, start), row_group_size=group, compression="none"),
+                         f"pq/prop/{next(_seq):06d}.parquet"))
+        expected += list(range(start, start + rows))
+        start += rows
+    splits = make_splits(objs, split_size, {"default": "parquet"}, row_groups_of=_row_groups_of(s3))
+    got = []
+    for split in splits:
+        for block in _read(split, columns=["id"], batches=batches):
+            got += block.column("id").to_pylist() if batches else [r["id"] for r in block]
+    assert got == expected
+
+
+def test_columns_are_per_named_input_or_for_all():
+    assert JobOptions(columns=["a"]).columns_for("x") == ("a",)
+    by_input = JobOptions(columns={"users": ["id"], "orders": ["user", "amount"]})
+    assert by_input.columns_for("orders") == ("user", "amount") and by_input.columns_for("other") is None
+    assert JobOptions().columns_for("x") is None
