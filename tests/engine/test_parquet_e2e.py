@@ -116,3 +116,22 @@ def test_parquet_out_is_read_back_by_pyarrow_from_the_output_prefix(engine, sale
     assert sorted(table.column_names) == ["orders", "total", "user"]
     assert {r["user"]: r["total"] for r in table.to_pylist()} == sales
     assert table.num_rows == len(sales) == result["counters"]["output_records"]
+
+
+def big_spender(row):
+    if row["amount"] >= 99:
+        yield "big", row["amount"]
+
+
+def test_empty_parquet_parts_are_left_out_of_the_output(engine, sales, aws_endpoint):
+    result = engine.runner.run(
+        MapReduceJob(mapper=big_spender, reducer=total, output_format="parquet", num_reducers=4,
+                     name="pq-one-key"),
+        input=f"s3://{DATA}/sales/", output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/",
+        options=JobOptions(columns=["amount"]), poll_interval=0.25, timeout=600)
+    assert len(result["parts"]) == 1  # one key: three of the four reducers wrote nothing
+    manifest_key = result["manifest"][len(f"s3://{DATA}/"):]
+    manifest = json.loads(engine.s3.get_object(Bucket=DATA, Key=manifest_key)["Body"].read())
+    assert [f"s3://{DATA}/{p['key']}" for p in manifest["parts"]] == result["parts"]
+    table = _output_table(engine, aws_endpoint, result)
+    assert table.column_names == ["key", "value"] and table.num_rows == 1
