@@ -175,8 +175,8 @@ class JobOptions:
         "bad record (see max_bad_records), 'replace' decodes them as U+FFFD, 'surrogateescape' keeps "
         "them as lone surrogates", str, choices=DECODE_ERRORS)
     columns: tuple[str, ...] | Mapping[str, tuple[str, ...]] = _option(
-        (), "Parquet inputs: read only these columns (a list for every Parquet input, or "
-        "{input_name: [...]} per named input)", list)
+        (), "Parquet inputs: read only these columns, of every Parquet input (the operator also takes "
+        "{input_name: [...]}, per named input)", list)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
