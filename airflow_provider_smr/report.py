@@ -580,13 +580,17 @@ def _io_section(report: JobReport) -> str:
             f"({e(str(report.output_format or '-'))}; {parts}{records})</p>")
 
 
-def render_html(report: JobReport) -> str:
-    """The report as one self-contained HTML page (inline CSS and SVG, no scripts, no links out)."""
+def render_html(report: JobReport, refresh_s: int | None = None) -> str:
+    """The report as one self-contained HTML page (inline CSS and SVG, no scripts, no links out).
+
+    :param refresh_s: reload the page this often (a running job's live report), or never.
+    """
     e = html.escape
     t0, t1 = report.span
     error = f"<h2>Error</h2><pre>{e(report.error)}</pre>" if report.error else ""
+    refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if refresh_s else ""
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>SMR job {e(report.job_id)}</title>
+<html lang="en"><head><meta charset="utf-8">{refresh}<title>SMR job {e(report.job_id)}</title>
 <style>{_CSS}</style></head><body>
 <h1>{e(report.job_name or 'SMR job')} <span class="state {e(report.state)}">{e(report.state)}</span></h1>
 <div class="meta">job <code>{e(report.job_id)}</code> &middot; created {_fmt_time(report.created)} &middot;

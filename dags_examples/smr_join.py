@@ -1,4 +1,8 @@
-"""A reduce-side join of two named inputs: users (CSV) and their orders (JSON lines)."""
+"""A reduce-side join of two named inputs: users (CSV) and their orders (JSON lines).
+
+The job's mapper is a dict ``{input name: function}``: each tags its records with their side, and
+the reducer meets both sides of a user id. ``biggest_customers`` prints the five users who spent most.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["smr", "example"],
+    doc_md=__doc__,
 ) as dag:
 
     @task

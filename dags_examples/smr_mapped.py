@@ -1,4 +1,8 @@
-"""Dynamic task mapping: one word-count job per input prefix, each writing its own output."""
+"""Dynamic task mapping: one word-count job per input prefix, each writing its own output.
+
+``.partial(...).expand(input=[...])`` makes one task instance, and so one job, per prefix; the
+``{{ ti.map_index }}`` in the output keeps their outputs apart. ``outputs`` collects the prefixes.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["smr", "example"],
+    doc_md=__doc__,
 ) as dag:
 
     @task

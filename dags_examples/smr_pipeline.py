@@ -18,6 +18,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["smr", "example"],
+    doc_md=__doc__,
 ) as dag:
 
     @task

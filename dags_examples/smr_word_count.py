@@ -18,10 +18,14 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["smr", "example"],
+    doc_md=__doc__,
     params={
-        "input": Param(samples.WORDS_INPUT, type="string", description="s3:// prefix of text files"),
-        "output": Param(f"{samples.ROOT}/word_count/output/", type="string", description="s3:// prefix"),
-        "num_reducers": Param(2, type="integer", minimum=1, maximum=1000),
+        "input": Param(samples.WORDS_INPUT, type="string", pattern=samples.S3_URI_PATTERN,
+                       description="s3:// prefix (or key, or glob) of the text files to count"),
+        "output": Param(f"{samples.ROOT}/word_count/output/", type="string", pattern=samples.S3_URI_PATTERN,
+                        description="s3:// prefix the parts and _SUCCESS go to (replaced on a rerun)"),
+        "num_reducers": Param(2, type="integer", minimum=1, maximum=1000,
+                              description="reduce tasks, one output part each"),
     },
 ) as dag:
 

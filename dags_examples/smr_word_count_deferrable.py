@@ -1,4 +1,9 @@
-"""Word count, deferrable: the task hands the wait to the triggerer and frees its worker slot."""
+"""Word count, deferrable: the task hands the wait to the triggerer and frees its worker slot.
+
+``count_words`` submits the job and defers; the triggerer polls the job's markers (one LIST per
+poll) and resumes the task when it ends. ``wait_for_job`` shows ``SMRJobSensor``, which waits on a
+job by id, e.g. one started by ``smr run`` or by another DAG.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["smr", "example"],
+    doc_md=__doc__,
 ) as dag:
 
     @task

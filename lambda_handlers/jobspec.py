@@ -196,7 +196,7 @@ class StepSpec:
 class JobSpec:
     steps: list[StepSpec]
     name: str = "job"
-    input_format: str = "text"  # text | csv | jsonl (per input: see input_formats)
+    input_format: str = "text"  # text | csv | jsonl | whole (per input: see input_formats)
     input_formats: dict[str, str] = field(default_factory=dict)  # input name -> format
     output_format: str = "jsonl"  # jsonl | tsv | csv
     serializer: str = "json"  # json | pickle: how keys and values travel through the shuffle

@@ -404,6 +404,16 @@ def write_error(bucket: str, event: dict[str, Any], phase: str, exc: BaseExcepti
     return detail
 
 
+def log_task_line(job_id: str, phase: str, step: int, task: int, attempt: int, outcome: str,
+                  **fields: Any) -> None:
+    """One JSON line per finished attempt on stdout (Lambda sends it to CloudWatch Logs whatever
+    the log level), naming the job id: what the UI plugin's logs page filters the job's logs by,
+    and what CloudWatch Logs Insights can query field by field."""
+    line = {"smr": "task", "job_id": job_id, "phase": phase, "step": step, "task": task,
+            "attempt": attempt, "outcome": outcome, **{k: v for k, v in fields.items() if v is not None}}
+    print(json.dumps(line, default=str), flush=True)
+
+
 def run_task(event: dict[str, Any], phase: str,
              body: Callable[[dict[str, Any], Plan, JobSpec, TaskMetrics], dict[str, Any]]) -> dict[str, Any]:
     """Run one map/reduce attempt around ``body(event, plan, job, metrics) -> done fields``.
@@ -437,6 +447,9 @@ def run_task(event: dict[str, Any], phase: str,
         won = put_if_absent(bucket, protocol.done_marker_key(job_id, step, phase, task),
                             json.dumps(done, sort_keys=True))
         result: dict[str, Any] = {"done": True, "won": won}
+        log_task_line(job_id, phase, step, task, attempt, "done" if won else "done, lost to an earlier attempt",
+                      duration_s=done["duration_s"], records_in=done.get("records_in"),
+                      records_out=done.get("records_out"), max_rss_mb=done["max_rss_mb"])
         if not won:  # an earlier attempt finished first and has notified the coordinator
             return result
         reason = f"{phase}-{step}-{task}-done"
@@ -447,6 +460,7 @@ def run_task(event: dict[str, Any], phase: str,
         except Exception:
             log.exception("could not write the error detail")
         result = {"error": f"{type(exc).__name__}: {exc}"}
+        log_task_line(job_id, phase, step, task, attempt, "failed", error=result["error"][:300])
         reason = f"{phase}-{step}-{task}-error"
     notify_coordinator(bucket, job_id, reason)
     return result

@@ -289,11 +289,16 @@ def run_command(args: argparse.Namespace) -> int:
                 output = str(S3Uri(LOCAL_BUCKET, f"outputs/{local_output.name or 'output'}/"))
         elif not (is_s3_uri(output) or dynamodb.is_dynamodb_uri(output)):
             raise CommandError(f"output {output!r} is not an S3 or DynamoDB URI (local paths need --local)")
+        options = declared_values(JobOptions, args)
+        if not local:  # before any deploy: a mistyped bucket changes no stack
+            from airflow_provider_smr.engine.preflight import check_locations
+
+            check_locations(clients.s3, clients.dynamodb, inputs, output, overwrite=options.overwrite,
+                            create_table=options.create_table, own_job=lambda job_id: job_id == args.job_id)
         deploy = {"settings": declared_values(StackSettings, args),
                   "input_buckets": s3_buckets(inputs), "output_buckets": s3_buckets(output),
                   "tables": dynamodb_tables(inputs, output)}
         runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy)
-        options = declared_values(JobOptions, args)
         job_id = runner.submit(job, input=inputs, output=output,
                                options=dataclasses.replace(options, overwrite=options.overwrite or local),
                                job_params=params, job_id=args.job_id)

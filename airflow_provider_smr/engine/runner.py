@@ -27,6 +27,7 @@ from airflow_provider_smr.engine.watch import (
     WatchPolicy,
     WatchState,
     failure_message,
+    job_label,
     list_status,
     status_from_listing,
     watch_step,
@@ -41,9 +42,7 @@ from lambda_handlers.planning import (
     build_plan,
     check_output_outside_inputs,
     describe_tables,
-    list_objects,
     normalize_inputs,
-    output_location,
     resolve_inputs,
 )
 from lambda_handlers.s3uri import S3Uri
@@ -223,11 +222,9 @@ class JobRunner:
             dynamodb.ensure_table(self.clients.dynamodb, loc["table"], loc["key_attribute"],
                                   loc["key_type"], create=create_table or loc["create_table"])
             return
-        marker = output_location(output).join(protocol.SUCCESS_MARKER)
-        listed = list(list_objects(self.s3, marker.bucket, marker.key))
-        if not overwrite and any(o["Key"] == marker.key for o in listed):
-            raise OutputExistsError(f"output {output!r} already holds a committed result (_SUCCESS); "
-                                    "pass overwrite=True to replace it")
+        from airflow_provider_smr.engine.preflight import check_output_free
+
+        check_output_free(self.s3, output, overwrite)
 
     def _fan_out(self, plan: Plan, tasks: list[int] | None, max_concurrency: int | None) -> None:
         events = submit_mod.map_events(plan, tasks)
@@ -380,7 +377,7 @@ class JobRunner:
             if on_progress is not None:
                 on_progress(status, tracker, wall)
             elif step.line is not None:
-                self.log.info("job %s: %s", job_id, step.line)
+                self.log.info("job %s: %s", job_label(job_id), step.line)
             if step.outcome == protocol.SUCCEEDED:
                 return self.result(job_id, listed=listed)
             if step.outcome == protocol.FAILED:
@@ -389,7 +386,7 @@ class JobRunner:
                 raise JobCancelledError(f"job {job_id} was cancelled")
             if step.check_deadlines:
                 if step.check_reason:
-                    self.log.info("job %s: asking the coordinator to check deadlines (%s)", job_id,
+                    self.log.info("job %s: asking the coordinator to check deadlines (%s)", job_label(job_id),
                                   step.check_reason)
                 self.check_deadlines(job_id)
             if step.outcome == TIMED_OUT:

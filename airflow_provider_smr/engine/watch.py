@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -268,6 +269,19 @@ class ProgressTracker:
         return (f"{_describe_phases(status)} | {totals['records']:,} records, "
                 f"{format_bytes(totals['bytes'])} read, {format_bytes(rate(totals['bytes']))}/s, "
                 f"{short_count(rate(totals['records']))} records/s | elapsed {format_elapsed(elapsed)}")
+
+
+JOB_LABEL_CHARS = 12
+
+
+def job_label(job_id: str) -> str:
+    """A short name for a job in its progress lines, once its full id has been logged: the id's
+    unique tail (the hash and generation of an Airflow task's id, the random suffix of a generated
+    one), cut at a separator: ``...1a2b3c4d5e`` for ``dag.task.manual__2026-...-00.1a2b3c4d5e``."""
+    if len(job_id) <= JOB_LABEL_CHARS + 3:
+        return job_id
+    tail = re.sub(r"^[^._-]{0,4}[._-]", "", job_id[-JOB_LABEL_CHARS:])
+    return f"...{tail}"
 
 
 def _created(plan: Plan) -> float | None:

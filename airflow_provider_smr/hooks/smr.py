@@ -8,7 +8,7 @@ provides boto3 clients built from the Airflow connection, so its ``endpoint_url`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -111,15 +111,35 @@ class SMRHook(AwsBaseHook):
             self._stacks[stack_name] = describe_stack(self.clients, stack_name).to_dict()
         return self._stacks[stack_name]
 
-    def delete_stack(self, stack_name: str = DEFAULT_STACK) -> None:
-        """Empty the stack's work bucket and delete the stack."""
+    def delete_stack(self, stack_name: str = DEFAULT_STACK, *, missing_ok: bool = False) -> None:
+        """Empty the stack's work bucket and delete the stack.
+
+        :param missing_ok: do nothing when there is no such stack (else ``StackNotFoundError``).
+        """
         from airflow_provider_smr.deploy import delete_stack
 
-        delete_stack(self.clients, stack_name)
+        delete_stack(self.clients, stack_name, missing_ok=missing_ok)
         self._stacks.pop(stack_name, None)
         self._runners.pop(stack_name, None)
 
     # -- jobs -------------------------------------------------------------------------------------
+
+    def check_job_locations(self, *, input: Any, output: str, options: JobOptions | None = None,
+                            own_job: Callable[[str], bool] | None = None) -> None:
+        """Refuse input/output locations a job cannot use, before any deploy or submit: URIs that
+        do not parse, missing buckets or tables, an empty input, an output inside an input, a
+        committed output without ``overwrite``. Needs no stack.
+
+        :param own_job: a committed output whose manifest names a job id this accepts is not
+            refused (the caller's own earlier result, which a retry returns).
+        :raises InputError: naming the argument (``input``, ``output``).
+        :raises OutputExistsError: for a committed output.
+        """
+        from airflow_provider_smr.engine.preflight import check_locations
+
+        options = options or JobOptions()
+        check_locations(self.clients.s3, self.clients.dynamodb, input, output, overwrite=options.overwrite,
+                        create_table=options.create_table, own_job=own_job)
 
     def submit_job(self, job: MapReduceJob | str, *, input: Any, output: str,
                    options: JobOptions | None = None, stack_name: str = DEFAULT_STACK,

@@ -13,7 +13,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_smr.hooks.smr import SMRHook
-from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink
+from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink, persist_job_links
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions, StackSettings, declared, declared_values
 from lambda_handlers.planning import dynamodb_tables, s3_buckets, spec_uris
@@ -199,10 +199,12 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.poll_interval = poll_interval
         self.job_id: str | None = None
         self.stack: dict[str, Any] | None = None
+        self._result: dict[str, Any] | None = None  # the finished job's result, read once
 
     # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.check_locations(context)  # before any deploy: a bad location changes nothing
         self.stack = self._ensure_stack()
         if not self.deferrable:
             return self.execute_resumable(context)
@@ -222,6 +224,14 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     def stack_settings(self) -> StackSettings:
         """This task's :class:`StackSettings`, from its arguments of the same names."""
         return declared_values(StackSettings, self)
+
+    def check_locations(self, context: Context) -> None:
+        """Refuse bad ``input`` / ``output`` locations (and options) before anything is deployed or
+        submitted; a committed output is accepted when this task instance committed it itself (a
+        retry returns that result instead of running the job again)."""
+        base = self.task_job_id(context)
+        self.hook.check_job_locations(input=self.input, output=self.output_uri, options=self.job_options(),
+                                      own_job=lambda job_id: job_id == base or job_id.startswith(f"{base}."))
 
     def _ensure_stack(self) -> dict[str, Any]:
         if not self.deploy:
@@ -333,9 +343,16 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return self._finished(context, result)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        self.job_id = str(external_id)
+        # The mixin asks for the result right after poll_until_complete returned it: not read twice.
+        if self._result is not None and self._result.get("job_id") == self.job_id:
+            return self._result
+        self._persist_links(context)  # a retry that finds the job done: XCom was cleared since
         return self._finished(context, self.hook.get_job_result(str(external_id), stack_name=self.stack_name))
 
     def _finished(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
+        """Announce the finished job once: the asset event's ``extra``, and one log line."""
+        self._result = result
         self._emit_asset_event(context, result)
         self.log.info("SMR job %s: %s records in %s", result.get("job_id"), result.get("records"),
                       result.get("output"))
@@ -355,21 +372,16 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return self.hook.get_job_status(job_id, stack_name=self.stack_name)["state"]
 
     def _persist_links(self, context: Context) -> None:
-        endpoint = self.hook.conn_config.endpoint_url
-        common = {
-            "context": context,
-            "operator": self,
-            "region_name": self.hook.conn_region_name,
-            "aws_partition": self.hook.conn_partition,
-            "endpoint_url": endpoint,
-        }
-        SMROutputLink.persist(output=self.output_uri, **common)
-        SMRReportLink.persist(output=self.output_uri, **common)
-        SMRLogsLink.persist(log_group_prefix=f"/aws/lambda/{self.stack_name}-", **common)
+        if self.job_id is None:
+            return
+        persist_job_links(context, self, job_id=self.job_id, aws_conn_id=self.aws_conn_id,
+                          region_name=self.hook.conn_region_name, aws_partition=self.hook.conn_partition,
+                          endpoint_url=self.hook.conn_config.endpoint_url, output=self.output_uri,
+                          stack_name=self.stack_name, stack=self.stack)
 
     def _emit_asset_event(self, context: Context, result: dict[str, Any]) -> None:
         events = context.get("outlet_events")
-        if not events:
+        if events is None:  # not ``not events``: accessors are created on access, so it starts empty
             return
         for outlet in self.outlets or []:
             try:

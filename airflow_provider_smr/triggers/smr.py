@@ -145,7 +145,7 @@ class SMRJobTrigger(BaseTrigger):
                     event = await self._event_for_state(terminal_state(self.job_id, listed), s3)
                     progress = "PENDING (not planned yet)"
                     if event is None and progress != last_progress:
-                        self.log.info("SMR job %s: %s", self.job_id, progress)
+                        self.log.info("SMR job %s: %s", watch.job_label(self.job_id), progress)
                     last_progress = progress
                 else:
                     if tracker is None or policy is None:
@@ -157,7 +157,7 @@ class SMRJobTrigger(BaseTrigger):
                                             wall=self.clock())
                     state = step.state
                     if step.line is not None:
-                        self.log.info("SMR job %s: %s", self.job_id, step.line)
+                        self.log.info("SMR job %s: %s", watch.job_label(self.job_id), step.line)
                     if step.outcome == watch.NEEDS_ATTENTION:
                         event = self._needs_attention(status.state, status.overdue)
                     else:
@@ -165,7 +165,7 @@ class SMRJobTrigger(BaseTrigger):
                     if event is None and step.check_deadlines:
                         if step.check_reason:
                             self.log.info("SMR job %s: asking the coordinator to check deadlines (%s)",
-                                          self.job_id, step.check_reason)
+                                          watch.job_label(self.job_id), step.check_reason)
                         await asyncio.to_thread(self._check_for_stragglers)
                 if event is not None:
                     return event

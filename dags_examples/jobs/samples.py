@@ -20,6 +20,9 @@ USERS_INPUT = f"{ROOT}/join/users/"
 ORDERS_INPUT = f"{ROOT}/join/orders/"
 SHARDS_INPUT = [f"{ROOT}/shards/{name}/" for name in ("a", "b", "c")]
 
+# The pattern of the DAGs' s3:// URI Params: the UI form refuses anything else before a run starts.
+S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+
 _SYLLABLES = ("ka", "lo", "mi", "ne", "ra", "su", "to", "vi", "ze", "do", "pa", "qu")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

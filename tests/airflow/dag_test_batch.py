@@ -1,5 +1,5 @@
 """Run several DAGs in one interpreter, each as ``airflow dags test <dag_id>`` runs it, and print
-each run's outcome and task results as one JSON line.
+each run's outcome, task results and asset events as one JSON line.
 
 ``python tests/airflow/dag_test_batch.py DAG_ID...`` (with the environment of
 :func:`airflow_provider_smr.demo.airflow_env`). Each DAG goes through the Airflow CLI's own
@@ -34,6 +34,17 @@ def latest_return_values(dag_id: str) -> dict:
     return values
 
 
+def asset_events(dag_id: str) -> list[dict]:
+    """The asset events the DAG's tasks emitted, oldest first: ``{"task_id", "uri", "extra"}``."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (session.query(AssetEvent).filter(AssetEvent.source_dag_id == dag_id)
+                .order_by(AssetEvent.timestamp).all())
+        return [{"task_id": row.source_task_id, "uri": row.uri, "extra": row.extra} for row in rows]
+
+
 def run(dag_id: str, parser) -> dict:
     """``airflow dags test dag_id``; its state ("success" or why not) and its task results."""
     try:
@@ -44,7 +55,8 @@ def run(dag_id: str, parser) -> dict:
         state = f"failed: SystemExit({exc.code!r})"
     except Exception:  # noqa: BLE001 - reported to the test, which fails with it
         state = f"failed: {traceback.format_exc()}"
-    return {"dag_id": dag_id, "state": state, "xcoms": latest_return_values(dag_id)}
+    return {"dag_id": dag_id, "state": state, "xcoms": latest_return_values(dag_id),
+            "asset_events": asset_events(dag_id)}
 
 
 def main(dag_ids: list[str]) -> int:
@@ -60,7 +72,7 @@ def main(dag_ids: list[str]) -> int:
 
 
 def parse_output(output: str) -> dict[str, dict]:
-    """{dag_id: {"state", "xcoms", "logs"}} from the merged stdout/stderr of :func:`main`."""
+    """{dag_id: {"state", "xcoms", "asset_events", "logs"}} from the merged stdout/stderr of :func:`main`."""
     runs: dict[str, dict] = {}
     current, lines = None, []
     for line in output.splitlines():

@@ -27,6 +27,7 @@ import pytest
 from airflow_provider_smr.demo import DAGS_FOLDER, airflow_env
 
 TEST_DAGS = Path(__file__).parent / "standalone_dags"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -63,7 +64,8 @@ class Api:
 
     def ready(self, dag_id: str) -> None:
         """Wait for the API server and for ``dag_id`` to be parsed, then unpause it."""
-        self.wait_for("the API server", lambda: (self.call("GET", "/monitor/health")[0] == 200, {}), 180)
+        # Minutes on a loaded 2-core box.
+        self.wait_for("the API server", lambda: (self.call("GET", "/monitor/health")[0] == 200, {}), 420)
         self.wait_for(f"{dag_id} to be parsed",
                       lambda: (self.call("GET", f"/dags/{dag_id}")[0] == 200, {}), 180)
         assert self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})[0] == 200
@@ -75,6 +77,20 @@ def dag_folder(into: Path) -> Path:
     for dag in TEST_DAGS.glob("*.py"):
         shutil.copy(dag, into / dag.name)
     return into
+
+
+def plugin_entry_point(workdir: Path) -> list[str]:
+    """A folder to add to ``PYTHONPATH`` when the installed distribution predates the plugin's
+    ``airflow.plugins`` entry point (an editable install made before it was added), else none."""
+    from importlib.metadata import entry_points
+
+    if any(ep.name == "smr" for ep in entry_points(group="airflow.plugins")):
+        return []
+    info = workdir / "entry_points" / "smr_plugin_entry_point-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: smr-plugin-entry-point\nVersion: 0\n")
+    (info / "entry_points.txt").write_text("[airflow.plugins]\nsmr = airflow_provider_smr.plugins.smr:SMRPlugin\n")
+    return [str(info.parent)]
 
 
 @contextmanager
@@ -98,7 +114,9 @@ def start(airflow_home: Path, aws_endpoint: str, workdir: Path) -> Iterator[Api]
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",  # a busy 2-core box answers slowly
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "PYTHONPATH": str(Path(__file__).parent / "local_settings"),  # SMR tasks poll every 0.5 s
+        # SMR tasks poll every 0.5 s (local_settings); this checkout's code, whatever the venv installed.
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent / "local_settings"), str(REPO),
+                                       *plugin_entry_point(workdir)]),
     })
     log = workdir / "standalone.log"
     with open(log, "w") as out:

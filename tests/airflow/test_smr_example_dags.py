@@ -1,12 +1,13 @@
 """The example DAGs: they import cleanly, and each one runs on the local stack as it is.
 
-All six run once per session, one after another in ONE Airflow process, each through the CLI's own
+All seven run once per session, one after another in ONE Airflow process, each through the CLI's own
 ``airflow dags test`` (see ``dag_test_batch.py``), with a test-only cluster policy that makes SMR
 tasks poll every 0.5 s (``local_settings/``); each test then asserts on its DAG's run.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from tests.airflow import dag_test_batch
 
 EXAMPLE_DAGS = {
     "smr_word_count", "smr_word_count_deferrable", "smr_amplab_revenue", "smr_pipeline", "smr_join",
-    "smr_mapped",
+    "smr_mapped", "smr_production",
 }
 
 
@@ -31,6 +32,13 @@ def test_example_dags_import_without_errors(monkeypatch):
     assert set(bag.dag_ids) == EXAMPLE_DAGS
     modules = [m for m in sys.modules if m.startswith("jobs")]
     assert modules  # job modules import by the same names the tasks use
+    for dag in bag.dags.values():  # they are documentation: in the UI too
+        assert dag.doc_md and len(dag.doc_md) > 80, dag.dag_id
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            assert param.description, f"{dag.dag_id}: Param {name} has no description"
+            if name in ("input", "output"):
+                assert param.schema.get("pattern", "").startswith("^s3://"), f"{dag.dag_id}: Param {name}"
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +46,8 @@ def dag_runs(airflow_local_env) -> dict[str, dict]:
     """{dag_id: {"state", "xcoms" (task_id: latest return value), "logs"}} of every example DAG."""
     here = Path(__file__).parent
     env = {**airflow_local_env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-           "PYTHONPATH": str(here / "local_settings")}
+           # this checkout before the installed one (a worktree tests its own code)
+           "PYTHONPATH": os.pathsep.join([str(here / "local_settings"), str(here.parents[1])])}
     proc = subprocess.run([sys.executable, str(here / "dag_test_batch.py"), *sorted(EXAMPLE_DAGS)],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=900)
@@ -94,3 +103,28 @@ def test_pipeline_feeds_the_first_jobs_output_to_the_second(dag_runs):
 def test_mapped_dag_runs_one_job_per_input(dag_runs):
     outputs = succeeded(dag_runs, "smr_mapped")["outputs"]
     assert sorted(outputs) == [f"s3://smr-examples/mapped/output/{i}/" for i in range(3)]
+
+
+def test_asset_event_extra_holds_the_exact_output_prefix(dag_runs):
+    run = dag_runs["smr_amplab_revenue"]
+    result = succeeded(dag_runs, "smr_amplab_revenue")["revenue_by_ip_prefix"]
+    events = [e for e in run["asset_events"] if e["task_id"] == "revenue_by_ip_prefix"]
+    assert events, run["asset_events"]
+    assert events[-1]["uri"] == "s3://smr-examples/amplab/revenue"  # the templated output's folder
+    assert events[-1]["extra"] == {"output": result["output"], "job_id": result["job_id"]}
+    assert result["output"].startswith("s3://smr-examples/amplab/revenue/2")  # that run's day
+
+
+def test_production_dag_deploys_once_and_runs_its_jobs_on_the_deployed_stack(dag_runs):
+    import re
+
+    xcoms = succeeded(dag_runs, "smr_production")
+    logs = dag_runs["smr_production"]["logs"]
+    assert xcoms["deploy_stack"]["stack_name"] == "smr"
+    for task_id in ("count_words", "top_words"):
+        assert xcoms[task_id]["status"] == "SUCCEEDED"
+    # Only the deploy task touched the stack (created, updated or found up to date): the jobs
+    # (deploy=False) only read its description.
+    assert len(re.findall(r"(creating|updating) stack smr\b|stack smr is up to date", logs)) == 1, logs[-5000:]
+    extras = {e["task_id"]: e["extra"] for e in dag_runs["smr_production"]["asset_events"]}
+    assert extras["count_words"]["output"] == xcoms["count_words"]["output"]

@@ -1,45 +1,54 @@
-"""Extra links: AWS console URLs on AWS, the endpoint itself on the local stack."""
+"""Extra links: the plugin's pages for the report and logs, the S3 console or the plugin for the output."""
 
 from __future__ import annotations
 
 import pytest
 
 from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink
-from lambda_handlers.protocol import report_key
+from airflow_provider_smr.plugins.urls import is_aws_endpoint
 
-AWS = {"region_name": "eu-west-1", "aws_domain": "aws.amazon.com", "endpoint_url": None}
-LOCAL = {"region_name": "us-east-1", "aws_domain": "aws.amazon.com", "endpoint_url": "http://127.0.0.1:4566"}
+TI = {"dag_id": "smr_word_count", "run_id": "manual__2026-01-01T00:00:00+00:00", "task_id": "count_words",
+      "map_index": -1, "job_id": "j1", "output": "s3://bkt/wc/out/"}
+AWS = {**TI, "region_name": "eu-west-1", "aws_domain": "aws.amazon.com", "endpoint_url": None}
+LOCAL = {**TI, "region_name": "us-east-1", "aws_domain": "aws.amazon.com", "endpoint_url": "http://127.0.0.1:4566"}
+PAGES = "/smr/dags/smr_word_count/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00/tasks/count_words"
 
 
-def test_output_link_opens_the_s3_console_at_the_prefix():
-    assert SMROutputLink().format_link(output="s3://bkt/wc/out/", **AWS) == (
+def test_output_link_opens_the_s3_console_at_the_prefix_in_the_region():
+    assert SMROutputLink().format_link(**AWS) == (
         "https://console.aws.amazon.com/s3/buckets/bkt?region=eu-west-1&prefix=wc/out/")
 
 
-def test_output_link_on_the_local_stack_lists_the_prefix_at_the_endpoint():
-    assert SMROutputLink().format_link(output="s3://bkt/wc/out/", **LOCAL) == (
-        "http://127.0.0.1:4566/bkt?list-type=2&prefix=wc/out/")
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:4566", "http://localhost:4566", "http://smr-local:4566"])
+def test_output_link_off_aws_opens_the_plugins_listing(endpoint):
+    assert SMROutputLink().format_link(**{**LOCAL, "endpoint_url": endpoint}) == PAGES + "/output"
 
 
-def test_logs_link_filters_cloudwatch_log_groups_by_the_stack():
-    url = SMRLogsLink().format_link(log_group_prefix="/aws/lambda/smr-", **AWS)
-    assert url.startswith("https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups")
-    assert "logGroupNameFilter" in url and "$252Faws$252Flambda$252Fsmr-" in url
+@pytest.mark.parametrize("where", [AWS, LOCAL], ids=["aws", "local"])
+def test_report_and_logs_links_open_the_plugin_on_aws_and_locally(where):
+    assert SMRReportLink().format_link(**where) == PAGES + "/report"
+    assert SMRLogsLink().format_link(**where) == PAGES + "/logs"
 
 
-def test_logs_link_on_the_local_stack_points_at_the_endpoint():
-    assert SMRLogsLink().format_link(log_group_prefix="/aws/lambda/smr-", **LOCAL).startswith(
-        "http://127.0.0.1:4566/")
+def test_links_of_a_mapped_task_carry_its_map_index():
+    assert SMRReportLink().format_link(**{**LOCAL, "map_index": 3}) == PAGES + "/report?map_index=3"
 
 
-def test_report_link_points_at_report_html_next_to_the_output():
-    assert SMRReportLink().format_link(output="s3://bkt/wc/out", **LOCAL) == (
-        "http://127.0.0.1:4566/bkt/wc/out/_report.html")
-    assert "prefix=wc/out/_report.html" in SMRReportLink().format_link(output="s3://bkt/wc/out/", **AWS)
-    assert report_key("") == "_report.html"
+def test_links_are_absolute_when_airflow_knows_its_base_url(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/")
+    assert SMRLogsLink().format_link(**AWS) == "https://airflow.example.com" + PAGES + "/logs"
+
+
+def test_only_aws_hosts_count_as_aws():
+    assert is_aws_endpoint(None) and is_aws_endpoint("https://s3.eu-west-1.amazonaws.com")
+    assert not is_aws_endpoint("http://127.0.0.1:4566") and not is_aws_endpoint("http://minio:9000")
 
 
 @pytest.mark.parametrize("link", [SMROutputLink(), SMRLogsLink(), SMRReportLink()], ids=lambda link: link.name)
 def test_links_with_missing_data_are_empty_not_errors(link):
     assert link.format_link(region_name="us-east-1", aws_domain=None) == ""
-    assert link.format_link(output="not-s3", log_group_prefix="x", **{**AWS, "aws_domain": None}) == ""
+    assert link.format_link(**{**LOCAL, "dag_id": None}) == ""
+
+
+def test_output_link_to_a_location_that_is_not_s3_is_empty():
+    assert SMROutputLink().format_link(**{**AWS, "output": "not-s3"}) == ""

@@ -195,8 +195,10 @@ class TestExecute:
         assert [job_id for job_id, _ in hook.submitted] == [base_id()]
         assert hook.submitted[0][1]["options"].num_reducers == 3
         assert context["task_state_store"]["smr_job_id"] == base_id()
-        assert ti.xcom["smr_output"]["output"] == "s3://out/wc/"
-        assert ti.xcom["smr_output"]["endpoint_url"] == "http://127.0.0.1:4566"
+        persisted = ti.xcom["smr_job"]  # what the extra links and the UI plugin find the job by
+        assert persisted["job_id"] == base_id() and persisted["output"] == "s3://out/wc/"
+        assert persisted["endpoint_url"] == "http://127.0.0.1:4566" and persisted["aws_conn_id"] == "aws_default"
+        assert persisted["work_bucket"] == "smr-work" and persisted["task_id"] == "count"
 
     def test_deploys_the_stack_for_the_input_and_output_buckets(self):
         hook = fake_hook()
@@ -217,9 +219,10 @@ class TestExecute:
     def test_retry_returns_the_finished_job_without_running_it_again(self, remembered):
         hook = fake_hook({base_id(): protocol.SUCCEEDED})
         store = FakeStore({"smr_job_id": base_id()} if remembered else {})
-        result, _, _ = run(make_operator(), hook, store)
+        result, ti, _ = run(make_operator(), hook, store)
         assert hook.submitted == []
         assert result == {**RESULT, "job_id": base_id()}
+        assert ti.xcom["smr_job"]["job_id"] == base_id()  # the links of this try open that job
 
     @pytest.mark.parametrize("state", [protocol.FAILED, protocol.CANCELLED])
     def test_retry_after_a_failed_job_runs_the_next_generation(self, state):
@@ -323,3 +326,59 @@ def test_lineage_names_every_input_and_the_output_as_s3_datasets():
     assert lineage_datasets({"users": "s3://b/users/", "orders": ["s3://c/o/1", "s3://c/o/2"]}) == [
         ("s3://b", "users/"), ("s3://c", "o/1"), ("s3://c", "o/2")]
     assert lineage_datasets("s3://out") == [("s3://out", "/")]
+
+
+class TestFinish:
+    def test_worker_path_reads_the_result_once_and_logs_it_once(self):
+        hook = fake_hook()
+        logger = mock.Mock()
+        with mock.patch.object(ServerlessMapReduceOperator, "log", new_callable=mock.PropertyMock) as log:
+            log.return_value = logger
+            result, _, _ = run(make_operator(), hook)
+        assert result == {**RESULT, "job_id": base_id()}
+        assert hook.waited == [base_id()]  # wait_for_job returns the result ...
+        hook.get_job_result.assert_not_called()  # ... so it is not read again
+        finals = [c for c in logger.info.call_args_list if "records in" in c.args[0]]
+        assert len(finals) == 1
+
+    def test_asset_event_extra_holds_the_exact_output_even_when_no_event_was_touched_yet(self):
+        from airflow.sdk.execution_time.context import OutletEventAccessors
+
+        hook = fake_hook()
+        operator = make_operator()
+        events = OutletEventAccessors()
+        assert not events  # empty until an accessor is asked for: the check that skipped this
+        context = {"ti": FakeTI(), "task_state_store": FakeStore(), "outlet_events": events}
+        with mock.patch.object(ServerlessMapReduceOperator, "hook", new_callable=mock.PropertyMock) as prop:
+            prop.return_value = hook
+            operator.execute(context)
+        assert events[Asset("s3://out/wc/")].extra == {"output": RESULT["output"], "job_id": base_id()}
+
+
+class TestValidationOrder:
+    def test_locations_are_checked_before_the_stack_is_deployed(self):
+        hook = fake_hook()
+        run(make_operator(), hook)
+        names = [c[0] for c in hook.mock_calls]
+        assert names.index("check_job_locations") < names.index("deploy_stack") < names.index("submit_job")
+        kwargs = hook.check_job_locations.call_args.kwargs
+        assert (kwargs["input"], kwargs["output"]) == ("s3://in/words/", "s3://out/wc/")
+        assert kwargs["own_job"](base_id()) and kwargs["own_job"](f"{base_id()}.2")
+        assert not kwargs["own_job"]("another.job")
+
+    def test_a_refused_location_deploys_and_submits_nothing(self):
+        from lambda_handlers.planning import InputNotFoundError
+
+        hook = fake_hook()
+        hook.check_job_locations.side_effect = InputNotFoundError("input 's3://nope/': bucket 'nope' does not exist")
+        with pytest.raises(InputNotFoundError, match="^input"):
+            run(make_operator(input="s3://nope/"), hook)
+        hook.deploy_stack.assert_not_called()
+        assert hook.submitted == []
+
+    def test_a_bad_option_is_refused_before_anything_runs(self):
+        hook = fake_hook()
+        with pytest.raises(ValueError, match="max_attempts"):
+            run(make_operator(max_attempts=0), hook)
+        hook.deploy_stack.assert_not_called()
+        hook.check_job_locations.assert_not_called()

@@ -111,3 +111,22 @@ def test_parts_and_manifest_are_downloaded(s3, tmp_path):
     download_output(s3, result, tmp_path / "out")
     assert json.loads((tmp_path / "out" / "part-00000.jsonl").read_text()) == {"key": "a", "value": 1}
     assert (tmp_path / "out" / "_SUCCESS").read_text() == "{}"
+
+
+def test_smr_run_refuses_a_missing_input_bucket_before_deploying(aws_endpoint, aws_env, aws_clients):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_smr.cli", "run", "dags_examples/jobs/word_count.py:word_count",
+         "--input", "s3://smr-no-such-bucket/in/", "--output", "s3://smr-no-such-bucket-either/out/",
+         "--endpoint-url", aws_endpoint, "--stack-name", "smr-cli-never"],
+        cwd=root, env={**aws_env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("smr: error:")]
+    assert errors == ["smr: error: InputNotFoundError: input 's3://smr-no-such-bucket/in/': bucket "
+                      "'smr-no-such-bucket' does not exist"]
+    stacks = aws_clients(aws_endpoint).cloudformation.list_stacks()["StackSummaries"]
+    assert not [s for s in stacks if s["StackName"] == "smr-cli-never"]  # the missing stack was not deployed

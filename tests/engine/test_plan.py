@@ -183,3 +183,24 @@ def test_plan_refuses_an_invoke_tree_threshold_below_one_task():
     with pytest.raises(PlanError, match="invoke_tree_threshold"):
         build_plan(job_id="j1", work_bucket="work", job=job, inputs={"default": ["s3://in/a"]},
                    objects=[obj("a", 1)], output_uri="s3://out/", options=JobOptions(invoke_tree_threshold=0))
+
+
+def test_small_objects_pack_by_bytes_never_across_inputs_or_buckets():
+    from lambda_handlers.plan import split_pieces
+
+    objects = [obj(f"s{i}", 30) for i in range(5)] + [obj("big", 250), obj("t", 40), obj("z.gz", 500)]
+    objects += [obj("o1", 10, bucket="other"), obj("u1", 10, input="users"), obj("u2", 0, input="users")]
+    splits = make_splits(objects, 100, {"default": "text", "users": "csv"}, max_pieces=4)
+    shapes = [(s["input"], s["bucket"], [(p["key"], p["start"], p["end"]) for p in split_pieces(s)])
+              for s in splits]
+    assert shapes == [
+        ("default", "in", [("big", 0, 100)]), ("default", "in", [("big", 100, 200)]),
+        ("default", "in", [("big", 200, 250), ("s0", 0, 30)]),  # a tail packs with what follows
+        ("default", "in", [("s1", 0, 30), ("s2", 0, 30), ("s3", 0, 30)]),
+        ("default", "in", [("s4", 0, 30), ("t", 0, 40)]),
+        ("default", "in", [("z.gz", 0, 500)]),  # a .gz is never cut
+        ("default", "other", [("o1", 0, 10)]), ("users", "in", [("u1", 0, 10)])]
+    assert [s["task"] for s in splits] == list(range(8))
+    assert "pieces" in splits[2] and "key" not in splits[2] and splits[0]["key"] == "big"
+    four = make_splits([obj(f"k{i}", 1) for i in range(10)], 100, {"default": "text"}, max_pieces=4)
+    assert [len(split_pieces(s)) for s in four] == [4, 4, 2]  # at most max_pieces objects a task

@@ -231,7 +231,7 @@ def get_counter(s3):
 
 
 def progress_lines(caplog, job_id):
-    prefix = f"job {job_id}: "
+    prefix = f"job {watch.job_label(job_id)}: "
     return [r.getMessage()[len(prefix):] for r in caplog.records
             if r.getMessage().startswith(prefix) and " | " in r.getMessage()]
 
@@ -298,7 +298,7 @@ def test_wait_asks_the_coordinator_when_nothing_moves_and_logs_why(s3, caplog, m
     runner.wait(job.job_id, poll_interval=2, sleep=job.sleep, clock=job.clock)
     assert asked == [job.job_id] * 7  # every poll but the last (t=14, SUCCEEDED)
     nudges = [r.getMessage() for r in caplog.records if "check deadlines" in r.getMessage()]
-    assert nudges == [f"job {job.job_id}: asking the coordinator to check deadlines (no progress)"] * 7
+    assert nudges == [f"job {watch.job_label(job.job_id)}: asking the coordinator to check deadlines (no progress)"] * 7
 
 
 def test_wait_asks_for_straggler_checks_of_a_speculating_job_quietly(s3, caplog, monkeypatch):
@@ -329,3 +329,13 @@ def test_wait_calls_on_progress_on_every_poll_instead_of_the_line(s3, caplog):
         on_progress=lambda status, tracker, now: seen.append((status.state, now - T0)))
     assert seen == [("RUNNING", t) for t in range(0, 14, 2)] + [("SUCCEEDED", 14)]
     assert progress_lines(caplog, job.job_id) == []
+
+
+@pytest.mark.parametrize("job_id, label", [
+    ("smr_word_count.count_words.manual__2026-01-01T00-00-00-00-00.ab34d5571a", "...ab34d5571a"),
+    ("smr_word_count.count_words.manual__2026-01-01T00-00-00-00-00.ab34d5571a.2", "...ab34d5571a.2"),
+    ("word_count-20260101T000000-995ceed3", "...995ceed3"),
+    ("short-id", "short-id"),
+])
+def test_progress_lines_name_the_job_by_its_unique_tail(job_id, label):
+    assert watch.job_label(job_id) == label
