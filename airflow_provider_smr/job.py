@@ -29,8 +29,8 @@ __all__ = ["JobDefinitionError", "JobPicklingError", "JobRuntimeError", "MapRedu
            "batch_mapper", "check_pickle_runtime", "fold", "identity", "load_job", "parse_size",
            "range_partitioner", "sample_boundaries"]
 
-INPUT_FORMATS = ("text", "csv", "jsonl", "whole")
-OUTPUT_FORMATS = ("jsonl", "tsv", "csv")
+INPUT_FORMATS = ("text", "csv", "jsonl", "whole", "parquet")
+OUTPUT_FORMATS = ("jsonl", "tsv", "csv", "parquet")
 SERIALIZERS = ("json", "pickle")
 DEFAULT_INPUT = "default"
 
@@ -181,6 +181,10 @@ def batch_mapper(fn: Callable[[list], Any]) -> BatchMapper:
 
     If ``fn`` raises on a block, the engine calls it again one record at a time to name the record
     that fails (and, with ``max_bad_records``, to skip it and keep the others' pairs).
+
+    On a Parquet input the block is a ``pyarrow.RecordBatch`` (up to 65,536 rows of one row group,
+    the projected ``columns`` only) rather than a list, and the records a failing block is retried
+    with are one-row batches.
     """
     from lambda_handlers.jobspec import BatchMapper
 
@@ -224,13 +228,16 @@ class MapReduceJob:
     ``steps=[Step(...), ...]`` for a chain of steps that runs without returning to the caller.
 
     :param input_format: ``text`` (records are lines), ``csv`` (dict rows, header from the first
-        line of each object), ``jsonl``, or ``whole`` (one record per object: the tuple
-        ``(uri, body)``, ``body`` the object's bytes, decompressed when ``.gz``; an object larger
-        than a quarter of the functions' memory is refused before the job runs); or a dict
-        ``{input_name: format}`` for named inputs. Small objects are packed several to a map task
-        (up to ``split_size`` bytes); ``lambda_handlers.context.input_uri()`` tells the mapper
-        which object the record it is mapping comes from.
-    :param output_format: ``jsonl`` (``{"key": k, "value": v}`` lines), ``tsv`` or ``csv``.
+        line of each object), ``jsonl``, ``whole`` (one record per object: the tuple
+        ``(uri, body)``, ``body`` the object's bytes, decompressed when ``.gz`` or ``.bz2``; an
+        object larger than a quarter of the functions' memory is refused before the job runs) or
+        ``parquet`` (dict rows; objects ending in ``.parquet`` are read as Parquet by default); or
+        a dict ``{input_name: format}`` for named inputs. Small objects are packed several to a
+        map task (up to ``split_size`` bytes); ``lambda_handlers.context.input_uri()`` tells the
+        mapper which object the record it is mapping comes from.
+    :param output_format: ``jsonl`` (``{"key": k, "value": v}`` lines), ``tsv``, ``csv`` or
+        ``parquet`` (one Parquet file per part: columns ``key`` and ``value``, or the fields of the
+        dicts a reducer yields).
     :param name: a label for logs and the plan; the mapper's name by default.
     :param serializer: how keys and values travel through the shuffle: ``json`` or ``pickle``.
     :param num_reducers: default number of reducers for steps that do not set their own.

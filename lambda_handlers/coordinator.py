@@ -484,6 +484,9 @@ def commit(bucket: str, job_id: str, plan: Plan) -> dict[str, Any]:
     parts: list[dict[str, Any]] = [
         {"key": prefix + protocol.part_name(i, ext), "size": int(m.get("bytes_out", 0)),
          "records": int(m.get("records_out", 0))} for i, m in enumerate(markers)]
+    if not writers.keeps_empty_parts(fmt):
+        kept = [(m, p) for m, p in zip(markers, parts, strict=True) if p["records"]]
+        markers, parts = [m for m, _ in kept], [p for _, p in kept]
 
     def copy(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
         marker, part = pair

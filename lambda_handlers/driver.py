@@ -70,7 +70,8 @@ def plan_job(bucket: str, req: PlanningRequest) -> Plan:
               if any(dynamodb.is_dynamodb_uri(u) for uris in named.values() for u in uris) else [])
     plan = planning.build_plan(job_id=req.job_id, work_bucket=bucket, job=req.job, inputs=named,
                                objects=objects, output_uri=req.output, tables=tables,
-                               options=req.options, limits=req.limits, concurrency=req.concurrency)
+                               options=req.options, limits=req.limits, concurrency=req.concurrency,
+                               s3=runtime.s3())
     plan = replace(plan, versions=dict(req.versions))
     return plan.with_driver(plan_s=round(time.monotonic() - began, 3), where="lambda")
 

@@ -25,8 +25,9 @@ from itertools import chain, islice
 from typing import Any
 
 from lambda_handlers import context, grouping, protocol, runtime, shuffle
-from lambda_handlers.io import dynamodb, packed, readers, writers
+from lambda_handlers.io import dynamodb, packed, parquet, readers, writers
 from lambda_handlers.jobspec import BatchMapper, JobSpec
+from lambda_handlers.options import JobOptions
 from lambda_handlers.plan import Plan
 
 log = logging.getLogger("smr.mapper")
@@ -68,7 +69,7 @@ def _batched(items: Iterable[Any], counter: dict[str, Any], size: int = readers.
 
 
 def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_bytes: int = 0,
-                  whole_limit: int = 1 << 62) -> _Source:
+                  options: JobOptions | None = None, whole_limit: int = 1 << 62) -> _Source:
     """The records of a split, in blocks sized for a per-record mapper, or for a batch mapper
     (blocks of ``batch_bytes``, or of :data:`~lambda_handlers.io.readers.BATCH_BLOCK_RECORDS`);
     an S3 split's pieces are read in order (:class:`~lambda_handlers.io.packed.PackedInput`),
@@ -84,9 +85,10 @@ def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_byt
         return _Source(_batched(seg, counter, size), seg.parse, seg.where(),
                        lambda i: f"item #{counter['base'] + i} of {table}")
     if batch:
-        src = packed.PackedInput(split, metrics.add_in, None, batch_bytes, whole_limit=whole_limit)
+        src = packed.PackedInput(split, metrics.add_in, None, batch_bytes, whole_limit=whole_limit,
+                                 options=options)
     else:
-        src = packed.PackedInput(split, metrics.add_in, whole_limit=whole_limit)
+        src = packed.PackedInput(split, metrics.add_in, whole_limit=whole_limit, options=options)
     return _Source(src.blocks(), src.parse, src.where, src.locate)
 
 
@@ -129,13 +131,14 @@ def run_mapper(source: _Source, mapper: Callable[..., Any], sink: Callable[[list
     bad_record = _BadRecords(source, max_bad)
 
     def failed(block: list[Any], i: int, exc: Exception) -> None:
-        fault, _ = _check_record(block[i], parse, mapper, "mapper")
+        fault, _ = _check_record(block[i], _block_parser(block, parse), mapper, "mapper")
         bad_record(block[i], i, fault or _Fault(exc))  # not failing again: still a bad record
 
     records = 0
     for block in source.blocks:
         pending: list[Any] = []
-        records += _map_block(block, parse, mapper, _pending_consumer(pending, max_bad), failed)
+        records += _map_block(block, _block_parser(block, parse), mapper,
+                              _pending_consumer(pending, max_bad), failed)
         if pending:
             checked_sink(sink, pending, "mapper")
     return records, bad_record.count
@@ -150,7 +153,7 @@ def run_mapper_folding(source: _Source, mapper: Callable[..., Any], comb: shuffl
     parse = _parser(source)
 
     def failed(block: list[Any], i: int, exc: Exception) -> None:
-        fault, pairs = _check_record(block[i], parse, mapper, "mapper")
+        fault, pairs = _check_record(block[i], _block_parser(block, parse), mapper, "mapper")
         err = _fold_error(source, block[i], i, fault, pairs, comb)
         if err is None:
             err = runtime.TaskError(
@@ -161,13 +164,19 @@ def run_mapper_folding(source: _Source, mapper: Callable[..., Any], comb: shuffl
 
     records = 0
     for block in source.blocks:
-        records += _map_block(block, parse, mapper, _fold_consumer(comb), failed)
+        records += _map_block(block, _block_parser(block, parse), mapper, _fold_consumer(comb), failed)
         comb.check_budget()
     return records
 
 
 def _parser(source: _Source) -> Callable[[Any], Any] | None:
     return None if source.parse is readers.identity else source.parse
+
+
+def _block_parser(block: list[Any], parse: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """The parser for one block: a block holding records that did not decode checks each record
+    (:func:`~lambda_handlers.io.readers.checked_parser`), so that those are bad records."""
+    return readers.checked_parser(parse) if isinstance(block, readers.UndecodedBlock) else parse
 
 
 def _pending_consumer(pending: list[Any], max_bad: int) -> Callable[[Iterator[Any]], None]:
@@ -434,7 +443,7 @@ def _run_batch_mapper(source: _Source, fn: Callable[[list[Any]], Any], sink: Cal
     parse = _parser(source)
     bad_record = _BadRecords(source, max_bad)
     for block in source.blocks:
-        recs, index, skipped = _parsed(block, parse, bad_record)
+        recs, index, skipped = _parsed(block, _block_parser(block, parse), bad_record)
         records += len(block) - skipped
         if not recs:
             continue
@@ -451,19 +460,28 @@ def _one(fn: Callable[[list[Any]], Any]) -> Callable[[Any], Any]:
     return lambda rec: fn([rec])
 
 
+def _one_by_one(recs: Any, fn: Callable[[Any], Any]) -> tuple[list[Any], Callable[[Any], Any]]:
+    """A block's records one at a time and how to map one alone: ``fn([record])`` for a list, and
+    ``fn(one-row batch)`` for a column batch (Parquet's RecordBatch blocks)."""
+    if isinstance(recs, list):
+        return recs, _one(fn)
+    return parquet.one_row_batches(recs), fn
+
+
 def _per_record(source: _Source, fn: Callable[[list[Any]], Any], block: list[Any], recs: list[Any],
                 index: list[Any] | None, block_exc: Exception, bad_record: _BadRecords) -> list[Any]:
     """The pairs of ``recs`` mapped one at a time, after ``fn(recs)`` failed with ``block_exc``;
     the records that fail alone go to ``bad_record``."""
     pairs: list[Any] = []
-    before, call = bad_record.count, _one(fn)
-    for j, rec in enumerate(recs):
+    before = bad_record.count
+    rows, call = _one_by_one(recs, fn)
+    for j, rec in enumerate(rows):
         fault, got = _check_record(rec, None, call, "batch mapper")
         if fault is None:
             pairs += got
         else:
             i = j if index is None else index[j]
-            bad_record(block[i], i, fault)
+            bad_record(block[i] if rows is recs else parquet.row_preview(rec), i, fault)
     if bad_record.count == before:
         raise _block_error(source, recs, index, block_exc) from block_exc
     return pairs
@@ -485,7 +503,7 @@ def _run_batch_folding(source: _Source, fn: Callable[[list[Any]], Any], comb: sh
     parse = _parser(source)
     no_bad = _BadRecords(source, 0)
     for block in source.blocks:
-        recs, index, skipped = _parsed(block, parse, no_bad)
+        recs, index, skipped = _parsed(block, _block_parser(block, parse), no_bad)
         records += len(block) - skipped
         if not recs:
             continue
@@ -505,11 +523,12 @@ def _failing_record_error(source: _Source, fn: Callable[[list[Any]], Any], comb:
                           block_exc: Exception) -> runtime.TaskError:
     """The error of the first record that fails when ``recs`` are mapped and folded one at a time,
     after ``fn(recs)`` (or folding its pairs) failed with ``block_exc``."""
-    call = _one(fn)
-    for j, rec in enumerate(recs):
+    rows, call = _one_by_one(recs, fn)
+    for j, rec in enumerate(rows):
         i = j if index is None else index[j]
         fault, pairs = _check_record(rec, None, call, "batch mapper")
-        err = _fold_error(source, block[i], i, fault, pairs, comb, "batch mapper")
+        err = _fold_error(source, block[i] if rows is recs else parquet.row_preview(rec), i, fault,
+                          pairs, comb, "batch mapper")
         if err is not None:
             return err
     return _block_error(source, recs, index, block_exc)
@@ -549,7 +568,7 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         mapper = _mapper_for(spec, split)
         batch_bytes = readers.batch_block_bytes(budget)
         source = _split_source(split, metrics, batch_bytes if isinstance(mapper, BatchMapper) else 0,
-                               whole_limit=budget)
+                               plan.options, whole_limit=budget)
     else:
         split = None
         mapper = _mapper_for(spec, split)
@@ -585,7 +604,7 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         return {"output_key": None, "records_in": records_in, "records_out": items,
                 "bad_records": bad}
     fmt = plan.output.format
-    part = writers.PartWriter(fmt)
+    part = writers.part_writer(fmt)
     for k, values in grouper.groups():
         for v in values:
             part.write(k, v)

@@ -23,6 +23,7 @@ from lambda_handlers import protocol
 from lambda_handlers.sizes import SizeError, parse_size
 
 DRIVERS = ("worker", "lambda")
+DECODE_ERRORS = ("strict", "replace", "surrogateescape")
 ARCHITECTURES = ("x86_64", "arm64")
 
 
@@ -94,6 +95,34 @@ def _flag(name: str, value: Any) -> bool:
     raise OptionError(f"{name} must be true or false, got {value!r}")
 
 
+def _check_encoding(name: Any) -> None:
+    """An encoding records can be cut from at ``\\n`` bytes: one that decodes ASCII as ASCII."""
+    import codecs
+
+    ascii_bytes = bytes(range(128))
+    try:
+        ok = isinstance(name, str) and ascii_bytes.decode(codecs.lookup(name).name) == ascii_bytes.decode()
+    except (LookupError, UnicodeDecodeError, ValueError):
+        ok = False
+    if not ok:
+        raise OptionError(f"encoding must name a text encoding that keeps ASCII as it is (utf-8, latin-1, "
+                          f"cp1252, ...), got {name!r}; convert UTF-16/32 data to UTF-8 first")
+
+
+def _columns(value: Any) -> tuple[str, ...] | dict[str, tuple[str, ...]]:
+    """``columns`` as a tuple of names, or ``{input_name: tuple of names}``."""
+    def names(v: Any, what: str) -> tuple[str, ...]:
+        if isinstance(v, str) or not isinstance(v, (list, tuple)) or not all(isinstance(c, str) and c for c in v):
+            raise OptionError(f"{what} must be a list of column names, got {v!r}")
+        return tuple(v)
+
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
+        return {str(k): names(v, f"columns[{k!r}]") for k, v in value.items()}
+    return names(value, "columns")
+
+
 Declared = TypeVar("Declared", "JobOptions", "StackSettings")
 
 
@@ -138,6 +167,16 @@ class JobOptions:
     overwrite: bool = _option(
         False, "replace an output that already holds a committed result (_SUCCESS) instead of failing",
         bool)
+    encoding: str = _option(
+        "utf-8", "character encoding of text, csv and jsonl inputs (one that keeps ASCII as it is: "
+        "utf-8, latin-1, cp1252, ...)", str)
+    errors: str = _option(
+        "strict", "what invalid bytes in text, csv and jsonl inputs do: 'strict' makes their record a "
+        "bad record (see max_bad_records), 'replace' decodes them as U+FFFD, 'surrogateescape' keeps "
+        "them as lone surrogates", str, choices=DECODE_ERRORS)
+    columns: tuple[str, ...] | Mapping[str, tuple[str, ...]] = _option(
+        (), "Parquet inputs: read only these columns, of every Parquet input (the operator also takes "
+        "{input_name: [...]}, per named input)", list)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -167,6 +206,17 @@ class JobOptions:
         set_(self, "speculation_threshold", threshold)
         if self.driver not in DRIVERS:
             raise OptionError(f"driver must be 'worker' or 'lambda', got {self.driver!r}")
+        _check_encoding(self.encoding)
+        if self.errors not in DECODE_ERRORS:
+            raise OptionError(f"errors must be one of {', '.join(DECODE_ERRORS)}, got {self.errors!r}")
+        set_(self, "columns", _columns(self.columns))
+
+    def columns_for(self, input_name: str) -> tuple[str, ...] | None:
+        """The Parquet columns to read of input ``input_name``; None: all of them."""
+        cols = self.columns
+        if isinstance(cols, Mapping):
+            return cols.get(input_name) or None
+        return cols or None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> JobOptions:

@@ -29,7 +29,7 @@ from lambda_handlers.options import JobOptions, TaskLimits
 PLAN_VERSION = 2
 DYNAMODB_FORMAT = "dynamodb"
 #: a file extension per S3 output format
-OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv"}
+OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv", "parquet": "parquet"}
 
 
 #: a plan whose splits take more JSON than this stores them apart (see the module docstring)
@@ -47,9 +47,10 @@ class Piece(TypedDict, total=False):
       whose first byte lies in it, the line rule of :mod:`lambda_handlers.io.splits`); a whole
       object (a ``.gz``, an ``input_format="whole"`` object) is ``0, size``;
     - ``size``: the object's size in bytes (as listed);
-    - ``compression``: ``"gzip"`` (read whole, decompressed) or absent/None;
-    - other formats may add their own fields (e.g. the row groups of a Parquet file), read by
-      their reader; the planner packs a piece by its ``end - start`` bytes.
+    - ``compression``: ``"gzip"`` or ``"bz2"`` (read whole, decompressed) or absent/None;
+    - ``row_groups``: Parquet: the row groups ``[first, end)`` of the file the piece reads
+      (absent: all of them; ``start``, ``end`` then count their compressed bytes);
+    - the planner packs a piece by its ``end - start`` bytes.
     """
 
     key: str
@@ -58,6 +59,7 @@ class Piece(TypedDict, total=False):
     end: int
     size: int
     compression: str | None
+    row_groups: list[int] | None
 
 
 class Split(TypedDict, total=False):
@@ -82,6 +84,7 @@ class Split(TypedDict, total=False):
     size: int
     compression: str | None
     pieces: list[Piece]
+    row_groups: list[int] | None
     # DynamoDB scan segments
     table: str
     segment: int

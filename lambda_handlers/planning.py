@@ -21,15 +21,24 @@ import datetime as dt
 import fnmatch
 import functools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import error_code, is_not_found
-from lambda_handlers.io import dynamodb
+from lambda_handlers.io import dynamodb, parquet
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
-from lambda_handlers.plan import InputPlan, OutputPlan, Plan, Split, StepPlan, TableOutput, piece_of
+from lambda_handlers.plan import (
+    OUTPUT_EXTENSIONS,
+    InputPlan,
+    OutputPlan,
+    Plan,
+    Split,
+    StepPlan,
+    TableOutput,
+    piece_of,
+)
 from lambda_handlers.s3uri import InputError, S3Uri
 
 DEFAULT_INPUT = "default"
@@ -245,7 +254,7 @@ def check_output_outside_inputs(output_uri: str, inputs: dict[str, list[str]],
             key = location.key
             if is_glob(key):
                 inside = any(glob_matches(key, out.join(protocol.part_name(0, ext)).key)
-                             for ext in ("jsonl", "tsv", "csv"))
+                             for ext in OUTPUT_EXTENSIONS.values())
             else:
                 inside = out.key.startswith(location.folder().key) or out.key == key + "/"
             if inside:
@@ -296,12 +305,15 @@ SPILL_FACTOR = 4  # a reducer's partition may be this many times its memory budg
 MAX_AUTO_REDUCERS = 1000
 
 
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2"}  # read whole within one split, streamed
+
+
 def compression_of(key: str) -> str | None:
-    return "gzip" if key.endswith(".gz") else None
+    return next((c for suffix, c in COMPRESSIONS.items() if key.endswith(suffix)), None)
 
 
 def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool = False) -> list[Split]:
-    """Byte ranges ``[start, end)`` of ``split_size`` covering one object; a ``.gz`` is one split.
+    """Byte ranges ``[start, end)`` of ``split_size`` covering one object; a ``.gz`` or ``.bz2`` is one split.
 
     With ``merge_tail`` (an automatic split size), a last range shorter than ``TAIL_FRACTION`` of
     ``split_size`` joins the previous one (a split is then under 1.25 x ``split_size``), so a 64 MiB
@@ -331,7 +343,32 @@ MAX_PIECES = 1000
 WHOLE_OBJECT_FORMATS = ("whole",)
 
 
-def _ranges(obj: S3Object, split_size: int, fmt: str, merge_tail: bool) -> list[Split]:
+RowGroupsOf = Callable[[S3Object], list[parquet.RowGroup]]
+
+
+def format_of(obj: S3Object, formats: dict[str, str]) -> str:
+    """The format ``obj`` is read in: its input's, except that an object ending in ``.parquet`` is
+    Parquet when the input's format is the default ``text``."""
+    fmt = formats[obj.input]
+    return parquet.FORMAT if fmt == "text" and obj.key.endswith(parquet.SUFFIX) else fmt
+
+
+def parquet_ranges(obj: S3Object, split_size: int, row_groups_of: RowGroupsOf | None) -> list[Split]:
+    """A Parquet object as ranges of whole row groups: the file itself if it fits a split (or its
+    footer is not read), else consecutive row groups up to ``split_size`` each (``row_groups``
+    ``[first, end)``; ``start``/``end`` count their compressed bytes, which is what packing weighs)."""
+    base: Split = {"input": obj.input, "bucket": obj.bucket, "key": obj.key, "etag": obj.etag,
+                   "size": obj.size, "format": parquet.FORMAT}
+    if obj.size <= split_size or row_groups_of is None:
+        return [{**base, "start": 0, "end": obj.size}]
+    return [{**base, "start": start, "end": end, "row_groups": [first, last]}
+            for first, last, start, end in parquet.row_group_ranges(row_groups_of(obj), split_size)]
+
+
+def _ranges(obj: S3Object, split_size: int, fmt: str, merge_tail: bool,
+            row_groups_of: RowGroupsOf | None = None) -> list[Split]:
+    if fmt == parquet.FORMAT:
+        return parquet_ranges(obj, split_size, row_groups_of)
     if fmt in WHOLE_OBJECT_FORMATS:
         return [{"input": obj.input, "bucket": obj.bucket, "key": obj.key, "etag": obj.etag,
                  "start": 0, "end": obj.size, "size": obj.size, "format": fmt,
@@ -340,7 +377,8 @@ def _ranges(obj: S3Object, split_size: int, fmt: str, merge_tail: bool) -> list[
 
 
 def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str], *,
-                merge_tail: bool = False, max_pieces: int = MAX_PIECES) -> list[Split]:
+                merge_tail: bool = False, max_pieces: int = MAX_PIECES,
+                row_groups_of: RowGroupsOf | None = None) -> list[Split]:
     """Splits of all objects in a stable order (input name, then key), numbered as map tasks.
 
     Packing (Hadoop's ``CombineFileInputFormat``): each object is cut into byte ranges as by
@@ -348,9 +386,10 @@ def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str
     are packed into one split while their bytes stay within ``split_size`` (and at most
     ``max_pieces`` of them), so the task count follows the bytes, not the object count. A range of a
     full ``split_size`` fills a split alone, so a large object splits exactly as before; its tail
-    range packs with the objects after it. A split never spans two inputs or two buckets. A split
-    of one range is that range's own fields; a packed one lists them in ``pieces``
-    (:class:`~lambda_handlers.plan.Piece`).
+    range packs with the objects after it. A split never spans two inputs, two buckets or two
+    formats. A split of one range is that range's own fields; a packed one lists them in ``pieces``
+    (:class:`~lambda_handlers.plan.Piece`). A Parquet object is cut into ranges of whole row groups
+    (:func:`parquet_ranges`; ``row_groups_of`` reads the footer of one larger than a split).
 
     Empty objects hold no records and get no split (but for a whole-object format: one record),
     unless every object is empty: then one empty split keeps the job well-formed (it commits an
@@ -374,9 +413,10 @@ def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str
     for obj in ordered:
         if obj.size <= 0 and formats[obj.input] not in WHOLE_OBJECT_FORMATS:
             continue  # no records (read whole, an empty object is one record: an empty body)
-        if packed and (packed[0]["input"], packed[0]["bucket"]) != (obj.input, obj.bucket):
+        fmt = format_of(obj, formats)
+        if packed and (packed[0]["input"], packed[0]["bucket"], packed[0]["format"]) != (obj.input, obj.bucket, fmt):
             flush()
-        for rng in _ranges(obj, split_size, formats[obj.input], merge_tail):
+        for rng in _ranges(obj, split_size, fmt, merge_tail, row_groups_of):
             n = rng["end"] - rng["start"]
             if packed and packed_bytes + n > split_size:
                 flush()
@@ -528,7 +568,8 @@ def check_whole_objects(objects: Iterable[S3Object], formats: dict[str, str], li
 def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[str, list[str]],
                objects: list[S3Object], output_uri: str, options: JobOptions,
                limits: TaskLimits = DEFAULT_LIMITS, created: dt.datetime | None = None,
-               tables: Sequence[dict[str, Any]] = (), concurrency: int | None = None) -> Plan:
+               tables: Sequence[dict[str, Any]] = (), concurrency: int | None = None,
+               s3: Any = None) -> Plan:
     """The job's :class:`~lambda_handlers.plan.Plan` (stored as ``plan.json``) (``tables``: DynamoDB inputs as
     :func:`describe_tables` returns them).
 
@@ -537,6 +578,8 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
     :func:`choose_split_size`; without ``num_reducers`` (option, job or step) the reducer count comes
     from the input size, the map count and the functions' memory, see :func:`choose_num_reducers`.
     The options and the stack's ``limits`` travel in the plan (``Plan.options``, ``Plan.limits``).
+    ``s3`` (a client) reads the footers of Parquet files larger than a split, to split them by row
+    groups; without it such a file is one split.
     """
     protocol.validate_job_id(job_id)
     table_inputs = {t["input"] for t in tables}
@@ -550,7 +593,8 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
     split_size = options.split_size or choose_split_size(
         total_bytes, concurrency, task_timeout_s=limits.task_timeout_s, memory_mb=limits.memory_mb)
     check_whole_objects(objects, formats, limits)
-    splits = make_splits(objects, split_size, formats, merge_tail=auto)
+    splits = make_splits(objects, split_size, formats, merge_tail=auto,
+                         row_groups_of=None if s3 is None else functools.partial(parquet.s3_row_groups, s3))
     if tables:
         splits = _renumbered(splits + table_splits(list(tables), split_size))
         if len(splits) > protocol.MAX_TASKS:

@@ -164,8 +164,9 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
                 "bad_records": 0, "spilled_bytes": spilled()}
     if last:
         fmt = plan.output.format
-        if ordered:
-            part = writers.PartWriter(fmt)
+        part: writers.Part
+        if ordered or fmt == "parquet":  # Parquet parts keep the reducer's order (rows have no key)
+            part = writers.part_writer(fmt)
             for batch in batches:
                 part.write_batch(batch)
         else:

@@ -75,8 +75,8 @@ def test_functions_with_defaults_or_varargs_are_accepted():
 def test_unknown_formats_and_serializer_are_refused_with_the_choices():
     with pytest.raises(JobDefinitionError, match="unknown input_format 'xml': use one of text, csv, jsonl"):
         MapReduceJob(mapper=tokenize, input_format="xml")
-    with pytest.raises(JobDefinitionError, match="unknown output_format 'parquet'"):
-        MapReduceJob(mapper=tokenize, output_format="parquet")
+    with pytest.raises(JobDefinitionError, match="unknown output_format 'avro'"):
+        MapReduceJob(mapper=tokenize, output_format="avro")
     with pytest.raises(JobDefinitionError, match="unknown serializer"):
         MapReduceJob(mapper=tokenize, serializer="yaml")
 

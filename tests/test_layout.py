@@ -10,6 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # What Lambda's Python runtime ships besides the standard library, plus what our zip vendors.
 ALLOWED_THIRD_PARTY = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six",
                        "cloudpickle", "lambda_handlers"}
+# Libraries a job gets from a layer (requirements=[...]): imported by one module each, lazily.
+FROM_A_LAYER = {"lambda_handlers/io/parquet.py": {"pyarrow"}}
 
 
 def _imported_roots(path: Path) -> set[str]:
@@ -25,11 +27,21 @@ def _imported_roots(path: Path) -> set[str]:
 def test_lambda_handlers_import_only_what_lambda_has():
     offenders = {}
     for path in sorted((ROOT / "lambda_handlers").rglob("*.py")):
+        layer = FROM_A_LAYER.get(str(path.relative_to(ROOT)), set())
         bad = {r for r in _imported_roots(path)
-               if r not in sys.stdlib_module_names and r not in ALLOWED_THIRD_PARTY}
+               if r not in sys.stdlib_module_names and r not in ALLOWED_THIRD_PARTY | layer}
         if bad:
             offenders[str(path.relative_to(ROOT))] = sorted(bad)
     assert offenders == {}
+
+
+def test_layer_libraries_are_imported_only_inside_functions():
+    for name, roots in FROM_A_LAYER.items():
+        tree = ast.parse((ROOT / name).read_text())
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        eager = {alias.name.split(".")[0] for n in top for alias in n.names} if top else set()
+        eager |= {n.module.split(".")[0] for n in top if isinstance(n, ast.ImportFrom) and n.module}
+        assert not eager & roots, f"{name} imports {sorted(eager & roots)} at module level"
 
 
 def test_importing_the_provider_is_cheap():

@@ -173,7 +173,7 @@ class JobRunner:
                 tables = describe_tables(self.clients.dynamodb, named)
                 plan = build_plan(job_id=job_id, work_bucket=self.bucket, job=job, inputs=named,
                                   objects=objects, output_uri=output, tables=tables, options=options,
-                                  limits=limits, concurrency=concurrency)
+                                  limits=limits, concurrency=concurrency, s3=self.s3)
             except Exception:
                 self._unpin(job_id)  # nothing was started: nothing to keep
                 raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from airflow.configuration import conf
@@ -142,6 +142,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         invoke_tree_threshold: int = _JOB.invoke_tree_threshold,
         create_table: bool = _JOB.create_table,
         overwrite: bool = _JOB.overwrite,
+        encoding: str = _JOB.encoding,
+        errors: str = _JOB.errors,
+        columns: Sequence[str] | Mapping[str, Sequence[str]] = _JOB.columns,
         memory_mb: int = _STACK.memory_mb,
         timeout_s: int = _STACK.timeout_s,
         layers: Sequence[str] = _STACK.layers,
@@ -182,6 +185,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.invoke_tree_threshold = invoke_tree_threshold
         self.create_table = create_table
         self.overwrite = overwrite
+        self.encoding = encoding
+        self.errors = errors
+        self.columns = columns
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
         self.layers = layers

@@ -16,6 +16,11 @@ memory (:func:`lambda_handlers.io.splits.preloading`); larger pieces stream as b
 carries ``IfMatch``: an object changed or deleted since planning fails the task, naming the object
 and the ETag pair.
 
+Parquet pieces (row groups of a file, or all of it) are read by
+:class:`~lambda_handlers.io.parquet.PieceReader`: rows as dicts, or RecordBatches for a batch
+mapper, only the job's ``columns``. Text, csv and jsonl records are decoded with the job's
+``encoding`` and ``errors``.
+
 ``input_format="whole"``: one record per object, the tuple ``(uri, body)`` with ``body`` the
 object's bytes, decompressed when ``.gz`` (see :data:`DECOMPRESSORS`). The planner refuses an
 object larger than the task's memory budget; a compressed one that inflates beyond it fails the
@@ -31,7 +36,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from lambda_handlers import context
-from lambda_handlers.io import readers, splits
+from lambda_handlers.io import parquet, readers, splits
+from lambda_handlers.options import JobOptions
 from lambda_handlers.plan import Piece, split_pieces
 from lambda_handlers.s3uri import S3Uri
 
@@ -67,7 +73,21 @@ def _gunzip(data: bytes, limit: int, uri: str) -> bytes:
 
 #: how a whole object's body is decompressed, by the piece's ``compression`` (a format helper may
 #: add more, e.g. ``"bzip2"``): ``fn(data, limit, uri) -> bytes``
-DECOMPRESSORS: dict[str, Callable[[bytes, int, str], bytes]] = {"gzip": _gunzip}
+def _bunzip2(data: bytes, limit: int, uri: str) -> bytes:
+    """A (possibly multi-stream) bzip2 object's bytes, refused past ``limit`` decompressed bytes."""
+    out: list[bytes] = []
+    size = 0
+    for part in readers.bunzip_chunks(iter([data])):
+        size += len(part)
+        if size > limit:
+            raise WholeObjectTooLargeError(
+                f"object {uri} decompresses to more than a task may hold in memory ({limit:,} bytes) "
+                "for input_format='whole': raise the stack's memory or leave this object out")
+        out.append(part)
+    return b"".join(out)
+
+
+DECOMPRESSORS: dict[str, Callable[[bytes, int, str], bytes]] = {"gzip": _gunzip, "bz2": _bunzip2}
 
 
 def _get_whole(bucket: str, key: str, etag: str | None, on_bytes: Callable[[int], None] | None) -> bytes:
@@ -135,12 +155,15 @@ class PackedInput:
 
     :param whole_limit: the task's memory budget: the largest (decompressed) body of an
         ``input_format="whole"`` object; a quarter of it at most is preloaded ahead of the mapper.
+    :param options: the job's options (``encoding``, ``errors``, ``columns``).
     """
 
     def __init__(self, split: dict[str, Any], on_bytes: Callable[[int], None] | None = None,
                  block_records: int | None = readers.BLOCK_RECORDS, block_bytes: int = 0,
-                 read_ahead: int = splits.READ_AHEAD, whole_limit: int = 1 << 62):
+                 read_ahead: int = splits.READ_AHEAD, whole_limit: int = 1 << 62,
+                 options: JobOptions | None = None):
         self.split, self.on_bytes = split, on_bytes
+        self.options = options or JobOptions()
         self.block_records, self.block_bytes, self.read_ahead = block_records, block_bytes, read_ahead
         self.whole_limit = whole_limit
         self.bucket: str = split["bucket"]
@@ -148,17 +171,17 @@ class PackedInput:
         self.fmt: str = split.get("format") or "text"
         self.pieces = split_pieces(split)
         self.piece: Piece = self.pieces[0]
-        self.current: readers.SplitInput | None = None
+        self.current: readers.SplitInput | parquet.PieceReader | None = None
         self._objects: dict[tuple[str, str, str | None], bytes] = {}
-        if self.fmt == WHOLE:
+        if self.fmt in (WHOLE, parquet.FORMAT):
             self.parse: Callable[[Any], Any] = readers.identity
         elif self.fmt == "csv":  # each object has its own header row
             self.parse = self._parse_csv
         else:
-            self.parse = readers.parser_for(self.fmt)
+            self.parse = readers.parser_for(self.fmt, None, self.options.encoding, self.options.errors)
 
     def _parse_csv(self, raw: Any) -> Any:
-        assert self.current is not None  # records are parsed while their object is current
+        assert isinstance(self.current, readers.SplitInput)  # records are parsed while their object is current
         return self.current.parse(raw)
 
     def uri(self, piece: Piece | None = None) -> str:
@@ -189,10 +212,17 @@ class PackedInput:
         finally:
             preloader.close()
 
-    def _piece_blocks(self, piece: Piece, preloaded: bool) -> Iterator[list[Any]]:
+    def _piece_blocks(self, piece: Piece, preloaded: bool) -> Iterator[Any]:
+        on_bytes = None if preloaded else self.on_bytes
+        if self.fmt == parquet.FORMAT:
+            self.current = parquet.PieceReader(self.bucket, piece, on_bytes, self.block_records is None,
+                                               self.options.columns_for(self.input))
+            yield from self.current.blocks()
+            return
         one: dict[str, Any] = {"input": self.input, "bucket": self.bucket, "format": self.fmt, **piece}
-        self.current = readers.SplitInput(one, None if preloaded else self.on_bytes, self.block_records,
-                                          self.block_bytes, 0 if preloaded else self.read_ahead)
+        self.current = readers.SplitInput(one, on_bytes, self.block_records, self.block_bytes,
+                                          0 if preloaded else self.read_ahead,
+                                          encoding=self.options.encoding, errors=self.options.errors)
         yield from self.current.blocks()
 
     def _whole_body(self, piece: Piece, data: bytes | None) -> bytes:
@@ -216,6 +246,8 @@ class PackedInput:
         """Where record ``index`` of the last block is: a byte offset in its object, or the object."""
         if self.fmt == WHOLE or self.current is None:
             return f"object {self.uri()}"
+        if isinstance(self.current, parquet.PieceReader):
+            return self.current.locate(index)
         unit = " (decompressed)" if self.piece.get("compression") else ""
         return f"byte {self.current.locate(index)}{unit} of {self.uri()}"
 

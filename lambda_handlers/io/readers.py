@@ -6,9 +6,17 @@ the last block by its byte offset, so that a record the mapper chokes on can be 
 :func:`parser_for` turns a raw record into the mapper's record (:func:`identity` for text, whose
 raw records are already ``str``), so that parse errors count as bad records just like mapper errors.
 
-Formats: ``text`` (a ``str`` line, UTF-8, invalid bytes replaced), ``jsonl`` (one JSON value per
-line; blank lines skipped), ``csv`` (a ``dict`` keyed by the object's header row; the header row
-belongs to every split of the object and is read with one ranged GET of the object's start).
+Formats: ``text`` (a ``str`` line), ``jsonl`` (one JSON value per line; blank lines skipped),
+``csv`` (a ``dict`` keyed by the object's header row; the header row belongs to every split of the
+object and is read with one ranged GET of the object's start). ``.gz`` and ``.bz2`` objects are
+streamed whole and decompressed.
+
+Decoding: the job's ``encoding`` (UTF-8 by default; any encoding that keeps ASCII as it is, so
+records are still cut at ``\\n`` bytes) and ``errors``. With ``errors="strict"`` (the default) a
+record holding bytes invalid in the encoding is a bad record (:class:`RecordDecodeError`, counted
+against ``max_bad_records``), the others of its block are read as usual: a block is decoded in one
+call, and only a block that fails is decoded again record by record, its invalid records becoming
+:class:`Undecodable` placeholders that the mapper's parser (:func:`checked_parser`) raises on.
 
 CSV rule: a csv record is one line. A quoted field holding a newline would straddle splits and is
 not supported: a line with an unbalanced quote fails with :class:`CsvQuotedNewlineError` (a bad
@@ -17,6 +25,7 @@ record, so ``max_bad_records`` applies) instead of silently producing broken row
 
 from __future__ import annotations
 
+import bz2
 import csv
 import json
 import zlib
@@ -45,6 +54,50 @@ class InputFormatError(ValueError):
     """An input format this reader does not know."""
 
 
+class RecordDecodeError(ValueError):
+    """A record holding bytes that are invalid in the job's encoding (``errors="strict"``)."""
+
+
+class Undecodable:
+    """A record of a block that did not decode: its bytes and why (see :func:`checked_parser`)."""
+
+    __slots__ = ("encoding", "error", "raw")
+
+    def __init__(self, raw: bytes, encoding: str, error: UnicodeDecodeError):
+        self.raw, self.encoding, self.error = raw, encoding, error
+
+    def exception(self) -> RecordDecodeError:
+        e = self.error
+        return RecordDecodeError(
+            f"the record is not valid {self.encoding}: byte 0x{self.raw[e.start]:02x} at position "
+            f"{e.start} of the record ({e.reason}); set encoding= to the data's encoding, or "
+            "errors='replace' to read invalid bytes as U+FFFD")
+
+    def __repr__(self) -> str:
+        return f"Undecodable({self.raw!r})"
+
+
+class UndecodedBlock(list):  # type: ignore[type-arg]
+    """A block of records some of which are :class:`Undecodable` (the mapper checks such blocks)."""
+
+
+def checked_parser(parse: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """``parse`` (None: identity) that raises :class:`RecordDecodeError` on an :class:`Undecodable`."""
+    def checked(rec: Any) -> Any:
+        if type(rec) is Undecodable:
+            raise rec.exception()
+        return rec if parse is None else parse(rec)
+    return checked
+
+
+def decode_record(raw: bytes, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """One record's bytes as ``str``; :class:`RecordDecodeError` when they are invalid."""
+    try:
+        return raw.decode(encoding, errors)
+    except UnicodeDecodeError as exc:
+        raise Undecodable(raw, encoding, exc).exception() from None
+
+
 def parse_csv_line(text: str) -> list[str]:
     if text.count('"') % 2:
         raise CsvQuotedNewlineError(
@@ -58,13 +111,18 @@ def identity(record: Any) -> Any:
     return record
 
 
-def decoded_records(data: bytes) -> list[str]:
-    """The records of a block as ``str`` (UTF-8, invalid bytes replaced), decoded in one call.
+def decoded_records(data: bytes, encoding: str = "utf-8", errors: str = "strict") -> list[Any]:
+    """The records of a block as ``str``, decoded in one call.
 
-    A block ends after ``\\n`` (or at the end of the object), and ``\\n`` is never part of a UTF-8
-    sequence, so this equals decoding each line on its own.
+    A block ends after ``\\n`` (or at the end of the object), and ``\\n`` is one byte that is never
+    part of a multi-byte sequence in the encodings allowed, so this equals decoding each line on its
+    own. If the block does not decode (``errors="strict"``), it is decoded record by record into an
+    :class:`UndecodedBlock`.
     """
-    text = data.decode("utf-8", "replace")
+    try:
+        text = data.decode(encoding, errors)
+    except UnicodeDecodeError:
+        return _decoded_one_by_one(data, encoding)
     recs = text.split("\n")
     tail = recs.pop()
     if "\r" in text:
@@ -74,16 +132,29 @@ def decoded_records(data: bytes) -> list[str]:
     return recs
 
 
-def parser_for(fmt: str, header: list[str] | None = None) -> Callable[[Any], Any]:
+def _decoded_one_by_one(data: bytes, encoding: str) -> UndecodedBlock:
+    out = UndecodedBlock()
+    for raw in splits.records_of(data):
+        try:
+            out.append(raw.decode(encoding))
+        except UnicodeDecodeError as exc:
+            out.append(Undecodable(raw, encoding, exc))
+    return out
+
+
+def parser_for(fmt: str, header: list[str] | None = None, encoding: str = "utf-8",
+               errors: str = "strict") -> Callable[[Any], Any]:
     """A function ``raw record -> record`` (or :data:`SKIP`) for input format ``fmt``.
 
-    Raw records are ``str`` for text and csv, ``bytes`` for jsonl (JSON detects its encoding).
+    Raw records are ``str`` for text and csv, ``bytes`` for jsonl (decoded here, one record each).
     """
     if fmt == "text":
         return identity
     if fmt == "jsonl":
-        def jsonl(raw: bytes) -> Any:
-            return json.loads(raw) if raw.strip() else SKIP
+        def jsonl(raw: bytes | str) -> Any:
+            if not raw.strip():
+                return SKIP
+            return json.loads(raw if isinstance(raw, str) else decode_record(raw, encoding, errors))
         return jsonl
     if fmt == "csv":
         names = header or []
@@ -115,6 +186,27 @@ def gunzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
     tail = d.flush()
     if tail:
         yield tail
+
+
+def bunzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Decompress a (possibly multi-stream) bzip2 stream chunk by chunk."""
+    d, fed = bz2.BZ2Decompressor(), False
+    for chunk in chunks:
+        while chunk:
+            out = d.decompress(chunk)
+            fed = True
+            if out:
+                yield out
+            if d.eof:
+                chunk, d, fed = d.unused_data, bz2.BZ2Decompressor(), False
+            else:
+                chunk = b""
+    if fed:
+        raise EOFError("the bzip2 stream ends before its end-of-stream marker (a truncated .bz2 object)")
+
+
+DECOMPRESSORS: dict[str, Callable[[Iterator[bytes]], Iterator[bytes]]] = {
+    "gzip": gunzip_chunks, "bz2": bunzip_chunks}
 
 
 def batch_block_bytes(memory_budget_bytes: int) -> int:
@@ -153,18 +245,22 @@ class SplitInput:
     :param block_bytes: join what arrives into blocks of at least this many bytes (0: hand out
         records as they arrive). Batch mappers use :data:`BATCH_BLOCK_BYTES`.
     :param read_ahead: chunks of the body read ahead by a background thread (0: none).
+    :param encoding: the records' character encoding (see the module doc).
+    :param errors: ``strict``, ``replace`` or ``surrogateescape``.
     """
 
     def __init__(self, split: dict[str, Any], on_bytes: Callable[[int], None] | None = None,
                  block_records: int | None = BLOCK_RECORDS, block_bytes: int = 0,
-                 read_ahead: int = splits.READ_AHEAD):
+                 read_ahead: int = splits.READ_AHEAD, encoding: str = "utf-8", errors: str = "strict"):
         self.split = split
+        self.encoding, self.errors = encoding, errors
         self.block_records, self.block_bytes = block_records, block_bytes
         self.bucket, self.key = split["bucket"], split["key"]
         self.etag = split.get("etag")
         self.fmt = split.get("format", "text")
         fetch = splits.s3_fetch(self.bucket, self.key, self.etag, on_bytes)
-        if split.get("compression") == "gzip":
+        decompress = DECOMPRESSORS.get(split.get("compression") or "")
+        if decompress is not None:
             body = splits.open_whole(self.bucket, self.key, self.etag)
 
             def raw() -> Iterator[bytes]:
@@ -173,7 +269,7 @@ class SplitInput:
                         on_bytes(len(piece))
                     yield piece
             compressed = splits.prefetched(raw(), read_ahead) if read_ahead > 0 else raw()
-            self.lines = splits.stream_lines(gunzip_chunks(compressed))
+            self.lines = splits.stream_lines(decompress(compressed))
         else:
             self.lines = splits.LineReader(fetch, split["start"], split["end"], split["size"],
                                            read_ahead)
@@ -184,34 +280,35 @@ class SplitInput:
         header = None
         if self.fmt == "csv":
             header = self._csv_header()
-        self.parse = parser_for(self.fmt, header)
+        self.parse = parser_for(self.fmt, header, encoding, errors)
 
     def _read_blocks(self) -> Iterator[tuple[list[Any], tuple[int, bytes, int]]]:
-        split_records = splits.records_of if self.fmt == "jsonl" else decoded_records
+        encoding, errors = self.encoding, self.errors
+        jsonl = self.fmt == "jsonl"
         cap = self.block_records
         for off, data in joined_blocks(self.lines.blocks(), self.block_bytes):
-            recs = split_records(data)
+            recs = splits.records_of(data) if jsonl else decoded_records(data, encoding, errors)
             if cap is None or len(recs) <= cap:
                 yield recs, (off, data, 0)
                 continue
             for i in range(0, len(recs), cap):
-                yield recs[i:i + cap], (off, data, i)
+                yield type(recs)(recs[i:i + cap]), (off, data, i)
 
     def _csv_header(self) -> list[str]:
-        if self.split.get("compression") == "gzip" or self.split["start"] == 0:
+        if self.split.get("compression") or self.split["start"] == 0:
             got = next(self._blocks, None)  # the header is this split's own first record
             if got is None:
                 return []
             recs, (off, data, base) = got
-            rest = [(recs[1:], (off, data, base + 1))] if len(recs) > 1 else []
+            rest = [(type(recs)(recs[1:]), (off, data, base + 1))] if len(recs) > 1 else []
             self._blocks = chain(rest, self._blocks)
-            return parse_csv_line(recs[0])
+            return parse_csv_line(checked_parser(None)(recs[0]))
         size = self.split["size"]
         reader = splits.LineReader(self._fetch, 0, min(size, splits.FIRST_EXTENSION), size)
         first = next(iter(reader), None)
         if first is None:
             return []
-        return parse_csv_line(first.decode("utf-8", "replace"))
+        return parse_csv_line(decode_record(first, self.encoding, self.errors))
 
     def blocks(self) -> Iterator[list[Any]]:
         """Lists of raw records, in order; :meth:`locate` names a record of the last one."""
@@ -220,7 +317,7 @@ class SplitInput:
             yield recs
 
     def locate(self, index: int) -> int:
-        """Byte offset (decompressed for gzip) of record ``index`` of the last block.
+        """Byte offset (decompressed for .gz and .bz2) of record ``index`` of the last block.
 
         Walks the block's newlines from the last record located in it (bad records are located
         in order), so skipping many bad records of a big block stays linear in its size.

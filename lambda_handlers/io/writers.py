@@ -1,7 +1,9 @@
 """Part writers: encode sorted ``(key, value)`` pairs in the job's output format.
 
 jsonl: ``{"key": k, "value": v}`` per line; tsv: ``json(k)<TAB>json(v)``; csv: ``k,v`` (scalars
-only, csv-module quoting). Records are encoded in batches into one buffer per part.
+only, csv-module quoting). Records are encoded in batches into one buffer per part. parquet: one
+Parquet file per part (:class:`~lambda_handlers.io.parquet.ParquetPartWriter`; :func:`part_writer`
+picks the writer).
 
 JSON text is exactly ``json.dumps(x)`` (default separators, ``ensure_ascii``, ``NaN``/``Infinity``),
 encoded a column at a time: all-``str`` columns through the C string encoder, columns of JSON
@@ -17,9 +19,9 @@ import json.encoder
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
-OUTPUT_FORMATS = ("jsonl", "tsv", "csv")
+OUTPUT_FORMATS = ("jsonl", "tsv", "csv", "parquet")
 _SCALARS = (str, int, float, bool, type(None))
 BATCH = 4096
 _STR_ONLY = {str}
@@ -113,6 +115,8 @@ class PartWriter:
 
     def __init__(self, fmt: str):
         self.fmt = extension(fmt)
+        if self.fmt == "parquet":
+            raise OutputFormatError("Parquet parts are written by part_writer('parquet')")
         self.records = 0
         self._chunks: list[bytes] = []
         self._batch: list[tuple[Any, Any]] = []
@@ -181,6 +185,33 @@ class PartWriter:
                 for line in lines:
                     k, v = line.split("\t", 1)
                     yield loads(k), loads(v)
+
+
+class Part(Protocol):
+    """What the tasks write a part through (:class:`PartWriter`, or Parquet's writer)."""
+
+    records: int
+
+    def write(self, key: Any, value: Any) -> None: ...
+
+    def write_batch(self, pairs: list[Any]) -> None: ...
+
+    def getvalue(self) -> bytes: ...
+
+
+def part_writer(fmt: str) -> Part:
+    """The writer of one part in output format ``fmt``."""
+    if extension(fmt) == "parquet":
+        from lambda_handlers.io.parquet import ParquetPartWriter
+
+        return ParquetPartWriter()
+    return PartWriter(fmt)
+
+
+def keeps_empty_parts(fmt: str) -> bool:
+    """Whether a part with no records is committed: not for Parquet, whose empty part has no
+    column types and would make the parts' schemas disagree."""
+    return fmt != "parquet"
 
 
 def encode_part(fmt: str, pairs: Iterable[tuple[Any, Any]]) -> tuple[bytes, int]:

@@ -162,7 +162,8 @@ def test_plan_document_follows_the_contract():
                                "max_attempts": 4, "max_bad_records": 3, "speculation": False,
                                "speculation_threshold": 3.0, "deadline_grace_s": 30,
                                "driver": "worker", "invoke_tree_threshold": 2000,
-                               "create_table": False, "overwrite": True}
+                               "create_table": False, "overwrite": True, "encoding": "utf-8",
+                               "errors": "strict", "columns": ()}
     assert plan["limits"] == {"memory_mb": 2048, "task_timeout_s": 60,
                               "memory_budget_bytes": 512 * 2**20, "reducer_memory_mb": 2048,
                               "reducer_memory_budget_bytes": 512 * 2**20}

@@ -119,14 +119,15 @@ def _local_fetch(data: bytes, chunk: int):
     return fetch
 
 
-def _decoded_split_records(data: bytes, split_size: int, chunk: int) -> list[tuple[int, str]]:
+def _decoded_split_records(data: bytes, split_size: int, chunk: int,
+                           errors: str = "replace") -> list[tuple[int, str]]:
     """(offset, record) of every split's blocks, decoded per block as the mapper gets them."""
     out = []
     fetch = _local_fetch(data, chunk)
     for start in range(0, max(1, len(data)), split_size):
         reader = splits.LineReader(fetch, start, start + split_size, len(data))
         for off, block in reader.blocks():
-            recs = readers.decoded_records(block)
+            recs = readers.decoded_records(block, "utf-8", errors)
             out += [(reader.offset_in(off, block, i), r) for i, r in enumerate(recs)]
     return out
 
@@ -153,6 +154,10 @@ def test_block_decoding_equals_decoding_each_line_with_exact_offsets(body, bom, 
     got = _decoded_split_records(data, split_size, chunk)
     assert [r for _, r in got] == expected
     assert [o for o, _ in got] == _true_offsets(data)
+    strict = [r if isinstance(r, str) else r.raw  # an invalid line is left as its bytes
+              for _, r in _decoded_split_records(data, split_size, chunk, "strict")]
+    assert strict == [ln.decode() if ln.decode("utf-8", "replace") == ln.decode("utf-8", "ignore") else ln
+                      for ln in splits.reference_lines(data)]
 
 
 def test_block_decoding_edges():
