@@ -137,6 +137,9 @@ class JobOptions:
     overwrite: bool = _option(
         False, "replace an output that already holds a committed result (_SUCCESS) instead of failing",
         bool)
+    max_running_tasks: int | None = _option(
+        None, "functions of this job running at once (map and reduce tasks, retries and backups "
+        "included), admitted by the coordinator (default: no cap)", int, unit="functions")
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -154,6 +157,8 @@ class JobOptions:
         set_(self, "deadline_grace_s", _whole("deadline_grace_s", self.deadline_grace_s, minimum=0))
         set_(self, "invoke_tree_threshold", _whole("invoke_tree_threshold", self.invoke_tree_threshold,
                                                    minimum=1))
+        set_(self, "max_running_tasks", _whole("max_running_tasks", self.max_running_tasks, minimum=1,
+                                               maximum=protocol.MAX_SLOTS, optional=True))
         for name in ("speculation", "create_table", "overwrite"):
             set_(self, name, _flag(name, getattr(self, name)))
         try:
@@ -194,12 +199,16 @@ class StackSettings:
     log_retention_days: int = _option(14, "retention of the functions' log groups", int, unit="days")
     jobs_expire_days: int = _option(
         7, "job state under jobs/ in the work bucket expires after this", int, unit="days")
+    stack_max_running_tasks: int = _option(
+        0, "functions all jobs of the stack run at once, shared fairly among the jobs waiting for "
+        "them (0: no stack-wide budget)", int, unit="functions")
 
     def __post_init__(self) -> None:
         # Whole numbers and lists here; the ranges AWS accepts are checked where the template is
         # rendered (``deploy.template.validate_settings``), before any AWS call.
         set_ = object.__setattr__
-        for name in ("memory_mb", "timeout_s", "log_retention_days", "jobs_expire_days"):
+        for name in ("memory_mb", "timeout_s", "log_retention_days", "jobs_expire_days",
+                     "stack_max_running_tasks"):
             set_(self, name, _whole(name, getattr(self, name), minimum=0))
         for name in ("layers", "requirements"):
             value = getattr(self, name)
@@ -216,6 +225,8 @@ class TaskLimits:
     task_timeout_s: int = 300
     #: what a task may hold in memory for sorting and grouping: a quarter of the function's memory
     memory_budget_bytes: int = 0
+    #: the stack's ``max_running_tasks`` (stack-wide slots this job competes for; 0: none)
+    stack_max_running_tasks: int = 0
 
     def __post_init__(self) -> None:
         if not self.memory_budget_bytes:

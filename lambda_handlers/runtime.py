@@ -391,9 +391,29 @@ def run_task(event: dict[str, Any], phase: str,
     """Run one map/reduce attempt around ``body(event, plan, job, metrics) -> done fields``.
 
     ``event`` must already be validated. Writes the start marker, the done marker (put-if-absent:
-    the first finished attempt wins), or the error detail and marker; always notifies the
+    the first finished attempt wins), or the error detail and marker; frees the admission slots
+    the event names (:mod:`lambda_handlers.admission`) however it ends; always notifies the
     coordinator; never raises (retries are the coordinator's).
     """
+    slots = list(event.get("slots") or [])  # emptied once freed
+    try:
+        return _run_task(event, phase, body, slots)
+    finally:
+        if slots:
+            _free_slots(event["bucket"], slots)
+
+
+def _free_slots(bucket: str, slots: list[str]) -> None:
+    for key in slots:
+        try:
+            put_bytes(bucket, protocol.slot_free_key(key), b"")
+        except Exception:  # the coordinator frees it when it presumes the attempt dead
+            log.exception("could not free slot %s", key)
+
+
+def _run_task(event: dict[str, Any], phase: str,
+              body: Callable[[dict[str, Any], Plan, JobSpec, TaskMetrics], dict[str, Any]],
+              slots: list[str]) -> dict[str, Any]:
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
     metrics = start_metrics()
@@ -401,6 +421,8 @@ def run_task(event: dict[str, Any], phase: str,
     try:
         if exists(bucket, protocol.cancel_key(job_id)):
             return {"cancelled": True}
+        if any(exists(bucket, protocol.slot_free_key(k)) for k in slots):
+            return {"superseded": True}  # presumed dead while queued: its slot went to another
         put_bytes(bucket, protocol.start_marker_key(job_id, step, phase, task, attempt), b"")
         plan = load_plan(bucket, job_id)
         job = load_job(bucket, job_id)
@@ -418,7 +440,7 @@ def run_task(event: dict[str, Any], phase: str,
         won = put_if_absent(bucket, protocol.done_marker_key(job_id, step, phase, task),
                             json.dumps(done, sort_keys=True))
         result: dict[str, Any] = {"done": True, "won": won}
-        if not won:  # an earlier attempt finished first and has notified the coordinator
+        if not won and not slots:  # an earlier attempt finished first and notified the coordinator
             return result
         reason = f"{phase}-{step}-{task}-done"
     except (Exception, SystemExit) as exc:  # a user's sys.exit() is a failed attempt, not a crash
@@ -429,6 +451,9 @@ def run_task(event: dict[str, Any], phase: str,
             log.exception("could not write the error detail")
         result = {"error": f"{type(exc).__name__}: {exc}"}
         reason = f"{phase}-{step}-{task}-error"
+    if slots:  # free the slots before the coordinator admits into them
+        _free_slots(bucket, slots)
+        slots.clear()
     notify_coordinator(bucket, job_id, reason)
     return result
 

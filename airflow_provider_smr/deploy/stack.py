@@ -77,6 +77,8 @@ class StackInfo:
     input_locations: list[str] = field(default_factory=list)
     output_locations: list[str] = field(default_factory=list)
     status: str = field(default="", compare=False)
+    #: the stack-wide running-task budget (``StackSettings.stack_max_running_tasks``; 0: none)
+    max_running_tasks: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +114,7 @@ def stack_info_from_description(stack: dict, region: str) -> StackInfo:
         content_hash=outputs.get("ContentHash", ""),
         input_locations=_locations(outputs, "InputLocations"),
         output_locations=_locations(outputs, "OutputLocations"), status=stack["StackStatus"],
+        max_running_tasks=int(outputs.get("MaxRunningTasks") or 0),
     )
 
 
@@ -281,6 +284,7 @@ def deploy_stack(
         runtime=worker_runtime(), memory_mb=settings.memory_mb, timeout_s=settings.timeout_s,
         input_buckets=tuple(input_buckets), output_buckets=tuple(output_buckets),
         log_retention_days=settings.log_retention_days, jobs_expire_days=settings.jobs_expire_days,
+        max_running_tasks=settings.stack_max_running_tasks,
         layers=tuple(layers), tables=tuple(t.removeprefix("dynamodb://").split("?")[0] for t in tables))
     wait = {"timeout_s": wait_timeout_s, "poll_s": poll_s}
     for _round in range(MAX_DEPLOY_ROUNDS):

@@ -114,6 +114,8 @@ class TemplateSettings:
     :param layers: Lambda layer version ARNs added to every function.
     :param tables: DynamoDB table names the functions may scan and write (``dynamodb://`` inputs
         and outputs).
+    :param max_running_tasks: the stack-wide running-task budget jobs plan with (0: none); an
+        output, not a resource: the coordinator enforces it.
     """
 
     stack_name: str
@@ -129,6 +131,7 @@ class TemplateSettings:
     jobs_expire_days: int = 7
     layers: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
+    max_running_tasks: int = 0
 
     def __post_init__(self) -> None:
         for name in ("input_buckets", "output_buckets", "layers", "tables"):
@@ -182,6 +185,7 @@ def validate_settings(settings: TemplateSettings) -> None:
     _check_int("memory_mb", settings.memory_mb, 128, 10240)
     _check_int("timeout_s", settings.timeout_s, 1, 900)
     _check_int("jobs_expire_days", settings.jobs_expire_days, 1, 3650)
+    _check_int("stack_max_running_tasks", settings.max_running_tasks, 0, protocol.MAX_SLOTS)
     if settings.log_retention_days not in LOG_RETENTION_DAYS:
         raise StackSettingsError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}, "
                                  f"got {settings.log_retention_days!r}")
@@ -368,6 +372,7 @@ def _outputs(settings: TemplateSettings) -> dict:
         "InputLocations": {"Value": json.dumps(list(settings.input_buckets))},
         "OutputLocations": {"Value": json.dumps(list(settings.output_buckets))},
         "ProtocolVersion": {"Value": str(protocol.PROTOCOL_VERSION)},
+        "MaxRunningTasks": {"Value": str(settings.max_running_tasks)},
     })
     return outputs
 

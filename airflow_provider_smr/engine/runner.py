@@ -32,7 +32,7 @@ from airflow_provider_smr.engine.watch import (
     watch_step,
 )
 from airflow_provider_smr.job import MapReduceJob, check_pickle_runtime, load_job
-from lambda_handlers import protocol
+from lambda_handlers import admission, protocol
 from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, TaskLimits
@@ -158,7 +158,8 @@ class JobRunner:
             job.check_inputs(list(named))
             check_output_outside_inputs(output, named)
             self._check_output(output, options.overwrite, options.create_table)
-            limits = TaskLimits(memory_mb=self.stack.memory_mb, task_timeout_s=self.stack.timeout_s)
+            limits = TaskLimits(memory_mb=self.stack.memory_mb, task_timeout_s=self.stack.timeout_s,
+                                stack_max_running_tasks=self.stack.max_running_tasks)
             concurrency = self.concurrency(options.max_concurrency)
             if options.driver == "lambda":  # the driver function lists, plans and fans out
                 self._request_plan(job_id, job, named, output, options, limits, concurrency, pickled)
@@ -230,6 +231,14 @@ class JobRunner:
                                     "pass overwrite=True to replace it")
 
     def _fan_out(self, plan: Plan, tasks: list[int] | None, max_concurrency: int | None) -> None:
+        if admission.enabled(plan):  # the coordinator starts the tasks as its slots allow
+            self.check_deadlines(plan.job_id, reason=admission.ADMIT)
+            submit_mod.put_if_absent(self.s3, self.bucket, protocol.claim_key(plan.job_id,
+                                     submit_mod.FANOUT_CLAIM), b"admitting")
+            self.log.info("the coordinator admits the map tasks: at most %s running for this job, "
+                          "%s on the stack", plan.options.max_running_tasks or "no cap",
+                          plan.limits.stack_max_running_tasks or "no cap")
+            return
         events = submit_mod.map_events(plan, tasks)
         began = time.monotonic()
         stats = submit_mod.fan_out(self.lambda_, self.stack.functions["mapper"], events,

@@ -142,12 +142,14 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         invoke_tree_threshold: int = _JOB.invoke_tree_threshold,
         create_table: bool = _JOB.create_table,
         overwrite: bool = _JOB.overwrite,
+        max_running_tasks: int | None = _JOB.max_running_tasks,
         memory_mb: int = _STACK.memory_mb,
         timeout_s: int = _STACK.timeout_s,
         layers: Sequence[str] = _STACK.layers,
         requirements: Sequence[str] = _STACK.requirements,
         log_retention_days: int = _STACK.log_retention_days,
         jobs_expire_days: int = _STACK.jobs_expire_days,
+        stack_max_running_tasks: int = _STACK.stack_max_running_tasks,
         stack_name: str = "smr",
         deploy: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -179,12 +181,14 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.invoke_tree_threshold = invoke_tree_threshold
         self.create_table = create_table
         self.overwrite = overwrite
+        self.max_running_tasks = max_running_tasks
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
         self.layers = layers
         self.requirements = requirements
         self.log_retention_days = log_retention_days
         self.jobs_expire_days = jobs_expire_days
+        self.stack_max_running_tasks = stack_max_running_tasks
         self.stack_name = stack_name
         self.deploy = deploy
         self.deferrable = deferrable
