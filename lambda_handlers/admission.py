@@ -10,7 +10,9 @@ never used (``g = 0``). Exactly one call creates each generation, so at most one
 slot, whatever number of coordinators run concurrently and however stale their listing is: a
 listing that missed a newer generation makes the claim fail, never succeed twice.
 
-An attempt writes ``.free`` beside each of its slots when it ends (done, failed, lost to another
+The delivery of an attempt that runs first claims ``.run`` beside its slots (put-if-absent: Lambda
+may deliver an async event twice; the second does nothing). An attempt writes ``.free`` beside
+each of its slots when it ends (done, failed, lost to another
 attempt, or cancelled), before it notifies the coordinator, which then admits the next waiting
 attempt. An attempt presumed dead (silent past the function timeout plus the grace) is freed by the
 coordinator that records its timeout. An attempt also needs the put-if-absent claim
@@ -149,11 +151,11 @@ class Pool:
             parsed = protocol.parse_slot_key(prefix, obj["Key"])
             if parsed is None:
                 continue
-            i, g, is_free = parsed
+            i, g, marker = parsed
             keys.setdefault((i, g), []).append(obj["Key"])
-            if is_free:
+            if marker == protocol.SLOT_FREE:
                 freed.add((i, g))
-            else:
+            elif not marker:
                 gens.setdefault(i, {})[g] = epoch_seconds(obj.get("LastModified"))
         pool = cls(prefix, size)
         for i in range(size):

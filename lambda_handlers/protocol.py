@@ -18,8 +18,8 @@ Layout of one job under the stack's work bucket::
     jobs/<job_id>/status/claims/<name>                            exactly-once transition claims
     jobs/<job_id>/status/job/<state>                              terminal state mirror (one LIST sees it)
     jobs/<job_id>/errors/<step>/<phase>/<task>.<attempt>.json    remote traceback and context
-    jobs/<job_id>/slots/<slot>/<generation>[.free]        the job's running-task slots (admission)
-    budget/slots/<slot>/<generation>[.free]                the stack-wide running-task slots
+    jobs/<job_id>/slots/<slot>/<generation>[.run|.free]   the job's running-task slots (admission)
+    budget/slots/<slot>/<generation>[.run|.free]           the stack-wide running-task slots
     budget/jobs/<job_id>                                   a job waiting for stack-wide slots
     <output>/part-00000.<ext> ... _SUCCESS
 """
@@ -232,8 +232,8 @@ def job_state_key(job_id: str, state: str) -> str:
 # by the coordinator that starts an attempt in it; ``.free`` beside it says the attempt ended.
 
 STACK_BUDGET_PREFIX = "budget/"
-SLOT_FREE_SUFFIX = ".free"
-_SLOT_REST = re.compile(r"^(\d{5})/(\d{9})(\.free)?$")
+SLOT_FREE, SLOT_RUN = "free", "run"
+_SLOT_REST = re.compile(r"^(\d{5})/(\d{9})(?:\.(free|run))?$")
 _SLOT_KEY = re.compile(r"^(?:jobs/[A-Za-z0-9][A-Za-z0-9_.=-]{0,199}/slots/|budget/slots/)\d{5}/\d{9}$")
 MAX_SLOTS = 100_000
 
@@ -262,17 +262,24 @@ def slot_key(prefix: str, slot: int, generation: int) -> str:
 
 
 def slot_free_key(key: str) -> str:
-    return key + SLOT_FREE_SUFFIX
+    """Beside a slot generation: its attempt ended (or never started); the next may be claimed."""
+    return f"{key}.{SLOT_FREE}"
 
 
-def parse_slot_key(prefix: str, key: str) -> tuple[int, int, bool] | None:
-    """``(slot, generation, is_free_marker)`` of a key listed under a slots prefix, else None."""
+def slot_run_key(key: str) -> str:
+    """Beside a slot generation: claimed put-if-absent by the one delivery of the attempt that runs."""
+    return f"{key}.{SLOT_RUN}"
+
+
+def parse_slot_key(prefix: str, key: str) -> tuple[int, int, str] | None:
+    """``(slot, generation, marker)`` of a key listed under a slots prefix (``marker``: ``""`` for
+    the generation itself, :data:`SLOT_FREE` or :data:`SLOT_RUN`), else None."""
     if not key.startswith(prefix):
         return None
     m = _SLOT_REST.match(key[len(prefix):])
     if not m:
         return None
-    return int(m.group(1)), int(m.group(2)), m.group(3) is not None
+    return int(m.group(1)), int(m.group(2)), m.group(3) or ""
 
 
 def retry_claim(step: int, phase: str, task: int, attempt: int) -> str:

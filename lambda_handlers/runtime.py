@@ -396,11 +396,20 @@ def run_task(event: dict[str, Any], phase: str,
     coordinator; never raises (retries are the coordinator's).
     """
     slots = list(event.get("slots") or [])  # emptied once freed
+    if slots and not _hold_slots(event["bucket"], slots):
+        return {"duplicate": True}
     try:
         return _run_task(event, phase, body, slots)
     finally:
         if slots:
             _free_slots(event["bucket"], slots)
+
+
+def _hold_slots(bucket: str, slots: list[str]) -> bool:
+    """Whether this delivery runs in its slots: the first to claim them (Lambda may deliver an
+    async event twice), and not presumed dead while queued (its slots freed already)."""
+    return (all(put_if_absent(bucket, protocol.slot_run_key(k)) for k in slots)
+            and not any(exists(bucket, protocol.slot_free_key(k)) for k in slots))
 
 
 def _free_slots(bucket: str, slots: list[str]) -> None:
@@ -421,8 +430,6 @@ def _run_task(event: dict[str, Any], phase: str,
     try:
         if exists(bucket, protocol.cancel_key(job_id)):
             return {"cancelled": True}
-        if any(exists(bucket, protocol.slot_free_key(k)) for k in slots):
-            return {"superseded": True}  # presumed dead while queued: its slot went to another
         put_bytes(bucket, protocol.start_marker_key(job_id, step, phase, task, attempt), b"")
         plan = load_plan(bucket, job_id)
         job = load_job(bucket, job_id)

@@ -196,3 +196,43 @@ def test_task_events_only_carry_the_jobs_own_or_the_stacks_slots():
         protocol.task_event("map", "bkt", "j", 0, 0, 0, [protocol.slot_key(protocol.job_slots_prefix("k"), 0, 0)])
     with pytest.raises(protocol.ProtocolError, match="slots"):
         protocol.task_event("map", "bkt", "j", 0, 0, 0, ["jobs/j/plan.json"])
+
+
+# ---------------------------------------------------------------------------------------------
+# In process, every event delivered twice and run concurrently (tests/lambda_handlers/conftest.py)
+
+FAILS_ONCE: collections.Counter = collections.Counter()
+
+
+def words_failing_once(line):
+    """Each split's first line "boom" fails its task's first attempt."""
+    if line == "boom":
+        FAILS_ONCE[line] += 1
+        if FAILS_ONCE[line] == 1:
+            raise RuntimeError("transient")
+    time.sleep(0.002)
+    for word in line.split():
+        yield word, 1
+
+
+def test_duplicated_concurrent_calls_never_admit_past_the_cap(harness, chain):
+    from lambda_handlers.jobspec import JobSpec, StepSpec
+
+    FAILS_ONCE.clear()
+    body = "boom\n" + "".join(text(i, 20) for i in range(12))
+    objs = [harness.put(f"admission/{uuid.uuid4().hex[:8]}.txt", body.encode())]
+    spec = JobSpec(steps=[StepSpec(mapper=words_failing_once, combiner=total, reducer=total)])
+    plan = harness.submit(spec, harness.splits(objs, 200), [3], max_running_tasks=2)
+    job_id = plan["job_id"]
+    runner = chain(duplicate=True, workers=6)
+    runner.run([protocol.coordinate_event(plan["work_bucket"], job_id, admission.ADMIT)])
+
+    lines, _ = harness.output(plan)
+    counts = {json.loads(line)["key"]: json.loads(line)["value"] for line in lines}
+    assert counts == expected_counts(body)
+    ran = collections.Counter((e["kind"], e["step"], e["task"], e["attempt"]) for e, r in runner.results
+                              if e["kind"] in ("map", "reduce") and not r.get("duplicate"))
+    assert ran[("map", 0, 0, 1)] == 1  # the failed first attempt was retried, through admission
+    assert max(ran.values()) == 1  # every attempt ran once although every event came twice
+    assert len(ran) == len(plan["splits"]) + 3 + 1
+    assert most_at_once(task_intervals(harness.s3, plan["work_bucket"], job_id)) <= 2
