@@ -199,6 +199,10 @@ class StackSettings:
     log_retention_days: int = _option(14, "retention of the functions' log groups", int, unit="days")
     jobs_expire_days: int = _option(
         7, "job state under jobs/ in the work bucket expires after this", int, unit="days")
+    reserved_concurrency: int = _option(
+        0, "Lambda ReservedConcurrentExecutions of each of the stack's functions: guaranteed to them "
+        "and their cap (0: none, they share the account's unreserved concurrency)", int,
+        unit="executions")
     stack_max_running_tasks: int = _option(
         0, "functions all jobs of the stack run at once, shared fairly among the jobs waiting for "
         "them (0: no stack-wide budget)", int, unit="functions")
@@ -208,7 +212,7 @@ class StackSettings:
         # rendered (``deploy.template.validate_settings``), before any AWS call.
         set_ = object.__setattr__
         for name in ("memory_mb", "timeout_s", "log_retention_days", "jobs_expire_days",
-                     "stack_max_running_tasks"):
+                     "reserved_concurrency", "stack_max_running_tasks"):
             set_(self, name, _whole(name, getattr(self, name), minimum=0))
         for name in ("layers", "requirements"):
             value = getattr(self, name)

@@ -285,6 +285,7 @@ def deploy_stack(
         input_buckets=tuple(input_buckets), output_buckets=tuple(output_buckets),
         log_retention_days=settings.log_retention_days, jobs_expire_days=settings.jobs_expire_days,
         max_running_tasks=settings.stack_max_running_tasks,
+        reserved_concurrency=settings.reserved_concurrency,
         layers=tuple(layers), tables=tuple(t.removeprefix("dynamodb://").split("?")[0] for t in tables))
     wait = {"timeout_s": wait_timeout_s, "poll_s": poll_s}
     for _round in range(MAX_DEPLOY_ROUNDS):

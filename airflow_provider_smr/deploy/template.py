@@ -35,6 +35,7 @@ FUNCTION_ENV = {
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                       2192, 2557, 2922, 3288, 3653)
 MAX_EVENT_AGE_S = 21600  # Lambda's maximum: an async event waits in the queue up to 6 hours.
+MAX_RESERVED_CONCURRENCY = 100_000  # above any account's concurrency quota; AWS checks the real one
 # Stack names become function names ("<stack>-coordinator" must fit Lambda's 64 characters).
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,51}$")
 _LAYER_ARN = re.compile(r"^arn:[a-z-]+:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
@@ -116,6 +117,7 @@ class TemplateSettings:
         and outputs).
     :param max_running_tasks: the stack-wide running-task budget jobs plan with (0: none); an
         output, not a resource: the coordinator enforces it.
+    :param reserved_concurrency: ReservedConcurrentExecutions of each function (0: none).
     """
 
     stack_name: str
@@ -132,6 +134,7 @@ class TemplateSettings:
     layers: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
     max_running_tasks: int = 0
+    reserved_concurrency: int = 0
 
     def __post_init__(self) -> None:
         for name in ("input_buckets", "output_buckets", "layers", "tables"):
@@ -186,6 +189,7 @@ def validate_settings(settings: TemplateSettings) -> None:
     _check_int("timeout_s", settings.timeout_s, 1, 900)
     _check_int("jobs_expire_days", settings.jobs_expire_days, 1, 3650)
     _check_int("stack_max_running_tasks", settings.max_running_tasks, 0, protocol.MAX_SLOTS)
+    _check_int("reserved_concurrency", settings.reserved_concurrency, 0, MAX_RESERVED_CONCURRENCY)
     if settings.log_retention_days not in LOG_RETENTION_DAYS:
         raise StackSettingsError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}, "
                                  f"got {settings.log_retention_days!r}")
@@ -333,6 +337,8 @@ def _function(settings: TemplateSettings, role: str) -> dict:
     }
     if settings.layers:
         properties["Layers"] = list(settings.layers)
+    if settings.reserved_concurrency:
+        properties["ReservedConcurrentExecutions"] = settings.reserved_concurrency
     # The log group first (so Lambda never creates it without retention), the policy before any run.
     return {"Type": "AWS::Lambda::Function", "DependsOn": [_logical(role, "LogGroup"), POLICY],
             "Properties": properties}

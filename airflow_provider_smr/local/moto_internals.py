@@ -149,6 +149,7 @@ def install_patches(unmodelled_resource: Callable[[str], str]) -> None:
         _put_replaces_event_invoke_config()
         _strict_cloudformation(unmodelled_resource)
         _apply_function_layers()
+        _update_reserved_concurrency()
         _patched = True
 
 
@@ -219,3 +220,23 @@ def _apply_function_layers() -> None:
 
     setattr(LambdaFunction, "create_from_cloudformation_json",  # noqa: B010 - a patch
             classmethod(create_from_cloudformation_json))
+
+
+def _update_reserved_concurrency() -> None:
+    """moto applies ``ReservedConcurrentExecutions`` when CloudFormation creates a function but not
+    when it updates one; a stack update that sets or removes it must change the function."""
+    from moto.awslambda.models import LambdaFunction
+
+    original: Any = LambdaFunction.__dict__["update_from_cloudformation_json"].__func__
+
+    def update_from_cloudformation_json(cls: type, /, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str, **kwargs: Any) -> Any:
+        fn = original(cls, original_resource, new_resource_name, cloudformation_json, account_id,
+                      region_name, **kwargs)
+        fn.reserved_concurrency = cloudformation_json.get("Properties", {}).get(
+            "ReservedConcurrentExecutions")
+        return fn
+
+    setattr(LambdaFunction, "update_from_cloudformation_json",  # noqa: B010 - a patch
+            classmethod(update_from_cloudformation_json))

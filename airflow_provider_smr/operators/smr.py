@@ -149,6 +149,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         requirements: Sequence[str] = _STACK.requirements,
         log_retention_days: int = _STACK.log_retention_days,
         jobs_expire_days: int = _STACK.jobs_expire_days,
+        reserved_concurrency: int = _STACK.reserved_concurrency,
         stack_max_running_tasks: int = _STACK.stack_max_running_tasks,
         stack_name: str = "smr",
         deploy: bool = True,
@@ -188,6 +189,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.requirements = requirements
         self.log_retention_days = log_retention_days
         self.jobs_expire_days = jobs_expire_days
+        self.reserved_concurrency = reserved_concurrency
         self.stack_max_running_tasks = stack_max_running_tasks
         self.stack_name = stack_name
         self.deploy = deploy
