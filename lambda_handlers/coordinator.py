@@ -219,7 +219,7 @@ _ERROR_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-error$")
 def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict[str, Any]:
     plan = runtime.load_plan(bucket, job_id)
     out = _coordinate(bucket, job_id, plan, reason, now)
-    if admission.enabled(plan) and out["state"] == protocol.RUNNING:
+    if admission.enabled(plan):  # also when the job ended: it withdraws from the stack's budget
         st = scan(job_id, runtime.list_keys(bucket, protocol.status_prefix(job_id)))
         out["admitted"] = admission.admit(bucket, job_id, plan, st, time.time() if now is None else now,
                                           ask_others=reason != admission.ADMIT)

@@ -407,8 +407,10 @@ def run_task(event: dict[str, Any], phase: str,
 
 def _hold_slots(bucket: str, slots: list[str]) -> bool:
     """Whether this delivery runs in its slots: the first to claim them (Lambda may deliver an
-    async event twice), and not presumed dead while queued (its slots freed already)."""
-    return (all(put_if_absent(bucket, protocol.slot_run_key(k)) for k in slots)
+    async event twice), and not presumed dead while queued (its slots freed already, or so old
+    that the coordinator deleted them)."""
+    return (all(exists(bucket, k) for k in slots)
+            and all(put_if_absent(bucket, protocol.slot_run_key(k)) for k in slots)
             and not any(exists(bucket, protocol.slot_free_key(k)) for k in slots))
 
 

@@ -127,6 +127,16 @@ def test_max_running_tasks_caps_functions_running_at_once(capped):
     assert slots <= {0, 1, 2}
 
 
+def test_the_serverless_driver_hands_a_capped_job_to_the_coordinator(capped):
+    uri, body = put_input(capped.s3, 10)
+    output = f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/"
+    result = capped.runner.run(SLOW_COUNT, input=uri, output=output, poll_interval=POLL, timeout=TIMEOUT,
+                               options=JobOptions(split_size="1KiB", num_reducers=1, max_running_tasks=2,
+                                                  driver="lambda"))
+    assert output_counts(capped.s3, result) == expected_counts(body)
+    assert most_at_once(task_intervals(capped.s3, capped.runner.bucket, result["job_id"])) <= 2
+
+
 def test_jobs_share_a_stack_budget_and_neither_starves(budgeted):
     runner = budgeted.runner
     assert budgeted.stack.max_running_tasks == 3
