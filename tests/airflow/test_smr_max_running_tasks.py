@@ -7,11 +7,15 @@ import json
 import urllib.parse
 import uuid
 
+import pytest
+
 from airflow_provider_smr.deploy import describe_stack
 from tests.lambda_handlers.test_admission import expected_counts, most_at_once, output_counts, task_intervals
 
 DAG_ID = "smr_test_max_running_tasks"
 DATA = "smr-capped-data"
+
+pytestmark = pytest.mark.timeout(1500)  # the session's standalone may start in this test
 
 
 def test_a_dag_run_with_max_running_tasks_obeys_the_cap(standalone, aws_endpoint, aws_clients):
