@@ -246,3 +246,27 @@ def test_duplicated_concurrent_calls_never_admit_past_the_cap(harness, chain):
     assert max(ran.values()) == 1  # every attempt ran once although every event came twice
     assert len(ran) == len(plan["splits"]) + 3 + 1
     assert most_at_once(task_intervals(harness.s3, plan["work_bucket"], job_id)) <= 2
+
+
+def test_two_jobs_share_a_stack_budget_under_duplicated_concurrent_calls(harness, chain):
+    from lambda_handlers.jobspec import JobSpec, StepSpec
+
+    spec = JobSpec(steps=[StepSpec(mapper=slow_words, combiner=total, reducer=total)])
+    plans, bodies = [], []
+    for seed in range(2):
+        body = "".join(text(seed * 100 + i, 20) for i in range(8))
+        objs = [harness.put(f"admission/{uuid.uuid4().hex[:8]}.txt", body.encode())]
+        plans.append(harness.submit(spec, harness.splits(objs, 200), [2], stack_max_running_tasks=2))
+        bodies.append(body)
+    runner = chain(duplicate=True, workers=6)
+    runner.run([protocol.coordinate_event(p["work_bucket"], p["job_id"], admission.ADMIT) for p in plans])
+
+    intervals = []
+    for plan, body in zip(plans, bodies, strict=True):
+        lines, _ = harness.output(plan)
+        assert {json.loads(x)["key"]: json.loads(x)["value"] for x in lines} == expected_counts(body)
+        intervals.append(task_intervals(harness.s3, plan["work_bucket"], plan["job_id"]))
+    assert most_at_once(intervals[0] + intervals[1]) <= 2
+    ran = collections.Counter((e["job_id"], e["kind"], e["task"], e["attempt"]) for e, r in runner.results
+                              if e["kind"] in ("map", "reduce") and not r.get("duplicate"))
+    assert max(ran.values()) == 1
