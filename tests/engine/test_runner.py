@@ -51,6 +51,7 @@ class Stack:
     functions = {"mapper": "t-mapper", "reducer": "t-reducer", "coordinator": "t-coordinator",
                  "driver": "t-driver"}
     memory_mb, timeout_s = 512, 60
+    max_running_tasks = 0  # no stack-wide budget
 
 
 class Clients:
