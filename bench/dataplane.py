@@ -131,7 +131,8 @@ def profile(workload: str, size: int, split_size: int, reducers: int, top: int =
     clients.s3.upload_file(str(gen.path), DATA_BUCKET, "input/data")
     clients._clients["lambda"] = QueueLambda(queue)
     stack = SimpleNamespace(work_bucket=WORK_BUCKET, functions=FUNCTIONS, memory_mb=1024, timeout_s=300,
-                            runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", stack_name="prof")
+                            runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", stack_name="prof",
+                            max_running_tasks=0)
     runner = JobRunner(clients, stack)
     handlers = {FUNCTIONS["mapper"]: ("map", mapper.handler), FUNCTIONS["reducer"]: ("reduce", reducer.handler),
                 FUNCTIONS["coordinator"]: ("coordinate", coordinator.handler)}

@@ -298,7 +298,7 @@ class InProcessBench(Bench):
         runtime_name = f"python{os.sys.version_info[0]}.{os.sys.version_info[1]}"
         self.stack = SimpleNamespace(work_bucket=work_bucket, functions=names, memory_mb=self.memory_mb,
                                      timeout_s=self.timeout_s, runtime=runtime_name,
-                                     stack_name=self.stack_name)
+                                     stack_name=self.stack_name, max_running_tasks=0)
         self.stacks = {self.memory_mb: self.stack}
         return self
 

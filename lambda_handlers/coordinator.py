@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambda_handlers import aws_errors, protocol, runtime
+from lambda_handlers import admission, aws_errors, protocol, runtime
 from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.io import writers
 from lambda_handlers.parallel import ordered_parallel
@@ -121,8 +121,7 @@ class Action:
         return [self.kind, *(v for v in (self.step, self.phase, self.task, self.attempt) if v is not None)]
 
 
-def retry_claim(step: int, phase: str, task: int, attempt: int) -> str:
-    return f"retry-{step}-{phase}-{task}-{attempt}"
+retry_claim = protocol.retry_claim
 
 
 def decide(plan: Plan, st: JobState, now: float, check_deadlines: bool) -> list[Action]:
@@ -172,8 +171,11 @@ def _failures(st: JobState, plan: Plan, s: int, phase: str,
         latest = max(set(starts) | errs | retried | {0})
         failed = latest in errs
         if not failed and check_deadlines:
-            began = starts.get(latest) or st.claims.get(
-                retry_claim(s, phase, t, latest) if latest else phase_claim)
+            if admission.enabled(plan):  # an attempt waiting for a slot is not running yet
+                began = starts.get(latest) or st.claims.get(protocol.admit_claim(s, phase, t, latest))
+            else:
+                began = starts.get(latest) or st.claims.get(
+                    retry_claim(s, phase, t, latest) if latest else phase_claim)
             if began is not None and now - began > limit:
                 out.append(Action(TIMEOUT, s, phase, t, latest, began))
                 failed = True
@@ -216,6 +218,15 @@ _ERROR_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-error$")
 
 def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict[str, Any]:
     plan = runtime.load_plan(bucket, job_id)
+    out = _coordinate(bucket, job_id, plan, reason, now)
+    if admission.enabled(plan):  # also when the job ended: it withdraws from the stack's budget
+        st = scan(job_id, runtime.list_keys(bucket, protocol.status_prefix(job_id)))
+        out["admitted"] = admission.admit(bucket, job_id, plan, st, time.time() if now is None else now,
+                                          ask_others=reason != admission.ADMIT)
+    return out
+
+
+def _coordinate(bucket: str, job_id: str, plan: Plan, reason: str, now: float | None) -> dict[str, Any]:
     done = _DONE_REASON.match(reason)
     st: JobState | None = None
     if done:
@@ -383,6 +394,9 @@ def _perform(bucket: str, job_id: str, plan: Plan, action: Action) -> bool:
             return False
         if kind == START_REDUCE:
             _write_map_manifest(bucket, job_id, plan, s)
+        if admission.enabled(plan):  # the admission pass starts them as slots allow
+            return True
+        if kind == START_REDUCE:
             _invoke_all(bucket, job_id, protocol.EVENT_REDUCE, s, plan.steps[s].num_reducers)
         else:
             _invoke_all(bucket, job_id, protocol.EVENT_MAP, s, plan.steps[s].num_map_tasks)
@@ -392,6 +406,8 @@ def _perform(bucket: str, job_id: str, plan: Plan, action: Action) -> bool:
         assert s is not None and phase is not None and t is not None and a is not None
         if kind == TIMEOUT:
             _write_timeout(bucket, job_id, plan, s, phase, t, a, action.started or time.time())
+            if admission.enabled(plan):
+                admission.release_attempt(bucket, job_id, admission.Attempt(s, phase, t, a))
             return True
         if kind == FAIL:
             detail = _error_detail(bucket, job_id, s, phase, t, a)
@@ -400,7 +416,8 @@ def _perform(bucket: str, job_id: str, plan: Plan, action: Action) -> bool:
             return fail_job(bucket, job_id, reason, step=s, phase=phase, task=t, attempt=a, error=detail)
         if not _claim(bucket, job_id, retry_claim(s, phase, t, a)):
             return False
-        runtime.invoke(protocol.task_event(phase, bucket, job_id, s, t, a))
+        if not admission.enabled(plan):  # else the admission pass starts it when a slot frees
+            runtime.invoke(protocol.task_event(phase, bucket, job_id, s, t, a))
         return True
     if kind == COMMIT:
         if not _claim(bucket, job_id, "commit", "commit"):

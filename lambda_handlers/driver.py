@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from lambda_handlers import aws_errors, planning, protocol, runtime
+from lambda_handlers import admission, aws_errors, planning, protocol, runtime
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions
 from lambda_handlers.parallel import ordered_parallel
@@ -111,7 +111,10 @@ def drive(ev: dict[str, Any]) -> dict[str, Any]:
             return {"error": "planning failed (see failed.json)"}
         n = plan.steps[0].num_map_tasks
         threshold = plan.options.invoke_tree_threshold
-        events = fan_out_events(bucket, job_id, n, threshold)
+        if admission.enabled(plan):  # the coordinator starts the tasks as its slots allow
+            events = [protocol.coordinate_event(bucket, job_id, admission.ADMIT)]
+        else:
+            events = fan_out_events(bucket, job_id, n, threshold)
         failed = send_all(events)
     except Exception as exc:
         log.exception("driving job %s failed", job_id)

@@ -177,6 +177,9 @@ class JobOptions:
     columns: tuple[str, ...] | Mapping[str, tuple[str, ...]] = _option(
         (), "Parquet inputs: read only these columns, of every Parquet input (the operator also takes "
         "{input_name: [...]}, per named input)", list)
+    max_running_tasks: int | None = _option(
+        None, "functions of this job running at once (map and reduce tasks, retries and backups "
+        "included), admitted by the coordinator (default: no cap)", int, unit="functions")
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -194,6 +197,8 @@ class JobOptions:
         set_(self, "deadline_grace_s", _whole("deadline_grace_s", self.deadline_grace_s, minimum=0))
         set_(self, "invoke_tree_threshold", _whole("invoke_tree_threshold", self.invoke_tree_threshold,
                                                    minimum=1))
+        set_(self, "max_running_tasks", _whole("max_running_tasks", self.max_running_tasks, minimum=1,
+                                               maximum=protocol.MAX_SLOTS, optional=True))
         for name in ("speculation", "create_table", "overwrite"):
             set_(self, name, _flag(name, getattr(self, name)))
         try:
@@ -253,12 +258,20 @@ class StackSettings:
         None, "Lambda memory of the mapper function (default: memory_mb)", int, unit="MB")
     reducer_memory_mb: int | None = _option(
         None, "Lambda memory of the reducer function (default: memory_mb)", int, unit="MB")
+    reserved_concurrency: int = _option(
+        0, "Lambda ReservedConcurrentExecutions of each of the stack's functions: guaranteed to them "
+        "and their cap (0: none, they share the account's unreserved concurrency)", int,
+        unit="executions")
+    stack_max_running_tasks: int = _option(
+        0, "functions all jobs of the stack run at once, shared fairly among the jobs waiting for "
+        "them (0: no stack-wide budget)", int, unit="functions")
 
     def __post_init__(self) -> None:
         # Whole numbers and lists here; the ranges AWS accepts are checked where the template is
         # rendered (``deploy.template.validate_settings``), before any AWS call.
         set_ = object.__setattr__
-        for name in ("memory_mb", "timeout_s", "log_retention_days", "jobs_expire_days"):
+        for name in ("memory_mb", "timeout_s", "log_retention_days", "jobs_expire_days",
+                     "reserved_concurrency", "stack_max_running_tasks"):
             set_(self, name, _whole(name, getattr(self, name), minimum=0))
         for name in ("mapper_memory_mb", "reducer_memory_mb"):
             set_(self, name, _whole(name, getattr(self, name), minimum=0, optional=True))
@@ -280,6 +293,8 @@ class TaskLimits:
     task_timeout_s: int = 300
     #: what a task may hold in memory for sorting and grouping: a quarter of the function's memory
     memory_budget_bytes: int = 0
+    #: the stack's ``max_running_tasks`` (stack-wide slots this job competes for; 0: none)
+    stack_max_running_tasks: int = 0
 
     #: the reduce phase's function memory and budget (the reducer function may be sized apart;
     #: 0: the same as the map phase's)

@@ -19,6 +19,9 @@ Layout of one job under the stack's work bucket::
     jobs/<job_id>/status/claims/<name>                            exactly-once transition claims
     jobs/<job_id>/status/job/<state>                              terminal state mirror (one LIST sees it)
     jobs/<job_id>/errors/<step>/<phase>/<task>.<attempt>.json    remote traceback and context
+    jobs/<job_id>/slots/<slot>/<generation>[.run|.free]   the job's running-task slots (admission)
+    budget/slots/<slot>/<generation>[.run|.free]           the stack-wide running-task slots
+    budget/jobs/<job_id>                                   a job waiting for stack-wide slots
     <output>/part-00000.<ext> ... _SUCCESS
 """
 
@@ -245,6 +248,71 @@ def job_state_key(job_id: str, state: str) -> str:
     return status_prefix(job_id) + f"job/{state}"
 
 
+# ---------------------------------------------------------------------------------------------
+# Admission slots (see lambda_handlers.admission): slot <i>, generation <g> is claimed put-if-absent
+# by the coordinator that starts an attempt in it; ``.free`` beside it says the attempt ended.
+
+STACK_BUDGET_PREFIX = "budget/"
+SLOT_FREE, SLOT_RUN = "free", "run"
+_SLOT_REST = re.compile(r"^(\d{5})/(\d{9})(?:\.(free|run))?$")
+_SLOT_KEY = re.compile(r"^(?:jobs/[A-Za-z0-9][A-Za-z0-9_.=-]{0,199}/slots/|budget/slots/)\d{5}/\d{9}$")
+MAX_SLOTS = 100_000
+
+
+def job_slots_prefix(job_id: str) -> str:
+    """The slots that cap one job's running tasks (``max_running_tasks``)."""
+    return job_prefix(job_id) + "slots/"
+
+
+def stack_slots_prefix() -> str:
+    """The slots shared by every job of the stack (the stack's ``max_running_tasks``)."""
+    return STACK_BUDGET_PREFIX + "slots/"
+
+
+def stack_demand_prefix() -> str:
+    return STACK_BUDGET_PREFIX + "jobs/"
+
+
+def stack_demand_key(job_id: str) -> str:
+    """Present while the job has tasks waiting for a stack-wide slot (its fair share counts it)."""
+    return stack_demand_prefix() + validate_job_id(job_id)
+
+
+def slot_key(prefix: str, slot: int, generation: int) -> str:
+    return f"{prefix}{_index('slot', slot, MAX_SLOTS):05d}/{generation:09d}"
+
+
+def slot_free_key(key: str) -> str:
+    """Beside a slot generation: its attempt ended (or never started); the next may be claimed."""
+    return f"{key}.{SLOT_FREE}"
+
+
+def slot_run_key(key: str) -> str:
+    """Beside a slot generation: claimed put-if-absent by the one delivery of the attempt that runs."""
+    return f"{key}.{SLOT_RUN}"
+
+
+def parse_slot_key(prefix: str, key: str) -> tuple[int, int, str] | None:
+    """``(slot, generation, marker)`` of a key listed under a slots prefix (``marker``: ``""`` for
+    the generation itself, :data:`SLOT_FREE` or :data:`SLOT_RUN`), else None."""
+    if not key.startswith(prefix):
+        return None
+    m = _SLOT_REST.match(key[len(prefix):])
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), m.group(3) or ""
+
+
+def retry_claim(step: int, phase: str, task: int, attempt: int) -> str:
+    """The claim that starts attempt ``attempt`` (> 0) of a task: a retry or a backup."""
+    return f"retry-{step}-{phase}-{task}-{attempt}"
+
+
+def admit_claim(step: int, phase: str, task: int, attempt: int) -> str:
+    """The claim that admits one attempt (its body: the slot keys it holds)."""
+    return f"admit-{step}-{phase}-{task}-{attempt}"
+
+
 def part_name(index: int, ext: str) -> str:
     return f"{PART_PREFIX}{index:05d}.{ext}"
 
@@ -292,11 +360,14 @@ def parse_status_key(job_id: str, key: str) -> StatusKey | None:
 # Events: payloads carry pointers (bucket, job id, task, attempt), never data.
 
 
-def task_event(kind: str, bucket: str, job_id: str, step: int, task: int, attempt: int) -> dict[str, Any]:
-    return validate_event(
-        {"v": PROTOCOL_VERSION, "kind": kind, "bucket": bucket, "job_id": job_id,
-         "step": step, "task": task, "attempt": attempt}
-    )
+def task_event(kind: str, bucket: str, job_id: str, step: int, task: int, attempt: int,
+               slots: list[str] | None = None) -> dict[str, Any]:
+    """A map/reduce attempt; ``slots``: the admission slot keys it holds and frees when it ends."""
+    event: dict[str, Any] = {"v": PROTOCOL_VERSION, "kind": kind, "bucket": bucket, "job_id": job_id,
+                             "step": step, "task": task, "attempt": attempt}
+    if slots:
+        event["slots"] = list(slots)
+    return validate_event(event)
 
 
 def coordinate_event(bucket: str, job_id: str, reason: str = "") -> dict[str, Any]:
@@ -343,6 +414,11 @@ def validate_event(event: object, expected_kind: str | None = None,
         _index("step", event.get("step"), MAX_STEPS)
         _index("task", event.get("task"), MAX_TASKS)
         _index("attempt", event.get("attempt"), MAX_ATTEMPTS)
+        slots = event.get("slots", [])
+        own = (job_slots_prefix(event["job_id"]), stack_slots_prefix())
+        if (not isinstance(slots, list) or len(slots) > 2
+                or not all(isinstance(k, str) and _SLOT_KEY.match(k) and k.startswith(own) for k in slots)):
+            raise ProtocolError(f"slots must be a list of at most 2 slot keys, got {slots!r}")
     elif kind == EVENT_COORDINATE:
         if not isinstance(event.get("reason", ""), str):
             raise ProtocolError("reason must be a string")

@@ -446,9 +446,40 @@ def run_task(event: dict[str, Any], phase: str,
     """Run one map/reduce attempt around ``body(event, plan, job, metrics) -> done fields``.
 
     ``event`` must already be validated. Writes the start marker, the done marker (put-if-absent:
-    the first finished attempt wins), or the error detail and marker; always notifies the
+    the first finished attempt wins), or the error detail and marker; frees the admission slots
+    the event names (:mod:`lambda_handlers.admission`) however it ends; always notifies the
     coordinator; never raises (retries are the coordinator's).
     """
+    slots = list(event.get("slots") or [])  # emptied once freed
+    if slots and not _hold_slots(event["bucket"], slots):
+        return {"duplicate": True}
+    try:
+        return _run_task(event, phase, body, slots)
+    finally:
+        if slots:
+            _free_slots(event["bucket"], slots)
+
+
+def _hold_slots(bucket: str, slots: list[str]) -> bool:
+    """Whether this delivery runs in its slots: the first to claim them (Lambda may deliver an
+    async event twice), and not presumed dead while queued (its slots freed already, or so old
+    that the coordinator deleted them)."""
+    return (all(exists(bucket, k) for k in slots)
+            and all(put_if_absent(bucket, protocol.slot_run_key(k)) for k in slots)
+            and not any(exists(bucket, protocol.slot_free_key(k)) for k in slots))
+
+
+def _free_slots(bucket: str, slots: list[str]) -> None:
+    for key in slots:
+        try:
+            put_bytes(bucket, protocol.slot_free_key(key), b"")
+        except Exception:  # the coordinator frees it when it presumes the attempt dead
+            log.exception("could not free slot %s", key)
+
+
+def _run_task(event: dict[str, Any], phase: str,
+              body: Callable[[dict[str, Any], Plan, JobSpec, TaskMetrics], dict[str, Any]],
+              slots: list[str]) -> dict[str, Any]:
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
     metrics = start_metrics()
@@ -477,7 +508,7 @@ def run_task(event: dict[str, Any], phase: str,
         log_task_line(job_id, phase, step, task, attempt, "done" if won else "done, lost to an earlier attempt",
                       duration_s=done["duration_s"], records_in=done.get("records_in"),
                       records_out=done.get("records_out"), max_rss_mb=done["max_rss_mb"])
-        if not won:  # an earlier attempt finished first and has notified the coordinator
+        if not won and not slots:  # an earlier attempt finished first and notified the coordinator
             return result
         reason = f"{phase}-{step}-{task}-done"
     except (Exception, SystemExit) as exc:  # a user's sys.exit() is a failed attempt, not a crash
@@ -489,6 +520,9 @@ def run_task(event: dict[str, Any], phase: str,
         result = {"error": f"{type(exc).__name__}: {exc}"}
         log_task_line(job_id, phase, step, task, attempt, "failed", error=result["error"][:300])
         reason = f"{phase}-{step}-{task}-error"
+    if slots:  # free the slots before the coordinator admits into them
+        _free_slots(bucket, slots)
+        slots.clear()
     notify_coordinator(bucket, job_id, reason)
     return result
 

@@ -30,9 +30,10 @@ class Deployment:
 
 def deploy(clients: AwsClients, name: str, *, input_buckets: Iterable[str],
            output_buckets: Iterable[str] = (), create_buckets: Iterable[str] = (), memory_mb: int = 512,
-           timeout_s: int = 60) -> Deployment:
+           timeout_s: int = 60, **settings: Any) -> Deployment:
     """Deploy stack ``name`` whose functions read ``input_buckets`` and write ``output_buckets``
-    (default: the input buckets); those and ``create_buckets`` are created first if missing."""
+    (default: the input buckets); those and ``create_buckets`` are created first if missing.
+    ``settings``: further :class:`~lambda_handlers.options.StackSettings`."""
     from airflow_provider_smr.deploy import deploy_stack
     from airflow_provider_smr.engine.runner import JobRunner
     from lambda_handlers.options import StackSettings
@@ -45,6 +46,6 @@ def deploy(clients: AwsClients, name: str, *, input_buckets: Iterable[str],
         except clients.s3.exceptions.BucketAlreadyOwnedByYou:
             pass
     stack = deploy_stack(clients, name,
-        StackSettings(memory_mb=memory_mb, timeout_s=timeout_s),
+        StackSettings(memory_mb=memory_mb, timeout_s=timeout_s, **settings),
         input_buckets=inputs, output_buckets=outputs)
     return Deployment(clients, stack, JobRunner(clients, stack))

@@ -95,6 +95,8 @@ class StackInfo:
     versions: dict[str, str] = field(default_factory=dict)
     mapper_memory_mb: int = 0
     reducer_memory_mb: int = 0
+    #: the stack-wide running-task budget (``StackSettings.stack_max_running_tasks``; 0: none)
+    max_running_tasks: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,6 +138,7 @@ def stack_info_from_description(stack: dict, region: str) -> StackInfo:
                   if outputs.get(f"{role.capitalize()}Version")},
         mapper_memory_mb=int(outputs.get("MapperMemoryMb") or outputs["MemoryMb"]),
         reducer_memory_mb=int(outputs.get("ReducerMemoryMb") or outputs["MemoryMb"]),
+        max_running_tasks=int(outputs.get("MaxRunningTasks") or 0),
     )
 
 
@@ -303,7 +306,9 @@ def deploy_stack(
         log_retention_days=settings.log_retention_days, jobs_expire_days=settings.jobs_expire_days,
         layers=tuple(layers), tables=tuple(t.removeprefix("dynamodb://").split("?")[0] for t in tables),
         architecture=settings.architecture,
-        mapper_memory_mb=settings.mapper_memory_mb, reducer_memory_mb=settings.reducer_memory_mb)
+        mapper_memory_mb=settings.mapper_memory_mb, reducer_memory_mb=settings.reducer_memory_mb,
+        max_running_tasks=settings.stack_max_running_tasks,
+        reserved_concurrency=settings.reserved_concurrency)
     if settings.requirements:  # built after the settings are validated: it may take a while
         from airflow_provider_smr.deploy.requirements import publish_layer
 

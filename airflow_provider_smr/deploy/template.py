@@ -46,6 +46,7 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
                       2192, 2557, 2922, 3288, 3653)
 ARCHITECTURES = ("x86_64", "arm64")  # what Lambda's Architectures accepts
 MAX_EVENT_AGE_S = 21600  # Lambda's maximum: an async event waits in the queue up to 6 hours.
+MAX_RESERVED_CONCURRENCY = 100_000  # above any account's concurrency quota; AWS checks the real one
 # Stack names become function names ("<stack>-coordinator" must fit Lambda's 64 characters).
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,51}$")
 _LAYER_ARN = re.compile(r"^arn:[a-z-]+:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
@@ -130,6 +131,9 @@ class TemplateSettings:
     :param architecture: the functions' instruction set, ``x86_64`` or ``arm64``.
     :param mapper_memory_mb: MemorySize of the mapper function (None: ``memory_mb``).
     :param reducer_memory_mb: MemorySize of the reducer function (None: ``memory_mb``).
+    :param max_running_tasks: the stack-wide running-task budget jobs plan with (0: none); an
+        output, not a resource: the coordinator enforces it.
+    :param reserved_concurrency: ReservedConcurrentExecutions of each function (0: none).
     """
 
     stack_name: str
@@ -148,6 +152,8 @@ class TemplateSettings:
     architecture: str = "x86_64"
     mapper_memory_mb: int | None = None
     reducer_memory_mb: int | None = None
+    max_running_tasks: int = 0
+    reserved_concurrency: int = 0
 
     def __post_init__(self) -> None:
         for name in ("input_buckets", "output_buckets", "layers", "tables"):
@@ -209,6 +215,8 @@ def validate_settings(settings: TemplateSettings) -> None:
             _check_int(name, getattr(settings, name), 128, 10240)
     _check_int("timeout_s", settings.timeout_s, 1, 900)
     _check_int("jobs_expire_days", settings.jobs_expire_days, 1, 3650)
+    _check_int("stack_max_running_tasks", settings.max_running_tasks, 0, protocol.MAX_SLOTS)
+    _check_int("reserved_concurrency", settings.reserved_concurrency, 0, MAX_RESERVED_CONCURRENCY)
     if settings.log_retention_days not in LOG_RETENTION_DAYS:
         raise StackSettingsError(f"log_retention_days must be one of {LOG_RETENTION_DAYS}, "
                                  f"got {settings.log_retention_days!r}")
@@ -368,9 +376,12 @@ def _function_properties(settings: TemplateSettings, role: str) -> dict:
 
 
 def _function(settings: TemplateSettings, role: str) -> dict:
+    properties = _function_properties(settings, role)
+    if settings.reserved_concurrency:  # the function's, not a version's: no new version for it
+        properties["ReservedConcurrentExecutions"] = settings.reserved_concurrency
     # The log group first (so Lambda never creates it without retention), the policy before any run.
     return {"Type": "AWS::Lambda::Function", "DependsOn": [_logical(role, "LogGroup"), POLICY],
-            "Properties": _function_properties(settings, role)}
+            "Properties": properties}
 
 
 def function_config_hash(settings: TemplateSettings, role: str) -> str:
@@ -442,6 +453,7 @@ def _outputs(settings: TemplateSettings) -> dict:
         "InputLocations": {"Value": json.dumps(list(settings.input_buckets))},
         "OutputLocations": {"Value": json.dumps(list(settings.output_buckets))},
         "ProtocolVersion": {"Value": str(protocol.PROTOCOL_VERSION)},
+        "MaxRunningTasks": {"Value": str(settings.max_running_tasks)},
     })
     return outputs
 

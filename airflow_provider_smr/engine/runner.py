@@ -34,7 +34,7 @@ from airflow_provider_smr.engine.watch import (
     watch_step,
 )
 from airflow_provider_smr.job import MapReduceJob, check_pickle_runtime, load_job
-from lambda_handlers import protocol
+from lambda_handlers import admission, protocol
 from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, TaskLimits
@@ -160,7 +160,8 @@ class JobRunner:
             self._check_output(output, options.overwrite, options.create_table)
             limits = TaskLimits(memory_mb=self.stack.mapper_memory_mb or self.stack.memory_mb,
                                 task_timeout_s=self.stack.timeout_s,
-                                reducer_memory_mb=self.stack.reducer_memory_mb or self.stack.memory_mb)
+                                reducer_memory_mb=self.stack.reducer_memory_mb or self.stack.memory_mb,
+                                stack_max_running_tasks=self.stack.max_running_tasks)
             concurrency = self.concurrency(options.max_concurrency)
             self._pin(job_id)
             try:
@@ -261,6 +262,14 @@ class JobRunner:
         check_output_free(self.s3, output, overwrite)
 
     def _fan_out(self, plan: Plan, tasks: list[int] | None, max_concurrency: int | None) -> None:
+        if admission.enabled(plan):  # the coordinator starts the tasks as its slots allow
+            self.check_deadlines(plan.job_id, reason=admission.ADMIT)
+            submit_mod.put_if_absent(self.s3, self.bucket, protocol.claim_key(plan.job_id,
+                                     submit_mod.FANOUT_CLAIM), b"admitting")
+            self.log.info("the coordinator admits the map tasks: at most %s running for this job, "
+                          "%s on the stack", plan.options.max_running_tasks or "no cap",
+                          plan.limits.stack_max_running_tasks or "no cap")
+            return
         events = submit_mod.map_events(plan, tasks)
         began = time.monotonic()
         stats = submit_mod.fan_out(self.lambda_, self.function(plan, "mapper"), events,

@@ -154,6 +154,7 @@ def install_patches(unmodelled_resource: Callable[[str], str]) -> None:
         _lambda_code_size_limits()
         _versions_as_lambda_keeps_them()
         _versions_after_function_updates()
+        _update_reserved_concurrency()
         _patched = True
 
 
@@ -469,3 +470,23 @@ def _versions_after_function_updates() -> None:
             _ = self[name]  # moto creates a resource when it is first looked up
 
     setattr(parsing.ResourceMap, "update", update)  # noqa: B010 - a patch
+
+
+def _update_reserved_concurrency() -> None:
+    """moto applies ``ReservedConcurrentExecutions`` when CloudFormation creates a function but not
+    when it updates one; a stack update that sets or removes it must change the function."""
+    from moto.awslambda.models import LambdaFunction
+
+    original: Any = LambdaFunction.__dict__["update_from_cloudformation_json"].__func__
+
+    def update_from_cloudformation_json(cls: type, /, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str, **kwargs: Any) -> Any:
+        fn = original(cls, original_resource, new_resource_name, cloudformation_json, account_id,
+                      region_name, **kwargs)
+        fn.reserved_concurrency = cloudformation_json.get("Properties", {}).get(
+            "ReservedConcurrentExecutions")
+        return fn
+
+    setattr(LambdaFunction, "update_from_cloudformation_json",  # noqa: B010 - a patch
+            classmethod(update_from_cloudformation_json))

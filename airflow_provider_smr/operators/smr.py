@@ -145,6 +145,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         encoding: str = _JOB.encoding,
         errors: str = _JOB.errors,
         columns: Sequence[str] | Mapping[str, Sequence[str]] = _JOB.columns,
+        max_running_tasks: int | None = _JOB.max_running_tasks,
         memory_mb: int = _STACK.memory_mb,
         timeout_s: int = _STACK.timeout_s,
         layers: Sequence[str] = _STACK.layers,
@@ -154,6 +155,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         architecture: str = _STACK.architecture,
         mapper_memory_mb: int | None = _STACK.mapper_memory_mb,
         reducer_memory_mb: int | None = _STACK.reducer_memory_mb,
+        reserved_concurrency: int = _STACK.reserved_concurrency,
+        stack_max_running_tasks: int = _STACK.stack_max_running_tasks,
         stack_name: str = "smr",
         deploy: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -188,6 +191,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.encoding = encoding
         self.errors = errors
         self.columns = columns
+        self.max_running_tasks = max_running_tasks
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
         self.layers = layers
@@ -197,6 +201,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.architecture = architecture
         self.mapper_memory_mb = mapper_memory_mb
         self.reducer_memory_mb = reducer_memory_mb
+        self.reserved_concurrency = reserved_concurrency
+        self.stack_max_running_tasks = stack_max_running_tasks
         self.stack_name = stack_name
         self.deploy = deploy
         self.deferrable = deferrable

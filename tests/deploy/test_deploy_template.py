@@ -305,3 +305,19 @@ def test_template_passes_cfn_lint_against_the_cloudformation_resource_schemas():
     template = stamp_template(build_template(settings(layers=(layer,))), "f00d")
     matches = lint(render(template), config=ManualArgs(regions=[REGION]))
     assert [str(m) for m in matches] == []
+
+
+def test_reserved_concurrency_is_set_on_every_function_only_when_asked():
+    def reserved(template):
+        return {r["Properties"]["FunctionName"]: r["Properties"].get("ReservedConcurrentExecutions")
+                for r in resources(template, "AWS::Lambda::Function").values()}
+
+    assert set(reserved(build_template(settings())).values()) == {None}
+    assert set(reserved(build_template(settings(reserved_concurrency=5))).values()) == {5}
+    with pytest.raises(StackSettingsError, match="reserved_concurrency"):
+        settings(reserved_concurrency=-1)
+
+
+def test_the_stack_budget_is_published_for_the_jobs_to_plan_with():
+    assert build_template(settings(max_running_tasks=8))["Outputs"]["MaxRunningTasks"] == {"Value": "8"}
+    assert build_template(settings())["Outputs"]["MaxRunningTasks"] == {"Value": "0"}

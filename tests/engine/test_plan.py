@@ -163,10 +163,10 @@ def test_plan_document_follows_the_contract():
                                "speculation_threshold": 3.0, "deadline_grace_s": 30,
                                "driver": "worker", "invoke_tree_threshold": 2000,
                                "create_table": False, "overwrite": True, "encoding": "utf-8",
-                               "errors": "strict", "columns": ()}
+                               "errors": "strict", "columns": (), "max_running_tasks": None}
     assert plan["limits"] == {"memory_mb": 2048, "task_timeout_s": 60,
                               "memory_budget_bytes": 512 * 2**20, "reducer_memory_mb": 2048,
-                              "reducer_memory_budget_bytes": 512 * 2**20}
+                              "reducer_memory_budget_bytes": 512 * 2**20, "stack_max_running_tasks": 0}
     assert plan["inputs"] == {"default": {"uris": ["s3://in/a"], "format": "text"}}
     assert [(s["task"], s["start"], s["end"]) for s in plan["splits"]] == [(0, 0, 100), (1, 100, 150)]
     assert plan["steps"] == [{"index": 0, "num_map_tasks": 2, "num_reducers": 2}]

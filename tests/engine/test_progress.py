@@ -146,6 +146,7 @@ class Stack:
     stack_name, region, work_bucket, runtime = "progress", "us-east-1", WORK, "python3.11"
     functions = {"mapper": "p-mapper", "reducer": "p-reducer", "coordinator": "p-coordinator"}
     memory_mb, timeout_s = 512, 60
+    max_running_tasks = 0  # no stack-wide budget
 
 
 class Clients:

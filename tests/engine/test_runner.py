@@ -53,6 +53,7 @@ class Stack:
     memory_mb, timeout_s = 512, 60
     mapper_memory_mb = reducer_memory_mb = 512
     versions: dict[str, str] = {}  # a stack without published versions: jobs run on $LATEST
+    max_running_tasks = 0  # no stack-wide budget
 
 
 class Clients:

@@ -138,7 +138,7 @@ def plan_splits(s3, objects: list[dict], split_size: int, fmt: str, input_name: 
     return splits
 
 
-LIMITS = ("memory_mb", "task_timeout_s", "memory_budget_bytes")
+LIMITS = ("memory_mb", "task_timeout_s", "memory_budget_bytes", "stack_max_running_tasks")
 
 
 def submit(s3, spec, splits: list[dict], reducers: list[int], output_prefix: str | None = None,
