@@ -70,6 +70,11 @@ class SMRDeployStackOperator(AwsBaseOperator[SMRHook]):
         requirements: Sequence[str] = _STACK.requirements,
         log_retention_days: int = _STACK.log_retention_days,
         jobs_expire_days: int = _STACK.jobs_expire_days,
+        architecture: str = _STACK.architecture,
+        mapper_memory_mb: int | None = _STACK.mapper_memory_mb,
+        reducer_memory_mb: int | None = _STACK.reducer_memory_mb,
+        reserved_concurrency: int = _STACK.reserved_concurrency,
+        stack_max_running_tasks: int = _STACK.stack_max_running_tasks,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -84,6 +89,11 @@ class SMRDeployStackOperator(AwsBaseOperator[SMRHook]):
         self.requirements = requirements
         self.log_retention_days = log_retention_days
         self.jobs_expire_days = jobs_expire_days
+        self.architecture = architecture
+        self.mapper_memory_mb = mapper_memory_mb
+        self.reducer_memory_mb = reducer_memory_mb
+        self.reserved_concurrency = reserved_concurrency
+        self.stack_max_running_tasks = stack_max_running_tasks
 
     def stack_settings(self) -> StackSettings:
         """This task's :class:`StackSettings`, from its arguments of the same names."""
