@@ -380,8 +380,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
                                             waiter_max_attempts=self.waiter_max_attempts)
         except JobTimeoutError as err:
             self._cancel_on_kill(self.job_id, "The wait ran out")
-            raise AirflowException(f"SMR job {self.job_id}: {err} (waiter_max_attempts "
-                                   f"{self.waiter_max_attempts} x waiter_delay {self.waiter_delay:g}s)") from err
+            raise AirflowException(f"SMR job {self.job_id} did not finish within waiter_max_attempts "
+                                   f"{self.waiter_max_attempts} x waiter_delay {self.waiter_delay:g}s") from err
         return self._finished(context, result)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
