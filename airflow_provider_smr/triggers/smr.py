@@ -161,16 +161,22 @@ class SMRJobTrigger(BaseTrigger):
         if not self.cancel_on_kill:
             return
         self.log.info("Task killed: cancelling SMR job %s", self.job_id)
-        cancelled = await asyncio.to_thread(self._cancel_job)
+        # In a thread, so the cancel completes even if the triggerer cancels this coroutine again
+        # (it repeats the cancel request until the trigger is gone).
+        await asyncio.to_thread(self._cancel_job)
+
+    def _cancel_job(self) -> None:
+        """The job's cancel markers, written through the trigger's own S3 connection (no
+        CloudFormation call: the work bucket is known)."""
+        from airflow_provider_smr.engine.submit import request_cancel
+
+        try:
+            cancelled = request_cancel(self.s3_hook().conn, self.work_bucket, self.job_id)
+        except Exception:  # noqa: BLE001 - logged here: nobody may be awaiting this thread any more
+            self.log.exception("SMR job %s: cancelling it failed", self.job_id)
+            raise
         self.log.info("SMR job %s: %s", self.job_id,
                       "cancelled" if cancelled else "already committing or finished; not cancelled")
-
-    def _cancel_job(self) -> bool:
-        from airflow_provider_smr.hooks.smr import SMRHook
-
-        hook = SMRHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify,
-                       config=self.botocore_config)
-        return hook.cancel_job(self.job_id, stack_name=self.stack_name)
 
     async def _task_was_killed(self) -> bool:
         """Airflow < 3.3: whether the trigger was cancelled because its task left the deferred state.

@@ -18,7 +18,7 @@ from airflow_provider_smr.engine.runner import JobNotFoundError
 from airflow_provider_smr.operators.smr import deterministic_job_id
 from lambda_handlers import protocol
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = pytest.mark.timeout(1500)  # standalone starts slowly on a loaded 2-core box
 BUCKET, TASK_ID = "smr-cancel-standalone", "slow_count"
 LINES = 60  # x 0.5 s per record: a map task of 30 s
 
@@ -47,6 +47,8 @@ def aws(aws_endpoint):
                                                        ("smr_cancel_worker", "running")])
 def test_marking_the_task_failed_cancels_its_job_which_never_commits(standalone, aws, dag_id, waiting_state):
     api, (clients, runner) = standalone, aws
+    # standalone starts slowly on a loaded machine: more patience than ready()'s own 180 s
+    api.wait_for("the API server", lambda: (api.call("GET", "/monitor/health")[0] == 200, {}), 600)
     api.ready(dag_id)
     output = f"s3://{BUCKET}/out/{dag_id}-{uuid.uuid4().hex[:8]}/"
     status, run = api.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": {"output": output}})
