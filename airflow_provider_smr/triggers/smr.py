@@ -29,10 +29,12 @@ NEEDS_ATTENTION = "needs_attention"  # a task went silent past its deadline: res
 TIMED_OUT = "timed_out"  # waiter_max_attempts polls passed and the job still runs
 ERROR = "error"  # the trigger itself could not watch the job
 EVENT_STATUSES = (SUCCESS, FAILED, NEEDS_ATTENTION, TIMED_OUT, ERROR)
-# Airflow >= 3.3 calls BaseTrigger.on_kill() when a user acts on the deferred task (mark failed or
-# success, clear), and never on a triggerer restart or redistribution. Older triggerers only cancel
-# the trigger's asyncio task: run() then asks for the task's state to tell the two apart.
+# Airflow >= 3.3 cancels a trigger whose task a user acted on (mark failed or success, clear) with
+# this message, then calls BaseTrigger.on_kill(); a restart or redistribution cancels it without
+# one. Older triggerers never send it, and a library between (asgiref's sync_to_async, under the
+# Amazon hook's get_async_conn) can drop it: without it, run() asks for the task's state instead.
 TRIGGERER_CALLS_ON_KILL = "on_kill" in vars(BaseTrigger)
+USER_ACTION_CANCEL = "__airflow_user_action__"  # airflow.jobs.triggerer_job_runner's
 # Done markers read concurrently (once each) for the progress line's records and bytes.
 MARKER_READS_IN_FLIGHT = 16
 
@@ -143,9 +145,11 @@ class SMRJobTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             event: JobEvent = await self._watch()
-        except asyncio.CancelledError:
-            if not TRIGGERER_CALLS_ON_KILL and self.cancel_on_kill and await self._task_was_killed():
-                await self.on_kill()
+        except asyncio.CancelledError as err:
+            told = TRIGGERER_CALLS_ON_KILL and bool(err.args) and err.args[0] == USER_ACTION_CANCEL
+            if self.cancel_on_kill and not told:  # on_kill() will not be called: check the task
+                # In a thread: it completes even if the triggerer cancels this coroutine again.
+                await asyncio.to_thread(self._cancel_if_task_was_killed)
             raise
         except Exception as err:  # the task must hear about it, not wait for a timeout
             self.log.exception("Watching SMR job %s failed", self.job_id)
@@ -174,31 +178,35 @@ class SMRJobTrigger(BaseTrigger):
             cancelled = request_cancel(self.s3_hook().conn, self.work_bucket, self.job_id)
         except Exception:  # noqa: BLE001 - logged here: nobody may be awaiting this thread any more
             self.log.exception("SMR job %s: cancelling it failed", self.job_id)
-            raise
+            return
         self.log.info("SMR job %s: %s", self.job_id,
                       "cancelled" if cancelled else "already committing or finished; not cancelled")
 
-    async def _task_was_killed(self) -> bool:
-        """Airflow < 3.3: whether the trigger was cancelled because its task left the deferred state.
+    def _cancel_if_task_was_killed(self) -> None:
+        """Cancel the job if the trigger was stopped because its task left the deferred state.
 
         A task still deferred means the triggerer is stopping or moving the trigger: the job must
         keep running. When the state cannot be read, the job is left running too.
         """
         ti = self.task_instance
         if ti is None:
-            return False
+            return
         try:
             from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-            states = await asyncio.to_thread(RuntimeTaskInstance.get_task_states, dag_id=ti.dag_id,
-                                             task_ids=[ti.task_id], run_ids=[ti.run_id],
-                                             map_index=ti.map_index)
+            states = RuntimeTaskInstance.get_task_states(dag_id=ti.dag_id, task_ids=[ti.task_id],
+                                                         run_ids=[ti.run_id], map_index=ti.map_index)
             state = states[ti.run_id][ti.task_id]
         except Exception:  # noqa: BLE001 - unknown: leave the job running
             self.log.warning("SMR job %s: cannot read the task's state; not cancelling", self.job_id,
                              exc_info=True)
-            return False
-        return bool(state != "deferred")
+            return
+        if state == "deferred":
+            self.log.info("SMR job %s: trigger stopped while its task is still deferred (triggerer "
+                          "restart): the job keeps running", self.job_id)
+            return
+        self.log.info("Task left the deferred state (%s): cancelling SMR job %s", state, self.job_id)
+        self._cancel_job()
 
     async def _watch(self) -> JobEvent:
         from airflow_provider_smr.engine import watch

@@ -8,6 +8,7 @@ must be cancelled while its map task still runs and never commit.
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 import uuid
 
@@ -43,6 +44,12 @@ def aws(aws_endpoint):
     return clients, runner
 
 
+def task_logs(api, dag_id: str) -> str:
+    """The task's and its trigger's log files (the standalone's AIRFLOW_HOME is next to its log)."""
+    logs = sorted((api.log.parent / "home" / "logs").glob(f"dag_id={dag_id}/**/*.log*"))
+    return "\n".join(f"== {path.name}\n{path.read_text()[-4000:]}" for path in logs)
+
+
 @pytest.mark.parametrize(("dag_id", "waiting_state"), [("smr_cancel_deferred", "deferred"),
                                                        ("smr_cancel_worker", "running")])
 def test_marking_the_task_failed_cancels_its_job_which_never_commits(standalone, aws, dag_id, waiting_state):
@@ -75,7 +82,12 @@ def test_marking_the_task_failed_cancels_its_job_which_never_commits(standalone,
         job = runner().status(job_id)
         return job.state == protocol.CANCELLED, job.to_dict()
 
-    job = api.wait_for(f"job {job_id} to be cancelled", cancelled, 60)
+    deadline = time.monotonic() + 60
+    while not (found := cancelled())[0]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"job {job_id} was not cancelled: {found[1]['state']}; task logs:\n{task_logs(api, dag_id)}")
+        time.sleep(1)
+    job = found[1]
     assert job["progress"]["map"]["done"] == 0  # cancelled while its one map task still ran
     claim = clients.s3.get_object(Bucket=runner().stack.work_bucket, Key=protocol.claim_key(job_id, "commit"))
     assert claim["Body"].read() == b"cancelled"  # no commit can ever win the claim
