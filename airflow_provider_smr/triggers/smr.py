@@ -196,7 +196,9 @@ class SMRJobTrigger(BaseTrigger):
 
             states = RuntimeTaskInstance.get_task_states(dag_id=ti.dag_id, task_ids=[ti.task_id],
                                                          run_ids=[ti.run_id], map_index=ti.map_index)
-            state = states[ti.run_id][ti.task_id]
+            # the API keys a mapped task instance as "<task_id>_<map_index>"
+            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+            state = states[ti.run_id][key]
         except Exception:  # noqa: BLE001 - unknown: leave the job running
             self.log.warning("SMR job %s: cannot read the task's state; not cancelling", self.job_id,
                              exc_info=True)

@@ -98,7 +98,10 @@ def start(airflow_home: Path, aws_endpoint: str, workdir: Path) -> Iterator[Api]
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",  # a busy 2-core box answers slowly
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "PYTHONPATH": str(Path(__file__).parent / "local_settings"),  # SMR tasks poll every 0.5 s
+        # This checkout's code (the venv's editable install may point at another one), and the
+        # cluster policy that makes SMR tasks poll every 0.5 s.
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                       str(Path(__file__).parent / "local_settings")]),
     })
     log = workdir / "standalone.log"
     with open(log, "w") as out:
