@@ -33,7 +33,7 @@ with DAG(
         input=samples.WORDS_INPUT,
         output=f"{samples.ROOT}/word_count_deferrable/output/",
         deferrable=True,
-        poll_interval=1,
+        waiter_delay=1,
         overwrite=True,
     )
 

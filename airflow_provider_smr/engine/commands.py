@@ -299,11 +299,18 @@ def run_command(args: argparse.Namespace) -> int:
                   "input_buckets": s3_buckets(inputs), "output_buckets": s3_buckets(output),
                   "tables": dynamodb_tables(inputs, output)}
         runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy)
-        job_id = runner.submit(job, input=inputs, output=output,
-                               options=dataclasses.replace(options, overwrite=options.overwrite or local),
-                               job_params=params, job_id=args.job_id)
-        with _progress(args, job_id) as on_progress:
-            result = runner.wait(job_id, poll_interval=args.poll_interval, on_progress=on_progress)
+        job_id = args.job_id
+        try:
+            job_id = runner.submit(job, input=inputs, output=output,
+                                   options=dataclasses.replace(options, overwrite=options.overwrite or local),
+                                   job_params=params, job_id=args.job_id)
+            with _progress(args, job_id) as on_progress:
+                result = runner.wait(job_id, poll_interval=args.poll_interval, on_progress=on_progress)
+        except KeyboardInterrupt:  # Ctrl-C stops the job too: nothing is left running unwatched
+            if job_id is not None and runner.job_exists(job_id):
+                print(f"smr: interrupted: cancelling job {job_id}", file=sys.stderr)
+                runner.cancel(job_id)
+            raise
         if local_output is not None:
             download_output(clients.s3, result, local_output)
             result = {**result, "local_output": str(local_output)}

@@ -493,12 +493,7 @@ class JobRunner:
         """Stop a job: no new tasks start and nothing is committed. True if this call cancelled it."""
         self.plan(job_id)
         with reqs.job_context(job_id):
-            self.s3.put_object(Bucket=self.bucket, Key=protocol.cancel_key(job_id), Body=b"cancel")
-            won = submit_mod.put_if_absent(self.s3, self.bucket, protocol.claim_key(job_id, "commit"),
-                                           b"cancelled")
-            if won:
-                self.s3.put_object(Bucket=self.bucket, Key=protocol.job_state_key(job_id, protocol.CANCELLED),
-                                   Body=b"")
+            won = submit_mod.request_cancel(self.s3, self.bucket, job_id)
         self.log.info("job %s: %s", job_id, "cancelled" if won else "already committing; not cancelled")
         return won
 

@@ -43,6 +43,18 @@ def put_if_absent(s3: Any, bucket: str, key: str, body: bytes) -> bool:
         raise
 
 
+def request_cancel(s3: Any, bucket: str, job_id: str) -> bool:
+    """Cancel a job with S3 writes alone: the cancel marker (no task or transition starts after
+    it), the job's commit claim (so no commit can win it) and, when this call took the claim, the
+    CANCELLED state. True when this call cancelled it; False when it was already committing,
+    finished or cancelled."""
+    s3.put_object(Bucket=bucket, Key=protocol.cancel_key(job_id), Body=b"cancel")
+    won = put_if_absent(s3, bucket, protocol.claim_key(job_id, "commit"), b"cancelled")
+    if won:
+        s3.put_object(Bucket=bucket, Key=protocol.job_state_key(job_id, protocol.CANCELLED), Body=b"")
+    return won
+
+
 def write_job(s3: Any, bucket: str, job_id: str, plan: Plan, pickled: bytes) -> bool:
     """Write ``plan.json`` (put-if-absent) then ``job.pkl``; False when the job id already exists.
 

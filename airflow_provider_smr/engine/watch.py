@@ -337,6 +337,26 @@ STALL_NUDGE_S = 60.0
 # otherwise when a task finishes, fails or goes silent).
 SPECULATION_CHECK_INTERVAL_S = 3.0
 
+# How long a task waits for its job, as the Amazon provider's operators say it (``waiter_delay``
+# seconds between polls, at most ``waiter_max_attempts`` polls). 5 s: one S3 LIST per poll costs
+# next to nothing, and a job of a few seconds is seen done within one; the progress line needs a
+# poll at least every PROGRESS_LOG_INTERVAL_S. 8,640 polls (12 h): a backstop, not a runtime
+# budget; the coordinator's deadlines already end a job whose tasks die, so this fires only when
+# something outside the job is broken, and a daily DAG's run still ends before the next one starts.
+DEFAULT_WAITER_DELAY_S = 5.0
+DEFAULT_WAITER_MAX_ATTEMPTS = 8640
+# Added to waiter_delay x waiter_max_attempts for the deferral's timeout, so the trigger's own
+# timed_out event (which says how far the job got) normally comes first (the Amazon operators add 60 s).
+DEFERRAL_TIMEOUT_MARGIN_S = 60.0
+
+
+def waiter_timeout_s(waiter_delay: float, waiter_max_attempts: int | None) -> float | None:
+    """Seconds a watch lasts: ``waiter_delay`` x ``waiter_max_attempts`` (None: no limit)."""
+    if waiter_max_attempts is None:
+        return None
+    return float(waiter_delay) * int(waiter_max_attempts)
+
+
 # How a watch ends besides the job's terminal states (protocol.SUCCEEDED, FAILED, CANCELLED).
 NEEDS_ATTENTION = "NEEDS_ATTENTION"  # tasks are overdue and the watcher hands them to its caller
 TIMED_OUT = "TIMED_OUT"  # the caller's timeout passed (the job keeps running)

@@ -8,9 +8,11 @@ provides boto3 clients built from the Airflow connection, so its ``endpoint_url`
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
 from airflow_provider_smr.engine.runner import (
@@ -20,6 +22,7 @@ from airflow_provider_smr.engine.runner import (
     JobTimeoutError,
     OutputExistsError,
 )
+from airflow_provider_smr.engine.watch import DEFAULT_WAITER_DELAY_S, DEFAULT_WAITER_MAX_ATTEMPTS, waiter_timeout_s
 from lambda_handlers.options import JobOptions, StackSettings
 
 if TYPE_CHECKING:
@@ -31,6 +34,15 @@ __all__ = ["JobCancelledError", "JobFailedError", "JobNotFoundError", "JobTimeou
            "OutputExistsError", "SMRHook"]
 
 DEFAULT_STACK = "smr"
+
+
+def waiter_delay_or_alias(waiter_delay: float, poll_interval: float | None, *, stacklevel: int = 3) -> float:
+    """``waiter_delay``, or the deprecated ``poll_interval`` it replaces (with a warning) when given."""
+    if poll_interval is None:
+        return waiter_delay
+    warnings.warn("`poll_interval` is deprecated: use `waiter_delay` (seconds between status polls)",
+                  AirflowProviderDeprecationWarning, stacklevel=stacklevel)
+    return poll_interval
 
 
 class SMRHook(AwsBaseHook):
@@ -174,21 +186,36 @@ class SMRHook(AwsBaseHook):
         """Ask the coordinator to retry attempts silent past their deadline (killed by Lambda)."""
         self.runner(stack_name).check_deadlines(job_id)
 
-    def wait_for_job(self, job_id: str, stack_name: str = DEFAULT_STACK, poll_interval: float = 5,
-                     timeout: float | None = None) -> dict:
+    def wait_for_job(self, job_id: str, stack_name: str = DEFAULT_STACK, *,
+                     waiter_delay: float = DEFAULT_WAITER_DELAY_S,
+                     waiter_max_attempts: int | None = DEFAULT_WAITER_MAX_ATTEMPTS,
+                     timeout: float | None = None, poll_interval: float | None = None) -> dict:
         """Block until the job ends; return its result dict.
 
+        :param waiter_delay: seconds between status polls (one S3 LIST each).
+        :param waiter_max_attempts: polls before giving up with ``JobTimeoutError`` (the job keeps
+            running); None waits as long as the job runs.
+        :param timeout: seconds before giving up, instead of ``waiter_delay`` x ``waiter_max_attempts``.
+        :param poll_interval: deprecated alias of ``waiter_delay``.
         :raises JobFailedError: with the remote error and traceback.
+        :raises JobCancelledError: when the job was cancelled.
+        :raises JobTimeoutError: when the wait ran out (the job keeps running).
         """
-        return self.runner(stack_name).wait(job_id, poll_interval=poll_interval, timeout=timeout)
+        delay = waiter_delay_or_alias(waiter_delay, poll_interval)
+        if timeout is None:
+            timeout = waiter_timeout_s(delay, waiter_max_attempts)
+        return self.runner(stack_name).wait(job_id, poll_interval=delay, timeout=timeout)
 
     def get_job_error(self, job_id: str, stack_name: str = DEFAULT_STACK) -> str:
         """A failed job's error: cause, input, remote traceback and the task's CloudWatch log tail."""
         return str(self.runner(stack_name)._failure(job_id))
 
-    def cancel_job(self, job_id: str, stack_name: str = DEFAULT_STACK) -> None:
-        """Stop the job: no new tasks start and nothing is committed."""
-        self.runner(stack_name).cancel(job_id)
+    def cancel_job(self, job_id: str, stack_name: str = DEFAULT_STACK) -> bool:
+        """Stop the job: no new tasks start and nothing is committed.
+
+        :return: True if this call cancelled it; False if it was already committing or finished.
+        """
+        return self.runner(stack_name).cancel(job_id)
 
     def get_job_result(self, job_id: str, stack_name: str = DEFAULT_STACK) -> dict:
         """The result dict of a succeeded job (raises ``JobFailedError`` for a failed one)."""
@@ -197,9 +224,12 @@ class SMRHook(AwsBaseHook):
     def run_job(self, job: MapReduceJob | str, *, input: Any, output: str,
                 options: JobOptions | None = None, stack_name: str = DEFAULT_STACK,
                 job_id: str | None = None, job_params: dict | None = None,
-                poll_interval: float = 5, timeout: float | None = None) -> dict:
-        """Submit the job, wait for it and return the result dict."""
+                waiter_delay: float = DEFAULT_WAITER_DELAY_S,
+                waiter_max_attempts: int | None = DEFAULT_WAITER_MAX_ATTEMPTS,
+                timeout: float | None = None, poll_interval: float | None = None) -> dict:
+        """Submit the job, wait for it (as :meth:`wait_for_job`) and return the result dict."""
+        delay = waiter_delay_or_alias(waiter_delay, poll_interval)
         job_id = self.submit_job(job, input=input, output=output, options=options,
                                  stack_name=stack_name, job_id=job_id, job_params=job_params)
-        return self.wait_for_job(job_id, stack_name=stack_name, poll_interval=poll_interval,
-                                 timeout=timeout)
+        return self.wait_for_job(job_id, stack_name=stack_name, waiter_delay=delay,
+                                 waiter_max_attempts=waiter_max_attempts, timeout=timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from airflow.configuration import conf
@@ -12,7 +13,13 @@ from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException
 
-from airflow_provider_smr.hooks.smr import SMRHook
+from airflow_provider_smr.engine.watch import (
+    DEFAULT_WAITER_DELAY_S,
+    DEFAULT_WAITER_MAX_ATTEMPTS,
+    DEFERRAL_TIMEOUT_MARGIN_S,
+    waiter_timeout_s,
+)
+from airflow_provider_smr.hooks.smr import JobTimeoutError, SMRHook, waiter_delay_or_alias
 from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink, persist_job_links
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions, StackSettings, declared, declared_values
@@ -107,7 +114,15 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     :param stack_name: the SMR stack (CloudFormation stack and name prefix) to run on.
     :param deploy: deploy or update the stack before submitting (idempotent, cached by content hash).
     :param deferrable: wait in the triggerer instead of a worker slot.
-    :param poll_interval: seconds between status polls.
+    :param waiter_delay: seconds between status polls (one S3 LIST each), in the worker or the
+        triggerer.
+    :param waiter_max_attempts: polls before the task gives up on a job still running (and, with
+        ``cancel_on_kill``, cancels it); the deferral's timeout is ``waiter_delay`` x
+        ``waiter_max_attempts`` plus a minute, within ``execution_timeout`` when that is set.
+    :param cancel_on_kill: cancel the job (no further tasks start, nothing is committed) when the
+        task is killed, cleared, marked failed or success by hand, or times out, whether it waits
+        in a worker or deferred in the triggerer. A triggerer restarting does not cancel it.
+    :param poll_interval: deprecated alias of ``waiter_delay``.
     :param durable: reconnect to a running job on retry (task_state_store + S3 markers).
     :param aws_conn_id: the Airflow ``aws`` connection (``endpoint_url`` in its extra points the
         whole job at another endpoint, e.g. the local stack).
@@ -160,7 +175,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         stack_name: str = "smr",
         deploy: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 5,
+        waiter_delay: float = DEFAULT_WAITER_DELAY_S,
+        waiter_max_attempts: int = DEFAULT_WAITER_MAX_ATTEMPTS,
+        cancel_on_kill: bool = True,
+        poll_interval: float | None = None,
         **kwargs: Any,
     ) -> None:
         if "outlets" not in kwargs and is_s3_uri(output):
@@ -206,7 +224,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.stack_name = stack_name
         self.deploy = deploy
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
+        self.waiter_delay = waiter_delay_or_alias(waiter_delay, poll_interval)
+        self.waiter_max_attempts = waiter_max_attempts
+        self.cancel_on_kill = cancel_on_kill
+        check_waiter(self.waiter_delay, self.waiter_max_attempts)
         self.job_id: str | None = None
         self.stack: dict[str, Any] | None = None
         self._result: dict[str, Any] | None = None  # the finished job's result, read once
@@ -273,16 +294,46 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
                 job_id=job_id,
                 stack_name=self.stack_name,
                 work_bucket=self.stack["work_bucket"],
-                poll_interval=self.poll_interval,
+                waiter_delay=self.waiter_delay,
+                waiter_max_attempts=self.waiter_max_attempts,
+                cancel_on_kill=self.cancel_on_kill,
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,
                 verify=self.verify,
                 botocore_config=self.botocore_config,
             ),
             method_name="execute_complete",
-            timeout=self.execution_timeout,
+            timeout=self.deferral_timeout(),
         )
         raise AssertionError("defer() returned")  # pragma: no cover
+
+    def deferral_timeout(self) -> timedelta:
+        """How long the task may stay deferred: ``waiter_delay`` x ``waiter_max_attempts`` plus a
+        margin (the trigger's own ``timed_out`` event comes first), within ``execution_timeout``
+        (which Airflow does not apply to a deferred task by itself)."""
+        timeout = timedelta(seconds=(waiter_timeout_s(self.waiter_delay, self.waiter_max_attempts) or 0)
+                            + DEFERRAL_TIMEOUT_MARGIN_S)
+        if self.execution_timeout is not None:
+            timeout = min(timeout, self.execution_timeout)
+        return timeout
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume after the deferral; when it timed out, the job is cancelled as the task gives up.
+
+        The triggerer does not call the trigger's ``on_kill`` on a deferral timeout: Airflow fails
+        the task through this method instead.
+        """
+        try:
+            from airflow.sdk.exceptions import TaskDeferralTimeout
+        except ImportError:  # pragma: no cover - Airflow < 3.1 layout
+            from airflow.exceptions import TaskDeferralTimeout  # type: ignore[no-redef]
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except TaskDeferralTimeout:
+            job_id = self._current_job_id(context)
+            if job_id is not None:
+                self._cancel_on_kill(job_id, "The deferral timed out")
+            raise
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: return the result, raise the remote error, or re-defer."""
@@ -290,6 +341,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.job_id = checked["job_id"]
         if checked["status"] == "success":
             return self.get_job_result(checked["job_id"], context)
+        if checked["status"] == "timed_out":
+            self._cancel_on_kill(self.job_id, "The wait ran out")
+            raise AirflowException(f"SMR job {self.job_id} {checked.get('message')}")
         if checked["status"] == "needs_attention":
             self.log.warning("SMR job %s: %s; retrying them", self.job_id, checked.get("message"))
             self.hook.retry_overdue_tasks(self.job_id, stack_name=self.stack_name)
@@ -348,8 +402,14 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
         self.job_id = str(external_id)
         self._persist_links(context)
-        result = self.hook.wait_for_job(self.job_id, stack_name=self.stack_name,
-                                        poll_interval=self.poll_interval)
+        try:
+            result = self.hook.wait_for_job(self.job_id, stack_name=self.stack_name,
+                                            waiter_delay=self.waiter_delay,
+                                            waiter_max_attempts=self.waiter_max_attempts)
+        except JobTimeoutError as err:
+            self._cancel_on_kill(self.job_id, "The wait ran out")
+            raise AirflowException(f"SMR job {self.job_id} did not finish within waiter_max_attempts "
+                                   f"{self.waiter_max_attempts} x waiter_delay {self.waiter_delay:g}s") from err
         return self._finished(context, result)
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
@@ -400,10 +460,34 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
                 continue
 
     def on_kill(self) -> None:
-        """Cancel the job: no further tasks start and nothing is committed."""
+        """Cancel the job (``cancel_on_kill``): no further tasks start and nothing is committed.
+
+        Airflow calls it when the task running in a worker is killed, cleared, marked failed or
+        success, or passes its ``execution_timeout``; while deferred, the trigger's ``on_kill``
+        does the same.
+        """
         if self.job_id:
-            self.log.info("Task killed: cancelling SMR job %s", self.job_id)
-            self.hook.cancel_job(self.job_id, stack_name=self.stack_name)
+            self._cancel_on_kill(self.job_id, "Task killed")
+
+    def _cancel_on_kill(self, job_id: str, why: str) -> None:
+        if not self.cancel_on_kill:
+            self.log.info("%s: SMR job %s keeps running (cancel_on_kill=False)", why, job_id)
+            return
+        self.log.info("%s: cancelling SMR job %s", why, job_id)
+        self.hook.cancel_job(job_id, stack_name=self.stack_name)
+
+    def _current_job_id(self, context: Context) -> str | None:
+        """The job this task instance started last: the task-state store's, else the newest
+        generation found in S3 (None when it never submitted one)."""
+        store = context.get("task_state_store")
+        remembered = store.get(self.external_id_key) if store is not None else None
+        if remembered:
+            return str(remembered)
+        base, generation, found = self.task_job_id(context), 1, None
+        while self.hook.job_exists(generation_job_id(base, generation), stack_name=self.stack_name):
+            found = generation_job_id(base, generation)
+            generation += 1
+        return found
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Report the job's input and output as OpenLineage datasets (needs the openlineage provider)."""
@@ -422,10 +506,23 @@ def lineage_datasets(locations: Any) -> list[tuple[str, str]]:
     return [(f"{SCHEME}{loc.bucket}", loc.key or "/") for loc in found if loc is not None]
 
 
+def check_waiter(waiter_delay: Any, waiter_max_attempts: Any) -> None:
+    """Refuse waiter settings no wait can follow, naming the argument."""
+    if isinstance(waiter_delay, bool) or not isinstance(waiter_delay, (int, float)) or waiter_delay <= 0:
+        raise ValueError(f"waiter_delay must be a number of seconds > 0, got {waiter_delay!r}")
+    if (isinstance(waiter_max_attempts, bool) or not isinstance(waiter_max_attempts, int)
+            or waiter_max_attempts < 1):
+        raise ValueError(f"waiter_max_attempts must be a whole number >= 1, got {waiter_max_attempts!r}")
+
+
 def validate_event(event: dict[str, Any] | None) -> JobEvent:
-    """Check a trigger event before acting on it; raise on a malformed one."""
+    """Check a trigger event before acting on it (first as every Amazon operator does); raise on a
+    malformed one."""
+    from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+
     from airflow_provider_smr.triggers.smr import EVENT_STATUSES
 
+    event = validate_execute_complete_event(event)  # None: "Trigger error: event is None"
     if not isinstance(event, dict):
         raise AirflowException(f"SMR trigger sent no event (got {event!r})")
     if event.get("status") not in EVENT_STATUSES or not event.get("job_id"):

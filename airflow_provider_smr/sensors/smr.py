@@ -76,7 +76,7 @@ class SMRJobSensor(AwsBaseSensor[SMRHook]):
                 job_id=self.job_id,
                 work_bucket=stack["work_bucket"],
                 stack_name=self.stack_name,
-                poll_interval=self.poke_interval,
+                waiter_delay=self.poke_interval,
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,
                 verify=self.verify,

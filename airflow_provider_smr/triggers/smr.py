@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_smr.engine.watch import DEFAULT_WAITER_DELAY_S
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.plan import Plan
@@ -25,8 +26,15 @@ if TYPE_CHECKING:
 SUCCESS = "success"
 FAILED = "failed"  # the job failed or was cancelled; "message" holds the remote error
 NEEDS_ATTENTION = "needs_attention"  # a task went silent past its deadline: resume and retry it
+TIMED_OUT = "timed_out"  # waiter_max_attempts polls passed and the job still runs
 ERROR = "error"  # the trigger itself could not watch the job
-EVENT_STATUSES = (SUCCESS, FAILED, NEEDS_ATTENTION, ERROR)
+EVENT_STATUSES = (SUCCESS, FAILED, NEEDS_ATTENTION, TIMED_OUT, ERROR)
+# Airflow >= 3.3 cancels a trigger whose task a user acted on (mark failed or success, clear) with
+# this message, then calls BaseTrigger.on_kill(); a restart or redistribution cancels it without
+# one. Older triggerers never send it, and a library between (asgiref's sync_to_async, under the
+# Amazon hook's get_async_conn) can drop it: without it, run() asks for the task's state instead.
+TRIGGERER_CALLS_ON_KILL = "on_kill" in vars(BaseTrigger)
+USER_ACTION_CANCEL = "__airflow_user_action__"  # airflow.jobs.triggerer_job_runner's
 # Done markers read concurrently (once each) for the progress line's records and bytes.
 MARKER_READS_IN_FLIGHT = 16
 
@@ -57,10 +65,19 @@ class SMRJobTrigger(BaseTrigger):
     check deadlines when nothing moved for a while or (with speculation on) to look for
     stragglers. Tasks silent past their deadline end the watch: the resuming task retries them.
 
+    With ``cancel_on_kill``, a user acting on the deferred task (mark failed or success, clear)
+    cancels the job (:meth:`on_kill`): no further tasks start and nothing is committed. A
+    triggerer restarting or handing the trigger to another triggerer does not.
+
     :param job_id: the job to watch.
     :param work_bucket: the stack's work bucket holding ``jobs/<job_id>/``.
     :param stack_name: the SMR stack (carried for the resuming task).
-    :param poll_interval: seconds between polls.
+    :param waiter_delay: seconds between polls.
+    :param waiter_max_attempts: polls after which the watch ends with a ``timed_out`` event while
+        the job still runs (None: wait until the job ends or the deferral times out).
+    :param cancel_on_kill: cancel the job when a user kills the deferred task (the operator that
+        submitted it passes True; a sensor watching someone else's job leaves it False).
+    :param poll_interval: deprecated alias of ``waiter_delay`` (triggers serialized before it).
     :param aws_conn_id: the Airflow ``aws`` connection.
     :param region_name: AWS region; the connection's when None.
     :param verify: whether to verify SSL certificates.
@@ -73,17 +90,22 @@ class SMRJobTrigger(BaseTrigger):
         job_id: str,
         work_bucket: str,
         stack_name: str = "smr",
-        poll_interval: float = 5,
+        waiter_delay: float = DEFAULT_WAITER_DELAY_S,
+        waiter_max_attempts: int | None = None,
+        cancel_on_kill: bool = False,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict | None = None,
+        poll_interval: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # unannotated in Airflow
         self.job_id = protocol.validate_job_id(job_id)
         self.work_bucket = work_bucket
         self.stack_name = stack_name
-        self.poll_interval = poll_interval
+        self.waiter_delay = poll_interval if poll_interval is not None else waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+        self.cancel_on_kill = cancel_on_kill
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.verify = verify
@@ -99,7 +121,9 @@ class SMRJobTrigger(BaseTrigger):
                 "job_id": self.job_id,
                 "work_bucket": self.work_bucket,
                 "stack_name": self.stack_name,
-                "poll_interval": self.poll_interval,
+                "waiter_delay": self.waiter_delay,
+                "waiter_max_attempts": self.waiter_max_attempts,
+                "cancel_on_kill": self.cancel_on_kill,
                 "aws_conn_id": self.aws_conn_id,
                 "region_name": self.region_name,
                 "verify": self.verify,
@@ -121,10 +145,70 @@ class SMRJobTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             event: JobEvent = await self._watch()
+        except asyncio.CancelledError as err:
+            told = TRIGGERER_CALLS_ON_KILL and bool(err.args) and err.args[0] == USER_ACTION_CANCEL
+            if self.cancel_on_kill and not told:  # on_kill() will not be called: check the task
+                # In a thread: it completes even if the triggerer cancels this coroutine again.
+                await asyncio.to_thread(self._cancel_if_task_was_killed)
+            raise
         except Exception as err:  # the task must hear about it, not wait for a timeout
             self.log.exception("Watching SMR job %s failed", self.job_id)
             event = {"status": ERROR, "job_id": self.job_id, "message": f"{type(err).__name__}: {err}"}
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]  # unannotated in Airflow
+
+    async def on_kill(self) -> None:
+        """Cancel the job: the user marked the deferred task failed or success, or cleared it.
+
+        The triggerer calls this only for such a user action, never when it restarts or hands the
+        trigger to another triggerer, and bounds it (``[triggerer] on_kill_timeout``).
+        """
+        if not self.cancel_on_kill:
+            return
+        self.log.info("Task killed: cancelling SMR job %s", self.job_id)
+        # In a thread, so the cancel completes even if the triggerer cancels this coroutine again
+        # (it repeats the cancel request until the trigger is gone).
+        await asyncio.to_thread(self._cancel_job)
+
+    def _cancel_job(self) -> None:
+        """The job's cancel markers, written through the trigger's own S3 connection (no
+        CloudFormation call: the work bucket is known)."""
+        from airflow_provider_smr.engine.submit import request_cancel
+
+        try:
+            cancelled = request_cancel(self.s3_hook().conn, self.work_bucket, self.job_id)
+        except Exception:  # noqa: BLE001 - logged here: nobody may be awaiting this thread any more
+            self.log.exception("SMR job %s: cancelling it failed", self.job_id)
+            return
+        self.log.info("SMR job %s: %s", self.job_id,
+                      "cancelled" if cancelled else "already committing or finished; not cancelled")
+
+    def _cancel_if_task_was_killed(self) -> None:
+        """Cancel the job if the trigger was stopped because its task left the deferred state.
+
+        A task still deferred means the triggerer is stopping or moving the trigger: the job must
+        keep running. When the state cannot be read, the job is left running too.
+        """
+        ti = self.task_instance
+        if ti is None:
+            return
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+            states = RuntimeTaskInstance.get_task_states(dag_id=ti.dag_id, task_ids=[ti.task_id],
+                                                         run_ids=[ti.run_id], map_index=ti.map_index)
+            # the API keys a mapped task instance as "<task_id>_<map_index>"
+            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+            state = states[ti.run_id][key]
+        except Exception:  # noqa: BLE001 - unknown: leave the job running
+            self.log.warning("SMR job %s: cannot read the task's state; not cancelling", self.job_id,
+                             exc_info=True)
+            return
+        if state == "deferred":
+            self.log.info("SMR job %s: trigger stopped while its task is still deferred (triggerer "
+                          "restart): the job keeps running", self.job_id)
+            return
+        self.log.info("Task left the deferred state (%s): cancelling SMR job %s", state, self.job_id)
+        self._cancel_job()
 
     async def _watch(self) -> JobEvent:
         from airflow_provider_smr.engine import watch
@@ -135,6 +219,7 @@ class SMRJobTrigger(BaseTrigger):
         last_progress = None
         # The task has just submitted the job or asked for a deadline check before deferring.
         state = watch.WatchState.begin(time.monotonic(), just_checked=True)
+        timeout = watch.waiter_timeout_s(self.waiter_delay, self.waiter_max_attempts)
         async with s3_reader(self.s3_hook()) as s3:
             while True:
                 if plan is None:
@@ -143,6 +228,8 @@ class SMRJobTrigger(BaseTrigger):
                 listed = await s3.list(self.work_bucket, protocol.status_prefix(self.job_id))
                 if plan is None:  # not planned yet (the driver function plans): only a verdict counts
                     event = await self._event_for_state(terminal_state(self.job_id, listed), s3)
+                    if event is None and timeout is not None and time.monotonic() - state.began > timeout:
+                        event = self._timed_out(protocol.PENDING, "not planned yet")
                     progress = "PENDING (not planned yet)"
                     if event is None and progress != last_progress:
                         self.log.info("SMR job %s: %s", watch.job_label(self.job_id), progress)
@@ -150,7 +237,7 @@ class SMRJobTrigger(BaseTrigger):
                 else:
                     if tracker is None or policy is None:
                         tracker = watch.ProgressTracker(plan)
-                        policy = watch.WatchPolicy.for_plan(plan, defer_attention=True)
+                        policy = watch.WatchPolicy.for_plan(plan, defer_attention=True, timeout=timeout)
                     await self._read_done_markers(s3, tracker, listed)
                     status = watch.status_from_listing(plan, listed)
                     step = watch.watch_step(policy, state, status, tracker, now=time.monotonic(),
@@ -160,6 +247,8 @@ class SMRJobTrigger(BaseTrigger):
                         self.log.info("SMR job %s: %s", watch.job_label(self.job_id), step.line)
                     if step.outcome == watch.NEEDS_ATTENTION:
                         event = self._needs_attention(status.state, status.overdue)
+                    elif step.outcome == watch.TIMED_OUT:
+                        event = self._timed_out(status.state, status.describe())
                     else:
                         event = await self._event_for_state(step.outcome, s3)
                     if event is None and step.check_deadlines:
@@ -169,7 +258,7 @@ class SMRJobTrigger(BaseTrigger):
                         await asyncio.to_thread(self._check_for_stragglers, plan)
                 if event is not None:
                     return event
-                await asyncio.sleep(self.poll_interval)
+                await asyncio.sleep(self.waiter_delay)
 
     async def _read_done_markers(self, s3: S3Reader, tracker: ProgressTracker,
                                  listed: list[dict[str, Any]]) -> None:
@@ -218,6 +307,15 @@ class SMRJobTrigger(BaseTrigger):
                          event)
         except Exception:  # noqa: BLE001 - a missed check only delays a backup attempt
             self.log.warning("SMR job %s: could not ask for straggler checks", self.job_id, exc_info=True)
+
+    def _timed_out(self, state: str, progress: str) -> JobEvent:
+        return {
+            "status": TIMED_OUT,
+            "job_id": self.job_id,
+            "state": state,
+            "message": (f"still {progress} after {self.waiter_max_attempts} polls every {self.waiter_delay:g}s "
+                        "(waiter_max_attempts x waiter_delay)"),
+        }
 
     def _needs_attention(self, state: str, overdue: list[tuple[int, str, int, int]]) -> JobEvent:
         tasks = [f"step {step} {phase} task {task} attempt {attempt}" for step, phase, task, attempt in overdue]

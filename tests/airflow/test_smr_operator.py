@@ -81,7 +81,7 @@ def fake_hook(states=None):
         hook.states[job_id] = protocol.RUNNING
         return job_id
 
-    def wait_for_job(job_id, stack_name="smr", poll_interval=5, timeout=None):
+    def wait_for_job(job_id, stack_name="smr", **waiter):
         hook.waited.append(job_id)
         hook.states[job_id] = protocol.SUCCEEDED
         return {**RESULT, "job_id": job_id}
@@ -122,7 +122,7 @@ class TestArguments:
 
     def test_arguments_are_stored_under_their_own_names(self):
         operator = make_operator(num_reducers=4, split_size="64MiB", max_attempts=5, stack_name="s2",
-                                 deploy=False, overwrite=True, poll_interval=2, aws_conn_id="c",
+                                 deploy=False, overwrite=True, waiter_delay=2, aws_conn_id="c",
                                  region_name="eu-west-1", botocore_config={"retries": {"max_attempts": 2}})
         assert (operator.num_reducers, operator.split_size, operator.max_attempts) == (4, "64MiB", 5)
         assert (operator.stack_name, operator.deploy, operator.overwrite) == ("s2", False, True)
@@ -246,7 +246,7 @@ class TestDeferrable:
     def defer(self, hook):
         from airflow.providers.common.compat.sdk import TaskDeferred
 
-        operator = make_operator(deferrable=True, poll_interval=1)
+        operator = make_operator(deferrable=True, waiter_delay=1)
         with pytest.raises(TaskDeferred) as deferred:
             run(operator, hook)
         return operator, deferred.value
@@ -286,7 +286,7 @@ class TestDeferrable:
         from airflow.providers.common.compat.sdk import AirflowException
 
         hook = fake_hook()
-        with pytest.raises(AirflowException, match="SMR trigger sent"):
+        with pytest.raises(AirflowException, match="SMR trigger sent|Trigger error: event is None"):
             self.complete(make_operator(deferrable=True), hook, event)
 
     def test_needs_attention_has_overdue_tasks_retried_and_defers_again(self):

@@ -47,7 +47,8 @@ def test_deferrable_sensor_defers_to_the_trigger_on_the_stacks_work_bucket():
     with pytest.raises(TaskDeferred) as deferred:
         call(sensor, fake_hook(protocol.RUNNING), "execute", {})
     trigger = deferred.value.trigger
-    assert (trigger.job_id, trigger.work_bucket, trigger.poll_interval) == ("j-1", "smr-work", 2)
+    assert (trigger.job_id, trigger.work_bucket, trigger.waiter_delay) == ("j-1", "smr-work", 2)
+    assert trigger.cancel_on_kill is False  # a sensor watches a job it does not own
 
 
 def test_deferrable_sensor_returns_at_once_for_a_finished_job():

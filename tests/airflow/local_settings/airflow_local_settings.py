@@ -7,14 +7,18 @@ themselves run unchanged; a few-second job then no longer waits up to a whole 5 
 
 from __future__ import annotations
 
-POLL_INTERVAL_S = 0.5
+import inspect
+
+WAITER_DELAY_S = 0.5
 
 
 def task_policy(task) -> None:
     operator_class = getattr(task, "operator_class", type(task))  # a MappedOperator's, or the task's
     if not getattr(operator_class, "__module__", "").startswith("airflow_provider_smr."):
         return
+    if "waiter_delay" not in inspect.signature(operator_class.__init__).parameters:
+        return  # a sensor: it polls every poke_interval
     if hasattr(task, "partial_kwargs"):  # .partial(...).expand(...): the kwargs every mapped task gets
-        task.partial_kwargs["poll_interval"] = POLL_INTERVAL_S
-    elif hasattr(task, "poll_interval"):
-        task.poll_interval = POLL_INTERVAL_S
+        task.partial_kwargs["waiter_delay"] = WAITER_DELAY_S
+    else:
+        task.waiter_delay = WAITER_DELAY_S
