@@ -146,7 +146,10 @@ class Stack:
     stack_name, region, work_bucket, runtime = "progress", "us-east-1", WORK, "python3.11"
     functions = {"mapper": "p-mapper", "reducer": "p-reducer", "coordinator": "p-coordinator"}
     memory_mb, timeout_s = 512, 60
+    mapper_memory_mb = reducer_memory_mb = 512
+    versions: dict[str, str] = {}  # a stack without published versions: jobs run on $LATEST
     max_running_tasks = 0  # no stack-wide budget
+    architecture = "x86_64"
 
 
 class Clients:

@@ -100,4 +100,4 @@ def test_plan_is_written_once_and_a_second_submit_is_refused(aws_clients, aws_en
     assert not write_job(s3, "work-bucket", job_id, PLAN.with_driver(n=2), b"pickle-2")
     plan = json.loads(s3.get_object(Bucket="work-bucket", Key=protocol.plan_key(job_id))["Body"].read())
     pickled = s3.get_object(Bucket="work-bucket", Key=protocol.job_pickle_key(job_id))["Body"].read()
-    assert plan == PLAN.to_json() and pickled == b"pickle-1"
+    assert plan == json.loads(json.dumps(PLAN.to_json())) and pickled == b"pickle-1"
