@@ -431,7 +431,8 @@ def test_report_of_a_job_with_a_retried_task_on_the_local_stack(deploy_engine, t
         clients.s3.put_object(Bucket=data, Key=f"in-{run}/{i}.txt", Body=b"a b c\nb c\nc\n" * 5)
     job = MapReduceJob(mapper=make_flaky_tokenizer(data, f"flags/{run}"), reducer=count, name="flaky")
     result = runner.run(job, input=f"s3://{data}/in-{run}/", output=f"s3://{data}/out-{run}/",
-                        poll_interval=0.25, timeout=300, options=JobOptions(num_reducers=2))
+                        poll_interval=0.25, timeout=300,
+                        options=JobOptions(num_reducers=2, split_size=60))  # a map task per object
     assert result["counters"]["retried_attempts"] == 1
 
     uri = rp.write_report(clients, stack.work_bucket, result["job_id"], result=result)

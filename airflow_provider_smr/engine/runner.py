@@ -163,22 +163,18 @@ class JobRunner:
                                 reducer_memory_mb=self.stack.reducer_memory_mb or self.stack.memory_mb,
                                 stack_max_running_tasks=self.stack.max_running_tasks)
             concurrency = self.concurrency(options.max_concurrency)
-            self._pin(job_id)
-            try:
-                if options.driver == "lambda":  # the driver function lists, plans and fans out
-                    self._request_plan(job_id, job, named, output, options, limits, concurrency,
-                                       pickled)
-                    return job_id
-                objects = resolve_inputs(self.s3, named)
-                check_output_outside_inputs(output, named, objects)
-                tables = describe_tables(self.clients.dynamodb, named)
-                plan = build_plan(job_id=job_id, work_bucket=self.bucket, job=job, inputs=named,
-                                  objects=objects, output_uri=output, tables=tables, options=options,
-                                  limits=limits, concurrency=concurrency, s3=self.s3)
-            except Exception:
-                self._unpin(job_id)  # nothing was started: nothing to keep
-                raise
+            if options.driver == "lambda":  # the driver function lists, plans and fans out
+                self._pin(job_id)  # it runs on the pinned versions: pinned before it is invoked
+                self._request_plan(job_id, job, named, output, options, limits, concurrency, pickled)
+                return job_id
+            objects = resolve_inputs(self.s3, named)
+            check_output_outside_inputs(output, named, objects)
+            tables = describe_tables(self.clients.dynamodb, named)
+            plan = build_plan(job_id=job_id, work_bucket=self.bucket, job=job, inputs=named,
+                              objects=objects, output_uri=output, tables=tables, options=options,
+                              limits=limits, concurrency=concurrency, s3=self.s3)
             plan = replace(plan, versions=dict(self.stack.versions))
+            self._pin(job_id)  # after planning (a refused job writes nothing), before any invoke
             plan = plan.with_driver(plan_s=round(time.monotonic() - began, 3))
             if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled):
                 self.log.info("job %s was created concurrently: not starting it again", job_id)
@@ -201,12 +197,6 @@ class JobRunner:
         body = {"job_id": job_id, "stack_name": self.stack.stack_name, "versions": dict(versions)}
         self.s3.put_object(Bucket=self.bucket, Key=protocol.pin_key(job_id),
                            Body=json.dumps(body).encode())
-
-    def _unpin(self, job_id: str) -> None:
-        """A pin that pins nothing (a put: the job role has no delete); deploys collect it."""
-        if self.stack.versions:
-            self.s3.put_object(Bucket=self.bucket, Key=protocol.pin_key(job_id),
-                               Body=json.dumps({"job_id": job_id, "versions": {}}).encode())
 
     def function(self, plan: Plan, role: str) -> str:
         """The job's ``role`` function, qualified with the version the job is pinned to."""
