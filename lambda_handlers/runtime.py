@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lambda_handlers import context, protocol
+from lambda_handlers import clock, context, protocol
 from lambda_handlers.aws_errors import error_code, is_not_found, is_precondition_failed
 from lambda_handlers.plan import Plan, Split, chunk_splits
 
@@ -73,7 +73,6 @@ def client(service: str) -> Any:
     with _lock:
         c = _clients.get(service)
         if c is None:
-            import boto3
             from botocore.config import Config
 
             # S3 bodies are not SHA-256 signed: over HTTPS with a CRC32 checksum that is botocore's
@@ -83,7 +82,7 @@ def client(service: str) -> Any:
                          retries={"max_attempts": 8, "mode": "standard"},
                          connect_timeout=10, read_timeout=120,
                          s3={"payload_signing_enabled": False})
-            c = boto3.session.Session().client(service, region_name=_region(), config=cfg)
+            c = clock.fast_timestamp_session().client(service, region_name=_region(), config=cfg)
             if service == "s3":
                 c.meta.events.register("before-call.s3", _count_request)
             _clients[service] = c

@@ -101,6 +101,142 @@ def read_value_range(key: Any, begin: int, length: int) -> bytes:
         raise
 
 
+# -- S3 key names in order ----------------------------------------------------------------------
+
+
+_KeyStore: Any = None
+
+
+def sorted_key_store_class() -> Any:
+    """moto's per-bucket key store (``_VersionedKeyStore``, a dict of key name -> versions) that also
+    keeps its names in a sorted list, updated under a lock by every method that adds or removes a
+    name. moto answers each ListObjectsV2 page by copying, filtering and sorting every key of the
+    bucket (about 1 s a page at 20,000 keys); with the names in order a page is two bisections and
+    the page's keys (:meth:`page`)."""
+    global _KeyStore
+    if _KeyStore is not None:
+        return _KeyStore
+    import bisect
+
+    from moto.s3.models import FakeDeleteMarker
+    from moto.s3.utils import _VersionedKeyStore
+
+    top = chr(0x10FFFF)  # sorts after any character a key name may hold
+
+    class SortedKeyStore(_VersionedKeyStore):
+        _lock: threading.RLock
+        _names: list[str]
+
+        def _index(self) -> list[str]:
+            try:
+                return self._names
+            except AttributeError:  # created without __init__ (copy, pickle): index what it holds
+                self._lock = threading.RLock()
+                self._names = sorted(dict.keys(self))
+                return self._names
+
+        def _added(self, name: str) -> None:
+            names = self._index()
+            i = bisect.bisect_left(names, name)
+            if i == len(names) or names[i] != name:
+                names.insert(i, name)
+
+        def _removed(self, name: str) -> None:
+            names = self._index()
+            i = bisect.bisect_left(names, name)
+            if i < len(names) and names[i] == name:
+                del names[i]
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._lock = threading.RLock()
+            super().__init__(*args, **kwargs)
+            self._names = sorted(dict.keys(self))
+
+        def __setitem__(self, key: str, value: Any) -> Any:
+            with self._lock:
+                super().__setitem__(key, value)
+                self._added(key)
+
+        def setlist(self, key: Any, list_: Any) -> Any:
+            with self._lock:
+                super().setlist(key, list_)
+                self._added(key)
+
+        def setdefault(self, key: str, default: Any = None) -> Any:
+            with self._lock:
+                value = super().setdefault(key, default)
+                self._added(key)
+                return value
+
+        def update(self, *args: Any, **kwargs: Any) -> None:
+            with self._lock:
+                for key, value in dict(*args, **kwargs).items():
+                    dict.__setitem__(self, key, value)
+                    self._added(key)
+
+        def pop(self, key: str, *default: Any) -> Any:
+            with self._lock:
+                if default and key not in self:
+                    return default[0]
+                value = super().pop(key)
+                self._removed(key)
+                return value
+
+        def __delitem__(self, key: str) -> None:
+            with self._lock:
+                super().__delitem__(key)
+                self._removed(key)
+
+        def popitem(self) -> tuple[str, Any]:
+            with self._lock:
+                key, value = super().popitem()
+                self._removed(key)
+                return key, value
+
+        def clear(self) -> None:
+            with self._lock:
+                super().clear()
+                self._index().clear()
+
+        def __ior__(self, other: Any) -> Any:  # type: ignore[misc]
+            self.update(other)
+            return self
+
+        def page(self, prefix: str, delimiter: str, after: str | None, count: int) -> list[Any]:
+            """Up to ``count`` entries of a listing in name order, as moto's ``list_objects_v2``
+            has them: the latest version (a ``FakeKey``) of each key under ``prefix``, except
+            delete markers, and for keys with ``delimiter`` after the prefix their common prefix
+            (a ``str``, once, keys or not deleted), leaving out everything named up to ``after``."""
+            out: list[Any] = []
+            with self._lock:
+                names = self._index()
+                i = bisect.bisect_left(names, prefix) if prefix else 0
+                if after is not None:
+                    i = max(i, bisect.bisect_right(names, after))
+                n = len(names)
+                while i < n and len(out) < count:
+                    name = names[i]
+                    if not name.startswith(prefix):
+                        break
+                    cut = name.find(delimiter, len(prefix)) if delimiter else -1
+                    if cut >= 0:
+                        folder = name[:cut + len(delimiter)]
+                        if after is None or folder > after:
+                            out.append(folder)
+                        i = bisect.bisect_left(names, folder + top, i)
+                        while i < n and names[i].startswith(folder):
+                            i += 1
+                        continue
+                    versions = dict.__getitem__(self, name)
+                    if versions and not isinstance(versions[-1], FakeDeleteMarker):
+                        out.append(versions[-1])
+                    i += 1
+            return out
+
+    _KeyStore = SortedKeyStore
+    return _KeyStore
+
+
 # -- the server's app and patches ---------------------------------------------------------------
 
 
@@ -148,6 +284,7 @@ def install_patches(unmodelled_resource: Callable[[str], str]) -> None:
         if _patched:
             return
         _cheaper_request_ids()
+        _sorted_bucket_keys()
         _put_replaces_event_invoke_config()
         _strict_cloudformation(unmodelled_resource)
         _apply_function_layers()
@@ -171,6 +308,21 @@ def _cheaper_request_ids() -> None:
         return request_id
 
     setattr(responses, "gen_amzn_requestid_long", gen_amzn_requestid_long)  # noqa: B010 - a patch
+
+
+def _sorted_bucket_keys() -> None:
+    """Every bucket keeps its key names in order (:func:`sorted_key_store_class`), for the S3 fast
+    path's ListObjectsV2."""
+    from moto.s3.models import FakeBucket
+
+    store = sorted_key_store_class()
+    init = FakeBucket.__init__
+
+    def bucket_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.keys = store()
+
+    setattr(FakeBucket, "__init__", bucket_init)  # noqa: B010 - a patch
 
 
 def _put_replaces_event_invoke_config() -> None:

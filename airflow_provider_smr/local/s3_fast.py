@@ -8,8 +8,10 @@ path-style, no query string, only the headers boto3 sends by default (checksums,
 without versioning, object lock, KMS default encryption or event notifications (SSE-S3, the work
 bucket's default, is fine: moto's backend applies it) - are answered here
 from moto's own S3 backend, with the same objects and the same headers moto would send. A plain
-ListObjectsV2 (no ``fetch-owner``) asks moto's backend for the page, with moto's own continuation
-tokens, and only renders the XML here: moto's generic serializer costs about 1 ms per listed key.
+ListObjectsV2 (no ``fetch-owner``) takes its page from the bucket's key names kept in order
+(:func:`~airflow_provider_smr.local.moto_internals.sorted_key_store_class`: moto would sort the
+whole bucket for every page), with moto's own continuation tokens, and renders the XML here:
+moto's generic serializer costs about 1 ms per listed key.
 A PUT keeps the request's bytes as the object's value and a copy shares its source's bytes (see
 :func:`~airflow_provider_smr.local.moto_internals.adopt_value`): no copy of the data in the server,
 as on S3, where a copy is a server-side operation. Everything else (and every error except a
@@ -30,6 +32,7 @@ from airflow_provider_smr.local.moto_internals import (
     Replaced,
     adopt_value,
     read_value_range,
+    sorted_key_store_class,
     whole_value,
 )
 
@@ -125,12 +128,41 @@ class S3FastPath:
         except ValueError:
             return None
         prefix, delimiter, start_after = q.get("prefix"), q.get("delimiter"), q.get("start-after")
-        page, truncated, next_token = self.backend.list_objects_v2(
-            bucket=bucket, prefix=prefix, delimiter=delimiter, continuation_token=token,
-            start_after=start_after, max_keys=max_keys)
+        listed = self._page(bucket, prefix, delimiter, token, start_after, max_keys)
+        if listed is None:
+            return None
+        page, truncated, next_token = listed
         body = _list_xml(bucket_name, prefix, delimiter, encoding, max_keys, page, truncated,
                          next_token, None if token else start_after)
         return "200 OK", _ids([("Content-Type", _XML), ("Content-Length", str(len(body)))]), body
+
+    def _page(self, bucket: Any, prefix: str | None, delimiter: str | None, token: str | None,
+              start_after: str | None, max_keys: int) -> tuple[list[Any], bool, str | None] | None:
+        """moto's ``list_objects_v2`` answer (the page, IsTruncated, NextContinuationToken, the
+        token remembered as moto does, so either can continue the other's listing), from the
+        bucket's sorted key names; None leaves the request to moto (a token moto never issued)."""
+        from moto.s3.models import FakeTableStorageBucket
+
+        if isinstance(bucket, FakeTableStorageBucket):
+            return None
+        if not isinstance(bucket.keys, sorted_key_store_class()) or max_keys < 0:
+            return self.backend.list_objects_v2(
+                bucket=bucket, prefix=prefix, delimiter=delimiter, continuation_token=token,
+                start_after=start_after, max_keys=max_keys)
+        tokens = self.backend._pagination_tokens
+        after = tokens.get(token) if token else start_after or None
+        if token and after is None:
+            return None
+        if max_keys == 0:
+            return [], False, None
+        page = bucket.keys.page(prefix or "", delimiter or "", after, max_keys + 1)
+        if len(page) <= max_keys:
+            return page, False, None
+        page = page[:max_keys]
+        last = page[-1] if isinstance(page[-1], str) else page[-1].name
+        next_token = hashlib.md5(last.encode("utf-8"), usedforsecurity=False).hexdigest()
+        tokens[next_token] = last
+        return page, True, next_token
 
     def _get(self, environ: WSGIEnvironment, method: str, bucket: Any, key_name: str) -> Response | None:
         for _ in range(8):
