@@ -114,9 +114,10 @@ def test_airflow_task_killed_mid_job_and_retried_reconnects_to_the_same_job(rel,
     result = operator(uri, output).execute({"ti": ti, "task_state_store": store})
     assert result["job_id"] == job_id
     assert rel.records(result) == faults.word_count(*texts)
-    assert starts(rel, job_id) == {("map", t, 0) for t in range(4)} | {("reduce", r, 0) for r in range(2)}
+    maps = rel.runner.plan(job_id).num_splits  # the small objects are packed: maps follow the bytes
+    assert starts(rel, job_id) == {("map", t, 0) for t in range(maps)} | {("reduce", r, 0) for r in range(2)}
     assert not rel.runner.job_exists(f"{job_id}.2")  # no second generation: one job ran
-    assert result["counters"]["attempts"] == 6
+    assert result["counters"]["attempts"] == maps + 2
 
 
 def test_cancel_mid_job_starts_nothing_new_and_commits_nothing(rel, rel_conn):

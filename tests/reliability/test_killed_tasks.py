@@ -21,6 +21,11 @@ pytestmark = pytest.mark.timeout(300)
 GRACE = 3
 
 
+def one_task_each(texts: list[str]) -> int:
+    """A split size that keeps each of these small objects a map task of its own (no two fit)."""
+    return max(len(t.encode()) for t in texts)
+
+
 def inputs(env, name: str, extra: str) -> tuple[str, list[str]]:
     prefix = env.fresh(name)
     texts = [faults.words_text(i, 30) for i in range(2)]
@@ -55,7 +60,8 @@ def test_mapper_hanging_past_its_timeout_is_detected_and_retried(tight):
     job = MapReduceJob(mapper=faults.mapper_hanging_once_on("stuck here", tight.fresh("hang")),
                        reducer=faults.total)
     result = tight.runner.run(job, input=uri, output=tight.output(), poll_interval=POLL, timeout=TIMEOUT,
-                              options=JobOptions(num_reducers=1, deadline_grace_s=GRACE))
+                              options=JobOptions(num_reducers=1, deadline_grace_s=GRACE,
+                                                 split_size=one_task_each(texts)))
     assert tight.records(result) == faults.word_count(*texts)
     assert result["counters"]["retried_attempts"] == 1
     assert_retried_within_deadline(tight, result, "map", 1)
@@ -75,11 +81,12 @@ def test_reducer_hanging_past_its_timeout_is_detected_and_retried(tight):
 
 
 def test_task_out_of_memory_is_retried_then_fails_naming_out_of_memory(tight):
-    uri, _ = inputs(tight, "oom", "memory hog\n")
+    uri, texts = inputs(tight, "oom", "memory hog\n")
     output = tight.output()
     job = MapReduceJob(mapper=faults.mapper_eating_memory_on("memory hog", 400), reducer=faults.total)
     job_id = tight.runner.submit(job, input=uri, output=output,
-                                 options=JobOptions(num_reducers=1, max_attempts=2, deadline_grace_s=GRACE))
+                                 options=JobOptions(num_reducers=1, max_attempts=2, deadline_grace_s=GRACE,
+                                                    split_size=one_task_each(texts)))
     with pytest.raises(JobFailedError) as err:
         tight.runner.wait(job_id, poll_interval=POLL, timeout=TIMEOUT)
     message = str(err.value)

@@ -61,6 +61,11 @@ def done_attempt(env, job_id: str, phase: str, task: int) -> int:
     return json.loads(marker["Body"].read())["attempt"]
 
 
+def one_task_each(texts: list[str]) -> int:
+    """A split size that keeps each of these small objects a map task of its own (no two fit)."""
+    return max(len(t.encode()) for t in texts)
+
+
 def straggling_job(env, name: str, straggler: int) -> tuple[MapReduceJob, str, list[str]]:
     """A word count over six files whose map task ``straggler`` sleeps 15 s on its first attempt:
     (job, input URI, the files' texts)."""
@@ -78,7 +83,8 @@ def test_straggler_gets_a_speculative_backup_and_the_first_finisher_wins(rel):
     job, uri, texts = straggling_job(rel, "straggler", straggler=4)
     output = rel.output("straggler")
     job_id = rel.runner.submit(job, input=uri, output=output,
-                               options=JobOptions(num_reducers=2, speculation=True, speculation_threshold=3))
+                               options=JobOptions(num_reducers=2, speculation=True, speculation_threshold=3,
+                                                  split_size=one_task_each(texts)))
     result = rel.runner.wait(job_id, poll_interval=POLL, timeout=TIMEOUT)
     expected = faults.word_count(*texts)
     assert rel.records(result) == expected
@@ -103,7 +109,8 @@ async def test_deferred_wait_also_gets_the_straggler_a_backup(rel, aws_endpoint,
     monkeypatch.setenv("AIRFLOW_CONN_SMR_REL_TRIGGER", airflow_conn(aws_endpoint))
     job, uri, texts = straggling_job(rel, "straggler-deferred", straggler=2)
     job_id = rel.runner.submit(job, input=uri, output=rel.output("sd"),
-                               options=JobOptions(num_reducers=1, speculation=True))
+                               options=JobOptions(num_reducers=1, speculation=True,
+                                                  split_size=one_task_each(texts)))
     trigger = SMRJobTrigger(job_id=job_id, work_bucket=rel.stack.work_bucket, stack_name="smr-rel",
                             poll_interval=POLL, aws_conn_id="smr_rel_trigger")
     events = [event async for event in trigger.run()]
