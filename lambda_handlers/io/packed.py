@@ -52,6 +52,12 @@ class WholeObjectTooLargeError(ValueError):
     """A whole object (decompressed) larger than what a task may hold in memory."""
 
 
+def _too_large(uri: str, limit: int) -> WholeObjectTooLargeError:
+    return WholeObjectTooLargeError(
+        f"object {uri} decompresses to more than a task may hold in memory ({limit:,} bytes) "
+        "for input_format='whole': raise the stack's memory or leave this object out")
+
+
 def _gunzip(data: bytes, limit: int, uri: str) -> bytes:
     """A (possibly multi-member) gzip object's bytes, refused past ``limit`` decompressed bytes."""
     out: list[bytes] = []
@@ -62,17 +68,13 @@ def _gunzip(data: bytes, limit: int, uri: str) -> bytes:
         size += len(part)
         out.append(part)
         if size > limit or d.unconsumed_tail:
-            raise WholeObjectTooLargeError(
-                f"object {uri} decompresses to more than a task may hold in memory ({limit:,} bytes) "
-                "for input_format='whole': raise the stack's memory or leave this object out")
+            raise _too_large(uri, limit)
         if not d.eof:
             raise zlib.error(f"object {uri}: truncated gzip data")
         data = d.unused_data
     return b"".join(out)
 
 
-#: how a whole object's body is decompressed, by the piece's ``compression`` (a format helper may
-#: add more, e.g. ``"bzip2"``): ``fn(data, limit, uri) -> bytes``
 def _bunzip2(data: bytes, limit: int, uri: str) -> bytes:
     """A (possibly multi-stream) bzip2 object's bytes, refused past ``limit`` decompressed bytes."""
     out: list[bytes] = []
@@ -80,13 +82,13 @@ def _bunzip2(data: bytes, limit: int, uri: str) -> bytes:
     for part in readers.bunzip_chunks(iter([data])):
         size += len(part)
         if size > limit:
-            raise WholeObjectTooLargeError(
-                f"object {uri} decompresses to more than a task may hold in memory ({limit:,} bytes) "
-                "for input_format='whole': raise the stack's memory or leave this object out")
+            raise _too_large(uri, limit)
         out.append(part)
     return b"".join(out)
 
 
+#: how a whole object's body is decompressed, by the piece's ``compression`` (the planner's
+#: ``compression_of``): ``fn(data, limit, uri) -> bytes``, refusing more than ``limit`` bytes
 DECOMPRESSORS: dict[str, Callable[[bytes, int, str], bytes]] = {"gzip": _gunzip, "bz2": _bunzip2}
 
 
