@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -69,6 +70,22 @@ class Api:
         self.wait_for(f"{dag_id} to be parsed",
                       lambda: (self.call("GET", f"/dags/{dag_id}")[0] == 200, {}), 180)
         assert self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})[0] == 200
+
+    def trigger(self, dag_id: str, conf: dict) -> tuple[str, str]:
+        """Start a run of ``dag_id`` with ``conf``: (its run id, its REST path)."""
+        status, run = self.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+        assert status == 200, run
+        return run["dag_run_id"], f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
+
+    def finish(self, run_path: str, timeout: float) -> dict:
+        """Wait for the run at ``run_path`` to end; return it, asserting it succeeded."""
+        def ended() -> tuple[bool, dict]:
+            body = self.call("GET", run_path)[1]
+            return body.get("state") in ("success", "failed"), body
+
+        final = self.wait_for("the DAG run to finish", ended, timeout)
+        assert final["state"] == "success", self.log.read_text()[-5000:]
+        return final
 
 
 def dag_folder(into: Path) -> Path:

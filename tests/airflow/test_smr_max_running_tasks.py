@@ -4,7 +4,6 @@ than 3 of its job's functions at once, measured from the tasks' own start and fi
 from __future__ import annotations
 
 import json
-import urllib.parse
 import uuid
 
 import pytest
@@ -31,16 +30,8 @@ def test_a_dag_run_with_max_running_tasks_obeys_the_cap(standalone, aws_endpoint
 
     api = standalone
     api.ready(DAG_ID)
-    status, run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
-    assert status == 200, run
-    run_path = f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
-
-    def finished():
-        body = api.call("GET", run_path)[1]
-        return body.get("state") in ("success", "failed"), body
-
-    final = api.wait_for("the DAG run to finish", finished, 600)
-    assert final["state"] == "success", api.log.read_text()[-5000:]
+    _, run_path = api.trigger(DAG_ID, conf)
+    api.finish(run_path, 600)
     status, entry = api.call("GET", f"{run_path}/taskInstances/capped_count/xcomEntries/return_value")
     assert status == 200, entry
     result = entry["value"]

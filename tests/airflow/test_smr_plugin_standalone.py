@@ -36,15 +36,8 @@ def finished_run(standalone):
     """A successful smr_word_count run: (api, its run path)."""
     api = standalone
     api.ready(DAG_ID)
-    status, run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {"output": OUTPUT}})
-    assert status == 200, run
-    run_path = f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
-
-    def finished():
-        body = api.call("GET", run_path)[1]
-        return body.get("state") in ("success", "failed"), body
-
-    assert api.wait_for("the DAG run to finish", finished, 600)["state"] == "success", api.log.read_text()[-5000:]
+    _, run_path = api.trigger(DAG_ID, {"output": OUTPUT})
+    api.finish(run_path, 600)
     return api, run_path
 
 

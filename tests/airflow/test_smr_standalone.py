@@ -7,7 +7,6 @@ XCom result is read back through the REST API.
 from __future__ import annotations
 
 import json
-import urllib.parse
 
 DAG_ID = "smr_word_count"
 OUTPUT = "s3://smr-examples/word_count/rest-api/"
@@ -17,17 +16,8 @@ def test_word_count_triggered_through_the_rest_api_with_params_from_conf(standal
     api = standalone
     api.ready(DAG_ID)
 
-    status, run = api.call("POST", f"/dags/{DAG_ID}/dagRuns",
-                           {"logical_date": None, "conf": {"output": OUTPUT, "num_reducers": 3}})
-    assert status == 200, run
-    run_path = f"/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
-
-    def finished():
-        body = api.call("GET", run_path)[1]
-        return body.get("state") in ("success", "failed"), body
-
-    final = api.wait_for("the DAG run to finish", finished, 300)
-    assert final["state"] == "success", api.log.read_text()[-5000:]
+    _, run_path = api.trigger(DAG_ID, {"output": OUTPUT, "num_reducers": 3})
+    api.finish(run_path, 300)
 
     status, entry = api.call("GET", f"{run_path}/taskInstances/count_words/xcomEntries/return_value")
     assert status == 200, entry
