@@ -183,8 +183,15 @@ def _options(options: JobOptions | None, settings: StackSettings | None,
 
 
 def _stack(settings: StackSettings) -> Any:
+    """The stack an inline run plans for: the functions' memory and timeout of ``settings``,
+    refused as a deploy refuses them (e.g. memory_mb below Lambda's 128)."""
     from airflow_provider_smr.deploy.stack import StackInfo
+    from airflow_provider_smr.deploy.template import TemplateSettings
 
+    TemplateSettings(stack_name=STACK_NAME, artifacts_bucket=WORK_BUCKET, code_key="inline",
+                     code_sha256="", memory_mb=settings.memory_mb, timeout_s=settings.timeout_s,
+                     mapper_memory_mb=settings.mapper_memory_mb,
+                     reducer_memory_mb=settings.reducer_memory_mb, architecture=settings.architecture)
     return StackInfo(stack_name=STACK_NAME, region="us-east-1", work_bucket=WORK_BUCKET,
                      functions=dict(FUNCTIONS), runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}",
                      memory_mb=settings.memory_mb, timeout_s=settings.timeout_s, code_hash="inline",

@@ -204,6 +204,8 @@ def _byte_range(header: str, size: int) -> tuple[int, int]:
     if m.group(1):
         first = int(m.group(1))
         end = min(int(m.group(2)), last) if m.group(2) else last
+        if m.group(2) and int(m.group(2)) < first:  # not a range S3 serves: the whole object
+            return 0, last
     else:
         first, end = max(0, size - int(m.group(2))), last
     if first > last or (not m.group(1) and int(m.group(2)) == 0):

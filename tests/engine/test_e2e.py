@@ -314,6 +314,15 @@ def test_smr_run_local_cli_counts_the_readme(tmp_path):
     assert counts == word_counter((ROOT / "README.md").read_text())
     assert (out / "_SUCCESS").exists()
 
+    from airflow_provider_smr.cli import main
+
+    inline = tmp_path / "wc-inline"  # the same job in this process: the same parts, byte for byte
+    assert main(["run", str(ROOT / "dags_examples/jobs/word_count.py") + ":word_count", "--inline",
+                 "--input", str(ROOT / "README.md"), "--output", str(inline), "--json"]) == 0
+    parts = sorted(p.name for p in out.glob("part-*"))
+    assert sorted(p.name for p in inline.glob("part-*")) == parts
+    assert all((inline / name).read_bytes() == (out / name).read_bytes() for name in parts)
+
 
 def slow_tokenize(line):
     import time

@@ -200,6 +200,8 @@ def test_what_an_inline_run_cannot_do_is_refused_before_it_runs(tmp_path):
         word_count.run_inline(b"a\n", "s3://b/out/")
     with pytest.raises(InlineError, match=r"unknown option 'reducers'"):
         word_count.run_inline(b"a\n", reducers=2)
+    with pytest.raises(ValueError, match=r"memory_mb must be an integer in \[128, 10240\], got 64"):
+        word_count.run_inline(b"a\n", memory_mb=64)
 
 
 def test_smr_run_inline_writes_the_folder_and_prints_the_result(tmp_path, capsys):
