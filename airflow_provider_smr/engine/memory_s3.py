@@ -47,10 +47,20 @@ def _bytes(body: Any) -> bytes:
     return bytes(body.read())  # a file-like object
 
 
-def _streaming(data: bytes) -> Any:
-    from botocore.response import StreamingBody
+class _Body(io.BytesIO):
+    """A response body: the methods of botocore's ``StreamingBody`` that callers use (importing
+    that class costs more than a small job's run)."""
 
-    return StreamingBody(io.BytesIO(data), len(data))
+    def iter_chunks(self, chunk_size: int = 1024) -> Iterator[bytes]:
+        while chunk := self.read(chunk_size):
+            yield chunk
+
+    def iter_lines(self, chunk_size: int = 1024, keepends: bool = False) -> Iterator[bytes]:
+        yield from (line if keepends else line.rstrip(b"\r\n") for line in self.readlines())
+
+
+def _streaming(data: bytes) -> _Body:
+    return _Body(data)
 
 
 class MemoryS3:
