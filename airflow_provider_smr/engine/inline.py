@@ -18,6 +18,7 @@ the same options, so the parts are the same bytes.
 from __future__ import annotations
 
 import contextvars
+import functools
 import heapq
 import itertools
 import json
@@ -25,7 +26,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,16 +102,16 @@ def run_inline(job: MapReduceJob | str, input: Any, output: str | os.PathLike[st
         s3.create_bucket(Bucket=bucket)
     named = _stage_inputs(s3, input)
     output_uri = str(S3Uri(LOCAL_BUCKET, f"outputs/{(folder.name if folder else '') or 'output'}/"))
-    unavailable = {"dynamodb": _Unavailable("dynamodb"), "logs": _Unavailable("logs")}
-    clients = AwsClients(client_factory=lambda service: {"s3": s3, "lambda": lambda_}.get(
-        service) or unavailable.get(service) or _Unavailable(service))
+    clients = AwsClients(client_factory=lambda service: {"s3": s3, "lambda": lambda_}.get(service)
+                         or _Unavailable(service))
     runner = JobRunner(clients, _stack(settings))
     job_id = job_id or new_job_id(job.name)
     world = runtime.InProcess(clients={"s3": s3}, env=_ENV, invoke=lambda_.push,
                               jobs={job_id: job.to_spec(dict(job_params or {}))})
-    context = contextvars.copy_context()  # the tasks' context variables stay out of the caller's
-    result = context.run(_run, runner, world, lambda_, job, named, output_uri, options, job_params,
-                         job_id)
+    submit = functools.partial(runner.submit, job, input=named, output=output_uri, options=options,
+                               job_params=dict(job_params or {}), job_id=job_id)
+    # in a copy of the caller's context: the tasks' context variables do not stay behind in it
+    result = contextvars.copy_context().run(_run, runner, world, lambda_, submit)
     files: list[str] = []
     if folder is not None:
         from airflow_provider_smr.engine.commands import download_output
@@ -120,18 +121,18 @@ def run_inline(job: MapReduceJob | str, input: Any, output: str | os.PathLike[st
     return InlineRun(result, read_records(s3, result, job.output_format), files)
 
 
-def _run(runner: Any, world: runtime.InProcess, invokes: _Invokes, job: MapReduceJob, named: Any,
-         output_uri: str, options: JobOptions, job_params: Mapping[str, Any] | None,
-         job_id: str) -> dict[str, Any]:
+def _run(runner: Any, world: runtime.InProcess, invokes: _Invokes,
+         submit: Callable[[], str]) -> dict[str, Any]:
+    """Submit the job, run every invoke it leads to, and return the result dict."""
     with runtime.in_process(world):
-        runner.submit(job, input=named, output=output_uri, options=options,
-                      job_params=dict(job_params or {}), job_id=job_id)
+        job_id = submit()
         while (item := invokes.pop()) is not None:
             name, event = item
             _call(_HANDLERS[name.split(":", 1)[0]], event)
         status = runner.status(job_id)
         if status.state != protocol.SUCCEEDED:
-            raise InlineJobError(f"job {job_id} {status.describe()}" + (f": {status.error}" if status.error else ""))
+            raise InlineJobError(f"job {job_id} {status.describe()}"
+                                 + (f": {status.error}" if status.error else ""))
         return dict(runner.result(job_id))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import operator
 import random
+import threading
 import uuid
 from collections import Counter
 
@@ -160,6 +161,21 @@ def test_an_error_in_the_mapper_is_its_own_exception_with_its_traceback_and_no_r
     assert "byte 4 of s3://smr-local-data/inputs/default-0/input" in info.value.__notes__[0]
     assert "record: c boom" in info.value.__notes__[0]
     assert CALLS["a b"] == 1 and CALLS["c boom"] == 2  # mapped again alone to name it; no retry
+
+
+def test_the_jobs_functions_run_in_the_callers_thread_where_breakpoint_works():
+    threads = set()
+
+    def mapper(line):
+        threads.add(threading.get_ident())
+        yield line, 1
+
+    def reducer(key, values):
+        threads.add(threading.get_ident())
+        yield key, sum(values)
+
+    MapReduceJob(mapper=mapper, combiner=reducer, reducer=reducer).run_inline(WORDS, split_size="32KiB")
+    assert threads == {threading.get_ident()}
 
 
 def test_an_error_in_the_reducer_is_its_own_exception():
