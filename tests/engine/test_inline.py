@@ -7,6 +7,7 @@ size and reducers on a stack of the session's local stack, byte for byte.
 from __future__ import annotations
 
 import json
+import logging
 import operator
 import random
 import threading
@@ -220,10 +221,20 @@ def test_what_an_inline_run_cannot_do_is_refused_before_it_runs(tmp_path):
         word_count.run_inline(b"a\n", memory_mb=64)
 
 
-def test_smr_run_inline_writes_the_folder_and_prints_the_result(tmp_path, capsys):
+@pytest.fixture
+def cli():
+    """``smr`` in this process; the log levels its commands set are restored after the test."""
+    loggers = [logging.getLogger(name) for name in ("smr", "airflow_provider_smr")]
+    levels = [logger.level for logger in loggers]
+    yield main
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
+
+
+def test_smr_run_inline_writes_the_folder_and_prints_the_result(cli, tmp_path, capsys):
     (tmp_path / "in.txt").write_bytes(WORDS)
     out = tmp_path / "wc"
-    code = main(["run", "dags_examples/jobs/word_count.py:word_count", "--inline", "--input",
+    code = cli(["run", "dags_examples/jobs/word_count.py:word_count", "--inline", "--input",
                  str(tmp_path / "in.txt"), "--output", str(out), "--split-size", "40KiB", "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -236,20 +247,20 @@ def test_smr_run_inline_writes_the_folder_and_prints_the_result(tmp_path, capsys
     assert counts == word_counter(WORDS) and (out / "_SUCCESS").exists()
 
 
-def test_smr_run_inline_raises_the_jobs_own_error(tmp_path):
+def test_smr_run_inline_raises_the_jobs_own_error(cli, tmp_path):
     job_file = tmp_path / "boom_job.py"
     job_file.write_text("from airflow_provider_smr import MapReduceJob\n\n"
                         "def explode(line):\n    raise ValueError('bad line ' + line)\n\n"
                         "job = MapReduceJob(mapper=explode, reducer=None)\n")
     (tmp_path / "in.txt").write_text("first\n")
     with pytest.raises(ValueError, match="bad line first"):
-        main(["run", f"{job_file}:job", "--inline", "--input", str(tmp_path / "in.txt"),
+        cli(["run", f"{job_file}:job", "--inline", "--input", str(tmp_path / "in.txt"),
               "--output", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
 
 
-def test_a_local_s3_input_is_a_cli_error_of_one_line(capsys):
-    code = main(["run", "dags_examples/jobs/word_count.py:word_count", "--inline", "--input",
+def test_a_local_s3_input_is_a_cli_error_of_one_line(cli, capsys):
+    code = cli(["run", "dags_examples/jobs/word_count.py:word_count", "--inline", "--input",
                  "s3://some-bucket/in/", "--output", "out"])
     assert code == 1
     assert capsys.readouterr().err.strip() == (
