@@ -80,9 +80,10 @@ def in_process(world: InProcess) -> Iterator[None]:
         _in_process.reset(token)
 
 
-def _env(name: str, default: str | None = None) -> str | None:
+def _env(name: str) -> str | None:
+    """A variable of the function's environment (the in-process run's, inside one)."""
     world = _in_process.get()
-    return (world.env if world is not None else os.environ).get(name, default)
+    return (world.env if world is not None else os.environ).get(name)
 
 
 class ObjectChangedError(RuntimeError):

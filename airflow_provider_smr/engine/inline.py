@@ -170,6 +170,9 @@ def _users_exception(exc: BaseException, event: dict[str, Any]) -> BaseException
 
 def _options(options: JobOptions | None, settings: StackSettings | None,
              kwargs: dict[str, Any]) -> tuple[JobOptions, StackSettings]:
+    """The run's job options and stack settings: ``kwargs`` by name over ``options`` and
+    ``settings``. The output in memory is always fresh (as --local's, nothing committed there to
+    protect: ``overwrite``), and this process drives the job (``driver="worker"``)."""
     from dataclasses import replace
 
     job_names = {f.name for f in fields(JobOptions)}
@@ -179,7 +182,6 @@ def _options(options: JobOptions | None, settings: StackSettings | None,
                           f"the job options ({', '.join(sorted(job_names))}) and {', '.join(SETTINGS)}")
     options = replace(options or JobOptions(), **{k: v for k, v in kwargs.items() if k in job_names})
     settings = replace(settings or StackSettings(), **{k: v for k, v in kwargs.items() if k in SETTINGS})
-    # a fresh in-memory output, as --local's: nothing committed there to protect
     return replace(options, overwrite=True, driver="worker"), settings
 
 
