@@ -380,6 +380,32 @@ class MapReduceJob:
                 "Lambda as data, so they must not capture locks, open files, clients or sockets; "
                 "create those inside the function instead")
 
+    # -- in this process ----------------------------------------------------------------------------
+
+    def run_inline(self, input: Any, output: str | Path | None = None, *, job_params: dict | None = None,
+                   **options: Any) -> list:
+        """Run the job in this process, with no stack and no AWS, and return its output records.
+
+        The same planner and Lambda handlers as on a stack run it against an in-memory S3, one
+        task at a time in this thread, with the tasks' memory budgets of ``memory_mb``; the
+        parts are those ``smr run --local`` writes for the same options. An exception in one of
+        the job's functions is raised as it is, with its traceback and a note naming the task and
+        record, and is not retried (``breakpoint()`` and post-mortem debugging work).
+
+        :param input: a local file or folder, ``bytes`` (one input object's content), a list of
+            those, or a dict of named inputs.
+        :param output: a local folder to write the parts and ``_SUCCESS`` into, as ``smr run
+            --local`` does; None: records only.
+        :param job_params: the job's parameters (``job_params`` of the operator).
+        :param options: job options (``split_size``, ``num_reducers``, ``max_bad_records``, ...),
+            and ``memory_mb``, ``mapper_memory_mb``, ``reducer_memory_mb``, ``timeout_s``.
+        :return: the records of the parts in order: ``(key, value)`` tuples for ``jsonl`` and
+            ``tsv`` output, tuples of strings for ``csv``, dicts for ``parquet``, lines otherwise.
+        """
+        from airflow_provider_smr.engine.inline import run_inline
+
+        return run_inline(self, input, output, job_params=job_params, **options).records
+
 
 def module_sources(modules: Any) -> dict[str, list]:
     """``{name: [is_package, source]}`` of modules/packages (names or module objects) and all

@@ -132,6 +132,9 @@ def _add_stack_arguments(parser: argparse.ArgumentParser, local: bool) -> None:
     if local:
         where.add_argument("--local", action="store_true",
                            help="run on an embedded local stack; --input/--output may be local paths")
+        where.add_argument("--inline", action="store_true",
+                           help="run in this process, with no stack and no AWS (tests, debugging): "
+                           "--input/--output are local paths; the job's own errors are raised")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and full errors")
 
 
@@ -224,6 +227,10 @@ def main_errors(func: Command) -> Command:
         try:
             return func(args)
         except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into a line
+            from airflow_provider_smr.engine.inline import TASK_ATTRIBUTE
+
+            if getattr(exc, TASK_ATTRIBUTE, None):  # --inline: the job's own error, traceback and all
+                raise
             text = str(exc).strip() or type(exc).__name__
             if args.verbose:
                 log.error("%s", text, exc_info=not _known(exc))
@@ -279,6 +286,8 @@ def run_command(args: argparse.Namespace) -> int:
     job = load_job(args.job)  # fail fast on a bad job, before any stack starts
     inputs = parse_inputs(args.input)
     params = _parse_params(args.param)
+    if getattr(args, "inline", False):
+        return _run_inline(args, job, inputs, params)
     with _clients(args) as (clients, local):
         output, local_output = args.output, None
         if local:
@@ -315,6 +324,16 @@ def run_command(args: argparse.Namespace) -> int:
             download_output(clients.s3, result, local_output)
             result = {**result, "local_output": str(local_output)}
     _print_result(result, args.json)
+    return 0
+
+
+def _run_inline(args: argparse.Namespace, job: Any, inputs: Any, params: dict) -> int:
+    """``smr run --inline``: the job in this process (:mod:`airflow_provider_smr.engine.inline`)."""
+    from airflow_provider_smr.engine.inline import run_inline
+
+    run = run_inline(job, inputs, args.output, options=declared_values(JobOptions, args),
+                     settings=declared_values(StackSettings, args), job_params=params, job_id=args.job_id)
+    _print_result(run.result, args.json)
     return 0
 
 
