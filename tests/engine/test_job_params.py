@@ -12,6 +12,7 @@ import pytest
 
 from airflow_provider_smr.job import MapReduceJob
 from lambda_handlers.context import job_params
+from lambda_handlers.options import JobOptions
 
 DATA = "smr-params-data"
 pytestmark = pytest.mark.timeout(600)
@@ -80,7 +81,8 @@ def first(word, tagged):
     yield word, min(tagged)
 
 
-def test_typed_params_a_side_file_and_text_output_in_lambda(deploy_engine, tmp_path):
+@pytest.mark.parametrize("driver", ["worker", "lambda"])
+def test_typed_params_a_side_file_and_text_output_in_lambda(deploy_engine, tmp_path, driver):
     engine = deploy_engine("smr-params", input_buckets=[DATA], memory_mb=256, timeout_s=30)
     engine.s3.put_object(Bucket=DATA, Key="typed/a.txt", Body=b"a bb ccc dddd\nbb ccc dddd eeeee\n")
     (tmp_path / "tags.txt").write_text("long\n")
@@ -89,7 +91,7 @@ def test_typed_params_a_side_file_and_text_output_in_lambda(deploy_engine, tmp_p
     output = f"s3://{DATA}/typed-out/{uuid.uuid4().hex[:8]}/"
     result = engine.runner.run(job, input=f"s3://{DATA}/typed/", output=output,
                                job_params={"min_length": "4", "skip": ["eeeee"]}, poll_interval=0.25,
-                               timeout=300)
+                               timeout=300, options=JobOptions(driver=driver))
     lines = []
     for uri in result["parts"]:
         assert uri.endswith(".txt")
