@@ -158,7 +158,7 @@ class OutputPlan:
 
     @property
     def extension(self) -> str:
-        """The part files' extension (``jsonl``, ``tsv``, ``csv``)."""
+        """The part files' extension (``jsonl``, ``tsv``, ``csv``, ``parquet``, ``txt``)."""
         return OUTPUT_EXTENSIONS[self.format]
 
     @classmethod
