@@ -53,7 +53,9 @@ def local_path(bucket: str, job_id: str, files: dict[str, dict[str, Any]], name:
         partial = target.with_name(f".{name}.{threading.get_ident()}.partial")
         from lambda_handlers import runtime
 
-        runtime.s3().download_file(bucket, protocol.job_file_key(job_id, name), str(partial))
+        body = runtime.s3().get_object(Bucket=bucket, Key=protocol.job_file_key(job_id, name))["Body"]
+        with open(partial, "wb") as out:  # streamed in this thread: the GET counts for the task
+            shutil.copyfileobj(body, out, 1024 * 1024)
         got = partial.stat().st_size
         if got != size:
             partial.unlink()
