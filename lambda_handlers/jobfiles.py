@@ -46,25 +46,32 @@ def local_path(bucket: str, job_id: str, files: dict[str, dict[str, Any]], name:
             return cached
         size = int(entry.get("size", 0))
         _make_room(job_id, size)
-        target = _folder() / protocol.validate_job_id(job_id) / protocol.validate_file_name(name)
         if not _jobs:
             _remove_dead_processes()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{name}.{threading.get_ident()}.partial")
-        from lambda_handlers import runtime
+        target = _folder() / protocol.validate_job_id(job_id) / protocol.validate_file_name(name)
+        _download(bucket, job_id, name, size, target)
+        _jobs.setdefault(job_id, {})[name] = str(target)
+        _jobs.move_to_end(job_id)
+        return str(target)
 
+
+def _download(bucket: str, job_id: str, name: str, size: int, target: Path) -> None:
+    """Copy the file to ``target`` through a temporary name (no reader sees half a file)."""
+    from lambda_handlers import runtime
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{name}.{threading.get_ident()}.partial")
+    try:
         body = runtime.s3().get_object(Bucket=bucket, Key=protocol.job_file_key(job_id, name))["Body"]
         with open(partial, "wb") as out:  # streamed in this thread: the GET counts for the task
             shutil.copyfileobj(body, out, 1024 * 1024)
         got = partial.stat().st_size
         if got != size:
-            partial.unlink()
             raise JobFileError(f"side file {name!r} of job {job_id} has {got} bytes, but {size} were "
                                "shipped (was it changed while the job was submitted?)")
         os.replace(partial, target)
-        _jobs.setdefault(job_id, {})[name] = str(target)
-        _jobs.move_to_end(job_id)
-        return str(target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def source_path(files: dict[str, dict[str, Any]], name: str) -> str:
