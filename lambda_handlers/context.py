@@ -13,16 +13,19 @@ travel inside ``job.pkl``; a mapper, combiner, reducer or partitioner reads them
 Parameters the job declares (``MapReduceJob(params={"min_length": 3})``) come back merged with
 their defaults and of their declared types. Side files (``MapReduceJob(files=["stop_words.txt"])``)
 are read by name; :func:`job_file` returns a local path, the file copied into ``/tmp`` on first
-use in the process and reused by later calls, tasks and attempts::
+use in the process and reused by later calls, tasks and attempts. Read it once, not once per
+record (in a task setup, or cached in a global)::
 
     from lambda_handlers.context import job_file
 
-    def tokenize(line):
-        with open(job_file("stop_words.txt")) as f:
-            stop = set(f.read().split())
-        ...
+    _stop = {}
 
-(Read it once per task, not once per record: in a setup function, or cached in a global.)
+    def tokenize(line):
+        path = job_file("stop_words.txt")
+        if path not in _stop:
+            with open(path) as f:
+                _stop[path] = set(f.read().split())
+        ...
 
 A mapper asks where the record it is mapping comes from (Hadoop's ``mapreduce.map.input.file``)::
 
