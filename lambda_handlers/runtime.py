@@ -11,6 +11,7 @@ without Lambda or AWS (``smr run --inline``): clients, function environment and 
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lambda_handlers import clock, context, protocol
+from lambda_handlers import clock, context, jobfiles, protocol
 from lambda_handlers.aws_errors import error_code, is_not_found, is_precondition_failed
 from lambda_handlers.plan import Plan, Split, chunk_splits
 
@@ -545,7 +546,8 @@ def _run_task(event: dict[str, Any], phase: str,
         put_bytes(bucket, protocol.start_marker_key(job_id, step, phase, task, attempt), b"")
         plan = load_plan(bucket, job_id)
         job = load_job(bucket, job_id)
-        context.activate(job)
+        context.activate(job, files=functools.partial(jobfiles.local_path, bucket, job_id,
+                                                      dict(getattr(job, "files", None) or {})))
         fields = body(event, plan, job, metrics)
         finished = time.time()
         done: dict[str, Any] = {"task": task, "attempt": attempt, "step": step, "phase": phase, **fields,

@@ -99,7 +99,11 @@ def register(subparsers: Any) -> None:
                      help="S3 prefix, key or glob; repeat for several; NAME=URI for named inputs")
     run.add_argument("--output", required=True, metavar="URI", help="S3 prefix for the parts")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="job parameter (JSON value or string); repeatable")
+                     help="job parameter, read as the job declares it (else a JSON value or a "
+                     "string); repeatable")
+    run.add_argument("--file", action="append", default=[], metavar="PATH",
+                     help="a side file shipped with the job (relative to the current folder), read "
+                     "in a task with job_file(NAME); repeatable")
     run.add_argument("--job-id", metavar="ID", help="job id (default: generated)")
     run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS", help="seconds between status polls")
     run.add_argument("--deploy", action="store_true",
@@ -158,12 +162,17 @@ def parse_inputs(values: list[str]) -> Any:
     return plain[0] if len(plain) == 1 else plain
 
 
-def _parse_params(values: list[str]) -> dict:
-    params = {}
+def _parse_params(values: list[str], as_text: bool = False) -> dict:
+    """``--param`` values: text when the job declares its parameters (it reads each as declared),
+    else a JSON value or a string."""
+    params: dict[str, Any] = {}
     for value in values:
         key, sep, raw = value.partition("=")
         if not sep or not key:
             raise CommandError(f"--param {value!r}: use KEY=VALUE")
+        if as_text:
+            params[key] = raw
+            continue
         try:
             params[key] = json.loads(raw)
         except ValueError:
@@ -281,11 +290,16 @@ def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None
 
 @main_errors
 def run_command(args: argparse.Namespace) -> int:
+    from airflow_provider_smr import job_files
     from airflow_provider_smr.job import load_job
 
     job = load_job(args.job)  # fail fast on a bad job, before any stack starts
+    if args.file:
+        job = job.with_files(args.file)
+    job_files.describe(job.files)  # a missing or too large side file: before any stack starts
     inputs = parse_inputs(args.input)
-    params = _parse_params(args.param)
+    params = job.resolve_params(_parse_params(args.param, as_text=job.param_decls is not None),
+                                interface="--param")
     if getattr(args, "inline", False):
         return _run_inline(args, job, inputs, params)
     with _clients(args) as (clients, local):
