@@ -64,6 +64,7 @@ class Attempt:
     outcome: str  # WON | FAILED | LOST | RUNNING
     speculative: bool = False
     error: str | None = None  # "Type: message" of a failed attempt
+    hooks_s: dict[str, float] = field(default_factory=dict)  # the winner's setup_s / teardown_s
 
     @property
     def duration(self) -> float | None:
@@ -170,7 +171,8 @@ def _attempts(plan: Plan, listed: list[dict], done_bodies: dict[tuple[int, str, 
         start = starts[key]
         if body is not None and int(body.get("attempt", -1)) == attempt:
             start = epoch_seconds(body.get("started")) or start
-            out.append(Attempt(step, phase, task, attempt, start, epoch_seconds(body.get("finished")), WON))
+            out.append(Attempt(step, phase, task, attempt, start, epoch_seconds(body.get("finished")), WON,
+                               hooks_s={k: body[k] for k in ("setup_s", "teardown_s") if k in body}))
             continue
         if key in error_marks:
             detail = errors.get(key) or {}
@@ -515,6 +517,8 @@ def render_timeline(report: JobReport) -> str:
         tip = f"{a.label}: {a.outcome}" + (" (speculative)" if a.speculative else "")
         if a.duration is not None:
             tip += f", {a.duration:.2f}s"
+        if a.hooks_s:  # the step's task setup / teardown, inside that duration
+            tip += " (" + ", ".join(f"{k[:-2]} {v:.2f}s" for k, v in a.hooks_s.items()) + ")"
         if a.error:
             tip += f"\n{a.error}"
         out.append(f'<rect class="{" ".join(classes)}" x="{x:.2f}" y="{y:.2f}" width="{w:.2f}" '

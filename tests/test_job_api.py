@@ -130,3 +130,30 @@ def test_smr_run_has_create_table_and_retry_on_user_errors_flags():
     args = build_parser().parse_args(["run", "j.py:job", "--input", "in", "--output", "out",
                                       "--create-table", "--no-retry-on-user-errors"])
     assert args.create_table is True and args.retry_on_user_errors is False
+
+
+# -- where the counters are shown -------------------------------------------------------------------
+
+
+def test_the_report_and_the_cli_summary_show_the_user_counters(capsys):
+    from airflow_provider_smr import report as rp
+    from airflow_provider_smr.engine.commands import _print_result
+    from tests.test_report import scenario
+
+    plan, listed, done, errors = scenario()
+    first = next(iter(done))
+    done[first] = {**done[first], "counters": {"words": {"long": 12, "short": 30}}, "setup_s": 0.25,
+                   "teardown_s": 0.5}
+    report = rp.build_report(plan, listed, done, errors)
+    assert report.user_counters == {"words": {"long": 12, "short": 30}}
+    page = rp.render_html(report)
+    assert "<h2>Counters</h2>" in page and "<td>words</td><td>long</td><td>12</td>" in page
+    assert "<h2>Counters</h2>" not in rp.render_html(rp.build_report(*scenario()))
+    assert "(setup 0.25s, teardown 0.50s)</title>" in page  # the hooks' time in the attempt's bar
+
+    result = {"job_id": "j", "status": "SUCCEEDED", "output": "s3://b/o/", "parts": [],
+              "estimated_cost_usd": 0.0, "timings": {"total_s": 1.0},
+              "counters": {"output_records": 0, "records_read": 0, "bytes_read": 0, "shuffle_bytes": 0,
+                           "attempts": 1, "user": {"words": {"long": 12, "short": 30}}}}
+    _print_result(result, as_json=False)
+    assert "counters words: long=12, short=30" in capsys.readouterr().out

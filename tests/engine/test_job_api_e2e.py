@@ -64,9 +64,19 @@ def first_time(flag: str) -> bool:
         return False
 
 
+def start_tally():
+    increment_counter("tasks", "setups")
+    return {"lines": 0}
+
+
+def emit_tally():
+    yield "tally", state()["lines"]
+
+
 def count_lines_failing_once(line):
     """Counts each line; the first attempt that meets ``boom <flag>`` fails after counting."""
     increment_counter("lines", "seen")
+    state()["lines"] += 1
     if line.startswith("boom "):
         increment_counter("lines", "boom")
         if first_time(line.split()[1]):
@@ -123,11 +133,14 @@ def test_user_counters_are_exact_under_a_retried_task(engine):
     lines = [f"line {i}" for i in range(50)] + [f"boom {flag}"] + [f"line {i}" for i in range(30)]
     put(s3, f"{prefix}/a.txt", "\n".join(lines[:40]) + "\n")
     put(s3, f"{prefix}/b.txt", "\n".join(lines[40:]) + "\n")
-    result, records = run(engine, MapReduceJob(mapper=count_lines_failing_once, reducer=total),
-                          f"s3://{DATA}/{prefix}/", split_size=200)
-    assert dict(records) == {"lines": len(lines)}
-    assert result["counters"]["retried_attempts"] >= 1  # the failed attempt counted for nothing
-    assert result["counters"]["user"] == {"lines": {"boom": 1, "seen": len(lines)}}
+    job = MapReduceJob(mapper=count_lines_failing_once, reducer=total, mapper_setup=start_tally,
+                       mapper_teardown=emit_tally)
+    result, records = run(engine, job, f"s3://{DATA}/{prefix}/", split_size=200)
+    # the retry's setup starts a fresh tally; the failed attempt's counts and pairs are gone
+    assert dict(records) == {"lines": len(lines), "tally": len(lines)}
+    c = result["counters"]
+    assert c["retried_attempts"] >= 1
+    assert c["user"] == {"lines": {"boom": 1, "seen": len(lines)}, "tasks": {"setups": c["map_tasks"]}}
 
 
 def test_retry_on_user_errors_off_fails_the_job_on_the_first_attempt_with_the_traceback(engine):
