@@ -157,3 +157,16 @@ def test_the_report_and_the_cli_summary_show_the_user_counters(capsys):
                            "attempts": 1, "user": {"words": {"long": 12, "short": 30}}}}
     _print_result(result, as_json=False)
     assert "counters words: long=12, short=30" in capsys.readouterr().out
+
+
+def test_the_progress_line_ends_with_the_counters_so_far():
+    from airflow_provider_smr.engine.watch import ProgressTracker, status_from_listing
+    from lambda_handlers import protocol
+    from tests.engine.test_progress import T0, listed, map_body, plan_for
+
+    plan = plan_for("j-ctr")
+    key = protocol.done_marker_key("j-ctr", 0, "map", 0)
+    tracker = ProgressTracker(plan)
+    tracker.ingest({key: {**map_body(0), "counters": {"words": {"long": 1200, "short": 30}}}})
+    line = tracker.line(status_from_listing(plan, listed(key), now=T0), now=T0 + 5)
+    assert line.endswith("| elapsed 0:00:05 | words.long=1,200, words.short=30")
