@@ -99,7 +99,8 @@ def state() -> Any:
 
 def increment_counter(group: str, name: str, amount: int | float = 1) -> None:
     """Add ``amount`` to the user counter ``group``/``name`` of the running task (Hadoop's and
-    mrjob's ``increment_counter``); see the module docstring for how tasks' counts are summed."""
+    mrjob's ``increment_counter``); see the module docstring for how tasks' counts are summed.
+    Call it from the task's own thread: a thread the job's code starts does not see the task."""
     if type(group) is not str or type(name) is not str:
         raise TypeError(f"increment_counter(group, name, amount=1) takes a str group and name, got "
                         f"{group!r} and {name!r}")
