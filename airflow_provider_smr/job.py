@@ -9,6 +9,7 @@ modules, the helper modules they use) are pickled by value.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import inspect
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lambda_handlers.jobspec import IDENTITY as identity  # the reducer that writes values unchanged
+from lambda_handlers.jobspec import IdentityReducer
 from lambda_handlers.sizes import parse_size
 
 if TYPE_CHECKING:
@@ -72,10 +74,9 @@ def _check_callable(fn: object, role: str, nargs: int, hint: str) -> None:
     try:
         sig.bind(*([None] * nargs))
     except TypeError:
-        raise JobDefinitionError(
-            f"{role} {_describe(fn)}{sig} must accept {nargs} positional argument"
-            f"{'s' if nargs > 1 else ''}: {hint}"
-        ) from None
+        takes = (f"accept {nargs} positional argument{'s' if nargs > 1 else ''}" if nargs
+                 else "be callable with no arguments")
+        raise JobDefinitionError(f"{role} {_describe(fn)}{sig} must {takes}: {hint}") from None
 
 
 def _check_format(value: str, allowed: tuple[str, ...], what: str) -> None:
@@ -83,30 +84,67 @@ def _check_format(value: str, allowed: tuple[str, ...], what: str) -> None:
         raise JobDefinitionError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
 
 
+#: The per-task hooks a step may have (each ``fn()``, run once per task attempt).
+TASK_HOOKS = ("mapper_setup", "mapper_teardown", "reducer_setup", "reducer_teardown")
+_STEP_ARGS = ("mapper", "combiner", "reducer", "partitioner", "num_reducers", *TASK_HOOKS)
+
+
 class Step:
-    """One MapReduce step of a job.
+    """One MapReduce step of a job (keyword arguments only).
 
     :param mapper: ``fn(record) -> iterable of (key, value)``; on step 0 of a job with named inputs,
-        a dict ``{input_name: fn}``. Later steps receive ``(key, value)`` tuples.
+        a dict ``{input_name: fn}``. Later steps receive ``(key, value)`` tuples, and may leave the
+        mapper out (or give ``identity``): the previous step's pairs then go to the shuffle as they
+        are. Step 0 needs a mapper (its records are input lines or rows, not pairs).
     :param combiner: ``fn(key, values) -> iterable of (key, value)``, run on map output.
     :param reducer: ``fn(key, values) -> iterable of (key, value)``; None makes a map-only step
         (only the last step may be map-only).
     :param partitioner: ``fn(key, n) -> int`` in ``[0, n)``; default: a stable hash of the key.
     :param num_reducers: reducers of this step; default: the job's setting or chosen from input size.
+    :param mapper_setup: ``fn()`` run once per map task attempt before its first record; what it
+        returns is ``lambda_handlers.context.state()`` for the task's mapper and combiner.
+    :param mapper_teardown: ``fn()`` run once per map task attempt after its last record; the
+        ``(key, value)`` pairs it returns or yields join the mapper's (mrjob's ``mapper_final``).
+    :param reducer_setup: like ``mapper_setup``, for each reduce task attempt.
+    :param reducer_teardown: like ``mapper_teardown``, after a reduce task's last key; its pairs
+        join the reducer's output.
     """
 
-    def __init__(self, mapper: Callable | dict[str, Callable], combiner: Callable | None = None,
-                 reducer: Callable | None = None, partitioner: Callable | None = None,
-                 num_reducers: int | None = None) -> None:
+    def __init__(self, *positional: Any, mapper: Callable | dict[str, Callable] | None = None,
+                 combiner: Callable | None = None, reducer: Callable | None = None,
+                 partitioner: Callable | None = None, num_reducers: int | None = None,
+                 mapper_setup: Callable | None = None, mapper_teardown: Callable | None = None,
+                 reducer_setup: Callable | None = None, reducer_teardown: Callable | None = None,
+                 **unknown: Any) -> None:
+        if positional:
+            raise JobDefinitionError(
+                f"Step takes keyword arguments only, got {len(positional)} positional: write "
+                "Step(mapper=..., combiner=..., reducer=...)")
+        if unknown:
+            name = sorted(unknown)[0]
+            close = difflib.get_close_matches(name, _STEP_ARGS, n=1)
+            hint = f"; did you mean {close[0]}=?" if close else f" (it takes {', '.join(_STEP_ARGS)})"
+            raise JobDefinitionError(f"Step has no argument {name!r}{hint}")
         self.mapper = mapper
         self.combiner = combiner
         self.reducer = reducer
         self.partitioner = partitioner
         self.num_reducers = num_reducers
+        self.mapper_setup = mapper_setup
+        self.mapper_teardown = mapper_teardown
+        self.reducer_setup = reducer_setup
+        self.reducer_teardown = reducer_teardown
 
     def __repr__(self) -> str:
-        return (f"Step(mapper={self.mapper!r}, combiner={self.combiner!r}, reducer={self.reducer!r}, "
-                f"partitioner={self.partitioner!r}, num_reducers={self.num_reducers!r})")
+        given = ", ".join(f"{name}={getattr(self, name)!r}" for name in _STEP_ARGS
+                          if getattr(self, name) is not None)
+        return f"Step({given})"
+
+    @property
+    def passes_pairs(self) -> bool:
+        """Whether the step has no mapper of its own (``None`` or ``identity``): the previous
+        step's pairs go to its shuffle unchanged."""
+        return self.mapper is None or isinstance(self.mapper, IdentityReducer)
 
     def validate(self, index: int, last: bool) -> None:
         where = f"step {index}"
@@ -121,8 +159,14 @@ class Step:
                 if not isinstance(name, str) or not name:  # type: ignore[redundant-expr]  # for untyped callers
                     raise JobDefinitionError(f"{where}: input names must be non-empty strings, got {name!r}")
                 _check_callable(fn, f"{where} mapper for input {name!r}", 1, "fn(record)")
-        elif self.mapper is None:
-            raise JobDefinitionError(f"{where}: a mapper is required")
+        elif self.passes_pairs:
+            if self.mapper is None and self.reducer is None:
+                raise JobDefinitionError(f"{where}: give a mapper, a reducer or both")
+            if index == 0:
+                raise JobDefinitionError(
+                    f"{where} needs a mapper: the first step's records are input records (lines, rows), "
+                    "not (key, value) pairs; write e.g. mapper=lambda line: [(line, 1)]. Only later "
+                    "steps may leave the mapper out, to reduce the previous step's pairs as they are")
         else:
             _check_callable(self.mapper, f"{where} mapper", 1, "fn(record)")
         if self.combiner is not None:
@@ -141,12 +185,24 @@ class Step:
             _check_callable(self.partitioner, f"{where} partitioner", 2, "fn(key, num_partitions)")
         if self.num_reducers is not None:
             _check_reducers(self.num_reducers, where)
+        for hook in TASK_HOOKS:
+            fn = getattr(self, hook)
+            if fn is None:
+                continue
+            if hook.startswith("reducer") and self.reducer is None:
+                raise JobDefinitionError(f"{where}: {hook} needs a reducer (a map-only step has no reduce tasks)")
+            _check_callable(fn, f"{where} {hook}", 0,
+                            "fn() -> state" if hook.endswith("setup") else "fn() -> iterable of (key, value) or None")
 
     def functions(self) -> list[Callable]:
         from lambda_handlers.jobspec import BatchMapper, Fold
 
-        fns = list(self.mapper.values()) if isinstance(self.mapper, dict) else [self.mapper]
+        if isinstance(self.mapper, dict):
+            fns = list(self.mapper.values())
+        else:
+            fns = [] if self.passes_pairs or self.mapper is None else [self.mapper]
         fns += [f for f in (self.combiner, self.reducer, self.partitioner) if f is not None]
+        fns += [f for f in (getattr(self, hook) for hook in TASK_HOOKS) if f is not None]
         # a fold's or a batch mapper's fn may be user code
         return fns + [f.fn for f in fns if isinstance(f, (Fold, BatchMapper))]
 
@@ -255,6 +311,8 @@ class MapReduceJob:
     :param files: side files shipped with the job (paths; relative ones to the folder of the
         module that builds the job); a task reads one by name with
         ``lambda_handlers.context.job_file(name)`` (see :mod:`airflow_provider_smr.job_files`).
+    :param mapper_setup: ``mapper_teardown``, ``reducer_setup``, ``reducer_teardown``: the
+        one-step job's per-task hooks (see :class:`Step`).
     """
 
     def __init__(self, mapper: Callable | dict[str, Callable] | None = None, combiner: Callable | None = None,
@@ -263,15 +321,18 @@ class MapReduceJob:
                  steps: Sequence[Step] | None = None, name: str | None = None, serializer: str = "json",
                  num_reducers: int | None = None, extra_modules: list | tuple = (),
                  params: Mapping[str, Any] | None = None,
-                 files: Sequence[str | os.PathLike[str]] = ()) -> None:
+                 files: Sequence[str | os.PathLike[str]] = (),
+                 mapper_setup: Callable | None = None, mapper_teardown: Callable | None = None,
+                 reducer_setup: Callable | None = None, reducer_teardown: Callable | None = None) -> None:
         from airflow_provider_smr import job_files
         from airflow_provider_smr import params as job_params
 
         if steps is not None:
-            if any(f is not None for f in (mapper, combiner, reducer, partitioner)):
+            if any(f is not None for f in (mapper, combiner, reducer, partitioner, mapper_setup,
+                                           mapper_teardown, reducer_setup, reducer_teardown)):
                 raise JobDefinitionError(
-                    "give either mapper/combiner/reducer/partitioner or steps=[Step(...)], "
-                    "not both")
+                    "give either mapper/combiner/reducer/partitioner (and their setup/teardown) or "
+                    "steps=[Step(...)], not both")
             if not isinstance(steps, (list, tuple)) or not steps:
                 raise JobDefinitionError("steps must be a non-empty list of Step(...)")
             for s in steps:
@@ -280,7 +341,9 @@ class MapReduceJob:
             self.steps = list(steps)
         else:
             # validate() below rejects a None mapper with a message naming the step.
-            self.steps = [Step(mapper, combiner, reducer, partitioner)]  # type: ignore[arg-type]
+            self.steps = [Step(mapper=mapper, combiner=combiner, reducer=reducer, partitioner=partitioner,
+                               mapper_setup=mapper_setup, mapper_teardown=mapper_teardown,
+                               reducer_setup=reducer_setup, reducer_teardown=reducer_teardown)]
         self.input_format = input_format
         self.output_format = output_format
         self.serializer = serializer
@@ -378,8 +441,9 @@ class MapReduceJob:
         from airflow_provider_smr import job_files
         from lambda_handlers.jobspec import JobSpec, StepSpec
 
-        steps = [StepSpec(mapper=s.mapper, combiner=s.combiner, reducer=s.reducer,
-                          partitioner=s.partitioner, num_reducers=s.num_reducers) for s in self.steps]
+        steps = [StepSpec(mapper=None if s.passes_pairs else s.mapper, combiner=s.combiner,
+                          reducer=s.reducer, partitioner=s.partitioner, num_reducers=s.num_reducers,
+                          **{hook: getattr(s, hook) for hook in TASK_HOOKS}) for s in self.steps]
         formats = ({k: v for k, v in self.input_format.items()} if isinstance(self.input_format, dict)
                    else {})
         default = self.input_format if isinstance(self.input_format, str) else "text"

@@ -1,5 +1,6 @@
-"""What a job's own functions may ask about the job they run in: its parameters, its side files,
-and which input record and which task they are working on.
+"""What a job's own functions may ask about the job they run in (its parameters, its side
+files, which input record and which task they are working on, their task's setup state)
+and tell it (counters).
 
 ``job_params`` of the operator (templated, so ``{{ ds }}`` works) and ``--param`` of ``smr run``
 travel inside ``job.pkl``; a mapper, combiner, reducer or partitioner reads them with::
@@ -45,6 +46,12 @@ A mapper asks where the record it is mapping comes from (Hadoop's ``mapreduce.ma
   ``"default"`` for unnamed inputs and in later steps; ``None`` outside a map task.
 - :func:`task`: ``TaskInfo(step, phase, task, attempt)`` of the running task (``phase`` is
   ``"map"`` or ``"reduce"``; ``attempt`` counts from 0); ``None`` outside a task.
+- :func:`state`: what the step's ``mapper_setup`` (in a map task) or ``reducer_setup`` (in a
+  reduce task) returned for this task attempt; ``None`` without one.
+- :func:`increment_counter`: add to a user counter. A task attempt's counts travel in its done
+  marker, so only the winning attempt of each task counts (a failed, retried or speculative
+  attempt is never counted twice); the job's totals are ``result["counters"]["user"][group][name]``.
+  Outside a task (a function called from a unit test) it checks its arguments and counts nothing.
 
 This module is part of the Lambda package, so functions pickled by value find it there too.
 """
@@ -80,6 +87,10 @@ class TaskInfo(NamedTuple):
 
 
 _task: contextvars.ContextVar[TaskInfo | None] = contextvars.ContextVar("smr_task", default=None)
+_state: contextvars.ContextVar[Any] = contextvars.ContextVar("smr_task_state", default=None)
+# The running task attempt's counters, by (group, name); None outside a task.
+_counters: contextvars.ContextVar[dict[tuple[str, str], int | float] | None] = contextvars.ContextVar(
+    "smr_counters", default=None)
 
 
 def job_params() -> Mapping[str, Any]:
@@ -115,6 +126,52 @@ def task() -> TaskInfo | None:
     return _task.get()
 
 
+def state() -> Any:
+    """What this task's ``mapper_setup`` / ``reducer_setup`` returned (None without one)."""
+    return _state.get()
+
+
+def increment_counter(group: str, name: str, amount: int | float = 1) -> None:
+    """Add ``amount`` to the user counter ``group``/``name`` of the running task (Hadoop's and
+    mrjob's ``increment_counter``); see the module docstring for how tasks' counts are summed.
+    Call it from the task's own thread: a thread the job's code starts does not see the task."""
+    if type(group) is not str or type(name) is not str:
+        raise TypeError(f"increment_counter(group, name, amount=1) takes a str group and name, got "
+                        f"{group!r} and {name!r}")
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+        raise TypeError(f"increment_counter: amount must be an int or a float, got {amount!r}")
+    counts = _counters.get()
+    if counts is not None:
+        key = (group, name)
+        counts[key] = counts.get(key, 0) + amount
+
+
+def task_counters() -> dict[str, dict[str, int | float]]:
+    """The running task's user counters as ``{group: {name: count}}`` (what its done marker holds)."""
+    out: dict[str, dict[str, int | float]] = {}
+    for (group, name), count in sorted((_counters.get() or {}).items()):
+        out.setdefault(group, {})[name] = count
+    return out
+
+
+def counters_mark() -> dict[tuple[str, str], int | float]:
+    """A copy of the task's counters, to :func:`restore_counters` after mapping a record again."""
+    return dict(_counters.get() or {})
+
+
+def restore_counters(mark: dict[tuple[str, str], int | float]) -> None:
+    """Put the task's counters back to ``mark`` (what a re-run of records counted is dropped)."""
+    counts = _counters.get()
+    if counts is not None:
+        counts.clear()
+        counts.update(mark)
+
+
+def set_state(value: Any) -> None:
+    """Make ``value`` (a setup hook's result) this task's :func:`state` (called by the handler)."""
+    _state.set(value)
+
+
 def activate(spec: JobSpec, files: Callable[[str], str] | None = None) -> None:
     """Make ``spec.params`` the current job's parameters and ``files`` (name -> local path) how its
     side files are found (called by the handler before user code). Without ``files``, a side file
@@ -130,6 +187,8 @@ def begin_task(step: int, phase: str, task: int, attempt: int) -> None:
     """Record the running task and forget the previous task's input (called by the handler)."""
     _task.set(TaskInfo(int(step), str(phase), int(task), int(attempt)))
     _input.set((None, None))
+    _state.set(None)
+    _counters.set({})
 
 
 def set_input(uri: str | None, name: str | None) -> None:

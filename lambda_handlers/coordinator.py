@@ -463,15 +463,7 @@ def _write_timeout(bucket: str, job_id: str, plan: Plan, s: int, phase: str, t: 
     runtime.write_error(bucket, {"job_id": job_id, "step": s, "task": t, "attempt": a}, phase, exc)
 
 
-def fail_job(bucket: str, job_id: str, reason: str, *, step: int | None = None,
-             phase: str | None = None, task: int | None = None, attempt: int | None = None,
-             error: dict[str, Any] | None = None) -> bool:
-    body = {"job_id": job_id, "state": protocol.FAILED, "reason": reason, "step": step,
-            "phase": phase, "task": task, "attempt": attempt, "error": error,
-            "time": runtime.now_iso()}
-    won = runtime.put_if_absent(bucket, protocol.failed_key(job_id), json.dumps(body, sort_keys=True))
-    runtime.put_bytes(bucket, protocol.job_state_key(job_id, protocol.FAILED), reason[:1024].encode())
-    return won
+fail_job = runtime.fail_job
 
 
 # ---------------------------------------------------------------------------------------------

@@ -181,15 +181,21 @@ class StepSpec:
 
     ``mapper`` is ``fn(record) -> iterable of (key, value)``, or for step 0 of a job with named
     inputs a dict ``{input_name: fn}``. Steps after the first receive ``(key, value)`` tuples
-    produced by the previous step's reducers. ``reducer=None`` makes the step map-only (only
-    allowed for the last step). ``partitioner(key, n) -> int`` defaults to a stable hash.
+    produced by the previous step's reducers; ``mapper=None`` there passes them on unchanged.
+    ``reducer=None`` makes the step map-only (only allowed for the last step).
+    ``partitioner(key, n) -> int`` defaults to a stable hash. The ``*_setup`` / ``*_teardown``
+    hooks run once per task attempt of their phase (:mod:`lambda_handlers.context` ``state()``).
     """
 
-    mapper: Callable[..., Any] | dict[str, Callable[..., Any]]
+    mapper: Callable[..., Any] | dict[str, Callable[..., Any]] | None
     combiner: Callable[..., Any] | None = None
     reducer: Callable[..., Any] | None = None
     partitioner: Callable[[Any, int], int] | None = None
     num_reducers: int | None = None
+    mapper_setup: Callable[[], Any] | None = None
+    mapper_teardown: Callable[[], Any] | None = None
+    reducer_setup: Callable[[], Any] | None = None
+    reducer_teardown: Callable[[], Any] | None = None
 
 
 @dataclass

@@ -180,6 +180,9 @@ class JobOptions:
     max_running_tasks: int | None = _option(
         None, "functions of this job running at once (map and reduce tasks, retries and backups "
         "included), admitted by the coordinator (default: no cap)", int, unit="functions")
+    retry_on_user_errors: bool = _option(
+        True, "retry a task whose job code raised (as Hadoop does); off: such an error fails the job "
+        "on its first attempt, with the job's traceback", bool)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -199,7 +202,7 @@ class JobOptions:
                                                    minimum=1))
         set_(self, "max_running_tasks", _whole("max_running_tasks", self.max_running_tasks, minimum=1,
                                                maximum=protocol.MAX_SLOTS, optional=True))
-        for name in ("speculation", "create_table", "overwrite"):
+        for name in ("speculation", "create_table", "overwrite", "retry_on_user_errors"):
             set_(self, name, _flag(name, getattr(self, name)))
         try:
             threshold = float(self.speculation_threshold)

@@ -459,28 +459,57 @@ def now_iso() -> str:
 
 
 class TaskError(Exception):
-    """An error with context (input location, record preview) for the error detail."""
+    """An error with context (input location, record preview) for the error detail.
+
+    ``user=True``: the job's own code failed (raised, or returned something that is not pairs);
+    a deterministic failure that ``retry_on_user_errors=False`` fails the job on at once."""
 
     def __init__(self, message: str, *, input: dict[str, Any] | None = None,
-                 record_preview: str | None = None):
+                 record_preview: str | None = None, user: bool = False):
         super().__init__(message)
         self.input = input
         self.record_preview = record_preview
+        self.user = user
 
 
-def write_error(bucket: str, event: dict[str, Any], phase: str, exc: BaseException) -> dict[str, Any]:
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the job's code failing (a :class:`TaskError` marked so, or a user's
+    ``sys.exit()``), rather than the platform (S3, memory, a changed input)."""
+    return bool(getattr(exc, "user", False)) or isinstance(exc, SystemExit)
+
+
+def write_error(bucket: str, event: dict[str, Any], phase: str, exc: BaseException,
+                fail_job_now: bool = False) -> dict[str, Any]:
+    """Write the attempt's error detail and error marker. ``fail_job_now``: fail the whole job
+    on this error, before the marker, so no coordinator that sees the marker retries the task."""
     job_id, step, task, attempt = event["job_id"], event["step"], event["task"], event["attempt"]
     detail = {
         "task": task, "attempt": attempt, "step": step, "phase": phase,
         "error_type": type(exc).__name__, "message": str(exc),
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         "input": getattr(exc, "input", None), "record_preview": getattr(exc, "record_preview", None),
-        "time": now_iso(),
+        "user_error": is_user_error(exc), "time": now_iso(),
     }
     put_json(bucket, protocol.error_detail_key(job_id, step, phase, task, attempt), detail)
+    if fail_job_now:
+        fail_job(bucket, job_id, f"{phase} task {task} of step {step} failed in the job's code on attempt "
+                 f"{attempt + 1} (retry_on_user_errors is off); error: {detail['error_type']}: "
+                 f"{detail['message']}", step=step, phase=phase, task=task, attempt=attempt, error=detail)
     put_bytes(bucket, protocol.error_marker_key(job_id, step, phase, task, attempt),
               f"{detail['error_type']}: {detail['message']}"[:1024].encode())
     return detail
+
+
+def fail_job(bucket: str, job_id: str, reason: str, *, step: int | None = None,
+             phase: str | None = None, task: int | None = None, attempt: int | None = None,
+             error: dict[str, Any] | None = None) -> bool:
+    """Fail the job: ``failed.json`` (put-if-absent: the first cause wins), then its FAILED state."""
+    body = {"job_id": job_id, "state": protocol.FAILED, "reason": reason, "step": step,
+            "phase": phase, "task": task, "attempt": attempt, "error": error,
+            "time": now_iso()}
+    won = put_if_absent(bucket, protocol.failed_key(job_id), json.dumps(body, sort_keys=True))
+    put_bytes(bucket, protocol.job_state_key(job_id, protocol.FAILED), reason[:1024].encode())
+    return won
 
 
 def log_task_line(job_id: str, phase: str, step: int, task: int, attempt: int, outcome: str,
@@ -540,6 +569,7 @@ def _run_task(event: dict[str, Any], phase: str,
     metrics = start_metrics()
     context.begin_task(step, phase, task, attempt)
     started = time.time()
+    plan: Plan | None = None
     try:
         if exists(bucket, protocol.cancel_key(job_id)):
             return {"cancelled": True}
@@ -555,6 +585,9 @@ def _run_task(event: dict[str, Any], phase: str,
                 "started": started, "finished": finished, "duration_s": round(finished - started, 4),
                 "memory_mb": memory_mb(), "max_rss_mb": max_rss_mb()}
         done.setdefault("bad_records", 0)
+        user_counters = context.task_counters()
+        if user_counters:
+            done["counters"] = user_counters
         with metrics.lock:
             done["requests"] = dict(metrics.requests)
         done["requests"]["PutObject"] = done["requests"].get("PutObject", 0) + 1  # the marker itself
@@ -571,8 +604,9 @@ def _run_task(event: dict[str, Any], phase: str,
         if _in_process.get() is not None:  # the caller debugs it: no marker, no retry
             raise
         log.exception("%s task %s/%s attempt %s of job %s failed", phase, step, task, attempt, job_id)
+        fail_now = (plan is not None and not plan.options.retry_on_user_errors and is_user_error(exc))
         try:
-            write_error(bucket, event, phase, exc)
+            write_error(bucket, event, phase, exc, fail_job_now=fail_now)
         except Exception:
             log.exception("could not write the error detail")
         result = {"error": f"{type(exc).__name__}: {exc}"}

@@ -46,6 +46,8 @@ log = logging.getLogger("smr")
 
 LOCAL_BUCKET = "smr-local-data"
 _NAMED = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)=(.+)$")
+_NAME_LIKE = re.compile(r"^([^=/\\:]+)=(.+)$")  # NAME=URI with a NAME the grammar refuses
+_PYTHON_FLAG = re.compile(r"\b([a-z][a-z0-9_]*)=(True|False)\b")
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
                     "aws_session_token": "testing"}
 
@@ -154,12 +156,39 @@ def parse_inputs(values: list[str]) -> Any:
         if m and not is_s3_uri(value):
             named.setdefault(m.group(1), []).append(m.group(2))
         else:
+            _check_input_name(value)
             plain.append(value)
     if named and plain:
         raise CommandError("give either unnamed inputs or NAME=URI inputs, not both")
     if named:
         return {k: v[0] if len(v) == 1 else v for k, v in named.items()}
     return plain[0] if len(plain) == 1 else plain
+
+
+def _check_input_name(value: str) -> None:
+    """Refuse ``NAME=URI`` whose NAME is not a valid input name (``argparse.py=path``), unless the
+    whole value is a URI or an existing path, saying what to write instead."""
+    m = _NAME_LIKE.match(value)
+    if m is None or is_s3_uri(value) or dynamodb.is_dynamodb_uri(value) or Path(value).expanduser().exists():
+        return
+    name, uri = m.groups()
+    fixed = re.sub(r"[^A-Za-z0-9_-]", "_", name)
+    fixed = fixed if re.match(r"[A-Za-z_]", fixed) else "_" + fixed
+    why = "may not contain a dot" if "." in name else "are letters, digits, _ and - (starting with a letter or _)"
+    raise CommandError(f"--input {value!r}: input names {why}, got {name!r}; write --input {fixed}={uri}")
+
+
+def cli_words(text: str) -> str:
+    """An error's Python spelling of an option in the CLI's: ``pass overwrite=True`` -> ``pass
+    --overwrite`` (``=False``: ``--no-overwrite``), for the options ``smr run`` has flags for."""
+    flags = {o.name: o.flag for cls in (JobOptions, StackSettings) for o in declared(cls) if o.kind is bool}
+
+    def flag(m: re.Match[str]) -> str:
+        name, value = m.groups()
+        if name not in flags:
+            return m.group(0)
+        return flags[name] if value == "True" else "--no-" + flags[name][2:]
+    return _PYTHON_FLAG.sub(flag, text)
 
 
 def _parse_params(values: list[str], as_text: bool = False) -> dict:
@@ -240,7 +269,7 @@ def main_errors(func: Command) -> Command:
 
             if getattr(exc, TASK_ATTRIBUTE, None):  # --inline: the job's own error, traceback and all
                 raise
-            text = str(exc).strip() or type(exc).__name__
+            text = cli_words(str(exc).strip()) or type(exc).__name__
             if args.verbose:
                 log.error("%s", text, exc_info=not _known(exc))
             print(f"smr: error: {type(exc).__name__}: {text.splitlines()[0]}", file=sys.stderr)
@@ -378,6 +407,8 @@ def _print_result(result: dict, as_json: bool) -> None:
     print(f"read {c['records_read']} records ({c['bytes_read']} bytes), shuffled {c['shuffle_bytes']} "
           f"bytes, {c['attempts']} task attempts, {t['total_s']:.1f}s, "
           f"~${result['estimated_cost_usd']:.6f} on AWS")
+    for group, names in (c.get("user") or {}).items():
+        print(f"counters {group}: " + ", ".join(f"{name}={count:,}" for name, count in names.items()))
 
 
 @main_errors

@@ -14,6 +14,7 @@ from collections import Counter
 
 from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds, prices_for
 from airflow_provider_smr.engine.requests import S3_TYPES
+from airflow_provider_smr.engine.watch import user_counters
 from lambda_handlers import protocol
 from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.plan import Plan
@@ -70,6 +71,8 @@ def build_result(plan: Plan, done: dict, manifest: dict, markers: dict[tuple[int
         "attempts": attempts,
         "retried_attempts": max(0, attempts - tasks),
         "bad_records": sum(b.get("bad_records", 0) for b in all_bodies),
+        # increment_counter's totals over each task's winning attempt: {group: {name: total}}
+        "user": user_counters(all_bodies),
     }
 
     created = epoch_seconds(plan.created) or 0.0

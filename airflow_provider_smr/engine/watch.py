@@ -258,6 +258,10 @@ class ProgressTracker:
         return {"records": sum(int(b.get("records_in") or 0) for b in first),
                 "bytes": sum(int(b.get("bytes_in") or 0) for b in first)}
 
+    def user_counters(self) -> dict[str, dict[str, int | float]]:
+        """The job's user counters so far (finished tasks' winning attempts)."""
+        return user_counters(self.bodies.values())
+
     def elapsed(self, now: float) -> float:
         return max(0.0, now - self.started)
 
@@ -266,9 +270,30 @@ class ProgressTracker:
         read, 28.3 MiB/s, 105k records/s | elapsed 0:00:12``."""
         totals, elapsed = self.totals(), self.elapsed(now)
         rate = (lambda n: n / elapsed) if elapsed > 0 else (lambda n: 0.0)
+        counters = format_user_counters(self.user_counters())
         return (f"{_describe_phases(status)} | {totals['records']:,} records, "
                 f"{format_bytes(totals['bytes'])} read, {format_bytes(rate(totals['bytes']))}/s, "
-                f"{short_count(rate(totals['records']))} records/s | elapsed {format_elapsed(elapsed)}")
+                f"{short_count(rate(totals['records']))} records/s | elapsed {format_elapsed(elapsed)}"
+                + (f" | {counters}" if counters else ""))
+
+
+def user_counters(bodies: Iterable[dict]) -> dict[str, dict[str, int | float]]:
+    """``{group: {name: total}}`` of the user counters in done-marker bodies (``"counters"``). A
+    task has one done marker, its winning attempt's, so no attempt is counted twice."""
+    out: dict[str, dict[str, int | float]] = {}
+    for body in bodies:
+        for group, names in (body.get("counters") or {}).items():
+            totals = out.setdefault(group, {})
+            for name, count in names.items():
+                totals[name] = totals.get(name, 0) + count
+    return {g: dict(sorted(names.items())) for g, names in sorted(out.items())}
+
+
+def format_user_counters(counters: dict[str, dict[str, int | float]], most: int = 4) -> str:
+    """``words.total=1,234, words.empty=3 (+2 more)``: the first ``most`` counters, for one line."""
+    flat = [f"{group}.{name}={count:,}" for group, names in counters.items() for name, count in names.items()]
+    more = f" (+{len(flat) - most} more)" if len(flat) > most else ""
+    return ", ".join(flat[:most]) + more
 
 
 JOB_LABEL_CHARS = 12

@@ -163,6 +163,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         errors: str = _JOB.errors,
         columns: Sequence[str] | Mapping[str, Sequence[str]] = _JOB.columns,
         max_running_tasks: int | None = _JOB.max_running_tasks,
+        retry_on_user_errors: bool = _JOB.retry_on_user_errors,
         memory_mb: int = _STACK.memory_mb,
         timeout_s: int = _STACK.timeout_s,
         layers: Sequence[str] = _STACK.layers,
@@ -212,6 +213,7 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.errors = errors
         self.columns = columns
         self.max_running_tasks = max_running_tasks
+        self.retry_on_user_errors = retry_on_user_errors
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
         self.layers = layers

@@ -1,7 +1,7 @@
 """The most used word, stop words excepted (mrjob's ``mr_most_used_word``): a side file and two steps.
 
 ``stop_words.txt`` (next to this module) travels with the job; a task reads it once with
-``job_file``. The second step only reduces: its mapper passes the first step's pairs through.
+``job_file``. The second step only reduces: the first step's pairs pass straight to its reducer.
 """
 
 from __future__ import annotations
@@ -33,9 +33,6 @@ def count_word(word, counts):
     yield None, [sum(counts), word]
 
 
-def pass_through(pair):
-    yield pair
-
 
 def max_word(_, count_words):
     count, word = max(count_words)  # the most used; among equals, the last in sort order
@@ -44,5 +41,5 @@ def max_word(_, count_words):
 
 most_used_word = MapReduceJob(
     steps=[Step(mapper=words, combiner=total, reducer=count_word),
-           Step(mapper=pass_through, reducer=max_word, num_reducers=1)],
+           Step(reducer=max_word, num_reducers=1)],
     output_format="text", files=["stop_words.txt"], name="most_used_word")

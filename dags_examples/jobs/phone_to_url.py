@@ -47,9 +47,6 @@ def phone_urls_of_small_hosts(_host, phone_urls):
             yield phone, [len(phone_urls), url]
 
 
-def pass_through(pair):
-    yield pair
-
 
 def best_url(phone, counted_urls):
     yield phone, min(counted_urls, key=lambda cu: (cu[0], len(cu[1]), cu[1]))[1]
@@ -57,5 +54,5 @@ def best_url(phone, counted_urls):
 
 phone_to_url = MapReduceJob(
     steps=[Step(mapper=phones_by_host, reducer=phone_urls_of_small_hosts),
-           Step(mapper=pass_through, reducer=best_url)],
+           Step(reducer=best_url)],
     input_format="whole", name="phone_to_url")
