@@ -439,7 +439,7 @@ def print_per_record_model(rates: dict) -> dict | None:
         return None
     r = model.rates_from(model.normalized(rates, floor))
     best = model.best_plan(rates=r)
-    p = best.plan
+    p = best.sizing
     print(f"the same query written one call per record (AMPLab Q2, per record; normalized rates "
           f"{json.dumps({k: round(v, 2) for k, v in model.normalized(rates, floor).items()})}): "
           f"M={p.map_tasks} R={p.reducers} memory={p.memory_mb} MB, {best.wall_s:.1f} s, ${best.usd:.4f}")
@@ -466,11 +466,11 @@ def print_model(rates: dict) -> dict:
         print(f"  CPU speed-up on map and reduce needed to meet the target: "
               f"{'none' if speedup == 1.0 else f'{speedup}x'}")
         planned = model.model(rates=r, plan=model.planner_plan())
-        p = planned.plan
+        p = planned.sizing
         print(f"  the planner's default plan (M={p.map_tasks} R={p.reducers} at {p.memory_mb} MB): "
               f"{planned.wall_s:.1f} s, ${planned.usd:.4f}")
-        out[label] = {"rates": measured, "plan": best.plan.__dict__, "wall_s": round(best.wall_s, 1),
-                      "usd": best.usd, "cost": best.cost, "meets_target": best.meets_target(),
+        out[label] = {"rates": measured, "plan": best.sizing.__dict__, "wall_s": round(best.wall_s, 1),
+                      "usd": best.usd, "cost": best.cost, "meets_target": model.meets_target(best),
                       "required_speedup": speedup,
                       "planner_plan": {**p.__dict__, "wall_s": round(planned.wall_s, 1),
                                        "usd": planned.usd}}

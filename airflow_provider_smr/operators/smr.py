@@ -161,6 +161,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         errors: str = _JOB.errors,
         columns: Sequence[str] | Mapping[str, Sequence[str]] = _JOB.columns,
         max_running_tasks: int | None = _JOB.max_running_tasks,
+        optimize: str = _JOB.optimize,
+        max_cost_usd: float | str | None = _JOB.max_cost_usd,
+        deadline_s: float | str | None = _JOB.deadline_s,
         memory_mb: int = _STACK.memory_mb,
         timeout_s: int = _STACK.timeout_s,
         layers: Sequence[str] = _STACK.layers,
@@ -210,6 +213,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.errors = errors
         self.columns = columns
         self.max_running_tasks = max_running_tasks
+        self.optimize = optimize
+        self.max_cost_usd = max_cost_usd
+        self.deadline_s = deadline_s
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
         self.layers = layers

@@ -14,6 +14,7 @@ from bench.model import (
     best_plan,
     combined_keys,
     lambda_invocations,
+    meets_target,
     model,
     normalized,
     rates_from,
@@ -108,7 +109,7 @@ def test_more_tasks_than_concurrency_run_in_waves():
 def test_best_plan_meets_the_time_target_when_any_plan_does():
     best = best_plan(rates=Rates(map_cpu_mb_s=100, reduce_cpu_mb_s=60, overlap=True))
     assert best.wall_s < 150
-    assert best.plan.map_tasks <= 1000
+    assert best.sizing.map_tasks <= 1000
 
 
 def test_measured_rates_replace_only_the_fields_given():
@@ -135,4 +136,4 @@ def test_required_speedup_is_one_when_the_target_is_already_met_and_more_when_no
     needed = required_speedup(slow)
     assert needed is not None and needed > 1
     bumped = Rates(map_cpu_mb_s=3 * needed, reduce_cpu_mb_s=0.3 * needed)
-    assert best_plan(rates=bumped).meets_target()
+    assert meets_target(best_plan(rates=bumped))
