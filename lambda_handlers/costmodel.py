@@ -232,7 +232,12 @@ def pareto_front(options: Sequence[Modelled]) -> list[Modelled]:
 
 
 class CostLimitError(PlanError):
-    """No sizing of the job is estimated within ``max_cost_usd``; the message holds the estimate."""
+    """No sizing of the job is estimated within ``max_cost_usd``; the message holds the estimate
+    (``estimate``: the cheapest sizing, modelled)."""
+
+    def __init__(self, message: str, estimate: Modelled | None = None) -> None:
+        super().__init__(message)
+        self.estimate = estimate
 
 
 @dataclass(frozen=True)
@@ -276,7 +281,7 @@ def choose(options: Sequence[Modelled], objective: Objective, default: Modelled 
         cheapest = min(pool, key=lambda o: (o.usd, o.wall_s))
         raise CostLimitError(
             f"max_cost_usd={objective.max_cost_usd:g}: the job is estimated at ${cheapest.usd:.4f} or more "
-            f"(cheapest plan: {describe(cheapest)}); raise max_cost_usd or shrink the input")
+            f"(cheapest plan: {describe(cheapest)}); raise max_cost_usd or shrink the input", cheapest)
     if objective.optimize == "time" and default is not None and objective.within_cost(default) \
             and objective.within_deadline(default):
         return default

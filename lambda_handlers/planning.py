@@ -639,13 +639,13 @@ def map_task_candidates(total_bytes: int, concurrency: int | None, *, task_timeo
                         memory_mb: int) -> list[int]:
     """Map task counts the search tries for one memory size: from the fewest whose splits finish
     within the timeout (:func:`max_split_size`) to the most whose splits stay >= MIN_SPLIT_SIZE and
-    that run in at most 3 waves, growing by :data:`MAP_TASKS_STEP`, plus whole waves and the
-    rules' own choice."""
+    that run in at most 3 waves (on few workers: the rules' 4 tasks a worker), growing by
+    :data:`MAP_TASKS_STEP`, plus whole waves."""
     if total_bytes <= 0:
         return [1]
     p = max(1, int(concurrency or DEFAULT_CONCURRENCY))
     lo = max(1, -(-total_bytes // max_split_size(task_timeout_s, memory_mb)))
-    hi = max(lo, min(protocol.MAX_TASKS, total_bytes // MIN_SPLIT_SIZE, 3 * p, max(wanted_tasks(p), lo)))
+    hi = max(lo, min(protocol.MAX_TASKS, total_bytes // MIN_SPLIT_SIZE, max(3 * p, wanted_tasks(p))))
     found = {lo, hi, *(k * p for k in (1, 2, 3) if lo <= k * p <= hi)}
     n = float(lo)
     while n < hi:
@@ -750,9 +750,14 @@ def planned_sizing(total_bytes: int, options: JobOptions, limits: TaskLimits, co
                    fixed_reducers: int | None) -> PlannedSizing:
     """The split size and reducers :func:`choose_sizing` picks for the job's objective, where they
     differ from the sizing rules' (raises :class:`costmodel.CostLimitError` past ``max_cost_usd``)."""
-    chosen = choose_sizing(total_bytes, objective_of(options), concurrency=concurrency,
-                           memory_mb=limits.memory_mb, task_timeout_s=limits.task_timeout_s,
-                           split_size=options.split_size, num_reducers=fixed_reducers).sizing
+    try:
+        chosen = choose_sizing(total_bytes, objective_of(options), concurrency=concurrency,
+                               memory_mb=limits.memory_mb, task_timeout_s=limits.task_timeout_s,
+                               split_size=options.split_size, num_reducers=fixed_reducers).sizing
+    except costmodel.CostLimitError as exc:
+        if exc.estimate is None:
+            raise
+        raise refusal(options, exc.estimate, cheapest=True) from None
     rules = rules_sizing(total_bytes, concurrency, task_timeout_s=limits.task_timeout_s,
                          memory_mb=limits.memory_mb, split_size=options.split_size, num_reducers=fixed_reducers)
     return PlannedSizing(
@@ -769,10 +774,16 @@ def plan_estimate(total_bytes: int, map_tasks: int, reducers: int, options: JobO
     modelled = costmodel.estimate(costmodel.Workload.of_input(total_bytes), costmodel.DEFAULT_RATES, sizing)
     limit = options.max_cost_usd
     if limit is not None and modelled.usd > limit:
-        fixed = [n for n in ("split_size", "num_reducers") if getattr(options, n)]
-        hint = (f"leave {' and '.join(fixed)} to the planner, " if fixed else "") + "raise max_cost_usd"
-        raise costmodel.CostLimitError(
-            f"max_cost_usd={limit:g}: the job is estimated at ${modelled.usd:.4f} "
-            f"({costmodel.describe(modelled)}), refused before it started; {hint}")
+        raise refusal(options, modelled)
     return {**modelled.summary(), "optimize": options.optimize, "max_cost_usd": limit,
             "deadline_s": options.deadline_s}
+
+
+def refusal(options: JobOptions, modelled: costmodel.Modelled, cheapest: bool = False) -> costmodel.CostLimitError:
+    """The error refusing a job estimated above ``max_cost_usd``: the estimate, and what to change."""
+    fixed = [n for n in ("split_size", "num_reducers") if getattr(options, n)]
+    hint = (f"leave {' and '.join(fixed)} to the planner or " if fixed else "") + "raise max_cost_usd"
+    what = "its cheapest plan" if cheapest else "its plan"
+    return costmodel.CostLimitError(
+        f"max_cost_usd={options.max_cost_usd:g}: the job is estimated at ${modelled.usd:.4f} on AWS "
+        f"({what}: {costmodel.describe(modelled)}), refused before it started; {hint}", modelled)

@@ -131,4 +131,5 @@ def attempt_usd(marker: Mapping[str, Any], prices: Prices = DEFAULT_PRICES, memo
     requests = marker.get("requests") or {}
     s3 = {S3_OPERATION_TYPES.get(op, op.upper()): int(n)
           for op, n in requests.items()} if isinstance(requests, Mapping) else {}
-    return cost_breakdown(gb_seconds(duration, memory), 2, s3, prices).total
+    bill = cost_breakdown(gb_seconds(duration, memory), 2, s3, prices)
+    return bill.lambda_compute + bill.lambda_requests + bill.s3_put + bill.s3_get  # unrounded: summed
