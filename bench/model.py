@@ -49,6 +49,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 
 from lambda_handlers.costmodel import (  # noqa: F401  (the model's names, as this module's users know them)
+    DEFAULT_OBJECTIVE,
     FULL_VCPU_MB,
     Modelled,
     Objective,
@@ -119,8 +120,9 @@ def best_plan(workload: Workload = AMPLAB, rates: Rates = RATES, concurrency: in
 
 def planner_plan(workload: Workload = AMPLAB, concurrency: int = 1000,
                  memory_mb: int = FULL_VCPU_MB) -> Plan:
-    """What the engine's planner picks for this input when the job gives no sizes
-    (lambda_handlers.planning, one object of ``workload.input_bytes``)."""
+    """What the engine's sizing rules pick for this input when the job gives no sizes
+    (lambda_handlers.planning, one object of ``workload.input_bytes``): the planner's default below
+    scale; at scale it takes the model's better plan (:func:`planner_choice`)."""
     from lambda_handlers import planning
 
     total = int(workload.input_bytes)
@@ -129,6 +131,56 @@ def planner_plan(workload: Workload = AMPLAB, concurrency: int = 1000,
     m = len(planning.split_object(obj, size, "text", merge_tail=True))
     r = planning.choose_num_reducers(total, m, memory_mb=memory_mb, concurrency=concurrency)
     return Plan(m, r, memory_mb, concurrency)
+
+
+def planner_choice(objective: Objective = DEFAULT_OBJECTIVE, rates: Rates = RATES, workload: Workload = AMPLAB,
+                   concurrency: int = 1000) -> tuple[Modelled, list[Modelled]]:
+    """The engine's planner's own choice for ``objective`` (lambda_handlers.planning.choose_sizing,
+    memory free among :data:`MEMORY_OPTIONS`, the rules' default at 1,769 MB) and every plan its
+    search modelled; raises ``CostLimitError`` when nothing is within the budget."""
+    from lambda_handlers import planning
+
+    total = int(workload.input_bytes)
+    chosen = planning.choose_sizing(total, objective, concurrency=concurrency, memory_mb=FULL_VCPU_MB,
+                                    memory_options=MEMORY_OPTIONS, workload=workload, rates=rates)
+    _, options = planning.sizing_options(total, concurrency=concurrency, memory_mb=FULL_VCPU_MB,
+                                         memory_options=MEMORY_OPTIONS, workload=workload, rates=rates)
+    return chosen, options
+
+
+def planner_targets(rates: Rates = RATES) -> dict:
+    """Issue 18's planner targets for AMPLab Q2 at 126.8 GB: the default plan on the model's Pareto
+    front (no plan of the planner's search, nor of :func:`plan_grid`, both faster and cheaper), and
+    the plan within ``max_cost_usd=0.10`` finishing in <= 100 s."""
+    from lambda_handlers.costmodel import CostLimitError, describe
+
+    default, options = planner_choice(rates=rates)
+    grid = plan_grid(rates=rates)
+    beaten = [o for o in options + grid if o.wall_s < default.wall_s and o.usd < default.usd]
+    out: dict = {"default": {**default.summary(), "plan": describe(default),
+                             "on_pareto_front": not beaten, "plans_searched": len(options) + len(grid)}}
+    try:
+        budget, _ = planner_choice(Objective(max_cost_usd=PLANNER_BUDGET_USD), rates)
+        out["max_cost_usd"] = {**budget.summary(), "plan": describe(budget),
+                               "meets_target": budget.wall_s <= PLANNER_TARGET_SECONDS}
+    except CostLimitError as exc:
+        out["max_cost_usd"] = {"refused": str(exc), "meets_target": False}
+    cheapest, _ = planner_choice(Objective("cost"), rates)
+    out["cost"] = {**cheapest.summary(), "plan": describe(cheapest)}
+    return out
+
+
+def planner_report(targets: dict) -> str:
+    d, b, c = targets["default"], targets["max_cost_usd"], targets["cost"]
+    budget = (f"{b['plan']}: {'MET' if b['meets_target'] else 'NOT MET'} (target <= "
+              f"{PLANNER_TARGET_SECONDS:.0f} s)" if "plan" in b else f"refused ({b['refused']})")
+    return "\n".join([
+        "  the planner (lambda_handlers.planning.choose_sizing, memory free):",
+        f"   - optimize='time' (default): {d['plan']}; on the Pareto front of {d['plans_searched']} "
+        f"plans: {'yes' if d['on_pareto_front'] else 'NO'}",
+        f"   - max_cost_usd={PLANNER_BUDGET_USD:.2f}: {budget}",
+        f"   - optimize='cost': {c['plan']}",
+    ])
 
 
 def assumptions(rates: Rates) -> list[str]:
@@ -203,5 +255,6 @@ def rates_from(measured: dict, base: Rates = RATES) -> Rates:
 if __name__ == "__main__":
     rates = Rates()
     print(report(best_plan(rates=rates), rates))
+    print(planner_report(planner_targets(rates)))
     print(report(model(rates=rates, plan=planner_plan()), rates).replace(
-        "Modelled AWS run", "Planner's default plan", 1))
+        "Modelled AWS run", "The sizing rules' plan", 1))

@@ -467,13 +467,15 @@ def print_model(rates: dict) -> dict:
               f"{'none' if speedup == 1.0 else f'{speedup}x'}")
         planned = model.model(rates=r, plan=model.planner_plan())
         p = planned.sizing
-        print(f"  the planner's default plan (M={p.map_tasks} R={p.reducers} at {p.memory_mb} MB): "
+        print(f"  the sizing rules' plan (M={p.map_tasks} R={p.reducers} at {p.memory_mb} MB): "
               f"{planned.wall_s:.1f} s, ${planned.usd:.4f}")
+        targets = model.planner_targets(r)
+        print(model.planner_report(targets))
         out[label] = {"rates": measured, "plan": best.sizing.__dict__, "wall_s": round(best.wall_s, 1),
                       "usd": best.usd, "cost": best.cost, "meets_target": model.meets_target(best),
                       "required_speedup": speedup,
                       "planner_plan": {**p.__dict__, "wall_s": round(planned.wall_s, 1),
-                                       "usd": planned.usd}}
+                                       "usd": planned.usd}, "planner": targets}
     return out
 
 
