@@ -591,7 +591,10 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
         raise PlanError(f"input(s) {mixed} mix S3 and DynamoDB URIs: give each its own input name")
     total_bytes = sum(o.size for o in objects) + sum(t.get("size_bytes", 0) for t in tables)
     auto = not options.split_size
-    fixed_reducers = options.num_reducers or job.num_reducers
+    first = job.steps[0] if job.steps else None
+    map_only = first is not None and (first.reducer is None or first.reducer is False)
+    own = first.num_reducers if first is not None else None
+    fixed_reducers = 0 if map_only else own or options.num_reducers or job.num_reducers
     sizing = planned_sizing(total_bytes, options, limits, concurrency, fixed_reducers)
     split_size = options.split_size or sizing.split_size or choose_split_size(
         total_bytes, concurrency, task_timeout_s=limits.task_timeout_s, memory_mb=limits.memory_mb)
@@ -663,7 +666,8 @@ def rules_sizing(total_bytes: int, concurrency: int | None, *, task_timeout_s: i
     m = max(1, -(-total_bytes // size))
     if not split_size and m > 1 and total_bytes - (m - 1) * size < TAIL_FRACTION * size:
         m -= 1  # the tail joins the last split (split_object's merge_tail)
-    r = num_reducers or choose_num_reducers(total_bytes, m, memory_mb=memory_mb, concurrency=concurrency)
+    r = num_reducers if num_reducers is not None else choose_num_reducers(
+        total_bytes, m, memory_mb=memory_mb, concurrency=concurrency)
     return costmodel.Sizing(m, r, memory_mb, int(concurrency or DEFAULT_CONCURRENCY))
 
 
@@ -699,7 +703,7 @@ def sizing_options(total_bytes: int, *, concurrency: int | None = None, memory_m
             maps = [max(1, -(-total_bytes // split_size))]
         else:
             maps = map_task_candidates(total_bytes, concurrency, task_timeout_s=task_timeout_s, memory_mb=mem)
-        reducers = ([num_reducers] if num_reducers else
+        reducers = ([num_reducers] if num_reducers is not None else
                     sorted({r for r in REDUCER_CANDIDATES if r <= max(wanted_tasks(p), rules.reducers)}
                            | {rules.reducers}))
         options += costmodel.search(workload, rates, map_tasks=maps, reducers=reducers, memory_mb=[mem],
@@ -730,7 +734,7 @@ def choose_sizing(total_bytes: int, objective: costmodel.Objective = costmodel.D
         total_bytes, concurrency=concurrency, memory_mb=memory_mb, memory_options=memory_options,
         task_timeout_s=task_timeout_s, split_size=split_size, num_reducers=num_reducers,
         workload=workload, rates=rates, prices=prices)
-    if at_scale(total_bytes, concurrency) and not split_size and not num_reducers:
+    if at_scale(total_bytes, concurrency) and not split_size and num_reducers is None:
         better = [o for o in options if costmodel.dominates(o, default)]
         if better:
             default = min(better, key=lambda o: (o.wall_s, o.usd))
@@ -749,7 +753,8 @@ class PlannedSizing:
 def planned_sizing(total_bytes: int, options: JobOptions, limits: TaskLimits, concurrency: int | None,
                    fixed_reducers: int | None) -> PlannedSizing:
     """The split size and reducers :func:`choose_sizing` picks for the job's objective, where they
-    differ from the sizing rules' (raises :class:`costmodel.CostLimitError` past ``max_cost_usd``)."""
+    differ from the sizing rules' (``fixed_reducers``: the first step's own, 0 when it maps only;
+    raises :class:`costmodel.CostLimitError` past ``max_cost_usd``)."""
     try:
         chosen = choose_sizing(total_bytes, objective_of(options), concurrency=concurrency,
                                memory_mb=limits.memory_mb, task_timeout_s=limits.task_timeout_s,
@@ -763,7 +768,7 @@ def planned_sizing(total_bytes: int, options: JobOptions, limits: TaskLimits, co
     return PlannedSizing(
         split_size=None if options.split_size or chosen.map_tasks == rules.map_tasks
         else max(1, -(-total_bytes // chosen.map_tasks)),
-        reducers=None if fixed_reducers or chosen.reducers == rules.reducers else chosen.reducers)
+        reducers=None if fixed_reducers is not None or chosen.reducers == rules.reducers else chosen.reducers)
 
 
 def plan_estimate(total_bytes: int, map_tasks: int, reducers: int, options: JobOptions, limits: TaskLimits,

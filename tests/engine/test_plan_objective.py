@@ -110,3 +110,11 @@ def test_a_job_estimated_above_its_budget_is_refused_before_it_is_planned():
     with pytest.raises(CostLimitError, match="refused before it started; leave split_size and num_reducers to "
                                              "the planner or raise max_cost_usd"):
         plan_of(64 * MiB, JobOptions(max_cost_usd=1e-6, split_size="1MiB", num_reducers=4))
+
+
+def test_a_map_only_job_is_priced_without_reducers():
+    plan = build_plan(job_id="j1", work_bucket="work", job=MapReduceJob(mapper=tokenize),
+                      inputs={"default": ["s3://in/a"]}, objects=[S3Object("default", "in", "a", 64 * MiB, "e")],
+                      output_uri="s3://out/res", options=JobOptions(optimize="cost"), limits=TaskLimits())
+    assert plan.steps[0].num_reducers == 0 and plan.estimate["reducers"] == 0
+    assert plan.estimate["usd"] < plan_of(64 * MiB, JobOptions(optimize="cost")).estimate["usd"]
