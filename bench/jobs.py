@@ -97,6 +97,10 @@ def word_count_job():
     return MapReduceJob(mapper=words, combiner=fold(operator.add), reducer=total, name="bench_word_count")
 
 
+#: the README-style job as ``smr run`` loads it (``bench/jobs.py:word_count``): the whole-process row
+word_count = word_count_job()
+
+
 def word_count_without_combiner_job():
     return MapReduceJob(mapper=words, reducer=total, name="bench_word_count_nocombine")
 

@@ -240,12 +240,41 @@ def bench_trivial(bench, args, data_dir: Path) -> dict:
     verify.check_counts(_records(bench, run.result), expected)
     row = _row("trivial (median of 3)", len(body), run, None, verified=True,
                all_wall_s=[round(r.wall_s, 3) for r in runs], poll_s=args.latency_poll)
+    process = smr_process_trivial(bench, uri, expected, len(body))
     peer = _peer(args, "trivial", lambda: lithops_trivial(data_dir / "trivial.txt", body))
     if peer is None:
-        return row
-    # this row is submit-to-result in the bench's process; Lithops' is its whole process
-    row["vs_lithops"] = peers.ratios(run.wall_s, None, peer["wall_s"])["vs_lithops"]
-    return [peer, row]
+        return [row, process]
+    # ``row`` is submit-to-result in the bench's process; ``process`` and Lithops' are whole processes
+    for r in (row, process):
+        r["vs_lithops"] = peers.ratios(r["wall_s"], None, peer["wall_s"])["vs_lithops"]
+    return [peer, row, process]
+
+
+def smr_process_command(bench, uri: str, output: str) -> list[str]:
+    """``smr run`` of the README-style word count on the bench's warm stack, as a user types it
+    (default poll interval and options; the result as one JSON line)."""
+    return [sys.executable, "-m", "airflow_provider_smr.cli", "run", "bench/jobs.py:word_count",
+            "--input", uri, "--output", output, "--endpoint-url", bench.local.endpoint_url,
+            "--stack-name", bench.stack_name, "--num-reducers", "1", "--overwrite", "--json"]
+
+
+def smr_process_trivial(bench, uri: str, expected: dict, size: int, runs: int = 3) -> dict:
+    """The trivial job as a whole ``smr run`` process on the warm stack, median of ``runs``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    output = f"s3://{bench.data_bucket}/out/trivial-process/"
+    timed, result = [], {}
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(smr_process_command(bench, uri, output), cwd=root, check=True,
+                              capture_output=True, text=True)
+        timed.append(time.perf_counter() - started)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    verify.check_counts(_records(bench, result), expected)
+    return {"workload": "trivial, whole smr run process (median of 3)", "bytes": size,
+            "wall_s": round(sorted(timed)[runs // 2], 3), "floor_s": None, "ratio": None, "whole_process": True,
+            "all_wall_s": [round(t, 3) for t in timed]}
 
 
 def lithops_trivial(path: Path, body: bytes, runs: int = 3) -> dict:
@@ -359,10 +388,11 @@ def _num(v, fmt: str) -> str:
 
 def print_row(row: dict) -> None:
     num = _num
-    if "peer" in row:
+    if "peer" in row or row.get("whole_process"):
+        extra = {k: row[k] for k in ("all_wall_s", "vs_lithops") if k in row}
         print(f"{row['workload']:<24} {row['bytes'] / 2**20:>8.1f}MiB {'':<13} wall={row['wall_s']:>7.2f}s "
-              f"floor={num(row['floor_s'], '.2f'):>6}s ratio={num(row['ratio'], '.2f'):>5} ({row['peer']})",
-              flush=True)
+              f"floor={num(row['floor_s'], '.2f'):>6}s ratio={num(row['ratio'], '.2f'):>5} "
+              f"({row.get('peer', 'whole process')}) {json.dumps(extra)}", flush=True)
         return
     print(f"{row['workload']:<24} {row['bytes'] / 2**20:>8.1f}MiB M={num(row['M'], 'd'):>4} "
           f"R={num(row['R'], 'd'):>3} wall={row['wall_s']:>7.2f}s floor={num(row['floor_s'], '.2f'):>6}s "

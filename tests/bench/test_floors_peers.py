@@ -81,3 +81,22 @@ def test_ratio_table_lists_rows_with_a_floor_or_a_peer_and_each_floor_once():
         "| word count, per record | 1.0 | 8.00 | 4.00 | 2.00 |",
         "| floor of word count | | 2.00 | 1.00 | |",
     ]
+
+
+def test_the_whole_process_row_runs_smr_run_as_a_user_types_it(monkeypatch):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from airflow_provider_smr.cli import build_parser
+    from airflow_provider_smr.job import MapReduceJob, load_job
+    from bench.run import smr_process_command
+
+    bench = SimpleNamespace(local=SimpleNamespace(endpoint_url="http://127.0.0.1:9"), stack_name="smrbench")
+    command = smr_process_command(bench, "s3://b/in.txt", "s3://b/out/")
+    assert command[1:3] == ["-m", "airflow_provider_smr.cli"]
+    args = build_parser().parse_args(command[3:])
+    assert (args.input, args.output, args.endpoint_url, args.stack_name) == (
+        ["s3://b/in.txt"], "s3://b/out/", "http://127.0.0.1:9", "smrbench")
+    assert args.json and args.overwrite and args.num_reducers == 1
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the row runs it from the repository root
+    assert isinstance(load_job(args.job), MapReduceJob)
