@@ -3,7 +3,10 @@
 ``SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uservisits GROUP BY 1`` over the 5-node
 uservisits table (126.8 GB, 775 M rows), printed next to the published peer figures: AWS's
 BigLambda reference (200 s, $0.113) and Corral (168.8 s). Target: under 150 s and under $0.10 with
-at most 1,000 concurrent functions.
+at most 1,000 concurrent functions. The model itself lives in the data plane
+(:mod:`lambda_handlers.costmodel`), where the planner prices plans with it; this module validates it
+against a local run, searches its own grid (:func:`best_plan`) and reports the planner's choices
+(:func:`planner_targets`).
 
 What the model assumes (printed with every result, see :func:`assumptions`):
 
@@ -38,7 +41,7 @@ What the model assumes (printed with every result, see :func:`assumptions`):
    environments, each billed one cold start.
 6. Billing: GB-seconds of billed duration (1 ms granularity, negligible at these task lengths) at
    the stack's one memory size for every function; us-east-1 x86 list prices
-   (airflow_provider_smr.cost.Prices); no storage, transfer or CloudWatch Logs.
+   (lambda_handlers.prices.Prices); no storage, transfer or CloudWatch Logs.
 7. A loaded machine: :func:`normalized` scales the measured CPU rates by how much slower the
    floor ran in the same run than on an idle core (``REFERENCE_FLOOR_MB_S``), i.e. it assumes the
    engine's ratio to the floor, not its absolute speed, carries over.
