@@ -578,6 +578,9 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
     (the functions that can run at once; None: Lambda's default 1,000), see
     :func:`choose_split_size`; without ``num_reducers`` (option, job or step) the reducer count comes
     from the input size, the map count and the functions' memory, see :func:`choose_num_reducers`.
+    The job's objective (``optimize``, ``max_cost_usd``, ``deadline_s``) may replace either, see
+    :func:`choose_sizing`; the plan carries the cost model's estimate (``Plan.estimate``), and one
+    above ``max_cost_usd`` is refused here, before anything is written (:func:`plan_estimate`).
     The options and the stack's ``limits`` travel in the plan (``Plan.options``, ``Plan.limits``).
     ``s3`` (a client) reads the footers of Parquet files larger than a split, to split them by row
     groups; without it such a file is one split.
