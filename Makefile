@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint test demo bench bench-quick local clean
+.PHONY: install lint test demo bench bench-install bench-quick local clean
 
 install: $(STAMP)
 
@@ -30,10 +30,15 @@ test: lint
 demo: install
 	$(PY) -m airflow_provider_smr.demo
 
-bench: install
+# The bench extra: Lithops (the peer row of the same run), py-spy, the HTTP servers compared.
+bench-install: install
+	$(VENV)/bin/uv pip install --python $(PY) -q -e '.[bench]' \
+	  || $(PY) -m pip install -q --disable-pip-version-check -e '.[bench]'
+
+bench: bench-install
 	$(PY) bench/run.py
 
-bench-quick: install
+bench-quick: bench-install
 	$(PY) bench/run.py --quick
 
 local: install

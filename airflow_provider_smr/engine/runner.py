@@ -187,6 +187,9 @@ class JobRunner:
             steps = ", ".join(f"{s.num_map_tasks}x{s.num_reducers}" for s in plan.steps)
             self.log.info("job %s (%s): %d splits, %d input bytes, steps (maps x reducers) %s -> %s",
                           job_id, job.name, plan.num_splits, plan.input_bytes, steps, plan.output.uri)
+            if plan.estimate:
+                self.log.info("job %s: estimated on AWS at $%.4f, ~%.0f s (optimize=%s)", job_id,
+                              plan.estimate["usd"], plan.estimate["wall_s"], plan.estimate["optimize"])
             self._fan_out(plan, None, options.max_concurrency)
         return job_id
 

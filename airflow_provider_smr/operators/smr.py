@@ -164,6 +164,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         columns: Sequence[str] | Mapping[str, Sequence[str]] = _JOB.columns,
         max_running_tasks: int | None = _JOB.max_running_tasks,
         retry_on_user_errors: bool = _JOB.retry_on_user_errors,
+        optimize: str = _JOB.optimize,
+        max_cost_usd: float | str | None = _JOB.max_cost_usd,
+        deadline_s: float | str | None = _JOB.deadline_s,
         memory_mb: int = _STACK.memory_mb,
         timeout_s: int = _STACK.timeout_s,
         layers: Sequence[str] = _STACK.layers,
@@ -214,6 +217,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.columns = columns
         self.max_running_tasks = max_running_tasks
         self.retry_on_user_errors = retry_on_user_errors
+        self.optimize = optimize
+        self.max_cost_usd = max_cost_usd
+        self.deadline_s = deadline_s
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
         self.layers = layers
