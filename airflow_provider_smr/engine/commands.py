@@ -101,7 +101,9 @@ def register(subparsers: Any) -> None:
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="job parameter (JSON value or string); repeatable")
     run.add_argument("--job-id", metavar="ID", help="job id (default: generated)")
-    run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS", help="seconds between status polls")
+    run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS",
+                     help="longest gap between status polls (the first come after tens of "
+                          "milliseconds, backing off to this)")
     run.add_argument("--deploy", action="store_true",
                      help="deploy or update the stack first (default: only when it does not exist)")
     add_option_flags(run.add_argument_group("job options"), JobOptions)
