@@ -1,0 +1,81 @@
+"""Small whole objects by signed GETs: the same bytes as the client's, the client only for the
+first GET of a bucket and for errors, IfMatch kept, and a changed or deleted object's clear error."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from lambda_handlers import runtime
+from lambda_handlers.io import signed_get
+
+DATA_BUCKET = "smr-data-test"  # the data bucket of tests/lambda_handlers/conftest.py
+
+
+@pytest.fixture
+def client_gets(s3):
+    """Keys of the GetObject calls the data plane's botocore client makes during the test."""
+    seen: list[str] = []
+
+    def record(params, **_):
+        seen.append(params["Key"])
+
+    s3.meta.events.register("provide-client-params.s3.GetObject", record)
+    signed_get.reset()
+    yield seen
+    s3.meta.events.unregister("provide-client-params.s3.GetObject", record)
+
+
+def _objects(s3, n: int) -> dict[str, tuple[bytes, str]]:
+    prefix = f"signed/{uuid.uuid4().hex[:8]}"
+    out = {}
+    for i in range(n):
+        key = f"{prefix}/{i:03d} a+b ü~.log"  # spaces, plus, non-ASCII and a tilde in the path
+        body = f"line {i}\n".encode() * (i + 1)
+        out[key] = (body, s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=body)["ETag"])
+    return out
+
+
+def test_only_a_buckets_first_get_goes_through_the_client_and_every_get_is_counted(s3, client_gets):
+    objects = _objects(s3, 12)
+    metrics = runtime.start_metrics()
+    got = {key: signed_get.get_whole(DATA_BUCKET, key, etag) for key, (_, etag) in objects.items()}
+    assert got == {key: body for key, (body, _) in objects.items()}
+    assert client_gets == [next(iter(objects))]
+    assert metrics.requests["GetObject"] == 12
+
+
+def test_a_changed_object_fails_naming_its_uri_and_both_etags(s3, client_gets):
+    objects = _objects(s3, 2)
+    (first, (_, etag0)), (key, (_, etag)) = objects.items()
+    signed_get.get_whole(DATA_BUCKET, first, etag0)  # the route is known: the next GET is signed
+    now = s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=b"rewritten\n")["ETag"].strip('"')
+    with pytest.raises(runtime.ObjectChangedError) as err:
+        signed_get.get_whole(DATA_BUCKET, key, etag)
+    assert f"s3://{DATA_BUCKET}/{key} changed during the job" in str(err.value)
+    assert etag in str(err.value) and now in str(err.value)
+
+
+def test_a_deleted_object_fails_saying_it_disappeared(s3, client_gets):
+    objects = _objects(s3, 2)
+    (first, (_, etag0)), (key, (_, etag)) = objects.items()
+    signed_get.get_whole(DATA_BUCKET, first, etag0)
+    s3.delete_object(Bucket=DATA_BUCKET, Key=key)
+    with pytest.raises(runtime.ObjectChangedError, match=f"s3://{DATA_BUCKET}/.* disappeared during the job"):
+        signed_get.get_whole(DATA_BUCKET, key, etag)
+
+
+def test_a_request_the_pool_cannot_send_is_retried_through_the_client(s3, client_gets, monkeypatch):
+    objects = _objects(s3, 3)
+    items = list(objects.items())
+    signed_get.get_whole(DATA_BUCKET, items[0][0], items[0][1][1])
+
+    class Refused:
+        def request(self, *args, **kwargs):
+            raise ConnectionRefusedError("no route")
+
+    monkeypatch.setattr(signed_get, "_pool", Refused())
+    key, (body, etag) = items[1]
+    assert signed_get.get_whole(DATA_BUCKET, key, etag) == body
+    assert client_gets == [items[0][0], key]
