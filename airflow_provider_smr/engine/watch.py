@@ -6,7 +6,8 @@ and the async trigger both list the prefix their own way and hand the objects (b
 :class:`ProgressTracker` adds records, bytes, throughput and elapsed time from the done markers'
 bodies, GETting each done marker once per job and process (the result and the report reuse them).
 :func:`watch_step` is the wait policy both watchers apply to each poll: which progress line to log,
-when to ask the coordinator to check deadlines, and when the watch ends.
+when to ask the coordinator to check deadlines, when the watch ends, and when to poll next
+(:func:`poll_delay`: soon at first and when tasks are due, backing off to ``waiter_delay``).
 """
 
 from __future__ import annotations
