@@ -62,11 +62,16 @@ def _remember_route(request: Any, signing_name: str, region_name: str, signature
                    signing.get("region") or region_name, request_signer) if plain else None
 
 
+_UNSEEN = object()  # no GetObject went out (the body came from memory): nothing learnt
+
+
 def _learn(client: Any, bucket: str, key: str, etag: str | None) -> bytes:
     """One GET through the client, noting the bucket's route for the next ones."""
-    _seen.route = None
+    _seen.route = _UNSEEN
     data = _client_get(bucket, key, etag)
     seen, _seen.route = _seen.route, None
+    if seen is _UNSEEN:
+        return data
     route = None
     if seen is not None:
         url, signing_name, region, signer = seen

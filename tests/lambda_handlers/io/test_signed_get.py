@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from lambda_handlers import runtime
-from lambda_handlers.io import signed_get
+from lambda_handlers.io import signed_get, splits
 
 DATA_BUCKET = "smr-data-test"  # the data bucket of tests/lambda_handlers/conftest.py
 
@@ -79,3 +79,14 @@ def test_a_request_the_pool_cannot_send_is_retried_through_the_client(s3, client
     key, (body, etag) = items[1]
     assert signed_get.get_whole(DATA_BUCKET, key, etag) == body
     assert client_gets == [items[0][0], key]
+
+
+def test_a_body_served_from_memory_teaches_no_route(s3, client_gets):
+    (k0, (b0, e0)), (k1, (b1, e1)), (k2, (b2, e2)) = _objects(s3, 3).items()
+    splits.preloading({(DATA_BUCKET, k0, e0): b0})
+    try:
+        assert signed_get.get_whole(DATA_BUCKET, k0, e0) == b0  # no GET went out
+    finally:
+        splits.preloading({})
+    assert [signed_get.get_whole(DATA_BUCKET, k, e) for k, e in ((k1, e1), (k2, e2))] == [b1, b2]
+    assert client_gets == [k1]  # the first real GET learnt the route; the next one was signed
