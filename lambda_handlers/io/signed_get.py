@@ -9,16 +9,19 @@ key swapped, signed by the client's own signer (``S3SigV4Auth``: its credentials
 botocore refreshes them), on one urllib3 pool. That is right wherever botocore is (AWS's virtual
 hosts and regions, the local stack's path-style endpoint) because botocore made the first URL.
 
-Anything but a 200 (412 changed, 404 deleted, 403, a redirect, a 5xx, a connection error), and
-any bucket botocore does not reach with plain SigV4 (S3 Express, SigV4a, presigned or query
-URLs), goes through the client instead: its retries, and ``splits.open_whole``'s error mapping
-(the URI and both ETags) stay the one path for errors. Every GET still carries ``If-Match``.
+Anything but a 200 (412 changed, 404 deleted, 403, a redirect, a 5xx) goes through the client
+again, and so does every GET of a bucket botocore does not reach with plain SigV4 (S3 Express,
+SigV4a, presigned or query URLs) or whose signed GET met a transport error (a proxy or CA bundle
+only botocore is configured with, a refused connection): the client's retries and
+``splits.open_whole``'s error mapping (the URI and both ETags) stay the one path for errors.
+Every GET still carries ``If-Match``.
 Response checksums are not validated here (botocore checks them when S3 sends one); TLS (or the
 loopback, locally) protects the body in transit.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -103,7 +106,8 @@ def _http() -> Any:
                 from lambda_handlers.runtime import MAX_POOL_CONNECTIONS
 
                 _pool = urllib3.PoolManager(
-                    maxsize=MAX_POOL_CONNECTIONS, cert_reqs="CERT_REQUIRED", ca_certs=get_cert_path(True),
+                    maxsize=MAX_POOL_CONNECTIONS, cert_reqs="CERT_REQUIRED",
+                    ca_certs=os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True),
                     timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S))
     return _pool
 
@@ -115,11 +119,8 @@ def _signed_get(route: Route, key: str, etag: str | None) -> bytes | None:
     url = route.url(key)
     request = AWSRequest(method="GET", url=url, headers={"If-Match": etag} if etag else {})
     route.signer.get_auth_instance(route.signing_name, route.region, "s3v4").add_auth(request)
-    try:
-        response = _http().request("GET", url, headers=dict(request.headers.items()), retries=False,
-                                   redirect=False, preload_content=True)
-    except Exception:  # noqa: BLE001 - any transport error: the client's retries decide
-        return None
+    response = _http().request("GET", url, headers=dict(request.headers.items()), retries=False,
+                               redirect=False, preload_content=True)
     if response.status != 200:
         return None
     data: bytes = response.data
@@ -142,7 +143,14 @@ def get_whole(bucket: str, key: str, etag: str | None) -> bytes:
     if bucket not in routes:
         return _learn(client, bucket, key, etag)
     route = routes[bucket]
-    data = _signed_get(route, key, etag) if route is not None else None
+    data = None
+    if route is not None:
+        try:
+            data = _signed_get(route, key, etag)
+        except Exception:  # noqa: BLE001 - a transport error (a proxy or CA bundle only botocore
+            # knows, a network that refuses us): the client for this bucket from now on
+            with _lock:
+                routes[bucket] = None
     if data is None:
         return _client_get(bucket, key, etag)
     metrics = runtime.current_metrics()
