@@ -385,10 +385,11 @@ SPECULATION_CHECK_INTERVAL_S = 3.0
 DEFAULT_WAITER_DELAY_S = 5.0
 DEFAULT_WAITER_MAX_ATTEMPTS = 8640
 # Adaptive polling: the first poll after the watch starts (or a phase begins) comes this soon, each
-# next one POLL_BACKOFF times later, up to waiter_delay. A job of a fraction of a second is seen
-# done a fraction of a second after it is, and a long phase costs log2(5 / 0.05) ~ 7 extra LISTs.
+# next one POLL_BACKOFF times later, up to waiter_delay. A job is seen done within half of the
+# time it has run (a trivial job's 0.2 s: within 0.1 s), and a long phase costs
+# log1.5(5 / 0.05) ~ 12 LISTs before the polls are waiter_delay apart.
 FIRST_POLL_DELAY_S = 0.05
-POLL_BACKOFF = 2.0
+POLL_BACKOFF = 1.5
 # Added to waiter_delay x waiter_max_attempts for the deferral's timeout, so the trigger's own
 # timed_out event (which says how far the job got) normally comes first (the Amazon operators add 60 s).
 DEFERRAL_TIMEOUT_MARGIN_S = 60.0

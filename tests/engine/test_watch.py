@@ -259,25 +259,26 @@ def test_policy_constants_are_the_documented_intervals():
 
 def test_polls_start_tens_of_milliseconds_apart_and_back_off_to_the_waiter_delay():
     delays, previous = [], None
-    for _ in range(10):
+    for _ in range(14):
         previous = watch.poll_delay(5.0, previous)
         delays.append(previous)
-    assert delays == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0]
+    assert delays[0] == 0.05 and delays[-1] == 5.0
+    assert all(b == pytest.approx(min(5.0, a * 1.5)) for a, b in zip(delays, delays[1:], strict=False))
     assert watch.poll_delay(0.01, None) == 0.01  # never longer than the waiter delay
 
 
 def test_a_poll_comes_when_the_running_tasks_are_due_but_not_sooner_than_the_first_gap():
-    assert watch.poll_delay(5.0, 3.2, due_in=1.5) == 1.5
-    assert watch.poll_delay(5.0, 3.2, due_in=0.001) == watch.FIRST_POLL_DELAY_S
-    assert watch.poll_delay(5.0, 3.2, due_in=-2.0) == 5.0  # past due: the backoff goes on
-    assert watch.poll_delay(5.0, 0.1, due_in=3.0) == 0.2  # the backoff is sooner
+    assert watch.poll_delay(5.0, 4.0, due_in=1.5) == 1.5
+    assert watch.poll_delay(5.0, 4.0, due_in=0.001) == watch.FIRST_POLL_DELAY_S
+    assert watch.poll_delay(5.0, 4.0, due_in=-2.0) == 5.0  # past due: the backoff goes on
+    assert watch.poll_delay(5.0, 0.1, due_in=3.0) == pytest.approx(0.15)  # the backoff is sooner
 
 
 def test_watch_steps_back_off_and_start_over_when_the_phase_changes():
     reduce_running = [done(0, "map", t) for t in range(3)] + [start(0, "reduce", 0, 0)]
     phases = lambda t: RUNNING if t < 1 else reduce_running  # noqa: E731
     steps = run_steps(WatchPolicy(waiter_delay=2.0), phases, [0, 0.05, 0.15, 0.35, 0.75, 1.55, 3.55])
-    assert [s.delay for s in steps] == [0.05, 0.1, 0.2, 0.4, 0.8, 0.05, 0.1]
+    assert [s.delay for s in steps] == pytest.approx([0.05, 0.075, 0.1125, 0.16875, 0.253125, 0.05, 0.075])
 
 
 def test_watch_step_polls_when_the_phases_tasks_are_due_from_the_finished_ones_durations():
