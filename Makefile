@@ -8,11 +8,13 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-# uv installs the whole stack in seconds; pip is the fallback when uv cannot be had.
+# uv installs the whole stack in seconds; pip is the fallback when uv cannot be had. Bytecode is
+# compiled at install, as pip does (uv does not by default): without it every `smr run --local`
+# compiles moto from source again where PYTHONDONTWRITEBYTECODE is set (seconds of its start).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv \
-	  && $(VENV)/bin/uv pip install --python $(PY) -q -e '.[local,dev]' \
+	  && $(VENV)/bin/uv pip install --python $(PY) -q --compile-bytecode -e '.[local,dev]' \
 	  || $(PY) -m pip install -q --disable-pip-version-check -e '.[local,dev]'
 	touch $(STAMP)
 

@@ -107,7 +107,9 @@ def register(subparsers: Any) -> None:
                      help="a side file shipped with the job (relative to the current folder), read "
                      "in a task with job_file(NAME); repeatable")
     run.add_argument("--job-id", metavar="ID", help="job id (default: generated)")
-    run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS", help="seconds between status polls")
+    run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS",
+                     help="longest gap between status polls (the first come after tens of "
+                          "milliseconds, backing off to this)")
     run.add_argument("--deploy", action="store_true",
                      help="deploy or update the stack first (default: only when it does not exist)")
     add_option_flags(run.add_argument_group("job options"), JobOptions)
@@ -287,16 +289,37 @@ def _clients(args: argparse.Namespace) -> Iterator[tuple[AwsClients, bool]]:
     from airflow_provider_smr.engine.aws import AwsClients
 
     if getattr(args, "local", False):
-        import boto3
-
         from airflow_provider_smr.local import LocalStack
 
-        with LocalStack() as stack:
+        stack = LocalStack().launch()
+        try:
             region = args.region or "us-east-1"
-            session = boto3.session.Session(region_name=region, **FAKE_CREDENTIALS)
-            yield AwsClients(session, endpoint_url=stack.endpoint_url, region_name=region), True
+            session = _local_session(region)  # while the server boots
+            with stack:  # waits until it answers
+                yield AwsClients(session, endpoint_url=stack.endpoint_url, region_name=region), True
+        finally:
+            stack.stop()
         return
     yield AwsClients(endpoint_url=args.endpoint_url, region_name=args.region), False
+
+
+LOCAL_SERVICES = ("s3", "cloudformation", "lambda")  # what every `smr run --local` calls
+
+
+def _local_session(region: str) -> Any:
+    """A boto3 session with fake keys whose loader already holds the models of
+    :data:`LOCAL_SERVICES` (reading them is most of a client's creation)."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.get_session()
+    loader = core.get_component("data_loader")
+    for service in LOCAL_SERVICES:  # the loader caches by these exact arguments (as clients pass them)
+        for kind in ("service-2", "endpoint-rule-set-1"):
+            loader.load_service_model(service, kind, api_version=None)
+    loader.load_data("partitions")
+    core.get_component("endpoint_resolver")  # botocore's endpoints.json, read once per session
+    return boto3.session.Session(botocore_session=core, region_name=region, **FAKE_CREDENTIALS)
 
 
 def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None = None,

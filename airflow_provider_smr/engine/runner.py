@@ -401,13 +401,18 @@ class JobRunner:
         nothing moved for a while, or speculation is on. ``on_progress(status, tracker, now)``,
         when given, is called on every poll INSTEAD of that line (e.g. the CLI's progress bars).
 
+        Polls are adaptive (:func:`~airflow_provider_smr.engine.watch.poll_delay`): the first
+        comes at once, the next ones tens of milliseconds apart, backing off to ``poll_interval``,
+        and again soon after the running tasks are due; a short job is seen done soon after it is.
+
+        :param poll_interval: the longest gap between two polls (seconds).
         :param clock: epoch seconds, for elapsed time and the line's rate limit.
         :raises JobFailedError: with the remote error and traceback.
         :raises JobCancelledError: when the job was cancelled.
         :raises JobTimeoutError: after ``timeout`` seconds (the job keeps running).
         """
         state = WatchState.begin(time.monotonic())  # the timeout counts a serverless driver's planning
-        policy = WatchPolicy.for_plan(self.plan(job_id), timeout=timeout)
+        policy = WatchPolicy.for_plan(self.plan(job_id), timeout=timeout, waiter_delay=poll_interval)
         while True:
             status, listed = self._poll(job_id)
             tracker = self._read_done_markers(job_id, listed)
@@ -432,7 +437,7 @@ class JobRunner:
             if step.outcome == TIMED_OUT:
                 raise JobTimeoutError(f"job {job_id} still {status.describe()} after {timeout:.0f}s; it "
                                       "keeps running: wait again or cancel it")
-            sleep(poll_interval)
+            sleep(step.delay)
 
     def _failure(self, job_id: str) -> JobFailedError:
         """The error of a failed job: cause, input, remote traceback and the task's log tail."""

@@ -116,11 +116,13 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     :param stack_name: the SMR stack (CloudFormation stack and name prefix) to run on.
     :param deploy: deploy or update the stack before submitting (idempotent, cached by content hash).
     :param deferrable: wait in the triggerer instead of a worker slot.
-    :param waiter_delay: seconds between status polls (one S3 LIST each), in the worker or the
-        triggerer.
-    :param waiter_max_attempts: polls before the task gives up on a job still running (and, with
-        ``cancel_on_kill``, cancels it); the deferral's timeout is ``waiter_delay`` x
-        ``waiter_max_attempts`` plus a minute, within ``execution_timeout`` when that is set.
+    :param waiter_delay: the longest gap between status polls (one S3 LIST each), in the worker
+        or the triggerer; polls come sooner when the job starts, a phase begins or its tasks are
+        due (adaptive polling).
+    :param waiter_max_attempts: the task gives up on a job still running (and, with
+        ``cancel_on_kill``, cancels it) after ``waiter_delay`` x ``waiter_max_attempts`` seconds,
+        however many polls that took; the deferral's timeout is that plus a minute, within
+        ``execution_timeout`` when that is set.
     :param cancel_on_kill: cancel the job (no further tasks start, nothing is committed) when the
         task is killed, cleared, marked failed or success by hand, or times out, whether it waits
         in a worker or deferred in the triggerer. A triggerer restarting does not cancel it.
