@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambda_handlers import admission, aws_errors, protocol, runtime
+from lambda_handlers import admission, aws_errors, protocol, runtime, table_commit
 from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.io import writers
 from lambda_handlers.parallel import ordered_parallel
@@ -530,13 +530,16 @@ def commit(bucket: str, job_id: str, plan: Plan) -> dict[str, Any]:
 
 
 def commit_table(bucket: str, job_id: str, plan: Plan, markers: list[dict[str, Any]]) -> dict[str, Any]:
-    """A DynamoDB output: the items are written by the tasks; record them in the job's manifest."""
+    """A DynamoDB output: apply the winning tasks' staged items (see :mod:`.table_commit`), then
+    write the job's manifest."""
     out = plan.output
     assert out.table is not None
+    applied = table_commit.commit_items(bucket, job_id, out.table.table,
+                                        [m["output_key"] for m in markers], out.overwrite)
     committed = runtime.now_iso()
     per_task = [int(m.get("records_out", 0)) for m in markers]
     manifest = {"job_id": job_id, "table": out.table.table, "items": sum(per_task),
-                "items_per_task": per_task, "records": sum(per_task),
+                "items_per_task": per_task, "records": sum(per_task), "removed": applied["removed"],
                 "inputs": list(out.inputs), "format": out.format, "committed": committed}
     key = protocol.table_manifest_key(job_id)
     runtime.put_json(bucket, key, manifest)

@@ -599,9 +599,13 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     grouper = grouping.ExternalGrouper(ser, budget)
     records_in, bad = run_mapper(source, mapper, grouper.add_many, max_bad)
     if plan.output.table is not None:
-        items = dynamodb.write_output(runtime.client("dynamodb"), plan.output.table,
-                                      ((k, v) for k, values in grouper.groups() for v in values))
-        return {"output_key": None, "records_in": records_in, "records_out": items,
+        # Staged, not written: the commit applies the winning tasks' items.
+        data, items = dynamodb.stage_output(runtime.client("dynamodb"), plan.output.table,
+                                            ((k, v) for k, values in grouper.groups() for v in values))
+        key = protocol.staged_part_key(job_id, task, attempt, dynamodb.STAGED_EXT)
+        runtime.put_bytes(bucket, key, data)
+        metrics.add_out(len(data))
+        return {"output_key": key, "records_in": records_in, "records_out": items,
                 "bad_records": bad}
     fmt = plan.output.format
     part = writers.part_writer(fmt)

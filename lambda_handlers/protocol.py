@@ -22,6 +22,7 @@ Layout of one job under the stack's work bucket::
     jobs/<job_id>/slots/<slot>/<generation>[.run|.free]   the job's running-task slots (admission)
     budget/slots/<slot>/<generation>[.run|.free]           the stack-wide running-task slots
     budget/jobs/<job_id>                                   a job waiting for stack-wide slots
+    tables/<table>/_SUCCESS | keys/<job_id>.jsonl.gz | commit.lock   a DynamoDB output's commits
     <output>/part-00000.<ext> ... _SUCCESS
 """
 
@@ -186,6 +187,26 @@ def reduce_output_key(job_id: str, step: int, task: int, attempt: int) -> str:
 def staged_part_key(job_id: str, task: int, attempt: int, ext: str) -> str:
     """A final-step part, written before commit moves it to the output location."""
     return job_prefix(job_id) + f"parts/{task:05d}.{attempt}.{ext}"
+
+
+#: DynamoDB output tables' commit records (outside ``jobs/``: they outlive the jobs' expiry)
+TABLES_PREFIX = "tables/"
+
+
+def table_record_key(table: str) -> str:
+    """The record of what committed jobs wrote to ``table``: the job and its key set's object."""
+    return f"{TABLES_PREFIX}{table}/{SUCCESS_MARKER}"
+
+
+def table_keys_key(table: str, job_id: str) -> str:
+    """The keys that committed jobs wrote to ``table`` and that are still there, as of ``job_id``'s
+    commit (gzipped JSON lines, one item key a line)."""
+    return f"{TABLES_PREFIX}{table}/keys/{job_id}.jsonl.gz"
+
+
+def table_lock_key(table: str) -> str:
+    """Held (put-if-absent) by the job committing to ``table``: one commit to a table at a time."""
+    return f"{TABLES_PREFIX}{table}/commit.lock"
 
 
 def status_prefix(job_id: str) -> str:
