@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambda_handlers import admission, aws_errors, protocol, runtime, table_commit
+from lambda_handlers import admission, aws_errors, driver, protocol, runtime, table_commit
 from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.io import writers
 from lambda_handlers.parallel import ordered_parallel
@@ -217,7 +217,15 @@ _ERROR_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-error$")
 
 
 def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict[str, Any]:
-    plan = runtime.load_plan(bucket, job_id)
+    pending = None
+    if reason == CHECK_DEADLINES:  # a serverless driver that died after its claim is retried
+        pending = driver.check_driver(bucket, job_id, time.time() if now is None else now)
+    try:
+        plan = runtime.load_plan(bucket, job_id)
+    except Exception as exc:
+        if pending is None or not aws_errors.is_not_found(exc):
+            raise
+        return pending  # not planned yet: nothing else to check
     out = _coordinate(bucket, job_id, plan, reason, now)
     if admission.enabled(plan):  # also when the job ended: it withdraws from the stack's budget
         st = scan(job_id, runtime.list_keys(bucket, protocol.status_prefix(job_id)))

@@ -398,10 +398,27 @@ def coordinate_event(bucket: str, job_id: str, reason: str = "") -> dict[str, An
     )
 
 
-def drive_event(bucket: str, job_id: str) -> dict[str, Any]:
-    return validate_event(
-        {"v": PROTOCOL_VERSION, "kind": EVENT_DRIVE, "bucket": bucket, "job_id": job_id}
-    )
+def drive_event(bucket: str, job_id: str, attempt: int = 0) -> dict[str, Any]:
+    """The serverless driver's event; ``attempt`` > 0 when the coordinator retries a driver that
+    died after its claim."""
+    event: dict[str, Any] = {"v": PROTOCOL_VERSION, "kind": EVENT_DRIVE, "bucket": bucket,
+                             "job_id": job_id}
+    if attempt:
+        event["attempt"] = attempt
+    return validate_event(event)
+
+
+def drive_claim(attempt: int) -> str:
+    """The claim a driver attempt takes before it plans (``drive``, then ``drive-1``, ...)."""
+    return "drive" if attempt == 0 else f"drive-{attempt}"
+
+
+def drive_attempt(claim: str) -> int | None:
+    """The attempt of a :func:`drive_claim` name (None for any other claim)."""
+    if claim == "drive":
+        return 0
+    m = re.match(r"^drive-(\d+)$", claim)
+    return int(m.group(1)) if m else None
 
 
 def invoke_event(bucket: str, job_id: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -440,6 +457,8 @@ def validate_event(event: object, expected_kind: str | None = None,
         if (not isinstance(slots, list) or len(slots) > 2
                 or not all(isinstance(k, str) and _SLOT_KEY.match(k) and k.startswith(own) for k in slots)):
             raise ProtocolError(f"slots must be a list of at most 2 slot keys, got {slots!r}")
+    elif kind == EVENT_DRIVE:
+        _index("attempt", event.get("attempt", 0), MAX_ATTEMPTS)
     elif kind == EVENT_COORDINATE:
         if not isinstance(event.get("reason", ""), str):
             raise ProtocolError("reason must be a string")

@@ -363,10 +363,10 @@ def pinned_function(event: dict[str, Any]) -> str:
     return plan.function(_EVENT_ROLES[event["kind"]], name)
 
 
-def invoke(event: dict[str, Any], attempts: int = 8) -> None:
-    """Async-invoke the function serving ``event['kind']`` (the job's pinned version); back off
-    and retry on throttling."""
-    name = pinned_function(event)
+def invoke(event: dict[str, Any], attempts: int = 8, function: str | None = None) -> None:
+    """Async-invoke the function serving ``event['kind']`` (the job's pinned version, unless
+    ``function`` names it); back off and retry on throttling."""
+    name = function or pinned_function(event)
     if _invoker is not None:
         _invoker(name, event)
         return
