@@ -41,10 +41,7 @@ class CommitRefusedError(RuntimeError):
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
-    ev, rejected = runtime.accept(event, protocol.EVENT_COORDINATE)
-    if rejected:
-        return rejected
-    assert ev is not None  # accept returns the event or a rejection
+    ev = runtime.accept(event, protocol.EVENT_COORDINATE)
     return coordinate(ev["bucket"], ev["job_id"], ev.get("reason", ""))
 
 

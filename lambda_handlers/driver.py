@@ -168,15 +168,9 @@ def drive(ev: dict[str, Any], context: Any = None) -> dict[str, Any]:
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
     kind = event.get("kind") if isinstance(event, dict) else None
     if kind == protocol.EVENT_DRIVE:
-        ev, rejected = runtime.accept(event, protocol.EVENT_DRIVE)
-        if rejected:
-            return rejected
-        assert ev is not None  # accept returns the event or a rejection
+        ev = runtime.accept(event, protocol.EVENT_DRIVE)
         return drive(ev, context)
-    ev, rejected = runtime.accept(event, protocol.EVENT_INVOKE)
-    if rejected:
-        return rejected
-    assert ev is not None  # accept returns the event or a rejection
+    ev = runtime.accept(event, protocol.EVENT_INVOKE)
     failed = send_all(ev["tasks"])
     out: dict[str, Any] = {"invoked": len(ev["tasks"]) - len(failed)}
     if failed:

@@ -34,10 +34,7 @@ log = logging.getLogger("smr.mapper")
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
-    ev, rejected = runtime.accept(event, protocol.EVENT_MAP)
-    if rejected:
-        return rejected
-    assert ev is not None  # accept() gives the event or the rejection
+    ev = runtime.accept(event, protocol.EVENT_MAP)
     return runtime.run_task(ev, protocol.MAP, map_task)
 
 

@@ -86,6 +86,12 @@ class ProtocolError(ValueError):
     """An event or key that does not follow the protocol (rejected before any S3 write)."""
 
 
+class InvalidEventError(ProtocolError):
+    """A function was invoked with an event it does not take. Raised by the handler, so Lambda
+    answers with a ``FunctionError`` (``errorType`` ``InvalidEventError``) and counts it in the
+    function's ``Errors`` metric; nothing was written."""
+
+
 def validate_job_id(job_id: object) -> str:
     """Return ``job_id`` if it is a safe key component, else raise :class:`ProtocolError`."""
     if not isinstance(job_id, str) or not _JOB_ID.match(job_id) or ".." in job_id:

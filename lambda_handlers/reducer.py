@@ -31,10 +31,7 @@ MIN_FETCH_WINDOW = 1 << 20
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
-    ev, rejected = runtime.accept(event, protocol.EVENT_REDUCE)
-    if rejected:
-        return rejected
-    assert ev is not None  # accept() gives the event or the rejection
+    ev = runtime.accept(event, protocol.EVENT_REDUCE)
     return runtime.run_task(ev, protocol.REDUCE, reduce_task)
 
 

@@ -526,11 +526,15 @@ def _run_task(event: dict[str, Any], phase: str,
     return result
 
 
-def accept(event: Any, kind: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Validate ``event`` for a handler of ``kind``: (event, None) or (None, rejection response)."""
+def accept(event: Any, kind: str) -> dict[str, Any]:
+    """``event`` validated for a handler of ``kind``, before anything is read or written.
+
+    :raises protocol.InvalidEventError: naming what is wrong with it (Lambda reports the raise as
+        a ``FunctionError`` and counts it in the function's ``Errors`` metric).
+    """
+    bucket = work_bucket()
     try:
-        bucket = work_bucket()
-        return protocol.validate_event(event, kind, work_bucket=bucket), None
-    except (protocol.ProtocolError, TaskFailedError) as exc:
+        return protocol.validate_event(event, kind, work_bucket=bucket)
+    except protocol.ProtocolError as exc:
         log.error("rejected event: %s", exc)
-        return None, {"rejected": str(exc)}
+        raise protocol.InvalidEventError(f"invalid {kind} event: {exc}") from None
