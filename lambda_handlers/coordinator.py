@@ -214,15 +214,18 @@ _ERROR_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-error$")
 
 
 def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict[str, Any]:
-    pending = None
-    if reason == CHECK_DEADLINES:  # a serverless driver that died after its claim is retried
-        pending = driver.check_driver(bucket, job_id, time.time() if now is None else now)
+    check = reason == CHECK_DEADLINES  # also: a serverless driver that died after its claim is retried
     try:
         plan = runtime.load_plan(bucket, job_id)
     except Exception as exc:
-        if pending is None or not aws_errors.is_not_found(exc):
+        if not (check and aws_errors.is_not_found(exc)):
+            raise
+        pending = driver.check_driver(bucket, job_id, time.time() if now is None else now)
+        if pending is None:
             raise
         return pending  # not planned yet: nothing else to check
+    if check and plan.options.driver == "lambda":  # planned, maybe not fanned out yet
+        driver.check_driver(bucket, job_id, time.time() if now is None else now)
     out = _coordinate(bucket, job_id, plan, reason, now)
     if admission.enabled(plan):  # also when the job ended: it withdraws from the stack's budget
         st = scan(job_id, runtime.list_keys(bucket, protocol.status_prefix(job_id)))
