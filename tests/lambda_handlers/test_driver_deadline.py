@@ -43,3 +43,12 @@ def test_the_waiter_follows_the_job_not_a_fixed_limit():
     short = driver_wait_limit_s(6, 3, 1)
     assert short == 6 + 3 + DEADLINE_CHECK_MIN_INTERVAL_S + 3
     assert driver_wait_limit_s(900, 30, 3) == 3 * (900 + 30 + DEADLINE_CHECK_MIN_INTERVAL_S) + 30 > 300
+
+
+def test_a_retried_driver_invokes_only_the_map_tasks_not_started():
+    from lambda_handlers.driver import fan_out_events
+
+    events = fan_out_events("smr-b", "j1", 5, tasks=[1, 4])
+    assert [(e["kind"], e["task"], e["attempt"]) for e in events] == [("map", 1, 0), ("map", 4, 0)]
+    batched = fan_out_events("smr-b", "j1", 5000, threshold=2, batch=2, tasks=[7, 8, 9])
+    assert [[t["task"] for t in e["tasks"]] for e in batched] == [[7, 8], [9]]
