@@ -15,7 +15,7 @@ import inspect
 import sys
 import threading
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,10 @@ from lambda_handlers.jobspec import IDENTITY as identity  # the reducer that wri
 from lambda_handlers.sizes import parse_size
 
 if TYPE_CHECKING:
+    import os
+
+    from airflow_provider_smr.job_files import SideFile
+    from airflow_provider_smr.params import ParamDecl
     from lambda_handlers.jobspec import BatchMapper, Fold, JobSpec, RangePartitioner
 
 __all__ = ["JobDefinitionError", "JobPicklingError", "JobRuntimeError", "MapReduceJob", "Step",
@@ -30,7 +34,7 @@ __all__ = ["JobDefinitionError", "JobPicklingError", "JobRuntimeError", "MapRedu
            "range_partitioner", "sample_boundaries"]
 
 INPUT_FORMATS = ("text", "csv", "jsonl", "whole", "parquet")
-OUTPUT_FORMATS = ("jsonl", "tsv", "csv", "parquet")
+OUTPUT_FORMATS = ("jsonl", "tsv", "csv", "parquet", "text")
 SERIALIZERS = ("json", "pickle")
 DEFAULT_INPUT = "default"
 
@@ -235,21 +239,34 @@ class MapReduceJob:
         a dict ``{input_name: format}`` for named inputs. Small objects are packed several to a
         map task (up to ``split_size`` bytes); ``lambda_handlers.context.input_uri()`` tells the
         mapper which object the record it is mapping comes from.
-    :param output_format: ``jsonl`` (``{"key": k, "value": v}`` lines), ``tsv``, ``csv`` or
+    :param output_format: ``jsonl`` (``{"key": k, "value": v}`` lines), ``tsv``, ``csv``,
         ``parquet`` (one Parquet file per part: columns ``key`` and ``value``, or the fields of the
-        dicts a reducer yields).
+        dicts a reducer yields) or ``text`` (values only, one per line: a ``str`` as it is,
+        anything else as JSON; keys are dropped).
     :param name: a label for logs and the plan; the mapper's name by default.
     :param serializer: how keys and values travel through the shuffle: ``json`` or ``pickle``.
     :param num_reducers: default number of reducers for steps that do not set their own.
     :param extra_modules: modules or packages (names or module objects) whose source travels with
         the job, importable inside Lambda even when the functions import them lazily.
+    :param params: the job's parameters, ``{name: default}``: the default's type is the
+        parameter's; a type (``int``) declares a required one, ``None`` one of any type, and an
+        Airflow ``Param`` is checked by its schema (see :mod:`airflow_provider_smr.params`).
+        ``job_params`` / ``--param`` are merged over the defaults and checked at submit.
+    :param files: side files shipped with the job (paths; relative ones to the folder of the
+        module that builds the job); a task reads one by name with
+        ``lambda_handlers.context.job_file(name)`` (see :mod:`airflow_provider_smr.job_files`).
     """
 
     def __init__(self, mapper: Callable | dict[str, Callable] | None = None, combiner: Callable | None = None,
                  reducer: Callable | None = None, partitioner: Callable | None = None,
                  input_format: str | dict[str, str] = "text", output_format: str = "jsonl",
                  steps: Sequence[Step] | None = None, name: str | None = None, serializer: str = "json",
-                 num_reducers: int | None = None, extra_modules: list | tuple = ()) -> None:
+                 num_reducers: int | None = None, extra_modules: list | tuple = (),
+                 params: Mapping[str, Any] | None = None,
+                 files: Sequence[str | os.PathLike[str]] = ()) -> None:
+        from airflow_provider_smr import job_files
+        from airflow_provider_smr import params as job_params
+
         if steps is not None:
             if any(f is not None for f in (mapper, combiner, reducer, partitioner)):
                 raise JobDefinitionError(
@@ -269,6 +286,9 @@ class MapReduceJob:
         self.serializer = serializer
         self.num_reducers = num_reducers
         self.extra_modules = list(extra_modules)
+        self.params = params
+        self.param_decls: dict[str, ParamDecl] | None = job_params.declare(params)
+        self.files: tuple[SideFile, ...] = job_files.declare(files, job_files.caller_folder())
         self.name = name or self._default_name()
         self.validate()
 
@@ -332,10 +352,30 @@ class MapReduceJob:
             raise JobDefinitionError(
                 f"the job's mappers expect inputs {sorted(expected)}, got {sorted(names)}")
 
+    def resolve_params(self, given: Mapping[str, Any] | None, interface: str = "job_params") -> dict[str, Any]:
+        """The run's parameters: ``given`` merged over the declared defaults and checked, with
+        errors (:class:`~airflow_provider_smr.params.JobParamError`) that spell a parameter as
+        ``interface`` does (``"job_params"`` or ``"--param"``)."""
+        from airflow_provider_smr import params as job_params
+
+        return job_params.resolve(self.param_decls, given, interface)
+
+    def with_files(self, files: Sequence[str | os.PathLike[str]]) -> MapReduceJob:
+        """A copy of this job that also ships ``files`` (relative paths: to the current folder)."""
+        import copy
+
+        from airflow_provider_smr import job_files
+
+        job = copy.copy(self)
+        job.files = job_files.declare([*(f.path for f in self.files), *files], Path.cwd())
+        return job
+
     # -- what travels -----------------------------------------------------------------------------
 
     def to_spec(self, params: dict | None = None) -> JobSpec:
-        """The data plane's view of this job (what ``job.pkl`` holds)."""
+        """The data plane's view of this job (what ``job.pkl`` holds): ``params`` merged over the
+        declared defaults and checked, the side files checked (present, within the size limit)."""
+        from airflow_provider_smr import job_files
         from lambda_handlers.jobspec import JobSpec, StepSpec
 
         steps = [StepSpec(mapper=s.mapper, combiner=s.combiner, reducer=s.reducer,
@@ -345,8 +385,9 @@ class MapReduceJob:
         default = self.input_format if isinstance(self.input_format, str) else "text"
         return JobSpec(steps=steps, name=self.name, input_format=default, input_formats=formats,
                        output_format=self.output_format, serializer=self.serializer,
-                       params=dict(params or {}),
-                       modules=module_sources(getattr(self, "extra_modules", ())))
+                       params=self.resolve_params(params),
+                       modules=module_sources(getattr(self, "extra_modules", ())),
+                       files=job_files.describe(getattr(self, "files", ())))
 
     def functions(self) -> list[Callable]:
         return [fn for s in self.steps for fn in s.functions()]
@@ -379,6 +420,32 @@ class MapReduceJob:
         return (f"cannot pickle {culprit}: {type(exc).__name__}: {exc}. Job functions travel to "
                 "Lambda as data, so they must not capture locks, open files, clients or sockets; "
                 "create those inside the function instead")
+
+    # -- in this process ----------------------------------------------------------------------------
+
+    def run_inline(self, input: Any, output: str | Path | None = None, *, job_params: dict | None = None,
+                   **options: Any) -> list:
+        """Run the job in this process, with no stack and no AWS, and return its output records.
+
+        The same planner and Lambda handlers as on a stack run it against an in-memory S3, one
+        task at a time in this thread, with the tasks' memory budgets of ``memory_mb``; the
+        parts are those ``smr run --local`` writes for the same options. An exception in one of
+        the job's functions is raised as it is, with its traceback and a note naming the task and
+        record, and is not retried (``breakpoint()`` and post-mortem debugging work).
+
+        :param input: a local file or folder, ``bytes`` (one input object's content), a list of
+            those, or a dict of named inputs.
+        :param output: a local folder to write the parts and ``_SUCCESS`` into, as ``smr run
+            --local`` does; None: records only.
+        :param job_params: the job's parameters (``job_params`` of the operator).
+        :param options: job options (``split_size``, ``num_reducers``, ``max_bad_records``, ...),
+            and ``memory_mb``, ``mapper_memory_mb``, ``reducer_memory_mb``, ``timeout_s``.
+        :return: the records of the parts in order: ``(key, value)`` tuples for ``jsonl`` and
+            ``tsv`` output, tuples of strings for ``csv``, dicts for ``parquet``, lines otherwise.
+        """
+        from airflow_provider_smr.engine.inline import run_inline
+
+        return run_inline(self, input, output, job_params=job_params, **options).records
 
 
 def module_sources(modules: Any) -> dict[str, list]:

@@ -1,5 +1,5 @@
-"""What a job's own functions may ask about the job they run in: its parameters, and which input
-record and which task they are working on.
+"""What a job's own functions may ask about the job they run in: its parameters, its side files,
+and which input record and which task they are working on.
 
 ``job_params`` of the operator (templated, so ``{{ ds }}`` works) and ``--param`` of ``smr run``
 travel inside ``job.pkl``; a mapper, combiner, reducer or partitioner reads them with::
@@ -8,6 +8,23 @@ travel inside ``job.pkl``; a mapper, combiner, reducer or partitioner reads them
 
     def tokenize(line):
         stop = set(job_params().get("stop_words", []))
+        ...
+
+Parameters the job declares (``MapReduceJob(params={"min_length": 3})``) come back merged with
+their defaults and of their declared types. Side files (``MapReduceJob(files=["stop_words.txt"])``)
+are read by name; :func:`job_file` returns a local path, the file copied into ``/tmp`` on first
+use in the process and reused by later calls, tasks and attempts. Read it once, not once per
+record (in a task setup, or cached in a global)::
+
+    from lambda_handlers.context import job_file
+
+    _stop = {}
+
+    def tokenize(line):
+        path = job_file("stop_words.txt")
+        if path not in _stop:
+            with open(path) as f:
+                _stop[path] = set(f.read().split())
         ...
 
 A mapper asks where the record it is mapping comes from (Hadoop's ``mapreduce.map.input.file``)::
@@ -35,7 +52,7 @@ This module is part of the Lambda package, so functions pickled by value find it
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -48,6 +65,9 @@ _params: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 )
 _input: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
     "smr_input", default=(None, None))
+# The running job's side files: name -> local path (None outside a task).
+_files: contextvars.ContextVar[Callable[[str], str] | None] = contextvars.ContextVar(
+    "smr_job_files", default=None)
 
 
 class TaskInfo(NamedTuple):
@@ -67,6 +87,19 @@ def job_params() -> Mapping[str, Any]:
     return _params.get()
 
 
+def job_file(name: str) -> str:
+    """The local path of the job's side file ``name`` (as shipped by ``MapReduceJob(files=...)``).
+
+    :raises LookupError: outside a task, or for a name the job does not ship (the message lists
+        the names it does).
+    """
+    find = _files.get()
+    if find is None:
+        raise LookupError(f"job_file({name!r}) works only inside a task of a job (a mapper, "
+                          "combiner, reducer or partitioner)")
+    return find(name)
+
+
 def input_uri() -> str | None:
     """The URI of the object (or table) the record being mapped was read from (module docstring)."""
     return _input.get()[0]
@@ -82,9 +115,15 @@ def task() -> TaskInfo | None:
     return _task.get()
 
 
-def activate(spec: JobSpec) -> None:
-    """Make ``spec.params`` the current job's parameters (called by the handler before user code)."""
+def activate(spec: JobSpec, files: Callable[[str], str] | None = None) -> None:
+    """Make ``spec.params`` the current job's parameters and ``files`` (name -> local path) how its
+    side files are found (called by the handler before user code). Without ``files``, a side file
+    is read where it was at submit: right for a runner in the submitting process."""
+    from lambda_handlers import jobfiles
+
     _params.set(MappingProxyType(dict(getattr(spec, "params", None) or {})))
+    shipped = dict(getattr(spec, "files", None) or {})
+    _files.set(files or (lambda name: jobfiles.source_path(shipped, name)))
 
 
 def begin_task(step: int, phase: str, task: int, attempt: int) -> None:

@@ -198,7 +198,7 @@ class JobSpec:
     name: str = "job"
     input_format: str = "text"  # text | csv | jsonl | whole (per input: see input_formats)
     input_formats: dict[str, str] = field(default_factory=dict)  # input name -> format
-    output_format: str = "jsonl"  # jsonl | tsv | csv
+    output_format: str = "jsonl"  # jsonl | tsv | csv | parquet | text
     serializer: str = "json"  # json | pickle: how keys and values travel through the shuffle
     params: dict[str, Any] = field(default_factory=dict)  # job_params, rendered by Airflow
     python: tuple[int, int] = field(default_factory=lambda: (sys.version_info[0], sys.version_info[1]))
@@ -207,6 +207,9 @@ class JobSpec:
     # made importable BEFORE the rest of the spec is unpickled (see __reduce__), so functions that
     # reference or import them work inside Lambda.
     modules: dict[str, list[Any]] = field(default_factory=dict)
+    # Side files (``MapReduceJob(files=...)``): {name: {"size": bytes, "source": the path read at
+    # submit}}; the bytes lie beside job.pkl (``protocol.job_file_key``), see ``context.job_file``.
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __reduce__(self) -> tuple[Callable[[dict[str, list[Any]]], JobSpec], tuple[dict[str, list[Any]]],
                                   dict[str, Any]]:

@@ -29,7 +29,7 @@ from lambda_handlers.options import JobOptions, TaskLimits
 PLAN_VERSION = 2
 DYNAMODB_FORMAT = "dynamodb"
 #: a file extension per S3 output format
-OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv", "parquet": "parquet"}
+OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv", "parquet": "parquet", "text": "txt"}
 
 
 #: a plan whose splits take more JSON than this stores them apart (see the module docstring)
@@ -158,7 +158,7 @@ class OutputPlan:
 
     @property
     def extension(self) -> str:
-        """The part files' extension (``jsonl``, ``tsv``, ``csv``)."""
+        """The part files' extension (``jsonl``, ``tsv``, ``csv``, ``parquet``, ``txt``)."""
         return OUTPUT_EXTENSIONS[self.format]
 
     @classmethod

@@ -139,6 +139,25 @@ def job_pickle_key(job_id: str) -> str:
     return job_prefix(job_id) + "job.pkl"
 
 
+#: a job's side files (``MapReduceJob(files=...)``) together: a task copies those it reads to
+#: ``/tmp``, which Lambda gives 512 MiB by default, and spilled shuffle data needs the rest
+MAX_JOB_FILES_BYTES = 256 * 1024**2
+_FILE_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
+
+
+def validate_file_name(name: object) -> str:
+    """Return a side file's name (a file name, no folder) if it is a safe key component."""
+    if not isinstance(name, str) or not _FILE_NAME.match(name) or name in (".", ".."):
+        raise ProtocolError(f"invalid side file name {name!r}: a file name without '/' or '\\', "
+                            "1-255 characters")
+    return name
+
+
+def job_file_key(job_id: str, name: str) -> str:
+    """Where side file ``name`` of the job lies, beside ``job.pkl``."""
+    return job_prefix(job_id) + "files/" + validate_file_name(name)
+
+
 def plan_key(job_id: str) -> str:
     return job_prefix(job_id) + "plan.json"
 

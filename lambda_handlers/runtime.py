@@ -3,12 +3,15 @@
 Everything here is per warm container: boto3 clients (with a connection pool large enough for the
 reducer's parallel ranged GETs), the unpickled job and its plan (cached per job id), and the
 per-task S3 request counter that ends up in the done marker. Tests replace the Lambda invoke with
-:func:`set_invoker` to run the whole handler chain in-process.
+:func:`set_invoker` to run the whole handler chain in-process. :func:`in_process` runs the handlers
+without Lambda or AWS (``smr run --inline``): clients, function environment and invokes come from an
+:class:`InProcess`, and a task's exception reaches the caller instead of becoming an error marker.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -18,11 +21,12 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lambda_handlers import clock, context, protocol
+from lambda_handlers import clock, context, jobfiles, protocol
 from lambda_handlers.aws_errors import error_code, is_not_found, is_precondition_failed
 from lambda_handlers.plan import Plan, Split, chunk_splits
 
@@ -46,6 +50,43 @@ _K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
+@dataclass(frozen=True)
+class InProcess:
+    """Where the handlers' outside world is in a run inside this process (no Lambda, no AWS).
+
+    :param clients: the client per service (an in-memory S3); a service not here is an error.
+    :param env: the function environment (work bucket, function names) the handlers read.
+    :param invoke: ``invoke(function_name, event)`` in place of Lambda's async invoke.
+    :param jobs: the job spec per job id, used as it is instead of unpickling ``job.pkl`` (the
+        caller's own functions run, so its breakpoints, mocks and module state apply).
+    """
+
+    clients: Mapping[str, Any]
+    env: Mapping[str, str]
+    invoke: Callable[[str, dict[str, Any]], None]
+    jobs: Mapping[str, JobSpec] = field(default_factory=dict)
+
+
+_in_process: contextvars.ContextVar[InProcess | None] = contextvars.ContextVar("smr_in_process",
+                                                                               default=None)
+
+
+@contextmanager
+def in_process(world: InProcess) -> Iterator[None]:
+    """Run the handlers called inside this block (and threads that copy its context) in ``world``."""
+    token = _in_process.set(world)
+    try:
+        yield
+    finally:
+        _in_process.reset(token)
+
+
+def _env(name: str) -> str | None:
+    """A variable of the function's environment (the in-process run's, inside one)."""
+    world = _in_process.get()
+    return (world.env if world is not None else os.environ).get(name)
+
+
 class ObjectChangedError(RuntimeError):
     """An input object's ETag no longer matches the one listed when the job was planned."""
 
@@ -67,6 +108,11 @@ def client(service: str) -> Any:
 
     ``Any``: boto3 clients are untyped here (no stubs in the Lambda package).
     """
+    world = _in_process.get()
+    if world is not None:
+        if service not in world.clients:
+            raise TaskFailedError(f"{service} is not available in a run inside this process")
+        return world.clients[service]
     c = _clients.get(service)
     if c is not None:
         return c
@@ -103,10 +149,10 @@ def reset() -> None:
 
 
 def work_bucket() -> str:
-    try:
-        return os.environ[protocol.ENV_WORK_BUCKET]
-    except KeyError:
-        raise TaskFailedError(f"environment variable {protocol.ENV_WORK_BUCKET} is not set") from None
+    bucket = _env(protocol.ENV_WORK_BUCKET)
+    if bucket is None:
+        raise TaskFailedError(f"environment variable {protocol.ENV_WORK_BUCKET} is not set")
+    return bucket
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,7 +235,7 @@ def _vm_hwm_kb() -> int | None:
 
 def memory_mb() -> int:
     try:
-        return int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "0"))
+        return int(_env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or "0")
     except ValueError:
         return 0
 
@@ -293,6 +339,9 @@ def load_job(bucket: str, job_id: str) -> JobSpec:
     """Unpickle ``job.pkl`` from the stack's own work bucket (never from an event-named bucket)."""
     if bucket != work_bucket():
         raise TaskFailedError(f"refusing to load job code from bucket {bucket!r}")
+    world = _in_process.get()
+    if world is not None and job_id in world.jobs:
+        return world.jobs[job_id]
     key = (bucket, job_id)
     cached = _jobs.get(key)
     if cached is not None:
@@ -341,7 +390,7 @@ _EVENT_ROLES = {
 
 def function_for(kind: str) -> str:
     env = _FUNCTION_ENV[kind]
-    name = os.environ.get(env)
+    name = _env(env)
     if not name:
         raise TaskFailedError(f"environment variable {env} is not set; cannot invoke {kind} tasks")
     return name
@@ -367,6 +416,10 @@ def invoke(event: dict[str, Any], attempts: int = 8, function: str | None = None
     """Async-invoke the function serving ``event['kind']`` (the job's pinned version, unless
     ``function`` names it); back off and retry on throttling."""
     name = function or pinned_function(event)
+    world = _in_process.get()
+    if world is not None:
+        world.invoke(name, event)
+        return
     if _invoker is not None:
         _invoker(name, event)
         return
@@ -437,6 +490,9 @@ def log_task_line(job_id: str, phase: str, step: int, task: int, attempt: int, o
     and what CloudWatch Logs Insights can query field by field."""
     line = {"smr": "task", "job_id": job_id, "phase": phase, "step": step, "task": task,
             "attempt": attempt, "outcome": outcome, **{k: v for k, v in fields.items() if v is not None}}
+    if _in_process.get() is not None:  # no CloudWatch: stdout is the caller's own
+        log.debug("%s", json.dumps(line, default=str))
+        return
     print(json.dumps(line, default=str), flush=True)
 
 
@@ -490,7 +546,8 @@ def _run_task(event: dict[str, Any], phase: str,
         put_bytes(bucket, protocol.start_marker_key(job_id, step, phase, task, attempt), b"")
         plan = load_plan(bucket, job_id)
         job = load_job(bucket, job_id)
-        context.activate(job)
+        context.activate(job, files=functools.partial(jobfiles.local_path, bucket, job_id,
+                                                      dict(getattr(job, "files", None) or {})))
         fields = body(event, plan, job, metrics)
         finished = time.time()
         done: dict[str, Any] = {"task": task, "attempt": attempt, "step": step, "phase": phase, **fields,
@@ -511,6 +568,8 @@ def _run_task(event: dict[str, Any], phase: str,
             return result
         reason = f"{phase}-{step}-{task}-done"
     except (Exception, SystemExit) as exc:  # a user's sys.exit() is a failed attempt, not a crash
+        if _in_process.get() is not None:  # the caller debugs it: no marker, no retry
+            raise
         log.exception("%s task %s/%s attempt %s of job %s failed", phase, step, task, attempt, job_id)
         try:
             write_error(bucket, event, phase, exc)

@@ -99,7 +99,11 @@ def register(subparsers: Any) -> None:
                      help="S3 prefix, key or glob; repeat for several; NAME=URI for named inputs")
     run.add_argument("--output", required=True, metavar="URI", help="S3 prefix for the parts")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="job parameter (JSON value or string); repeatable")
+                     help="job parameter, read as the job declares it (else a JSON value or a "
+                     "string); repeatable")
+    run.add_argument("--file", action="append", default=[], metavar="PATH",
+                     help="a side file shipped with the job (relative to the current folder), read "
+                     "in a task with job_file(NAME); repeatable")
     run.add_argument("--job-id", metavar="ID", help="job id (default: generated)")
     run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS", help="seconds between status polls")
     run.add_argument("--deploy", action="store_true",
@@ -132,6 +136,9 @@ def _add_stack_arguments(parser: argparse.ArgumentParser, local: bool) -> None:
     if local:
         where.add_argument("--local", action="store_true",
                            help="run on an embedded local stack; --input/--output may be local paths")
+        where.add_argument("--inline", action="store_true",
+                           help="run in this process, with no stack and no AWS (tests, debugging): "
+                           "--input/--output are local paths; the job's own errors are raised")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and full errors")
 
 
@@ -155,12 +162,17 @@ def parse_inputs(values: list[str]) -> Any:
     return plain[0] if len(plain) == 1 else plain
 
 
-def _parse_params(values: list[str]) -> dict:
-    params = {}
+def _parse_params(values: list[str], as_text: bool = False) -> dict:
+    """``--param`` values: text when the job declares its parameters (it reads each as declared),
+    else a JSON value or a string."""
+    params: dict[str, Any] = {}
     for value in values:
         key, sep, raw = value.partition("=")
         if not sep or not key:
             raise CommandError(f"--param {value!r}: use KEY=VALUE")
+        if as_text:
+            params[key] = raw
+            continue
         try:
             params[key] = json.loads(raw)
         except ValueError:
@@ -230,6 +242,10 @@ def main_errors(func: Command) -> Command:
         try:
             return func(args)
         except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into a line
+            from airflow_provider_smr.engine.inline import TASK_ATTRIBUTE
+
+            if getattr(exc, TASK_ATTRIBUTE, None):  # --inline: the job's own error, traceback and all
+                raise
             text = str(exc).strip() or type(exc).__name__
             if args.verbose:
                 log.error("%s", text, exc_info=not _known(exc))
@@ -280,11 +296,18 @@ def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None
 
 @main_errors
 def run_command(args: argparse.Namespace) -> int:
+    from airflow_provider_smr import job_files
     from airflow_provider_smr.job import load_job
 
     job = load_job(args.job)  # fail fast on a bad job, before any stack starts
+    if args.file:
+        job = job.with_files(args.file)
+    job_files.describe(job.files)  # a missing or too large side file: before any stack starts
     inputs = parse_inputs(args.input)
-    params = _parse_params(args.param)
+    params = job.resolve_params(_parse_params(args.param, as_text=job.param_decls is not None),
+                                interface="--param")
+    if getattr(args, "inline", False):
+        return _run_inline(args, job, inputs, params)
     if getattr(args, "local", False) and not (is_s3_uri(args.output) or dynamodb.is_dynamodb_uri(args.output)):
         from airflow_provider_smr.engine.output_folder import check_output_folder
 
@@ -325,6 +348,17 @@ def run_command(args: argparse.Namespace) -> int:
             download_output(clients.s3, result, local_output, overwrite=options.overwrite)
             result = {**result, "local_output": str(local_output)}
     _print_result(result, args.json)
+    return 0
+
+
+def _run_inline(args: argparse.Namespace, job: Any, inputs: Any, params: dict) -> int:
+    """``smr run --inline``: the job in this process (:mod:`airflow_provider_smr.engine.inline`)."""
+    from airflow_provider_smr.engine.inline import run_inline
+
+    run = run_inline(job, inputs, args.output, options=declared_values(JobOptions, args),
+                     settings=declared_values(StackSettings, args), job_params=params, job_id=args.job_id,
+                     overwrite_name="--overwrite")
+    _print_result(run.result, args.json)
     return 0
 
 

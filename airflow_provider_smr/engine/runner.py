@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_provider_smr import job_files
 from airflow_provider_smr.engine import requests as reqs
 from airflow_provider_smr.engine import submit as submit_mod
 from airflow_provider_smr.engine.result import build_result
@@ -156,6 +157,7 @@ class JobRunner:
             began = time.monotonic()
             check_pickle_runtime(self.stack.runtime)
             pickled = job.dumps(params=job_params)
+            files = job_files.describe(job.files)
             named = normalize_inputs(input)
             job.check_inputs(list(named))
             check_output_outside_inputs(output, named)
@@ -167,7 +169,8 @@ class JobRunner:
             concurrency = self.concurrency(options.max_concurrency)
             if options.driver == "lambda":  # the driver function lists, plans and fans out
                 self._pin(job_id)  # it runs on the pinned versions: pinned before it is invoked
-                self._request_plan(job_id, job, named, output, options, limits, concurrency, pickled)
+                self._request_plan(job_id, job, named, output, options, limits, concurrency, pickled,
+                                   files)
                 return job_id
             objects = resolve_inputs(self.s3, named)
             check_output_outside_inputs(output, named, objects)
@@ -178,7 +181,7 @@ class JobRunner:
             plan = replace(plan, versions=dict(self.stack.versions))
             self._pin(job_id)  # after planning (a refused job writes nothing), before any invoke
             plan = plan.with_driver(plan_s=round(time.monotonic() - began, 3))
-            if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled):
+            if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled, files):
                 self.log.info("job %s was created concurrently: not starting it again", job_id)
                 self._pin(job_id, self.plan(job_id).versions)  # the winner's versions, not ours
                 return job_id
@@ -222,7 +225,7 @@ class JobRunner:
 
     def _request_plan(self, job_id: str, job: MapReduceJob, named: dict, output: str,
                       options: JobOptions, limits: TaskLimits, concurrency: int | None,
-                      pickled: bytes) -> None:
+                      pickled: bytes, files: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         """Serverless driver: upload job.pkl and the planning request, then invoke the driver
         function, which lists the inputs, writes ``plan.json``, fans the map tasks out and exits."""
         shape = JobShape(job.name, job.output_format,
@@ -236,7 +239,7 @@ class JobRunner:
         if not submit_mod.put_if_absent(self.s3, self.bucket, key, json.dumps(request.to_json()).encode()):
             self.log.info("job %s was requested concurrently: not starting it again", job_id)
             return
-        self.s3.put_object(Bucket=self.bucket, Key=protocol.job_pickle_key(job_id), Body=pickled)
+        submit_mod.write_pickle(self.s3, self.bucket, job_id, pickled, files)
         event = protocol.drive_event(self.bucket, job_id)
         driver = qualified(self.stack.functions["driver"], self.stack.versions.get("driver"))
         tries = submit_mod.invoke_async(self.lambda_, driver, event)
@@ -279,8 +282,8 @@ class JobRunner:
         if status.terminal or submit_mod.FANOUT_CLAIM in status.claims:
             return
         if not self._exists(protocol.job_pickle_key(job_id)):
-            self.s3.put_object(Bucket=self.bucket, Key=protocol.job_pickle_key(job_id),
-                               Body=job.dumps(params=job_params))
+            submit_mod.write_pickle(self.s3, self.bucket, job_id, job.dumps(params=job_params),
+                                    job_files.describe(job.files))
         todo = submit_mod.unstarted_map_tasks(self.plan(job_id), listed)
         self.log.info("job %s: finishing an interrupted fan-out (%d map tasks)", job_id, len(todo))
         self._fan_out(self.plan(job_id), todo, options.max_concurrency)

@@ -166,7 +166,8 @@ class SMRHook(AwsBaseHook):
         :param output: the S3 prefix the parts and ``_SUCCESS`` are committed to.
         :param options: how the job runs (``lambda_handlers.options.JobOptions``; its defaults
             when None): reducers, split size, attempts, speculation, driver, overwrite, ...
-        :param job_params: JSON-able parameters the job's functions can read.
+        :param job_params: JSON-able parameters the job's functions can read, merged over the
+            job's declared ``params`` and checked before anything is written.
         """
         return self.runner(stack_name).submit(job, input=input, output=output,
                                               options=options or JobOptions(), job_id=job_id,

@@ -109,7 +109,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         named inputs (joins). (templated)
     :param output: ``s3://`` prefix the parts and ``_SUCCESS`` go to; stored as ``output_uri``
         because ``output`` is the operator's XComArg. (templated)
-    :param job_params: JSON-able parameters the job's functions can read. (templated)
+    :param job_params: JSON-able parameters the job's functions can read (``job_params()``); merged
+        over the defaults the job declares (``MapReduceJob(params=...)``) and checked before
+        anything is deployed. (templated)
 {options}
     :param stack_name: the SMR stack (CloudFormation stack and name prefix) to run on.
     :param deploy: deploy or update the stack before submitting (idempotent, cached by content hash).
@@ -235,6 +237,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_smr.job import load_job
+
+        load_job(self.job).resolve_params(self.job_params)  # a bad parameter: before anything runs
         self.check_locations(context)  # before any deploy: a bad location changes nothing
         self.stack = self._ensure_stack()
         if not self.deferrable:

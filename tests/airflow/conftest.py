@@ -44,3 +44,12 @@ def standalone(airflow_home, aws_endpoint, tmp_path_factory):
 
     with start(airflow_home, aws_endpoint, tmp_path_factory.mktemp("standalone")) as api:
         yield api
+
+
+@pytest.fixture(autouse=True)
+def dags_folder_on_path(monkeypatch):
+    """The example DAGs' folder on ``sys.path``, as Airflow puts its DAGs folder, so job references
+    such as ``"jobs.word_count:word_count"`` import in the operator's own checks."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "dags_examples"))

@@ -336,6 +336,17 @@ def test_smr_run_local_cli_replaces_a_folder_output_only_with_overwrite(tmp_path
         "part-00000.jsonl"]
     assert counts() == expected
 
+    inline = tmp_path / "wc-inline"  # the job in one process, no stack: the same parts, byte for byte
+    proc = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_smr.cli", "run",
+         "dags_examples/jobs/word_count.py:word_count", "--inline", "--input", "README.md",
+         "--output", str(inline), "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parts = sorted(p.name for p in out.glob("part-*"))
+    assert sorted(p.name for p in inline.glob("part-*")) == parts
+    assert all((inline / name).read_bytes() == (out / name).read_bytes() for name in parts)
+
 
 def slow_tokenize(line):
     import time
