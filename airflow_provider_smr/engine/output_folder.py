@@ -59,8 +59,9 @@ def replace_output_folder(folder: Path, fill: Callable[[Path], object], *, overw
     :returns: the paths of the files now in ``folder`` that came from ``fill``, ``_SUCCESS`` last.
     """
     check_output_folder(folder, overwrite=overwrite, overwrite_name=overwrite_name)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name or 'output'}.smr-", dir=folder.parent))
+    beside = folder.absolute()  # "." has no name and no parent of its own
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{beside.name or 'output'}.smr-", dir=beside.parent))
     try:
         fill(staging)
         names = sorted(p.name for p in staging.iterdir() if p.is_file())

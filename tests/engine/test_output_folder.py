@@ -86,3 +86,12 @@ def test_a_result_without_success_replaces_nothing(tmp_path):
         replace_output_folder(out, lambda staging: (staging / "part-00000.jsonl").write_text("x"),
                               overwrite=True)
     assert listing(out) == before
+
+
+def test_the_current_folder_can_be_the_output(tmp_path, monkeypatch):
+    out = tmp_path / "here"
+    committed(out, {"part-00000.jsonl": "old0", "part-00001.jsonl": "old1"})
+    monkeypatch.chdir(out)
+    replace_output_folder(Path("."), writer({"part-00000.jsonl": "new0"}), overwrite=True)
+    assert listing(out) == {"_SUCCESS": "['part-00000.jsonl']", "part-00000.jsonl": "new0"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
