@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambda_handlers import admission, aws_errors, prices, protocol, runtime
+from lambda_handlers import admission, aws_errors, driver, prices, protocol, runtime, table_commit
 from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.io import writers
 from lambda_handlers.parallel import ordered_parallel
@@ -41,10 +41,7 @@ class CommitRefusedError(RuntimeError):
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
-    ev, rejected = runtime.accept(event, protocol.EVENT_COORDINATE)
-    if rejected:
-        return rejected
-    assert ev is not None  # accept returns the event or a rejection
+    ev = runtime.accept(event, protocol.EVENT_COORDINATE)
     return coordinate(ev["bucket"], ev["job_id"], ev.get("reason", ""))
 
 
@@ -217,7 +214,18 @@ _ERROR_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-error$")
 
 
 def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict[str, Any]:
-    plan = runtime.load_plan(bucket, job_id)
+    check = reason == CHECK_DEADLINES  # also: a serverless driver that died after its claim is retried
+    try:
+        plan = runtime.load_plan(bucket, job_id)
+    except Exception as exc:
+        if not (check and aws_errors.is_not_found(exc)):
+            raise
+        pending = driver.check_driver(bucket, job_id, time.time() if now is None else now)
+        if pending is None:
+            raise
+        return pending  # not planned yet: nothing else to check
+    if check and plan.options.driver == "lambda":  # planned, maybe not fanned out yet
+        driver.check_driver(bucket, job_id, time.time() if now is None else now)
     out = _coordinate(bucket, job_id, plan, reason, now)
     if admission.enabled(plan):  # also when the job ended: it withdraws from the stack's budget
         st = scan(job_id, runtime.list_keys(bucket, protocol.status_prefix(job_id)))
@@ -590,13 +598,16 @@ def commit(bucket: str, job_id: str, plan: Plan) -> dict[str, Any]:
 
 
 def commit_table(bucket: str, job_id: str, plan: Plan, markers: list[dict[str, Any]]) -> dict[str, Any]:
-    """A DynamoDB output: the items are written by the tasks; record them in the job's manifest."""
+    """A DynamoDB output: apply the winning tasks' staged items (see :mod:`.table_commit`), then
+    write the job's manifest."""
     out = plan.output
     assert out.table is not None
+    applied = table_commit.commit_items(bucket, job_id, out.table.table,
+                                        [m["output_key"] for m in markers], out.overwrite)
     committed = runtime.now_iso()
     per_task = [int(m.get("records_out", 0)) for m in markers]
     manifest = {"job_id": job_id, "table": out.table.table, "items": sum(per_task),
-                "items_per_task": per_task, "records": sum(per_task),
+                "items_per_task": per_task, "records": sum(per_task), "removed": applied["removed"],
                 "inputs": list(out.inputs), "format": out.format, "committed": committed}
     key = protocol.table_manifest_key(job_id)
     runtime.put_json(bucket, key, manifest)

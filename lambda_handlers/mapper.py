@@ -34,10 +34,7 @@ log = logging.getLogger("smr.mapper")
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
-    ev, rejected = runtime.accept(event, protocol.EVENT_MAP)
-    if rejected:
-        return rejected
-    assert ev is not None  # accept() gives the event or the rejection
+    ev = runtime.accept(event, protocol.EVENT_MAP)
     return runtime.run_task(ev, protocol.MAP, map_task)
 
 
@@ -622,9 +619,13 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     if final:
         checked_sink(grouper.add_many, final, "mapper teardown")
     if plan.output.table is not None:
-        items = dynamodb.write_output(runtime.client("dynamodb"), plan.output.table,
-                                      ((k, v) for k, values in grouper.groups() for v in values))
-        return {"output_key": None, "records_in": records_in, "records_out": items,
+        # Staged, not written: the commit applies the winning tasks' items.
+        data, items = dynamodb.stage_output(runtime.client("dynamodb"), plan.output.table,
+                                            ((k, v) for k, values in grouper.groups() for v in values))
+        key = protocol.staged_part_key(job_id, task, attempt, dynamodb.STAGED_EXT)
+        runtime.put_bytes(bucket, key, data)
+        metrics.add_out(len(data))
+        return {"output_key": key, "records_in": records_in, "records_out": items,
                 "bad_records": bad, **hooks}
     fmt = plan.output.format
     part = writers.part_writer(fmt)

@@ -31,10 +31,7 @@ MIN_FETCH_WINDOW = 1 << 20
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
-    ev, rejected = runtime.accept(event, protocol.EVENT_REDUCE)
-    if rejected:
-        return rejected
-    assert ev is not None  # accept() gives the event or the rejection
+    ev = runtime.accept(event, protocol.EVENT_REDUCE)
     return runtime.run_task(ev, protocol.REDUCE, reduce_task)
 
 
@@ -163,8 +160,13 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     def spilled() -> int:  # read after the output is written: spilling happens while it streams
         return grouped_by.spilled_bytes
     if last and plan.output.table is not None:
-        items = dynamodb.write_output(runtime.client("dynamodb"), plan.output.table, outputs)
-        return {"output_key": None, "records_in": records_in, "records_out": items,
+        # Staged, not written: the commit applies the winning tasks' items (a failed job changes
+        # nothing in the table).
+        data, items = dynamodb.stage_output(runtime.client("dynamodb"), plan.output.table, outputs)
+        out_key = protocol.staged_part_key(job_id, task, attempt, dynamodb.STAGED_EXT)
+        runtime.put_bytes(bucket, out_key, data)
+        metrics.add_out(len(data))
+        return {"output_key": out_key, "records_in": records_in, "records_out": items,
                 "bad_records": 0, "spilled_bytes": spilled(), **hooks}
     if last:
         fmt = plan.output.format

@@ -412,10 +412,10 @@ def pinned_function(event: dict[str, Any]) -> str:
     return plan.function(_EVENT_ROLES[event["kind"]], name)
 
 
-def invoke(event: dict[str, Any], attempts: int = 8) -> None:
-    """Async-invoke the function serving ``event['kind']`` (the job's pinned version); back off
-    and retry on throttling."""
-    name = pinned_function(event)
+def invoke(event: dict[str, Any], attempts: int = 8, function: str | None = None) -> None:
+    """Async-invoke the function serving ``event['kind']`` (the job's pinned version, unless
+    ``function`` names it); back off and retry on throttling."""
+    name = function or pinned_function(event)
     world = _in_process.get()
     if world is not None:
         world.invoke(name, event)
@@ -619,11 +619,15 @@ def _run_task(event: dict[str, Any], phase: str,
     return result
 
 
-def accept(event: Any, kind: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Validate ``event`` for a handler of ``kind``: (event, None) or (None, rejection response)."""
+def accept(event: Any, kind: str) -> dict[str, Any]:
+    """``event`` validated for a handler of ``kind``, before anything is read or written.
+
+    :raises protocol.InvalidEventError: naming what is wrong with it (Lambda reports the raise as
+        a ``FunctionError`` and counts it in the function's ``Errors`` metric).
+    """
+    bucket = work_bucket()
     try:
-        bucket = work_bucket()
-        return protocol.validate_event(event, kind, work_bucket=bucket), None
-    except (protocol.ProtocolError, TaskFailedError) as exc:
+        return protocol.validate_event(event, kind, work_bucket=bucket)
+    except protocol.ProtocolError as exc:
         log.error("rejected event: %s", exc)
-        return None, {"rejected": str(exc)}
+        raise protocol.InvalidEventError(f"invalid {kind} event: {exc}") from None

@@ -240,16 +240,22 @@ def upload_local_inputs(s3: Any, spec: Any) -> Any:
     return _map_uris(spec, upload)
 
 
-def download_output(s3: Any, result: dict, folder: Path) -> list[str]:
-    """Copy the committed parts and ``_SUCCESS`` of ``result`` into a local folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+def download_output(s3: Any, result: dict, folder: Path, *, overwrite: bool = False,
+                    overwrite_name: str = "--overwrite") -> list[str]:
+    """Make a local folder hold exactly the committed parts and ``_SUCCESS`` of ``result``: a folder
+    holding a committed result is refused unless ``overwrite``; the old output is replaced only
+    once every new file is downloaded (see :mod:`airflow_provider_smr.engine.output_folder`)."""
+    from airflow_provider_smr.engine.output_folder import replace_output_folder
+
+    return replace_output_folder(folder, lambda staging: download_parts(s3, result, staging),
+                                 overwrite=overwrite, overwrite_name=overwrite_name)
+
+
+def download_parts(s3: Any, result: dict, folder: Path) -> None:
+    """Download the committed parts and ``_SUCCESS`` of ``result`` into an (empty) folder."""
     for uri in [*result["parts"], result["manifest"]]:
         part = S3Uri.parse(uri, what="part")
-        target = folder / part.key.rsplit("/", 1)[-1]
-        s3.download_file(part.bucket, part.key, str(target))
-        written.append(str(target))
-    return written
+        s3.download_file(part.bucket, part.key, str(folder / part.key.rsplit("/", 1)[-1]))
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -354,6 +360,10 @@ def run_command(args: argparse.Namespace) -> int:
                                 interface="--param")
     if getattr(args, "inline", False):
         return _run_inline(args, job, inputs, params)
+    if getattr(args, "local", False) and not (is_s3_uri(args.output) or dynamodb.is_dynamodb_uri(args.output)):
+        from airflow_provider_smr.engine.output_folder import check_output_folder
+
+        check_output_folder(Path(args.output).expanduser(), overwrite=args.overwrite)
     with _clients(args) as (clients, local):
         output, local_output = args.output, None
         if local:
@@ -387,7 +397,7 @@ def run_command(args: argparse.Namespace) -> int:
                 runner.cancel(job_id)
             raise
         if local_output is not None:
-            download_output(clients.s3, result, local_output)
+            download_output(clients.s3, result, local_output, overwrite=options.overwrite)
             result = {**result, "local_output": str(local_output)}
     _print_result(result, args.json)
     return 0
@@ -398,7 +408,8 @@ def _run_inline(args: argparse.Namespace, job: Any, inputs: Any, params: dict) -
     from airflow_provider_smr.engine.inline import run_inline
 
     run = run_inline(job, inputs, args.output, options=declared_values(JobOptions, args),
-                     settings=declared_values(StackSettings, args), job_params=params, job_id=args.job_id)
+                     settings=declared_values(StackSettings, args), job_params=params, job_id=args.job_id,
+                     overwrite_name="--overwrite")
     _print_result(run.result, args.json)
     return 0
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_smr.engine.output_folder import check_output_folder
 from lambda_handlers import coordinator, driver, mapper, protocol, reducer, runtime
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, StackSettings
@@ -76,12 +77,14 @@ class InlineRun:
 def run_inline(job: MapReduceJob | str, input: Any, output: str | os.PathLike[str] | None = None, *,
                job_params: Mapping[str, Any] | None = None, job_id: str | None = None,
                options: JobOptions | None = None, settings: StackSettings | None = None,
-               **kwargs: Any) -> InlineRun:
+               overwrite_name: str = "overwrite=True", **kwargs: Any) -> InlineRun:
     """Run ``job`` in this process (see the module docstring).
 
     :param input: a local file or folder, ``bytes`` (one input object's content), a list of those,
         or a dict of named inputs.
     :param output: a local folder for the parts and ``_SUCCESS``, or None (records only).
+    :param overwrite_name: how the caller spells overwrite, for the error when ``output`` holds a
+        committed result (``_SUCCESS``) and overwrite is off.
     :param kwargs: job options and the stack settings of :data:`SETTINGS`, by name, over
         ``options`` and ``settings``.
     """
@@ -92,11 +95,14 @@ def run_inline(job: MapReduceJob | str, input: Any, output: str | os.PathLike[st
     from airflow_provider_smr.job import load_job
 
     job = load_job(job)
+    overwrite = bool(kwargs.get("overwrite", (options or JobOptions()).overwrite))  # the folder's
     options, settings = _options(options, settings, kwargs)
     folder = None if output is None else Path(output).expanduser()
     if folder is not None and (is_s3_uri(str(output)) or dynamodb.is_dynamodb_uri(str(output))):
         raise InlineError(f"output {str(output)!r}: an inline run writes to a local folder; run on "
                           "the local stack (--local) or a deployed stack to write to S3 or DynamoDB")
+    if folder is not None:  # a committed folder is refused before anything runs
+        check_output_folder(folder, overwrite=overwrite, overwrite_name=overwrite_name)
     s3, lambda_ = MemoryS3(), _Invokes()
     for bucket in (LOCAL_BUCKET, WORK_BUCKET):
         s3.create_bucket(Bucket=bucket)
@@ -116,7 +122,7 @@ def run_inline(job: MapReduceJob | str, input: Any, output: str | os.PathLike[st
     if folder is not None:
         from airflow_provider_smr.engine.commands import download_output
 
-        files = download_output(s3, result, folder)
+        files = download_output(s3, result, folder, overwrite=overwrite, overwrite_name=overwrite_name)
         result = {**result, "local_output": str(folder)}
     return InlineRun(result, read_records(s3, result, job.output_format), files)
 

@@ -23,11 +23,13 @@ from airflow_provider_smr.engine import requests as reqs
 from airflow_provider_smr.engine import submit as submit_mod
 from airflow_provider_smr.engine.result import build_result
 from airflow_provider_smr.engine.watch import (
+    DEADLINE_CHECK_MIN_INTERVAL_S,
     TIMED_OUT,
     JobStatus,
     ProgressTracker,
     WatchPolicy,
     WatchState,
+    driver_wait_limit_s,
     failure_message,
     job_label,
     list_status,
@@ -325,21 +327,42 @@ class JobRunner:
             self._plans[job_id] = Plan.from_json(doc)
         return self._plans[job_id]
 
-    def _await_driver_plan(self, job_id: str, timeout_s: float = 300.0) -> dict | None:
-        """A job handed to the serverless driver: wait for its plan (or its planning failure)."""
-        if not self._exists(protocol.planning_request_key(job_id)):
+    def _await_driver_plan(self, job_id: str) -> dict | None:
+        """A job handed to the serverless driver: wait for its plan (or its planning failure).
+
+        While waiting, the coordinator is asked to check the driver's deadline (a driver attempt
+        that died after its claim is retried, or the job failed); the wait lasts as long as the
+        job's driver attempts may (:func:`~airflow_provider_smr.engine.watch.driver_wait_limit_s`).
+        """
+        doc = self._get_json(protocol.planning_request_key(job_id))
+        if doc is None:
             return None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        req = PlanningRequest.from_json(doc)
+        limit = driver_wait_limit_s(req.limits.task_timeout_s, req.options.deadline_grace_s,
+                                    req.options.max_attempts)
+        began = last_check = time.monotonic()
+        while time.monotonic() - began < limit:
             plan = self._get_json(protocol.plan_key(job_id))
             if plan is not None:
                 return plan
             failed = self._get_json(protocol.failed_key(job_id))
             if failed is not None:
                 raise JobFailedError(f"job {job_id} failed: {failed.get('reason')}", failed)
+            if time.monotonic() - last_check > DEADLINE_CHECK_MIN_INTERVAL_S:
+                last_check = time.monotonic()
+                self._check_driver(job_id, req)
             time.sleep(0.25)
-        raise JobTimeoutError(f"the driver function did not plan job {job_id} within "
-                              f"{timeout_s:.0f}s; see its logs")
+        raise JobTimeoutError(f"the driver function did not plan job {job_id} within {limit:.0f}s "
+                              f"({req.options.max_attempts} attempts of {req.limits.task_timeout_s}s "
+                              "and their grace) and no failure was recorded; see the coordinator's "
+                              "and the driver's logs")
+
+    def _check_driver(self, job_id: str, req: PlanningRequest) -> None:
+        """Ask the coordinator (the version the job is pinned to) to check the driver's deadline."""
+        with reqs.job_context(job_id):
+            event = protocol.coordinate_event(self.bucket, job_id, reason="check-deadlines")
+            function = qualified(self.stack.functions["coordinator"], req.versions.get("coordinator"))
+            reqs.add(job_id, reqs.LAMBDA_INVOKE, submit_mod.invoke_async(self.lambda_, function, event))
 
     def status(self, job_id: str) -> JobStatus:
         """The job's status from one LIST (plus ``failed.json`` when it failed)."""

@@ -575,3 +575,11 @@ def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracke
     state = dataclasses.replace(state, polled_phase=phase, delay=delay)
     return WatchStep(state, line, check_deadlines=check, check_reason=reason,
                      outcome=TIMED_OUT if timed_out else None, delay=delay)
+
+
+def driver_wait_limit_s(timeout_s: float, grace_s: float, max_attempts: int) -> float:
+    """How long to wait for the serverless driver to plan a job: every attempt the coordinator may
+    start (``max_attempts``) running to its function timeout, each found dead ``grace_s`` later by a
+    deadline check asked for at most :data:`DEADLINE_CHECK_MIN_INTERVAL_S` apart. Past this the
+    coordinator has failed the job, unless nothing answers at all."""
+    return max(1, max_attempts) * (timeout_s + grace_s + DEADLINE_CHECK_MIN_INTERVAL_S) + grace_s

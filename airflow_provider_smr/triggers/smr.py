@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -233,6 +233,12 @@ class SMRJobTrigger(BaseTrigger):
                 listed = await s3.list(self.work_bucket, protocol.status_prefix(self.job_id))
                 if plan is None:  # not planned yet (the driver function plans): only a verdict counts
                     event = await self._event_for_state(terminal_state(self.job_id, listed), s3)
+                    if event is None and time.monotonic() - state.last_check > watch.DEADLINE_CHECK_MIN_INTERVAL_S:
+                        # The check retries a driver attempt that died after its claim.
+                        state = dataclasses.replace(state, last_check=time.monotonic())
+                        request = await s3.get_json(self.work_bucket, protocol.planning_request_key(self.job_id))
+                        if request is not None:
+                            await asyncio.to_thread(self._ask_coordinator, request.get("versions") or {})
                     if event is None and timeout is not None and time.monotonic() - state.began > timeout:
                         event = self._timed_out(protocol.PENDING, "not planned yet")
                     progress = "PENDING (not planned yet)"
@@ -305,14 +311,20 @@ class SMRJobTrigger(BaseTrigger):
     def _check_for_stragglers(self, plan: Plan) -> None:
         """Invoke the coordinator (the version the job is pinned to) with ``check-deadlines``: it
         launches speculative backups of stragglers and moves a stalled job on."""
+        self._ask_coordinator(plan.versions)
+
+    def _ask_coordinator(self, versions: Mapping[str, str]) -> None:
+        """Invoke the coordinator (the version ``versions`` pins) with ``check-deadlines``; before
+        the job is planned, that retries a serverless driver that died after its claim."""
         from airflow_provider_smr.deploy.template import function_name
         from airflow_provider_smr.engine.submit import invoke_async
+        from lambda_handlers.plan import qualified
 
         try:
             client = self._lambda_client
             event = protocol.coordinate_event(self.work_bucket, self.job_id, reason="check-deadlines")
-            invoke_async(client, plan.function("coordinator", function_name(self.stack_name, "coordinator")),
-                         event)
+            invoke_async(client, qualified(function_name(self.stack_name, "coordinator"),
+                                           versions.get("coordinator")), event)
         except Exception:  # noqa: BLE001 - a missed check only delays a backup attempt
             self.log.warning("SMR job %s: could not ask for straggler checks", self.job_id, exc_info=True)
 

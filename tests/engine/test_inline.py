@@ -267,3 +267,15 @@ def test_a_local_s3_input_is_a_cli_error_of_one_line(cli, capsys):
         "smr: error: InlineError: input 's3://some-bucket/in/': an inline run reads local files "
         "(or bytes); run on the local stack (--local) or a deployed stack to read S3 or DynamoDB")
 
+
+
+def test_an_inline_run_into_a_committed_folder_is_refused_unless_overwrite(tmp_path):
+    from airflow_provider_smr.engine.runner import OutputExistsError
+
+    out = tmp_path / "counts"
+    run_inline(word_count, WORDS, out, split_size="32KiB", num_reducers=3)
+    with pytest.raises(OutputExistsError, match=r"pass overwrite=True to replace it"):
+        run_inline(word_count, WORDS, out, num_reducers=1)
+    assert len(list(out.glob("part-*"))) == 3
+    run_inline(word_count, WORDS, out, num_reducers=1, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000.jsonl"]
