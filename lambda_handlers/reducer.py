@@ -150,7 +150,8 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         batches, ordered = collector.sorted_batches(), True
     else:
         assert grouper is not None
-        batches, ordered = _reduce(spec.reducer, grouper.groups()), False
+        items = last and plan.output.table is not None  # a table's reducer may yield whole items
+        batches, ordered = _reduce(spec.reducer, grouper.groups(), items_ok=items), False
     if spec.reducer_teardown is not None:  # its pairs come last, in whatever key order
         batches, ordered = itertools.chain(batches, _teardown(spec.reducer_teardown, hooks)), False
     outputs = itertools.chain.from_iterable(batches)
@@ -238,9 +239,10 @@ def write_batches_in_key_order(batches: Iterable[list[Any]], part: writers.PartW
 
 
 def _reduce(reducer: Callable[[Any, list[Any]], Iterable[Any] | None],
-            groups: Iterator[tuple[Any, list[Any]]]) -> Iterator[list[Any]]:
+            groups: Iterator[tuple[Any, list[Any]]], items_ok: bool = False) -> Iterator[list[Any]]:
     """The reducer's output in lists of about ``grouping.BATCH`` pairs (a call per key, no
-    generator step per pair)."""
+    generator step per pair); ``items_ok``: whole items (dicts) too, for a DynamoDB output."""
+    check = (lambda batch: batch) if items_ok else _checked_pairs
     batch: list[Any] = []
     for key, values in groups:
         out = None
@@ -258,10 +260,10 @@ def _reduce(reducer: Callable[[Any, list[Any]], Iterable[Any] | None],
                                     f"{type(exc).__name__}: {exc}",
                                     record_preview=runtime.preview(key), user=True) from exc
         if len(batch) >= grouping.BATCH:
-            yield _checked_pairs(batch)
+            yield check(batch)
             batch = []
     if batch:
-        yield _checked_pairs(batch)
+        yield check(batch)
 
 
 _HOW_TO_EMIT = "write `yield key, value` (e.g. `yield word, sum(counts)`), not `yield value`"
