@@ -74,6 +74,16 @@ def _check_callable(fn: object, role: str, nargs: int, hint: str) -> None:
         ) from None
 
 
+def _check_sorting(sort_values: object, value_key: object, where: str, has_reducer: bool) -> None:
+    if sort_values is not None and not isinstance(sort_values, bool):
+        raise JobDefinitionError(f"{where}: sort_values must be True or False, got {sort_values!r}")
+    if value_key is not None:
+        _check_callable(value_key, f"{where} value_key", 1, "fn(value) -> sort key")
+    if (sort_values or value_key is not None) and not has_reducer:
+        raise JobDefinitionError(f"{where}: sort_values/value_key order the values a reducer gets; "
+                                 "a map-only step (reducer=None) has none")
+
+
 def _check_format(value: str, allowed: tuple[str, ...], what: str) -> None:
     if value not in allowed:
         raise JobDefinitionError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
@@ -89,16 +99,25 @@ class Step:
         (only the last step may be map-only).
     :param partitioner: ``fn(key, n) -> int`` in ``[0, n)``; default: a stable hash of the key.
     :param num_reducers: reducers of this step; default: the job's setting or chosen from input size.
+    :param sort_values: the reducer gets each key's values in sorted order (mrjob's
+        ``SORT_VALUES``, a secondary sort), as an iterator streamed from the shuffle; the order is
+        the shuffle's order of JSON values (numbers by value, then strings; lists element-wise) or
+        ``value_key``'s. Default: the job's ``sort_values``.
+    :param value_key: ``fn(value) -> sort key`` for ``sort_values`` (implies it), like ``sorted``'s
+        ``key``; values of equal key keep their arrival order.
     """
 
     def __init__(self, mapper: Callable | dict[str, Callable], combiner: Callable | None = None,
                  reducer: Callable | None = None, partitioner: Callable | None = None,
-                 num_reducers: int | None = None) -> None:
+                 num_reducers: int | None = None, sort_values: bool | None = None,
+                 value_key: Callable | None = None) -> None:
         self.mapper = mapper
         self.combiner = combiner
         self.reducer = reducer
         self.partitioner = partitioner
         self.num_reducers = num_reducers
+        self.sort_values = sort_values
+        self.value_key = value_key
 
     def __repr__(self) -> str:
         return (f"Step(mapper={self.mapper!r}, combiner={self.combiner!r}, reducer={self.reducer!r}, "
@@ -137,12 +156,18 @@ class Step:
             _check_callable(self.partitioner, f"{where} partitioner", 2, "fn(key, num_partitions)")
         if self.num_reducers is not None:
             _check_reducers(self.num_reducers, where)
+        _check_sorting(self.sort_values, self.value_key, where, self.reducer is not None)
+
+    @property
+    def sorts_values(self) -> bool:
+        """The reducer gets each key's values sorted (``sort_values`` or a ``value_key``)."""
+        return bool(self.sort_values) or self.value_key is not None
 
     def functions(self) -> list[Callable]:
         from lambda_handlers.jobspec import BatchMapper, Fold
 
         fns = list(self.mapper.values()) if isinstance(self.mapper, dict) else [self.mapper]
-        fns += [f for f in (self.combiner, self.reducer, self.partitioner) if f is not None]
+        fns += [f for f in (self.combiner, self.reducer, self.partitioner, self.value_key) if f is not None]
         # a fold's or a batch mapper's fn may be user code
         return fns + [f.fn for f in fns if isinstance(f, (Fold, BatchMapper))]
 
@@ -243,13 +268,18 @@ class MapReduceJob:
     :param num_reducers: default number of reducers for steps that do not set their own.
     :param extra_modules: modules or packages (names or module objects) whose source travels with
         the job, importable inside Lambda even when the functions import them lazily.
+    :param sort_values: reducers get each key's values in sorted order, streamed (see
+        :class:`Step`); with ``steps=``, the default of each step that does not set its own.
+    :param value_key: ``fn(value) -> sort key`` for ``sort_values`` (implies it); with ``steps=``,
+        the default of each step that sets neither.
     """
 
     def __init__(self, mapper: Callable | dict[str, Callable] | None = None, combiner: Callable | None = None,
                  reducer: Callable | None = None, partitioner: Callable | None = None,
                  input_format: str | dict[str, str] = "text", output_format: str = "jsonl",
                  steps: Sequence[Step] | None = None, name: str | None = None, serializer: str = "json",
-                 num_reducers: int | None = None, extra_modules: list | tuple = ()) -> None:
+                 num_reducers: int | None = None, extra_modules: list | tuple = (),
+                 sort_values: bool = False, value_key: Callable | None = None) -> None:
         if steps is not None:
             if any(f is not None for f in (mapper, combiner, reducer, partitioner)):
                 raise JobDefinitionError(
@@ -263,12 +293,14 @@ class MapReduceJob:
             self.steps = list(steps)
         else:
             # validate() below rejects a None mapper with a message naming the step.
-            self.steps = [Step(mapper, combiner, reducer, partitioner)]  # type: ignore[arg-type]
+            self.steps = [Step(mapper, combiner, reducer, partitioner,  # type: ignore[arg-type]
+                               sort_values=sort_values, value_key=value_key)]
         self.input_format = input_format
         self.output_format = output_format
         self.serializer = serializer
         self.num_reducers = num_reducers
         self.extra_modules = list(extra_modules)
+        self.sort_values, self.value_key = sort_values, value_key
         self.name = name or self._default_name()
         self.validate()
 
@@ -301,8 +333,15 @@ class MapReduceJob:
             _check_format(self.input_format, INPUT_FORMATS, "input_format")
         _check_format(self.output_format, OUTPUT_FORMATS, "output_format")
         _check_format(self.serializer, SERIALIZERS, "serializer")
+        _check_sorting(self.sort_values, self.value_key, "job", has_reducer=True)
         if self.num_reducers is not None:
             _check_reducers(self.num_reducers, "job")
+
+    def step_sorting(self, step: Step) -> tuple[bool, Callable | None]:
+        """``(sort_values, value_key)`` of a step: its own, else (steps with a reducer) the job's."""
+        if step.sort_values is not None or step.value_key is not None or step.reducer is None:
+            return step.sorts_values, step.value_key
+        return bool(self.sort_values) or self.value_key is not None, self.value_key
 
     @property
     def input_names(self) -> list[str] | None:
@@ -339,7 +378,9 @@ class MapReduceJob:
         from lambda_handlers.jobspec import JobSpec, StepSpec
 
         steps = [StepSpec(mapper=s.mapper, combiner=s.combiner, reducer=s.reducer,
-                          partitioner=s.partitioner, num_reducers=s.num_reducers) for s in self.steps]
+                          partitioner=s.partitioner, num_reducers=s.num_reducers,
+                          sort_values=self.step_sorting(s)[0], value_key=self.step_sorting(s)[1])
+                 for s in self.steps]
         formats = ({k: v for k, v in self.input_format.items()} if isinstance(self.input_format, dict)
                    else {})
         default = self.input_format if isinstance(self.input_format, str) else "text"
@@ -349,7 +390,7 @@ class MapReduceJob:
                        modules=module_sources(getattr(self, "extra_modules", ())))
 
     def functions(self) -> list[Callable]:
-        return [fn for s in self.steps for fn in s.functions()]
+        return [fn for s in self.steps for fn in s.functions()] + ([self.value_key] if self.value_key else [])
 
     def dumps(self, params: dict | None = None) -> bytes:
         """Cloudpickle :meth:`to_spec`, user modules by value; :class:`JobPicklingError` if impossible."""

@@ -183,6 +183,8 @@ class StepSpec:
     inputs a dict ``{input_name: fn}``. Steps after the first receive ``(key, value)`` tuples
     produced by the previous step's reducers. ``reducer=None`` makes the step map-only (only
     allowed for the last step). ``partitioner(key, n) -> int`` defaults to a stable hash.
+    ``sort_values`` gives the reducer each key's values in sorted order (``value_key(value)`` if
+    set, else the shuffle's order of JSON values), streamed (an iterator, not a list).
     """
 
     mapper: Callable[..., Any] | dict[str, Callable[..., Any]]
@@ -190,6 +192,8 @@ class StepSpec:
     reducer: Callable[..., Any] | None = None
     partitioner: Callable[[Any, int], int] | None = None
     num_reducers: int | None = None
+    sort_values: bool = False  # a spec pickled before these fields existed reads the defaults
+    value_key: Callable[[Any], Any] | None = None
 
 
 @dataclass
