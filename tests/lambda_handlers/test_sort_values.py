@@ -128,3 +128,18 @@ def test_next_word_stats_example_matches_a_plain_python_count(harness, chain):
         rec = json.loads(line)
         got[tuple(rec["key"])] = rec["value"]
     assert got == _next_word_stats_reference(text)
+
+
+def test_identity_and_fold_reducers_get_sorted_values_too(harness, chain):
+    from lambda_handlers.jobspec import IDENTITY, Fold
+
+    rnd = random.Random(5)
+    values = [rnd.uniform(0, 1) * 10 ** rnd.randint(-9, 9) for _ in range(500)]
+    objs = [harness.put(f"sorted-id/{i}.txt", "".join(f"k {v!r}\n" for v in values[i::2]).encode())
+            for i in range(2)]
+    for reducer, expected in ((IDENTITY, [["k", v] for v in sorted(values)]),
+                              (Fold(lambda a, b: a + b), [["k", sum(sorted(values))]])):
+        spec = JobSpec(steps=[StepSpec(mapper=emit_readings, reducer=reducer, sort_values=True)])
+        plan = harness.submit(spec, harness.splits(objs, 1000), [1], memory_budget_bytes=8 << 10)
+        chain().run(plan["events"])
+        assert [[r["key"], r["value"]] for r in map(json.loads, harness.output(plan)[0])] == expected
