@@ -375,7 +375,7 @@ class MapReduceJob:
 
     def to_spec(self, params: dict | None = None) -> JobSpec:
         """The data plane's view of this job (what ``job.pkl`` holds)."""
-        from lambda_handlers.jobspec import JobSpec, StepSpec
+        from lambda_handlers.jobspec import SORT_VALUES_VERSION, SPEC_VERSION, JobSpec, StepSpec
 
         steps = [StepSpec(mapper=s.mapper, combiner=s.combiner, reducer=s.reducer,
                           partitioner=s.partitioner, num_reducers=s.num_reducers,
@@ -387,7 +387,8 @@ class MapReduceJob:
         return JobSpec(steps=steps, name=self.name, input_format=default, input_formats=formats,
                        output_format=self.output_format, serializer=self.serializer,
                        params=dict(params or {}),
-                       modules=module_sources(getattr(self, "extra_modules", ())))
+                       modules=module_sources(getattr(self, "extra_modules", ())),
+                       version=SORT_VALUES_VERSION if any(s.sort_values for s in steps) else SPEC_VERSION)
 
     def functions(self) -> list[Callable]:
         return [fn for s in self.steps for fn in s.functions()] + ([self.value_key] if self.value_key else [])

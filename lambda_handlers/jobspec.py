@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 SPEC_VERSION = 1
+# A spec with a step that sorts values says so in its version, so that a data plane from before
+# sort_values (which reads only version 1) refuses it instead of reducing unsorted values.
+SORT_VALUES_VERSION = 2
+SUPPORTED_VERSIONS = (SPEC_VERSION, SORT_VALUES_VERSION)
 
 
 class _SourceFinder:
@@ -225,5 +229,6 @@ class JobSpec:
                 f"Python {here[0]}.{here[1]}; deploy the stack with runtime python{self.python[0]}."
                 f"{self.python[1]}"
             )
-        if self.version != SPEC_VERSION:
-            raise JobSpecError(f"job spec version {self.version} is not supported (want {SPEC_VERSION})")
+        if self.version not in SUPPORTED_VERSIONS:
+            raise JobSpecError(f"job spec version {self.version} is not supported (want one of "
+                               f"{', '.join(map(str, SUPPORTED_VERSIONS))}); deploy the stack from this provider")

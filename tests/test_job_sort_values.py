@@ -49,3 +49,15 @@ def test_sorting_values_of_a_map_only_step_is_refused():
         MapReduceJob(mapper=pairs, sort_values=True)
     with pytest.raises(JobDefinitionError, match=r"step 1: sort_values"):
         MapReduceJob(steps=[Step(mapper=pairs, reducer=total), Step(mapper=pairs, value_key=first)])
+
+
+def test_a_job_that_sorts_values_needs_a_data_plane_that_knows_how():
+    from lambda_handlers.jobspec import SORT_VALUES_VERSION, SPEC_VERSION, JobSpecError
+
+    plain = MapReduceJob(mapper=pairs, reducer=total).to_spec()
+    sorting = MapReduceJob(mapper=pairs, reducer=total, sort_values=True).to_spec()
+    assert (plain.version, sorting.version) == (SPEC_VERSION, SORT_VALUES_VERSION)  # older stacks run plain jobs
+    sorting.check_compatible()
+    sorting.version = 99
+    with pytest.raises(JobSpecError, match="job spec version 99 is not supported"):
+        sorting.check_compatible()
