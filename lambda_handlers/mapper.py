@@ -599,8 +599,10 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
                 spec.combiner, lambda pairs: checked_sink(out.add_many, pairs, "combiner"), ser,
                 budget // 2)  # the other half: the encoded output and batches
             sink = combiner.add_many
-        if (isinstance(combiner, shuffle.FoldCombiner) or not isinstance(mapper, BatchMapper)) \
-                and combiner is not None and not max_bad:
+        # the mapper's pairs go into the combiner as they come (a batch mapper's block goes to a
+        # grouping combiner whole, through run_mapper)
+        if combiner is not None and not max_bad and (isinstance(combiner, shuffle.FoldCombiner)
+                                                     or not isinstance(mapper, BatchMapper)):
             records_in, bad = run_mapper_folding(source, mapper, combiner), 0
         else:
             records_in, bad = run_mapper(source, mapper, sink, max_bad)
