@@ -511,9 +511,18 @@ class ValueOrderError(ValueError):
     """A step's ``value_key`` failed, or gave values that cannot be compared; the message says which."""
 
 
+def value_order(value: Any) -> tuple[Any, ...]:
+    """The default order of values under ``sort_values``: :func:`sort_key`'s, with numbers by value
+    alone (numbers of equal value keep their arrival order), which is cheap for numbers."""
+    t = type(value)
+    if t is int or t is float:
+        return (2, value)
+    return sort_key(value)
+
+
 class ValueSorter(_Spilling):
     """Sort ``(key, value)`` pairs by a composite key, the key then the value's order
-    (``value_key(value)``, by default :func:`sort_key`), and group them by the key alone (Hadoop's
+    (``value_key(value)``, by default :func:`value_order`), and group them by the key alone (Hadoop's
     secondary sort with a grouping comparator): :meth:`groups` yields each key with an iterator of
     its values in order, so one key may hold more values than the budget. Beyond ``budget_bytes``
     the pairs held are sorted and spilled as a run; the runs are merged holding one frame of each.
@@ -522,7 +531,7 @@ class ValueSorter(_Spilling):
     def __init__(self, ser: JsonSerializer, budget_bytes: int, value_key: Callable[[Any], Any] | None = None,
                  tmpdir: str | None = None):
         super().__init__(ser, budget_bytes, tmpdir)
-        self.ser, self.value_key = ser, value_key or sort_key
+        self.ser, self.value_key = ser, value_key or value_order
         self._pairs: list[Any] = []
         self._est = 0
         self._str_keys = True  # every key so far is a str: a key sorts and groups as itself
@@ -554,19 +563,24 @@ class ValueSorter(_Spilling):
             return sort_key(kv[0]), kb(kv[0])
         return lambda kv: (*identity(kv), vkey(kv[1])), identity
 
-    def _sort(self, pairs: list[Any], order: Callable[[Any], Any]) -> None:
+    def _sort(self, pairs: list[Any]) -> None:
+        """Sort ``pairs`` in the composite order, in two stable sorts: by the values' order, then
+        by key (no tuple built per pair, the comparisons in C)."""
         try:
-            pairs.sort(key=order)
-        except ValueOrderError:
-            raise
+            orders = list(map(self.value_key, map(_second, pairs)))
+            by_value = sorted(range(len(pairs)), key=orders.__getitem__)
         except Exception as exc:  # noqa: BLE001 - the job's value_key, or values it cannot order
             raise _order_error(self.value_key, exc) from exc
+        del orders
+        pairs[:] = list(map(pairs.__getitem__, by_value))
+        del by_value
+        pairs.sort(key=_first if self._str_keys else self._orders()[1])
 
     def spill(self) -> None:
         if not self._pairs:
             return
         pairs, self._pairs = self._pairs, []
-        self._sort(pairs, self._orders()[0])
+        self._sort(pairs)
         per_pair = max(1, self._est // len(pairs))
         self._est = 0
         self._runs.write(pairs, max(64, self.budget // RUN_FRAME_SHARE // per_pair))
@@ -576,7 +590,7 @@ class ValueSorter(_Spilling):
         before the next group (as :func:`itertools.groupby`'s). Removes spill files when exhausted."""
         pairs, self._pairs, self._est = self._pairs, [], 0
         order, identity = self._orders()
-        self._sort(pairs, order)
+        self._sort(pairs)
         try:
             merged: Iterator[Any] = iter(pairs)
             if self._runs.paths:
@@ -591,7 +605,7 @@ class ValueSorter(_Spilling):
 
 
 def _order_error(value_key: Callable[[Any], Any], exc: Exception) -> ValueOrderError:
-    if value_key is sort_key:
+    if value_key is value_order:
         return ValueOrderError(f"sort_values: cannot order the values: {type(exc).__name__}: {exc}")
     return ValueOrderError(
         f"sort_values: value_key {getattr(value_key, '__qualname__', value_key)!s} failed or gave "

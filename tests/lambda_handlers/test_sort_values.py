@@ -24,7 +24,7 @@ def _groups(sorter: grouping.ValueSorter) -> list[tuple]:
     return [(k, list(vs)) for k, vs in sorter.groups()]
 
 
-def _expected(pairs, value_key=shuffle.sort_key) -> list[tuple]:
+def _expected(pairs, value_key=grouping.value_order) -> list[tuple]:
     by_key = defaultdict(list)
     for k, v in pairs:
         by_key[json.dumps(k)].append(v)
