@@ -104,7 +104,7 @@ class Step:
         the shuffle's order of JSON values (numbers by value, then strings; lists element-wise) or
         ``value_key``'s. Default: the job's ``sort_values``.
     :param value_key: ``fn(value) -> sort key`` for ``sort_values`` (implies it), like ``sorted``'s
-        ``key``; values of equal key keep their arrival order.
+        ``key``; values whose sort keys tie keep their arrival order.
     """
 
     def __init__(self, mapper: Callable | dict[str, Callable], combiner: Callable | None = None,
