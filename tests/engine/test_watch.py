@@ -281,6 +281,16 @@ def test_watch_steps_back_off_and_start_over_when_the_phase_changes():
     assert [s.delay for s in steps] == pytest.approx([0.05, 0.075, 0.1125, 0.16875, 0.253125, 0.05, 0.075])
 
 
+def test_the_commit_phase_is_polled_sooner_then_backs_off_as_any_phase():
+    all_done = ([done(0, "map", t) for t in range(3)] + [done(0, "reduce", r) for r in range(2)]
+                + [done(1, "map", t) for t in range(2)] + [done(1, "reduce", 0)])
+    assert status_of(all_done).phase == "commit"
+    phases = lambda t: RUNNING if t < 0.1 else all_done  # noqa: E731
+    steps = run_steps(WatchPolicy(waiter_delay=2.0), phases, [0, 0.05, 0.15, 0.2, 0.25])
+    assert [s.delay for s in steps] == pytest.approx([0.05, 0.075, 0.02, 0.03, 0.045])
+    assert watch.poll_delay(5.0, None, first=watch.COMMIT_POLL_DELAY_S) == watch.COMMIT_POLL_DELAY_S
+
+
 def test_watch_step_polls_when_the_phases_tasks_are_due_from_the_finished_ones_durations():
     tracker = ProgressTracker(PLAN, now=NOW)
     tracker.ingest({protocol.done_marker_key(JOB, 0, "map", 0): {"step": 0, "phase": "map", "duration_s": 4.0}})
