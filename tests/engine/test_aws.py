@@ -28,7 +28,8 @@ def test_the_direct_loader_reads_the_same_models_as_botocore(service, cache_home
     ours, theirs = aws.direct_loader(), botocore.loaders.create_loader()
     for kind in ("service-2", "endpoint-rule-set-1", "paginators-1"):
         # same data, same key order (json.dumps keeps it), extras merged the same way
-        assert json.dumps(ours.load_service_model(service, kind)) == json.dumps(theirs.load_service_model(service, kind))
+        ours_model, their_model = ours.load_service_model(service, kind), theirs.load_service_model(service, kind)
+        assert json.dumps(ours_model) == json.dumps(their_model)
     assert json.dumps(aws.direct_loader().load_data("endpoints")) == json.dumps(theirs.load_data("endpoints"))
 
 
