@@ -411,13 +411,14 @@ DEFAULT_WAITER_DELAY_S = 5.0
 DEFAULT_WAITER_MAX_ATTEMPTS = 8640
 # Adaptive polling: the first poll after the watch starts (or a phase begins) comes this soon, each
 # next one POLL_BACKOFF times later, up to waiter_delay. A job is seen done within half of the
-# time it has run (a trivial job's 0.2 s: within 0.1 s), and a long phase costs
-# log1.5(5 / 0.05) ~ 12 LISTs before the polls are waiter_delay apart.
-FIRST_POLL_DELAY_S = 0.05
+# time it has run (a trivial job's 0.1 s: within 0.05 s), and a long phase costs
+# log1.5(5 / 0.025) ~ 14 LISTs before the polls are waiter_delay apart. (0.05 s saw a warm
+# trivial job, done ~50 ms after its invoke, ~110 ms after it.)
+FIRST_POLL_DELAY_S = 0.025
 POLL_BACKOFF = 1.5
 # The commit phase begins when the last task is done and takes a few requests: its first poll
-# comes sooner (a trivial job's commit was seen ~50 ms late, a fifth of its whole wait).
-COMMIT_POLL_DELAY_S = 0.02
+# comes sooner.
+COMMIT_POLL_DELAY_S = 0.015
 # Added to waiter_delay x waiter_max_attempts for the deferral's timeout, so the trigger's own
 # timed_out event (which says how far the job got) normally comes first (the Amazon operators add 60 s).
 DEFERRAL_TIMEOUT_MARGIN_S = 60.0
@@ -507,7 +508,7 @@ class WatchStep:
 
 
 def poll_delay(waiter_delay: float, previous: float | None, due_in: float | None = None,
-               first: float = FIRST_POLL_DELAY_S) -> float:
+               first: float | None = None) -> float:
     """Seconds until the next poll; pure.
 
     ``first`` when the watch or a phase has just begun (``previous`` None), else
@@ -519,9 +520,10 @@ def poll_delay(waiter_delay: float, previous: float | None, due_in: float | None
     :param previous: the gap before this poll, or None to start over.
     :param due_in: seconds until the current phase's running tasks are due (None: unknown, or
         past).
-    :param first: the first gap of a phase (:data:`FIRST_POLL_DELAY_S`; the commit's
+    :param first: the first gap of a phase (default :data:`FIRST_POLL_DELAY_S`; the commit's is
         :data:`COMMIT_POLL_DELAY_S`).
     """
+    first = FIRST_POLL_DELAY_S if first is None else first
     delay = first if previous is None else previous * POLL_BACKOFF
     if due_in is not None and due_in > 0:
         delay = min(delay, max(due_in, first))
@@ -578,7 +580,7 @@ def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracke
     due = tracker.phase_due(status)
     delay = poll_delay(policy.waiter_delay, None if phase != state.polled_phase else state.delay,
                        None if due is None else due - wall,
-                       first=COMMIT_POLL_DELAY_S if status.phase == "commit" else FIRST_POLL_DELAY_S)
+                       first=COMMIT_POLL_DELAY_S if status.phase == "commit" else None)
     state = dataclasses.replace(state, polled_phase=phase, delay=delay)
     return WatchStep(state, line, check_deadlines=check, check_reason=reason,
                      outcome=TIMED_OUT if timed_out else None, delay=delay)
