@@ -48,9 +48,10 @@ def exit_now(code: int) -> None:
     Finalizing an interpreter that imported botocore (~450 modules, ~65,000 objects) took
     0.05-0.15 s of a warm ``smr run``'s 0.6-0.9 s, and frees nothing anyone waits for. The
     streams are flushed and the ``atexit`` callbacks run first, as at a normal exit; with a
-    thread still running, or a stream that cannot be flushed, it is a normal exit.
+    thread still running, a stream that cannot be flushed, or a profiler or debugger attached
+    (``python -m cProfile`` writes its figures after the program exits), it is a normal exit.
     """
-    if threading.active_count() > 1:
+    if threading.active_count() > 1 or sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)
     try:
         sys.stdout.flush()
