@@ -81,17 +81,18 @@ CACHED_MIN_BYTES = 64 * 1024
 
 def parsed_cache(path: str, st: Any) -> str | None:
     """Where the parsed copy of botocore's JSON file ``path`` (``os.stat`` result ``st``) is kept:
-    ``$XDG_CACHE_HOME/airflow-provider-smr/botocore`` (``~/.cache/...``), named by the file's
-    path, size and modification time (a botocore upgrade makes new names); None without a home."""
+    ``botocore/`` in SMR's cache (``$SMR_CACHE_DIR`` or ``~/.cache/smr``, as the deploy's wheels
+    and layers), named by the file's path, size and modification time (a botocore upgrade makes
+    new names); None without a home."""
     import hashlib
     import os
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.environ.get("SMR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "smr")
     if not os.path.isabs(base):
         return None
     key = f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0{pickle.HIGHEST_PROTOCOL}"
     name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".pickle"
-    return os.path.join(base, "airflow-provider-smr", "botocore", name)
+    return os.path.join(base, "botocore", name)
 
 
 class _DataOnly(pickle.Unpickler):

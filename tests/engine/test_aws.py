@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def cache_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    return tmp_path / "airflow-provider-smr" / "botocore"
+    monkeypatch.setenv("SMR_CACHE_DIR", str(tmp_path))
+    return tmp_path / "botocore"
 
 
 @pytest.mark.parametrize("service", ["s3", "lambda", "cloudformation", "dynamodb"])
@@ -57,8 +57,8 @@ def test_large_files_are_read_from_a_parsed_copy_and_a_bad_copy_is_replaced(cach
 
 
 def test_an_unwritable_cache_only_means_parsing_again(tmp_path, monkeypatch):
-    (tmp_path / "airflow-provider-smr").write_text("a file where the folder would be")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    (tmp_path / "botocore").write_text("a file where the folder would be")
+    monkeypatch.setenv("SMR_CACHE_DIR", str(tmp_path))
     assert "partitions" in aws.direct_loader().load_data("endpoints")
 
 
