@@ -7,7 +7,10 @@ Each group of subcommands lives with the code it drives; this module only assemb
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
+import threading
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,5 +37,34 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``smr`` command's process: :func:`main`, then :func:`exit_now`."""
+    exit_now(main())
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` once the command is done, without Python's own teardown.
+
+    Finalizing an interpreter that imported botocore (~450 modules, ~65,000 objects) took
+    0.05-0.15 s of a warm ``smr run``'s 0.6-0.9 s, and frees nothing anyone waits for. The
+    streams are flushed and the ``atexit`` callbacks run first, as at a normal exit; with a
+    thread still running, a stream that cannot be flushed, or a profiler or debugger attached
+    (``python -m cProfile`` writes its figures after the program exits), it is a normal exit.
+    """
+    if threading.active_count() > 1 or sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # e.g. a closed pipe: Python reports it (and exits 120) as usual
+        sys.exit(code)
+    atexit._run_exitfuncs()  # logging's shutdown, coverage, the job's own callbacks
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -7,8 +7,10 @@ once and reused (boto3 clients are thread-safe; the fan-out pool shares them).
 
 from __future__ import annotations
 
+import pickle
 import threading
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,6 +29,184 @@ def client_config(overrides: Config | None = None) -> Config:
     config = Config(max_pool_connections=DEFAULT_MAX_POOL_CONNECTIONS,
                     retries={"max_attempts": 5, "mode": "standard"})
     return config if overrides is None else config.merge(overrides)
+
+
+def control_session(*, preload: Iterable[str] = (), **kwargs: Any) -> boto3.session.Session:
+    """A new ``boto3.session.Session(**kwargs)`` for the control plane: its clients parse
+    timestamps with :func:`~lambda_handlers.clock.aws_timestamp` (the planner lists every input
+    object: botocore's dateutil parse of each ``LastModified`` was most of its time; same
+    datetimes) and its loader is a ``DirectLoader`` (the same models, read for less).
+
+    :param preload: services whose models (and botocore's endpoint data) are read now rather
+        than by their first client (e.g. while a local stack boots).
+    """
+    import boto3
+    import botocore.session
+
+    from lambda_handlers.clock import aws_timestamp
+
+    core = botocore.session.get_session()
+    loader = direct_loader(core.get_config_variable("data_path"))
+    core.register_component("data_loader", loader)
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=aws_timestamp)
+    session = boto3.session.Session(botocore_session=core, **kwargs)
+    if preload:
+        for service in preload:  # the loader caches by these exact arguments (as clients pass them)
+            for kind in ("service-2", "endpoint-rule-set-1"):
+                loader.load_service_model(service, kind, api_version=None)
+        loader.load_data("partitions")
+        with warnings.catch_warnings():  # botocore's endpoints.json, read once per session
+            warnings.simplefilter("ignore", DeprecationWarning)
+            core.get_component("endpoint_resolver")
+    return session
+
+
+def direct_loader(search_path_string: str | None = None) -> Any:
+    """botocore's ``create_loader`` (``AWS_DATA_PATH`` is ``search_path_string``), making a
+    :class:`DirectLoader`."""
+    import os
+
+    paths = None
+    if search_path_string is not None:
+        paths = [os.path.expanduser(os.path.expandvars(p)) for p in search_path_string.split(os.pathsep)]
+    return _loader_class()(extra_search_paths=paths)
+
+
+_LOADER_CLASS: type | None = None
+# botocore's files this large are read from a parsed copy: its endpoints.json (1.2 MB of JSON,
+# ~35 ms to parse, read by every session) and the S3 model (~20 ms to unzip and parse) load in
+# ~5 ms from a pickle.
+CACHED_MIN_BYTES = 64 * 1024
+
+
+def parsed_cache(path: str, st: Any) -> str | None:
+    """Where the parsed copy of botocore's JSON file ``path`` (``os.stat`` result ``st``) is kept:
+    ``botocore/`` in SMR's cache (``$SMR_CACHE_DIR`` or ``~/.cache/smr``, as the deploy's wheels
+    and layers), named by the file's path, size and modification time (a botocore upgrade makes
+    new names); None without a home."""
+    import hashlib
+    import os
+
+    base = os.environ.get("SMR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "smr")
+    if not os.path.isabs(base):
+        return None
+    key = f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0{pickle.HIGHEST_PROTOCOL}"
+    name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".pickle"
+    return os.path.join(base, "botocore", name)
+
+
+class _DataOnly(pickle.Unpickler):
+    """Unpickles plain data only (dicts, lists, strings, numbers): no class or function is ever
+    looked up, so a tampered cache file cannot run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"not plain data: {module}.{name}")
+
+
+def _read_parsed(cache: str) -> Any:
+    """The parsed copy at ``cache``; None when there is none or it cannot be read."""
+    import io
+
+    try:
+        with open(cache, "rb") as fp:
+            return _DataOnly(io.BytesIO(fp.read())).load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+        return None
+
+
+def _write_parsed(cache: str, data: Any) -> None:
+    """Keep a parsed copy at ``cache`` (written whole, then renamed: readers see all or none);
+    best effort: a read-only or full disk only means parsing again next time."""
+    import os
+    import tempfile
+
+    try:
+        folder = os.path.dirname(cache)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fp:
+                pickle.dump(data, fp, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, cache)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except (OSError, pickle.PicklingError):
+        pass
+
+
+def _loader_class() -> type:
+    """:class:`DirectLoader`, defined on first use (it subclasses botocore's ``Loader``)."""
+    global _LOADER_CLASS
+    if _LOADER_CLASS is None:
+        _LOADER_CLASS = _define_loader()
+    return _LOADER_CLASS
+
+
+def _define_loader() -> type:
+    import gzip
+    import json
+    import os
+    import stat
+
+    from botocore.exceptions import DataNotFoundError
+    from botocore.loaders import JSONFileLoader, Loader, instance_cache
+
+    class PlainJSONFileLoader(JSONFileLoader):  # type: ignore[misc]
+        """botocore's model files as plain dicts (ordered, as every dict is) rather than
+        ``OrderedDict``: botocore builds its own ``OrderedDict`` of members from them, and
+        parsing without ``object_pairs_hook`` takes a third of the time (~15 ms a client).
+        A large file is read from its :func:`parsed_cache` copy when there is one."""
+
+        def load_file(self, file_path: str) -> Any:
+            for ext, opener in ((".json", open), (".json.gz", gzip.open)):
+                path = file_path + ext
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                cache = parsed_cache(path, st) if st.st_size >= CACHED_MIN_BYTES else None
+                if cache is not None:
+                    data = _read_parsed(cache)
+                    if data is not None:
+                        return data
+                with opener(path, "rb") as fp:
+                    data = json.loads(fp.read().decode("utf-8"))
+                if cache is not None:
+                    _write_parsed(cache, data)
+                return data
+            return None
+
+    class DirectLoader(Loader):  # type: ignore[misc]
+        """botocore's data loader, finding a service's model in that service's folders.
+
+        botocore's ``load_service_model`` first lists every service it knows (a ``listdir`` and
+        ``stat`` of each of ~400 folders, once per kind of file: ~20 ms each for ``service-2``,
+        ``endpoint-rule-set-1`` and ``paginators-1``) only to check that the name is one;
+        here the service's own folders answer that (same latest API version, same extras, same
+        files). A name they do not answer goes to botocore, for its own error."""
+
+        FILE_LOADER_CLASS = PlainJSONFileLoader
+
+        @instance_cache  # type: ignore[untyped-decorator]
+        def load_service_model(self, service_name: str, type_name: str,
+                               api_version: str | None = None) -> Any:
+            if not service_name or service_name.startswith(".") or os.sep in service_name or (
+                    os.altsep and os.altsep in service_name):
+                return super().load_service_model(service_name, type_name, api_version)
+            try:
+                versions = self.list_api_versions(service_name, type_name)
+            except DataNotFoundError:
+                return super().load_service_model(service_name, type_name, api_version)
+            if api_version is None:
+                api_version = max(versions)
+            model = self.load_data(os.path.join(service_name, api_version, type_name))
+            self._extras_processor.process(model, self._find_extras(service_name, type_name, api_version))
+            return model
+
+    return DirectLoader
 
 
 class AwsClients:
@@ -60,11 +240,7 @@ class AwsClients:
     @property
     def session(self) -> boto3.session.Session:
         if self._session is None:
-            from lambda_handlers.clock import fast_timestamp_session
-
-            # the planner lists every input object: botocore's dateutil parse of each
-            # LastModified was most of its time (same datetimes, parsed faster)
-            self._session = fast_timestamp_session(region_name=self._region_name)
+            self._session = control_session(region_name=self._region_name)
         return self._session
 
     @property

@@ -315,17 +315,9 @@ LOCAL_SERVICES = ("s3", "cloudformation", "lambda")  # what every `smr run --loc
 def _local_session(region: str) -> Any:
     """A boto3 session with fake keys whose loader already holds the models of
     :data:`LOCAL_SERVICES` (reading them is most of a client's creation)."""
-    import boto3
-    import botocore.session
+    from airflow_provider_smr.engine.aws import control_session
 
-    core = botocore.session.get_session()
-    loader = core.get_component("data_loader")
-    for service in LOCAL_SERVICES:  # the loader caches by these exact arguments (as clients pass them)
-        for kind in ("service-2", "endpoint-rule-set-1"):
-            loader.load_service_model(service, kind, api_version=None)
-    loader.load_data("partitions")
-    core.get_component("endpoint_resolver")  # botocore's endpoints.json, read once per session
-    return boto3.session.Session(botocore_session=core, region_name=region, **FAKE_CREDENTIALS)
+    return control_session(preload=LOCAL_SERVICES, region_name=region, **FAKE_CREDENTIALS)
 
 
 def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None = None,

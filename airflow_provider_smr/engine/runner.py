@@ -148,9 +148,12 @@ class JobRunner:
         crashed driver left unfinished is completed).
         """
         job = load_job(job)
+        given = bool(job_id)
         job_id = protocol.validate_job_id(job_id) if job_id else new_job_id(job.name)
         with reqs.job_context(job_id):
-            if self.job_exists(job_id):
+            # a generated id is new (its uuid part): only a caller's id may name a job already
+            # submitted (plan.json, written put-if-absent, still decides a race)
+            if given and self.job_exists(job_id):
                 self.log.info("job %s exists already: not starting it again", job_id)
                 self._finish_fan_out(job_id, job, job_params, options)
                 return job_id

@@ -411,10 +411,14 @@ DEFAULT_WAITER_DELAY_S = 5.0
 DEFAULT_WAITER_MAX_ATTEMPTS = 8640
 # Adaptive polling: the first poll after the watch starts (or a phase begins) comes this soon, each
 # next one POLL_BACKOFF times later, up to waiter_delay. A job is seen done within half of the
-# time it has run (a trivial job's 0.2 s: within 0.1 s), and a long phase costs
-# log1.5(5 / 0.05) ~ 12 LISTs before the polls are waiter_delay apart.
-FIRST_POLL_DELAY_S = 0.05
+# time it has run (a trivial job's 0.1 s: within 0.05 s), and a long phase costs
+# log1.5(5 / 0.025) ~ 14 LISTs before the polls are waiter_delay apart. (0.05 s saw a warm
+# trivial job, done ~50 ms after its invoke, ~110 ms after it.)
+FIRST_POLL_DELAY_S = 0.025
 POLL_BACKOFF = 1.5
+# The commit phase begins when the last task is done and takes a few requests: its first poll
+# comes sooner.
+COMMIT_POLL_DELAY_S = 0.015
 # Added to waiter_delay x waiter_max_attempts for the deferral's timeout, so the trigger's own
 # timed_out event (which says how far the job got) normally comes first (the Amazon operators add 60 s).
 DEFERRAL_TIMEOUT_MARGIN_S = 60.0
@@ -503,10 +507,11 @@ class WatchStep:
     delay: float = DEFAULT_WAITER_DELAY_S
 
 
-def poll_delay(waiter_delay: float, previous: float | None, due_in: float | None = None) -> float:
+def poll_delay(waiter_delay: float, previous: float | None, due_in: float | None = None,
+               first: float | None = None) -> float:
     """Seconds until the next poll; pure.
 
-    :data:`FIRST_POLL_DELAY_S` when the watch or a phase has just begun (``previous`` None), else
+    ``first`` when the watch or a phase has just begun (``previous`` None), else
     :data:`POLL_BACKOFF` times the previous gap, never more than ``waiter_delay``; and no later
     than ``due_in``, when the tasks the watcher waits for are expected to be done (so a job is
     seen done soon after it is, however long it ran).
@@ -515,10 +520,13 @@ def poll_delay(waiter_delay: float, previous: float | None, due_in: float | None
     :param previous: the gap before this poll, or None to start over.
     :param due_in: seconds until the current phase's running tasks are due (None: unknown, or
         past).
+    :param first: the first gap of a phase (default :data:`FIRST_POLL_DELAY_S`; the commit's is
+        :data:`COMMIT_POLL_DELAY_S`).
     """
-    delay = FIRST_POLL_DELAY_S if previous is None else previous * POLL_BACKOFF
+    first = FIRST_POLL_DELAY_S if first is None else first
+    delay = first if previous is None else previous * POLL_BACKOFF
     if due_in is not None and due_in > 0:
-        delay = min(delay, max(due_in, FIRST_POLL_DELAY_S))
+        delay = min(delay, max(due_in, first))
     return min(delay, waiter_delay)
 
 
@@ -571,7 +579,8 @@ def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracke
     timed_out = policy.timeout is not None and now - state.began > policy.timeout
     due = tracker.phase_due(status)
     delay = poll_delay(policy.waiter_delay, None if phase != state.polled_phase else state.delay,
-                       None if due is None else due - wall)
+                       None if due is None else due - wall,
+                       first=COMMIT_POLL_DELAY_S if status.phase == "commit" else None)
     state = dataclasses.replace(state, polled_phase=phase, delay=delay)
     return WatchStep(state, line, check_deadlines=check, check_reason=reason,
                      outcome=TIMED_OUT if timed_out else None, delay=delay)

@@ -176,6 +176,7 @@ def two_second_polls(monkeypatch):
     """The scripted jobs below are polled every 2 s (``poll_interval=2`` and no shorter first
     gap): these tests are about lines and checks; the adaptive schedule has its own tests."""
     monkeypatch.setattr(watch, "FIRST_POLL_DELAY_S", 2.0)
+    monkeypatch.setattr(watch, "COMMIT_POLL_DELAY_S", 2.0)
 
 
 class ScriptedJob:

@@ -259,10 +259,10 @@ def test_policy_constants_are_the_documented_intervals():
 
 def test_polls_start_tens_of_milliseconds_apart_and_back_off_to_the_waiter_delay():
     delays, previous = [], None
-    for _ in range(14):
+    for _ in range(16):
         previous = watch.poll_delay(5.0, previous)
         delays.append(previous)
-    assert delays[0] == 0.05 and delays[-1] == 5.0
+    assert delays[0] == watch.FIRST_POLL_DELAY_S == 0.025 and delays[-1] == 5.0
     assert all(b == pytest.approx(min(5.0, a * 1.5)) for a, b in zip(delays, delays[1:], strict=False))
     assert watch.poll_delay(0.01, None) == 0.01  # never longer than the waiter delay
 
@@ -278,7 +278,17 @@ def test_watch_steps_back_off_and_start_over_when_the_phase_changes():
     reduce_running = [done(0, "map", t) for t in range(3)] + [start(0, "reduce", 0, 0)]
     phases = lambda t: RUNNING if t < 1 else reduce_running  # noqa: E731
     steps = run_steps(WatchPolicy(waiter_delay=2.0), phases, [0, 0.05, 0.15, 0.35, 0.75, 1.55, 3.55])
-    assert [s.delay for s in steps] == pytest.approx([0.05, 0.075, 0.1125, 0.16875, 0.253125, 0.05, 0.075])
+    assert [s.delay for s in steps] == pytest.approx([0.025, 0.0375, 0.05625, 0.084375, 0.1265625, 0.025, 0.0375])
+
+
+def test_the_commit_phase_is_polled_sooner_then_backs_off_as_any_phase():
+    all_done = ([done(0, "map", t) for t in range(3)] + [done(0, "reduce", r) for r in range(2)]
+                + [done(1, "map", t) for t in range(2)] + [done(1, "reduce", 0)])
+    assert status_of(all_done).phase == "commit"
+    phases = lambda t: RUNNING if t < 0.1 else all_done  # noqa: E731
+    steps = run_steps(WatchPolicy(waiter_delay=2.0), phases, [0, 0.05, 0.15, 0.2, 0.25])
+    assert [s.delay for s in steps] == pytest.approx([0.025, 0.0375, 0.015, 0.0225, 0.03375])
+    assert watch.poll_delay(5.0, None, first=watch.COMMIT_POLL_DELAY_S) == watch.COMMIT_POLL_DELAY_S
 
 
 def test_watch_step_polls_when_the_phases_tasks_are_due_from_the_finished_ones_durations():
