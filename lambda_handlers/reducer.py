@@ -160,7 +160,8 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         batches, ordered = collector.sorted_batches(), True
     else:
         assert grouper is not None
-        items = last and plan.output.table is not None  # a table's reducer may yield whole items
+        # a table's reducer may yield whole items, a Parquet output's reducer whole rows (dicts)
+        items = last and (plan.output.table is not None or plan.output.format == "parquet")
         batches, ordered = _reduce(spec.reducer, grouper.groups(), items_ok=items), False
     if spec.reducer_teardown is not None:  # its pairs come last, in whatever key order
         batches, ordered = itertools.chain(batches, _teardown(spec.reducer_teardown, hooks)), False

@@ -52,14 +52,15 @@ def _modules(*patterns: str) -> list[Path]:
 # `smr status/cancel/report`; the planning code the driver runs in the worker; the stack's
 # description. Deploy role: deploy/ (deploy_stack, delete_stack). Not scanned: the data plane
 # (the functions run with the role the stack creates), the local stack, and the CLI's
-# `--local` helpers (engine/commands.py: they upload to and download from the local stack).
+# `--local` helpers (engine/commands.py: they upload to and download from the local stack), and the
+# in-process runner (engine/inline.py: its S3 is in memory).
 JOB_SCOPE: list[tuple[str, set[str] | None]] = [
     *((str(p.relative_to(ROOT)), None) for p in _modules(
         "airflow_provider_smr/engine/*.py", "airflow_provider_smr/hooks/*.py",
         "airflow_provider_smr/operators/*.py", "airflow_provider_smr/triggers/*.py",
         "airflow_provider_smr/sensors/*.py", "airflow_provider_smr/links/*.py", "airflow_provider_smr/plugins/*.py",
         "airflow_provider_smr/report*.py", "airflow_provider_smr/cost.py", "airflow_provider_smr/job.py",
-        "lambda_handlers/planning.py") if p.name != "commands.py"),
+        "lambda_handlers/planning.py") if p.name not in ("commands.py", "inline.py")),
     ("airflow_provider_smr/deploy/stack.py", {"describe_stack", "stack_info_from_description"}),
     ("airflow_provider_smr/deploy/status.py", {"find_stack"}),
     ("lambda_handlers/io/dynamodb.py", {"ensure_table"}),

@@ -164,7 +164,8 @@ def test_plan_document_follows_the_contract():
                                "driver": "worker", "invoke_tree_threshold": 2000,
                                "create_table": False, "overwrite": True, "encoding": "utf-8",
                                "errors": "strict", "columns": (), "max_running_tasks": None,
-                               "optimize": "time", "max_cost_usd": None, "deadline_s": None}
+                               "optimize": "time", "max_cost_usd": None, "deadline_s": None,
+                               "retry_on_user_errors": True}
     assert plan["limits"] == {"memory_mb": 2048, "task_timeout_s": 60,
                               "memory_budget_bytes": 512 * 2**20, "reducer_memory_mb": 2048,
                               "reducer_memory_budget_bytes": 512 * 2**20, "stack_max_running_tasks": 0}
