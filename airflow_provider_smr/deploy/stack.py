@@ -345,7 +345,7 @@ def _deploy_once(clients: AwsClients, settings: TemplateSettings, code: bytes, r
         settings = replace(
             settings,
             input_buckets=merge_locations(settings.input_buckets, granted.input_locations),
-            output_buckets=merge_locations(settings.output_buckets, granted.output_locations))
+            output_buckets=merge_locations(settings.output_buckets, granted.output_locations, folder=True))
     template = build_template(settings)
     digest = content_hash(template)
     if (stack is not None and stack["StackStatus"] in COMPLETE_STATES

@@ -29,9 +29,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_smr.deploy import policy
 from airflow_provider_smr.deploy.errors import StackSettingsError
 from lambda_handlers import protocol
-from lambda_handlers.s3uri import SCHEME, S3Uri, is_s3_uri
+from lambda_handlers.grants import GrantError, Location, canonical
 
 TEMPLATE_VERSION = 1
 FUNCTION_ROLES = ("mapper", "reducer", "coordinator", "driver")
@@ -51,10 +52,9 @@ MAX_RESERVED_CONCURRENCY = 100_000  # above any account's concurrency quota; AWS
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,51}$")
 _LAYER_ARN = re.compile(r"^arn:[a-z-]+:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_GLOB_CHARS = re.compile(r"[*?\[]")
 
-WORK_BUCKET = "WorkBucket"
-ROLE = "FunctionRole"
+WORK_BUCKET = policy.WORK_BUCKET
+ROLE = policy.ROLE
 POLICY = "FunctionPolicy"
 #: the description of a published version: the hash of the configuration it snapshots
 VERSION_DESCRIPTION = "smr config {}"
@@ -75,39 +75,6 @@ def log_group_name(stack_name: str, role: str) -> str:
 
 def _logical(role: str, suffix: str) -> str:
     return f"{role.capitalize()}{suffix}"
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """A declared input or output location: a bucket and an optional key prefix."""
-
-    bucket: str
-    prefix: str = ""
-
-    @classmethod
-    def parse(cls, location: str) -> S3Location:
-        """Accept ``bucket``, ``s3://bucket`` or ``s3://bucket/prefix`` (globs cut at the first wildcard)."""
-        uri = S3Uri.parse_or_none(location if is_s3_uri(location) else SCHEME + location) or S3Uri("")
-        try:
-            protocol.validate_bucket(uri.bucket)
-        except protocol.ProtocolError as error:
-            raise StackSettingsError(f"declared S3 location {location!r}: {error}") from None
-        return cls(uri.bucket, _GLOB_CHARS.split(uri.key, 1)[0])
-
-    @property
-    def uri(self) -> str:
-        """Canonical form, ``s3://bucket/prefix`` (prefix may be empty)."""
-        return str(S3Uri(self.bucket, self.prefix))
-
-    def covers(self, other: S3Location) -> bool:
-        return self.bucket == other.bucket and other.prefix.startswith(self.prefix)
-
-    def bucket_arn(self) -> dict:
-        return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", self.bucket]]}
-
-    def objects_arn(self) -> dict:
-        return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::",
-                                  f"{self.bucket}/{self.prefix}*"]]}
 
 
 @dataclass(frozen=True)
@@ -162,8 +129,8 @@ class TemplateSettings:
                 raise StackSettingsError(f"{name} must be a list of strings, got the string {value!r}")
             object.__setattr__(self, name, tuple(sorted(set(value))))
         validate_settings(self)
-        for name in ("input_buckets", "output_buckets"):
-            object.__setattr__(self, name, canonical_locations(getattr(self, name)))
+        object.__setattr__(self, "input_buckets", canonical_locations(self.input_buckets))
+        object.__setattr__(self, "output_buckets", canonical_locations(self.output_buckets, folder=True))
 
     def memory_for(self, role: str) -> int:
         """The MemorySize of one function: the mapper and reducer may be sized apart."""
@@ -171,24 +138,31 @@ class TemplateSettings:
         return own or self.memory_mb
 
     @property
-    def inputs(self) -> tuple[S3Location, ...]:
-        return tuple(S3Location.parse(location) for location in self.input_buckets)
+    def inputs(self) -> tuple[Location, ...]:
+        return tuple(parse_location(location) for location in self.input_buckets)
 
     @property
-    def outputs(self) -> tuple[S3Location, ...]:
-        return tuple(S3Location.parse(location) for location in self.output_buckets)
+    def outputs(self) -> tuple[Location, ...]:
+        return tuple(parse_location(location, folder=True) for location in self.output_buckets)
 
 
-def canonical_locations(locations: Iterable[str]) -> tuple[str, ...]:
-    """Sorted ``s3://bucket/prefix`` forms without duplicates or locations another one covers."""
-    parsed = {S3Location.parse(location) for location in locations}
-    kept = {loc for loc in parsed if not any(other != loc and other.covers(loc) for other in parsed)}
-    return tuple(sorted(loc.uri for loc in kept))
+def parse_location(location: str, *, folder: bool = False) -> Location:
+    """A declared location (``bucket``, ``s3://bucket/prefix``, a glob); an output is a ``folder``."""
+    try:
+        return Location.parse(location, folder=folder)
+    except GrantError as error:
+        raise StackSettingsError(str(error)) from None
 
 
-def merge_locations(*groups: Iterable[str]) -> tuple[str, ...]:
+def canonical_locations(locations: Iterable[str], *, folder: bool = False) -> tuple[str, ...]:
+    """Sorted ``s3://bucket/prefix`` forms without duplicates or locations another one covers
+    (``s3://b/out/`` covers ``s3://b/out/x/``, never ``s3://b/outage/``)."""
+    return tuple(loc.uri for loc in canonical(parse_location(x, folder=folder) for x in locations))
+
+
+def merge_locations(*groups: Iterable[str], folder: bool = False) -> tuple[str, ...]:
     """The union of several location lists, canonical (see :func:`canonical_locations`)."""
-    return canonical_locations([location for group in groups for location in group])
+    return canonical_locations([location for group in groups for location in group], folder=folder)
 
 
 def _matches(pattern: re.Pattern[str], value: object) -> bool:
@@ -279,15 +253,13 @@ def _work_bucket_policy() -> dict:
     }
 
 
-def _role() -> dict:
+def _role(settings: TemplateSettings) -> dict:
     return {
         "Type": "AWS::IAM::Role",
         "Properties": {
             "Description": {"Fn::Sub": "Serverless MapReduce functions of stack ${AWS::StackName}"},
-            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }]},
+            "Path": policy.role_path(settings.stack_name),
+            "AssumeRolePolicyDocument": policy.trust_policy(settings.stack_name),
         },
     }
 
@@ -298,40 +270,14 @@ def _allow(sid: str, actions: list[str], resources: list) -> dict:
 
 def _policy_statements(settings: TemplateSettings) -> list[dict]:
     names = [function_name(settings.stack_name, role) for role in FUNCTION_ROLES]
-    statements = [
-        _allow("WorkBucketList", ["s3:ListBucket", "s3:GetBucketLocation"],
-               [{"Fn::GetAtt": [WORK_BUCKET, "Arn"]}]),
-        _allow("WorkBucketObjects",
-               ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-               [{"Fn::Sub": "${WorkBucket.Arn}/*"}]),
-    ]
-    if settings.inputs:
-        statements += [
-            _allow("InputList", ["s3:ListBucket"], [loc.bucket_arn() for loc in settings.inputs]),
-            _allow("InputRead", ["s3:GetObject"], [loc.objects_arn() for loc in settings.inputs]),
-        ]
-    if settings.outputs:
-        statements += [
-            _allow("OutputList", ["s3:ListBucket"], [loc.bucket_arn() for loc in settings.outputs]),
-            _allow("OutputWrite",
-                   ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-                   [loc.objects_arn() for loc in settings.outputs]),
-        ]
+    statements = policy.s3_statements(settings.inputs, settings.outputs)
     if settings.tables:
         statements.append(_allow(
             "DeclaredTables",
             ["dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:PutItem"],
             [{"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/"
                          f"{table}"} for table in settings.tables]))
-    statements += [
-        _allow("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [
-            {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
-                        f"/aws/lambda/{name}:*"} for name in names]),
-        # Unqualified and qualified (a job's pinned version) ARNs of the stack's own functions.
-        _allow("InvokeOwnFunctions", ["lambda:InvokeFunction"], [
-            {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
-                        f"{name}{suffix}"} for name in names for suffix in ("", ":*")]),
-    ]
+    statements += policy.own_statements(names)
     return statements
 
 
@@ -349,7 +295,8 @@ def _policy(settings: TemplateSettings) -> dict:
 def function_environment(settings: TemplateSettings) -> dict:
     """The SMR_* variables every function gets (names from ``lambda_handlers.protocol``)."""
     env: dict[str, Any] = {protocol.ENV_WORK_BUCKET: {"Ref": WORK_BUCKET},
-                           protocol.ENV_STACK_NAME: settings.stack_name}
+                           protocol.ENV_STACK_NAME: settings.stack_name,
+                           protocol.ENV_ROLE_ARN: {"Fn::GetAtt": [ROLE, "Arn"]}}
     for role in FUNCTION_ROLES:
         env[FUNCTION_ENV[role]] = function_name(settings.stack_name, role)
     return env
@@ -463,7 +410,7 @@ def build_template(settings: TemplateSettings) -> dict:
     resources: dict[str, Any] = {
         WORK_BUCKET: _work_bucket(settings),
         "WorkBucketPolicy": _work_bucket_policy(),
-        ROLE: _role(),
+        ROLE: _role(settings),
         POLICY: _policy(settings),
     }
     for role in FUNCTION_ROLES:

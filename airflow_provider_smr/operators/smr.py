@@ -23,7 +23,7 @@ from airflow_provider_smr.hooks.smr import JobTimeoutError, SMRHook, waiter_dela
 from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink, persist_job_links
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions, StackSettings, declared, declared_values
-from lambda_handlers.planning import dynamodb_tables, s3_buckets, spec_uris
+from lambda_handlers.planning import dynamodb_tables, s3_locations, spec_uris
 from lambda_handlers.s3uri import SCHEME, S3Uri, is_s3_uri
 
 try:  # Airflow >= 3.3: task_state_store survives retries (AIP-103).
@@ -270,8 +270,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return self.hook.deploy_stack(
             self.stack_name,
             self.stack_settings(),
-            input_buckets=s3_buckets(self.input),
-            output_buckets=s3_buckets(self.output_uri),
+            input_buckets=s3_locations(self.input),
+            output_buckets=s3_locations(self.output_uri),
             tables=dynamodb_tables(self.input, self.output_uri),
         )
 

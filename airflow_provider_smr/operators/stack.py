@@ -103,7 +103,7 @@ class SMRDeployStackOperator(AwsBaseOperator[SMRHook]):
         """``input_buckets`` / ``output_buckets`` / ``tables`` for the hook, checked; a bad location
         is an error naming its argument, raised before any AWS call."""
         from airflow_provider_smr.deploy.errors import StackSettingsError
-        from airflow_provider_smr.deploy.template import S3Location
+        from airflow_provider_smr.deploy.template import parse_location
 
         tables = _leaves("tables", self.tables)
         found: dict[str, list[str]] = {}
@@ -114,7 +114,7 @@ class SMRDeployStackOperator(AwsBaseOperator[SMRHook]):
                     tables.append(uri)
                     continue
                 try:
-                    found[argument].append(S3Location.parse(uri).uri)
+                    found[argument].append(parse_location(uri, folder=argument == "output_locations").uri)
                 except StackSettingsError as exc:
                     raise ValueError(f"{argument}: {exc}") from None
         names = []
