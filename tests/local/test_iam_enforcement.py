@@ -1,0 +1,95 @@
+"""The local stack enforces the functions' role (and their jobs' session policies) as AWS would.
+
+A stack deployed with exact prefixes runs a map-only job whose mapper tries S3 calls with the
+function's own credentials (what plain ``boto3`` finds in a Lambda environment) and with the task's
+per-job session (``lambda_handlers.runtime.s3()``), recording each answer: what the declaration
+covers is allowed, the rest is AccessDenied, as on AWS.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from airflow_provider_smr.job import MapReduceJob
+from lambda_handlers.options import JobOptions
+
+DATA = "smr-iam-data"
+OTHER = "smr-iam-other"
+pytestmark = pytest.mark.timeout(600)
+
+
+def probe(line):
+    """``<client> <op> <bucket> <key>`` -> ``(line, "ok" | error code)``."""
+    import boto3
+
+    from lambda_handlers import runtime
+
+    who, op, bucket, key = line.split(" ", 3)
+    s3 = boto3.client("s3") if who == "role" else runtime.s3()
+    try:
+        if op == "put":
+            s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+        elif op == "get":
+            s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        elif op == "delete":
+            s3.delete_object(Bucket=bucket, Key=key)
+        elif op == "list":
+            s3.list_objects_v2(Bucket=bucket, Prefix=key.strip("-"))
+        yield line, "ok"
+    except Exception as exc:  # noqa: BLE001 - the error code is the answer
+        yield line, getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+
+
+@pytest.fixture(scope="module")
+def stack(deploy_engine):
+    engine = deploy_engine("smr-iam", input_buckets=[f"s3://{DATA}/in/", f"s3://{DATA}/shared-in/"],
+                           output_buckets=[f"s3://{DATA}/out/"], create_buckets=[OTHER])
+    engine.s3.put_object(Bucket=DATA, Key="in/data.txt", Body=b"x\n")
+    engine.s3.put_object(Bucket=DATA, Key="shared-in/other-job.txt", Body=b"secret\n")
+    engine.s3.put_object(Bucket=DATA, Key="outage/x", Body=b"x")
+    return engine
+
+
+def run_probes(engine, probes: list[str]) -> dict[str, str]:
+    run = uuid.uuid4().hex[:8]
+    key = f"in/probes-{run}.txt"
+    engine.s3.put_object(Bucket=DATA, Key=key, Body="\n".join(probes).encode() + b"\n")
+    result = engine.runner.run(MapReduceJob(mapper=probe), input=f"s3://{DATA}/{key}",
+                               output=f"s3://{DATA}/out/{run}", poll_interval=0.25, timeout=300,
+                               options=JobOptions(max_attempts=1))
+    import json
+
+    answers = {}
+    for uri in result["parts"]:
+        bucket, part = uri[5:].split("/", 1)
+        for line in engine.s3.get_object(Bucket=bucket, Key=part)["Body"].read().decode().splitlines():
+            record = json.loads(line)
+            answers[record["key"]] = record["value"]
+    return answers
+
+
+def test_the_functions_role_reaches_exactly_the_declared_prefixes(stack):
+    answers = run_probes(stack, [
+        f"role get {DATA} in/data.txt", f"role list {DATA} in/", f"role put {DATA} out/extra/x",
+        f"role put {DATA} outage/x", f"role put {DATA} in/overwritten", f"role delete {DATA} in/data.txt",
+        f"role get {DATA} outage/x", f"role list {DATA} -", f"role list {DATA} out",
+        f"role put {OTHER} x", f"role get {OTHER} x",
+    ])
+    assert answers == {
+        f"role get {DATA} in/data.txt": "ok", f"role list {DATA} in/": "ok", f"role put {DATA} out/extra/x": "ok",
+        f"role put {DATA} outage/x": "AccessDenied",  # out/ is declared, outage/ is not
+        f"role put {DATA} in/overwritten": "AccessDenied",  # an input is read-only
+        f"role delete {DATA} in/data.txt": "AccessDenied",
+        f"role get {DATA} outage/x": "AccessDenied",
+        f"role list {DATA} -": "AccessDenied",  # the bucket's root is not declared
+        f"role list {DATA} out": "AccessDenied",  # the listing would name outage/ too
+        f"role put {OTHER} x": "AccessDenied", f"role get {OTHER} x": "AccessDenied",
+    }
+    assert stack.s3.get_object(Bucket=DATA, Key="in/data.txt")["Body"].read() == b"x\n"
+
+
+def test_the_callers_own_keys_are_left_alone(stack):
+    stack.s3.put_object(Bucket=OTHER, Key="mine", Body=b"1")  # the test's keys: not a function's
+    assert stack.s3.get_object(Bucket=OTHER, Key="mine")["Body"].read() == b"1"
