@@ -52,8 +52,8 @@ def stack(deploy_engine):
     return engine
 
 
-def run_probes(engine, probes: list[str]) -> dict[str, str]:
-    run = uuid.uuid4().hex[:8]
+def run_probes(engine, probes: list[str], run: str | None = None) -> dict[str, str]:
+    run = run or uuid.uuid4().hex[:8]
     key = f"in/probes-{run}.txt"
     engine.s3.put_object(Bucket=DATA, Key=key, Body="\n".join(probes).encode() + b"\n")
     result = engine.runner.run(MapReduceJob(mapper=probe), input=f"s3://{DATA}/{key}",
@@ -93,3 +93,24 @@ def test_the_functions_role_reaches_exactly_the_declared_prefixes(stack):
 def test_the_callers_own_keys_are_left_alone(stack):
     stack.s3.put_object(Bucket=OTHER, Key="mine", Body=b"1")  # the test's keys: not a function's
     assert stack.s3.get_object(Bucket=OTHER, Key="mine")["Body"].read() == b"1"
+
+
+def test_a_task_works_with_its_own_jobs_session_only(stack):
+    run, work = uuid.uuid4().hex[:8], stack.stack.work_bucket
+    answers = run_probes(stack, [
+        f"task get {DATA} in/probes-{run}.txt", f"task put {DATA} out/{run}/extra", f"task list {DATA} out/{run}/",
+        f"task get {DATA} in/data.txt",  # in/ is granted to the stack, this job reads one file of it
+        # What the stack's role grants another job on the same stack: this job's session may not.
+        f"task get {DATA} shared-in/other-job.txt", f"role get {DATA} shared-in/other-job.txt",
+        f"task put {DATA} out/another-run/part-00000.jsonl", f"role put {DATA} out/another-run/x",
+        f"task list {DATA} out/another-run/", f"task put {work} jobs/another-job/cancel",
+        f"task list {work} jobs/", f"task put {DATA} outage/x",
+    ], run=run)
+    assert answers == {
+        f"task get {DATA} in/probes-{run}.txt": "ok", f"task put {DATA} out/{run}/extra": "ok",
+        f"task list {DATA} out/{run}/": "ok", f"task get {DATA} in/data.txt": "AccessDenied",
+        f"task get {DATA} shared-in/other-job.txt": "AccessDenied", f"role get {DATA} shared-in/other-job.txt": "ok",
+        f"task put {DATA} out/another-run/part-00000.jsonl": "AccessDenied", f"role put {DATA} out/another-run/x": "ok",
+        f"task list {DATA} out/another-run/": "AccessDenied", f"task put {work} jobs/another-job/cancel": "AccessDenied",
+        f"task list {work} jobs/": "AccessDenied", f"task put {DATA} outage/x": "AccessDenied",
+    }
