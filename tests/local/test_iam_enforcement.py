@@ -111,6 +111,7 @@ def test_a_task_works_with_its_own_jobs_session_only(stack):
         f"task list {DATA} out/{run}/": "ok", f"task get {DATA} in/data.txt": "AccessDenied",
         f"task get {DATA} shared-in/other-job.txt": "AccessDenied", f"role get {DATA} shared-in/other-job.txt": "ok",
         f"task put {DATA} out/another-run/part-00000.jsonl": "AccessDenied", f"role put {DATA} out/another-run/x": "ok",
-        f"task list {DATA} out/another-run/": "AccessDenied", f"task put {work} jobs/another-job/cancel": "AccessDenied",
-        f"task list {work} jobs/": "AccessDenied", f"task put {DATA} outage/x": "AccessDenied",
+        f"task list {DATA} out/another-run/": "AccessDenied",
+        f"task put {work} jobs/another-job/cancel": "AccessDenied", f"task list {work} jobs/": "AccessDenied",
+        f"task put {DATA} outage/x": "AccessDenied",
     }
