@@ -111,3 +111,29 @@ def resolve(value: Any, refs: dict[str, str]) -> Any:
     if "Fn::Sub" in value:
         return re.sub(r"\$\{([^}!]+)\}", lambda m: refs[m.group(1)], value["Fn::Sub"])
     return {k: resolve(v, refs) for k, v in value.items()}
+
+
+def _ec2_arn(kind: str, name: str) -> dict:
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:ec2:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/{name}"}
+
+
+def hardening_statements(kms_key_arn: str | None, subnet_ids: Sequence[str], security_group_ids: Sequence[str],
+                         on_failure: str | None) -> list[dict]:
+    """What the hardening settings need: the KMS key, the VPC's network interfaces, the destination."""
+    statements = []
+    if kms_key_arn:
+        statements.append(_allow("CustomerManagedKey", ["kms:Decrypt", "kms:GenerateDataKey"], [kms_key_arn]))
+    if subnet_ids:  # AWSLambdaVPCAccessExecutionRole's actions, on the declared subnets and groups
+        interfaces = _ec2_arn("network-interface", "*")
+        statements += [
+            _allow("VpcCreateInterfaces", ["ec2:CreateNetworkInterface"], [
+                interfaces, *(_ec2_arn("subnet", s) for s in subnet_ids),
+                *(_ec2_arn("security-group", g) for g in security_group_ids)]),
+            _allow("VpcManageInterfaces", ["ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+                                           "ec2:UnassignPrivateIpAddresses"], [interfaces]),
+            _allow("VpcDescribeInterfaces", ["ec2:DescribeNetworkInterfaces"], ["*"]),  # takes no resource
+        ]
+    if on_failure:
+        action = "sqs:SendMessage" if ":sqs:" in on_failure else "sns:Publish"
+        statements.append(_allow("OnFailureDestination", [action], [on_failure]))
+    return statements

@@ -52,6 +52,10 @@ MAX_RESERVED_CONCURRENCY = 100_000  # above any account's concurrency quota; AWS
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,51}$")
 _LAYER_ARN = re.compile(r"^arn:[a-z-]+:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_KMS_KEY = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_DESTINATION = re.compile(r"^arn:aws[a-z-]*:(sqs|sns):[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$")
 
 WORK_BUCKET = policy.WORK_BUCKET
 ROLE = policy.ROLE
@@ -101,6 +105,11 @@ class TemplateSettings:
     :param max_running_tasks: the stack-wide running-task budget jobs plan with (0: none); an
         output, not a resource: the coordinator enforces it.
     :param reserved_concurrency: ReservedConcurrentExecutions of each function (0: none).
+    :param kms_key_arn: a customer-managed KMS key for the work bucket, the log groups and the
+        functions' environment (None: AWS-managed keys).
+    :param subnet_ids: VPC subnets of the functions (with ``security_group_ids``).
+    :param security_group_ids: VPC security groups of the functions (with ``subnet_ids``).
+    :param on_failure_destination: SQS queue or SNS topic ARN for the events Lambda gives up on.
     """
 
     stack_name: str
@@ -121,9 +130,13 @@ class TemplateSettings:
     reducer_memory_mb: int | None = None
     max_running_tasks: int = 0
     reserved_concurrency: int = 0
+    kms_key_arn: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    on_failure_destination: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("input_buckets", "output_buckets", "layers", "tables"):
+        for name in ("input_buckets", "output_buckets", "layers", "tables", "subnet_ids", "security_group_ids"):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise StackSettingsError(f"{name} must be a list of strings, got the string {value!r}")
@@ -206,11 +219,36 @@ def validate_settings(settings: TemplateSettings) -> None:
                                  f"got {settings.architecture!r}")
     if len(settings.layers) > 5:
         raise StackSettingsError(f"layers: Lambda allows at most 5, got {len(settings.layers)}")
+    _validate_hardening(settings)
     settings.inputs, settings.outputs  # noqa: B018 - parse (and so validate) the declared locations
+
+
+def _validate_hardening(settings: TemplateSettings) -> None:
+    if settings.kms_key_arn is not None and not _matches(_KMS_KEY, settings.kms_key_arn):
+        raise StackSettingsError(f"kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), "
+                                 f"got {settings.kms_key_arn!r}")
+    for name, pattern, example in (("subnet_ids", _SUBNET, "subnet-0abc1234"),
+                                   ("security_group_ids", _SECURITY_GROUP, "sg-0abc1234")):
+        bad = [v for v in getattr(settings, name) if not _matches(pattern, v)]
+        if bad:
+            raise StackSettingsError(f"{name}: {bad[0]!r} is not an id like {example!r}")
+    if bool(settings.subnet_ids) != bool(settings.security_group_ids):
+        raise StackSettingsError("subnet_ids and security_group_ids go together: a function in a VPC "
+                                 "needs both (or neither)")
+    if settings.on_failure_destination is not None and not _matches(_DESTINATION, settings.on_failure_destination):
+        raise StackSettingsError(f"on_failure_destination must be an SQS queue or SNS topic ARN, "
+                                 f"got {settings.on_failure_destination!r}")
 
 
 # ---------------------------------------------------------------------------------------------
 # Resources
+
+
+def _bucket_encryption(settings: TemplateSettings) -> dict:
+    if settings.kms_key_arn is None:
+        return {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    return {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": settings.kms_key_arn},
+            "BucketKeyEnabled": True}
 
 
 def _work_bucket(settings: TemplateSettings) -> dict:
@@ -222,9 +260,7 @@ def _work_bucket(settings: TemplateSettings) -> dict:
                 "BlockPublicAcls": True, "BlockPublicPolicy": True,
                 "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
             },
-            "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}},
-            ]},
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [_bucket_encryption(settings)]},
             "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
             "LifecycleConfiguration": {"Rules": [
                 {"Id": "expire-jobs", "Status": "Enabled", "Prefix": protocol.JOBS_PREFIX,
@@ -278,6 +314,8 @@ def _policy_statements(settings: TemplateSettings) -> list[dict]:
             [{"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/"
                          f"{table}"} for table in settings.tables]))
     statements += policy.own_statements(names)
+    statements += policy.hardening_statements(settings.kms_key_arn, settings.subnet_ids,
+                                              settings.security_group_ids, settings.on_failure_destination)
     return statements
 
 
@@ -319,6 +357,11 @@ def _function_properties(settings: TemplateSettings, role: str) -> dict:
     }
     if settings.layers:
         properties["Layers"] = list(settings.layers)
+    if settings.kms_key_arn:
+        properties["KmsKeyArn"] = settings.kms_key_arn
+    if settings.subnet_ids:
+        properties["VpcConfig"] = {"SubnetIds": list(settings.subnet_ids),
+                                   "SecurityGroupIds": list(settings.security_group_ids)}
     return properties
 
 
@@ -356,8 +399,9 @@ def _version(settings: TemplateSettings, role: str) -> dict:
     }
 
 
-def _invoke_config(role: str, qualifier: Any = "$LATEST") -> dict:
-    """No Lambda-side retries; an event-invoke config is per qualifier, so each version has one."""
+def _invoke_config(role: str, qualifier: Any = "$LATEST", on_failure: str | None = None) -> dict:
+    """No Lambda-side retries; an event-invoke config is per qualifier, so each version has one.
+    An event Lambda gives up on (too old, throttled for 6 hours) goes to ``on_failure`` if set."""
     resource: dict[str, Any] = {
         "Type": "AWS::Lambda::EventInvokeConfig",
         "Properties": {
@@ -367,6 +411,8 @@ def _invoke_config(role: str, qualifier: Any = "$LATEST") -> dict:
             "MaximumEventAgeInSeconds": MAX_EVENT_AGE_S,
         },
     }
+    if on_failure:
+        resource["Properties"]["DestinationConfig"] = {"OnFailure": {"Destination": on_failure}}
     if qualifier != "$LATEST":
         resource.update(DeletionPolicy="Retain", UpdateReplacePolicy="Retain")
     return resource
@@ -377,7 +423,8 @@ def _log_group(settings: TemplateSettings, role: str) -> dict:
         "Type": "AWS::Logs::LogGroup",
         "DeletionPolicy": "Delete",
         "Properties": {"LogGroupName": log_group_name(settings.stack_name, role),
-                       "RetentionInDays": settings.log_retention_days},
+                       "RetentionInDays": settings.log_retention_days,
+                       **({"KmsKeyId": settings.kms_key_arn} if settings.kms_key_arn else {})},
     }
 
 
@@ -416,11 +463,11 @@ def build_template(settings: TemplateSettings) -> dict:
     for role in FUNCTION_ROLES:
         resources[_logical(role, "LogGroup")] = _log_group(settings, role)
         resources[_logical(role, "Function")] = _function(settings, role)
-        resources[_logical(role, "InvokeConfig")] = _invoke_config(role)
+        resources[_logical(role, "InvokeConfig")] = _invoke_config(role, on_failure=settings.on_failure_destination)
         version = version_logical_id(settings, role)
         resources[version] = _version(settings, role)
         resources[_logical(role, "InvokeConfig") + function_config_hash(settings, role)] = \
-            _invoke_config(role, {"Fn::GetAtt": [version, "Version"]})
+            _invoke_config(role, {"Fn::GetAtt": [version, "Version"]}, settings.on_failure_destination)
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"Serverless MapReduce stack {settings.stack_name} (airflow-provider-smr)",
