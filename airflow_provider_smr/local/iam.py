@@ -52,7 +52,8 @@ class Identity:
     secret: str
     token: str
     expires: float | None = None
-    session_policy: Mapping[str, Any] | None = field(default=None, compare=False)
+    #: the session policy's JSON text (None: no session policy)
+    session_policy: str | None = field(default=None, compare=False)
 
     @property
     def account(self) -> str:
@@ -87,8 +88,7 @@ class Credentials:
             key, secret, token = self._roles[role_arn]
         return {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": token}
 
-    def session(self, role_arn: str, name: str, policy: Mapping[str, Any] | None,
-                duration_s: int) -> tuple[str, Identity]:
+    def session(self, role_arn: str, name: str, policy: str | None, duration_s: int) -> tuple[str, Identity]:
         key = "ASIA" + secrets.token_hex(8).upper()
         ident = Identity(role_arn, name, secrets.token_hex(20), secrets.token_hex(32),
                          time.time() + duration_s, policy)
@@ -115,7 +115,6 @@ class Enforcer:
     def __init__(self, credentials: Credentials, account_id: str):
         self.credentials = credentials
         self.account_id = account_id
-        self._compiled: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
 
     def handle(self, environ: WSGIEnvironment) -> Response | None:
         found = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -150,20 +149,14 @@ class Enforcer:
                 return f"no session policy allows the {check.action} action"
         return None
 
-    def role_policies(self, role_arn: str) -> list[Mapping[str, Any]]:
-        """The role's inline and attached policies, as moto holds them now."""
+    def role_policies(self, role_arn: str) -> list[str]:
+        """The role's inline and attached policies (JSON texts), as moto holds them now."""
         role = self._role(role_arn)
         if role is None:
             return []
-        documents = tuple(role.policies.values()) + tuple(
-            getattr(p, "document", "") or "" for p in getattr(role, "managed_policies", {}).values())
-        compiled = self._compiled.get(documents)
-        if compiled is None:
-            compiled = [iam_policy.parse(d) for d in documents if d]
-            if len(self._compiled) > 256:
-                self._compiled.clear()
-            self._compiled[documents] = compiled
-        return compiled
+        documents = [*role.policies.values(),
+                     *(getattr(p, "document", "") for p in getattr(role, "managed_policies", {}).values())]
+        return [d if isinstance(d, str) else json.dumps(d) for d in documents if d]
 
     def _role(self, role_arn: str) -> Any:
         from moto.iam.models import iam_backends
@@ -186,7 +179,7 @@ class Enforcer:
         role = self._role(target)
         caller = iam_policy.Principal(ident.role_arn, ident.account, ident.partition)
         trusted = role is not None and iam_policy.evaluate(
-            [iam_policy.parse(role.assume_role_policy_document)], "sts:AssumeRole", "", {
+            [role.assume_role_policy_document], "sts:AssumeRole", "", {
                 "aws:PrincipalArn": ident.role_arn, "aws:PrincipalAccount": ident.account}, caller)
         if why is None and trusted != iam_policy.ALLOW:
             why = "the role's trust policy does not allow it"
@@ -202,8 +195,14 @@ class Enforcer:
         if duration > SESSION_S:  # role chaining
             return _denied("sts", "ValidationError", "The requested DurationSeconds exceeds the 1 hour "
                            "session limit for roles assumed by role chaining.", status="400 Bad Request")
-        policy = iam_policy.parse(policy_text) if policy_text else None
-        key, session = self.credentials.session(target, form.get("RoleSessionName", "session"), policy, duration)
+        if policy_text:
+            try:
+                json.loads(policy_text)
+            except ValueError:
+                return _denied("sts", "MalformedPolicyDocument", "The policy is not in the valid JSON format.",
+                               status="400 Bad Request")
+        key, session = self.credentials.session(target, form.get("RoleSessionName", "session"), policy_text or None,
+                                                duration)
         expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(session.expires or 0))
         return _xml_ok("AssumeRole", (
             f"<Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>{session.secret}</SecretAccessKey>"

@@ -111,44 +111,73 @@ class Principal:
     partition: str = "aws"
 
 
-def evaluate(documents: Iterable[Mapping[str, Any]], action: str, resource: str,
+@dataclass(frozen=True)
+class _Statement:
+    effect: str
+    actions: re.Pattern[str] | None  # None: no Action element (NotAction, or neither)
+    not_actions: re.Pattern[str] | None
+    resources: re.Pattern[str] | None
+    not_resources: re.Pattern[str] | None
+    principal: Any
+    has_principal: bool
+    conditions: Mapping[str, Mapping[str, Any]]
+
+
+def _alternatives(patterns: Any, ignore_case: bool) -> re.Pattern[str]:
+    joined = "|".join(f"(?:{_pattern(p, ignore_case).pattern})" for p in _listed(patterns))
+    return re.compile(joined, re.S | (re.I if ignore_case else 0))
+
+
+@lru_cache(maxsize=1024)
+def _compiled(document_json: str) -> tuple[_Statement, ...]:
+    document = json.loads(document_json)
+    out = []
+    for st in _listed(document.get("Statement", [])):
+        out.append(_Statement(
+            effect=st.get("Effect", ""),
+            actions=_alternatives(st["Action"], True) if "Action" in st else None,
+            not_actions=_alternatives(st["NotAction"], True) if "NotAction" in st else None,
+            resources=_alternatives(st["Resource"], False) if "Resource" in st else None,
+            not_resources=_alternatives(st["NotResource"], False) if "NotResource" in st else None,
+            principal=st.get("Principal"), has_principal="Principal" in st,
+            conditions=st.get("Condition") or {}))
+    return tuple(out)
+
+
+def _statement_applies(st: _Statement, action: str, resource: str, context: Mapping[str, Any],
+                       caller: Principal | None) -> bool:
+    if st.has_principal and not _principal_matches(st.principal, caller):
+        return False
+    if st.actions is not None:
+        if st.actions.fullmatch(action) is None:
+            return False
+    elif st.not_actions is None or st.not_actions.fullmatch(action) is not None:
+        return False
+    if st.resources is not None:
+        if st.resources.fullmatch(resource) is None:
+            return False
+    elif st.not_resources is not None:
+        if st.not_resources.fullmatch(resource) is not None:
+            return False
+    elif not st.has_principal:
+        return False
+    return _conditions_hold(st.conditions, context, st.effect)
+
+
+def evaluate(documents: Iterable[Mapping[str, Any] | str], action: str, resource: str,
              context: Mapping[str, Any] | None = None, caller: Principal | None = None) -> str:
-    """:data:`ALLOW`, :data:`DENY` (an explicit deny) or :data:`IMPLICIT` (nothing allows it)."""
+    """:data:`ALLOW`, :data:`DENY` (an explicit deny) or :data:`IMPLICIT` (nothing allows it).
+
+    A document is a dict or its JSON text (compiled once per text)."""
     context = context or {}
     allowed = False
     for document in documents:
-        for st in _listed(document.get("Statement", [])):
-            effect = st.get("Effect")
-            if "Principal" in st and not _principal_matches(st["Principal"], caller):
+        text = document if isinstance(document, str) else json.dumps(document, sort_keys=True)
+        for st in _compiled(text):
+            if not _statement_applies(st, action, resource, context, caller):
                 continue
-            if "Action" in st:
-                if not any(matches(a, action, ignore_case=True) for a in _listed(st["Action"])):
-                    continue
-            elif "NotAction" in st:
-                if any(matches(a, action, ignore_case=True) for a in _listed(st["NotAction"])):
-                    continue
-            else:
-                continue
-            if "Resource" in st:
-                if not any(matches(r, resource) for r in _listed(st["Resource"])):
-                    continue
-            elif "NotResource" in st:
-                if any(matches(r, resource) for r in _listed(st["NotResource"])):
-                    continue
-            elif "Principal" not in st:
-                continue
-            if not _conditions_hold(st.get("Condition") or {}, context, effect):
-                continue
-            if effect == "Deny":
+            if st.effect == "Deny":
                 return DENY
-            if effect == "Allow":
+            if st.effect == "Allow":
                 allowed = True
     return ALLOW if allowed else IMPLICIT
-
-
-def parse(document: str | Mapping[str, Any]) -> Mapping[str, Any]:
-    """A policy document from its JSON text (or as it is)."""
-    if isinstance(document, str):
-        parsed: Mapping[str, Any] = json.loads(document)
-        return parsed
-    return document
