@@ -1,7 +1,8 @@
 """Handler plumbing shared by every function: clients, job loading, markers, invokes, metrics.
 
 Everything here is per warm container: boto3 clients (with a connection pool large enough for the
-reducer's parallel ranged GETs), the unpickled job and its plan (cached per job id), and the
+reducer's parallel ranged GETs; on a stack that names its role, made with the STS session of the
+task's job, see :func:`enter_job`), the unpickled job and its plan (cached per job id), and the
 per-task S3 request counter that ends up in the done marker. Tests replace the Lambda invoke with
 :func:`set_invoker` to run the whole handler chain in-process.
 """

@@ -69,8 +69,9 @@ def make_env(clients, name: str, *, memory_mb: int = 512, timeout_s: int = 60,
              extra_buckets: tuple = ()) -> Env:
     from tests.deployments import deploy
 
-    engine = deploy(clients, name, input_buckets=[DATA], output_buckets=[DATA, *extra_buckets],
-                    create_buckets=[FLAGS], memory_mb=memory_mb, timeout_s=timeout_s)
+    # The injected faults read and write their flags with the functions' own role: granted here.
+    engine = deploy(clients, name, input_buckets=[DATA], output_buckets=[DATA, FLAGS, *extra_buckets],
+                    memory_mb=memory_mb, timeout_s=timeout_s)
     return Env(engine.clients, engine.stack, engine.runner, engine.s3)
 
 
