@@ -78,7 +78,7 @@ def make_env(clients, name: str, *, memory_mb: int = 512, timeout_s: int = 60,
 @pytest.fixture(scope="session")
 def rel(aws_endpoint, aws_clients) -> Env:
     """The stack most reliability tests share (60 s timeout, 512 MB)."""
-    return make_env(aws_clients(aws_endpoint), "smr-rel")
+    return make_env(aws_clients(aws_endpoint), "smr-rel", extra_buckets=("smr-rel-versioned",))
 
 
 @pytest.fixture(scope="session")
