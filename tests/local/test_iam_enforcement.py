@@ -115,3 +115,11 @@ def test_a_task_works_with_its_own_jobs_session_only(stack):
         f"task put {work} jobs/another-job/cancel": "AccessDenied", f"task list {work} jobs/": "AccessDenied",
         f"task put {DATA} outage/x": "AccessDenied",
     }
+
+
+def test_a_job_whose_session_policy_cannot_fit_is_refused_before_anything_runs(stack):
+    from lambda_handlers.grants import GrantError
+
+    inputs = [f"s3://input-bucket-number-{i:03d}/in/" for i in range(40)]
+    with pytest.raises(GrantError, match="declare fewer, wider input prefixes"):
+        stack.runner.submit(MapReduceJob(mapper=probe), input=inputs, output=f"s3://{DATA}/out/too-wide/")
