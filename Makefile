@@ -4,15 +4,17 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install lint test demo bench bench-quick local clean
+.PHONY: install lint test demo bench bench-install bench-quick local clean
 
 install: $(STAMP)
 
-# uv installs the whole stack in seconds; pip is the fallback when uv cannot be had.
+# uv installs the whole stack in seconds; pip is the fallback when uv cannot be had. Bytecode is
+# compiled at install, as pip does (uv does not by default): without it every `smr run --local`
+# compiles moto from source again where PYTHONDONTWRITEBYTECODE is set (seconds of its start).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv \
-	  && $(VENV)/bin/uv pip install --python $(PY) -q -e '.[local,dev]' \
+	  && $(VENV)/bin/uv pip install --python $(PY) -q --compile-bytecode -e '.[local,dev]' \
 	  || $(PY) -m pip install -q --disable-pip-version-check -e '.[local,dev]'
 	touch $(STAMP)
 
@@ -30,10 +32,15 @@ test: lint
 demo: install
 	$(PY) -m airflow_provider_smr.demo
 
-bench: install
+# The bench extra: Lithops (the peer row of the same run), py-spy, the HTTP servers compared.
+bench-install: install
+	$(VENV)/bin/uv pip install --python $(PY) -q -e '.[bench]' \
+	  || $(PY) -m pip install -q --disable-pip-version-check -e '.[bench]'
+
+bench: bench-install
 	$(PY) bench/run.py
 
-bench-quick: install
+bench-quick: bench-install
 	$(PY) bench/run.py --quick
 
 local: install

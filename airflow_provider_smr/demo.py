@@ -155,7 +155,8 @@ def copy_output(env: dict[str, str], result: dict, folder: Path) -> list[str]:
     """Copy the committed output and its ``_report.html`` from the stack into ``folder``."""
     import boto3
 
-    from airflow_provider_smr.engine.commands import download_output
+    from airflow_provider_smr.engine.commands import download_parts
+    from airflow_provider_smr.engine.output_folder import replace_output_folder
     from lambda_handlers import protocol
     from lambda_handlers.s3uri import S3Uri
 
@@ -163,17 +164,20 @@ def copy_output(env: dict[str, str], result: dict, folder: Path) -> list[str]:
                       region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
                       aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
                       aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
-    if folder.exists():
-        for old in folder.iterdir():
-            old.unlink()
-    copied = download_output(s3, result, folder)
-    report = S3Uri.parse(result["output"], what="output").join(protocol.REPORT_NAME)
-    try:
-        s3.download_file(report.bucket, report.key, str(folder / protocol.REPORT_NAME))
-        copied.append(str(folder / protocol.REPORT_NAME))
-    except Exception as exc:  # noqa: BLE001 - the report is a bonus; the output was copied
-        print(f"(no job report copied: {exc})")
-    return copied
+
+    def copy_report(staging: Path) -> None:
+        report = S3Uri.parse(result["output"], what="output").join(protocol.REPORT_NAME)
+        try:
+            s3.download_file(report.bucket, report.key, str(staging / protocol.REPORT_NAME))
+        except Exception as exc:  # noqa: BLE001 - the report is a bonus; the output is copied
+            print(f"(no job report copied: {exc})")
+
+    def fill(staging: Path) -> None:
+        download_parts(s3, result, staging)
+        copy_report(staging)
+
+    # The demo's copy folder is its own: each run replaces the previous copy.
+    return replace_output_folder(folder, fill, overwrite=True)
 
 
 if __name__ == "__main__":

@@ -9,20 +9,26 @@ modules, the helper modules they use) are pickled by value.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import inspect
 import sys
 import threading
 import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lambda_handlers.jobspec import IDENTITY as identity  # the reducer that writes values unchanged
+from lambda_handlers.jobspec import IdentityReducer
 from lambda_handlers.sizes import parse_size
 
 if TYPE_CHECKING:
+    import os
+
+    from airflow_provider_smr.job_files import SideFile
+    from airflow_provider_smr.params import ParamDecl
     from lambda_handlers.jobspec import BatchMapper, Fold, JobSpec, RangePartitioner
 
 __all__ = ["JobDefinitionError", "JobPicklingError", "JobRuntimeError", "MapReduceJob", "Step",
@@ -30,7 +36,7 @@ __all__ = ["JobDefinitionError", "JobPicklingError", "JobRuntimeError", "MapRedu
            "range_partitioner", "sample_boundaries"]
 
 INPUT_FORMATS = ("text", "csv", "jsonl", "whole", "parquet")
-OUTPUT_FORMATS = ("jsonl", "tsv", "csv", "parquet")
+OUTPUT_FORMATS = ("jsonl", "tsv", "csv", "parquet", "text")
 SERIALIZERS = ("json", "pickle")
 DEFAULT_INPUT = "default"
 
@@ -68,10 +74,9 @@ def _check_callable(fn: object, role: str, nargs: int, hint: str) -> None:
     try:
         sig.bind(*([None] * nargs))
     except TypeError:
-        raise JobDefinitionError(
-            f"{role} {_describe(fn)}{sig} must accept {nargs} positional argument"
-            f"{'s' if nargs > 1 else ''}: {hint}"
-        ) from None
+        takes = (f"accept {nargs} positional argument{'s' if nargs > 1 else ''}" if nargs
+                 else "be callable with no arguments")
+        raise JobDefinitionError(f"{role} {_describe(fn)}{sig} must {takes}: {hint}") from None
 
 
 def _check_format(value: str, allowed: tuple[str, ...], what: str) -> None:
@@ -79,30 +84,67 @@ def _check_format(value: str, allowed: tuple[str, ...], what: str) -> None:
         raise JobDefinitionError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
 
 
+#: The per-task hooks a step may have (each ``fn()``, run once per task attempt).
+TASK_HOOKS = ("mapper_setup", "mapper_teardown", "reducer_setup", "reducer_teardown")
+_STEP_ARGS = ("mapper", "combiner", "reducer", "partitioner", "num_reducers", *TASK_HOOKS)
+
+
 class Step:
-    """One MapReduce step of a job.
+    """One MapReduce step of a job (keyword arguments only).
 
     :param mapper: ``fn(record) -> iterable of (key, value)``; on step 0 of a job with named inputs,
-        a dict ``{input_name: fn}``. Later steps receive ``(key, value)`` tuples.
+        a dict ``{input_name: fn}``. Later steps receive ``(key, value)`` tuples, and may leave the
+        mapper out (or give ``identity``): the previous step's pairs then go to the shuffle as they
+        are. Step 0 needs a mapper (its records are input lines or rows, not pairs).
     :param combiner: ``fn(key, values) -> iterable of (key, value)``, run on map output.
     :param reducer: ``fn(key, values) -> iterable of (key, value)``; None makes a map-only step
         (only the last step may be map-only).
     :param partitioner: ``fn(key, n) -> int`` in ``[0, n)``; default: a stable hash of the key.
     :param num_reducers: reducers of this step; default: the job's setting or chosen from input size.
+    :param mapper_setup: ``fn()`` run once per map task attempt before its first record; what it
+        returns is ``lambda_handlers.context.state()`` for the task's mapper and combiner.
+    :param mapper_teardown: ``fn()`` run once per map task attempt after its last record; the
+        ``(key, value)`` pairs it returns or yields join the mapper's (mrjob's ``mapper_final``).
+    :param reducer_setup: like ``mapper_setup``, for each reduce task attempt.
+    :param reducer_teardown: like ``mapper_teardown``, after a reduce task's last key; its pairs
+        join the reducer's output.
     """
 
-    def __init__(self, mapper: Callable | dict[str, Callable], combiner: Callable | None = None,
-                 reducer: Callable | None = None, partitioner: Callable | None = None,
-                 num_reducers: int | None = None) -> None:
+    def __init__(self, *positional: Any, mapper: Callable | dict[str, Callable] | None = None,
+                 combiner: Callable | None = None, reducer: Callable | None = None,
+                 partitioner: Callable | None = None, num_reducers: int | None = None,
+                 mapper_setup: Callable | None = None, mapper_teardown: Callable | None = None,
+                 reducer_setup: Callable | None = None, reducer_teardown: Callable | None = None,
+                 **unknown: Any) -> None:
+        if positional:
+            raise JobDefinitionError(
+                f"Step takes keyword arguments only, got {len(positional)} positional: write "
+                "Step(mapper=..., combiner=..., reducer=...)")
+        if unknown:
+            name = sorted(unknown)[0]
+            close = difflib.get_close_matches(name, _STEP_ARGS, n=1)
+            hint = f"; did you mean {close[0]}=?" if close else f" (it takes {', '.join(_STEP_ARGS)})"
+            raise JobDefinitionError(f"Step has no argument {name!r}{hint}")
         self.mapper = mapper
         self.combiner = combiner
         self.reducer = reducer
         self.partitioner = partitioner
         self.num_reducers = num_reducers
+        self.mapper_setup = mapper_setup
+        self.mapper_teardown = mapper_teardown
+        self.reducer_setup = reducer_setup
+        self.reducer_teardown = reducer_teardown
 
     def __repr__(self) -> str:
-        return (f"Step(mapper={self.mapper!r}, combiner={self.combiner!r}, reducer={self.reducer!r}, "
-                f"partitioner={self.partitioner!r}, num_reducers={self.num_reducers!r})")
+        given = ", ".join(f"{name}={getattr(self, name)!r}" for name in _STEP_ARGS
+                          if getattr(self, name) is not None)
+        return f"Step({given})"
+
+    @property
+    def passes_pairs(self) -> bool:
+        """Whether the step has no mapper of its own (``None`` or ``identity``): the previous
+        step's pairs go to its shuffle unchanged."""
+        return self.mapper is None or isinstance(self.mapper, IdentityReducer)
 
     def validate(self, index: int, last: bool) -> None:
         where = f"step {index}"
@@ -117,8 +159,14 @@ class Step:
                 if not isinstance(name, str) or not name:  # type: ignore[redundant-expr]  # for untyped callers
                     raise JobDefinitionError(f"{where}: input names must be non-empty strings, got {name!r}")
                 _check_callable(fn, f"{where} mapper for input {name!r}", 1, "fn(record)")
-        elif self.mapper is None:
-            raise JobDefinitionError(f"{where}: a mapper is required")
+        elif self.passes_pairs:
+            if self.mapper is None and self.reducer is None:
+                raise JobDefinitionError(f"{where}: give a mapper, a reducer or both")
+            if index == 0:
+                raise JobDefinitionError(
+                    f"{where} needs a mapper: the first step's records are input records (lines, rows), "
+                    "not (key, value) pairs; write e.g. mapper=lambda line: [(line, 1)]. Only later "
+                    "steps may leave the mapper out, to reduce the previous step's pairs as they are")
         else:
             _check_callable(self.mapper, f"{where} mapper", 1, "fn(record)")
         if self.combiner is not None:
@@ -137,12 +185,24 @@ class Step:
             _check_callable(self.partitioner, f"{where} partitioner", 2, "fn(key, num_partitions)")
         if self.num_reducers is not None:
             _check_reducers(self.num_reducers, where)
+        for hook in TASK_HOOKS:
+            fn = getattr(self, hook)
+            if fn is None:
+                continue
+            if hook.startswith("reducer") and self.reducer is None:
+                raise JobDefinitionError(f"{where}: {hook} needs a reducer (a map-only step has no reduce tasks)")
+            _check_callable(fn, f"{where} {hook}", 0,
+                            "fn() -> state" if hook.endswith("setup") else "fn() -> iterable of (key, value) or None")
 
     def functions(self) -> list[Callable]:
         from lambda_handlers.jobspec import BatchMapper, Fold
 
-        fns = list(self.mapper.values()) if isinstance(self.mapper, dict) else [self.mapper]
+        if isinstance(self.mapper, dict):
+            fns = list(self.mapper.values())
+        else:
+            fns = [] if self.passes_pairs or self.mapper is None else [self.mapper]
         fns += [f for f in (self.combiner, self.reducer, self.partitioner) if f is not None]
+        fns += [f for f in (getattr(self, hook) for hook in TASK_HOOKS) if f is not None]
         # a fold's or a batch mapper's fn may be user code
         return fns + [f.fn for f in fns if isinstance(f, (Fold, BatchMapper))]
 
@@ -235,26 +295,44 @@ class MapReduceJob:
         a dict ``{input_name: format}`` for named inputs. Small objects are packed several to a
         map task (up to ``split_size`` bytes); ``lambda_handlers.context.input_uri()`` tells the
         mapper which object the record it is mapping comes from.
-    :param output_format: ``jsonl`` (``{"key": k, "value": v}`` lines), ``tsv``, ``csv`` or
+    :param output_format: ``jsonl`` (``{"key": k, "value": v}`` lines), ``tsv``, ``csv``,
         ``parquet`` (one Parquet file per part: columns ``key`` and ``value``, or the fields of the
-        dicts a reducer yields).
+        dicts a reducer yields) or ``text`` (values only, one per line: a ``str`` as it is,
+        anything else as JSON; keys are dropped).
     :param name: a label for logs and the plan; the mapper's name by default.
     :param serializer: how keys and values travel through the shuffle: ``json`` or ``pickle``.
     :param num_reducers: default number of reducers for steps that do not set their own.
     :param extra_modules: modules or packages (names or module objects) whose source travels with
         the job, importable inside Lambda even when the functions import them lazily.
+    :param params: the job's parameters, ``{name: default}``: the default's type is the
+        parameter's; a type (``int``) declares a required one, ``None`` one of any type, and an
+        Airflow ``Param`` is checked by its schema (see :mod:`airflow_provider_smr.params`).
+        ``job_params`` / ``--param`` are merged over the defaults and checked at submit.
+    :param files: side files shipped with the job (paths; relative ones to the folder of the
+        module that builds the job); a task reads one by name with
+        ``lambda_handlers.context.job_file(name)`` (see :mod:`airflow_provider_smr.job_files`).
+    :param mapper_setup: ``mapper_teardown``, ``reducer_setup``, ``reducer_teardown``: the
+        one-step job's per-task hooks (see :class:`Step`).
     """
 
     def __init__(self, mapper: Callable | dict[str, Callable] | None = None, combiner: Callable | None = None,
                  reducer: Callable | None = None, partitioner: Callable | None = None,
                  input_format: str | dict[str, str] = "text", output_format: str = "jsonl",
                  steps: Sequence[Step] | None = None, name: str | None = None, serializer: str = "json",
-                 num_reducers: int | None = None, extra_modules: list | tuple = ()) -> None:
+                 num_reducers: int | None = None, extra_modules: list | tuple = (),
+                 params: Mapping[str, Any] | None = None,
+                 files: Sequence[str | os.PathLike[str]] = (),
+                 mapper_setup: Callable | None = None, mapper_teardown: Callable | None = None,
+                 reducer_setup: Callable | None = None, reducer_teardown: Callable | None = None) -> None:
+        from airflow_provider_smr import job_files
+        from airflow_provider_smr import params as job_params
+
         if steps is not None:
-            if any(f is not None for f in (mapper, combiner, reducer, partitioner)):
+            if any(f is not None for f in (mapper, combiner, reducer, partitioner, mapper_setup,
+                                           mapper_teardown, reducer_setup, reducer_teardown)):
                 raise JobDefinitionError(
-                    "give either mapper/combiner/reducer/partitioner or steps=[Step(...)], "
-                    "not both")
+                    "give either mapper/combiner/reducer/partitioner (and their setup/teardown) or "
+                    "steps=[Step(...)], not both")
             if not isinstance(steps, (list, tuple)) or not steps:
                 raise JobDefinitionError("steps must be a non-empty list of Step(...)")
             for s in steps:
@@ -263,12 +341,17 @@ class MapReduceJob:
             self.steps = list(steps)
         else:
             # validate() below rejects a None mapper with a message naming the step.
-            self.steps = [Step(mapper, combiner, reducer, partitioner)]  # type: ignore[arg-type]
+            self.steps = [Step(mapper=mapper, combiner=combiner, reducer=reducer, partitioner=partitioner,
+                               mapper_setup=mapper_setup, mapper_teardown=mapper_teardown,
+                               reducer_setup=reducer_setup, reducer_teardown=reducer_teardown)]
         self.input_format = input_format
         self.output_format = output_format
         self.serializer = serializer
         self.num_reducers = num_reducers
         self.extra_modules = list(extra_modules)
+        self.params = params
+        self.param_decls: dict[str, ParamDecl] | None = job_params.declare(params)
+        self.files: tuple[SideFile, ...] = job_files.declare(files, job_files.caller_folder())
         self.name = name or self._default_name()
         self.validate()
 
@@ -332,21 +415,43 @@ class MapReduceJob:
             raise JobDefinitionError(
                 f"the job's mappers expect inputs {sorted(expected)}, got {sorted(names)}")
 
+    def resolve_params(self, given: Mapping[str, Any] | None, interface: str = "job_params") -> dict[str, Any]:
+        """The run's parameters: ``given`` merged over the declared defaults and checked, with
+        errors (:class:`~airflow_provider_smr.params.JobParamError`) that spell a parameter as
+        ``interface`` does (``"job_params"`` or ``"--param"``)."""
+        from airflow_provider_smr import params as job_params
+
+        return job_params.resolve(self.param_decls, given, interface)
+
+    def with_files(self, files: Sequence[str | os.PathLike[str]]) -> MapReduceJob:
+        """A copy of this job that also ships ``files`` (relative paths: to the current folder)."""
+        import copy
+
+        from airflow_provider_smr import job_files
+
+        job = copy.copy(self)
+        job.files = job_files.declare([*(f.path for f in self.files), *files], Path.cwd())
+        return job
+
     # -- what travels -----------------------------------------------------------------------------
 
     def to_spec(self, params: dict | None = None) -> JobSpec:
-        """The data plane's view of this job (what ``job.pkl`` holds)."""
+        """The data plane's view of this job (what ``job.pkl`` holds): ``params`` merged over the
+        declared defaults and checked, the side files checked (present, within the size limit)."""
+        from airflow_provider_smr import job_files
         from lambda_handlers.jobspec import JobSpec, StepSpec
 
-        steps = [StepSpec(mapper=s.mapper, combiner=s.combiner, reducer=s.reducer,
-                          partitioner=s.partitioner, num_reducers=s.num_reducers) for s in self.steps]
+        steps = [StepSpec(mapper=None if s.passes_pairs else s.mapper, combiner=s.combiner,
+                          reducer=s.reducer, partitioner=s.partitioner, num_reducers=s.num_reducers,
+                          **{hook: getattr(s, hook) for hook in TASK_HOOKS}) for s in self.steps]
         formats = ({k: v for k, v in self.input_format.items()} if isinstance(self.input_format, dict)
                    else {})
         default = self.input_format if isinstance(self.input_format, str) else "text"
         return JobSpec(steps=steps, name=self.name, input_format=default, input_formats=formats,
                        output_format=self.output_format, serializer=self.serializer,
-                       params=dict(params or {}),
-                       modules=module_sources(getattr(self, "extra_modules", ())))
+                       params=self.resolve_params(params),
+                       modules=module_sources(getattr(self, "extra_modules", ())),
+                       files=job_files.describe(getattr(self, "files", ())))
 
     def functions(self) -> list[Callable]:
         return [fn for s in self.steps for fn in s.functions()]
@@ -379,6 +484,32 @@ class MapReduceJob:
         return (f"cannot pickle {culprit}: {type(exc).__name__}: {exc}. Job functions travel to "
                 "Lambda as data, so they must not capture locks, open files, clients or sockets; "
                 "create those inside the function instead")
+
+    # -- in this process ----------------------------------------------------------------------------
+
+    def run_inline(self, input: Any, output: str | Path | None = None, *, job_params: dict | None = None,
+                   **options: Any) -> list:
+        """Run the job in this process, with no stack and no AWS, and return its output records.
+
+        The same planner and Lambda handlers as on a stack run it against an in-memory S3, one
+        task at a time in this thread, with the tasks' memory budgets of ``memory_mb``; the
+        parts are those ``smr run --local`` writes for the same options. An exception in one of
+        the job's functions is raised as it is, with its traceback and a note naming the task and
+        record, and is not retried (``breakpoint()`` and post-mortem debugging work).
+
+        :param input: a local file or folder, ``bytes`` (one input object's content), a list of
+            those, or a dict of named inputs.
+        :param output: a local folder to write the parts and ``_SUCCESS`` into, as ``smr run
+            --local`` does; None: records only.
+        :param job_params: the job's parameters (``job_params`` of the operator).
+        :param options: job options (``split_size``, ``num_reducers``, ``max_bad_records``, ...),
+            and ``memory_mb``, ``mapper_memory_mb``, ``reducer_memory_mb``, ``timeout_s``.
+        :return: the records of the parts in order: ``(key, value)`` tuples for ``jsonl`` and
+            ``tsv`` output, tuples of strings for ``csv``, dicts for ``parquet``, lines otherwise.
+        """
+        from airflow_provider_smr.engine.inline import run_inline
+
+        return run_inline(self, input, output, job_params=job_params, **options).records
 
 
 def module_sources(modules: Any) -> dict[str, list]:

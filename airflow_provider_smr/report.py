@@ -64,6 +64,7 @@ class Attempt:
     outcome: str  # WON | FAILED | LOST | RUNNING
     speculative: bool = False
     error: str | None = None  # "Type: message" of a failed attempt
+    hooks_s: dict[str, float] = field(default_factory=dict)  # the winner's setup_s / teardown_s
 
     @property
     def duration(self) -> float | None:
@@ -114,6 +115,8 @@ class JobReport:
     parts: list[str] = field(default_factory=list)
     error: str | None = None
     generated: float | None = None
+    #: increment_counter's totals so far, ``{group: {name: total}}`` (winning attempts only)
+    user_counters: dict[str, dict[str, int | float]] = field(default_factory=dict)
 
     @property
     def span(self) -> tuple[float, float]:
@@ -168,7 +171,8 @@ def _attempts(plan: Plan, listed: list[dict], done_bodies: dict[tuple[int, str, 
         start = starts[key]
         if body is not None and int(body.get("attempt", -1)) == attempt:
             start = epoch_seconds(body.get("started")) or start
-            out.append(Attempt(step, phase, task, attempt, start, epoch_seconds(body.get("finished")), WON))
+            out.append(Attempt(step, phase, task, attempt, start, epoch_seconds(body.get("finished")), WON,
+                               hooks_s={k: body[k] for k in ("setup_s", "teardown_s") if k in body}))
             continue
         if key in error_marks:
             detail = errors.get(key) or {}
@@ -278,6 +282,9 @@ def build_report(plan: Plan, listed: list[dict], done_markers: Mapping[str, dict
         inputs=[{"name": name, "uris": list(spec.uris), "format": spec.format}
                 for name, spec in sorted(plan.inputs.items())],
         attempts=attempts, phases=_phase_stats(plan, attempts, bodies), generated=generated)
+    from airflow_provider_smr.engine.watch import user_counters
+
+    report.user_counters = user_counters(bodies.values())
     if result:
         req = result.get("requests", {})
         report.requests = dict(req.get("s3", {}))
@@ -510,6 +517,8 @@ def render_timeline(report: JobReport) -> str:
         tip = f"{a.label}: {a.outcome}" + (" (speculative)" if a.speculative else "")
         if a.duration is not None:
             tip += f", {a.duration:.2f}s"
+        if a.hooks_s:  # the step's task setup / teardown, inside that duration
+            tip += " (" + ", ".join(f"{k[:-2]} {v:.2f}s" for k, v in a.hooks_s.items()) + ")"
         if a.error:
             tip += f"\n{a.error}"
         out.append(f'<rect class="{" ".join(classes)}" x="{x:.2f}" y="{y:.2f}" width="{w:.2f}" '
@@ -570,6 +579,17 @@ def _cost_table(report: JobReport) -> str:
     return f"<table class=cost>{''.join(rows)}</table>{note}"
 
 
+def _counters_table(report: JobReport) -> str:
+    """The user counters (``increment_counter``), or nothing when the job has none."""
+    if not report.user_counters:
+        return ""
+    e = html.escape
+    rows = [f"<tr><td>{e(group)}</td><td>{e(name)}</td><td>{count:,}</td></tr>"
+            for group, names in report.user_counters.items() for name, count in names.items()]
+    return ("<h2>Counters</h2><table class=counters><tr><th>group</th><th>name</th><th>total</th></tr>"
+            f"{''.join(rows)}</table>")
+
+
 def _io_section(report: JobReport) -> str:
     e = html.escape
     items = "".join(f"<li><b>{e(i['name'])}</b> ({e(str(i.get('format') or '-'))}): "
@@ -598,6 +618,7 @@ tasks ran from {_fmt_time(t0)} for {t1 - t0:.2f}s &middot; report generated {_fm
 <h2>Timeline</h2>{_legend()}
 {render_timeline(report)}
 <h2>Phases</h2>{_stats_table(report)}
+{_counters_table(report)}
 <h2>Requests and cost</h2>{_cost_table(report)}
 {_io_section(report)}
 {error}

@@ -14,6 +14,7 @@ from airflow_provider_smr import (
     range_partitioner,
     sample_boundaries,  # noqa: F401  (run.py and dataplane.py sample sort keys)
 )
+from bench.floors import word_counter
 
 SORT_KEY = 10
 
@@ -56,13 +57,9 @@ def python_range_partitioner(boundaries):
 
 
 def count_words_block(lines):
-    """In-mapper combining: the floor's own loop (bench/floors.py), run on a block of lines."""
-    counts = {}
-    get = counts.get
-    for line in lines:
-        for word in line.split():
-            counts[word] = get(word, 0) + 1
-    return counts.items()
+    """In-mapper combining: the floor's own ``Counter`` loop (bench/floors.py), which the Lithops row
+    runs too, on a block of lines."""
+    return word_counter(lines).items()
 
 
 def prefix_revenue_block(lines):
@@ -98,6 +95,10 @@ def sort_builtin_job(boundaries):
 
 def word_count_job():
     return MapReduceJob(mapper=words, combiner=fold(operator.add), reducer=total, name="bench_word_count")
+
+
+#: the README-style job as ``smr run`` loads it (``bench/jobs.py:word_count``): the whole-process row
+word_count = word_count_job()
 
 
 def word_count_without_combiner_job():

@@ -3,7 +3,10 @@
 ``SELECT SUBSTR(sourceIP, 1, 8), SUM(adRevenue) FROM uservisits GROUP BY 1`` over the 5-node
 uservisits table (126.8 GB, 775 M rows), printed next to the published peer figures: AWS's
 BigLambda reference (200 s, $0.113) and Corral (168.8 s). Target: under 150 s and under $0.10 with
-at most 1,000 concurrent functions.
+at most 1,000 concurrent functions. The model itself lives in the data plane
+(:mod:`lambda_handlers.costmodel`), where the planner prices plans with it; this module validates it
+against a local run, searches its own grid (:func:`best_plan`) and reports the planner's choices
+(:func:`planner_targets`).
 
 What the model assumes (printed with every result, see :func:`assumptions`):
 
@@ -38,7 +41,7 @@ What the model assumes (printed with every result, see :func:`assumptions`):
    environments, each billed one cold start.
 6. Billing: GB-seconds of billed duration (1 ms granularity, negligible at these task lengths) at
    the stack's one memory size for every function; us-east-1 x86 list prices
-   (airflow_provider_smr.cost.Prices); no storage, transfer or CloudWatch Logs.
+   (lambda_handlers.prices.Prices); no storage, transfer or CloudWatch Logs.
 7. A loaded machine: :func:`normalized` scales the measured CPU rates by how much slower the
    floor ran in the same run than on an idle core (``REFERENCE_FLOOR_MB_S``), i.e. it assumes the
    engine's ratio to the floor, not its absolute speed, carries over.
@@ -46,10 +49,25 @@ What the model assumes (printed with every result, see :func:`assumptions`):
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
-from airflow_provider_smr.cost import DEFAULT_PRICES, Prices, cost_breakdown
+from lambda_handlers.costmodel import (  # noqa: F401  (the model's names, as this module's users know them)
+    DEFAULT_OBJECTIVE,
+    FULL_VCPU_MB,
+    Modelled,
+    Objective,
+    Rates,
+    Workload,
+    combined_keys,
+    coordinator_environments,
+    estimate,
+    lambda_invocations,
+    pareto_front,
+    requests_per_job,
+    search,
+)
+from lambda_handlers.costmodel import Sizing as Plan
+from lambda_handlers.prices import DEFAULT_PRICES, Prices
 
 PEERS = {
     "BigLambda (AWS reference, 2016)": {"seconds": 200.0, "usd": 0.113},
@@ -61,158 +79,23 @@ PEERS = {
 REFERENCE_FLOOR_MB_S = 105.0
 TARGET_SECONDS = 150.0
 TARGET_USD = 0.10
-FULL_VCPU_MB = 1769
+# Issue 18: the planner's own plan within max_cost_usd=0.10 finishes within this.
+PLANNER_BUDGET_USD = 0.10
+PLANNER_TARGET_SECONDS = 100.0
+AMPLAB = Workload()  # the defaults: AMPLab Q2 over 126.8 GB
+RATES = Rates()
+PLAN = Plan()
 
 
-@dataclass(frozen=True)
-class Workload:
-    input_bytes: float = 126.8e9
-    rows: float = 775e6
-    groups: float = 2_255_536
-    output_bytes_per_group: float = 32.0  # one jsonl line: {"key": "123.45.6", "value": 1234.56}
+def meets_target(result: Modelled) -> bool:
+    return result.wall_s < TARGET_SECONDS and result.usd < TARGET_USD
 
 
-@dataclass(frozen=True)
-class Rates:
-    """Measured on this machine (per core) or assumed for AWS; see the module docstring."""
-
-    map_cpu_mb_s: float = 40.0  # input MB per CPU-second of a map task (parse, combine, encode)
-    reduce_cpu_mb_s: float = 30.0  # shuffle MB per CPU-second of a reduce task
-    shuffle_bytes_per_key: float = 24.0
-    read_mb_s: float = 80.0
-    write_mb_s: float = 60.0
-    full_network_mb: int = 1024  # below this memory, S3 throughput shrinks proportionally
-    request_latency_s: float = 0.03
-    parallel_gets: int = 16  # a reducer's concurrent ranged GETs
-    cold_start_s: float = 0.6
-    invoke_rate: float = 400.0  # async invokes issued per second by one driver
-    coordinator_s: float = 0.06  # one coordinator call, warm: a HEAD and a small LIST
-    finish_spread: float = 0.2  # tasks of a phase finish within this fraction of a task's time
-    poll_s: float = 1.0  # watcher LIST interval
-    overlap: bool = True  # the split is read ahead on a thread while the mapper runs
-
-
-@dataclass(frozen=True)
-class Plan:
-    map_tasks: int = 1000
-    reducers: int = 32
-    memory_mb: int = 1769
-    concurrency: int = 1000
-
-
-@dataclass(frozen=True)
-class Modelled:
-    plan: Plan
-    map_task_s: float
-    reduce_task_s: float
-    wall_s: float
-    shuffle_bytes: float
-    lambda_gb_seconds: float
-    lambda_requests: int
-    s3_requests: dict
-    cost: dict
-
-    @property
-    def usd(self) -> float:
-        return self.cost["total"]
-
-    def meets_target(self) -> bool:
-        return self.wall_s < TARGET_SECONDS and self.usd < TARGET_USD
-
-
-def combined_keys(rows_per_task: float, groups: float) -> float:
-    """Distinct keys a combiner leaves out of ``rows_per_task`` rows (uniform occupancy)."""
-    return groups * -math.expm1(-rows_per_task / groups)
-
-
-def requests_per_job(map_tasks: int, reducers: int, *, polls: int = 0,
-                     input_objects: int = 1) -> dict[str, int]:
-    """S3 requests of one single-step job with ``map_tasks`` splits and ``reducers`` reducers.
-
-    Per task, as the engine makes them (counted by function in process): a map task HEADs the
-    cancel marker, PUTs a start marker, GETs plan.json and job.pkl, ranged-GETs its split twice
-    (the split and the straddling line), PUTs its data object and its done marker. Each task's
-    done notification (one coordinator call) HEADs the group's tally and LISTs its group of ten;
-    the last finisher of a group GETs its ten markers (tallies) and PUTs the tally one level up
-    (~1 per 9 tasks over all levels). The call that completes a phase LISTs the claims and job
-    states, claims the next phase and (maps) GETs the root tally and PUTs the manifest; a reducer
-    GETs plan, job.pkl and the manifest, then one slice per map task; commit GETs the root tally,
-    HEADs _SUCCESS, copies R parts and LISTs the output. The watcher LISTs the status prefix
-    (``2 (M + R)`` keys, 1,000 a page) once a poll.
-    """
-    m, r = map_tasks, reducers
-    tallies = sum(math.ceil(n / 10**level) for n in (m, r) if n > 1
-                  for level in range(1, max(1, math.ceil(math.log10(n))) + 1))
-    status_pages = max(1, math.ceil((2 * (m + r) + 8) / 1000))
-    return {
-        # job.pkl, plan; start/data/done per task; tallies; manifest; 2 claims; _SUCCESS, done, state
-        "PUT": 2 + 3 * m + 3 * r + tallies + 1 + 2 + 3,
-        # map: plan, pkl, split, straddle; climbers: every marker and tally once; manifest and
-        # commit: the root tallies; reduce: plan, pkl, manifest, M slices
-        "GET": 4 * m + (m + r + tallies) + 2 + r * (3 + m),
-        # cancel marker per task; tally check per notification; cancel + _SUCCESS at the transitions
-        "HEAD": (m + r) + (m + r) + 3,
-        "LIST": (math.ceil(input_objects / 1000) + (m + r) + tallies + 2 * 2 + 1
-                 + polls * status_pages),
-        "COPY": r,
-    }
-
-
-def lambda_invocations(map_tasks: int, reducers: int) -> int:
-    return map_tasks + reducers + (map_tasks + reducers)  # tasks + one coordinator call each
-
-
-def coordinator_environments(calls: int, task_s: float, rates: Rates) -> int:
-    """Coordinator environments Lambda starts for ``calls`` notifications arriving within
-    ``finish_spread`` x ``task_s`` (at least a second): arrival rate x time each call holds one."""
-    spread = max(1.0, rates.finish_spread * task_s)
-    return max(1, min(calls, math.ceil(calls * (rates.cold_start_s + rates.coordinator_s) / spread)))
-
-
-def model(workload: Workload = Workload(), rates: Rates = Rates(), plan: Plan = Plan(),
+def model(workload: Workload = AMPLAB, rates: Rates = RATES, plan: Plan = PLAN,
           prices: Prices = DEFAULT_PRICES) -> Modelled:
-    """Wall time, GB-seconds, requests and cost of the job under ``plan``."""
-    w, q, p = workload, rates, plan
-    cpu_stretch = max(1.0, FULL_VCPU_MB / p.memory_mb)
-    net = min(1.0, p.memory_mb / q.full_network_mb)
-    q = replace(q, read_mb_s=q.read_mb_s * net, write_mb_s=q.write_mb_s * net)
-    mb = 1e6
-    split = w.input_bytes / p.map_tasks
-    keys_per_task = combined_keys(w.rows / p.map_tasks, w.groups)
-    map_out = keys_per_task * q.shuffle_bytes_per_key
-    shuffle = map_out * p.map_tasks
-    read = split / mb / q.read_mb_s + 2 * q.request_latency_s
-    compute = split / mb / q.map_cpu_mb_s * cpu_stretch
-    write = map_out / mb / q.write_mb_s + 4 * q.request_latency_s
-    map_task = (max(read, compute) if q.overlap else read + compute) + write + 3 * q.request_latency_s
-
-    slice_in = shuffle / p.reducers
-    gets = p.map_tasks  # one ranged GET per map output (a slice is far below a fetch piece)
-    r_read = slice_in / mb / q.read_mb_s + math.ceil(gets / q.parallel_gets) * q.request_latency_s
-    r_compute = slice_in / mb / q.reduce_cpu_mb_s * cpu_stretch
-    out = w.groups * w.output_bytes_per_group / p.reducers
-    reduce_task = r_read + r_compute + out / mb / q.write_mb_s + 6 * q.request_latency_s
-
-    waves_m = math.ceil(p.map_tasks / p.concurrency)
-    waves_r = math.ceil(p.reducers / p.concurrency)
-    plan_s = 1.0
-    map_phase = p.map_tasks / q.invoke_rate + q.cold_start_s + waves_m * map_task
-    reduce_phase = q.coordinator_s + p.reducers / q.invoke_rate + q.cold_start_s + waves_r * reduce_task
-    commit = q.coordinator_s + math.ceil(p.reducers / q.parallel_gets) * 2 * q.request_latency_s
-    wall = plan_s + map_phase + reduce_phase + commit + q.poll_s
-
-    gb = p.memory_mb / 1024
-    coordinator_calls = p.map_tasks + p.reducers
-    coordinator_colds = (coordinator_environments(p.map_tasks, map_task, q)
-                         + coordinator_environments(p.reducers, reduce_task, q))
-    gb_s = gb * (p.map_tasks * (map_task + q.cold_start_s)
-                 + p.reducers * (reduce_task + q.cold_start_s)
-                 + coordinator_calls * q.coordinator_s + coordinator_colds * q.cold_start_s + commit)
-    requests = requests_per_job(p.map_tasks, p.reducers, polls=math.ceil(wall / q.poll_s),
-                                input_objects=p.map_tasks)
-    invocations = lambda_invocations(p.map_tasks, p.reducers)
-    cost = cost_breakdown(gb_s, invocations, requests, prices).to_dict()
-    return Modelled(p, map_task, reduce_task, wall, shuffle, gb_s, invocations, requests, cost)
+    """Wall time, GB-seconds, requests and cost of the job under ``plan``
+    (:func:`lambda_handlers.costmodel.estimate`)."""
+    return estimate(workload, rates, plan, prices)
 
 
 MAP_TASK_OPTIONS = (100, 250, 500, 750, 1000, 1500, 2000, 3000)
@@ -220,23 +103,29 @@ REDUCER_OPTIONS = (8, 16, 32, 64, 96, 128, 192, 256, 384, 512)
 MEMORY_OPTIONS = (512, 1024, 1536, 1769, 2048, 3008)
 
 
-def best_plan(workload: Workload = Workload(), rates: Rates = Rates(), concurrency: int = 1000,
+def plan_grid(workload: Workload = AMPLAB, rates: Rates = RATES, concurrency: int = 1000,
+              prices: Prices = DEFAULT_PRICES) -> list[Modelled]:
+    """Every plan :func:`best_plan` searches, modelled."""
+    return search(workload, rates, map_tasks=[m for m in MAP_TASK_OPTIONS if m <= 3 * concurrency],
+                  reducers=[r for r in REDUCER_OPTIONS if r <= concurrency], memory_mb=MEMORY_OPTIONS,
+                  concurrency=concurrency, prices=prices)
+
+
+def best_plan(workload: Workload = AMPLAB, rates: Rates = RATES, concurrency: int = 1000,
               prices: Prices = DEFAULT_PRICES) -> Modelled:
     """The cheapest plan under the time target (the fastest one if none meets it), searching M
     (up to 3 waves of ``concurrency``), R and the functions' memory over :data:`MAP_TASK_OPTIONS`,
     :data:`REDUCER_OPTIONS` and :data:`MEMORY_OPTIONS`."""
-    options = [model(workload, rates, Plan(m, r, mem, concurrency), prices)
-               for m in MAP_TASK_OPTIONS if m <= 3 * concurrency
-               for r in REDUCER_OPTIONS if r <= concurrency
-               for mem in MEMORY_OPTIONS]
+    options = plan_grid(workload, rates, concurrency, prices)
     fast = [o for o in options if o.wall_s < TARGET_SECONDS]
     return min(fast, key=lambda o: o.usd) if fast else min(options, key=lambda o: o.wall_s)
 
 
-def planner_plan(workload: Workload = Workload(), concurrency: int = 1000,
+def planner_plan(workload: Workload = AMPLAB, concurrency: int = 1000,
                  memory_mb: int = FULL_VCPU_MB) -> Plan:
-    """What the engine's planner picks for this input when the job gives no sizes
-    (lambda_handlers.planning, one object of ``workload.input_bytes``)."""
+    """What the engine's sizing rules pick for this input when the job gives no sizes
+    (lambda_handlers.planning, one object of ``workload.input_bytes``): the planner's default below
+    scale; at scale it takes the model's better plan (:func:`planner_choice`)."""
     from lambda_handlers import planning
 
     total = int(workload.input_bytes)
@@ -245,6 +134,56 @@ def planner_plan(workload: Workload = Workload(), concurrency: int = 1000,
     m = len(planning.split_object(obj, size, "text", merge_tail=True))
     r = planning.choose_num_reducers(total, m, memory_mb=memory_mb, concurrency=concurrency)
     return Plan(m, r, memory_mb, concurrency)
+
+
+def planner_choice(objective: Objective = DEFAULT_OBJECTIVE, rates: Rates = RATES, workload: Workload = AMPLAB,
+                   concurrency: int = 1000) -> tuple[Modelled, list[Modelled]]:
+    """The engine's planner's own choice for ``objective`` (lambda_handlers.planning.choose_sizing,
+    memory free among :data:`MEMORY_OPTIONS`, the rules' default at 1,769 MB) and every plan its
+    search modelled; raises ``CostLimitError`` when nothing is within the budget."""
+    from lambda_handlers import planning
+
+    total = int(workload.input_bytes)
+    chosen = planning.choose_sizing(total, objective, concurrency=concurrency, memory_mb=FULL_VCPU_MB,
+                                    memory_options=MEMORY_OPTIONS, workload=workload, rates=rates)
+    _, options = planning.sizing_options(total, concurrency=concurrency, memory_mb=FULL_VCPU_MB,
+                                         memory_options=MEMORY_OPTIONS, workload=workload, rates=rates)
+    return chosen, options
+
+
+def planner_targets(rates: Rates = RATES) -> dict:
+    """Issue 18's planner targets for AMPLab Q2 at 126.8 GB: the default plan on the model's Pareto
+    front (no plan of the planner's search, nor of :func:`plan_grid`, both faster and cheaper), and
+    the plan within ``max_cost_usd=0.10`` finishing in <= 100 s."""
+    from lambda_handlers.costmodel import CostLimitError, describe
+
+    default, options = planner_choice(rates=rates)
+    grid = plan_grid(rates=rates)
+    beaten = [o for o in options + grid if o.wall_s < default.wall_s and o.usd < default.usd]
+    out: dict = {"default": {**default.summary(), "plan": describe(default),
+                             "on_pareto_front": not beaten, "plans_searched": len(options) + len(grid)}}
+    try:
+        budget, _ = planner_choice(Objective(max_cost_usd=PLANNER_BUDGET_USD), rates)
+        out["max_cost_usd"] = {**budget.summary(), "plan": describe(budget),
+                               "meets_target": budget.wall_s <= PLANNER_TARGET_SECONDS}
+    except CostLimitError as exc:
+        out["max_cost_usd"] = {"refused": str(exc), "meets_target": False}
+    cheapest, _ = planner_choice(Objective("cost"), rates)
+    out["cost"] = {**cheapest.summary(), "plan": describe(cheapest)}
+    return out
+
+
+def planner_report(targets: dict) -> str:
+    d, b, c = targets["default"], targets["max_cost_usd"], targets["cost"]
+    budget = (f"{b['plan']}: {'MET' if b['meets_target'] else 'NOT MET'} (target <= "
+              f"{PLANNER_TARGET_SECONDS:.0f} s)" if "plan" in b else f"refused ({b['refused']})")
+    return "\n".join([
+        "  the planner (lambda_handlers.planning.choose_sizing, memory free):",
+        f"   - optimize='time' (default): {d['plan']}; on the Pareto front of {d['plans_searched']} "
+        f"plans: {'yes' if d['on_pareto_front'] else 'NO'}",
+        f"   - max_cost_usd={PLANNER_BUDGET_USD:.2f}: {budget}",
+        f"   - optimize='cost': {c['plan']}",
+    ])
 
 
 def assumptions(rates: Rates) -> list[str]:
@@ -267,7 +206,7 @@ def assumptions(rates: Rates) -> list[str]:
 
 
 def report(result: Modelled, rates: Rates) -> str:
-    p = result.plan
+    p = result.sizing
     lines = [
         f"Modelled AWS run, AMPLab Q2 at 126.8 GB: M={p.map_tasks} R={p.reducers} "
         f"memory={p.memory_mb} MB concurrency={p.concurrency}",
@@ -278,7 +217,7 @@ def report(result: Modelled, rates: Rates) -> str:
         "  cost $" + f"{result.usd:.4f} (" + ", ".join(
             f"{k} ${v:.4f}" for k, v in result.cost.items() if k != "total") + ")",
         f"  target < {TARGET_SECONDS:.0f} s and < ${TARGET_USD:.2f}: "
-        + ("MET" if result.meets_target() else "NOT MET"),
+        + ("MET" if meets_target(result) else "NOT MET"),
     ]
     for name, peer in PEERS.items():
         usd = f"${peer['usd']:.3f}" if peer["usd"] is not None else "cost not published"
@@ -297,20 +236,20 @@ def normalized(measured: dict, floor_mb_s_per_core: float | None,
     return {k: (v * factor if k in ("map_cpu_mb_s", "reduce_cpu_mb_s") else v) for k, v in measured.items()}
 
 
-def required_speedup(rates: Rates, workload: Workload = Workload(), concurrency: int = 1000,
+def required_speedup(rates: Rates, workload: Workload = AMPLAB, concurrency: int = 1000,
                      prices: Prices = DEFAULT_PRICES) -> float | None:
     """Smallest factor on both CPU rates for which some plan meets the target (None past 1000x)."""
     factor = 1.0
     while factor <= 1000:
         faster = replace(rates, map_cpu_mb_s=rates.map_cpu_mb_s * factor,
                          reduce_cpu_mb_s=rates.reduce_cpu_mb_s * factor)
-        if best_plan(workload, faster, concurrency, prices).meets_target():
+        if meets_target(best_plan(workload, faster, concurrency, prices)):
             return round(factor, 2)
         factor *= 1.1
     return None
 
 
-def rates_from(measured: dict, base: Rates = Rates()) -> Rates:
+def rates_from(measured: dict, base: Rates = RATES) -> Rates:
     """``base`` with the fields present in ``measured`` (e.g. from a local AMPLab run) replaced."""
     known = {k: v for k, v in measured.items() if k in asdict(base) and v}
     return replace(base, **known)
@@ -319,5 +258,6 @@ def rates_from(measured: dict, base: Rates = Rates()) -> Rates:
 if __name__ == "__main__":
     rates = Rates()
     print(report(best_plan(rates=rates), rates))
+    print(planner_report(planner_targets(rates)))
     print(report(model(rates=rates, plan=planner_plan()), rates).replace(
-        "Modelled AWS run", "Planner's default plan", 1))
+        "Modelled AWS run", "The sizing rules' plan", 1))

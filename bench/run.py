@@ -3,8 +3,11 @@
 ``make bench`` runs every workload at the default size; ``make bench-quick`` (``--quick``) runs
 small sizes in under two minutes. Generated data goes to a temp dir (``--data-dir`` to keep and
 reuse it). Each row: workload, size, M, R, wall seconds, floor seconds, ratio, S3 requests by type,
-Lambda invocations, GB-seconds, estimated cost, driver peak RSS. Then the modelled AWS run of AMPLab
-Q2 at 126.8 GB from the rates this run measured (bench/model.py).
+Lambda invocations, GB-seconds, estimated cost, driver peak RSS. Word count and the trivial job
+also get the peer of the same run, Lithops ``localhost`` (bench/peers.py; skipped when Lithops is not
+installed, ``--no-peer`` leaves it out), and every such row its ratio to it. Then the modelled AWS
+run of AMPLab Q2 at 126.8 GB from the rates this run measured (bench/model.py) and the planner's
+plans for it (optimize="time", optimize="cost", max_cost_usd).
 
     python bench/run.py [--quick] [--size 256MiB] [--only wordcount,amplab,...] [--json out.json]
 """
@@ -25,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import floors, jobs, model, verify  # noqa: E402
+from bench import floors, jobs, model, peers, verify  # noqa: E402
 from bench.gen_common import parse_size  # noqa: E402
 from bench.gen_sort import KEY, sort_file  # noqa: E402
 from bench.gen_uservisits import uservisits_file  # noqa: E402
@@ -70,6 +73,40 @@ def _row(name: str, size: int, run, floor_s: float | None, **extra) -> dict:
         "result_s3_requests": r.get("requests", {}).get("s3"),
         "handler_seconds": run.handler_seconds, **extra,
     }
+
+
+def _floor(args, path: Path, measure) -> floors.Floor:
+    """The floor of ``path``, measured once a run: every row over the same bytes (batch, per record,
+    Lithops) is divided by the same figure."""
+    cache = args.__dict__.setdefault("floor_runs", {})
+    if str(path) not in cache:
+        cache[str(path)] = measure(path)
+    return cache[str(path)]
+
+
+def _peer(args, key: str, measure) -> dict | None:
+    """The Lithops figure for ``key`` (measured once a run, on first use), or None without Lithops."""
+    cache = args.__dict__.setdefault("peer_runs", {})
+    if key not in cache:
+        cache[key] = measure() if args.peer and peers.available() else None
+    return cache[key]
+
+
+def _peer_row(name: str, size: int, seconds: float, floor_s: float | None) -> dict:
+    return {"workload": name, "bytes": size, "wall_s": round(seconds, 3),
+            "floor_s": None if floor_s is None else round(floor_s, 3),
+            "ratio": round(seconds / floor_s, 2) if floor_s else None, "peer": "lithops localhost"}
+
+
+def lithops_word_count(args, path: Path, floor: floors.Floor) -> dict | None:
+    """The Lithops localhost row for word count of ``path`` (its answer checked against the floor)."""
+    def measure() -> dict:
+        run = peers.lithops_word_count(path)
+        verify.check_counts(run.answer, floor.answer)
+        return _peer_row(f"Lithops localhost ({peers.CHUNKS} chunks)", path.stat().st_size, run.seconds,
+                         floor.seconds)
+
+    return _peer(args, f"wordcount:{path}", measure)
 
 
 def phase_gaps(markers: list[dict]) -> dict:
@@ -137,18 +174,22 @@ def _shuffle_puts(bench, result, work_bucket: str | None = None) -> dict:
 def bench_wordcount(bench, args, data_dir: Path, per_record: bool = False) -> dict:
     size = args.size
     gen = words_file(data_dir, size, args.seed)
-    floor = floors.word_count_floor(gen.path)
+    floor = _floor(args, gen.path, floors.word_count_floor)
+    fresh = f"wordcount:{gen.path}" not in args.__dict__.get("peer_runs", {})
+    peer = lithops_word_count(args, gen.path, floor)
     uri = bench.upload(gen.path, f"words/{gen.path.name}")
     job = jobs.word_count_job() if per_record else jobs.word_count_batch_job()
     run = bench.run(job, input=uri, output=f"s3://{bench.data_bucket}/out/wordcount/", **_split_kw(args, size))
     verify.check_counts(_records(bench, run.result), floor.answer)
-    return _row("word count" + PER_RECORD * per_record, gen.size, run, floor.seconds, verified=True,
-                **_shuffle_puts(bench, run.result))
+    row = _row("word count" + PER_RECORD * per_record, gen.size, run, floor.seconds, verified=True,
+               **_shuffle_puts(bench, run.result))
+    row["vs_lithops"] = peers.ratios(run.wall_s, floor.seconds, peer and peer["wall_s"])["vs_lithops"]
+    return [peer, row] if peer and fresh else [row]
 
 
 def bench_amplab(bench, args, data_dir: Path, per_record: bool = False) -> dict:
     gen = uservisits_file(data_dir, args.size, args.seed)
-    floor = floors.amplab_q2_floor(gen.path)
+    floor = _floor(args, gen.path, floors.amplab_q2_floor)
     uri = bench.upload(gen.path, f"uservisits/{gen.path.name}")
     job = jobs.amplab_q2_job() if per_record else jobs.amplab_q2_batch_job()
     run = bench.run(job, input=uri, output=f"s3://{bench.data_bucket}/out/amplab/", **_split_kw(args, args.size))
@@ -197,8 +238,58 @@ def bench_trivial(bench, args, data_dir: Path) -> dict:
     run = sorted(runs, key=lambda r: r.wall_s)[1]
     expected = floors.count_words(body)
     verify.check_counts(_records(bench, run.result), expected)
-    return _row("trivial (median of 3)", len(body), run, None, verified=True,
-                all_wall_s=[round(r.wall_s, 3) for r in runs], poll_s=args.latency_poll)
+    row = _row("trivial (median of 3)", len(body), run, None, verified=True,
+               all_wall_s=[round(r.wall_s, 3) for r in runs], poll_s=args.latency_poll)
+    process = smr_process_trivial(bench, uri, expected, len(body))
+    peer = _peer(args, "trivial", lambda: lithops_trivial(data_dir / "trivial.txt", body))
+    if peer is None:
+        return [row, process]
+    # ``row`` is submit-to-result in the bench's process; ``process`` and Lithops' are whole processes
+    for r in (row, process):
+        r["vs_lithops"] = peers.ratios(r["wall_s"], None, peer["wall_s"])["vs_lithops"]
+    return [peer, row, process]
+
+
+def smr_process_command(bench, uri: str, output: str) -> list[str]:
+    """``smr run`` of the README-style word count on the bench's warm stack, as a user types it
+    (default poll interval and options; the result as one JSON line)."""
+    return [sys.executable, "-m", "airflow_provider_smr.cli", "run", "bench/jobs.py:word_count",
+            "--input", uri, "--output", output, "--endpoint-url", bench.local.endpoint_url,
+            "--stack-name", bench.stack_name, "--num-reducers", "1", "--overwrite", "--json"]
+
+
+def smr_process_trivial(bench, uri: str, expected: dict, size: int, runs: int = 3) -> dict:
+    """The trivial job as a whole ``smr run`` process on the warm stack, median of ``runs``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    output = f"s3://{bench.data_bucket}/out/trivial-process/"
+    timed, result = [], {}
+    for _ in range(runs):
+        started = time.perf_counter()
+        done = subprocess.run(smr_process_command(bench, uri, output), cwd=root, check=True,
+                              capture_output=True, text=True)
+        timed.append(time.perf_counter() - started)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    verify.check_counts(_records(bench, result), expected)
+    return {"workload": "trivial, whole smr run process (median of 3)", "bytes": size,
+            "wall_s": round(sorted(timed)[runs // 2], 3), "floor_s": None, "ratio": None, "whole_process": True,
+            "all_wall_s": [round(t, 3) for t in timed]}
+
+
+def lithops_trivial(path: Path, body: bytes, runs: int = 3) -> dict:
+    """Lithops' whole process (``python bench/peers.py wordcount``) on the trivial job's input, median
+    of ``runs`` (the first one also deploys its runtime's metadata, as a first ``smr run`` would)."""
+    path.write_bytes(body)
+    timed = []
+    for _ in range(runs):
+        seconds, answer = peers.lithops_process(path, chunks=1)
+        verify.check_counts(answer, floors.count_words(body))
+        timed.append(seconds)
+    row = _peer_row("Lithops trivial, whole process (median of 3)", len(body), sorted(timed)[len(timed) // 2],
+                    None)
+    row["all_wall_s"] = [round(t, 3) for t in timed]
+    return row
 
 
 def bench_fanout(bench, args, data_dir: Path) -> dict:
@@ -291,10 +382,18 @@ def _fmt_requests(s3: dict) -> str:
     return " ".join(f"{k}:{v}" for k, v in sorted(s3.items()) if v)
 
 
-def print_row(row: dict) -> None:
-    def num(v, fmt):
-        return "-" if v is None else format(v, fmt)
+def _num(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
 
+
+def print_row(row: dict) -> None:
+    num = _num
+    if "peer" in row or row.get("whole_process"):
+        extra = {k: row[k] for k in ("all_wall_s", "vs_lithops") if k in row}
+        print(f"{row['workload']:<24} {row['bytes'] / 2**20:>8.1f}MiB {'':<13} wall={row['wall_s']:>7.2f}s "
+              f"floor={num(row['floor_s'], '.2f'):>6}s ratio={num(row['ratio'], '.2f'):>5} "
+              f"({row.get('peer', 'whole process')}) {json.dumps(extra)}", flush=True)
+        return
     print(f"{row['workload']:<24} {row['bytes'] / 2**20:>8.1f}MiB M={num(row['M'], 'd'):>4} "
           f"R={num(row['R'], 'd'):>3} wall={row['wall_s']:>7.2f}s floor={num(row['floor_s'], '.2f'):>6}s "
           f"ratio={num(row['ratio'], '.2f'):>5} inv={num(row['lambda_invocations'], 'd'):>5} "
@@ -306,9 +405,26 @@ def print_row(row: dict) -> None:
                                  "data_puts_within_budget", "within_put_budget",
                                  "handler_seconds", "partition_over_budget", "all_wall_s", "groups",
                                  "timed_out", "status_at_timeout", "phases", "vs_one_object",
-                                 "timings") if k in row}
+                                 "vs_lithops", "timings") if k in row}
     if extra:
         print(f"{'':<24} {json.dumps(extra)}", flush=True)
+
+
+def ratio_table(rows: list[dict]) -> list[str]:
+    """The rows with a floor or a peer: wall seconds, ratio to the floor and to Lithops, as a
+    Markdown table (what bench/README.md quotes)."""
+    lines = ["| run | MiB | wall s | vs floor | vs Lithops |", "|---|---|---|---|---|"]
+    for row in rows:
+        if "error" in row or (row.get("floor_s") is None and "vs_lithops" not in row and "peer" not in row):
+            continue
+        vs_lithops = 1.0 if "peer" in row else row.get("vs_lithops")
+        lines.append(f"| {row['workload']} | {row['bytes'] / 2**20:.1f} | {row['wall_s']:.2f} | "
+                     f"{_num(row.get('ratio'), '.2f')} | {_num(vs_lithops, '.2f')} |")
+    floors_seen = {(r["workload"].split(",")[0], r["floor_s"]) for r in rows
+                   if r.get("floor_s") is not None and "peer" not in r}
+    for name, floor_s in sorted(floors_seen, key=str):
+        lines.append(f"| floor of {name} | | {floor_s:.2f} | 1.00 | |")
+    return lines
 
 
 def cpu_seconds(markers: list[dict], cores: int | None = None) -> float:
@@ -353,7 +469,7 @@ def print_per_record_model(rates: dict) -> dict | None:
         return None
     r = model.rates_from(model.normalized(rates, floor))
     best = model.best_plan(rates=r)
-    p = best.plan
+    p = best.sizing
     print(f"the same query written one call per record (AMPLab Q2, per record; normalized rates "
           f"{json.dumps({k: round(v, 2) for k, v in model.normalized(rates, floor).items()})}): "
           f"M={p.map_tasks} R={p.reducers} memory={p.memory_mb} MB, {best.wall_s:.1f} s, ${best.usd:.4f}")
@@ -380,14 +496,16 @@ def print_model(rates: dict) -> dict:
         print(f"  CPU speed-up on map and reduce needed to meet the target: "
               f"{'none' if speedup == 1.0 else f'{speedup}x'}")
         planned = model.model(rates=r, plan=model.planner_plan())
-        p = planned.plan
-        print(f"  the planner's default plan (M={p.map_tasks} R={p.reducers} at {p.memory_mb} MB): "
+        p = planned.sizing
+        print(f"  the sizing rules' plan (M={p.map_tasks} R={p.reducers} at {p.memory_mb} MB): "
               f"{planned.wall_s:.1f} s, ${planned.usd:.4f}")
-        out[label] = {"rates": measured, "plan": best.plan.__dict__, "wall_s": round(best.wall_s, 1),
-                      "usd": best.usd, "cost": best.cost, "meets_target": best.meets_target(),
+        targets = model.planner_targets(r)
+        print(model.planner_report(targets))
+        out[label] = {"rates": measured, "plan": best.sizing.__dict__, "wall_s": round(best.wall_s, 1),
+                      "usd": best.usd, "cost": best.cost, "meets_target": model.meets_target(best),
                       "required_speedup": speedup,
                       "planner_plan": {**p.__dict__, "wall_s": round(planned.wall_s, 1),
-                                       "usd": planned.usd}}
+                                       "usd": planned.usd}, "planner": targets}
     return out
 
 
@@ -413,6 +531,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", help="keep generated data here (default: a temp dir, deleted)")
     p.add_argument("--json", help="also write the rows and the model as JSON here")
     p.add_argument("--no-model", action="store_true")
+    p.add_argument("--no-peer", dest="peer", action="store_false",
+                   help="leave out the Lithops localhost rows (they are skipped when Lithops is absent)")
     args = p.parse_args(argv)
     if args.size is None:
         args.size = parse_size(QUICK_SIZE if args.quick else FULL_SIZE)
@@ -468,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.data_dir:
             shutil.rmtree(data_dir, ignore_errors=True)
+    print("\n" + "\n".join(ratio_table(rows)))
+    if args.peer and not peers.available():
+        print("Lithops is not installed (pip install -e '.[bench]'): no peer rows", flush=True)
     modelled = None if args.no_model else print_model(rates)
     if modelled is not None:
         modelled["per_record"] = print_per_record_model(per_record)

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambda_handlers import admission, aws_errors, protocol, runtime
+from lambda_handlers import admission, aws_errors, driver, prices, protocol, runtime, table_commit
 from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.io import writers
 from lambda_handlers.parallel import ordered_parallel
@@ -41,10 +41,7 @@ class CommitRefusedError(RuntimeError):
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
-    ev, rejected = runtime.accept(event, protocol.EVENT_COORDINATE)
-    if rejected:
-        return rejected
-    assert ev is not None  # accept returns the event or a rejection
+    ev = runtime.accept(event, protocol.EVENT_COORDINATE)
     return coordinate(ev["bucket"], ev["job_id"], ev.get("reason", ""))
 
 
@@ -217,7 +214,18 @@ _ERROR_REASON = re.compile(r"^(map|reduce)-(\d+)-(\d+)-error$")
 
 
 def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = None) -> dict[str, Any]:
-    plan = runtime.load_plan(bucket, job_id)
+    check = reason == CHECK_DEADLINES  # also: a serverless driver that died after its claim is retried
+    try:
+        plan = runtime.load_plan(bucket, job_id)
+    except Exception as exc:
+        if not (check and aws_errors.is_not_found(exc)):
+            raise
+        pending = driver.check_driver(bucket, job_id, time.time() if now is None else now)
+        if pending is None:
+            raise
+        return pending  # not planned yet: nothing else to check
+    if check and plan.options.driver == "lambda":  # planned, maybe not fanned out yet
+        driver.check_driver(bucket, job_id, time.time() if now is None else now)
     out = _coordinate(bucket, job_id, plan, reason, now)
     if admission.enabled(plan):  # also when the job ended: it withdraws from the stack's budget
         st = scan(job_id, runtime.list_keys(bucket, protocol.status_prefix(job_id)))
@@ -249,6 +257,9 @@ def _coordinate(bucket: str, job_id: str, plan: Plan, reason: str, now: float | 
         return {"state": protocol.RUNNING, "actions": []}
     if runtime.exists(bucket, protocol.cancel_key(job_id)):
         return {"state": "cancelling", "actions": []}
+    stopped = _spend_guard(bucket, job_id, plan, actions)
+    if stopped is not None:
+        return stopped
     fails = [a for a in actions if a.kind == FAIL]
     if fails:  # the job fails: record timeouts for the record, start nothing else
         actions = [a for a in actions if a.kind == TIMEOUT] + fails[:1]
@@ -257,6 +268,60 @@ def _coordinate(bucket: str, job_id: str, plan: Plan, reason: str, now: float | 
         if _perform(bucket, job_id, plan, action):
             taken.append(action.report())
     return {"state": protocol.RUNNING, "actions": taken}
+
+
+# ---------------------------------------------------------------------------------------------
+# The spend guard (``max_cost_usd``): checked when a phase completes, before the next one starts
+
+
+TRANSITIONS = (START_REDUCE, START_MAP, COMMIT)
+
+
+def completed_phases(plan: Plan, action: Action) -> list[tuple[int, str]]:
+    """The ``(step, phase)`` s complete when ``action`` (a phase transition) is due (pure)."""
+    done: list[tuple[int, str]] = []
+    for sp in plan.steps:
+        if action.kind == START_MAP and action.step is not None and sp.index >= action.step:
+            break
+        done.append((sp.index, protocol.MAP))
+        if action.kind == START_REDUCE and sp.index == action.step:
+            break
+        if sp.num_reducers:
+            done.append((sp.index, protocol.REDUCE))
+    return done
+
+
+def over_budget(plan: Plan, spent_usd: float, action: Action) -> str | None:
+    """Why the job stops before ``action``, or None while its tasks' spend is within
+    ``max_cost_usd`` (pure)."""
+    limit = plan.options.max_cost_usd
+    if limit is None or spent_usd <= limit:
+        return None
+    what = {START_REDUCE: f"the reduce phase of step {action.step}",
+            START_MAP: f"the map phase of step {action.step}", COMMIT: "the commit"}[action.kind]
+    estimated = plan.estimate.get("usd")
+    return (f"max_cost_usd={limit:g}: the job's tasks have spent ${spent_usd:.6f} (their billed GB-s and "
+            f"requests), more than the limit; stopped before {what}"
+            + (f" (the planner estimated ${estimated:.6f})" if estimated is not None else ""))
+
+
+def _spend_guard(bucket: str, job_id: str, plan: Plan, actions: list[Action]) -> dict[str, Any] | None:
+    """Stop the job (cancel marker, commit claim, FAILED with the reason) when a phase transition is
+    due and its finished tasks have spent more than ``max_cost_usd``; None when it may go on."""
+    transition = next((a for a in actions if a.kind in TRANSITIONS), None)
+    if transition is None or not priced(plan):
+        return None
+    spent = sum(float(entry.get(SPEND_FIELD) or 0.0)
+                for step, phase in completed_phases(plan, transition)
+                for entry in phase_summaries(bucket, job_id, plan, step, phase))
+    reason = over_budget(plan, spent, transition)
+    if reason is None:
+        return None
+    runtime.put_bytes(bucket, protocol.cancel_key(job_id), b"max_cost_usd")
+    if _claim(bucket, job_id, "commit", "max_cost_usd"):
+        fail_job(bucket, job_id, reason, phase=transition.kind,
+                 error={"error_type": "CostLimitError", "message": reason})
+    return {"state": protocol.FAILED, "actions": [["stop", "max_cost_usd"]]}
 
 
 def _task_failed(bucket: str, job_id: str, plan: Plan, phase: str, step: int, task: int) -> dict[str, Any]:
@@ -311,7 +376,7 @@ def phase_complete(bucket: str, job_id: str, plan: Plan, step: int, phase: str, 
             have = len(runtime.list_keys(bucket, prefix))
         if have < hi - lo + 1:
             return False
-        body = json.dumps(_group_summaries(bucket, job_id, step, phase, level, lo, hi),
+        body = json.dumps(_group_summaries(bucket, job_id, step, phase, level, lo, hi, priced(plan)),
                           separators=(",", ":"))
         if not runtime.put_if_absent(bucket, up, body):
             return False
@@ -319,20 +384,31 @@ def phase_complete(bucket: str, job_id: str, plan: Plan, step: int, phase: str, 
 
 
 SUMMARY_FIELDS = ("task", "output_key", "index", "bytes_out", "records_out")
+#: a summary's cost of the task (its done marker priced, :func:`lambda_handlers.prices.attempt_usd`),
+#: in the summaries of a job with ``max_cost_usd`` (the spend guard adds them up)
+SPEND_FIELD = "usd"
 
 
-def summary(marker: dict[str, Any]) -> dict[str, Any]:
-    """What the map manifest and the commit need of a done marker."""
-    return {k: marker[k] for k in SUMMARY_FIELDS if k in marker}
+def priced(plan: Plan) -> bool:
+    """Whether the job's summaries carry each task's cost (it has a ``max_cost_usd`` to guard)."""
+    return plan.options.max_cost_usd is not None
+
+
+def summary(marker: dict[str, Any], priced: bool = False) -> dict[str, Any]:
+    """What the map manifest and the commit need of a done marker (and, ``priced``, its cost)."""
+    out = {k: marker[k] for k in SUMMARY_FIELDS if k in marker}
+    if priced:
+        out[SPEND_FIELD] = prices.attempt_usd(marker)
+    return out
 
 
 def _group_summaries(bucket: str, job_id: str, step: int, phase: str, level: int, lo: int,
-                     hi: int) -> list[dict[str, Any]] | None:
+                     hi: int, priced: bool = False) -> list[dict[str, Any]] | None:
     """The summaries of a complete group: its done markers' (level 0) or its tallies' (None if a
     tally has none, e.g. written by an older coordinator)."""
     if level == 0:
         keys = [protocol.done_marker_key(job_id, step, phase, t) for t in range(lo, hi + 1)]
-        return [summary(m) for m in ordered_parallel(lambda k: runtime.get_json(bucket, k), keys)]
+        return [summary(m, priced) for m in ordered_parallel(lambda k: runtime.get_json(bucket, k), keys)]
     keys = [protocol.tally_key(job_id, step, phase, level, g) for g in range(lo, hi + 1)]
     out: list[dict[str, Any]] = []
     for body in ordered_parallel(lambda k: _get_tally(bucket, k), keys):
@@ -366,7 +442,7 @@ def phase_summaries(bucket: str, job_id: str, plan: Plan, step: int, phase: str)
         if isinstance(body, list) and [e.get("task") for e in body] == list(range(n)):
             return body
     keys = [protocol.done_marker_key(job_id, step, phase, t) for t in range(n)]
-    return [summary(m) for m in ordered_parallel(lambda k: runtime.get_json(bucket, k), keys)]
+    return [summary(m, priced(plan)) for m in ordered_parallel(lambda k: runtime.get_json(bucket, k), keys)]
 
 
 def _state_after_phase(bucket: str, job_id: str, plan: Plan, step: int, phase: str) -> JobState:
@@ -463,15 +539,7 @@ def _write_timeout(bucket: str, job_id: str, plan: Plan, s: int, phase: str, t: 
     runtime.write_error(bucket, {"job_id": job_id, "step": s, "task": t, "attempt": a}, phase, exc)
 
 
-def fail_job(bucket: str, job_id: str, reason: str, *, step: int | None = None,
-             phase: str | None = None, task: int | None = None, attempt: int | None = None,
-             error: dict[str, Any] | None = None) -> bool:
-    body = {"job_id": job_id, "state": protocol.FAILED, "reason": reason, "step": step,
-            "phase": phase, "task": task, "attempt": attempt, "error": error,
-            "time": runtime.now_iso()}
-    won = runtime.put_if_absent(bucket, protocol.failed_key(job_id), json.dumps(body, sort_keys=True))
-    runtime.put_bytes(bucket, protocol.job_state_key(job_id, protocol.FAILED), reason[:1024].encode())
-    return won
+fail_job = runtime.fail_job
 
 
 # ---------------------------------------------------------------------------------------------
@@ -530,13 +598,16 @@ def commit(bucket: str, job_id: str, plan: Plan) -> dict[str, Any]:
 
 
 def commit_table(bucket: str, job_id: str, plan: Plan, markers: list[dict[str, Any]]) -> dict[str, Any]:
-    """A DynamoDB output: the items are written by the tasks; record them in the job's manifest."""
+    """A DynamoDB output: apply the winning tasks' staged items (see :mod:`.table_commit`), then
+    write the job's manifest."""
     out = plan.output
     assert out.table is not None
+    applied = table_commit.commit_items(bucket, job_id, out.table.table,
+                                        [m["output_key"] for m in markers], out.overwrite)
     committed = runtime.now_iso()
     per_task = [int(m.get("records_out", 0)) for m in markers]
     manifest = {"job_id": job_id, "table": out.table.table, "items": sum(per_task),
-                "items_per_task": per_task, "records": sum(per_task),
+                "items_per_task": per_task, "records": sum(per_task), "removed": applied["removed"],
                 "inputs": list(out.inputs), "format": out.format, "committed": committed}
     key = protocol.table_manifest_key(job_id)
     runtime.put_json(bucket, key, manifest)

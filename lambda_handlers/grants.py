@@ -172,15 +172,18 @@ class JobGrants:
     tables: tuple[str, ...] = ()
     #: whether the job takes slots from the stack-wide budget (``budget/`` in the work bucket)
     stack_budget: bool = False
+    #: the DynamoDB table the job commits to (its record and lock live under ``tables/<table>/``)
+    output_table: str | None = None
 
     @classmethod
     def of(cls, job_id: str, work_bucket: str, inputs: Mapping[str, Sequence[str]] | Sequence[str],
-           output: str, tables: Iterable[str] = (), stack_budget: bool = False) -> JobGrants:
+           output: str, tables: Iterable[str] = (), stack_budget: bool = False,
+           output_table: str | None = None) -> JobGrants:
         uris = [u for group in inputs.values() for u in group] if isinstance(inputs, Mapping) else list(inputs)
         return cls(job_id=job_id, work_bucket=work_bucket,
                    inputs=canonical(Location.parse(u) for u in uris if is_s3_uri(u)),
                    output=Location.parse(output, folder=True) if is_s3_uri(output) else None,
-                   tables=tuple(sorted(set(tables))), stack_budget=stack_budget)
+                   tables=tuple(sorted(set(tables))), stack_budget=stack_budget, output_table=output_table)
 
 
 def _statement(actions: Sequence[str], resources: Sequence[str],
@@ -206,6 +209,8 @@ def _session_statements(g: JobGrants, partition: str, region: str, account: str,
     work = [Location(g.work_bucket, protocol.job_prefix(g.job_id))]
     if g.stack_budget:
         work.append(Location(g.work_bucket, protocol.STACK_BUDGET_PREFIX))
+    if g.output_table:
+        work.append(Location(g.work_bucket, f"{protocol.TABLES_PREFIX}{g.output_table}/", literal=True))
     statements = [_statement(OBJECT_WRITE, [a for loc in work for a in loc.object_arns(partition)]),
                   *_list_statements(work, partition)]
     if inputs:

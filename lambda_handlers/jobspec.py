@@ -181,15 +181,21 @@ class StepSpec:
 
     ``mapper`` is ``fn(record) -> iterable of (key, value)``, or for step 0 of a job with named
     inputs a dict ``{input_name: fn}``. Steps after the first receive ``(key, value)`` tuples
-    produced by the previous step's reducers. ``reducer=None`` makes the step map-only (only
-    allowed for the last step). ``partitioner(key, n) -> int`` defaults to a stable hash.
+    produced by the previous step's reducers; ``mapper=None`` there passes them on unchanged.
+    ``reducer=None`` makes the step map-only (only allowed for the last step).
+    ``partitioner(key, n) -> int`` defaults to a stable hash. The ``*_setup`` / ``*_teardown``
+    hooks run once per task attempt of their phase (:mod:`lambda_handlers.context` ``state()``).
     """
 
-    mapper: Callable[..., Any] | dict[str, Callable[..., Any]]
+    mapper: Callable[..., Any] | dict[str, Callable[..., Any]] | None
     combiner: Callable[..., Any] | None = None
     reducer: Callable[..., Any] | None = None
     partitioner: Callable[[Any, int], int] | None = None
     num_reducers: int | None = None
+    mapper_setup: Callable[[], Any] | None = None
+    mapper_teardown: Callable[[], Any] | None = None
+    reducer_setup: Callable[[], Any] | None = None
+    reducer_teardown: Callable[[], Any] | None = None
 
 
 @dataclass
@@ -198,7 +204,7 @@ class JobSpec:
     name: str = "job"
     input_format: str = "text"  # text | csv | jsonl | whole (per input: see input_formats)
     input_formats: dict[str, str] = field(default_factory=dict)  # input name -> format
-    output_format: str = "jsonl"  # jsonl | tsv | csv
+    output_format: str = "jsonl"  # jsonl | tsv | csv | parquet | text
     serializer: str = "json"  # json | pickle: how keys and values travel through the shuffle
     params: dict[str, Any] = field(default_factory=dict)  # job_params, rendered by Airflow
     python: tuple[int, int] = field(default_factory=lambda: (sys.version_info[0], sys.version_info[1]))
@@ -207,6 +213,9 @@ class JobSpec:
     # made importable BEFORE the rest of the spec is unpickled (see __reduce__), so functions that
     # reference or import them work inside Lambda.
     modules: dict[str, list[Any]] = field(default_factory=dict)
+    # Side files (``MapReduceJob(files=...)``): {name: {"size": bytes, "source": the path read at
+    # submit}}; the bytes lie beside job.pkl (``protocol.job_file_key``), see ``context.job_file``.
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __reduce__(self) -> tuple[Callable[[dict[str, list[Any]]], JobSpec], tuple[dict[str, list[Any]]],
                                   dict[str, Any]]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Any
 
-from lambda_handlers import context, grouping, protocol, runtime, shuffle
+from lambda_handlers import context, grouping, protocol, runtime, shuffle, task_hooks
 from lambda_handlers.io import dynamodb, packed, parquet, readers, writers
 from lambda_handlers.jobspec import BatchMapper, JobSpec
 from lambda_handlers.options import JobOptions
@@ -34,10 +34,7 @@ log = logging.getLogger("smr.mapper")
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
-    ev, rejected = runtime.accept(event, protocol.EVENT_MAP)
-    if rejected:
-        return rejected
-    assert ev is not None  # accept() gives the event or the rejection
+    ev = runtime.accept(event, protocol.EVENT_MAP)
     return runtime.run_task(ev, protocol.MAP, map_task)
 
 
@@ -106,8 +103,18 @@ def _previous_step_source(bucket: str, job_id: str, step: int, task: int,
                    lambda i: f"record #{counter['base'] + i} of s3://{bucket}/{key}")
 
 
+def _pass_pairs(records: list[Any]) -> list[Any]:
+    return records
+
+
+#: the mapper of a later step without one: the previous step's pairs, a block at a time, unchanged
+PASS_PAIRS = BatchMapper(_pass_pairs)
+
+
 def _mapper_for(spec: Any, split: dict[str, Any] | None) -> Callable[..., Any]:
-    fn: Callable[..., Any] | dict[str, Callable[..., Any]] = spec.mapper
+    fn: Callable[..., Any] | dict[str, Callable[..., Any]] | None = spec.mapper
+    if fn is None:
+        return PASS_PAIRS
     if isinstance(fn, dict):
         name = (split or {}).get("input", "default")
         if name not in fn:
@@ -131,7 +138,9 @@ def run_mapper(source: _Source, mapper: Callable[..., Any], sink: Callable[[list
     bad_record = _BadRecords(source, max_bad)
 
     def failed(block: list[Any], i: int, exc: Exception) -> None:
+        mark = context.counters_mark()  # what the record counts when mapped again is not counted twice
         fault, _ = _check_record(block[i], _block_parser(block, parse), mapper, "mapper")
+        context.restore_counters(mark)
         bad_record(block[i], i, fault or _Fault(exc))  # not failing again: still a bad record
 
     records = 0
@@ -335,7 +344,8 @@ def _fold_error(source: _Source, raw: Any, i: int, fault: _Fault | None, pairs: 
     if fault is not None and fault.exc is not None:
         return _BadRecords(source, 0).error(raw, where, fault)
     if fault is not None:
-        return runtime.TaskError(fault.reason(where), input=source.where, record_preview=_preview(raw))
+        return runtime.TaskError(fault.reason(where), input=source.where, record_preview=_preview(raw),
+                                 user=True)
     for key, value in pairs:
         failure = _refold(comb, key, value)
         if failure is not None:
@@ -343,7 +353,7 @@ def _fold_error(source: _Source, raw: Any, i: int, fault: _Fault | None, pairs: 
             what = (f"the {role}'s key {_describe(key)} for the record at {where} cannot be shuffled"
                     if failure[0] == "key" else f"the fold combiner failed on a value of the record at {where}")
             err = runtime.TaskError(f"{what}: {type(exc).__name__}: {exc}", input=source.where,
-                                    record_preview=_preview(raw))
+                                    record_preview=_preview(raw), user=True)
             err.__cause__ = exc
             return err
     return None
@@ -383,7 +393,7 @@ class _BadRecords:
         err = runtime.TaskError(
             f"mapper failed on the record at {where}: {fault.reason()}"
             + (f" (more than max_bad_records={self.max_bad} bad records)" if self.max_bad else ""),
-            input=self.source.where, record_preview=_preview(raw))
+            input=self.source.where, record_preview=_preview(raw), user=True)
         err.__cause__ = fault.exc  # the job's own exception and traceback
         return err
 
@@ -447,9 +457,11 @@ def _run_batch_mapper(source: _Source, fn: Callable[[list[Any]], Any], sink: Cal
         records += len(block) - skipped
         if not recs:
             continue
+        mark = context.counters_mark()
         try:
             pairs = _pairs_of(fn(recs))
         except Exception as exc:  # noqa: BLE001 - the block's records are mapped alone to name it
+            context.restore_counters(mark)  # the records count again when mapped alone
             pairs = _per_record(source, fn, block, recs, index, exc, bad_record)
         if pairs:
             checked_sink(sink, pairs, "mapper")
@@ -492,7 +504,7 @@ def _block_error(source: _Source, recs: list[Any], index: list[Any] | None, exc:
     return runtime.TaskError(
         f"the batch mapper failed on the block of {len(recs)} records starting at "
         f"{source.locate(first)} but on none of them alone: {type(exc).__name__}: {exc}",
-        input=source.where)
+        input=source.where, user=True)
 
 
 def _run_batch_folding(source: _Source, fn: Callable[[list[Any]], Any], comb: shuffle.FoldCombiner) -> int:
@@ -550,7 +562,7 @@ def checked_sink(sink: Callable[[list[Any]], None], pairs: list[Any], role: str)
             f"the {role} must return an iterable of (key, value) pairs; it produced {_describe(bad)}, "
             f"not a (key, value) pair (a bare tuple instead of a list of tuples, or a generator that "
             f"yields keys only?); {_HOW_TO_EMIT.get(role, _HOW_TO_EMIT['mapper'])}",
-            record_preview=runtime.preview(bad)) from exc
+            record_preview=runtime.preview(bad), user=True) from exc
 
 
 def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
@@ -573,6 +585,8 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         split = None
         mapper = _mapper_for(spec, split)
         source = _previous_step_source(bucket, job_id, step, task, ser, isinstance(mapper, BatchMapper))
+    hooks: dict[str, float] = {}
+    task_hooks.run_setup(spec.mapper_setup, "mapper_setup", hooks)
 
     if num_reducers > 0:
         out = shuffle.PartitionedOutput(num_reducers, ser, spec.partitioner)
@@ -587,6 +601,9 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
             records_in, bad = run_mapper_folding(source, mapper, combiner), 0
         else:
             records_in, bad = run_mapper(source, mapper, sink, max_bad)
+        final = task_hooks.run_teardown(spec.mapper_teardown, "mapper_teardown", hooks)
+        if final:
+            checked_sink(sink, final, "mapper teardown")
         if combiner is not None:
             combiner.flush()
         data, index = out.finish()
@@ -594,15 +611,22 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         runtime.put_bytes(bucket, key, data)
         metrics.add_out(len(data))
         return {"output_key": key, "index": index, "records_in": records_in,
-                "records_out": out.records, "bad_records": bad}
+                "records_out": out.records, "bad_records": bad, **hooks}
 
     grouper = grouping.ExternalGrouper(ser, budget)
     records_in, bad = run_mapper(source, mapper, grouper.add_many, max_bad)
+    final = task_hooks.run_teardown(spec.mapper_teardown, "mapper_teardown", hooks)
+    if final:
+        checked_sink(grouper.add_many, final, "mapper teardown")
     if plan.output.table is not None:
-        items = dynamodb.write_output(runtime.client("dynamodb"), plan.output.table,
-                                      ((k, v) for k, values in grouper.groups() for v in values))
-        return {"output_key": None, "records_in": records_in, "records_out": items,
-                "bad_records": bad}
+        # Staged, not written: the commit applies the winning tasks' items.
+        data, items = dynamodb.stage_output(runtime.client("dynamodb"), plan.output.table,
+                                            ((k, v) for k, values in grouper.groups() for v in values))
+        key = protocol.staged_part_key(job_id, task, attempt, dynamodb.STAGED_EXT)
+        runtime.put_bytes(bucket, key, data)
+        metrics.add_out(len(data))
+        return {"output_key": key, "records_in": records_in, "records_out": items,
+                "bad_records": bad, **hooks}
     fmt = plan.output.format
     part = writers.part_writer(fmt)
     for k, values in grouper.groups():
@@ -613,4 +637,4 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     runtime.put_bytes(bucket, key, data)
     metrics.add_out(len(data))
     return {"output_key": key, "records_in": records_in, "records_out": part.records,
-            "bad_records": bad}
+            "bad_records": bad, **hooks}

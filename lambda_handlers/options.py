@@ -25,6 +25,7 @@ from lambda_handlers.sizes import SizeError, parse_size
 DRIVERS = ("worker", "lambda")
 DECODE_ERRORS = ("strict", "replace", "surrogateescape")
 ARCHITECTURES = ("x86_64", "arm64")
+OPTIMIZE = ("time", "cost")
 
 
 class PlanError(ValueError):
@@ -84,6 +85,19 @@ def _whole(name: str, value: Any, *, minimum: int, maximum: int | None = None,
     if number < minimum or (maximum is not None and number > maximum):
         upper = f", at most {maximum}" if maximum is not None else ""
         raise OptionError(f"{name} must be at least {minimum}{upper}, got {value!r}")
+    return number
+
+
+def _positive(name: str, value: Any) -> float | None:
+    """An optional number above zero (a templated ``"0.10"`` is 0.1)."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(str(value).strip()) if not isinstance(value, bool) else float("nan")
+    except ValueError:
+        number = float("nan")
+    if not number > 0 or number == float("inf"):
+        raise OptionError(f"{name} must be a number above 0, got {value!r}")
     return number
 
 
@@ -180,6 +194,20 @@ class JobOptions:
     max_running_tasks: int | None = _option(
         None, "functions of this job running at once (map and reduce tasks, retries and backups "
         "included), admitted by the coordinator (default: no cap)", int, unit="functions")
+    retry_on_user_errors: bool = _option(
+        True, "retry a task whose job code raised (as Hadoop does); off: such an error fails the job "
+        "on its first attempt, with the job's traceback", bool)
+    optimize: str = _option(
+        "time", "what the planner sizes the job for when it gives no split_size/num_reducers: 'time' "
+        "(its sizing rules, or the cost model's faster-and-no-dearer plan at scale) or 'cost' (the "
+        "cheapest plan the cost model finds)", str, choices=OPTIMIZE)
+    max_cost_usd: float | None = _option(
+        None, "most the job may cost (AWS list prices): the planner stays within it, a job estimated "
+        "above it is refused before it starts, and a running job whose tasks' measured spend passes it "
+        "is stopped (default: no limit)", float, unit="USD")
+    deadline_s: float | None = _option(
+        None, "wall seconds the planner aims to finish within, at the least cost (a wish, not a limit: "
+        "the job is not stopped; default: none)", float, unit="s")
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -199,7 +227,7 @@ class JobOptions:
                                                    minimum=1))
         set_(self, "max_running_tasks", _whole("max_running_tasks", self.max_running_tasks, minimum=1,
                                                maximum=protocol.MAX_SLOTS, optional=True))
-        for name in ("speculation", "create_table", "overwrite"):
+        for name in ("speculation", "create_table", "overwrite", "retry_on_user_errors"):
             set_(self, name, _flag(name, getattr(self, name)))
         try:
             threshold = float(self.speculation_threshold)
@@ -215,6 +243,10 @@ class JobOptions:
         if self.errors not in DECODE_ERRORS:
             raise OptionError(f"errors must be one of {', '.join(DECODE_ERRORS)}, got {self.errors!r}")
         set_(self, "columns", _columns(self.columns))
+        if self.optimize not in OPTIMIZE:
+            raise OptionError(f"optimize must be one of {', '.join(OPTIMIZE)}, got {self.optimize!r}")
+        for name in ("max_cost_usd", "deadline_s"):
+            set_(self, name, _positive(name, getattr(self, name)))
 
     def columns_for(self, input_name: str) -> tuple[str, ...] | None:
         """The Parquet columns to read of input ``input_name``; None: all of them."""

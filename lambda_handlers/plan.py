@@ -29,7 +29,7 @@ from lambda_handlers.options import JobOptions, TaskLimits
 PLAN_VERSION = 2
 DYNAMODB_FORMAT = "dynamodb"
 #: a file extension per S3 output format
-OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv", "parquet": "parquet"}
+OUTPUT_EXTENSIONS = {"jsonl": "jsonl", "tsv": "tsv", "csv": "csv", "parquet": "parquet", "text": "txt"}
 
 
 #: a plan whose splits take more JSON than this stores them apart (see the module docstring)
@@ -158,7 +158,7 @@ class OutputPlan:
 
     @property
     def extension(self) -> str:
-        """The part files' extension (``jsonl``, ``tsv``, ``csv``)."""
+        """The part files' extension (``jsonl``, ``tsv``, ``csv``, ``parquet``, ``txt``)."""
         return OUTPUT_EXTENSIONS[self.format]
 
     @classmethod
@@ -206,6 +206,9 @@ class Plan:
     #: the function versions the job runs on, by role (``mapper``, ``reducer``, ``coordinator``,
     #: ``driver``): every invoke of the job names them, so a later deploy never changes it
     versions: Mapping[str, str] = field(default_factory=dict)
+    #: the cost model's estimate of the plan (``wall_s``, ``usd``, the sizing and the objective:
+    #: :func:`lambda_handlers.planning.plan_estimate`), which the result shows next to the actual
+    estimate: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def num_splits(self) -> int:
@@ -265,6 +268,7 @@ class Plan:
             split_chunks=SplitChunks.from_json(doc["split_chunks"]) if doc.get("split_chunks") else None,
             num_splits_stored=int(doc.get("num_splits") or 0),
             versions=dict(doc.get("versions") or {}),
+            estimate=dict(doc.get("estimate") or {}),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -288,6 +292,7 @@ class Plan:
             **({"split_chunks": self.split_chunks.to_json(), "num_splits": self.num_splits_stored}
                if self.split_chunks is not None else {}),
             **({"versions": dict(self.versions)} if self.versions else {}),
+            **({"estimate": dict(self.estimate)} if self.estimate else {}),
         }
 
 

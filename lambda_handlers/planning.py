@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from lambda_handlers import protocol
+from lambda_handlers import costmodel, protocol
 from lambda_handlers.aws_errors import error_code, is_not_found
 from lambda_handlers.io import dynamodb, parquet
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
@@ -39,6 +39,7 @@ from lambda_handlers.plan import (
     TableOutput,
     piece_of,
 )
+from lambda_handlers.prices import DEFAULT_PRICES, Prices
 from lambda_handlers.s3uri import InputError, S3Uri
 
 DEFAULT_INPUT = "default"
@@ -583,6 +584,9 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
     (the functions that can run at once; None: Lambda's default 1,000), see
     :func:`choose_split_size`; without ``num_reducers`` (option, job or step) the reducer count comes
     from the input size, the map count and the functions' memory, see :func:`choose_num_reducers`.
+    The job's objective (``optimize``, ``max_cost_usd``, ``deadline_s``) may replace either, see
+    :func:`choose_sizing`; the plan carries the cost model's estimate (``Plan.estimate``), and one
+    above ``max_cost_usd`` is refused here, before anything is written (:func:`plan_estimate`).
     The options and the stack's ``limits`` travel in the plan (``Plan.options``, ``Plan.limits``).
     ``s3`` (a client) reads the footers of Parquet files larger than a split, to split them by row
     groups; without it such a file is one split.
@@ -596,7 +600,12 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
         raise PlanError(f"input(s) {mixed} mix S3 and DynamoDB URIs: give each its own input name")
     total_bytes = sum(o.size for o in objects) + sum(t.get("size_bytes", 0) for t in tables)
     auto = not options.split_size
-    split_size = options.split_size or choose_split_size(
+    first = job.steps[0] if job.steps else None
+    map_only = first is not None and (first.reducer is None or first.reducer is False)
+    own = first.num_reducers if first is not None else None
+    fixed_reducers = 0 if map_only else own or options.num_reducers or job.num_reducers
+    sizing = planned_sizing(total_bytes, options, limits, concurrency, fixed_reducers)
+    split_size = options.split_size or sizing.split_size or choose_split_size(
         total_bytes, concurrency, task_timeout_s=limits.task_timeout_s, memory_mb=limits.memory_mb)
     check_whole_objects(objects, formats, limits)
     splits = make_splits(objects, split_size, formats, merge_tail=auto,
@@ -606,6 +615,9 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
         if len(splits) > protocol.MAX_TASKS:
             raise PlanError(f"{len(splits)} splits exceed {protocol.MAX_TASKS} map tasks")
     created = created or dt.datetime.now(dt.timezone.utc)
+    steps = plan_steps(job, len(splits), total_bytes, options.num_reducers or sizing.reducers,
+                       memory_mb=limits.reducer_memory_mb, concurrency=concurrency)
+    estimate = plan_estimate(total_bytes, len(splits), steps[0].num_reducers, options, limits, concurrency)
     return Plan(
         job_id=job_id,
         work_bucket=work_bucket,
@@ -615,9 +627,177 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
         limits=limits,
         inputs={name: InputPlan(tuple(uris), formats[name]) for name, uris in inputs.items()},
         splits=tuple(splits),
-        steps=plan_steps(job, len(splits), total_bytes, options.num_reducers,
-                         memory_mb=limits.reducer_memory_mb, concurrency=concurrency),
+        steps=steps,
         output=output_spec(output_uri, options.overwrite, inputs, work_bucket, job_id,
                            job.output_format),
         input_bytes=total_bytes,
+        estimate=estimate,
     )
+
+
+# -- sizing for an objective (optimize, max_cost_usd, deadline_s) ------------------------------------
+
+#: reducer counts the planner's search tries (with the rules' own choice and the job's fixed one)
+REDUCER_CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1000)
+MAP_TASKS_STEP = 1.4  # the search's map task counts grow by this factor, from the fewest allowed
+
+
+def objective_of(options: JobOptions) -> costmodel.Objective:
+    """The planner's objective as the job's options declare it."""
+    return costmodel.Objective(options.optimize, options.max_cost_usd, options.deadline_s)
+
+
+def map_task_candidates(total_bytes: int, concurrency: int | None, *, task_timeout_s: int,
+                        memory_mb: int) -> list[int]:
+    """Map task counts the search tries for one memory size: from the fewest whose splits finish
+    within the timeout (:func:`max_split_size`) to the most whose splits stay >= MIN_SPLIT_SIZE and
+    that run in at most 3 waves (on few workers: the rules' 4 tasks a worker), growing by
+    :data:`MAP_TASKS_STEP`, plus whole waves."""
+    if total_bytes <= 0:
+        return [1]
+    p = max(1, int(concurrency or DEFAULT_CONCURRENCY))
+    lo = max(1, -(-total_bytes // max_split_size(task_timeout_s, memory_mb)))
+    hi = max(lo, min(protocol.MAX_TASKS, total_bytes // MIN_SPLIT_SIZE, max(3 * p, wanted_tasks(p))))
+    found = {lo, hi, *(k * p for k in (1, 2, 3) if lo <= k * p <= hi)}
+    n = float(lo)
+    while n < hi:
+        found.add(int(n))
+        n *= MAP_TASKS_STEP
+    return sorted(found)
+
+
+def rules_sizing(total_bytes: int, concurrency: int | None, *, task_timeout_s: int, memory_mb: int,
+                 split_size: int | None = None, num_reducers: int | None = None) -> costmodel.Sizing:
+    """What :func:`choose_split_size` and :func:`choose_num_reducers` give one object of
+    ``total_bytes`` (the sizing rules, before any objective)."""
+    size = split_size or choose_split_size(total_bytes, concurrency, task_timeout_s=task_timeout_s,
+                                           memory_mb=memory_mb)
+    m = max(1, -(-total_bytes // size))
+    if not split_size and m > 1 and total_bytes - (m - 1) * size < TAIL_FRACTION * size:
+        m -= 1  # the tail joins the last split (split_object's merge_tail)
+    r = num_reducers if num_reducers is not None else choose_num_reducers(
+        total_bytes, m, memory_mb=memory_mb, concurrency=concurrency)
+    return costmodel.Sizing(m, r, memory_mb, int(concurrency or DEFAULT_CONCURRENCY))
+
+
+def at_scale(total_bytes: int, concurrency: int | None) -> bool:
+    """Whether the sizing rules' plan is one full split per function of a large pool (at least
+    :data:`FEW_WORKERS_TASKS` functions, each with at least :data:`MIN_SPLIT_SIZE`): there cold
+    starts and per-task requests decide the cost, which the model prices, so the planner takes the
+    model's better plan. Below that the rules hold: on few workers they cut up to 4 tasks each to
+    balance stragglers, which the model does not see."""
+    p = int(concurrency or DEFAULT_CONCURRENCY)
+    return p >= FEW_WORKERS_TASKS and total_bytes >= p * MIN_SPLIT_SIZE
+
+
+def sizing_options(total_bytes: int, *, concurrency: int | None = None, memory_mb: int = 1024,
+                   memory_options: Sequence[int] = (), task_timeout_s: int = 300,
+                   split_size: int | None = None, num_reducers: int | None = None,
+                   workload: costmodel.Workload | None = None, rates: costmodel.Rates = costmodel.DEFAULT_RATES,
+                   prices: Prices = DEFAULT_PRICES) -> tuple[costmodel.Modelled, list[costmodel.Modelled]]:
+    """The sizing rules' plan and every candidate the planner searches, modelled.
+
+    The candidates: every map task count of :func:`map_task_candidates` (or the one ``split_size``
+    gives), reducer count of :data:`REDUCER_CANDIDATES` (or ``num_reducers``) and memory size of
+    ``memory_options`` (default: the functions' ``memory_mb``, which a deployment fixes).
+    ``workload`` defaults to the input size alone (:meth:`costmodel.Workload.of_input`, an upper
+    bound)."""
+    workload = workload or costmodel.Workload.of_input(total_bytes)
+    p = int(concurrency or DEFAULT_CONCURRENCY)
+    rules = rules_sizing(total_bytes, concurrency, task_timeout_s=task_timeout_s, memory_mb=memory_mb,
+                         split_size=split_size, num_reducers=num_reducers)
+    options: list[costmodel.Modelled] = []
+    for mem in memory_options or (memory_mb,):
+        if split_size:
+            maps = [max(1, -(-total_bytes // split_size))]
+        else:
+            maps = map_task_candidates(total_bytes, concurrency, task_timeout_s=task_timeout_s, memory_mb=mem)
+        reducers = ([num_reducers] if num_reducers is not None else
+                    sorted({r for r in REDUCER_CANDIDATES if r <= max(wanted_tasks(p), rules.reducers)}
+                           | {rules.reducers}))
+        options += costmodel.search(workload, rates, map_tasks=maps, reducers=reducers, memory_mb=[mem],
+                                    concurrency=p, prices=prices)
+    return costmodel.estimate(workload, rates, rules, prices), options
+
+
+def choose_sizing(total_bytes: int, objective: costmodel.Objective = costmodel.DEFAULT_OBJECTIVE, *,
+                  concurrency: int | None = None, memory_mb: int = 1024,
+                  memory_options: Sequence[int] = (), task_timeout_s: int = 300,
+                  split_size: int | None = None, num_reducers: int | None = None,
+                  workload: costmodel.Workload | None = None, rates: costmodel.Rates = costmodel.DEFAULT_RATES,
+                  prices: Prices = DEFAULT_PRICES) -> costmodel.Modelled:
+    """The sizing the objective picks, modelled (:mod:`lambda_handlers.costmodel`).
+
+    The default is the sizing rules' plan (:func:`rules_sizing`); :func:`at_scale`, when the job
+    fixes neither size, the fastest candidate (:func:`sizing_options`) at least as fast and as
+    cheap replaces it, so the default is on the model's Pareto front. Then
+    :func:`costmodel.choose` applies the objective: ``optimize="time"`` keeps the default within
+    the limits, ``"cost"`` takes the cheapest candidate. Raises :class:`costmodel.CostLimitError`
+    when no candidate is estimated within ``max_cost_usd``.
+    """
+    if objective == costmodel.DEFAULT_OBJECTIVE and not at_scale(total_bytes, concurrency):
+        rules = rules_sizing(total_bytes, concurrency, task_timeout_s=task_timeout_s, memory_mb=memory_mb,
+                             split_size=split_size, num_reducers=num_reducers)
+        return costmodel.estimate(workload or costmodel.Workload.of_input(total_bytes), rates, rules, prices)
+    default, options = sizing_options(
+        total_bytes, concurrency=concurrency, memory_mb=memory_mb, memory_options=memory_options,
+        task_timeout_s=task_timeout_s, split_size=split_size, num_reducers=num_reducers,
+        workload=workload, rates=rates, prices=prices)
+    if at_scale(total_bytes, concurrency) and not split_size and num_reducers is None:
+        better = [o for o in options if costmodel.dominates(o, default)]
+        if better:
+            default = min(better, key=lambda o: (o.wall_s, o.usd))
+    return costmodel.choose(options, objective, default)
+
+
+@dataclass(frozen=True)
+class PlannedSizing:
+    """What the objective changes of the sizing rules' plan: a split size and a reducer count, each
+    None where the rules (or the job's own sizes) stand."""
+
+    split_size: int | None = None
+    reducers: int | None = None
+
+
+def planned_sizing(total_bytes: int, options: JobOptions, limits: TaskLimits, concurrency: int | None,
+                   fixed_reducers: int | None) -> PlannedSizing:
+    """The split size and reducers :func:`choose_sizing` picks for the job's objective, where they
+    differ from the sizing rules' (``fixed_reducers``: the first step's own, 0 when it maps only;
+    raises :class:`costmodel.CostLimitError` past ``max_cost_usd``)."""
+    try:
+        chosen = choose_sizing(total_bytes, objective_of(options), concurrency=concurrency,
+                               memory_mb=limits.memory_mb, task_timeout_s=limits.task_timeout_s,
+                               split_size=options.split_size, num_reducers=fixed_reducers).sizing
+    except costmodel.CostLimitError as exc:
+        if exc.estimate is None:
+            raise
+        raise refusal(options, exc.estimate, cheapest=True) from None
+    rules = rules_sizing(total_bytes, concurrency, task_timeout_s=limits.task_timeout_s,
+                         memory_mb=limits.memory_mb, split_size=options.split_size, num_reducers=fixed_reducers)
+    return PlannedSizing(
+        split_size=None if options.split_size or chosen.map_tasks == rules.map_tasks
+        else max(1, -(-total_bytes // chosen.map_tasks)),
+        reducers=None if fixed_reducers is not None or chosen.reducers == rules.reducers else chosen.reducers)
+
+
+def plan_estimate(total_bytes: int, map_tasks: int, reducers: int, options: JobOptions, limits: TaskLimits,
+                  concurrency: int | None) -> dict[str, Any]:
+    """The cost model's estimate of the plan as built (its first step; the input size alone, an upper
+    bound), what the result shows next to the actual; refuses one above ``max_cost_usd``."""
+    sizing = costmodel.Sizing(map_tasks, reducers, limits.memory_mb, int(concurrency or DEFAULT_CONCURRENCY))
+    modelled = costmodel.estimate(costmodel.Workload.of_input(total_bytes), costmodel.DEFAULT_RATES, sizing)
+    limit = options.max_cost_usd
+    if limit is not None and modelled.usd > limit:
+        raise refusal(options, modelled)
+    return {**modelled.summary(), "optimize": options.optimize, "max_cost_usd": limit,
+            "deadline_s": options.deadline_s}
+
+
+def refusal(options: JobOptions, modelled: costmodel.Modelled, cheapest: bool = False) -> costmodel.CostLimitError:
+    """The error refusing a job estimated above ``max_cost_usd``: the estimate, and what to change."""
+    fixed = [n for n in ("split_size", "num_reducers") if getattr(options, n)]
+    hint = (f"leave {' and '.join(fixed)} to the planner or " if fixed else "") + "raise max_cost_usd"
+    what = "its cheapest plan" if cheapest else "its plan"
+    return costmodel.CostLimitError(
+        f"max_cost_usd={options.max_cost_usd:g}: the job is estimated at ${modelled.usd:.4f} on AWS "
+        f"({what}: {costmodel.describe(modelled)}), refused before it started; {hint}", modelled)

@@ -22,6 +22,7 @@ Layout of one job under the stack's work bucket::
     jobs/<job_id>/slots/<slot>/<generation>[.run|.free]   the job's running-task slots (admission)
     budget/slots/<slot>/<generation>[.run|.free]           the stack-wide running-task slots
     budget/jobs/<job_id>                                   a job waiting for stack-wide slots
+    tables/<table>/_SUCCESS | keys/<job_id>.jsonl.gz | commit.lock   a DynamoDB output's commits
     <output>/part-00000.<ext> ... _SUCCESS
 """
 
@@ -87,6 +88,12 @@ class ProtocolError(ValueError):
     """An event or key that does not follow the protocol (rejected before any S3 write)."""
 
 
+class InvalidEventError(ProtocolError):
+    """A function was invoked with an event it does not take. Raised by the handler, so Lambda
+    answers with a ``FunctionError`` (``errorType`` ``InvalidEventError``) and counts it in the
+    function's ``Errors`` metric; nothing was written."""
+
+
 def validate_job_id(job_id: object) -> str:
     """Return ``job_id`` if it is a safe key component, else raise :class:`ProtocolError`."""
     if not isinstance(job_id, str) or not _JOB_ID.match(job_id) or ".." in job_id:
@@ -132,6 +139,25 @@ def job_id_of_pin(key: str) -> str | None:
 
 def job_pickle_key(job_id: str) -> str:
     return job_prefix(job_id) + "job.pkl"
+
+
+#: a job's side files (``MapReduceJob(files=...)``) together: a task copies those it reads to
+#: ``/tmp``, which Lambda gives 512 MiB by default, and spilled shuffle data needs the rest
+MAX_JOB_FILES_BYTES = 256 * 1024**2
+_FILE_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
+
+
+def validate_file_name(name: object) -> str:
+    """Return a side file's name (a file name, no folder) if it is a safe key component."""
+    if not isinstance(name, str) or not _FILE_NAME.match(name) or name in (".", ".."):
+        raise ProtocolError(f"invalid side file name {name!r}: a file name without '/' or '\\', "
+                            "1-255 characters")
+    return name
+
+
+def job_file_key(job_id: str, name: str) -> str:
+    """Where side file ``name`` of the job lies, beside ``job.pkl``."""
+    return job_prefix(job_id) + "files/" + validate_file_name(name)
 
 
 def plan_key(job_id: str) -> str:
@@ -188,6 +214,26 @@ def reduce_output_key(job_id: str, step: int, task: int, attempt: int) -> str:
 def staged_part_key(job_id: str, task: int, attempt: int, ext: str) -> str:
     """A final-step part, written before commit moves it to the output location."""
     return job_prefix(job_id) + f"parts/{task:05d}.{attempt}.{ext}"
+
+
+#: DynamoDB output tables' commit records (outside ``jobs/``: they outlive the jobs' expiry)
+TABLES_PREFIX = "tables/"
+
+
+def table_record_key(table: str) -> str:
+    """The record of what committed jobs wrote to ``table``: the job and its key set's object."""
+    return f"{TABLES_PREFIX}{table}/{SUCCESS_MARKER}"
+
+
+def table_keys_key(table: str, job_id: str) -> str:
+    """The keys that committed jobs wrote to ``table`` and that are still there, as of ``job_id``'s
+    commit (gzipped JSON lines, one item key a line)."""
+    return f"{TABLES_PREFIX}{table}/keys/{job_id}.jsonl.gz"
+
+
+def table_lock_key(table: str) -> str:
+    """Held (put-if-absent) by the job committing to ``table``: one commit to a table at a time."""
+    return f"{TABLES_PREFIX}{table}/commit.lock"
 
 
 def status_prefix(job_id: str) -> str:
@@ -379,10 +425,27 @@ def coordinate_event(bucket: str, job_id: str, reason: str = "") -> dict[str, An
     )
 
 
-def drive_event(bucket: str, job_id: str) -> dict[str, Any]:
-    return validate_event(
-        {"v": PROTOCOL_VERSION, "kind": EVENT_DRIVE, "bucket": bucket, "job_id": job_id}
-    )
+def drive_event(bucket: str, job_id: str, attempt: int = 0) -> dict[str, Any]:
+    """The serverless driver's event; ``attempt`` > 0 when the coordinator retries a driver that
+    died after its claim."""
+    event: dict[str, Any] = {"v": PROTOCOL_VERSION, "kind": EVENT_DRIVE, "bucket": bucket,
+                             "job_id": job_id}
+    if attempt:
+        event["attempt"] = attempt
+    return validate_event(event)
+
+
+def drive_claim(attempt: int) -> str:
+    """The claim a driver attempt takes before it plans (``drive``, then ``drive-1``, ...)."""
+    return "drive" if attempt == 0 else f"drive-{attempt}"
+
+
+def drive_attempt(claim: str) -> int | None:
+    """The attempt of a :func:`drive_claim` name (None for any other claim)."""
+    if claim == "drive":
+        return 0
+    m = re.match(r"^drive-(\d+)$", claim)
+    return int(m.group(1)) if m else None
 
 
 def invoke_event(bucket: str, job_id: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -421,6 +484,8 @@ def validate_event(event: object, expected_kind: str | None = None,
         if (not isinstance(slots, list) or len(slots) > 2
                 or not all(isinstance(k, str) and _SLOT_KEY.match(k) and k.startswith(own) for k in slots)):
             raise ProtocolError(f"slots must be a list of at most 2 slot keys, got {slots!r}")
+    elif kind == EVENT_DRIVE:
+        _index("attempt", event.get("attempt", 0), MAX_ATTEMPTS)
     elif kind == EVENT_COORDINATE:
         if not isinstance(event.get("reason", ""), str):
             raise ProtocolError("reason must be a string")

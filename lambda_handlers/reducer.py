@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
-from lambda_handlers import aws_errors, grouping, protocol, runtime, shuffle
+from lambda_handlers import aws_errors, grouping, protocol, runtime, shuffle, task_hooks
 from lambda_handlers.io import dynamodb, writers
 from lambda_handlers.jobspec import Fold, IdentityReducer, JobSpec
 from lambda_handlers.parallel import ordered_parallel, window_parallel
@@ -31,10 +31,7 @@ MIN_FETCH_WINDOW = 1 << 20
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
-    ev, rejected = runtime.accept(event, protocol.EVENT_REDUCE)
-    if rejected:
-        return rejected
-    assert ev is not None  # accept() gives the event or the rejection
+    ev = runtime.accept(event, protocol.EVENT_REDUCE)
     return runtime.run_task(ev, protocol.REDUCE, reduce_task)
 
 
@@ -110,6 +107,8 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         raise runtime.TaskFailedError(f"step {step} has reducers planned but no reducer function")
     ser = shuffle.serializer(getattr(job, "serializer", "json"))
     budget = plan.limits.budget_bytes(protocol.REDUCE)
+    hooks: dict[str, float] = {}
+    task_hooks.run_setup(spec.reducer_setup, "reducer_setup", hooks)
 
     slices = []
     for key, index in map_outputs(bucket, job_id, step, plan.steps[step].num_map_tasks):
@@ -152,6 +151,8 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     else:
         assert grouper is not None
         batches, ordered = _reduce(spec.reducer, grouper.groups()), False
+    if spec.reducer_teardown is not None:  # its pairs come last, in whatever key order
+        batches, ordered = itertools.chain(batches, _teardown(spec.reducer_teardown, hooks)), False
     outputs = itertools.chain.from_iterable(batches)
     grouped_by = collector if collector is not None else grouper
     assert grouped_by is not None
@@ -159,9 +160,14 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     def spilled() -> int:  # read after the output is written: spilling happens while it streams
         return grouped_by.spilled_bytes
     if last and plan.output.table is not None:
-        items = dynamodb.write_output(runtime.client("dynamodb"), plan.output.table, outputs)
-        return {"output_key": None, "records_in": records_in, "records_out": items,
-                "bad_records": 0, "spilled_bytes": spilled()}
+        # Staged, not written: the commit applies the winning tasks' items (a failed job changes
+        # nothing in the table).
+        data, items = dynamodb.stage_output(runtime.client("dynamodb"), plan.output.table, outputs)
+        out_key = protocol.staged_part_key(job_id, task, attempt, dynamodb.STAGED_EXT)
+        runtime.put_bytes(bucket, out_key, data)
+        metrics.add_out(len(data))
+        return {"output_key": out_key, "records_in": records_in, "records_out": items,
+                "bad_records": 0, "spilled_bytes": spilled(), **hooks}
     if last:
         fmt = plan.output.format
         part: writers.Part
@@ -179,7 +185,14 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     runtime.put_bytes(bucket, out_key, data)
     metrics.add_out(len(data))
     return {"output_key": out_key, "records_in": records_in, "records_out": records_out,
-            "bad_records": 0, "spilled_bytes": spilled()}
+            "bad_records": 0, "spilled_bytes": spilled(), **hooks}
+
+
+def _teardown(fn: Callable[[], Any], hooks: dict[str, float]) -> Iterator[list[Any]]:
+    """The reducer teardown's pairs as one last batch, run when the batches before are written."""
+    final = task_hooks.run_teardown(fn, "reducer_teardown", hooks)
+    if final:
+        yield final
 
 
 def _collector(reducer: Any, ser: shuffle.JsonSerializer,
@@ -198,7 +211,7 @@ def _collect(collector: grouping.PairSorter | grouping.FoldGrouper, keys: list[A
     try:
         return bool(collector.add_columns(keys, values))
     except Exception as exc:  # the fold's function
-        raise runtime.TaskError(f"reducer {reducer!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise runtime.TaskError(f"reducer {reducer!r} failed: {type(exc).__name__}: {exc}", user=True) from exc
 
 
 def write_batches_in_key_order(batches: Iterable[list[Any]], part: writers.PartWriter,
@@ -230,16 +243,41 @@ def _reduce(reducer: Callable[[Any, list[Any]], Iterable[Any] | None],
     generator step per pair)."""
     batch: list[Any] = []
     for key, values in groups:
+        out = None
         try:
             out = reducer(key, values)
             if out is not None:
                 batch.extend(out)
         except Exception as exc:
+            if out is not None and not hasattr(out, "__iter__"):
+                raise runtime.TaskError(
+                    f"the reducer must return an iterable of (key, value) pairs; for key "
+                    f"{runtime.preview(key)} it returned {runtime.preview(out)} ({type(out).__name__}); "
+                    f"{_HOW_TO_EMIT}", record_preview=runtime.preview(key), user=True) from exc
             raise runtime.TaskError(f"reducer failed on key {runtime.preview(key)}: "
                                     f"{type(exc).__name__}: {exc}",
-                                    record_preview=runtime.preview(key)) from exc
+                                    record_preview=runtime.preview(key), user=True) from exc
         if len(batch) >= grouping.BATCH:
-            yield batch
+            yield _checked_pairs(batch)
             batch = []
     if batch:
-        yield batch
+        yield _checked_pairs(batch)
+
+
+_HOW_TO_EMIT = "write `yield key, value` (e.g. `yield word, sum(counts)`), not `yield value`"
+
+
+def _checked_pairs(batch: list[Any]) -> list[Any]:
+    """``batch`` if every item is a 2-item pair (checked in C, once per batch), else the error
+    naming the first item that is not (a reducer that yields bare values)."""
+    try:
+        ok = set(map(len, batch)) <= {2}
+    except TypeError:
+        ok = False
+    if ok:
+        return batch
+    bad = next(p for p in batch if not (isinstance(p, (tuple, list)) and len(p) == 2))
+    raise runtime.TaskError(
+        f"the reducer must yield (key, value) pairs; it yielded {runtime.preview(bad)} "
+        f"({type(bad).__name__}), not a pair; {_HOW_TO_EMIT}", record_preview=runtime.preview(bad),
+        user=True)

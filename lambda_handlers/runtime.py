@@ -4,13 +4,16 @@ Everything here is per warm container: boto3 clients (with a connection pool lar
 reducer's parallel ranged GETs; on a stack that names its role, made with the STS session of the
 task's job, see :func:`enter_job`), the unpickled job and its plan (cached per job id), and the
 per-task S3 request counter that ends up in the done marker. Tests replace the Lambda invoke with
-:func:`set_invoker` to run the whole handler chain in-process.
+:func:`set_invoker` to run the whole handler chain in-process. :func:`in_process` runs the handlers
+without Lambda or AWS (``smr run --inline``): clients, function environment and invokes come from an
+:class:`InProcess`, and a task's exception reaches the caller instead of becoming an error marker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import hashlib
 import json
 import logging
@@ -21,11 +24,12 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lambda_handlers import clock, context, grants, protocol
+from lambda_handlers import clock, context, grants, jobfiles, protocol
 from lambda_handlers.aws_errors import error_code, is_not_found, is_precondition_failed
 from lambda_handlers.plan import Plan, Split, chunk_splits
 
@@ -47,6 +51,43 @@ _invoker: Callable[[str, dict[str, Any]], None] | None = None
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """Where the handlers' outside world is in a run inside this process (no Lambda, no AWS).
+
+    :param clients: the client per service (an in-memory S3); a service not here is an error.
+    :param env: the function environment (work bucket, function names) the handlers read.
+    :param invoke: ``invoke(function_name, event)`` in place of Lambda's async invoke.
+    :param jobs: the job spec per job id, used as it is instead of unpickling ``job.pkl`` (the
+        caller's own functions run, so its breakpoints, mocks and module state apply).
+    """
+
+    clients: Mapping[str, Any]
+    env: Mapping[str, str]
+    invoke: Callable[[str, dict[str, Any]], None]
+    jobs: Mapping[str, JobSpec] = field(default_factory=dict)
+
+
+_in_process: contextvars.ContextVar[InProcess | None] = contextvars.ContextVar("smr_in_process",
+                                                                               default=None)
+
+
+@contextmanager
+def in_process(world: InProcess) -> Iterator[None]:
+    """Run the handlers called inside this block (and threads that copy its context) in ``world``."""
+    token = _in_process.set(world)
+    try:
+        yield
+    finally:
+        _in_process.reset(token)
+
+
+def _env(name: str) -> str | None:
+    """A variable of the function's environment (the in-process run's, inside one)."""
+    world = _in_process.get()
+    return (world.env if world is not None else os.environ).get(name)
 
 
 class ObjectChangedError(RuntimeError):
@@ -72,6 +113,11 @@ def client(service: str) -> Any:
 
     ``Any``: boto3 clients are untyped here (no stubs in the Lambda package).
     """
+    world = _in_process.get()
+    if world is not None:
+        if service not in world.clients:
+            raise TaskFailedError(f"{service} is not available in a run inside this process")
+        return world.clients[service]
     job = _job.get()
     if job is None or not os.environ.get(protocol.ENV_ROLE_ARN):
         return _role_client(service)
@@ -179,7 +225,8 @@ def job_grants(bucket: str, job_id: str) -> grants.JobGrants:
             inputs, output, budget = dict(req.inputs), req.output, bool(req.limits.stack_max_running_tasks)
     uris = [u for group in inputs.values() for u in group] + [output]
     tables = [dynamodb.parse_uri(u)["table"] for u in uris if dynamodb.is_dynamodb_uri(u)]
-    return grants.JobGrants.of(job_id, bucket, inputs, output, tables, stack_budget=budget)
+    table = dynamodb.parse_uri(output)["table"] if dynamodb.is_dynamodb_uri(output) else None
+    return grants.JobGrants.of(job_id, bucket, inputs, output, tables, stack_budget=budget, output_table=table)
 
 
 def _assume(bucket: str, job_id: str) -> _JobSession:
@@ -212,10 +259,10 @@ def reset() -> None:
 
 
 def work_bucket() -> str:
-    try:
-        return os.environ[protocol.ENV_WORK_BUCKET]
-    except KeyError:
-        raise TaskFailedError(f"environment variable {protocol.ENV_WORK_BUCKET} is not set") from None
+    bucket = _env(protocol.ENV_WORK_BUCKET)
+    if bucket is None:
+        raise TaskFailedError(f"environment variable {protocol.ENV_WORK_BUCKET} is not set")
+    return bucket
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,7 +345,7 @@ def _vm_hwm_kb() -> int | None:
 
 def memory_mb() -> int:
     try:
-        return int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "0"))
+        return int(_env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or "0")
     except ValueError:
         return 0
 
@@ -402,6 +449,9 @@ def load_job(bucket: str, job_id: str) -> JobSpec:
     """Unpickle ``job.pkl`` from the stack's own work bucket (never from an event-named bucket)."""
     if bucket != work_bucket():
         raise TaskFailedError(f"refusing to load job code from bucket {bucket!r}")
+    world = _in_process.get()
+    if world is not None and job_id in world.jobs:
+        return world.jobs[job_id]
     key = (bucket, job_id)
     cached = _jobs.get(key)
     if cached is not None:
@@ -450,7 +500,7 @@ _EVENT_ROLES = {
 
 def function_for(kind: str) -> str:
     env = _FUNCTION_ENV[kind]
-    name = os.environ.get(env)
+    name = _env(env)
     if not name:
         raise TaskFailedError(f"environment variable {env} is not set; cannot invoke {kind} tasks")
     return name
@@ -472,15 +522,19 @@ def pinned_function(event: dict[str, Any]) -> str:
     return plan.function(_EVENT_ROLES[event["kind"]], name)
 
 
-def invoke(event: dict[str, Any], attempts: int = 8) -> None:
-    """Async-invoke the function serving ``event['kind']`` (the job's pinned version); back off
-    and retry on throttling. Another job's event (an admission poke) goes with the function's own
-    credentials: this job's session cannot read that job's plan."""
+def invoke(event: dict[str, Any], attempts: int = 8, function: str | None = None) -> None:
+    """Async-invoke the function serving ``event['kind']`` (the job's pinned version, unless
+    ``function`` names it); back off and retry on throttling. Another job's event (an admission
+    poke) goes with the function's own credentials: this job's session cannot read that job's plan."""
     job = _job.get()
     if job is not None and job[1] != event.get("job_id"):
         with as_stack():
-            return invoke(event, attempts)
-    name = pinned_function(event)
+            return invoke(event, attempts, function)
+    name = function or pinned_function(event)
+    world = _in_process.get()
+    if world is not None:
+        world.invoke(name, event)
+        return
     if _invoker is not None:
         _invoker(name, event)
         return
@@ -520,28 +574,57 @@ def now_iso() -> str:
 
 
 class TaskError(Exception):
-    """An error with context (input location, record preview) for the error detail."""
+    """An error with context (input location, record preview) for the error detail.
+
+    ``user=True``: the job's own code failed (raised, or returned something that is not pairs);
+    a deterministic failure that ``retry_on_user_errors=False`` fails the job on at once."""
 
     def __init__(self, message: str, *, input: dict[str, Any] | None = None,
-                 record_preview: str | None = None):
+                 record_preview: str | None = None, user: bool = False):
         super().__init__(message)
         self.input = input
         self.record_preview = record_preview
+        self.user = user
 
 
-def write_error(bucket: str, event: dict[str, Any], phase: str, exc: BaseException) -> dict[str, Any]:
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the job's code failing (a :class:`TaskError` marked so, or a user's
+    ``sys.exit()``), rather than the platform (S3, memory, a changed input)."""
+    return bool(getattr(exc, "user", False)) or isinstance(exc, SystemExit)
+
+
+def write_error(bucket: str, event: dict[str, Any], phase: str, exc: BaseException,
+                fail_job_now: bool = False) -> dict[str, Any]:
+    """Write the attempt's error detail and error marker. ``fail_job_now``: fail the whole job
+    on this error, before the marker, so no coordinator that sees the marker retries the task."""
     job_id, step, task, attempt = event["job_id"], event["step"], event["task"], event["attempt"]
     detail = {
         "task": task, "attempt": attempt, "step": step, "phase": phase,
         "error_type": type(exc).__name__, "message": str(exc),
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         "input": getattr(exc, "input", None), "record_preview": getattr(exc, "record_preview", None),
-        "time": now_iso(),
+        "user_error": is_user_error(exc), "time": now_iso(),
     }
     put_json(bucket, protocol.error_detail_key(job_id, step, phase, task, attempt), detail)
+    if fail_job_now:
+        fail_job(bucket, job_id, f"{phase} task {task} of step {step} failed in the job's code on attempt "
+                 f"{attempt + 1} (retry_on_user_errors is off); error: {detail['error_type']}: "
+                 f"{detail['message']}", step=step, phase=phase, task=task, attempt=attempt, error=detail)
     put_bytes(bucket, protocol.error_marker_key(job_id, step, phase, task, attempt),
               f"{detail['error_type']}: {detail['message']}"[:1024].encode())
     return detail
+
+
+def fail_job(bucket: str, job_id: str, reason: str, *, step: int | None = None,
+             phase: str | None = None, task: int | None = None, attempt: int | None = None,
+             error: dict[str, Any] | None = None) -> bool:
+    """Fail the job: ``failed.json`` (put-if-absent: the first cause wins), then its FAILED state."""
+    body = {"job_id": job_id, "state": protocol.FAILED, "reason": reason, "step": step,
+            "phase": phase, "task": task, "attempt": attempt, "error": error,
+            "time": now_iso()}
+    won = put_if_absent(bucket, protocol.failed_key(job_id), json.dumps(body, sort_keys=True))
+    put_bytes(bucket, protocol.job_state_key(job_id, protocol.FAILED), reason[:1024].encode())
+    return won
 
 
 def log_task_line(job_id: str, phase: str, step: int, task: int, attempt: int, outcome: str,
@@ -551,6 +634,9 @@ def log_task_line(job_id: str, phase: str, step: int, task: int, attempt: int, o
     and what CloudWatch Logs Insights can query field by field."""
     line = {"smr": "task", "job_id": job_id, "phase": phase, "step": step, "task": task,
             "attempt": attempt, "outcome": outcome, **{k: v for k, v in fields.items() if v is not None}}
+    if _in_process.get() is not None:  # no CloudWatch: stdout is the caller's own
+        log.debug("%s", json.dumps(line, default=str))
+        return
     print(json.dumps(line, default=str), flush=True)
 
 
@@ -598,13 +684,15 @@ def _run_task(event: dict[str, Any], phase: str,
     metrics = start_metrics()
     context.begin_task(step, phase, task, attempt)
     started = time.time()
+    plan: Plan | None = None
     try:
         if exists(bucket, protocol.cancel_key(job_id)):
             return {"cancelled": True}
         put_bytes(bucket, protocol.start_marker_key(job_id, step, phase, task, attempt), b"")
         plan = load_plan(bucket, job_id)
         job = load_job(bucket, job_id)
-        context.activate(job)
+        context.activate(job, files=functools.partial(jobfiles.local_path, bucket, job_id,
+                                                      dict(getattr(job, "files", None) or {})))
         fields = body(event, plan, job, metrics)
         finished = time.time()
         done: dict[str, Any] = {"task": task, "attempt": attempt, "step": step, "phase": phase, **fields,
@@ -612,6 +700,9 @@ def _run_task(event: dict[str, Any], phase: str,
                 "started": started, "finished": finished, "duration_s": round(finished - started, 4),
                 "memory_mb": memory_mb(), "max_rss_mb": max_rss_mb()}
         done.setdefault("bad_records", 0)
+        user_counters = context.task_counters()
+        if user_counters:
+            done["counters"] = user_counters
         with metrics.lock:
             done["requests"] = dict(metrics.requests)
         done["requests"]["PutObject"] = done["requests"].get("PutObject", 0) + 1  # the marker itself
@@ -625,9 +716,12 @@ def _run_task(event: dict[str, Any], phase: str,
             return result
         reason = f"{phase}-{step}-{task}-done"
     except (Exception, SystemExit) as exc:  # a user's sys.exit() is a failed attempt, not a crash
+        if _in_process.get() is not None:  # the caller debugs it: no marker, no retry
+            raise
         log.exception("%s task %s/%s attempt %s of job %s failed", phase, step, task, attempt, job_id)
+        fail_now = (plan is not None and not plan.options.retry_on_user_errors and is_user_error(exc))
         try:
-            write_error(bucket, event, phase, exc)
+            write_error(bucket, event, phase, exc, fail_job_now=fail_now)
         except Exception:
             log.exception("could not write the error detail")
         result = {"error": f"{type(exc).__name__}: {exc}"}
@@ -640,13 +734,17 @@ def _run_task(event: dict[str, Any], phase: str,
     return result
 
 
-def accept(event: Any, kind: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Validate ``event`` for a handler of ``kind``: (event, None) or (None, rejection response)."""
+def accept(event: Any, kind: str) -> dict[str, Any]:
+    """``event`` validated for a handler of ``kind``, before anything is read or written.
+
+    :raises protocol.InvalidEventError: naming what is wrong with it (Lambda reports the raise as
+        a ``FunctionError`` and counts it in the function's ``Errors`` metric).
+    """
+    bucket = work_bucket()
     try:
-        bucket = work_bucket()
         valid = protocol.validate_event(event, kind, work_bucket=bucket)
-        enter_job(bucket, valid["job_id"])
-        return valid, None
-    except (protocol.ProtocolError, TaskFailedError) as exc:
+    except protocol.ProtocolError as exc:
         log.error("rejected event: %s", exc)
-        return None, {"rejected": str(exc)}
+        raise protocol.InvalidEventError(f"invalid {kind} event: {exc}") from None
+    enter_job(bucket, valid["job_id"])  # its tasks work with this job's session from here
+    return valid

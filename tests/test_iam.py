@@ -52,14 +52,15 @@ def _modules(*patterns: str) -> list[Path]:
 # `smr status/cancel/report`; the planning code the driver runs in the worker; the stack's
 # description. Deploy role: deploy/ (deploy_stack, delete_stack). Not scanned: the data plane
 # (the functions run with the role the stack creates), the local stack, and the CLI's
-# `--local` helpers (engine/commands.py: they upload to and download from the local stack).
+# `--local` helpers (engine/commands.py: they upload to and download from the local stack), and the
+# in-process runner (engine/inline.py: its S3 is in memory).
 JOB_SCOPE: list[tuple[str, set[str] | None]] = [
     *((str(p.relative_to(ROOT)), None) for p in _modules(
         "airflow_provider_smr/engine/*.py", "airflow_provider_smr/hooks/*.py",
         "airflow_provider_smr/operators/*.py", "airflow_provider_smr/triggers/*.py",
         "airflow_provider_smr/sensors/*.py", "airflow_provider_smr/links/*.py", "airflow_provider_smr/plugins/*.py",
         "airflow_provider_smr/report*.py", "airflow_provider_smr/cost.py", "airflow_provider_smr/job.py",
-        "lambda_handlers/planning.py") if p.name != "commands.py"),
+        "lambda_handlers/planning.py") if p.name not in ("commands.py", "inline.py")),
     ("airflow_provider_smr/deploy/stack.py", {"describe_stack", "stack_info_from_description"}),
     ("airflow_provider_smr/deploy/status.py", {"find_stack"}),
     ("lambda_handlers/io/dynamodb.py", {"ensure_table"}),
@@ -211,7 +212,7 @@ def test_a_new_call_shows_up_with_its_action(tmp_path):
 DATA_PLANE: list[tuple[str, set[str] | None]] = [
     (str(p.relative_to(ROOT)), None) for p in _modules("lambda_handlers/*.py", "lambda_handlers/io/*.py")
     if p.name != "dynamodb.py"] + [
-    ("lambda_handlers/io/dynamodb.py", {"scan_segment", "write_output", "key_names", "flush"}),
+    ("lambda_handlers/io/dynamodb.py", {"scan_segment", "key_names", "flush", "stage_output"}),
 ]
 FUNCTIONS_REFS = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012",
                   "AWS::StackName": "smr", "WorkBucket": "smr-workbucket-1a2b3c",

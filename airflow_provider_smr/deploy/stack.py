@@ -11,8 +11,8 @@ operation; the returned :class:`StackInfo` names the versions *this* deploy publ
 (``versions``), which the job run after it pins. A deploy that changed the stack then deletes the
 versions no unfinished job pins (:mod:`.versions`).
 
-Declared input/output locations accumulate: a deploy adds the locations it asks for to those the
-stack already grants and never revokes them implicitly, so concurrent tasks that declare
+Declared input/output locations and DynamoDB tables accumulate: a deploy adds the locations and
+tables it asks for to those the stack already grants and never revokes them implicitly, so concurrent tasks that declare
 different buckets neither take access away from each other's running jobs nor make the stack
 flip between versions (``replace_locations=True`` narrows the grants).
 """
@@ -90,6 +90,8 @@ class StackInfo:
     content_hash: str = ""
     input_locations: list[str] = field(default_factory=list)
     output_locations: list[str] = field(default_factory=list)
+    #: DynamoDB tables the role may scan and write (accumulated across deploys like locations)
+    tables: list[str] = field(default_factory=list)
     status: str = field(default="", compare=False)
     architecture: str = "x86_64"
     versions: dict[str, str] = field(default_factory=dict)
@@ -106,7 +108,7 @@ class StackInfo:
         known = {name: d[name] for name in cls.__dataclass_fields__ if name in d}
         known["functions"] = dict(known.get("functions") or {})
         known["versions"] = dict(known.get("versions") or {})
-        for name in ("input_locations", "output_locations"):
+        for name in ("input_locations", "output_locations", "tables"):
             known[name] = list(known.get(name) or [])
         return cls(**known)
 
@@ -132,7 +134,8 @@ def stack_info_from_description(stack: dict, region: str) -> StackInfo:
         timeout_s=int(outputs["TimeoutS"]), code_hash=outputs["CodeSha256"],
         content_hash=outputs.get("ContentHash", ""),
         input_locations=_locations(outputs, "InputLocations"),
-        output_locations=_locations(outputs, "OutputLocations"), status=stack["StackStatus"],
+        output_locations=_locations(outputs, "OutputLocations"), tables=_locations(outputs, "Tables"),
+        status=stack["StackStatus"],
         architecture=outputs.get("Architecture") or "x86_64",
         versions={role: outputs[f"{role.capitalize()}Version"] for role in FUNCTION_ROLES
                   if outputs.get(f"{role.capitalize()}Version")},
@@ -304,7 +307,8 @@ def deploy_stack(
         runtime=worker_runtime(), memory_mb=settings.memory_mb, timeout_s=settings.timeout_s,
         input_buckets=tuple(input_buckets), output_buckets=tuple(output_buckets),
         log_retention_days=settings.log_retention_days, jobs_expire_days=settings.jobs_expire_days,
-        layers=tuple(layers), tables=tuple(t.removeprefix("dynamodb://").split("?")[0] for t in tables),
+        layers=tuple(layers),
+        tables=tuple(sorted({t.removeprefix("dynamodb://").split("?")[0] for t in tables})),
         architecture=settings.architecture,
         mapper_memory_mb=settings.mapper_memory_mb, reducer_memory_mb=settings.reducer_memory_mb,
         max_running_tasks=settings.stack_max_running_tasks,
@@ -347,7 +351,8 @@ def _deploy_once(clients: AwsClients, settings: TemplateSettings, code: bytes, r
         settings = replace(
             settings,
             input_buckets=merge_locations(settings.input_buckets, granted.input_locations),
-            output_buckets=merge_locations(settings.output_buckets, granted.output_locations, folder=True))
+            output_buckets=merge_locations(settings.output_buckets, granted.output_locations, folder=True),
+            tables=tuple(sorted({*settings.tables, *granted.tables})))
     template = build_template(settings)
     digest = content_hash(template)
     if (stack is not None and stack["StackStatus"] in COMPLETE_STATES

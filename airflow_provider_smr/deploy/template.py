@@ -446,6 +446,7 @@ def _outputs(settings: TemplateSettings) -> dict:
         # What the role may read and write, so a later deploy can widen it instead of revoking.
         "InputLocations": {"Value": json.dumps(list(settings.input_buckets))},
         "OutputLocations": {"Value": json.dumps(list(settings.output_buckets))},
+        "Tables": {"Value": json.dumps(list(settings.tables))},
         "ProtocolVersion": {"Value": str(protocol.PROTOCOL_VERSION)},
         "MaxRunningTasks": {"Value": str(settings.max_running_tasks)},
     })

@@ -103,8 +103,19 @@ class AwsClients:
 
     @property
     def dynamodb(self) -> Any:
-        return self.client("dynamodb")
+        """Made on first use: most jobs only hand it to checks that skip S3 locations."""
+        return _OnFirstUse(lambda: self.client("dynamodb"))
 
     @property
     def sts(self) -> Any:
         return self.client("sts")
+
+
+class _OnFirstUse:
+    """A client whose creation (loading its service model, ~50 ms) waits until it is used."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._make(), name)

@@ -46,6 +46,8 @@ log = logging.getLogger("smr")
 
 LOCAL_BUCKET = "smr-local-data"
 _NAMED = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)=(.+)$")
+_NAME_LIKE = re.compile(r"^([^=/\\:]+)=(.+)$")  # NAME=URI with a NAME the grammar refuses
+_PYTHON_FLAG = re.compile(r"\b([a-z][a-z0-9_]*)=(True|False)\b")
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
                     "aws_session_token": "testing"}
 
@@ -99,9 +101,15 @@ def register(subparsers: Any) -> None:
                      help="S3 prefix, key or glob; repeat for several; NAME=URI for named inputs")
     run.add_argument("--output", required=True, metavar="URI", help="S3 prefix for the parts")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="job parameter (JSON value or string); repeatable")
+                     help="job parameter, read as the job declares it (else a JSON value or a "
+                     "string); repeatable")
+    run.add_argument("--file", action="append", default=[], metavar="PATH",
+                     help="a side file shipped with the job (relative to the current folder), read "
+                     "in a task with job_file(NAME); repeatable")
     run.add_argument("--job-id", metavar="ID", help="job id (default: generated)")
-    run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS", help="seconds between status polls")
+    run.add_argument("--poll-interval", type=float, default=2.0, metavar="SECONDS",
+                     help="longest gap between status polls (the first come after tens of "
+                          "milliseconds, backing off to this)")
     run.add_argument("--deploy", action="store_true",
                      help="deploy or update the stack first (default: only when it does not exist)")
     add_option_flags(run.add_argument_group("job options"), JobOptions)
@@ -132,6 +140,9 @@ def _add_stack_arguments(parser: argparse.ArgumentParser, local: bool) -> None:
     if local:
         where.add_argument("--local", action="store_true",
                            help="run on an embedded local stack; --input/--output may be local paths")
+        where.add_argument("--inline", action="store_true",
+                           help="run in this process, with no stack and no AWS (tests, debugging): "
+                           "--input/--output are local paths; the job's own errors are raised")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and full errors")
 
 
@@ -147,6 +158,7 @@ def parse_inputs(values: list[str]) -> Any:
         if m and not is_s3_uri(value):
             named.setdefault(m.group(1), []).append(m.group(2))
         else:
+            _check_input_name(value)
             plain.append(value)
     if named and plain:
         raise CommandError("give either unnamed inputs or NAME=URI inputs, not both")
@@ -155,12 +167,43 @@ def parse_inputs(values: list[str]) -> Any:
     return plain[0] if len(plain) == 1 else plain
 
 
-def _parse_params(values: list[str]) -> dict:
-    params = {}
+def _check_input_name(value: str) -> None:
+    """Refuse ``NAME=URI`` whose NAME is not a valid input name (``argparse.py=path``), unless the
+    whole value is a URI or an existing path, saying what to write instead."""
+    m = _NAME_LIKE.match(value)
+    if m is None or is_s3_uri(value) or dynamodb.is_dynamodb_uri(value) or Path(value).expanduser().exists():
+        return
+    name, uri = m.groups()
+    fixed = re.sub(r"[^A-Za-z0-9_-]", "_", name)
+    fixed = fixed if re.match(r"[A-Za-z_]", fixed) else "_" + fixed
+    why = "may not contain a dot" if "." in name else "are letters, digits, _ and - (starting with a letter or _)"
+    raise CommandError(f"--input {value!r}: input names {why}, got {name!r}; write --input {fixed}={uri}")
+
+
+def cli_words(text: str) -> str:
+    """An error's Python spelling of an option in the CLI's: ``pass overwrite=True`` -> ``pass
+    --overwrite`` (``=False``: ``--no-overwrite``), for the options ``smr run`` has flags for."""
+    flags = {o.name: o.flag for cls in (JobOptions, StackSettings) for o in declared(cls) if o.kind is bool}
+
+    def flag(m: re.Match[str]) -> str:
+        name, value = m.groups()
+        if name not in flags:
+            return m.group(0)
+        return flags[name] if value == "True" else "--no-" + flags[name][2:]
+    return _PYTHON_FLAG.sub(flag, text)
+
+
+def _parse_params(values: list[str], as_text: bool = False) -> dict:
+    """``--param`` values: text when the job declares its parameters (it reads each as declared),
+    else a JSON value or a string."""
+    params: dict[str, Any] = {}
     for value in values:
         key, sep, raw = value.partition("=")
         if not sep or not key:
             raise CommandError(f"--param {value!r}: use KEY=VALUE")
+        if as_text:
+            params[key] = raw
+            continue
         try:
             params[key] = json.loads(raw)
         except ValueError:
@@ -197,16 +240,22 @@ def upload_local_inputs(s3: Any, spec: Any) -> Any:
     return _map_uris(spec, upload)
 
 
-def download_output(s3: Any, result: dict, folder: Path) -> list[str]:
-    """Copy the committed parts and ``_SUCCESS`` of ``result`` into a local folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+def download_output(s3: Any, result: dict, folder: Path, *, overwrite: bool = False,
+                    overwrite_name: str = "--overwrite") -> list[str]:
+    """Make a local folder hold exactly the committed parts and ``_SUCCESS`` of ``result``: a folder
+    holding a committed result is refused unless ``overwrite``; the old output is replaced only
+    once every new file is downloaded (see :mod:`airflow_provider_smr.engine.output_folder`)."""
+    from airflow_provider_smr.engine.output_folder import replace_output_folder
+
+    return replace_output_folder(folder, lambda staging: download_parts(s3, result, staging),
+                                 overwrite=overwrite, overwrite_name=overwrite_name)
+
+
+def download_parts(s3: Any, result: dict, folder: Path) -> None:
+    """Download the committed parts and ``_SUCCESS`` of ``result`` into an (empty) folder."""
     for uri in [*result["parts"], result["manifest"]]:
         part = S3Uri.parse(uri, what="part")
-        target = folder / part.key.rsplit("/", 1)[-1]
-        s3.download_file(part.bucket, part.key, str(target))
-        written.append(str(target))
-    return written
+        s3.download_file(part.bucket, part.key, str(folder / part.key.rsplit("/", 1)[-1]))
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -224,7 +273,11 @@ def main_errors(func: Command) -> Command:
         try:
             return func(args)
         except Exception as exc:  # noqa: BLE001 - the CLI's one place that turns errors into a line
-            text = str(exc).strip() or type(exc).__name__
+            from airflow_provider_smr.engine.inline import TASK_ATTRIBUTE
+
+            if getattr(exc, TASK_ATTRIBUTE, None):  # --inline: the job's own error, traceback and all
+                raise
+            text = cli_words(str(exc).strip()) or type(exc).__name__
             if args.verbose:
                 log.error("%s", text, exc_info=not _known(exc))
             print(f"smr: error: {type(exc).__name__}: {text.splitlines()[0]}", file=sys.stderr)
@@ -242,16 +295,37 @@ def _clients(args: argparse.Namespace) -> Iterator[tuple[AwsClients, bool]]:
     from airflow_provider_smr.engine.aws import AwsClients
 
     if getattr(args, "local", False):
-        import boto3
-
         from airflow_provider_smr.local import LocalStack
 
-        with LocalStack() as stack:
+        stack = LocalStack().launch()
+        try:
             region = args.region or "us-east-1"
-            session = boto3.session.Session(region_name=region, **FAKE_CREDENTIALS)
-            yield AwsClients(session, endpoint_url=stack.endpoint_url, region_name=region), True
+            session = _local_session(region)  # while the server boots
+            with stack:  # waits until it answers
+                yield AwsClients(session, endpoint_url=stack.endpoint_url, region_name=region), True
+        finally:
+            stack.stop()
         return
     yield AwsClients(endpoint_url=args.endpoint_url, region_name=args.region), False
+
+
+LOCAL_SERVICES = ("s3", "cloudformation", "lambda")  # what every `smr run --local` calls
+
+
+def _local_session(region: str) -> Any:
+    """A boto3 session with fake keys whose loader already holds the models of
+    :data:`LOCAL_SERVICES` (reading them is most of a client's creation)."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.get_session()
+    loader = core.get_component("data_loader")
+    for service in LOCAL_SERVICES:  # the loader caches by these exact arguments (as clients pass them)
+        for kind in ("service-2", "endpoint-rule-set-1"):
+            loader.load_service_model(service, kind, api_version=None)
+    loader.load_data("partitions")
+    core.get_component("endpoint_resolver")  # botocore's endpoints.json, read once per session
+    return boto3.session.Session(botocore_session=core, region_name=region, **FAKE_CREDENTIALS)
 
 
 def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None = None,
@@ -274,11 +348,22 @@ def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None
 
 @main_errors
 def run_command(args: argparse.Namespace) -> int:
+    from airflow_provider_smr import job_files
     from airflow_provider_smr.job import load_job
 
     job = load_job(args.job)  # fail fast on a bad job, before any stack starts
+    if args.file:
+        job = job.with_files(args.file)
+    job_files.describe(job.files)  # a missing or too large side file: before any stack starts
     inputs = parse_inputs(args.input)
-    params = _parse_params(args.param)
+    params = job.resolve_params(_parse_params(args.param, as_text=job.param_decls is not None),
+                                interface="--param")
+    if getattr(args, "inline", False):
+        return _run_inline(args, job, inputs, params)
+    if getattr(args, "local", False) and not (is_s3_uri(args.output) or dynamodb.is_dynamodb_uri(args.output)):
+        from airflow_provider_smr.engine.output_folder import check_output_folder
+
+        check_output_folder(Path(args.output).expanduser(), overwrite=args.overwrite)
     with _clients(args) as (clients, local):
         output, local_output = args.output, None
         if local:
@@ -312,9 +397,20 @@ def run_command(args: argparse.Namespace) -> int:
                 runner.cancel(job_id)
             raise
         if local_output is not None:
-            download_output(clients.s3, result, local_output)
+            download_output(clients.s3, result, local_output, overwrite=options.overwrite)
             result = {**result, "local_output": str(local_output)}
     _print_result(result, args.json)
+    return 0
+
+
+def _run_inline(args: argparse.Namespace, job: Any, inputs: Any, params: dict) -> int:
+    """``smr run --inline``: the job in this process (:mod:`airflow_provider_smr.engine.inline`)."""
+    from airflow_provider_smr.engine.inline import run_inline
+
+    run = run_inline(job, inputs, args.output, options=declared_values(JobOptions, args),
+                     settings=declared_values(StackSettings, args), job_params=params, job_id=args.job_id,
+                     overwrite_name="--overwrite")
+    _print_result(run.result, args.json)
     return 0
 
 
@@ -345,6 +441,8 @@ def _print_result(result: dict, as_json: bool) -> None:
     print(f"read {c['records_read']} records ({c['bytes_read']} bytes), shuffled {c['shuffle_bytes']} "
           f"bytes, {c['attempts']} task attempts, {t['total_s']:.1f}s, "
           f"~${result['estimated_cost_usd']:.6f} on AWS")
+    for group, names in (c.get("user") or {}).items():
+        print(f"counters {group}: " + ", ".join(f"{name}={count:,}" for name, count in names.items()))
 
 
 @main_errors

@@ -107,9 +107,9 @@ class PhaseBars:
             "running" if status.phase == COMMIT else "")
         self.progress.update(self.tasks[COMMIT], completed=1 if committed else 0, detail=detail)
         totals, elapsed = tracker.totals(), tracker.elapsed(now)
-        per_s = elapsed if elapsed > 0 else float("inf")
+        records_per_s, bytes_per_s = tracker.rates(now)
         self.summary = (f"{status.state} | {totals['records']:,} records, {format_bytes(totals['bytes'])} "
-                        f"read | {format_bytes(totals['bytes'] / per_s)}/s, "
-                        f"{short_count(totals['records'] / per_s)} records/s | "
+                        f"read | {format_bytes(bytes_per_s)}/s, "
+                        f"{short_count(records_per_s)} records/s | "
                         f"elapsed {format_elapsed(elapsed)}")
         self.progress.refresh()

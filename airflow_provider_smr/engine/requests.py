@@ -14,15 +14,15 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from lambda_handlers.prices import S3_OPERATION_TYPES
+
 _CURRENT_JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar("smr_job", default=None)
 _LOCK = threading.Lock()
 _COUNTS: dict[str, Counter] = defaultdict(Counter)
 _HANDLER_ID = "smr-request-counter"
 LAMBDA_INVOKE = "lambda:Invoke"
 
-S3_TYPES = {"GetObject": "GET", "PutObject": "PUT", "ListObjectsV2": "LIST", "ListObjects": "LIST",
-            "HeadObject": "HEAD", "HeadBucket": "HEAD", "CopyObject": "COPY", "DeleteObject": "DELETE",
-            "DeleteObjects": "DELETE"}
+S3_TYPES = S3_OPERATION_TYPES  # the data plane prices done markers with the same table
 
 
 def _on_call(model: Any = None, **_: Any) -> None:

@@ -2,7 +2,8 @@
 
 :func:`build_result` is pure: it takes the plan, ``done.json``, the ``_SUCCESS`` manifest and the
 done markers' bodies (read once, after the job finished) and returns small JSON-able data: URIs,
-counters, timings, request counts and the estimated cost. Never records.
+counters, timings, request counts and the estimated cost (next to the planner's estimate made
+before the job ran, under ``estimate``). Never records.
 
 Data-plane S3 requests: a marker may report its own counts by operation (``"requests":
 {"GetObject": n, ...}``); for markers that do not, a per-task estimate from the contract is used.
@@ -14,6 +15,7 @@ from collections import Counter
 
 from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds, prices_for
 from airflow_provider_smr.engine.requests import S3_TYPES
+from airflow_provider_smr.engine.watch import user_counters
 from lambda_handlers import protocol
 from lambda_handlers.clock import epoch_seconds
 from lambda_handlers.plan import Plan
@@ -70,6 +72,8 @@ def build_result(plan: Plan, done: dict, manifest: dict, markers: dict[tuple[int
         "attempts": attempts,
         "retried_attempts": max(0, attempts - tasks),
         "bad_records": sum(b.get("bad_records", 0) for b in all_bodies),
+        # increment_counter's totals over each task's winning attempt: {group: {name: total}}
+        "user": user_counters(all_bodies),
     }
 
     created = epoch_seconds(plan.created) or 0.0
@@ -103,6 +107,7 @@ def build_result(plan: Plan, done: dict, manifest: dict, markers: dict[tuple[int
     lambda_invokes = 2 * attempts + driver_invokes
     gb_s = sum(gb_seconds(b.get("duration_s", 0.0), b.get("memory_mb") or memory_mb) for b in all_bodies)
 
+    cost_usd = estimate_cost_usd(gb_s, lambda_invokes, s3_requests, prices_for(architecture))
     table = {"table": plan.output.table.table} if plan.output.table is not None else {}
     return {
         **table,
@@ -118,6 +123,12 @@ def build_result(plan: Plan, done: dict, manifest: dict, markers: dict[tuple[int
         "requests": {"s3": s3_requests, "s3_driver": dict(sorted(driver_requests.items())),
                      "lambda_invokes": lambda_invokes},
         "lambda_gb_seconds": round(gb_s, 3),
-        "estimated_cost_usd": estimate_cost_usd(gb_s, lambda_invokes, s3_requests,
-                                                prices_for(architecture)),
+        "estimated_cost_usd": cost_usd,
+        **({"estimate": estimate_vs_actual(plan, cost_usd, timings["total_s"])} if plan.estimate else {}),
     }
+
+
+def estimate_vs_actual(plan: Plan, cost_usd: float, total_s: float) -> dict[str, object]:
+    """The planner's estimate (``plan.json``'s, modelled for AWS: :mod:`lambda_handlers.costmodel`)
+    next to what the job measured: ``usd``/``wall_s`` beside ``actual_usd``/``actual_wall_s``."""
+    return {**plan.estimate, "actual_usd": cost_usd, "actual_wall_s": total_s}

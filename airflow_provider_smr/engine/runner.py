@@ -18,15 +18,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_provider_smr import job_files
 from airflow_provider_smr.engine import requests as reqs
 from airflow_provider_smr.engine import submit as submit_mod
 from airflow_provider_smr.engine.result import build_result
 from airflow_provider_smr.engine.watch import (
+    DEADLINE_CHECK_MIN_INTERVAL_S,
     TIMED_OUT,
     JobStatus,
     ProgressTracker,
     WatchPolicy,
     WatchState,
+    driver_wait_limit_s,
     failure_message,
     job_label,
     list_status,
@@ -156,12 +159,14 @@ class JobRunner:
             began = time.monotonic()
             check_pickle_runtime(self.stack.runtime)
             pickled = job.dumps(params=job_params)
+            files = job_files.describe(job.files)
             named = normalize_inputs(input)
             job.check_inputs(list(named))
             check_output_outside_inputs(output, named)
             # The tasks' per-job STS session must fit AWS's limit: refuse now, not in every task.
             session_policy(JobGrants.of(job_id, self.bucket, named, output, dynamodb_tables(named, output),
-                                        bool(self.stack.max_running_tasks)), self.clients.region_name, "0" * 12)
+                                        bool(self.stack.max_running_tasks), next(iter(dynamodb_tables(output)), None)),
+                           self.clients.region_name, "0" * 12)
             self._check_output(output, options.overwrite, options.create_table)
             limits = TaskLimits(memory_mb=self.stack.mapper_memory_mb or self.stack.memory_mb,
                                 task_timeout_s=self.stack.timeout_s,
@@ -170,7 +175,8 @@ class JobRunner:
             concurrency = self.concurrency(options.max_concurrency)
             if options.driver == "lambda":  # the driver function lists, plans and fans out
                 self._pin(job_id)  # it runs on the pinned versions: pinned before it is invoked
-                self._request_plan(job_id, job, named, output, options, limits, concurrency, pickled)
+                self._request_plan(job_id, job, named, output, options, limits, concurrency, pickled,
+                                   files)
                 return job_id
             objects = resolve_inputs(self.s3, named)
             check_output_outside_inputs(output, named, objects)
@@ -181,7 +187,7 @@ class JobRunner:
             plan = replace(plan, versions=dict(self.stack.versions))
             self._pin(job_id)  # after planning (a refused job writes nothing), before any invoke
             plan = plan.with_driver(plan_s=round(time.monotonic() - began, 3))
-            if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled):
+            if not submit_mod.write_job(self.s3, self.bucket, job_id, plan, pickled, files):
                 self.log.info("job %s was created concurrently: not starting it again", job_id)
                 self._pin(job_id, self.plan(job_id).versions)  # the winner's versions, not ours
                 return job_id
@@ -189,6 +195,9 @@ class JobRunner:
             steps = ", ".join(f"{s.num_map_tasks}x{s.num_reducers}" for s in plan.steps)
             self.log.info("job %s (%s): %d splits, %d input bytes, steps (maps x reducers) %s -> %s",
                           job_id, job.name, plan.num_splits, plan.input_bytes, steps, plan.output.uri)
+            if plan.estimate:
+                self.log.info("job %s: estimated on AWS at $%.4f, ~%.0f s (optimize=%s)", job_id,
+                              plan.estimate["usd"], plan.estimate["wall_s"], plan.estimate["optimize"])
             self._fan_out(plan, None, options.max_concurrency)
         return job_id
 
@@ -225,7 +234,7 @@ class JobRunner:
 
     def _request_plan(self, job_id: str, job: MapReduceJob, named: dict, output: str,
                       options: JobOptions, limits: TaskLimits, concurrency: int | None,
-                      pickled: bytes) -> None:
+                      pickled: bytes, files: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         """Serverless driver: upload job.pkl and the planning request, then invoke the driver
         function, which lists the inputs, writes ``plan.json``, fans the map tasks out and exits."""
         shape = JobShape(job.name, job.output_format,
@@ -239,7 +248,7 @@ class JobRunner:
         if not submit_mod.put_if_absent(self.s3, self.bucket, key, json.dumps(request.to_json()).encode()):
             self.log.info("job %s was requested concurrently: not starting it again", job_id)
             return
-        self.s3.put_object(Bucket=self.bucket, Key=protocol.job_pickle_key(job_id), Body=pickled)
+        submit_mod.write_pickle(self.s3, self.bucket, job_id, pickled, files)
         event = protocol.drive_event(self.bucket, job_id)
         driver = qualified(self.stack.functions["driver"], self.stack.versions.get("driver"))
         tries = submit_mod.invoke_async(self.lambda_, driver, event)
@@ -282,8 +291,8 @@ class JobRunner:
         if status.terminal or submit_mod.FANOUT_CLAIM in status.claims:
             return
         if not self._exists(protocol.job_pickle_key(job_id)):
-            self.s3.put_object(Bucket=self.bucket, Key=protocol.job_pickle_key(job_id),
-                               Body=job.dumps(params=job_params))
+            submit_mod.write_pickle(self.s3, self.bucket, job_id, job.dumps(params=job_params),
+                                    job_files.describe(job.files))
         todo = submit_mod.unstarted_map_tasks(self.plan(job_id), listed)
         self.log.info("job %s: finishing an interrupted fan-out (%d map tasks)", job_id, len(todo))
         self._fan_out(self.plan(job_id), todo, options.max_concurrency)
@@ -324,21 +333,42 @@ class JobRunner:
             self._plans[job_id] = Plan.from_json(doc)
         return self._plans[job_id]
 
-    def _await_driver_plan(self, job_id: str, timeout_s: float = 300.0) -> dict | None:
-        """A job handed to the serverless driver: wait for its plan (or its planning failure)."""
-        if not self._exists(protocol.planning_request_key(job_id)):
+    def _await_driver_plan(self, job_id: str) -> dict | None:
+        """A job handed to the serverless driver: wait for its plan (or its planning failure).
+
+        While waiting, the coordinator is asked to check the driver's deadline (a driver attempt
+        that died after its claim is retried, or the job failed); the wait lasts as long as the
+        job's driver attempts may (:func:`~airflow_provider_smr.engine.watch.driver_wait_limit_s`).
+        """
+        doc = self._get_json(protocol.planning_request_key(job_id))
+        if doc is None:
             return None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        req = PlanningRequest.from_json(doc)
+        limit = driver_wait_limit_s(req.limits.task_timeout_s, req.options.deadline_grace_s,
+                                    req.options.max_attempts)
+        began = last_check = time.monotonic()
+        while time.monotonic() - began < limit:
             plan = self._get_json(protocol.plan_key(job_id))
             if plan is not None:
                 return plan
             failed = self._get_json(protocol.failed_key(job_id))
             if failed is not None:
                 raise JobFailedError(f"job {job_id} failed: {failed.get('reason')}", failed)
+            if time.monotonic() - last_check > DEADLINE_CHECK_MIN_INTERVAL_S:
+                last_check = time.monotonic()
+                self._check_driver(job_id, req)
             time.sleep(0.25)
-        raise JobTimeoutError(f"the driver function did not plan job {job_id} within "
-                              f"{timeout_s:.0f}s; see its logs")
+        raise JobTimeoutError(f"the driver function did not plan job {job_id} within {limit:.0f}s "
+                              f"({req.options.max_attempts} attempts of {req.limits.task_timeout_s}s "
+                              "and their grace) and no failure was recorded; see the coordinator's "
+                              "and the driver's logs")
+
+    def _check_driver(self, job_id: str, req: PlanningRequest) -> None:
+        """Ask the coordinator (the version the job is pinned to) to check the driver's deadline."""
+        with reqs.job_context(job_id):
+            event = protocol.coordinate_event(self.bucket, job_id, reason="check-deadlines")
+            function = qualified(self.stack.functions["coordinator"], req.versions.get("coordinator"))
+            reqs.add(job_id, reqs.LAMBDA_INVOKE, submit_mod.invoke_async(self.lambda_, function, event))
 
     def status(self, job_id: str) -> JobStatus:
         """The job's status from one LIST (plus ``failed.json`` when it failed)."""
@@ -400,13 +430,18 @@ class JobRunner:
         nothing moved for a while, or speculation is on. ``on_progress(status, tracker, now)``,
         when given, is called on every poll INSTEAD of that line (e.g. the CLI's progress bars).
 
+        Polls are adaptive (:func:`~airflow_provider_smr.engine.watch.poll_delay`): the first
+        comes at once, the next ones tens of milliseconds apart, backing off to ``poll_interval``,
+        and again soon after the running tasks are due; a short job is seen done soon after it is.
+
+        :param poll_interval: the longest gap between two polls (seconds).
         :param clock: epoch seconds, for elapsed time and the line's rate limit.
         :raises JobFailedError: with the remote error and traceback.
         :raises JobCancelledError: when the job was cancelled.
         :raises JobTimeoutError: after ``timeout`` seconds (the job keeps running).
         """
         state = WatchState.begin(time.monotonic())  # the timeout counts a serverless driver's planning
-        policy = WatchPolicy.for_plan(self.plan(job_id), timeout=timeout)
+        policy = WatchPolicy.for_plan(self.plan(job_id), timeout=timeout, waiter_delay=poll_interval)
         while True:
             status, listed = self._poll(job_id)
             tracker = self._read_done_markers(job_id, listed)
@@ -431,7 +466,7 @@ class JobRunner:
             if step.outcome == TIMED_OUT:
                 raise JobTimeoutError(f"job {job_id} still {status.describe()} after {timeout:.0f}s; it "
                                       "keeps running: wait again or cancel it")
-            sleep(poll_interval)
+            sleep(step.delay)
 
     def _failure(self, job_id: str) -> JobFailedError:
         """The error of a failed job: cause, input, remote traceback and the task's log tail."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -55,8 +55,10 @@ def request_cancel(s3: Any, bucket: str, job_id: str) -> bool:
     return won
 
 
-def write_job(s3: Any, bucket: str, job_id: str, plan: Plan, pickled: bytes) -> bool:
-    """Write ``plan.json`` (put-if-absent) then ``job.pkl``; False when the job id already exists.
+def write_job(s3: Any, bucket: str, job_id: str, plan: Plan, pickled: bytes,
+              files: Mapping[str, Mapping[str, Any]] | None = None) -> bool:
+    """Write ``plan.json`` (put-if-absent), the side ``files`` (as ``job_files.describe`` lists
+    them), then ``job.pkl``; False when the job id already exists.
 
     A large plan's splits go first, in chunks named by their content's digest (see
     :func:`~lambda_handlers.plan.stored_documents`), so ``plan.json`` never names a missing chunk."""
@@ -65,8 +67,17 @@ def write_job(s3: Any, bucket: str, job_id: str, plan: Plan, pickled: bytes) -> 
         s3.put_object(Bucket=bucket, Key=key, Body=chunk)
     if not put_if_absent(s3, bucket, protocol.plan_key(job_id), body):
         return False
-    s3.put_object(Bucket=bucket, Key=protocol.job_pickle_key(job_id), Body=pickled)
+    write_pickle(s3, bucket, job_id, pickled, files)
     return True
+
+
+def write_pickle(s3: Any, bucket: str, job_id: str, pickled: bytes,
+                 files: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Upload the job's side files, then ``job.pkl`` (no task starts before both are there)."""
+    from airflow_provider_smr import job_files
+
+    job_files.upload(s3, bucket, job_id, files or {})
+    s3.put_object(Bucket=bucket, Key=protocol.job_pickle_key(job_id), Body=pickled)
 
 
 def invoke_async(lambda_client: Any, function_name: str, payload: dict, *, max_tries: int = 10,

@@ -6,7 +6,8 @@ and the async trigger both list the prefix their own way and hand the objects (b
 :class:`ProgressTracker` adds records, bytes, throughput and elapsed time from the done markers'
 bodies, GETting each done marker once per job and process (the result and the report reuse them).
 :func:`watch_step` is the wait policy both watchers apply to each poll: which progress line to log,
-when to ask the coordinator to check deadlines, and when the watch ends.
+when to ask the coordinator to check deadlines, when the watch ends, and when to poll next
+(:func:`poll_delay`: soon at first and when tasks are due, backing off to ``waiter_delay``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class JobStatus:
     overdue: list[tuple[int, str, int, int]] = field(default_factory=list)  # (step, phase, task, attempt)
     claims: set[str] = field(default_factory=set)
     error: str | None = None
+    # when the running attempt of each (step, phase, task) started (its start marker's LastModified)
+    running_since: dict[tuple[int, str, int], float] = field(default_factory=dict)
 
     TERMINAL_STATES = protocol.TERMINAL_STATES
     SUCCESS_STATES = protocol.SUCCESS_STATES
@@ -128,6 +131,7 @@ def status_from_listing(plan: Plan, listed: Iterable[dict], now: float | None = 
                 errored.add(marker)
 
     overdue = []
+    running_since: dict[tuple[int, str, int], float] = {}
     for task, attempt in latest.items():
         step, phase, _ = task
         p = steps[step][phase]
@@ -138,8 +142,10 @@ def status_from_listing(plan: Plan, listed: Iterable[dict], now: float | None = 
             continue
         p.running += 1
         began = started.get((*task, attempt))
-        if began is not None and now - began > deadline:
-            overdue.append((*task, attempt))
+        if began is not None:
+            running_since[task] = began
+            if now - began > deadline:
+                overdue.append((*task, attempt))
     for step, phase, _ in done:
         steps[step][phase].done += 1
 
@@ -151,7 +157,8 @@ def status_from_listing(plan: Plan, listed: Iterable[dict], now: float | None = 
     if state in protocol.TERMINAL_STATES:
         step_now, phase_now = None, None
     return JobStatus(job_id=job_id, state=state, step=step_now, phase=phase_now, steps=steps,
-                     attempts=len(started), overdue=sorted(overdue), claims=claims)
+                     attempts=len(started), overdue=sorted(overdue), claims=claims,
+                     running_since=running_since)
 
 
 def _current_phase(steps: list[dict[str, PhaseProgress]]) -> tuple[int | None, str]:
@@ -210,7 +217,9 @@ class ProgressTracker:
 
     Elapsed time counts from the plan's ``created`` time (when the driver planned the job; the
     first time this tracker saw the job when the plan has none). Throughput is the input read so
-    far (the first step's map tasks: ``records_in`` / ``bytes_in``) per second of elapsed time.
+    far (the first step's map tasks: ``records_in`` / ``bytes_in``) per second since the first
+    finished task started (:meth:`busy`): the rate of the tasks, not of the submit and the
+    watcher's first poll.
 
     :param plan: the job's ``plan.json``.
     :param now: epoch seconds used when the plan carries no ``created`` time.
@@ -258,17 +267,70 @@ class ProgressTracker:
         return {"records": sum(int(b.get("records_in") or 0) for b in first),
                 "bytes": sum(int(b.get("bytes_in") or 0) for b in first)}
 
+    def user_counters(self) -> dict[str, dict[str, int | float]]:
+        """The job's user counters so far (finished tasks' winning attempts)."""
+        return user_counters(self.bodies.values())
+
     def elapsed(self, now: float) -> float:
         return max(0.0, now - self.started)
+
+    def busy(self, now: float) -> float:
+        """Seconds since the earliest start among the finished tasks (the throughput's time base;
+        :meth:`elapsed` until a task has finished)."""
+        starts = [float(b["started"]) for b in self.bodies.values() if b.get("started") is not None]
+        return max(0.0, now - min(starts)) if starts else self.elapsed(now)
+
+    def rates(self, now: float) -> tuple[float, float]:
+        """Input ``(records, bytes)`` per second of :meth:`busy` time (0 before any is read)."""
+        totals, busy = self.totals(), self.busy(now)
+        if busy <= 0:
+            return 0.0, 0.0
+        return totals["records"] / busy, totals["bytes"] / busy
+
+    def phase_due(self, status: JobStatus) -> float | None:
+        """Epoch seconds when the running tasks of the current phase should all be done: each
+        running attempt's start plus the median duration of the phase's finished tasks (None while
+        none has finished, or nothing runs)."""
+        if status.step is None or status.phase not in (protocol.MAP, protocol.REDUCE):
+            return None
+        durations = sorted(float(b["duration_s"]) for b in self.bodies.values()
+                           if b.get("step") == status.step and b.get("phase") == status.phase
+                           and b.get("duration_s") is not None)
+        starts = [t for (step, phase, _), t in status.running_since.items()
+                  if step == status.step and phase == status.phase]
+        if not durations or not starts:
+            return None
+        return max(starts) + durations[len(durations) // 2]
 
     def line(self, status: JobStatus, now: float) -> str:
         """``RUNNING step 1/1 map 12/40 (running 8, failed 0) | 1,234,567 records, 340.2 MiB
         read, 28.3 MiB/s, 105k records/s | elapsed 0:00:12``."""
         totals, elapsed = self.totals(), self.elapsed(now)
-        rate = (lambda n: n / elapsed) if elapsed > 0 else (lambda n: 0.0)
+        records_per_s, bytes_per_s = self.rates(now)
+        counters = format_user_counters(self.user_counters())
         return (f"{_describe_phases(status)} | {totals['records']:,} records, "
-                f"{format_bytes(totals['bytes'])} read, {format_bytes(rate(totals['bytes']))}/s, "
-                f"{short_count(rate(totals['records']))} records/s | elapsed {format_elapsed(elapsed)}")
+                f"{format_bytes(totals['bytes'])} read, {format_bytes(bytes_per_s)}/s, "
+                f"{short_count(records_per_s)} records/s | elapsed {format_elapsed(elapsed)}"
+                + (f" | {counters}" if counters else ""))
+
+
+def user_counters(bodies: Iterable[dict]) -> dict[str, dict[str, int | float]]:
+    """``{group: {name: total}}`` of the user counters in done-marker bodies (``"counters"``). A
+    task has one done marker, its winning attempt's, so no attempt is counted twice."""
+    out: dict[str, dict[str, int | float]] = {}
+    for body in bodies:
+        for group, names in (body.get("counters") or {}).items():
+            totals = out.setdefault(group, {})
+            for name, count in names.items():
+                totals[name] = totals.get(name, 0) + count
+    return {g: dict(sorted(names.items())) for g, names in sorted(out.items())}
+
+
+def format_user_counters(counters: dict[str, dict[str, int | float]], most: int = 4) -> str:
+    """``words.total=1,234, words.empty=3 (+2 more)``: the first ``most`` counters, for one line."""
+    flat = [f"{group}.{name}={count:,}" for group, names in counters.items() for name, count in names.items()]
+    more = f" (+{len(flat) - most} more)" if len(flat) > most else ""
+    return ", ".join(flat[:most]) + more
 
 
 JOB_LABEL_CHARS = 12
@@ -337,14 +399,22 @@ STALL_NUDGE_S = 60.0
 # otherwise when a task finishes, fails or goes silent).
 SPECULATION_CHECK_INTERVAL_S = 3.0
 
-# How long a task waits for its job, as the Amazon provider's operators say it (``waiter_delay``
-# seconds between polls, at most ``waiter_max_attempts`` polls). 5 s: one S3 LIST per poll costs
-# next to nothing, and a job of a few seconds is seen done within one; the progress line needs a
-# poll at least every PROGRESS_LOG_INTERVAL_S. 8,640 polls (12 h): a backstop, not a runtime
-# budget; the coordinator's deadlines already end a job whose tasks die, so this fires only when
-# something outside the job is broken, and a daily DAG's run still ends before the next one starts.
+# How long a task waits for its job, as the Amazon provider's operators say it: ``waiter_delay``
+# is the LONGEST gap between polls, and the watch gives up after ``waiter_delay`` x
+# ``waiter_max_attempts`` seconds. Polls come sooner than waiter_delay (see poll_delay), so more
+# than waiter_max_attempts of them may happen: the limit is the time the user configured, not a
+# count. 5 s: one S3 LIST per poll costs next to nothing, and the progress line needs a poll at
+# least every PROGRESS_LOG_INTERVAL_S. 8,640 x 5 s (12 h): a backstop, not a runtime budget; the
+# coordinator's deadlines already end a job whose tasks die, so this fires only when something
+# outside the job is broken, and a daily DAG's run still ends before the next one starts.
 DEFAULT_WAITER_DELAY_S = 5.0
 DEFAULT_WAITER_MAX_ATTEMPTS = 8640
+# Adaptive polling: the first poll after the watch starts (or a phase begins) comes this soon, each
+# next one POLL_BACKOFF times later, up to waiter_delay. A job is seen done within half of the
+# time it has run (a trivial job's 0.2 s: within 0.1 s), and a long phase costs
+# log1.5(5 / 0.05) ~ 12 LISTs before the polls are waiter_delay apart.
+FIRST_POLL_DELAY_S = 0.05
+POLL_BACKOFF = 1.5
 # Added to waiter_delay x waiter_max_attempts for the deferral's timeout, so the trigger's own
 # timed_out event (which says how far the job got) normally comes first (the Amazon operators add 60 s).
 DEFERRAL_TIMEOUT_MARGIN_S = 60.0
@@ -372,18 +442,20 @@ class WatchPolicy:
         :data:`NEEDS_ATTENTION` (the trigger hands them to the resuming task) instead of a
         deadline check asked by the watcher itself.
     :param timeout: seconds after which the watch ends with :data:`TIMED_OUT` (None: never).
+    :param waiter_delay: the longest gap between two polls (see :func:`poll_delay`).
     """
 
     speculation: bool = False
     defer_attention: bool = False
     timeout: float | None = None
+    waiter_delay: float = DEFAULT_WAITER_DELAY_S
 
     @classmethod
-    def for_plan(cls, plan: Plan, *, defer_attention: bool = False,
-                 timeout: float | None = None) -> WatchPolicy:
+    def for_plan(cls, plan: Plan, *, defer_attention: bool = False, timeout: float | None = None,
+                 waiter_delay: float = DEFAULT_WAITER_DELAY_S) -> WatchPolicy:
         """The policy for a job from its plan."""
-        return cls(speculation=plan.options.speculation,
-                   defer_attention=defer_attention, timeout=timeout)
+        return cls(speculation=plan.options.speculation, defer_attention=defer_attention,
+                   timeout=timeout, waiter_delay=waiter_delay)
 
 
 @dataclass(frozen=True)
@@ -397,6 +469,8 @@ class WatchState:
     seen: str | None = None  # the status line at the last poll
     logged_wall: float | None = None  # when the last progress line was logged
     logged_phase: tuple[str, int | None, str | None] | None = None  # (state, step, phase) it showed
+    polled_phase: tuple[str, int | None, str | None] | None = None  # (state, step, phase) at the last poll
+    delay: float | None = None  # the gap before this poll's successor (None before the first poll)
 
     @classmethod
     def begin(cls, now: float, *, just_checked: bool = False) -> WatchState:
@@ -418,6 +492,7 @@ class WatchStep:
     :param check_reason: why, worth a log line (None for the routine straggler check).
     :param outcome: how the watch ends (a terminal job state, :data:`NEEDS_ATTENTION`,
         :data:`TIMED_OUT`), or None to poll again.
+    :param delay: seconds to wait before the next poll.
     """
 
     state: WatchState
@@ -425,6 +500,26 @@ class WatchStep:
     check_deadlines: bool = False
     check_reason: str | None = None
     outcome: str | None = None
+    delay: float = DEFAULT_WAITER_DELAY_S
+
+
+def poll_delay(waiter_delay: float, previous: float | None, due_in: float | None = None) -> float:
+    """Seconds until the next poll; pure.
+
+    :data:`FIRST_POLL_DELAY_S` when the watch or a phase has just begun (``previous`` None), else
+    :data:`POLL_BACKOFF` times the previous gap, never more than ``waiter_delay``; and no later
+    than ``due_in``, when the tasks the watcher waits for are expected to be done (so a job is
+    seen done soon after it is, however long it ran).
+
+    :param waiter_delay: the longest gap.
+    :param previous: the gap before this poll, or None to start over.
+    :param due_in: seconds until the current phase's running tasks are due (None: unknown, or
+        past).
+    """
+    delay = FIRST_POLL_DELAY_S if previous is None else previous * POLL_BACKOFF
+    if due_in is not None and due_in > 0:
+        delay = min(delay, max(due_in, FIRST_POLL_DELAY_S))
+    return min(delay, waiter_delay)
 
 
 def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracker: ProgressTracker,
@@ -436,7 +531,9 @@ def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracke
     with :data:`NEEDS_ATTENTION` under ``defer_attention``; otherwise overdue tasks, or no change
     for :data:`STALL_NUDGE_S`, ask for a deadline check at most every
     :data:`DEADLINE_CHECK_MIN_INTERVAL_S`, and speculation asks for a straggler check every
-    :data:`SPECULATION_CHECK_INTERVAL_S`; last, the policy's timeout.
+    :data:`SPECULATION_CHECK_INTERVAL_S`; last, the policy's timeout, and the gap before the next
+    poll (:func:`poll_delay`: short when the watch or a phase begins and when the phase's tasks are
+    due, backing off to the policy's ``waiter_delay``).
 
     :param policy: what this watcher is asked to do.
     :param state: the previous step's state (:meth:`WatchState.begin` before the first poll).
@@ -472,5 +569,17 @@ def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracke
         check = True
         state = dataclasses.replace(state, last_check=now)
     timed_out = policy.timeout is not None and now - state.began > policy.timeout
+    due = tracker.phase_due(status)
+    delay = poll_delay(policy.waiter_delay, None if phase != state.polled_phase else state.delay,
+                       None if due is None else due - wall)
+    state = dataclasses.replace(state, polled_phase=phase, delay=delay)
     return WatchStep(state, line, check_deadlines=check, check_reason=reason,
-                     outcome=TIMED_OUT if timed_out else None)
+                     outcome=TIMED_OUT if timed_out else None, delay=delay)
+
+
+def driver_wait_limit_s(timeout_s: float, grace_s: float, max_attempts: int) -> float:
+    """How long to wait for the serverless driver to plan a job: every attempt the coordinator may
+    start (``max_attempts``) running to its function timeout, each found dead ``grace_s`` later by a
+    deadline check asked for at most :data:`DEADLINE_CHECK_MIN_INTERVAL_S` apart. Past this the
+    coordinator has failed the job, unless nothing answers at all."""
+    return max(1, max_attempts) * (timeout_s + grace_s + DEADLINE_CHECK_MIN_INTERVAL_S) + grace_s

@@ -166,7 +166,8 @@ class SMRHook(AwsBaseHook):
         :param output: the S3 prefix the parts and ``_SUCCESS`` are committed to.
         :param options: how the job runs (``lambda_handlers.options.JobOptions``; its defaults
             when None): reducers, split size, attempts, speculation, driver, overwrite, ...
-        :param job_params: JSON-able parameters the job's functions can read.
+        :param job_params: JSON-able parameters the job's functions can read, merged over the
+            job's declared ``params`` and checked before anything is written.
         """
         return self.runner(stack_name).submit(job, input=input, output=output,
                                               options=options or JobOptions(), job_id=job_id,
@@ -192,9 +193,11 @@ class SMRHook(AwsBaseHook):
                      timeout: float | None = None, poll_interval: float | None = None) -> dict:
         """Block until the job ends; return its result dict.
 
-        :param waiter_delay: seconds between status polls (one S3 LIST each).
-        :param waiter_max_attempts: polls before giving up with ``JobTimeoutError`` (the job keeps
-            running); None waits as long as the job runs.
+        :param waiter_delay: the longest gap between status polls (one S3 LIST each); polls come
+            sooner when the job starts, a phase begins or its tasks are due (adaptive polling).
+        :param waiter_max_attempts: give up with ``JobTimeoutError`` after ``waiter_delay`` x
+            ``waiter_max_attempts`` seconds (the job keeps running); None waits as long as the job
+            runs. A time limit: adaptive polls may be more than this many.
         :param timeout: seconds before giving up, instead of ``waiter_delay`` x ``waiter_max_attempts``.
         :param poll_interval: deprecated alias of ``waiter_delay``.
         :raises JobFailedError: with the remote error and traceback.

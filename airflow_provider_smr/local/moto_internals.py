@@ -14,6 +14,7 @@ dispatcher. All of that depends on moto's internals, so it lives here and only h
 from __future__ import annotations
 
 import io
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -340,9 +341,57 @@ def _put_replaces_event_invoke_config() -> None:
             put_function_event_invoke_config)
 
 
+# Services whose models moto's CloudFormation imports only to find resource types, and which no
+# template of the local stack uses: EC2 and API Gateway alone took 1.5-2 s of its start.
+CFN_UNUSED_SERVICES = ("apigateway", "autoscaling", "batch", "datapipeline", "ec2", "ecs", "efs", "elb",
+                       "elbv2", "emr", "iot", "rds", "redshift", "route53", "sagemaker", "ssm",
+                       "stepfunctions")
+
+
+def _import_cloudformation_lean() -> None:
+    """Import ``moto.cloudformation`` with placeholder modules for :data:`CFN_UNUSED_SERVICES`.
+
+    Their resource types are then unmodelled (a template using one fails ``CreateStack`` with our
+    ValidationError); everything else is moto's own. The placeholders are removed again, so a
+    request to one of those services still imports the real models. If moto ever needs more of
+    them than the names below, the import is done the ordinary way.
+    """
+    import types
+
+    if "moto.cloudformation.parsing" in sys.modules:
+        return
+    stubs: dict[str, types.ModuleType] = {}
+    for service in CFN_UNUSED_SERVICES:
+        package = f"moto.{service}"
+        if package in sys.modules:
+            continue
+        stubs[package] = types.ModuleType(package)
+        stubs[package + ".models"] = models = types.ModuleType(package + ".models")
+        stubs[package].models = models  # type: ignore[attr-defined]
+    if "moto.ec2" in stubs:  # parsing checks isinstance() against these two for EC2 tags
+        for name, cls in (("core", "TaggedEC2Resource"), ("launch_templates", "LaunchTemplate")):
+            module = stubs[f"moto.ec2.models.{name}"] = types.ModuleType(f"moto.ec2.models.{name}")
+            setattr(module, cls, type(cls, (), {}))
+    if "moto.ssm" in stubs:
+        stubs["moto.ssm"].ssm_backends = {}  # type: ignore[attr-defined]  # SSM parameter types
+    before = set(sys.modules)
+    sys.modules.update(stubs)
+    try:
+        import moto.cloudformation.parsing  # noqa: F401
+    except Exception:  # noqa: BLE001 - a moto that needs more: forget the attempt, import fully
+        for name in set(sys.modules) - before:
+            del sys.modules[name]
+        import moto.cloudformation.parsing  # noqa: F401,F811
+        return
+    for name, module in stubs.items():
+        if sys.modules.get(name) is module:
+            del sys.modules[name]
+
+
 def _strict_cloudformation(unmodelled_resource: Callable[[str], str]) -> None:
     """Register the models defined so far (moto caches its model map) and make a resource type
     that no model covers fail ``CreateStack``/``UpdateStack`` instead of being skipped."""
+    _import_cloudformation_lean()
     from moto.cloudformation import parsing
     from moto.cloudformation.exceptions import ValidationError
 

@@ -79,6 +79,12 @@ class LocalStack:
         return boto3.client(service, **params)
 
     def start(self) -> LocalStack:
+        """Start the server and wait until it answers (:meth:`launch`, then :meth:`wait_ready`)."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> LocalStack:
+        """Start the server process and return at once: the caller may prepare its clients while
+        the server boots, then call :meth:`wait_ready` (or :meth:`start`)."""
         if self._process is not None:
             return self
         from airflow_provider_smr.local.moto_internals import UnsupportedMotoError, check_version
@@ -101,13 +107,21 @@ class LocalStack:
             command.append("--no-zygote")
         if self.http_server:
             command += ["--http-server", self.http_server]
+        self.endpoint_url = None  # a restarted stack answers on a new port
         self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None,
                                           start_new_session=True, env=self.server_env())
-        try:
-            self.endpoint_url = self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        return self
+
+    def wait_ready(self) -> LocalStack:
+        """Wait until the launched server answers; set :attr:`endpoint_url`."""
+        if self.endpoint_url is None:
+            if self._process is None:
+                raise LocalStackError("the local stack is not launched; use 'with LocalStack() as s:'")
+            try:
+                self.endpoint_url = self._wait_ready()
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def server_env(self) -> dict[str, str] | None:

@@ -109,16 +109,20 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         named inputs (joins). (templated)
     :param output: ``s3://`` prefix the parts and ``_SUCCESS`` go to; stored as ``output_uri``
         because ``output`` is the operator's XComArg. (templated)
-    :param job_params: JSON-able parameters the job's functions can read. (templated)
+    :param job_params: JSON-able parameters the job's functions can read (``job_params()``); merged
+        over the defaults the job declares (``MapReduceJob(params=...)``) and checked before
+        anything is deployed. (templated)
 {options}
     :param stack_name: the SMR stack (CloudFormation stack and name prefix) to run on.
     :param deploy: deploy or update the stack before submitting (idempotent, cached by content hash).
     :param deferrable: wait in the triggerer instead of a worker slot.
-    :param waiter_delay: seconds between status polls (one S3 LIST each), in the worker or the
-        triggerer.
-    :param waiter_max_attempts: polls before the task gives up on a job still running (and, with
-        ``cancel_on_kill``, cancels it); the deferral's timeout is ``waiter_delay`` x
-        ``waiter_max_attempts`` plus a minute, within ``execution_timeout`` when that is set.
+    :param waiter_delay: the longest gap between status polls (one S3 LIST each), in the worker
+        or the triggerer; polls come sooner when the job starts, a phase begins or its tasks are
+        due (adaptive polling).
+    :param waiter_max_attempts: the task gives up on a job still running (and, with
+        ``cancel_on_kill``, cancels it) after ``waiter_delay`` x ``waiter_max_attempts`` seconds,
+        however many polls that took; the deferral's timeout is that plus a minute, within
+        ``execution_timeout`` when that is set.
     :param cancel_on_kill: cancel the job (no further tasks start, nothing is committed) when the
         task is killed, cleared, marked failed or success by hand, or times out, whether it waits
         in a worker or deferred in the triggerer. A triggerer restarting does not cancel it.
@@ -161,6 +165,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         errors: str = _JOB.errors,
         columns: Sequence[str] | Mapping[str, Sequence[str]] = _JOB.columns,
         max_running_tasks: int | None = _JOB.max_running_tasks,
+        retry_on_user_errors: bool = _JOB.retry_on_user_errors,
+        optimize: str = _JOB.optimize,
+        max_cost_usd: float | str | None = _JOB.max_cost_usd,
+        deadline_s: float | str | None = _JOB.deadline_s,
         memory_mb: int = _STACK.memory_mb,
         timeout_s: int = _STACK.timeout_s,
         layers: Sequence[str] = _STACK.layers,
@@ -214,6 +222,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.errors = errors
         self.columns = columns
         self.max_running_tasks = max_running_tasks
+        self.retry_on_user_errors = retry_on_user_errors
+        self.optimize = optimize
+        self.max_cost_usd = max_cost_usd
+        self.deadline_s = deadline_s
         self.memory_mb = memory_mb
         self.timeout_s = timeout_s
         self.layers = layers
@@ -243,6 +255,9 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
     # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_smr.job import load_job
+
+        load_job(self.job).resolve_params(self.job_params)  # a bad parameter: before anything runs
         self.check_locations(context)  # before any deploy: a bad location changes nothing
         self.stack = self._ensure_stack()
         if not self.deferrable:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -64,6 +65,9 @@ class SMRJobTrigger(BaseTrigger):
     most every 10 s and at once when the state or phase changes, and the coordinator is asked to
     check deadlines when nothing moved for a while or (with speculation on) to look for
     stragglers. Tasks silent past their deadline end the watch: the resuming task retries them.
+    Polls are adaptive (:func:`~airflow_provider_smr.engine.watch.poll_delay`): tens of
+    milliseconds apart at first and when a phase begins or its tasks are due, backing off to
+    ``waiter_delay``.
 
     With ``cancel_on_kill``, a user acting on the deferred task (mark failed or success, clear)
     cancels the job (:meth:`on_kill`): no further tasks start and nothing is committed. A
@@ -72,9 +76,10 @@ class SMRJobTrigger(BaseTrigger):
     :param job_id: the job to watch.
     :param work_bucket: the stack's work bucket holding ``jobs/<job_id>/``.
     :param stack_name: the SMR stack (carried for the resuming task).
-    :param waiter_delay: seconds between polls.
-    :param waiter_max_attempts: polls after which the watch ends with a ``timed_out`` event while
-        the job still runs (None: wait until the job ends or the deferral times out).
+    :param waiter_delay: the longest gap between two polls (seconds).
+    :param waiter_max_attempts: the watch ends with a ``timed_out`` event while the job still runs
+        after ``waiter_delay`` x ``waiter_max_attempts`` seconds (None: wait until the job ends or
+        the deferral times out). A time limit: adaptive polls may be more than this many.
     :param cancel_on_kill: cancel the job when a user kills the deferred task (the operator that
         submitted it passes True; a sensor watching someone else's job leaves it False).
     :param poll_interval: deprecated alias of ``waiter_delay`` (triggers serialized before it).
@@ -228,21 +233,30 @@ class SMRJobTrigger(BaseTrigger):
                 listed = await s3.list(self.work_bucket, protocol.status_prefix(self.job_id))
                 if plan is None:  # not planned yet (the driver function plans): only a verdict counts
                     event = await self._event_for_state(terminal_state(self.job_id, listed), s3)
+                    if event is None and time.monotonic() - state.last_check > watch.DEADLINE_CHECK_MIN_INTERVAL_S:
+                        # The check retries a driver attempt that died after its claim.
+                        state = dataclasses.replace(state, last_check=time.monotonic())
+                        request = await s3.get_json(self.work_bucket, protocol.planning_request_key(self.job_id))
+                        if request is not None:
+                            await asyncio.to_thread(self._ask_coordinator, request.get("versions") or {})
                     if event is None and timeout is not None and time.monotonic() - state.began > timeout:
                         event = self._timed_out(protocol.PENDING, "not planned yet")
                     progress = "PENDING (not planned yet)"
                     if event is None and progress != last_progress:
                         self.log.info("SMR job %s: %s", watch.job_label(self.job_id), progress)
                     last_progress = progress
+                    delay = watch.poll_delay(self.waiter_delay, state.delay)
+                    state = dataclasses.replace(state, delay=delay)
                 else:
                     if tracker is None or policy is None:
                         tracker = watch.ProgressTracker(plan)
-                        policy = watch.WatchPolicy.for_plan(plan, defer_attention=True, timeout=timeout)
+                        policy = watch.WatchPolicy.for_plan(plan, defer_attention=True, timeout=timeout,
+                                                            waiter_delay=self.waiter_delay)
                     await self._read_done_markers(s3, tracker, listed)
                     status = watch.status_from_listing(plan, listed)
                     step = watch.watch_step(policy, state, status, tracker, now=time.monotonic(),
                                             wall=self.clock())
-                    state = step.state
+                    state, delay = step.state, step.delay
                     if step.line is not None:
                         self.log.info("SMR job %s: %s", watch.job_label(self.job_id), step.line)
                     if step.outcome == watch.NEEDS_ATTENTION:
@@ -258,7 +272,7 @@ class SMRJobTrigger(BaseTrigger):
                         await asyncio.to_thread(self._check_for_stragglers, plan)
                 if event is not None:
                     return event
-                await asyncio.sleep(self.waiter_delay)
+                await asyncio.sleep(delay)
 
     async def _read_done_markers(self, s3: S3Reader, tracker: ProgressTracker,
                                  listed: list[dict[str, Any]]) -> None:
@@ -297,14 +311,20 @@ class SMRJobTrigger(BaseTrigger):
     def _check_for_stragglers(self, plan: Plan) -> None:
         """Invoke the coordinator (the version the job is pinned to) with ``check-deadlines``: it
         launches speculative backups of stragglers and moves a stalled job on."""
+        self._ask_coordinator(plan.versions)
+
+    def _ask_coordinator(self, versions: Mapping[str, str]) -> None:
+        """Invoke the coordinator (the version ``versions`` pins) with ``check-deadlines``; before
+        the job is planned, that retries a serverless driver that died after its claim."""
         from airflow_provider_smr.deploy.template import function_name
         from airflow_provider_smr.engine.submit import invoke_async
+        from lambda_handlers.plan import qualified
 
         try:
             client = self._lambda_client
             event = protocol.coordinate_event(self.work_bucket, self.job_id, reason="check-deadlines")
-            invoke_async(client, plan.function("coordinator", function_name(self.stack_name, "coordinator")),
-                         event)
+            invoke_async(client, qualified(function_name(self.stack_name, "coordinator"),
+                                           versions.get("coordinator")), event)
         except Exception:  # noqa: BLE001 - a missed check only delays a backup attempt
             self.log.warning("SMR job %s: could not ask for straggler checks", self.job_id, exc_info=True)
 
@@ -313,8 +333,8 @@ class SMRJobTrigger(BaseTrigger):
             "status": TIMED_OUT,
             "job_id": self.job_id,
             "state": state,
-            "message": (f"still {progress} after {self.waiter_max_attempts} polls every {self.waiter_delay:g}s "
-                        "(waiter_max_attempts x waiter_delay)"),
+            "message": (f"still {progress} after waiter_max_attempts {self.waiter_max_attempts} x "
+                        f"waiter_delay {self.waiter_delay:g}s"),
         }
 
     def _needs_attention(self, state: str, overdue: list[tuple[int, str, int, int]]) -> JobEvent:

@@ -13,17 +13,18 @@ sets are ``set``; binary is ``bytes``; maps are ``dict``; lists are ``list``.
 Writes: a reducer output item is either a ``(key, value)`` pair (stored as ``{key: k, value: v}``)
 or a whole item ``dict``. Items go out in ``BatchWriteItem`` batches of 25 with ``UnprocessedItems``
 retried with backoff; throttling (``ProvisionedThroughputExceededException`` ...) is retried on reads
-and writes. Writing an item is a PUT of its key, so re-running a task writes the same items.
+and writes. Writing an item is a PUT of its key, so applying the same items again changes nothing.
 
-Commit: the final tasks write their items directly (a table has no staging area), then the commit
-writes the ``_SUCCESS`` manifest under the job's prefix (:func:`protocol.table_manifest_key`) with the
-table, item counts and job id. Unlike an S3 output, a job that fails after some final tasks finished
-has already written (complete, idempotent) items of those tasks; rerun it to converge. Items written
-by an earlier run for keys this run does not produce are left in the table.
+Commit: a final task does not write to the table; it checks its items against the table's key and
+stages them in the work bucket (:func:`stage_output`). The commit (:mod:`lambda_handlers.table_commit`)
+applies the winning tasks' items and, with ``overwrite``, removes the keys earlier committed runs
+wrote and this one did not; a failed or cancelled job leaves the table as it was.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import random
 import time
@@ -244,7 +245,7 @@ class ItemWriter:
         self.sleep, self.max_rounds = sleep, max_rounds
         self.items = 0
         self.batches = 0
-        self._batch: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._batch: dict[str, dict[str, Any]] = {}
 
     def item_of(self, out: Any) -> dict[str, Any]:
         if isinstance(out, dict):
@@ -255,15 +256,29 @@ class ItemWriter:
                                  f"got {out!r}")
 
     def write(self, out: Any) -> None:
+        self.put_wire(self.checked(out))
+
+    def checked(self, out: Any) -> dict[str, Any]:
+        """``out`` as a wire item, after checking it carries the table's key attributes."""
         item = to_wire(self.item_of(out))
         missing = [k for k in self.key_names if k not in item]
         if missing:
             raise DynamoDBWriteError(f"item {out!r} lacks the table's key attribute(s) {missing}")
-        ident = tuple(repr(item[k]) for k in self.key_names)
-        if ident in self._batch:  # one batch may not hold a key twice: the later item wins
-            self.flush()
-        self._batch[ident] = item
+        return item
+
+    def put_wire(self, item: dict[str, Any]) -> None:
+        """Queue a PUT of an item already in the wire format (see :meth:`checked`)."""
+        self._queue(key_ident(item, self.key_names), {"PutRequest": {"Item": item}})
         self.items += 1
+
+    def delete(self, key: dict[str, Any]) -> None:
+        """Queue a DELETE of the item with this key (wire format)."""
+        self._queue(key_ident(key, self.key_names), {"DeleteRequest": {"Key": key}})
+
+    def _queue(self, ident: str, request: dict[str, Any]) -> None:
+        if ident in self._batch:  # one batch may not hold a key twice: the later request wins
+            self.flush()
+        self._batch[ident] = request
         if len(self._batch) >= BATCH:
             self.flush()
 
@@ -276,7 +291,7 @@ class ItemWriter:
     def flush(self) -> None:
         if not self._batch:
             return
-        requests = [{"PutRequest": {"Item": item}} for item in self._batch.values()]
+        requests = list(self._batch.values())
         self._batch = {}
         for i in range(self.max_rounds):
             resp = with_backoff(lambda: self.client.batch_write_item(
@@ -325,8 +340,59 @@ def ensure_table(client: Any, table: str, key_attribute: str = "key", key_type: 
         sleep(1.0)
 
 
-def write_output(client: Any, output: TableOutput, outs: Iterable[Any]) -> int:
-    """Write a final task's output items to the plan's table; return the item count."""
+# ---------------------------------------------------------------------------------------------
+# Staging: a final task's items wait in the work bucket until the commit applies them
+
+
+STAGED_EXT = "items.jsonl"
+_B64 = "$b64"  # a wire value can never be a one-key dict of a string: binary values are stored so
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return {_B64: base64.b64encode(bytes(value)).decode("ascii")}
+    raise TypeError(f"cannot stage a value of type {type(value).__name__}")
+
+
+def _json_hook(doc: dict[str, Any]) -> Any:
+    if len(doc) == 1 and isinstance(doc.get(_B64), str):
+        return base64.b64decode(doc[_B64])
+    return doc
+
+
+def encode_wire(item: dict[str, Any]) -> str:
+    """A wire item (or key) as one JSON line (binary values base64-encoded)."""
+    return json.dumps(item, default=_json_default, separators=(",", ":"), sort_keys=True)
+
+
+def decode_wire(line: str | bytes) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(line, object_hook=_json_hook)
+    return doc
+
+
+def key_of(item: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The key attributes of a wire item."""
+    return {k: item[k] for k in names}
+
+
+def key_ident(item: dict[str, Any], names: Iterable[str]) -> str:
+    """The identity of a wire item's key: equal for the same key however its numbers are spelled
+    (``{"N": "1.0"}`` and ``{"N": "1"}`` are one key to DynamoDB)."""
+    parts = []
+    for name in names:
+        ((kind, value),) = item[name].items()
+        if kind == "N":
+            value = str(Decimal(value).normalize())
+        elif kind == "B":
+            value = base64.b64encode(bytes(value)).decode("ascii")
+        parts.append([name, kind, value])
+    return json.dumps(parts, separators=(",", ":"))
+
+
+def stage_output(client: Any, output: TableOutput, outs: Iterable[Any]) -> tuple[bytes, int]:
+    """A final task's output items, checked against the table's key, as the JSON lines the commit
+    applies (:data:`STAGED_EXT`); and their count. Nothing is written to the table here."""
     writer = ItemWriter(client, output.table, output.key_attribute, output.value_attribute,
                         key_names(client, output.table))
-    return writer.write_all(outs)
+    lines = [encode_wire(writer.checked(out)) for out in outs]
+    return "".join(line + "\n" for line in lines).encode(), len(lines)

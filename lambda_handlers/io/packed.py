@@ -12,7 +12,9 @@ mapper (per record or per block) always knows where its records come from.
 Small objects cost a GET each, so their latency would dominate a split of thousands of them: a
 piece that is a whole object of at most :data:`PRELOAD_MAX_BYTES` is fetched ahead by a pool of
 :data:`PRELOAD_WORKERS` GETs (at most :data:`PRELOAD_AHEAD_BYTES` ahead of the mapper) and read from
-memory (:func:`lambda_handlers.io.splits.preloading`); larger pieces stream as before. Every GET
+memory (:func:`lambda_handlers.io.splits.preloading`); larger pieces stream as before. The
+preloaded GETs are signed and sent without botocore's per-call machinery
+(:mod:`lambda_handlers.io.signed_get`), which was most of a small object's cost. Every GET
 carries ``IfMatch``: an object changed or deleted since planning fails the task, naming the object
 and the ETag pair.
 
@@ -36,7 +38,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from lambda_handlers import context
-from lambda_handlers.io import parquet, readers, splits
+from lambda_handlers.io import parquet, readers, signed_get, splits
 from lambda_handlers.options import JobOptions
 from lambda_handlers.plan import Piece, split_pieces
 from lambda_handlers.s3uri import S3Uri
@@ -92,13 +94,18 @@ def _bunzip2(data: bytes, limit: int, uri: str) -> bytes:
 DECOMPRESSORS: dict[str, Callable[[bytes, int, str], bytes]] = {"gzip": _gunzip, "bz2": _bunzip2}
 
 
-def _get_whole(bucket: str, key: str, etag: str | None, on_bytes: Callable[[int], None] | None) -> bytes:
-    """One GET of a whole object, pinned to ``etag``."""
-    body = splits.open_whole(bucket, key, etag)
-    try:
-        data: bytes = body.read()
-    finally:
-        body.close()
+def _get_whole(bucket: str, key: str, etag: str | None, on_bytes: Callable[[int], None] | None,
+               signed: bool = False) -> bytes:
+    """One GET of a whole object, pinned to ``etag`` (``signed``: by
+    :func:`~lambda_handlers.io.signed_get.get_whole`, for small objects)."""
+    if signed:
+        data = signed_get.get_whole(bucket, key, etag)
+    else:
+        body = splits.open_whole(bucket, key, etag)
+        try:
+            data = body.read()
+        finally:
+            body.close()
     if on_bytes:
         on_bytes(len(data))
     return data
@@ -141,7 +148,7 @@ class _Preloader:
                     self.pool = ThreadPoolExecutor(PRELOAD_WORKERS, thread_name_prefix="smr-preload")
                 run = contextvars.copy_context().run
                 self.futures[self.next] = self.pool.submit(run, _get_whole, self.bucket, piece["key"],
-                                                           piece.get("etag"), self.on_bytes)
+                                                           piece.get("etag"), self.on_bytes, True)
                 self.ahead += int(piece.get("size") or 0)
             self.next += 1
 

@@ -1,7 +1,9 @@
 """Part writers: encode sorted ``(key, value)`` pairs in the job's output format.
 
 jsonl: ``{"key": k, "value": v}`` per line; tsv: ``json(k)<TAB>json(v)``; csv: ``k,v`` (scalars
-only, csv-module quoting). Records are encoded in batches into one buffer per part. parquet: one
+only, csv-module quoting); text: the value alone per line (mrjob's ``RawValueProtocol``): a ``str``
+as it is, anything else as its JSON, the key dropped (parts named ``.txt``, so they read back as
+``input_format="text"``). Records are encoded in batches into one buffer per part. parquet: one
 Parquet file per part (:class:`~lambda_handlers.io.parquet.ParquetPartWriter`; :func:`part_writer`
 picks the writer).
 
@@ -21,7 +23,8 @@ from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, Protocol
 
-OUTPUT_FORMATS = ("jsonl", "tsv", "csv", "parquet")
+OUTPUT_FORMATS = ("jsonl", "tsv", "csv", "parquet", "text")
+_EXTENSIONS = {"text": "txt"}  # a part's file extension where it is not the format's name
 _SCALARS = (str, int, float, bool, type(None))
 BATCH = 4096
 _STR_ONLY = {str}
@@ -104,17 +107,31 @@ class OutputFormatError(ValueError):
     """A record the output format cannot hold (e.g. a list value in csv)."""
 
 
-def extension(fmt: str) -> str:
+def check_format(fmt: str) -> str:
     if fmt not in OUTPUT_FORMATS:
         raise OutputFormatError(f"unknown output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}")
     return fmt
+
+
+def extension(fmt: str) -> str:
+    """The file extension of a part in output format ``fmt``."""
+    return _EXTENSIONS.get(check_format(fmt), fmt)
+
+
+def _text_lines(batch: list[Any]) -> str:
+    """text lines of a batch of pairs: each value, a ``str`` as it is, anything else as JSON."""
+    values = [v for _, v in batch]
+    if set(map(type, values)) != _STR_ONLY:
+        values = [v if isinstance(v, str) else _encode_one(v) for v in values]
+    values.append("")
+    return "\n".join(values)
 
 
 class PartWriter:
     """Accumulate one part in memory; ``getvalue()`` returns its bytes."""
 
     def __init__(self, fmt: str):
-        self.fmt = extension(fmt)
+        self.fmt = check_format(fmt)
         if self.fmt == "parquet":
             raise OutputFormatError("Parquet parts are written by part_writer('parquet')")
         self.records = 0
@@ -141,7 +158,9 @@ class PartWriter:
         if not batch:
             return
         self.records += len(batch)
-        if self.fmt != "csv":
+        if self.fmt == "text":
+            text = _text_lines(batch)
+        elif self.fmt != "csv":
             text = _json_lines(batch, self.fmt)
         else:
             for k, v in batch:
@@ -160,8 +179,9 @@ class PartWriter:
 
     @property
     def can_drain(self) -> bool:
-        """Whether :meth:`drain` can give back the records (jsonl and tsv: csv loses key types)."""
-        return self.fmt != "csv"
+        """Whether :meth:`drain` can give back the records (jsonl and tsv: csv loses key types,
+        text the keys)."""
+        return self.fmt not in ("csv", "text")
 
     def drain(self) -> Iterator[tuple[Any, Any]]:
         """Give back the records written so far (decoded from their JSON) and empty the writer.
@@ -170,7 +190,7 @@ class PartWriter:
         ``json.dumps(json.loads(...))``), so a caller may re-order records and write them again.
         """
         if not self.can_drain:
-            raise OutputFormatError("csv parts cannot be read back; sort before writing")
+            raise OutputFormatError(f"{self.fmt} parts cannot be read back; sort before writing")
         self._flush()
         chunks, self._chunks, self.records = self._chunks, [], 0
         loads = json.loads

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 
 import pytest
@@ -44,3 +45,17 @@ def standalone(airflow_home, aws_endpoint, tmp_path_factory):
 
     with start(airflow_home, aws_endpoint, tmp_path_factory.mktemp("standalone")) as api:
         yield api
+
+
+@pytest.fixture(autouse=True)
+def dags_folder_on_path(monkeypatch):
+    """The example DAGs' folder on ``sys.path``, as Airflow puts its DAGs folder, so job references
+    such as ``"jobs.word_count:word_count"`` import in the operator's own checks."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "dags_examples"
+    monkeypatch.syspath_prepend(str(folder))
+    jobs = sys.modules.get("jobs")  # another suite's top-level ``jobs`` (bench/jobs.py) must not shadow
+    if jobs is not None and not str(getattr(jobs, "__file__", "")).startswith(str(folder)):
+        for name in [n for n in sys.modules if n == "jobs" or n.startswith("jobs.")]:
+            monkeypatch.delitem(sys.modules, name)

@@ -188,7 +188,8 @@ async def test_the_trigger_gives_up_after_waiter_max_attempts(engine, conn):
     trigger = trigger_for(engine, job_id, waiter_max_attempts=3)
     event = (await anext(trigger.run())).payload
     assert event["status"] == TIMED_OUT and event["job_id"] == job_id
-    assert event["message"].startswith("still RUNNING step 1/1 map") and "after 3 polls every 0.2s" in event["message"]
+    assert event["message"].startswith("still RUNNING step 1/1 map")
+    assert "after waiter_max_attempts 3 x waiter_delay 0.2s" in event["message"]
     engine.runner.cancel(job_id)
 
 

@@ -382,3 +382,15 @@ class TestValidationOrder:
             run(make_operator(max_attempts=0), hook)
         hook.deploy_stack.assert_not_called()
         hook.check_job_locations.assert_not_called()
+
+
+def test_a_bad_job_param_fails_the_task_before_anything_is_deployed():
+    from airflow_provider_smr.job import MapReduceJob
+    from airflow_provider_smr.params import JobParamError
+
+    job = MapReduceJob(mapper=lambda line: [(line, 1)], params={"sample_size": 25})
+    hook = fake_hook()
+    with pytest.raises(JobParamError, match=r"^job_params\['sample_size'\]: parameter 'sample_size' must be an "
+                                            r"int like its default 25, got str 'many'"):
+        run(make_operator(job=job, job_params={"sample_size": "many"}), hook)
+    assert not hook.deploy_stack.called and hook.submitted == []

@@ -14,6 +14,7 @@ from bench.model import (
     best_plan,
     combined_keys,
     lambda_invocations,
+    meets_target,
     model,
     normalized,
     rates_from,
@@ -108,7 +109,7 @@ def test_more_tasks_than_concurrency_run_in_waves():
 def test_best_plan_meets_the_time_target_when_any_plan_does():
     best = best_plan(rates=Rates(map_cpu_mb_s=100, reduce_cpu_mb_s=60, overlap=True))
     assert best.wall_s < 150
-    assert best.plan.map_tasks <= 1000
+    assert best.sizing.map_tasks <= 1000
 
 
 def test_measured_rates_replace_only_the_fields_given():
@@ -135,4 +136,24 @@ def test_required_speedup_is_one_when_the_target_is_already_met_and_more_when_no
     needed = required_speedup(slow)
     assert needed is not None and needed > 1
     bumped = Rates(map_cpu_mb_s=3 * needed, reduce_cpu_mb_s=0.3 * needed)
-    assert best_plan(rates=bumped).meets_target()
+    assert meets_target(best_plan(rates=bumped))
+
+
+def test_planner_targets_at_rates_near_the_floor():
+    from bench.model import planner_report, planner_targets
+
+    targets = planner_targets(Rates(map_cpu_mb_s=105.0, reduce_cpu_mb_s=30.0))
+    assert targets["default"]["on_pareto_front"]
+    budget = targets["max_cost_usd"]
+    assert budget["meets_target"] and budget["usd"] <= 0.10 and budget["wall_s"] <= 100
+    assert targets["cost"]["usd"] <= budget["usd"]
+    text = planner_report(targets)
+    assert "on the Pareto front" in text and "max_cost_usd=0.10" in text and "MET" in text
+
+
+def test_planner_targets_report_a_refused_budget():
+    from bench.model import planner_report, planner_targets
+
+    targets = planner_targets(Rates(map_cpu_mb_s=10.0, reduce_cpu_mb_s=5.0))
+    assert targets["default"]["on_pareto_front"] and not targets["max_cost_usd"]["meets_target"]
+    assert "refused (max_cost_usd=0.1: the job is estimated at $" in planner_report(targets)

@@ -22,11 +22,14 @@ def test_deployed_functions_run_our_code_with_lambda_retries_off_and_bucket_writ
         for name in info.functions.values():
             config = local_clients.lambda_.get_function_event_invoke_config(FunctionName=name)
             assert config["MaximumRetryAttempts"] == 0
-        # The handlers' own code answers: a malformed event is rejected without any S3 write.
+        # The handlers' own code answers: a malformed event is an error (as Lambda reports a
+        # raised exception), without any S3 write.
         response = local_clients.lambda_.invoke(FunctionName=info.functions["coordinator"],
                                                 Payload=json.dumps({"kind": "coordinate"}).encode())
-        assert response.get("FunctionError") is None
-        assert "rejected" in json.loads(response["Payload"].read())
+        assert response.get("FunctionError") == "Unhandled"
+        error = json.loads(response["Payload"].read())
+        assert error["errorType"] == "InvalidEventError"
+        assert error["errorMessage"] == "invalid coordinate event: invalid bucket name None"
         # The TLS-only bucket policy must not lock the local (loopback, plain http) endpoint out.
         key = protocol.plan_key("deploy-check")
         local_clients.s3.put_object(Bucket=info.work_bucket, Key=key, Body=b"{}")

@@ -120,16 +120,24 @@ def test_declaring_a_new_output_bucket_updates_the_role_policy(clients, stack_na
 
 
 def test_declared_locations_accumulate_so_running_jobs_keep_their_access(clients, stack_name, call_log):
-    deploy_stack(clients, stack_name, input_buckets=["in-a"], output_buckets=["s3://out/a/"])
-    widened = deploy_stack(clients, stack_name, input_buckets=["in-b"], output_buckets=["s3://out/b/"])
+    deploy_stack(clients, stack_name, input_buckets=["in-a"], output_buckets=["s3://out/a/"],
+                 tables=["table-a"])
+    widened = deploy_stack(clients, stack_name, input_buckets=["in-b"], output_buckets=["s3://out/b/"],
+                           tables=["dynamodb://table-b?key=id"])
     assert widened.input_locations == ["s3://in-a/", "s3://in-b/"]
     assert widened.output_locations == ["s3://out/a/", "s3://out/b/"]
+    assert widened.tables == ["table-a", "table-b"]
+    iam = clients.client("iam")
+    role = _function(clients, f"{stack_name}-mapper")["Role"].rsplit("/", 1)[1]
+    policy = json.dumps(iam.get_role_policy(RoleName=role, PolicyName="smr-functions")["PolicyDocument"])
+    assert ":table/table-a" in policy and ":table/table-b" in policy
     call_log.clear()
     # A job declaring a subset of what is granted changes nothing.
-    again = deploy_stack(clients, stack_name, input_buckets=["in-a"], output_buckets=["s3://out/b/"])
+    again = deploy_stack(clients, stack_name, input_buckets=["in-a"], output_buckets=["s3://out/b/"],
+                         tables=["table-a"])
     assert again == widened and call_log.writes() == []
     narrowed = deploy_stack(clients, stack_name, input_buckets=["in-b"], replace_locations=True)
-    assert (narrowed.input_locations, narrowed.output_locations) == (["s3://in-b/"], [])
+    assert (narrowed.input_locations, narrowed.output_locations, narrowed.tables) == (["s3://in-b/"], [], [])
 
 
 class _HttpStatus:

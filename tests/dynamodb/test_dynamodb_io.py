@@ -143,3 +143,18 @@ def test_deploy_grants_the_role_only_the_declared_tables():
     assert [r["Fn::Sub"].rsplit("/", 1)[1] for r in granted["Resource"]] == ["orders", "totals"]
     with pytest.raises(ValueError, match="not a DynamoDB table name"):
         statements(tables=("bad table",))
+
+
+def test_staged_items_round_trip_binary_and_nested_values():
+    item = dynamodb.to_wire({"key": b"\x00\xff", "value": {"$b64": "not binary", "n": [1.5, b"x"]},
+                             "tags": {"a", "b"}})
+    assert dynamodb.decode_wire(dynamodb.encode_wire(item)) == item
+
+
+def test_a_key_is_the_same_however_its_number_is_spelled():
+    names = ["id", "sort"]
+    one = {"id": {"N": "1.0"}, "sort": {"S": "x"}, "value": {"S": "a"}}
+    other = {"id": {"N": "1"}, "sort": {"S": "x"}}
+    assert dynamodb.key_ident(one, names) == dynamodb.key_ident(other, names)
+    assert dynamodb.key_ident(one, names) != dynamodb.key_ident({**other, "sort": {"S": "y"}}, names)
+    assert dynamodb.key_of(one, names) == {"id": {"N": "1.0"}, "sort": {"S": "x"}}

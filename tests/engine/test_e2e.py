@@ -296,23 +296,56 @@ def test_output_is_the_same_for_any_split_size_and_reducer_count(engine):
     assert dict(json.loads(outputs.pop())) == word_counter(text)
 
 
-def test_smr_run_local_cli_counts_the_readme(tmp_path):
+def test_smr_run_local_cli_replaces_a_folder_output_only_with_overwrite(tmp_path):
+    """The issue's sequence: 3 reducers then 1 into the same folder. The second run is refused
+    without --overwrite (before any stack starts); with it the folder holds exactly the new part."""
     out = tmp_path / "wc"
+
+    def smr_run(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "airflow_provider_smr.cli", "run",
+             "dags_examples/jobs/word_count.py:word_count", "--local", "--input", "README.md",
+             "--output", str(out), "--json", *flags],
+            cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+    def counts() -> dict:
+        found = {}
+        for part in sorted(out.glob("part-*")):
+            for line in part.read_text().splitlines():
+                rec = json.loads(line)
+                found[rec["key"]] = rec["value"]
+        return found
+
+    expected = word_counter((ROOT / "README.md").read_text())
+    first = smr_run("--num-reducers", "3")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert json.loads(first.stdout.strip().splitlines()[-1])["status"] == "SUCCEEDED"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_SUCCESS", "part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]
+    assert counts() == expected
+
+    refused = smr_run("--num-reducers", "1")
+    assert refused.returncode == 1
+    assert "OutputExistsError" in refused.stderr and "pass --overwrite" in refused.stderr
+    assert len(list(out.glob("part-*"))) == 3
+
+    second = smr_run("--num-reducers", "1", "--overwrite")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000.jsonl"]
+    assert [p["key"].rsplit("/", 1)[-1] for p in json.loads((out / "_SUCCESS").read_text())["parts"]] == [
+        "part-00000.jsonl"]
+    assert counts() == expected
+
+    inline = tmp_path / "wc-inline"  # the job in one process, no stack: the same parts, byte for byte
     proc = subprocess.run(
         [sys.executable, "-m", "airflow_provider_smr.cli", "run",
-         "dags_examples/jobs/word_count.py:word_count", "--local", "--input", "README.md",
-         "--output", str(out), "--json"],
+         "dags_examples/jobs/word_count.py:word_count", "--inline", "--input", "README.md",
+         "--output", str(inline), "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["status"] == "SUCCEEDED"
-    counts = {}
-    for part in sorted(out.glob("part-*.jsonl")):
-        for line in part.read_text().splitlines():
-            rec = json.loads(line)
-            counts[rec["key"]] = rec["value"]
-    assert counts == word_counter((ROOT / "README.md").read_text())
-    assert (out / "_SUCCESS").exists()
+    parts = sorted(p.name for p in out.glob("part-*"))
+    assert sorted(p.name for p in inline.glob("part-*")) == parts
+    assert all((inline / name).read_bytes() == (out / name).read_bytes() for name in parts)
 
 
 def slow_tokenize(line):

@@ -163,7 +163,8 @@ def test_plan_document_follows_the_contract():
                                "speculation_threshold": 3.0, "deadline_grace_s": 30,
                                "driver": "worker", "invoke_tree_threshold": 2000,
                                "create_table": False, "overwrite": True, "encoding": "utf-8",
-                               "errors": "strict", "columns": (), "max_running_tasks": None}
+                               "errors": "strict", "columns": (), "max_running_tasks": None,
+                               "optimize": "time", "max_cost_usd": None, "deadline_s": None}
     assert plan["limits"] == {"memory_mb": 2048, "task_timeout_s": 60,
                               "memory_budget_bytes": 512 * 2**20, "reducer_memory_mb": 2048,
                               "reducer_memory_budget_bytes": 512 * 2**20, "stack_max_running_tasks": 0}
@@ -172,6 +173,9 @@ def test_plan_document_follows_the_contract():
     assert plan["steps"] == [{"index": 0, "num_map_tasks": 2, "num_reducers": 2}]
     assert plan["output"] == {"uri": "s3://out/res/", "bucket": "out", "prefix": "res/", "format": "tsv",
                               "overwrite": True, "inputs": ["s3://in/a"]}
+    assert {k: plan["estimate"][k] for k in ("map_tasks", "reducers", "memory_mb", "optimize")} == {
+        "map_tasks": 2, "reducers": 2, "memory_mb": 2048, "optimize": "time"}
+    assert plan["estimate"]["usd"] > 0 and plan["estimate"]["wall_s"] > 0
 
 
 def test_a_plan_names_the_function_versions_its_job_is_pinned_to():

@@ -72,7 +72,7 @@ def test_each_done_marker_is_handed_out_once_and_other_markers_never():
     assert tracker.new_done_keys(again) == []
 
 
-def test_line_has_phase_tasks_records_bytes_throughput_and_elapsed():
+def test_line_has_phase_tasks_records_bytes_throughput_since_the_first_task_began_and_elapsed():
     job = "j-2"
     plan = plan_for(job)
     tracker = ProgressTracker(plan)
@@ -81,7 +81,7 @@ def test_line_has_phase_tasks_records_bytes_throughput_and_elapsed():
     status = status_from_listing(plan, listed(*keys, protocol.start_marker_key(job, 0, "map", 2, 0)), now=T0)
     assert tracker.line(status, now=T0 + 12) == (
         "RUNNING step 1/1 map 2/4 (running 1, failed 0) | 1,200,000 records, 340.0 MiB read, "
-        "28.3 MiB/s, 100k records/s | elapsed 0:00:12")
+        "30.9 MiB/s, 109k records/s | elapsed 0:00:12")  # the tasks began at T0 + 1: 11 s of work
 
 
 def test_reduce_line_shows_the_finished_map_phase_too():
@@ -171,6 +171,13 @@ def s3(aws_endpoint, aws_clients):
     return client
 
 
+@pytest.fixture(autouse=True)
+def two_second_polls(monkeypatch):
+    """The scripted jobs below are polled every 2 s (``poll_interval=2`` and no shorter first
+    gap): these tests are about lines and checks; the adaptive schedule has its own tests."""
+    monkeypatch.setattr(watch, "FIRST_POLL_DELAY_S", 2.0)
+
+
 class ScriptedJob:
     """A job whose markers appear as the fake clock advances (one poll every 2 s)."""
 
@@ -212,8 +219,9 @@ class ScriptedJob:
         return protocol.job_state_key(self.job_id, protocol.SUCCEEDED), None
 
     def apply(self):
-        for key, body in self.script.pop(self.now - T0, []):
-            self.put(key, body)
+        for due in sorted(t for t in self.script if t <= self.now - T0):
+            for key, body in self.script.pop(due):
+                self.put(key, body)
 
     def clock(self):
         return self.now
@@ -250,13 +258,14 @@ def test_wait_logs_progress_every_ten_seconds_and_at_once_on_a_phase_change(s3, 
         # t=0: the first poll
         "RUNNING step 1/1 map 0/4 (running 2, failed 0) | 0 records, 0 B read, 0 B/s, 0 records/s "
         "| elapsed 0:00:00",
-        # t=2..8: same phase, within 10 s of the last line: nothing; t=10: due again
-        "RUNNING step 1/1 map 3/4 (running 1, failed 0) | 3,000 records, 3.0 MiB read, 307.2 KiB/s, "
-        "300 records/s | elapsed 0:00:10",
+        # t=2..8: same phase, within 10 s of the last line: nothing; t=10: due again (throughput
+        # since the first task began, t=1)
+        "RUNNING step 1/1 map 3/4 (running 1, failed 0) | 3,000 records, 3.0 MiB read, 341.3 KiB/s, "
+        "333 records/s | elapsed 0:00:10",
         # t=12: every task done, the commit is pending: a new phase, at once
-        "RUNNING commit | 4,000 records, 4.0 MiB read, 341.3 KiB/s, 333 records/s | elapsed 0:00:12",
+        "RUNNING commit | 4,000 records, 4.0 MiB read, 372.4 KiB/s, 364 records/s | elapsed 0:00:12",
         # t=14: a new state, at once
-        "SUCCEEDED | 4,000 records, 4.0 MiB read, 292.6 KiB/s, 286 records/s | elapsed 0:00:14",
+        "SUCCEEDED | 4,000 records, 4.0 MiB read, 315.1 KiB/s, 308 records/s | elapsed 0:00:14",
     ]
 
 
@@ -343,3 +352,18 @@ def test_wait_calls_on_progress_on_every_poll_instead_of_the_line(s3, caplog):
 ])
 def test_progress_lines_name_the_job_by_its_unique_tail(job_id, label):
     assert watch.job_label(job_id) == label
+
+
+def test_wait_polls_tens_of_milliseconds_after_submit_and_backs_off_to_the_poll_interval(s3, monkeypatch):
+    monkeypatch.setattr(watch, "FIRST_POLL_DELAY_S", 0.05)  # the real schedule, not two_second_polls
+    job = ScriptedJob(s3)
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        job.sleep(seconds)
+
+    result = JobRunner(Clients(s3), Stack()).wait(job.job_id, poll_interval=2, sleep=sleep, clock=job.clock)
+    assert result["status"] == protocol.SUCCEEDED
+    assert slept[:4] == pytest.approx([0.05, 0.075, 0.1125, 0.16875]) and max(slept) == 2
+    assert job.now - T0 < 14 + 2  # committed at t=14: seen within one poll interval

@@ -245,3 +245,30 @@ def test_resubmitting_after_a_crash_mid_fan_out_finishes_it_without_duplicates(e
     assert dict(read_records(s3, result)) == dict(collections.Counter(TEXT.lower().split()))
     maps = result["counters"]["map_tasks"]
     assert fake.invokes["t-mapper"] <= maps + 2  # only never-started tasks were invoked again
+
+
+def test_a_job_estimated_above_max_cost_usd_is_refused_before_anything_is_written(env):
+    from lambda_handlers.costmodel import CostLimitError
+
+    s3, fake, runner = env
+    s3.put_object(Bucket=DATA, Key="budget/in.txt", Body=TEXT.encode())
+    job = MapReduceJob(mapper=tokenize, reducer=total)
+    with pytest.raises(CostLimitError, match=r"max_cost_usd=1e-07: the job is estimated at \$0\.\d+ on AWS"):
+        runner.submit(job, input=f"s3://{DATA}/budget/in.txt", output=f"s3://{DATA}/budget/out/",
+                      job_id="budget-1", options=JobOptions(max_cost_usd=1e-7))
+    assert not runner.job_exists("budget-1") and not fake.invokes
+
+
+def test_the_result_shows_the_planners_estimate_next_to_the_actual(env):
+    s3, fake, runner = env
+    s3.put_object(Bucket=DATA, Key="estimate/in.txt", Body=TEXT.encode())
+    job = MapReduceJob(mapper=tokenize, combiner=total, reducer=total)
+    result = runner.run(job, input=f"s3://{DATA}/estimate/in.txt", output=f"s3://{DATA}/estimate/out/",
+                        poll_interval=0.2, timeout=120, options=JobOptions(max_cost_usd="0.5", optimize="cost"))
+    estimate = result["estimate"]
+    assert estimate["actual_usd"] == result["estimated_cost_usd"] > 0
+    assert estimate["actual_wall_s"] == result["timings"]["total_s"]
+    assert 0 < estimate["usd"] <= 0.5 and estimate["wall_s"] > 0
+    assert (estimate["map_tasks"], estimate["reducers"]) == (result["counters"]["map_tasks"],
+                                                             result["counters"]["reduce_tasks"])
+    assert estimate["optimize"] == "cost" and estimate["max_cost_usd"] == 0.5

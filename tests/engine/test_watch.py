@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -251,3 +252,47 @@ def test_policy_reads_speculation_from_the_plan():
 def test_policy_constants_are_the_documented_intervals():
     assert (watch.PROGRESS_LOG_INTERVAL_S, watch.DEADLINE_CHECK_MIN_INTERVAL_S, watch.STALL_NUDGE_S,
             watch.SPECULATION_CHECK_INTERVAL_S) == (10.0, 10.0, 60.0, 3.0)
+
+
+# -- adaptive polling: poll_delay and the gap watch_step asks for ------------------------------------
+
+
+def test_polls_start_tens_of_milliseconds_apart_and_back_off_to_the_waiter_delay():
+    delays, previous = [], None
+    for _ in range(14):
+        previous = watch.poll_delay(5.0, previous)
+        delays.append(previous)
+    assert delays[0] == 0.05 and delays[-1] == 5.0
+    assert all(b == pytest.approx(min(5.0, a * 1.5)) for a, b in zip(delays, delays[1:], strict=False))
+    assert watch.poll_delay(0.01, None) == 0.01  # never longer than the waiter delay
+
+
+def test_a_poll_comes_when_the_running_tasks_are_due_but_not_sooner_than_the_first_gap():
+    assert watch.poll_delay(5.0, 4.0, due_in=1.5) == 1.5
+    assert watch.poll_delay(5.0, 4.0, due_in=0.001) == watch.FIRST_POLL_DELAY_S
+    assert watch.poll_delay(5.0, 4.0, due_in=-2.0) == 5.0  # past due: the backoff goes on
+    assert watch.poll_delay(5.0, 0.1, due_in=3.0) == pytest.approx(0.15)  # the backoff is sooner
+
+
+def test_watch_steps_back_off_and_start_over_when_the_phase_changes():
+    reduce_running = [done(0, "map", t) for t in range(3)] + [start(0, "reduce", 0, 0)]
+    phases = lambda t: RUNNING if t < 1 else reduce_running  # noqa: E731
+    steps = run_steps(WatchPolicy(waiter_delay=2.0), phases, [0, 0.05, 0.15, 0.35, 0.75, 1.55, 3.55])
+    assert [s.delay for s in steps] == pytest.approx([0.05, 0.075, 0.1125, 0.16875, 0.253125, 0.05, 0.075])
+
+
+def test_watch_step_polls_when_the_phases_tasks_are_due_from_the_finished_ones_durations():
+    tracker = ProgressTracker(PLAN, now=NOW)
+    tracker.ingest({protocol.done_marker_key(JOB, 0, "map", 0): {"step": 0, "phase": "map", "duration_s": 4.0}})
+    # task 1 started 1 s ago (its start marker's LastModified) and task 0 took 4 s: due in 3 s
+    listed = [start(0, "map", 0, 0, age=5), done(0, "map", 0), start(0, "map", 1, 0, age=1)]
+    state = dataclasses.replace(WatchState.begin(0), polled_phase=("RUNNING", 0, "map"), delay=4.0)
+    step = watch_step(WatchPolicy(waiter_delay=10.0), state, status_of(listed), tracker, now=1, wall=NOW)
+    assert step.delay == pytest.approx(3.0)
+
+
+def test_the_wait_limit_is_waiter_delay_times_attempts_in_seconds_not_a_count_of_polls():
+    policy = WatchPolicy(waiter_delay=5.0, timeout=watch.waiter_timeout_s(5.0, 2))
+    times = [0, 0.05, 0.15, 0.35, 0.75, 1.55, 3.15, 6.35, 9.9]  # nine polls in 10 s: not timed out
+    assert [s.outcome for s in run_steps(policy, lambda t: RUNNING, times)] == [None] * len(times)
+    assert run_steps(policy, lambda t: RUNNING, [0, 10.5])[-1].outcome == TIMED_OUT

@@ -143,9 +143,11 @@ def test_handlers_refuse_foreign_or_malformed_events_before_any_write(harness, c
     plan = harness.submit(SPEC, harness.splits(objs, 100), [1])
     before = _keys(harness.s3, plan["work_bucket"], "")
     event = {**plan["events"][0], **change}
-    assert "rejected" in mapper.handler(event)
+    with pytest.raises(protocol.InvalidEventError, match="invalid map event: "):
+        mapper.handler(event)
     if "bucket" in change or "job_id" in change:
-        assert "rejected" in coordinator.handler({**event, "kind": "coordinate"})
+        with pytest.raises(protocol.InvalidEventError, match="invalid coordinate event: "):
+            coordinator.handler({**event, "kind": "coordinate"})
     assert _keys(harness.s3, plan["work_bucket"], "") == before
 
 

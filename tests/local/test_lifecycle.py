@@ -86,3 +86,10 @@ def test_stop_leaves_no_process_behind(small_stack):
     stack.stop()
     assert not stack.running()
     assert not any(_alive(pid) for pid in family)
+
+
+def test_waiting_for_a_stack_never_launched_says_how_to_start_it():
+    from airflow_provider_smr.local import LocalStackError
+
+    with pytest.raises(LocalStackError, match="not launched"):
+        LocalStack().wait_ready()

@@ -1,8 +1,10 @@
-"""The local stack refuses a moto it was not tested with, naming the version to install."""
+"""moto internals the local stack relies on: the versions it was tested with, and a lean start."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,18 @@ def test_moto_private_attributes_are_read_only_in_moto_internals():
     offenders = [str(path.relative_to(ROOT)) for path in local.rglob("*.py")
                  if path.name != "moto_internals.py" and private.search(path.read_text())]
     assert offenders == []
+
+
+def test_cloudformation_starts_without_the_models_of_services_no_template_uses():
+    code = (
+        "import sys\n"
+        "from airflow_provider_smr.local import cfn, moto_internals\n"
+        "moto_internals.install_patches(cfn.unsupported_resource_message)\n"
+        "print([s for s in moto_internals.CFN_UNUSED_SERVICES if 'moto.' + s in sys.modules])\n"
+        "from moto.cloudformation import parsing\n"
+        "print(parsing.resource_class_from_type('AWS::Lambda::Function') is not None,\n"
+        "      parsing.resource_class_from_type('AWS::EC2::VPC') is None)\n"
+        "import moto.ec2.models\n"  # a request to EC2 still gets the real models
+        "print(hasattr(moto.ec2.models, 'ec2_backends'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:3] == ["[]", "True True", "True"]

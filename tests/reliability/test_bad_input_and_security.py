@@ -1,8 +1,8 @@
 """Issue 5, faults 10 and 11 and the security guarantees checked on a running stack.
 
 - bad submissions fail with one clear error before anything is invoked or written;
-- malformed events are rejected and logged by every handler, with no S3 write anywhere; a job
-  pickle planted in another bucket is never loaded (pickle runs code);
+- malformed events are errors (FunctionError) naming the fault, logged by every handler, with no
+  S3 write anywhere; a job pickle planted in another bucket is never loaded (pickle runs code);
 - recognisable fake credentials never show up in the work bucket, the logs, the invoke payloads,
   the result dict or the error of a failed job.
 
@@ -107,6 +107,12 @@ def planted_job_pickle(env, job_id: str) -> None:
     env.s3.put_object(Bucket=DATA, Key=protocol.plan_key(job_id), Body=b"{}")
 
 
+WHAT_WAS_WRONG = {"not an object": "event must be a JSON object", "missing fields": "step must be",
+                  "wrong types": "step must be", "job id with ../": "invalid job id",
+                  "job id with /": "invalid job id", "negative attempt": "attempt must be",
+                  "another bucket": "is not this stack's work bucket", "unknown kind": "'exec'"}
+
+
 def malformed_events(work: str, job_id: str) -> dict[str, object]:
     good = protocol.task_event(protocol.MAP, work, job_id, 0, 0, 0)
     return {
@@ -121,7 +127,7 @@ def malformed_events(work: str, job_id: str) -> dict[str, object]:
     }
 
 
-def test_malformed_events_are_rejected_and_logged_by_every_handler_without_any_s3_write(rel):
+def test_malformed_events_are_function_errors_naming_the_fault_without_any_s3_write(rel):
     job_id = rel.fresh("planted")
     planted_job_pickle(rel, job_id)
     events = malformed_events(rel.stack.work_bucket, job_id)
@@ -133,8 +139,11 @@ def test_malformed_events_are_rejected_and_logged_by_every_handler_without_any_s
             response = rel.clients.lambda_.invoke(FunctionName=rel.stack.functions[role],
                                                   Payload=json.dumps(event).encode())
             body = json.loads(response["Payload"].read())
-            assert "FunctionError" not in response, (role, name, body)
-            assert set(body) == {"rejected"}, (role, name, body)
+            assert response.get("FunctionError") == "Unhandled", (role, name, body)  # counted in Errors
+            assert body["errorType"] == "InvalidEventError", (role, name, body)
+            assert body["errorMessage"].startswith("invalid "), (role, name, body)
+            if role == "mapper":  # the events are map events: other handlers first see the kind
+                assert WHAT_WAS_WRONG[name] in body["errorMessage"], (role, name, body)
     assert rel.snapshot() == before  # no marker, no error detail, the planted pickle never ran
     assert sum("rejected event" in m for m in log_events(rel)) >= len(ROLES) * len(events)
 
