@@ -106,3 +106,12 @@ def test_a_session_policy_too_long_for_sts_reads_the_folder_its_inputs_share():
     buckets = [f"s3://bucket-number-{i:03d}/in/" for i in range(40)]
     with pytest.raises(GrantError, match="session policy"):
         session_policy(JobGrants.of("job-1", "work", buckets, "s3://my-data/out/"), "us-east-1", "1")
+
+
+def test_a_dynamodb_output_job_may_use_its_tables_record_in_the_work_bucket_only():
+    grants = JobGrants.of("job-1", "work-bucket", ["s3://my-data/in/"], "dynamodb://Scores", tables=["Scores"],
+                          output_table="Scores")
+    doc = json.loads(session_policy(grants, "eu-west-1", "123456789012"))
+    writes = [s for s in doc["Statement"] if "s3:PutObject" in s["Action"]]
+    assert [s["Resource"] for s in writes] == [
+        ["arn:aws:s3:::work-bucket/jobs/job-1/*", "arn:aws:s3:::work-bucket/tables/Scores/*"]]
