@@ -151,6 +151,11 @@ def _make_client(service: str, **credentials: str) -> Any:
     c = _boto_session.client(service, region_name=_region(), config=cfg, **credentials)
     if service == "s3":
         c.meta.events.register("before-call.s3", _count_request)
+    # Every client of a service shares one connection pool (requests are signed one by one, so a
+    # connection is not tied to credentials): a job's session adds no connections to the endpoint.
+    endpoint = getattr(c, "_endpoint", None)
+    if endpoint is not None and hasattr(endpoint, "http_session"):
+        endpoint.http_session = _http_sessions.setdefault(service, endpoint.http_session)
     return c
 
 
@@ -172,6 +177,7 @@ class _JobSession:
 
 _sessions: dict[str, _JobSession] = {}
 _boto_session: Any = None
+_http_sessions: dict[str, Any] = {}
 
 
 def enter_job(bucket: str, job_id: str) -> None:
@@ -251,6 +257,7 @@ def reset() -> None:
     global _boto_session
     with _lock:
         _boto_session = None
+        _http_sessions.clear()
         _clients.clear()
         _sessions.clear()
         _jobs.clear()

@@ -30,12 +30,14 @@ class Deployment:
 
 def deploy(clients: AwsClients, name: str, *, input_buckets: Iterable[str],
            output_buckets: Iterable[str] = (), create_buckets: Iterable[str] = (), memory_mb: int = 512,
-           timeout_s: int = 60, grant_tables_per_job: bool = False, **settings: Any) -> Deployment:
+           timeout_s: int = 60, grant_tables_per_job: bool = False, tables: Iterable[str] = (),
+           **settings: Any) -> Deployment:
     """Deploy stack ``name`` whose functions read ``input_buckets`` and write ``output_buckets``
     (default: the input buckets; buckets or ``s3://bucket/prefix`` locations); their buckets and
     ``create_buckets`` are created first if missing. ``grant_tables_per_job``: the runner deploys
     the DynamoDB tables each job names before submitting it (as an operator with ``deploy=True``
-    does), since the local stack enforces the role's grants.
+    does), since the local stack enforces the role's grants; ``tables``: tables (or name patterns)
+    granted up front.
     ``settings``: further :class:`~lambda_handlers.options.StackSettings`."""
     from airflow_provider_smr.deploy import deploy_stack
     from airflow_provider_smr.engine.runner import JobRunner
@@ -52,7 +54,8 @@ def deploy(clients: AwsClients, name: str, *, input_buckets: Iterable[str],
         except clients.s3.exceptions.BucketAlreadyOwnedByYou:
             pass
     stack_settings = StackSettings(memory_mb=memory_mb, timeout_s=timeout_s, **settings)
-    stack = deploy_stack(clients, name, stack_settings, input_buckets=inputs, output_buckets=outputs)
+    stack = deploy_stack(clients, name, stack_settings, input_buckets=inputs, output_buckets=outputs,
+                         tables=list(tables))
     if not grant_tables_per_job:
         return Deployment(clients, stack, JobRunner(clients, stack))
 

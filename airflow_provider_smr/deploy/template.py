@@ -51,7 +51,7 @@ MAX_RESERVED_CONCURRENCY = 100_000  # above any account's concurrency quota; AWS
 # Stack names become function names ("<stack>-coordinator" must fit Lambda's 64 characters).
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,51}$")
 _LAYER_ARN = re.compile(r"^arn:[a-z-]+:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_TABLE_NAME = re.compile(r"^(?=.*[A-Za-z0-9_.-])[A-Za-z0-9_.*-]{1,255}$")  # a name, or a pattern with *
 _KMS_KEY = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
@@ -98,7 +98,7 @@ class TemplateSettings:
     :param jobs_expire_days: days after which objects under ``jobs/`` in the work bucket expire.
     :param layers: Lambda layer version ARNs added to every function.
     :param tables: DynamoDB table names the functions may scan and write (``dynamodb://`` inputs
-        and outputs).
+        and outputs), or name patterns with ``*`` (each job's session still names its own tables).
     :param architecture: the functions' instruction set, ``x86_64`` or ``arm64``.
     :param mapper_memory_mb: MemorySize of the mapper function (None: ``memory_mb``).
     :param reducer_memory_mb: MemorySize of the reducer function (None: ``memory_mb``).
@@ -213,7 +213,8 @@ def validate_settings(settings: TemplateSettings) -> None:
                                      f"(arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION), got {layer!r}")
     for table in settings.tables:
         if not _matches(_TABLE_NAME, table):
-            raise StackSettingsError(f"tables: {table!r} is not a DynamoDB table name")
+            raise StackSettingsError(f"tables: {table!r} is not a DynamoDB table name (or a name pattern "
+                                     "with *)")
     if settings.architecture not in ARCHITECTURES:
         raise StackSettingsError(f"architecture must be one of {', '.join(ARCHITECTURES)}, "
                                  f"got {settings.architecture!r}")

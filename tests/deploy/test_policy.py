@@ -115,3 +115,15 @@ def test_a_dynamodb_output_job_may_use_its_tables_record_in_the_work_bucket_only
     writes = [s for s in doc["Statement"] if "s3:PutObject" in s["Action"]]
     assert [s["Resource"] for s in writes] == [
         ["arn:aws:s3:::work-bucket/jobs/job-1/*", "arn:aws:s3:::work-bucket/tables/Scores/*"]]
+
+
+def test_a_stack_may_grant_a_table_name_pattern():
+    granted = statements()  # no tables: no table statement
+    assert "DeclaredTables" not in granted
+    settings = TemplateSettings(stack_name="smr-test", artifacts_bucket="smr-artifacts-x", code_key="k.zip",
+                                code_sha256="abc", tables=("soak-*", "Scores"))
+    tables = {s["Sid"]: s for s in allow_statements(build_template(settings))}["DeclaredTables"]
+    assert sorted(tables["Resource"]) == ["arn:aws:dynamodb:eu-west-1:123456789012:table/Scores",
+                                          "arn:aws:dynamodb:eu-west-1:123456789012:table/soak-*"]
+    with pytest.raises(StackSettingsError, match="tables"):
+        TemplateSettings(stack_name="smr-test", artifacts_bucket="a", code_key="k", code_sha256="x", tables=("a/b",))
