@@ -79,6 +79,16 @@ def _check_callable(fn: object, role: str, nargs: int, hint: str) -> None:
         raise JobDefinitionError(f"{role} {_describe(fn)}{sig} must {takes}: {hint}") from None
 
 
+def _check_sorting(sort_values: object, value_key: object, where: str, has_reducer: bool) -> None:
+    if sort_values is not None and not isinstance(sort_values, bool):
+        raise JobDefinitionError(f"{where}: sort_values must be True or False, got {sort_values!r}")
+    if value_key is not None:
+        _check_callable(value_key, f"{where} value_key", 1, "fn(value) -> sort key")
+    if (sort_values or value_key is not None) and not has_reducer:
+        raise JobDefinitionError(f"{where}: sort_values/value_key order the values a reducer gets; "
+                                 "a map-only step (reducer=None) has none")
+
+
 def _check_format(value: str, allowed: tuple[str, ...], what: str) -> None:
     if value not in allowed:
         raise JobDefinitionError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
@@ -86,7 +96,8 @@ def _check_format(value: str, allowed: tuple[str, ...], what: str) -> None:
 
 #: The per-task hooks a step may have (each ``fn()``, run once per task attempt).
 TASK_HOOKS = ("mapper_setup", "mapper_teardown", "reducer_setup", "reducer_teardown")
-_STEP_ARGS = ("mapper", "combiner", "reducer", "partitioner", "num_reducers", *TASK_HOOKS)
+_STEP_ARGS = ("mapper", "combiner", "reducer", "partitioner", "num_reducers", *TASK_HOOKS, "sort_values",
+              "value_key")
 
 
 class Step:
@@ -108,6 +119,12 @@ class Step:
     :param reducer_setup: like ``mapper_setup``, for each reduce task attempt.
     :param reducer_teardown: like ``mapper_teardown``, after a reduce task's last key; its pairs
         join the reducer's output.
+    :param sort_values: the reducer gets each key's values in sorted order (mrjob's
+        ``SORT_VALUES``, a secondary sort), as an iterator streamed from the shuffle; the order is
+        the shuffle's order of JSON values (numbers by value, then strings; lists element-wise) or
+        ``value_key``'s. Default: the job's ``sort_values``.
+    :param value_key: ``fn(value) -> sort key`` for ``sort_values`` (implies it), like ``sorted``'s
+        ``key``; values whose sort keys tie keep their arrival order.
     """
 
     def __init__(self, *positional: Any, mapper: Callable | dict[str, Callable] | None = None,
@@ -115,6 +132,7 @@ class Step:
                  partitioner: Callable | None = None, num_reducers: int | None = None,
                  mapper_setup: Callable | None = None, mapper_teardown: Callable | None = None,
                  reducer_setup: Callable | None = None, reducer_teardown: Callable | None = None,
+                 sort_values: bool | None = None, value_key: Callable | None = None,
                  **unknown: Any) -> None:
         if positional:
             raise JobDefinitionError(
@@ -134,6 +152,8 @@ class Step:
         self.mapper_teardown = mapper_teardown
         self.reducer_setup = reducer_setup
         self.reducer_teardown = reducer_teardown
+        self.sort_values = sort_values
+        self.value_key = value_key
 
     def __repr__(self) -> str:
         given = ", ".join(f"{name}={getattr(self, name)!r}" for name in _STEP_ARGS
@@ -193,6 +213,12 @@ class Step:
                 raise JobDefinitionError(f"{where}: {hook} needs a reducer (a map-only step has no reduce tasks)")
             _check_callable(fn, f"{where} {hook}", 0,
                             "fn() -> state" if hook.endswith("setup") else "fn() -> iterable of (key, value) or None")
+        _check_sorting(self.sort_values, self.value_key, where, self.reducer is not None)
+
+    @property
+    def sorts_values(self) -> bool:
+        """The reducer gets each key's values sorted (``sort_values`` or a ``value_key``)."""
+        return bool(self.sort_values) or self.value_key is not None
 
     def functions(self) -> list[Callable]:
         from lambda_handlers.jobspec import BatchMapper, Fold
@@ -201,7 +227,7 @@ class Step:
             fns = list(self.mapper.values())
         else:
             fns = [] if self.passes_pairs or self.mapper is None else [self.mapper]
-        fns += [f for f in (self.combiner, self.reducer, self.partitioner) if f is not None]
+        fns += [f for f in (self.combiner, self.reducer, self.partitioner, self.value_key) if f is not None]
         fns += [f for f in (getattr(self, hook) for hook in TASK_HOOKS) if f is not None]
         # a fold's or a batch mapper's fn may be user code
         return fns + [f.fn for f in fns if isinstance(f, (Fold, BatchMapper))]
@@ -313,6 +339,10 @@ class MapReduceJob:
         ``lambda_handlers.context.job_file(name)`` (see :mod:`airflow_provider_smr.job_files`).
     :param mapper_setup: ``mapper_teardown``, ``reducer_setup``, ``reducer_teardown``: the
         one-step job's per-task hooks (see :class:`Step`).
+    :param sort_values: reducers get each key's values in sorted order, streamed (see
+        :class:`Step`); with ``steps=``, the default of each step that does not set its own.
+    :param value_key: ``fn(value) -> sort key`` for ``sort_values`` (implies it); with ``steps=``,
+        the default of each step that sets neither.
     """
 
     def __init__(self, mapper: Callable | dict[str, Callable] | None = None, combiner: Callable | None = None,
@@ -323,7 +353,8 @@ class MapReduceJob:
                  params: Mapping[str, Any] | None = None,
                  files: Sequence[str | os.PathLike[str]] = (),
                  mapper_setup: Callable | None = None, mapper_teardown: Callable | None = None,
-                 reducer_setup: Callable | None = None, reducer_teardown: Callable | None = None) -> None:
+                 reducer_setup: Callable | None = None, reducer_teardown: Callable | None = None,
+                 sort_values: bool = False, value_key: Callable | None = None) -> None:
         from airflow_provider_smr import job_files
         from airflow_provider_smr import params as job_params
 
@@ -343,7 +374,8 @@ class MapReduceJob:
             # validate() below rejects a None mapper with a message naming the step.
             self.steps = [Step(mapper=mapper, combiner=combiner, reducer=reducer, partitioner=partitioner,
                                mapper_setup=mapper_setup, mapper_teardown=mapper_teardown,
-                               reducer_setup=reducer_setup, reducer_teardown=reducer_teardown)]
+                               reducer_setup=reducer_setup, reducer_teardown=reducer_teardown,
+                               sort_values=sort_values, value_key=value_key)]
         self.input_format = input_format
         self.output_format = output_format
         self.serializer = serializer
@@ -352,6 +384,7 @@ class MapReduceJob:
         self.params = params
         self.param_decls: dict[str, ParamDecl] | None = job_params.declare(params)
         self.files: tuple[SideFile, ...] = job_files.declare(files, job_files.caller_folder())
+        self.sort_values, self.value_key = sort_values, value_key
         self.name = name or self._default_name()
         self.validate()
 
@@ -384,8 +417,15 @@ class MapReduceJob:
             _check_format(self.input_format, INPUT_FORMATS, "input_format")
         _check_format(self.output_format, OUTPUT_FORMATS, "output_format")
         _check_format(self.serializer, SERIALIZERS, "serializer")
+        _check_sorting(self.sort_values, self.value_key, "job", has_reducer=True)
         if self.num_reducers is not None:
             _check_reducers(self.num_reducers, "job")
+
+    def step_sorting(self, step: Step) -> tuple[bool, Callable | None]:
+        """``(sort_values, value_key)`` of a step: its own, else (steps with a reducer) the job's."""
+        if step.sort_values is not None or step.value_key is not None or step.reducer is None:
+            return step.sorts_values, step.value_key
+        return bool(self.sort_values) or self.value_key is not None, self.value_key
 
     @property
     def input_names(self) -> list[str] | None:
@@ -439,10 +479,11 @@ class MapReduceJob:
         """The data plane's view of this job (what ``job.pkl`` holds): ``params`` merged over the
         declared defaults and checked, the side files checked (present, within the size limit)."""
         from airflow_provider_smr import job_files
-        from lambda_handlers.jobspec import JobSpec, StepSpec
+        from lambda_handlers.jobspec import SORT_VALUES_VERSION, SPEC_VERSION, JobSpec, StepSpec
 
         steps = [StepSpec(mapper=None if s.passes_pairs else s.mapper, combiner=s.combiner,
                           reducer=s.reducer, partitioner=s.partitioner, num_reducers=s.num_reducers,
+                          sort_values=self.step_sorting(s)[0], value_key=self.step_sorting(s)[1],
                           **{hook: getattr(s, hook) for hook in TASK_HOOKS}) for s in self.steps]
         formats = ({k: v for k, v in self.input_format.items()} if isinstance(self.input_format, dict)
                    else {})
@@ -451,10 +492,11 @@ class MapReduceJob:
                        output_format=self.output_format, serializer=self.serializer,
                        params=self.resolve_params(params),
                        modules=module_sources(getattr(self, "extra_modules", ())),
-                       files=job_files.describe(getattr(self, "files", ())))
+                       files=job_files.describe(getattr(self, "files", ())),
+                       version=SORT_VALUES_VERSION if any(s.sort_values for s in steps) else SPEC_VERSION)
 
     def functions(self) -> list[Callable]:
-        return [fn for s in self.steps for fn in s.functions()]
+        return [fn for s in self.steps for fn in s.functions()] + ([self.value_key] if self.value_key else [])
 
     def dumps(self, params: dict | None = None) -> bytes:
         """Cloudpickle :meth:`to_spec`, user modules by value; :class:`JobPicklingError` if impossible."""

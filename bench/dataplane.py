@@ -132,7 +132,8 @@ def profile(workload: str, size: int, split_size: int, reducers: int, top: int =
     clients._clients["lambda"] = QueueLambda(queue)
     stack = SimpleNamespace(work_bucket=WORK_BUCKET, functions=FUNCTIONS, memory_mb=1024, timeout_s=300,
                             runtime=f"python{sys.version_info[0]}.{sys.version_info[1]}", stack_name="prof",
-                            max_running_tasks=0)
+                            max_running_tasks=0, mapper_memory_mb=None, reducer_memory_mb=None,
+                            versions={}, architecture="x86_64")
     runner = JobRunner(clients, stack)
     handlers = {FUNCTIONS["mapper"]: ("map", mapper.handler), FUNCTIONS["reducer"]: ("reduce", reducer.handler),
                 FUNCTIONS["coordinator"]: ("coordinate", coordinator.handler)}

@@ -10,6 +10,9 @@ the arrays).
 Memory is estimated from what the groups hold, not from encoded bytes: each new key costs
 ``KEY_COST`` bytes plus its size, each value its size plus a list slot (sizes sampled per batch).
 
+A step with ``sort_values`` groups through :class:`ValueSorter`: pairs sorted by the key then the
+value, grouped by the key, each key's values streamed to the reducer in order.
+
 Two reducers need no groups when the keys are ``str``: :class:`PairSorter` sorts the pairs
 stably (an identity reducer's output) and :class:`FoldGrouper` keeps one accumulator per key (a
 fold); both spill sorted runs beyond their budget and merge them the same way.
@@ -38,7 +41,7 @@ SLOT = 9  # a value's pointer in its key's list, with over-allocation
 _SHARED = (type(None), bool)  # singletons: a value of these costs its list slot only
 _STR_ONLY = {str}
 _MISSING = object()
-_first = itemgetter(0)
+_first, _second = itemgetter(0), itemgetter(1)
 _STR_RANK = 3  # sort_key(str)[0]: str keys go after null, booleans, numbers; before arrays, objects
 
 
@@ -498,3 +501,121 @@ class FoldGrouper(_Spilling):
             cur_k, acc = k, v
         if acc is not _MISSING:
             yield cur_k, acc
+
+
+# ---------------------------------------------------------------------------------------------
+# Secondary sort: each key's values in order, streamed
+
+
+class ValueOrderError(ValueError):
+    """A step's ``value_key`` failed, or gave values that cannot be compared; the message says which."""
+
+
+def value_order(value: Any) -> tuple[Any, ...]:
+    """The default order of values under ``sort_values``: :func:`sort_key`'s, with numbers by value
+    alone (numbers of equal value keep their arrival order), which is cheap for numbers."""
+    t = type(value)
+    if t is int or t is float:
+        return (2, value)
+    return sort_key(value)
+
+
+class ValueSorter(_Spilling):
+    """Sort ``(key, value)`` pairs by a composite key, the key then the value's order
+    (``value_key(value)``, by default :func:`value_order`), and group them by the key alone (Hadoop's
+    secondary sort with a grouping comparator): :meth:`groups` yields each key with an iterator of
+    its values in order, so one key may hold more values than the budget. Beyond ``budget_bytes``
+    the pairs held are sorted and spilled as a run; the runs are merged holding one frame of each.
+    Values of equal order keep their arrival order (runs merge in spill order, memory last)."""
+
+    def __init__(self, ser: JsonSerializer, budget_bytes: int, value_key: Callable[[Any], Any] | None = None,
+                 tmpdir: str | None = None):
+        super().__init__(ser, budget_bytes, tmpdir)
+        self.ser, self.value_key = ser, value_key or value_order
+        self._pairs: list[Any] = []
+        self._est = 0
+        self._str_keys = True  # every key so far is a str: a key sorts and groups as itself
+
+    def add_columns(self, keys: list[Any], values: list[Any]) -> None:
+        """Add the pairs ``zip(keys, values)``; spills when the estimate reaches the budget."""
+        if not keys:
+            return
+        if self._str_keys and set(map(type, keys)) != _STR_ONLY:
+            self._str_keys = False
+        self._pairs += zip(keys, values, strict=True)
+        # a pair, its composite sort key (a tuple, the value's order: about the value's size again)
+        self._est += len(keys) * (2 * PAIR_COST + max(object_bytes(keys[0]), object_bytes(keys[-1]))
+                                  + 2 * _value_cost(values))
+        self.peak_estimate = max(self.peak_estimate, self._est)
+        if self._est >= self.budget:
+            self.spill()
+
+    def _orders(self) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+        """``(composite order of a pair, its key's identity)``. A run sorted while every key was a
+        ``str`` is also in the order for mixed keys: ``sort_key`` ranks strs among themselves as
+        themselves, so runs of both kinds merge."""
+        vkey = self.value_key
+        if self._str_keys:
+            return lambda kv: (kv[0], vkey(kv[1])), _first
+        kb = self.ser.key_bytes
+
+        def identity(kv: Any) -> tuple[Any, bytes]:
+            return sort_key(kv[0]), kb(kv[0])
+        return lambda kv: (*identity(kv), vkey(kv[1])), identity
+
+    def _sort(self, pairs: list[Any]) -> None:
+        """Sort ``pairs`` in the composite order, in two stable sorts: by the values' order, then
+        by key (no tuple built per pair, the comparisons in C)."""
+        try:
+            orders = list(map(self.value_key, map(_second, pairs)))
+            by_value = sorted(range(len(pairs)), key=orders.__getitem__)
+        except Exception as exc:  # noqa: BLE001 - the job's value_key, or values it cannot order
+            raise _order_error(self.value_key, exc) from exc
+        del orders
+        pairs[:] = list(map(pairs.__getitem__, by_value))
+        del by_value
+        pairs.sort(key=_first if self._str_keys else self._orders()[1])
+
+    def spill(self) -> None:
+        if not self._pairs:
+            return
+        pairs, self._pairs = self._pairs, []
+        self._sort(pairs)
+        per_pair = max(1, self._est // len(pairs))
+        self._est = 0
+        self._runs.write(pairs, max(64, self.budget // RUN_FRAME_SHARE // per_pair))
+
+    def groups(self) -> Iterator[tuple[Any, Iterator[Any]]]:
+        """``(key, iterator of its values in order)`` in key order; a group's values must be read
+        before the next group (as :func:`itertools.groupby`'s). Removes spill files when exhausted."""
+        pairs, self._pairs, self._est = self._pairs, [], 0
+        order, identity = self._orders()
+        self._sort(pairs)
+        try:
+            merged: Iterator[Any] = iter(pairs)
+            if self._runs.paths:
+                runs = [self._runs.read(p) for p in self._runs.paths] + [merged]
+                merged = _checked_merge(runs, order, self.value_key)
+            del pairs
+            for _, group in itertools.groupby(merged, key=identity):
+                first = next(group)
+                yield first[0], itertools.chain((first[1],), map(_second, group))  # noqa: B031 - read once, after its first
+        finally:
+            self._runs.cleanup()
+
+
+def _order_error(value_key: Callable[[Any], Any], exc: Exception) -> ValueOrderError:
+    if value_key is value_order:
+        return ValueOrderError(f"sort_values: cannot order the values: {type(exc).__name__}: {exc}")
+    return ValueOrderError(
+        f"sort_values: value_key {getattr(value_key, '__qualname__', value_key)!s} failed or gave "
+        f"values that cannot be compared ({type(exc).__name__}: {exc}); it must return values of "
+        "one comparable type for every value (e.g. a number, a str or a tuple of them)")
+
+
+def _checked_merge(runs: list[Iterator[Any]], order: Callable[[Any], Any],
+                   value_key: Callable[[Any], Any]) -> Iterator[Any]:
+    try:
+        yield from heapq.merge(*runs, key=order)
+    except Exception as exc:  # noqa: BLE001 - the job's value_key, or values it cannot order
+        raise _order_error(value_key, exc) from exc

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 SPEC_VERSION = 1
+# A spec with a step that sorts values says so in its version, so that a data plane from before
+# sort_values (which reads only version 1) refuses it instead of reducing unsorted values.
+SORT_VALUES_VERSION = 2
+SUPPORTED_VERSIONS = (SPEC_VERSION, SORT_VALUES_VERSION)
 
 
 class _SourceFinder:
@@ -185,6 +189,8 @@ class StepSpec:
     ``reducer=None`` makes the step map-only (only allowed for the last step).
     ``partitioner(key, n) -> int`` defaults to a stable hash. The ``*_setup`` / ``*_teardown``
     hooks run once per task attempt of their phase (:mod:`lambda_handlers.context` ``state()``).
+    ``sort_values`` gives the reducer each key's values in sorted order (``value_key(value)`` if
+    set, else the shuffle's order of JSON values), streamed (an iterator, not a list).
     """
 
     mapper: Callable[..., Any] | dict[str, Callable[..., Any]] | None
@@ -196,6 +202,8 @@ class StepSpec:
     mapper_teardown: Callable[[], Any] | None = None
     reducer_setup: Callable[[], Any] | None = None
     reducer_teardown: Callable[[], Any] | None = None
+    sort_values: bool = False  # a spec pickled before these fields existed reads the defaults
+    value_key: Callable[[Any], Any] | None = None
 
 
 @dataclass
@@ -230,5 +238,6 @@ class JobSpec:
                 f"Python {here[0]}.{here[1]}; deploy the stack with runtime python{self.python[0]}."
                 f"{self.python[1]}"
             )
-        if self.version != SPEC_VERSION:
-            raise JobSpecError(f"job spec version {self.version} is not supported (want {SPEC_VERSION})")
+        if self.version not in SUPPORTED_VERSIONS:
+            raise JobSpecError(f"job spec version {self.version} is not supported (want one of "
+                               f"{', '.join(map(str, SUPPORTED_VERSIONS))}); deploy the stack from this provider")

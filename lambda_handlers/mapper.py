@@ -153,29 +153,41 @@ def run_mapper(source: _Source, mapper: Callable[..., Any], sink: Callable[[list
     return records, bad_record.count
 
 
-def run_mapper_folding(source: _Source, mapper: Callable[..., Any], comb: shuffle.FoldCombiner) -> int:
-    """:func:`run_mapper` fused with a fold combiner: pairs are folded as the mapper yields them,
-    with no list of pending pairs. Only without ``max_bad_records``: a failing record fails the
-    task, so the pairs it folded before failing never matter. Returns the records read."""
+def run_mapper_folding(source: _Source, mapper: Callable[..., Any],
+                       comb: shuffle.FoldCombiner | shuffle.Combiner) -> int:
+    """:func:`run_mapper` fused with a fold combiner (pairs are folded as the mapper yields them)
+    or a grouping one (their values go straight into the combiner's groups), with no list of
+    pending pairs. Only without ``max_bad_records``: a failing record fails the task, so the pairs
+    it folded before failing never matter. Returns the records read."""
     if isinstance(mapper, BatchMapper):
+        if not isinstance(comb, shuffle.FoldCombiner):
+            raise TypeError("a batch mapper with a grouping combiner goes through run_mapper")
         return _run_batch_folding(source, mapper.fn, comb)
     parse = _parser(source)
+    consumer = _fold_consumer if isinstance(comb, shuffle.FoldCombiner) else _group_consumer
 
     def failed(block: list[Any], i: int, exc: Exception) -> None:
         fault, pairs = _check_record(block[i], _block_parser(block, parse), mapper, "mapper")
         err = _fold_error(source, block[i], i, fault, pairs, comb)
         if err is None:
             err = runtime.TaskError(
-                f"the mapper or the fold combiner failed on the record at {source.locate(i)}, but not "
+                f"the mapper or the {'fold ' * isinstance(comb, shuffle.FoldCombiner)}combiner failed on "
+                f"the record at {source.locate(i)}, but not "
                 f"when it was mapped again: {type(exc).__name__}: {exc}", input=source.where,
                 record_preview=_preview(block[i]))
         raise err from (err.__cause__ or exc)
 
     records = 0
     for block in source.blocks:
-        records += _map_block(block, _block_parser(block, parse), mapper, _fold_consumer(comb), failed)
+        records += _map_block(block, _block_parser(block, parse), mapper, consumer(comb), failed)
         comb.check_budget()
     return records
+
+
+def _group_consumer(comb: shuffle.FoldCombiner | shuffle.Combiner) -> Callable[[Iterator[Any]], None]:
+    """Adds the outputs to a grouping combiner's groups as they are now (a compaction replaces them)."""
+    assert isinstance(comb, shuffle.Combiner)
+    return comb.add_outputs
 
 
 def _parser(source: _Source) -> Callable[[Any], Any] | None:
@@ -206,10 +218,11 @@ def _pending_consumer(pending: list[Any], max_bad: int) -> Callable[[Iterator[An
     return whole
 
 
-def _fold_consumer(comb: shuffle.FoldCombiner) -> Callable[[Iterator[Any]], None]:
+def _fold_consumer(comb: shuffle.FoldCombiner | shuffle.Combiner) -> Callable[[Iterator[Any]], None]:
     """Folds the outputs into the combiner's accumulators as they are now (a flush replaces
     them): :func:`~lambda_handlers.shuffle.fold_into` over a stream of outputs, without a call per
     record."""
+    assert isinstance(comb, shuffle.FoldCombiner)
     accs, fn, other, miss = comb.accumulators, comb.fn, comb.add_other, shuffle.MISSING
     get = accs.get
     if fn is operator.add:  # sums and counts: no call per value
@@ -336,7 +349,7 @@ def _describe(obj: Any) -> str:
 
 
 def _fold_error(source: _Source, raw: Any, i: int, fault: _Fault | None, pairs: list[Any],
-                comb: shuffle.FoldCombiner, role: str = "mapper") -> runtime.TaskError | None:
+                comb: shuffle.FoldCombiner | shuffle.Combiner, role: str = "mapper") -> runtime.TaskError | None:
     """The error for a record whose mapping and folding failed: its fault, or else (it maps to
     ``pairs``) a key that cannot be shuffled or the fold failing on a value; None if its pairs
     fold now. Folding them again leaves the accumulators wrong: the task fails anyway."""
@@ -359,13 +372,16 @@ def _fold_error(source: _Source, raw: Any, i: int, fault: _Fault | None, pairs: 
     return None
 
 
-def _refold(comb: shuffle.FoldCombiner, key: Any, value: Any) -> tuple[str, Exception] | None:
-    """Fold one pair, checking its key first: None, or which step failed ("key" or "fold") and how."""
+def _refold(comb: shuffle.FoldCombiner | shuffle.Combiner, key: Any, value: Any) -> tuple[str, Exception] | None:
+    """Fold one pair (a grouping combiner: only check it), checking its key first: None, or which
+    step failed ("key" or "fold") and how."""
     try:
         if type(key) is not str:
             comb.gk(key)
     except Exception as exc:  # noqa: BLE001 - the key's encoding failed: reported with the key
         return "key", exc
+    if not isinstance(comb, shuffle.FoldCombiner):
+        return None
     try:
         shuffle.fold_into(comb.accumulators, comb.fn, ((key, value),), comb.add_other)
     except Exception as exc:  # noqa: BLE001 - the job's fold function raised: reported with the record
@@ -597,7 +613,10 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
                 spec.combiner, lambda pairs: checked_sink(out.add_many, pairs, "combiner"), ser,
                 budget // 2)  # the other half: the encoded output and batches
             sink = combiner.add_many
-        if isinstance(combiner, shuffle.FoldCombiner) and not max_bad:
+        # the mapper's pairs go into the combiner as they come (a batch mapper's block goes to a
+        # grouping combiner whole, through run_mapper)
+        if combiner is not None and not max_bad and (isinstance(combiner, shuffle.FoldCombiner)
+                                                     or not isinstance(mapper, BatchMapper)):
             records_in, bad = run_mapper_folding(source, mapper, combiner), 0
         else:
             records_in, bad = run_mapper(source, mapper, sink, max_bad)

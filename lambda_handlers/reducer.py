@@ -8,6 +8,10 @@ step's input (shuffle serialization) or, on the last step, as a staged part in t
 with keys sorted: the reducer's output is streamed to the part while its keys keep the order (the
 usual case), and sorted (spilling if needed) only when a key goes back.
 
+A step with ``sort_values`` groups through :class:`~lambda_handlers.grouping.ValueSorter` (the
+shuffle's pairs sorted by key then value, grouped by key): the reducer gets each key's values in
+order as an iterator, within the same budget, spilling the same way.
+
 Two reducers need no call per key when the keys are ``str``: ``identity`` (the pairs are sorted
 stably by key and written as they are: :class:`~lambda_handlers.grouping.PairSorter`) and a
 ``fold`` (one accumulator per key: :class:`~lambda_handlers.grouping.FoldGrouper`). The output
@@ -123,8 +127,13 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         key, offset, length, slice_end = piece
         return runtime.get_bytes(bucket, key, Range=f"bytes={offset}-{offset + length - 1}"), slice_end
 
-    collector = _collector(spec.reducer, ser, max(budget - window, budget // 2))
-    grouper = grouping.ExternalGrouper(ser, max(budget - window, budget // 2)) if collector is None else None
+    sort_values = bool(getattr(spec, "sort_values", False) or getattr(spec, "value_key", None))
+    collector = None if sort_values else _collector(spec.reducer, ser, max(budget - window, budget // 2))
+    grouper: grouping.ExternalGrouper | grouping.ValueSorter | None = None
+    if sort_values:
+        grouper = grouping.ValueSorter(ser, max(budget - window, budget // 2), spec.value_key)
+    elif collector is None:
+        grouper = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
     records_in = 0
     for payload in slice_payloads(window_parallel(fetch, pieces, itemgetter(2), window)):
         if collector is not None:
@@ -133,10 +142,11 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
             records_in += len(keys)
             if _collect(collector, keys, values, spec.reducer):
                 continue
-            grouper = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
-            grouper.add_many(collector.drain())  # a key that is not a str: group the general way
+            general = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
+            general.add_many(collector.drain())  # a key that is not a str: group the general way
             collector = None
-            grouper.add_many(zip(keys, values, strict=True))
+            general.add_many(zip(keys, values, strict=True))
+            grouper = general
             continue
         keys, values = shuffle.decode_columns(payload, ser)
         del payload
@@ -150,7 +160,8 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         batches, ordered = collector.sorted_batches(), True
     else:
         assert grouper is not None
-        batches, ordered = _reduce(spec.reducer, grouper.groups()), False
+        items = last and plan.output.table is not None  # a table's reducer may yield whole items
+        batches, ordered = _reduce(spec.reducer, grouper.groups(), items_ok=items), False
     if spec.reducer_teardown is not None:  # its pairs come last, in whatever key order
         batches, ordered = itertools.chain(batches, _teardown(spec.reducer_teardown, hooks)), False
     outputs = itertools.chain.from_iterable(batches)
@@ -237,10 +248,11 @@ def write_batches_in_key_order(batches: Iterable[list[Any]], part: writers.PartW
     return part
 
 
-def _reduce(reducer: Callable[[Any, list[Any]], Iterable[Any] | None],
-            groups: Iterator[tuple[Any, list[Any]]]) -> Iterator[list[Any]]:
+def _reduce(reducer: Callable[[Any, Any], Iterable[Any] | None],
+            groups: Iterator[tuple[Any, Iterable[Any]]], items_ok: bool = False) -> Iterator[list[Any]]:
     """The reducer's output in lists of about ``grouping.BATCH`` pairs (a call per key, no
-    generator step per pair)."""
+    generator step per pair); ``items_ok``: whole items (dicts) too, for a DynamoDB output."""
+    check = (lambda batch: batch) if items_ok else _checked_pairs
     batch: list[Any] = []
     for key, values in groups:
         out = None
@@ -258,10 +270,10 @@ def _reduce(reducer: Callable[[Any, list[Any]], Iterable[Any] | None],
                                     f"{type(exc).__name__}: {exc}",
                                     record_preview=runtime.preview(key), user=True) from exc
         if len(batch) >= grouping.BATCH:
-            yield _checked_pairs(batch)
+            yield check(batch)
             batch = []
     if batch:
-        yield _checked_pairs(batch)
+        yield check(batch)
 
 
 _HOW_TO_EMIT = "write `yield key, value` (e.g. `yield word, sum(counts)`), not `yield value`"

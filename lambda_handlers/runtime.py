@@ -659,8 +659,8 @@ def run_task(event: dict[str, Any], phase: str,
     slots = list(event.get("slots") or [])  # emptied once freed
     if slots and not _hold_slots(event["bucket"], slots):
         return {"duplicate": True}
-    try:
-        return _run_task(event, phase, body, slots)
+    try:  # in a copy of the context: the task's context (its params, counters, state) ends with it
+        return contextvars.copy_context().run(_run_task, event, phase, body, slots)
     finally:
         if slots:
             _free_slots(event["bucket"], slots)

@@ -382,7 +382,7 @@ class Combiner:
 
     def __init__(self, combine: Callable[[Any, list[Any]], Iterable[Any] | None],
                  sink: Callable[[list[Any]], None], ser: JsonSerializer, budget_bytes: int = 64 << 20):
-        self.combine, self.sink, self.ser = combine, sink, ser
+        self.combine, self.sink, self.ser, self.gk = combine, sink, ser, ser.group_key
         self.budget = max(1, int(budget_bytes))
         self._groups = _Groups(ser)
         self.flushes = self.compactions = 0
@@ -394,6 +394,28 @@ class Combiner:
 
     def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
         self._groups.add_many(pairs)
+        self.check_budget()
+
+    def add_outputs(self, outs: Iterable[Iterable[Any] | None]) -> None:
+        """Add the pairs of a stream of mapper outputs (one iterable of pairs, or None, per record)
+        as they come, with no list of them in between; the caller then calls :meth:`check_budget`.
+        A failure part way leaves the pairs before it added (the map task fails)."""
+        g = self._groups
+        by_str, other = g.by_str, g.add_other
+        n = 0
+        try:
+            for pairs in outs:
+                for key, value in pairs or ():
+                    n += 1
+                    if type(key) is str:
+                        by_str[key].append(value)
+                    else:
+                        other(key, value)
+        finally:
+            g.values += n
+
+    def check_budget(self) -> None:
+        """Combine in place (and flush if still too big) when the estimate passes the budget."""
         if self._groups.values * VALUE_COST >= self.budget or self.estimate() >= self.budget:
             self._compact()
 
@@ -552,6 +574,15 @@ class _Groups:
                 g[1].append(value)
         self.values += len(pairs)
         return len(pairs)
+
+    def add_other(self, key: Any, value: Any) -> None:
+        """Add one pair whose key is not a ``str`` (not counted in :attr:`values`)."""
+        gk = self.gk(key)
+        g = self.other.get(gk)
+        if g is None:
+            self.other[gk] = (key, [value])
+        else:
+            g[1].append(value)
 
     def add_columns(self, keys: list[Any], values: list[Any]) -> None:
         """Add ``zip(keys, values)``; all-``str`` keys without a Python step per pair (the

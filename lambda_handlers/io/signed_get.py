@@ -133,6 +133,8 @@ def get_whole(bucket: str, key: str, etag: str | None) -> bytes:
     from lambda_handlers import runtime
 
     client = runtime.s3()
+    if getattr(client, "meta", None) is None:  # not botocore (the in-process runner's store)
+        return _client_get(bucket, key, etag)
     routes = _routes.get(client)
     if routes is None:
         with _lock:
