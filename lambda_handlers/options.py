@@ -297,6 +297,17 @@ class StackSettings:
     stack_max_running_tasks: int = _option(
         0, "functions all jobs of the stack run at once, shared fairly among the jobs waiting for "
         "them (0: no stack-wide budget)", int, unit="functions")
+    kms_key_arn: str | None = _option(
+        None, "customer-managed KMS key (ARN) encrypting the work bucket, the functions' log groups "
+        "and their environment (default: AWS-managed keys)", str)
+    subnet_ids: tuple[str, ...] = _option(
+        (), "VPC subnets the functions run in, with security_group_ids (the VPC needs an S3 gateway "
+        "endpoint)", list)
+    security_group_ids: tuple[str, ...] = _option(
+        (), "VPC security groups of the functions, with subnet_ids", list)
+    on_failure_destination: str | None = _option(
+        None, "SQS queue or SNS topic ARN receiving the function events Lambda gives up on "
+        "(default: none)", str)
 
     def __post_init__(self) -> None:
         # Whole numbers and lists here; the ranges AWS accepts are checked where the template is
@@ -307,7 +318,9 @@ class StackSettings:
             set_(self, name, _whole(name, getattr(self, name), minimum=0))
         for name in ("mapper_memory_mb", "reducer_memory_mb"):
             set_(self, name, _whole(name, getattr(self, name), minimum=0, optional=True))
-        for name in ("layers", "requirements"):
+        for name in ("kms_key_arn", "on_failure_destination"):
+            set_(self, name, getattr(self, name) or None)
+        for name in ("layers", "requirements", "subnet_ids", "security_group_ids"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
                 raise OptionError(f"{name} must be a list of strings, got {value!r}")

@@ -114,6 +114,12 @@ def s3_buckets(*specs: Any) -> list[str]:
     return list(dict.fromkeys(loc.bucket for loc in locations if loc is not None))
 
 
+def s3_locations(*specs: Any) -> list[str]:
+    """The ``s3://`` URIs of input/output specs, each once, in order: the prefixes a deploy grants
+    (exactly those, see :mod:`lambda_handlers.grants`; never their whole buckets)."""
+    return list(dict.fromkeys(uri for uri in spec_uris(*specs) if S3Uri.parse_or_none(uri) is not None))
+
+
 def dynamodb_tables(*specs: Any) -> list[str]:
     """The tables the ``dynamodb://`` URIs of input/output specs name, each once, in order."""
     return list(dict.fromkeys(dynamodb.parse_uri(uri)["table"] for uri in spec_uris(*specs)

@@ -65,6 +65,8 @@ ENV_MAPPER_FUNCTION = "SMR_MAPPER_FUNCTION"
 ENV_REDUCER_FUNCTION = "SMR_REDUCER_FUNCTION"
 ENV_COORDINATOR_FUNCTION = "SMR_COORDINATOR_FUNCTION"
 ENV_DRIVER_FUNCTION = "SMR_DRIVER_FUNCTION"
+#: the functions' role, which each task assumes with its job's session policy (lambda_handlers.runtime)
+ENV_ROLE_ARN = "SMR_ROLE_ARN"
 
 # Event kinds: one per handler entry point.
 EVENT_MAP = "map"

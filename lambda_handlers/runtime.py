@@ -1,7 +1,8 @@
 """Handler plumbing shared by every function: clients, job loading, markers, invokes, metrics.
 
 Everything here is per warm container: boto3 clients (with a connection pool large enough for the
-reducer's parallel ranged GETs), the unpickled job and its plan (cached per job id), and the
+reducer's parallel ranged GETs; on a stack that names its role, made with the STS session of the
+task's job, see :func:`enter_job`), the unpickled job and its plan (cached per job id), and the
 per-task S3 request counter that ends up in the done marker. Tests replace the Lambda invoke with
 :func:`set_invoker` to run the whole handler chain in-process. :func:`in_process` runs the handlers
 without Lambda or AWS (``smr run --inline``): clients, function environment and invokes come from an
@@ -10,8 +11,10 @@ without Lambda or AWS (``smr run --inline``): clients, function environment and 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lambda_handlers import clock, context, jobfiles, protocol
+from lambda_handlers import clock, context, grants, jobfiles, protocol
 from lambda_handlers.aws_errors import error_code, is_not_found, is_precondition_failed
 from lambda_handlers.plan import Plan, Split, chunk_splits
 
@@ -104,7 +107,9 @@ def _region() -> str:
 
 
 def client(service: str) -> Any:
-    """Return the cached boto3 client for ``service`` (honours ``AWS_ENDPOINT_URL``).
+    """The boto3 client for ``service`` with this task's credentials (honours ``AWS_ENDPOINT_URL``):
+    its job's STS session (see :func:`enter_job`) on a stack that names its role, else the
+    function's own. Cached per job per container.
 
     ``Any``: boto3 clients are untyped here (no stubs in the Lambda package).
     """
@@ -113,26 +118,134 @@ def client(service: str) -> Any:
         if service not in world.clients:
             raise TaskFailedError(f"{service} is not available in a run inside this process")
         return world.clients[service]
+    job = _job.get()
+    if job is None or not os.environ.get(protocol.ENV_ROLE_ARN):
+        return _role_client(service)
+    return _session_client(job, service)
+
+
+def _role_client(service: str) -> Any:
     c = _clients.get(service)
     if c is not None:
         return c
     with _lock:
         c = _clients.get(service)
         if c is None:
-            from botocore.config import Config
-
-            # S3 bodies are not SHA-256 signed: over HTTPS with a CRC32 checksum that is botocore's
-            # default for uploads already; over a plain-HTTP endpoint (the local stack) botocore
-            # would otherwise hash every shuffle and output byte once more.
-            cfg = Config(max_pool_connections=MAX_POOL_CONNECTIONS,
-                         retries={"max_attempts": 8, "mode": "standard"},
-                         connect_timeout=10, read_timeout=120,
-                         s3={"payload_signing_enabled": False})
-            c = clock.fast_timestamp_session().client(service, region_name=_region(), config=cfg)
-            if service == "s3":
-                c.meta.events.register("before-call.s3", _count_request)
-            _clients[service] = c
+            c = _clients[service] = _make_client(service)
     return c
+
+
+def _make_client(service: str, **credentials: str) -> Any:
+    global _boto_session
+    from botocore.config import Config
+
+    # S3 bodies are not SHA-256 signed: over HTTPS with a CRC32 checksum that is botocore's
+    # default for uploads already; over a plain-HTTP endpoint (the local stack) botocore
+    # would otherwise hash every shuffle and output byte once more.
+    cfg = Config(max_pool_connections=MAX_POOL_CONNECTIONS,
+                 retries={"max_attempts": 8, "mode": "standard"},
+                 connect_timeout=10, read_timeout=120,
+                 s3={"payload_signing_enabled": False})
+    if _boto_session is None:  # one session: its loaded service models serve every job's clients
+        _boto_session = clock.fast_timestamp_session()
+    c = _boto_session.client(service, region_name=_region(), config=cfg, **credentials)
+    if service == "s3":
+        c.meta.events.register("before-call.s3", _count_request)
+    # Every client of a service shares one connection pool (requests are signed one by one, so a
+    # connection is not tied to credentials): a job's session adds no connections to the endpoint.
+    endpoint = getattr(c, "_endpoint", None)
+    if endpoint is not None and hasattr(endpoint, "http_session"):
+        endpoint.http_session = _http_sessions.setdefault(service, endpoint.http_session)
+    return c
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-job credentials: each task assumes the functions' role with a session policy that allows only
+# its own job's prefixes (lambda_handlers.grants), so one job's tasks cannot touch another's data.
+
+
+SESSION_REFRESH_S = 300  # assume again when the session has less than this left
+_job: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("smr_job", default=None)
+
+
+@dataclass
+class _JobSession:
+    expires: float
+    credentials: dict[str, str]
+    clients: dict[str, Any] = field(default_factory=dict)
+
+
+_sessions: dict[str, _JobSession] = {}
+_boto_session: Any = None
+_http_sessions: dict[str, Any] = {}
+
+
+def enter_job(bucket: str, job_id: str) -> None:
+    """From now on (in this context), :func:`client` works with ``job_id``'s session."""
+    _job.set((bucket, job_id))
+
+
+@contextlib.contextmanager
+def as_stack() -> Iterator[None]:
+    """Use the function's own credentials for a call that is not this job's (poking another job)."""
+    token = _job.set(None)
+    try:
+        yield
+    finally:
+        _job.reset(token)
+
+
+def _session_client(job: tuple[str, str], service: str) -> Any:
+    bucket, job_id = job
+    session = _sessions.get(job_id)
+    if session is None or session.expires - time.time() < SESSION_REFRESH_S:
+        session = _remember(_sessions, job_id, _assume(bucket, job_id))
+    c = session.clients.get(service)
+    if c is None:
+        with _lock:
+            c = session.clients.get(service)
+            if c is None:
+                c = session.clients[service] = _make_client(service, **session.credentials)
+    return c
+
+
+def job_grants(bucket: str, job_id: str) -> grants.JobGrants:
+    """What ``job_id`` may touch, from its plan (or, before planning, its planning request)."""
+    from lambda_handlers.io import dynamodb
+    from lambda_handlers.plan import PlanningRequest
+
+    with as_stack():
+        try:
+            plan = load_plan(bucket, job_id)
+            inputs = {name: list(i.uris) for name, i in plan.inputs.items()}
+            output, budget = plan.output.uri, bool(plan.limits.stack_max_running_tasks)
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+            try:
+                req = PlanningRequest.from_json(get_json(bucket, protocol.planning_request_key(job_id)))
+            except Exception as exc2:
+                if not is_not_found(exc2):
+                    raise
+                return grants.JobGrants(job_id, bucket)  # an unknown job: its own keys only
+            inputs, output, budget = dict(req.inputs), req.output, bool(req.limits.stack_max_running_tasks)
+    uris = [u for group in inputs.values() for u in group] + [output]
+    tables = [dynamodb.parse_uri(u)["table"] for u in uris if dynamodb.is_dynamodb_uri(u)]
+    table = dynamodb.parse_uri(output)["table"] if dynamodb.is_dynamodb_uri(output) else None
+    return grants.JobGrants.of(job_id, bucket, inputs, output, tables, stack_budget=budget, output_table=table)
+
+
+def _assume(bucket: str, job_id: str) -> _JobSession:
+    role_arn = os.environ[protocol.ENV_ROLE_ARN]
+    policy = grants.session_policy(job_grants(bucket, job_id), _region(), role_arn.split(":")[4])
+    name = f"smr-{job_id}"
+    if len(name) > 64:  # RoleSessionName's limit; a job id's characters are all allowed in it
+        name = f"{name[:55]}-{hashlib.sha256(job_id.encode()).hexdigest()[:8]}"
+    creds = _role_client("sts").assume_role(RoleArn=role_arn, RoleSessionName=name, Policy=policy,
+                                            DurationSeconds=3600)["Credentials"]
+    return _JobSession(expires=creds["Expiration"].timestamp(), credentials={
+        "aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+        "aws_session_token": creds["SessionToken"]})
 
 
 def s3() -> Any:
@@ -141,8 +254,12 @@ def s3() -> Any:
 
 def reset() -> None:
     """Forget cached clients, jobs and plans (tests change the endpoint between runs)."""
+    global _boto_session
     with _lock:
+        _boto_session = None
+        _http_sessions.clear()
         _clients.clear()
+        _sessions.clear()
         _jobs.clear()
         _plans.clear()
         _chunks.clear()
@@ -414,7 +531,12 @@ def pinned_function(event: dict[str, Any]) -> str:
 
 def invoke(event: dict[str, Any], attempts: int = 8, function: str | None = None) -> None:
     """Async-invoke the function serving ``event['kind']`` (the job's pinned version, unless
-    ``function`` names it); back off and retry on throttling."""
+    ``function`` names it); back off and retry on throttling. Another job's event (an admission
+    poke) goes with the function's own credentials: this job's session cannot read that job's plan."""
+    job = _job.get()
+    if job is not None and job[1] != event.get("job_id"):
+        with as_stack():
+            return invoke(event, attempts, function)
     name = function or pinned_function(event)
     world = _in_process.get()
     if world is not None:
@@ -627,7 +749,9 @@ def accept(event: Any, kind: str) -> dict[str, Any]:
     """
     bucket = work_bucket()
     try:
-        return protocol.validate_event(event, kind, work_bucket=bucket)
+        valid = protocol.validate_event(event, kind, work_bucket=bucket)
     except protocol.ProtocolError as exc:
         log.error("rejected event: %s", exc)
         raise protocol.InvalidEventError(f"invalid {kind} event: {exc}") from None
+    enter_job(bucket, valid["job_id"])  # its tasks work with this job's session from here
+    return valid

@@ -205,3 +205,44 @@ def test_a_new_call_shows_up_with_its_action(tmp_path):
     actions = sorted(a for call in scan(str(module), None) for a in call.actions)
     assert actions == ["cloudformation:ListStacks", "lambda:DeleteFunction", "s3:DeleteBucket"]
     assert not set(actions) & documented("job")
+
+
+# The functions' role: the template renders it; every AWS call of the data plane must be allowed by it.
+# ``io/dynamodb.ensure_table`` runs in the worker (the job role's, above).
+DATA_PLANE: list[tuple[str, set[str] | None]] = [
+    (str(p.relative_to(ROOT)), None) for p in _modules("lambda_handlers/*.py", "lambda_handlers/io/*.py")
+    if p.name != "dynamodb.py"] + [
+    ("lambda_handlers/io/dynamodb.py", {"scan_segment", "key_names", "flush", "stage_output"}),
+]
+FUNCTIONS_REFS = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012",
+                  "AWS::StackName": "smr", "WorkBucket": "smr-workbucket-1a2b3c",
+                  "WorkBucket.Arn": "arn:aws:s3:::smr-workbucket-1a2b3c",
+                  "FunctionRole.Arn": "arn:aws:iam::123456789012:role/smr/eu-west-1/smr/smr-FunctionRole-1A2B3C"}
+
+
+def rendered_functions_policy(tables: tuple[str, ...] = ()) -> dict:
+    """The functions' policy of stack ``smr`` declaring ``s3://my-data/logs/`` and ``s3://my-data/counts/``."""
+    from airflow_provider_smr.deploy.policy import resolve
+    from airflow_provider_smr.deploy.template import POLICY, TemplateSettings, build_template
+
+    template = build_template(TemplateSettings(
+        stack_name="smr", artifacts_bucket="smr-artifacts-1-eu-west-1", code_key="code/x.zip", code_sha256="x",
+        runtime="python3.11", input_buckets=("s3://my-data/logs/",), output_buckets=("s3://my-data/counts/",),
+        tables=tables))
+    return resolve(template["Resources"][POLICY]["Properties"]["PolicyDocument"], FUNCTIONS_REFS)
+
+
+def test_the_functions_role_allows_every_aws_call_of_the_data_plane():
+    calls = [call for path, functions in DATA_PLANE for call in scan(path, functions)]
+    assert {"s3:GetObject", "lambda:InvokeFunction", "sts:AssumeRole", "dynamodb:Scan"} <= {
+        a for call in calls for a in call.actions}
+    allowed = {a for s in rendered_functions_policy(("Scores",))["Statement"] for a in s["Action"]}
+    missing = sorted({f"{action} ({call.where})" for call in calls for action in call.actions
+                      if action not in allowed and action != "s3:DeleteObjectVersion"})  # unversioned buckets
+    assert missing == [], "the functions' role (deploy/policy.py) lacks:\n" + "\n".join(missing)
+
+
+def test_the_readme_shows_the_functions_policy_as_the_template_renders_it():
+    match = re.search(r"<!-- iam-policy: functions -->\s*```json\n(.*?)```", README, re.S)
+    assert match, "README has no <!-- iam-policy: functions --> json block"
+    assert json.loads(match.group(1)) == rendered_functions_policy()

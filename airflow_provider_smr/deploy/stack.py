@@ -312,7 +312,9 @@ def deploy_stack(
         architecture=settings.architecture,
         mapper_memory_mb=settings.mapper_memory_mb, reducer_memory_mb=settings.reducer_memory_mb,
         max_running_tasks=settings.stack_max_running_tasks,
-        reserved_concurrency=settings.reserved_concurrency)
+        reserved_concurrency=settings.reserved_concurrency, kms_key_arn=settings.kms_key_arn,
+        subnet_ids=tuple(settings.subnet_ids), security_group_ids=tuple(settings.security_group_ids),
+        on_failure_destination=settings.on_failure_destination)
     if settings.requirements:  # built after the settings are validated: it may take a while
         from airflow_provider_smr.deploy.requirements import publish_layer
 
@@ -349,7 +351,7 @@ def _deploy_once(clients: AwsClients, settings: TemplateSettings, code: bytes, r
         settings = replace(
             settings,
             input_buckets=merge_locations(settings.input_buckets, granted.input_locations),
-            output_buckets=merge_locations(settings.output_buckets, granted.output_locations),
+            output_buckets=merge_locations(settings.output_buckets, granted.output_locations, folder=True),
             tables=tuple(sorted({*settings.tables, *granted.tables})))
     template = build_template(settings)
     digest = content_hash(template)

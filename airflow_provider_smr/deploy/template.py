@@ -29,9 +29,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_smr.deploy import policy
 from airflow_provider_smr.deploy.errors import StackSettingsError
 from lambda_handlers import protocol
-from lambda_handlers.s3uri import SCHEME, S3Uri, is_s3_uri
+from lambda_handlers.grants import GrantError, Location, canonical
 
 TEMPLATE_VERSION = 1
 FUNCTION_ROLES = ("mapper", "reducer", "coordinator", "driver")
@@ -50,11 +51,14 @@ MAX_RESERVED_CONCURRENCY = 100_000  # above any account's concurrency quota; AWS
 # Stack names become function names ("<stack>-coordinator" must fit Lambda's 64 characters).
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,51}$")
 _LAYER_ARN = re.compile(r"^arn:[a-z-]+:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_GLOB_CHARS = re.compile(r"[*?\[]")
+_TABLE_NAME = re.compile(r"^(?=.*[A-Za-z0-9_.-])[A-Za-z0-9_.*-]{1,255}$")  # a name, or a pattern with *
+_KMS_KEY = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_DESTINATION = re.compile(r"^arn:aws[a-z-]*:(sqs|sns):[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$")
 
-WORK_BUCKET = "WorkBucket"
-ROLE = "FunctionRole"
+WORK_BUCKET = policy.WORK_BUCKET
+ROLE = policy.ROLE
 POLICY = "FunctionPolicy"
 #: the description of a published version: the hash of the configuration it snapshots
 VERSION_DESCRIPTION = "smr config {}"
@@ -78,39 +82,6 @@ def _logical(role: str, suffix: str) -> str:
 
 
 @dataclass(frozen=True)
-class S3Location:
-    """A declared input or output location: a bucket and an optional key prefix."""
-
-    bucket: str
-    prefix: str = ""
-
-    @classmethod
-    def parse(cls, location: str) -> S3Location:
-        """Accept ``bucket``, ``s3://bucket`` or ``s3://bucket/prefix`` (globs cut at the first wildcard)."""
-        uri = S3Uri.parse_or_none(location if is_s3_uri(location) else SCHEME + location) or S3Uri("")
-        try:
-            protocol.validate_bucket(uri.bucket)
-        except protocol.ProtocolError as error:
-            raise StackSettingsError(f"declared S3 location {location!r}: {error}") from None
-        return cls(uri.bucket, _GLOB_CHARS.split(uri.key, 1)[0])
-
-    @property
-    def uri(self) -> str:
-        """Canonical form, ``s3://bucket/prefix`` (prefix may be empty)."""
-        return str(S3Uri(self.bucket, self.prefix))
-
-    def covers(self, other: S3Location) -> bool:
-        return self.bucket == other.bucket and other.prefix.startswith(self.prefix)
-
-    def bucket_arn(self) -> dict:
-        return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", self.bucket]]}
-
-    def objects_arn(self) -> dict:
-        return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::",
-                                  f"{self.bucket}/{self.prefix}*"]]}
-
-
-@dataclass(frozen=True)
 class TemplateSettings:
     """Everything a stack's template depends on (validated on construction).
 
@@ -127,13 +98,18 @@ class TemplateSettings:
     :param jobs_expire_days: days after which objects under ``jobs/`` in the work bucket expire.
     :param layers: Lambda layer version ARNs added to every function.
     :param tables: DynamoDB table names the functions may scan and write (``dynamodb://`` inputs
-        and outputs).
+        and outputs), or name patterns with ``*`` (each job's session still names its own tables).
     :param architecture: the functions' instruction set, ``x86_64`` or ``arm64``.
     :param mapper_memory_mb: MemorySize of the mapper function (None: ``memory_mb``).
     :param reducer_memory_mb: MemorySize of the reducer function (None: ``memory_mb``).
     :param max_running_tasks: the stack-wide running-task budget jobs plan with (0: none); an
         output, not a resource: the coordinator enforces it.
     :param reserved_concurrency: ReservedConcurrentExecutions of each function (0: none).
+    :param kms_key_arn: a customer-managed KMS key for the work bucket, the log groups and the
+        functions' environment (None: AWS-managed keys).
+    :param subnet_ids: VPC subnets of the functions (with ``security_group_ids``).
+    :param security_group_ids: VPC security groups of the functions (with ``subnet_ids``).
+    :param on_failure_destination: SQS queue or SNS topic ARN for the events Lambda gives up on.
     """
 
     stack_name: str
@@ -154,16 +130,20 @@ class TemplateSettings:
     reducer_memory_mb: int | None = None
     max_running_tasks: int = 0
     reserved_concurrency: int = 0
+    kms_key_arn: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    on_failure_destination: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("input_buckets", "output_buckets", "layers", "tables"):
+        for name in ("input_buckets", "output_buckets", "layers", "tables", "subnet_ids", "security_group_ids"):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise StackSettingsError(f"{name} must be a list of strings, got the string {value!r}")
             object.__setattr__(self, name, tuple(sorted(set(value))))
         validate_settings(self)
-        for name in ("input_buckets", "output_buckets"):
-            object.__setattr__(self, name, canonical_locations(getattr(self, name)))
+        object.__setattr__(self, "input_buckets", canonical_locations(self.input_buckets))
+        object.__setattr__(self, "output_buckets", canonical_locations(self.output_buckets, folder=True))
 
     def memory_for(self, role: str) -> int:
         """The MemorySize of one function: the mapper and reducer may be sized apart."""
@@ -171,24 +151,31 @@ class TemplateSettings:
         return own or self.memory_mb
 
     @property
-    def inputs(self) -> tuple[S3Location, ...]:
-        return tuple(S3Location.parse(location) for location in self.input_buckets)
+    def inputs(self) -> tuple[Location, ...]:
+        return tuple(parse_location(location) for location in self.input_buckets)
 
     @property
-    def outputs(self) -> tuple[S3Location, ...]:
-        return tuple(S3Location.parse(location) for location in self.output_buckets)
+    def outputs(self) -> tuple[Location, ...]:
+        return tuple(parse_location(location, folder=True) for location in self.output_buckets)
 
 
-def canonical_locations(locations: Iterable[str]) -> tuple[str, ...]:
-    """Sorted ``s3://bucket/prefix`` forms without duplicates or locations another one covers."""
-    parsed = {S3Location.parse(location) for location in locations}
-    kept = {loc for loc in parsed if not any(other != loc and other.covers(loc) for other in parsed)}
-    return tuple(sorted(loc.uri for loc in kept))
+def parse_location(location: str, *, folder: bool = False) -> Location:
+    """A declared location (``bucket``, ``s3://bucket/prefix``, a glob); an output is a ``folder``."""
+    try:
+        return Location.parse(location, folder=folder)
+    except GrantError as error:
+        raise StackSettingsError(str(error)) from None
 
 
-def merge_locations(*groups: Iterable[str]) -> tuple[str, ...]:
+def canonical_locations(locations: Iterable[str], *, folder: bool = False) -> tuple[str, ...]:
+    """Sorted ``s3://bucket/prefix`` forms without duplicates or locations another one covers
+    (``s3://b/out/`` covers ``s3://b/out/x/``, never ``s3://b/outage/``)."""
+    return tuple(loc.uri for loc in canonical(parse_location(x, folder=folder) for x in locations))
+
+
+def merge_locations(*groups: Iterable[str], folder: bool = False) -> tuple[str, ...]:
     """The union of several location lists, canonical (see :func:`canonical_locations`)."""
-    return canonical_locations([location for group in groups for location in group])
+    return canonical_locations([location for group in groups for location in group], folder=folder)
 
 
 def _matches(pattern: re.Pattern[str], value: object) -> bool:
@@ -226,17 +213,43 @@ def validate_settings(settings: TemplateSettings) -> None:
                                      f"(arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION), got {layer!r}")
     for table in settings.tables:
         if not _matches(_TABLE_NAME, table):
-            raise StackSettingsError(f"tables: {table!r} is not a DynamoDB table name")
+            raise StackSettingsError(f"tables: {table!r} is not a DynamoDB table name (or a name pattern "
+                                     "with *)")
     if settings.architecture not in ARCHITECTURES:
         raise StackSettingsError(f"architecture must be one of {', '.join(ARCHITECTURES)}, "
                                  f"got {settings.architecture!r}")
     if len(settings.layers) > 5:
         raise StackSettingsError(f"layers: Lambda allows at most 5, got {len(settings.layers)}")
+    _validate_hardening(settings)
     settings.inputs, settings.outputs  # noqa: B018 - parse (and so validate) the declared locations
+
+
+def _validate_hardening(settings: TemplateSettings) -> None:
+    if settings.kms_key_arn is not None and not _matches(_KMS_KEY, settings.kms_key_arn):
+        raise StackSettingsError(f"kms_key_arn must be a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), "
+                                 f"got {settings.kms_key_arn!r}")
+    for name, pattern, example in (("subnet_ids", _SUBNET, "subnet-0abc1234"),
+                                   ("security_group_ids", _SECURITY_GROUP, "sg-0abc1234")):
+        bad = [v for v in getattr(settings, name) if not _matches(pattern, v)]
+        if bad:
+            raise StackSettingsError(f"{name}: {bad[0]!r} is not an id like {example!r}")
+    if bool(settings.subnet_ids) != bool(settings.security_group_ids):
+        raise StackSettingsError("subnet_ids and security_group_ids go together: a function in a VPC "
+                                 "needs both (or neither)")
+    if settings.on_failure_destination is not None and not _matches(_DESTINATION, settings.on_failure_destination):
+        raise StackSettingsError(f"on_failure_destination must be an SQS queue or SNS topic ARN, "
+                                 f"got {settings.on_failure_destination!r}")
 
 
 # ---------------------------------------------------------------------------------------------
 # Resources
+
+
+def _bucket_encryption(settings: TemplateSettings) -> dict:
+    if settings.kms_key_arn is None:
+        return {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+    return {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": settings.kms_key_arn},
+            "BucketKeyEnabled": True}
 
 
 def _work_bucket(settings: TemplateSettings) -> dict:
@@ -248,9 +261,7 @@ def _work_bucket(settings: TemplateSettings) -> dict:
                 "BlockPublicAcls": True, "BlockPublicPolicy": True,
                 "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
             },
-            "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}},
-            ]},
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [_bucket_encryption(settings)]},
             "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
             "LifecycleConfiguration": {"Rules": [
                 {"Id": "expire-jobs", "Status": "Enabled", "Prefix": protocol.JOBS_PREFIX,
@@ -279,15 +290,13 @@ def _work_bucket_policy() -> dict:
     }
 
 
-def _role() -> dict:
+def _role(settings: TemplateSettings) -> dict:
     return {
         "Type": "AWS::IAM::Role",
         "Properties": {
             "Description": {"Fn::Sub": "Serverless MapReduce functions of stack ${AWS::StackName}"},
-            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
-                "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }]},
+            "Path": policy.role_path(settings.stack_name),
+            "AssumeRolePolicyDocument": policy.trust_policy(settings.stack_name),
         },
     }
 
@@ -298,40 +307,16 @@ def _allow(sid: str, actions: list[str], resources: list) -> dict:
 
 def _policy_statements(settings: TemplateSettings) -> list[dict]:
     names = [function_name(settings.stack_name, role) for role in FUNCTION_ROLES]
-    statements = [
-        _allow("WorkBucketList", ["s3:ListBucket", "s3:GetBucketLocation"],
-               [{"Fn::GetAtt": [WORK_BUCKET, "Arn"]}]),
-        _allow("WorkBucketObjects",
-               ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-               [{"Fn::Sub": "${WorkBucket.Arn}/*"}]),
-    ]
-    if settings.inputs:
-        statements += [
-            _allow("InputList", ["s3:ListBucket"], [loc.bucket_arn() for loc in settings.inputs]),
-            _allow("InputRead", ["s3:GetObject"], [loc.objects_arn() for loc in settings.inputs]),
-        ]
-    if settings.outputs:
-        statements += [
-            _allow("OutputList", ["s3:ListBucket"], [loc.bucket_arn() for loc in settings.outputs]),
-            _allow("OutputWrite",
-                   ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-                   [loc.objects_arn() for loc in settings.outputs]),
-        ]
+    statements = policy.s3_statements(settings.inputs, settings.outputs)
     if settings.tables:
         statements.append(_allow(
             "DeclaredTables",
             ["dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:PutItem"],
             [{"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/"
                          f"{table}"} for table in settings.tables]))
-    statements += [
-        _allow("OwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [
-            {"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
-                        f"/aws/lambda/{name}:*"} for name in names]),
-        # Unqualified and qualified (a job's pinned version) ARNs of the stack's own functions.
-        _allow("InvokeOwnFunctions", ["lambda:InvokeFunction"], [
-            {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
-                        f"{name}{suffix}"} for name in names for suffix in ("", ":*")]),
-    ]
+    statements += policy.own_statements(names)
+    statements += policy.hardening_statements(settings.kms_key_arn, settings.subnet_ids,
+                                              settings.security_group_ids, settings.on_failure_destination)
     return statements
 
 
@@ -349,7 +334,8 @@ def _policy(settings: TemplateSettings) -> dict:
 def function_environment(settings: TemplateSettings) -> dict:
     """The SMR_* variables every function gets (names from ``lambda_handlers.protocol``)."""
     env: dict[str, Any] = {protocol.ENV_WORK_BUCKET: {"Ref": WORK_BUCKET},
-                           protocol.ENV_STACK_NAME: settings.stack_name}
+                           protocol.ENV_STACK_NAME: settings.stack_name,
+                           protocol.ENV_ROLE_ARN: {"Fn::GetAtt": [ROLE, "Arn"]}}
     for role in FUNCTION_ROLES:
         env[FUNCTION_ENV[role]] = function_name(settings.stack_name, role)
     return env
@@ -372,6 +358,11 @@ def _function_properties(settings: TemplateSettings, role: str) -> dict:
     }
     if settings.layers:
         properties["Layers"] = list(settings.layers)
+    if settings.kms_key_arn:
+        properties["KmsKeyArn"] = settings.kms_key_arn
+    if settings.subnet_ids:
+        properties["VpcConfig"] = {"SubnetIds": list(settings.subnet_ids),
+                                   "SecurityGroupIds": list(settings.security_group_ids)}
     return properties
 
 
@@ -409,8 +400,9 @@ def _version(settings: TemplateSettings, role: str) -> dict:
     }
 
 
-def _invoke_config(role: str, qualifier: Any = "$LATEST") -> dict:
-    """No Lambda-side retries; an event-invoke config is per qualifier, so each version has one."""
+def _invoke_config(role: str, qualifier: Any = "$LATEST", on_failure: str | None = None) -> dict:
+    """No Lambda-side retries; an event-invoke config is per qualifier, so each version has one.
+    An event Lambda gives up on (too old, throttled for 6 hours) goes to ``on_failure`` if set."""
     resource: dict[str, Any] = {
         "Type": "AWS::Lambda::EventInvokeConfig",
         "Properties": {
@@ -420,6 +412,8 @@ def _invoke_config(role: str, qualifier: Any = "$LATEST") -> dict:
             "MaximumEventAgeInSeconds": MAX_EVENT_AGE_S,
         },
     }
+    if on_failure:
+        resource["Properties"]["DestinationConfig"] = {"OnFailure": {"Destination": on_failure}}
     if qualifier != "$LATEST":
         resource.update(DeletionPolicy="Retain", UpdateReplacePolicy="Retain")
     return resource
@@ -430,7 +424,8 @@ def _log_group(settings: TemplateSettings, role: str) -> dict:
         "Type": "AWS::Logs::LogGroup",
         "DeletionPolicy": "Delete",
         "Properties": {"LogGroupName": log_group_name(settings.stack_name, role),
-                       "RetentionInDays": settings.log_retention_days},
+                       "RetentionInDays": settings.log_retention_days,
+                       **({"KmsKeyId": settings.kms_key_arn} if settings.kms_key_arn else {})},
     }
 
 
@@ -464,17 +459,17 @@ def build_template(settings: TemplateSettings) -> dict:
     resources: dict[str, Any] = {
         WORK_BUCKET: _work_bucket(settings),
         "WorkBucketPolicy": _work_bucket_policy(),
-        ROLE: _role(),
+        ROLE: _role(settings),
         POLICY: _policy(settings),
     }
     for role in FUNCTION_ROLES:
         resources[_logical(role, "LogGroup")] = _log_group(settings, role)
         resources[_logical(role, "Function")] = _function(settings, role)
-        resources[_logical(role, "InvokeConfig")] = _invoke_config(role)
+        resources[_logical(role, "InvokeConfig")] = _invoke_config(role, on_failure=settings.on_failure_destination)
         version = version_logical_id(settings, role)
         resources[version] = _version(settings, role)
         resources[_logical(role, "InvokeConfig") + function_config_hash(settings, role)] = \
-            _invoke_config(role, {"Fn::GetAtt": [version, "Version"]})
+            _invoke_config(role, {"Fn::GetAtt": [version, "Version"]}, settings.on_failure_destination)
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"Serverless MapReduce stack {settings.stack_name} (airflow-provider-smr)",

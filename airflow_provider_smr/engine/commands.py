@@ -30,7 +30,7 @@ from lambda_handlers.options import (
     declared,
     declared_values,
 )
-from lambda_handlers.planning import dynamodb_tables, s3_buckets
+from lambda_handlers.planning import dynamodb_tables, s3_locations
 from lambda_handlers.s3uri import S3Uri, is_s3_uri
 
 if TYPE_CHECKING:
@@ -373,7 +373,7 @@ def run_command(args: argparse.Namespace) -> int:
             check_locations(clients.s3, clients.dynamodb, inputs, output, overwrite=options.overwrite,
                             create_table=options.create_table, own_job=lambda job_id: job_id == args.job_id)
         deploy = {"settings": declared_values(StackSettings, args),
-                  "input_buckets": s3_buckets(inputs), "output_buckets": s3_buckets(output),
+                  "input_buckets": s3_locations(inputs), "output_buckets": s3_locations(output),
                   "tables": dynamodb_tables(inputs, output)}
         runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy)
         job_id = args.job_id

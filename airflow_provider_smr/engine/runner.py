@@ -39,6 +39,7 @@ from airflow_provider_smr.engine.watch import (
 from airflow_provider_smr.job import MapReduceJob, check_pickle_runtime, load_job
 from lambda_handlers import admission, protocol
 from lambda_handlers.aws_errors import is_not_found
+from lambda_handlers.grants import JobGrants, session_policy
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import JobOptions, TaskLimits
 from lambda_handlers.plan import JobShape, Plan, PlanningRequest, StepShape, qualified
@@ -46,6 +47,7 @@ from lambda_handlers.planning import (
     build_plan,
     check_output_outside_inputs,
     describe_tables,
+    dynamodb_tables,
     normalize_inputs,
     resolve_inputs,
 )
@@ -164,6 +166,10 @@ class JobRunner:
             named = normalize_inputs(input)
             job.check_inputs(list(named))
             check_output_outside_inputs(output, named)
+            # The tasks' per-job STS session must fit AWS's limit: refuse now, not in every task.
+            session_policy(JobGrants.of(job_id, self.bucket, named, output, dynamodb_tables(named, output),
+                                        bool(self.stack.max_running_tasks), next(iter(dynamodb_tables(output)), None)),
+                           self.clients.region_name, "0" * 12)
             self._check_output(output, options.overwrite, options.create_table)
             limits = TaskLimits(memory_mb=self.stack.mapper_memory_mb or self.stack.memory_mb,
                                 task_timeout_s=self.stack.timeout_s,

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
+from airflow_provider_smr.local.iam import Enforcer
 from airflow_provider_smr.local.runtime.invoker import Invoker, LambdaApiError
 from airflow_provider_smr.local.runtime.sandbox import is_valid_zip
 from airflow_provider_smr.local.s3_fast import S3FastPath
@@ -42,15 +43,24 @@ def _log_fallback(path: str, environ: WSGIEnvironment) -> None:
 
 
 class Gateway:
-    """WSGI app that serves Lambda invocations itself and forwards the rest to ``backend``."""
+    """WSGI app that serves Lambda invocations itself and forwards the rest to ``backend``; a
+    request signed with a function's credentials must first pass ``iam`` (see :mod:`.iam`)."""
 
-    def __init__(self, backend: WSGIApplication, invoker: Invoker, s3: S3FastPath | None = None):
+    def __init__(self, backend: WSGIApplication, invoker: Invoker, s3: S3FastPath | None = None,
+                 iam: Enforcer | None = None):
         self.backend = backend
         self.invoker = invoker
         self.s3 = s3
+        self.iam = iam
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        if self.iam is not None:
+            denied = self.iam.handle(environ)
+            if denied is not None:
+                status, headers, body = denied
+                start_response(status, headers)
+                return [body]
         if self.s3 is not None and not path.startswith("/2015-03-31/"):
             answer = self.s3.handle(environ)
             if answer is not None:

@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from airflow_provider_smr.local import cfn, http_servers
     from airflow_provider_smr.local.gateway import Gateway
+    from airflow_provider_smr.local.iam import Credentials, Enforcer
     from airflow_provider_smr.local.runtime.invoker import Invoker, RuntimeSettings
     from airflow_provider_smr.local.s3_fast import S3FastPath
 
@@ -97,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         workers_per_function=workers, max_concurrency=args.max_concurrency,
         max_processes=args.max_processes or default_max_processes(workers),
         retry_base_s=args.retry_base, zygote=not args.no_zygote)
-    invoker = Invoker(settings, root)
-    gateway = Gateway(moto_app, invoker, None if args.no_fast_s3 else S3FastPath(DEFAULT_ACCOUNT))
+    credentials = Credentials()  # the functions' role keys: the gateway enforces their policies
+    invoker = Invoker(settings, root, credentials)
+    gateway = Gateway(moto_app, invoker, None if args.no_fast_s3 else S3FastPath(DEFAULT_ACCOUNT),
+                      Enforcer(credentials, DEFAULT_ACCOUNT))
     moto_internals.warm_up(moto_app, ("s3", "lambda", "iam", "sts", "logs", "cloudformation", "dynamodb"))
 
     stop = threading.Event()

@@ -23,7 +23,7 @@ from airflow_provider_smr.hooks.smr import JobTimeoutError, SMRHook, waiter_dela
 from airflow_provider_smr.links.smr import SMRLogsLink, SMROutputLink, SMRReportLink, persist_job_links
 from lambda_handlers import protocol
 from lambda_handlers.options import JobOptions, StackSettings, declared, declared_values
-from lambda_handlers.planning import dynamodb_tables, s3_buckets, spec_uris
+from lambda_handlers.planning import dynamodb_tables, s3_locations, spec_uris
 from lambda_handlers.s3uri import SCHEME, S3Uri, is_s3_uri
 
 try:  # Airflow >= 3.3: task_state_store survives retries (AIP-103).
@@ -180,6 +180,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         reducer_memory_mb: int | None = _STACK.reducer_memory_mb,
         reserved_concurrency: int = _STACK.reserved_concurrency,
         stack_max_running_tasks: int = _STACK.stack_max_running_tasks,
+        kms_key_arn: str | None = _STACK.kms_key_arn,
+        subnet_ids: Sequence[str] = _STACK.subnet_ids,
+        security_group_ids: Sequence[str] = _STACK.security_group_ids,
+        on_failure_destination: str | None = _STACK.on_failure_destination,
         stack_name: str = "smr",
         deploy: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -233,6 +237,10 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         self.reducer_memory_mb = reducer_memory_mb
         self.reserved_concurrency = reserved_concurrency
         self.stack_max_running_tasks = stack_max_running_tasks
+        self.kms_key_arn = kms_key_arn
+        self.subnet_ids = subnet_ids
+        self.security_group_ids = security_group_ids
+        self.on_failure_destination = on_failure_destination
         self.stack_name = stack_name
         self.deploy = deploy
         self.deferrable = deferrable
@@ -285,8 +293,8 @@ class ServerlessMapReduceOperator(ResumableJobMixin, AwsBaseOperator[SMRHook]):
         return self.hook.deploy_stack(
             self.stack_name,
             self.stack_settings(),
-            input_buckets=s3_buckets(self.input),
-            output_buckets=s3_buckets(self.output_uri),
+            input_buckets=s3_locations(self.input),
+            output_buckets=s3_locations(self.output_uri),
             tables=dynamodb_tables(self.input, self.output_uri),
         )
 

@@ -75,6 +75,10 @@ class SMRDeployStackOperator(AwsBaseOperator[SMRHook]):
         reducer_memory_mb: int | None = _STACK.reducer_memory_mb,
         reserved_concurrency: int = _STACK.reserved_concurrency,
         stack_max_running_tasks: int = _STACK.stack_max_running_tasks,
+        kms_key_arn: str | None = _STACK.kms_key_arn,
+        subnet_ids: Sequence[str] = _STACK.subnet_ids,
+        security_group_ids: Sequence[str] = _STACK.security_group_ids,
+        on_failure_destination: str | None = _STACK.on_failure_destination,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,6 +98,10 @@ class SMRDeployStackOperator(AwsBaseOperator[SMRHook]):
         self.reducer_memory_mb = reducer_memory_mb
         self.reserved_concurrency = reserved_concurrency
         self.stack_max_running_tasks = stack_max_running_tasks
+        self.kms_key_arn = kms_key_arn
+        self.subnet_ids = subnet_ids
+        self.security_group_ids = security_group_ids
+        self.on_failure_destination = on_failure_destination
 
     def stack_settings(self) -> StackSettings:
         """This task's :class:`StackSettings`, from its arguments of the same names."""
@@ -103,7 +111,7 @@ class SMRDeployStackOperator(AwsBaseOperator[SMRHook]):
         """``input_buckets`` / ``output_buckets`` / ``tables`` for the hook, checked; a bad location
         is an error naming its argument, raised before any AWS call."""
         from airflow_provider_smr.deploy.errors import StackSettingsError
-        from airflow_provider_smr.deploy.template import S3Location
+        from airflow_provider_smr.deploy.template import parse_location
 
         tables = _leaves("tables", self.tables)
         found: dict[str, list[str]] = {}
@@ -114,7 +122,7 @@ class SMRDeployStackOperator(AwsBaseOperator[SMRHook]):
                     tables.append(uri)
                     continue
                 try:
-                    found[argument].append(S3Location.parse(uri).uri)
+                    found[argument].append(parse_location(uri, folder=argument == "output_locations").uri)
                 except StackSettingsError as exc:
                     raise ValueError(f"{argument}: {exc}") from None
         names = []

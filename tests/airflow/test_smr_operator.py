@@ -200,11 +200,11 @@ class TestExecute:
         assert persisted["endpoint_url"] == "http://127.0.0.1:4566" and persisted["aws_conn_id"] == "aws_default"
         assert persisted["work_bucket"] == "smr-work" and persisted["task_id"] == "count"
 
-    def test_deploys_the_stack_for_the_input_and_output_buckets(self):
+    def test_deploys_the_stack_for_the_input_and_output_prefixes_not_their_buckets(self):
         hook = fake_hook()
         run(make_operator(input={"a": "s3://in-a/x", "b": ["s3://in-b/y"]}, memory_mb=512), hook)
-        assert hook.locations["input_buckets"] == ["in-a", "in-b"]
-        assert hook.locations["output_buckets"] == ["out"]
+        assert hook.locations["input_buckets"] == ["s3://in-a/x", "s3://in-b/y"]
+        assert hook.locations["output_buckets"] == [make_operator().output_uri]
         assert hook.settings.memory_mb == 512 and hook.settings.timeout_s == StackSettings().timeout_s
 
     @pytest.mark.parametrize("remembered", [True, False], ids=["task-state-store", "s3-markers-only"])

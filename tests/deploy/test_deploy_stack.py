@@ -58,7 +58,9 @@ def test_deploy_creates_the_stack_and_functions_with_runtime_env_memory_and_time
             protocol.ENV_MAPPER_FUNCTION: info.functions["mapper"],
             protocol.ENV_REDUCER_FUNCTION: info.functions["reducer"],
             protocol.ENV_COORDINATOR_FUNCTION: info.functions["coordinator"],
-            protocol.ENV_DRIVER_FUNCTION: info.functions["driver"]}
+            protocol.ENV_DRIVER_FUNCTION: info.functions["driver"],
+            protocol.ENV_ROLE_ARN: config["Role"]}
+        assert f":role/smr/{clients.region_name}/{stack_name}/" in config["Role"]
         assert config["CodeSha256"] == lambda_package().code_sha256_b64
     groups = clients.logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{stack_name}-")["logGroups"]
     assert sorted((g["logGroupName"], g["retentionInDays"]) for g in groups) == sorted(

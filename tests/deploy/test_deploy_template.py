@@ -101,18 +101,22 @@ def test_without_declared_locations_only_the_work_bucket_is_reachable():
     assert s3_resources == {f"arn:aws:s3:::{WORK}", f"arn:aws:s3:::{WORK}/*"}
 
 
-def test_input_glob_is_scoped_to_the_prefix_before_the_wildcard():
-    template = build_template(settings(input_buckets=("s3://logs/2024-*/*.gz",), output_buckets=()))
-    statements = allow_statements(template)
-    reads = {r for s in statements if s["Sid"] == "InputRead" for r in as_list(s["Resource"])}
-    assert reads == {"arn:aws:s3:::logs/2024-*"}
+def test_input_glob_is_granted_as_the_pattern_and_listed_from_its_folder():
+    template = build_template(settings(input_buckets=("s3://logs/app/2024-*/*.gz",), output_buckets=()))
+    statements = {s["Sid"]: s for s in allow_statements(template)}
+    assert statements["InputObjects"]["Resource"] == ["arn:aws:s3:::logs/app/2024-*/*.gz"]
+    assert statements["InputListLogs"]["Condition"] == {"StringLike": {"s3:prefix": ["app/", "app/*"]}}
 
 
-def test_role_cannot_pass_roles_or_touch_iam():
+def test_role_cannot_pass_roles_or_touch_iam_and_assumes_only_itself():
     text = json.dumps(build_template(settings()))
     assert "PassRole" not in text
-    actions = [a for s in allow_statements(build_template(settings())) for a in as_list(s["Action"])]
-    assert not [a for a in actions if a.startswith(("iam:", "sts:"))]
+    statements = allow_statements(build_template(settings()))
+    actions = [a for s in statements for a in as_list(s["Action"])]
+    assert not [a for a in actions if a.startswith("iam:")]
+    assert [s["Resource"] for s in statements if "sts:AssumeRole" in s["Action"]] == [
+        [f"arn:aws:iam::{ACCOUNT}:role/role-name"]]
+    assert [a for a in actions if a.startswith("sts:")] == ["sts:AssumeRole"]
 
 
 def test_functions_may_invoke_only_their_own_four_functions_and_log_only_to_their_groups():
@@ -213,7 +217,8 @@ def test_functions_run_the_workers_python_with_the_requested_memory_timeout_and_
             protocol.ENV_MAPPER_FUNCTION: "smr-test-mapper",
             protocol.ENV_REDUCER_FUNCTION: "smr-test-reducer",
             protocol.ENV_COORDINATOR_FUNCTION: "smr-test-coordinator",
-            protocol.ENV_DRIVER_FUNCTION: "smr-test-driver"}
+            protocol.ENV_DRIVER_FUNCTION: "smr-test-driver",
+            protocol.ENV_ROLE_ARN: f"arn:aws:iam::{ACCOUNT}:role/role-name"}
         assert "Layers" not in props
 
 

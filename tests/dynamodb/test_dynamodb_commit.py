@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def engine(deploy_engine):
     """The stack tests/dynamodb/test_dynamodb_e2e.py deploys (the same settings: no new deploy)."""
-    return deploy_engine("smr-ddb", input_buckets=[DATA])
+    return deploy_engine("smr-ddb", input_buckets=[DATA], grant_tables_per_job=True)
 
 
 def fresh(name: str) -> str:

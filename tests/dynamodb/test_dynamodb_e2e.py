@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def engine(deploy_engine):
     """(clients, JobRunner) on a stack deployed once for this module."""
-    engine = deploy_engine("smr-ddb", input_buckets=[DATA])
+    engine = deploy_engine("smr-ddb", input_buckets=[DATA], grant_tables_per_job=True)
     return engine.clients, engine.runner
 
 

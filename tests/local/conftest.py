@@ -26,7 +26,11 @@ def role_arn(local_stack):
     iam = local_stack.client("iam")
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                       "Principal": {"Service": "lambda.amazonaws.com"}}]}
-    return iam.create_role(RoleName="smr-local-tests", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    arn = iam.create_role(RoleName="smr-local-tests", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    # The local stack enforces a function's role as AWS does: these test functions may do anything.
+    anything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_role_policy(RoleName="smr-local-tests", PolicyName="anything", PolicyDocument=json.dumps(anything))
+    return arn
 
 
 @pytest.fixture(scope="session")

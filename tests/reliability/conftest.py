@@ -66,21 +66,23 @@ class Env:
 
 
 def make_env(clients, name: str, *, memory_mb: int = 512, timeout_s: int = 60,
-             extra_buckets: tuple = ()) -> Env:
+             extra_buckets: tuple = (), tables: tuple = ()) -> Env:
     from tests.deployments import deploy
 
-    engine = deploy(clients, name, input_buckets=[DATA], output_buckets=[DATA, *extra_buckets],
-                    create_buckets=[FLAGS], memory_mb=memory_mb, timeout_s=timeout_s)
+    # The injected faults read and write their flags with the functions' own role: granted here.
+    engine = deploy(clients, name, input_buckets=[DATA], output_buckets=[DATA, FLAGS, *extra_buckets],
+                    memory_mb=memory_mb, timeout_s=timeout_s, tables=tables)
     return Env(engine.clients, engine.stack, engine.runner, engine.s3)
 
 
 @pytest.fixture(scope="session")
 def rel(aws_endpoint, aws_clients) -> Env:
     """The stack most reliability tests share (60 s timeout, 512 MB)."""
-    return make_env(aws_clients(aws_endpoint), "smr-rel")
+    return make_env(aws_clients(aws_endpoint), "smr-rel", extra_buckets=("smr-rel-versioned",))
 
 
 @pytest.fixture(scope="session")
 def tight(aws_endpoint, aws_clients) -> Env:
     """A stack with a 6 s function timeout and 256 MB, for killed tasks."""
-    return make_env(aws_clients(aws_endpoint), "smr-rel-tight", memory_mb=256, timeout_s=6)
+    return make_env(aws_clients(aws_endpoint), "smr-rel-tight", memory_mb=256, timeout_s=6,
+                    tables=("soak-*",))  # the soak's DynamoDB outputs (bench/soak.py names them)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-# arn, version, code sha, handler, environment, memory, timeout, layer hashes
-WorkerKey = tuple[str, str, str, str, tuple[tuple[str, str], ...], int, float, tuple[str, ...]]
+# arn, version, code sha, handler, environment, memory, timeout, layer hashes, execution role
+WorkerKey = tuple[str, str, str, str, tuple[tuple[str, str], ...], int, float, tuple[str, ...], str]
 
 
 class FunctionNotFound(Exception):
@@ -35,6 +35,8 @@ class FunctionSpec:
     #: the layers' code hashes as Lambda reports them (hashing a 100 MB layer per invoke is slow)
     layer_shas: tuple[str, ...] = ()
     architecture: str = "x86_64"
+    #: the execution role's ARN (its credentials are the worker's)
+    role: str = ""
 
     @cached_property
     def worker_key(self) -> WorkerKey:
@@ -44,7 +46,7 @@ class FunctionSpec:
         else:
             layers = tuple(hashlib.sha256(layer).hexdigest() for layer in self.layers)
         return (self.arn, self.version, self.code_sha, self.handler, self.environment,
-                self.memory_mb, self.timeout_s, layers)
+                self.memory_mb, self.timeout_s, layers, self.role)
 
 
 def lookup(account_id: str, region: str, name: str, qualifier: str | None) -> FunctionSpec:
@@ -82,6 +84,7 @@ def _spec(backend: Any, fn: Any) -> FunctionSpec:
         layers=tuple(_layer_bytes(backend, layer["Arn"]) for layer in (fn.layers or [])),
         layer_shas=tuple(_layer_sha(backend, layer["Arn"]) for layer in (fn.layers or [])),
         architecture=str((getattr(fn, "architectures", None) or ["x86_64"])[0]),
+        role=str(getattr(fn, "role", "") or ""),
     )
 
 

@@ -25,6 +25,7 @@ from airflow_provider_smr.local.runtime.sandbox import (
 from airflow_provider_smr.local.runtime.worker import WorkerDied, WorkerTimedOut
 
 if TYPE_CHECKING:
+    from airflow_provider_smr.local.iam import Credentials
     from airflow_provider_smr.local.runtime.worker import InvokeReply, InvokeRequest
 
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # RequestResponse request and response
@@ -106,8 +107,9 @@ class RuntimeSettings:
 class Invoker:
     """Runs invocations in warm sandboxed workers with Lambda's limits and error shapes."""
 
-    def __init__(self, settings: RuntimeSettings, root: Path):
+    def __init__(self, settings: RuntimeSettings, root: Path, credentials: Credentials | None = None):
         self.settings = settings
+        self.credentials = credentials  # None: every function gets the shared "testing" keys
         self.site_dir = str(build_site_dir(root))
         self.code = CodeCache(root)
         self.pool = WorkerPool(settings.max_processes, self.site_dir, settings.zygote)
@@ -366,6 +368,8 @@ class Invoker:
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "PYTHONDONTWRITEBYTECODE": "1",
         })
+        if self.credentials is not None and spec.role:  # as Lambda: the execution role's keys
+            env.update(self.credentials.for_role(spec.role, spec.name))
         return env
 
     def _write_logs(self, spec: FunctionSpec, stream: str, lines: list[str]) -> None:
