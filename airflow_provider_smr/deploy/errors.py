@@ -45,3 +45,7 @@ class StackNotFoundError(SMRStackError, LookupError):
 
 class RuntimeMismatchError(SMRStackError):
     """The stack's Lambda runtime is not the worker's Python, so pickled job code would not load."""
+
+
+class GrantsMissingError(SMRStackError, PermissionError):
+    """The stack's role does not grant a job's input, output or table (deploy the stack with them)."""

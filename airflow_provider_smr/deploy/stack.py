@@ -19,6 +19,7 @@ flip between versions (``replace_locations=True`` narrows the grants).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import re
@@ -111,6 +112,26 @@ class StackInfo:
         for name in ("input_locations", "output_locations", "tables"):
             known[name] = list(known.get(name) or [])
         return cls(**known)
+
+
+def missing_grants(stack: StackInfo, inputs: Any, output: Any) -> list[str]:
+    """What a job reading ``inputs`` and writing ``output`` needs that ``stack``'s role does not
+    grant (``read s3://...``, ``write s3://...``, ``table NAME``); empty when everything is granted.
+    The same :class:`~lambda_handlers.grants.Location` rules as the policy, so a declared
+    ``s3://b/out`` covers ``s3://b/out/day=1/`` but not ``s3://b/outage/``."""
+    from lambda_handlers.grants import Location
+    from lambda_handlers.planning import dynamodb_tables, s3_locations
+
+    def uncovered(granted: list[str], wanted: list[str], folder: bool) -> list[str]:
+        have = [Location.parse(g, folder=folder) for g in granted]
+        return [w for w in wanted
+                if not any(h.covers(Location.parse(w, folder=folder)) for h in have)]
+
+    missing = [f"read {u}" for u in uncovered(stack.input_locations, s3_locations(inputs), False)]
+    missing += [f"write {u}" for u in uncovered(stack.output_locations, s3_locations(output), True)]
+    missing += [f"table {t}" for t in dynamodb_tables(inputs, output)
+                if not any(fnmatch.fnmatchcase(t, pattern) for pattern in stack.tables)]
+    return missing
 
 
 # ---------------------------------------------------------------------------------------------

@@ -321,8 +321,11 @@ def _local_session(region: str) -> Any:
 
 
 def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None = None,
-            deploy: bool = False) -> JobRunner:
+            deploy: bool = False, job_inputs: Any = None, job_output: Any = None) -> JobRunner:
+    """The runner for ``stack_name``: deployed first when missing (or ``deploy``), updated when its
+    role does not grant the job's locations (``job_inputs`` / ``job_output``)."""
     from airflow_provider_smr.deploy import StackNotFoundError, deploy_stack, describe_stack
+    from airflow_provider_smr.deploy.stack import missing_grants
     from airflow_provider_smr.engine.runner import JobRunner
 
     if deploy:
@@ -335,6 +338,11 @@ def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None
             raise
         log.info("stack %s not found: deploying it", stack_name)
         stack = deploy_stack(clients, stack_name, **deploy_if_missing)
+    else:
+        missing = missing_grants(stack, job_inputs, job_output) if deploy_if_missing is not None else []
+        if missing and deploy_if_missing is not None:  # exact prefixes: add this job's (they accumulate)
+            log.info("stack %s does not grant this job's %s: updating it", stack_name, ", ".join(missing))
+            stack = deploy_stack(clients, stack_name, **deploy_if_missing)
     return JobRunner(clients, stack, logger=log)
 
 
@@ -375,7 +383,8 @@ def run_command(args: argparse.Namespace) -> int:
         deploy = {"settings": declared_values(StackSettings, args),
                   "input_buckets": s3_locations(inputs), "output_buckets": s3_locations(output),
                   "tables": dynamodb_tables(inputs, output)}
-        runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy)
+        runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy, job_inputs=inputs,
+                         job_output=output)
         job_id = args.job_id
         try:
             job_id = runner.submit(job, input=inputs, output=output,

@@ -169,7 +169,16 @@ class SMRHook(AwsBaseHook):
         :param job_params: JSON-able parameters the job's functions can read, merged over the
             job's declared ``params`` and checked before anything is written.
         """
-        return self.runner(stack_name).submit(job, input=input, output=output,
+        from airflow_provider_smr.deploy.errors import GrantsMissingError
+        from airflow_provider_smr.deploy.stack import missing_grants
+
+        runner = self.runner(stack_name)
+        if missing := missing_grants(runner.stack, input, output):
+            raise GrantsMissingError(
+                f"stack {stack_name!r} does not grant this job's {', '.join(missing)}: its functions may "
+                "touch only the locations deployed with it; deploy it with them (the operator's "
+                "deploy=True does, or SMRHook.deploy_stack(input_buckets=..., output_buckets=...))")
+        return runner.submit(job, input=input, output=output,
                                               options=options or JobOptions(), job_id=job_id,
                                               job_params=job_params)
 

@@ -60,6 +60,8 @@ class Stack:
 class Clients:
     """The two clients these jobs need; any other service is a test failure."""
 
+    region_name = "us-east-1"
+
     def __init__(self, s3, lambda_):
         self.s3, self.lambda_ = s3, lambda_
 

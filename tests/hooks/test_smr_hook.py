@@ -77,3 +77,34 @@ def test_cancel_marks_the_job_cancelled_and_blocks_the_commit(hook):
     claim = s3.get_object(Bucket=WORK, Key=protocol.claim_key("hook-cancel-1", "commit"))["Body"].read()
     assert claim == b"cancelled"
     assert s3.head_object(Bucket=WORK, Key=protocol.cancel_key("hook-cancel-1"))
+
+
+def test_a_job_outside_the_stacks_grants_is_refused_before_anything_is_written(hook):
+    """The role grants exact prefixes: a job on a stack deployed for s3://in-bucket/in and
+    s3://out-bucket/out is refused when it writes s3://out-bucket/outage/, naming what is missing,
+    before a plan is written (it would otherwise fail with AccessDenied at its first write)."""
+    h, s3 = hook
+    h._stacks["g"] = {**h._stacks["t"], "stack_name": "g", "input_locations": ["s3://in-bucket/in"],
+                      "output_locations": ["s3://out-bucket/out"], "tables": ["soak-*"]}
+    from airflow_provider_smr.deploy.errors import GrantsMissingError
+
+    with pytest.raises(GrantsMissingError, match=r"does not grant this job's write s3://out-bucket/outage/: "):
+        h.submit_job(MapReduceJob(mapper=mapper, reducer=None), input="s3://in-bucket/in/a.txt",
+                     output="s3://out-bucket/outage/", stack_name="g", job_id="hook-grants-1")
+    with pytest.raises(GrantsMissingError, match=r"read s3://in-bucket/other/, table orders"):
+        h.submit_job(MapReduceJob(mapper=mapper, reducer=None),
+                     input={"a": "s3://in-bucket/other/", "b": "dynamodb://orders"},
+                     output="s3://out-bucket/out/day=1/", stack_name="g", job_id="hook-grants-2")
+    assert "Contents" not in s3.list_objects_v2(Bucket=WORK, Prefix="jobs/hook-grants-")
+
+
+def test_missing_grants_follow_the_policys_prefix_rules():
+    from airflow_provider_smr.deploy.stack import StackInfo, missing_grants
+
+    stack = StackInfo(stack_name="s", region="us-east-1", work_bucket="w", functions={}, runtime="python3.11",
+                      memory_mb=512, timeout_s=60, code_hash="x", input_locations=["s3://data-lake", "s3://bkt/in"],
+                      output_locations=["s3://bkt/out"], tables=["soak-*", "orders"])
+    assert missing_grants(stack, "s3://data-lake/any/where/*.gz", "s3://bkt/out/day=1/") == []
+    assert missing_grants(stack, "s3://bkt/in/x.txt", "s3://bkt/outage/") == ["write s3://bkt/outage/"]
+    assert missing_grants(stack, "s3://bkt/inbox/", "dynamodb://soak-7") == ["read s3://bkt/inbox/"]
+    assert missing_grants(stack, "dynamodb://orders", "dynamodb://users") == ["table users"]
