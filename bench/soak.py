@@ -312,10 +312,18 @@ def _killed_cli_run(case: Case, opts: Any, params: dict, endpoint: str, stack: A
         proc.wait()
 
 
-def _objects_outside(clients: Any, work_bucket: str) -> set[str]:
+def _objects_outside(clients: Any, work_bucket: str, stack: Any = None) -> set[str]:
+    """Every object outside ``work_bucket`` in the buckets the soak's functions could write: those
+    ``stack``'s role grants (all buckets without a stack). Other stacks' buckets on a shared local
+    stack (their own stragglers) are not the soak's."""
+    from lambda_handlers.grants import Location
+
+    granted = None
+    if stack is not None and getattr(stack, "input_locations", None) is not None:
+        granted = {Location.parse(loc).bucket for loc in [*stack.input_locations, *stack.output_locations]}
     found = set()
     for b in clients.s3.list_buckets()["Buckets"]:
-        if b["Name"] == work_bucket:
+        if b["Name"] == work_bucket or (granted is not None and b["Name"] not in granted):
             continue
         for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=b["Name"]):
             found.update(f"s3://{b['Name']}/{o['Key']}" for o in page.get("Contents", []))
@@ -336,10 +344,10 @@ def run_soak(cfg: SoakConfig, clients: Any, stack: Any, endpoint: str, data_buck
     baseline = usage = None
     for wave in range(cfg.waves):
         cases = plan_cases(dataclasses.replace(cfg, seed=cfg.seed + wave), data_bucket, clients)
-        before_objects = _objects_outside(clients, stack.work_bucket)  # the inputs included
+        before_objects = _objects_outside(clients, stack.work_bucket, stack)  # the inputs included
         with ThreadPoolExecutor(max_workers=len(cases), thread_name_prefix="soak") as pool:
             finished = list(pool.map(lambda c: run_case(c, cfg, clients, stack, endpoint), cases))
-        _check_wave(finished, clients, stack.work_bucket, before_objects)
+        _check_wave(finished, clients, stack, before_objects)
         done += finished
         if stack_pid is not None and wave == 0:
             baseline = _settled_usage(stack_pid, None, cfg.stack_max_processes)
@@ -362,7 +370,7 @@ def run_soak(cfg: SoakConfig, clients: Any, stack: Any, endpoint: str, data_buck
     }
 
 
-def _check_wave(done: list[Case], clients: Any, work_bucket: str, before_objects: set[str]) -> None:
+def _check_wave(done: list[Case], clients: Any, stack: Any, before_objects: set[str]) -> None:
     problems = []
     for case in done:
         want_state = protocol.CANCELLED if case.role == "cancel" else protocol.SUCCEEDED
@@ -372,7 +380,7 @@ def _check_wave(done: list[Case], clients: Any, work_bucket: str, before_objects
         elif case.state == protocol.SUCCEEDED and committed(case, clients) != reference(case.kind, case.lines):
             problems.append(f"job {case.index} ({case.kind}, {case.role}): output differs from its reference")
     allowed = tuple(c.output for c in done if c.state == protocol.SUCCEEDED and c.output.startswith("s3://"))
-    stray = sorted(k for k in _objects_outside(clients, work_bucket) - before_objects
+    stray = sorted(k for k in _objects_outside(clients, stack.work_bucket, stack) - before_objects
                    if not k.startswith(allowed))
     if stray:
         problems.append(f"{len(stray)} objects outside the work bucket and the outputs, e.g. {stray[:5]}")
