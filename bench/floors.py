@@ -20,7 +20,7 @@ import os
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +69,24 @@ def count_words(data: bytes) -> dict[str, int]:
     return dict(word_counter(data.decode().splitlines()))
 
 
+def _range_lines(path: str, start: int, end: int, chunk: int = 8 << 20) -> Iterator[str]:
+    """The lines of ``path[start:end]`` (cut at newlines), read and decoded 8 MiB at a time: what a
+    user's ``for line in f`` costs, without holding the range's bytes, text and line list at once."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        left, carry = end - start, b""
+        while left > 0:
+            data = carry + f.read(min(chunk, left))
+            left -= len(data) - len(carry)
+            cut = data.rfind(b"\n") + 1 if left > 0 else len(data)
+            carry = data[cut:]
+            yield from data[:cut].decode().splitlines()
+        if carry:
+            yield carry.decode()
+
+
 def _count_words(args: tuple[str, int, int]) -> dict[str, int]:
-    return count_words(_read_range(*args))
+    return dict(word_counter(_range_lines(*args)))
 
 
 def _sum_revenue(args: tuple[str, int, int]) -> dict[str, float]:
