@@ -48,7 +48,7 @@ def lithops_config(workers: int = WORKERS) -> dict[str, Any]:
 
 def count_range(path: str, start: int, end: int) -> Counter[str]:
     """One map call: the floor's ``Counter`` over the lines starting in ``[start, end)``."""
-    return floors.word_counter(floors._read_range(path, start, end).decode().splitlines())
+    return floors.word_counter(floors._range_lines(path, start, end))
 
 
 def merge_counters(results: list[Counter[str]]) -> Counter[str]:
