@@ -69,7 +69,10 @@ class Api:
         self.wait_for("the API server", lambda: (self.call("GET", "/monitor/health")[0] == 200, {}), 420)
         self.wait_for(f"{dag_id} to be parsed",
                       lambda: (self.call("GET", f"/dags/{dag_id}")[0] == 200, {}), 180)
-        assert self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})[0] == 200
+        # The API may answer a PATCH with a transient error while the scheduler holds the
+        # metadata database (SQLite here); unpausing is idempotent, so ask again.
+        self.wait_for(f"{dag_id} to be unpaused",
+                      lambda: (self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})[0] == 200, {}), 60)
 
     def trigger(self, dag_id: str, conf: dict) -> tuple[str, str]:
         """Start a run of ``dag_id`` with ``conf``: (its run id, its REST path)."""
