@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_smr.cli import resume_gc
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import (
     JobOptions,
@@ -297,6 +298,7 @@ def _clients(args: argparse.Namespace) -> Iterator[tuple[AwsClients, bool]]:
     if getattr(args, "local", False):
         from airflow_provider_smr.local import LocalStack
 
+        resume_gc()  # the stack's start and the uploads are no startup
         stack = LocalStack().launch()
         try:
             region = args.region or "us-east-1"
@@ -313,7 +315,7 @@ LOCAL_SERVICES = ("s3", "cloudformation", "lambda")  # what every `smr run --loc
 
 
 def _local_session(region: str) -> Any:
-    """A boto3 session with fake keys whose loader already holds the models of
+    """A control session with fake keys whose loader already holds the models of
     :data:`LOCAL_SERVICES` (reading them is most of a client's creation)."""
     from airflow_provider_smr.engine.aws import control_session
 
@@ -328,6 +330,7 @@ def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None
     from airflow_provider_smr.deploy.stack import missing_grants
     from airflow_provider_smr.engine.runner import JobRunner
 
+    resume_gc()  # the command's startup is over: what follows may deploy, or wait for hours
     if deploy:
         return JobRunner(clients, deploy_stack(clients, stack_name, **(deploy_if_missing or {})),
                          logger=log)
@@ -407,6 +410,8 @@ def run_command(args: argparse.Namespace) -> int:
 def _run_inline(args: argparse.Namespace, job: Any, inputs: Any, params: dict) -> int:
     """``smr run --inline``: the job in this process (:mod:`airflow_provider_smr.engine.inline`)."""
     from airflow_provider_smr.engine.inline import run_inline
+
+    resume_gc()
 
     run = run_inline(job, inputs, args.output, options=declared_values(JobOptions, args),
                      settings=declared_values(StackSettings, args), job_params=params, job_id=args.job_id,
