@@ -330,8 +330,8 @@ def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None
     from airflow_provider_smr.deploy.stack import missing_grants
     from airflow_provider_smr.engine.runner import JobRunner
 
-    resume_gc()  # the command's startup is over: what follows may deploy, or wait for hours
     if deploy:
+        resume_gc()  # a deploy is no startup
         return JobRunner(clients, deploy_stack(clients, stack_name, **(deploy_if_missing or {})),
                          logger=log)
     try:
@@ -340,11 +340,13 @@ def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None
         if deploy_if_missing is None:
             raise
         log.info("stack %s not found: deploying it", stack_name)
+        resume_gc()
         stack = deploy_stack(clients, stack_name, **deploy_if_missing)
     else:
         missing = missing_grants(stack, job_inputs, job_output) if deploy_if_missing is not None else []
         if missing and deploy_if_missing is not None:  # exact prefixes: add this job's (they accumulate)
             log.info("stack %s does not grant this job's %s: updating it", stack_name, ", ".join(missing))
+            resume_gc()
             stack = deploy_stack(clients, stack_name, **deploy_if_missing)
     return JobRunner(clients, stack, logger=log)
 
@@ -393,6 +395,7 @@ def run_command(args: argparse.Namespace) -> int:
             job_id = runner.submit(job, input=inputs, output=output,
                                    options=dataclasses.replace(options, overwrite=options.overwrite or local),
                                    job_params=params, job_id=args.job_id)
+            resume_gc()  # submitted: the startup is over, the wait may last hours
             with _progress(args, job_id) as on_progress:
                 result = runner.wait(job_id, poll_interval=args.poll_interval, on_progress=on_progress)
         except KeyboardInterrupt:  # Ctrl-C stops the job too: nothing is left running unwatched
