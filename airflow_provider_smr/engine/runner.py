@@ -113,15 +113,26 @@ class JobRunner:
     :param clients: the boto3 clients to use.
     :param stack: the deployed stack (work bucket, function names, memory, timeout, runtime).
     :param logger: where progress lines go (the hook passes its own).
+    :param account_concurrency: the account's concurrency as :attr:`account_concurrency` read it
+        before (the CLI keeps it with the stack's description); None: read on first need.
     """
 
-    def __init__(self, clients: AwsClients, stack: StackInfo, logger: RunnerLog | None = None) -> None:
+    def __init__(self, clients: AwsClients, stack: StackInfo, logger: RunnerLog | None = None,
+                 account_concurrency: int | None = None) -> None:
         self.clients = clients
         self.stack = stack
         self.log = logger or log
         self._plans: dict[str, Plan] = {}
-        self._account_concurrency: int | None = None
+        self._account_concurrency: int | None = account_concurrency
         self._trackers: dict[str, ProgressTracker] = {}
+        #: the id of the job the latest :meth:`submit` call started (set before it writes anything)
+        self.submitting: str | None = None
+
+    @property
+    def account_concurrency(self) -> int | None:
+        """The account's unreserved concurrency as read by :meth:`concurrency` (0: unreadable),
+        or None when it was not needed yet."""
+        return self._account_concurrency
 
     @property
     def s3(self) -> Any:
@@ -152,6 +163,7 @@ class JobRunner:
         job = load_job(job)
         given = bool(job_id)
         job_id = protocol.validate_job_id(job_id) if job_id else new_job_id(job.name)
+        self.submitting = job_id
         with reqs.job_context(job_id):
             # a generated id is new (its uuid part): only a caller's id may name a job already
             # submitted (plan.json, written put-if-absent, still decides a race)
