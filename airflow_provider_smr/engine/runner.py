@@ -127,6 +127,8 @@ class JobRunner:
         self._trackers: dict[str, ProgressTracker] = {}
         #: the id of the job the latest :meth:`submit` call started (set before it writes anything)
         self.submitting: str | None = None
+        self._written: set[str] = set()  # jobs this runner wrote (no result.json before it sees them end)
+        self._results: dict[str, dict] = {}
 
     @property
     def account_concurrency(self) -> int | None:
@@ -207,6 +209,7 @@ class JobRunner:
                 self._pin(job_id, self.plan(job_id).versions)  # the winner's versions, not ours
                 return job_id
             self._plans[job_id] = plan
+            self._written.add(job_id)
             steps = ", ".join(f"{s.num_map_tasks}x{s.num_reducers}" for s in plan.steps)
             self.log.info("job %s (%s): %d splits, %d input bytes, steps (maps x reducers) %s -> %s",
                           job_id, job.name, plan.num_splits, plan.input_bytes, steps, plan.output.uri)
@@ -551,8 +554,12 @@ class JobRunner:
 
         :param listed: the job's ``status/`` listing taken after it succeeded (else listed here).
         """
+        if job_id in self._results:
+            return self._results[job_id]
         with reqs.job_context(job_id):
-            cached = self._get_json(protocol.result_key(job_id))
+            # a job this runner submitted has no cached result before this runner computes it
+            # (another process computing it too would write the same figures): no GET to ask
+            cached = None if job_id in self._written else self._get_json(protocol.result_key(job_id))
             if cached is not None:
                 return cached
             done = self._get_json(protocol.done_key(job_id))
@@ -577,6 +584,7 @@ class JobRunner:
                                   driver_invokes=reqs.invokes(job_id))
             self.s3.put_object(Bucket=self.bucket, Key=protocol.result_key(job_id),
                                Body=json.dumps(result).encode())
+            self._results[job_id] = result
         # Once per job (later calls return the cached result): the HTML report next to the output,
         # from what was read above (no marker is read twice).
         from airflow_provider_smr.report import try_write_report
