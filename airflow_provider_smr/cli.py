@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import gc
 import os
 import sys
 import threading
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "run":  # ``smr run`` resumes it itself, just before its wait (or a deploy)
+        resume_gc()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -38,8 +41,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """The ``smr`` command's process: :func:`main`, then :func:`exit_now`."""
+    """The ``smr`` command's process: :func:`main` with the cyclic garbage collector paused
+    until the command has started (:func:`resume_gc`), then :func:`exit_now`."""
+    pause_gc()
     exit_now(main())
+
+
+_gc_paused = False
+
+
+def pause_gc() -> None:
+    """Pause the cyclic garbage collector for a command's startup.
+
+    Starting ``smr run`` makes ~65,000-80,000 tracked objects that live as long as the process
+    (modules, the job's, botocore's models and client classes) and no cyclic garbage worth a
+    pass: Python's collector still ran ~150 passes over them (a full one among them), 0.04-0.07 s
+    of a warm ``smr run``'s CPU. :func:`resume_gc` ends the pause.
+    """
+    global _gc_paused
+    if gc.isenabled():
+        gc.disable()
+        _gc_paused = True
+
+
+def resume_gc() -> None:
+    """End :func:`pause_gc`'s pause (once; nothing if there was none): the objects made so far
+    are frozen (``gc.freeze``: no later pass looks at them again; the few hundred unreachable
+    ones a warm ``smr run`` has made by then stay with them) and the collector runs as usual
+    from here, for whatever the command does next (a deploy, a long wait, a server)."""
+    global _gc_paused
+    if _gc_paused:
+        _gc_paused = False
+        gc.freeze()
+        gc.enable()
 
 
 def exit_now(code: int) -> None:
@@ -66,5 +100,7 @@ def exit_now(code: int) -> None:
         os._exit(code)
 
 
-if __name__ == "__main__":
-    entry()
+if __name__ == "__main__":  # ``python -m airflow_provider_smr.cli``: the package's module runs it, so
+    from airflow_provider_smr import cli  # the commands' resume_gc ends this process's pause
+
+    cli.entry()

@@ -1,24 +1,37 @@
 """Where the control plane gets its boto3 clients: one small object shared by hook, CLI and deploy.
 
 ``SMRHook`` builds it from an Airflow connection (so ``endpoint_url`` in the connection extra points
-everything at the local stack); the CLI builds it from a plain boto3 session. Clients are created
-once and reused (boto3 clients are thread-safe; the fan-out pool shares them).
+everything at the local stack); the CLI builds it from a :class:`ControlSession` (botocore's, with
+boto3's ``Session`` API for clients, without importing boto3). Clients are created once and reused
+(boto3 clients are thread-safe; the fan-out pool shares them).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import pickle
 import threading
 import warnings
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import boto3
+    import botocore.session
     from botocore.config import Config
 
 # Enough pooled connections for the fan-out and watcher threads.
 DEFAULT_MAX_POOL_CONNECTIONS = 64
+
+
+class ClientSession(Protocol):
+    """What :class:`AwsClients` asks of a session: a ``boto3.session.Session`` or a
+    :class:`ControlSession`."""
+
+    @property
+    def region_name(self) -> str | None: ...
+
+    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any: ...
 
 
 def client_config(overrides: Config | None = None) -> Config:
@@ -31,16 +44,16 @@ def client_config(overrides: Config | None = None) -> Config:
     return config if overrides is None else config.merge(overrides)
 
 
-def control_session(*, preload: Iterable[str] = (), **kwargs: Any) -> boto3.session.Session:
-    """A new ``boto3.session.Session(**kwargs)`` for the control plane: its clients parse
-    timestamps with :func:`~lambda_handlers.clock.aws_timestamp` (the planner lists every input
-    object: botocore's dateutil parse of each ``LastModified`` was most of its time; same
-    datetimes) and its loader is a ``DirectLoader`` (the same models, read for less).
+def control_session(*, preload: Iterable[str] = (), **kwargs: Any) -> ControlSession:
+    """A new :class:`ControlSession` (``kwargs`` as ``boto3.session.Session`` takes them) for the
+    control plane: its clients parse timestamps with :func:`~lambda_handlers.clock.aws_timestamp`
+    (the planner lists every input object: botocore's dateutil parse of each ``LastModified`` was
+    most of its time; same datetimes) and its loader is a ``DirectLoader`` (the same models, read
+    for less).
 
     :param preload: services whose models (and botocore's endpoint data) are read now rather
         than by their first client (e.g. while a local stack boots).
     """
-    import boto3
     import botocore.session
 
     from lambda_handlers.clock import aws_timestamp
@@ -49,7 +62,7 @@ def control_session(*, preload: Iterable[str] = (), **kwargs: Any) -> boto3.sess
     loader = direct_loader(core.get_config_variable("data_path"))
     core.register_component("data_loader", loader)
     core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=aws_timestamp)
-    session = boto3.session.Session(botocore_session=core, **kwargs)
+    session = ControlSession(core, **kwargs)
     if preload:
         for service in preload:  # the loader caches by these exact arguments (as clients pass them)
             for kind in ("service-2", "endpoint-rule-set-1"):
@@ -59,6 +72,87 @@ def control_session(*, preload: Iterable[str] = (), **kwargs: Any) -> boto3.sess
             warnings.simplefilter("ignore", DeprecationWarning)
             core.get_component("endpoint_resolver")
     return session
+
+
+class ControlSession:
+    """``boto3.session.Session``'s client side over a botocore session, without importing boto3
+    (~25 ms of every ``smr`` command: ``boto3.compat`` imports ``s3transfer``).
+
+    Credentials resolve as boto3's do (botocore's chain: the keys given, the environment, the
+    profile of ``profile_name`` / ``AWS_PROFILE`` in the config and credentials files, SSO,
+    container and instance roles), and so does the region. S3 clients have boto3's transfer
+    methods (``upload_file``, ``download_file``, ``upload_fileobj``, ``download_fileobj``,
+    ``copy``), which import boto3 when first called. No ``resource()``: the control plane only
+    uses clients.
+    """
+
+    def __init__(self, botocore_session: botocore.session.Session | None = None, *,
+                 aws_access_key_id: str | None = None, aws_secret_access_key: str | None = None,
+                 aws_session_token: str | None = None, region_name: str | None = None,
+                 profile_name: str | None = None) -> None:
+        if botocore_session is None:
+            import botocore.session
+
+            botocore_session = botocore.session.get_session()
+        self._session = botocore_session
+        if profile_name is not None:
+            self._session.set_config_variable("profile", profile_name)
+        if aws_access_key_id or aws_secret_access_key or aws_session_token:
+            self._session.set_credentials(aws_access_key_id, aws_secret_access_key, aws_session_token)
+        if region_name is not None:
+            self._session.set_config_variable("region", region_name)
+        self._session.register("creating-client-class.s3", _inject_transfer_methods,
+                               unique_id="smr-s3-transfer-methods")
+
+    def __repr__(self) -> str:
+        return f"ControlSession(region_name={self.region_name!r})"
+
+    @property
+    def botocore_session(self) -> botocore.session.Session:
+        return self._session
+
+    @property
+    def region_name(self) -> str | None:
+        region: str | None = self._session.get_config_variable("region")
+        return region
+
+    @property
+    def profile_name(self) -> str:
+        return self._session.profile or "default"
+
+    def get_credentials(self) -> Any:
+        return self._session.get_credentials()
+
+    def client(self, service_name: str, region_name: str | None = None, api_version: str | None = None,
+               use_ssl: bool = True, verify: bool | str | None = None, endpoint_url: str | None = None,
+               aws_access_key_id: str | None = None, aws_secret_access_key: str | None = None,
+               aws_session_token: str | None = None, config: Config | None = None) -> Any:
+        """A client, as ``boto3.session.Session.client`` makes it."""
+        return self._session.create_client(
+            service_name, region_name=region_name, api_version=api_version, use_ssl=use_ssl,
+            verify=verify, endpoint_url=endpoint_url, aws_access_key_id=aws_access_key_id,
+            aws_secret_access_key=aws_secret_access_key, aws_session_token=aws_session_token,
+            config=config)
+
+
+TRANSFER_METHODS = ("upload_file", "download_file", "copy", "upload_fileobj", "download_fileobj")
+
+
+def _transfer_method(name: str) -> Callable[..., Any]:
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        from boto3.s3 import inject
+
+        return getattr(inject, name)(self, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"boto3's ``S3.Client.{name}`` (boto3 is imported by the first call)."
+    return method
+
+
+def _inject_transfer_methods(class_attributes: dict[str, Any], **_: Any) -> None:
+    """botocore's ``creating-client-class.s3`` hook: boto3's transfer methods on S3 clients."""
+    for name in TRANSFER_METHODS:
+        class_attributes.setdefault(name, _transfer_method(name))
 
 
 def direct_loader(search_path_string: str | None = None) -> Any:
@@ -135,6 +229,21 @@ def _write_parsed(cache: str, data: Any) -> None:
         pass
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused for the block (as it was after it): reading one of
+    botocore's models makes thousands of dicts at once, and each collection they trigger walks
+    every young object (and, now and then, the whole heap) to find no garbage: in a process that
+    already holds botocore, 10-14 ms of a model's 1-3 ms read."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _loader_class() -> type:
     """:class:`DirectLoader`, defined on first use (it subclasses botocore's ``Loader``)."""
     global _LOADER_CLASS
@@ -159,6 +268,10 @@ def _define_loader() -> type:
         A large file is read from its :func:`parsed_cache` copy when there is one."""
 
         def load_file(self, file_path: str) -> Any:
+            with _gc_paused():  # a model is ~10,000 new dicts: a collection among them finds nothing
+                return self._load_file(file_path)
+
+        def _load_file(self, file_path: str) -> Any:
             for ext, opener in ((".json", open), (".json.gz", gzip.open)):
                 path = file_path + ext
                 try:
@@ -212,7 +325,8 @@ def _define_loader() -> type:
 class AwsClients:
     """Lazily created, cached boto3 clients for one account/region/endpoint.
 
-    :param session: a boto3 session; a default one is made when omitted.
+    :param session: a boto3 session or a :class:`ControlSession`; a :func:`control_session` is
+        made when omitted.
     :param endpoint_url: one endpoint for every service (the local stack), or None for AWS.
     :param region_name: AWS region; the session's when omitted.
     :param config: a ``botocore.config.Config`` merged into every client's config.
@@ -222,7 +336,7 @@ class AwsClients:
 
     def __init__(
         self,
-        session: boto3.session.Session | None = None,
+        session: ClientSession | None = None,
         *,
         endpoint_url: str | None = None,
         region_name: str | None = None,
@@ -238,7 +352,7 @@ class AwsClients:
         self._lock = threading.Lock()
 
     @property
-    def session(self) -> boto3.session.Session:
+    def session(self) -> ClientSession:
         if self._session is None:
             self._session = control_session(region_name=self._region_name)
         return self._session

@@ -21,6 +21,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_smr.cli import resume_gc
+from airflow_provider_smr.engine import stack_cache
+from lambda_handlers.aws_errors import is_not_found
 from lambda_handlers.io import dynamodb
 from lambda_handlers.options import (
     JobOptions,
@@ -36,6 +39,7 @@ from lambda_handlers.s3uri import S3Uri, is_s3_uri
 if TYPE_CHECKING:
     from airflow_provider_smr.engine.aws import AwsClients
     from airflow_provider_smr.engine.runner import JobRunner
+    from airflow_provider_smr.engine.stack_cache import CachedStack
     from airflow_provider_smr.engine.watch import JobStatus, ProgressTracker
 
     # A command's function (``args`` -> exit status) and ``JobRunner.wait``'s progress callback.
@@ -297,6 +301,7 @@ def _clients(args: argparse.Namespace) -> Iterator[tuple[AwsClients, bool]]:
     if getattr(args, "local", False):
         from airflow_provider_smr.local import LocalStack
 
+        resume_gc()  # the stack's start and the uploads are no startup
         stack = LocalStack().launch()
         try:
             region = args.region or "us-east-1"
@@ -313,7 +318,7 @@ LOCAL_SERVICES = ("s3", "cloudformation", "lambda")  # what every `smr run --loc
 
 
 def _local_session(region: str) -> Any:
-    """A boto3 session with fake keys whose loader already holds the models of
+    """A control session with fake keys whose loader already holds the models of
     :data:`LOCAL_SERVICES` (reading them is most of a client's creation)."""
     from airflow_provider_smr.engine.aws import control_session
 
@@ -329,6 +334,7 @@ def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None
     from airflow_provider_smr.engine.runner import JobRunner
 
     if deploy:
+        resume_gc()  # a deploy is no startup
         return JobRunner(clients, deploy_stack(clients, stack_name, **(deploy_if_missing or {})),
                          logger=log)
     try:
@@ -337,13 +343,53 @@ def _runner(clients: AwsClients, stack_name: str, deploy_if_missing: dict | None
         if deploy_if_missing is None:
             raise
         log.info("stack %s not found: deploying it", stack_name)
+        resume_gc()
         stack = deploy_stack(clients, stack_name, **deploy_if_missing)
     else:
         missing = missing_grants(stack, job_inputs, job_output) if deploy_if_missing is not None else []
         if missing and deploy_if_missing is not None:  # exact prefixes: add this job's (they accumulate)
             log.info("stack %s does not grant this job's %s: updating it", stack_name, ", ".join(missing))
+            resume_gc()
             stack = deploy_stack(clients, stack_name, **deploy_if_missing)
     return JobRunner(clients, stack, logger=log)
+
+
+def _cached_runner(clients: AwsClients, stack_name: str, cache_at: str | None, deploy_if_missing: dict | None,
+                   deploy: bool = False, job_inputs: Any = None,
+                   job_output: Any = None) -> tuple[JobRunner, CachedStack | None]:
+    """:func:`_runner`, on the stack's description kept at ``cache_at`` when there is a fresh one
+    that grants the job's locations (:mod:`~airflow_provider_smr.engine.stack_cache`); the entry
+    used, or None for a fresh description."""
+    from airflow_provider_smr.engine.runner import JobRunner
+
+    hit = None if deploy else stack_cache.load(cache_at)
+    if hit is not None:
+        from airflow_provider_smr.deploy.stack import missing_grants
+
+        if not missing_grants(hit.stack, job_inputs, job_output):
+            return JobRunner(clients, hit.stack, logger=log, account_concurrency=hit.account_concurrency), hit
+    return _runner(clients, stack_name, deploy_if_missing, deploy=deploy, job_inputs=job_inputs,
+                   job_output=job_output), None
+
+
+def _stack_changed(exc: BaseException) -> bool:
+    """``exc`` says a resource of the stack is missing: its work bucket, or a function version
+    (an ``Invoke`` that found no such function)."""
+    from airflow_provider_smr.engine.submit import FanOutError
+
+    if isinstance(exc, FanOutError):
+        return exc.code == "ResourceNotFoundException"
+    return is_not_found(exc)
+
+
+def _abandon(runner: JobRunner) -> None:
+    """Cancel the job ``runner``'s failed submit had written, if it wrote one (best effort)."""
+    job_id = runner.submitting
+    try:
+        if job_id is not None and runner.job_exists(job_id):
+            runner.cancel(job_id)
+    except Exception as exc:  # noqa: BLE001 - e.g. the work bucket is gone: nothing to cancel
+        log.debug("job %s left as it was: %s", job_id, exc)
 
 
 @main_errors
@@ -383,19 +429,41 @@ def run_command(args: argparse.Namespace) -> int:
         deploy = {"settings": declared_values(StackSettings, args),
                   "input_buckets": s3_locations(inputs), "output_buckets": s3_locations(output),
                   "tables": dynamodb_tables(inputs, output)}
-        runner = _runner(clients, args.stack_name, deploy, deploy=args.deploy, job_inputs=inputs,
-                         job_output=output)
+        # a generated job id on a deployed stack: the description the last run kept (a deploy keeps one)
+        cache_at = stack_cache.cache_path(clients, args.stack_name) if not (local or args.job_id) else None
+        runner, cached = _cached_runner(clients, args.stack_name, cache_at, deploy, deploy=args.deploy,
+                                        job_inputs=inputs, job_output=output)
         job_id = args.job_id
+        submit: dict[str, Any] = {"input": inputs, "output": output, "job_params": params, "job_id": args.job_id,
+                                  "options": dataclasses.replace(options, overwrite=options.overwrite or local)}
         try:
-            job_id = runner.submit(job, input=inputs, output=output,
-                                   options=dataclasses.replace(options, overwrite=options.overwrite or local),
-                                   job_params=params, job_id=args.job_id)
+            try:
+                job_id = runner.submit(job, **submit)
+            except Exception as exc:
+                if not (cached and _stack_changed(exc)):
+                    raise
+                # the stack changed since it was described (deleted, or its versions collected):
+                # what this submit wrote is cancelled, and the job submitted again on a fresh description
+                log.info("stack %s changed since it was described (%s): describing it again",
+                         args.stack_name, exc)
+                _abandon(runner)
+                stack_cache.forget(cache_at)
+                runner, cached = _cached_runner(clients, args.stack_name, None, deploy, job_inputs=inputs,
+                                                job_output=output)
+                job_id = runner.submit(job, **submit)
+            if not cached or runner.account_concurrency != getattr(cached, "account_concurrency", None):
+                stack_cache.save(cache_at, runner.stack, runner.account_concurrency)
+            resume_gc()  # submitted: the startup is over, the wait may last hours
             with _progress(args, job_id) as on_progress:
                 result = runner.wait(job_id, poll_interval=args.poll_interval, on_progress=on_progress)
         except KeyboardInterrupt:  # Ctrl-C stops the job too: nothing is left running unwatched
+            stack_cache.forget(cache_at if cached else None)
             if job_id is not None and runner.job_exists(job_id):
                 print(f"smr: interrupted: cancelling job {job_id}", file=sys.stderr)
                 runner.cancel(job_id)
+            raise
+        except BaseException:  # a failed run describes the stack afresh next time
+            stack_cache.forget(cache_at if cached else None)
             raise
         if local_output is not None:
             download_output(clients.s3, result, local_output, overwrite=options.overwrite)
@@ -407,6 +475,8 @@ def run_command(args: argparse.Namespace) -> int:
 def _run_inline(args: argparse.Namespace, job: Any, inputs: Any, params: dict) -> int:
     """``smr run --inline``: the job in this process (:mod:`airflow_provider_smr.engine.inline`)."""
     from airflow_provider_smr.engine.inline import run_inline
+
+    resume_gc()
 
     run = run_inline(job, inputs, args.output, options=declared_values(JobOptions, args),
                      settings=declared_values(StackSettings, args), job_params=params, job_id=args.job_id,

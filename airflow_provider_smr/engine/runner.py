@@ -113,15 +113,28 @@ class JobRunner:
     :param clients: the boto3 clients to use.
     :param stack: the deployed stack (work bucket, function names, memory, timeout, runtime).
     :param logger: where progress lines go (the hook passes its own).
+    :param account_concurrency: the account's concurrency as :attr:`account_concurrency` read it
+        before (the CLI keeps it with the stack's description); None: read on first need.
     """
 
-    def __init__(self, clients: AwsClients, stack: StackInfo, logger: RunnerLog | None = None) -> None:
+    def __init__(self, clients: AwsClients, stack: StackInfo, logger: RunnerLog | None = None,
+                 account_concurrency: int | None = None) -> None:
         self.clients = clients
         self.stack = stack
         self.log = logger or log
         self._plans: dict[str, Plan] = {}
-        self._account_concurrency: int | None = None
+        self._account_concurrency: int | None = account_concurrency
         self._trackers: dict[str, ProgressTracker] = {}
+        #: the id of the job the latest :meth:`submit` call started (set before it writes anything)
+        self.submitting: str | None = None
+        self._written: set[str] = set()  # jobs this runner wrote (no result.json before it sees them end)
+        self._results: dict[str, dict] = {}
+
+    @property
+    def account_concurrency(self) -> int | None:
+        """The account's unreserved concurrency as read by :meth:`concurrency` (0: unreadable),
+        or None when it was not needed yet."""
+        return self._account_concurrency
 
     @property
     def s3(self) -> Any:
@@ -152,6 +165,7 @@ class JobRunner:
         job = load_job(job)
         given = bool(job_id)
         job_id = protocol.validate_job_id(job_id) if job_id else new_job_id(job.name)
+        self.submitting = job_id
         with reqs.job_context(job_id):
             # a generated id is new (its uuid part): only a caller's id may name a job already
             # submitted (plan.json, written put-if-absent, still decides a race)
@@ -195,6 +209,7 @@ class JobRunner:
                 self._pin(job_id, self.plan(job_id).versions)  # the winner's versions, not ours
                 return job_id
             self._plans[job_id] = plan
+            self._written.add(job_id)
             steps = ", ".join(f"{s.num_map_tasks}x{s.num_reducers}" for s in plan.steps)
             self.log.info("job %s (%s): %d splits, %d input bytes, steps (maps x reducers) %s -> %s",
                           job_id, job.name, plan.num_splits, plan.input_bytes, steps, plan.output.uri)
@@ -539,8 +554,12 @@ class JobRunner:
 
         :param listed: the job's ``status/`` listing taken after it succeeded (else listed here).
         """
+        if job_id in self._results:
+            return self._results[job_id]
         with reqs.job_context(job_id):
-            cached = self._get_json(protocol.result_key(job_id))
+            # a job this runner submitted has no cached result before this runner computes it
+            # (another process computing it too would write the same figures): no GET to ask
+            cached = None if job_id in self._written else self._get_json(protocol.result_key(job_id))
             if cached is not None:
                 return cached
             done = self._get_json(protocol.done_key(job_id))
@@ -565,6 +584,7 @@ class JobRunner:
                                   driver_invokes=reqs.invokes(job_id))
             self.s3.put_object(Bucket=self.bucket, Key=protocol.result_key(job_id),
                                Body=json.dumps(result).encode())
+            self._results[job_id] = result
         # Once per job (later calls return the cached result): the HTML report next to the output,
         # from what was read above (no marker is read twice).
         from airflow_provider_smr.report import try_write_report

@@ -27,7 +27,15 @@ THROTTLE_CODES = frozenset({"TooManyRequestsException", "ThrottlingException", "
 
 
 class FanOutError(RuntimeError):
-    """An ``Invoke`` failed for a reason retrying cannot fix (or kept being throttled)."""
+    """An ``Invoke`` failed for a reason retrying cannot fix (or kept being throttled).
+
+    :param code: the AWS error code of the failed ``Invoke`` (``ResourceNotFoundException``: the
+        function or version does not exist), ``""`` when it had none.
+    """
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def put_if_absent(s3: Any, bucket: str, key: str, body: bytes) -> bool:
@@ -94,7 +102,7 @@ def invoke_async(lambda_client: Any, function_name: str, payload: dict, *, max_t
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code not in THROTTLE_CODES:
-                raise FanOutError(f"invoking {function_name} failed: {code}: {exc}") from None
+                raise FanOutError(f"invoking {function_name} failed: {code}: {exc}", code) from None
             if attempt < max_tries - 1:
                 sleep(min(max_delay, base_delay * 2**attempt) * random.uniform(0.5, 1.0))
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 
@@ -89,12 +90,20 @@ def test_the_whole_process_row_runs_smr_run_as_a_user_types_it(monkeypatch):
 
     from airflow_provider_smr.cli import build_parser
     from airflow_provider_smr.job import MapReduceJob, load_job
-    from bench.run import smr_process_command
+    from bench.run import SMR_PROCESS_JOB, smr_executable, smr_process_command, smr_process_env
 
     bench = SimpleNamespace(local=SimpleNamespace(endpoint_url="http://127.0.0.1:9"), stack_name="smrbench")
     command = smr_process_command(bench, "s3://b/in.txt", "s3://b/out/")
-    assert command[1:3] == ["-m", "airflow_provider_smr.cli"]
-    args = build_parser().parse_args(command[3:])
+    script = Path(sys.executable).with_name("smr")
+    if script.is_file():  # the venv's console script, as a user runs it
+        assert command[0] == str(script)
+    else:
+        assert command[1:3] == ["-m", "airflow_provider_smr.cli"]
+    args = build_parser().parse_args(command[len(smr_executable()):])
+    assert args.job == SMR_PROCESS_JOB == "dags_examples/jobs/word_count.py:word_count"  # the README's job
+    env = smr_process_env()
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(Path(__file__).resolve().parents[2])
     assert (args.input, args.output, args.endpoint_url, args.stack_name) == (
         ["s3://b/in.txt"], "s3://b/out/", "http://127.0.0.1:9", "smrbench")
     assert args.json and args.overwrite and args.num_reducers == 1

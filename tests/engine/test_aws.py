@@ -73,6 +73,64 @@ def test_a_control_session_makes_working_clients(local_stack, cache_home):
     assert hasattr(s3, "upload_file")  # boto3's transfer methods are there
 
 
+def test_a_control_session_s3_client_transfers_files_as_boto3s_does(local_stack, cache_home, tmp_path):
+    session = aws.control_session(region_name="us-east-1", aws_access_key_id="testing",
+                                  aws_secret_access_key="testing")
+    s3 = session.client("s3", endpoint_url=local_stack.endpoint_url)
+    s3.create_bucket(Bucket="aws-session-transfer")
+    (tmp_path / "up.txt").write_bytes(b"x" * 1000)
+    s3.upload_file(str(tmp_path / "up.txt"), "aws-session-transfer", "up.txt")
+    s3.download_file("aws-session-transfer", "up.txt", str(tmp_path / "down.txt"))
+    s3.copy({"Bucket": "aws-session-transfer", "Key": "up.txt"}, "aws-session-transfer", "copied.txt")
+    assert (tmp_path / "down.txt").read_bytes() == b"x" * 1000
+    assert s3.get_object(Bucket="aws-session-transfer", Key="copied.txt")["Body"].read() == b"x" * 1000
+
+
+def _signed_key_ids(client) -> list[str]:
+    seen: list[str] = []
+    client.meta.events.register("before-send", lambda request, **_: seen.append(
+        request.headers["Authorization"].decode().split("Credential=")[1].split("/")[0]))
+    return seen
+
+
+@pytest.mark.parametrize("how", ["AWS_PROFILE", "profile_name"])
+def test_a_control_session_takes_keys_and_region_from_a_profile_as_boto3_does(how, local_stack, monkeypatch,
+                                                                             tmp_path, cache_home):
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = us-west-1\n\n[profile smr-test]\nregion = eu-west-2\n"
+                      "aws_access_key_id = AKIDSMRPROFILE\naws_secret_access_key = profile-secret\n")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+                 "AWS_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    if how == "AWS_PROFILE":
+        monkeypatch.setenv("AWS_PROFILE", "smr-test")
+        session = aws.control_session()
+    else:
+        session = aws.control_session(profile_name="smr-test")
+    import boto3
+
+    theirs = boto3.session.Session(profile_name="smr-test")
+    assert session.region_name == theirs.region_name == "eu-west-2"
+    assert session.profile_name == "smr-test"
+    assert session.get_credentials().access_key == theirs.get_credentials().access_key == "AKIDSMRPROFILE"
+    clients = aws.AwsClients(session, endpoint_url=local_stack.endpoint_url)
+    assert clients.region_name == "eu-west-2"
+    seen = _signed_key_ids(clients.s3)
+    clients.s3.list_buckets()
+    assert seen == ["AKIDSMRPROFILE"]  # the profile's keys sign the requests
+
+
+def test_keys_given_to_a_control_session_win_over_the_environment(monkeypatch, cache_home):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    assert aws.control_session().get_credentials().access_key == "AKIDFROMENV"
+    given = aws.control_session(aws_access_key_id="AKIDGIVEN", aws_secret_access_key="s", aws_session_token="t")
+    credentials = given.get_credentials()
+    assert (credentials.access_key, credentials.token) == ("AKIDGIVEN", "t")
+
+
 def test_the_smr_process_exits_with_its_code_after_flushing_and_the_atexit_callbacks():
     code = ("import atexit, sys\n"
             "from airflow_provider_smr.cli import exit_now\n"
@@ -82,3 +140,35 @@ def test_the_smr_process_exits_with_its_code_after_flushing_and_the_atexit_callb
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     assert (done.returncode, done.stdout) == (3, "result atexit ran\n")
+
+
+def test_the_clis_clients_do_not_import_boto3(cache_home):
+    code = ("import sys\n"
+            "from airflow_provider_smr.engine.aws import AwsClients\n"
+            "clients = AwsClients(endpoint_url='http://127.0.0.1:9', region_name='us-east-1')\n"
+            "clients.s3, clients.lambda_, clients.cloudformation\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 's3transfer')))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SMR_CACHE_DIR": str(cache_home.parent)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout == "[]\n"
+
+
+@pytest.mark.parametrize("command", [["run", "dags_examples/jobs/word_count.py:word_count", "--inline",
+                                      "--input", "README.md", "--output", "OUT", "--json"],
+                                     ["status", "no-such-job", "--endpoint-url", "ENDPOINT", "--stack-name",
+                                      "smr-no-such-stack"]])
+def test_the_smr_process_collects_garbage_again_once_its_command_has_started(command, tmp_path, cache_home,
+                                                                             aws_endpoint, aws_env):
+    """``entry()`` pauses the collector for the startup; every command ends the pause (a server or a
+    long wait must not run without it)."""
+    code = ("import gc, sys\n"
+            "from airflow_provider_smr import cli\n"
+            "cli.pause_gc()\n"
+            "assert not gc.isenabled()\n"
+            "cli.main(sys.argv[1:])\n"
+            "print(gc.isenabled(), gc.get_freeze_count() > 10000)\n")
+    args = [{"OUT": str(tmp_path / "out"), "ENDPOINT": aws_endpoint}.get(a, a) for a in command]
+    env = {**os.environ, **aws_env, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, check=False, timeout=120)
+    assert done.stdout.splitlines()[-1] == "True True", done.stderr
