@@ -8,6 +8,7 @@ would have). The fake credentials and the region are defined here and nowhere el
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,10 @@ import pytest
 
 if TYPE_CHECKING:
     from airflow_provider_smr.engine.aws import AwsClients
+
+# ``smr run`` keeps a stack's description between processes (engine.stack_cache): test stacks come
+# and go on reused ports, so the suite runs without it (tests/engine/test_stack_cache.py turns it on)
+os.environ["SMR_STACK_CACHE_S"] = "0"
 
 REGION = "us-east-1"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

@@ -6,7 +6,8 @@ the account's Lambda concurrency: a CloudFormation client, ``DescribeStacks`` an
 deployed, so the CLI keeps them in ``stacks/`` of SMR's cache (``$SMR_CACHE_DIR`` or
 ``~/.cache/smr``, as botocore's parsed models), one small JSON file per endpoint, region,
 credentials (their access key id: another account's stack of the same name is another entry)
-and stack name, for :data:`MAX_AGE_S`.
+and stack name, for :data:`MAX_AGE_S` (``$SMR_STACK_CACHE_S`` sets another age; ``0`` turns the
+cache off).
 
 An entry is written by every fresh description and every deploy the CLI makes, and forgotten
 when a run that used it fails in any way; a run whose submit meets a missing resource (the work
@@ -31,8 +32,18 @@ if TYPE_CHECKING:
     from airflow_provider_smr.deploy import StackInfo
     from airflow_provider_smr.engine.aws import AwsClients
 
-#: how long a description is used without asking CloudFormation again (seconds)
+#: how long a description is used without asking CloudFormation again (seconds); the environment
+#: variable :data:`AGE_ENV` overrides it, ``0`` turns the cache off
 MAX_AGE_S = 300.0
+AGE_ENV = "SMR_STACK_CACHE_S"
+
+
+def max_age_s() -> float:
+    """:data:`MAX_AGE_S`, or ``$SMR_STACK_CACHE_S`` when it is set to a number of seconds."""
+    try:
+        return max(0.0, float(os.environ.get(AGE_ENV, MAX_AGE_S)))
+    except ValueError:
+        return MAX_AGE_S
 FORMAT = 1
 
 
@@ -47,7 +58,9 @@ class CachedStack:
 
 def cache_path(clients: AwsClients, stack_name: str) -> str | None:
     """Where ``stack_name``'s entry for these clients lives; None when there is no cache folder
-    or no credentials to tell accounts apart."""
+    or no credentials to tell accounts apart, or the cache is off (``SMR_STACK_CACHE_S=0``)."""
+    if max_age_s() <= 0:
+        return None
     base = os.environ.get("SMR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "smr")
     if not os.path.isabs(base):
         return None
@@ -61,7 +74,7 @@ def cache_path(clients: AwsClients, stack_name: str) -> str | None:
 
 
 def load(path: str | None, now: float | None = None) -> CachedStack | None:
-    """The entry at ``path`` if it is younger than :data:`MAX_AGE_S` and readable, else None."""
+    """The entry at ``path`` if it is younger than :func:`max_age_s` and readable, else None."""
     from airflow_provider_smr.deploy import StackInfo
 
     if path is None:
@@ -71,7 +84,7 @@ def load(path: str | None, now: float | None = None) -> CachedStack | None:
         with open(path, encoding="utf-8") as fp:
             doc = json.load(fp)
         saved_at = float(doc["saved_at"])
-        if doc.get("format") != FORMAT or not 0 <= now - saved_at < MAX_AGE_S:
+        if doc.get("format") != FORMAT or not 0 <= now - saved_at < max_age_s():
             return None
         concurrency = doc.get("account_concurrency")
         return CachedStack(StackInfo.from_dict(doc["stack"]),

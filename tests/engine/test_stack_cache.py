@@ -26,6 +26,7 @@ def cli(deploy_engine, aws_endpoint, aws_env, monkeypatch, tmp_path, capsys):
     for name, value in aws_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SMR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("SMR_STACK_CACHE_S", "300")  # the suite runs with the cache off (conftest)
     monkeypatch.chdir(ROOT)
     key = f"stack-cache/{uuid.uuid4().hex[:8]}.txt"
     engine.s3.put_object(Bucket=DATA, Key=key, Body=b"a b\nb c\nc c\n")
@@ -113,3 +114,10 @@ def test_a_failed_run_forgets_the_description(cli, tmp_path):
     assert not cli.entries()
     assert cli.counts(cli()) == EXPECTED
     assert cli.entries()  # described again and kept
+
+
+def test_smr_stack_cache_s_zero_turns_the_cache_off(cli, monkeypatch):
+    monkeypatch.setenv("SMR_STACK_CACHE_S", "0")
+    assert cli.counts(cli()) == EXPECTED
+    assert cli.counts(cli()) == EXPECTED
+    assert not cli.entries()
