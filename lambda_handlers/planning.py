@@ -185,13 +185,23 @@ def _hidden(key: str, base: str) -> bool:
     return below.startswith(("_", ".")) or "/_" in below or "/." in below
 
 
-def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[listing.Listed]:
-    """Every object under ``prefix`` in listing order (paginated, :mod:`lambda_handlers.io.listing`);
-    raises :class:`InputNotFoundError` for a missing bucket."""
+def _visible(objects: list[listing.Listed], base: str) -> list[listing.Listed]:
+    """The objects of one page that are input (not :func:`_hidden` below ``base``), checked per key
+    only when the page's keys hold a folder marker or a ``_``/``.`` name at all."""
+    keys = "\n" + "\n".join([o.key for o in objects]) + "\n"
+    if "/\n" in keys or "/_" in keys or "/." in keys or f"\n{base}_" in keys or f"\n{base}." in keys:
+        return [o for o in objects if not _hidden(o.key, base)]
+    return objects
+
+
+def list_pages(s3: Any, bucket: str, prefix: str) -> Iterator[list[listing.Listed]]:
+    """Every page of objects under ``prefix`` in listing order (paginated,
+    :mod:`lambda_handlers.io.listing`); raises :class:`InputNotFoundError` for a missing bucket."""
     from botocore.exceptions import ClientError
 
     try:
-        yield from listing.list_objects(s3, bucket, prefix)
+        for page in listing.list_pages(s3, bucket, prefix):
+            yield page.objects
     except ClientError as exc:
         code = error_code(exc)
         if is_not_found(exc):
@@ -202,17 +212,25 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[listing.Listed]:
         raise
 
 
+def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[listing.Listed]:
+    """Every object under ``prefix`` in listing order (see :func:`list_pages`)."""
+    for page in list_pages(s3, bucket, prefix):
+        yield from page
+
+
 def list_input(s3: Any, name: str, uri: str) -> list[S3Object]:
     """The objects one input URI names, sorted by key; :class:`InputNotFoundError` when none."""
     location = S3Uri.parse(uri)
     bucket, key = location.bucket, location.key
+    listed: list[listing.Listed] = []
     if is_glob(key):
         base = _literal_prefix(key)
         base = base[: base.rfind("/") + 1]
-        listed = [o for o in list_objects(s3, bucket, base)
-                  if glob_matches(key, o.key) and not _hidden(o.key, base)]
+        for page in list_pages(s3, bucket, base):
+            listed += [o for o in _visible(page, base) if glob_matches(key, o.key)]
     elif key == "" or key.endswith("/"):
-        listed = [o for o in list_objects(s3, bucket, key) if not _hidden(o.key, key)]
+        for page in list_pages(s3, bucket, key):
+            listed += _visible(page, key)
     else:
         everything = list(list_objects(s3, bucket, key))
         folder = key + "/"
@@ -223,7 +241,7 @@ def list_input(s3: Any, name: str, uri: str) -> list[S3Object]:
     keys = [o.key for o in listed]
     if keys != sorted(keys):  # S3 lists in key order; a directory bucket may not
         listed.sort(key=lambda o: o.key)
-    return [S3Object(name, bucket, *o) for o in listed]
+    return [S3Object(name, bucket, k, size, etag) for k, size, etag in listed]
 
 
 def resolve_inputs(s3: Any, inputs: dict[str, list[str]]) -> list[S3Object]:

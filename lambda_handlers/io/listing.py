@@ -23,7 +23,8 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
 from xml.sax.saxutils import unescape
@@ -62,10 +63,10 @@ class Page(NamedTuple):
     next_token: str | None
 
 
-def parse_page(body: bytes) -> Page | None:
+def parse_page(body: bytes, on_next: Callable[[str], None] | None = None) -> Page | None:
     """A ``ListBucketResult`` page's objects, or None when the body is not one this reads whole
     (then botocore reads it). Keys sent ``encoding-type=url`` are decoded as botocore decodes them
-    (``unquote_plus``)."""
+    (``unquote_plus``). ``on_next`` is told the next page's token before the objects are read."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -74,12 +75,16 @@ def parse_page(body: bytes) -> Page | None:
             or "<![CDATA[" in text or "&#" in text or "<CommonPrefixes>" in text):
         return None
     truncated = _TRUNCATED.search(text)
-    found = _CONTENTS.findall(text)
-    if truncated is None or len(found) != text.count("<Contents>"):
-        return None
     encoding = _ENCODING.search(text)
     url_encoded = encoding is not None and encoding.group(1).strip() == "url"
-    if encoding is not None and not url_encoded:
+    if truncated is None or (encoding is not None and not url_encoded):
+        return None
+    found_token = _NEXT_TOKEN.search(text)
+    token = unescape(found_token.group(1), _ENTITIES) if found_token else None
+    if on_next is not None and token and truncated.group(1) == "true":
+        on_next(token)
+    found = _CONTENTS.findall(text)
+    if len(found) != text.count("<Contents>"):
         return None
     objects = []
     for key, etag, _, size in found:
@@ -90,8 +95,7 @@ def parse_page(body: bytes) -> Page | None:
         if "&" in etag:
             etag = unescape(etag, _ENTITIES)
         objects.append(Listed(key, int(size), etag.strip('"')))
-    token = _NEXT_TOKEN.search(text)
-    return Page(objects, truncated.group(1) == "true", unescape(token.group(1), _ENTITIES) if token else None)
+    return Page(objects, truncated.group(1) == "true", token)
 
 
 class _Body:
@@ -109,7 +113,7 @@ def _send_page(http_session: Any, request: Any, **_: Any) -> Any:
         return None  # not ours: botocore sends it
     response = http_session.send(request)
     if response.status_code == 200:
-        page = parse_page(response.content)
+        page = parse_page(response.content, getattr(_call, "on_next", None))
         if page is not None:
             from botocore.awsrequest import AWSResponse
 
@@ -135,31 +139,71 @@ def _hooked(s3: Any) -> bool:
     return True
 
 
+class _Pages:
+    """One listing's requests, each next page asked for as soon as a page names its token, so S3
+    prepares it while this process reads the page before (at most two requests in flight)."""
+
+    def __init__(self, s3: Any, bucket: str, prefix: str) -> None:
+        self.s3, self.bucket, self.prefix = s3, bucket, prefix
+        self.pool = ThreadPoolExecutor(2, thread_name_prefix="smr-list")
+        self.lock = threading.Lock()
+        self.asked: dict[str | None, Future[Page] | None] = {}  # token -> its page (None: taken)
+
+    def ask(self, token: str | None) -> None:
+        with self.lock:
+            if token not in self.asked:
+                try:
+                    self.asked[token] = self.pool.submit(self._get, token)
+                except RuntimeError:  # closed: the listing was abandoned
+                    pass
+
+    def take(self, token: str | None) -> Page:
+        self.ask(token)
+        with self.lock:
+            future = self.asked[token]
+            self.asked[token] = None
+        if future is None:
+            raise RuntimeError(f"page of continuation token {token!r} taken twice")
+        return future.result()
+
+    def _get(self, token: str | None) -> Page:
+        params = {"Bucket": self.bucket, "Prefix": self.prefix}
+        if token is not None:
+            params["ContinuationToken"] = token
+        _call.armed, _call.page, _call.on_next = True, None, self.ask
+        try:
+            response = self.s3.list_objects_v2(**params)
+            page: Page = _call.page if _call.page is not None else _page_of(response)
+        finally:
+            _call.armed, _call.page, _call.on_next = False, None, None
+        return page
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 def list_pages(s3: Any, bucket: str, prefix: str) -> Iterator[Page]:
-    """Every page of ``ListObjectsV2`` under ``prefix`` (raises the client's ``ClientError``)."""
+    """Every page of ``ListObjectsV2`` under ``prefix`` in order (raises the client's
+    ``ClientError``)."""
     if not _hooked(s3):
         for response in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             yield _page_of(response)
         return
     from botocore.exceptions import PaginationError
 
+    pages = _Pages(s3, bucket, prefix)
     token: str | None = None
-    while True:
-        params = {"Bucket": bucket, "Prefix": prefix}
-        if token is not None:
-            params["ContinuationToken"] = token
-        _call.armed, _call.page = True, None
-        try:
-            response = s3.list_objects_v2(**params)
-            page = _call.page if _call.page is not None else _page_of(response)
-        finally:
-            _call.armed, _call.page = False, None
-        yield page
-        if not page.truncated or not page.next_token:
-            return
-        if page.next_token == token:
-            raise PaginationError(message=f"the same next token was received twice: {token}")
-        token = page.next_token
+    try:
+        while True:
+            page = pages.take(token)
+            yield page
+            if not page.truncated or not page.next_token:
+                return
+            if page.next_token == token:
+                raise PaginationError(message=f"the same next token was received twice: {token}")
+            token = page.next_token
+    finally:
+        pages.close()
 
 
 def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[Listed]:
