@@ -15,7 +15,8 @@ client raises the same errors as the paginator did.
 
 The hook acts only on the calls :func:`list_pages` makes, in the thread that makes them; any other
 ``ListObjectsV2`` of the same client is sent and parsed by botocore as usual. A client that is not
-botocore's (the in-process runner's store) is listed through its paginator.
+botocore's (the in-process runner's store), or whose requests another ``before-send`` handler
+answers (moto's in-process mock), is listed through its paginator.
 """
 
 from __future__ import annotations
@@ -130,11 +131,19 @@ def _page_of(response: dict[str, Any]) -> Page:
 
 
 def _hooked(s3: Any) -> bool:
-    """Whether ``s3`` is a botocore client whose listings the hook reads (registered once)."""
+    """Whether ``s3`` is a botocore client whose listings the hook may send and read (registering
+    the hook once): not when another ``before-send`` handler may answer them (moto's in-process
+    mock, a test's stub), which must see every request, nor when that cannot be told."""
     events = getattr(getattr(s3, "meta", None), "events", None)
     http_session = getattr(getattr(s3, "_endpoint", None), "http_session", None)
     if events is None or http_session is None:
         return False
+    try:
+        handlers = events._emitter._handlers.prefix_search(_EVENT)
+    except AttributeError:  # botocore's emitter changed: leave every request to it
+        return False
+    if any(getattr(h, "func", None) is not _send_page and getattr(h, "enabled", True) for h in handlers):
+        return False  # moto's stubber says "enabled" while a mock is active
     events.register(_EVENT, functools.partial(_send_page, http_session), unique_id=_HOOK_ID)
     return True
 

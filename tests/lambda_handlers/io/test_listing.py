@@ -202,3 +202,18 @@ def test_a_page_in_another_shape_is_read_by_botocore(stub, stub_client):
     seen = parsed_by_botocore(stub_client)
     assert list(listing.list_objects(stub_client, "b", "in/")) == [Listed("in/a b", 3, "e")]
     assert seen == [True]
+
+
+def test_a_client_under_motos_in_process_mock_lists_through_it():
+    """moto's ``mock_aws`` answers botocore's requests in a ``before-send`` handler: the listing
+    must leave the sending to it (never the network), and read what it answers."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="testing",
+                              aws_secret_access_key="testing")
+        client.create_bucket(Bucket="smr-listing-moto")
+        client.put_object(Bucket="smr-listing-moto", Key="in/a b&c.txt", Body=b"abc")
+        assert [(o.key, o.size) for o in list_input(client, "default", "s3://smr-listing-moto/in/")] == [
+            ("in/a b&c.txt", 3)]
