@@ -21,6 +21,7 @@ answers (moto's in-process mock), is listed through its paginator.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import re
 import threading
@@ -162,7 +163,8 @@ class _Pages:
         with self.lock:
             if token not in self.asked:
                 try:
-                    self.asked[token] = self.pool.submit(self._get, token)
+                    # in the caller's context: a task's request counts include the LISTs
+                    self.asked[token] = self.pool.submit(contextvars.copy_context().run, self._get, token)
                 except RuntimeError:  # closed: the listing was abandoned
                     pass
 
