@@ -46,7 +46,9 @@ _ENCODING = re.compile(r"<EncodingType>([^<]*)</EncodingType>")
 _ENTITIES = {"&quot;": '"', "&apos;": "'"}  # with &amp; &lt; &gt;: XML's own (character references
 # go to botocore: S3 sends them for no key when the keys are URL-encoded)
 
-_call = threading.local()  # .armed while this thread's list_pages call is in the client; .page
+# per thread: .armed while one of list_pages' requests is in the client, .page the page the hook
+# read for it, .on_next what to tell the next page's token
+_call = threading.local()
 
 
 class Listed(NamedTuple):
