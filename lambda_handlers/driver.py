@@ -100,9 +100,9 @@ def _plan_or_fail(bucket: str, job_id: str) -> Plan | None:
         log.exception("planning job %s failed", job_id)
         _fail(bucket, job_id, f"planning failed: {type(exc).__name__}: {exc}")
         return None
-    doc, chunks = stored_documents(plan)  # a large plan's splits first, then plan.json
-    for key, chunk in chunks:
-        runtime.put_bytes(bucket, key, chunk)
+    doc, chunks = stored_documents(plan)  # a large plan's splits first (in parallel), then plan.json
+    for _ in ordered_parallel(lambda chunk: runtime.put_bytes(bucket, *chunk), chunks):
+        pass
     runtime.put_if_absent(bucket, protocol.plan_key(job_id), doc)
     return runtime.load_plan(bucket, job_id)
 

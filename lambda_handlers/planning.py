@@ -21,18 +21,19 @@ import datetime as dt
 import fnmatch
 import functools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 from lambda_handlers import costmodel, protocol
 from lambda_handlers.aws_errors import error_code, is_not_found
-from lambda_handlers.io import dynamodb, parquet
+from lambda_handlers.io import dynamodb, listing, parquet
 from lambda_handlers.options import JobOptions, PlanError, TaskLimits
 from lambda_handlers.plan import (
     OUTPUT_EXTENSIONS,
     InputPlan,
     OutputPlan,
+    Piece,
     Plan,
     Split,
     StepPlan,
@@ -78,9 +79,9 @@ class PlannedJob(Protocol):
     def input_format_for(self, name: str) -> str: ...
 
 
-@dataclass(frozen=True)
-class S3Object:
-    """One listed input object."""
+class S3Object(NamedTuple):
+    """One listed input object (a named tuple: planning makes one per object, 100,000 of them in
+    well under a second)."""
 
     input: str  # input name ("default" when unnamed)
     bucket: str
@@ -180,16 +181,27 @@ def _hidden(key: str, base: str) -> bool:
     """Folder markers and ``_``/``.`` files (``_SUCCESS``) below the listed prefix are not input."""
     if key.endswith("/"):
         return True
-    return any(part.startswith(("_", ".")) for part in key[len(base):].split("/") if part)
+    below = key[len(base):]
+    return below.startswith(("_", ".")) or "/_" in below or "/." in below
 
 
-def list_objects(s3: Any, bucket: str, prefix: str) -> Iterable[dict[str, Any]]:
-    """Every object under ``prefix`` (paginated; raises :class:`InputNotFoundError` for a missing bucket)."""
+def _visible(objects: list[listing.Listed], base: str) -> list[listing.Listed]:
+    """The objects of one page that are input (not :func:`_hidden` below ``base``), checked per key
+    only when the page's keys hold a folder marker or a ``_``/``.`` name at all."""
+    keys = "\n" + "\n".join([o.key for o in objects]) + "\n"
+    if "/\n" in keys or "/_" in keys or "/." in keys or f"\n{base}_" in keys or f"\n{base}." in keys:
+        return [o for o in objects if not _hidden(o.key, base)]
+    return objects
+
+
+def list_pages(s3: Any, bucket: str, prefix: str) -> Iterator[list[listing.Listed]]:
+    """Every page of objects under ``prefix`` in listing order (paginated,
+    :mod:`lambda_handlers.io.listing`); raises :class:`InputNotFoundError` for a missing bucket."""
     from botocore.exceptions import ClientError
 
     try:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            yield from page.get("Contents", ())
+        for page in listing.list_pages(s3, bucket, prefix):
+            yield page.objects
     except ClientError as exc:
         code = error_code(exc)
         if is_not_found(exc):
@@ -200,30 +212,36 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> Iterable[dict[str, Any]]:
         raise
 
 
+def list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[listing.Listed]:
+    """Every object under ``prefix`` in listing order (see :func:`list_pages`)."""
+    for page in list_pages(s3, bucket, prefix):
+        yield from page
+
+
 def list_input(s3: Any, name: str, uri: str) -> list[S3Object]:
     """The objects one input URI names, sorted by key; :class:`InputNotFoundError` when none."""
     location = S3Uri.parse(uri)
     bucket, key = location.bucket, location.key
-
-    def obj(o: dict[str, Any]) -> S3Object:
-        return S3Object(name, bucket, o["Key"], int(o["Size"]), o["ETag"].strip('"'))
-
+    listed: list[listing.Listed] = []
     if is_glob(key):
         base = _literal_prefix(key)
         base = base[: base.rfind("/") + 1]
-        found = [obj(o) for o in list_objects(s3, bucket, base)
-                 if glob_matches(key, o["Key"]) and not _hidden(o["Key"], base)]
+        for page in list_pages(s3, bucket, base):
+            listed += [o for o in _visible(page, base) if glob_matches(key, o.key)]
     elif key == "" or key.endswith("/"):
-        found = [obj(o) for o in list_objects(s3, bucket, key) if not _hidden(o["Key"], key)]
+        for page in list_pages(s3, bucket, key):
+            listed += _visible(page, key)
     else:
-        listed = list(list_objects(s3, bucket, key))
-        exact = [obj(o) for o in listed if o["Key"] == key]
+        everything = list(list_objects(s3, bucket, key))
         folder = key + "/"
-        found = exact or [obj(o) for o in listed
-                          if o["Key"].startswith(folder) and not _hidden(o["Key"], folder)]
-    if not found:
+        listed = [o for o in everything if o.key == key] or [
+            o for o in everything if o.key.startswith(folder) and not _hidden(o.key, folder)]
+    if not listed:
         raise InputNotFoundError(f"input {uri!r} matched no objects")
-    return sorted(found, key=lambda o: o.key)
+    keys = [o.key for o in listed]
+    if keys != sorted(keys):  # S3 lists in key order; a directory bucket may not
+        listed.sort(key=lambda o: o.key)
+    return [S3Object(name, bucket, k, size, etag) for k, size, etag in listed]
 
 
 def resolve_inputs(s3: Any, inputs: dict[str, list[str]]) -> list[S3Object]:
@@ -315,8 +333,13 @@ MAX_AUTO_REDUCERS = 1000
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2"}  # read whole within one split, streamed
 
 
+_COMPRESSED_SUFFIXES = tuple(COMPRESSIONS)
+
+
 def compression_of(key: str) -> str | None:
-    return next((c for suffix, c in COMPRESSIONS.items() if key.endswith(suffix)), None)
+    if not key.endswith(_COMPRESSED_SUFFIXES):
+        return None
+    return next(c for suffix, c in COMPRESSIONS.items() if key.endswith(suffix))
 
 
 def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool = False) -> list[Split]:
@@ -351,6 +374,12 @@ WHOLE_OBJECT_FORMATS = ("whole",)
 
 
 RowGroupsOf = Callable[[S3Object], list[parquet.RowGroup]]
+#: formats whose ranges are not split_object's byte ranges (see _ranges)
+_RANGED_APART = frozenset((parquet.FORMAT, *WHOLE_OBJECT_FORMATS))
+
+
+def _listing_order(obj: S3Object) -> tuple[str, str, str]:
+    return obj.input, obj.bucket, obj.key
 
 
 def format_of(obj: S3Object, formats: dict[str, str]) -> str:
@@ -402,35 +431,51 @@ def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str
     unless every object is empty: then one empty split keeps the job well-formed (it commits an
     empty output).
     """
-    ordered = sorted(objects, key=lambda o: (o.input, o.bucket, o.key))
+    ordered = sorted(objects, key=_listing_order)
     splits: list[Split] = []
-    packed: list[Split] = []
+    packed: list[Piece] = []  # the pieces of the split being packed
+    alone: Split | None = None  # packed[0] as a split of its own (None: a small plain object's)
     packed_bytes = 0
+    group = ("", "", "")  # the (input, bucket, format) of the packed pieces
 
     def flush() -> None:
-        nonlocal packed, packed_bytes
+        nonlocal packed, packed_bytes, alone
         if len(packed) == 1:
-            splits.append(packed[0])
+            input_name, bucket, fmt = group
+            splits.append(alone if alone is not None else cast(Split, {
+                "input": input_name, "bucket": bucket, **packed[0], "format": fmt, "compression": None}))
         elif packed:
-            first = packed[0]
-            splits.append({"input": first["input"], "bucket": first["bucket"], "format": first["format"],
-                           "pieces": [piece_of(r) for r in packed]})
-        packed, packed_bytes = [], 0
+            splits.append({"input": group[0], "bucket": group[1], "format": group[2], "pieces": packed})
+        packed, packed_bytes, alone = [], 0, None
 
     for obj in ordered:
-        if obj.size <= 0 and formats[obj.input] not in WHOLE_OBJECT_FORMATS:
+        size = obj.size
+        if size <= 0 and formats[obj.input] not in WHOLE_OBJECT_FORMATS:
             continue  # no records (read whole, an empty object is one record: an empty body)
         fmt = format_of(obj, formats)
-        if packed and (packed[0]["input"], packed[0]["bucket"], packed[0]["format"]) != (obj.input, obj.bucket, fmt):
+        if group != (obj.input, obj.bucket, fmt):
             flush()
-        for rng in _ranges(obj, split_size, fmt, merge_tail, row_groups_of):
-            n = rng["end"] - rng["start"]
-            if packed and packed_bytes + n > split_size:
+            group = (obj.input, obj.bucket, fmt)
+        if size <= split_size and fmt not in _RANGED_APART and not obj.key.endswith(_COMPRESSED_SUFFIXES):
+            # the common case, a small plain object: one piece, split_object's one range
+            if packed and packed_bytes + size > split_size:
                 flush()
-            packed.append(rng)
-            packed_bytes += n
-            if len(packed) >= max_pieces:
-                flush()
+            packed.append({"key": obj.key, "etag": obj.etag, "start": 0, "end": size, "size": size})
+            packed_bytes += size
+        else:
+            for rng in _ranges(obj, split_size, fmt, merge_tail, row_groups_of):
+                n = rng["end"] - rng["start"]
+                if packed and packed_bytes + n > split_size:
+                    flush()
+                if not packed:
+                    alone = rng
+                packed.append(piece_of(rng))
+                packed_bytes += n
+                if len(packed) >= max_pieces:
+                    flush()
+            continue
+        if len(packed) >= max_pieces:
+            flush()
     flush()
     if not splits and ordered:
         first = ordered[0]

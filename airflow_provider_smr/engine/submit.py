@@ -17,6 +17,7 @@ from typing import Any
 
 from lambda_handlers import protocol
 from lambda_handlers.aws_errors import is_precondition_failed
+from lambda_handlers.parallel import ordered_parallel
 from lambda_handlers.plan import Plan, stored_documents
 
 DEFAULT_MAX_CONCURRENCY = 32
@@ -71,8 +72,9 @@ def write_job(s3: Any, bucket: str, job_id: str, plan: Plan, pickled: bytes,
     A large plan's splits go first, in chunks named by their content's digest (see
     :func:`~lambda_handlers.plan.stored_documents`), so ``plan.json`` never names a missing chunk."""
     body, chunks = stored_documents(plan)
-    for key, chunk in chunks:
-        s3.put_object(Bucket=bucket, Key=key, Body=chunk)
+    for _ in ordered_parallel(lambda chunk: s3.put_object(Bucket=bucket, Key=chunk[0], Body=chunk[1]),
+                              chunks):
+        pass  # every chunk written (in parallel: 100,000 objects make 100 of them) before plan.json
     if not put_if_absent(s3, bucket, protocol.plan_key(job_id), body):
         return False
     write_pickle(s3, bucket, job_id, pickled, files)
