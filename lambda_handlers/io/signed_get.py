@@ -127,6 +127,35 @@ def _signed_get(route: Route, key: str, etag: str | None) -> bytes | None:
     return data
 
 
+def _routes_of(client: Any) -> dict[str, Route | None]:
+    routes = _routes.get(client)
+    if routes is None:
+        with _lock:
+            routes = _routes.get(client)
+            if routes is None:
+                client.meta.events.register(_HOOK, _remember_route, unique_id="smr-signed-get-route")
+                routes = _routes[client] = {}
+    return routes
+
+
+UNKNOWN = object()  # :func:`route`: no GET of the bucket went through this client yet
+
+
+def route(client: Any, bucket: str) -> Route | None | object:
+    """How ``client`` reaches ``bucket`` for a signed GET: its :class:`Route`, None (only through
+    the client), or :data:`UNKNOWN` until :func:`get_whole` has sent the bucket's first GET."""
+    if getattr(client, "meta", None) is None:
+        return None
+    return _routes_of(client).get(bucket, UNKNOWN)
+
+
+def forget(client: Any, bucket: str) -> None:
+    """Send ``bucket``'s GETs through ``client`` from now on (its route did not work from here)."""
+    routes = _routes_of(client)
+    with _lock:
+        routes[bucket] = None
+
+
 def get_whole(bucket: str, key: str, etag: str | None) -> bytes:
     """A whole object's bytes, pinned to ``etag`` (the first GET of each bucket and every failed
     one go through the client: errors are the client's, mapped by ``splits.open_whole``)."""
@@ -135,13 +164,7 @@ def get_whole(bucket: str, key: str, etag: str | None) -> bytes:
     client = runtime.s3()
     if getattr(client, "meta", None) is None:  # not botocore (the in-process runner's store)
         return _client_get(bucket, key, etag)
-    routes = _routes.get(client)
-    if routes is None:
-        with _lock:
-            routes = _routes.get(client)
-            if routes is None:
-                client.meta.events.register(_HOOK, _remember_route, unique_id="smr-signed-get-route")
-                routes = _routes[client] = {}
+    routes = _routes_of(client)
     if bucket not in routes:
         return _learn(client, bucket, key, etag)
     route = routes[bucket]
