@@ -264,7 +264,10 @@ class Batch:
                 self._in_memory += item.size
             conn.item = item
             if conn.state == "idle":
-                self._send(conn)
+                try:
+                    self._send(conn)
+                except (OSError, ValueError):  # a kept-alive connection the server closed
+                    self._fail(conn, retry=conn.reused)
         if self.broken:
             self._break()
 
@@ -454,7 +457,7 @@ class Batch:
     def _complete(self, conn: _Conn) -> None:
         item, data = conn.item, bytes(conn.body or b"")
         assert item is not None
-        conn.item, conn.body = None, None
+        conn.item, conn.body, conn.reused = None, None, True
         stats["served"] += 1
         self._deliver(item.index, data)
         if conn.close_after:

@@ -1,0 +1,163 @@
+"""A split's small objects by one thread's keep-alive GETs on the local stack: the same bytes as
+the client's, the client only for the bucket's first GET and for what goes wrong (a changed or
+deleted object keeps its clear error), every GET counted, and a job's exact answer."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import uuid
+from collections import Counter
+
+import pytest
+
+from lambda_handlers import runtime
+from lambda_handlers.io import multiget, packed, signed_get
+from lambda_handlers.jobspec import JobSpec, StepSpec
+from lambda_handlers.planning import list_input, make_splits
+
+DATA_BUCKET = "smr-data-test"  # the data bucket of tests/lambda_handlers/conftest.py
+
+
+@pytest.fixture
+def client_gets(s3):
+    """Keys of the GetObject calls the data plane's botocore client makes during the test."""
+    seen: list[str] = []
+
+    def record(params, **_):
+        seen.append(params["Key"])
+
+    s3.meta.events.register("provide-client-params.s3.GetObject", record)
+    signed_get.reset()
+    yield seen
+    s3.meta.events.unregister("provide-client-params.s3.GetObject", record)
+
+
+def _split(s3, n: int, odd_keys: bool = True) -> tuple[dict, dict[str, bytes]]:
+    """One packed split of ``n`` small objects: (split, key -> body)."""
+    prefix = f"multiget/{uuid.uuid4().hex[:8]}"
+    contents = {}
+    for i in range(n):
+        name = f"{i:03d} a+b=c ü~%.log" if odd_keys else f"{i:03d}.log"  # signed as botocore does
+        contents[f"{prefix}/{name}"] = "".join(f"word{j % 7} line {i}\n" for j in range(i % 9 + 1)).encode()
+        s3.put_object(Bucket=DATA_BUCKET, Key=f"{prefix}/{name}", Body=contents[f"{prefix}/{name}"])
+    (split,) = make_splits(list_input(s3, "logs", f"s3://{DATA_BUCKET}/{prefix}/"), 1 << 20, {"logs": "text"})
+    return split, contents
+
+
+def _lines(split: dict, **kw) -> list[str]:
+    return [rec for block in packed.PackedInput(split, **kw).blocks() for rec in block]
+
+
+def _expected(contents: dict[str, bytes]) -> list[str]:
+    return [ln for body in contents.values() for ln in body.decode().splitlines()]
+
+
+def test_a_splits_small_objects_come_from_the_batch_and_every_get_counts(s3, client_gets):
+    split, contents = _split(s3, 40)
+    metrics = runtime.start_metrics()
+    served = multiget.stats["served"]
+    assert _lines(split) == _expected(contents)
+    assert client_gets == [next(iter(contents))]  # the first GET teaches botocore's route
+    assert multiget.stats["served"] - served == 39
+    assert metrics.requests["GetObject"] == 40
+    assert _lines(split) == _expected(contents)  # the next task: the route and connections are known
+    assert client_gets == [next(iter(contents))]
+
+
+def test_a_small_read_ahead_budget_still_reads_every_object_in_order(s3, client_gets):
+    split, contents = _split(s3, 30, odd_keys=False)
+    _lines(split)  # the route is known
+    items = [multiget.Item(i, p["key"], p["etag"], p["size"]) for i, p in enumerate(split["pieces"])]
+    route = signed_get.route(s3, DATA_BUCKET)
+    for pieces, nbytes in ((1, 1 << 20), (3, 1), (300, 200)):
+        batch = multiget.Batch(route, items, runtime.start_metrics(), nbytes, pieces, connections=2)
+        try:
+            assert [batch.take(i) for i in range(len(items))] == list(contents.values())
+        finally:
+            batch.close()
+
+
+def test_a_changed_object_mid_read_fails_naming_it_and_both_etags(s3, client_gets):
+    split, contents = _split(s3, 12)
+    key = list(contents)[7]
+    planned = split["pieces"][7]["etag"]
+    now = s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=b"rewritten\n")["ETag"].strip('"')
+    fallback = multiget.stats["fallback"]
+    read = []
+    with pytest.raises(runtime.ObjectChangedError) as err:
+        for block in packed.PackedInput(split).blocks():
+            read += block
+    assert f"s3://{DATA_BUCKET}/{key} changed during the job" in str(err.value)
+    assert planned in str(err.value) and now in str(err.value)
+    assert read == _expected(dict(list(contents.items())[:7]))  # the objects before it, once
+    assert multiget.stats["fallback"] > fallback  # the 412 went back to botocore for its message
+
+
+def test_a_deleted_object_mid_read_fails_naming_it(s3, client_gets):
+    split, contents = _split(s3, 12)
+    key = list(contents)[5]
+    s3.delete_object(Bucket=DATA_BUCKET, Key=key)
+    with pytest.raises(runtime.ObjectChangedError, match=re.escape(f"s3://{DATA_BUCKET}/{key} disappeared during")):
+        _lines(split)
+
+
+def test_a_kept_alive_connection_the_server_closed_is_retried_on_a_new_one(s3, client_gets):
+    split, contents = _split(s3, 6, odd_keys=False)
+    _lines(split)
+    route = signed_get.route(s3, DATA_BUCKET)
+    ours, theirs = socket.socketpair()
+    theirs.close()  # what the server did while the connection was idle
+    ours.setblocking(False)
+    port = int(route.base_url.split(":")[2].split("/")[0])
+    with multiget._idle_lock:
+        multiget._idle.setdefault(("http", "127.0.0.1", port), []).append(ours)  # the next one taken
+    assert _lines(split) == _expected(contents)
+    assert ours.fileno() == -1  # taken, failed, closed
+    assert client_gets == [next(iter(contents))]  # no object left to botocore
+
+
+def test_a_route_that_does_not_connect_sends_the_split_through_the_client(s3, client_gets):
+    split, contents = _split(s3, 20)
+    _lines(split)
+    route = signed_get.route(s3, DATA_BUCKET)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens there
+    signed_get._routes[s3][DATA_BUCKET] = signed_get.Route(
+        f"http://127.0.0.1:{port}/{DATA_BUCKET}/", route.signing_name, route.region, route.signer)
+    client_gets.clear()
+    assert _lines(split) == _expected(contents)
+    assert client_gets == list(contents)
+    assert signed_get.route(s3, DATA_BUCKET) is None  # and the next splits too
+
+
+def words(line):
+    for word in line.split():
+        yield word, 1
+
+
+def total(word, counts):
+    yield word, sum(counts)
+
+
+def test_a_job_over_300_small_objects_counts_exactly_with_the_fast_gets(harness, chain, client_gets):
+    prefix = f"multiget-job/{uuid.uuid4().hex[:8]}"
+    expected: Counter[str] = Counter()
+    for i in range(300):
+        text = "".join(f"w{(i * j) % 11} w{j % 5}\n" for j in range(i % 6 + 1))
+        harness.put(f"{prefix}/{i:04d}.log", text.encode())
+        expected.update(text.split())
+    splits = make_splits(list_input(harness.s3, "default", f"s3://{DATA_BUCKET}/{prefix}/"), 3000,
+                         {"default": "text"})
+    assert 2 <= len(splits) <= 6
+    served = multiget.stats["served"]
+    plan = harness.submit(JobSpec(steps=[StepSpec(mapper=words, combiner=total, reducer=total)]),
+                          [dict(s) for s in splits], [2])
+    chain().run(plan["events"])
+    lines, _ = harness.output(plan)
+    assert {r["key"]: r["value"] for r in map(json.loads, lines)} == dict(expected)
+    data_gets = [k for k in client_gets if k.startswith(prefix)]
+    assert len(data_gets) <= len(splits)  # a task's first GET at most, through botocore
+    assert multiget.stats["served"] - served >= 300 - len(splits)
