@@ -161,3 +161,104 @@ def test_a_job_over_300_small_objects_counts_exactly_with_the_fast_gets(harness,
     data_gets = [k for k in client_gets if k.startswith(prefix)]
     assert len(data_gets) <= len(splits)  # a task's first GET at most, through botocore
     assert multiget.stats["served"] - served >= 300 - len(splits)
+
+
+@pytest.fixture
+def tls_front(s3_endpoint, tmp_path):
+    """An HTTPS endpoint (a self-signed certificate for localhost) in front of the local stack:
+    (its base URL, the certificate's path)."""
+    import datetime
+    import ipaddress
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert_path, key_path)
+    backend = ("127.0.0.1", int(s3_endpoint.rsplit(":", 1)[1].strip("/")))
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pipe(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve():
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+                tls = ctx.wrap_socket(raw, server_side=True)
+            except OSError:
+                continue
+            back = socket.create_connection(backend)
+            for a, b in ((tls, back), (back, tls)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = listener.getsockname()[1]
+    yield f"https://localhost:{port}/{DATA_BUCKET}/", str(cert_path)
+    stop.set()
+    listener.close()
+    _drop_idle(("https", "localhost", port))
+
+
+def _drop_idle(endpoint: tuple[str, str, int]) -> None:
+    with multiget._idle_lock:
+        for sock in multiget._idle.pop(endpoint, []):
+            sock.close()
+
+
+def test_an_https_endpoint_is_read_over_tls_and_an_untrusted_one_goes_to_the_client(
+        s3, client_gets, tls_front, monkeypatch):
+    base_url, cert = tls_front
+    split, contents = _split(s3, 25)
+    _lines(split)
+    route = signed_get.route(s3, DATA_BUCKET)
+    items = [multiget.Item(i, p["key"], p["etag"], p["size"]) for i, p in enumerate(split["pieces"])]
+    tls_route = signed_get.Route(base_url, route.signing_name, route.region, route.signer)
+    monkeypatch.setattr(multiget, "_ssl_context", None)
+    monkeypatch.setenv("AWS_CA_BUNDLE", cert)
+    served = multiget.stats["served"]
+    batch = multiget.Batch(tls_route, items, runtime.start_metrics(), 1 << 20, 8, connections=4)
+    try:
+        assert [batch.take(i) for i in range(len(items))] == list(contents.values())
+    finally:
+        batch.close()
+    assert multiget.stats["served"] - served == len(items) and not batch.broken
+    monkeypatch.setattr(multiget, "_ssl_context", None)
+    monkeypatch.delenv("AWS_CA_BUNDLE")  # the default bundle does not trust it: botocore's turn
+    _drop_idle(("https", "localhost", int(base_url.split(":")[2].split("/")[0])))
+    batch = multiget.Batch(tls_route, items, runtime.start_metrics(), 1 << 20, 8, connections=4)
+    try:
+        assert [batch.take(i) for i in range(len(items))] == [None] * len(items)
+    finally:
+        batch.close()
+    assert batch.broken
