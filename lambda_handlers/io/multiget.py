@@ -69,10 +69,10 @@ class Item:
 
 class _Conn:
     __slots__ = ("sock", "state", "item", "head", "body", "got", "deadline", "reused", "out",
-                 "close_after", "any_byte")
+                 "close_after", "any_byte", "addr", "writing")
 
-    def __init__(self, sock: Any, state: str, reused: bool):
-        self.sock, self.state, self.reused = sock, state, reused
+    def __init__(self, sock: Any, state: str, reused: bool, addr: Any = None):
+        self.sock, self.state, self.reused, self.addr = sock, state, reused, addr
         self.item: Item | None = None
         self.head = bytearray()
         self.body: bytearray | None = None
@@ -81,10 +81,11 @@ class _Conn:
         self.out = b""
         self.close_after = False
         self.any_byte = False
+        self.writing = False  # registered for EVENT_WRITE (a request sent in parts)
 
 
 class _ConnectError(Exception):
-    """A new connection could not be opened: the route does not work from here."""
+    """A new connection could not be opened (to the address ``args[1]``)."""
 
 
 def _context() -> ssl.SSLContext:
@@ -201,7 +202,8 @@ class Batch:
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._conns: list[_Conn] = []
-        self._addrs: list[Any] = []
+        self._free: list[_Conn] = []  # open connections without a request
+        self._addrs: list[Any] | None = None  # the endpoint's addresses, resolved once
         self._opened = False  # a connection of this batch opened: the route works
         try:
             self._loop()
@@ -248,17 +250,16 @@ class Batch:
                     self._starved = (self._reader_at, self._in_memory)
                     return
                 self._starved = None
-            conn = next((c for c in self._conns if c.item is None and c.state == "idle"), None)
+            conn = self._free.pop() if self._free else None
             if conn is None:
                 if len(self._conns) >= self.connections:
                     return
                 try:
                     conn = self._open()
-                except _ConnectError:
-                    if not self._opened or not self._conns:
-                        self._break()
-                    self.connections = max(1, len(self._conns))
-                    return
+                except _ConnectError as exc:
+                    if self._cannot_connect(exc.args[1]):
+                        return
+                    continue
             self._pending.popleft()
             with self._cond:
                 self._in_memory += item.size
@@ -268,8 +269,6 @@ class Batch:
                     self._send(conn)
                 except (OSError, ValueError):  # a kept-alive connection the server closed
                     self._fail(conn, retry=conn.reused)
-        if self.broken:
-            self._break()
 
     def _open(self) -> _Conn:
         with _idle_lock:
@@ -282,21 +281,26 @@ class Batch:
             self._sel.register(sock, selectors.EVENT_READ, conn)
             self._conns.append(conn)
             return conn
+        address = None
         try:
-            if not self._addrs:
+            if self._addrs is None:
                 self._addrs = socket.getaddrinfo(self.hostname, self.port, type=socket.SOCK_STREAM)
-            family, kind, proto, _, addr = self._addrs[len(self._conns) % len(self._addrs)]
+            if not self._addrs:
+                raise OSError("no address left to try")
+            # in order until one opens (as socket.create_connection), then spread over them
+            address = self._addrs[len(self._conns) % len(self._addrs) if self._opened else 0]
+            family, kind, proto, _, addr = address
             sock = socket.socket(family, kind, proto)
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             err = sock.connect_ex(addr)
         except OSError as exc:
-            raise _ConnectError(str(exc)) from exc
+            raise _ConnectError(str(exc), address) from exc
         if err not in (0, errno.EINPROGRESS):
             sock.close()
-            raise _ConnectError(os.strerror(err))
+            raise _ConnectError(os.strerror(err), address)
         stats["connections"] += 1
-        conn = _Conn(sock, "connecting", reused=False)
+        conn = _Conn(sock, "connecting", reused=False, addr=address)
         conn.deadline = time.monotonic() + CONNECT_TIMEOUT_S
         self._sel.register(sock, selectors.EVENT_WRITE, conn)
         self._conns.append(conn)
@@ -307,7 +311,7 @@ class Batch:
             if conn.state == "connecting":
                 err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
-                    raise _ConnectError(os.strerror(err))
+                    raise _ConnectError(os.strerror(err), conn.addr)
                 if self.scheme == "https":
                     conn.sock = _context().wrap_socket(conn.sock, server_hostname=self.hostname,
                                                        do_handshake_on_connect=False)
@@ -330,18 +334,29 @@ class Batch:
             self._fail(conn, retry=conn.reused and not conn.any_byte)
 
     def _lost(self, conn: _Conn) -> None:
-        """A new connection failed to open: its object waits for another one; the first one of
-        the batch failing means the route does not work from here."""
+        """A new connection failed to open: its object waits for another one."""
         item, conn.item = conn.item, None
         self._discard(conn)
         if item is not None:
             with self._cond:
                 self._in_memory -= item.size
             self._pending.appendleft(item)
-        if not self._opened or not self._conns:
-            self._break()
-        else:
+        self._cannot_connect(conn.addr)
+
+    def _cannot_connect(self, address: Any) -> bool:
+        """After a connection failed to open: whether to stop opening more for now. Before any
+        opened, the next address is tried (an IPv6 address without a route, say); with none
+        left, or none open any more, the route does not work from here: :meth:`_break`."""
+        if not self._opened:
+            if self._addrs and address in self._addrs:
+                self._addrs.remove(address)
+            if self._addrs:
+                return False
+        elif self._conns:
             self.connections = max(1, len(self._conns))  # as many as the endpoint takes
+            return True
+        self._break()
+        return True
 
     def _handshake(self, conn: _Conn) -> None:
         try:
@@ -353,7 +368,7 @@ class Batch:
             self._sel.modify(conn.sock, selectors.EVENT_WRITE, conn)
             return
         except (OSError, ValueError) as exc:
-            raise _ConnectError(str(exc)) from exc
+            raise _ConnectError(str(exc), conn.addr) from exc
         self._ready(conn)
 
     def _ready(self, conn: _Conn) -> None:
@@ -387,11 +402,14 @@ class Batch:
             sent = 0
         conn.out = conn.out[sent:]
         if conn.out:
-            self._sel.modify(conn.sock, selectors.EVENT_WRITE, conn)
+            if not conn.writing:
+                conn.writing = True
+                self._sel.modify(conn.sock, selectors.EVENT_WRITE, conn)
             return
         if conn.state == "sending":
             conn.state = "reading"
-            if sent == 0 or self._sel.get_key(conn.sock).events != selectors.EVENT_READ:
+            if conn.writing:
+                conn.writing = False
                 self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
 
     def _read(self, conn: _Conn) -> None:
@@ -464,6 +482,7 @@ class Batch:
             self._discard(conn)
         else:
             conn.state = "idle"
+            self._free.append(conn)
 
     def _deliver(self, index: int, data: bytes | None) -> None:
         with self._cond:
@@ -493,6 +512,8 @@ class Batch:
     def _discard(self, conn: _Conn) -> None:
         if conn in self._conns:
             self._conns.remove(conn)
+        if conn in self._free:
+            self._free.remove(conn)
         try:
             self._sel.unregister(conn.sock)
         except (KeyError, ValueError):

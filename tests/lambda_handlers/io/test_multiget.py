@@ -133,6 +133,23 @@ def test_a_route_that_does_not_connect_sends_the_split_through_the_client(s3, cl
     assert signed_get.route(s3, DATA_BUCKET) is None  # and the next splits too
 
 
+def test_an_address_that_refuses_is_left_for_the_next_one(s3, client_gets, monkeypatch):
+    split, contents = _split(s3, 10, odd_keys=False)
+    _lines(split)
+    route = signed_get.route(s3, DATA_BUCKET)
+    port = int(route.base_url.split(":")[2].split("/")[0])
+    _drop_idle(("http", "127.0.0.1", port))
+    resolved = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (host, port)) for host in ("127.0.0.2", "127.0.0.1")]
+    monkeypatch.setattr(multiget.socket, "getaddrinfo", lambda *a, **kw: list(resolved))  # DNS: two hosts
+    items = [multiget.Item(i, p["key"], p["etag"], p["size"]) for i, p in enumerate(split["pieces"])]
+    batch = multiget.Batch(route, items, runtime.start_metrics(), 1 << 20, 8, connections=3)
+    try:
+        assert [batch.take(i) for i in range(len(items))] == list(contents.values())
+    finally:
+        batch.close()
+    assert not batch.broken and batch._addrs == resolved[1:]
+
+
 def words(line):
     for word in line.split():
         yield word, 1
