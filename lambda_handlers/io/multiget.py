@@ -22,7 +22,10 @@ ETags) stay the one path for errors. A connection that cannot be opened (DNS, re
 failure: a proxy or CA bundle only botocore is configured with) marks the batch ``broken``: the
 rest of the split goes through the client. Every request carries ``If-Match``; each response
 counts as a ``GetObject`` of the task. Idle connections are kept for the next batch of the
-process (a warm Lambda worker's next task).
+process (a warm Lambda worker's next task). Response checksums are not validated (botocore checks
+them when S3 sends one); TLS (or the loopback, locally) protects the body in transit.
+
+The reader takes every item, in order: the loop's byte budget counts what it has not taken yet.
 """
 
 from __future__ import annotations

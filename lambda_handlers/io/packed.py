@@ -9,14 +9,18 @@ object), and hands the mapper blocks of records that never span two objects. Bef
 block of each object it sets :func:`lambda_handlers.context.input_uri` to that object, so the
 mapper (per record or per block) always knows where its records come from.
 
-Small objects cost a GET each, so their latency would dominate a split of thousands of them: a
-piece that is a whole object of at most :data:`PRELOAD_MAX_BYTES` is fetched ahead by a pool of
-:data:`PRELOAD_WORKERS` GETs (at most :data:`PRELOAD_AHEAD_BYTES` ahead of the mapper) and read from
-memory (:func:`lambda_handlers.io.splits.preloading`); larger pieces stream as before. The
-preloaded GETs are signed and sent without botocore's per-call machinery
-(:mod:`lambda_handlers.io.signed_get`), which was most of a small object's cost. Every GET
-carries ``IfMatch``: an object changed or deleted since planning fails the task, naming the object
-and the ETag pair.
+Small objects cost a GET each, so their latency and per-call CPU would dominate a split of
+thousands of them: a piece that is a whole object of at most :data:`PRELOAD_MAX_BYTES` is fetched
+ahead (at most :data:`PRELOAD_AHEAD_PIECES` objects and :data:`PRELOAD_AHEAD_BYTES` ahead of the
+mapper) and read from memory (:func:`lambda_handlers.io.splits.preloading`); larger pieces stream
+as before. The first small piece's GET goes through botocore, which shows how it reaches the
+bucket (:func:`lambda_handlers.io.signed_get.route`); the following ones are fetched by one
+thread's keep-alive GETs (:class:`lambda_handlers.io.multiget.Batch`, hand-signed), about a tenth
+of botocore's CPU per object. Where that route is not for us (not plain SigV4, a proxy, a client
+that is not botocore) a pool of :data:`PRELOAD_WORKERS` GETs through the client fetches them
+instead. An object the batch could not fetch as expected (412, 404, any other status, a lost
+connection) is read through the client: every GET carries ``IfMatch``, and an object changed or
+deleted since planning fails the task, naming the object and the ETag pair.
 
 Parquet pieces (row groups of a file, or all of it) are read by
 :class:`~lambda_handlers.io.parquet.PieceReader`: rows as dicts, or RecordBatches for a batch
@@ -45,7 +49,7 @@ from lambda_handlers.s3uri import S3Uri
 
 WHOLE = "whole"
 PRELOAD_MAX_BYTES = 1 << 20  # a whole object up to this size is fetched ahead with one GET
-PRELOAD_WORKERS = 32  # GETs in flight ahead of the mapper (botocore CPU bounds it beyond)
+PRELOAD_WORKERS = 32  # GETs in flight ahead of the mapper without a batch (botocore's CPU bounds it)
 PRELOAD_AHEAD_BYTES = 32 << 20  # at most this many bytes fetched ahead (and a quarter of the budget)
 PRELOAD_AHEAD_PIECES = 256  # ... and at most this many objects
 

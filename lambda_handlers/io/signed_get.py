@@ -9,6 +9,10 @@ key swapped, signed by the client's own signer (``S3SigV4Auth``: its credentials
 botocore refreshes them), on one urllib3 pool. That is right wherever botocore is (AWS's virtual
 hosts and regions, the local stack's path-style endpoint) because botocore made the first URL.
 
+:func:`route` hands the learnt route to :class:`lambda_handlers.io.multiget.Batch`, which sends a
+split's small objects to the same URLs from one thread, signed by hand
+(:mod:`lambda_handlers.io.sigv4`); :func:`get_whole` is the one-object form.
+
 Anything but a 200 (412 changed, 404 deleted, 403, a redirect, a 5xx) goes through the client
 again, and so does every GET of a bucket botocore does not reach with plain SigV4 (S3 Express,
 SigV4a, presigned or query URLs) or whose signed GET met a transport error (a proxy or CA bundle
