@@ -44,7 +44,10 @@ from urllib.parse import quote, urlsplit
 
 from lambda_handlers.io import sigv4
 
-CONNECTIONS = 32  # requests in flight per batch: hides S3's ~20 ms to first byte
+#: requests in flight per batch, by the endpoint's scheme: over https (S3) enough to hide its ~20 ms
+#: to first byte; over http (a local or in-VPC endpoint answering in a fraction of a millisecond)
+#: a few, since more only cost the server (a thread each on the local stack)
+CONNECTIONS = {"https": 32, "http": 8}
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 120.0
 MAX_HEAD_BYTES = 64 << 10
 _RECV_BYTES = 256 << 10
@@ -121,7 +124,7 @@ class Batch:
     """
 
     def __init__(self, route: Any, items: list[Item], metrics: Any, ahead_bytes: int,
-                 ahead_pieces: int, connections: int = CONNECTIONS):
+                 ahead_pieces: int, connections: int | None = None):
         parts = urlsplit(route.base_url)
         self.scheme = parts.scheme
         self.hostname = parts.hostname or ""
@@ -130,7 +133,8 @@ class Batch:
         self.base_path = parts.path
         self.region, self.service = route.region, route.signing_name
         self.credentials = route.signer._credentials  # botocore refreshes these in place
-        self.metrics, self.connections = metrics, connections
+        self.metrics = metrics
+        self.connections = connections or CONNECTIONS.get(self.scheme, CONNECTIONS["https"])
         self.ahead_bytes, self.ahead_pieces = ahead_bytes, ahead_pieces
         self.items = {item.index: item for item in items}
         self.broken = False
@@ -547,7 +551,7 @@ class Batch:
             with _idle_lock:
                 idle = _idle.setdefault((self.scheme, self.hostname, self.port), [])
                 idle.extend(keep)
-                while len(idle) > 2 * CONNECTIONS:
+                while len(idle) > 2 * CONNECTIONS["https"]:
                     idle.pop(0).close()
         while self._pending:
             item = self._pending.popleft()
