@@ -169,7 +169,8 @@ class _Preloader:
             piece = self.pieces[index]
             data = _get_whole(self.bucket, piece["key"], piece.get("etag"), self.on_bytes, True)
             route = signed_get.route(client, self.bucket)
-        self.fast = (isinstance(route, signed_get.Route) and route.signer._credentials is not None
+        self.fast = (isinstance(route, signed_get.Route)
+                     and getattr(route.signer, "_credentials", None) is not None  # not anonymous
                      and not multiget.uses_proxy(route.base_url, client))
         start = index + (data is not None)
         if self.fast:
