@@ -3,13 +3,16 @@
 A map task reading thousands of small objects spends its CPU per GET, not per byte: a thread and
 a ``Future`` per object, botocore's signer and an HTTP client that parses headers with
 ``email.feedparser`` cost about a millisecond of CPU per 2 KB object. A :class:`Batch` fetches a
-split's small objects with one background thread instead: a ``selectors`` loop over up to
-:data:`CONNECTIONS` non-blocking keep-alive connections to the bucket's endpoint (TLS for https),
+split's small objects from the reader's own thread instead: a ``selectors`` state machine over
+up to :data:`CONNECTIONS` non-blocking keep-alive connections to the bucket's endpoint (TLS for https),
 each carrying one request at a time. A request is one pre-built ``GET`` signed by
 :mod:`~lambda_handlers.io.sigv4` (the client's credentials, refreshed as botocore refreshes them);
 a response is its status line and headers up to the blank line, then ``Content-Length`` bytes.
-The reader takes the bodies in piece order (:meth:`Batch.take`); the loop stays at most
-``ahead_pieces`` objects and ``ahead_bytes`` bytes ahead of it.
+The reader takes the bodies in piece order (:meth:`Batch.take`), which is also when the batch
+reads what has arrived and sends more, staying at most ``ahead_pieces`` objects and
+``ahead_bytes`` bytes ahead of the reader; the requests in flight travel while the mapper works.
+(No thread of its own: a second thread would wait for the GIL after each socket call while the
+mapper runs, and hand over every body through a lock.)
 
 Where and how to send comes from botocore: the route it took for the bucket's first GET
 (:func:`lambda_handlers.io.signed_get.route`: AWS's virtual hosts and regions, the local stack's
@@ -25,7 +28,7 @@ counts as a ``GetObject`` of the task. Idle connections are kept for the next ba
 process (a warm Lambda worker's next task). Response checksums are not validated (botocore checks
 them when S3 sends one); TLS (or the loopback, locally) protects the body in transit.
 
-The reader takes every item, in order: the loop's byte budget counts what it has not taken yet.
+The reader takes every item, in order: the byte budget counts what it has not taken yet.
 """
 
 from __future__ import annotations
@@ -116,7 +119,11 @@ def uses_proxy(url: str, client: Any) -> bool:
 
 
 class Batch:
-    """Whole objects fetched ahead of the reader by one thread, handed over in piece order.
+    """Whole objects fetched ahead of the reader, handed over in piece order.
+
+    The reader's own thread drives the connections: each :meth:`take` first reads what has
+    arrived and sends the next requests (a ``select`` that does not wait), then waits only if its
+    object has not come yet. Requests stay in flight while the mapper works on what it took.
 
     :param route: how botocore reached the bucket (:class:`~lambda_handlers.io.signed_get.Route`).
     :param items: the objects, in the order the reader takes them.
@@ -140,21 +147,17 @@ class Batch:
         self.broken = False
         self._pending: deque[Item] = deque(items)
         self._retried: set[int] = set()
-        self._cond = threading.Condition(threading.Lock())
         self._results: dict[int, bytes | None] = {}
         self._reader_at = items[0].index if items else 0  # the piece the reader is at
         self._in_memory = 0  # bytes sent for and not yet taken by the reader
-        self._waiting = -1  # the piece the reader waits for
-        self._starved: tuple[int, int] | None = None  # (reader's piece, bytes ahead) when blocked
-        self._closed = False
-        self._done = False
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
         self._buffer = bytearray(_RECV_BYTES)
-        self._thread = threading.Thread(target=self._run, name="smr-multiget", daemon=True)
-        self._thread.start()
-
-    # -- the reader's side ------------------------------------------------------------------
+        self._sel = selectors.DefaultSelector()
+        self._conns: list[_Conn] = []
+        self._free: list[_Conn] = []  # open connections without a request
+        self._addrs: list[Any] | None = None  # the endpoint's addresses, resolved once
+        self._opened = False  # a connection of this batch opened: the route works
+        self._next_check = time.monotonic() + 1.0
+        self._closed = False
 
     def __contains__(self, index: int) -> bool:
         return index in self.items
@@ -162,101 +165,52 @@ class Batch:
     def take(self, index: int) -> bytes | None:
         """The body of piece ``index`` (waiting for it), or None: GET it through the client."""
         item = self.items[index]
-        with self._cond:
-            self._reader_at = index
-            wake = self._should_wake(index)
-            while index not in self._results and not self._done:
-                self._waiting = index
-                if wake or self._starved is not None:
-                    self._wake()
-                    wake = False
-                self._cond.wait()
-            self._waiting = -1
-            data = self._results.pop(index, None)
-            if data is not None:
-                self._in_memory -= item.size
-        if wake:
-            self._wake()
-        return data
-
-    def _should_wake(self, index: int) -> bool:
-        if self._starved is None:
-            return False
-        at, ahead = self._starved
-        if (index - at >= max(1, self.ahead_pieces // 8)
-                or ahead - self._in_memory >= self.ahead_bytes // 8):
-            self._starved = None
-            return True
-        return False
-
-    def _wake(self) -> None:
+        self._reader_at = index
         try:
-            self._wake_w.send(b"\0")
-        except OSError:  # the loop is gone or its pipe is full: it is awake anyway
-            pass
+            if not self._closed:
+                self._pump(0)
+                while index not in self._results and (self._pending or self._busy()):
+                    self._pump(0.5)
+        except Exception:  # noqa: BLE001 - never lose an object: the rest goes to botocore
+            self.broken = True
+            self._finish()
+        data = self._results.pop(index, None)
+        if data is not None:
+            self._in_memory -= item.size
+        return data
 
     def close(self) -> None:
         """Stop fetching (the reader is done or failed); keep idle connections for later."""
-        with self._cond:
-            self._closed = True
-        self._wake()
-        self._thread.join(timeout=5)
-        self._wake_w.close()
-
-    # -- the loop ---------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
-        self._conns: list[_Conn] = []
-        self._free: list[_Conn] = []  # open connections without a request
-        self._addrs: list[Any] | None = None  # the endpoint's addresses, resolved once
-        self._opened = False  # a connection of this batch opened: the route works
-        try:
-            self._loop()
-        except Exception:  # noqa: BLE001 - never lose an object: everything left goes to botocore
-            self.broken = True
-        finally:
+        if not self._closed:
             self._finish()
 
-    def _loop(self) -> None:
-        next_check = time.monotonic() + 0.5
-        while True:
-            with self._cond:
-                if self._closed:
-                    return
-            self._issue()
-            busy = any(c.item is not None for c in self._conns)
-            if not busy and not self._pending:
-                return
-            events = self._sel.select(0.5 if busy else None)
-            for key, mask in events:
-                if key.data is None:
-                    try:
-                        self._wake_r.recv(4096)
-                    except OSError:
-                        pass
-                    continue
-                self._on_event(key.data, mask)
-            now = time.monotonic()
-            if now >= next_check:
-                next_check = now + 0.5
-                for conn in [c for c in self._conns if c.item is not None and c.deadline < now]:
-                    if conn.state in ("connecting", "handshake"):
-                        self._lost(conn)
-                    else:
-                        self._fail(conn, retry=False)
+    def _busy(self) -> bool:
+        return len(self._free) < len(self._conns)
+
+    def _pump(self, timeout: float) -> None:
+        """Send what the budget allows, then handle what arrives within ``timeout`` seconds."""
+        self._issue()
+        if not self._conns:
+            return
+        for key, mask in self._sel.select(timeout):
+            self._on_event(key.data, mask)
+        self._issue()
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + 0.5
+            for conn in [c for c in self._conns if c.item is not None and c.deadline < now]:
+                if conn.state in ("connecting", "handshake"):
+                    self._lost(conn)
+                else:
+                    self._fail(conn, retry=False)
 
     def _issue(self) -> None:
         while self._pending and not self.broken:
             item = self._pending[0]
-            with self._cond:
-                too_far = (item.index - self._reader_at >= self.ahead_pieces
-                           or (self._in_memory > 0 and self._in_memory + item.size > self.ahead_bytes))
-                if too_far and item.index not in self._retried:
-                    self._starved = (self._reader_at, self._in_memory)
-                    return
-                self._starved = None
+            too_far = (item.index - self._reader_at >= self.ahead_pieces
+                       or (self._in_memory > 0 and self._in_memory + item.size > self.ahead_bytes))
+            if too_far and item.index not in self._retried:
+                return
             conn = self._free.pop() if self._free else None
             if conn is None:
                 if len(self._conns) >= self.connections:
@@ -268,8 +222,7 @@ class Batch:
                         return
                     continue
             self._pending.popleft()
-            with self._cond:
-                self._in_memory += item.size
+            self._in_memory += item.size
             conn.item = item
             if conn.state == "idle":
                 try:
@@ -279,8 +232,12 @@ class Batch:
 
     def _open(self) -> _Conn:
         with _idle_lock:
-            kept = _idle.get((self.scheme, self.hostname, self.port))
-            sock = kept.pop() if kept else None
+            kept = _idle.get((self.scheme, self.hostname, self.port)) or []
+            sock = None
+            while kept and sock is None:
+                sock = kept.pop()
+                if sock.fileno() < 0:  # closed meanwhile: not a connection any more
+                    sock = None
         if sock is not None:
             stats["reused"] += 1
             self._opened = True
@@ -345,8 +302,7 @@ class Batch:
         item, conn.item = conn.item, None
         self._discard(conn)
         if item is not None:
-            with self._cond:
-                self._in_memory -= item.size
+            self._in_memory -= item.size
             self._pending.appendleft(item)
         self._cannot_connect(conn.addr)
 
@@ -492,13 +448,10 @@ class Batch:
             self._free.append(conn)
 
     def _deliver(self, index: int, data: bytes | None) -> None:
-        with self._cond:
-            self._results[index] = data
-            if data is None:
-                self._in_memory -= self.items[index].size
-                stats["fallback"] += 1
-            if self._waiting == index:
-                self._cond.notify()
+        self._results[index] = data
+        if data is None:
+            self._in_memory -= self.items[index].size
+            stats["fallback"] += 1
 
     def _fail(self, conn: _Conn, retry: bool) -> None:
         """A request that went wrong: retry it once on another connection (a kept-alive one the
@@ -510,8 +463,7 @@ class Batch:
             return
         if retry and item.index not in self._retried:
             self._retried.add(item.index)
-            with self._cond:
-                self._in_memory -= item.size
+            self._in_memory -= item.size
             self._pending.appendleft(item)
         else:
             self._deliver(item.index, None)
@@ -532,14 +484,15 @@ class Batch:
         self.broken = True
         while self._pending:
             item = self._pending.popleft()
-            with self._cond:
-                self._in_memory += item.size
+            self._in_memory += item.size
             self._deliver(item.index, None)
 
     def _finish(self) -> None:
+        """Close the batch: what was not fetched goes to botocore, idle connections are kept."""
+        self._closed = True
         keep = []
         for conn in list(self._conns):
-            if conn.item is None and conn.state == "idle":
+            if conn.item is None and conn.state == "idle" and conn.sock.fileno() >= 0:
                 self._sel.unregister(conn.sock)
                 keep.append(conn.sock)
             else:
@@ -547,6 +500,7 @@ class Batch:
                     self._deliver(conn.item.index, None)
                     conn.item = None
                 self._discard(conn)
+        self._conns, self._free = [], []
         if keep:
             with _idle_lock:
                 idle = _idle.setdefault((self.scheme, self.hostname, self.port), [])
@@ -555,11 +509,6 @@ class Batch:
                     idle.pop(0).close()
         while self._pending:
             item = self._pending.popleft()
-            with self._cond:
-                self._in_memory += item.size
+            self._in_memory += item.size
             self._deliver(item.index, None)
         self._sel.close()
-        self._wake_r.close()
-        with self._cond:
-            self._done = True
-            self._cond.notify_all()
