@@ -236,7 +236,9 @@ class Batch:
             sock = None
             while kept and sock is None:
                 sock = kept.pop()
-                if sock.fileno() < 0:  # closed meanwhile: not a connection any more
+                # closed meanwhile: a reader dropped without closing is collected with its
+                # sockets, whose finalizers may close them after close() kept them here
+                if sock.fileno() < 0:
                     sock = None
         if sock is not None:
             stats["reused"] += 1
