@@ -279,3 +279,22 @@ def test_an_https_endpoint_is_read_over_tls_and_an_untrusted_one_goes_to_the_cli
     finally:
         batch.close()
     assert batch.broken
+
+
+def test_a_reader_dropped_mid_split_leaves_the_next_one_its_connections(s3, client_gets):
+    import gc
+
+    split, contents = _split(s3, 30, odd_keys=False)
+
+    def failing_mapper():
+        for i, _ in enumerate(packed.PackedInput(split).blocks()):
+            if i == len(contents) - 1:  # the connections are idle by now
+                raise ValueError("the mapper failed")
+
+    with pytest.raises(ValueError) as err:  # the traceback keeps the reader in a cycle ...
+        failing_mapper()
+    del err
+    gc.collect()  # ... collected with its sockets: the next reader still gets connections
+    fallback = multiget.stats["fallback"]
+    assert _lines(split) == _expected(contents)
+    assert client_gets == [next(iter(contents))] and multiget.stats["fallback"] == fallback
