@@ -9,14 +9,18 @@ object), and hands the mapper blocks of records that never span two objects. Bef
 block of each object it sets :func:`lambda_handlers.context.input_uri` to that object, so the
 mapper (per record or per block) always knows where its records come from.
 
-Small objects cost a GET each, so their latency would dominate a split of thousands of them: a
-piece that is a whole object of at most :data:`PRELOAD_MAX_BYTES` is fetched ahead by a pool of
-:data:`PRELOAD_WORKERS` GETs (at most :data:`PRELOAD_AHEAD_BYTES` ahead of the mapper) and read from
-memory (:func:`lambda_handlers.io.splits.preloading`); larger pieces stream as before. The
-preloaded GETs are signed and sent without botocore's per-call machinery
-(:mod:`lambda_handlers.io.signed_get`), which was most of a small object's cost. Every GET
-carries ``IfMatch``: an object changed or deleted since planning fails the task, naming the object
-and the ETag pair.
+Small objects cost a GET each, so their latency and per-call CPU would dominate a split of
+thousands of them: a piece that is a whole object of at most :data:`PRELOAD_MAX_BYTES` is fetched
+ahead (at most :data:`PRELOAD_AHEAD_PIECES` objects and :data:`PRELOAD_AHEAD_BYTES` ahead of the
+mapper) and read from memory (:func:`lambda_handlers.io.splits.preloading`); larger pieces stream
+as before. The first small piece's GET goes through botocore, which shows how it reaches the
+bucket (:func:`lambda_handlers.io.signed_get.route`); the following ones are fetched by one
+thread's keep-alive GETs (:class:`lambda_handlers.io.multiget.Batch`, hand-signed), about a tenth
+of botocore's CPU per object. Where that route is not for us (not plain SigV4, a proxy, a client
+that is not botocore) a pool of :data:`PRELOAD_WORKERS` GETs through the client fetches them
+instead. An object the batch could not fetch as expected (412, 404, any other status, a lost
+connection) is read through the client: every GET carries ``IfMatch``, and an object changed or
+deleted since planning fails the task, naming the object and the ETag pair.
 
 Parquet pieces (row groups of a file, or all of it) are read by
 :class:`~lambda_handlers.io.parquet.PieceReader`: rows as dicts, or RecordBatches for a batch
@@ -38,14 +42,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from lambda_handlers import context
-from lambda_handlers.io import parquet, readers, signed_get, splits
+from lambda_handlers.io import multiget, parquet, readers, signed_get, splits
 from lambda_handlers.options import JobOptions
 from lambda_handlers.plan import Piece, split_pieces
 from lambda_handlers.s3uri import S3Uri
 
 WHOLE = "whole"
 PRELOAD_MAX_BYTES = 1 << 20  # a whole object up to this size is fetched ahead with one GET
-PRELOAD_WORKERS = 32  # GETs in flight ahead of the mapper (botocore CPU bounds it beyond)
+PRELOAD_WORKERS = 32  # GETs in flight ahead of the mapper without a batch (botocore's CPU bounds it)
 PRELOAD_AHEAD_BYTES = 32 << 20  # at most this many bytes fetched ahead (and a quarter of the budget)
 PRELOAD_AHEAD_PIECES = 256  # ... and at most this many objects
 
@@ -117,8 +121,10 @@ def _preloadable(piece: Piece) -> bool:
 
 
 class _Preloader:
-    """Whole small pieces fetched ahead of the reader by a pool of GETs, in the task's context
-    (requests count into the task)."""
+    """Whole small pieces fetched ahead of the reader, in the task's context (requests count into
+    the task): by one :class:`~lambda_handlers.io.multiget.Batch` once botocore has shown how it
+    reaches the bucket (the first small piece's GET goes through the client), else by a pool of
+    GETs through the client."""
 
     def __init__(self, bucket: str, pieces: list[Piece], on_bytes: Callable[[int], None] | None,
                  ahead_bytes: int = PRELOAD_AHEAD_BYTES):
@@ -128,15 +134,63 @@ class _Preloader:
         self.ahead = 0  # bytes of the pieces in self.futures
         self.next = 0  # the next piece to consider submitting
         self.pool: ThreadPoolExecutor | None = None
+        self.batch: multiget.Batch | None = None
+        self.fast: bool | None = None  # None: not decided before the first small piece
 
     def take(self, index: int) -> bytes | None:
         """The bytes of piece ``index`` if it is preloaded (waiting for its GET), else None."""
+        if self.batch is not None and index in self.batch:
+            data = self.batch.take(index)
+            if data is None:  # the reader GETs it through the client: its retries, its errors
+                if self.batch.broken:
+                    self._leave_batch(index)
+                return None
+            if self.on_bytes:
+                self.on_bytes(len(data))
+            return data
+        if self.fast is None and _preloadable(self.pieces[index]):
+            return self._first(index)
         self._submit_ahead(index)
         future = self.futures.pop(index, None)
         if future is None:
             return None
         self.ahead -= int(self.pieces[index].get("size") or 0)
         return future.result()
+
+    def _first(self, index: int) -> bytes | None:
+        """The first small piece: learn the bucket's route with its GET if need be, then start
+        the batch of the following ones (or the pool, where the route is not for us)."""
+        from lambda_handlers import runtime
+
+        client = runtime.s3()
+        route = signed_get.route(client, self.bucket)
+        data = None
+        if route is signed_get.UNKNOWN:
+            piece = self.pieces[index]
+            data = _get_whole(self.bucket, piece["key"], piece.get("etag"), self.on_bytes, True)
+            route = signed_get.route(client, self.bucket)
+        self.fast = (isinstance(route, signed_get.Route)
+                     and getattr(route.signer, "_credentials", None) is not None  # not anonymous
+                     and not multiget.uses_proxy(route.base_url, client))
+        start = index + (data is not None)
+        if self.fast:
+            items = [multiget.Item(i, p["key"], p.get("etag"), int(p["size"]))
+                     for i, p in enumerate(self.pieces[start:], start) if _preloadable(p)]
+            if items:
+                self.batch = multiget.Batch(route, items, runtime.current_metrics(), self.ahead_bytes,
+                                            PRELOAD_AHEAD_PIECES)
+        else:
+            self.next = start
+        return data if data is not None else self.take(index)
+
+    def _leave_batch(self, index: int) -> None:
+        """The batch's connections failed: the rest through the client, by the pool."""
+        from lambda_handlers import runtime
+
+        signed_get.forget(runtime.s3(), self.bucket)
+        if self.batch is not None:
+            self.batch.close()
+        self.batch, self.fast, self.next = None, False, index + 1
 
     def _submit_ahead(self, index: int) -> None:
         self.next = max(self.next, index)
@@ -153,6 +207,8 @@ class _Preloader:
             self.next += 1
 
     def close(self) -> None:
+        if self.batch is not None:
+            self.batch.close()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
         self.futures.clear()

@@ -9,6 +9,10 @@ key swapped, signed by the client's own signer (``S3SigV4Auth``: its credentials
 botocore refreshes them), on one urllib3 pool. That is right wherever botocore is (AWS's virtual
 hosts and regions, the local stack's path-style endpoint) because botocore made the first URL.
 
+:func:`route` hands the learnt route to :class:`lambda_handlers.io.multiget.Batch`, which sends a
+split's small objects to the same URLs from one thread, signed by hand
+(:mod:`lambda_handlers.io.sigv4`); :func:`get_whole` is the one-object form.
+
 Anything but a 200 (412 changed, 404 deleted, 403, a redirect, a 5xx) goes through the client
 again, and so does every GET of a bucket botocore does not reach with plain SigV4 (S3 Express,
 SigV4a, presigned or query URLs) or whose signed GET met a transport error (a proxy or CA bundle
@@ -127,6 +131,35 @@ def _signed_get(route: Route, key: str, etag: str | None) -> bytes | None:
     return data
 
 
+def _routes_of(client: Any) -> dict[str, Route | None]:
+    routes = _routes.get(client)
+    if routes is None:
+        with _lock:
+            routes = _routes.get(client)
+            if routes is None:
+                client.meta.events.register(_HOOK, _remember_route, unique_id="smr-signed-get-route")
+                routes = _routes[client] = {}
+    return routes
+
+
+UNKNOWN = object()  # :func:`route`: no GET of the bucket went through this client yet
+
+
+def route(client: Any, bucket: str) -> Route | None | object:
+    """How ``client`` reaches ``bucket`` for a signed GET: its :class:`Route`, None (only through
+    the client), or :data:`UNKNOWN` until :func:`get_whole` has sent the bucket's first GET."""
+    if getattr(client, "meta", None) is None:
+        return None
+    return _routes_of(client).get(bucket, UNKNOWN)
+
+
+def forget(client: Any, bucket: str) -> None:
+    """Send ``bucket``'s GETs through ``client`` from now on (its route did not work from here)."""
+    routes = _routes_of(client)
+    with _lock:
+        routes[bucket] = None
+
+
 def get_whole(bucket: str, key: str, etag: str | None) -> bytes:
     """A whole object's bytes, pinned to ``etag`` (the first GET of each bucket and every failed
     one go through the client: errors are the client's, mapped by ``splits.open_whole``)."""
@@ -135,13 +168,7 @@ def get_whole(bucket: str, key: str, etag: str | None) -> bytes:
     client = runtime.s3()
     if getattr(client, "meta", None) is None:  # not botocore (the in-process runner's store)
         return _client_get(bucket, key, etag)
-    routes = _routes.get(client)
-    if routes is None:
-        with _lock:
-            routes = _routes.get(client)
-            if routes is None:
-                client.meta.events.register(_HOOK, _remember_route, unique_id="smr-signed-get-route")
-                routes = _routes[client] = {}
+    routes = _routes_of(client)
     if bucket not in routes:
         return _learn(client, bucket, key, etag)
     route = routes[bucket]

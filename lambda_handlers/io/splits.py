@@ -218,7 +218,9 @@ def s3_fetch(bucket: str, key: str, etag: str | None, on_bytes: Callable[[int], 
     def fetch(first: int, last: int) -> Iterator[bytes]:
         whole = _preloaded_body(bucket, key, etag)
         if whole is not None:
-            if first < len(whole):
+            if first == 0 and last + 1 >= len(whole):
+                yield whole  # a preloaded small object read whole: no copy
+            elif first < len(whole):
                 yield whole[first:last + 1]
             return
         kw = {"IfMatch": etag} if etag else {}
