@@ -298,3 +298,41 @@ def test_a_reader_dropped_mid_split_leaves_the_next_one_its_connections(s3, clie
     fallback = multiget.stats["fallback"]
     assert _lines(split) == _expected(contents)
     assert client_gets == [next(iter(contents))] and multiget.stats["fallback"] == fallback
+
+
+def test_a_client_under_motos_in_process_mock_never_sends_gets_itself(monkeypatch):
+    """moto's ``mock_aws`` answers botocore's requests in a ``before-send`` handler: the route
+    botocore would have used is AWS's own endpoint, so no GET may leave the client."""
+    import boto3
+    from moto import mock_aws
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "SMR_ROLE_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    looked_up: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kw):
+        looked_up.append(host)
+        return real_getaddrinfo(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    runtime.reset()
+    try:
+        with mock_aws():
+            client = boto3.client("s3", region_name="us-east-1")
+            client.create_bucket(Bucket="smr-multiget-moto")
+            contents = {f"in/{i:02d}.log": f"line {i}\n".encode() for i in range(12)}
+            for key, body in contents.items():
+                client.put_object(Bucket="smr-multiget-moto", Key=key, Body=body)
+            (split,) = make_splits(list_input(client, "logs", "s3://smr-multiget-moto/in/"), 1 << 20,
+                                   {"logs": "text"})
+            served = multiget.stats["served"]
+            assert _lines(split) == _expected(contents)
+            assert multiget.stats["served"] == served
+            assert signed_get.route(runtime.s3(), "smr-multiget-moto") is None
+            assert not [h for h in looked_up if "amazonaws" in str(h)]  # never AWS itself
+    finally:
+        runtime.reset()
