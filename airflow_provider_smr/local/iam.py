@@ -250,7 +250,8 @@ def s3_checks(environ: WSGIEnvironment, partition: str = "aws") -> list[Check]:
     method = environ["REQUEST_METHOD"]
     path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "surrogateescape")
     bucket, _, key = path.lstrip("/").partition("/")
-    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    raw_query = environ.get("QUERY_STRING", "")
+    query = parse_qs(raw_query, keep_blank_values=True) if raw_query else {}
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
     if not bucket:
         return [Check("s3:ListAllMyBuckets", "*")]

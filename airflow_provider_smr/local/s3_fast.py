@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import secrets
 import threading
 import uuid
@@ -204,7 +205,9 @@ class S3FastPath:
             headers[f"x-amz-checksum-{key.checksum_algorithm.lower()}"] = key.checksum_value
             if key.checksum_type:
                 headers["x-amz-checksum-type"] = key.checksum_type
-        headers.update(key.metadata)
+        metadata = key.metadata
+        store = getattr(metadata, "store", None)  # moto's LowercaseDict: its lower-case items
+        headers.update(store if type(store) is dict else metadata)
         headers["Accept-Ranges"] = "bytes"
         size = key.size
         status = "200 OK"
@@ -377,7 +380,7 @@ def _list_xml(bucket: str, prefix: str | None, delimiter: str | None, encoding: 
               max_keys: int, page: Any, truncated: bool, next_token: str | None,
               start_after: str | None) -> bytes:
     """The ListBucketResult moto would send for this page (same fields and values)."""
-    enc = (lambda text: quote(text)) if encoding == "url" else (lambda text: text)
+    enc = _url_quote if encoding == "url" else (lambda text: text)
     keys = [k for k in page if not isinstance(k, str)]
     folders = [k for k in page if isinstance(k, str)]
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -385,13 +388,15 @@ def _list_xml(bucket: str, prefix: str | None, delimiter: str | None, encoding: 
            f"<Name>{escape(bucket)}</Name><Prefix>{escape(enc(prefix) if prefix else '')}</Prefix>"
            f"<MaxKeys>{max_keys}</MaxKeys><KeyCount>{len(keys) + len(folders)}</KeyCount>"
            f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"]
+    append = out.append
     for key in keys:
-        checksum = (f"<ChecksumAlgorithm>{escape(key.checksum_algorithm)}</ChecksumAlgorithm>"
+        # the key's own fields, not moto's properties over them (a page has a thousand keys)
+        checksum = (f"<ChecksumAlgorithm>{_xml(key.checksum_algorithm)}</ChecksumAlgorithm>"
                     if key.checksum_algorithm else "")
-        out.append(f"<Contents><Key>{escape(enc(key.name))}</Key>"
-                   f"<LastModified>{key.last_modified_ISO8601}</LastModified>"
-                   f"<ETag>{escape(key.etag)}</ETag><Size>{key.size}</Size>"
-                   f"<StorageClass>{escape(key.storage_class)}</StorageClass>{checksum}</Contents>")
+        append(f"<Contents><Key>{_xml(enc(key.name))}</Key>"
+               f"<LastModified>{key.last_modified.strftime(_ISO_8601_S3)}</LastModified>"
+               f"<ETag>{_xml(key.etag)}</ETag><Size>{key.contentsize}</Size>"
+               f"<StorageClass>{_xml(key.storage_class)}</StorageClass>{checksum}</Contents>")
     if delimiter:
         out.append(f"<Delimiter>{escape(delimiter)}</Delimiter>")
         out += [f"<CommonPrefixes><Prefix>{escape(enc(f))}</Prefix></CommonPrefixes>"
@@ -404,6 +409,20 @@ def _list_xml(bucket: str, prefix: str | None, delimiter: str | None, encoding: 
         out.append(f"<StartAfter>{escape(start_after)}</StartAfter>")
     out.append("</ListBucketResult>")
     return "".join(out).encode()
+
+
+_ISO_8601_S3 = "%Y-%m-%dT%H:%M:%S.000Z"  # moto's iso_8601_datetime_without_milliseconds_s3
+# what urllib's quote() leaves as it is (letters, digits, "_.-~" and its default safe "/")
+_QUOTE_SAFE = re.compile(r"[A-Za-z0-9_.\-~/]*").fullmatch
+
+
+def _url_quote(text: str) -> str:
+    return text if _QUOTE_SAFE(text) else quote(text)
+
+
+def _xml(text: str) -> str:
+    """``escape(text)``, skipped for the usual text with nothing to escape."""
+    return escape(text) if "&" in text or "<" in text or ">" in text else text
 
 
 def _byte_range(spec: str, length: int) -> tuple[int, int] | None:

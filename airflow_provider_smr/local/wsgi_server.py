@@ -205,11 +205,12 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
         lines = [f"HTTP/1.1 {status}"]
         has_length = False
         for name, value in headers:
-            low = _LOWER.get(name) or name.lower()
-            if low == "content-length":
-                has_length = True
-            elif low in ("connection", "transfer-encoding"):
-                continue
+            if len(name) in (10, 14, 17):  # content-length, connection, transfer-encoding
+                low = name.lower()
+                if low == "content-length":
+                    has_length = True
+                elif low in ("connection", "transfer-encoding"):
+                    continue
             lines.append(f"{name}: {value}")
         code = int(status[:3])
         if not has_length and code not in (204, 304) and code >= 200:
@@ -245,11 +246,6 @@ def _environ_name(name: str) -> str:
 
 
 _ENVIRON_NAMES: dict[str, str] = {}
-# the response header names our apps send, lower-cased once
-_LOWER: dict[str, str] = {name: name.lower() for name in (
-    "ETag", "last-modified", "content-length", "Content-Length", "Content-Type", "content-type",
-    "Accept-Ranges", "x-amz-request-id", "x-amz-id-2", "x-amz-server-side-encryption",
-    "x-amz-sdk-checksum-algorithm", "content-range")}
 
 
 def _keep_alive(version: str, connection: str) -> bool:
