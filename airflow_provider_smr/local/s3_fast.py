@@ -394,7 +394,7 @@ def _list_xml(bucket: str, prefix: str | None, delimiter: str | None, encoding: 
         checksum = (f"<ChecksumAlgorithm>{_xml(key.checksum_algorithm)}</ChecksumAlgorithm>"
                     if key.checksum_algorithm else "")
         append(f"<Contents><Key>{_xml(enc(key.name))}</Key>"
-               f"<LastModified>{key.last_modified.strftime(_ISO_8601_S3)}</LastModified>"
+               f"<LastModified>{_iso_8601(key.last_modified)}</LastModified>"
                f"<ETag>{_xml(key.etag)}</ETag><Size>{key.contentsize}</Size>"
                f"<StorageClass>{_xml(key.storage_class)}</StorageClass>{checksum}</Contents>")
     if delimiter:
@@ -412,6 +412,14 @@ def _list_xml(bucket: str, prefix: str | None, delimiter: str | None, encoding: 
 
 
 _ISO_8601_S3 = "%Y-%m-%dT%H:%M:%S.000Z"  # moto's iso_8601_datetime_without_milliseconds_s3
+
+
+def _iso_8601(when: Any) -> str:
+    """moto's ``iso_8601_datetime_without_milliseconds_s3``: ``isoformat`` says the same for the
+    naive UTC times moto keeps, in a quarter of strftime's time (a LIST page formats 1,000)."""
+    if when.tzinfo is None and when.year >= 1000:
+        return f"{when.isoformat(timespec='seconds')}.000Z"
+    return str(when.strftime(_ISO_8601_S3))
 # what urllib's quote() leaves as it is (letters, digits, "_.-~" and its default safe "/")
 _QUOTE_SAFE = re.compile(r"[A-Za-z0-9_.\-~/]*").fullmatch
 

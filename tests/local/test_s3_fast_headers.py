@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from airflow_provider_smr.local.s3_fast import S3FastPath, _rfc_1123
+from airflow_provider_smr.local.s3_fast import S3FastPath, _iso_8601, _rfc_1123
 
 ACCOUNT = "123456789012"
 BUCKET = "fast-headers-bucket"
@@ -128,9 +128,12 @@ def test_after_an_overwrite_get_and_head_answer_the_new_objects_headers(fast, ov
     datetime.datetime(2027, 1, 3, 0, 0, 0), datetime.datetime(1999, 7, 31, 12, 30, 1),
 ], ids=str)
 def test_the_last_modified_date_is_formatted_as_moto_does(when):
-    from moto.core.utils import rfc_1123_datetime
+    from moto.core.utils import iso_8601_datetime_without_milliseconds_s3, rfc_1123_datetime
 
     assert _rfc_1123(when) == rfc_1123_datetime(when)
+    assert _iso_8601(when) == iso_8601_datetime_without_milliseconds_s3(when)
+    aware = when.replace(tzinfo=datetime.timezone.utc)
+    assert _iso_8601(aware) == iso_8601_datetime_without_milliseconds_s3(aware)
 
 
 def test_request_ids_keep_motos_shape_and_never_repeat(fast):
