@@ -16,6 +16,12 @@ A PUT keeps the request's bytes as the object's value and a copy shares its sour
 :func:`~airflow_provider_smr.local.moto_internals.adopt_value`): no copy of the data in the server,
 as on S3, where a copy is a server-side operation. Everything else (and every error except a
 missing key or a failed precondition) goes to moto.
+
+The server's one process answers every request of a job under one GIL, so the CPU spent per
+small GET is a floor under a many-small-objects job's wall: a plain key's headers are built here
+(:meth:`S3FastPath._key_headers`, equal to moto's ``response_dict``, which looks the account's
+backend up and formats its date the slow way on every call), request ids come from a counter
+behind a random prefix, and a LIST page formats its keys' fields directly.
 """
 
 from __future__ import annotations
