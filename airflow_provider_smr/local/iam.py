@@ -115,6 +115,7 @@ class Enforcer:
     def __init__(self, credentials: Credentials, account_id: str):
         self.credentials = credentials
         self.account_id = account_id
+        self._roles: dict[str, tuple[Any, Any]] = {}  # role ARN -> (moto's IAM backend, role)
 
     def handle(self, environ: WSGIEnvironment) -> Response | None:
         found = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -159,10 +160,21 @@ class Enforcer:
         return [d if isinstance(d, str) else json.dumps(d) for d in documents if d]
 
     def _role(self, role_arn: str) -> Any:
+        # Every request signed with a minted key asks this: remember the backend and the role, and
+        # trust the remembered role only while moto still holds it (a role deleted and made again
+        # is a new object, found by the scan).
+        found = self._roles.get(role_arn)
+        if found is not None:
+            backend, role = found
+            if backend.roles.get(role.id) is role and role.arn == role_arn:
+                return role
         from moto.iam.models import iam_backends
 
         backend = iam_backends[self.account_id][role_arn.split(":")[1]]
-        return next((r for r in backend.roles.values() if r.arn == role_arn), None)
+        role = next((r for r in backend.roles.values() if r.arn == role_arn), None)
+        if role is not None:
+            self._roles[role_arn] = (backend, role)
+        return role
 
     # -- STS ------------------------------------------------------------------------------------
 
@@ -238,7 +250,8 @@ def s3_checks(environ: WSGIEnvironment, partition: str = "aws") -> list[Check]:
     method = environ["REQUEST_METHOD"]
     path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "surrogateescape")
     bucket, _, key = path.lstrip("/").partition("/")
-    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    raw_query = environ.get("QUERY_STRING", "")
+    query = parse_qs(raw_query, keep_blank_values=True) if raw_query else {}
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
     if not bucket:
         return [Check("s3:ListAllMyBuckets", "*")]

@@ -16,11 +16,20 @@ A PUT keeps the request's bytes as the object's value and a copy shares its sour
 :func:`~airflow_provider_smr.local.moto_internals.adopt_value`): no copy of the data in the server,
 as on S3, where a copy is a server-side operation. Everything else (and every error except a
 missing key or a failed precondition) goes to moto.
+
+The server's one process answers every request of a job under one GIL, so the CPU spent per
+small GET is a floor under a many-small-objects job's wall: a plain key's headers are built here
+(:meth:`S3FastPath._key_headers`, equal to moto's ``response_dict``, which looks the account's
+backend up and formats its date the slow way on every call), request ids come from a counter
+behind a random prefix, and a LIST page formats its keys' fields directly.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import re
+import secrets
 import threading
 import uuid
 from collections.abc import Callable
@@ -52,6 +61,16 @@ _WRITE = _COMMON | {"HTTP_CONTENT_MD5", "HTTP_IF_NONE_MATCH", "HTTP_X_AMZ_SDK_CH
 _ALLOWED = {"GET": _READ | {"HTTP_IF_MATCH"}, "HEAD": _READ, "PUT": _WRITE}  # map tasks pin their input
 _COPY = _COMMON | {"HTTP_X_AMZ_COPY_SOURCE"}  # a plain CopyObject (the commit's): no directives
 _XML = "application/xml"
+# The environ keys of a request that are not its headers (what our server and moto's set): a
+# request is plain when its keys, less these and the allowed headers, leave no header.
+_NOT_HEADERS = frozenset({
+    "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "RAW_URI", "REQUEST_URI", "QUERY_STRING",
+    "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "REMOTE_ADDR", "REMOTE_PORT", "wsgi.version",
+    "wsgi.url_scheme", "wsgi.input", "wsgi.errors", "wsgi.multithread", "wsgi.multiprocess",
+    "wsgi.run_once"})
+_PLAIN_KEYS = {method: allowed | _NOT_HEADERS for method, allowed in _ALLOWED.items()}
+_COPY_KEYS = _COPY | _NOT_HEADERS
+_READ_KEYS = _READ | _NOT_HEADERS
 _LIST_PARAMS = {"list-type", "prefix", "delimiter", "max-keys", "continuation-token",
                 "start-after", "encoding-type"}
 
@@ -77,17 +96,18 @@ class S3FastPath:
     def handle(self, environ: WSGIEnvironment) -> Response | None:
         method = environ["REQUEST_METHOD"]
         copying = method == "PUT" and "HTTP_X_AMZ_COPY_SOURCE" in environ
-        allowed = _COPY if copying else _ALLOWED.get(method)
+        allowed = _COPY_KEYS if copying else _PLAIN_KEYS.get(method)
         if allowed is None:
             return None
         if environ.get("QUERY_STRING"):
             return self._list(environ) if method == "GET" else None
         if "/s3/aws4_request" not in environ.get("HTTP_AUTHORIZATION", ""):
             return None
-        for name in environ:
-            if (name.startswith("HTTP_") or name.startswith("CONTENT_")) and name not in allowed:
-                return None
-        path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "surrogateescape")
+        if _other_headers(environ, allowed):
+            return None
+        path = environ["PATH_INFO"]
+        if not path.isascii():
+            path = path.encode("latin-1").decode("utf-8", "surrogateescape")
         bucket_name, _, key_name = path.lstrip("/").partition("/")
         if not key_name:
             return None
@@ -108,9 +128,8 @@ class S3FastPath:
             return None
         if "/s3/aws4_request" not in environ.get("HTTP_AUTHORIZATION", ""):
             return None
-        for name in environ:
-            if (name.startswith("HTTP_") or name.startswith("CONTENT_")) and name not in _READ:
-                return None
+        if _other_headers(environ, _READ_KEYS):
+            return None
         path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "surrogateescape")
         bucket_name = path.strip("/")
         bucket = self.backend.buckets.get(bucket_name) if bucket_name else None
@@ -173,7 +192,8 @@ class S3FastPath:
         return None
 
     def _get_once(self, environ: WSGIEnvironment, method: str, bucket: Any, key_name: str) -> Response | None:
-        key = bucket.keys.get(key_name)
+        versions = dict.get(bucket.keys, key_name)  # what ``bucket.keys.get`` answers, sooner
+        key = versions[-1] if versions else None
         if key is None:
             if method == "HEAD":
                 return "404 Not Found", _ids([("Content-Type", _XML)]), b""
@@ -186,12 +206,14 @@ class S3FastPath:
             return _error("412 Precondition Failed", "PreconditionFailed",
                           "At least one of the pre-conditions you specified did not hold",
                           key_name, condition="If-Match")
-        headers = dict(key.response_dict)
+        headers = self._key_headers(key)
         if environ.get("HTTP_X_AMZ_CHECKSUM_MODE") == "ENABLED" and key.checksum_algorithm:
             headers[f"x-amz-checksum-{key.checksum_algorithm.lower()}"] = key.checksum_value
             if key.checksum_type:
                 headers["x-amz-checksum-type"] = key.checksum_type
-        headers.update(key.metadata)
+        metadata = key.metadata
+        store = getattr(metadata, "store", None)  # moto's LowercaseDict: its lower-case items
+        headers.update(store if type(store) is dict else metadata)
         headers["Accept-Ranges"] = "bytes"
         size = key.size
         status = "200 OK"
@@ -209,6 +231,28 @@ class S3FastPath:
         headers["content-length"] = str(end + 1 - begin)
         value = b"" if method == "HEAD" else read_value_range(key, begin, end + 1 - begin)
         return status, _ids(list(headers.items())), value
+
+    def _key_headers(self, key: Any) -> dict[str, str]:
+        """``key.response_dict`` (a new dict), built here for a plain key: moto's property looks
+        the account's backend up, formats the key's ARN for its tags and the date through three
+        string replacements on every call. Anything less plain is moto's."""
+        if (key._expiry is not None or key._is_versioned or key.website_redirect_location
+                or key.lock_legal_status or key.lock_until or key.lock_mode
+                or key._storage_class != "STANDARD" or key.encryption not in (None, "AES256")
+                or key.account_id != self.account_id or key.partition != "aws"):
+            return dict(key.response_dict)
+        headers = {"ETag": key.etag, "last-modified": _rfc_1123(key.last_modified),
+                   "content-length": str(key.contentsize)}
+        if key.encryption is not None:
+            headers["x-amz-server-side-encryption"] = key.encryption
+        if key.checksum_algorithm is not None:
+            headers["x-amz-sdk-checksum-algorithm"] = key.checksum_algorithm
+        tags = self.backend.tagger.tags
+        if tags:  # moto keys an object's tags by this ARN
+            count = len(tags.get(f"arn:aws:s3:::{key.bucket_name}/{key.name}/{key.version_id}") or ())
+            if count:
+                headers["x-amz-tagging-count"] = str(count)
+        return headers
 
     def _put(self, environ: WSGIEnvironment, bucket_name: str, key_name: str) -> Response | None:
         if_none_match = environ.get("HTTP_IF_NONE_MATCH")
@@ -236,7 +280,7 @@ class S3FastPath:
                               "At least one of the pre-conditions you specified did not hold",
                               key_name, condition="If-None-Match")
             key = self._store(bucket, key_name, body, etag, prepare, checksum_value=checksum)
-        headers = dict(key.response_dict)
+        headers = self._key_headers(key)
         headers.pop("content-length", None)
         if checksum:
             headers[f"x-amz-checksum-{algorithm.lower()}"] = checksum
@@ -342,7 +386,7 @@ def _list_xml(bucket: str, prefix: str | None, delimiter: str | None, encoding: 
               max_keys: int, page: Any, truncated: bool, next_token: str | None,
               start_after: str | None) -> bytes:
     """The ListBucketResult moto would send for this page (same fields and values)."""
-    enc = (lambda text: quote(text)) if encoding == "url" else (lambda text: text)
+    enc = _url_quote if encoding == "url" else (lambda text: text)
     keys = [k for k in page if not isinstance(k, str)]
     folders = [k for k in page if isinstance(k, str)]
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -350,13 +394,15 @@ def _list_xml(bucket: str, prefix: str | None, delimiter: str | None, encoding: 
            f"<Name>{escape(bucket)}</Name><Prefix>{escape(enc(prefix) if prefix else '')}</Prefix>"
            f"<MaxKeys>{max_keys}</MaxKeys><KeyCount>{len(keys) + len(folders)}</KeyCount>"
            f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"]
+    append = out.append
     for key in keys:
-        checksum = (f"<ChecksumAlgorithm>{escape(key.checksum_algorithm)}</ChecksumAlgorithm>"
+        # the key's own fields, not moto's properties over them (a page has a thousand keys)
+        checksum = (f"<ChecksumAlgorithm>{_xml(key.checksum_algorithm)}</ChecksumAlgorithm>"
                     if key.checksum_algorithm else "")
-        out.append(f"<Contents><Key>{escape(enc(key.name))}</Key>"
-                   f"<LastModified>{key.last_modified_ISO8601}</LastModified>"
-                   f"<ETag>{escape(key.etag)}</ETag><Size>{key.size}</Size>"
-                   f"<StorageClass>{escape(key.storage_class)}</StorageClass>{checksum}</Contents>")
+        append(f"<Contents><Key>{_xml(enc(key.name))}</Key>"
+               f"<LastModified>{_iso_8601(key.last_modified)}</LastModified>"
+               f"<ETag>{_xml(key.etag)}</ETag><Size>{key.contentsize}</Size>"
+               f"<StorageClass>{_xml(key.storage_class)}</StorageClass>{checksum}</Contents>")
     if delimiter:
         out.append(f"<Delimiter>{escape(delimiter)}</Delimiter>")
         out += [f"<CommonPrefixes><Prefix>{escape(enc(f))}</Prefix></CommonPrefixes>"
@@ -369,6 +415,28 @@ def _list_xml(bucket: str, prefix: str | None, delimiter: str | None, encoding: 
         out.append(f"<StartAfter>{escape(start_after)}</StartAfter>")
     out.append("</ListBucketResult>")
     return "".join(out).encode()
+
+
+_ISO_8601_S3 = "%Y-%m-%dT%H:%M:%S.000Z"  # moto's iso_8601_datetime_without_milliseconds_s3
+
+
+def _iso_8601(when: Any) -> str:
+    """moto's ``iso_8601_datetime_without_milliseconds_s3``: ``isoformat`` says the same for the
+    naive UTC times moto keeps, in a quarter of strftime's time (a LIST page formats 1,000)."""
+    if when.tzinfo is None and when.year >= 1000:
+        return f"{when.isoformat(timespec='seconds')}.000Z"
+    return str(when.strftime(_ISO_8601_S3))
+# what urllib's quote() leaves as it is (letters, digits, "_.-~" and its default safe "/")
+_QUOTE_SAFE = re.compile(r"[A-Za-z0-9_.\-~/]*").fullmatch
+
+
+def _url_quote(text: str) -> str:
+    return text if _QUOTE_SAFE(text) else quote(text)
+
+
+def _xml(text: str) -> str:
+    """``escape(text)``, skipped for the usual text with nothing to escape."""
+    return escape(text) if "&" in text or "<" in text or ">" in text else text
 
 
 def _byte_range(spec: str, length: int) -> tuple[int, int] | None:
@@ -390,9 +458,37 @@ def _byte_range(spec: str, length: int) -> tuple[int, int] | None:
     return begin, end
 
 
+def _other_headers(environ: WSGIEnvironment, allowed: frozenset[str] | set[str]) -> bool:
+    """Whether the request has a header (an ``HTTP_*`` or ``CONTENT_*`` key) not in ``allowed``."""
+    extra = environ.keys() - allowed
+    return bool(extra) and any(name.startswith(("HTTP_", "CONTENT_")) for name in extra)
+
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _rfc_1123(when: Any) -> str:
+    """moto's ``rfc_1123_datetime`` (English names whatever the locale), in one format."""
+    return (f"{_WEEKDAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month - 1]} {when.year:04d} "
+            f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} GMT")
+
+
+# A request id as moto's S3 shapes it (16 upper-case hex digits), unique in this process: a random
+# prefix and a counter, without drawing a uuid4 from os.urandom for every request.
+_ID_PREFIX = secrets.token_hex(4).upper()
+_id_counter = itertools.count(secrets.randbelow(1 << 32))
+
+
+def _request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFFFFFF:08X}"
+
+
 def _ids(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    request_id = uuid.uuid4().hex[:16].upper()
-    return headers + [("x-amz-request-id", request_id), ("x-amz-id-2", request_id)]
+    request_id = _request_id()
+    headers.append(("x-amz-request-id", request_id))
+    headers.append(("x-amz-id-2", request_id))
+    return headers
 
 
 def _error(status: str, code: str, message: str, key: str, condition: str | None = None) -> Response:

@@ -53,6 +53,23 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
     def setup(self) -> None:
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().setup()
+        self._base_environ = self._connection_environ()
+
+    def _connection_environ(self) -> dict[str, Any]:
+        """What every request's environ on this connection holds (copied, then completed)."""
+        server = self.server
+        return {
+            "SCRIPT_NAME": "",
+            "SERVER_NAME": server.server_host,
+            "SERVER_PORT": str(server.server_port),
+            "REMOTE_ADDR": self.client_address[0] if self.client_address else "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
 
     def handle(self) -> None:
         try:
@@ -62,16 +79,22 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
             pass
 
     def _handle_one(self) -> bool:
-        line = self.rfile.readline(_MAX_LINE + 1)
-        while line in (b"\r\n", b"\n"):
-            line = self.rfile.readline(_MAX_LINE + 1)
-        if not line:
-            return False
-        parts = line.decode("latin-1").split()
+        head = self._buffered_head()
+        if head is not None:
+            line, headers = head
+        else:
+            raw = self.rfile.readline(_MAX_LINE + 1)
+            while raw in (b"\r\n", b"\n"):
+                raw = self.rfile.readline(_MAX_LINE + 1)
+            if not raw:
+                return False
+            line, headers = raw.decode("latin-1"), None
+        parts = line.split()
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             raise _BadRequest(line[:100])
         method, target, version = parts
-        headers = self._read_headers()
+        if headers is None:
+            headers = self._read_headers()
         if headers.get("HTTP_EXPECT", "").lower() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         body = self._read_body(headers)
@@ -80,6 +103,26 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
         keep_alive = _keep_alive(version, headers.get("HTTP_CONNECTION", ""))
         self._write_response(method, status, response_headers, chunks, keep_alive)
         return keep_alive
+
+    def _buffered_head(self) -> tuple[str, dict[str, str]] | None:
+        """The request line and headers when the read buffer holds all of them, each line ended
+        by CRLF (what every HTTP client sends): one split instead of a readline per header.
+        None leaves the request to the line-by-line reading (nothing consumed)."""
+        rfile: Any = self.rfile  # a BufferedReader (rbufsize > 0)
+        data = rfile.peek(_MAX_LINE)
+        end = data.find(b"\r\n\r\n")
+        if end <= 0 or data.startswith(b"\r\n") or data.count(b"\n", 0, end) != data.count(b"\r\n", 0, end):
+            return None
+        lines = rfile.read(end + 4)[:end].decode("latin-1").split("\r\n")
+        headers: dict[str, str] = {}
+        for raw in lines[1:]:
+            name, sep, value = raw.partition(":")
+            if not sep:
+                raise _BadRequest(raw[:100])
+            key = _ENVIRON_NAMES.get(name) or _environ_name(name)
+            value = value.strip()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        return lines[0], headers
 
     def _read_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
@@ -90,9 +133,7 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
             name, sep, value = raw.decode("latin-1").partition(":")
             if not sep:
                 raise _BadRequest(raw[:100])
-            key = name.strip().upper().replace("-", "_")
-            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                key = "HTTP_" + key
+            key = _environ_name(name)
             value = value.strip()
             headers[key] = f"{headers[key]},{value}" if key in headers else value
 
@@ -121,25 +162,15 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
         path, _, query = target.partition("?")
         if path.startswith(("http://", "https://")):
             path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
-        environ = {
-            "REQUEST_METHOD": method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
-            "RAW_URI": target,
-            "REQUEST_URI": target,
-            "QUERY_STRING": query,
-            "SERVER_NAME": self.server.server_host,
-            "SERVER_PORT": str(self.server.server_port),
-            "SERVER_PROTOCOL": version,
-            "REMOTE_ADDR": self.client_address[0] if self.client_address else "",
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-        }
+        environ = self._base_environ.copy()
+        environ["REQUEST_METHOD"] = method
+        # unquote_to_bytes reads a str as UTF-8: an ASCII path without escapes is its own answer
+        environ["PATH_INFO"] = (path if "%" not in path and path.isascii()
+                                else unquote_to_bytes(path).decode("latin-1"))
+        environ["RAW_URI"] = environ["REQUEST_URI"] = target
+        environ["QUERY_STRING"] = query
+        environ["SERVER_PROTOCOL"] = version
+        environ["wsgi.input"] = io.BytesIO(body)
         environ.update(headers)
         environ.setdefault("CONTENT_LENGTH", str(len(body)) if body else "")
         environ.setdefault("CONTENT_TYPE", "")
@@ -174,27 +205,47 @@ class _ConnectionHandler(socketserver.StreamRequestHandler):
         lines = [f"HTTP/1.1 {status}"]
         has_length = False
         for name, value in headers:
-            low = name.lower()
-            if low == "content-length":
-                has_length = True
-            elif low in ("connection", "transfer-encoding"):
-                continue
+            if len(name) in (10, 14, 17):  # content-length, connection, transfer-encoding
+                low = name.lower()
+                if low == "content-length":
+                    has_length = True
+                elif low in ("connection", "transfer-encoding"):
+                    continue
             lines.append(f"{name}: {value}")
         code = int(status[:3])
         if not has_length and code not in (204, 304) and code >= 200:
             lines.append(f"Content-Length: {sum(len(c) for c in chunks)}")
         if not keep_alive:
             lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        lines.append("\r\n")
+        head = "\r\n".join(lines).encode("latin-1")
         if method == "HEAD" or code in (204, 304):
             chunks = []
-        payload = head + b"".join(chunks) if sum(len(c) for c in chunks) < 65536 else None
-        if payload is not None:
-            self.wfile.write(payload)
+        send = self.connection.sendall  # wbufsize 0: what wfile.write would call
+        if not chunks:
+            send(head)
+        elif len(chunks) == 1 and len(chunks[0]) < 65536:
+            send(head + chunks[0])  # one segment for a small answer
+        elif sum(len(c) for c in chunks) < 65536:
+            send(head + b"".join(chunks))
         else:
-            self.wfile.write(head)
+            send(head)
             for chunk in chunks:
-                self.wfile.write(chunk)
+                send(chunk)
+
+
+def _environ_name(name: str) -> str:
+    """The environ key of a header's name (``Content-Type`` -> ``CONTENT_TYPE``, others
+    ``HTTP_``...), remembered for the names clients send again and again."""
+    key = name.strip().upper().replace("-", "_")
+    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        key = "HTTP_" + key
+    if len(_ENVIRON_NAMES) < 4096:
+        _ENVIRON_NAMES[name] = key
+    return key
+
+
+_ENVIRON_NAMES: dict[str, str] = {}
 
 
 def _keep_alive(version: str, connection: str) -> bool:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from boto3.s3.transfer import TransferConfig
 
-KEYS = ["a/1", "a/2", "a/b/3", "a/b/4", "a/c d/5", "a/ü+%/6", "a/z", "b/1", "top", "a/b/7~x"]
+KEYS = ["a/1", "a/2", "a/b/3", "a/b/4", "a/c d/5", "a/ü+%/6", "a/z", "b/1", "top", "a/b/7~x", "a/q&r<s>/8"]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_folders_page_with_continuation_tokens_as_moto_does(s3, listed_bucket):
     assert fast == mixed
     listed = [(c.get("Key") or c.get("Prefix")) for p in fast
               for c in p.get("Contents", []) + p.get("CommonPrefixes", [])]
-    assert sorted(listed) == ["a/1", "a/2", "a/b/", "a/c d/", "a/sum", "a/z", "a/ü+%/"]
+    assert sorted(listed) == ["a/1", "a/2", "a/b/", "a/c d/", "a/q&r<s>/", "a/sum", "a/z", "a/ü+%/"]
 
 
 def test_a_listing_follows_puts_overwrites_copies_and_deletes(s3):
