@@ -189,7 +189,11 @@ class S3FastPath:
                 return self._get_once(environ, method, bucket, key_name)
             except Replaced:  # a PUT replaced the key while it was read: read the new one
                 continue
-        return None
+        try:  # a key rewritten faster than it is read: read it between two of the fast path's PUTs
+            with self._put_lock:
+                return self._get_once(environ, method, bucket, key_name)
+        except Replaced:  # replaced through moto (not the fast path): moto answers
+            return None
 
     def _get_once(self, environ: WSGIEnvironment, method: str, bucket: Any, key_name: str) -> Response | None:
         versions = dict.get(bucket.keys, key_name)  # what ``bucket.keys.get`` answers, sooner
