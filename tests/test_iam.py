@@ -60,7 +60,7 @@ JOB_SCOPE: list[tuple[str, set[str] | None]] = [
         "airflow_provider_smr/operators/*.py", "airflow_provider_smr/triggers/*.py",
         "airflow_provider_smr/sensors/*.py", "airflow_provider_smr/links/*.py", "airflow_provider_smr/plugins/*.py",
         "airflow_provider_smr/report*.py", "airflow_provider_smr/cost.py", "airflow_provider_smr/job.py",
-        "lambda_handlers/planning.py") if p.name not in ("commands.py", "inline.py")),
+        "lambda_handlers/planning.py", "lambda_handlers/io/listing.py") if p.name not in ("commands.py", "inline.py")),
     ("airflow_provider_smr/deploy/stack.py", {"describe_stack", "stack_info_from_description"}),
     ("airflow_provider_smr/deploy/status.py", {"find_stack"}),
     ("lambda_handlers/io/dynamodb.py", {"ensure_table"}),
@@ -174,7 +174,8 @@ def test_the_readme_policy_allows_every_aws_call_of_the_roles_code(role, scope):
 def test_the_scan_sees_calls_through_clients_paginators_and_partials():
     calls = {(c.service, c.operation) for c in scan("airflow_provider_smr/engine/runner.py", None)}
     assert {("lambda", "invoke"), ("s3", "put_object"), ("logs", "filter_log_events")} & calls
-    planning = {(c.service, c.operation) for c in scan("lambda_handlers/planning.py", None)}
+    planning = {(c.service, c.operation) for path in ("lambda_handlers/planning.py", "lambda_handlers/io/listing.py")
+                for c in scan(path, None)}
     assert {("s3", "list_objects_v2"), ("dynamodb", "describe_table")} <= planning
 
 
