@@ -13,20 +13,6 @@ from lambda_handlers.io import signed_get, splits
 DATA_BUCKET = "smr-data-test"  # the data bucket of tests/lambda_handlers/conftest.py
 
 
-@pytest.fixture
-def client_gets(s3):
-    """Keys of the GetObject calls the data plane's botocore client makes during the test."""
-    seen: list[str] = []
-
-    def record(params, **_):
-        seen.append(params["Key"])
-
-    s3.meta.events.register("provide-client-params.s3.GetObject", record)
-    signed_get.reset()
-    yield seen
-    s3.meta.events.unregister("provide-client-params.s3.GetObject", record)
-
-
 def _objects(s3, n: int) -> dict[str, tuple[bytes, str]]:
     prefix = f"signed/{uuid.uuid4().hex[:8]}"
     out = {}
