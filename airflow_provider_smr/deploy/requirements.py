@@ -83,7 +83,9 @@ class LayerTooLargeError(RequirementsError):
 
 
 def _cache_root() -> Path:
-    return Path(os.environ.get("SMR_CACHE_DIR") or Path.home() / ".cache" / "smr")
+    from airflow_provider_smr.engine.aws import cache_root
+
+    return Path(cache_root())
 
 
 def cache_dir() -> Path:

@@ -173,6 +173,14 @@ _LOADER_CLASS: type | None = None
 CACHED_MIN_BYTES = 64 * 1024
 
 
+def cache_root() -> str:
+    """SMR's cache folder: ``$SMR_CACHE_DIR`` or ``~/.cache/smr`` (botocore's parsed models, the
+    stack descriptions ``smr run`` keeps, the deploy's wheels and layers)."""
+    import os
+
+    return os.environ.get("SMR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "smr")
+
+
 def parsed_cache(path: str, st: Any) -> str | None:
     """Where the parsed copy of botocore's JSON file ``path`` (``os.stat`` result ``st``) is kept:
     ``botocore/`` in SMR's cache (``$SMR_CACHE_DIR`` or ``~/.cache/smr``, as the deploy's wheels
@@ -181,7 +189,7 @@ def parsed_cache(path: str, st: Any) -> str | None:
     import hashlib
     import os
 
-    base = os.environ.get("SMR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "smr")
+    base = cache_root()
     if not os.path.isabs(base):
         return None
     key = f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0{pickle.HIGHEST_PROTOCOL}"

@@ -61,7 +61,9 @@ def cache_path(clients: AwsClients, stack_name: str) -> str | None:
     or no credentials to tell accounts apart, or the cache is off (``SMR_STACK_CACHE_S=0``)."""
     if max_age_s() <= 0:
         return None
-    base = os.environ.get("SMR_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "smr")
+    from airflow_provider_smr.engine.aws import cache_root
+
+    base = cache_root()
     if not os.path.isabs(base):
         return None
     get_credentials = getattr(clients.session, "get_credentials", None)

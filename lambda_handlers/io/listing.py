@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
 from xml.sax.saxutils import unescape
 
+from lambda_handlers.io import signed_get
+
 _EVENT = "before-send.s3.ListObjectsV2"
 _HOOK_ID = "smr-listing-page"
 _EMPTY_PAGE = b'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"></ListBucketResult>'
@@ -141,12 +143,8 @@ def _hooked(s3: Any) -> bool:
     http_session = getattr(getattr(s3, "_endpoint", None), "http_session", None)
     if events is None or http_session is None:
         return False
-    try:
-        handlers = events._emitter._handlers.prefix_search(_EVENT)
-    except AttributeError:  # botocore's emitter changed: leave every request to it
+    if signed_get.answered_in_process(events, _EVENT, own=_send_page):
         return False
-    if any(getattr(h, "func", None) is not _send_page and getattr(h, "enabled", True) for h in handlers):
-        return False  # moto's stubber says "enabled" while a mock is active
     events.register(_EVENT, functools.partial(_send_page, http_session), unique_id=_HOOK_ID)
     return True
 

@@ -81,7 +81,7 @@ def _learn(client: Any, bucket: str, key: str, etag: str | None) -> bytes:
     if seen is _UNSEEN:
         return data
     route = None
-    if seen is not None and not _answered_in_process(client):
+    if seen is not None and not answered_in_process(client.meta.events, _SEND):
         url, signing_name, region, signer = seen
         tail = quote(key, safe="/~")
         if url.endswith("/" + tail):
@@ -91,15 +91,17 @@ def _learn(client: Any, bucket: str, key: str, etag: str | None) -> bytes:
     return data
 
 
-def _answered_in_process(client: Any) -> bool:
-    """Whether another ``before-send`` handler may answer the client's GETs (moto's in-process
-    mock, a test's stub): then every GET must go through the client, never to the URL botocore
-    would have used (or when that cannot be told)."""
+def answered_in_process(events: Any, event: str, own: Any = None) -> bool:
+    """Whether a ``before-send`` handler of ``event`` other than ``own`` may answer a client's
+    requests (moto's in-process mock, a test's stub): then each request must go through the
+    client, never to the URL botocore would have used. True when that cannot be told."""
     try:
-        handlers = client.meta.events._emitter._handlers.prefix_search(_SEND)
-    except AttributeError:  # botocore's emitter changed: leave every GET to the client
+        handlers = events._emitter._handlers.prefix_search(event)
+    except AttributeError:  # botocore's emitter changed: leave every request to the client
         return True
-    return any(getattr(h, "enabled", True) for h in handlers)
+    # moto's stubber says "enabled" while a mock is active
+    return any((own is None or getattr(h, "func", None) is not own) and getattr(h, "enabled", True)
+               for h in handlers)
 
 
 def _client_get(bucket: str, key: str, etag: str | None) -> bytes:
