@@ -432,7 +432,13 @@ def load_plan(bucket: str, job_id: str) -> Plan:
     key = (bucket, job_id)
     plan = _plans.get(key)
     if plan is None:
-        plan = _remember(_plans, key, Plan.from_json(get_json(bucket, protocol.plan_key(job_id))))
+        # A job's first client assumes the job's session, whose grants come from this plan, read
+        # (and kept) with the function's own credentials: read it once, not again with the session.
+        client = s3()
+        plan = _plans.get(key)
+        if plan is None:
+            body = client.get_object(Bucket=bucket, Key=protocol.plan_key(job_id))["Body"].read()
+            plan = _remember(_plans, key, Plan.from_json(json.loads(body)))
     return plan
 
 
