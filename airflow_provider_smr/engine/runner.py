@@ -458,6 +458,8 @@ class JobRunner:
         :raises JobCancelledError: when the job was cancelled.
         :raises JobTimeoutError: after ``timeout`` seconds (the job keeps running).
         """
+        from airflow_provider_smr import report  # noqa: F401 - imported while the job runs, for its result
+
         state = WatchState.begin(time.monotonic())  # the timeout counts a serverless driver's planning
         policy = WatchPolicy.for_plan(self.plan(job_id), timeout=timeout, waiter_delay=poll_interval)
         while True:
