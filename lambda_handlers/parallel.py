@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -19,7 +19,13 @@ R = TypeVar("R")
 
 
 def ordered_parallel(fn: Callable[[T], R], items: Iterable[T], workers: int = WORKERS) -> Iterator[R]:
-    """``map(fn, items)`` on a thread pool, results in order, at most ``2*workers`` in flight."""
+    """``map(fn, items)`` on a thread pool, results in order, at most ``2*workers`` in flight.
+    A sequence of one item (a job's one reducer to start, one part to commit) runs in this
+    thread: no pool to start and join on a job's critical path."""
+    if isinstance(items, Sequence) and len(items) <= 1:
+        for item in items:
+            yield contextvars.copy_context().run(fn, item)
+        return
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque[Future[R]] = deque()
         for item in items:

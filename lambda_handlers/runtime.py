@@ -432,7 +432,13 @@ def load_plan(bucket: str, job_id: str) -> Plan:
     key = (bucket, job_id)
     plan = _plans.get(key)
     if plan is None:
-        plan = _remember(_plans, key, Plan.from_json(get_json(bucket, protocol.plan_key(job_id))))
+        # A job's first client assumes the job's session, whose grants come from this plan, read
+        # (and kept) with the function's own credentials: read it once, not again with the session.
+        client = s3()
+        plan = _plans.get(key)
+        if plan is None:
+            body = client.get_object(Bucket=bucket, Key=protocol.plan_key(job_id))["Body"].read()
+            plan = _remember(_plans, key, Plan.from_json(json.loads(body)))
     return plan
 
 
@@ -531,8 +537,9 @@ def pinned_function(event: dict[str, Any]) -> str:
 
 def invoke(event: dict[str, Any], attempts: int = 8, function: str | None = None) -> None:
     """Async-invoke the function serving ``event['kind']`` (the job's pinned version, unless
-    ``function`` names it); back off and retry on throttling. Another job's event (an admission
-    poke) goes with the function's own credentials: this job's session cannot read that job's plan."""
+    ``function`` names it) with the function's own credentials; back off and retry on throttling.
+    Another job's event (an admission poke) is pinned as that job's (this job's session cannot
+    read that job's plan)."""
     job = _job.get()
     if job is not None and job[1] != event.get("job_id"):
         with as_stack():
@@ -546,10 +553,12 @@ def invoke(event: dict[str, Any], attempts: int = 8, function: str | None = None
         _invoker(name, event)
         return
     payload = json.dumps(event).encode()
+    # A job's session may invoke what the role may (the stack's functions: grants.session_policy),
+    # so the function's own client serves every job: no Lambda client made per job and function.
+    lambda_client = _role_client("lambda")
     for i in range(attempts):
         try:
-            response = client("lambda").invoke(FunctionName=name, InvocationType="Event",
-                                               Payload=payload)
+            response = lambda_client.invoke(FunctionName=name, InvocationType="Event", Payload=payload)
             # Read the empty body: an unread stream makes urllib3 drop the connection, so every
             # invoke would open a new one.
             response["Payload"].read()

@@ -372,10 +372,27 @@ class AwsClients:
         return self.session.region_name or "us-east-1"
 
     def client(self, service: str) -> Any:
-        with self._lock:
+        made = self._clients.get(service)
+        if made is not None:
+            return made
+        with self._lock:  # one client made at a time: a botocore session is not thread-safe
             if service not in self._clients:
                 self._clients[service] = self._make(service)
             return self._clients[service]
+
+    def prepare(self, service: str) -> None:
+        """Make ``service``'s client on a background thread, while this one waits for other
+        requests (reading its model and building its class are CPU work: ~40 ms of a warm
+        ``smr run`` for Lambda's). Its first use waits for it; should making it fail there,
+        that use makes it again and raises as usual. Call it once the clients the caller needs
+        first are made (one client is made at a time)."""
+        if service not in self._clients:
+            threading.Thread(target=self._prepare, args=(service,), name=f"smr-client-{service}",
+                             daemon=True).start()
+
+    def _prepare(self, service: str) -> None:
+        with contextlib.suppress(Exception):  # its first use raises it, in the caller's thread
+            self.client(service)
 
     def _make(self, service: str) -> Any:
         if self._client_factory is not None:

@@ -424,7 +424,9 @@ def run_command(args: argparse.Namespace) -> int:
         if not local:  # before any deploy: a mistyped bucket changes no stack
             from airflow_provider_smr.engine.preflight import check_locations
 
-            check_locations(clients.s3, clients.dynamodb, inputs, output, overwrite=options.overwrite,
+            s3 = clients.s3
+            clients.prepare("lambda")  # made while the locations are checked and the job is planned
+            check_locations(s3, clients.dynamodb, inputs, output, overwrite=options.overwrite,
                             create_table=options.create_table, own_job=lambda job_id: job_id == args.job_id)
         deploy = {"settings": declared_values(StackSettings, args),
                   "input_buckets": s3_locations(inputs), "output_buckets": s3_locations(output),

@@ -449,7 +449,9 @@ class JobRunner:
         when given, is called on every poll INSTEAD of that line (e.g. the CLI's progress bars).
 
         Polls are adaptive (:func:`~airflow_provider_smr.engine.watch.poll_delay`): the first
-        comes at once, the next ones tens of milliseconds apart, backing off to ``poll_interval``,
+        comes at once (for a job this runner has just submitted, after
+        :data:`~airflow_provider_smr.engine.watch.FIRST_POLL_DELAY_S`: its tasks are only
+        starting), the next ones tens of milliseconds apart, backing off to ``poll_interval``,
         and again soon after the running tasks are due; a short job is seen done soon after it is.
 
         :param poll_interval: the longest gap between two polls (seconds).
@@ -458,8 +460,13 @@ class JobRunner:
         :raises JobCancelledError: when the job was cancelled.
         :raises JobTimeoutError: after ``timeout`` seconds (the job keeps running).
         """
+        from airflow_provider_smr import report  # noqa: F401 - imported while the job runs, for its result
+        from airflow_provider_smr.engine import watch
+
         state = WatchState.begin(time.monotonic())  # the timeout counts a serverless driver's planning
         policy = WatchPolicy.for_plan(self.plan(job_id), timeout=timeout, waiter_delay=poll_interval)
+        if job_id in self._written and job_id not in self._results:  # a LIST now finds nothing new
+            sleep(min(watch.FIRST_POLL_DELAY_S, poll_interval))
         while True:
             status, listed = self._poll(job_id)
             tracker = self._read_done_markers(job_id, listed)

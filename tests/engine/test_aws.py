@@ -172,3 +172,24 @@ def test_the_smr_process_collects_garbage_again_once_its_command_has_started(com
     done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
                           cwd=ROOT, check=False, timeout=120)
     assert done.stdout.splitlines()[-1] == "True True", done.stderr
+
+
+def test_a_prepared_client_is_made_once_in_the_background_and_used_as_made(cache_home, aws_endpoint, aws_env,
+                                                                           monkeypatch):
+    for name, value in aws_env.items():
+        monkeypatch.setenv(name, value)
+    clients = aws.AwsClients(endpoint_url=aws_endpoint, region_name="us-east-1")
+    s3 = clients.s3
+    clients.prepare("lambda")
+    clients.prepare("s3")  # made already: nothing to do
+    made = clients.lambda_
+    assert made is clients.lambda_ and clients.s3 is s3
+    assert made.meta.service_model.service_name == "lambda" and made.meta.endpoint_url == aws_endpoint
+    made.list_functions()  # a working client
+
+
+def test_a_client_that_fails_in_the_background_fails_again_where_it_is_used(cache_home):
+    clients = aws.AwsClients(endpoint_url="http://127.0.0.1:9", region_name="us-east-1")
+    clients.prepare("no-such-service")
+    with pytest.raises(UnknownServiceError):
+        clients.client("no-such-service")

@@ -368,3 +368,22 @@ def test_wait_polls_tens_of_milliseconds_after_submit_and_backs_off_to_the_poll_
     assert result["status"] == protocol.SUCCEEDED
     assert slept[:4] == pytest.approx([0.05, 0.075, 0.1125, 0.16875]) and max(slept) == 2
     assert job.now - T0 < 14 + 2  # committed at t=14: seen within one poll interval
+
+
+def test_a_job_this_runner_just_submitted_is_first_polled_after_the_first_gap(s3, monkeypatch):
+    from airflow_provider_smr.engine import runner as runner_module
+
+    monkeypatch.setattr(watch, "FIRST_POLL_DELAY_S", 0.05)
+    job = ScriptedJob(s3)
+    events = []
+    listing = runner_module.list_status
+    monkeypatch.setattr(runner_module, "list_status", lambda *a: events.append("list") or listing(*a))
+
+    def sleep(seconds):
+        events.append(seconds)
+        job.sleep(seconds)
+
+    runner = JobRunner(Clients(s3), Stack())
+    runner._written.add(job.job_id)  # as submit() records the jobs it writes
+    assert runner.wait(job.job_id, poll_interval=2, sleep=sleep, clock=job.clock)["status"] == protocol.SUCCEEDED
+    assert events[:3] == [0.05, "list", 0.05]  # nothing to list at once: its tasks are only starting

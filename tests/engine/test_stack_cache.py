@@ -33,6 +33,7 @@ def cli(deploy_engine, aws_endpoint, aws_env, monkeypatch, tmp_path, capsys):
 
     class Cli:
         deployment = engine
+        input = f"s3://{DATA}/{key}"
 
         def __call__(self, job: str = "dags_examples/jobs/word_count.py:word_count", status: int = 0,
                      *flags: str) -> dict:
@@ -121,3 +122,33 @@ def test_smr_stack_cache_s_zero_turns_the_cache_off(cli, monkeypatch):
     assert cli.counts(cli()) == EXPECTED
     assert cli.counts(cli()) == EXPECTED
     assert not cli.entries()
+
+
+def test_a_warm_smr_run_imports_nothing_once_its_job_is_seen_done(cli, aws_endpoint, aws_env, tmp_path):
+    """What the result and its report need is imported while the job runs, not after it."""
+    import os
+    import subprocess
+    import sys
+
+    cli()  # the stack's description is kept: the process below runs as a warm ``smr run`` does
+    code = ("import sys\n"
+            "from airflow_provider_smr import cli\n"
+            "from airflow_provider_smr.engine import runner\n"
+            "polled = []\n"
+            "poll = runner.JobRunner._poll\n"
+            "def recorded(self, job_id):\n"
+            "    out = poll(self, job_id)\n"
+            "    polled.append(set(sys.modules))\n"
+            "    return out\n"
+            "runner.JobRunner._poll = recorded\n"
+            "status = cli.main(sys.argv[1:])\n"
+            "print(status, sorted(m for m in set(sys.modules) - polled[-1] if m.startswith(('airflow_provider_smr', "
+            "'lambda_handlers'))))\n")
+    env = {**os.environ, **aws_env, "PYTHONPATH": str(ROOT), "SMR_CACHE_DIR": str(tmp_path),
+           "SMR_STACK_CACHE_S": "300"}
+    output = f"s3://{DATA}/stack-cache-out/{uuid.uuid4().hex[:8]}/"
+    done = subprocess.run([sys.executable, "-c", code, "run", "dags_examples/jobs/word_count.py:word_count",
+                           "--input", cli.input, "--output", output, "--num-reducers", "1", "--endpoint-url",
+                           aws_endpoint, "--stack-name", STACK, "--json"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stderr
