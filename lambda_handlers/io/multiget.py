@@ -47,10 +47,11 @@ from urllib.parse import quote, urlsplit
 
 from lambda_handlers.io import sigv4
 
-#: requests in flight per batch, by the endpoint's scheme: over https (S3) enough to hide its ~20 ms
+#: connections per batch, by the endpoint's scheme: over https (S3) enough to hide its ~20 ms
 #: to first byte; over http (a local or in-VPC endpoint answering in a fraction of a millisecond)
-#: a few, since more only cost the server (a thread each on the local stack)
-CONNECTIONS = {"https": 32, "http": 8}
+#: a few, since more only cost the server (a thread each on the local stack): with
+#: :data:`PIPELINE`, 32 requests in flight
+CONNECTIONS = {"https": 32, "http": 4}
 #: requests sent ahead on one connection before its first answer arrives (HTTP/1.1 pipelining), by
 #: scheme: over http (the local stack, an in-VPC endpoint) a connection's requests leave in one
 #: send and the server reads them with one receive, so the syscalls and thread wake-ups of both
