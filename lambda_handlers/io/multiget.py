@@ -5,7 +5,9 @@ a ``Future`` per object, botocore's signer and an HTTP client that parses header
 ``email.feedparser`` cost about a millisecond of CPU per 2 KB object. A :class:`Batch` fetches a
 split's small objects from the reader's own thread instead: a ``selectors`` state machine over
 up to :data:`CONNECTIONS` non-blocking keep-alive connections to the bucket's endpoint (TLS for https),
-each carrying one request at a time. A request is one pre-built ``GET`` signed by
+each carrying up to :data:`PIPELINE` requests at a time (HTTP/1.1 pipelining over http: requests
+join a connection in groups that leave in one send; its answers come back in the order sent).
+A request is one pre-built ``GET`` signed by
 :mod:`~lambda_handlers.io.sigv4` (the client's credentials, refreshed as botocore refreshes them);
 a response is its status line and headers up to the blank line, then ``Content-Length`` bytes.
 The reader takes the bodies in piece order (:meth:`Batch.take`), which is also when the batch
@@ -19,7 +21,9 @@ Where and how to send comes from botocore: the route it took for the bucket's fi
 path style). Anything unusual is left to botocore, object by object: a status other than 200
 (412 changed, 404 deleted, 403, a redirect, a 5xx), a body without ``Content-Length`` or chunked,
 a read timeout or a connection lost mid-response (a kept-alive connection the server had closed
-before the request is retried once on a new one). :meth:`Batch.take` then returns None and the
+before the request is retried once on a new one, and so are the requests pipelined behind a
+failed or ``Connection: close`` answer: a GET is safe to repeat, and only answers count).
+:meth:`Batch.take` then returns None and the
 reader GETs the object through the client, whose retries and error mapping (the URI and both
 ETags) stay the one path for errors. A connection that cannot be opened (DNS, refused, a TLS
 failure: a proxy or CA bundle only botocore is configured with) marks the batch ``broken``: the
