@@ -144,14 +144,24 @@ def _compiled(document_json: str) -> tuple[_Statement, ...]:
     return tuple(out)
 
 
+def _action_applies(st: _Statement, action: str) -> bool:
+    if st.actions is not None:
+        return st.actions.fullmatch(action) is not None
+    return st.not_actions is not None and st.not_actions.fullmatch(action) is None
+
+
+@lru_cache(maxsize=4096)
+def _for_action(document_json: str, action: str) -> tuple[_Statement, ...]:
+    """The document's statements whose ``Action``/``NotAction`` cover ``action``: every request
+    of a function is checked against its role's policies, and only these can apply to it."""
+    return tuple(st for st in _compiled(document_json) if _action_applies(st, action))
+
+
 def _statement_applies(st: _Statement, action: str, resource: str, context: Mapping[str, Any],
                        caller: Principal | None) -> bool:
     if st.has_principal and not _principal_matches(st.principal, caller):
         return False
-    if st.actions is not None:
-        if st.actions.fullmatch(action) is None:
-            return False
-    elif st.not_actions is None or st.not_actions.fullmatch(action) is not None:
+    if not _action_applies(st, action):
         return False
     if st.resources is not None:
         if st.resources.fullmatch(resource) is None:
@@ -173,7 +183,7 @@ def evaluate(documents: Iterable[Mapping[str, Any] | str], action: str, resource
     allowed = False
     for document in documents:
         text = document if isinstance(document, str) else json.dumps(document, sort_keys=True)
-        for st in _compiled(text):
+        for st in _for_action(text, action):
             if not _statement_applies(st, action, resource, context, caller):
                 continue
             if st.effect == "Deny":

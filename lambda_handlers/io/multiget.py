@@ -5,7 +5,9 @@ a ``Future`` per object, botocore's signer and an HTTP client that parses header
 ``email.feedparser`` cost about a millisecond of CPU per 2 KB object. A :class:`Batch` fetches a
 split's small objects from the reader's own thread instead: a ``selectors`` state machine over
 up to :data:`CONNECTIONS` non-blocking keep-alive connections to the bucket's endpoint (TLS for https),
-each carrying one request at a time. A request is one pre-built ``GET`` signed by
+each carrying up to :data:`PIPELINE` requests at a time (HTTP/1.1 pipelining over http: requests
+join a connection in groups that leave in one send; its answers come back in the order sent).
+A request is one pre-built ``GET`` signed by
 :mod:`~lambda_handlers.io.sigv4` (the client's credentials, refreshed as botocore refreshes them);
 a response is its status line and headers up to the blank line, then ``Content-Length`` bytes.
 The reader takes the bodies in piece order (:meth:`Batch.take`), which is also when the batch
@@ -19,7 +21,9 @@ Where and how to send comes from botocore: the route it took for the bucket's fi
 path style). Anything unusual is left to botocore, object by object: a status other than 200
 (412 changed, 404 deleted, 403, a redirect, a 5xx), a body without ``Content-Length`` or chunked,
 a read timeout or a connection lost mid-response (a kept-alive connection the server had closed
-before the request is retried once on a new one). :meth:`Batch.take` then returns None and the
+before the request is retried once on a new one, and so are the requests pipelined behind a
+failed or ``Connection: close`` answer: a GET is safe to repeat, and only answers count).
+:meth:`Batch.take` then returns None and the
 reader GETs the object through the client, whose retries and error mapping (the URI and both
 ETags) stay the one path for errors. A connection that cannot be opened (DNS, refused, a TLS
 failure: a proxy or CA bundle only botocore is configured with) marks the batch ``broken``: the
@@ -47,10 +51,17 @@ from urllib.parse import quote, urlsplit
 
 from lambda_handlers.io import sigv4
 
-#: requests in flight per batch, by the endpoint's scheme: over https (S3) enough to hide its ~20 ms
+#: connections per batch, by the endpoint's scheme: over https (S3) enough to hide its ~20 ms
 #: to first byte; over http (a local or in-VPC endpoint answering in a fraction of a millisecond)
-#: a few, since more only cost the server (a thread each on the local stack)
-CONNECTIONS = {"https": 32, "http": 8}
+#: a few, since more only cost the server (a thread each on the local stack): with
+#: :data:`PIPELINE`, 32 requests in flight
+CONNECTIONS = {"https": 32, "http": 4}
+#: requests sent ahead on one connection before its first answer arrives (HTTP/1.1 pipelining), by
+#: scheme: over http (the local stack, an in-VPC endpoint) a connection's requests leave in one
+#: send and the server reads them with one receive, so the syscalls and thread wake-ups of both
+#: sides are paid once per few objects instead of once per object; over https one (S3's answers
+#: take ~20 ms each: more connections, not deeper ones, hide that)
+PIPELINE = {"https": 1, "http": 8}
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 120.0
 MAX_HEAD_BYTES = 64 << 10
 _RECV_BYTES = 256 << 10
@@ -77,20 +88,25 @@ class Item:
 
 
 class _Conn:
-    __slots__ = ("sock", "state", "item", "head", "body", "got", "deadline", "reused", "out",
+    __slots__ = ("sock", "state", "items", "head", "body", "got", "deadline", "reused", "out",
                  "close_after", "any_byte", "addr", "writing")
 
     def __init__(self, sock: Any, state: str, reused: bool, addr: Any = None):
         self.sock, self.state, self.reused, self.addr = sock, state, reused, addr
-        self.item: Item | None = None
-        self.head = bytearray()
+        self.items: deque[Item] = deque()  # requested, not yet answered, in the order sent
+        self.head = bytearray()  # received bytes not yet part of a body (the next answer's head)
         self.body: bytearray | None = None
         self.got = 0
         self.deadline = 0.0
-        self.out = b""
+        self.out = b""  # request bytes not yet sent
         self.close_after = False
-        self.any_byte = False
-        self.writing = False  # registered for EVENT_WRITE (a request sent in parts)
+        self.any_byte = False  # a byte of the answer to items[0] arrived
+        self.writing = False  # registered for EVENT_WRITE (requests sent in parts)
+
+    @property
+    def item(self) -> Item | None:
+        """The object whose answer comes next, if any."""
+        return self.items[0] if self.items else None
 
 
 class _ConnectError(Exception):
@@ -142,6 +158,7 @@ class Batch:
         self.credentials = route.signer._credentials  # botocore refreshes these in place
         self.metrics = metrics
         self.connections = connections or CONNECTIONS.get(self.scheme, CONNECTIONS["https"])
+        self.depth = PIPELINE.get(self.scheme, 1)
         self.ahead_bytes, self.ahead_pieces = ahead_bytes, ahead_pieces
         self.items = {item.index: item for item in items}
         self.broken = False
@@ -154,6 +171,7 @@ class Batch:
         self._sel = selectors.DefaultSelector()
         self._conns: list[_Conn] = []
         self._free: list[_Conn] = []  # open connections without a request
+        self._filling: _Conn | None = None  # the connection the next requests join
         self._addrs: list[Any] | None = None  # the endpoint's addresses, resolved once
         self._opened = False  # a connection of this batch opened: the route works
         self._next_check = time.monotonic() + 1.0
@@ -188,47 +206,75 @@ class Batch:
         return len(self._free) < len(self._conns)
 
     def _pump(self, timeout: float) -> None:
-        """Send what the budget allows, then handle what arrives within ``timeout`` seconds."""
+        """Send what the budget allows, then handle what arrives within ``timeout`` seconds
+        (before waiting, also the requests of a pipeline not yet full)."""
         self._issue()
         if not self._conns:
             return
+        if timeout and self._filling is not None and self._filling.out and self._filling.state == "open":
+            self._flush(self._filling)
         for key, mask in self._sel.select(timeout):
             self._on_event(key.data, mask)
         self._issue()
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + 0.5
-            for conn in [c for c in self._conns if c.item is not None and c.deadline < now]:
+            for conn in [c for c in self._conns if c.items and c.deadline < now]:
                 if conn.state in ("connecting", "handshake"):
                     self._lost(conn)
                 else:
                     self._fail(conn, retry=False)
 
     def _issue(self) -> None:
+        touched: list[_Conn] = []
         while self._pending and not self.broken:
             item = self._pending[0]
             too_far = (item.index - self._reader_at >= self.ahead_pieces
                        or (self._in_memory > 0 and self._in_memory + item.size > self.ahead_bytes))
             if too_far and item.index not in self._retried:
-                return
-            conn = self._free.pop() if self._free else None
+                break
+            conn = self._next_conn()
             if conn is None:
                 if len(self._conns) >= self.connections:
-                    return
+                    break
                 try:
                     conn = self._open()
                 except _ConnectError as exc:
                     if self._cannot_connect(exc.args[1]):
-                        return
+                        break
                     continue
+                self._filling = conn
             self._pending.popleft()
             self._in_memory += item.size
-            conn.item = item
-            if conn.state == "idle":
-                try:
-                    self._send(conn)
-                except (OSError, ValueError):  # a kept-alive connection the server closed
-                    self._fail(conn, retry=conn.reused)
+            if not conn.items:
+                conn.deadline = time.monotonic() + (READ_TIMEOUT_S if conn.state == "open" else CONNECT_TIMEOUT_S)
+            conn.items.append(item)
+            if conn.state == "open":
+                conn.out += self._request(item)
+                if not touched or touched[-1] is not conn:
+                    touched.append(conn)
+        for conn in touched:  # full pipelines now; the one being filled waits for more
+            if conn.out and conn in self._conns and (conn is not self._filling
+                                                     or len(conn.items) >= self.depth):
+                self._flush(conn)
+
+    def _flush(self, conn: _Conn) -> None:
+        try:
+            self._write(conn)
+        except (OSError, ValueError):  # a kept-alive connection the server closed
+            self._fail(conn, retry=conn.reused and not conn.any_byte)
+
+    def _next_conn(self) -> _Conn | None:
+        """The connection the next request joins: the one being filled while its pipeline has
+        room, else a free one (all its answers in): requests leave in groups, one send each.
+        None: open a new connection, or (at :attr:`connections`) wait."""
+        conn = self._filling
+        if conn is not None and 0 < len(conn.items) < self.depth:
+            return conn
+        if not self._free:
+            return None
+        conn = self._filling = self._free.pop()
+        return conn
 
     def _open(self) -> _Conn:
         with _idle_lock:
@@ -243,7 +289,7 @@ class Batch:
         if sock is not None:
             stats["reused"] += 1
             self._opened = True
-            conn = _Conn(sock, "idle", reused=True)
+            conn = _Conn(sock, "open", reused=True)
             self._sel.register(sock, selectors.EVENT_READ, conn)
             self._conns.append(conn)
             return conn
@@ -286,24 +332,28 @@ class Batch:
                     self._handshake(conn)
                 else:
                     self._ready(conn)
-            elif conn.state == "handshake":
+                return
+            if conn.state == "handshake":
                 self._handshake(conn)
-            elif conn.state == "sending":
+                return
+            if mask & selectors.EVENT_WRITE:
                 self._write(conn)
-            elif conn.item is None:  # an idle connection became readable: the server closed it
-                self._discard(conn)
-            else:
-                self._read(conn)
+            if mask & selectors.EVENT_READ:
+                if not conn.items:  # an idle connection became readable: the server closed it
+                    self._discard(conn)
+                else:
+                    self._read(conn)
         except _ConnectError:
             self._lost(conn)
         except (OSError, ValueError):  # reset, broken pipe, TLS alert, a malformed response
             self._fail(conn, retry=conn.reused and not conn.any_byte)
 
     def _lost(self, conn: _Conn) -> None:
-        """A new connection failed to open: its object waits for another one."""
-        item, conn.item = conn.item, None
+        """A new connection failed to open: its objects wait for another one."""
+        items = list(conn.items)
+        conn.items.clear()
         self._discard(conn)
-        if item is not None:
+        for item in reversed(items):
             self._in_memory -= item.size
             self._pending.appendleft(item)
         self._cannot_connect(conn.addr)
@@ -337,12 +387,14 @@ class Batch:
         self._ready(conn)
 
     def _ready(self, conn: _Conn) -> None:
-        """A new connection is open: send its request."""
-        conn.state = "idle"
+        """A new connection is open: send its requests."""
+        conn.state = "open"
         self._opened = True
         self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
-        if conn.item is not None:
-            self._send(conn)
+        if conn.items:
+            conn.out = b"".join(self._request(item) for item in conn.items)
+            conn.deadline = time.monotonic() + READ_TIMEOUT_S
+            self._write(conn)
 
     def _request(self, item: Item) -> bytes:
         path = self.base_path + quote(item.key, safe="/~")
@@ -351,62 +403,72 @@ class Batch:
         lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
         return f"GET {path} HTTP/1.1\r\n{lines}accept-encoding: identity\r\n\r\n".encode()
 
-    def _send(self, conn: _Conn) -> None:
-        assert conn.item is not None
-        conn.out = self._request(conn.item)
-        conn.head.clear()
-        conn.body, conn.got, conn.any_byte = None, 0, False
-        conn.deadline = time.monotonic() + READ_TIMEOUT_S
-        conn.state = "sending"
-        self._write(conn)
-
     def _write(self, conn: _Conn) -> None:
-        try:
-            sent = conn.sock.send(conn.out)
-        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
-            sent = 0
-        conn.out = conn.out[sent:]
+        """Send what the connection has to send; what the socket does not take waits for
+        ``EVENT_WRITE`` (answers are read meanwhile)."""
         if conn.out:
-            if not conn.writing:
-                conn.writing = True
-                self._sel.modify(conn.sock, selectors.EVENT_WRITE, conn)
-            return
-        if conn.state == "sending":
-            conn.state = "reading"
-            if conn.writing:
-                conn.writing = False
-                self._sel.modify(conn.sock, selectors.EVENT_READ, conn)
+            try:
+                sent = conn.sock.send(conn.out)
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+                sent = 0
+            conn.out = conn.out[sent:]
+        if bool(conn.out) != conn.writing:
+            conn.writing = not conn.writing
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.writing else 0)
+            self._sel.modify(conn.sock, events, conn)
 
     def _read(self, conn: _Conn) -> None:
         while True:
-            if conn.body is not None:
-                view = memoryview(conn.body)[conn.got:]
-            else:
-                view = memoryview(self._buffer)
-            try:
-                n = conn.sock.recv_into(view)
-            except (ssl.SSLWantReadError, BlockingIOError):
-                return
-            finally:
-                view.release()
-            if n == 0:
-                raise ConnectionResetError("the server closed the connection")
-            conn.any_byte = True
-            if conn.body is not None:
+            body = conn.body
+            if body is not None and not conn.head:  # the rest of a body: straight into it
+                view = memoryview(body)[conn.got:]
+                try:
+                    n = conn.sock.recv_into(view)
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    return
+                finally:
+                    view.release()
+                if n == 0:
+                    raise ConnectionResetError("the server closed the connection")
                 conn.got += n
             else:
-                conn.head += memoryview(self._buffer)[:n]
-                if not self._parse_head(conn):
+                try:
+                    n = conn.sock.recv_into(self._buffer)
+                except (ssl.SSLWantReadError, BlockingIOError):
                     return
-            if conn.body is not None and conn.got >= len(conn.body):
-                self._complete(conn)
-                return
+                if n == 0:
+                    raise ConnectionResetError("the server closed the connection")
+                conn.head += memoryview(self._buffer)[:n]
+            conn.any_byte = True
+            if not self._consume(conn):
+                return  # the connection is done (closed after its last answer)
             if not isinstance(conn.sock, ssl.SSLSocket) or not conn.sock.pending():
                 return
 
+    def _consume(self, conn: _Conn) -> bool:
+        """Complete the answers the received bytes hold, in the order their requests were sent;
+        False when the connection was closed meanwhile (``Connection: close``)."""
+        while conn.items:
+            if conn.body is None and not self._parse_head(conn):
+                return True
+            body = conn.body
+            assert body is not None
+            if conn.head:
+                take = min(len(conn.head), len(body) - conn.got)
+                body[conn.got:conn.got + take] = conn.head[:take]
+                del conn.head[:take]
+                conn.got += take
+            if conn.got < len(body):
+                return True
+            if not self._complete(conn):
+                return False
+        if conn.head:
+            raise ValueError("bytes without a request")
+        return True
+
     def _parse_head(self, conn: _Conn) -> bool:
-        """Whether the response head is complete (then ``conn.body`` is set); raises on the
-        unusual (handled as a failed object)."""
+        """Whether the next answer's head is complete (then it is consumed and ``conn.body`` is
+        set); raises on the unusual (handled as a failed object)."""
         end = conn.head.find(b"\r\n\r\n")
         if end < 0:
             if len(conn.head) > MAX_HEAD_BYTES:
@@ -425,29 +487,30 @@ class Batch:
         stop = fields.find(b"\r\n", at + 17)
         size = int(fields[at + 17: stop if stop > 0 else len(fields)])  # int() strips the blanks
         conn.close_after = (b"\r\nconnection: close" in fields or version == b"http/1.0")
-        extra = len(conn.head) - end - 4
-        if extra > size:
-            raise ValueError("more bytes than content-length")
+        del conn.head[:end + 4]
         conn.body = bytearray(size)
-        conn.body[:extra] = conn.head[end + 4:]
-        conn.got = extra
+        conn.got = 0
         return True
 
     def _count(self) -> None:
         with self.metrics.lock:
             self.metrics.requests[GET_OBJECT] += 1
 
-    def _complete(self, conn: _Conn) -> None:
-        item, data = conn.item, bytes(conn.body or b"")
-        assert item is not None
-        conn.item, conn.body, conn.reused = None, None, True
+    def _complete(self, conn: _Conn) -> bool:
+        """The answer to ``conn.items[0]`` is whole: hand it over; False when the connection
+        closes with it (the requests behind it go to other connections)."""
+        item, data = conn.items.popleft(), bytes(conn.body or b"")
+        conn.body, conn.got, conn.reused, conn.any_byte = None, 0, True, bool(conn.head)
         stats["served"] += 1
         self._deliver(item.index, data)
         if conn.close_after:
-            self._discard(conn)
+            self._fail(conn, retry=True)
+            return False
+        if conn.items:
+            conn.deadline = time.monotonic() + READ_TIMEOUT_S
         else:
-            conn.state = "idle"
             self._free.append(conn)
+        return True
 
     def _deliver(self, index: int, data: bytes | None) -> None:
         self._results[index] = data
@@ -456,21 +519,25 @@ class Batch:
             stats["fallback"] += 1
 
     def _fail(self, conn: _Conn, retry: bool) -> None:
-        """A request that went wrong: retry it once on another connection (a kept-alive one the
-        server had closed), else leave the object to botocore."""
-        item = conn.item
-        conn.item = None
+        """A connection that went wrong: the object whose answer was coming is retried once on
+        another connection when ``retry`` (a kept-alive one the server had closed), else left to
+        botocore; the objects requested behind it had no answer yet and are retried once."""
+        items = list(conn.items)
+        conn.items.clear()
         self._discard(conn)
-        if item is None:
-            return
-        if retry and item.index not in self._retried:
-            self._retried.add(item.index)
-            self._in_memory -= item.size
-            self._pending.appendleft(item)
-        else:
-            self._deliver(item.index, None)
+        again = []
+        for i, item in enumerate(items):
+            if (retry or i > 0) and item.index not in self._retried:
+                self._retried.add(item.index)
+                self._in_memory -= item.size
+                again.append(item)
+            else:
+                self._deliver(item.index, None)
+        self._pending.extendleft(reversed(again))
 
     def _discard(self, conn: _Conn) -> None:
+        if self._filling is conn:
+            self._filling = None
         if conn in self._conns:
             self._conns.remove(conn)
         if conn in self._free:
@@ -494,15 +561,16 @@ class Batch:
         self._closed = True
         keep = []
         for conn in list(self._conns):
-            if conn.item is None and conn.state == "idle" and conn.sock.fileno() >= 0:
+            if (not conn.items and conn.state == "open" and not conn.out and not conn.head
+                    and conn.sock.fileno() >= 0):
                 self._sel.unregister(conn.sock)
                 keep.append(conn.sock)
             else:
-                if conn.item is not None:
-                    self._deliver(conn.item.index, None)
-                    conn.item = None
+                for item in conn.items:
+                    self._deliver(item.index, None)
+                conn.items.clear()
                 self._discard(conn)
-        self._conns, self._free = [], []
+        self._conns, self._free, self._filling = [], [], None
         if keep:
             with _idle_lock:
                 idle = _idle.setdefault((self.scheme, self.hostname, self.port), [])

@@ -39,7 +39,7 @@ import contextvars
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from lambda_handlers import context
 from lambda_handlers.io import multiget, parquet, readers, signed_get, splits
@@ -214,6 +214,55 @@ class _Preloader:
         self.futures.clear()
 
 
+class _InMemoryLines:
+    """A preloaded whole text or jsonl object read as :class:`~lambda_handlers.io.readers.SplitInput`
+    reads it (the same blocks, records and byte offsets for :meth:`locate`), from the bytes in
+    hand: without the fetch, line reader and generators a streamed piece needs, which a split of
+    thousands of small objects would build once per object."""
+
+    def __init__(self, data: bytes, fmt: str, block_records: int | None, block_bytes: int,
+                 encoding: str, errors: str):
+        self.data, self.jsonl = data, fmt == "jsonl"
+        self.block_records, self.block_bytes = block_records, block_bytes
+        self.encoding, self.errors = encoding, errors
+        self._block: tuple[int, bytes, int] = (0, b"", 0)
+        self._cursor: tuple[bytes, int, int] = (b"", 0, 0)
+
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        """:meth:`~lambda_handlers.io.splits.LineReader.blocks` of a whole object that arrives in
+        one piece: up to its last newline, then an unterminated last line, a BOM at 0 removed."""
+        data = self.data
+        nl = data.rfind(b"\n")
+        if 0 <= nl < len(data) - 1:
+            parts = [(0, data[:nl + 1]), (nl + 1, data[nl + 1:])]
+        else:
+            parts = [(0, data)]
+        for off, block in parts:
+            if off == 0 and block.startswith(splits.BOM):
+                off, block = 3, block[3:]
+                if not block:
+                    continue
+            yield off, block
+
+    def locate(self, index: int) -> int:
+        """Byte offset of record ``index`` of the last block (``SplitInput``'s walk: it reads
+        only ``_block`` and ``_cursor``)."""
+        return readers.SplitInput.locate(cast(readers.SplitInput, self), index)
+
+    def blocks(self) -> Iterator[list[Any]]:
+        cap = self.block_records
+        for off, data in readers.joined_blocks(self._lines(), self.block_bytes):
+            recs = (splits.records_of(data) if self.jsonl
+                    else readers.decoded_records(data, self.encoding, self.errors))
+            if cap is None or len(recs) <= cap:
+                self._block = (off, data, 0)
+                yield recs
+                continue
+            for i in range(0, len(recs), cap):
+                self._block = (off, data, i)
+                yield type(recs)(recs[i:i + cap])
+
+
 class PackedInput:
     """The raw records of a split's pieces in order, for the mapper (the interface of
     :class:`~lambda_handlers.io.readers.SplitInput`: ``blocks``, ``parse``, ``locate``, ``where``).
@@ -236,7 +285,7 @@ class PackedInput:
         self.fmt: str = split.get("format") or "text"
         self.pieces = split_pieces(split)
         self.piece: Piece = self.pieces[0]
-        self.current: readers.SplitInput | parquet.PieceReader | None = None
+        self.current: readers.SplitInput | parquet.PieceReader | _InMemoryLines | None = None
         self._objects: dict[tuple[str, str, str | None], bytes] = {}
         if self.fmt in (WHOLE, parquet.FORMAT):
             self.parse: Callable[[Any], Any] = readers.identity
@@ -271,14 +320,20 @@ class PackedInput:
                     if self.fmt == WHOLE:
                         yield [(self.uri(piece), self._whole_body(piece, data))]
                     else:
-                        yield from self._piece_blocks(piece, preloaded=data is not None)
+                        yield from self._piece_blocks(piece, preloaded=data)
                 finally:
                     self._objects.pop(pin, None)
         finally:
             preloader.close()
 
-    def _piece_blocks(self, piece: Piece, preloaded: bool) -> Iterator[Any]:
-        on_bytes = None if preloaded else self.on_bytes
+    def _piece_blocks(self, piece: Piece, preloaded: bytes | None) -> Iterator[Any]:
+        if (preloaded is not None and self.fmt in ("text", "jsonl") and not piece.get("compression")
+                and len(preloaded) == piece["size"] <= splits.BODY_CHUNK):
+            self.current = _InMemoryLines(preloaded, self.fmt, self.block_records, self.block_bytes,
+                                          self.options.encoding, self.options.errors)
+            yield from self.current.blocks()
+            return
+        on_bytes = None if preloaded is not None else self.on_bytes
         if self.fmt == parquet.FORMAT:
             self.current = parquet.PieceReader(self.bucket, piece, on_bytes, self.block_records is None,
                                                self.options.columns_for(self.input))
@@ -286,7 +341,7 @@ class PackedInput:
             return
         one: dict[str, Any] = {"input": self.input, "bucket": self.bucket, "format": self.fmt, **piece}
         self.current = readers.SplitInput(one, on_bytes, self.block_records, self.block_bytes,
-                                          0 if preloaded else self.read_ahead,
+                                          0 if preloaded is not None else self.read_ahead,
                                           encoding=self.options.encoding, errors=self.options.errors)
         yield from self.current.blocks()
 

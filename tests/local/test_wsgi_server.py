@@ -96,3 +96,42 @@ def test_a_request_line_that_is_not_http_closes_the_connection(port):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"NOT A REQUEST\r\nHost: h\r\n\r\n")
         assert sock.recv(100) == b""
+
+
+GET = b"GET /b/k HTTP/1.1\r\nHost: h\r\n\r\n"
+
+
+def test_answers_to_pipelined_gets_leave_together(port, monkeypatch):
+    from airflow_provider_smr.local import wsgi_server
+
+    sends: list[int] = []
+    flush = wsgi_server._ConnectionHandler._flush
+
+    def counted(self, more=b""):
+        if self._held or more:
+            sends.append(len(self._held) + bool(more))
+        flush(self, more)
+
+    monkeypatch.setattr(wsgi_server._ConnectionHandler, "_flush", counted)
+    answers = _exchange(port, GET * 5, answers=5)
+    assert [a[1]["method"] for a in answers] == ["GET"] * 5
+    assert sends == [5]  # the five answers in one send
+
+
+def test_an_answer_never_waits_behind_a_request_still_arriving(port):
+    put = b"PUT /b/k HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(GET + put + b"01234")  # the PUT's body is not all there
+        [(_, first)] = _read_answers(sock, 1)  # the GET's answer comes anyway
+        sock.sendall(b"56789" + GET)
+        second, third = _read_answers(sock, 2)
+    assert first["method"] == "GET" and second[1]["body"] == "0123456789"
+    assert third[1]["method"] == "GET"
+
+
+def test_a_large_answer_among_pipelined_ones_keeps_their_order(port):
+    big = "x" * 300_000
+    put = (b"PUT /b/big HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(big)) + big.encode()
+    answers = _exchange(port, GET + GET + put + GET + GET, answers=5)
+    assert [a[1]["method"] for a in answers] == ["GET", "GET", "PUT", "GET", "GET"]
+    assert answers[2][1]["body"] == big

@@ -180,3 +180,32 @@ def test_a_large_plan_stores_its_splits_apart_and_a_task_reads_only_its_chunk(s3
         for task in (0, plan.num_splits // 2, plan.num_splits - 1):
             assert runtime.load_split("smr-work-test", stored, task) == plan.splits[task]
     assert sizes[20_000] <= sizes[2_000] * 1.1  # what one task reads does not grow with the input
+
+
+@pytest.mark.parametrize("data", [
+    b"a b\nc\n", b"a b\nc", b"\xef\xbb\xbfa\nb", b"\xef\xbb\xbf", b"\xef\xbb\xbf\n", b"\n\n", b"x",
+    b"a\r\nb\r\nc", "\u00e9 \u00fc\nzz\n".encode(), b"ok\n\xff bad\nok", b'{"a": 1}\n{"b": [2]}',
+], ids=["lines", "last-line-open", "bom", "bom-only", "bom-newline", "empty-lines", "one-char",
+        "crlf", "multibyte", "undecodable", "jsonl"])
+@pytest.mark.parametrize("fmt,block_records,block_bytes", [
+    ("text", 1024, 0), ("text", None, 1 << 20), ("text", 1, 0), ("jsonl", 1024, 0), ("jsonl", None, 1 << 20)])
+def test_a_preloaded_object_reads_as_the_streaming_reader_reads_it(data, fmt, block_records, block_bytes):
+    """The same blocks, records and byte offsets (error messages) as SplitInput's."""
+    from lambda_handlers.io import readers, splits
+
+    def plain(rec):
+        return ("undecodable", rec.raw) if isinstance(rec, readers.Undecodable) else rec
+
+    def blocks_and_offsets(reader):
+        return [(type(block).__name__, [plain(r) for r in block], [reader.locate(i) for i in range(len(block))])
+                for block in reader.blocks()]
+
+    splits.preloading({("b", "k", '"e"'): data})
+    try:
+        streamed = readers.SplitInput({"bucket": "b", "key": "k", "etag": '"e"', "start": 0, "end": len(data),
+                                       "size": len(data), "format": fmt}, None, block_records, block_bytes, 0)
+        expected = blocks_and_offsets(streamed)
+    finally:
+        splits.preloading({})
+    fast = packed._InMemoryLines(data, fmt, block_records, block_bytes, "utf-8", "strict")
+    assert blocks_and_offsets(fast) == expected
