@@ -544,10 +544,10 @@ def choose_split_size(total_bytes: int, concurrency: int | None = None, *, task_
 
     On a small pool (under 32 workers) the 4 tasks a worker are for balancing long tasks: a split
     that would be smaller than :data:`BALANCE_SPLIT_SIZE` (32 MiB) grows towards 2 tasks a worker
-    instead, since there every task's own cost (invoke, clients, plan, requests, coordinator:
-    about as much CPU as 12 MiB of AMPLab's map on a 2-core box, bench/README.md) is a large share
-    of its work, and 2 tasks a worker still keep the workers busy to the end. E.g. 4 workers:
-    200 MiB -> 8 splits of 25 MiB (not 16 of 12.5 MiB), 1 GiB -> 16 of 64 MiB (unchanged).
+    instead: there every task's own cost (invoke, clients, plan, requests, its coordinator call;
+    on the 2-core bench box about as much CPU as the map work of a 12.5 MiB AMPLab split) is a
+    large share of its work, and 2 tasks a worker still keep the workers busy to the end. E.g.
+    4 workers: 200 MiB -> 8 splits of 25 MiB (not 16 of 12.5 MiB), 1 GiB -> 16 of 64 MiB (as before).
     """
     if total_bytes <= 0:
         return MIN_SPLIT_SIZE
