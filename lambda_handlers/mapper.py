@@ -611,7 +611,7 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         if spec.combiner is not None:
             combiner = shuffle.make_combiner(
                 spec.combiner, lambda pairs: checked_sink(out.add_many, pairs, "combiner"), ser,
-                budget // 2)  # the other half: the encoded output and batches
+                budget // 2, out.add_columns)  # the other half: the encoded output and batches
             sink = combiner.add_many
         # the mapper's pairs go into the combiner as they come (a batch mapper's block goes to a
         # grouping combiner whole, through run_mapper)

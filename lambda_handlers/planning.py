@@ -324,6 +324,7 @@ SAFE_MAP_BYTES_PER_VCPU_S = 4e6  # a quarter of the measured map rate: a split f
 FULL_VCPU_MB = 1769  # Lambda: one full vCPU at 1,769 MB, CPU proportional to memory below
 TAIL_FRACTION = 0.25  # a last range under this fraction of a split joins the previous split
 FEW_WORKERS_TASKS = 64  # with few workers, up to 4 tasks each (at least this many) to balance load
+BALANCE_SPLIT_SIZE = 32 * MiB  # with few workers, splits below this come 2 a worker, not 4
 REDUCER_CORE_BYTES = 32 * MiB  # one core's worth of shuffle: more than this -> R >= 2
 MIN_SLICE_BYTES = 1 * MiB  # a reducer's slice of one map output: R <= input / (M * this)
 SPILL_FACTOR = 4  # a reducer's partition may be this many times its memory budget (it spills)
@@ -539,11 +540,21 @@ def choose_split_size(total_bytes: int, concurrency: int | None = None, *, task_
     stack's per-task overhead is worth ~2-3 MB of map work, so smaller splits buy little
     parallelism for their overhead and requests) and at most :func:`max_split_size`. E.g. with
     1,000 workers: 8 MiB -> 1 split, 64 MiB -> 8, 1 GiB -> 128, 126.8 GB -> 1,000 of 127 MB; with
-    2 workers (``concurrency=2``): 64 MiB -> 8 splits of 8 MiB, 1 GiB -> 8 of 128 MiB.
+    2 workers (``concurrency=2``): 64 MiB -> 4 splits of 16 MiB, 1 GiB -> 8 of 128 MiB.
+
+    On a small pool (under 32 workers) the 4 tasks a worker are for balancing long tasks: a split
+    that would be smaller than :data:`BALANCE_SPLIT_SIZE` (32 MiB) grows towards 2 tasks a worker
+    instead: there every task's own cost (invoke, clients, plan, requests, its coordinator call;
+    on the 2-core bench box about as much CPU as the map work of a 12.5 MiB AMPLab split) is a
+    large share of its work, and 2 tasks a worker still keep the workers busy to the end. E.g.
+    4 workers: 200 MiB -> 8 splits of 25 MiB (not 16 of 12.5 MiB), 1 GiB -> 16 of 64 MiB (as before).
     """
     if total_bytes <= 0:
         return MIN_SPLIT_SIZE
-    size = -(-int(total_bytes) // wanted_tasks(concurrency))
+    total = int(total_bytes)
+    size = -(-total // wanted_tasks(concurrency))
+    two_a_worker = -(-total // (2 * max(1, int(concurrency or DEFAULT_CONCURRENCY))))
+    size = max(size, min(two_a_worker, BALANCE_SPLIT_SIZE))  # only ever raises it on < 32 workers
     return max(MIN_SPLIT_SIZE, min(size, max_split_size(task_timeout_s, memory_mb)))
 
 
@@ -559,10 +570,13 @@ def choose_num_reducers(total_bytes: int, num_map_tasks: int, *, memory_mb: int 
       (M x :data:`MIN_SLICE_BYTES`) (R x M GETs stay at one per MiB of input);
     - memory: at least enough reducers that a partition is at most :data:`SPILL_FACTOR` x the
       memory budget (memory_mb / 4), beyond which spilling dominates;
-    - 1 <= R <= :data:`MAX_AUTO_REDUCERS`.
+    - 1 <= R <= :data:`MAX_AUTO_REDUCERS`;
+    - on a small pool (fewer than :data:`FEW_WORKERS_TASKS` workers) more reducers than workers
+      come in whole waves (rounded down to a multiple of the workers, the memory bound still
+      holding): a last wave of a few reducers adds their per-task cost and no parallelism.
 
     E.g. (1,024 MB, 1,000 workers): 8 MiB -> 1, 64 MiB (8 maps) -> 2, 1 GiB (128 maps) -> 8,
-    126.8 GB (1,000 maps) -> 120.
+    126.8 GB (1,000 maps) -> 120; 4 workers: 200 MiB -> 4 (not 6), 1 GiB -> 16.
     """
     if total_bytes <= 0:
         return 1
@@ -571,7 +585,11 @@ def choose_num_reducers(total_bytes: int, num_map_tasks: int, *, memory_mb: int 
     slices = max(1, total_bytes // (max(1, num_map_tasks) * MIN_SLICE_BYTES))
     budget = max(1, memory_mb * MiB // 4)
     fits = math.ceil(total_bytes / (SPILL_FACTOR * budget))
-    return max(1, min(max(min(parallel, slices), fits), MAX_AUTO_REDUCERS))
+    r = max(1, min(max(min(parallel, slices), fits), MAX_AUTO_REDUCERS))
+    p = max(1, int(concurrency or DEFAULT_CONCURRENCY))
+    if p < FEW_WORKERS_TASKS and r > p:
+        r = max(r - r % p, min(fits, MAX_AUTO_REDUCERS))
+    return r
 
 
 def plan_steps(job: PlannedJob, num_map_tasks: int, total_bytes: int,

@@ -229,6 +229,7 @@ class PartitionedOutput:
         self._pending: list[list[Any]] = [[] for _ in range(num_partitions)]
         self._columns: list[tuple[list[Any], list[Any]]] = [([], []) for _ in range(num_partitions)]
         self._frames: list[list[bytes]] = [[] for _ in range(num_partitions)]
+        self._holds_columns = False  # add_columns left key/value columns in self._columns
         self.records = 0
 
     def add(self, key: Any, value: Any) -> None:
@@ -247,9 +248,10 @@ class PartitionedOutput:
         if self._cuts is not None and self._add_by_range(pairs, self._cuts):
             self.records += len(pairs)
             return
-        if self._cuts is not None:  # a partition's records stay in arrival order: columns go first
-            for p in range(n):
+        if self._cuts is not None or self._holds_columns:  # a partition's records stay in arrival
+            for p in range(n):                              # order: columns held go first
                 self._cut_columns(p, final=True)
+            self._holds_columns = False
         if n == 1:
             pending[0].extend(pairs)
         elif user is not None:  # the job's partitioner: called per key, checked per batch
@@ -275,6 +277,38 @@ class PartitionedOutput:
         for p, buf in enumerate(pending):
             if len(buf) >= BATCH_PAIRS:
                 self._cut(p, final=False)
+
+    def add_columns(self, keys: list[Any], values: list[Any]) -> None:
+        """Add the pairs ``zip(keys, values)`` (equal lengths). With the default partitioner and
+        ``str`` keys (a fold combiner's accumulators) the pairs go to per-partition key and value
+        columns, encoded as column batches straight from them: no tuple per pair, no unzipping
+        per batch. The map output is the same bytes as :meth:`add_many` of the pairs gives."""
+        if not keys:
+            return
+        if self._user is not None or set(map(type, keys)) != _STR_ONLY:
+            self.add_many(list(zip(keys, values, strict=True)))
+            return
+        n, held = self.n, self._columns
+        for p in range(n):  # a partition's records stay in arrival order: pairs held go first
+            if self._pending[p]:
+                self._cut(p, final=True)
+        if n == 1:
+            ks, vs = held[0]
+            ks += keys
+            vs += values
+        else:
+            key_appends = [ks.append for ks, _ in held]
+            value_appends = [vs.append for _, vs in held]
+            crc = zlib.crc32
+            for key, value in zip(keys, values, strict=True):
+                p = crc(key.encode("utf-8", "surrogatepass")) % n
+                key_appends[p](key)
+                value_appends[p](value)
+        self._holds_columns = True
+        self.records += len(keys)
+        for p in range(n):
+            if len(held[p][0]) >= BATCH_PAIRS:
+                self._cut_columns(p, final=False)
 
     def _add_by_range(self, pairs: list[Any], cuts: list[str]) -> bool:
         """Partition a batch by the range partitioner's cuts: sort it (stably: a key's values keep
@@ -496,8 +530,12 @@ class FoldCombiner:
     """
 
     def __init__(self, fold: Fold, sink: Callable[[list[Any]], None], ser: JsonSerializer,
-                 budget_bytes: int = 64 << 20):
+                 budget_bytes: int = 64 << 20,
+                 column_sink: Callable[[list[Any], list[Any]], None] | None = None):
         self.fn, self.sink, self.gk = fold.fn, sink, ser.group_key
+        #: takes the ``str``-key accumulators as ``(keys, values)`` columns at a flush (e.g.
+        #: :meth:`PartitionedOutput.add_columns`); None: they go to ``sink`` as pairs
+        self.column_sink = column_sink
         self.max_keys = max(1, int(budget_bytes) // KEY_COST)
         self.accumulators: dict[str, Any] = {}  # str keys (the common case): key -> acc
         self._other: dict[Hashable, list[Any]] = {}  # other keys: group_key -> [key, acc]
@@ -534,19 +572,28 @@ class FoldCombiner:
             slot[1] = self.fn(slot[1], value)
 
     def flush(self) -> None:
-        out = list(self.accumulators.items())
-        out.extend((k, acc) for k, acc in self._other.values())
+        accs, other = self.accumulators, self._other
         self.accumulators, self._other = {}, {}
         self.flushes += 1
+        if self.column_sink is not None:
+            if accs:
+                self.column_sink(list(accs), list(accs.values()))
+            out = [(k, acc) for k, acc in other.values()]
+        else:
+            out = list(accs.items())
+            out.extend((k, acc) for k, acc in other.values())
+        del accs, other
         for i in range(0, len(out), BATCH_PAIRS * 4):
             self.sink(out[i:i + BATCH_PAIRS * 4])
 
 
 def make_combiner(combine: Callable[..., Any], sink: Callable[[list[Any]], None], ser: JsonSerializer,
-                  budget_bytes: int) -> Combiner | FoldCombiner:
-    """The map-side combiner for a step's ``combiner``: a fold or a ``fn(key, values)``."""
+                  budget_bytes: int,
+                  column_sink: Callable[[list[Any], list[Any]], None] | None = None) -> Combiner | FoldCombiner:
+    """The map-side combiner for a step's ``combiner``: a fold or a ``fn(key, values)``
+    (``column_sink``: where a fold's ``str``-key accumulators go as columns)."""
     if isinstance(combine, Fold):
-        return FoldCombiner(combine, sink, ser, budget_bytes)
+        return FoldCombiner(combine, sink, ser, budget_bytes, column_sink)
     return Combiner(combine, sink, ser, budget_bytes)
 
 

@@ -19,7 +19,6 @@ import io
 import json
 import json.encoder
 from collections.abc import Callable, Iterable, Iterator
-from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any, Protocol
 
@@ -90,17 +89,25 @@ def quoted_column(values: list[Any]) -> tuple[list[str], str]:
 
 def _json_lines(batch: list[Any], fmt: str) -> str:
     """jsonl (``{"key": k, "value": v}``) or tsv (``k<TAB>v``) lines of a batch of pairs, assembled
-    a column at a time (no Python call per record)."""
+    a column at a time (no Python call per record): the keys, the values and the constant text
+    between them are laid into one list by slice assignment and joined once."""
     if set(map(len, batch)) != {2}:  # not pairs: unpacking says what is wrong
         batch = [(k, v) for k, v in batch]
     keys, kq = quoted_column(list(map(_first, batch)))
     values, vq = quoted_column(list(map(_second, batch)))
     if fmt == "jsonl":
-        pieces = (repeat('{"key": ' + kq), keys, repeat(f'{kq}, "value": {vq}'), values,
-                  repeat(vq + "}\n"))
+        head, mid, tail = '{"key": ' + kq, f'{kq}, "value": {vq}', vq + "}\n"
     else:
-        pieces = (repeat(kq), keys, repeat(f"{kq}\t{vq}"), values, repeat(vq + "\n"))
-    return "".join(chain.from_iterable(zip(*pieces, strict=False)))  # repeat() is endless: keys set the length
+        head, mid, tail = kq, f"{kq}\t{vq}", vq + "\n"
+    n = len(keys)
+    if not n:
+        return ""
+    out = [mid] * (4 * n)  # per record: key, mid, value, tail + the next record's head
+    out[::4] = keys
+    out[2::4] = values
+    out[3::4] = [tail + head] * n
+    out[-1] = tail
+    return head + "".join(out)
 
 
 class OutputFormatError(ValueError):

@@ -110,7 +110,8 @@ def _auto(total, concurrency=None, memory_mb=1024):
 
 @pytest.mark.parametrize("total,concurrency,expected", [
     (8 * MiB + 1000, None, (1, 1)), (64 * MiB + 1000, None, (8, 2)), (1024 * MiB, None, (128, 8)),
-    (int(126.8e9), None, (1000, 120)), (64 * MiB + 1000, 2, (8, 2)), (1024 * MiB, 2, (8, 8))])
+    (int(126.8e9), None, (1000, 120)), (64 * MiB + 1000, 2, (4, 2)), (1024 * MiB, 2, (8, 8)),
+    (200 * MiB, 4, (8, 4)), (1024 * MiB, 4, (16, 16)), (400 * MiB, 4, (13, 12))])
 def test_default_sizing_gives_every_worker_work_without_tiny_tasks(total, concurrency, expected):
     assert _auto(total, concurrency) == expected
 
@@ -125,11 +126,15 @@ def test_default_sizing_rules_hold_for_any_input(total, concurrency, memory_mb):
     assert wanted == max(concurrency or 1000, min(4 * (concurrency or 1000), 64))
     assert MIN_SPLIT_SIZE <= size <= max_split_size(300, memory_mb)
     assert m <= wanted or size == max_split_size(300, memory_mb)  # enough tasks, not more
-    assert m >= 0.9 * min(wanted, total // MIN_SPLIT_SIZE)  # every worker has work
+    p = concurrency or 1000
+    # every worker has work: 4 tasks each on a small pool, 2 while splits stay under 32 MiB
+    assert m >= 0.9 * min(wanted, max(min(2 * p, total // MIN_SPLIT_SIZE), total // (32 * MiB)))
     assert 1 <= r <= 1000
     assert r >= 2 or total <= 32 * MiB  # more than one core's worth: more than one reducer
     fits = -(-total // (4 * memory_mb * MiB // 4))
     assert r <= max(wanted, fits, 2) and (r == 1000 or r >= fits)  # a partition fits 4x the budget
+    if p < 64 and r > p and r > fits:
+        assert r % p == 0  # a small pool's reducers beyond its workers come in whole waves
 
 
 def test_reducers_keep_a_partition_within_the_spill_allowance_of_the_memory_budget():

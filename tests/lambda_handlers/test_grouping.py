@@ -247,3 +247,25 @@ def test_a_truncated_slice_is_a_shuffle_error():
     data, _ = shuffle.encode_pairs([("k", 1)], JSON)
     with pytest.raises(shuffle.ShuffleError, match="truncated"):
         list(reducer.slice_payloads([(data[:-2], True)]))
+
+
+def test_multi_batch_parts_equal_json_dumps_per_record_for_plain_and_escaped_columns():
+    """Parts over several writer batches, each column plain (written as it is) or escaped (keys
+    with quotes, backslashes, controls, non-ASCII, lone surrogates; NaN, big ints, nested values)."""
+    rnd = random.Random(18)
+    odd = ['q"uote', "back\\slash", "tab\t", "é", "\ud800", "\U0001f600", "\x00", "\u2028", ""]
+    values = [math.nan, -math.inf, 2**70, -0.0, 5e-324, None, True, [1, {"a": "é"}], {"k": [None]}]
+    pairs: list = []
+    for i in range(3 * writers.BATCH + 17):
+        plain = (i // writers.BATCH) % 2 == 0  # whole batches of plain keys, then of odd ones
+        key = f"k{i:06d}" if plain or rnd.random() < 0.5 else f"k{i}{rnd.choice(odd)}"
+        value = f"v {i} ~!" if i % 3 else rnd.choice(values + odd)
+        pairs.append((key, value) if i % 7 else [key, value])
+    jsonl = "".join(f'{{"key": {json.dumps(k)}, "value": {json.dumps(v)}}}\n' for k, v in pairs)
+    tsv = "".join(f"{json.dumps(k)}\t{json.dumps(v)}\n" for k, v in pairs)
+    assert writers.encode_part("jsonl", pairs) == (jsonl.encode("utf-8", "surrogatepass"), len(pairs))
+    assert writers.encode_part("tsv", pairs) == (tsv.encode("utf-8", "surrogatepass"), len(pairs))
+    assert writers.encode_part("jsonl", []) == (b"", 0)
+    part = writers.PartWriter("jsonl")
+    part.write_batch([("a", 1)])
+    assert part.getvalue() == b'{"key": "a", "value": 1}\n'

@@ -276,3 +276,49 @@ def test_partitioned_output_checks_the_jobs_partitioner_per_batch():
         out = shuffle.PartitionedOutput(3, JSON, lambda key, n, bad=bad: bad if key == "x" else 0)
         with pytest.raises(shuffle.ShuffleError, match=r"returned .* for key 'x'; it must be an int in \[0, 3\)"):
             out.add_many([("a", 1), ("x", 2)])
+
+
+# A fold combiner's accumulators into the map output as columns
+
+def _fold_output(pairs: list, n: int, columns: bool, budget: int = 1 << 20) -> tuple[bytes, list]:
+    out = shuffle.PartitionedOutput(n, JSON)
+    comb = shuffle.FoldCombiner(Fold(operator.add), out.add_many, JSON, budget,
+                                out.add_columns if columns else None)
+    for i in range(0, len(pairs), 1000):
+        comb.fold(pairs[i:i + 1000])
+        comb.check_budget()
+    comb.flush()
+    return out.finish()
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_fold_accumulators_as_columns_give_the_same_map_output_bytes(n):
+    keys = [f"w{i}" for i in range(9000)] + ["nul\0key", "é\ud800", ""]
+    pairs = [(k, i % 7) for i, k in enumerate(keys)] + [(k, 1.5) for k in keys[::5]]
+    for budget in (1 << 20, 2000 * shuffle.KEY_COST):  # one flush at the end; flushes on the way
+        assert _fold_output(pairs, n, True, budget) == _fold_output(pairs, n, False, budget)
+
+
+def test_fold_accumulators_as_columns_keep_other_keys_and_each_partitions_order():
+    pairs = [(f"k{i}", i) for i in range(5000)] + [(7, 1), (None, 2), ((1, "a"), 3), ("k1", 10), (7, 1)]
+    out = shuffle.PartitionedOutput(4, JSON)
+    out.add_many([("first", 0), (2.5, 1)])  # pairs held before the columns come
+    comb = shuffle.FoldCombiner(Fold(operator.add), out.add_many, JSON, 1 << 20, out.add_columns)
+    comb.fold(pairs)
+    comb.flush()
+    out.add_many([("last", 9)])
+    data, index = out.finish()
+    ref = shuffle.PartitionedOutput(4, JSON)
+    ref.add_many([("first", 0), (2.5, 1)])
+    folded: dict = {}
+    for k, v in pairs:
+        key = JSON.group_key(k)
+        folded[key] = (k, folded[key][1] + v) if key in folded else (k, v)
+    ref.add_many([kv for key, kv in folded.items() if type(key) is str])
+    ref.add_many([kv for key, kv in folded.items() if type(key) is not str] + [("last", 9)])
+    ref_data, ref_index = ref.finish()
+    for (a, la), (b, lb) in zip(index, ref_index, strict=True):
+        got = list(shuffle.iter_pairs(data[a:a + la], JSON))
+        want = list(shuffle.iter_pairs(ref_data[b:b + lb], JSON))
+        assert [tuple(p) for p in got] == [tuple(p) for p in want]
+    assert out.records == ref.records == 2 + 5003 + 1
