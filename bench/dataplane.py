@@ -221,6 +221,8 @@ def reduce_only(workload: str, size: int, split_size: int, reducers: int, budget
     import hashlib
 
     from lambda_handlers import reducer, runtime
+    from lambda_handlers.options import TaskLimits
+    from lambda_handlers.plan import OutputPlan, Plan, StepPlan
 
     job, objects, outputs = map_outputs_in_memory(workload, size, split_size, reducers)
     put: dict = {}
@@ -232,8 +234,9 @@ def reduce_only(workload: str, size: int, split_size: int, reducers: int, budget
     runtime.get_bytes = get_bytes
     runtime.put_bytes = lambda bucket, key, body, **_: put.__setitem__(key, body)
     reducer.map_outputs = lambda *a: outputs
-    plan = {"steps": [{"num_map_tasks": len(outputs)}], "output": {"format": fmt},
-            "limits": {"memory_budget_bytes": budget}}
+    plan = Plan(job_id="j", steps=(StepPlan(index=0, num_map_tasks=len(outputs), num_reducers=reducers),),
+                output=OutputPlan(uri="s3://b/out/", bucket="b", prefix="out/", format=fmt),
+                limits=TaskLimits(memory_budget_bytes=budget, reducer_memory_budget_bytes=budget))
     event = {"bucket": "b", "job_id": "j", "step": 0, "task": 0, "attempt": 0}
     times, prof = [], cProfile.Profile()
     for _ in range(repeat):
