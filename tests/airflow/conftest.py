@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -36,6 +37,34 @@ def airflow_local_env(airflow_home, aws_endpoint):
     from airflow_provider_smr.demo import airflow_env
 
     return airflow_env(airflow_home, aws_endpoint)
+
+
+@pytest.fixture(scope="session")
+def dag_test_runs(request, airflow_local_env, tmp_path_factory) -> dict[str, dict]:
+    """{dag_id: {"state", "xcoms", "asset_events", "logs"}} of every DAG that the session's selected
+    tests using this fixture name in their module's ``BATCH_DAGS``, each run once through
+    ``airflow dags test`` in ONE Airflow process (``dag_test_batch.py``: an Airflow start-up costs
+    seconds), over a DAG folder of the example DAGs plus ``standalone_dags/``, with the test-only
+    cluster policy of ``local_settings/``."""
+    from pathlib import Path
+
+    from tests.airflow import dag_test_batch
+    from tests.airflow.standalone import dag_folder
+
+    wanted: list[str] = []
+    for item in request.session.items:
+        if "dag_test_runs" in getattr(item, "fixturenames", ()):
+            wanted += [d for d in getattr(getattr(item, "module", None), "BATCH_DAGS", ()) if d not in wanted]
+    here = Path(__file__).parent
+    env = {**airflow_local_env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(dag_folder(tmp_path_factory.mktemp("dag_test_batch") / "dags")),
+           # this checkout before the installed one (a worktree tests its own code)
+           "PYTHONPATH": os.pathsep.join([str(here / "local_settings"), str(here.parents[1])])}
+    proc = subprocess.run([sys.executable, str(here / "dag_test_batch.py"), *wanted], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+    runs = dag_test_batch.parse_output(proc.stdout)
+    assert proc.returncode == 0 and set(runs) == set(wanted), proc.stdout[-5000:]
+    return runs
 
 
 @pytest.fixture(scope="session")
