@@ -168,11 +168,11 @@ def test_an_output_this_task_committed_is_not_refused_on_retry(conn):
 LIFECYCLE_DAG = "smr_test_stack_lifecycle"
 
 
-BATCH_DAGS = [LIFECYCLE_DAG]  # run by the session's ``dag_test_runs`` (tests/airflow/conftest.py)
+BATCH_DAGS = [LIFECYCLE_DAG]  # run in the session's batch (``dag_test_runs`` in tests/airflow/conftest.py)
 
 
 def test_dag_deploys_runs_a_deploy_false_job_and_deletes_the_stack(dag_test_runs, aws_endpoint, aws_clients):
-    run = dag_test_runs.get(LIFECYCLE_DAG)
+    run = dag_test_runs(BATCH_DAGS).get(LIFECYCLE_DAG)
     assert run is not None and run["state"] == "success", (run or {}).get("logs", "")[-5000:]
     stack, result = run["xcoms"]["deploy_stack"], run["xcoms"]["count_words"]
     assert stack["stack_name"] == "smr-lifecycle" and stack["memory_mb"] == 256
