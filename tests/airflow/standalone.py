@@ -28,6 +28,9 @@ import pytest
 from airflow_provider_smr.demo import DAGS_FOLDER, airflow_env
 
 TEST_DAGS = Path(__file__).parent / "standalone_dags"
+# Between two checks of :meth:`Api.wait_for`: each check is one cheap REST call, and every wait
+# (API up, DAG parsed, run finished, ...) otherwise ends on average half a gap after the fact.
+POLL_S = 0.25
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -60,7 +63,7 @@ class Api:
             status, body = check()
             if status:
                 return body
-            time.sleep(1)
+            time.sleep(POLL_S)
         pytest.fail(f"timed out waiting for {what}; standalone log tail:\n{self.log.read_text()[-5000:]}")
 
     def ready(self, dag_id: str) -> None:

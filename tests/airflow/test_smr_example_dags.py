@@ -1,21 +1,18 @@
 """The example DAGs: they import cleanly, and each one runs on the local stack as it is.
 
-All seven run once per session, one after another in ONE Airflow process, each through the CLI's own
+All seven run once per session, one after another in ONE Airflow process (the session fixture
+``dag_test_runs``, which also runs other modules' DAGs in it), each through the CLI's own
 ``airflow dags test`` (see ``dag_test_batch.py``), with a test-only cluster policy that makes SMR
 tasks poll every 0.5 s (``local_settings/``); each test then asserts on its DAG's run.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from airflow_provider_smr.demo import DAGS_FOLDER
-from tests.airflow import dag_test_batch
 
 EXAMPLE_DAGS = {
     "smr_word_count", "smr_word_count_deferrable", "smr_amplab_revenue", "smr_pipeline", "smr_join",
@@ -41,19 +38,13 @@ def test_example_dags_import_without_errors(monkeypatch):
                 assert param.schema.get("pattern", "").startswith("^s3://"), f"{dag.dag_id}: Param {name}"
 
 
+BATCH_DAGS = sorted(EXAMPLE_DAGS)  # run in the session's batch (``dag_test_runs`` in tests/airflow/conftest.py)
+
+
 @pytest.fixture(scope="module")
-def dag_runs(airflow_local_env) -> dict[str, dict]:
+def dag_runs(dag_test_runs) -> dict[str, dict]:
     """{dag_id: {"state", "xcoms" (task_id: latest return value), "logs"}} of every example DAG."""
-    here = Path(__file__).parent
-    env = {**airflow_local_env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-           # this checkout before the installed one (a worktree tests its own code)
-           "PYTHONPATH": os.pathsep.join([str(here / "local_settings"), str(here.parents[1])])}
-    proc = subprocess.run([sys.executable, str(here / "dag_test_batch.py"), *sorted(EXAMPLE_DAGS)],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=900)
-    runs = dag_test_batch.parse_output(proc.stdout)
-    assert proc.returncode == 0 and set(runs) == EXAMPLE_DAGS, proc.stdout[-5000:]
-    return runs
+    return dag_test_runs(BATCH_DAGS)
 
 
 def succeeded(runs: dict, dag_id: str) -> dict:

@@ -7,10 +7,6 @@ they did is read back with boto3 (the stack, its outputs, its events).
 from __future__ import annotations
 
 import inspect
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +16,6 @@ from airflow_provider_smr.operators.stack import SMRDeleteStackOperator, SMRDepl
 from lambda_handlers.options import StackSettings, declared
 from lambda_handlers.planning import InputNotFoundError
 from lambda_handlers.s3uri import InputError
-from tests.airflow import dag_test_batch
-from tests.airflow.standalone import dag_folder
 
 CONN = "smr_stack_ops"
 DATA = "smr-stack-ops-data"
@@ -174,17 +168,12 @@ def test_an_output_this_task_committed_is_not_refused_on_retry(conn):
 LIFECYCLE_DAG = "smr_test_stack_lifecycle"
 
 
-def test_dag_deploys_runs_a_deploy_false_job_and_deletes_the_stack(airflow_local_env, aws_endpoint,
-                                                                   aws_clients, tmp_path):
-    here = Path(__file__).parent
-    env = {**airflow_local_env, "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(dag_folder(tmp_path / "dags")),
-           # this checkout before the installed one (a worktree tests its own code)
-           "PYTHONPATH": os.pathsep.join([str(here / "local_settings"), str(here.parents[1])])}
-    proc = subprocess.run([sys.executable, str(here / "dag_test_batch.py"), LIFECYCLE_DAG], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
-    run = dag_test_batch.parse_output(proc.stdout).get(LIFECYCLE_DAG)
-    assert run is not None and run["state"] == "success", proc.stdout[-5000:]
+BATCH_DAGS = [LIFECYCLE_DAG]  # run in the session's batch (``dag_test_runs`` in tests/airflow/conftest.py)
+
+
+def test_dag_deploys_runs_a_deploy_false_job_and_deletes_the_stack(dag_test_runs, aws_endpoint, aws_clients):
+    run = dag_test_runs(BATCH_DAGS).get(LIFECYCLE_DAG)
+    assert run is not None and run["state"] == "success", (run or {}).get("logs", "")[-5000:]
     stack, result = run["xcoms"]["deploy_stack"], run["xcoms"]["count_words"]
     assert stack["stack_name"] == "smr-lifecycle" and stack["memory_mb"] == 256
     assert result["status"] == "SUCCEEDED" and result["parts"]

@@ -17,6 +17,7 @@ from airflow_provider_smr.deploy.errors import StackNotFoundError
 from airflow_provider_smr.engine.runner import JobNotFoundError
 from airflow_provider_smr.operators.smr import deterministic_job_id
 from lambda_handlers import protocol
+from tests.airflow.standalone import POLL_S
 
 pytestmark = pytest.mark.timeout(1500)  # standalone starts slowly on a loaded 2-core box
 BUCKET, TASK_ID = "smr-cancel-standalone", "slow_count"
@@ -85,7 +86,7 @@ def test_marking_the_task_failed_cancels_its_job_which_never_commits(standalone,
     while not (found := cancelled())[0]:
         if time.monotonic() > deadline:
             pytest.fail(f"job {job_id} was not cancelled: {found[1]['state']}; task logs:\n{task_logs(api, dag_id)}")
-        time.sleep(1)
+        time.sleep(POLL_S)
     job = found[1]
     assert job["progress"]["map"]["done"] == 0  # cancelled while its one map task still ran
     claim = clients.s3.get_object(Bucket=runner().stack.work_bucket, Key=protocol.claim_key(job_id, "commit"))

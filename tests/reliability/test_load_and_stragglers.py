@@ -66,21 +66,22 @@ def one_task_each(texts: list[str]) -> int:
     return max(len(t.encode()) for t in texts)
 
 
-def straggling_job(env, name: str, straggler: int) -> tuple[MapReduceJob, str, list[str]]:
-    """A word count over six files whose map task ``straggler`` sleeps 15 s on its first attempt:
-    (job, input URI, the files' texts)."""
+def straggling_job(env, name: str, straggler: int) -> tuple[MapReduceJob, str, list[str], str]:
+    """A word count over six files whose map task ``straggler`` straggles on its first attempt until
+    released (``faults.release_straggler``) or for 15 s: (job, input URI, the files' texts, the
+    straggler's flag)."""
     prefix = env.fresh(name)
     texts = [faults.words_text(i, 20) for i in range(6)]
     texts[straggler] += "straggle now\n"
     for i, text in enumerate(texts):
         env.put(f"{prefix}/f{i}.txt", text)
-    job = MapReduceJob(mapper=faults.straggling_mapper("straggle now", env.fresh("slow"), 15),
-                       reducer=faults.total)
-    return job, f"s3://{DATA}/{prefix}/", texts
+    flag = env.fresh("slow")
+    job = MapReduceJob(mapper=faults.straggling_mapper("straggle now", flag, 15), reducer=faults.total)
+    return job, f"s3://{DATA}/{prefix}/", texts, flag
 
 
 def test_straggler_gets_a_speculative_backup_and_the_first_finisher_wins(rel):
-    job, uri, texts = straggling_job(rel, "straggler", straggler=4)
+    job, uri, texts, flag = straggling_job(rel, "straggler", straggler=4)
     output = rel.output("straggler")
     job_id = rel.runner.submit(job, input=uri, output=output,
                                options=JobOptions(num_reducers=2, speculation=True, speculation_threshold=3,
@@ -92,6 +93,7 @@ def test_straggler_gets_a_speculative_backup_and_the_first_finisher_wins(rel):
     assert result["counters"]["attempts"] == 6 + 2 + 1
 
     # The straggler finishes later: its output is written but never used; the answer stays.
+    faults.release_straggler(rel.s3, flag)
     late = protocol.map_output_key(job_id, 0, 4, 0)
     deadline = time.monotonic() + 40
     while late not in rel.job_objects(job_id):
@@ -107,7 +109,7 @@ async def test_deferred_wait_also_gets_the_straggler_a_backup(rel, aws_endpoint,
     from airflow_provider_smr.triggers.smr import SUCCESS, SMRJobTrigger
 
     monkeypatch.setenv("AIRFLOW_CONN_SMR_REL_TRIGGER", airflow_conn(aws_endpoint))
-    job, uri, texts = straggling_job(rel, "straggler-deferred", straggler=2)
+    job, uri, texts, flag = straggling_job(rel, "straggler-deferred", straggler=2)
     job_id = rel.runner.submit(job, input=uri, output=rel.output("sd"),
                                options=JobOptions(num_reducers=1, speculation=True,
                                                   split_size=one_task_each(texts)))
@@ -117,3 +119,4 @@ async def test_deferred_wait_also_gets_the_straggler_a_backup(rel, aws_endpoint,
     assert [e.payload["status"] for e in events] == [SUCCESS]
     assert done_attempt(rel, job_id, "map", 2) == 1  # the backup the trigger asked for won
     assert rel.records(rel.runner.result(job_id)) == faults.word_count(*texts)
+    faults.release_straggler(rel.s3, flag)  # its worker is free for the next test
