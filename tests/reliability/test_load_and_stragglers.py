@@ -1,9 +1,9 @@
 """Issue 5, faults 12 and 13: a job of many more splits than a concurrency cap of 8 allows at once,
 and a straggler that gets a speculative backup attempt (the first finisher wins).
 
-Fault 12 runs 300 splits (37 times the cap; 1,000 took 76 s of the suite): what 1,000 also covered,
-listing a job's markers past one 1,000-key page, is tested directly in tests/engine/test_watch.py
-(the watcher) and tests/lambda_handlers/test_coordinator_handler.py (the coordinator).
+Fault 12 runs the issue's 1,000 splits (125 times the cap), so a job's markers also list past one
+1,000-key page; the watcher and the coordinator are also tested on such listings directly
+(tests/engine/test_watch.py, tests/lambda_handlers/test_coordinator_handler.py).
 """
 
 from __future__ import annotations
