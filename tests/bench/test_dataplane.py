@@ -12,3 +12,11 @@ def test_reduce_only_runs_the_real_reducer_over_every_record_of_its_partition():
     assert got["records_in"] == got["records_out"] > 0
     assert len(got["part_sha256"]) == 16
     json.dumps(got)
+
+
+def test_reduce_only_leaves_the_reducer_and_runtime_as_it_found_them():
+    from lambda_handlers import reducer, runtime
+
+    before = (runtime.get_bytes, runtime.put_bytes, reducer.map_outputs)
+    dataplane.reduce_only("sort", 64 << 10, split_size=32 << 10, reducers=1, budget=8 << 20, repeat=1)
+    assert (runtime.get_bytes, runtime.put_bytes, reducer.map_outputs) == before
