@@ -668,11 +668,15 @@ def run_task(event: dict[str, Any], phase: str,
     slots = list(event.get("slots") or [])  # emptied once freed
     if slots and not _hold_slots(event["bucket"], slots):
         return {"duplicate": True}
+    inline: list[str] = []  # the done notification, when this task makes the coordinator's call itself
     try:  # in a copy of the context: the task's context (its params, counters, state) ends with it
-        return contextvars.copy_context().run(_run_task, event, phase, body, slots)
+        result = contextvars.copy_context().run(_run_task, event, phase, body, slots, inline)
     finally:
         if slots:
             _free_slots(event["bucket"], slots)
+    for reason in inline:  # after the task's context: the coordinator's work, not the task's
+        coordinate_inline(event["bucket"], event["job_id"], reason)
+    return result
 
 
 def _hold_slots(bucket: str, slots: list[str]) -> bool:
@@ -694,7 +698,7 @@ def _free_slots(bucket: str, slots: list[str]) -> None:
 
 def _run_task(event: dict[str, Any], phase: str,
               body: Callable[[dict[str, Any], Plan, JobSpec, TaskMetrics], dict[str, Any]],
-              slots: list[str]) -> dict[str, Any]:
+              slots: list[str], inline: list[str]) -> dict[str, Any]:
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
     metrics = start_metrics()
@@ -746,8 +750,44 @@ def _run_task(event: dict[str, Any], phase: str,
     if slots:  # free the slots before the coordinator admits into them
         _free_slots(bucket, slots)
         slots.clear()
-    notify_coordinator(bucket, job_id, reason)
+    if result.get("won") and coordinates_inline(plan, step, phase, time.time() - started):
+        inline.append(reason)
+    else:
+        notify_coordinator(bucket, job_id, reason)
     return result
+
+
+def coordinates_inline(plan: Plan | None, step: int, phase: str, elapsed_s: float = 0.0) -> bool:
+    """Whether the task that won ``phase`` of ``step`` makes the coordinator call its done
+    notification asks for itself, in its own function, instead of invoking the coordinator.
+
+    Only when that call starts the next transition at once and cheaply: the phase has this one
+    task (its winning done marker completes the phase), no admission pass runs (no
+    ``max_running_tasks``: the next phase starts with a claim and its invokes, or the commit
+    copies one part), the task took less than half its function's timeout (``elapsed_s``: the
+    call has time to finish), and the tasks run on Lambda (a run inside one process, or tests
+    that replace the invoke, keep the coordinator's own calls). The coordinator is stateless and
+    its claims start every transition once, whoever calls it; this saves a Lambda hop (an invoke
+    and the coordinator's start) per phase of a small job.
+    """
+    if plan is None or _invoker is not None or _in_process.get() is not None:
+        return False
+    from lambda_handlers import admission
+
+    return (step < len(plan.steps) and plan.steps[step].tasks(phase) == 1 and not admission.enabled(plan)
+            and elapsed_s < plan.limits.task_timeout_s / 2)
+
+
+def coordinate_inline(bucket: str, job_id: str, reason: str) -> None:
+    """The coordinator's call for ``reason`` in this function; on an error the coordinator
+    function is notified as usual (its claims make a half-done call harmless)."""
+    from lambda_handlers import coordinator  # it imports this module
+
+    try:
+        coordinator.coordinate(bucket, job_id, reason)
+    except Exception:
+        log.exception("coordinating job %s inline (%s) failed: notifying the coordinator", job_id, reason)
+        notify_coordinator(bucket, job_id, reason)
 
 
 def accept(event: Any, kind: str) -> dict[str, Any]:
