@@ -544,6 +544,10 @@ def invoke(event: dict[str, Any], attempts: int = 8, function: str | None = None
     if job is not None and job[1] != event.get("job_id"):
         with as_stack():
             return invoke(event, attempts, function)
+    captured = _next_tasks.get()
+    if captured is not None and function is None and event.get("kind") in (protocol.EVENT_MAP, protocol.EVENT_REDUCE):
+        captured.append(event)  # coordinate_inline runs it here, or invokes it, when the call ends
+        return
     name = function or pinned_function(event)
     world = _in_process.get()
     if world is not None:
@@ -668,14 +672,14 @@ def run_task(event: dict[str, Any], phase: str,
     slots = list(event.get("slots") or [])  # emptied once freed
     if slots and not _hold_slots(event["bucket"], slots):
         return {"duplicate": True}
-    inline: list[str] = []  # the done notification, when this task makes the coordinator's call itself
+    inline: list[tuple[str, bool]] = []  # (notification, next task here) when it makes the coordinator's call
     try:  # in a copy of the context: the task's context (its params, counters, state) ends with it
         result = contextvars.copy_context().run(_run_task, event, phase, body, slots, inline)
     finally:
         if slots:
             _free_slots(event["bucket"], slots)
-    for reason in inline:  # after the task's context: the coordinator's work, not the task's
-        coordinate_inline(event["bucket"], event["job_id"], reason)
+    for reason, here in inline:  # after the task's context: the coordinator's work, not the task's
+        coordinate_inline(event["bucket"], event["job_id"], reason, next_task_here=here)
     return result
 
 
@@ -698,13 +702,14 @@ def _free_slots(bucket: str, slots: list[str]) -> None:
 
 def _run_task(event: dict[str, Any], phase: str,
               body: Callable[[dict[str, Any], Plan, JobSpec, TaskMetrics], dict[str, Any]],
-              slots: list[str], inline: list[str]) -> dict[str, Any]:
+              slots: list[str], inline: list[tuple[str, bool]]) -> dict[str, Any]:
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
     metrics = start_metrics()
     context.begin_task(step, phase, task, attempt)
     started = time.time()
     plan: Plan | None = None
+    written = 0  # the done marker's bytes_out
     try:
         if exists(bucket, protocol.cancel_key(job_id)):
             return {"cancelled": True}
@@ -720,6 +725,7 @@ def _run_task(event: dict[str, Any], phase: str,
                 "started": started, "finished": finished, "duration_s": round(finished - started, 4),
                 "memory_mb": memory_mb(), "max_rss_mb": max_rss_mb()}
         done.setdefault("bad_records", 0)
+        written = int(done["bytes_out"] or 0)
         user_counters = context.task_counters()
         if user_counters:
             done["counters"] = user_counters
@@ -750,8 +756,10 @@ def _run_task(event: dict[str, Any], phase: str,
     if slots:  # free the slots before the coordinator admits into them
         _free_slots(bucket, slots)
         slots.clear()
-    if result.get("won") and coordinates_inline(plan, step, phase, time.time() - started):
-        inline.append(reason)
+    elapsed = time.time() - started
+    if plan is not None and result.get("won") and coordinates_inline(plan, step, phase, elapsed):
+        # the one task the call may start runs here only after a short task that wrote little
+        inline.append((reason, written <= NEXT_TASK_MAX_BYTES and elapsed < plan.limits.task_timeout_s / 4))
     else:
         notify_coordinator(bucket, job_id, reason)
     return result
@@ -778,16 +786,59 @@ def coordinates_inline(plan: Plan | None, step: int, phase: str, elapsed_s: floa
             and elapsed_s < plan.limits.task_timeout_s / 2)
 
 
-def coordinate_inline(bucket: str, job_id: str, reason: str) -> None:
+#: the most a task may have written for the one task its completion starts to run in its function
+NEXT_TASK_MAX_BYTES = 8 << 20
+_next_tasks: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "smr_next_tasks", default=None)
+_running_next: contextvars.ContextVar[bool] = contextvars.ContextVar("smr_running_next", default=False)
+
+
+def coordinate_inline(bucket: str, job_id: str, reason: str, next_task_here: bool = False) -> None:
     """The coordinator's call for ``reason`` in this function; on an error the coordinator
-    function is notified as usual (its claims make a half-done call harmless)."""
+    function is notified as usual (its claims make a half-done call harmless).
+
+    ``next_task_here`` (the finished task wrote little): when the call starts exactly one task
+    (the next phase has one task, e.g. the reducer of a one-split, one-reducer job) on a function
+    of this one's memory, that task runs here, once the call is done, as its invocation would
+    run it (same event, markers, retries): no invoke, no function start, no new job session.
+    A task run so does not run another one (one such task per invocation).
+    """
     from lambda_handlers import coordinator  # it imports this module
 
+    plan = load_plan(bucket, job_id)
+    here = (next_task_here and not _running_next.get()
+            and plan.limits.reducer_memory_mb == plan.limits.memory_mb)
+    tasks: list[dict[str, Any]] = []
+    token = _next_tasks.set(tasks if here else None)
     try:
         coordinator.coordinate(bucket, job_id, reason)
     except Exception:
         log.exception("coordinating job %s inline (%s) failed: notifying the coordinator", job_id, reason)
         notify_coordinator(bucket, job_id, reason)
+    finally:
+        _next_tasks.reset(token)
+    if len(tasks) == 1:
+        _run_next_task(tasks[0])
+        return
+    for event in tasks:
+        invoke(event)
+
+
+def _run_next_task(event: dict[str, Any]) -> None:
+    """Run a task event in this function, as its own invocation would (invoke it on an error
+    before the task started: a second delivery of one attempt is harmless)."""
+    from lambda_handlers import mapper, reducer
+
+    handler = mapper.handler if event["kind"] == protocol.EVENT_MAP else reducer.handler
+    token = _running_next.set(True)
+    try:
+        handler(event)
+    except Exception:
+        log.exception("running %s task %s of job %s here failed: invoking it", event["kind"], event["task"],
+                      event["job_id"])
+        invoke(event)
+    finally:
+        _running_next.reset(token)
 
 
 def accept(event: Any, kind: str) -> dict[str, Any]:

@@ -532,9 +532,10 @@ class JobRunner:
         """Last CloudWatch log lines mentioning the job in the failed phase's function (best effort).
 
         A failure outside the tasks (e.g. the commit) is the coordinator's; the task of a phase
-        that has only it makes the coordinator's call itself (``runtime.coordinates_inline``), so
-        the reducer's and the mapper's logs are read too when the coordinator's have no line."""
-        roles = {protocol.MAP: ["mapper"], protocol.REDUCE: ["reducer"]}.get(
+        that has only it makes the coordinator's call itself, and may run the one task that call
+        starts (``runtime.coordinate_inline``), so the logs of the functions that may have run
+        it are read too when the phase's own have no line."""
+        roles = {protocol.MAP: ["mapper", "reducer"], protocol.REDUCE: ["reducer", "mapper"]}.get(
             phase or "", ["coordinator", "reducer", "mapper"])
         for role in roles:
             function = self.stack.functions.get(role)
