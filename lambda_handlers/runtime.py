@@ -772,9 +772,10 @@ def coordinates_inline(plan: Plan | None, step: int, phase: str, elapsed_s: floa
     Only when that call starts the next transition at once and cheaply: the phase has this one
     task (its winning done marker completes the phase), no admission pass runs (no
     ``max_running_tasks``: the next phase starts with a claim and its invokes, or the commit
-    copies one part), the task took less than half its function's timeout (``elapsed_s``: the
-    call has time to finish), and the tasks run on Lambda (a run inside one process, or tests
-    that replace the invoke, keep the coordinator's own calls). The coordinator is stateless and
+    copies one part), the output is not a table (whose commit writes every item, sized for the
+    coordinator function), the task took less than half its function's timeout (``elapsed_s``:
+    the call has time to finish), and the tasks run on Lambda (a run inside one process, or
+    tests that replace the invoke, keep the coordinator's own calls). The coordinator is stateless and
     its claims start every transition once, whoever calls it; this saves a Lambda hop (an invoke
     and the coordinator's start) per phase of a small job.
     """
@@ -783,7 +784,7 @@ def coordinates_inline(plan: Plan | None, step: int, phase: str, elapsed_s: floa
     from lambda_handlers import admission
 
     return (step < len(plan.steps) and plan.steps[step].tasks(phase) == 1 and not admission.enabled(plan)
-            and elapsed_s < plan.limits.task_timeout_s / 2)
+            and plan.output.table is None and elapsed_s < plan.limits.task_timeout_s / 2)
 
 
 #: the most a task may have written for the one task its completion starts to run in its function

@@ -285,6 +285,7 @@ def test_a_mapper_calling_sys_exit_fails_the_attempt_not_the_container(harness, 
 def test_only_the_task_of_a_one_task_phase_coordinates_inline_and_only_on_lambda(monkeypatch):
     """The rule behind a small job's missing coordinator hops (the chain itself on the local
     stack: tests/engine/test_e2e.py): a phase of one task, no admission, tasks on Lambda."""
+    from lambda_handlers import plan as plan_mod
     from lambda_handlers import runtime
     from lambda_handlers.options import JobOptions
     from lambda_handlers.plan import Plan
@@ -309,6 +310,9 @@ def test_only_the_task_of_a_one_task_phase_coordinates_inline_and_only_on_lambda
     assert runtime.coordinates_inline(two, 1, protocol.REDUCE)
     assert not runtime.coordinates_inline(plan([1], max_running_tasks=4), 0, protocol.MAP)  # admission
     assert not runtime.coordinates_inline(None, 0, protocol.MAP)  # the task failed before its plan
+    table = Plan.from_json({**one.to_json(), "output": {**one.to_json()["output"], "table": "t",
+                                                        "format": plan_mod.DYNAMODB_FORMAT}})
+    assert table.output.table and not runtime.coordinates_inline(table, 0, protocol.MAP)  # the coordinator's
     timeout = one.limits.task_timeout_s  # a task that ran long leaves the call too little time
     assert runtime.coordinates_inline(one, 0, protocol.MAP, timeout / 2 - 1)
     assert not runtime.coordinates_inline(one, 0, protocol.MAP, timeout / 2)
