@@ -524,8 +524,8 @@ def _invoke_all(bucket: str, job_id: str, kind: str, step: int, n: int) -> None:
 
 def _write_map_manifest(bucket: str, job_id: str, plan: Plan, step: int) -> None:
     markers = phase_summaries(bucket, job_id, plan, step, protocol.MAP)
-    runtime.put_json(bucket, protocol.map_manifest_key(job_id, step),
-                     {"step": step, "outputs": [[m["output_key"], m["index"]] for m in markers]})
+    runtime.put_final_json(bucket, protocol.map_manifest_key(job_id, step),
+                           {"step": step, "outputs": [[m["output_key"], m["index"]] for m in markers]})
 
 
 def _error_detail(bucket: str, job_id: str, s: int, phase: str, t: int, a: int) -> dict[str, Any]:

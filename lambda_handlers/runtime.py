@@ -368,7 +368,22 @@ def get_bytes(bucket: str, key: str, **kw: Any) -> bytes:
 
 
 def get_json(bucket: str, key: str) -> Any:
-    return json.loads(s3().get_object(Bucket=bucket, Key=key)["Body"].read())
+    known = _final.get()
+    body = known.get((bucket, key)) if known is not None else None
+    if body is None:
+        body = s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return json.loads(body)
+
+
+def put_final_json(bucket: str, key: str, obj: Any) -> None:
+    """:func:`put_json` of a document nobody writes again (a map manifest, written by the
+    claim's winner); while this function coordinates inline, its own reads of it are answered
+    from memory."""
+    body = json.dumps(obj, sort_keys=True).encode()
+    put_bytes(bucket, key, body, ContentType="application/json")
+    known = _final.get()
+    if known is not None:
+        known[(bucket, key)] = body
 
 
 def put_bytes(bucket: str, key: str, body: bytes, **kw: Any) -> None:
@@ -672,14 +687,19 @@ def run_task(event: dict[str, Any], phase: str,
     slots = list(event.get("slots") or [])  # emptied once freed
     if slots and not _hold_slots(event["bucket"], slots):
         return {"duplicate": True}
-    inline: list[tuple[str, bool]] = []  # (notification, next task here) when it makes the coordinator's call
+    # (notification, next task here, (done marker key, body)) when it makes the coordinator's call
+    inline: list[tuple[str, bool, Any]] = []
     try:  # in a copy of the context: the task's context (its params, counters, state) ends with it
         result = contextvars.copy_context().run(_run_task, event, phase, body, slots, inline)
     finally:
         if slots:
             _free_slots(event["bucket"], slots)
-    for reason, here in inline:  # after the task's context: the coordinator's work, not the task's
-        coordinate_inline(event["bucket"], event["job_id"], reason, next_task_here=here)
+    for reason, here, marker in inline:  # after the task's context: the coordinator's work, not the task's
+        token = _final.set({(event["bucket"], marker[0]): marker[1].encode()})  # the winning marker
+        try:
+            coordinate_inline(event["bucket"], event["job_id"], reason, next_task_here=here)
+        finally:
+            _final.reset(token)
     return result
 
 
@@ -702,14 +722,14 @@ def _free_slots(bucket: str, slots: list[str]) -> None:
 
 def _run_task(event: dict[str, Any], phase: str,
               body: Callable[[dict[str, Any], Plan, JobSpec, TaskMetrics], dict[str, Any]],
-              slots: list[str], inline: list[tuple[str, bool]]) -> dict[str, Any]:
+              slots: list[str], inline: list[tuple[str, bool, Any]]) -> dict[str, Any]:
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
     metrics = start_metrics()
     context.begin_task(step, phase, task, attempt)
     started = time.time()
     plan: Plan | None = None
-    written = 0  # the done marker's bytes_out
+    written, marker = 0, ""  # the done marker's bytes_out, and the marker
     try:
         if exists(bucket, protocol.cancel_key(job_id)):
             return {"cancelled": True}
@@ -732,8 +752,8 @@ def _run_task(event: dict[str, Any], phase: str,
         with metrics.lock:
             done["requests"] = dict(metrics.requests)
         done["requests"]["PutObject"] = done["requests"].get("PutObject", 0) + 1  # the marker itself
-        won = put_if_absent(bucket, protocol.done_marker_key(job_id, step, phase, task),
-                            json.dumps(done, sort_keys=True))
+        marker = json.dumps(done, sort_keys=True)
+        won = put_if_absent(bucket, protocol.done_marker_key(job_id, step, phase, task), marker)
         result: dict[str, Any] = {"done": True, "won": won}
         log_task_line(job_id, phase, step, task, attempt, "done" if won else "done, lost to an earlier attempt",
                       duration_s=done["duration_s"], records_in=done.get("records_in"),
@@ -759,7 +779,8 @@ def _run_task(event: dict[str, Any], phase: str,
     elapsed = time.time() - started
     if plan is not None and result.get("won") and coordinates_inline(plan, step, phase, elapsed):
         # the one task the call may start runs here only after a short task that wrote little
-        inline.append((reason, written <= NEXT_TASK_MAX_BYTES and elapsed < plan.limits.task_timeout_s / 4))
+        inline.append((reason, written <= NEXT_TASK_MAX_BYTES and elapsed < plan.limits.task_timeout_s / 4,
+                       (protocol.done_marker_key(job_id, step, phase, task), marker)))
     else:
         notify_coordinator(bucket, job_id, reason)
     return result
@@ -792,6 +813,11 @@ NEXT_TASK_MAX_BYTES = 8 << 20
 _next_tasks: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
     "smr_next_tasks", default=None)
 _running_next: contextvars.ContextVar[bool] = contextvars.ContextVar("smr_running_next", default=False)
+#: JSON bodies this function wrote that never change (the winning done marker of the task that
+#: coordinates inline, the map manifest it writes), by (bucket, key): its own reads of them
+#: while it coordinates and runs the next task are answered from memory
+_final: contextvars.ContextVar[dict[tuple[str, str], bytes] | None] = contextvars.ContextVar(
+    "smr_final", default=None)
 
 
 def coordinate_inline(bucket: str, job_id: str, reason: str, next_task_here: bool = False) -> None:
