@@ -42,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The ``smr`` command's process: :func:`main` with the cyclic garbage collector paused
-    until the command has started (:func:`resume_gc`), then :func:`exit_now`."""
+    until the command has started (:func:`resume_gc`) and regular expressions compiled from
+    SMR's cache (:mod:`airflow_provider_smr.regex_cache`), then :func:`exit_now`."""
+    from airflow_provider_smr import regex_cache
+
     pause_gc()
+    regex_cache.install()
     exit_now(main())
 
 

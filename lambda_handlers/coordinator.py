@@ -237,12 +237,13 @@ def coordinate(bucket: str, job_id: str, reason: str = "", now: float | None = N
 def _coordinate(bucket: str, job_id: str, plan: Plan, reason: str, now: float | None) -> dict[str, Any]:
     done = _DONE_REASON.match(reason)
     st: JobState | None = None
+    cancelled: bool | None = None  # read with the state after a phase, else when an action is due
     if done:
         phase, step, task = done.group(1), int(done.group(2)), int(done.group(3))
         if step < len(plan.steps):
             if not phase_complete(bucket, job_id, plan, step, phase, task):
                 return {"state": protocol.RUNNING, "actions": []}
-            st = _state_after_phase(bucket, job_id, plan, step, phase)
+            st, cancelled = _state_after_phase(bucket, job_id, plan, step, phase)
     failed = _ERROR_REASON.match(reason)
     if failed and int(failed.group(2)) < len(plan.steps):
         return _task_failed(bucket, job_id, plan, failed.group(1), int(failed.group(2)),
@@ -255,7 +256,7 @@ def _coordinate(bucket: str, job_id: str, plan: Plan, reason: str, now: float | 
     actions = decide(plan, st, now, reason == CHECK_DEADLINES)
     if not actions:
         return {"state": protocol.RUNNING, "actions": []}
-    if runtime.exists(bucket, protocol.cancel_key(job_id)):
+    if runtime.exists(bucket, protocol.cancel_key(job_id)) if cancelled is None else cancelled:
         return {"state": "cancelling", "actions": []}
     stopped = _spend_guard(bucket, job_id, plan, actions)
     if stopped is not None:
@@ -445,17 +446,24 @@ def phase_summaries(bucket: str, job_id: str, plan: Plan, step: int, phase: str)
     return [summary(m, priced(plan)) for m in ordered_parallel(lambda k: runtime.get_json(bucket, k), keys)]
 
 
-def _state_after_phase(bucket: str, job_id: str, plan: Plan, step: int, phase: str) -> JobState:
+def _state_after_phase(bucket: str, job_id: str, plan: Plan, step: int, phase: str) -> tuple[JobState, bool]:
     """The job's state when ``phase`` of ``step`` has just completed (the tally root said so):
     that phase and every earlier one done, plus the claims and job states (two small LISTs instead
-    of the whole ``status/`` prefix, which holds 2 keys a task)."""
-    st = scan(job_id, runtime.list_keys(bucket, protocol.claims_prefix(job_id))
-              + runtime.list_keys(bucket, protocol.job_states_prefix(job_id)))
+    of the whole ``status/`` prefix, which holds 2 keys a task); and whether the job is cancelled
+    (its cancel marker, read with them: the next transition is due, and its claim decides)."""
+    def read(what: str) -> Any:
+        if what == "cancel":
+            return runtime.exists(bucket, protocol.cancel_key(job_id))
+        return runtime.list_keys(bucket, what)
+
+    claims, states, cancelled = ordered_parallel(  # three small reads at once: a job's critical path
+        read, [protocol.claims_prefix(job_id), protocol.job_states_prefix(job_id), "cancel"])
+    st = scan(job_id, claims + states)
     for s in range(step + 1):
         for ph in protocol.PHASES:
             if s < step or ph == protocol.MAP or phase == protocol.REDUCE:
                 st.done[(s, ph)] = set(range(plan.tasks(s, ph)))
-    return st
+    return st, bool(cancelled)
 
 
 def _claim(bucket: str, job_id: str, name: str, body: str = "") -> bool:
@@ -516,8 +524,8 @@ def _invoke_all(bucket: str, job_id: str, kind: str, step: int, n: int) -> None:
 
 def _write_map_manifest(bucket: str, job_id: str, plan: Plan, step: int) -> None:
     markers = phase_summaries(bucket, job_id, plan, step, protocol.MAP)
-    runtime.put_json(bucket, protocol.map_manifest_key(job_id, step),
-                     {"step": step, "outputs": [[m["output_key"], m["index"]] for m in markers]})
+    runtime.put_final_json(bucket, protocol.map_manifest_key(job_id, step),
+                           {"step": step, "outputs": [[m["output_key"], m["index"]] for m in markers]})
 
 
 def _error_detail(bucket: str, job_id: str, s: int, phase: str, t: int, a: int) -> dict[str, Any]:
@@ -552,14 +560,21 @@ def commit(bucket: str, job_id: str, plan: Plan) -> dict[str, Any]:
     ob, prefix, fmt = out.bucket, out.prefix, out.format
     last = plan.last_step
     phase = protocol.REDUCE if plan.steps[last].num_reducers else protocol.MAP
-    markers = phase_summaries(bucket, job_id, plan, last, phase)
     if out.table is not None:
-        return commit_table(bucket, job_id, plan, markers)
+        return commit_table(bucket, job_id, plan, phase_summaries(bucket, job_id, plan, last, phase))
     ext = writers.extension(fmt)
 
     success_key = prefix + protocol.SUCCESS_MARKER
     s3 = runtime.s3()
-    if runtime.exists(ob, success_key):
+
+    def read(what: str) -> Any:
+        return phase_summaries(bucket, job_id, plan, last, phase) if what == "markers" else runtime.exists(
+            ob, success_key)
+
+    # two reads at once (a job's critical path): the parts' summaries, and whether the output
+    # holds a committed result
+    markers, committed_before = ordered_parallel(read, ["markers", "success"])
+    if committed_before:
         if not out.overwrite:
             raise CommitRefusedError(
                 f"output s3://{ob}/{prefix} already committed (it has _SUCCESS); write to a new "
@@ -577,11 +592,17 @@ def commit(bucket: str, job_id: str, plan: Plan) -> dict[str, Any]:
         marker, part = pair
         s3.copy_object(Bucket=ob, Key=part["key"], CopySource={"Bucket": bucket, "Key": marker["output_key"]})
 
-    for _ in ordered_parallel(copy, list(zip(markers, parts, strict=True))):
-        pass
     ours = {p["key"] for p in parts}
-    stale = [o["Key"] for o in runtime.list_keys(ob, prefix)
-             if o["Key"] not in ours and _is_part(o["Key"][len(prefix):])]
+
+    def copy_or_list(pair: Any) -> Any:  # the copies, and last the listing of the output's parts
+        if pair is None:
+            return runtime.list_keys(ob, prefix)
+        copy(pair)
+        return None
+
+    # at once (ours are never stale): a one-part job's copy and listing cost one round trip
+    *_, listed = ordered_parallel(copy_or_list, [*zip(markers, parts, strict=True), None])
+    stale = [o["Key"] for o in listed if o["Key"] not in ours and _is_part(o["Key"][len(prefix):])]
     for i in range(0, len(stale), 1000):
         s3.delete_objects(Bucket=ob, Delete={"Objects": [{"Key": k} for k in stale[i:i + 1000]],
                                              "Quiet": True})

@@ -368,7 +368,22 @@ def get_bytes(bucket: str, key: str, **kw: Any) -> bytes:
 
 
 def get_json(bucket: str, key: str) -> Any:
-    return json.loads(s3().get_object(Bucket=bucket, Key=key)["Body"].read())
+    known = _final.get()
+    body = known.get((bucket, key)) if known is not None else None
+    if body is None:
+        body = s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return json.loads(body)
+
+
+def put_final_json(bucket: str, key: str, obj: Any) -> None:
+    """:func:`put_json` of a document nobody writes again (a map manifest, written by the
+    claim's winner); while this function coordinates inline, its own reads of it are answered
+    from memory."""
+    body = json.dumps(obj, sort_keys=True).encode()
+    put_bytes(bucket, key, body, ContentType="application/json")
+    known = _final.get()
+    if known is not None:
+        known[(bucket, key)] = body
 
 
 def put_bytes(bucket: str, key: str, body: bytes, **kw: Any) -> None:
@@ -544,6 +559,10 @@ def invoke(event: dict[str, Any], attempts: int = 8, function: str | None = None
     if job is not None and job[1] != event.get("job_id"):
         with as_stack():
             return invoke(event, attempts, function)
+    captured = _next_tasks.get()
+    if captured is not None and function is None and event.get("kind") in (protocol.EVENT_MAP, protocol.EVENT_REDUCE):
+        captured.append(event)  # coordinate_inline runs it here, or invokes it, when the call ends
+        return
     name = function or pinned_function(event)
     world = _in_process.get()
     if world is not None:
@@ -668,11 +687,20 @@ def run_task(event: dict[str, Any], phase: str,
     slots = list(event.get("slots") or [])  # emptied once freed
     if slots and not _hold_slots(event["bucket"], slots):
         return {"duplicate": True}
+    # (notification, next task here, (done marker key, body)) when it makes the coordinator's call
+    inline: list[tuple[str, bool, Any]] = []
     try:  # in a copy of the context: the task's context (its params, counters, state) ends with it
-        return contextvars.copy_context().run(_run_task, event, phase, body, slots)
+        result = contextvars.copy_context().run(_run_task, event, phase, body, slots, inline)
     finally:
         if slots:
             _free_slots(event["bucket"], slots)
+    for reason, here, marker in inline:  # after the task's context: the coordinator's work, not the task's
+        token = _final.set({(event["bucket"], marker[0]): marker[1].encode()})  # the winning marker
+        try:
+            coordinate_inline(event["bucket"], event["job_id"], reason, next_task_here=here)
+        finally:
+            _final.reset(token)
+    return result
 
 
 def _hold_slots(bucket: str, slots: list[str]) -> bool:
@@ -694,13 +722,14 @@ def _free_slots(bucket: str, slots: list[str]) -> None:
 
 def _run_task(event: dict[str, Any], phase: str,
               body: Callable[[dict[str, Any], Plan, JobSpec, TaskMetrics], dict[str, Any]],
-              slots: list[str]) -> dict[str, Any]:
+              slots: list[str], inline: list[tuple[str, bool, Any]]) -> dict[str, Any]:
     bucket, job_id = event["bucket"], event["job_id"]
     step, task, attempt = event["step"], event["task"], event["attempt"]
     metrics = start_metrics()
     context.begin_task(step, phase, task, attempt)
     started = time.time()
     plan: Plan | None = None
+    written, marker = 0, ""  # the done marker's bytes_out, and the marker
     try:
         if exists(bucket, protocol.cancel_key(job_id)):
             return {"cancelled": True}
@@ -716,14 +745,15 @@ def _run_task(event: dict[str, Any], phase: str,
                 "started": started, "finished": finished, "duration_s": round(finished - started, 4),
                 "memory_mb": memory_mb(), "max_rss_mb": max_rss_mb()}
         done.setdefault("bad_records", 0)
+        written = int(done["bytes_out"] or 0)
         user_counters = context.task_counters()
         if user_counters:
             done["counters"] = user_counters
         with metrics.lock:
             done["requests"] = dict(metrics.requests)
         done["requests"]["PutObject"] = done["requests"].get("PutObject", 0) + 1  # the marker itself
-        won = put_if_absent(bucket, protocol.done_marker_key(job_id, step, phase, task),
-                            json.dumps(done, sort_keys=True))
+        marker = json.dumps(done, sort_keys=True)
+        won = put_if_absent(bucket, protocol.done_marker_key(job_id, step, phase, task), marker)
         result: dict[str, Any] = {"done": True, "won": won}
         log_task_line(job_id, phase, step, task, attempt, "done" if won else "done, lost to an earlier attempt",
                       duration_s=done["duration_s"], records_in=done.get("records_in"),
@@ -746,8 +776,96 @@ def _run_task(event: dict[str, Any], phase: str,
     if slots:  # free the slots before the coordinator admits into them
         _free_slots(bucket, slots)
         slots.clear()
-    notify_coordinator(bucket, job_id, reason)
+    elapsed = time.time() - started
+    if plan is not None and result.get("won") and coordinates_inline(plan, step, phase, elapsed):
+        # the one task the call may start runs here only after a short task that wrote little
+        inline.append((reason, written <= NEXT_TASK_MAX_BYTES and elapsed < plan.limits.task_timeout_s / 4,
+                       (protocol.done_marker_key(job_id, step, phase, task), marker)))
+    else:
+        notify_coordinator(bucket, job_id, reason)
     return result
+
+
+def coordinates_inline(plan: Plan | None, step: int, phase: str, elapsed_s: float = 0.0) -> bool:
+    """Whether the task that won ``phase`` of ``step`` makes the coordinator call its done
+    notification asks for itself, in its own function, instead of invoking the coordinator.
+
+    Only when that call starts the next transition at once and cheaply: the phase has this one
+    task (its winning done marker completes the phase), no admission pass runs (no
+    ``max_running_tasks``: the next phase starts with a claim and its invokes, or the commit
+    copies one part), the output is not a table (whose commit writes every item, sized for the
+    coordinator function), the task took less than half its function's timeout (``elapsed_s``:
+    the call has time to finish), and the tasks run on Lambda (a run inside one process, or
+    tests that replace the invoke, keep the coordinator's own calls). The coordinator is stateless and
+    its claims start every transition once, whoever calls it; this saves a Lambda hop (an invoke
+    and the coordinator's start) per phase of a small job.
+    """
+    if plan is None or _invoker is not None or _in_process.get() is not None:
+        return False
+    from lambda_handlers import admission
+
+    return (step < len(plan.steps) and plan.steps[step].tasks(phase) == 1 and not admission.enabled(plan)
+            and plan.output.table is None and elapsed_s < plan.limits.task_timeout_s / 2)
+
+
+#: the most a task may have written for the one task its completion starts to run in its function
+NEXT_TASK_MAX_BYTES = 8 << 20
+_next_tasks: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "smr_next_tasks", default=None)
+_running_next: contextvars.ContextVar[bool] = contextvars.ContextVar("smr_running_next", default=False)
+#: JSON bodies this function wrote that never change (the winning done marker of the task that
+#: coordinates inline, the map manifest it writes), by (bucket, key): its own reads of them
+#: while it coordinates and runs the next task are answered from memory
+_final: contextvars.ContextVar[dict[tuple[str, str], bytes] | None] = contextvars.ContextVar(
+    "smr_final", default=None)
+
+
+def coordinate_inline(bucket: str, job_id: str, reason: str, next_task_here: bool = False) -> None:
+    """The coordinator's call for ``reason`` in this function; on an error the coordinator
+    function is notified as usual (its claims make a half-done call harmless).
+
+    ``next_task_here`` (the finished task wrote little): when the call starts exactly one task
+    (the next phase has one task, e.g. the reducer of a one-split, one-reducer job) on a function
+    of this one's memory, that task runs here, once the call is done, as its invocation would
+    run it (same event, markers, retries): no invoke, no function start, no new job session.
+    A task run so does not run another one (one such task per invocation).
+    """
+    from lambda_handlers import coordinator  # it imports this module
+
+    plan = load_plan(bucket, job_id)
+    here = (next_task_here and not _running_next.get()
+            and plan.limits.reducer_memory_mb == plan.limits.memory_mb)
+    tasks: list[dict[str, Any]] = []
+    token = _next_tasks.set(tasks if here else None)
+    try:
+        coordinator.coordinate(bucket, job_id, reason)
+    except Exception:
+        log.exception("coordinating job %s inline (%s) failed: notifying the coordinator", job_id, reason)
+        notify_coordinator(bucket, job_id, reason)
+    finally:
+        _next_tasks.reset(token)
+    if len(tasks) == 1:
+        _run_next_task(tasks[0])
+        return
+    for event in tasks:
+        invoke(event)
+
+
+def _run_next_task(event: dict[str, Any]) -> None:
+    """Run a task event in this function, as its own invocation would (invoke it on an error
+    before the task started: a second delivery of one attempt is harmless)."""
+    from lambda_handlers import mapper, reducer
+
+    handler = mapper.handler if event["kind"] == protocol.EVENT_MAP else reducer.handler
+    token = _running_next.set(True)
+    try:
+        handler(event)
+    except Exception:
+        log.exception("running %s task %s of job %s here failed: invoking it", event["kind"], event["task"],
+                      event["job_id"])
+        invoke(event)
+    finally:
+        _running_next.reset(token)
 
 
 def accept(event: Any, kind: str) -> dict[str, Any]:

@@ -529,18 +529,28 @@ class JobRunner:
         return found[-lines:]
 
     def log_tail(self, job_id: str, phase: str | None, lines: int = 20) -> list[str]:
-        """Last CloudWatch log lines mentioning the job in the failed phase's function (best effort)."""
-        role = {protocol.MAP: "mapper", protocol.REDUCE: "reducer"}.get(phase or "", "coordinator")
-        function = self.stack.functions.get(role)
-        if not function:
-            return []
-        try:
-            response = self.clients.logs.filter_log_events(
-                logGroupName=f"/aws/lambda/{function}", filterPattern=f'"{job_id}"', limit=200)
-        except Exception as exc:  # noqa: BLE001 - the remote error matters more than its log tail
-            self.log.debug("no log tail for job %s: %s", job_id, exc)
-            return []
-        return [e["message"].rstrip() for e in response.get("events", [])][-lines:]
+        """Last CloudWatch log lines mentioning the job in the failed phase's function (best effort).
+
+        A failure outside the tasks (e.g. the commit) is the coordinator's; the task of a phase
+        that has only it makes the coordinator's call itself, and may run the one task that call
+        starts (``runtime.coordinate_inline``), so the logs of the functions that may have run
+        it are read too when the phase's own have no line."""
+        roles = {protocol.MAP: ["mapper", "reducer"], protocol.REDUCE: ["reducer", "mapper"]}.get(
+            phase or "", ["coordinator", "reducer", "mapper"])
+        for role in roles:
+            function = self.stack.functions.get(role)
+            if not function:
+                continue
+            try:
+                response = self.clients.logs.filter_log_events(
+                    logGroupName=f"/aws/lambda/{function}", filterPattern=f'"{job_id}"', limit=200)
+            except Exception as exc:  # noqa: BLE001 - the remote error matters more than its log tail
+                self.log.debug("no log tail for job %s: %s", job_id, exc)
+                return []
+            found = [e["message"].rstrip() for e in response.get("events", [])][-lines:]
+            if found:
+                return found
+        return []
 
     # -- cancel -----------------------------------------------------------------------------------
 

@@ -147,6 +147,46 @@ def test_example_word_count_job(engine):
     assert dict(records) == word_counter(text)
 
 
+
+def invocations(runner, role: str) -> int:
+    """How many times the stack's ``role`` function ran: one ``REPORT`` line per invocation."""
+    kw, n = {"logGroupName": f"/aws/lambda/{runner.stack.functions[role]}"}, 0
+    while True:
+        page = runner.clients.logs.filter_log_events(**kw)
+        n += sum(e["message"].startswith("REPORT RequestId:") for e in page["events"])
+        if not page.get("nextToken"):
+            return n
+        kw["nextToken"] = page["nextToken"]
+
+
+def test_a_phase_of_one_task_is_coordinated_by_that_task_and_larger_ones_by_the_coordinator(engine):
+    """A one-split, one-reducer job runs in one invocation of the mapper: the winning task of a
+    phase that has only it makes the coordinator's call itself, and runs the one task that call
+    starts (the reducer, which then commits); a phase of two reducers notifies the coordinator
+    once a task, and its reducers are invoked."""
+    import time
+
+    s3, runner = engine
+    text = words_text(11, 200)
+    uri = put(s3, f"{fresh('inline')}/in.txt", text)
+    roles = ("mapper", "reducer", "coordinator")
+    before = {role: invocations(runner, role) for role in roles}
+
+    def ran(role: str, n: int) -> bool:  # a function logs its end just after the work it did
+        for _ in range(100):
+            if invocations(runner, role) >= before[role] + n:
+                break
+            time.sleep(0.1)
+        return invocations(runner, role) == before[role] + n
+
+    result, records = run(engine, MapReduceJob(mapper=tokenize, reducer=total), uri, num_reducers=1)
+    assert dict(records) == word_counter(text) and result["counters"]["map_tasks"] == 1
+    assert result["counters"]["attempts"] == 2 and result["counters"]["reduce_tasks"] == 1
+    assert ran("mapper", 1) and ran("reducer", 0) and ran("coordinator", 0)
+    result, records = run(engine, MapReduceJob(mapper=tokenize, reducer=total), uri, num_reducers=2)
+    assert dict(records) == word_counter(text) and result["counters"]["reduce_tasks"] == 2
+    assert ran("mapper", 2) and ran("reducer", 2) and ran("coordinator", 2)
+
 def uservisits_csv(seed: int, rows: int) -> tuple[str, list[dict]]:
     rng = random.Random(seed)
     fields = ["sourceIP", "destURL", "visitDate", "adRevenue", "userAgent", "countryCode",

@@ -280,3 +280,41 @@ def test_a_mapper_calling_sys_exit_fails_the_attempt_not_the_container(harness, 
                           harness.splits(objs, 100), [1], max_attempts=1)
     chain().run(plan["events"])
     assert harness.state(plan["job_id"]) == [protocol.FAILED]
+
+
+def test_only_the_task_of_a_one_task_phase_coordinates_inline_and_only_on_lambda(monkeypatch):
+    """The rule behind a small job's missing coordinator hops (the chain itself on the local
+    stack: tests/engine/test_e2e.py): a phase of one task, no admission, tasks on Lambda."""
+    from lambda_handlers import plan as plan_mod
+    from lambda_handlers import runtime
+    from lambda_handlers.options import JobOptions
+    from lambda_handlers.plan import Plan
+
+    def plan(reducers: list[int], **options) -> Plan:
+        steps, m = [], 1
+        for i, r in enumerate(reducers):
+            steps.append({"index": i, "num_map_tasks": m, "num_reducers": r})
+            m = r
+        return Plan.from_json({
+            "v": 2, "job_id": "j", "work_bucket": "w", "created": "2026-01-01T00:00:00Z", "job_name": "j",
+            "options": JobOptions(**options).to_dict(), "inputs": {}, "splits": [], "steps": steps,
+            "output": {"uri": "s3://b/o/", "bucket": "b", "prefix": "o/", "format": "jsonl",
+                       "overwrite": False, "inputs": []}})
+
+    monkeypatch.setattr(runtime, "_invoker", None)  # as on Lambda
+    one, two = plan([1]), plan([2, 1])
+    assert runtime.coordinates_inline(one, 0, protocol.MAP) and runtime.coordinates_inline(one, 0, protocol.REDUCE)
+    assert runtime.coordinates_inline(two, 0, protocol.MAP)
+    assert not runtime.coordinates_inline(two, 0, protocol.REDUCE)  # two reducers: the coordinator
+    assert not runtime.coordinates_inline(two, 1, protocol.MAP)  # step 1 maps the two parts
+    assert runtime.coordinates_inline(two, 1, protocol.REDUCE)
+    assert not runtime.coordinates_inline(plan([1], max_running_tasks=4), 0, protocol.MAP)  # admission
+    assert not runtime.coordinates_inline(None, 0, protocol.MAP)  # the task failed before its plan
+    table = Plan.from_json({**one.to_json(), "output": {**one.to_json()["output"], "table": "t",
+                                                        "format": plan_mod.DYNAMODB_FORMAT}})
+    assert table.output.table and not runtime.coordinates_inline(table, 0, protocol.MAP)  # the coordinator's
+    timeout = one.limits.task_timeout_s  # a task that ran long leaves the call too little time
+    assert runtime.coordinates_inline(one, 0, protocol.MAP, timeout / 2 - 1)
+    assert not runtime.coordinates_inline(one, 0, protocol.MAP, timeout / 2)
+    monkeypatch.setattr(runtime, "_invoker", lambda name, event: None)  # tests that run the chain here
+    assert not runtime.coordinates_inline(one, 0, protocol.MAP)
