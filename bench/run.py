@@ -651,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         with make_bench(memory_mb=args.memory_mb) as bench:
             print(f"{args.stack} stack up, stack deployed in {time.perf_counter() - began:.1f}s; "
                   f"size {args.size / 2**20:.0f} MiB per workload, data in {data_dir}", flush=True)
+            warm = None
             if not args.cold and set(args.only) & set(THROUGHPUT):
                 warm = warm_stack(bench, args)
                 print(f"workers warmed by a word count of M={warm['M']} R={warm['R']} in "
@@ -660,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
                     got = BENCHES[name](bench, args, data_dir)
                     for row in got if isinstance(got, list) else [got]:
                         row["stack"] = args.stack  # inprocess: RSS also holds moto's objects and the handlers
+                        row["warm_up"] = warm  # None: the rows ran on a cold stack (--cold)
                         print_row(row)
                         rows.append(row)
                 except Exception as exc:  # noqa: BLE001 - one broken workload must not hide the others'
