@@ -389,6 +389,15 @@ def _phase_before(status: JobStatus) -> tuple[int, str] | None:
     return step - 1, protocol.REDUCE if protocol.REDUCE in status.steps[step - 1] else protocol.MAP
 
 
+def _last_phase(status: JobStatus) -> bool:
+    """Whether the current phase is the job's last (the commit follows it): the one whose end the
+    user waits for; the coordinator, not the watcher, starts the phases before it."""
+    step = status.step
+    if step is None or step != len(status.steps) - 1:
+        return False
+    return status.phase == protocol.REDUCE or protocol.REDUCE not in status.steps[step]
+
+
 def _created(plan: Plan) -> float | None:
     try:
         return epoch_seconds(plan.created or None)
@@ -586,7 +595,8 @@ def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracke
     :data:`SPECULATION_CHECK_INTERVAL_S`; last, the policy's timeout, and the gap before the next
     poll (:func:`poll_delay`: short when the watch or a phase begins and when the phase's tasks are
     due (:meth:`ProgressTracker.phase_due`), backing off to the policy's ``waiter_delay``; once
-    they are due and some still run, short again and backing off, once per due time).
+    the job's last phase is due and some of its tasks still run, short again and backing off,
+    once per due time).
 
     :param policy: what this watcher is asked to do.
     :param state: the previous step's state (:meth:`WatchState.begin` before the first poll).
@@ -626,8 +636,9 @@ def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracke
     due = tracker.phase_due(status)
     due_in = None if due is None else due - wall
     previous = None if phase != state.polled_phase else state.delay
-    if previous is not None and due_in is not None and due_in <= 0 and due != state.due:
-        previous = None  # the tasks are due and some still run: poll soon again, once per due time
+    if (previous is not None and due_in is not None and due_in <= 0 and due != state.due
+            and _last_phase(status)):
+        previous = None  # the job's last tasks are due and some still run: poll soon again, once per due time
         state = dataclasses.replace(state, due=due)
     delay = poll_delay(policy.waiter_delay, previous, due_in,
                        first=COMMIT_POLL_DELAY_S if status.phase == "commit" else None)

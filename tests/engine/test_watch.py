@@ -342,15 +342,25 @@ def test_a_start_marker_first_listed_after_a_poll_began_after_that_poll():
     assert tracker.phase_due(status_of(retried)) == pytest.approx(NOW + 2 + 4.0)
 
 
-def test_polls_start_over_once_when_the_running_tasks_are_due_and_still_run():
-    tracker = ProgressTracker(PLAN, now=NOW)
-    tracker.ingest({protocol.done_marker_key(JOB, 0, "map", 0): _body(0, "map", 1.0)})
-    listed = [start(0, "map", 0, 0, age=5), done(0, "map", 0), start(0, "map", 1, 0, age=2)]
+def test_polls_start_over_once_when_the_jobs_last_tasks_are_due_and_still_run():
+    before_last = ([start(0, "map", t, 0, age=9) for t in range(3)] + [done(0, "map", t) for t in range(3)]
+                   + [start(0, "reduce", r, 0, age=9) for r in range(2)] + [done(0, "reduce", r) for r in range(2)])
+    listed = before_last + [start(1, "map", t, 0, age=2) for t in range(2)] + [done(1, "map", 0)]
+    last = listed + [done(1, "map", 1), start(1, "reduce", 0, 0, age=2)]
     policy = WatchPolicy(waiter_delay=2.0)
-    state = dataclasses.replace(WatchState.begin(0), polled_phase=("RUNNING", 0, "map"), delay=1.0)
-    steps = []
-    for t in (0.0, 0.05, 0.5):  # task 1 was due 1 s ago (started 2 s ago, the finished one took 1 s)
-        step = watch_step(policy, state, status_of(listed), tracker, now=t, wall=NOW + t)
-        steps.append(step.delay)
-        state = step.state
-    assert steps == pytest.approx([0.025, 0.0375, 0.05625])  # started over once, then backs off
+
+    def delays(listed, phase):
+        tracker = ProgressTracker(PLAN, now=NOW)
+        tracker.ingest({protocol.done_marker_key(JOB, 1, "map", 0): _body(1, "map", 1.0),
+                        protocol.done_marker_key(JOB, 1, "reduce", 0): _body(1, "reduce", 1.0)})
+        state = dataclasses.replace(WatchState.begin(0), polled_phase=("RUNNING", 1, phase), delay=1.0)
+        out = []
+        for t in (0.0, 0.05, 0.5):  # the running task was due 1 s ago (started 2 s ago, took 1 s)
+            step = watch_step(policy, state, status_of(listed), tracker, now=t, wall=NOW + t)
+            out.append(step.delay)
+            state = step.state
+        return out
+
+    assert status_of(last).phase == "reduce" and status_of(listed).phase == "map"
+    assert delays(last, "reduce") == pytest.approx([0.025, 0.0375, 0.05625])  # once, then backs off
+    assert delays(listed, "map") == pytest.approx([1.5, 2.0, 2.0])  # not the last phase: backs off
