@@ -231,6 +231,10 @@ class ProgressTracker:
         self.started = _created(plan) or (time.time() if now is None else now)
         self.bodies: dict[str, dict] = {}  # done-marker key -> body
         self._asked: set[str] = set()
+        # (step, phase, task) -> (its running attempt's start marker LastModified, when that
+        # attempt started at the earliest): see observe()
+        self._began: dict[tuple[int, str, int], tuple[float, float]] = {}
+        self._observed: float | None = None  # the wall time of the last poll observe() saw
 
     def new_done_keys(self, listed: Iterable[dict]) -> list[str]:
         """Done-marker keys in ``listed`` not handed out before (each is returned once)."""
@@ -287,17 +291,44 @@ class ProgressTracker:
             return 0.0, 0.0
         return totals["records"] / busy, totals["bytes"] / busy
 
+    def observe(self, status: JobStatus, now: float) -> None:
+        """Note when this poll (at epoch seconds ``now``) first saw each running attempt.
+
+        S3 gives a listing's ``LastModified`` in whole seconds, so a start marker says when its
+        attempt began only to within a second; a marker the previous poll did not list was written
+        after that poll. An attempt's start is taken as the later of the two (:meth:`began`)."""
+        for task, listed in status.running_since.items():
+            known = self._began.get(task)
+            if known is None or known[0] != listed:  # a new attempt of the task
+                after = listed if self._observed is None else self._observed
+                self._began[task] = (listed, min(max(listed, after), now))
+        self._observed = now
+
+    def began(self, task: tuple[int, str, int], listed: float) -> float:
+        """When the running attempt of ``task`` (``listed``: its start marker's ``LastModified``)
+        started at the earliest (see :meth:`observe`)."""
+        known = self._began.get(task)
+        return known[1] if known is not None and known[0] == listed else listed
+
+    def _durations(self, step: int, phase: str) -> list[float]:
+        return sorted(float(b["duration_s"]) for b in self.bodies.values()
+                      if b.get("step") == step and b.get("phase") == phase and b.get("duration_s") is not None)
+
     def phase_due(self, status: JobStatus) -> float | None:
-        """Epoch seconds when the running tasks of the current phase should all be done: each
-        running attempt's start plus the median duration of the phase's finished tasks (None while
-        none has finished, or nothing runs)."""
+        """Epoch seconds when the running tasks of the current phase should all be done: the
+        latest running attempt's start (:meth:`began`) plus the median duration of the phase's
+        finished tasks, or while none has finished, of the phase before it (a step's map phase
+        before its reduce phase, the previous step's last phase before a step's map phase: the
+        planner sizes a job's tasks alike). None when nothing runs or no task of either has
+        finished."""
         if status.step is None or status.phase not in (protocol.MAP, protocol.REDUCE):
             return None
-        durations = sorted(float(b["duration_s"]) for b in self.bodies.values()
-                           if b.get("step") == status.step and b.get("phase") == status.phase
-                           and b.get("duration_s") is not None)
-        starts = [t for (step, phase, _), t in status.running_since.items()
-                  if step == status.step and phase == status.phase]
+        durations = self._durations(status.step, status.phase)
+        if not durations:
+            before = _phase_before(status)
+            durations = self._durations(*before) if before is not None else []
+        starts = [self.began(task, t) for task, t in status.running_since.items()
+                  if task[0] == status.step and task[1] == status.phase]
         if not durations or not starts:
             return None
         return max(starts) + durations[len(durations) // 2]
@@ -344,6 +375,27 @@ def job_label(job_id: str) -> str:
         return job_id
     tail = re.sub(r"^[^._-]{0,4}[._-]", "", job_id[-JOB_LABEL_CHARS:])
     return f"...{tail}"
+
+
+def _phase_before(status: JobStatus) -> tuple[int, str] | None:
+    """``(step, phase)`` of the phase before the current one (None for the first step's map)."""
+    step = status.step
+    if step is None:
+        return None
+    if status.phase == protocol.REDUCE:
+        return step, protocol.MAP
+    if step == 0:
+        return None
+    return step - 1, protocol.REDUCE if protocol.REDUCE in status.steps[step - 1] else protocol.MAP
+
+
+def _last_phase(status: JobStatus) -> bool:
+    """Whether the current phase is the job's last (the commit follows it): the one whose end the
+    user waits for; the coordinator, not the watcher, starts the phases before it."""
+    step = status.step
+    if step is None or step != len(status.steps) - 1:
+        return False
+    return status.phase == protocol.REDUCE or protocol.REDUCE not in status.steps[step]
 
 
 def _created(plan: Plan) -> float | None:
@@ -474,6 +526,7 @@ class WatchState:
     logged_wall: float | None = None  # when the last progress line was logged
     logged_phase: tuple[str, int | None, str | None] | None = None  # (state, step, phase) it showed
     polled_phase: tuple[str, int | None, str | None] | None = None  # (state, step, phase) at the last poll
+    due: float | None = None  # the running tasks' due time at which the polls last started over
     delay: float | None = None  # the gap before this poll's successor (None before the first poll)
 
     @classmethod
@@ -541,7 +594,9 @@ def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracke
     :data:`DEADLINE_CHECK_MIN_INTERVAL_S`, and speculation asks for a straggler check every
     :data:`SPECULATION_CHECK_INTERVAL_S`; last, the policy's timeout, and the gap before the next
     poll (:func:`poll_delay`: short when the watch or a phase begins and when the phase's tasks are
-    due, backing off to the policy's ``waiter_delay``).
+    due (:meth:`ProgressTracker.phase_due`), backing off to the policy's ``waiter_delay``; once
+    the job's last phase is due and some of its tasks still run, short again and backing off,
+    once per due time).
 
     :param policy: what this watcher is asked to do.
     :param state: the previous step's state (:meth:`WatchState.begin` before the first poll).
@@ -577,9 +632,15 @@ def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracke
         check = True
         state = dataclasses.replace(state, last_check=now)
     timed_out = policy.timeout is not None and now - state.began > policy.timeout
+    tracker.observe(status, wall)
     due = tracker.phase_due(status)
-    delay = poll_delay(policy.waiter_delay, None if phase != state.polled_phase else state.delay,
-                       None if due is None else due - wall,
+    due_in = None if due is None else due - wall
+    previous = None if phase != state.polled_phase else state.delay
+    if (previous is not None and due_in is not None and due_in <= 0 and due != state.due
+            and _last_phase(status)):
+        previous = None  # the job's last tasks are due and some still run: poll soon again, once per due time
+        state = dataclasses.replace(state, due=due)
+    delay = poll_delay(policy.waiter_delay, previous, due_in,
                        first=COMMIT_POLL_DELAY_S if status.phase == "commit" else None)
     state = dataclasses.replace(state, polled_phase=phase, delay=delay)
     return WatchStep(state, line, check_deadlines=check, check_reason=reason,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.run import WORKLOADS, parse_args, phase_gaps
+from bench.run import THROUGHPUT, WARM_UP_REDUCERS, WARM_UP_TASKS, WORKLOADS, parse_args, phase_gaps
 
 
 def test_full_run_takes_every_workload_at_the_default_size():
@@ -23,6 +23,12 @@ def test_quick_run_is_small_and_leaves_out_the_128_mib_spill_test():
 def test_size_and_workloads_are_flags():
     args = parse_args(["--size", "1GiB", "--only", "sort,memory"])
     assert args.size == 1 << 30 and args.only == ["sort", "memory"]
+
+
+def test_throughput_rows_run_on_a_warmed_stack_unless_cold_is_asked():
+    assert parse_args([]).cold is False and parse_args(["--cold"]).cold is True
+    assert set(THROUGHPUT) <= set(WORKLOADS)
+    assert WARM_UP_TASKS > 4 and WARM_UP_REDUCERS >= 4  # the local stack's workers per function
 
 
 def test_unknown_workload_is_refused(capsys):

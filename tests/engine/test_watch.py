@@ -306,3 +306,61 @@ def test_the_wait_limit_is_waiter_delay_times_attempts_in_seconds_not_a_count_of
     times = [0, 0.05, 0.15, 0.35, 0.75, 1.55, 3.15, 6.35, 9.9]  # nine polls in 10 s: not timed out
     assert [s.outcome for s in run_steps(policy, lambda t: RUNNING, times)] == [None] * len(times)
     assert run_steps(policy, lambda t: RUNNING, [0, 10.5])[-1].outcome == TIMED_OUT
+
+
+def _body(step, phase, duration):
+    return {"step": step, "phase": phase, "duration_s": duration}
+
+
+def test_a_phase_with_no_finished_task_is_due_after_the_phase_befores_median_duration():
+    tracker = ProgressTracker(PLAN, now=NOW)
+    tracker.ingest({protocol.done_marker_key(JOB, 0, "map", t): _body(0, "map", d)
+                    for t, d in enumerate((1.0, 3.0, 2.0))})
+    listed = ([start(0, "map", t, 0, age=9) for t in range(3)] + [done(0, "map", t) for t in range(3)]
+              + [start(0, "reduce", r, 0, age=0.5) for r in range(2)])
+    status = status_of(listed)
+    assert status.phase == "reduce"
+    assert tracker.phase_due(status) == pytest.approx(NOW - 0.5 + 2.0)  # the latest start + 2 s
+    assert ProgressTracker(PLAN, now=NOW).phase_due(status_of(RUNNING)) is None  # the first phase
+
+
+def test_a_start_marker_first_listed_after_a_poll_began_after_that_poll():
+    """A listing's LastModified has whole seconds: a marker the previous poll did not list was
+    written after it, which places the attempt's start closer than the second."""
+    tracker = ProgressTracker(PLAN, now=NOW)
+    tracker.ingest({protocol.done_marker_key(JOB, 0, "map", 0): _body(0, "map", 4.0)})
+    first = [start(0, "map", 0, 0, age=5), done(0, "map", 0)]
+    tracker.observe(status_of(first), NOW - 0.3)
+    listed = first + [start(0, "map", 1, 0, age=1)]  # LastModified 1 s ago, unseen 0.3 s ago
+    status = status_of(listed)
+    tracker.observe(status, NOW)
+    assert tracker.phase_due(status) == pytest.approx(NOW - 0.3 + 4.0)
+    tracker.observe(status, NOW + 1)  # seen again: the estimate stays
+    assert tracker.phase_due(status) == pytest.approx(NOW - 0.3 + 4.0)
+    retried = first + [start(0, "map", 1, 0, age=1), error(0, "map", 1, 0), start(0, "map", 1, 1, age=-2)]
+    tracker.observe(status_of(retried), NOW + 2.5)  # a new attempt, listed 2 s from now, seen at 2.5
+    assert tracker.phase_due(status_of(retried)) == pytest.approx(NOW + 2 + 4.0)
+
+
+def test_polls_start_over_once_when_the_jobs_last_tasks_are_due_and_still_run():
+    before_last = ([start(0, "map", t, 0, age=9) for t in range(3)] + [done(0, "map", t) for t in range(3)]
+                   + [start(0, "reduce", r, 0, age=9) for r in range(2)] + [done(0, "reduce", r) for r in range(2)])
+    listed = before_last + [start(1, "map", t, 0, age=2) for t in range(2)] + [done(1, "map", 0)]
+    last = listed + [done(1, "map", 1), start(1, "reduce", 0, 0, age=2)]
+    policy = WatchPolicy(waiter_delay=2.0)
+
+    def delays(listed, phase):
+        tracker = ProgressTracker(PLAN, now=NOW)
+        tracker.ingest({protocol.done_marker_key(JOB, 1, "map", 0): _body(1, "map", 1.0),
+                        protocol.done_marker_key(JOB, 1, "reduce", 0): _body(1, "reduce", 1.0)})
+        state = dataclasses.replace(WatchState.begin(0), polled_phase=("RUNNING", 1, phase), delay=1.0)
+        out = []
+        for t in (0.0, 0.05, 0.5):  # the running task was due 1 s ago (started 2 s ago, took 1 s)
+            step = watch_step(policy, state, status_of(listed), tracker, now=t, wall=NOW + t)
+            out.append(step.delay)
+            state = step.state
+        return out
+
+    assert status_of(last).phase == "reduce" and status_of(listed).phase == "map"
+    assert delays(last, "reduce") == pytest.approx([0.025, 0.0375, 0.05625])  # once, then backs off
+    assert delays(listed, "map") == pytest.approx([1.5, 2.0, 2.0])  # not the last phase: backs off
