@@ -5,9 +5,12 @@ A split (:class:`~lambda_handlers.plan.Split`) holds one or more pieces
 the ETag listed at planning. :class:`PackedInput` reads them in order, each by the rules of its
 format (:class:`~lambda_handlers.io.readers.SplitInput`: the line rule per object, so a packed
 object's last line without a newline stays one record, a ``.gz`` read whole, a csv header per
-object), and hands the mapper blocks of records that never span two objects. Before the first
-block of each object it sets :func:`lambda_handlers.context.input_uri` to that object, so the
-mapper (per record or per block) always knows where its records come from.
+object), and hands the mapper blocks of records. Before the first block of each object it sets
+:func:`lambda_handlers.context.input_uri` to that object, so the mapper always knows where its
+records come from. A block never spans two objects, except a batch mapper's block of text or jsonl
+(``span``): it fills up to its size across the small objects read from memory, one call of the
+batch mapper per megabytes rather than per 2 KB object, and :meth:`PackedInput.sources` (in the
+context: :func:`lambda_handlers.context.block_sources`) says which records come from which object.
 
 Small objects cost a GET each, so their latency and per-call CPU would dominate a split of
 thousands of them: a piece that is a whole object of at most :data:`PRELOAD_MAX_BYTES` is fetched
