@@ -249,7 +249,7 @@ def fold(fn: Callable[[Any, Any], Any]) -> Fold:
     return Fold(fn)
 
 
-def batch_mapper(fn: Callable[[list], Any]) -> BatchMapper:
+def batch_mapper(fn: Callable[[list], Any], per_object: bool = False) -> BatchMapper:
     """A mapper called once per block of records: ``fn(records: list) -> iterable of (key, value)``.
 
     Like Spark's ``mapPartitions`` or Ray's ``map_batches``. The engine hands ``fn`` the records
@@ -271,11 +271,17 @@ def batch_mapper(fn: Callable[[list], Any]) -> BatchMapper:
     On a Parquet input the block is a ``pyarrow.RecordBatch`` (up to 65,536 rows of one row group,
     the projected ``columns`` only) rather than a list, and the records a failing block is retried
     with are one-row batches.
+
+    A block of text or jsonl lines fills across the small objects a map task packs, so it may
+    hold records of several objects: ``lambda_handlers.context.block_sources()`` says which
+    record comes from which object (``input_uri()`` raises in such a block). ``per_object=True``
+    keeps every block within one object (one call per object: slower over many small objects),
+    for a function that calls ``input_uri()``.
     """
     from lambda_handlers.jobspec import BatchMapper
 
     _check_callable(fn, "batch mapper", 1, "fn(records: list) -> iterable of (key, value)")
-    return BatchMapper(fn)
+    return BatchMapper(fn, per_object)
 
 
 def range_partitioner(boundaries: Any) -> RangePartitioner:

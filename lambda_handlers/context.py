@@ -39,11 +39,22 @@ A mapper asks where the record it is mapping comes from (Hadoop's ``mapreduce.ma
   for every record of a split that packs several objects), or ``dynamodb://table`` for a table
   input; in a later step, the ``s3://`` URI of the previous step's reducer output the map task
   reads (under the job's work prefix: the step's input is the previous step's output, not an
-  original object). A batch mapper's block never spans two objects, so ``input_uri()`` is right
-  for every record of the block. ``None`` outside a map task (in a reducer, which reads every map
-  task's output) and before the first record.
+  original object). ``None`` outside a map task (in a reducer, which reads every map task's
+  output) and before the first record.
+- :func:`block_sources`: in a batch mapper, which object each record of its block comes from.
+  A batch mapper's block of text or jsonl records fills up to its size across the small objects of
+  a packed split (a call per 2 KB object would cost more than its records), so one block may hold
+  records of several objects: ``block_sources()`` lists them as ``BlockSource(start, uri, name)``,
+  in block order, ``start`` the index (in the list the batch mapper got) of the first record from
+  ``uri``; the records up to the next entry's ``start`` come from it. Inside such a block
+  ``input_uri()`` raises :class:`BlockSpansObjectsError` (naming ``block_sources()``) instead of
+  answering for one object only; in a block of one object (a large object, csv, Parquet, a
+  ``.gz`` object, a table, a later step, ``batch_mapper(fn, per_object=True)``) it is right for
+  every record, and ``block_sources()`` is that one entry. Outside a batch mapper,
+  ``block_sources()`` is the record's object alone (``[]`` outside a map task).
 - :func:`input_name`: the named input the record belongs to (the key of the ``inputs`` dict), or
-  ``"default"`` for unnamed inputs and in later steps; ``None`` outside a map task.
+  ``"default"`` for unnamed inputs and in later steps; ``None`` outside a map task. Right for a
+  whole block, which never mixes two named inputs.
 - :func:`task`: ``TaskInfo(step, phase, task, attempt)`` of the running task (``phase`` is
   ``"map"`` or ``"reduce"``; ``attempt`` counts from 0); ``None`` outside a task.
 - :func:`state`: what the step's ``mapper_setup`` (in a map task) or ``reducer_setup`` (in a
@@ -72,9 +83,25 @@ _params: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 )
 _input: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
     "smr_input", default=(None, None))
+# The records of the batch mapper's block by object, when the block holds several (else None).
+_block: contextvars.ContextVar[tuple[BlockSource, ...] | None] = contextvars.ContextVar(
+    "smr_block_sources", default=None)
 # The running job's side files: name -> local path (None outside a task).
 _files: contextvars.ContextVar[Callable[[str], str] | None] = contextvars.ContextVar(
     "smr_job_files", default=None)
+
+
+class BlockSource(NamedTuple):
+    """The records of a batch mapper's block that come from one object: from index ``start`` of
+    the block up to the next entry's ``start`` (or the end), read from ``uri`` of input ``name``."""
+
+    start: int
+    uri: str
+    name: str
+
+
+class BlockSpansObjectsError(LookupError):
+    """``input_uri()`` inside a batch mapper's block that holds records of several objects."""
 
 
 class TaskInfo(NamedTuple):
@@ -112,8 +139,31 @@ def job_file(name: str) -> str:
 
 
 def input_uri() -> str | None:
-    """The URI of the object (or table) the record being mapped was read from (module docstring)."""
+    """The URI of the object (or table) the record being mapped was read from (module docstring).
+
+    :raises BlockSpansObjectsError: in a batch mapper whose block holds records of several
+        objects (use :func:`block_sources`).
+    """
+    block = _block.get()
+    if block is not None:
+        shown = ", ".join(b.uri for b in block[:3]) + (", ..." if len(block) > 3 else "")
+        raise BlockSpansObjectsError(
+            f"input_uri() has no one answer in this batch mapper's block: it holds the records of "
+            f"{len(block)} objects ({shown}); use lambda_handlers.context.block_sources() for the "
+            "object of each record (BlockSource(start, uri, name) entries), or "
+            "batch_mapper(fn, per_object=True) for blocks of one object each")
     return _input.get()[0]
+
+
+def block_sources() -> list[BlockSource]:
+    """Which object each record of the batch mapper's block comes from: ``BlockSource(start,
+    uri, name)`` entries in block order (module docstring); one entry for a block (or record)
+    of one object, ``[]`` outside a map task."""
+    block = _block.get()
+    if block is not None:
+        return list(block)
+    uri, name = _input.get()
+    return [] if uri is None else [BlockSource(0, uri, name or "default")]
 
 
 def input_name() -> str | None:
@@ -187,6 +237,7 @@ def begin_task(step: int, phase: str, task: int, attempt: int) -> None:
     """Record the running task and forget the previous task's input (called by the handler)."""
     _task.set(TaskInfo(int(step), str(phase), int(task), int(attempt)))
     _input.set((None, None))
+    _block.set(None)
     _state.set(None)
     _counters.set({})
 
@@ -195,3 +246,11 @@ def set_input(uri: str | None, name: str | None) -> None:
     """The records handed to the mapper from now on come from ``uri`` of input ``name`` (called by
     the readers before the first block of each object)."""
     _input.set((uri, name))
+    _block.set(None)
+
+
+def set_block(sources: list[BlockSource]) -> None:
+    """The block handed to the batch mapper next holds the records of ``sources`` (several
+    objects, called by the map task): :func:`input_uri` raises until :func:`set_input`."""
+    _block.set(tuple(sources))
+    _input.set((None, sources[0].name))

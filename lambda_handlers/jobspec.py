@@ -111,22 +111,30 @@ class BatchMapper:
     per record, so the user's loop (e.g. in-mapper combining into a dict) runs without a generator
     per record. Called with one record, ``batch(record)`` runs ``fn([record])``, so it also works
     wherever a per-record mapper is expected (this is how a failing record is found in a block).
-    The map task calls ``fn`` once per block of 1-16 MiB of records (a sixteenth of its budget).
+    The map task calls ``fn`` once per block of 1-16 MiB of records (a sixteenth of its budget);
+    a block of text or jsonl records fills across a packed split's small objects unless
+    ``per_object`` (then a block never spans two objects; see
+    :func:`lambda_handlers.context.block_sources`).
     """
 
-    def __init__(self, fn: Callable[[list[Any]], Any]):
+    def __init__(self, fn: Callable[[list[Any]], Any], per_object: bool = False):
         if not callable(fn):
             raise TypeError(f"batch_mapper() needs a function fn(records), got {type(fn).__name__} {fn!r}")
+        if not isinstance(per_object, bool):
+            raise TypeError(f"batch_mapper(fn, per_object=...) takes True or False, got {per_object!r}")
         self.fn = fn
+        self.per_object = per_object
 
     def __call__(self, record: Any) -> Any:
         return self.fn([record])
 
     def __repr__(self) -> str:
-        return f"batch_mapper({getattr(self.fn, '__qualname__', self.fn)!s})"
+        per_object = ", per_object=True" if getattr(self, "per_object", False) else ""
+        return f"batch_mapper({getattr(self.fn, '__qualname__', self.fn)!s}{per_object})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, BatchMapper) and other.fn == self.fn
+        return (isinstance(other, BatchMapper) and other.fn == self.fn
+                and getattr(other, "per_object", False) == getattr(self, "per_object", False))
 
     __hash__ = None  # type: ignore[assignment]  # equal by value, so not hashable (as dataclasses)
 

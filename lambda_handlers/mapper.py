@@ -12,11 +12,15 @@ fold combiner fails on.
 A :class:`~lambda_handlers.jobspec.BatchMapper` is called once per block of (parsed) records, blocks
 of up to :data:`~lambda_handlers.io.readers.BATCH_BLOCK_BYTES`; when that call fails (or returns
 something that is not pairs) its block is mapped again one record at a time (``fn([record])``) to
-find, name or skip the failing records.
+find, name or skip the failing records. A block of text or jsonl lines fills across the small
+objects of a packed split (unless ``batch_mapper(fn, per_object=True)``): the context then lists
+the objects of the block (:func:`~lambda_handlers.context.block_sources`, by the indexes of the
+records the batch mapper gets), and a record mapped alone has its own object's ``input_uri()``.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import operator
 from collections.abc import Callable, Iterable, Iterator
@@ -41,16 +45,24 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
 class _Source:
     """Records for the mapper in blocks (lists), a parser, and a way to name record ``i`` of the
     current block; ``where`` is the input being read (a function of the current piece, for a split
-    of several)."""
+    of several); ``sources`` gives ``(start, uri)`` of each object of a block that spans several
+    (else None), ``name`` the named input."""
 
     def __init__(self, blocks: Iterable[list[Any]], parse: Callable[[Any], Any],
-                 where: dict[str, Any] | Callable[[], dict[str, Any]] | None, locate: Callable[[int], str]):
+                 where: dict[str, Any] | Callable[[], dict[str, Any]] | None, locate: Callable[[int], str],
+                 sources: Callable[[], list[tuple[int, str]] | None] | None = None, name: str = "default"):
         self.blocks, self.parse, self.locate = blocks, parse, locate
         self._where = where
+        self.sources = sources or _no_sources
+        self.name = name
 
     @property
     def where(self) -> dict[str, Any] | None:
         return self._where() if callable(self._where) else self._where
+
+
+def _no_sources() -> None:
+    return None
 
 
 def _batched(items: Iterable[Any], counter: dict[str, Any], size: int = readers.BLOCK_RECORDS) -> Iterator[list[Any]]:
@@ -66,11 +78,12 @@ def _batched(items: Iterable[Any], counter: dict[str, Any], size: int = readers.
 
 
 def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_bytes: int = 0,
-                  options: JobOptions | None = None, whole_limit: int = 1 << 62) -> _Source:
+                  options: JobOptions | None = None, whole_limit: int = 1 << 62,
+                  span: bool = False) -> _Source:
     """The records of a split, in blocks sized for a per-record mapper, or for a batch mapper
     (blocks of ``batch_bytes``, or of :data:`~lambda_handlers.io.readers.BATCH_BLOCK_RECORDS`);
     an S3 split's pieces are read in order (:class:`~lambda_handlers.io.packed.PackedInput`),
-    a block never spanning two objects."""
+    a block spanning several small objects only with ``span`` (a batch mapper's text or jsonl)."""
     batch = batch_bytes > 0
     if split.get("format") == dynamodb.FORMAT:
         seg = dynamodb.SegmentInput(runtime.client("dynamodb"), split)
@@ -83,10 +96,10 @@ def _split_source(split: dict[str, Any], metrics: runtime.TaskMetrics, batch_byt
                        lambda i: f"item #{counter['base'] + i} of {table}")
     if batch:
         src = packed.PackedInput(split, metrics.add_in, None, batch_bytes, whole_limit=whole_limit,
-                                 options=options)
+                                 options=options, span=span)
     else:
         src = packed.PackedInput(split, metrics.add_in, whole_limit=whole_limit, options=options)
-    return _Source(src.blocks(), src.parse, src.where, src.locate)
+    return _Source(src.blocks(), src.parse, src.where, src.locate, src.sources, src.input)
 
 
 def _previous_step_source(bucket: str, job_id: str, step: int, task: int,
@@ -461,6 +474,32 @@ def _parsed(block: list[Any], parse: Callable[[Any], Any] | None,
     return recs, index, skipped
 
 
+def _block_context(source: _Source, index: list[Any] | None) -> list[tuple[int, str]] | None:
+    """Tell the context which object each record of a block spanning several comes from, by
+    their indexes in the records the batch mapper gets (``index``: their indexes in the block,
+    None when they are the block); the block's ``(start, uri)`` list, or None (one object)."""
+    raw = source.sources()
+    if raw is None:
+        return None
+    if index is None:
+        starts = [(start, uri) for start, uri in raw]
+    else:  # records the parser skipped or rejected are not in the batch mapper's list
+        starts = [(bisect.bisect_left(index, start), uri) for start, uri in raw]
+        starts = [su for su, nxt in zip(starts, starts[1:] + [(len(index), "")], strict=True)
+                  if su[0] < nxt[0]]
+    if len(starts) > 1:
+        context.set_block([context.BlockSource(start, uri, source.name) for start, uri in starts])
+    elif starts:
+        context.set_input(starts[0][1], source.name)
+    return raw
+
+
+def _record_context(raw: list[tuple[int, str]] | None, i: int, name: str) -> None:
+    """Before record ``i`` of a block spanning objects ``raw`` is mapped alone: its object."""
+    if raw is not None:
+        context.set_input(raw[bisect.bisect_right([s for s, _ in raw], i) - 1][1], name)
+
+
 def _run_batch_mapper(source: _Source, fn: Callable[[list[Any]], Any], sink: Callable[[list[Any]], None],
                       max_bad: int) -> tuple[int, int]:
     """:func:`run_mapper` for a batch mapper: ``fn(records)`` once per block; if it fails, the
@@ -473,12 +512,13 @@ def _run_batch_mapper(source: _Source, fn: Callable[[list[Any]], Any], sink: Cal
         records += len(block) - skipped
         if not recs:
             continue
+        spans = _block_context(source, index)
         mark = context.counters_mark()
         try:
             pairs = _pairs_of(fn(recs))
         except Exception as exc:  # noqa: BLE001 - the block's records are mapped alone to name it
             context.restore_counters(mark)  # the records count again when mapped alone
-            pairs = _per_record(source, fn, block, recs, index, exc, bad_record)
+            pairs = _per_record(source, fn, block, recs, index, exc, bad_record, spans)
         if pairs:
             checked_sink(sink, pairs, "mapper")
     return records, bad_record.count
@@ -497,18 +537,20 @@ def _one_by_one(recs: Any, fn: Callable[[Any], Any]) -> tuple[list[Any], Callabl
 
 
 def _per_record(source: _Source, fn: Callable[[list[Any]], Any], block: list[Any], recs: list[Any],
-                index: list[Any] | None, block_exc: Exception, bad_record: _BadRecords) -> list[Any]:
+                index: list[Any] | None, block_exc: Exception, bad_record: _BadRecords,
+                spans: list[tuple[int, str]] | None = None) -> list[Any]:
     """The pairs of ``recs`` mapped one at a time, after ``fn(recs)`` failed with ``block_exc``;
     the records that fail alone go to ``bad_record``."""
     pairs: list[Any] = []
     before = bad_record.count
     rows, call = _one_by_one(recs, fn)
     for j, rec in enumerate(rows):
+        i = j if index is None else index[j]
+        _record_context(spans, i, source.name)
         fault, got = _check_record(rec, None, call, "batch mapper")
         if fault is None:
             pairs += got
         else:
-            i = j if index is None else index[j]
             bad_record(block[i] if rows is recs else parquet.row_preview(rec), i, fault)
     if bad_record.count == before:
         raise _block_error(source, recs, index, block_exc) from block_exc
@@ -535,12 +577,13 @@ def _run_batch_folding(source: _Source, fn: Callable[[list[Any]], Any], comb: sh
         records += len(block) - skipped
         if not recs:
             continue
+        spans = _block_context(source, index)
         try:
             out = fn(recs)
             if out is not None:
                 comb.fold(out)
         except Exception as exc:  # noqa: BLE001 - the block's records are mapped alone to name it
-            err = _failing_record_error(source, fn, comb, block, recs, index, exc)
+            err = _failing_record_error(source, fn, comb, block, recs, index, exc, spans)
             raise err from (err.__cause__ or exc)
         comb.check_budget()
     return records
@@ -548,12 +591,13 @@ def _run_batch_folding(source: _Source, fn: Callable[[list[Any]], Any], comb: sh
 
 def _failing_record_error(source: _Source, fn: Callable[[list[Any]], Any], comb: shuffle.FoldCombiner,
                           block: list[Any], recs: list[Any], index: list[Any] | None,
-                          block_exc: Exception) -> runtime.TaskError:
+                          block_exc: Exception, spans: list[tuple[int, str]] | None = None) -> runtime.TaskError:
     """The error of the first record that fails when ``recs`` are mapped and folded one at a time,
     after ``fn(recs)`` (or folding its pairs) failed with ``block_exc``."""
     rows, call = _one_by_one(recs, fn)
     for j, rec in enumerate(rows):
         i = j if index is None else index[j]
+        _record_context(spans, i, source.name)
         fault, pairs = _check_record(rec, None, call, "batch mapper")
         err = _fold_error(source, block[i] if rows is recs else parquet.row_preview(rec), i, fault,
                           pairs, comb, "batch mapper")
@@ -595,8 +639,9 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         split = dict(runtime.load_split(bucket, plan, task))
         mapper = _mapper_for(spec, split)
         batch_bytes = readers.batch_block_bytes(budget)
-        source = _split_source(split, metrics, batch_bytes if isinstance(mapper, BatchMapper) else 0,
-                               plan.options, whole_limit=budget)
+        batch = isinstance(mapper, BatchMapper)
+        source = _split_source(split, metrics, batch_bytes if batch else 0, plan.options, whole_limit=budget,
+                               span=batch and not getattr(mapper, "per_object", False))
     else:
         split = None
         mapper = _mapper_for(spec, split)

@@ -280,3 +280,19 @@ def test_input_formats_must_name_the_same_inputs_as_the_mappers():
                        match=r"input_format names inputs \['users'\] but the mappers are for"):
         MapReduceJob(mapper={"users": tokenize, "orders": tokenize}, reducer=total,
                      input_format={"users": "csv"})
+
+
+def lines(records):
+    return [(r, 1) for r in records]
+
+
+def test_batch_mapper_per_object_is_a_bool_kept_through_pickling():
+    from airflow_provider_smr.job import batch_mapper
+
+    per_object = batch_mapper(lines, per_object=True)
+    assert per_object.per_object and not batch_mapper(lines).per_object
+    assert per_object != batch_mapper(lines) and per_object == batch_mapper(lines, per_object=True)
+    assert repr(per_object).endswith("lines, per_object=True)")
+    assert pickle.loads(pickle.dumps(per_object)).per_object
+    with pytest.raises(TypeError, match=r"per_object=\.\.\.\) takes True or False, got 'yes'"):
+        batch_mapper(lines, per_object="yes")

@@ -5,9 +5,12 @@ A split (:class:`~lambda_handlers.plan.Split`) holds one or more pieces
 the ETag listed at planning. :class:`PackedInput` reads them in order, each by the rules of its
 format (:class:`~lambda_handlers.io.readers.SplitInput`: the line rule per object, so a packed
 object's last line without a newline stays one record, a ``.gz`` read whole, a csv header per
-object), and hands the mapper blocks of records that never span two objects. Before the first
-block of each object it sets :func:`lambda_handlers.context.input_uri` to that object, so the
-mapper (per record or per block) always knows where its records come from.
+object), and hands the mapper blocks of records. Before the first block of each object it sets
+:func:`lambda_handlers.context.input_uri` to that object, so the mapper always knows where its
+records come from. A block never spans two objects, except a batch mapper's block of text or jsonl
+(``span``): it fills up to its size across the small objects read from memory, one call of the
+batch mapper per megabytes rather than per 2 KB object, and :meth:`PackedInput.sources` (in the
+context: :func:`lambda_handlers.context.block_sources`) says which records come from which object.
 
 Small objects cost a GET each, so their latency and per-call CPU would dominate a split of
 thousands of them: a piece that is a whole object of at most :data:`PRELOAD_MAX_BYTES` is fetched
@@ -35,6 +38,7 @@ task naming the object and the limit.
 
 from __future__ import annotations
 
+import bisect
 import contextvars
 import zlib
 from collections.abc import Callable, Iterator
@@ -263,6 +267,21 @@ class _InMemoryLines:
                 yield type(recs)(recs[i:i + cap])
 
 
+class _Segment:
+    """The records of one object in a block that spans several: from index ``start`` of the
+    block, read from ``piece``; ``_block`` and ``_cursor`` as :class:`_InMemoryLines` keeps them
+    for :meth:`~lambda_handlers.io.readers.SplitInput.locate`."""
+
+    __slots__ = ("start", "piece", "uri", "_block", "_cursor")
+
+    def __init__(self, start: int, piece: Piece, uri: str, block: tuple[int, bytes, int]):
+        self.start, self.piece, self.uri, self._block = start, piece, uri, block
+        self._cursor: tuple[bytes, int, int] = (b"", 0, 0)
+
+    def locate(self, index: int) -> int:
+        return readers.SplitInput.locate(cast(readers.SplitInput, self), index - self.start)
+
+
 class PackedInput:
     """The raw records of a split's pieces in order, for the mapper (the interface of
     :class:`~lambda_handlers.io.readers.SplitInput`: ``blocks``, ``parse``, ``locate``, ``where``).
@@ -270,12 +289,14 @@ class PackedInput:
     :param whole_limit: the task's memory budget: the largest (decompressed) body of an
         ``input_format="whole"`` object; a quarter of it at most is preloaded ahead of the mapper.
     :param options: the job's options (``encoding``, ``errors``, ``columns``).
+    :param span: a batch mapper's blocks (``block_bytes``) fill across small objects read from
+        memory (text, jsonl): :meth:`sources` says which records come from which object.
     """
 
     def __init__(self, split: dict[str, Any], on_bytes: Callable[[int], None] | None = None,
                  block_records: int | None = readers.BLOCK_RECORDS, block_bytes: int = 0,
                  read_ahead: int = splits.READ_AHEAD, whole_limit: int = 1 << 62,
-                 options: JobOptions | None = None):
+                 options: JobOptions | None = None, span: bool = False):
         self.split, self.on_bytes = split, on_bytes
         self.options = options or JobOptions()
         self.block_records, self.block_bytes, self.read_ahead = block_records, block_bytes, read_ahead
@@ -287,6 +308,8 @@ class PackedInput:
         self.piece: Piece = self.pieces[0]
         self.current: readers.SplitInput | parquet.PieceReader | _InMemoryLines | None = None
         self._objects: dict[tuple[str, str, str | None], bytes] = {}
+        self.span = span and block_bytes > 0 and block_records is None and self.fmt in ("text", "jsonl")
+        self._segments: list[_Segment] = []  # the last block's objects, when it spans several
         if self.fmt in (WHOLE, parquet.FORMAT):
             self.parse: Callable[[Any], Any] = readers.identity
         elif self.fmt == "csv":  # each object has its own header row
@@ -302,17 +325,31 @@ class PackedInput:
         return str(S3Uri(self.bucket, (piece or self.piece)["key"]))
 
     def blocks(self) -> Iterator[list[Any]]:
-        """Lists of raw records, in piece order; a list never spans two objects."""
+        """Lists of raw records, in piece order; a list spans several objects only with ``span``
+        (then :meth:`sources` names them)."""
         splits.preloading(self._objects)
         ahead = min(PRELOAD_AHEAD_BYTES, max(PRELOAD_MAX_BYTES, self.whole_limit // 4))
         preloader = _Preloader(self.bucket, self.pieces, self.on_bytes, ahead)
+        spanning: list[Any] = []  # the block being filled across objects (span)
+        size = 0
         try:
             for index, piece in enumerate(self.pieces):
-                self.piece, self.current = piece, None
                 if piece["end"] <= piece["start"] and self.fmt != WHOLE:
                     continue  # an empty range (the one split of an all-empty input) has no records
                 pin = (self.bucket, piece["key"], piece.get("etag"))
                 data = preloader.take(index)
+                if self.span and data is not None and self._in_memory(piece, data):
+                    if not spanning:
+                        self._segments = []
+                    spanning, size = self._fill(spanning, size, piece, data)
+                    if size >= self.block_bytes:
+                        yield from self._spanning_block(spanning)
+                        spanning, size = [], 0
+                    continue
+                if spanning:
+                    yield from self._spanning_block(spanning)
+                    spanning, size = [], 0
+                self.piece, self.current = piece, None
                 if data is not None:
                     self._objects[pin] = data
                 context.set_input(self.uri(piece), self.input)
@@ -323,12 +360,57 @@ class PackedInput:
                         yield from self._piece_blocks(piece, preloaded=data)
                 finally:
                     self._objects.pop(pin, None)
+            if spanning:
+                yield from self._spanning_block(spanning)
         finally:
             preloader.close()
 
+    def _in_memory(self, piece: Piece, data: bytes) -> bool:
+        """Whether a preloaded piece is read from its bytes in hand (:class:`_InMemoryLines`)."""
+        return (self.fmt in ("text", "jsonl") and not piece.get("compression")
+                and len(data) == piece["size"] <= splits.BODY_CHUNK)
+
+    def _fill(self, block: list[Any], size: int, piece: Piece, data: bytes) -> tuple[list[Any], int]:
+        """``block`` with the records of a whole object read from memory appended (an
+        :class:`~lambda_handlers.io.readers.UndecodedBlock` once one of them did not decode)."""
+        lines = _InMemoryLines(data, self.fmt, None, self.block_bytes, self.options.encoding,
+                               self.options.errors)
+        uri = self.uri(piece)
+        for recs in lines.blocks():
+            if not recs:
+                continue
+            self._segments.append(_Segment(len(block), piece, uri, lines._block))
+            if isinstance(recs, readers.UndecodedBlock) and not isinstance(block, readers.UndecodedBlock):
+                block = readers.UndecodedBlock(block)
+            block.extend(recs)
+        return block, size + len(data)
+
+    def _spanning_block(self, block: list[Any]) -> Iterator[list[Any]]:
+        """Hand out a block filled across objects: the context says which (one object: its
+        ``input_uri()``; several: :func:`~lambda_handlers.context.block_sources`)."""
+        segments = self._segments
+        if not segments:
+            return
+        self.piece, self.current = segments[-1].piece, None
+        if len(segments) == 1:
+            context.set_input(segments[0].uri, self.input)
+        else:
+            context.set_block([context.BlockSource(g.start, g.uri, self.input) for g in segments])
+        try:
+            yield block
+        finally:
+            context.set_input(segments[-1].uri, self.input)
+            self._segments = []
+
+    def sources(self) -> list[tuple[int, str]] | None:
+        """``(start, uri)`` of each object in the last block when it holds records of several
+        (``start``: the index of its first record in the block), else None."""
+        if len(self._segments) < 2:
+            return None
+        return [(g.start, g.uri) for g in self._segments]
+
     def _piece_blocks(self, piece: Piece, preloaded: bytes | None) -> Iterator[Any]:
-        if (preloaded is not None and self.fmt in ("text", "jsonl") and not piece.get("compression")
-                and len(preloaded) == piece["size"] <= splits.BODY_CHUNK):
+        if preloaded is not None and self._in_memory(piece, preloaded):
             self.current = _InMemoryLines(preloaded, self.fmt, self.block_records, self.block_bytes,
                                           self.options.encoding, self.options.errors)
             yield from self.current.blocks()
@@ -362,8 +444,20 @@ class PackedInput:
             data = decompress(data, self.whole_limit, uri)
         return data
 
+    def _segment(self, index: int) -> _Segment | None:
+        """The object of record ``index`` of the last block, when it spans several."""
+        segments = self._segments
+        if not segments:
+            return None
+        return segments[bisect.bisect_right([g.start for g in segments], index) - 1]
+
     def locate(self, index: int) -> str:
-        """Where record ``index`` of the last block is: a byte offset in its object, or the object."""
+        """Where record ``index`` of the last block is: a byte offset in its object, or the object.
+        In a block that spans objects, that record's object becomes the piece :meth:`where` names."""
+        segment = self._segment(index)
+        if segment is not None:
+            self.piece = segment.piece
+            return f"byte {segment.locate(index)} of {segment.uri}"
         if self.fmt == WHOLE or self.current is None:
             return f"object {self.uri()}"
         if isinstance(self.current, parquet.PieceReader):

@@ -7,15 +7,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import operator
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from airflow_provider_smr.job import MapReduceJob, Step
+from airflow_provider_smr.job import MapReduceJob, Step, batch_mapper, fold
 from lambda_handlers import protocol
-from lambda_handlers.context import input_name, input_uri, task
+from lambda_handlers.context import block_sources, input_name, input_uri, task
 from lambda_handlers.options import JobOptions
 from lambda_handlers.plan import Plan
 
@@ -35,6 +36,16 @@ def total(key, values):
 
 def lines_per_file(line):
     yield input_uri(), 1
+
+
+def lines_per_file_block(lines):  # a batch mapper: its block may hold the lines of many objects
+    sources = block_sources()
+    ends = [s.start for s in sources[1:]] + [len(lines)]
+    return [(s.uri, end - s.start) for s, end in zip(sources, ends, strict=True)]
+
+
+def uri_of_block(lines):
+    return [(input_uri(), len(lines))]
 
 
 def where_from(pair):
@@ -115,6 +126,27 @@ def test_a_mapper_counts_lines_per_file_with_input_uri(engine):
                 for key, body in objects.items()}
     assert _output(engine.s3, result) == expected
     assert 1 < result["counters"]["map_tasks"] < len(objects)  # packed, by bytes
+
+
+def test_a_batch_mapper_counts_lines_per_file_with_block_sources(engine):
+    """A batch mapper's block fills across small objects: ``block_sources()`` names each record's
+    object; ``input_uri()`` there fails the task naming it, and ``per_object=True`` makes it work."""
+    prefix = f"batchfiles-{uuid.uuid4().hex[:8]}/"
+    objects = {f"{prefix}{i:03d}.txt": b"x\n" * i + (b"tail" if i % 3 == 0 else b"") for i in range(1, 40)}
+    objects[f"{prefix}zipped.txt.gz"] = gzip.compress(b"one\ntwo\nthree")
+    _put_all(engine.s3, objects)
+    expected = {f"s3://{DATA}/{key}": (3 if key.endswith(".gz") else body.count(b"\n") + body.endswith(b"tail"))
+                for key, body in objects.items()}
+    run = dict(input=f"s3://{DATA}/{prefix}", poll_interval=0.25, timeout=600)
+    for mapper in (batch_mapper(lines_per_file_block), batch_mapper(uri_of_block, per_object=True)):
+        result = engine.runner.run(MapReduceJob(mapper=mapper, combiner=fold(operator.add), reducer=fold(operator.add)),
+                                   output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/", **run)
+        assert _output(engine.s3, result) == expected
+        assert result["counters"]["map_tasks"] == 1
+    with pytest.raises(Exception, match=r"input_uri\(\) has no one answer in this batch mapper's block: it holds "
+                                        r"the records of 39 objects .*block_sources\(\)"):
+        engine.runner.run(MapReduceJob(mapper=batch_mapper(uri_of_block), reducer=fold(operator.add)),
+                          output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/", **run)
 
 
 def test_whole_objects_reach_the_mapper_as_uri_and_bytes(engine):

@@ -258,3 +258,87 @@ def test_a_batch_job_with_max_bad_records_skips_the_poison_records_through_the_c
     markers = _map_markers(harness, plan)
     assert sum(m["bad_records"] for m in markers) == 10
     assert sum(m["records_in"] for m in markers) == 1010
+
+
+# -- blocks that span small objects -------------------------------------------------------------------
+
+
+def _packed_source(s3, bodies: list[bytes], fmt: str = "text",
+                   prefix: str = "span") -> tuple[mapper._Source, list[str]]:
+    """A batch mapper's source over one packed split of small objects, and their URIs."""
+    pieces, uris = [], []
+    for i, body in enumerate(bodies):
+        key = f"{prefix}/{i}.txt"
+        etag = s3.put_object(Bucket="smr-data-test", Key=key, Body=body)["ETag"]
+        pieces.append({"key": key, "etag": etag, "start": 0, "end": len(body), "size": len(body)})
+        uris.append(f"s3://smr-data-test/{key}")
+    split = {"bucket": "smr-data-test", "input": "logs", "format": fmt, "pieces": pieces}
+    return mapper._split_source(split, runtime.TaskMetrics(), readers.BATCH_BLOCK_BYTES, span=True), uris
+
+
+def test_a_batch_mappers_block_spans_small_objects_and_block_sources_names_each_records(s3):
+    from lambda_handlers import context
+
+    seen: list = []
+
+    def by_object(recs):
+        with pytest.raises(context.BlockSpansObjectsError, match=r"3 objects .*block_sources\(\)"):
+            context.input_uri()
+        assert context.input_name() == "logs"
+        sources = context.block_sources()
+        ends = [s.start for s in sources[1:]] + [len(recs)]
+        for src, end in zip(sources, ends, strict=True):
+            seen.extend((src.uri, src.name, r["w"]) for r in recs[src.start:end])
+        return [(r["w"], 1) for r in recs]
+
+    # jsonl: blank lines are not records and a bad one is skipped, so the batch mapper's indexes
+    # are not the block's
+    bodies = [b'{"w": "a"}\n\n{"w": "b"}\n', b'not json\n{"w": "c"}', b'\n{"w": "d"}\n{"w": "e"}\n']
+    src, uris = _packed_source(s3, bodies, "jsonl")
+    got: list = []
+    assert mapper.run_mapper(src, BatchMapper(by_object), got.extend, 1) == (6, 1)  # read, bad
+    assert seen == [(uris[0], "logs", "a"), (uris[0], "logs", "b"), (uris[1], "logs", "c"),
+                    (uris[2], "logs", "d"), (uris[2], "logs", "e")]
+    assert [k for k, _ in got] == ["a", "b", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("fold", [False, True], ids=["run_mapper", "fused-fold"])
+def test_a_failing_record_of_a_spanning_block_is_named_in_its_own_object(s3, fold):
+    from lambda_handlers import context
+
+    def boom_here(lines):  # alone, a record sees its own object's input_uri()
+        if len(lines) == 1:
+            assert context.input_uri() == uris[{"a": 0, "b": 0, "é": 1, "c": 1, "boom": 1, "d": 2}[lines[0]]]
+        return boom_block(lines)
+
+    src, uris = _packed_source(s3, [b"a\nb\n", "é\r\nc\nboom\n".encode(), b"d"], prefix="span-err")
+    with pytest.raises(runtime.TaskError, match=rf"mapper failed on the record at byte 6 of {uris[1]}: "
+                                                r"ValueError: no") as err:
+        if fold:
+            mapper.run_mapper_folding(src, BatchMapper(boom_here),
+                                      shuffle.FoldCombiner(Fold(operator.add), [].extend, JSON, 1 << 20))
+        else:
+            mapper.run_mapper(src, BatchMapper(boom_here), [].extend, 0)
+    assert err.value.record_preview == "boom"
+    assert err.value.input["key"] == "span-err/1.txt"
+
+
+def test_a_per_object_batch_mapper_gets_one_block_per_object_with_its_input_uri(s3):
+    from lambda_handlers import context
+
+    calls: list = []
+
+    def per_object(lines):
+        calls.append((context.input_uri(), list(lines)))
+        return [(ln, 1) for ln in lines]
+
+    bodies = [b"a\nb\n", b"c", b"d\ne\n"]
+    src, uris = _packed_source(s3, bodies, prefix="span-per-object")
+    whole, _ = _packed_source(s3, bodies, prefix="span-per-object")
+    assert mapper.run_mapper(whole, BatchMapper(lambda ls: [(ln, 1) for ln in ls]), [].extend, 0) == (5, 0)
+    split = {"bucket": "smr-data-test", "input": "logs", "format": "text",
+             "pieces": [{"key": u.split("/", 3)[3], "start": 0, "end": len(b), "size": len(b)}
+                        for u, b in zip(uris, bodies, strict=True)]}
+    src = mapper._split_source(split, runtime.TaskMetrics(), readers.BATCH_BLOCK_BYTES, span=False)
+    mapper.run_mapper(src, BatchMapper(per_object, per_object=True), [].extend, 0)
+    assert calls == [(uris[0], ["a", "b"]), (uris[1], ["c"]), (uris[2], ["d", "e"])]

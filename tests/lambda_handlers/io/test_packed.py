@@ -9,7 +9,7 @@ import json
 import uuid
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from lambda_handlers import context, runtime
@@ -82,6 +82,49 @@ def test_every_record_once_in_order_per_object_with_its_uri(s3, bodies, split_si
         pieces = split_pieces(split)
         assert len(pieces) <= max_pieces
         assert len(pieces) == 1 or sum(p["end"] - p["start"] for p in pieces) <= split_size
+
+
+def _read_spanning(split: dict, block_bytes: int) -> list[tuple[str, object, str]]:
+    """(object URI, record, where the reader locates it) of every record of a split read in a
+    batch mapper's blocks that span small objects, the URI from ``block_sources()``."""
+    import bisect
+
+    src = packed.PackedInput(split, block_records=None, block_bytes=block_bytes, span=True)
+    out = []
+    for block in src.blocks():
+        sources = context.block_sources()
+        assert [(s.start, s.uri) for s in sources] == (src.sources() or [(0, context.input_uri())])
+        assert {s.name for s in sources} == {"logs"}
+        if len(sources) > 1:
+            event("a block spans several objects")
+            with pytest.raises(context.BlockSpansObjectsError, match=r"block_sources\(\)"):
+                context.input_uri()
+        starts = [s.start for s in sources]
+        for i, raw in enumerate(block):
+            uri = sources[bisect.bisect_right(starts, i) - 1].uri
+            out.append((uri, src.parse(raw), src.locate(i)))
+            assert src.where()["key"] == uri.split("/", 3)[3]
+    return out
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(bodies=st.lists(st.tuples(BODY, st.booleans()), min_size=1, max_size=7),
+       split_size=st.integers(1, 200), block_bytes=st.integers(1, 120))
+def test_blocks_spanning_small_objects_read_every_record_once_with_its_object_and_offset(s3, bodies, split_size,
+                                                                                          block_bytes):
+    prefix = f"span/{uuid.uuid4().hex[:10]}"
+    contents = _upload(s3, prefix, [(_body(lines, nl), gz) for (lines, nl), gz in bodies])
+    read = [r for split in _plan_splits(s3, prefix, split_size, max_pieces=8)
+            for r in _read_spanning(split, block_bytes)]
+    for key, data in contents.items():
+        uri = f"s3://{DATA_BUCKET}/{key}"
+        got = [(rec, where) for u, rec, where in read if u == uri]
+        assert [rec for rec, _ in got] == [ln.decode() for ln in reference_lines(data)]
+        for rec, where in got:  # the byte offset in its own object (decompressed for .gz)
+            offset = int(where.split()[1])
+            assert where.endswith(f" of {uri}") and data[offset:].startswith(rec.encode())
+    assert {u for u, _, _ in read} <= {f"s3://{DATA_BUCKET}/{k}" for k in contents}
 
 
 def test_many_small_objects_make_few_splits_that_keep_listing_order(s3):
