@@ -370,6 +370,27 @@ def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool =
 #: at most this many objects (pieces) in one packed split: each costs the task a GET, and the split
 #: is the task's payload, so a task of tiny objects stays within its timeout and its slice small
 MAX_PIECES = 1000
+#: the same on a small pool (under :data:`SMALL_POOL_WORKERS` workers; see :func:`max_pieces`)
+FEW_WORKERS_MAX_PIECES = 4000
+#: below this many workers a pool is small: its tasks come in waves
+SMALL_POOL_WORKERS = 32
+
+
+def max_pieces(num_objects: int, concurrency: int | None = None) -> int:
+    """The most objects one packed split holds, for ``num_objects`` on ``concurrency`` workers.
+
+    :data:`MAX_PIECES` on a large pool, where more tasks run at once. On a small pool (under
+    :data:`SMALL_POOL_WORKERS` workers) the tasks of many small objects come in waves anyway, so a
+    task may hold more, up to :data:`FEW_WORKERS_MAX_PIECES`, as long as the objects still make 2
+    tasks a worker (whole waves, as :func:`choose_split_size` sizes bytes): each task's own cost
+    (invoke, clients, its slice of the plan, its map output and the reducers' GETs of it) is paid
+    less often, and its GETs (up to 32 at once, 15-30 ms each on S3: 2-4 s) stay well inside any
+    timeout. E.g. on 4 workers: 20,000 objects -> 2,500 a task (8 tasks, not 20), 2,000 -> 1,000.
+    """
+    p = max(1, int(concurrency or DEFAULT_CONCURRENCY))
+    if p >= SMALL_POOL_WORKERS:
+        return MAX_PIECES
+    return max(MAX_PIECES, min(FEW_WORKERS_MAX_PIECES, -(-int(num_objects) // (2 * p))))
 #: formats read one whole object per record: an object is never cut into byte ranges
 WHOLE_OBJECT_FORMATS = ("whole",)
 
@@ -672,6 +693,7 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
         total_bytes, concurrency, task_timeout_s=limits.task_timeout_s, memory_mb=limits.memory_mb)
     check_whole_objects(objects, formats, limits)
     splits = make_splits(objects, split_size, formats, merge_tail=auto,
+                         max_pieces=max_pieces(len(objects), concurrency),
                          row_groups_of=None if s3 is None else functools.partial(parquet.s3_row_groups, s3))
     if tables:
         splits = _renumbered(splits + table_splits(list(tables), split_size))

@@ -244,3 +244,19 @@ def test_small_objects_pack_by_bytes_never_across_inputs_or_buckets():
     assert "pieces" in splits[2] and "key" not in splits[2] and splits[0]["key"] == "big"
     four = make_splits([obj(f"k{i}", 1) for i in range(10)], 100, {"default": "text"}, max_pieces=4)
     assert [len(split_pieces(s)) for s in four] == [4, 4, 2]  # at most max_pieces objects a task
+
+
+def test_a_small_pool_packs_more_small_objects_a_task_in_whole_waves():
+    """On a pool under 32 workers a task of small objects holds up to 4,000 of them while they
+    still make 2 tasks a worker; a large pool keeps 1,000 a task (more tasks run at once)."""
+    from lambda_handlers.planning import max_pieces
+
+    assert [max_pieces(n, 4) for n in (2_000, 20_000, 100_000)] == [1_000, 2_500, 4_000]
+    assert [max_pieces(20_000, c) for c in (None, 32, 1000)] == [1_000] * 3
+    tiny = [obj(f"logs/{i:05d}", 2048) for i in range(20_000)]
+    job = MapReduceJob(mapper=tokenize, reducer=total)
+    small = build_plan(job=job, job_id="j", work_bucket="w", inputs={"default": ["s3://in/logs/"]}, objects=tiny,
+                       output_uri="s3://out/res", concurrency=4, options=JobOptions())
+    large = build_plan(job=job, job_id="j", work_bucket="w", inputs={"default": ["s3://in/logs/"]}, objects=tiny,
+                       output_uri="s3://out/res", concurrency=1000, options=JobOptions())
+    assert len(small.splits) == 8 and len(large.splits) == 20  # 2 waves of 4, not 5 waves
