@@ -18,7 +18,6 @@ import marshal
 import os
 import re
 import sys
-import tempfile
 from typing import Any
 
 #: at most this many patterns are kept (a job that makes patterns on the fly adds no more)
@@ -124,17 +123,10 @@ def _save() -> None:
     if not _added or _path is None:
         return
     _added = 0
+    from airflow_provider_smr.engine.aws import write_whole
+
     try:
-        folder = os.path.dirname(_path)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fp:
-                merged = {**_read(_path), **_entries}
-                fp.write(marshal.dumps(merged if len(merged) <= MAX_ENTRIES else _entries))
-            os.replace(tmp, _path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        merged = {**_read(_path), **_entries}
+        write_whole(_path, marshal.dumps(merged if len(merged) <= MAX_ENTRIES else _entries))
     except (OSError, ValueError):
         pass

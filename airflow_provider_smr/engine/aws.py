@@ -217,24 +217,30 @@ def _read_parsed(cache: str) -> Any:
 
 
 def _write_parsed(cache: str, data: Any) -> None:
-    """Keep a parsed copy at ``cache`` (written whole, then renamed: readers see all or none);
-    best effort: a read-only or full disk only means parsing again next time."""
+    """Keep a parsed copy at ``cache``; best effort: a read-only or full disk only means parsing
+    again next time."""
+    try:
+        write_whole(cache, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+    except (OSError, pickle.PicklingError):
+        pass
+
+
+def write_whole(path: str, body: bytes) -> None:
+    """Write ``body`` to ``path`` in SMR's cache: to a temporary file beside it, then renamed, so
+    readers see all or none (the folder is made private to the user when missing)."""
     import os
     import tempfile
 
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
     try:
-        folder = os.path.dirname(cache)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fp:
-                pickle.dump(data, fp, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, cache)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except (OSError, pickle.PicklingError):
-        pass
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 @contextlib.contextmanager
