@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import cProfile
 import io
 import json
@@ -24,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -240,8 +240,9 @@ def reduce_only(workload: str, size: int, split_size: int, reducers: int, budget
                 limits=TaskLimits(memory_budget_bytes=budget, reducer_memory_budget_bytes=budget))
     event = {"bucket": "b", "job_id": "j", "step": 0, "task": 0, "attempt": 0}
     times, prof = [], cProfile.Profile()
-    with _replaced(runtime, get_bytes=get_bytes, put_bytes=put_bytes), \
-            _replaced(reducer, map_outputs=lambda *a: outputs):
+    # the stand-ins last while it runs: a test session runs the real reducer next
+    with mock.patch.multiple(runtime, get_bytes=get_bytes, put_bytes=put_bytes), \
+            mock.patch.multiple(reducer, map_outputs=lambda *a: outputs):
         for _ in range(repeat):
             put.clear()
             cpu = time.process_time()
@@ -262,20 +263,6 @@ def reduce_only(workload: str, size: int, split_size: int, reducers: int, budget
             "reduce_cpu_s": [round(t, 3) for t in times],
             "best_mb_s": round(shuffle_bytes / 1e6 / min(times), 2),
             "part_sha256": hashlib.sha256(part).hexdigest()[:16], "profile": out.getvalue()}
-
-
-@contextlib.contextmanager
-def _replaced(module, **names):
-    """``module``'s attributes ``names`` replaced while the block runs; the real ones afterwards
-    (for the rest of the importing process: a test session runs the real reducer next)."""
-    saved = {name: getattr(module, name) for name in names}
-    try:
-        for name, value in names.items():
-            setattr(module, name, value)
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(module, name, value)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -474,30 +474,30 @@ def _parsed(block: list[Any], parse: Callable[[Any], Any] | None,
     return recs, index, skipped
 
 
-def _block_context(source: _Source, index: list[Any] | None) -> list[tuple[int, str]] | None:
-    """Tell the context which object each record of a block spanning several comes from, by
-    their indexes in the records the batch mapper gets (``index``: their indexes in the block,
-    None when they are the block); the block's ``(start, uri)`` list, or None (one object)."""
+def _block_context(source: _Source, index: list[Any] | None) -> tuple[list[int], list[str]] | None:
+    """The starts (indexes in the block) and URIs of the objects of a block spanning several, or
+    None (one object). The reader told the context about the block by the indexes in the block;
+    when the parser skipped or rejected records (``index``: the block indexes of the records the
+    batch mapper gets), it is told again by the indexes in the list the batch mapper gets."""
     raw = source.sources()
     if raw is None:
         return None
-    if index is None:
-        starts = [(start, uri) for start, uri in raw]
-    else:  # records the parser skipped or rejected are not in the batch mapper's list
+    if index is not None:  # records the parser skipped or rejected are not in the batch mapper's list
         starts = [(bisect.bisect_left(index, start), uri) for start, uri in raw]
         starts = [su for su, nxt in zip(starts, starts[1:] + [(len(index), "")], strict=True)
                   if su[0] < nxt[0]]
-    if len(starts) > 1:
-        context.set_block([context.BlockSource(start, uri, source.name) for start, uri in starts])
-    elif starts:
-        context.set_input(starts[0][1], source.name)
-    return raw
+        if len(starts) > 1:
+            context.set_block([context.BlockSource(start, uri, source.name) for start, uri in starts])
+        elif starts:
+            context.set_input(starts[0][1], source.name)
+    return [start for start, _ in raw], [uri for _, uri in raw]
 
 
-def _record_context(raw: list[tuple[int, str]] | None, i: int, name: str) -> None:
-    """Before record ``i`` of a block spanning objects ``raw`` is mapped alone: its object."""
-    if raw is not None:
-        context.set_input(raw[bisect.bisect_right([s for s, _ in raw], i) - 1][1], name)
+def _record_context(spans: tuple[list[int], list[str]] | None, i: int, name: str) -> None:
+    """Before record ``i`` of a block spanning objects ``spans`` is mapped alone: its object."""
+    if spans is not None:
+        starts, uris = spans
+        context.set_input(uris[bisect.bisect_right(starts, i) - 1], name)
 
 
 def _run_batch_mapper(source: _Source, fn: Callable[[list[Any]], Any], sink: Callable[[list[Any]], None],
@@ -538,7 +538,7 @@ def _one_by_one(recs: Any, fn: Callable[[Any], Any]) -> tuple[list[Any], Callabl
 
 def _per_record(source: _Source, fn: Callable[[list[Any]], Any], block: list[Any], recs: list[Any],
                 index: list[Any] | None, block_exc: Exception, bad_record: _BadRecords,
-                spans: list[tuple[int, str]] | None = None) -> list[Any]:
+                spans: tuple[list[int], list[str]] | None = None) -> list[Any]:
     """The pairs of ``recs`` mapped one at a time, after ``fn(recs)`` failed with ``block_exc``;
     the records that fail alone go to ``bad_record``."""
     pairs: list[Any] = []
@@ -591,7 +591,7 @@ def _run_batch_folding(source: _Source, fn: Callable[[list[Any]], Any], comb: sh
 
 def _failing_record_error(source: _Source, fn: Callable[[list[Any]], Any], comb: shuffle.FoldCombiner,
                           block: list[Any], recs: list[Any], index: list[Any] | None,
-                          block_exc: Exception, spans: list[tuple[int, str]] | None = None) -> runtime.TaskError:
+                          block_exc: Exception, spans: tuple[list[int], list[str]] | None = None) -> runtime.TaskError:
     """The error of the first record that fails when ``recs`` are mapped and folded one at a time,
     after ``fn(recs)`` (or folding its pairs) failed with ``block_exc``."""
     rows, call = _one_by_one(recs, fn)

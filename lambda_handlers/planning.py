@@ -372,8 +372,14 @@ def split_object(obj: S3Object, split_size: int, fmt: str, *, merge_tail: bool =
 MAX_PIECES = 1000
 #: the same on a small pool (under :data:`SMALL_POOL_WORKERS` workers; see :func:`max_pieces`)
 FEW_WORKERS_MAX_PIECES = 4000
-#: below this many workers a pool is small: its tasks come in waves
-SMALL_POOL_WORKERS = 32
+#: below this many workers a pool is small: :func:`wanted_tasks` gives it more than 2 tasks a
+#: worker, which :func:`choose_split_size` and :func:`max_pieces` bring back to 2 for small tasks
+SMALL_POOL_WORKERS = FEW_WORKERS_TASKS // 2
+
+
+def workers(concurrency: int | None) -> int:
+    """The pool's size: ``concurrency``, or Lambda's default account concurrency when unknown."""
+    return max(1, int(concurrency or DEFAULT_CONCURRENCY))
 
 
 def max_pieces(num_objects: int, concurrency: int | None = None) -> int:
@@ -387,10 +393,12 @@ def max_pieces(num_objects: int, concurrency: int | None = None) -> int:
     less often, and its GETs (up to 32 at once, 15-30 ms each on S3: 2-4 s) stay well inside any
     timeout. E.g. on 4 workers: 20,000 objects -> 2,500 a task (8 tasks, not 20), 2,000 -> 1,000.
     """
-    p = max(1, int(concurrency or DEFAULT_CONCURRENCY))
+    p = workers(concurrency)
     if p >= SMALL_POOL_WORKERS:
         return MAX_PIECES
     return max(MAX_PIECES, min(FEW_WORKERS_MAX_PIECES, -(-int(num_objects) // (2 * p))))
+
+
 #: formats read one whole object per record: an object is never cut into byte ranges
 WHOLE_OBJECT_FORMATS = ("whole",)
 
@@ -541,7 +549,7 @@ def wanted_tasks(concurrency: int | None = None) -> int:
     """Tasks a phase should have for ``concurrency`` workers: one wave on a large pool, up to 4
     tasks a worker (at least :data:`FEW_WORKERS_TASKS`) on a small one, so a slow worker or an
     uneven split does not leave the others idle at the end."""
-    p = max(1, int(concurrency or DEFAULT_CONCURRENCY))
+    p = workers(concurrency)
     return max(p, min(4 * p, FEW_WORKERS_TASKS))
 
 
@@ -574,8 +582,8 @@ def choose_split_size(total_bytes: int, concurrency: int | None = None, *, task_
         return MIN_SPLIT_SIZE
     total = int(total_bytes)
     size = -(-total // wanted_tasks(concurrency))
-    two_a_worker = -(-total // (2 * max(1, int(concurrency or DEFAULT_CONCURRENCY))))
-    size = max(size, min(two_a_worker, BALANCE_SPLIT_SIZE))  # only ever raises it on < 32 workers
+    two_a_worker = -(-total // (2 * workers(concurrency)))
+    size = max(size, min(two_a_worker, BALANCE_SPLIT_SIZE))  # only ever raises it on a small pool
     return max(MIN_SPLIT_SIZE, min(size, max_split_size(task_timeout_s, memory_mb)))
 
 
@@ -607,7 +615,7 @@ def choose_num_reducers(total_bytes: int, num_map_tasks: int, *, memory_mb: int 
     budget = max(1, memory_mb * MiB // 4)
     fits = math.ceil(total_bytes / (SPILL_FACTOR * budget))
     r = max(1, min(max(min(parallel, slices), fits), MAX_AUTO_REDUCERS))
-    p = max(1, int(concurrency or DEFAULT_CONCURRENCY))
+    p = workers(concurrency)
     if p < FEW_WORKERS_TASKS and r > p:
         r = max(r - r % p, min(fits, MAX_AUTO_REDUCERS))
     return r
@@ -740,7 +748,7 @@ def map_task_candidates(total_bytes: int, concurrency: int | None, *, task_timeo
     :data:`MAP_TASKS_STEP`, plus whole waves."""
     if total_bytes <= 0:
         return [1]
-    p = max(1, int(concurrency or DEFAULT_CONCURRENCY))
+    p = workers(concurrency)
     lo = max(1, -(-total_bytes // max_split_size(task_timeout_s, memory_mb)))
     hi = max(lo, min(protocol.MAX_TASKS, total_bytes // MIN_SPLIT_SIZE, max(3 * p, wanted_tasks(p))))
     found = {lo, hi, *(k * p for k in (1, 2, 3) if lo <= k * p <= hi)}
@@ -762,7 +770,7 @@ def rules_sizing(total_bytes: int, concurrency: int | None, *, task_timeout_s: i
         m -= 1  # the tail joins the last split (split_object's merge_tail)
     r = num_reducers if num_reducers is not None else choose_num_reducers(
         total_bytes, m, memory_mb=memory_mb, concurrency=concurrency)
-    return costmodel.Sizing(m, r, memory_mb, int(concurrency or DEFAULT_CONCURRENCY))
+    return costmodel.Sizing(m, r, memory_mb, workers(concurrency))
 
 
 def at_scale(total_bytes: int, concurrency: int | None) -> bool:
@@ -771,7 +779,7 @@ def at_scale(total_bytes: int, concurrency: int | None) -> bool:
     starts and per-task requests decide the cost, which the model prices, so the planner takes the
     model's better plan. Below that the rules hold: on few workers they cut up to 4 tasks each to
     balance stragglers, which the model does not see."""
-    p = int(concurrency or DEFAULT_CONCURRENCY)
+    p = workers(concurrency)
     return p >= FEW_WORKERS_TASKS and total_bytes >= p * MIN_SPLIT_SIZE
 
 
@@ -788,7 +796,7 @@ def sizing_options(total_bytes: int, *, concurrency: int | None = None, memory_m
     ``workload`` defaults to the input size alone (:meth:`costmodel.Workload.of_input`, an upper
     bound)."""
     workload = workload or costmodel.Workload.of_input(total_bytes)
-    p = int(concurrency or DEFAULT_CONCURRENCY)
+    p = workers(concurrency)
     rules = rules_sizing(total_bytes, concurrency, task_timeout_s=task_timeout_s, memory_mb=memory_mb,
                          split_size=split_size, num_reducers=num_reducers)
     options: list[costmodel.Modelled] = []
@@ -869,7 +877,7 @@ def plan_estimate(total_bytes: int, map_tasks: int, reducers: int, options: JobO
                   concurrency: int | None) -> dict[str, Any]:
     """The cost model's estimate of the plan as built (its first step; the input size alone, an upper
     bound), what the result shows next to the actual; refuses one above ``max_cost_usd``."""
-    sizing = costmodel.Sizing(map_tasks, reducers, limits.memory_mb, int(concurrency or DEFAULT_CONCURRENCY))
+    sizing = costmodel.Sizing(map_tasks, reducers, limits.memory_mb, workers(concurrency))
     modelled = costmodel.estimate(costmodel.Workload.of_input(total_bytes), costmodel.DEFAULT_RATES, sizing)
     limit = options.max_cost_usd
     if limit is not None and modelled.usd > limit:

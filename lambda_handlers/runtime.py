@@ -778,9 +778,11 @@ def _run_task(event: dict[str, Any], phase: str,
         slots.clear()
     elapsed = time.time() - started
     if plan is not None and result.get("won") and coordinates_inline(plan, step, phase, elapsed):
-        # the one task the call may start runs here only after a short task that wrote little
-        inline.append((reason, written <= NEXT_TASK_MAX_BYTES and elapsed < plan.limits.task_timeout_s / 4,
-                       (protocol.done_marker_key(job_id, step, phase, task), marker)))
+        # the one task the call may start runs here only after a short task that wrote little, on
+        # a function of this one's memory, and not from a task itself run so
+        here = (written <= NEXT_TASK_MAX_BYTES and elapsed < plan.limits.task_timeout_s / 4
+                and plan.limits.reducer_memory_mb == plan.limits.memory_mb and not _running_next.get())
+        inline.append((reason, here, (protocol.done_marker_key(job_id, step, phase, task), marker)))
     else:
         notify_coordinator(bucket, job_id, reason)
     return result
@@ -824,19 +826,16 @@ def coordinate_inline(bucket: str, job_id: str, reason: str, next_task_here: boo
     """The coordinator's call for ``reason`` in this function; on an error the coordinator
     function is notified as usual (its claims make a half-done call harmless).
 
-    ``next_task_here`` (the finished task wrote little): when the call starts exactly one task
-    (the next phase has one task, e.g. the reducer of a one-split, one-reducer job) on a function
-    of this one's memory, that task runs here, once the call is done, as its invocation would
-    run it (same event, markers, retries): no invoke, no function start, no new job session.
-    A task run so does not run another one (one such task per invocation).
+    ``next_task_here`` (the finished task wrote little, and the next task's function has this
+    one's memory; never for a task itself run so: one such task per invocation): when the call
+    starts exactly one task (the next phase has one task, e.g. the reducer of a one-split,
+    one-reducer job), that task runs here, once the call is done, as its invocation would run it
+    (same event, markers, retries): no invoke, no function start, no new job session.
     """
     from lambda_handlers import coordinator  # it imports this module
 
-    plan = load_plan(bucket, job_id)
-    here = (next_task_here and not _running_next.get()
-            and plan.limits.reducer_memory_mb == plan.limits.memory_mb)
     tasks: list[dict[str, Any]] = []
-    token = _next_tasks.set(tasks if here else None)
+    token = _next_tasks.set(tasks if next_task_here else None)
     try:
         coordinator.coordinate(bucket, job_id, reason)
     except Exception:
