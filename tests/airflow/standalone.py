@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,10 +79,22 @@ class Api:
                       lambda: (self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})[0] == 200, {}), 60)
 
     def trigger(self, dag_id: str, conf: dict) -> tuple[str, str]:
-        """Start a run of ``dag_id`` with ``conf``: (its run id, its REST path)."""
-        status, run = self.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
-        assert status == 200, run
-        return run["dag_run_id"], f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}"
+        """Start a run of ``dag_id`` with ``conf``: (its run id, its REST path).
+
+        The API may answer with a transient database error while the scheduler holds the metadata
+        database (SQLite here); the run has its own id, so asking again starts it at most once (a
+        409 says an earlier answer was lost after the run was made)."""
+        run_id = f"manual__smr_test_{uuid.uuid4().hex}"
+        path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+
+        def started() -> tuple[bool, dict]:
+            status, run = self.call("POST", f"/dags/{dag_id}/dagRuns", body)
+            assert status in (0, 200, 409) or status >= 500, run
+            return status in (200, 409), run
+
+        self.wait_for(f"a run of {dag_id} to start", started, 60)
+        return run_id, path
 
     def finish(self, run_path: str, timeout: float) -> dict:
         """Wait for the run at ``run_path`` to end; return it, asserting it succeeded."""
