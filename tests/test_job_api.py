@@ -122,6 +122,13 @@ def test_errors_for_the_cli_name_its_flags_not_python_arguments():
     assert cli_words("create it or pass create_table=True") == "create it or pass --create-table"
     assert cli_words("retry_on_user_errors=False") == "--no-retry-on-user-errors"
     assert cli_words("keep x=True as it is") == "keep x=True as it is"
+    # an error that starts with the argument at fault names the flag
+    assert cli_words("input 's3://b/x/' matched no objects") == "--input 's3://b/x/' matched no objects"
+    assert cli_words("input 'more' (s3://b/x/) matched no objects") == \
+        "--input 'more' (s3://b/x/) matched no objects"
+    assert cli_words("output 's3://b/o/': bucket 'b' does not exist") == \
+        "--output 's3://b/o/': bucket 'b' does not exist"
+    assert cli_words("input names may not contain a dot") == "input names may not contain a dot"
 
 
 def test_smr_run_has_create_table_and_retry_on_user_errors_flags():

@@ -52,6 +52,8 @@ LOCAL_BUCKET = "smr-local-data"
 _NAMED = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*)=(.+)$")
 _NAME_LIKE = re.compile(r"^([^=/\\:]+)=(.+)$")  # NAME=URI with a NAME the grammar refuses
 _PYTHON_FLAG = re.compile(r"\b([a-z][a-z0-9_]*)=(True|False)\b")
+#: an error that starts with the argument at fault, as preflight and the planner word it
+_ARGUMENT_LABEL = re.compile(r"^(input|output) (?=['(])")
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",
                     "aws_session_token": "testing"}
 
@@ -186,7 +188,9 @@ def _check_input_name(value: str) -> None:
 
 def cli_words(text: str) -> str:
     """An error's Python spelling of an option in the CLI's: ``pass overwrite=True`` -> ``pass
-    --overwrite`` (``=False``: ``--no-overwrite``), for the options ``smr run`` has flags for."""
+    --overwrite`` (``=False``: ``--no-overwrite``), for the options ``smr run`` has flags for, and
+    the argument an error starts with (``input 's3://b/x/' matched no objects``) as its flag
+    (``--input 's3://b/x/' ...``)."""
     flags = {o.name: o.flag for cls in (JobOptions, StackSettings) for o in declared(cls) if o.kind is bool}
 
     def flag(m: re.Match[str]) -> str:
@@ -194,7 +198,7 @@ def cli_words(text: str) -> str:
         if name not in flags:
             return m.group(0)
         return flags[name] if value == "True" else "--no-" + flags[name][2:]
-    return _PYTHON_FLAG.sub(flag, text)
+    return _ARGUMENT_LABEL.sub(r"--\1 ", _PYTHON_FLAG.sub(flag, text), count=1)
 
 
 def _parse_params(values: list[str], as_text: bool = False) -> dict:

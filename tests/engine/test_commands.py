@@ -126,7 +126,7 @@ def test_smr_run_refuses_a_missing_input_bucket_before_deploying(aws_endpoint, a
         cwd=root, env={**aws_env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("smr: error:")]
-    assert errors == ["smr: error: InputNotFoundError: input 's3://smr-no-such-bucket/in/': bucket "
+    assert errors == ["smr: error: InputNotFoundError: --input 's3://smr-no-such-bucket/in/': bucket "
                       "'smr-no-such-bucket' does not exist"]
     stacks = aws_clients(aws_endpoint).cloudformation.list_stacks()["StackSummaries"]
     assert not [s for s in stacks if s["StackName"] == "smr-cli-never"]  # the missing stack was not deployed

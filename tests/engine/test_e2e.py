@@ -429,7 +429,7 @@ def test_smr_run_reports_a_bad_input_as_one_line(engine, aws_endpoint, aws_env):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("smr: error:")]
-    assert errors == [f"smr: error: InputNotFoundError: input 's3://{DATA}/no/such/prefix/' matched no objects"]
+    assert errors == [f"smr: error: InputNotFoundError: --input 's3://{DATA}/no/such/prefix/' matched no objects"]
 
 
 def fail_on_poison(line):

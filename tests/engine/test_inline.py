@@ -264,7 +264,7 @@ def test_a_local_s3_input_is_a_cli_error_of_one_line(cli, capsys):
                  "s3://some-bucket/in/", "--output", "out"])
     assert code == 1
     assert capsys.readouterr().err.strip() == (
-        "smr: error: InlineError: input 's3://some-bucket/in/': an inline run reads local files "
+        "smr: error: InlineError: --input 's3://some-bucket/in/': an inline run reads local files "
         "(or bytes); run on the local stack (--local) or a deployed stack to read S3 or DynamoDB")
 
 
