@@ -10,6 +10,8 @@ free) and CloudWatch Logs ingestion.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from lambda_handlers.prices import (
     ARM64_PRICES,
     DEFAULT_PRICES,
@@ -24,8 +26,16 @@ from lambda_handlers.prices import (
 )
 
 __all__ = ["ARM64_PRICES", "DEFAULT_PRICES", "PRICES_BY_ARCHITECTURE", "CostBreakdown", "Prices",
-           "cost_breakdown", "estimate_cost_usd", "gb_seconds", "prices_for", "shuffle_put_budget",
-           "total_gb_seconds"]
+           "cost_breakdown", "estimate_cost_usd", "gb_seconds", "lambda_invokes", "prices_for",
+           "shuffle_put_budget", "total_gb_seconds"]
+
+
+def lambda_invokes(attempts: int, done_bodies: Iterable[dict]) -> int:
+    """The Lambda invokes of ``attempts`` task attempts: each attempt's own and its coordinator
+    call, but not an attempt run in the function of the task before it (``ran_inline``) nor the
+    call a task made itself (``coordinated_inline``: a phase of one task), as done markers say."""
+    inline = sum(bool(b.get("ran_inline")) + bool(b.get("coordinated_inline")) for b in done_bodies)
+    return 2 * attempts - inline
 
 
 def shuffle_put_budget(num_map_tasks: int, num_reducers: int) -> int:

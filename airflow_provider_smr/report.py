@@ -222,16 +222,17 @@ def _phase_stats(plan: Plan, attempts: list[Attempt],
 
 def _marker_costs(done_bodies: Iterable[dict], attempts: int, memory_mb: int) -> dict:
     """Requests and cost from the done markers alone (no result dict, e.g. a failed job)."""
-    from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds
+    from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds, lambda_invokes
     from airflow_provider_smr.engine.requests import S3_TYPES
 
+    done_bodies = list(done_bodies)
     requests: Counter = Counter()
     gb_s = 0.0
     for b in done_bodies:
         for op, n in (b.get("requests") or {}).items():
             requests[S3_TYPES.get(op, op.upper())] += n
         gb_s += gb_seconds(float(b.get("duration_s", 0.0)), int(b.get("memory_mb") or memory_mb))
-    invokes = 2 * attempts  # the task and its coordinator notification
+    invokes = lambda_invokes(attempts, done_bodies)  # the task and its coordinator notification
     return {"requests": dict(sorted(requests.items())), "lambda_invokes": invokes,
             "lambda_gb_seconds": round(gb_s, 3),
             "estimated_cost_usd": estimate_cost_usd(gb_s, invokes, requests)}

@@ -730,6 +730,7 @@ def _run_task(event: dict[str, Any], phase: str,
     started = time.time()
     plan: Plan | None = None
     written, marker = 0, ""  # the done marker's bytes_out, and the marker
+    inline_call = False  # whether this task, if it wins, makes the coordinator's call itself
     try:
         if exists(bucket, protocol.cancel_key(job_id)):
             return {"cancelled": True}
@@ -745,6 +746,13 @@ def _run_task(event: dict[str, Any], phase: str,
                 "started": started, "finished": finished, "duration_s": round(finished - started, 4),
                 "memory_mb": memory_mb(), "max_rss_mb": max_rss_mb()}
         done.setdefault("bad_records", 0)
+        # what the result counts as Lambda invokes: none for a task run in the function before
+        # it, none for the coordinator's call when this task makes it
+        inline_call = coordinates_inline(plan, step, phase, finished - started)
+        if inline_call:
+            done["coordinated_inline"] = True
+        if _running_next.get():
+            done["ran_inline"] = True
         written = int(done["bytes_out"] or 0)
         user_counters = context.task_counters()
         if user_counters:
@@ -777,7 +785,7 @@ def _run_task(event: dict[str, Any], phase: str,
         _free_slots(bucket, slots)
         slots.clear()
     elapsed = time.time() - started
-    if plan is not None and result.get("won") and coordinates_inline(plan, step, phase, elapsed):
+    if inline_call and plan is not None and result.get("won"):
         # the one task the call may start runs here only after a short task that wrote little, on
         # a function of this one's memory, and not from a task itself run so
         here = (written <= NEXT_TASK_MAX_BYTES and elapsed < plan.limits.task_timeout_s / 4

@@ -21,6 +21,8 @@ _LOCK = threading.Lock()
 _COUNTS: dict[str, Counter] = defaultdict(Counter)
 _HANDLER_ID = "smr-request-counter"
 LAMBDA_INVOKE = "lambda:Invoke"
+#: of those, the ones that started a task (the fan-out's): the result counts each attempt's invoke once
+TASK_INVOKE = "lambda:Invoke:task"
 
 S3_TYPES = S3_OPERATION_TYPES  # the data plane prices done markers with the same table
 
@@ -81,4 +83,7 @@ def s3_counts(job_id: str) -> dict[str, int]:
 
 
 def invokes(job_id: str) -> int:
-    return counts(job_id).get(LAMBDA_INVOKE, 0)
+    """The control plane's invokes beyond those that started a task (the driver function,
+    deadline checks, throttled tries): a task's invoke is counted with its attempt."""
+    counted = counts(job_id)
+    return counted.get(LAMBDA_INVOKE, 0) - counted.get(TASK_INVOKE, 0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 
 from airflow_provider_smr.cost import estimate_cost_usd, gb_seconds, prices_for
+from airflow_provider_smr.cost import lambda_invokes as attempt_invokes
 from airflow_provider_smr.engine.requests import S3_TYPES
 from airflow_provider_smr.engine.watch import user_counters
 from lambda_handlers import protocol
@@ -48,7 +49,8 @@ def build_result(plan: Plan, done: dict, manifest: dict, markers: dict[tuple[int
     :param markers: done-marker bodies by ``(step, phase)``.
     :param attempts: task attempts started (start markers listed).
     :param driver_requests: S3 requests the control plane made, by type.
-    :param driver_invokes: Lambda invokes the control plane made (fan-out, deadline checks).
+    :param driver_invokes: Lambda invokes the control plane made beyond the tasks' (the driver
+        function, deadline checks, throttled tries).
     :param architecture: the stack's functions' architecture, which sets the GB-s price.
     """
     steps = plan.steps
@@ -103,8 +105,7 @@ def build_result(plan: Plan, done: dict, manifest: dict, markers: dict[tuple[int
                           "GET": last.num_reducers or last.num_map_tasks})
     driver_requests = Counter(driver_requests or {})
     s3_requests = dict(sorted((task_requests + driver_requests).items()))
-    # Invokes: every task attempt, one coordinator call per attempt, plus the driver's own.
-    lambda_invokes = 2 * attempts + driver_invokes
+    lambda_invokes = attempt_invokes(attempts, all_bodies) + driver_invokes
     gb_s = sum(gb_seconds(b.get("duration_s", 0.0), b.get("memory_mb") or memory_mb) for b in all_bodies)
 
     cost_usd = estimate_cost_usd(gb_s, lambda_invokes, s3_requests, prices_for(architecture))

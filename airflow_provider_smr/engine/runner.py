@@ -297,6 +297,7 @@ class JobRunner:
         stats = submit_mod.fan_out(self.lambda_, self.function(plan, "mapper"), events,
                                    max_concurrency=max_concurrency)
         reqs.add(plan.job_id, reqs.LAMBDA_INVOKE, stats["tries"])
+        reqs.add(plan.job_id, reqs.TASK_INVOKE, stats["invokes"])
         submit_mod.put_if_absent(self.s3, self.bucket, protocol.claim_key(plan.job_id,
                                  submit_mod.FANOUT_CLAIM), b"fanned-out")
         self.log.info("invoked %d map tasks in %.2fs (%d throttled tries)", stats["invokes"],
