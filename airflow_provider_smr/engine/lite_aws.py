@@ -191,7 +191,7 @@ class LiteSession:
         self._endpoint = endpoint
         self._ca_bundle = ca_bundle
         self._full: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # one botocore session, one client made at a time (not thread-safe)
         self._http = _Connections(ca_bundle)
 
     def __repr__(self) -> str:
@@ -221,8 +221,9 @@ class LiteSession:
         """The botocore client :class:`AwsClients` would have made for ``service``."""
         from airflow_provider_smr.engine.aws import client_config
 
-        return self.full_session().client(service, region_name=self.region_name,
-                                          endpoint_url=self._given_endpoint, config=client_config())
+        with self._lock:
+            return self.full_session().client(service, region_name=self.region_name,
+                                              endpoint_url=self._given_endpoint, config=client_config())
 
     def client(self, service_name: str, **_: Any) -> Any:
         """A lite client for S3 and Lambda, else botocore's (as :class:`AwsClients` makes it)."""
@@ -433,8 +434,10 @@ class _LiteClient:
         if self._full is None:
             from airflow_provider_smr.engine import requests
 
-            # its calls count for the job as every S3 client's do (the lite calls count themselves)
-            self._full = requests.attach(self._session.full_client(self.SERVICE))
+            with self._session._lock:  # made once, whichever thread asks first
+                if self._full is None:
+                    # its calls count for the job as every S3 client's do (the lite calls count themselves)
+                    self._full = requests.attach(self._session.full_client(self.SERVICE))
         return self._full
 
     @staticmethod
