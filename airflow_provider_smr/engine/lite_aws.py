@@ -63,7 +63,8 @@ _AWS_REGION = re.compile(r"(?:us|eu|ap|ca|sa|me|af|il|mx)-(?:north|south|east|we
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]\Z")  # DNS-compatible, no dots
 _S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
-#: a body read into memory at most this large; a larger one is read from the connection
+#: a GET's body read into memory at most this large; a larger one is read from the connection
+#: (any other answer is read whole: a 2xx PUT or Invoke is never sent again)
 WHOLE_BODY_BYTES = 8 * 1024 * 1024
 
 
@@ -313,10 +314,8 @@ class _Connections:
                 status = response.status
                 got = {k.lower(): v for k, v in response.getheaders()}
                 length = got.get("content-length")
-                if method == "HEAD" or (length is not None and int(length) <= WHOLE_BODY_BYTES):
-                    data: Any = response.read()
-                    if length is not None and method != "HEAD" and len(data) != int(length):
-                        raise Fallback("body cut short")
+                if method != "GET" or length is None or int(length) <= WHOLE_BODY_BYTES:
+                    data: Any = response.read()  # whole (http.client raises IncompleteRead when cut short)
                     if not response.will_close:
                         with self._lock:
                             self._idle[key].append(conn)
@@ -490,7 +489,7 @@ class LiteS3(_LiteClient):
             if status != 200 or not isinstance(data, bytes):
                 raise Fallback(status)
             listed = _parse_listing(data, status, got)
-        except Fallback:
+        except (Fallback, ValueError):  # (a number that is none: botocore's to read, and to refuse)
             return self._fallback("list_objects_v2", kwargs)
         self._count("ListObjectsV2")
         return listed
@@ -507,7 +506,7 @@ class LiteS3(_LiteClient):
                     data.close()
                 raise Fallback(status)
             got_object = _object_fields(got, status, Body(data) if isinstance(data, bytes) else data)
-        except Fallback:
+        except (Fallback, ValueError):
             return self._fallback("get_object", kwargs)
         self._count("GetObject")
         return got_object
