@@ -92,13 +92,14 @@ def _environment_credentials(environ: Any) -> Credentials | None:
 
 
 def _profile_is_plain(environ: Any) -> bool:
-    """The config and credentials files hold nothing for the profile (or any service section)
+    """No profile is named (a named profile's absence is botocore's ``ProfileNotFound``), and the
+    config and credentials files hold nothing for the default profile (or any service section)
     that could change a request: at most a region, an output format and the CLI's own settings."""
-    profile = environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
+    if any(environ.get(name, "default") != "default" for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")):
+        return False
     config_file = os.path.expanduser(environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
     credentials_file = os.path.expanduser(environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
-    for path, section in ((config_file, "default" if profile == "default" else f"profile {profile}"),
-                          (credentials_file, profile)):
+    for path, sections in ((config_file, ("default", "profile default")), (credentials_file, ("default",))):
         try:
             with open(path, encoding="utf-8") as fp:
                 text = fp.read()
@@ -115,18 +116,19 @@ def _profile_is_plain(environ: Any) -> bool:
             return False
         if any(name.startswith(("services ", "sso-session ")) for name in parser.sections()):
             return False
-        if path == credentials_file:
-            if parser.has_section(section):
+        for section in sections:
+            if not parser.has_section(section):
+                continue
+            if path == credentials_file:
                 return False  # the environment's keys win, but keep it botocore's to be sure
-            continue
-        if parser.has_section(section) and set(parser.options(section)) - SAFE_PROFILE_SETTINGS:
-            return False
+            if set(parser.options(section)) - SAFE_PROFILE_SETTINGS:
+                return False
     return True
 
 
 def _config_region(environ: Any) -> str | None:
-    """The profile's ``region`` in the config file (botocore's when ``AWS_DEFAULT_REGION`` is unset)."""
-    profile = environ.get("AWS_PROFILE") or environ.get("AWS_DEFAULT_PROFILE") or "default"
+    """The default profile's ``region`` in the config file (botocore's when ``AWS_DEFAULT_REGION``
+    is unset); None when there is none, or ``[default]`` and ``[profile default]`` disagree."""
     path = os.path.expanduser(environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
     try:
         with open(path, encoding="utf-8") as fp:
@@ -140,8 +142,9 @@ def _config_region(environ: Any) -> str | None:
         parser.read_string(text)
     except configparser.Error:
         return None
-    section = "default" if profile == "default" else f"profile {profile}"
-    return parser.get(section, "region", fallback=None) or None
+    regions = {parser.get(section, "region", fallback=None) for section in ("profile default", "default")
+               if parser.has_section(section)}
+    return regions.pop() or None if len(regions) == 1 else None
 
 
 def lite_session(endpoint_url: str | None = None, region_name: str | None = None,

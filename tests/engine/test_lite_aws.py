@@ -112,10 +112,7 @@ def test_requests_go_where_botocore_sends_them_signed_as_botocore_signs_them(reg
         assert headers["authorization"] == request.headers["Authorization"], (operation, kwargs)
 
 
-@pytest.mark.parametrize("change", [
-    {"AWS_PROFILE": "work"},  # no such profile here: still lite (the keys win)
-    {"AWS_REGION": "us-east-1"},
-])
+@pytest.mark.parametrize("change", [{"AWS_PROFILE": "default"}, {"AWS_REGION": "us-east-1"}])
 def test_a_plain_environment_is_lite(change, tmp_path):
     assert lite_aws.lite_session(None, "eu-west-1", environ={**ENV, **change}) is not None
 
@@ -130,6 +127,8 @@ def test_a_plain_environment_is_lite(change, tmp_path):
     ({}, "[default]\nendpoint_url = http://127.0.0.1:1\n", None, "eu-west-1"),
     ({}, "[services dev]\ns3 =\n  endpoint_url = http://127.0.0.1:1\n", None, "eu-west-1"),
     ({"AWS_PROFILE": "sso"}, "[profile sso]\nsso_session = x\n", None, "eu-west-1"),
+    ({"AWS_PROFILE": "work"}, None, None, "eu-west-1"),  # botocore's ProfileNotFound, or the profile's settings
+    ({}, "[profile default]\nregion = eu-west-1\nuse_fips_endpoint = true\n", None, "eu-west-1"),
     ({}, None, "http://localhost:4566", "us-east-1"),  # a host name: botocore may address it virtual-hosted
     ({}, None, "http://127.0.0.1:4566/prefix", "us-east-1"),
     ({}, None, None, "cn-north-1"),
