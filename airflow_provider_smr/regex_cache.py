@@ -8,6 +8,13 @@ exact Python build, and hands it to the engine when the pattern is compiled agai
 in the file, or any surprise, compiles as before. The engine checks every program it is given
 (as it checks one read from a ``.pyc``), and the file is the user's own, like the bytecode
 Python keeps.
+
+A pattern joins the file once a second process has compiled it (the first only notes its digest
+in a small ``.seen`` file beside it): some patterns are new in every process (``tokenize``'s,
+which ``inspect.signature`` of a builtin compiles, joins string prefixes in the order of a set of
+strings, which differs with each process's hash seed), and kept at once, each run rewrote the whole
+file (~25 ms of a warm ``smr run``'s CPU) and grew it towards :data:`MAX_ENTRIES` (3.2 MB after
+~300 runs, read by every process).
 """
 
 from __future__ import annotations
@@ -24,10 +31,14 @@ from typing import Any
 MAX_ENTRIES = 2000
 #: a pattern longer than this is compiled every time
 MAX_PATTERN_CHARS = 10_000
+#: digests of patterns compiled by one process only, kept for the next (oldest dropped first)
+MAX_SEEN = 1024
+#: the file's format (a new one starts a new file: the old one's once-only patterns are left behind)
+FORMAT = 2
 
 _Key = tuple[bool, Any, int]  # (bytes pattern, pattern, flags)
 _entries: dict[_Key, tuple[Any, ...]] = {}
-_added = 0
+_added: list[_Key] = []  # compiled here, not in the file
 _path: str | None = None
 
 
@@ -39,7 +50,7 @@ def cache_file(root: str | None = None) -> str | None:
     base = root or cache_root()
     if not os.path.isabs(base):
         return None
-    build = f"{sys.version}\0{sys.implementation.cache_tag}\0{_engine_magic()}"
+    build = f"{sys.version}\0{sys.implementation.cache_tag}\0{_engine_magic()}\0{FORMAT}"
     return os.path.join(base, "regex", hashlib.sha256(build.encode()).hexdigest()[:32] + ".marshal")
 
 
@@ -100,9 +111,8 @@ def _compile(pattern: str | bytes, flags: int) -> Any:
         entry = (int(flags | parsed.state.flags), [int(c) for c in code], parsed.state.groups - 1, groupindex,
                  tuple(indexgroup))
         if len(_entries) < MAX_ENTRIES:
-            global _added
             _entries[key] = entry
-            _added += 1
+            _added.append(key)
     final_flags, code, groups, groupindex, indexgroup = entry
     return compiler._sre.compile(pattern, final_flags, code, groups, dict(groupindex), indexgroup)
 
@@ -116,17 +126,41 @@ def _read(path: str) -> dict[_Key, tuple[Any, ...]]:
     return data if isinstance(data, dict) else {}
 
 
+def _digest(key: _Key) -> bytes:
+    return hashlib.sha256(marshal.dumps(key)).digest()[:16]
+
+
+def _read_seen(path: str) -> list[bytes]:
+    try:
+        with open(path, "rb") as fp:
+            data = marshal.loads(fp.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return []
+    return [d for d in data if isinstance(d, bytes)] if isinstance(data, list) else []
+
+
 def _save() -> None:
-    """Write the cache file again when this process compiled patterns it lacked (written whole,
-    then renamed: readers see all or none); best effort."""
+    """Keep what this process compiled and the file lacks: the patterns a process before it
+    compiled too go into the file, the others' digests into the ``.seen`` file (each written
+    whole, then renamed: readers see all or none); best effort."""
     global _added
     if not _added or _path is None:
         return
-    _added = 0
+    added, _added = _added, []
     from airflow_provider_smr.engine.aws import write_whole
 
+    seen_path = os.path.splitext(_path)[0] + ".seen"
     try:
-        merged = {**_read(_path), **_entries}
-        write_whole(_path, marshal.dumps(merged if len(merged) <= MAX_ENTRIES else _entries))
+        seen = _read_seen(seen_path)
+        known = set(seen)
+        digests = {key: _digest(key) for key in added}
+        again = {key: _entries[key] for key in added if digests[key] in known}
+        if again:
+            merged = {**_read(_path), **again}
+            if len(merged) <= MAX_ENTRIES:
+                write_whole(_path, marshal.dumps(merged))
+        kept = {digests[key] for key in again}
+        first = [digests[key] for key in added if digests[key] not in known]
+        write_whole(seen_path, marshal.dumps(([d for d in seen if d not in kept] + first)[-MAX_SEEN:]))
     except (OSError, ValueError):
         pass

@@ -45,7 +45,8 @@ def probe(root: Path, cache: bool = True) -> dict:
 
 def test_patterns_compiled_from_the_cache_match_as_re_compiles_them(tmp_path):
     plain = probe(tmp_path, cache=False)
-    first = probe(tmp_path)  # compiles and keeps them
+    first = probe(tmp_path)  # compiles them and notes them
+    assert probe(tmp_path) == first  # compiles them again and keeps them
     files = list((tmp_path / "regex").glob("*.marshal"))
     second = probe(tmp_path)  # compiles them from the file
     assert first["installed"] and second["installed"] and len(files) == 1
@@ -55,6 +56,23 @@ def test_patterns_compiled_from_the_cache_match_as_re_compiles_them(tmp_path):
 
 def test_a_damaged_cache_file_only_means_compiling_again(tmp_path):
     probe(tmp_path)
+    probe(tmp_path)
     (path,) = (tmp_path / "regex").glob("*.marshal")
     path.write_bytes(b"\x00not marshal data")
     assert probe(tmp_path)["cases"] == probe(tmp_path, cache=False)["cases"]
+
+
+def test_a_pattern_joins_the_file_once_a_second_process_compiles_it(tmp_path):
+    code = ("import re, sys\nfrom airflow_provider_smr import regex_cache\nregex_cache.install(sys.argv[1])\n"
+            "re.compile(sys.argv[2])\nregex_cache._save()\nprint(sorted(k[1] for k in regex_cache._read("
+            "regex_cache._path)))")
+
+    def run(pattern: str) -> list:
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path), pattern], cwd=ROOT, check=True,
+                              capture_output=True, text=True)
+        return json.loads(done.stdout.replace("'", '"'))
+
+    assert "once-[a-z]+" not in run("once-[a-z]+")  # new in every process (a set's order): only noted
+    assert "twice-[a-z]+" not in run("twice-[a-z]+")
+    assert "twice-[a-z]+" in run("twice-[a-z]+")  # seen before: kept
+    assert "once-[a-z]+" not in run("once-[0-9]+")

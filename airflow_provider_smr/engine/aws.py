@@ -403,6 +403,8 @@ class AwsClients:
     def _make(self, service: str) -> Any:
         if self._client_factory is not None:
             return self._client_factory(service)
+        if getattr(self._session, "lite", False):  # a lite_aws.LiteSession: its own S3 and Lambda clients
+            return self.session.client(service)
         return self.session.client(service, region_name=self.region_name,
                                    endpoint_url=self.endpoint_url, config=client_config(self._config))
 

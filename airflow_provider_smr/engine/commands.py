@@ -315,7 +315,11 @@ def _clients(args: argparse.Namespace) -> Iterator[tuple[AwsClients, bool]]:
         finally:
             stack.stop()
         return
-    yield AwsClients(endpoint_url=args.endpoint_url, region_name=args.region), False
+    from airflow_provider_smr.engine.lite_aws import lite_session
+
+    # S3's and Lambda's few calls without botocore where that is certain to be what botocore does
+    yield AwsClients(lite_session(args.endpoint_url, args.region), endpoint_url=args.endpoint_url,
+                     region_name=args.region), False
 
 
 LOCAL_SERVICES = ("s3", "cloudformation", "lambda")  # what every `smr run --local` calls

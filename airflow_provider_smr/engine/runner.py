@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -104,7 +104,7 @@ class RunnerLog(Protocol):
 def new_job_id(name: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:60] or "job"
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return f"{slug}-{stamp}-{uuid.uuid4().hex[:8]}"
+    return f"{slug}-{stamp}-{os.urandom(4).hex()}"  # uuid4's first 8 hex digits (uuid imports platform)
 
 
 class JobRunner:

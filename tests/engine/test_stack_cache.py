@@ -125,7 +125,8 @@ def test_smr_stack_cache_s_zero_turns_the_cache_off(cli, monkeypatch):
 
 
 def test_a_warm_smr_run_imports_nothing_once_its_job_is_seen_done(cli, aws_endpoint, aws_env, tmp_path):
-    """What the result and its report need is imported while the job runs, not after it."""
+    """What the result and its report need is imported while the job runs, not after it; the
+    run never makes a botocore session (its calls are ``engine.lite_aws``'s)."""
     import os
     import subprocess
     import sys
@@ -143,7 +144,7 @@ def test_a_warm_smr_run_imports_nothing_once_its_job_is_seen_done(cli, aws_endpo
             "runner.JobRunner._poll = recorded\n"
             "status = cli.main(sys.argv[1:])\n"
             "print(status, sorted(m for m in set(sys.modules) - polled[-1] if m.startswith(('airflow_provider_smr', "
-            "'lambda_handlers'))))\n")
+            "'lambda_handlers'))), 'botocore.session' in sys.modules, 'boto3' in sys.modules)\n")
     env = {**os.environ, **aws_env, "PYTHONPATH": str(ROOT), "SMR_CACHE_DIR": str(tmp_path),
            "SMR_STACK_CACHE_S": "300"}
     output = f"s3://{DATA}/stack-cache-out/{uuid.uuid4().hex[:8]}/"
@@ -151,4 +152,5 @@ def test_a_warm_smr_run_imports_nothing_once_its_job_is_seen_done(cli, aws_endpo
                            "--input", cli.input, "--output", output, "--num-reducers", "1", "--endpoint-url",
                            aws_endpoint, "--stack-name", STACK, "--json"],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=False)
-    assert done.stdout.splitlines()[-1] == "0 []", done.stderr
+    # ... and its S3 and Lambda calls never needed botocore's session or boto3 (engine.lite_aws)
+    assert done.stdout.splitlines()[-1] == "0 [] False False", done.stderr
