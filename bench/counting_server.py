@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from airflow_provider_smr.local import server as _server
 from bench.requests_count import classify
 
 COUNTS_PATH = "/_smr_bench/requests"
+TIMELINE_PATH = "/_smr_bench/timeline"
+TIMELINE_REQUESTS = 20_000  # the log is bounded: a long soak keeps only its last requests
 
 
 class CountingGateway(_gateway.Gateway):
@@ -27,12 +30,14 @@ class CountingGateway(_gateway.Gateway):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.counts: Counter = Counter()
+        self.timeline: deque = deque(maxlen=TIMELINE_REQUESTS)
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
-        if environ.get("PATH_INFO") == COUNTS_PATH:
+        path = environ.get("PATH_INFO")
+        if path in (COUNTS_PATH, TIMELINE_PATH):
             with self.lock:
-                body = json.dumps(dict(self.counts)).encode()
+                body = json.dumps(dict(self.counts) if path == COUNTS_PATH else list(self.timeline)).encode()
             start_response("200 OK", [("Content-Type", "application/json"),
                                       ("Content-Length", str(len(body)))])
             return [body]
@@ -40,7 +45,12 @@ class CountingGateway(_gateway.Gateway):
         if kind is not None:
             with self.lock:
                 self.counts[kind] += 1
-        return super().__call__(environ, start_response)
+        started = time.time()
+        out = super().__call__(environ, start_response)
+        if kind is not None:
+            with self.lock:
+                self.timeline.append([started, time.time(), kind, path])
+        return out
 
 
 if __name__ == "__main__":

@@ -26,3 +26,10 @@ class CountingLocalStack(LocalStack):
 
         with urllib.request.urlopen(self.endpoint_url + COUNTS_PATH, timeout=10) as resp:
             return json.loads(resp.read())
+
+    def request_timeline(self) -> list[list]:
+        """The server's last classified requests, ``[start, end, kind, path]`` (epoch seconds)."""
+        from bench.counting_server import TIMELINE_PATH
+
+        with urllib.request.urlopen(self.endpoint_url + TIMELINE_PATH, timeout=10) as resp:
+            return json.loads(resp.read())
