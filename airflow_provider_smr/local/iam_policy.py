@@ -157,6 +157,36 @@ def _for_action(document_json: str, action: str) -> tuple[_Statement, ...]:
     return tuple(st for st in _compiled(document_json) if _action_applies(st, action))
 
 
+@dataclass(frozen=True)
+class _ActionPlan:
+    """How a document decides one action: the ``Resource`` patterns of its plain statements (no
+    ``Principal``, no ``Condition``: most of an identity policy) joined into one pattern per
+    effect, and the other statements, checked one by one. A function's every GET is checked
+    against its role's and its session's policies, so one match per effect instead of one per
+    statement is most of that check's time."""
+
+    denies: re.Pattern[str] | None
+    allows: re.Pattern[str] | None
+    others: tuple[_Statement, ...]
+
+
+def _is_plain(st: _Statement) -> bool:
+    return (st.effect in ("Allow", "Deny") and not st.has_principal and not st.conditions
+            and st.resources is not None)
+
+
+@lru_cache(maxsize=4096)
+def _plan_for(document_json: str, action: str) -> _ActionPlan:
+    statements = _for_action(document_json, action)
+
+    def joined(effect: str) -> re.Pattern[str] | None:
+        patterns = [st.resources.pattern for st in statements
+                    if st.effect == effect and _is_plain(st) and st.resources is not None]
+        return re.compile("|".join(f"(?:{p})" for p in patterns), re.S) if patterns else None
+
+    return _ActionPlan(joined("Deny"), joined("Allow"), tuple(st for st in statements if not _is_plain(st)))
+
+
 def _statement_applies(st: _Statement, action: str, resource: str, context: Mapping[str, Any],
                        caller: Principal | None) -> bool:
     if st.has_principal and not _principal_matches(st.principal, caller):
@@ -183,11 +213,16 @@ def evaluate(documents: Iterable[Mapping[str, Any] | str], action: str, resource
     allowed = False
     for document in documents:
         text = document if isinstance(document, str) else json.dumps(document, sort_keys=True)
-        for st in _for_action(text, action):
+        plan = _plan_for(text, action)
+        if plan.denies is not None and plan.denies.fullmatch(resource) is not None:
+            return DENY
+        for st in plan.others:
             if not _statement_applies(st, action, resource, context, caller):
                 continue
             if st.effect == "Deny":
                 return DENY
             if st.effect == "Allow":
                 allowed = True
+        if not allowed and plan.allows is not None and plan.allows.fullmatch(resource) is not None:
+            allowed = True
     return ALLOW if allowed else IMPLICIT
