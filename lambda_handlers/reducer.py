@@ -134,9 +134,9 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     # An identity reducer's jsonl or tsv part: each record's line is encoded as it arrives and the
     # lines are sorted by key (a LineSorter); encoding after the sort would read every record from
     # where the sort scattered it, once for each column and again to join them.
-    lines_fmt = (plan.output.format if last and plan.output.table is None and spec.reducer_teardown is None
-                 and isinstance(spec.reducer, IdentityReducer) and plan.output.format in ("jsonl", "tsv")
-                 else None)
+    lines_fmt = (plan.output.format if last and not sort_values and plan.output.table is None
+                 and spec.reducer_teardown is None and isinstance(spec.reducer, IdentityReducer)
+                 and plan.output.format in ("jsonl", "tsv") else None)
     collector = None if sort_values else _collector(spec.reducer, ser, max(budget - window, budget // 2),
                                                     lines_fmt is not None)
     grouper: grouping.ExternalGrouper | grouping.ValueSorter | None = None
