@@ -14,8 +14,9 @@ A step with ``sort_values`` groups through :class:`ValueSorter`: pairs sorted by
 value, grouped by the key, each key's values streamed to the reducer in order.
 
 Two reducers need no groups when the keys are ``str``: :class:`PairSorter` sorts the pairs
-stably (an identity reducer's output) and :class:`FoldGrouper` keeps one accumulator per key (a
-fold); both spill sorted runs beyond their budget and merge them the same way.
+stably (an identity reducer's output; :class:`LineSorter` the same for records already encoded as
+their jsonl or tsv lines) and :class:`FoldGrouper` keeps one accumulator per key (a fold); they
+spill sorted runs beyond their budget and merge them the same way.
 """
 
 from __future__ import annotations
