@@ -14,12 +14,14 @@ A step with ``sort_values`` groups through :class:`ValueSorter`: pairs sorted by
 value, grouped by the key, each key's values streamed to the reducer in order.
 
 Two reducers need no groups when the keys are ``str``: :class:`PairSorter` sorts the pairs
-stably (an identity reducer's output) and :class:`FoldGrouper` keeps one accumulator per key (a
-fold); both spill sorted runs beyond their budget and merge them the same way.
+stably (an identity reducer's output; :class:`LineSorter` the same for records already encoded as
+their jsonl or tsv lines) and :class:`FoldGrouper` keeps one accumulator per key (a fold); they
+spill sorted runs beyond their budget and merge them the same way.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import operator
@@ -423,6 +425,92 @@ class PairSorter(_Spilling):
         try:  # runs in spill order, memory last: heapq.merge breaks ties by that order
             runs = [self._runs.read(p) for p in self._runs.paths] + [iter(pairs)]
             yield from batches_of(heapq.merge(*runs, key=_first))
+        finally:
+            self._runs.cleanup()
+
+
+LINE_COST = 16  # a line held for sorting: its list slot and its key's, beyond the key and line
+
+
+def sort_by_keys(lines: list[Any], keys: list[Any]) -> None:
+    """Sort ``lines`` in place by ``keys`` (equal lengths), stably: no pair built per line.
+    ``list.sort`` calls its key function once per item, first to last, before comparing any, so
+    the function that hands out the next key gives each line its own."""
+    it = iter(keys)
+    lines.sort(key=functools.partial(next, it))
+    if next(it, _MISSING) is not _MISSING:  # never: one key was taken per line
+        raise AssertionError("sort_by_keys: more keys than lines")
+
+
+class LineSorter(_Spilling):
+    """An identity reducer's output lines, sorted stably by their ``str`` keys, within an estimated
+    ``budget_bytes``: :class:`PairSorter` for records its part writer has encoded already (each
+    ``(key, line)``), held as two columns and sorted with no pair per record, so what the part is
+    made of is read once after the sort, not once for each column and again to write it. Beyond the
+    budget the lines are sorted and spilled as runs of ``(key, line)`` pairs, merged at the end."""
+
+    def __init__(self, ser: JsonSerializer, budget_bytes: int, tmpdir: str | None = None):
+        super().__init__(ser, budget_bytes, tmpdir)
+        self._keys: list[Any] = []
+        self._lines: list[Any] = []
+        self._est = 0
+
+    def add_columns(self, keys: list[Any], lines: list[Any]) -> bool:
+        """Add the lines ``lines`` of the keys ``keys``; False (nothing added) if a key is not a ``str``."""
+        if not keys:
+            return True
+        if set(map(type, keys)) != _STR_ONLY:
+            return False
+        if len(keys) != len(lines):
+            raise ValueError(f"{len(keys)} keys for {len(lines)} lines")
+        self._keys += keys
+        self._lines += lines
+        self._est += len(keys) * (LINE_COST + max(object_bytes(keys[0]), object_bytes(keys[-1]))
+                                  + _value_cost(lines))
+        self.peak_estimate = max(self.peak_estimate, self._est)
+        if self._est >= self.budget:
+            self.spill()
+        return True
+
+    def _sorted_pairs(self) -> list[Any]:
+        pairs = list(zip(self._keys, self._lines, strict=True))
+        self._keys, self._lines, self._est = [], [], 0
+        pairs.sort(key=_first)
+        return pairs
+
+    def spill(self) -> None:
+        if not self._keys:
+            return
+        per_pair = max(1, self._est // len(self._keys))
+        self._runs.write(self._sorted_pairs(), max(64, self.budget // RUN_FRAME_SHARE // per_pair))
+
+    def drain(self) -> Iterator[Any]:
+        """Every ``(key, line)`` added, in the order :meth:`PairSorter.drain` gives them; empties
+        the sorter (to hand its records to another grouping)."""
+        keys, lines = self._keys, self._lines
+        self._keys, self._lines, self._est = [], [], 0
+        try:
+            for path in self._runs.paths:
+                yield from self._runs.read(path)
+            yield from zip(keys, lines, strict=True)
+        finally:
+            self._runs.cleanup()
+
+    def sorted_lines(self) -> Iterator[list[Any]]:
+        """Lists of lines in key order, stable; removes spill files when exhausted."""
+        if not self._runs.paths:
+            lines, keys = self._lines, self._keys
+            self._keys, self._lines, self._est = [], [], 0
+            sort_by_keys(lines, keys)
+            del keys
+            yield from _released_slices(lines)
+            return
+        pairs = self._sorted_pairs()
+        try:  # runs in spill order, memory last: heapq.merge breaks ties by that order
+            runs = [self._runs.read(p) for p in self._runs.paths] + [iter(pairs)]
+            del pairs
+            for batch in batches_of(heapq.merge(*runs, key=_first)):
+                yield list(map(_second, batch))
         finally:
             self._runs.cleanup()
 

@@ -13,7 +13,9 @@ shuffle's pairs sorted by key then value, grouped by key): the reducer gets each
 order as an iterator, within the same budget, spilling the same way.
 
 Two reducers need no call per key when the keys are ``str``: ``identity`` (the pairs are sorted
-stably by key and written as they are: :class:`~lambda_handlers.grouping.PairSorter`) and a
+stably by key and written as they are: :class:`~lambda_handlers.grouping.PairSorter`; for a jsonl
+or tsv part, each record's line is encoded as it arrives and the lines are sorted by key,
+:class:`~lambda_handlers.grouping.LineSorter`) and a
 ``fold`` (one accumulator per key: :class:`~lambda_handlers.grouping.FoldGrouper`). The output
 bytes are the same as calling them per key; any other key falls back to grouping.
 """
@@ -32,6 +34,7 @@ from lambda_handlers.parallel import ordered_parallel, window_parallel
 from lambda_handlers.plan import Plan
 
 MIN_FETCH_WINDOW = 1 << 20
+_STR_ONLY = {str}
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
@@ -128,7 +131,14 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         return runtime.get_bytes(bucket, key, Range=f"bytes={offset}-{offset + length - 1}"), slice_end
 
     sort_values = bool(getattr(spec, "sort_values", False) or getattr(spec, "value_key", None))
-    collector = None if sort_values else _collector(spec.reducer, ser, max(budget - window, budget // 2))
+    # An identity reducer's jsonl or tsv part: each record's line is encoded as it arrives and the
+    # lines are sorted by key (a LineSorter); encoding after the sort would read every record from
+    # where the sort scattered it, once for each column and again to join them.
+    lines_fmt = (plan.output.format if last and not sort_values and plan.output.table is None
+                 and spec.reducer_teardown is None and isinstance(spec.reducer, IdentityReducer)
+                 and plan.output.format in ("jsonl", "tsv") else None)
+    collector = None if sort_values else _collector(spec.reducer, ser, max(budget - window, budget // 2),
+                                                    lines_fmt is not None)
     grouper: grouping.ExternalGrouper | grouping.ValueSorter | None = None
     if sort_values:
         grouper = grouping.ValueSorter(ser, max(budget - window, budget // 2), spec.value_key)
@@ -140,10 +150,16 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
             keys, values = shuffle.decode_columns(payload, ser)
             del payload
             records_in += len(keys)
+            if lines_fmt is not None and keys and set(map(type, keys)) == _STR_ONLY:
+                values = writers.record_lines(keys, values, lines_fmt)
             if _collect(collector, keys, values, spec.reducer):
                 continue
             general = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
-            general.add_many(collector.drain())  # a key that is not a str: group the general way
+            drained = collector.drain()  # a key that is not a str: group the general way
+            if lines_fmt is not None:  # (key, line) back to (key, value)
+                drained = _line_values(drained, lines_fmt)
+                lines_fmt = None
+            general.add_many(drained)
             collector = None
             general.add_many(zip(keys, values, strict=True))
             grouper = general
@@ -156,7 +172,9 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         del keys, values
 
     batches: Iterator[list[Any]]
-    if collector is not None:  # pairs already in key order: the reducer's output as it is
+    if isinstance(collector, grouping.LineSorter):  # lines in key order: the part as it is
+        batches, ordered = collector.sorted_lines(), True
+    elif collector is not None:  # pairs already in key order: the reducer's output as it is
         batches, ordered = collector.sorted_batches(), True
     else:
         assert grouper is not None
@@ -183,7 +201,12 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     if last:
         fmt = plan.output.format
         part: writers.Part
-        if ordered or fmt == "parquet":  # Parquet parts keep the reducer's order (rows have no key)
+        if lines_fmt is not None:  # lists of lines in key order
+            lines = writers.PartWriter(fmt)
+            for batch in batches:
+                lines.write_lines(batch)
+            part = lines
+        elif ordered or fmt == "parquet":  # Parquet parts keep the reducer's order (rows have no key)
             part = writers.part_writer(fmt)
             for batch in batches:
                 part.write_batch(batch)
@@ -207,19 +230,26 @@ def _teardown(fn: Callable[[], Any], hooks: dict[str, float]) -> Iterator[list[A
         yield final
 
 
-def _collector(reducer: Any, ser: shuffle.JsonSerializer,
-               budget: int) -> grouping.PairSorter | grouping.FoldGrouper | None:
+def _collector(reducer: Any, ser: shuffle.JsonSerializer, budget: int,
+               lines: bool = False) -> grouping.PairSorter | grouping.LineSorter | grouping.FoldGrouper | None:
     """What groups the reducer's input when the reducer needs no call per key: a sorter for an
-    identity reducer, a folder for a fold; None for any other reducer (grouped by key)."""
+    identity reducer (of encoded lines with ``lines``), a folder for a fold; None for any other
+    reducer (grouped by key)."""
     if isinstance(reducer, IdentityReducer):
-        return grouping.PairSorter(ser, budget)
+        return grouping.LineSorter(ser, budget) if lines else grouping.PairSorter(ser, budget)
     if isinstance(reducer, Fold):
         return grouping.FoldGrouper(reducer.fn, ser, budget)
     return None
 
 
-def _collect(collector: grouping.PairSorter | grouping.FoldGrouper, keys: list[Any], values: list[Any],
-             reducer: Any) -> bool:
+def _line_values(pairs: Iterable[tuple[Any, str]], fmt: str) -> Iterator[tuple[Any, Any]]:
+    """``(key, value)`` of :class:`~lambda_handlers.grouping.LineSorter`'s ``(key, line)`` pairs."""
+    for key, line in pairs:
+        yield key, writers.line_pair(line, fmt)[1]
+
+
+def _collect(collector: grouping.PairSorter | grouping.LineSorter | grouping.FoldGrouper, keys: list[Any],
+             values: list[Any], reducer: Any) -> bool:
     try:
         return bool(collector.add_columns(keys, values))
     except Exception as exc:  # the fold's function

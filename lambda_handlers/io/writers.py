@@ -30,6 +30,7 @@ _STR_ONLY = {str}
 _first, _second = itemgetter(0), itemgetter(1)
 _PLAIN = bytes(set(range(0x20, 0x7F)) - set(b'"\\'))  # what JSON writes as it is (ensure_ascii)
 _JSON_SCALARS = set(_SCALARS)
+_LINE_FORMATS = ("jsonl", "tsv")  # formats whose records are one JSON-text line each
 
 
 def _make_encoders() -> tuple[Callable[[Any], str], Callable[[list[Any]], list[str]] | None]:
@@ -93,8 +94,13 @@ def _json_lines(batch: list[Any], fmt: str) -> str:
     between them are laid into one list by slice assignment and joined once."""
     if set(map(len, batch)) != {2}:  # not pairs: unpacking says what is wrong
         batch = [(k, v) for k, v in batch]
-    keys, kq = quoted_column(list(map(_first, batch)))
-    values, vq = quoted_column(list(map(_second, batch)))
+    return _json_columns(list(map(_first, batch)), list(map(_second, batch)), fmt)
+
+
+def _json_columns(key_column: list[Any], value_column: list[Any], fmt: str) -> str:
+    """:func:`_json_lines` of the pairs ``zip(key_column, value_column)``."""
+    keys, kq = quoted_column(key_column)
+    values, vq = quoted_column(value_column)
     if fmt == "jsonl":
         head, mid, tail = '{"key": ' + kq, f'{kq}, "value": {vq}', vq + "}\n"
     else:
@@ -108,6 +114,26 @@ def _json_lines(batch: list[Any], fmt: str) -> str:
     out[3::4] = [tail + head] * n
     out[-1] = tail
     return head + "".join(out)
+
+
+def record_lines(keys: list[Any], values: list[Any], fmt: str) -> list[str]:
+    """Each pair's jsonl or tsv line (without its newline), exactly as :class:`PartWriter` writes it:
+    a reducer that sorts records it has not written yet can encode them first, in the order they
+    arrived (one pass over objects that lie in memory in that order), and sort the lines."""
+    if fmt not in _LINE_FORMATS:
+        raise OutputFormatError(f"record_lines writes jsonl or tsv, not {fmt!r}")
+    lines = _json_columns(keys, values, fmt).split("\n")  # JSON text holds no raw newline
+    lines.pop()  # after the last newline
+    return lines
+
+
+def line_pair(line: str, fmt: str) -> tuple[Any, Any]:
+    """The ``(key, value)`` a :func:`record_lines` line was made of (decoded from its JSON)."""
+    if fmt == "jsonl":
+        rec = json.loads(line)
+        return rec["key"], rec["value"]
+    k, v = line.split("\t", 1)  # JSON text holds no raw tab
+    return json.loads(k), json.loads(v)
 
 
 class OutputFormatError(ValueError):
@@ -159,6 +185,14 @@ class PartWriter:
         self._batch.extend(pairs)
         if len(self._batch) >= BATCH:
             self._flush()
+
+    def write_lines(self, lines: Iterable[str]) -> None:
+        """Write records already encoded by :func:`record_lines` (jsonl and tsv), after those before."""
+        self._flush()
+        lines = lines if isinstance(lines, list) else list(lines)
+        if lines:
+            self._chunks.append(("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
+            self.records += len(lines)
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []

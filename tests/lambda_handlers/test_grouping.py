@@ -208,6 +208,41 @@ def test_drain_gives_back_what_was_written():
         assert again == first and part.records == 0 and part.getvalue() == b""
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=4), _value), min_size=1, max_size=20))
+def test_record_lines_are_the_lines_the_writer_writes_and_decode_back(pairs):
+    keys, values = [k for k, _ in pairs], [v for _, v in pairs]
+    for fmt in ("jsonl", "tsv"):
+        lines = writers.record_lines(keys, values, fmt)
+        assert len(lines) == len(pairs)
+        assert "".join(line + "\n" for line in lines).encode("utf-8", "surrogatepass") == \
+            writers.encode_part(fmt, pairs)[0]
+        part = writers.PartWriter(fmt)
+        part.write_lines(lines)
+        assert part.getvalue() == writers.encode_part(fmt, pairs)[0] and part.records == len(pairs)
+        back = [writers.line_pair(line, fmt) for line in lines]
+        assert writers.encode_part(fmt, back)[0] == writers.encode_part(fmt, pairs)[0]
+
+
+def test_a_line_sorter_sorts_lines_stably_by_key_in_memory_and_spilled(tmp_path):
+    rnd = random.Random(7)
+    pairs = [(f"k{rnd.randrange(300):03d}", f"line {i}") for i in range(6000)]
+    want = sorted(pairs, key=lambda kv: kv[0])  # stable: a key's lines in arrival order
+    for budget in (64 << 20, 16 << 10):
+        sorter = grouping.LineSorter(shuffle.serializer("json"), budget, str(tmp_path))
+        for i in range(0, len(pairs), 700):
+            chunk = pairs[i:i + 700]
+            assert sorter.add_columns([k for k, _ in chunk], [v for _, v in chunk])
+        spilled = bool(sorter.runs)
+        got = [line for batch in sorter.sorted_lines() for line in batch]
+        assert got == [v for _, v in want] and spilled == (budget < 1 << 20)
+        assert not list(tmp_path.iterdir())
+    sorter = grouping.LineSorter(shuffle.serializer("json"), 16 << 10, str(tmp_path))
+    sorter.add_columns([k for k, _ in pairs[:3000]], [v for _, v in pairs[:3000]])
+    assert not sorter.add_columns([1], ["x"])  # not a str key: nothing added
+    assert sorted(sorter.drain()) == sorted(pairs[:3000]) and not list(tmp_path.iterdir())
+
+
 # --- fetch window ------------------------------------------------------------------------------
 
 def test_the_fetch_window_bounds_the_bytes_in_flight_and_keeps_order():

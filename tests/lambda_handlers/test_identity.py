@@ -90,9 +90,9 @@ def test_identity_spills_sorted_runs_past_its_budget_and_merges_them_stably(monk
 
 def test_identity_with_keys_that_are_not_str_falls_back_to_grouping(monkeypatch):
     shards = [[[("b", 1), ("a", 2)]], [[(3, "x"), ("a", 4), (None, 5)]], [[("b", 6), (1.5, 7)]]]
-    for budget in (1, 64 << 20):
-        got, _ = run_reduce(monkeypatch, shards, IDENTITY, budget=budget)
-        want, _ = run_reduce(monkeypatch, shards, per_key_identity, budget=budget)
+    for budget, fmt in ((1, "jsonl"), (64 << 20, "tsv"), (64 << 20, "jsonl")):
+        got, _ = run_reduce(monkeypatch, shards, IDENTITY, fmt, budget=budget)
+        want, _ = run_reduce(monkeypatch, shards, per_key_identity, fmt, budget=budget)
         assert got == want
     assert got.splitlines()[:3] == [b'{"key": null, "value": 5}', b'{"key": 1.5, "value": 7}',
                                     b'{"key": 3, "value": "x"}']
