@@ -101,19 +101,11 @@ def _profile_is_plain(environ: Any) -> bool:
     credentials_file = os.path.expanduser(environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
     for path, sections in ((config_file, ("default", "profile default")), (credentials_file, ("default",))):
         try:
-            with open(path, encoding="utf-8") as fp:
-                text = fp.read()
-        except FileNotFoundError:
+            parser = _parsed_file(path)
+        except ValueError:
+            return False
+        if parser is None:
             continue
-        except (OSError, UnicodeDecodeError):
-            return False
-        import configparser
-
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read_string(text)
-        except configparser.Error:
-            return False
         if any(name.startswith(("services ", "sso-session ")) for name in parser.sections()):
             return False
         for section in sections:
@@ -126,21 +118,34 @@ def _profile_is_plain(environ: Any) -> bool:
     return True
 
 
-def _config_region(environ: Any) -> str | None:
-    """The default profile's ``region`` in the config file (botocore's when ``AWS_DEFAULT_REGION``
-    is unset); None when there is none, or ``[default]`` and ``[profile default]`` disagree."""
-    path = os.path.expanduser(environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
+def _parsed_file(path: str) -> Any:
+    """An AWS config or credentials file as a ``RawConfigParser``; None when there is no such
+    file; ``ValueError`` when it cannot be read or parsed (the caller leaves it to botocore)."""
     try:
         with open(path, encoding="utf-8") as fp:
             text = fp.read()
-    except OSError:
+    except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}") from exc
     import configparser
 
     parser = configparser.RawConfigParser()
     try:
         parser.read_string(text)
-    except configparser.Error:
+    except configparser.Error as exc:
+        raise ValueError(f"cannot parse {path}") from exc
+    return parser
+
+
+def _config_region(environ: Any) -> str | None:
+    """The default profile's ``region`` in the config file (botocore's when ``AWS_DEFAULT_REGION``
+    is unset); None when there is none, or ``[default]`` and ``[profile default]`` disagree."""
+    try:
+        parser = _parsed_file(os.path.expanduser(environ.get("AWS_CONFIG_FILE") or "~/.aws/config"))
+    except ValueError:
+        return None
+    if parser is None:
         return None
     regions = {parser.get(section, "region", fallback=None) for section in ("profile default", "default")
                if parser.has_section(section)}
