@@ -34,7 +34,6 @@ time, and the responses equal to botocore's against the local stack.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import io
 import ipaddress
 import os
@@ -263,7 +262,6 @@ def sign(method: str, host: str, path: str, query_string: str, headers: dict[str
     signed with SigV4 as botocore's ``S3SigV4Auth`` (``service="s3"``: the path as sent) or
     ``SigV4Auth`` (else: the path's segments encoded once more) signs them."""
     stamp = stamp or sigv4.amz_date()
-    day = stamp[:8]
     payload_hash = hashlib.sha256(body).hexdigest() if body else sigv4.EMPTY_SHA256
     signed = {name.lower(): " ".join(str(value).split()) for name, value in headers.items()}
     signed["host"] = host
@@ -276,12 +274,7 @@ def sign(method: str, host: str, path: str, query_string: str, headers: dict[str
     canonical_path = path if service == "s3" else quote(path, safe="/~")
     canonical = "\n".join([method, canonical_path, query_string, *(f"{n}:{signed[n]}" for n in names), "",
                            ";".join(names), payload_hash])
-    scope = f"{day}/{region}/{service}/aws4_request"
-    to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    signature = hmac.new(sigv4.signing_key(credentials.secret_key, day, region, service), to_sign.encode(),
-                         hashlib.sha256).hexdigest()
-    signed["authorization"] = (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
-                               f"SignedHeaders={';'.join(names)}, Signature={signature}")
+    signed["authorization"] = sigv4.authorization(canonical, ";".join(names), stamp, credentials, region, service)
     return signed
 
 

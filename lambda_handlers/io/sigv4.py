@@ -8,7 +8,8 @@ temporary credentials, ``x-amz-security-token``) over the URL path as sent (S3 p
 normalized), with the payload hash of an empty body: :func:`get_headers` formats that canonical
 request directly and signs it with a signing key derived once per (secret key, day, region,
 service). ``tests/lambda_handlers/io/test_sigv4.py`` holds it equal to botocore's header for the
-same request and time.
+same request and time. :func:`authorization` signs any canonical request the same way (the CLI's
+botocore-free calls, :mod:`airflow_provider_smr.engine.lite_aws`, build theirs).
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ def get_headers(host: str, path: str, etag: str | None, credentials: Any, region
     :param stamp: the ``X-Amz-Date`` to sign with (default: now).
     """
     stamp = stamp or amz_date()
-    day = stamp[:8]
     headers = [("host", host)]
     if etag:
         headers.append(("if-match", " ".join(etag.split())))
@@ -79,10 +79,18 @@ def get_headers(host: str, path: str, etag: str | None, credentials: Any, region
     names = ";".join(name for name, _ in headers)
     lines = "\n".join(f"{n}:{v}" for n, v in headers)
     canonical = f"GET\n{path}\n\n{lines}\n\n{names}\n{EMPTY_SHA256}"
+    headers.append(("authorization", authorization(canonical, names, stamp, credentials, region, service)))
+    return headers
+
+
+def authorization(canonical: str, names: str, stamp: str, credentials: Any, region: str,
+                  service: str) -> str:
+    """The ``Authorization`` header of the canonical request ``canonical`` (whose signed header
+    names are ``names``, ``;``-joined) signed at ``stamp`` (``X-Amz-Date``)."""
+    day = stamp[:8]
     scope = f"{day}/{region}/{service}/aws4_request"
     to_sign = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     signature = hmac.new(signing_key(credentials.secret_key, day, region, service), to_sign.encode(),
                          hashlib.sha256).hexdigest()
-    headers.append(("authorization", f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
-                                     f"SignedHeaders={names}, Signature={signature}"))
-    return headers
+    return (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, SignedHeaders={names}, "
+            f"Signature={signature}")
