@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from lambda_handlers import protocol
 from lambda_handlers.options import PlanError
 from lambda_handlers.prices import DEFAULT_PRICES, Prices, cost_breakdown
 
@@ -109,7 +110,8 @@ class Modelled:
         s = self.sizing
         return {"map_tasks": s.map_tasks, "reducers": s.reducers, "memory_mb": s.memory_mb,
                 "wall_s": round(self.wall_s, 3), "usd": round(self.usd, 6),
-                "lambda_gb_seconds": round(self.lambda_gb_seconds, 3)}
+                "lambda_gb_seconds": round(self.lambda_gb_seconds, 3),
+                "lambda_invocations": self.lambda_requests}
 
 
 def combined_keys(rows_per_task: float, groups: float) -> float:
@@ -150,8 +152,19 @@ def requests_per_job(map_tasks: int, reducers: int, *, polls: int = 0,
     }
 
 
-def lambda_invocations(map_tasks: int, reducers: int) -> int:
-    return map_tasks + reducers + (map_tasks + reducers)  # tasks + one coordinator call each
+def coordinator_calls(map_tasks: int, reducers: int) -> int:
+    """Coordinator invokes: one per task of a phase of several tasks (a one-task phase's task
+    makes the coordinator's call in its own function)."""
+    return sum(tasks for tasks in (map_tasks, reducers) if tasks > 1)
+
+
+def lambda_invocations(map_tasks: int, reducers: int, map_output_bytes: float = float("inf")) -> int:
+    """Lambda invokes of a one-step job: its tasks and their coordinator calls. A one-split,
+    one-reducer job whose map wrote at most
+    :data:`~lambda_handlers.protocol.NEXT_TASK_MAX_BYTES` runs its reducer in the
+    mapper's function: one invoke in all."""
+    inline_reducer = map_tasks == reducers == 1 and map_output_bytes <= protocol.NEXT_TASK_MAX_BYTES
+    return map_tasks + reducers - inline_reducer + coordinator_calls(map_tasks, reducers)
 
 
 def coordinator_environments(calls: int, task_s: float, rates: Rates) -> int:
@@ -195,15 +208,15 @@ def estimate(workload: Workload = Workload(), rates: Rates = Rates(), sizing: Si
     wall = plan_s + map_phase + reduce_phase + commit + q.poll_s
 
     gb = p.memory_mb / 1024
-    coordinator_calls = p.map_tasks + p.reducers
-    coordinator_colds = (coordinator_environments(p.map_tasks, map_task, q)
-                         + (coordinator_environments(p.reducers, reduce_task, q) if p.reducers else 0))
+    calls = coordinator_calls(p.map_tasks, p.reducers)
+    coordinator_colds = ((coordinator_environments(p.map_tasks, map_task, q) if p.map_tasks > 1 else 0)
+                         + (coordinator_environments(p.reducers, reduce_task, q) if p.reducers > 1 else 0))
     gb_s = gb * (p.map_tasks * (map_task + q.cold_start_s)
                  + p.reducers * (reduce_task + q.cold_start_s)
-                 + coordinator_calls * q.coordinator_s + coordinator_colds * q.cold_start_s + commit)
+                 + calls * q.coordinator_s + coordinator_colds * q.cold_start_s + commit)
     requests = requests_per_job(p.map_tasks, p.reducers, polls=math.ceil(wall / q.poll_s),
                                 input_objects=p.map_tasks)
-    invocations = lambda_invocations(p.map_tasks, p.reducers)
+    invocations = lambda_invocations(p.map_tasks, p.reducers, map_out)
     cost = cost_breakdown(gb_s, invocations, requests, prices).to_dict()
     return Modelled(p, map_task, reduce_task, wall, shuffle, gb_s, invocations, requests, cost)
 

@@ -58,6 +58,10 @@ ACTIVE_STATES = (PENDING, RUNNING)
 SUCCESS_STATES = (SUCCEEDED,)
 FAILURE_STATES = (FAILED, CANCELLED)
 
+#: the most a task may have written for the one task its completion starts (the reducer of a
+#: one-split, one-reducer job) to run in its own function (``lambda_handlers.runtime``)
+NEXT_TASK_MAX_BYTES = 8 << 20
+
 # Environment variables the stack sets on every function.
 ENV_WORK_BUCKET = "SMR_WORK_BUCKET"
 ENV_STACK_NAME = "SMR_STACK_NAME"

@@ -788,7 +788,7 @@ def _run_task(event: dict[str, Any], phase: str,
     if inline_call and plan is not None and result.get("won"):
         # the one task the call may start runs here only after a short task that wrote little, on
         # a function of this one's memory, and not from a task itself run so
-        here = (written <= NEXT_TASK_MAX_BYTES and elapsed < plan.limits.task_timeout_s / 4
+        here = (written <= protocol.NEXT_TASK_MAX_BYTES and elapsed < plan.limits.task_timeout_s / 4
                 and plan.limits.reducer_memory_mb == plan.limits.memory_mb and not _running_next.get())
         inline.append((reason, here, (protocol.done_marker_key(job_id, step, phase, task), marker)))
     else:
@@ -818,8 +818,6 @@ def coordinates_inline(plan: Plan | None, step: int, phase: str, elapsed_s: floa
             and plan.output.table is None and elapsed_s < plan.limits.task_timeout_s / 2)
 
 
-#: the most a task may have written for the one task its completion starts to run in its function
-NEXT_TASK_MAX_BYTES = 8 << 20
 _next_tasks: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
     "smr_next_tasks", default=None)
 _running_next: contextvars.ContextVar[bool] = contextvars.ContextVar("smr_running_next", default=False)

@@ -59,6 +59,13 @@ def test_model_cost_is_the_cost_model_applied_to_its_counts():
     assert result.lambda_requests == lambda_invocations(1000, 32) == 2064
 
 
+def test_a_one_task_phase_makes_no_coordinator_invoke_and_a_small_one_task_job_is_one_invoke():
+    assert lambda_invocations(1, 1, map_output_bytes=1 << 20) == 1  # the reducer runs in the mapper
+    assert lambda_invocations(1, 1, map_output_bytes=9 << 20) == 2  # too much output: invoked
+    assert lambda_invocations(2, 1) == 2 + 2 + 1  # two coordinator calls; the reducer commits itself
+    assert lambda_invocations(1, 4) == 1 + 4 + 4 and lambda_invocations(3, 0) == 3 + 3
+
+
 def test_faster_map_cpu_lowers_cost_and_wall_time():
     slow = model(rates=Rates(map_cpu_mb_s=20))
     fast = model(rates=Rates(map_cpu_mb_s=200))

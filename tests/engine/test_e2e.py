@@ -184,10 +184,12 @@ def test_a_phase_of_one_task_is_coordinated_by_that_task_and_larger_ones_by_the_
     assert result["counters"]["attempts"] == 2 and result["counters"]["reduce_tasks"] == 1
     assert ran("mapper", 1) and ran("reducer", 0) and ran("coordinator", 0)
     assert result["requests"]["lambda_invokes"] == 1  # the result counts the invokes there were
+    assert result["estimate"]["lambda_invocations"] == 1  # and the planner's model expects them
     result, records = run(engine, MapReduceJob(mapper=tokenize, reducer=total), uri, num_reducers=2)
     assert dict(records) == word_counter(text) and result["counters"]["reduce_tasks"] == 2
     assert ran("mapper", 2) and ran("reducer", 2) and ran("coordinator", 2)
     assert result["requests"]["lambda_invokes"] == 5  # the mapper, 2 reducers, 2 coordinator calls
+    assert result["estimate"]["lambda_invocations"] == 5
 
 def uservisits_csv(seed: int, rows: int) -> tuple[str, list[dict]]:
     rng = random.Random(seed)
