@@ -382,7 +382,8 @@ def workers(concurrency: int | None) -> int:
     return max(1, int(concurrency or DEFAULT_CONCURRENCY))
 
 
-def max_pieces(num_objects: int, concurrency: int | None = None) -> int:
+def max_pieces(num_objects: int, concurrency: int | None = None, *, total_bytes: int | None = None,
+               split_size: int | None = None) -> int:
     """The most objects one packed split holds, for ``num_objects`` on ``concurrency`` workers.
 
     :data:`MAX_PIECES` on a large pool, where more tasks run at once. On a small pool (under
@@ -392,10 +393,20 @@ def max_pieces(num_objects: int, concurrency: int | None = None) -> int:
     (invoke, clients, its slice of the plan, its map output and the reducers' GETs of it) is paid
     less often, and its GETs (up to 32 at once, 15-30 ms each on S3: 2-4 s) stay well inside any
     timeout. E.g. on 4 workers: 20,000 objects -> 2,500 a task (8 tasks, not 20), 2,000 -> 1,000.
+
+    Objects whose ``total_bytes`` fit one split of ``split_size`` are one task there, up to
+    :data:`FEW_WORKERS_MAX_PIECES` of them, as the same bytes in one object are: a phase of one
+    task coordinates inline and may run the next phase's one task in its own function
+    (``runtime.coordinates_inline``), which saves more than a second map task's share of the GETs
+    buys. 2,000 objects of 2 KB on 4 workers: 1 invocation instead of 5, the bench's CPU (all
+    processes) 1.16 -> 0.86 s.
     """
     p = workers(concurrency)
     if p >= SMALL_POOL_WORKERS:
         return MAX_PIECES
+    if (total_bytes is not None and split_size is not None and total_bytes <= split_size
+            and num_objects <= FEW_WORKERS_MAX_PIECES):
+        return FEW_WORKERS_MAX_PIECES
     return max(MAX_PIECES, min(FEW_WORKERS_MAX_PIECES, -(-int(num_objects) // (2 * p))))
 
 
@@ -701,7 +712,8 @@ def build_plan(*, job_id: str, work_bucket: str, job: PlannedJob, inputs: dict[s
         total_bytes, concurrency, task_timeout_s=limits.task_timeout_s, memory_mb=limits.memory_mb)
     check_whole_objects(objects, formats, limits)
     splits = make_splits(objects, split_size, formats, merge_tail=auto,
-                         max_pieces=max_pieces(len(objects), concurrency),
+                         max_pieces=max_pieces(len(objects), concurrency, total_bytes=total_bytes,
+                                               split_size=split_size),
                          row_groups_of=None if s3 is None else functools.partial(parquet.s3_row_groups, s3))
     if tables:
         splits = _renumbered(splits + table_splits(list(tables), split_size))

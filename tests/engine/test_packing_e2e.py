@@ -114,6 +114,18 @@ def test_two_thousand_small_objects_run_as_a_handful_of_map_tasks_with_the_exact
     assert plan.split_chunks is not None and plan.num_splits == result["counters"]["map_tasks"]
 
 
+def test_small_objects_that_fit_one_split_are_one_map_task_without_a_split_size(engine, small_logs):
+    """2,000 objects of ~2 KB (4 MB, under the 8 MiB split) on the local stack's small pool: one
+    map task, as the same bytes in one object would be, not 1,000 objects a task."""
+    prefix, objects = small_logs
+    result = engine.runner.run(MapReduceJob(mapper=tokenize, reducer=total), input=f"s3://{DATA}/{prefix}",
+                               output=f"s3://{DATA}/out/{uuid.uuid4().hex[:8]}/", poll_interval=0.1,
+                               timeout=600)
+    expected = Counter(w for body in objects.values() for w in body.decode().split())
+    assert _output(engine.s3, result) == dict(expected)
+    assert result["counters"]["map_tasks"] == 1 and result["counters"]["records_read"] == 2000 * 50
+
+
 def test_a_mapper_counts_lines_per_file_with_input_uri(engine):
     prefix = f"files-{uuid.uuid4().hex[:8]}/"
     objects = {f"{prefix}{i:03d}.txt": b"x\n" * i + (b"tail" if i % 3 == 0 else b"") for i in range(1, 40)}

@@ -260,3 +260,24 @@ def test_a_small_pool_packs_more_small_objects_a_task_in_whole_waves():
     large = build_plan(job=job, job_id="j", work_bucket="w", inputs={"default": ["s3://in/logs/"]}, objects=tiny,
                        output_uri="s3://out/res", concurrency=1000, options=JobOptions())
     assert len(small.splits) == 8 and len(large.splits) == 20  # 2 waves of 4, not 5 waves
+
+
+def test_small_objects_that_fit_one_split_are_one_task_on_a_small_pool():
+    """2,000 objects of 2 KB fit one split by bytes: one task on a small pool (one invocation for
+    the job, as for the same bytes in one object), two on a large pool (1,000 objects a task)."""
+    from lambda_handlers.planning import FEW_WORKERS_MAX_PIECES, max_pieces
+
+    job = MapReduceJob(mapper=tokenize, reducer=total)
+
+    def tasks(n: int, concurrency: int, size: int = 2048) -> int:
+        objects = [obj(f"logs/{i:05d}", size) for i in range(n)]
+        return len(build_plan(job=job, job_id="j", work_bucket="w", inputs={"default": ["s3://in/logs/"]},
+                              objects=objects, output_uri="s3://out/res", concurrency=concurrency,
+                              options=JobOptions()).splits)
+
+    assert tasks(2_000, 4) == 1 and tasks(4_000, 4) == 1
+    assert tasks(4_001, 4) == 5  # more objects than a task holds: 1,000 a task (see above)
+    assert tasks(2_000, 4, size=8192) == 2  # 16 MB: more bytes than one split
+    assert tasks(2_000, 1000) == 2
+    assert max_pieces(2_000, 4, total_bytes=4 << 20, split_size=8 << 20) == FEW_WORKERS_MAX_PIECES
+    assert max_pieces(2_000, 4, total_bytes=16 << 20, split_size=8 << 20) == 1_000
