@@ -5,10 +5,11 @@ The S3 fast path shares an object's bytes with moto's key instead of copying the
 reading moto's private value buffer; the server replaces a few of moto's functions (request ids,
 ``PutFunctionEventInvokeConfig``, CloudFormation's resource parsing, a function's layers and
 architecture, Lambda's code size limits, published versions: their description, configs,
-attributes, deletion and the moment they are published in a stack update) and memoises its
-dispatcher. All of that depends on moto's internals, so it lives here and only here, and
-:func:`check_version` refuses a moto outside :data:`SUPPORTED_MOTO` (the pin in ``pyproject.toml``'s
-``local`` extra) before the stack starts.
+attributes, deletion and the moment they are published in a stack update), memoises its
+dispatcher and reads its botocore models through the control plane's loader. All of that
+depends on moto's internals, so it lives here and only here, and :func:`check_version` refuses
+a moto outside :data:`SUPPORTED_MOTO` (the pin in ``pyproject.toml``'s ``local`` extra) before
+the stack starts.
 """
 
 from __future__ import annotations
@@ -285,6 +286,7 @@ def install_patches(unmodelled_resource: Callable[[str], str]) -> None:
         if _patched:
             return
         _cheaper_request_ids()
+        _direct_model_loading()
         _sorted_bucket_keys()
         _put_replaces_event_invoke_config()
         _strict_cloudformation(unmodelled_resource)
@@ -309,6 +311,38 @@ def _cheaper_request_ids() -> None:
         return request_id
 
     setattr(responses, "gen_amzn_requestid_long", gen_amzn_requestid_long)  # noqa: B010 - a patch
+
+
+def _direct_model_loading() -> None:
+    """moto reads botocore's models as the control plane does (``engine.aws.direct_loader``: a
+    service's own folders, plain dicts, the large files from their parsed copy in SMR's cache).
+
+    moto needs a service's model to answer its first request (``get_service_model``, with a new
+    ``Loader`` that lists all ~400 of botocore's service folders each time) and, to make its
+    first backend, botocore's ``endpoints.json`` (1.2 MB of JSON) and the service's model again
+    (``get_available_regions``, through a boto3 ``Session`` of its own). Same files, same
+    ``moto-extras`` on top: the same models.
+    """
+    import boto3
+    import moto.core.loaders as moto_loaders
+    import moto.core.utils as moto_utils
+    from moto.core.base_backend import AccountSpecificBackend
+
+    from airflow_provider_smr.engine.aws import direct_loader
+
+    class MotoDirectLoader(moto_loaders.Loader, type(direct_loader())):  # type: ignore[misc]
+        """moto's extras over the control plane's loader."""
+
+    loader = MotoDirectLoader(extra_search_paths=[moto_loaders.moto_root])
+    setattr(moto_utils, "create_loader", lambda: loader)  # noqa: B010 - a patch; its callers cache per service
+
+    session = boto3.session.Session()
+    session._session.register_component("data_loader", direct_loader())
+
+    def get_session(cls: type) -> Any:
+        return session
+
+    AccountSpecificBackend.get_session = classmethod(get_session)  # type: ignore[assignment,method-assign]
 
 
 def _sorted_bucket_keys() -> None:
