@@ -136,7 +136,21 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         invoker.close()
         shutil.rmtree(root, ignore_errors=True)
+        _end_the_rest_of_the_session()
     return 0
+
+
+def _end_the_rest_of_the_session() -> None:
+    """Whatever the server started and still runs (a worker forked while it stopped) ends too:
+    a stack that was told to stop without being awaited (``LocalStack.stop(wait=False)``) has
+    no one else to see to it."""
+    if os.getsid(0) != os.getpid():  # not started in a session of its own (LocalStack does)
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        os.killpg(os.getpgrp(), signal.SIGTERM)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":
