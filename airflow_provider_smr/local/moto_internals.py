@@ -290,6 +290,7 @@ def install_patches(unmodelled_resource: Callable[[str], str]) -> None:
         _sorted_bucket_keys()
         _put_replaces_event_invoke_config()
         _strict_cloudformation(unmodelled_resource)
+        _json_templates_read_as_json()
         _apply_function_layers()
         _lambda_code_size_limits()
         _versions_as_lambda_keeps_them()
@@ -441,6 +442,30 @@ def _strict_cloudformation(unmodelled_resource: Callable[[str], str]) -> None:
         return original(resource_json, resources_map)
 
     parsing.parse_resource = parse_resource
+
+
+def _json_templates_read_as_json() -> None:
+    """moto reads every template with PyYAML's pure-Python loader first (~35 ms for an SMR
+    stack's 12 KB of JSON, at every CreateStack and UpdateStack); a JSON template is read as
+    JSON, as CloudFormation reads it. YAML templates are moto's as before."""
+    import json
+
+    from moto.cloudformation.models import Stack
+
+    original = Stack.parse_template
+
+    def parse_template(template: str) -> dict[str, Any]:
+        if template.lstrip().startswith("{"):
+            try:
+                parsed = json.loads(template)
+            except ValueError:
+                pass
+            else:
+                if isinstance(parsed, dict):
+                    return parsed
+        return original(template)
+
+    Stack.parse_template = staticmethod(parse_template)  # type: ignore[method-assign]
 
 
 def _apply_function_layers() -> None:

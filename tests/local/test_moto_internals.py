@@ -112,3 +112,22 @@ def test_moto_reads_the_same_models_and_regions_through_the_direct_loader(tmp_pa
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "same"
     assert list((tmp_path / "botocore").glob("*.pickle"))  # the large ones came from parsed copies
+
+
+def test_cloudformation_reads_a_json_template_as_json_and_yaml_as_before():
+    code = (
+        "import json, yaml\n"
+        "from airflow_provider_smr.local import cfn, moto_internals\n"
+        "from airflow_provider_smr.deploy.template import TemplateSettings, build_template, render\n"
+        "moto_internals.install_patches(cfn.unsupported_resource_message)\n"
+        "from moto.cloudformation.models import Stack\n"
+        "body = render(build_template(TemplateSettings(stack_name='s', artifacts_bucket='a',\n"
+        "    code_key='k', code_sha256='0' * 64, runtime='python3.11')))\n"
+        "as_yaml = Stack.parse_template('Resources:\\n  B: {Type: AWS::S3::Bucket}\\n')\n"
+        "def no_yaml(*args, **kwargs):\n"
+        "    raise AssertionError('read as YAML')\n"
+        "yaml.load = no_yaml\n"
+        "print(Stack.parse_template(body) == json.loads(body),\n"
+        "      as_yaml == {'Resources': {'B': {'Type': 'AWS::S3::Bucket'}}})\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]
