@@ -386,7 +386,8 @@ def _deploy_once(clients: AwsClients, settings: TemplateSettings, code: bytes, r
     body = render(stamp_template(template, digest))
     tags = [{"Key": "smr:content-hash", "Value": digest},
             {"Key": "smr:code-sha256", "Value": settings.code_sha256}]
-    if stack is None:
+    created = stack is None
+    if created:
         stack = _create(cf, stack_name, body, tags, wait)
     else:
         stack = _update(cf, stack_name, body, tags, wait)
@@ -401,7 +402,9 @@ def _deploy_once(clients: AwsClients, settings: TemplateSettings, code: bytes, r
              "versions %s", stack_name, info.runtime, info.memory_mb, info.mapper_memory_mb,
              info.reducer_memory_mb, info.timeout_s, info.work_bucket,
              ", ".join(f"{role} {v}" for role, v in info.versions.items()) or "$LATEST")
-    if info.versions:
+    # A created stack's functions are new: each holds the one version it just published, and
+    # collecting would only list them (5-6 requests of every first deploy, and of smr run --local).
+    if info.versions and not created:
         try:
             collect_versions(clients, stack_name, info.work_bucket, keep=info.versions)
         except Exception as exc:  # noqa: BLE001 - old versions only cost storage; the deploy stands

@@ -310,10 +310,10 @@ def _clients(args: argparse.Namespace) -> Iterator[tuple[AwsClients, bool]]:
         try:
             region = args.region or "us-east-1"
             session = _local_session(region)  # while the server boots
-            with stack:  # waits until it answers
-                yield AwsClients(session, endpoint_url=stack.endpoint_url, region_name=region), True
+            stack.wait_ready()
+            yield AwsClients(session, endpoint_url=stack.endpoint_url, region_name=region), True
         finally:
-            stack.stop()
+            stack.stop(wait=False)  # the command ends next: the stack tears itself down
         return
     from airflow_provider_smr.engine.lite_aws import lite_session
 

@@ -52,11 +52,24 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--http-server", choices=HTTP_SERVERS, default=HTTP_SERVERS[0],
                         help="the HTTP server in front of the stack: ours, or a maintained one "
                              "to compare with (bench/local_stack.py --only servers)")
+    parser.add_argument("--bytecode-cache", default=None, metavar="DIR",
+                        help="where the functions' compiled packages are kept between stacks "
+                             "(default: lambda-bytecode/ in SMR's cache; '' for none)")
     parser.add_argument("--parent-pid", type=int, default=None)
     return parser.parse_args(argv)
 
 
 MEMORY_OBJECT_BYTES = 256 << 20
+
+
+def _bytecode_dir(given: str | None) -> str | None:
+    """``--bytecode-cache``, else ``lambda-bytecode/`` in SMR's cache (None: there is no home)."""
+    if given is not None:
+        return given or None
+    from airflow_provider_smr.engine.aws import cache_root
+
+    base = cache_root()
+    return os.path.join(base, "lambda-bytecode") if os.path.isabs(base) else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         account_id=DEFAULT_ACCOUNT, region=args.region, endpoint_url=endpoint,
         workers_per_function=workers, max_concurrency=args.max_concurrency,
         max_processes=args.max_processes or default_max_processes(workers),
-        retry_base_s=args.retry_base, zygote=not args.no_zygote)
+        retry_base_s=args.retry_base, zygote=not args.no_zygote,
+        bytecode_dir=_bytecode_dir(args.bytecode_cache))
     credentials = Credentials()  # the functions' role keys: the gateway enforces their policies
     invoker = Invoker(settings, root, credentials)
     gateway = Gateway(moto_app, invoker, None if args.no_fast_s3 else S3FastPath(DEFAULT_ACCOUNT),
@@ -122,7 +136,21 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         invoker.close()
         shutil.rmtree(root, ignore_errors=True)
+        _end_the_rest_of_the_session()
     return 0
+
+
+def _end_the_rest_of_the_session() -> None:
+    """Whatever the server started and still runs (a worker forked while it stopped) ends too:
+    a stack that was told to stop without being awaited (``LocalStack.stop(wait=False)``) has
+    no one else to see to it."""
+    if os.getsid(0) != os.getpid():  # not started in a session of its own (LocalStack does)
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        os.killpg(os.getpgrp(), signal.SIGTERM)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

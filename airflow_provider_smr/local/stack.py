@@ -128,10 +128,21 @@ class LocalStack:
         """The server process's environment (None: this process's)."""
         return None
 
-    def stop(self) -> None:
-        """Stop the server and every worker it started; idempotent."""
+    def stop(self, wait: bool = True) -> None:
+        """Stop the server and every worker it started; idempotent.
+
+        :param wait: wait until they are gone. Without, the server is only told to stop, and
+            stops its workers and removes its files on its own (as it does when the process that
+            started it is gone); for a process that ends next (``smr run --local``), so its user
+            does not wait for the stack's teardown.
+        """
         process, self._process = self._process, None
         if process is None:
+            return
+        if not wait and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            if process.stdout:
+                process.stdout.close()
             return
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

@@ -97,10 +97,13 @@ def test_redeploy_with_nothing_changed_makes_no_aws_writes(clients, stack_name, 
 
 def test_a_changed_setting_updates_the_stack_and_functions(clients, stack_name, call_log):
     first = deploy_stack(clients, stack_name, StackSettings(memory_mb=1024, timeout_s=300))
+    # a created stack's functions have no older versions: nothing to collect, nothing listed
+    assert "lambda:ListVersionsByFunction" not in call_log.calls
     call_log.clear()
     updated = deploy_stack(clients, stack_name, StackSettings(memory_mb=2048, timeout_s=120))
     assert "cloudformation:UpdateStack" in call_log.writes()
     assert "cloudformation:CreateStack" not in call_log.writes()
+    assert "lambda:ListVersionsByFunction" in call_log.calls  # an update's old versions are collected
     assert updated.content_hash != first.content_hash
     assert (updated.memory_mb, updated.timeout_s) == (2048, 120)
     assert updated.work_bucket == first.work_bucket

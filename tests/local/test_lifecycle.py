@@ -93,3 +93,21 @@ def test_waiting_for_a_stack_never_launched_says_how_to_start_it():
 
     with pytest.raises(LocalStackError, match="not launched"):
         LocalStack().wait_ready()
+
+
+def test_a_stack_told_to_stop_without_waiting_ends_its_processes_itself():
+    with LocalStack(port=0) as stack:
+        lam = stack.client("lambda", config=Config(retries={"max_attempts": 0}, read_timeout=60))
+        role = stack.client("iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")
+        lam.create_function(FunctionName="f", Runtime="python3.11", Role=role["Role"]["Arn"],
+                            Handler="app.handler", Code={"ZipFile": zip_source({"app.py": SLEEPY})})
+        worker_pid = read_payload(lam.invoke(FunctionName="f", Payload=b"{}"))
+        server_pid = stack.pid
+        family = _session_members(server_pid)
+        assert {worker_pid, server_pid} <= family
+        stack.stop(wait=False)
+        assert not stack.running()
+    deadline = time.monotonic() + 60  # a wait, not a timing: the server ends them on its own
+    while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in family)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -81,3 +82,52 @@ def test_cloudformation_starts_without_the_models_of_services_no_template_uses()
         "print(hasattr(moto.ec2.models, 'ec2_backends'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split("\n")[:3] == ["[]", "True True", "True"]
+
+
+def test_moto_reads_the_same_models_and_regions_through_the_direct_loader(tmp_path):
+    code = (
+        "import boto3, moto.core.loaders as ml\n"
+        "services = ['s3', 'lambda', 'iam', 'cloudformation', 'logs', 'sts', 'dynamodb', 'sqs', 'ec2', 'ses']\n"
+        "own, session = ml.create_loader(), boto3.session.Session()\n"
+        "def regions(s, session):\n"
+        "    return [r for p in session.get_available_partitions()\n"
+        "            for r in session.get_available_regions(s, partition_name=p)]\n"
+        "before = {(s, t): own.load_service_model(s, t) for s in services\n"
+        "          for t in ('service-2', 'paginators-1')}\n"
+        "before_regions = {s: regions(s, session) for s in services}\n"
+        "from airflow_provider_smr.local import cfn, moto_internals\n"
+        "moto_internals.install_patches(cfn.unsupported_resource_message)\n"
+        "import moto.core.utils as mu\n"
+        "from moto.core.base_backend import AccountSpecificBackend\n"
+        "for _ in range(2):  # the second time from the parsed copies in the cache\n"
+        "    direct = mu.create_loader()\n"
+        "    assert type(direct) is not ml.Loader\n"
+        "    for (s, t), model in before.items():\n"
+        "        assert direct.load_service_model(s, t) == model, (s, t)\n"
+        "    for s, expected in before_regions.items():\n"
+        "        assert regions(s, AccountSpecificBackend.get_session()) == expected, s\n"
+        "    direct._cache.clear()\n"
+        "print('same')\n")
+    env = {**os.environ, "SMR_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "same"
+    assert list((tmp_path / "botocore").glob("*.pickle"))  # the large ones came from parsed copies
+
+
+def test_cloudformation_reads_a_json_template_as_json_and_yaml_as_before():
+    code = (
+        "import json, yaml\n"
+        "from airflow_provider_smr.local import cfn, moto_internals\n"
+        "from airflow_provider_smr.deploy.template import TemplateSettings, build_template, render\n"
+        "moto_internals.install_patches(cfn.unsupported_resource_message)\n"
+        "from moto.cloudformation.models import Stack\n"
+        "body = render(build_template(TemplateSettings(stack_name='s', artifacts_bucket='a',\n"
+        "    code_key='k', code_sha256='0' * 64, runtime='python3.11')))\n"
+        "as_yaml = Stack.parse_template('Resources:\\n  B: {Type: AWS::S3::Bucket}\\n')\n"
+        "def no_yaml(*args, **kwargs):\n"
+        "    raise AssertionError('read as YAML')\n"
+        "yaml.load = no_yaml\n"
+        "print(Stack.parse_template(body) == json.loads(body),\n"
+        "      as_yaml == {'Resources': {'B': {'Type': 'AWS::S3::Bucket'}}})\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.local.conftest import read_payload
+import compileall
+from pathlib import Path
+
+from airflow_provider_smr.local.runtime.sandbox import Bytecode, CodeCache
+from tests.local.conftest import read_payload, zip_source
 
 INTROSPECT = """
 import os, sys
@@ -65,3 +69,44 @@ def test_importing_airflow_at_module_level_fails_like_on_lambda(lam, deploy):
     error = read_payload(response)
     assert error["errorType"] == "Runtime.ImportModuleError"
     assert "airflow" in error["errorMessage"]
+
+
+OWN_BYTECODE = """
+import importlib.util
+
+def handler(event, context):
+    with open(importlib.util.cache_from_source(__file__), "rb") as pyc:
+        return {"flags": int.from_bytes(pyc.read(8)[4:], "little")}  # PEP 552's flags word
+"""
+
+
+def test_a_function_is_compiled_before_its_first_import(lam, deploy):
+    # 3: a checked-hash .pyc, which the stack made from the package (a worker's own would be 0)
+    body = read_payload(lam.invoke(FunctionName=deploy(OWN_BYTECODE), Payload=b"{}"))
+    assert body == {"flags": 3}
+
+
+def test_a_syntax_error_in_the_package_still_fails_the_import_like_on_lambda(lam, deploy):
+    response = lam.invoke(FunctionName=deploy("def handler(event, context):\n    return (\n"),
+                          Payload=b"{}")
+    assert response["FunctionError"] == "Unhandled"
+    assert read_payload(response)["errorType"] == "Runtime.UserCodeSyntaxError"
+
+
+def test_a_package_is_compiled_once_and_its_bytecode_reused_by_later_stacks(tmp_path, monkeypatch):
+    package = zip_source({"app.py": "def handler(event, context):\n    return 1\n",
+                          "lib/util.py": "VALUE = 2\n"})
+    kept = Bytecode(tmp_path / "kept")
+    first = Path(CodeCache(tmp_path / "one", kept).task_root(package, compiled=True))
+    pycs = sorted(p.relative_to(first) for p in first.rglob("*.pyc"))
+    assert [p.parent.parent.as_posix() for p in pycs] == [".", "lib"]
+
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(compileall, "compile_dir", no_compiling)
+    second = Path(CodeCache(tmp_path / "two", kept).task_root(package, compiled=True))
+    assert sorted(p.relative_to(second) for p in second.rglob("*.pyc")) == pycs
+    assert all((second / p).read_bytes() == (first / p).read_bytes() for p in pycs)
+    layer = Path(CodeCache(tmp_path / "three", kept).task_root(package))  # layers: as they are
+    assert not list(layer.rglob("*.pyc"))

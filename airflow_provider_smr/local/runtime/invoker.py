@@ -17,6 +17,7 @@ from airflow_provider_smr.local.runtime.functions import FunctionNotFound, Funct
 from airflow_provider_smr.local.runtime.pool import InitFailed, StartArgs, WorkerPool
 from airflow_provider_smr.local.runtime.sandbox import (
     BrokenZipError,
+    Bytecode,
     CodeCache,
     build_site_dir,
     host_architecture,
@@ -102,6 +103,7 @@ class RuntimeSettings:
     max_processes: int
     retry_base_s: float = 0.1
     zygote: bool = True  # fork cold starts from an interpreter that preloaded boto3
+    bytecode_dir: str | None = None  # functions' compiled packages kept here between stacks
 
 
 class Invoker:
@@ -111,7 +113,7 @@ class Invoker:
         self.settings = settings
         self.credentials = credentials  # None: every function gets the shared "testing" keys
         self.site_dir = str(build_site_dir(root))
-        self.code = CodeCache(root)
+        self.code = CodeCache(root, Bytecode(settings.bytecode_dir) if settings.bytecode_dir else None)
         self.pool = WorkerPool(settings.max_processes, self.site_dir, settings.zygote)
         self._cond = threading.Condition()
         self._inflight: Counter[str] = Counter()
@@ -332,7 +334,7 @@ class Invoker:
 
     def _start_args(self, spec: FunctionSpec, log_stream: str) -> StartArgs:
         _check_architecture(spec)
-        task_root = self.code.task_root(spec.code)
+        task_root = self.code.task_root(spec.code, compiled=True)
         layer_dirs = []
         shas = spec.layer_shas if len(spec.layer_shas) == len(spec.layers) else ("",) * len(spec.layers)
         for layer, sha in reversed(list(zip(spec.layers, shas, strict=True))):  # later ones win (/opt)
