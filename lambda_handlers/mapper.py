@@ -638,7 +638,7 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     if step == 0:
         split = dict(runtime.load_split(bucket, plan, task))
         mapper = _mapper_for(spec, split)
-        batch_bytes = readers.batch_block_bytes(budget)
+        batch_bytes = readers.batch_block_bytes(budget, combining=spec.combiner is not None)
         batch = isinstance(mapper, BatchMapper)
         source = _split_source(split, metrics, batch_bytes if batch else 0, plan.options, whole_limit=budget,
                                span=batch and not getattr(mapper, "per_object", False))
