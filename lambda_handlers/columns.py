@@ -89,6 +89,12 @@ def is_columns(payload: bytes) -> bool:
     return payload[:1] == MARKER
 
 
+def is_str_columns(payload: bytes) -> bool:
+    """A column batch whose values are ``str`` too (its keys always are): a reader of it can skip
+    checking the types of the columns it decodes to."""
+    return payload[:1] == MARKER and len(payload) > 1 and payload[1] == STR
+
+
 def _strings(view: memoryview, count: int) -> list[str]:
     items = str(view, "utf-8", "surrogatepass").split("\0")
     if len(items) != count:
