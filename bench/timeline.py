@@ -1,8 +1,8 @@
 """Where a job's wall time goes: its tasks and the stack's requests on one time line, and CPU seconds
-per process, for the batch AMPLab Q2 or word count job of ``bench/run.py`` on the bench's warmed
-local stack.
+per process, for the batch AMPLab Q2, word count or sort job of ``bench/run.py`` on the bench's
+warmed local stack.
 
-    python bench/timeline.py [--workload amplab|wordcount] [--size 200MiB] [--runs 3] [--out DIR]
+    python bench/timeline.py [--workload amplab|wordcount|sort] [--size 200MiB] [--runs 3] [--out DIR]
 
 Per run: the wall seconds (submit to the result dict, as the bench row), the critical path's pieces
 (:func:`critical_path`: submit to the first task, each phase's span, the gap from a phase's last
@@ -16,6 +16,8 @@ move less.
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import os
 import sys
@@ -88,7 +90,7 @@ def _session(sid: int) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workload", choices=("amplab", "wordcount"), default="amplab")
+    p.add_argument("--workload", choices=("amplab", "wordcount", "sort"), default="amplab")
     p.add_argument("--size", type=parse_size, default=parse_size("200MiB"))
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--poll", type=float, default=0.5, help="watcher poll interval, as bench/run.py")
@@ -101,14 +103,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import run as bench_run
     from bench.engine import Bench
+    from bench.gen_sort import sort_file
     from bench.gen_uservisits import uservisits_file
     from bench.gen_words import words_file
 
     tmp = None if args.data_dir else tempfile.TemporaryDirectory()
     data = Path(args.data_dir or tmp.name)  # type: ignore[union-attr]
-    gen, make = ((uservisits_file(data, args.size, 0), jobs.amplab_q2_batch_job) if args.workload == "amplab"
-                 else (words_file(data, args.size, 0), jobs.word_count_batch_job))
     kw = {"poll_interval": args.poll}
+    if args.workload == "sort":  # as bench/run.py's sort row: R from the size, cuts from a sample
+        gen = sort_file(data, args.size, 0)
+        kw["num_reducers"] = max(2, min(32, gen.size // (32 << 20)))
+        cuts = jobs.sample_boundaries(bench_run._sample_keys(gen.path), kw["num_reducers"])
+        make = functools.partial(jobs.sort_builtin_job, cuts)
+    else:
+        gen, make = ((uservisits_file(data, args.size, 0), jobs.amplab_q2_batch_job) if args.workload == "amplab"
+                     else (words_file(data, args.size, 0), jobs.word_count_batch_job))
     if args.split_size:
         kw["split_size"] = args.split_size
     if args.reducers:
@@ -132,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
                        **critical_path(markers, requests, began, ended),
                        "cpu_s": {"server": round(after.get(sid, 0.0) - before.get(sid, 0.0), 2),
                                  "workers": round(workers, 2), "driver": round(driver, 2)}}
+                row["cpu_s"]["total"] = round(sum(row["cpu_s"].values()), 2)
+                digest = hashlib.sha256()  # the output's bytes, parts in order
+                for part in bench.read_parts(run.result):
+                    digest.update(b"\n".join(part))
+                row["parts_sha256"] = digest.hexdigest()[:16]
                 print(json.dumps(row), flush=True)
                 if args.out:
                     Path(args.out).mkdir(parents=True, exist_ok=True)

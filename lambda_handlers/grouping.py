@@ -455,11 +455,12 @@ class LineSorter(_Spilling):
         self._lines: list[Any] = []
         self._est = 0
 
-    def add_columns(self, keys: list[Any], lines: list[Any]) -> bool:
-        """Add the lines ``lines`` of the keys ``keys``; False (nothing added) if a key is not a ``str``."""
+    def add_columns(self, keys: list[Any], lines: list[Any], keys_are_str: bool = False) -> bool:
+        """Add the lines ``lines`` of the keys ``keys``; False (nothing added) if a key is not a ``str``
+        (``keys_are_str``: the caller knows they all are)."""
         if not keys:
             return True
-        if set(map(type, keys)) != _STR_ONLY:
+        if not keys_are_str and set(map(type, keys)) != _STR_ONLY:
             return False
         if len(keys) != len(lines):
             raise ValueError(f"{len(keys)} keys for {len(lines)} lines")

@@ -111,7 +111,8 @@ class BatchMapper:
     per record, so the user's loop (e.g. in-mapper combining into a dict) runs without a generator
     per record. Called with one record, ``batch(record)`` runs ``fn([record])``, so it also works
     wherever a per-record mapper is expected (this is how a failing record is found in a block).
-    The map task calls ``fn`` once per block of 1-16 MiB of records (a sixteenth of its budget);
+    The map task calls ``fn`` once per block of 1-16 MiB of records (a sixteenth of its budget;
+    2 MiB when the step has no combiner, as there is nothing to fold across a block);
     a block of text or jsonl records fills across a packed split's small objects unless
     ``per_object`` (then a block never spans two objects; see
     :func:`lambda_handlers.context.block_sources`).

@@ -21,6 +21,7 @@ records the batch mapper gets), and a record mapped alone has its own object's `
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import operator
 from collections.abc import Callable, Iterable, Iterator
@@ -638,7 +639,7 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     if step == 0:
         split = dict(runtime.load_split(bucket, plan, task))
         mapper = _mapper_for(spec, split)
-        batch_bytes = readers.batch_block_bytes(budget)
+        batch_bytes = readers.batch_block_bytes(budget, combining=spec.combiner is not None)
         batch = isinstance(mapper, BatchMapper)
         source = _split_source(split, metrics, batch_bytes if batch else 0, plan.options, whole_limit=budget,
                                span=batch and not getattr(mapper, "per_object", False))
@@ -651,7 +652,7 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
 
     if num_reducers > 0:
         out = shuffle.PartitionedOutput(num_reducers, ser, spec.partitioner)
-        sink = out.add_many
+        sink: Callable[[list[Any]], None] = out.add_many
         combiner = None
         if spec.combiner is not None:
             combiner = shuffle.make_combiner(
@@ -663,8 +664,10 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         if combiner is not None and not max_bad and (isinstance(combiner, shuffle.FoldCombiner)
                                                      or not isinstance(mapper, BatchMapper)):
             records_in, bad = run_mapper_folding(source, mapper, combiner), 0
-        else:
-            records_in, bad = run_mapper(source, mapper, sink, max_bad)
+        else:  # a batch mapper's pairs are checked whole (_pairs_of) before they reach the sink
+            records_in, bad = run_mapper(source, mapper, functools.partial(out.add_many, checked=True)
+                                         if combiner is None and isinstance(mapper, BatchMapper) else sink,
+                                         max_bad)
         final = task_hooks.run_teardown(spec.mapper_teardown, "mapper_teardown", hooks)
         if final:
             checked_sink(sink, final, "mapper teardown")

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
-from lambda_handlers import aws_errors, grouping, protocol, runtime, shuffle, task_hooks
+from lambda_handlers import aws_errors, columns, grouping, protocol, runtime, shuffle, task_hooks
 from lambda_handlers.io import dynamodb, writers
 from lambda_handlers.jobspec import Fold, IdentityReducer, JobSpec
 from lambda_handlers.parallel import ordered_parallel, window_parallel
@@ -147,12 +147,13 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     records_in = 0
     for payload in slice_payloads(window_parallel(fetch, pieces, itemgetter(2), window)):
         if collector is not None:
+            strs = columns.is_str_columns(payload)  # str keys and values: no type checks below
             keys, values = shuffle.decode_columns(payload, ser)
             del payload
             records_in += len(keys)
-            if lines_fmt is not None and keys and set(map(type, keys)) == _STR_ONLY:
-                values = writers.record_lines(keys, values, lines_fmt)
-            if _collect(collector, keys, values, spec.reducer):
+            if lines_fmt is not None and keys and (strs or set(map(type, keys)) == _STR_ONLY):
+                values = writers.record_lines(keys, values, lines_fmt, strs)
+            if _collect(collector, keys, values, spec.reducer, strs):
                 continue
             general = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
             drained = collector.drain()  # a key that is not a str: group the general way
@@ -249,8 +250,10 @@ def _line_values(pairs: Iterable[tuple[Any, str]], fmt: str) -> Iterator[tuple[A
 
 
 def _collect(collector: grouping.PairSorter | grouping.LineSorter | grouping.FoldGrouper, keys: list[Any],
-             values: list[Any], reducer: Any) -> bool:
+             values: list[Any], reducer: Any, keys_are_str: bool = False) -> bool:
     try:
+        if keys_are_str and isinstance(collector, grouping.LineSorter):
+            return collector.add_columns(keys, values, keys_are_str=True)
         return bool(collector.add_columns(keys, values))
     except Exception as exc:  # the fold's function
         raise runtime.TaskError(f"reducer {reducer!r} failed: {type(exc).__name__}: {exc}", user=True) from exc

@@ -235,14 +235,15 @@ class PartitionedOutput:
     def add(self, key: Any, value: Any) -> None:
         self.add_many(((key, value),))
 
-    def add_many(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        """Add a batch of ``(key, value)`` pairs (tuples or 2-lists, kept as given)."""
+    def add_many(self, pairs: Iterable[tuple[Any, Any]], checked: bool = False) -> None:
+        """Add a batch of ``(key, value)`` pairs (tuples or 2-lists, kept as given); ``checked``:
+        the caller has made sure every item has two (a batch mapper's output, checked whole)."""
         if not isinstance(pairs, list):
             pairs = list(pairs)
         if not pairs:
             return
         pending, n, user = self._pending, self.n, self._user
-        if n == 1 or user is not None:
+        if (n == 1 or user is not None) and not checked:
             if not set(map(len, pairs)) <= {2}:
                 raise ShuffleError(f"not a (key, value) pair: {next(p for p in pairs if len(p) != 2)!r}")
         if self._cuts is not None and self._add_by_range(pairs, self._cuts):

@@ -43,6 +43,11 @@ BLOCK_RECORDS = 1024  # records per block: the mapper's batch stays small enough
 # Larger blocks amortise the in-mapper combining dict a batch mapper returns per block (fewer
 # distinct keys per byte to fold); see batch_block_bytes() for the memory bound.
 BATCH_BLOCK_BYTES = 16 << 20
+# ... unless the step has no combiner: then there is nothing to fold, and a smaller block's records
+# are made and freed in memory the process has already touched (a 16 MiB block's ~70 MB of line,
+# key and value objects come and go in fresh pages: a sort map task spent ~25% of its CPU in page
+# faults); see batch_block_bytes().
+UNFOLDED_BLOCK_BYTES = 2 << 20
 BATCH_BLOCK_RECORDS = 1 << 16  # the same for sources counted in records (tables, earlier steps)
 
 
@@ -209,10 +214,12 @@ DECOMPRESSORS: dict[str, Callable[[Iterator[bytes]], Iterator[bytes]]] = {
     "gzip": gunzip_chunks, "bz2": bunzip_chunks}
 
 
-def batch_block_bytes(memory_budget_bytes: int) -> int:
+def batch_block_bytes(memory_budget_bytes: int, combining: bool = True) -> int:
     """A batch mapper's block size for a task's memory budget: a sixteenth of it (a block's records
-    as ``str`` take about 2.5x its bytes), between 1 MiB and :data:`BATCH_BLOCK_BYTES`."""
-    return max(1 << 20, min(BATCH_BLOCK_BYTES, int(memory_budget_bytes) // 16))
+    as ``str`` take about 2.5x its bytes), between 1 MiB and :data:`BATCH_BLOCK_BYTES`, or
+    :data:`UNFOLDED_BLOCK_BYTES` when its step has no combiner (``combining`` False)."""
+    top = BATCH_BLOCK_BYTES if combining else UNFOLDED_BLOCK_BYTES
+    return max(1 << 20, min(top, int(memory_budget_bytes) // 16))
 
 
 def joined_blocks(blocks: Iterator[tuple[int, bytes]], min_bytes: int) -> Iterator[tuple[int, bytes]]:

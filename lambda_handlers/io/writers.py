@@ -75,11 +75,12 @@ def encode_column(values: list[Any]) -> list[str]:
     return list(map(_encode_one, values))
 
 
-def quoted_column(values: list[Any]) -> tuple[list[str], str]:
+def quoted_column(values: list[Any], strs: bool = False) -> tuple[list[str], str]:
     """``(texts, quote)`` such that ``json.dumps(values[i]) == quote + texts[i] + quote``: a column
     of ``str`` that JSON leaves as they are (printable ASCII without ``"`` or ``\\``) is its own
-    text between quotes, checked once on the joined column; anything else is encoded."""
-    if set(map(type, values)) == _STR_ONLY:
+    text between quotes, checked once on the joined column; anything else is encoded. ``strs``:
+    the caller knows every value is a ``str``."""
+    if strs or set(map(type, values)) == _STR_ONLY:
         joined = "".join(values)  # cheap checks first: printable ASCII minus '"' and '\\' deleted
         if ('"' not in joined and "\\" not in joined and joined.isascii()
                 and not joined.encode("ascii").translate(None, _PLAIN)):
@@ -97,10 +98,10 @@ def _json_lines(batch: list[Any], fmt: str) -> str:
     return _json_columns(list(map(_first, batch)), list(map(_second, batch)), fmt)
 
 
-def _json_columns(key_column: list[Any], value_column: list[Any], fmt: str) -> str:
-    """:func:`_json_lines` of the pairs ``zip(key_column, value_column)``."""
-    keys, kq = quoted_column(key_column)
-    values, vq = quoted_column(value_column)
+def _json_columns(key_column: list[Any], value_column: list[Any], fmt: str, strs: bool = False) -> str:
+    """:func:`_json_lines` of the pairs ``zip(key_column, value_column)`` (``strs``: all ``str``)."""
+    keys, kq = quoted_column(key_column, strs)
+    values, vq = quoted_column(value_column, strs)
     if fmt == "jsonl":
         head, mid, tail = '{"key": ' + kq, f'{kq}, "value": {vq}', vq + "}\n"
     else:
@@ -116,13 +117,14 @@ def _json_columns(key_column: list[Any], value_column: list[Any], fmt: str) -> s
     return head + "".join(out)
 
 
-def record_lines(keys: list[Any], values: list[Any], fmt: str) -> list[str]:
+def record_lines(keys: list[Any], values: list[Any], fmt: str, strs: bool = False) -> list[str]:
     """Each pair's jsonl or tsv line (without its newline), exactly as :class:`PartWriter` writes it:
     a reducer that sorts records it has not written yet can encode them first, in the order they
-    arrived (one pass over objects that lie in memory in that order), and sort the lines."""
+    arrived (one pass over objects that lie in memory in that order), and sort the lines.
+    ``strs``: the caller knows every key and value is a ``str`` (a column batch's)."""
     if fmt not in _LINE_FORMATS:
         raise OutputFormatError(f"record_lines writes jsonl or tsv, not {fmt!r}")
-    lines = _json_columns(keys, values, fmt).split("\n")  # JSON text holds no raw newline
+    lines = _json_columns(keys, values, fmt, strs).split("\n")  # JSON text holds no raw newline
     lines.pop()  # after the last newline
     return lines
 

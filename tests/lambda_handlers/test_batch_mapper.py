@@ -342,3 +342,35 @@ def test_a_per_object_batch_mapper_gets_one_block_per_object_with_its_input_uri(
     src = mapper._split_source(split, runtime.TaskMetrics(), readers.BATCH_BLOCK_BYTES, span=False)
     mapper.run_mapper(src, BatchMapper(per_object, per_object=True), [].extend, 0)
     assert calls == [(uris[0], ["a", "b"]), (uris[1], ["c"]), (uris[2], ["d", "e"])]
+
+
+def block_size(lines):
+    """One pair per block: the bytes of its lines."""
+    return [("block", sum(len(line) + 1 for line in lines))]
+
+
+def block_sizes_of(harness, chain, combiner) -> list[int]:
+    line = "k" * 10 + "v" * 89 + "\n"  # 5 MiB of 100-byte lines, one split
+    objs = [harness.put("batch-blocks/a.txt", (line * (5 * (1 << 20) // len(line))).encode())]
+    spec = JobSpec(steps=[StepSpec(mapper=BatchMapper(block_size), combiner=combiner, reducer=values)])
+    plan = harness.submit(spec, harness.splits(objs, 64 << 20), [1])
+    chain().run(plan["events"])
+    return sorted(v for ln in harness.output(plan)[0] for v in json.loads(ln)["value"])
+
+
+def values(key, vals):
+    yield key, list(vals)
+
+
+def keep(key, vals):
+    yield from ((key, v) for v in vals)
+
+
+def test_a_batch_mapper_without_a_combiner_gets_blocks_of_about_2_mib(harness, chain):
+    # nothing to fold across a block: small blocks, whose records are made and freed in memory the
+    # task has touched already (not a 16 MiB block's worth of fresh pages)
+    sizes = block_sizes_of(harness, chain, None)
+    assert sum(sizes) == 5 * (1 << 20) // 100 * 100 and len(sizes) >= 2
+    assert min(sizes[:-1] or sizes) >= readers.UNFOLDED_BLOCK_BYTES - 100 and max(sizes) < 4 << 20
+    # with a combiner, one block (up to 16 MiB) folds the most keys per byte
+    assert block_sizes_of(harness, chain, keep) == [sum(sizes)]
