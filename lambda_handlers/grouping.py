@@ -381,11 +381,12 @@ class PairSorter(_Spilling):
         self._pairs: list[tuple[Any, Any]] = []
         self._est = 0
 
-    def add_columns(self, keys: list[Any], values: list[Any]) -> bool:
-        """Add the pairs ``zip(keys, values)``; False (nothing added) if a key is not a ``str``."""
+    def add_columns(self, keys: list[Any], values: list[Any], keys_are_str: bool = False) -> bool:
+        """Add the pairs ``zip(keys, values)``; False (nothing added) if a key is not a ``str``
+        (``keys_are_str``: the caller knows they all are)."""
         if not keys:
             return True
-        if set(map(type, keys)) != _STR_ONLY:
+        if not keys_are_str and set(map(type, keys)) != _STR_ONLY:
             return False
         self._pairs += zip(keys, values, strict=True)
         self._est += len(keys) * (PAIR_COST + max(object_bytes(keys[0]), object_bytes(keys[-1]))
@@ -530,11 +531,12 @@ class FoldGrouper(_Spilling):
         self.accumulators: dict[str, Any] = {}
         self._key_cost = KEY_COST
 
-    def add_columns(self, keys: list[Any], values: list[Any]) -> bool:
-        """Fold the pairs ``zip(keys, values)``; False (nothing added) if a key is not a ``str``."""
+    def add_columns(self, keys: list[Any], values: list[Any], keys_are_str: bool = False) -> bool:
+        """Fold the pairs ``zip(keys, values)``; False (nothing added) if a key is not a ``str``
+        (``keys_are_str``: the caller knows they all are)."""
         if not keys:
             return True
-        if set(map(type, keys)) != _STR_ONLY:
+        if not keys_are_str and set(map(type, keys)) != _STR_ONLY:
             return False
         accs = self.accumulators
         fold_into(accs, self.fn, zip(keys, values, strict=True), _no_other_keys)

@@ -664,10 +664,11 @@ def map_task(event: dict[str, Any], plan: Plan, job: JobSpec,
         if combiner is not None and not max_bad and (isinstance(combiner, shuffle.FoldCombiner)
                                                      or not isinstance(mapper, BatchMapper)):
             records_in, bad = run_mapper_folding(source, mapper, combiner), 0
-        else:  # a batch mapper's pairs are checked whole (_pairs_of) before they reach the sink
-            records_in, bad = run_mapper(source, mapper, functools.partial(out.add_many, checked=True)
-                                         if combiner is None and isinstance(mapper, BatchMapper) else sink,
-                                         max_bad)
+        else:
+            # a batch mapper's block is checked whole (_pairs_of): the output need not check it again
+            into = (functools.partial(out.add_many, checked=True)
+                    if combiner is None and isinstance(mapper, BatchMapper) else sink)
+            records_in, bad = run_mapper(source, mapper, into, max_bad)
         final = task_hooks.run_teardown(spec.mapper_teardown, "mapper_teardown", hooks)
         if final:
             checked_sink(sink, final, "mapper teardown")

@@ -147,13 +147,14 @@ def reduce_task(event: dict[str, Any], plan: Plan, job: JobSpec,
     records_in = 0
     for payload in slice_payloads(window_parallel(fetch, pieces, itemgetter(2), window)):
         if collector is not None:
-            strs = columns.is_str_columns(payload)  # str keys and values: no type checks below
+            # a column batch's keys are str, and with kind "s" its values too: no type checks below
+            keys_str, strs = columns.is_columns(payload), columns.is_str_columns(payload)
             keys, values = shuffle.decode_columns(payload, ser)
             del payload
             records_in += len(keys)
-            if lines_fmt is not None and keys and (strs or set(map(type, keys)) == _STR_ONLY):
+            if lines_fmt is not None and keys and (keys_str or set(map(type, keys)) == _STR_ONLY):
                 values = writers.record_lines(keys, values, lines_fmt, strs)
-            if _collect(collector, keys, values, spec.reducer, strs):
+            if _collect(collector, keys, values, spec.reducer, keys_str):
                 continue
             general = grouping.ExternalGrouper(ser, max(budget - window, budget // 2))
             drained = collector.drain()  # a key that is not a str: group the general way
@@ -252,9 +253,7 @@ def _line_values(pairs: Iterable[tuple[Any, str]], fmt: str) -> Iterator[tuple[A
 def _collect(collector: grouping.PairSorter | grouping.LineSorter | grouping.FoldGrouper, keys: list[Any],
              values: list[Any], reducer: Any, keys_are_str: bool = False) -> bool:
     try:
-        if keys_are_str and isinstance(collector, grouping.LineSorter):
-            return collector.add_columns(keys, values, keys_are_str=True)
-        return bool(collector.add_columns(keys, values))
+        return collector.add_columns(keys, values, keys_are_str)
     except Exception as exc:  # the fold's function
         raise runtime.TaskError(f"reducer {reducer!r} failed: {type(exc).__name__}: {exc}", user=True) from exc
 
