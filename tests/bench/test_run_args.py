@@ -74,3 +74,35 @@ def test_put_budget_counts_data_reducer_markers_and_job_objects_not_task_markers
     assert (got["shuffle_puts_step0"], got["tally_puts"], got["job_level_puts"]) == (15, 3, 6)
     assert got["budget_puts"] == 15 + 2 + 6 and got["put_budget"] == 12 + 4 + 10
     assert got["within_put_budget"]
+
+
+def test_repeat_alternates_floor_and_job_and_reports_medians():
+    from types import SimpleNamespace
+
+    from bench.run import _repeated
+
+    calls, floors_s, walls = [], iter([2.0, 1.0]), iter([5.0, 9.0, 4.0])
+
+    def floor_s():
+        calls.append("floor")
+        return next(floors_s)
+
+    def run_once():
+        calls.append("job")
+        return SimpleNamespace(wall_s=next(walls))
+
+    run, floor, samples = _repeated(SimpleNamespace(repeat=3), 3.0, floor_s, run_once)
+    assert calls == ["job", "floor", "job", "floor", "job"]  # the first floor is the one given
+    assert run.wall_s == 5.0 and floor == 2.0
+    assert samples == {"all_wall_s": [5.0, 9.0, 4.0], "all_floor_s": [3.0, 2.0, 1.0],
+                       "pair_ratios": [1.67, 4.5, 4.0]}
+    assert parse_args(["--repeat", "3"]).repeat == 3 and parse_args([]).repeat == 1
+
+
+def test_one_run_keeps_the_row_as_it_was():
+    from types import SimpleNamespace
+
+    from bench.run import _repeated
+
+    only = SimpleNamespace(wall_s=5.0)
+    assert _repeated(SimpleNamespace(repeat=1), 2.5, lambda: 1 / 0, lambda: only) == (only, 2.5, {})
