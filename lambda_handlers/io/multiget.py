@@ -54,15 +54,15 @@ from lambda_handlers.io import sigv4
 
 #: connections per batch, by the endpoint's scheme: over https (S3) enough to hide its ~20 ms
 #: to first byte; over http (a local or in-VPC endpoint answering in a fraction of a millisecond)
-#: a few, since more only cost the server (a thread each on the local stack): with
-#: :data:`PIPELINE`, 32 requests in flight
-CONNECTIONS = {"https": 32, "http": 4}
+#: two, since more only cost the server (a thread each on the local stack, all under one GIL):
+#: with :data:`PIPELINE`, 32 requests in flight
+CONNECTIONS = {"https": 32, "http": 2}
 #: requests sent ahead on one connection before its first answer arrives (HTTP/1.1 pipelining), by
 #: scheme: over http (the local stack, an in-VPC endpoint) a connection's requests leave in one
 #: send and the server reads them with one receive, so the syscalls and thread wake-ups of both
-#: sides are paid once per few objects instead of once per object; over https one (S3's answers
+#: sides are paid once per 16 objects instead of once per object; over https one (S3's answers
 #: take ~20 ms each: more connections, not deeper ones, hide that)
-PIPELINE = {"https": 1, "http": 8}
+PIPELINE = {"https": 1, "http": 16}
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 120.0
 MAX_HEAD_BYTES = 64 << 10
 _RECV_BYTES = 256 << 10
