@@ -248,7 +248,9 @@ _BUCKET_GET = {"location": "s3:GetBucketLocation", "uploads": "s3:ListBucketMult
 
 def s3_checks(environ: WSGIEnvironment, partition: str = "aws") -> list[Check]:
     method = environ["REQUEST_METHOD"]
-    path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "surrogateescape")
+    path = environ.get("PATH_INFO", "")
+    if not path.isascii():
+        path = path.encode("latin-1").decode("utf-8", "surrogateescape")
     bucket, _, key = path.lstrip("/").partition("/")
     raw_query = environ.get("QUERY_STRING", "")
     query = parse_qs(raw_query, keep_blank_values=True) if raw_query else {}

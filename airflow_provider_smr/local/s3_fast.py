@@ -374,6 +374,8 @@ def _sse_s3_or_none(encryption: dict | None) -> bool:
 
 def _policy_denies(bucket: Any, method: str, path: str) -> bool:
     """moto answers 403 when the bucket policy denies the object action; leave those to moto."""
+    if not getattr(bucket, "policy", None):
+        return False
     action = f"s3:{method[0]}{method[1:].lower()}Object"
     return _denies(bucket, action, f"arn:{bucket.partition}:s3:::{path.lstrip('/')}")
 
@@ -472,10 +474,21 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+_RFC_1123: dict[tuple[int, int, int, int], str] = {}  # (day, hour, minute, second) -> its text
+
+
 def _rfc_1123(when: Any) -> str:
-    """moto's ``rfc_1123_datetime`` (English names whatever the locale), in one format."""
-    return (f"{_WEEKDAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month - 1]} {when.year:04d} "
-            f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} GMT")
+    """moto's ``rfc_1123_datetime`` (English names whatever the locale), formatted once per
+    second: the objects a job reads were mostly written in the same few seconds."""
+    second = (when.toordinal(), when.hour, when.minute, when.second)
+    text = _RFC_1123.get(second)
+    if text is None:
+        text = (f"{_WEEKDAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month - 1]} {when.year:04d} "
+                f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} GMT")
+        if len(_RFC_1123) >= 4096:
+            _RFC_1123.clear()
+        _RFC_1123[second] = text
+    return text
 
 
 # A request id as moto's S3 shapes it (16 upper-case hex digits), unique in this process: a random

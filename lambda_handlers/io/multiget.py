@@ -8,7 +8,8 @@ up to :data:`CONNECTIONS` non-blocking keep-alive connections to the bucket's en
 each carrying up to :data:`PIPELINE` requests at a time (HTTP/1.1 pipelining over http: requests
 join a connection in groups that leave in one send; its answers come back in the order sent).
 A request is one pre-built ``GET`` signed by
-:mod:`~lambda_handlers.io.sigv4` (the client's credentials, refreshed as botocore refreshes them);
+:class:`~lambda_handlers.io.sigv4.GetRequests` (the client's credentials, refreshed as botocore
+refreshes them);
 a response is its status line and headers up to the blank line, then ``Content-Length`` bytes.
 The reader takes the bodies in piece order (:meth:`Batch.take`), which is also when the batch
 reads what has arrived and sends more, staying at most ``ahead_pieces`` objects and
@@ -53,15 +54,15 @@ from lambda_handlers.io import sigv4
 
 #: connections per batch, by the endpoint's scheme: over https (S3) enough to hide its ~20 ms
 #: to first byte; over http (a local or in-VPC endpoint answering in a fraction of a millisecond)
-#: a few, since more only cost the server (a thread each on the local stack): with
-#: :data:`PIPELINE`, 32 requests in flight
-CONNECTIONS = {"https": 32, "http": 4}
+#: two, since more only cost the server (a thread each on the local stack, all under one GIL):
+#: with :data:`PIPELINE`, 32 requests in flight
+CONNECTIONS = {"https": 32, "http": 2}
 #: requests sent ahead on one connection before its first answer arrives (HTTP/1.1 pipelining), by
 #: scheme: over http (the local stack, an in-VPC endpoint) a connection's requests leave in one
 #: send and the server reads them with one receive, so the syscalls and thread wake-ups of both
-#: sides are paid once per few objects instead of once per object; over https one (S3's answers
+#: sides are paid once per 16 objects instead of once per object; over https one (S3's answers
 #: take ~20 ms each: more connections, not deeper ones, hide that)
-PIPELINE = {"https": 1, "http": 8}
+PIPELINE = {"https": 1, "http": 16}
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 120.0
 MAX_HEAD_BYTES = 64 << 10
 _RECV_BYTES = 256 << 10
@@ -156,6 +157,7 @@ class Batch:
         self.base_path = parts.path
         self.region, self.service = route.region, route.signing_name
         self.credentials = route.signer._credentials  # botocore refreshes these in place
+        self._requests = sigv4.GetRequests(self.host, self.region, self.credentials, self.service)
         self.metrics = metrics
         self.connections = connections or CONNECTIONS.get(self.scheme, CONNECTIONS["https"])
         self.depth = PIPELINE.get(self.scheme, 1)
@@ -397,11 +399,7 @@ class Batch:
             self._write(conn)
 
     def _request(self, item: Item) -> bytes:
-        path = self.base_path + quote(item.key, safe="/~")
-        headers = sigv4.get_headers(self.host, path, item.etag, self.credentials.get_frozen_credentials(),
-                                    self.region, self.service)
-        lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
-        return f"GET {path} HTTP/1.1\r\n{lines}accept-encoding: identity\r\n\r\n".encode()
+        return self._requests.request(self.base_path + quote(item.key, safe="/~"), item.etag)
 
     def _write(self, conn: _Conn) -> None:
         """Send what the connection has to send; what the socket does not take waits for

@@ -10,6 +10,11 @@ request directly and signs it with a signing key derived once per (secret key, d
 service). ``tests/lambda_handlers/io/test_sigv4.py`` holds it equal to botocore's header for the
 same request and time. :func:`authorization` signs any canonical request the same way (the CLI's
 botocore-free calls, :mod:`airflow_provider_smr.engine.lite_aws`, build theirs).
+
+:class:`GetRequests` writes whole signed requests for one host and region, as
+:mod:`lambda_handlers.io.multiget` sends thousands of them: what every request of the same
+credentials and second shares (the host, token and date lines, the scope, the signing key) is
+formatted once, so a request costs its path, ETag and two hashes.
 """
 
 from __future__ import annotations
@@ -94,3 +99,60 @@ def authorization(canonical: str, names: str, stamp: str, credentials: Any, regi
                          hashlib.sha256).hexdigest()
     return (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, SignedHeaders={names}, "
             f"Signature={signature}")
+
+
+class GetRequests:
+    """Signed ``GET`` requests of one ``host`` and ``region``: the bytes of each, headers in the
+    order :func:`get_headers` gives them, then ``accept-encoding: identity``.
+
+    :param credentials: what :meth:`request` signs with, fresh each call (botocore's
+        ``Credentials``, refreshed in place); its frozen credentials are compared by value.
+    """
+
+    def __init__(self, host: str, region: str, credentials: Any, service: str = "s3"):
+        self.host, self.region, self.service, self.credentials = host, region, service, credentials
+        self._shared: tuple[Any, str] | None = None  # (frozen credentials, stamp) the parts are for
+        self._parts: tuple[str, str, str, str, str, bytes] = ("", "", "", "", "", b"")
+
+    def _prepare(self, frozen: Any, stamp: str) -> tuple[str, str, str, str, str, bytes]:
+        """The parts of the canonical request, string to sign and request that do not depend on
+        the path or ETag, for ``frozen`` credentials at ``stamp``."""
+        day = stamp[:8]
+        scope = f"{day}/{self.region}/{self.service}/aws4_request"
+        token = " ".join(frozen.token.split()) if frozen.token else ""
+        names = "host;if-match;x-amz-content-sha256;x-amz-date" + (";x-amz-security-token" if token else "")
+        # canonical request: between the ETag and the end; the ETag-less form signs no if-match
+        tail = (f"\nx-amz-content-sha256:{EMPTY_SHA256}\nx-amz-date:{stamp}\n"
+                + (f"x-amz-security-token:{token}\n" if token else ""))
+        head = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n"
+        credential = f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, SignedHeaders="
+        lines = (f"x-amz-content-sha256: {EMPTY_SHA256}\r\nx-amz-date: {stamp}\r\n"
+                 + (f"x-amz-security-token: {token}\r\n" if token else ""))
+        key = signing_key(frozen.secret_key, day, self.region, self.service)
+        self._shared = (frozen, stamp)
+        self._parts = (tail, names, head, credential, lines, key)
+        return self._parts
+
+    def request(self, path: str, etag: str | None, stamp: str | None = None) -> bytes:
+        """The request of ``path`` (as sent, percent-encoded), pinned to ``etag`` when given,
+        signed at ``stamp`` (``X-Amz-Date``; default: now)."""
+        stamp = stamp or amz_date()
+        frozen = self.credentials.get_frozen_credentials()
+        shared = self._shared
+        if shared is not None and shared[1] == stamp and shared[0] == frozen:
+            tail, names, head, credential, lines, key = self._parts
+        else:
+            tail, names, head, credential, lines, key = self._prepare(frozen, stamp)
+        host = self.host
+        if etag:
+            etag = " ".join(etag.split())
+            canonical = f"GET\n{path}\n\nhost:{host}\nif-match:{etag}{tail}\n{names}\n{EMPTY_SHA256}"
+            pinned = f"if-match: {etag}\r\n"
+        else:
+            names = names.replace("host;if-match;", "host;", 1)
+            canonical = f"GET\n{path}\n\nhost:{host}{tail}\n{names}\n{EMPTY_SHA256}"
+            pinned = ""
+        to_sign = head + hashlib.sha256(canonical.encode()).hexdigest()
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        return (f"GET {path} HTTP/1.1\r\nhost: {host}\r\n{pinned}{lines}authorization: {credential}"
+                f"{names}, Signature={signature}\r\naccept-encoding: identity\r\n\r\n").encode()

@@ -136,6 +136,17 @@ def test_the_last_modified_date_is_formatted_as_moto_does(when):
     assert _iso_8601(aware) == iso_8601_datetime_without_milliseconds_s3(aware)
 
 
+def test_the_last_modified_date_of_each_time_in_a_second_is_motos():
+    """Formatted once a second (and kept): every time of that second, and of the next day at the
+    same hour, still reads as moto formats it."""
+    from moto.core.utils import rfc_1123_datetime
+
+    base = datetime.datetime(2026, 12, 31, 23, 59, 59)
+    for when in (base, base.replace(microsecond=1), base.replace(microsecond=999_999),
+                 base + datetime.timedelta(seconds=1), base + datetime.timedelta(days=1), base):
+        assert _rfc_1123(when) == rfc_1123_datetime(when)
+
+
 def test_request_ids_keep_motos_shape_and_never_repeat(fast):
     fast.backend.put_object(BUCKET, "k", b"x")
     seen = set()

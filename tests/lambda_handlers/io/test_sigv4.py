@@ -55,3 +55,47 @@ def test_the_signing_key_is_derived_once_per_day_and_secret():
     assert sigv4.signing_key("secret", "20261208", "us-east-1", "s3") != a
     assert sigv4.signing_key("other", "20261207", "us-east-1", "s3") != a
     assert sigv4.amz_date(0) == "19700101T000000Z"
+
+
+def _parsed(request: bytes) -> tuple[str, dict]:
+    head, _, rest = request.decode().partition("\r\n")
+    assert request.endswith(b"\r\n\r\n") and head.startswith("GET ") and head.endswith(" HTTP/1.1")
+    lines = rest[:-4].split("\r\n")
+    return head[4:-9], dict(line.split(": ", 1) for line in lines)
+
+
+@pytest.mark.parametrize("base", URLS)
+@pytest.mark.parametrize("creds", CREDENTIALS, ids=["keys", "session-token"])
+def test_a_batch_of_requests_is_signed_as_botocore_signs_each(base, creds, monkeypatch):
+    when = datetime.datetime(2026, 12, 7, 23, 59, 58)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: when)
+    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    region = "eu-west-1" if "eu-west-1" in base else "us-east-1"
+    requests = sigv4.GetRequests(sigv4.host_of(base), region, creds)
+    for i, key in enumerate(KEYS):  # one signer, many requests: its shared parts stay right
+        etag = '"9b2cf535f27731c974343645a3985328"' if i % 3 else ('"d41d8cd98f00b204e9800998ecf8427e-2"'
+                                                               if i else None)
+        url = base + quote(key, safe="/~")
+        expected = _botocore_headers(url, etag, creds, region)
+        expected["host"] = sigv4.host_of(url)
+        expected["accept-encoding"] = "identity"
+        path, headers = _parsed(requests.request(urlsplit(url).path, etag, stamp=stamp))
+        assert path == urlsplit(url).path and headers == expected, key
+
+
+def test_a_batch_of_requests_signs_with_the_credentials_and_second_of_each_request():
+    """Refreshed credentials (botocore changes them in place) and the next second sign the next
+    request, as a fresh ``get_headers`` would."""
+    creds = Credentials("ASIAOLD", "old-secret", token="old-token")
+    requests = sigv4.GetRequests("127.0.0.1:4566", "us-east-1", creds)
+
+    def expected(stamp: str) -> dict:
+        headers = dict(sigv4.get_headers("127.0.0.1:4566", "/b/k", "e", creds.get_frozen_credentials(),
+                                         "us-east-1", stamp=stamp))
+        return {**headers, "accept-encoding": "identity"}
+
+    assert _parsed(requests.request("/b/k", "e", stamp="20261207T235959Z"))[1] == expected("20261207T235959Z")
+    assert _parsed(requests.request("/b/k", "e", stamp="20261208T000000Z"))[1] == expected("20261208T000000Z")
+    creds.access_key, creds.secret_key, creds.token = "ASIANEW", "new-secret", "new-token"
+    got = _parsed(requests.request("/b/k", "e", stamp="20261208T000000Z"))[1]
+    assert got == expected("20261208T000000Z") and "ASIANEW/" in got["authorization"]
