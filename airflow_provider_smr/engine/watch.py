@@ -389,6 +389,14 @@ def _phase_before(status: JobStatus) -> tuple[int, str] | None:
     return step - 1, protocol.REDUCE if protocol.REDUCE in status.steps[step - 1] else protocol.MAP
 
 
+def _tasks_left(status: JobStatus) -> int | None:
+    """The current phase's tasks not done yet (None outside a map or reduce phase)."""
+    if status.step is None or status.phase not in (protocol.MAP, protocol.REDUCE):
+        return None
+    progress = status.steps[status.step][status.phase]
+    return progress.total - progress.done
+
+
 def _last_phase(status: JobStatus) -> bool:
     """Whether the current phase is the job's last (the commit follows it): the one whose end the
     user waits for; the coordinator, not the watcher, starts the phases before it."""
@@ -528,6 +536,7 @@ class WatchState:
     polled_phase: tuple[str, int | None, str | None] | None = None  # (state, step, phase) at the last poll
     due: float | None = None  # the running tasks' due time at which the polls last started over
     delay: float | None = None  # the gap before this poll's successor (None before the first poll)
+    left: int | None = None  # the polled phase's unfinished tasks when the polls last started over
 
     @classmethod
     def begin(cls, now: float, *, just_checked: bool = False) -> WatchState:
@@ -596,7 +605,8 @@ def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracke
     poll (:func:`poll_delay`: short when the watch or a phase begins and when the phase's tasks are
     due (:meth:`ProgressTracker.phase_due`), backing off to the policy's ``waiter_delay``; once
     the job's last phase is due and some of its tasks still run, short again and backing off,
-    once per due time).
+    once per due time, and likewise each time half of that phase's unfinished tasks have finished
+    since the polls last started over: at most log2(tasks) + 1 times a phase).
 
     :param policy: what this watcher is asked to do.
     :param state: the previous step's state (:meth:`WatchState.begin` before the first poll).
@@ -636,7 +646,16 @@ def watch_step(policy: WatchPolicy, state: WatchState, status: JobStatus, tracke
     due = tracker.phase_due(status)
     due_in = None if due is None else due - wall
     previous = None if phase != state.polled_phase else state.delay
-    if (previous is not None and due_in is not None and due_in <= 0 and due != state.due
+    left = _tasks_left(status)
+    if previous is None:
+        state = dataclasses.replace(state, left=left)
+    elif (left is not None and state.left is not None and 2 * left <= state.left
+          and _last_phase(status)):
+        # half of the job's last tasks finished since the polls last started over: the rest may be
+        # as near (a last wave of tasks that share fewer cores runs faster than the durations say)
+        previous = None
+        state = dataclasses.replace(state, left=left)
+    elif (due_in is not None and due_in <= 0 and due != state.due
             and _last_phase(status)):
         previous = None  # the job's last tasks are due and some still run: poll soon again, once per due time
         state = dataclasses.replace(state, due=due)

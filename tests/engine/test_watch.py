@@ -364,3 +364,26 @@ def test_polls_start_over_once_when_the_jobs_last_tasks_are_due_and_still_run():
     assert status_of(last).phase == "reduce" and status_of(listed).phase == "map"
     assert delays(last, "reduce") == pytest.approx([0.025, 0.0375, 0.05625])  # once, then backs off
     assert delays(listed, "map") == pytest.approx([1.5, 2.0, 2.0])  # not the last phase: backs off
+
+
+def test_polls_start_over_each_time_half_of_the_jobs_last_tasks_have_finished():
+    """A last wave of reducers sharing fewer cores finishes long before the first wave's durations
+    say: the watch polls soon again when half the unfinished tasks are done, not waiter_delay later."""
+    plan = Plan.from_json({**PLAN_DOC, "steps": [{"index": 0, "num_map_tasks": 1, "num_reducers": 6}]})
+    maps = [start(0, "map", 0, 0, age=20), done(0, "map", 0)]
+    first_wave = maps + [start(0, "reduce", r, 0, age=5) for r in range(4)]
+    halved = first_wave + [done(0, "reduce", r) for r in range(3)] + [start(0, "reduce", r, 0) for r in (4, 5)]
+    last = halved + [done(0, "reduce", 3), done(0, "reduce", 4)]
+    tracker = ProgressTracker(plan, now=NOW)
+    tracker.ingest({protocol.done_marker_key(JOB, 0, "reduce", r): _body(0, "reduce", 10.0) for r in range(3)})
+    policy, state = WatchPolicy(waiter_delay=0.5), WatchState.begin(0)
+    delays = []
+    polls = [(t / 10, first_wave) for t in range(10)] + [(1.0, halved), (1.1, halved), (1.2, last), (1.3, last)]
+    for t, listed in polls:
+        step = watch_step(policy, state, status_from_listing(plan, listed, now=NOW + t), tracker, now=t,
+                          wall=NOW + t)
+        delays.append(step.delay)
+        state = step.state
+    backing_off = [min(0.025 * 1.5**k, 0.5) for k in range(10)]
+    assert backing_off[-1] == 0.5  # the reducers are due 5 s and 10 s after they started: not yet
+    assert delays == pytest.approx(backing_off + [0.025, 0.0375, 0.025, 0.0375])  # 6 left, 3, then 1
