@@ -17,9 +17,11 @@ engine contract's ``plan.json``. ``build_plan`` takes any job object with ``name
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fnmatch
 import functools
+import gc
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -242,6 +244,25 @@ def list_input(s3: Any, name: str, uri: str) -> list[S3Object]:
     if keys != sorted(keys):  # S3 lists in key order; a directory bucket may not
         listed.sort(key=lambda o: o.key)
     return [S3Object(name, bucket, k, size, etag) for k, size, etag in listed]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a job's inputs are listed and planned.
+
+    The collector tracks every listed object (named tuples: it untracks plain tuples only) for as
+    long as it lives, so tens of thousands of them, none in a cycle, push it into a full
+    collection of the whole process (~45 ms in the bench's driver for 20,000 objects) in the
+    middle of planning. Paused, they are freed by reference counting once the plan is built and
+    never reach the oldest generation. (A collector some other code disabled stays disabled.)"""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def resolve_inputs(s3: Any, inputs: dict[str, list[str]]) -> list[S3Object]:
