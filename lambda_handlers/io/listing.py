@@ -77,8 +77,7 @@ def parse_page(body: bytes, on_next: Callable[[str], None] | None = None) -> Pag
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if ("<ListBucketResult" not in text[:512] or not text.rstrip().endswith("</ListBucketResult>")
-            or "<![CDATA[" in text or "&#" in text or "<CommonPrefixes>" in text):
+    if "<ListBucketResult" not in text[:512] or not text.rstrip().endswith("</ListBucketResult>"):
         return None
     truncated = _TRUNCATED.search(text)
     encoding = _ENCODING.search(text)
@@ -86,9 +85,12 @@ def parse_page(body: bytes, on_next: Callable[[str], None] | None = None) -> Pag
     if truncated is None or (encoding is not None and not url_encoded):
         return None
     found_token = _NEXT_TOKEN.search(text)
-    token = unescape(found_token.group(1), _ENTITIES) if found_token else None
-    if on_next is not None and token and truncated.group(1) == "true":
-        on_next(token)
+    raw_token = found_token.group(1) if found_token else ""
+    token = unescape(raw_token, _ENTITIES) if found_token else None
+    if on_next is not None and token and truncated.group(1) == "true" and "&" not in raw_token:
+        on_next(token)  # a plain token, the same in botocore's reading: told before the page's checks
+    if "<![CDATA[" in text or "&#" in text or "<CommonPrefixes>" in text:
+        return None
     found = _CONTENTS.findall(text)
     if len(found) != text.count("<Contents>"):
         return None
