@@ -89,11 +89,15 @@ def parse_page(body: bytes, on_next: Callable[[str], None] | None = None) -> Pag
     token = unescape(raw_token, _ENTITIES) if found_token else None
     if on_next is not None and token and truncated.group(1) == "true" and "&" not in raw_token:
         on_next(token)  # a plain token, the same in botocore's reading: told before the page's checks
-    if "<![CDATA[" in text or "&#" in text or "<CommonPrefixes>" in text:
+    entities = "&" in text  # (one character: found at memchr's speed, unlike "&#")
+    if "<![CDATA[" in text or (entities and "&#" in text) or "<CommonPrefixes>" in text:
         return None
     found = _CONTENTS.findall(text)
     if len(found) != text.count("<Contents>"):
         return None
+    if not entities and not (url_encoded and ("%" in text or "+" in text)):  # no key to decode
+        return Page([Listed(key, int(size), etag.strip('"')) for key, etag, _, size in found],
+                    truncated.group(1) == "true", token)
     objects = []
     for key, etag, _, size in found:
         if "&" in key:
