@@ -69,7 +69,7 @@ class Page(NamedTuple):
     next_token: str | None
 
 
-def parse_page(body: bytes, on_next: Callable[[str], None] | None = None) -> Page | None:
+def parse_page(body: bytes, on_next: Callable[[str], object] | None = None) -> Page | None:
     """A ``ListBucketResult`` page's objects, or None when the body is not one this reads whole
     (then botocore reads it). Keys sent ``encoding-type=url`` are decoded as botocore decodes them
     (``unquote_plus``). ``on_next`` is told the next page's token before the objects are read."""
@@ -205,6 +205,11 @@ class _Pages:
         if token is not None:
             params["ContinuationToken"] = token
         sending = self.sent[token]
+        if _reads_bodies(self.s3):
+            try:
+                return self._read_body(params)
+            finally:
+                sending.set()
         _call.armed, _call.page, _call.on_next, _call.sending = True, None, self.ask_sent, sending
         try:
             response = self.s3.list_objects_v2(**params)
@@ -214,19 +219,29 @@ class _Pages:
             _call.armed, _call.page, _call.on_next, _call.sending = False, None, None, None
         return page
 
+    def _read_body(self, params: dict[str, str]) -> Page:
+        """A page from a client that hands over its body (its request is cheap: no waiting)."""
+        body = self.s3.list_objects_v2_body(**params)
+        read = parse_page(body, self.ask) if body is not None else None
+        return read if read is not None else _page_of(self.s3.list_objects_v2(**params))
+
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _reads_bodies(s3: Any) -> bool:
+    """Whether ``s3`` hands over a page's body itself (``list_objects_v2_body``: the engine's
+    botocore-free S3 client), which :func:`parse_page` then reads."""
+    return callable(getattr(type(s3), "list_objects_v2_body", None))
 
 
 def list_pages(s3: Any, bucket: str, prefix: str) -> Iterator[Page]:
     """Every page of ``ListObjectsV2`` under ``prefix`` in order (raises the client's
     ``ClientError``)."""
-    if not _hooked(s3):
+    if not _reads_bodies(s3) and not _hooked(s3):
         for response in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             yield _page_of(response)
         return
-    from botocore.exceptions import PaginationError
-
     pages = _Pages(s3, bucket, prefix)
     token: str | None = None
     try:
@@ -236,6 +251,8 @@ def list_pages(s3: Any, bucket: str, prefix: str) -> Iterator[Page]:
             if not page.truncated or not page.next_token:
                 return
             if page.next_token == token:
+                from botocore.exceptions import PaginationError
+
                 raise PaginationError(message=f"the same next token was received twice: {token}")
             token = page.next_token
     finally:
