@@ -258,9 +258,9 @@ def gc_paused() -> Iterator[None]:
 
     The collector tracks every listed object (named tuples: it untracks plain tuples only) for as
     long as it lives, so tens of thousands of them, none in a cycle, push it into a full
-    collection of the whole process (~45 ms in the bench's driver for 20,000 objects) in the
-    middle of planning. Paused, they are freed by reference counting once the plan is built and
-    never reach the oldest generation. (A collector some other code disabled stays disabled.)"""
+    collection of the whole process (every object the process holds) in the middle of planning.
+    Paused, they are freed by reference counting once the plan is built and never reach the
+    oldest generation. (A collector some other code disabled stays disabled.)"""
     if not gc.isenabled():
         yield
         return

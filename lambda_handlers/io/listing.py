@@ -14,9 +14,10 @@ retries both) or one the pattern does not recognise whole (another element order
 client raises the same errors as the paginator did.
 
 The hook acts only on the calls :func:`list_pages` makes, in the thread that makes them; any other
-``ListObjectsV2`` of the same client is sent and parsed by botocore as usual. A client that is not
-botocore's (the in-process runner's store), or whose requests another ``before-send`` handler
-answers (moto's in-process mock), is listed through its paginator.
+``ListObjectsV2`` of the same client is sent and parsed by botocore as usual. A client that hands a
+page's body over itself (``list_objects_v2_body``: the engine's botocore-free client) is read the
+same way. Any other client (the in-process runner's store), or one whose requests another
+``before-send`` handler answers (moto's in-process mock), is listed through its paginator.
 """
 
 from __future__ import annotations
