@@ -75,14 +75,16 @@ def plan_job(bucket: str, req: PlanningRequest) -> Plan:
     """List the inputs and build the plan exactly as the control plane would."""
     began = time.monotonic()
     named = dict(req.inputs)
-    objects = planning.resolve_inputs(runtime.s3(), named)
-    planning.check_output_outside_inputs(req.output, named, objects)
-    tables = (planning.describe_tables(runtime.client("dynamodb"), named)
-              if any(dynamodb.is_dynamodb_uri(u) for uris in named.values() for u in uris) else [])
-    plan = planning.build_plan(job_id=req.job_id, work_bucket=bucket, job=req.job, inputs=named,
-                               objects=objects, output_uri=req.output, tables=tables,
-                               options=req.options, limits=req.limits, concurrency=req.concurrency,
-                               s3=runtime.s3())
+    with planning.gc_paused():  # the listed objects are freed before the collector sees them
+        objects = planning.resolve_inputs(runtime.s3(), named)
+        planning.check_output_outside_inputs(req.output, named, objects)
+        tables = (planning.describe_tables(runtime.client("dynamodb"), named)
+                  if any(dynamodb.is_dynamodb_uri(u) for uris in named.values() for u in uris) else [])
+        plan = planning.build_plan(job_id=req.job_id, work_bucket=bucket, job=req.job, inputs=named,
+                                   objects=objects, output_uri=req.output, tables=tables,
+                                   options=req.options, limits=req.limits, concurrency=req.concurrency,
+                                   s3=runtime.s3())
+        del objects
     plan = replace(plan, versions=dict(req.versions))
     return plan.with_driver(plan_s=round(time.monotonic() - began, 3), where="lambda")
 

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from json.encoder import encode_basestring_ascii
 from typing import Any, TypedDict, cast
 
 from lambda_handlers import protocol
@@ -324,6 +325,34 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
 
+_PLAIN_PIECE = frozenset(("key", "etag", "start", "end", "size"))
+_PIECES_HERE = "\x00pieces\x00"  # where a split's pieces go in its encoding (see _split_json)
+
+
+def _piece_json(piece: Mapping[str, Any]) -> str:
+    """``_dumps(piece)`` as text; a plain piece (a str key and ETag, int offsets) formatted
+    directly, in half the encoder's time (a plan of 20,000 objects holds 20,000 of them)."""
+    start, end, size, key, etag = (piece.get("start"), piece.get("end"), piece.get("size"),
+                                   piece.get("key"), piece.get("etag"))
+    if (piece.keys() == _PLAIN_PIECE and type(start) is int and type(end) is int and type(size) is int
+            and type(key) is str and type(etag) is str):
+        return (f'{{"end":{end},"etag":{encode_basestring_ascii(etag)},"key":{encode_basestring_ascii(key)},'
+                f'"size":{size},"start":{start}}}')
+    return json.dumps(piece, separators=(",", ":"), sort_keys=True)
+
+
+def _split_json(split: Mapping[str, Any]) -> bytes:
+    """``_dumps(split)``: a packed split's pieces by :func:`_piece_json`, the rest by the encoder."""
+    pieces = split.get("pieces")
+    if not isinstance(pieces, list) or not pieces:
+        return _dumps(dict(split))
+    outline = json.dumps({**split, "pieces": _PIECES_HERE}, separators=(",", ":"), sort_keys=True)
+    marker = json.dumps(_PIECES_HERE)
+    if outline.count(marker) != 1:
+        return _dumps(dict(split))
+    return outline.replace(marker, "[" + ",".join([_piece_json(p) for p in pieces]) + "]").encode()
+
+
 def stored_documents(plan: Plan, inline_bytes: int = INLINE_SPLITS_BYTES,
                      chunk_bytes: int = SPLIT_CHUNK_BYTES) -> tuple[bytes, list[tuple[str, bytes]]]:
     """``plan.json``'s body and the chunk objects ``[(key, body)]`` to write BEFORE it.
@@ -334,7 +363,7 @@ def stored_documents(plan: Plan, inline_bytes: int = INLINE_SPLITS_BYTES,
     """
     if plan.split_chunks is not None or not plan.splits:
         return _dumps(plan.to_json()), []
-    encoded = [_dumps(dict(split)) for split in plan.splits]
+    encoded = [_split_json(split) for split in plan.splits]
     if sum(len(e) + 1 for e in encoded) <= inline_bytes:
         return _dumps(plan.to_json()), []
     groups: list[list[bytes]] = [[]]

@@ -17,10 +17,13 @@ engine contract's ``plan.json``. ``build_plan`` takes any job object with ``name
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fnmatch
 import functools
+import gc
 import math
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, cast
@@ -222,37 +225,63 @@ def list_input(s3: Any, name: str, uri: str) -> list[S3Object]:
     """The objects one input URI names, sorted by key; :class:`InputNotFoundError` when none."""
     location = S3Uri.parse(uri)
     bucket, key = location.bucket, location.key
-    listed: list[listing.Listed] = []
+    found: list[S3Object] = []
+
+    def add(objects: Iterable[listing.Listed]) -> None:
+        # page by page: made while the next page is on its way
+        found.extend([S3Object(name, bucket, k, size, etag) for k, size, etag in objects])
+
     if is_glob(key):
         base = _literal_prefix(key)
         base = base[: base.rfind("/") + 1]
         for page in list_pages(s3, bucket, base):
-            listed += [o for o in _visible(page, base) if glob_matches(key, o.key)]
+            add(o for o in _visible(page, base) if glob_matches(key, o.key))
     elif key == "" or key.endswith("/"):
         for page in list_pages(s3, bucket, key):
-            listed += _visible(page, key)
+            add(_visible(page, key))
     else:
         everything = list(list_objects(s3, bucket, key))
         folder = key + "/"
-        listed = [o for o in everything if o.key == key] or [
-            o for o in everything if o.key.startswith(folder) and not _hidden(o.key, folder)]
-    if not listed:
+        add([o for o in everything if o.key == key] or [
+            o for o in everything if o.key.startswith(folder) and not _hidden(o.key, folder)])
+    if not found:
         raise InputNotFoundError(f"input {uri!r} matched no objects")
-    keys = [o.key for o in listed]
+    keys = [o.key for o in found]
     if keys != sorted(keys):  # S3 lists in key order; a directory bucket may not
-        listed.sort(key=lambda o: o.key)
-    return [S3Object(name, bucket, k, size, etag) for k, size, etag in listed]
+        found.sort(key=lambda o: o.key)
+    return found
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a job's inputs are listed and planned.
+
+    The collector tracks every listed object (named tuples: it untracks plain tuples only) for as
+    long as it lives, so tens of thousands of them, none in a cycle, push it into a full
+    collection of the whole process (every object the process holds) in the middle of planning.
+    Paused, they are freed by reference counting once the plan is built and never reach the
+    oldest generation. (A collector some other code disabled stays disabled.)"""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def resolve_inputs(s3: Any, inputs: dict[str, list[str]]) -> list[S3Object]:
     """List every input; an object named twice (overlapping URIs of one input) is read once."""
     result: list[S3Object] = []
     for name, uris in inputs.items():
+        listings = [list_input(s3, name, uri) for uri in uris if not dynamodb.is_dynamodb_uri(uri)]
+        if len(listings) == 1:
+            result += listings[0]  # one listing names each object once
+            continue
         seen: set[tuple[str, str]] = set()
-        for uri in uris:
-            if dynamodb.is_dynamodb_uri(uri):
-                continue
-            for o in list_input(s3, name, uri):
+        for listed in listings:
+            for o in listed:
                 if (o.bucket, o.key) not in seen:
                     seen.add((o.bucket, o.key))
                     result.append(o)
@@ -419,8 +448,7 @@ RowGroupsOf = Callable[[S3Object], list[parquet.RowGroup]]
 _RANGED_APART = frozenset((parquet.FORMAT, *WHOLE_OBJECT_FORMATS))
 
 
-def _listing_order(obj: S3Object) -> tuple[str, str, str]:
-    return obj.input, obj.bucket, obj.key
+_listing_order = operator.attrgetter("input", "bucket", "key")
 
 
 def format_of(obj: S3Object, formats: dict[str, str]) -> str:
@@ -490,18 +518,20 @@ def make_splits(objects: list[S3Object], split_size: int, formats: dict[str, str
         packed, packed_bytes, alone = [], 0, None
 
     for obj in ordered:
-        size = obj.size
-        if size <= 0 and formats[obj.input] not in WHOLE_OBJECT_FORMATS:
+        input_name, bucket, key, size, etag = obj
+        fmt = formats[input_name]
+        if size <= 0 and fmt not in WHOLE_OBJECT_FORMATS:
             continue  # no records (read whole, an empty object is one record: an empty body)
-        fmt = format_of(obj, formats)
-        if group != (obj.input, obj.bucket, fmt):
+        if fmt == "text" and key.endswith(parquet.SUFFIX):
+            fmt = parquet.FORMAT  # (format_of)
+        if fmt != group[2] or bucket != group[1] or input_name != group[0]:
             flush()
-            group = (obj.input, obj.bucket, fmt)
-        if size <= split_size and fmt not in _RANGED_APART and not obj.key.endswith(_COMPRESSED_SUFFIXES):
+            group = (input_name, bucket, fmt)
+        if size <= split_size and fmt not in _RANGED_APART and not key.endswith(_COMPRESSED_SUFFIXES):
             # the common case, a small plain object: one piece, split_object's one range
             if packed and packed_bytes + size > split_size:
                 flush()
-            packed.append({"key": obj.key, "etag": obj.etag, "start": 0, "end": size, "size": size})
+            packed.append({"key": key, "etag": etag, "start": 0, "end": size, "size": size})
             packed_bytes += size
         else:
             for rng in _ranges(obj, split_size, fmt, merge_tail, row_groups_of):
@@ -666,6 +696,8 @@ DEFAULT_LIMITS = TaskLimits()
 def check_whole_objects(objects: Iterable[S3Object], formats: dict[str, str], limits: TaskLimits) -> None:
     """Refuse, before anything runs, an object read whole (``input_format="whole"``) that is larger
     than a task may hold in memory (the functions' memory budget)."""
+    if not any(f in WHOLE_OBJECT_FORMATS for f in formats.values()):
+        return
     limit = limits.memory_budget_bytes
     for o in objects:
         if formats.get(o.input) in WHOLE_OBJECT_FORMATS and o.size > limit:

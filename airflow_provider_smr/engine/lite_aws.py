@@ -495,6 +495,26 @@ class LiteS3(_LiteClient):
         self._count("ListObjectsV2")
         return listed
 
+    def list_objects_v2_body(self, *, Bucket: str, Prefix: str = "",
+                             ContinuationToken: str | None = None) -> bytes | None:
+        """A ``ListObjectsV2`` page (``encoding-type=url``) as S3 sent it, for
+        :mod:`lambda_handlers.io.listing` to read itself; None for anything but a 200 (the caller
+        then asks :meth:`list_objects_v2`, which falls back to botocore for its errors)."""
+        query = [("list-type", "2"), ("encoding-type", "url"), ("prefix", Prefix)]
+        if ContinuationToken is not None:
+            query.append(("continuation-token", ContinuationToken))
+        try:
+            base, prefix = self._base(Bucket)
+            status, _, data = self._session.send("s3", "GET", base, prefix or "/", query, {})
+        except Fallback:
+            return None
+        if status != 200 or not isinstance(data, bytes):
+            if not isinstance(data, bytes):
+                data.close()
+            return None
+        self._count("ListObjectsV2")
+        return data
+
     def get_object(self, **kwargs: Any) -> dict[str, Any]:
         if set(kwargs) - {"Bucket", "Key"}:
             return self._fallback("get_object", kwargs)

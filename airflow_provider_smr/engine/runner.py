@@ -48,6 +48,7 @@ from lambda_handlers.planning import (
     check_output_outside_inputs,
     describe_tables,
     dynamodb_tables,
+    gc_paused,
     normalize_inputs,
     resolve_inputs,
 )
@@ -195,12 +196,14 @@ class JobRunner:
                 self._request_plan(job_id, job, named, output, options, limits, concurrency, pickled,
                                    files)
                 return job_id
-            objects = resolve_inputs(self.s3, named)
-            check_output_outside_inputs(output, named, objects)
-            tables = describe_tables(self.clients.dynamodb, named)
-            plan = build_plan(job_id=job_id, work_bucket=self.bucket, job=job, inputs=named,
-                              objects=objects, output_uri=output, tables=tables, options=options,
-                              limits=limits, concurrency=concurrency, s3=self.s3)
+            with gc_paused():  # the listed objects are freed before the collector sees them
+                objects = resolve_inputs(self.s3, named)
+                check_output_outside_inputs(output, named, objects)
+                tables = describe_tables(self.clients.dynamodb, named)
+                plan = build_plan(job_id=job_id, work_bucket=self.bucket, job=job, inputs=named,
+                                  objects=objects, output_uri=output, tables=tables, options=options,
+                                  limits=limits, concurrency=concurrency, s3=self.s3)
+                del objects
             plan = replace(plan, versions=dict(self.stack.versions))
             self._pin(job_id)  # after planning (a refused job writes nothing), before any invoke
             plan = plan.with_driver(plan_s=round(time.monotonic() - began, 3))

@@ -216,6 +216,19 @@ def sorted_key_store_class() -> Any:
                 if after is not None:
                     i = max(i, bisect.bisect_right(names, after))
                 n = len(names)
+                if not delimiter:  # keys only: the names under the prefix are one run of the index
+                    get = dict.__getitem__
+                    while i < n and len(out) < count:
+                        run = names[i:i + count - len(out)]
+                        if not run[-1].startswith(prefix):  # the run passes the prefix's last name
+                            run = run[:bisect.bisect_left(run, True, key=lambda name: not name.startswith(prefix))]
+                            n = i + len(run)
+                        i += len(run)
+                        for name in run:
+                            versions = get(self, name)
+                            if versions and not isinstance(versions[-1], FakeDeleteMarker):
+                                out.append(versions[-1])
+                    return out
                 while i < n and len(out) < count:
                     name = names[i]
                     if not name.startswith(prefix):

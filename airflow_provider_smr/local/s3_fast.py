@@ -26,6 +26,7 @@ behind a random prefix, and a LIST page formats its keys' fields directly.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import itertools
 import re
@@ -401,14 +402,31 @@ def _list_xml(bucket: str, prefix: str | None, delimiter: str | None, encoding: 
            f"<MaxKeys>{max_keys}</MaxKeys><KeyCount>{len(keys) + len(folders)}</KeyCount>"
            f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"]
     append = out.append
+    tails: dict[tuple[Any, Any], str] = {}  # (storage class, checksum) -> what follows <Size>
+    second = after = stamp = None  # the last stamp, of the naive times in [second, after)
     for key in keys:
         # the key's own fields, not moto's properties over them (a page has a thousand keys)
-        checksum = (f"<ChecksumAlgorithm>{_xml(key.checksum_algorithm)}</ChecksumAlgorithm>"
-                    if key.checksum_algorithm else "")
-        append(f"<Contents><Key>{_xml(enc(key.name))}</Key>"
-               f"<LastModified>{_iso_8601(key.last_modified)}</LastModified>"
-               f"<ETag>{_xml(key.etag)}</ETag><Size>{key.contentsize}</Size>"
-               f"<StorageClass>{_xml(key.storage_class)}</StorageClass>{checksum}</Contents>")
+        name = key.name
+        if encoding != "url" or not _QUOTE_SAFE(name):  # (what needs no quoting needs no escaping)
+            name = _xml(enc(name))
+        when = key.last_modified
+        etag = key._etag
+        etag = key.etag if etag is None else f'"{etag}"'
+        if "&" in etag or "<" in etag or ">" in etag:
+            etag = escape(etag)
+        tail = tails.get((key._storage_class, key.checksum_algorithm))
+        if tail is None:
+            checksum = (f"<ChecksumAlgorithm>{_xml(key.checksum_algorithm)}</ChecksumAlgorithm>"
+                        if key.checksum_algorithm else "")
+            tail = tails[key._storage_class, key.checksum_algorithm] = (
+                f"</Size><StorageClass>{_xml(key.storage_class)}</StorageClass>{checksum}</Contents>")
+        if when.tzinfo is not None:
+            stamp, second = _iso_8601(when), None
+        elif second is None or not second <= when < after:  # keys written in one second share it
+            second = when.replace(microsecond=0)
+            after, stamp = second + _SECOND, _iso_8601(second)
+        append(f"<Contents><Key>{name}</Key><LastModified>{stamp}</LastModified>"
+               f"<ETag>{etag}</ETag><Size>{key.contentsize}{tail}")
     if delimiter:
         out.append(f"<Delimiter>{escape(delimiter)}</Delimiter>")
         out += [f"<CommonPrefixes><Prefix>{escape(enc(f))}</Prefix></CommonPrefixes>"
@@ -423,6 +441,7 @@ def _list_xml(bucket: str, prefix: str | None, delimiter: str | None, encoding: 
     return "".join(out).encode()
 
 
+_SECOND = datetime.timedelta(seconds=1)
 _ISO_8601_S3 = "%Y-%m-%dT%H:%M:%S.000Z"  # moto's iso_8601_datetime_without_milliseconds_s3
 
 

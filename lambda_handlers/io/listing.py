@@ -14,9 +14,10 @@ retries both) or one the pattern does not recognise whole (another element order
 client raises the same errors as the paginator did.
 
 The hook acts only on the calls :func:`list_pages` makes, in the thread that makes them; any other
-``ListObjectsV2`` of the same client is sent and parsed by botocore as usual. A client that is not
-botocore's (the in-process runner's store), or whose requests another ``before-send`` handler
-answers (moto's in-process mock), is listed through its paginator.
+``ListObjectsV2`` of the same client is sent and parsed by botocore as usual. A client that hands a
+page's body over itself (``list_objects_v2_body``: the engine's botocore-free client) is read the
+same way. Any other client (the in-process runner's store), or one whose requests another
+``before-send`` handler answers (moto's in-process mock), is listed through its paginator.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ _ENTITIES = {"&quot;": '"', "&apos;": "'"}  # with &amp; &lt; &gt;: XML's own (c
 # go to botocore: S3 sends them for no key when the keys are URL-encoded)
 
 # per thread: .armed while one of list_pages' requests is in the client, .page the page the hook
-# read for it, .on_next what to tell the next page's token
+# read for it, .on_next what to tell the next page's token, .sending what to set as it leaves
 _call = threading.local()
 
 
@@ -69,7 +70,7 @@ class Page(NamedTuple):
     next_token: str | None
 
 
-def parse_page(body: bytes, on_next: Callable[[str], None] | None = None) -> Page | None:
+def parse_page(body: bytes, on_next: Callable[[str], object] | None = None) -> Page | None:
     """A ``ListBucketResult`` page's objects, or None when the body is not one this reads whole
     (then botocore reads it). Keys sent ``encoding-type=url`` are decoded as botocore decodes them
     (``unquote_plus``). ``on_next`` is told the next page's token before the objects are read."""
@@ -77,8 +78,7 @@ def parse_page(body: bytes, on_next: Callable[[str], None] | None = None) -> Pag
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if ("<ListBucketResult" not in text[:512] or not text.rstrip().endswith("</ListBucketResult>")
-            or "<![CDATA[" in text or "&#" in text or "<CommonPrefixes>" in text):
+    if "<ListBucketResult" not in text[:512] or not text.rstrip().endswith("</ListBucketResult>"):
         return None
     truncated = _TRUNCATED.search(text)
     encoding = _ENCODING.search(text)
@@ -86,12 +86,19 @@ def parse_page(body: bytes, on_next: Callable[[str], None] | None = None) -> Pag
     if truncated is None or (encoding is not None and not url_encoded):
         return None
     found_token = _NEXT_TOKEN.search(text)
-    token = unescape(found_token.group(1), _ENTITIES) if found_token else None
-    if on_next is not None and token and truncated.group(1) == "true":
-        on_next(token)
+    raw_token = found_token.group(1) if found_token else ""
+    token = unescape(raw_token, _ENTITIES) if found_token else None
+    if on_next is not None and token and truncated.group(1) == "true" and "&" not in raw_token:
+        on_next(token)  # a plain token, the same in botocore's reading: told before the page's checks
+    entities = "&" in text  # (one character: found at memchr's speed, unlike "&#")
+    if "<![CDATA[" in text or (entities and "&#" in text) or "<CommonPrefixes>" in text:
+        return None
     found = _CONTENTS.findall(text)
     if len(found) != text.count("<Contents>"):
         return None
+    if not entities and not (url_encoded and ("%" in text or "+" in text)):  # no key to decode
+        return Page([Listed(key, int(size), etag.strip('"')) for key, etag, _, size in found],
+                    truncated.group(1) == "true", token)
     objects = []
     for key, etag, _, size in found:
         if "&" in key:
@@ -117,6 +124,7 @@ def _send_page(http_session: Any, request: Any, **_: Any) -> Any:
     would, keep a 200 page read here, and give botocore every other answer as it came."""
     if not getattr(_call, "armed", False):
         return None  # not ours: botocore sends it
+    _call.sending.set()
     response = http_session.send(request)
     if response.status_code == 200:
         page = parse_page(response.content, getattr(_call, "on_next", None))
@@ -149,24 +157,40 @@ def _hooked(s3: Any) -> bool:
     return True
 
 
+#: how long a page's objects wait for the next page's request to leave (it normally takes ~1 ms)
+SEND_WAIT_S = 0.05
+
+
 class _Pages:
     """One listing's requests, each next page asked for as soon as a page names its token, so S3
-    prepares it while this process reads the page before (at most two requests in flight)."""
+    prepares it while this process reads the page before (at most two requests in flight).
+
+    A page's objects are read once the next page's request has left (:meth:`ask_sent`): botocore
+    makes a request with ~1 ms of CPU, which would otherwise wait for the GIL while the page is
+    read, and S3 would start on the next page that much later, every page."""
 
     def __init__(self, s3: Any, bucket: str, prefix: str) -> None:
         self.s3, self.bucket, self.prefix = s3, bucket, prefix
         self.pool = ThreadPoolExecutor(2, thread_name_prefix="smr-list")
         self.lock = threading.Lock()
         self.asked: dict[str | None, Future[Page] | None] = {}  # token -> its page (None: taken)
+        self.sent: dict[str | None, threading.Event] = {}  # token -> set once its request left
 
-    def ask(self, token: str | None) -> None:
+    def ask(self, token: str | None) -> threading.Event:
+        """Ask for the page of ``token`` (once); the event is set when its request has left."""
         with self.lock:
             if token not in self.asked:
+                self.sent[token] = threading.Event()
                 try:
                     # in the caller's context: a task's request counts include the LISTs
                     self.asked[token] = self.pool.submit(contextvars.copy_context().run, self._get, token)
                 except RuntimeError:  # closed: the listing was abandoned
-                    pass
+                    self.sent[token].set()
+            return self.sent[token]
+
+    def ask_sent(self, token: str) -> None:
+        """:meth:`ask`, returning once that request has left (or after :data:`SEND_WAIT_S`)."""
+        self.ask(token).wait(SEND_WAIT_S)
 
     def take(self, token: str | None) -> Page:
         self.ask(token)
@@ -181,27 +205,44 @@ class _Pages:
         params = {"Bucket": self.bucket, "Prefix": self.prefix}
         if token is not None:
             params["ContinuationToken"] = token
-        _call.armed, _call.page, _call.on_next = True, None, self.ask
+        sending = self.sent[token]
+        if _reads_bodies(self.s3):
+            try:
+                return self._read_body(params)
+            finally:
+                sending.set()
+        _call.armed, _call.page, _call.on_next, _call.sending = True, None, self.ask_sent, sending
         try:
             response = self.s3.list_objects_v2(**params)
             page: Page = _call.page if _call.page is not None else _page_of(response)
         finally:
-            _call.armed, _call.page, _call.on_next = False, None, None
+            sending.set()  # (a request that failed before it left: nobody waits for it)
+            _call.armed, _call.page, _call.on_next, _call.sending = False, None, None, None
         return page
+
+    def _read_body(self, params: dict[str, str]) -> Page:
+        """A page from a client that hands over its body (its request is cheap: no waiting)."""
+        body = self.s3.list_objects_v2_body(**params)
+        read = parse_page(body, self.ask) if body is not None else None
+        return read if read is not None else _page_of(self.s3.list_objects_v2(**params))
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _reads_bodies(s3: Any) -> bool:
+    """Whether ``s3`` hands over a page's body itself (``list_objects_v2_body``: the engine's
+    botocore-free S3 client), which :func:`parse_page` then reads."""
+    return callable(getattr(type(s3), "list_objects_v2_body", None))
+
+
 def list_pages(s3: Any, bucket: str, prefix: str) -> Iterator[Page]:
     """Every page of ``ListObjectsV2`` under ``prefix`` in order (raises the client's
     ``ClientError``)."""
-    if not _hooked(s3):
+    if not _reads_bodies(s3) and not _hooked(s3):
         for response in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             yield _page_of(response)
         return
-    from botocore.exceptions import PaginationError
-
     pages = _Pages(s3, bucket, prefix)
     token: str | None = None
     try:
@@ -211,6 +252,8 @@ def list_pages(s3: Any, bucket: str, prefix: str) -> Iterator[Page]:
             if not page.truncated or not page.next_token:
                 return
             if page.next_token == token:
+                from botocore.exceptions import PaginationError
+
                 raise PaginationError(message=f"the same next token was received twice: {token}")
             token = page.next_token
     finally:

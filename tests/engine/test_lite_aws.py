@@ -233,3 +233,28 @@ def test_timestamps_have_botocores_time_zones(zone, monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_listing_reads_the_lite_clients_pages_itself_as_botocore_lists_them(pair, monkeypatch):
+    """More than a page of keys (awkward ones too) lists the same through the lite client, whose
+    pages ``lambda_handlers.io.listing`` reads itself (never through the ElementTree parse), and
+    a missing bucket is botocore's error, as before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lambda_handlers.io import listing
+
+    ours, theirs = pair
+    keys = [f"many/{i:05d}.txt" for i in range(1100)] + [f"many/{key}" for key in KEYS]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: theirs.put_object(Bucket="lite-parity", Key=k, Body=b"x"), keys))
+
+    def no_tree_parse(*args):
+        raise AssertionError("a page went through the ElementTree parse")
+
+    monkeypatch.setattr(lite_aws, "_parse_listing", no_tree_parse)
+    assert list(listing.list_objects(ours, "lite-parity", "many/")) == list(
+        listing.list_objects(theirs, "lite-parity", "many/"))
+    assert len(list(listing.list_pages(ours, "lite-parity", "many/"))) == 2
+    monkeypatch.undo()
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        list(listing.list_objects(ours, "no-such-bucket-here", ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 
 import pytest
@@ -19,6 +20,7 @@ from lambda_handlers.planning import (
     build_plan,
     choose_num_reducers,
     choose_split_size,
+    gc_paused,
     make_splits,
     max_split_size,
     plan_steps,
@@ -281,3 +283,20 @@ def test_small_objects_that_fit_one_split_are_one_task_on_a_small_pool():
     assert tasks(2_000, 1000) == 2
     assert max_pieces(2_000, 4, total_bytes=4 << 20, split_size=8 << 20) == FEW_WORKERS_MAX_PIECES
     assert max_pieces(2_000, 4, total_bytes=16 << 20, split_size=8 << 20) == 1_000
+
+
+def test_gc_paused_holds_the_collector_and_leaves_a_disabled_one_disabled():
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), gc_paused():
+        raise ValueError("planning failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

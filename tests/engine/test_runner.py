@@ -7,6 +7,7 @@ with the local stack's Lambda emulation in ``test_e2e.py``.
 from __future__ import annotations
 
 import collections
+import gc
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -165,6 +166,28 @@ def test_missing_input_fails_before_any_write(env):
     with pytest.raises(InputNotFoundError, match="matched no objects"):
         runner.submit(job, input=f"s3://{DATA}/nothing-here/", output=f"s3://{DATA}/x/", job_id="nothing-1")
     assert not runner.job_exists("nothing-1") and not fake.invokes
+
+
+def test_inputs_are_listed_and_planned_with_the_collector_paused(env):
+    """Every listed object lives through planning; the collector, paused meanwhile, never runs a
+    full collection of the process over them, and runs again once the plan is built."""
+    s3, fake, runner = env
+    for name in ("a", "b", "c"):
+        s3.put_object(Bucket=DATA, Key=f"gc/in/{name}.txt", Body=TEXT.encode())
+    listed = []
+
+    def note(params, **_):
+        listed.append((params.get("Prefix"), gc.isenabled()))
+
+    s3.meta.events.register("before-parameter-build.s3.ListObjectsV2", note)
+    try:
+        job_id = runner.submit(MapReduceJob(mapper=tokenize, reducer=total), input=f"s3://{DATA}/gc/in/",
+                               output=f"s3://{DATA}/gc/out/", options=JobOptions(overwrite=True))
+    finally:
+        s3.meta.events.unregister("before-parameter-build.s3.ListObjectsV2", note)
+    assert gc.isenabled()
+    assert [enabled for prefix, enabled in listed if prefix == "gc/in/"] == [False]
+    assert runner.wait(job_id, poll_interval=0.2, timeout=120)["status"] == "SUCCEEDED"
 
 
 def explode(line):

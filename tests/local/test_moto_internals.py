@@ -131,3 +131,23 @@ def test_cloudformation_reads_a_json_template_as_json_and_yaml_as_before():
         "      as_yaml == {'Resources': {'B': {'Type': 'AWS::S3::Bucket'}}})\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize(("prefix", "after", "count"), [
+    ("k/", None, 1000), ("k/", None, 7), ("k/", "k/0005", 4), ("k/", "k/9", 3), ("", None, 100),
+    ("", "k/0018", 5), ("k", None, 50), ("z", None, 5), ("k/001", None, 4)])
+def test_a_page_without_delimiter_is_the_next_live_keys_under_the_prefix(prefix, after, count):
+    from moto.s3.models import FakeDeleteMarker, FakeKey
+
+    from airflow_provider_smr.local.moto_internals import sorted_key_store_class
+
+    store = sorted_key_store_class()()
+    names = [f"k/{i:04d}" for i in range(20)] + ["a", "j", "k", "k0", "l/1", "z"]
+    for name in names:
+        store[name] = FakeKey(name, b"x", account_id="123456789012", region_name="us-east-1")
+    for name in ("k/0003", "k/0004", "k/0019"):  # deleted: a marker is their latest version
+        versions = dict.__getitem__(store, name)
+        versions.append(FakeDeleteMarker(versions[-1]))
+    live = sorted(n for n in names if n.startswith(prefix) and n not in ("k/0003", "k/0004", "k/0019")
+                  and (after is None or n > after))
+    assert [key.name for key in store.page(prefix, "", after, count)] == live[:count]

@@ -131,3 +131,28 @@ def test_thousands_of_keys_page_by_a_thousand_as_moto_does(s3):
     assert [[c["Key"] for c in p.get("Contents", [])] for p in folders] == [["logs/_SUCCESS"], []]
     assert folders == _pages(s3, fetch_owner_every_other=True, Bucket=bucket, Prefix="logs/",
                              Delimiter="/", MaxKeys=2)
+
+
+def test_a_pages_times_are_each_keys_own_across_second_boundaries():
+    """Keys written in one second share one formatted time; every key still lists its own."""
+    import datetime as dt
+    import re
+
+    from moto.core.utils import iso_8601_datetime_without_milliseconds_s3
+    from moto.s3.models import FakeKey
+
+    from airflow_provider_smr.local.s3_fast import _list_xml
+
+    base = dt.datetime(2026, 12, 8, 1, 2, 3)
+    times = [base.replace(microsecond=999_999), base + dt.timedelta(seconds=1),
+             base + dt.timedelta(seconds=1, microseconds=500_000), base.replace(microsecond=200_000),
+             dt.datetime(999, 1, 2, 3, 4, 5, 6), base + dt.timedelta(days=1),
+             base.replace(tzinfo=dt.timezone.utc), base + dt.timedelta(days=1, microseconds=1)]
+    keys = []
+    for i, when in enumerate(times):
+        key = FakeKey(f"k/{i}", b"x", account_id="123456789012", region_name="us-east-1")
+        key.last_modified = when
+        keys.append(key)
+    body = _list_xml("b", "k/", None, "url", 1000, keys, False, None, None).decode()
+    assert re.findall(r"<LastModified>([^<]*)</LastModified>", body) == [
+        iso_8601_datetime_without_milliseconds_s3(when) for when in times]

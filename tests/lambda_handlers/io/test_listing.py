@@ -45,6 +45,17 @@ def test_a_page_as_s3_writes_it_gives_keys_sizes_and_etags():
     assert parse_page(page_xml()) == Page([], False, None)
 
 
+def test_a_plain_token_is_told_before_the_page_is_read_whole():
+    """The next page is asked for as soon as its token is known, even when botocore reads this
+    page; a token with an entity waits for the page's own reading."""
+    told: list[str] = []
+    assert parse_page(page_xml(contents("<![CDATA[a]]>"), truncated=True, token="t+/="), told.append) is None
+    assert told == ["t+/="]
+    told.clear()
+    page = parse_page(page_xml(contents("a"), truncated=True, token="t&amp;u"), told.append)
+    assert page is not None and page.next_token == "t&u" and told == []
+
+
 @pytest.mark.parametrize("body", [
     b'<?xml version="1.0"?><Error><Code>InternalError</Code><Message>x</Message></Error>',  # 200 error
     page_xml(contents("a"), contents("b"))[:-40],  # cut short
