@@ -28,15 +28,24 @@ def _botocore_headers(url: str, etag: str | None, creds: Credentials, region: st
     return {k.lower(): v for k, v in request.headers.items()}
 
 
+def _frozen_clock(monkeypatch) -> str:
+    """botocore's signing clock held at one second; that second as SigV4's ``X-Amz-Date``."""
+    when = datetime.datetime(2026, 12, 7, 23, 59, 58)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: when)
+    return when.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _etag(i: int) -> str | None:
+    """The ``If-Match`` of the ``i``-th key: none, a multipart ETag, or a plain one."""
+    return '"9b2cf535f27731c974343645a3985328"' if i % 3 else ('"d41d8cd98f00b204e9800998ecf8427e-2"' if i else None)
+
+
 @pytest.mark.parametrize("base", URLS)
 @pytest.mark.parametrize("creds", CREDENTIALS, ids=["keys", "session-token"])
 def test_the_authorization_header_equals_botocores(base, creds, monkeypatch):
-    when = datetime.datetime(2026, 12, 7, 23, 59, 58)
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: when)
-    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    stamp = _frozen_clock(monkeypatch)
     for i, key in enumerate(KEYS):
-        etag = '"9b2cf535f27731c974343645a3985328"' if i % 3 else ('"d41d8cd98f00b204e9800998ecf8427e-2"'
-                                                               if i else None)
+        etag = _etag(i)
         url = base + quote(key, safe="/~")
         region = "eu-west-1" if "eu-west-1" in base else "us-east-1"
         expected = _botocore_headers(url, etag, creds, region)
@@ -67,14 +76,11 @@ def _parsed(request: bytes) -> tuple[str, dict]:
 @pytest.mark.parametrize("base", URLS)
 @pytest.mark.parametrize("creds", CREDENTIALS, ids=["keys", "session-token"])
 def test_a_batch_of_requests_is_signed_as_botocore_signs_each(base, creds, monkeypatch):
-    when = datetime.datetime(2026, 12, 7, 23, 59, 58)
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: when)
-    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    stamp = _frozen_clock(monkeypatch)
     region = "eu-west-1" if "eu-west-1" in base else "us-east-1"
     requests = sigv4.GetRequests(sigv4.host_of(base), region, creds)
     for i, key in enumerate(KEYS):  # one signer, many requests: its shared parts stay right
-        etag = '"9b2cf535f27731c974343645a3985328"' if i % 3 else ('"d41d8cd98f00b204e9800998ecf8427e-2"'
-                                                               if i else None)
+        etag = _etag(i)
         url = base + quote(key, safe="/~")
         expected = _botocore_headers(url, etag, creds, region)
         expected["host"] = sigv4.host_of(url)
