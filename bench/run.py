@@ -160,6 +160,31 @@ def _repeated(args, first_floor_s: float, floor_s: Callable[[], float], run_once
     return median, statistics.median(floors_s), samples
 
 
+def _repeated_with_peer(args, path: Path, floor: floors.Floor, peer: dict, run_once: Callable[[], Any]
+                        ) -> tuple[Any, floors.Floor, dict]:
+    """:func:`_repeated` for word count, with Lithops in each round: floor, Lithops and the job
+    alternately ``--repeat`` times (the first floor and Lithops figures are the ones already
+    measured). The job's row is its median run; the floor and the Lithops row (updated in place,
+    and in the floor cache, so the per-record row compares with the same figures) become medians,
+    every sample kept."""
+    floors_s, peers_s, runs = [floor.seconds], [peer["wall_s"]], [run_once()]
+    for _ in range(args.repeat - 1):
+        floors_s.append(floors.word_count_floor(path).seconds)
+        lithops = peers.lithops_word_count(path)
+        verify.check_counts(lithops.answer, floor.answer)
+        peers_s.append(lithops.seconds)
+        runs.append(run_once())
+    median = sorted(runs, key=lambda r: r.wall_s)[len(runs) // 2]
+    floor = floors.Floor(statistics.median(floors_s), floor.answer)
+    args.floor_runs[str(path)] = floor
+    peer.update(_peer_row(peer["workload"], peer["bytes"], statistics.median(peers_s), floor.seconds),
+                all_wall_s=[round(p, 3) for p in peers_s])
+    samples = {"all_wall_s": [round(r.wall_s, 3) for r in runs], "all_floor_s": [round(f, 3) for f in floors_s],
+               "all_lithops_s": [round(p, 3) for p in peers_s],
+               "pair_ratios": [round(r.wall_s / p, 2) for r, p in zip(runs, peers_s, strict=True)]}
+    return median, floor, samples
+
+
 def _records(bench, result) -> dict:
     return dict(verify.jsonl_records(line for part in bench.read_parts(result) for line in part))
 
@@ -227,10 +252,19 @@ def bench_wordcount(bench, args, data_dir: Path, per_record: bool = False) -> di
     peer = lithops_word_count(args, gen.path, floor)
     uri = bench.upload(gen.path, f"words/{gen.path.name}")
     job = jobs.word_count_job() if per_record else jobs.word_count_batch_job()
-    run = bench.run(job, input=uri, output=f"s3://{bench.data_bucket}/out/wordcount/", **_split_kw(args, size))
-    verify.check_counts(_records(bench, run.result), floor.answer)
+
+    def run_once() -> Any:
+        run = bench.run(job, input=uri, output=f"s3://{bench.data_bucket}/out/wordcount/", **_split_kw(args, size))
+        verify.check_counts(_records(bench, run.result), floor.answer)
+        return run
+
+    samples: dict = {}
+    if fresh and peer and not per_record and args.repeat > 1:  # floor, Lithops and job alternately
+        run, floor, samples = _repeated_with_peer(args, gen.path, floor, peer, run_once)
+    else:
+        run = run_once()
     row = _row("word count" + PER_RECORD * per_record, gen.size, run, floor.seconds, verified=True,
-               **_shuffle_puts(bench, run.result))
+               **samples, **_shuffle_puts(bench, run.result))
     row["vs_lithops"] = peers.ratios(run.wall_s, floor.seconds, peer and peer["wall_s"])["vs_lithops"]
     return [peer, row] if peer and fresh else [row]
 
@@ -527,7 +561,7 @@ def print_row(row: dict) -> None:
                                  "job_level_puts", "budget_puts", "put_budget",
                                  "data_puts_within_budget", "within_put_budget",
                                  "handler_seconds", "partition_over_budget", "all_wall_s", "all_floor_s",
-                                 "pair_ratios", "groups",
+                                 "all_lithops_s", "pair_ratios", "groups",
                                  "timed_out", "status_at_timeout", "phases", "vs_one_object",
                                  "vs_lithops", "timings") if k in row}
     if extra:
@@ -649,8 +683,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency-poll", type=float, default=0.05,
                    help="watcher poll interval (s) for the trivial job and the fan-out")
     p.add_argument("--repeat", type=int, default=1,
-                   help="AMPLab and sort: run the floor and the job alternately this many times and "
-                        "report the median of each (every sample is kept in the JSON)")
+                   help="AMPLab, sort and the batch word count: run the floor (and Lithops, for word count) "
+                        "and the job alternately this many times and report the median of each "
+                        "(every sample is kept in the JSON)")
     p.add_argument("--memory-mb", type=int, default=1024)
     p.add_argument("--stack", choices=("local", "inprocess"), default="local",
                    help="local: the local stack (worker processes, Lambda emulation); inprocess: "

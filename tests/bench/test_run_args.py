@@ -106,3 +106,35 @@ def test_one_run_keeps_the_row_as_it_was():
 
     only = SimpleNamespace(wall_s=5.0)
     assert _repeated(SimpleNamespace(repeat=1), 2.5, lambda: 1 / 0, lambda: only) == (only, 2.5, {})
+
+
+def test_repeat_with_the_peer_alternates_floor_lithops_and_job(monkeypatch):
+    from types import SimpleNamespace
+
+    from bench import floors, peers
+    from bench.run import _repeated_with_peer
+
+    calls, answer = [], {"a": 1}
+    floor_s, lithops_s, walls = iter([4.0, 2.0]), iter([6.0, 3.0]), iter([5.0, 9.0, 4.0])
+
+    def floor(path):
+        calls.append("floor")
+        return floors.Floor(next(floor_s), answer)
+
+    def lithops(path):
+        calls.append("lithops")
+        return floors.Floor(next(lithops_s), answer)
+
+    def run_once():
+        calls.append("job")
+        return SimpleNamespace(wall_s=next(walls))
+
+    monkeypatch.setattr(floors, "word_count_floor", floor)
+    monkeypatch.setattr(peers, "lithops_word_count", lithops)
+    args = SimpleNamespace(repeat=3, floor_runs={})
+    peer = {"workload": "Lithops", "bytes": 10, "wall_s": 5.0}
+    run, median_floor, samples = _repeated_with_peer(args, "w.txt", floors.Floor(3.0, answer), peer, run_once)
+    assert calls == ["job", "floor", "lithops", "job", "floor", "lithops", "job"]
+    assert run.wall_s == 5.0 and median_floor.seconds == 3.0 and args.floor_runs["w.txt"] is median_floor
+    assert peer["wall_s"] == 5.0 and peer["all_wall_s"] == [5.0, 6.0, 3.0] and peer["ratio"] == round(5 / 3, 2)
+    assert samples["pair_ratios"] == [1.0, 1.5, 1.33] and samples["all_lithops_s"] == [5.0, 6.0, 3.0]
