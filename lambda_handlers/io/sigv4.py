@@ -5,16 +5,14 @@ botocore builds the canonical request from a header map, derives the signing key
 and hashes again for every request. A GET of a whole object pinned by ``If-Match`` always signs the
 same five headers (``host``, ``if-match``, ``x-amz-content-sha256``, ``x-amz-date`` and, with
 temporary credentials, ``x-amz-security-token``) over the URL path as sent (S3 paths are not
-normalized), with the payload hash of an empty body: :func:`get_headers` formats that canonical
-request directly and signs it with a signing key derived once per (secret key, day, region,
-service). ``tests/lambda_handlers/io/test_sigv4.py`` holds it equal to botocore's header for the
-same request and time. :func:`authorization` signs any canonical request the same way (the CLI's
-botocore-free calls, :mod:`airflow_provider_smr.engine.lite_aws`, build theirs).
-
-:class:`GetRequests` writes whole signed requests for one host and region, as
-:mod:`lambda_handlers.io.multiget` sends thousands of them: what every request of the same
-credentials and second shares (the host, token and date lines, the scope, the signing key) is
-formatted once, so a request costs its path, ETag and two hashes.
+normalized), with the payload hash of an empty body. :class:`GetRequests` writes such requests
+whole for one host and region, as :mod:`lambda_handlers.io.multiget` sends thousands of them: what
+every request of the same credentials and second shares (the host, token and date lines, the
+scope, the signing key, derived once per secret key, day, region and service) is formatted once,
+so a request costs its path, ETag and two hashes. ``tests/lambda_handlers/io/test_sigv4.py`` holds
+its requests equal to botocore's headers for the same request and time. :func:`authorization`
+signs any canonical request the same way (the CLI's botocore-free calls,
+:mod:`airflow_provider_smr.engine.lite_aws`, build theirs).
 """
 
 from __future__ import annotations
@@ -65,29 +63,6 @@ def host_of(url: str) -> str:
     return host
 
 
-def get_headers(host: str, path: str, etag: str | None, credentials: Any, region: str,
-                service: str = "s3", stamp: str | None = None) -> list[tuple[str, str]]:
-    """The signed headers of ``GET path`` on ``host``, pinned to ``etag`` when given.
-
-    :param host: the ``Host`` header (lower case, with the port unless it is the scheme's default).
-    :param path: the request path as sent, already percent-encoded.
-    :param credentials: botocore's frozen credentials (``access_key``, ``secret_key``, ``token``).
-    :param stamp: the ``X-Amz-Date`` to sign with (default: now).
-    """
-    stamp = stamp or amz_date()
-    headers = [("host", host)]
-    if etag:
-        headers.append(("if-match", " ".join(etag.split())))
-    headers += [("x-amz-content-sha256", EMPTY_SHA256), ("x-amz-date", stamp)]
-    if credentials.token:
-        headers.append(("x-amz-security-token", " ".join(credentials.token.split())))
-    names = ";".join(name for name, _ in headers)
-    lines = "\n".join(f"{n}:{v}" for n, v in headers)
-    canonical = f"GET\n{path}\n\n{lines}\n\n{names}\n{EMPTY_SHA256}"
-    headers.append(("authorization", authorization(canonical, names, stamp, credentials, region, service)))
-    return headers
-
-
 def authorization(canonical: str, names: str, stamp: str, credentials: Any, region: str,
                   service: str) -> str:
     """The ``Authorization`` header of the canonical request ``canonical`` (whose signed header
@@ -102,8 +77,10 @@ def authorization(canonical: str, names: str, stamp: str, credentials: Any, regi
 
 
 class GetRequests:
-    """Signed ``GET`` requests of one ``host`` and ``region``: the bytes of each, headers in the
-    order :func:`get_headers` gives them, then ``accept-encoding: identity``.
+    """Signed ``GET`` requests of one ``host`` and ``region``: the bytes of each, its headers
+    ``host``, ``if-match`` (when pinned), ``x-amz-content-sha256``, ``x-amz-date``,
+    ``x-amz-security-token`` (with temporary credentials), ``authorization``, then
+    ``accept-encoding: identity``.
 
     :param credentials: what :meth:`request` signs with, fresh each call (botocore's
         ``Credentials``, refreshed in place); its frozen credentials are compared by value.
